@@ -1,0 +1,93 @@
+// Backend: the op set every architecture is written against, and the memory it runs in.
+//
+// An architecture (src/model/arch/) calls these ops on Tensors the backend allocated; it never
+// touches memory directly, so the same code runs on the CPU reference backend and on CUDA.
+// Shapes: T = tokens in the flat batch, D = hidden size, Hq/Hk = query/KV heads, d = head dim,
+// L = rows whose logits are wanted. All activations are row-major; weights are [out, in]
+// (PyTorch Linear layout) whatever the checkpoint stored.
+//
+// Fused ops (add + norm, rope + KV write) are ops too, with a default composition of the plain
+// ones, so a backend only overrides what it can do faster.
+//
+// Thread-safety: a backend is used by one thread (the engine thread) at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/forward_batch.h"
+#include "backend/kv_cache.h"
+#include "backend/tensor.h"
+
+namespace llmserve {
+
+// The shape of one attention layer over a fused QKV activation [T, Hq + 2*Hk, d]:
+// heads [0, Hq) are queries, [Hq, Hq+Hk) keys, [Hq+Hk, Hq+2Hk) values.
+struct AttentionShape {
+  int32_t num_q_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  float scale = 1.0f;  // softmax scale, usually 1/sqrt(d)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // --- memory -------------------------------------------------------------------------------
+  virtual Buffer allocate(size_t nbytes) = 0;
+  // Allocates a tensor and returns its view; the buffer is appended to `owner`.
+  Tensor allocate_tensor(std::vector<Buffer>& owner, DType dtype, std::initializer_list<int64_t> dims);
+  // Copies host bytes into a backend tensor (same dtype and element count).
+  virtual void upload(const void* host, Tensor dst) = 0;
+  virtual void download(Tensor src, void* host) = 0;
+  // Bytes the backend could still allocate (for sizing the KV pool).
+  virtual size_t free_memory() const = 0;
+  KvCache allocate_kv_cache(const KvCacheSpec& spec);
+  // Uploads the batch's arrays; the views stay valid until the next call.
+  virtual BatchTensors upload_batch(const ForwardBatch& batch) = 0;
+  virtual void synchronize() {}
+
+  // --- ops ----------------------------------------------------------------------------------
+  // out[t] = table[ids[t]] (+ pos_table[positions[t]] when pos_table has data). out: [T, D].
+  virtual void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) = 0;
+  // out = (x - mean) / sqrt(var + eps) * w + b, per row. x, out: [T, D]; may alias.
+  virtual void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * w, per row.
+  virtual void rms_norm(Tensor x, Tensor w, float eps, Tensor out) = 0;
+  // a += b, elementwise, same shape.
+  virtual void add(Tensor a, Tensor b) = 0;
+  // residual += x; out = layer_norm(residual). Default: add then layer_norm.
+  virtual void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out);
+  virtual void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out);
+  // out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N] when bias has data).
+  virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) = 0;
+  // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
+  virtual void gelu_tanh(Tensor x) = 0;
+  // out[T, F] = silu(gate_up[:, :F]) * gate_up[:, F:].
+  virtual void silu_mul(Tensor gate_up, Tensor out) = 0;
+  // Rotates query and key heads of qkv in place (rotate-half / NeoX pairing (i, i + d/2)).
+  // rope_table: [max_positions, d], cos in [:, :d/2], sin in [:, d/2:].
+  virtual void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+                    const BatchTensors& batch) = 0;
+  // Stores the key and value heads of qkv into the cache slots of batch.slot_mapping.
+  virtual void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                        const KvLayer& kv) = 0;
+  // Causal attention of each new token over its sequence's cached context (which already holds
+  // this step's keys). out: [T, Hq * d]. GQA: query head h reads KV head h / (Hq / Hk).
+  virtual void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                         const KvLayer& kv, Tensor out) = 0;
+  // out[i] = x[batch.logits_indices[i]]. out: [L, D].
+  virtual void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) = 0;
+};
+
+enum class DeviceKind { kCpu, kCuda };
+
+// Creates the backend for a device. Throws Error(kUnavailable) when it is not built in.
+std::unique_ptr<Backend> create_backend(DeviceKind kind);
+
+}  // namespace llmserve

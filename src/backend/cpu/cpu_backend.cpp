@@ -1,0 +1,285 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <cblas.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/status.h"
+
+namespace llmserve {
+
+namespace {
+
+void require_f32(const Tensor& t, const char* what) {
+  if (t.dtype != DType::kF32) {
+    fail(StatusCode::kInternal, "cpu backend: {} must be F32, got {}", what, dtype_name(t.dtype));
+  }
+}
+
+Tensor i32_view(const std::vector<int32_t>& v) {
+  return Tensor(const_cast<int32_t*>(v.data()), DType::kI32, {static_cast<int64_t>(v.size())});
+}
+
+}  // namespace
+
+Buffer CpuBackend::allocate(size_t nbytes) {
+  size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (p == nullptr) fail(StatusCode::kResourceExhausted, "cpu backend: cannot allocate {} bytes", nbytes);
+  return Buffer(p, nbytes, [](void* q) { std::free(q); });
+}
+
+void CpuBackend::upload(const void* host, Tensor dst) { std::memcpy(dst.data, host, dst.nbytes()); }
+
+void CpuBackend::download(Tensor src, void* host) { std::memcpy(host, src.data, src.nbytes()); }
+
+size_t CpuBackend::free_memory() const {
+  long pages = sysconf(_SC_AVPHYS_PAGES);
+  long page_size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size) : 0;
+}
+
+BatchTensors CpuBackend::upload_batch(const ForwardBatch& batch) {
+  batch_copy_ = batch;
+  const ForwardBatch& b = batch_copy_;
+  BatchTensors t;
+  t.token_ids = i32_view(b.token_ids);
+  t.positions = i32_view(b.positions);
+  t.query_start = i32_view(b.query_start);
+  t.context_lens = i32_view(b.context_lens);
+  t.slot_mapping = i32_view(b.slot_mapping);
+  t.block_tables = i32_view(b.block_tables);
+  t.logits_indices = i32_view(b.logits_indices);
+  t.num_tokens = b.num_tokens();
+  t.num_seqs = b.num_seqs();
+  t.num_logits = b.num_logits();
+  t.max_blocks_per_seq = b.max_blocks_per_seq;
+  seq_of_token_.assign(static_cast<size_t>(t.num_tokens), 0);
+  for (int32_t s = 0; s < t.num_seqs; ++s) {
+    int32_t n = b.query_start[static_cast<size_t>(s) + 1] - b.query_start[static_cast<size_t>(s)];
+    t.max_query_len = std::max(t.max_query_len, n);
+    t.max_context_len = std::max(t.max_context_len, b.context_lens[static_cast<size_t>(s)]);
+    for (int32_t i = b.query_start[static_cast<size_t>(s)]; i < b.query_start[static_cast<size_t>(s) + 1]; ++i) {
+      seq_of_token_[static_cast<size_t>(i)] = s;
+    }
+  }
+  return t;
+}
+
+void CpuBackend::embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) {
+  require_f32(table, "embedding table");
+  const int64_t dim = table.dim(1);
+  const int32_t* ids = batch.token_ids.as<int32_t>();
+  const int32_t* pos = batch.positions.as<int32_t>();
+  float* o = out.as<float>();
+  for (int32_t t = 0; t < batch.num_tokens; ++t) {
+    if (ids[t] < 0 || ids[t] >= table.dim(0)) {
+      fail(StatusCode::kOutOfRange, "token id {} is outside the vocabulary of {}", ids[t], table.dim(0));
+    }
+    const float* row = table.as<float>() + ids[t] * dim;
+    std::copy(row, row + dim, o + t * dim);
+    if (pos_table.data != nullptr) {
+      if (pos[t] >= pos_table.dim(0)) {
+        fail(StatusCode::kOutOfRange, "position {} is past the model's {} positions", pos[t], pos_table.dim(0));
+      }
+      const float* p = pos_table.as<float>() + pos[t] * dim;
+      for (int64_t i = 0; i < dim; ++i) o[t * dim + i] += p[i];
+    }
+  }
+}
+
+void CpuBackend::layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) {
+  const int64_t rows = x.dim(0), dim = x.dim(1);
+  const float* xs = x.as<float>();
+  float* os = out.as<float>();
+  const float* ws = w.as<float>();
+  const float* bs = b.as<float>();
+#pragma omp parallel for if (rows > 4)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = xs + r * dim;
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < dim; ++i) mean += xr[i];
+    mean /= static_cast<double>(dim);
+    for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+    var /= static_cast<double>(dim);
+    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+    for (int64_t i = 0; i < dim; ++i) {
+      os[r * dim + i] = (xr[i] - static_cast<float>(mean)) * inv * ws[i] + bs[i];
+    }
+  }
+}
+
+void CpuBackend::rms_norm(Tensor x, Tensor w, float eps, Tensor out) {
+  const int64_t rows = x.dim(0), dim = x.dim(1);
+  const float* xs = x.as<float>();
+  float* os = out.as<float>();
+  const float* ws = w.as<float>();
+#pragma omp parallel for if (rows > 4)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = xs + r * dim;
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+    for (int64_t i = 0; i < dim; ++i) os[r * dim + i] = xr[i] * inv * ws[i];
+  }
+}
+
+void CpuBackend::add(Tensor a, Tensor b) {
+  float* as = a.as<float>();
+  const float* bs = b.as<float>();
+  const int64_t n = a.numel();
+  for (int64_t i = 0; i < n; ++i) as[i] += bs[i];
+}
+
+void CpuBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
+  require_f32(w, "matmul weight");
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  if (w.dim(1) != k || out.numel() != m * n) {
+    fail(StatusCode::kInternal, "matmul shapes: x {} w {} out {}", x.shape_string(), w.shape_string(),
+         out.shape_string());
+  }
+  float* o = out.as<float>();
+  if (m == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f,
+                w.as<float>(), static_cast<int>(k), x.as<float>(), 1, 0.0f, o, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(k), 1.0f, x.as<float>(), static_cast<int>(k), w.as<float>(),
+                static_cast<int>(k), 0.0f, o, static_cast<int>(n));
+  }
+  if (bias.data != nullptr) {
+    const float* bs = bias.as<float>();
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t c = 0; c < n; ++c) o[r * n + c] += bs[c];
+    }
+  }
+}
+
+void CpuBackend::gelu_tanh(Tensor x) {
+  float* xs = x.as<float>();
+  const int64_t n = x.numel();
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    float v = xs[i];
+    xs[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void CpuBackend::silu_mul(Tensor gate_up, Tensor out) {
+  const int64_t rows = gate_up.dim(0), f = gate_up.dim(1) / 2;
+  const float* g = gate_up.as<float>();
+  float* o = out.as<float>();
+#pragma omp parallel for if (rows > 4)
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < f; ++i) {
+      float a = g[r * 2 * f + i];
+      o[r * f + i] = a / (1.0f + std::exp(-a)) * g[r * 2 * f + f + i];
+    }
+  }
+}
+
+void CpuBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+                      const BatchTensors& batch) {
+  const int32_t d = shape.head_dim, half = d / 2;
+  const int32_t heads = shape.num_q_heads + 2 * shape.num_kv_heads;
+  const int32_t rotated = shape.num_q_heads + shape.num_kv_heads;
+  const int32_t* pos = batch.positions.as<int32_t>();
+  float* x = qkv.as<float>();
+  const float* table = rope_table.as<float>();
+  for (int32_t t = 0; t < batch.num_tokens; ++t) {
+    if (pos[t] >= rope_table.dim(0)) {
+      fail(StatusCode::kOutOfRange, "position {} is past the rope table of {}", pos[t], rope_table.dim(0));
+    }
+    const float* cos = table + static_cast<int64_t>(pos[t]) * d;
+    const float* sin = cos + half;
+    for (int32_t h = 0; h < rotated; ++h) {
+      float* v = x + (static_cast<int64_t>(t) * heads + h) * d;
+      for (int32_t i = 0; i < half; ++i) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * cos[i] - b * sin[i];
+        v[i + half] = b * cos[i] + a * sin[i];
+      }
+    }
+  }
+}
+
+void CpuBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                          const KvLayer& kv) {
+  const int32_t d = shape.head_dim, hk = shape.num_kv_heads;
+  const int32_t heads = shape.num_q_heads + 2 * hk;
+  const int32_t* slots = batch.slot_mapping.as<int32_t>();
+  const float* x = qkv.as<float>();
+  float* kc = kv.k.as<float>();
+  float* vc = kv.v.as<float>();
+  const int64_t row = static_cast<int64_t>(hk) * d;
+  for (int32_t t = 0; t < batch.num_tokens; ++t) {
+    const float* k = x + (static_cast<int64_t>(t) * heads + shape.num_q_heads) * d;
+    std::copy(k, k + row, kc + slots[t] * row);
+    std::copy(k + row, k + 2 * row, vc + slots[t] * row);
+  }
+}
+
+void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                           const KvLayer& kv, Tensor out) {
+  const int32_t d = shape.head_dim, hq = shape.num_q_heads, hk = shape.num_kv_heads;
+  const int32_t group = hq / hk, heads = hq + 2 * hk, bs = kv.block_size;
+  const int32_t* pos = batch.positions.as<int32_t>();
+  const int32_t* tables = batch.block_tables.as<int32_t>();
+  const float* x = qkv.as<float>();
+  const float* kc = kv.k.as<float>();
+  const float* vc = kv.v.as<float>();
+  float* o = out.as<float>();
+  const int64_t kv_row = static_cast<int64_t>(hk) * d;
+  const int64_t work = static_cast<int64_t>(batch.num_tokens) * hq;
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(batch.max_context_len));
+#pragma omp for
+    for (int64_t item = 0; item < work; ++item) {
+      const int32_t t = static_cast<int32_t>(item / hq), h = static_cast<int32_t>(item % hq);
+      const int32_t s = seq_of_token_[static_cast<size_t>(t)], kvh = h / group;
+      const int32_t* table = tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
+      const float* q = x + (static_cast<int64_t>(t) * heads + h) * d;
+      const int32_t len = pos[t] + 1;  // causal: the token sees positions 0..pos
+      float max_score = -INFINITY;
+      for (int32_t j = 0; j < len; ++j) {
+        const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+        const float* k = kc + slot * kv_row + kvh * d;
+        float dot = 0;
+        for (int32_t i = 0; i < d; ++i) dot += q[i] * k[i];
+        scores[static_cast<size_t>(j)] = dot * shape.scale;
+        max_score = std::max(max_score, scores[static_cast<size_t>(j)]);
+      }
+      double sum = 0;
+      for (int32_t j = 0; j < len; ++j) {
+        scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - max_score);
+        sum += scores[static_cast<size_t>(j)];
+      }
+      float* out_row = o + (static_cast<int64_t>(t) * hq + h) * d;
+      std::fill(out_row, out_row + d, 0.0f);
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int32_t j = 0; j < len; ++j) {
+        const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+        const float* v = vc + slot * kv_row + kvh * d;
+        const float p = scores[static_cast<size_t>(j)] * inv;
+        for (int32_t i = 0; i < d; ++i) out_row[i] += p * v[i];
+      }
+    }
+  }
+}
+
+void CpuBackend::gather_rows(Tensor x, const BatchTensors& batch, Tensor out) {
+  const int64_t dim = x.dim(-1);
+  const int32_t* idx = batch.logits_indices.as<int32_t>();
+  for (int32_t i = 0; i < batch.num_logits; ++i) {
+    const float* src = x.as<float>() + static_cast<int64_t>(idx[i]) * dim;
+    std::copy(src, src + dim, out.as<float>() + static_cast<int64_t>(i) * dim);
+  }
+}
+
+}  // namespace llmserve

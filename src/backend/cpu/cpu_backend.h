@@ -1,0 +1,44 @@
+// CpuBackend: the readable fp32 reference implementation of the op set, and the oracle the CUDA
+// backend is tested against. GEMMs go to OpenBLAS; loops over rows/heads use OpenMP.
+// Tensors live in host memory (64-byte aligned). Only F32 activations and weights are supported;
+// the loader converts F16/BF16 checkpoints at load time.
+#pragma once
+
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace llmserve {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+
+  Buffer allocate(size_t nbytes) override;
+  void upload(const void* host, Tensor dst) override;
+  void download(Tensor src, void* host) override;
+  size_t free_memory() const override;
+  BatchTensors upload_batch(const ForwardBatch& batch) override;
+
+  void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) override;
+  void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
+  void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override;
+  void add(Tensor a, Tensor b) override;
+  void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  void gelu_tanh(Tensor x) override;
+  void silu_mul(Tensor gate_up, Tensor out) override;
+  void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+            const BatchTensors& batch) override;
+  void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                const KvLayer& kv) override;
+  void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                 const KvLayer& kv, Tensor out) override;
+  void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) override;
+
+ private:
+  // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
+  ForwardBatch batch_copy_;
+  std::vector<int32_t> seq_of_token_;
+};
+
+}  // namespace llmserve

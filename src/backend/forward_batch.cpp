@@ -1,0 +1,55 @@
+#include "backend/forward_batch.h"
+
+#include <algorithm>
+
+#include "common/status.h"
+
+namespace llmserve {
+
+void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
+                                int32_t num_computed_tokens, const std::vector<int32_t>& block_table,
+                                int32_t block_size, LogitRows logits) {
+  if (query_start.empty()) query_start.push_back(0);
+  int32_t context_len = num_computed_tokens + num_new_tokens;
+  if (static_cast<int64_t>(block_table.size()) * block_size < context_len) {
+    fail(StatusCode::kInternal, "block table of {} blocks cannot hold {} tokens", block_table.size(),
+         context_len);
+  }
+  for (int32_t i = 0; i < num_new_tokens; ++i) {
+    int32_t pos = num_computed_tokens + i;
+    if (logits == LogitRows::kAll) logits_indices.push_back(num_tokens());
+    token_ids.push_back(tokens[i]);
+    positions.push_back(pos);
+    slot_mapping.push_back(block_table[static_cast<size_t>(pos / block_size)] * block_size + pos % block_size);
+  }
+  if (logits == LogitRows::kLast && num_new_tokens > 0) logits_indices.push_back(num_tokens() - 1);
+  query_start.push_back(num_tokens());
+  context_lens.push_back(context_len);
+  int32_t num_blocks = (context_len + block_size - 1) / block_size;
+  pending_tables_.emplace_back(block_table.begin(), block_table.begin() + num_blocks);
+}
+
+void ForwardBatch::finalize() {
+  max_blocks_per_seq = 0;
+  for (const auto& t : pending_tables_) max_blocks_per_seq = std::max<int32_t>(max_blocks_per_seq, static_cast<int32_t>(t.size()));
+  block_tables.assign(pending_tables_.size() * static_cast<size_t>(max_blocks_per_seq), 0);
+  for (size_t s = 0; s < pending_tables_.size(); ++s) {
+    std::copy(pending_tables_[s].begin(), pending_tables_[s].end(),
+              block_tables.begin() + static_cast<std::ptrdiff_t>(s * static_cast<size_t>(max_blocks_per_seq)));
+  }
+  pending_tables_.clear();
+}
+
+void ForwardBatch::clear() {
+  token_ids.clear();
+  positions.clear();
+  query_start.clear();
+  context_lens.clear();
+  slot_mapping.clear();
+  block_tables.clear();
+  logits_indices.clear();
+  pending_tables_.clear();
+  max_blocks_per_seq = 0;
+}
+
+}  // namespace llmserve

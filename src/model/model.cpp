@@ -1,0 +1,113 @@
+#include "model/model.h"
+
+#include <fstream>
+#include <map>
+
+#include "common/status.h"
+
+namespace llmserve {
+
+namespace {
+
+std::map<std::string, Architecture>& registry() {
+  static std::map<std::string, Architecture> archs;
+  return archs;
+}
+
+nlohmann::json read_json(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) fail(StatusCode::kNotFound, "cannot open '{}'", file.string());
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) fail(StatusCode::kInvalidArgument, "'{}' is not a JSON object", file.string());
+  return j;
+}
+
+std::vector<int32_t> read_token_ids(const nlohmann::json& v) {
+  std::vector<int32_t> ids;
+  if (v.is_number_integer()) ids.push_back(v.get<int32_t>());
+  if (v.is_array()) {
+    for (const auto& x : v) {
+      if (x.is_number_integer()) ids.push_back(x.get<int32_t>());
+    }
+  }
+  return ids;
+}
+
+void read_special_ids(const nlohmann::json& j, ModelConfig& c) {
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) {
+    c.bos_token_id = j["bos_token_id"].get<int32_t>();
+  }
+  if (j.contains("eos_token_id")) {
+    auto ids = read_token_ids(j["eos_token_id"]);
+    if (!ids.empty()) c.eos_token_ids = ids;
+  }
+}
+
+}  // namespace
+
+KvCacheSpec Model::kv_cache_spec(int32_t block_size, int32_t num_blocks) const {
+  KvCacheSpec spec;
+  spec.num_layers = config_.num_layers;
+  spec.num_kv_heads = config_.num_kv_heads;
+  spec.head_dim = config_.head_dim;
+  spec.block_size = block_size;
+  spec.num_blocks = num_blocks;
+  spec.dtype = DType::kF32;
+  return spec;
+}
+
+void ArchRegistry::add(Architecture arch) {
+  std::string name = arch.name;
+  registry().emplace(std::move(name), std::move(arch));
+}
+
+const Architecture* ArchRegistry::find(const std::string& name) {
+  auto it = registry().find(name);
+  return it == registry().end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> ArchRegistry::names() {
+  std::vector<std::string> out;
+  for (const auto& [name, arch] : registry()) out.push_back(name);
+  return out;
+}
+
+ModelConfig load_model_config(const std::filesystem::path& dir) {
+  if (!std::filesystem::is_directory(dir)) {
+    fail(StatusCode::kNotFound, "model directory '{}' does not exist", dir.string());
+  }
+  auto file = dir / "config.json";
+  if (!std::filesystem::exists(file)) fail(StatusCode::kNotFound, "'{}' is missing", file.string());
+  ModelConfig config;
+  config.dir = dir;
+  config.raw = read_json(file);
+  const auto& archs = config.raw["architectures"];
+  if (!archs.is_array() || archs.empty() || !archs[0].is_string()) {
+    fail(StatusCode::kInvalidArgument, "'{}' has no \"architectures\" list", file.string());
+  }
+  config.architecture = archs[0].get<std::string>();
+  const Architecture* arch = ArchRegistry::find(config.architecture);
+  if (arch == nullptr) {
+    std::string known;
+    for (const auto& n : ArchRegistry::names()) known += (known.empty() ? "" : ", ") + n;
+    fail(StatusCode::kUnimplemented, "'{}': architecture '{}' is not supported (supported: {})",
+         file.string(), config.architecture, known);
+  }
+  ConfigReader reader(config.raw, file);
+  std::string dtype = reader.get_string("torch_dtype", reader.get_string("dtype", "float32"));
+  config.checkpoint_dtype = dtype == "bfloat16" ? DType::kBF16 : dtype == "float16" ? DType::kF16 : DType::kF32;
+  read_special_ids(config.raw, config);
+  arch->parse_config(reader, config);
+  auto gen = dir / "generation_config.json";
+  if (std::filesystem::exists(gen)) read_special_ids(read_json(gen), config);
+  validate_model_config(config);
+  return config;
+}
+
+std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend) {
+  ModelConfig config = load_model_config(dir);
+  WeightStore weights = WeightStore::open(dir);
+  return ArchRegistry::find(config.architecture)->create(config, weights, backend);
+}
+
+}  // namespace llmserve

@@ -1,0 +1,68 @@
+// Model: one decoder-only transformer, loaded onto a backend, that runs a forward step over a
+// flat batch and returns logits. Architectures live in src/model/arch/, one file each, and
+// register themselves with ArchRegistry by the name HF writes in config.json "architectures".
+// Adding an architecture is adding one file.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/model_config.h"
+#include "model/weight_store.h"
+
+namespace llmserve {
+
+class Model {
+ public:
+  explicit Model(ModelConfig config) : config_(std::move(config)) {}
+  virtual ~Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  // The KV pool shape this model needs for `num_blocks` blocks of `block_size` tokens.
+  KvCacheSpec kv_cache_spec(int32_t block_size, int32_t num_blocks) const;
+
+  // Runs one step. Writes K/V of the batch's tokens into `kv` and returns the logits of the rows
+  // in batch.logits_indices: [L, vocab] fp32 in backend memory, valid until the next forward.
+  virtual Tensor forward(const BatchTensors& batch, const KvCache& kv) = 0;
+
+ protected:
+  ModelConfig config_;
+};
+
+struct Architecture {
+  std::string name;  // as in config.json "architectures", e.g. "LlamaForCausalLM"
+  // Reads the architecture's config.json fields into a ModelConfig (dir and raw already set).
+  std::function<void(const ConfigReader&, ModelConfig&)> parse_config;
+  std::function<std::unique_ptr<Model>(const ModelConfig&, const WeightStore&, Backend&)> create;
+};
+
+class ArchRegistry {
+ public:
+  static void add(Architecture arch);
+  static const Architecture* find(const std::string& name);
+  static std::vector<std::string> names();
+};
+
+// Registers an architecture from a static initialiser in its own .cpp file.
+#define LLMSERVE_REGISTER_ARCH(ident, ...)                              \
+  namespace {                                                           \
+  const bool kRegistered_##ident = [] {                                 \
+    ::llmserve::ArchRegistry::add(__VA_ARGS__);                         \
+    return true;                                                        \
+  }();                                                                  \
+  }
+
+// Reads config.json and generation_config.json of a HF model directory.
+// Throws Error naming the file: missing config.json, unknown architecture, bad fields.
+ModelConfig load_model_config(const std::filesystem::path& dir);
+
+// Loads config + weights onto the backend.
+std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend);
+
+}  // namespace llmserve

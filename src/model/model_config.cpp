@@ -1,0 +1,96 @@
+#include "model/model_config.h"
+
+#include "common/status.h"
+
+namespace llmserve {
+
+int32_t ConfigReader::get_int(const std::string& key) const {
+  if (!has(key)) fail(StatusCode::kInvalidArgument, "'{}' has no '{}'", file_.string(), key);
+  const auto& v = j_[key];
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
+    fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a non-negative integer, got {}", file_.string(), key, v.dump());
+  }
+  return v.get<int32_t>();
+}
+
+int32_t ConfigReader::get_int(const std::string& key, int32_t fallback) const {
+  return has(key) ? get_int(key) : fallback;
+}
+
+double ConfigReader::get_double(const std::string& key, double fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = j_[key];
+  if (!v.is_number()) fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a number, got {}", file_.string(), key, v.dump());
+  return v.get<double>();
+}
+
+bool ConfigReader::get_bool(const std::string& key, bool fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = j_[key];
+  if (!v.is_boolean()) fail(StatusCode::kInvalidArgument, "'{}': '{}' must be true or false, got {}", file_.string(), key, v.dump());
+  return v.get<bool>();
+}
+
+std::string ConfigReader::get_string(const std::string& key, const std::string& fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = j_[key];
+  if (!v.is_string()) fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a string, got {}", file_.string(), key, v.dump());
+  return v.get<std::string>();
+}
+
+RopeConfig parse_rope_config(const ConfigReader& r) {
+  RopeConfig rope;
+  rope.type = RopeConfig::Type::kDefault;
+  rope.theta = r.get_double("rope_theta", 10000.0);
+  const nlohmann::json* params = nullptr;
+  if (r.has("rope_parameters")) params = &r.json()["rope_parameters"];
+  else if (r.has("rope_scaling")) params = &r.json()["rope_scaling"];
+  if (params == nullptr) return rope;
+  if (!params->is_object()) fail(StatusCode::kInvalidArgument, "'{}': rope_scaling must be an object", r.file().string());
+  ConfigReader p(*params, r.file());
+  rope.theta = p.get_double("rope_theta", rope.theta);
+  std::string type = p.get_string("rope_type", p.get_string("type", "default"));
+  if (type == "default") {
+    rope.type = RopeConfig::Type::kDefault;
+  } else if (type == "linear") {
+    rope.type = RopeConfig::Type::kLinear;
+    rope.factor = p.get_double("factor", 1.0);
+  } else if (type == "llama3") {
+    rope.type = RopeConfig::Type::kLlama3;
+    rope.factor = p.get_double("factor", 8.0);
+    rope.low_freq_factor = p.get_double("low_freq_factor", 1.0);
+    rope.high_freq_factor = p.get_double("high_freq_factor", 4.0);
+    rope.original_max_position_embeddings = p.get_int("original_max_position_embeddings", 8192);
+    if (rope.high_freq_factor <= rope.low_freq_factor) {
+      fail(StatusCode::kInvalidArgument, "'{}': rope_scaling.high_freq_factor must exceed low_freq_factor", r.file().string());
+    }
+  } else {
+    fail(StatusCode::kUnimplemented, "'{}': rope_scaling type '{}' is not supported (default, linear, llama3 are)",
+         r.file().string(), type);
+  }
+  if (rope.factor <= 0) fail(StatusCode::kInvalidArgument, "'{}': rope_scaling.factor must be > 0", r.file().string());
+  return rope;
+}
+
+void validate_model_config(const ModelConfig& c) {
+  auto positive = [&](int32_t v, const char* name) {
+    if (v <= 0) fail(StatusCode::kInvalidArgument, "'{}': {} must be > 0, got {}", (c.dir / "config.json").string(), name, v);
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.num_layers, "num_hidden_layers");
+  positive(c.num_q_heads, "num_attention_heads");
+  positive(c.num_kv_heads, "num_key_value_heads");
+  positive(c.head_dim, "head_dim");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.max_position_embeddings, "max_position_embeddings");
+  if (c.num_q_heads % c.num_kv_heads != 0) {
+    fail(StatusCode::kInvalidArgument, "'{}': num_attention_heads {} is not a multiple of num_key_value_heads {}",
+         (c.dir / "config.json").string(), c.num_q_heads, c.num_kv_heads);
+  }
+  if (c.rope.type != RopeConfig::Type::kNone && c.head_dim % 2 != 0) {
+    fail(StatusCode::kInvalidArgument, "'{}': head_dim {} must be even for rotary embeddings", (c.dir / "config.json").string(), c.head_dim);
+  }
+}
+
+}  // namespace llmserve

@@ -1,0 +1,74 @@
+// ModelConfig: the dimensions and options of a decoder-only transformer, read from a Hugging Face
+// `config.json` (+ `generation_config.json`) by the architecture that understands it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/dtype.h"
+
+namespace llmserve {
+
+// How rotary position embeddings are scaled (HF `rope_scaling` / `rope_parameters`).
+struct RopeConfig {
+  enum class Type { kNone, kDefault, kLinear, kLlama3 };
+  Type type = Type::kNone;  // kNone: the model has no rotary embedding (GPT-2)
+  double theta = 10000.0;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int32_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture;  // e.g. "LlamaForCausalLM"
+  std::filesystem::path dir;
+  int32_t vocab_size = 0;
+  int32_t hidden_size = 0;
+  int32_t num_layers = 0;
+  int32_t num_q_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t intermediate_size = 0;
+  int32_t max_position_embeddings = 0;
+  float norm_eps = 1e-5f;
+  bool tie_word_embeddings = false;
+  bool has_attention_bias = false;
+  bool has_mlp_bias = false;
+  RopeConfig rope;
+  DType checkpoint_dtype = DType::kF32;
+  std::optional<int32_t> bos_token_id;
+  std::vector<int32_t> eos_token_ids;
+  nlohmann::json raw;  // the whole config.json, for architecture-specific fields
+};
+
+// Typed access to config.json fields with errors that name the file and key.
+class ConfigReader {
+ public:
+  ConfigReader(const nlohmann::json& j, std::filesystem::path file) : j_(j), file_(std::move(file)) {}
+  int32_t get_int(const std::string& key) const;
+  int32_t get_int(const std::string& key, int32_t fallback) const;
+  double get_double(const std::string& key, double fallback) const;
+  bool get_bool(const std::string& key, bool fallback) const;
+  std::string get_string(const std::string& key, const std::string& fallback) const;
+  bool has(const std::string& key) const { return j_.contains(key) && !j_[key].is_null(); }
+  const nlohmann::json& json() const { return j_; }
+  const std::filesystem::path& file() const { return file_; }
+
+ private:
+  const nlohmann::json& j_;
+  std::filesystem::path file_;
+};
+
+// Reads `rope_scaling`/`rope_theta` (transformers 4) or `rope_parameters` (transformers 5).
+RopeConfig parse_rope_config(const ConfigReader& r);
+
+// Checks the invariants every architecture relies on (positive sizes, heads divide evenly).
+void validate_model_config(const ModelConfig& c);
+
+}  // namespace llmserve

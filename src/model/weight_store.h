@@ -1,0 +1,55 @@
+// WeightStore: every tensor of a Hugging Face checkpoint directory, by name, across shards.
+//
+// Accepts `model.safetensors`, or `model.safetensors.index.json` + the shard files its weight_map
+// names. Lookups return typed host copies (fp32 for the CPU backend) after checking the shape,
+// with errors that name the tensor and its file.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/safetensors.h"
+
+namespace llmserve {
+
+class WeightStore {
+ public:
+  // Throws Error(kNotFound) when neither model.safetensors nor the index exists, or a shard
+  // named by the index is missing; Error(kDataLoss) for corrupt files.
+  static WeightStore open(const std::filesystem::path& dir);
+
+  bool contains(const std::string& name) const;
+  // The tensor's header entry and its file; throws Error(kNotFound) naming the tensor.
+  const TensorInfo& info(const std::string& name) const;
+  const std::filesystem::path& file_of(const std::string& name) const;
+
+  // Converts the tensor (F32/F16/BF16) to fp32. `expected_shape` is checked exactly.
+  std::vector<float> load_f32(const std::string& name, std::span<const int64_t> expected_shape) const;
+  std::vector<float> load_f32(const std::string& name, std::initializer_list<int64_t> expected_shape) const {
+    return load_f32(name, std::span<const int64_t>(expected_shape.begin(), expected_shape.size()));
+  }
+  // Raw bytes inside the map (valid while the store lives).
+  std::span<const uint8_t> bytes(const std::string& name) const;
+
+  std::vector<std::string> names() const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  struct Entry {
+    const SafetensorsFile* file;
+    const TensorInfo* info;
+  };
+  const Entry& entry(const std::string& name) const;
+
+  std::filesystem::path dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, Entry> entries_;
+};
+
+std::string shape_string(std::span<const int64_t> shape);
+
+}  // namespace llmserve
