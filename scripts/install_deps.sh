@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-  libopenblas-dev libpcre2-dev
+  libopenblas-openmp-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--test" ]]; then

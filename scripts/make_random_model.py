@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Writes a random-weight Hugging Face checkpoint of a real model's shape, for benchmarks.
+
+Needs only numpy (no torch), so it runs on the build machine:
+    python3 scripts/make_random_model.py --preset gpt2-124m --out /tmp/gpt2-124m
+    python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --out /tmp/llama-3-8b
+
+The tokenizer files of models/default (GPT-2's vocabulary) are copied in for GPT-2 shapes, so
+`llmserve generate` can run on the result. Weights are N(0, 0.02) like HF's init; outputs are
+gibberish, which is fine for timing.
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+
+import numpy as np
+
+PRESETS = {
+    "gpt2-124m": dict(arch="gpt2", vocab=50257, hidden=768, layers=12, heads=12, positions=1024),
+    "llama-3-8b": dict(arch="llama", vocab=128256, hidden=4096, layers=32, heads=32, kv_heads=8,
+                       ffn=14336, positions=8192, rope_theta=500000.0),
+    "llama-1b": dict(arch="llama", vocab=128256, hidden=2048, layers=16, heads=32, kv_heads=8,
+                     ffn=8192, positions=8192, rope_theta=500000.0),
+}
+
+
+def tensors_for(p):
+    d = p["hidden"]
+    if p["arch"] == "gpt2":
+        f = 4 * d
+        yield "transformer.wte.weight", (p["vocab"], d)
+        yield "transformer.wpe.weight", (p["positions"], d)
+        for i in range(p["layers"]):
+            h = f"transformer.h.{i}."
+            yield h + "ln_1.weight", (d,)
+            yield h + "ln_1.bias", (d,)
+            yield h + "attn.c_attn.weight", (d, 3 * d)
+            yield h + "attn.c_attn.bias", (3 * d,)
+            yield h + "attn.c_proj.weight", (d, d)
+            yield h + "attn.c_proj.bias", (d,)
+            yield h + "ln_2.weight", (d,)
+            yield h + "ln_2.bias", (d,)
+            yield h + "mlp.c_fc.weight", (d, f)
+            yield h + "mlp.c_fc.bias", (f,)
+            yield h + "mlp.c_proj.weight", (f, d)
+            yield h + "mlp.c_proj.bias", (d,)
+        yield "transformer.ln_f.weight", (d,)
+        yield "transformer.ln_f.bias", (d,)
+    else:
+        hd = d // p["heads"]
+        kv = p["kv_heads"] * hd
+        yield "model.embed_tokens.weight", (p["vocab"], d)
+        for i in range(p["layers"]):
+            h = f"model.layers.{i}."
+            yield h + "input_layernorm.weight", (d,)
+            yield h + "self_attn.q_proj.weight", (d, d)
+            yield h + "self_attn.k_proj.weight", (kv, d)
+            yield h + "self_attn.v_proj.weight", (kv, d)
+            yield h + "self_attn.o_proj.weight", (d, d)
+            yield h + "post_attention_layernorm.weight", (d,)
+            yield h + "mlp.gate_proj.weight", (p["ffn"], d)
+            yield h + "mlp.up_proj.weight", (p["ffn"], d)
+            yield h + "mlp.down_proj.weight", (d, p["ffn"])
+        yield "model.norm.weight", (d,)
+        yield "lm_head.weight", (p["vocab"], d)
+
+
+def config_for(p, dtype):
+    torch_dtype = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype]
+    if p["arch"] == "gpt2":
+        return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": p["vocab"],
+                "n_embd": p["hidden"], "n_layer": p["layers"], "n_head": p["heads"],
+                "n_positions": p["positions"], "n_ctx": p["positions"], "layer_norm_epsilon": 1e-5,
+                "activation_function": "gelu_new", "bos_token_id": 50256, "eos_token_id": 50256,
+                "torch_dtype": torch_dtype}
+    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": p["vocab"],
+            "hidden_size": p["hidden"], "num_hidden_layers": p["layers"],
+            "num_attention_heads": p["heads"], "num_key_value_heads": p["kv_heads"],
+            "intermediate_size": p["ffn"], "max_position_embeddings": p["positions"],
+            "rms_norm_eps": 1e-5, "rope_theta": p["rope_theta"], "hidden_act": "silu",
+            "tie_word_embeddings": False, "bos_token_id": 128000, "eos_token_id": 128001,
+            "torch_dtype": torch_dtype}
+
+
+def encode(values, dtype):
+    if dtype == "f32":
+        return values.astype("<f4").tobytes()
+    if dtype == "f16":
+        return values.astype("<f2").tobytes()
+    bits = values.astype("<f4").view("<u4")
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f16")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    p = PRESETS[args.preset]
+    os.makedirs(args.out, exist_ok=True)
+    st_dtype = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[args.dtype]
+    size = {"f32": 4, "f16": 2, "bf16": 2}[args.dtype]
+    header, offset, specs = {}, 0, list(tensors_for(p))
+    for name, shape in specs:
+        n = int(np.prod(shape)) * size
+        header[name] = {"dtype": st_dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    rng = np.random.default_rng(args.seed)
+    with open(os.path.join(args.out, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for name, shape in specs:
+            is_norm = len(shape) == 1 and ("ln" in name or "norm" in name) and name.endswith("weight")
+            if is_norm:
+                values = np.ones(shape, dtype=np.float32)
+            else:
+                values = rng.standard_normal(size=shape, dtype=np.float32) * 0.02
+            f.write(encode(values, args.dtype))
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump(config_for(p, args.dtype), f, indent=2)
+    here = os.path.dirname(os.path.abspath(__file__))
+    if p["arch"] == "gpt2":
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copy(os.path.join(here, "..", "models", "default", name), args.out)
+    print(f"wrote {args.out}: {args.preset} {args.dtype}, {offset / 1e6:.1f} MB of weights")
+
+
+if __name__ == "__main__":
+    main()

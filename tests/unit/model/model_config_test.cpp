@@ -1,0 +1,115 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "checkpoint_writer.h"
+#include "common/status.h"
+#include "model/model.h"
+#include "model/rope.h"
+
+namespace llmserve {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+nlohmann::json llama_config() {
+  return {{"architectures", {"LlamaForCausalLM"}}, {"vocab_size", 32}, {"hidden_size", 16},
+          {"num_hidden_layers", 1}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+          {"intermediate_size", 24}, {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-5},
+          {"eos_token_id", {2, 3}}, {"bos_token_id", 1}};
+}
+
+TEST(ModelConfig, ReadsLlamaFieldsAndGenerationConfig) {
+  auto dir = testing::fresh_dir("cfg_llama");
+  testing::write_file(dir / "config.json", llama_config().dump());
+  testing::write_file(dir / "generation_config.json", R"({"eos_token_id": 7})");
+  auto c = load_model_config(dir);
+  EXPECT_EQ(c.architecture, "LlamaForCausalLM");
+  EXPECT_EQ(c.num_kv_heads, 2);
+  EXPECT_EQ(c.head_dim, 4);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_ids, std::vector<int32_t>{7});
+  EXPECT_EQ(c.rope.type, RopeConfig::Type::kDefault);
+}
+
+TEST(ModelConfig, ErrorsNameFileAndField) {
+  auto dir = testing::fresh_dir("cfg_errors");
+  EXPECT_NE(error_of([&] { load_model_config(dir); }).find("config.json' is missing"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_model_config(dir / "nope"); }).find("does not exist"), std::string::npos);
+
+  auto j = llama_config();
+  j["architectures"] = {"FancyForCausalLM"};
+  testing::write_file(dir / "config.json", j.dump());
+  auto msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("FancyForCausalLM"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("LlamaForCausalLM"), std::string::npos) << msg;  // lists the supported ones
+
+  j = llama_config();
+  j["num_key_value_heads"] = 3;
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("num_key_value_heads"), std::string::npos) << msg;
+
+  j = llama_config();
+  j["hidden_size"] = "big";
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("'hidden_size'"), std::string::npos) << msg;
+
+  j = llama_config();
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("yarn"), std::string::npos) << msg;
+
+  testing::write_file(dir / "config.json", "{not json");
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("not a JSON object"), std::string::npos) << msg;
+}
+
+TEST(ModelConfig, MissingWeightNamesTensor) {
+  auto dir = testing::fresh_dir("cfg_missing_weight");
+  testing::write_file(dir / "config.json", llama_config().dump());
+  testing::write_file(dir / "model.safetensors",
+                      testing::safetensors_bytes({{"model.embed_tokens.weight", {"F32", {32, 16}, testing::random_values(512, 1)}}}));
+  auto backend = create_backend(DeviceKind::kCpu);
+  auto msg = error_of([&] { load_model(dir, *backend); });
+  EXPECT_NE(msg.find("model.layers.0.input_layernorm.weight"), std::string::npos) << msg;
+}
+
+// transformers 5 writes rope settings under rope_parameters; both spellings give llama3 scaling.
+TEST(Rope, Llama3ScalingMatchesFormula) {
+  RopeConfig rope;
+  rope.type = RopeConfig::Type::kLlama3;
+  rope.theta = 500000.0;
+  rope.factor = 8.0;
+  rope.original_max_position_embeddings = 8192;
+  auto inv = rope_inverse_frequencies(rope, 128);
+  RopeConfig plain = rope;
+  plain.type = RopeConfig::Type::kDefault;
+  auto base = rope_inverse_frequencies(plain, 128);
+  // Highest frequency unchanged; lowest divided by the factor; a middle one in between.
+  EXPECT_DOUBLE_EQ(inv[0], base[0]);
+  EXPECT_NEAR(inv[63], base[63] / 8.0, 1e-12);
+  for (size_t i = 0; i < inv.size(); ++i) {
+    EXPECT_LE(inv[i], base[i] * (1 + 1e-12));
+    EXPECT_GE(inv[i], base[i] / 8.0 * (1 - 1e-12));
+  }
+  nlohmann::json j = {{"rope_parameters", {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                                          {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                                          {"original_max_position_embeddings", 8192}}}};
+  auto parsed = parse_rope_config(ConfigReader(j, "config.json"));
+  EXPECT_EQ(parsed.type, RopeConfig::Type::kLlama3);
+  EXPECT_EQ(parsed.theta, 500000.0);
+}
+
+}  // namespace
+}  // namespace llmserve
