@@ -98,7 +98,7 @@ void CpuBackend::layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out)
   float* os = out.as<float>();
   const float* ws = w.as<float>();
   const float* bs = b.as<float>();
-#pragma omp parallel for if (rows > 4)
+#pragma omp parallel for if (rows * dim > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = xs + r * dim;
     double mean = 0, var = 0;
@@ -118,7 +118,7 @@ void CpuBackend::rms_norm(Tensor x, Tensor w, float eps, Tensor out) {
   const float* xs = x.as<float>();
   float* os = out.as<float>();
   const float* ws = w.as<float>();
-#pragma omp parallel for if (rows > 4)
+#pragma omp parallel for if (rows * dim > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = xs + r * dim;
     double ss = 0;
@@ -174,7 +174,7 @@ void CpuBackend::silu_mul(Tensor gate_up, Tensor out) {
   const int64_t rows = gate_up.dim(0), f = gate_up.dim(1) / 2;
   const float* g = gate_up.as<float>();
   float* o = out.as<float>();
-#pragma omp parallel for if (rows > 4)
+#pragma omp parallel for if (rows * f > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t i = 0; i < f; ++i) {
       float a = g[r * 2 * f + i];
@@ -236,7 +236,10 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   float* o = out.as<float>();
   const int64_t kv_row = static_cast<int64_t>(hk) * d;
   const int64_t work = static_cast<int64_t>(batch.num_tokens) * hq;
-#pragma omp parallel
+  // Threads only pay off above ~100k multiply-adds; below that the fork/join costs more, and on a
+  // loaded machine a barrier can wait a whole scheduler time slice.
+  const bool is_big = work * batch.max_context_len * d > (1 << 17);
+#pragma omp parallel if (is_big)
   {
     std::vector<float> scores(static_cast<size_t>(batch.max_context_len));
 #pragma omp for
