@@ -1,0 +1,291 @@
+// Scheduler: see scheduler.h for the order of a step and the preemption rules.
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace llmserve {
+namespace {
+
+BlockPoolConfig block_pool_config(const SchedulerConfig& config) {
+  BlockPoolConfig pool;
+  pool.num_blocks = config.num_blocks;
+  pool.block_size = config.block_size;
+  pool.enable_prefix_caching = config.enable_prefix_caching;
+  return pool;
+}
+
+bool is_scheduled(const SchedulerOutput& out, const Sequence* seq) {
+  return std::ranges::any_of(out.scheduled,
+                             [seq](const ScheduledSequence& s) { return s.seq == seq; });
+}
+
+const SchedulerConfig& validated(const SchedulerConfig& config) {
+  if (Status status = Scheduler::validate(config); !status.is_ok()) throw Error(std::move(status));
+  return config;
+}
+
+template <typename... Args>
+Status internal_error(fmt::format_string<Args...> f, Args&&... args) {
+  return {StatusCode::kInternal, fmt::format(f, std::forward<Args>(args)...)};
+}
+
+}  // namespace
+
+Status Scheduler::validate(const SchedulerConfig& config) {
+  const auto require_positive = [](const char* field, int32_t value) {
+    return value > 0 ? Status::ok() : invalid_argument("{} must be > 0, got {}", field, value);
+  };
+  for (const auto& [field, value] : {std::pair{"block_size", config.block_size},
+                                     {"num_blocks", config.num_blocks},
+                                     {"max_num_tokens", config.max_num_tokens},
+                                     {"max_batch_size", config.max_batch_size},
+                                     {"max_model_len", config.max_model_len}}) {
+    if (Status status = require_positive(field, value); !status.is_ok()) return status;
+  }
+  if (config.max_num_tokens < config.max_batch_size) {
+    return invalid_argument(
+        "max_num_tokens ({}) must be >= max_batch_size ({}) so every running sequence can "
+        "decode each step",
+        config.max_num_tokens, config.max_batch_size);
+  }
+  if (!config.enable_chunked_prefill && config.max_num_tokens < config.max_model_len) {
+    return invalid_argument(
+        "max_num_tokens ({}) must be >= max_model_len ({}) without chunked prefill, or a long "
+        "prompt could never be scheduled",
+        config.max_num_tokens, config.max_model_len);
+  }
+  return BlockPool::validate(block_pool_config(config));
+}
+
+Scheduler::Scheduler(const SchedulerConfig& config)
+    : config_(validated(config)), block_pool_(block_pool_config(config_)) {}
+
+Status Scheduler::check_admissible(int32_t num_prompt_tokens, int32_t max_tokens) const {
+  if (num_prompt_tokens <= 0) {
+    return invalid_argument("prompt is empty: at least one prompt token is needed");
+  }
+  if (max_tokens <= 0) return invalid_argument("max_tokens must be >= 1, got {}", max_tokens);
+  const int64_t num_tokens = static_cast<int64_t>(num_prompt_tokens) + max_tokens;
+  if (num_tokens > config_.max_model_len) {
+    return {StatusCode::kOutOfRange,
+            fmt::format("prompt ({} tokens) + max_tokens ({}) = {} exceeds max_model_len ({})",
+                        num_prompt_tokens, max_tokens, num_tokens, config_.max_model_len)};
+  }
+  const int64_t num_blocks = (num_tokens + config_.block_size - 1) / config_.block_size;
+  if (num_blocks > config_.num_blocks) {
+    return {StatusCode::kOutOfRange,
+            fmt::format("prompt ({} tokens) + max_tokens ({}) needs {} KV blocks of {} tokens, "
+                        "more than the whole KV cache (num_blocks = {})",
+                        num_prompt_tokens, max_tokens, num_blocks, config_.block_size,
+                        config_.num_blocks)};
+  }
+  return Status::ok();
+}
+
+Status Scheduler::add(std::unique_ptr<Sequence> seq) {
+  if (seq == nullptr) return invalid_argument("add: null sequence");
+  if (Status status = check_admissible(seq->num_tokens(), seq->max_tokens); !status.is_ok()) {
+    return status;
+  }
+  if (sequences_.contains(seq->id)) return invalid_argument("sequence id {} is live", seq->id);
+  seq->status = SequenceStatus::kWaiting;
+  seq->arrival_index = next_arrival_index_++;
+  seq->num_computed_tokens = 0;
+  seq->num_cached_tokens = 0;
+  seq->block_table.clear();
+  waiting_.push_back(seq.get());
+  sequences_.emplace(seq->id, std::move(seq));
+  return Status::ok();
+}
+
+std::unique_ptr<Sequence> Scheduler::abort(uint64_t seq_id) {
+  return remove(seq_id);
+}
+
+std::unique_ptr<Sequence> Scheduler::finish(uint64_t seq_id) {
+  return remove(seq_id);
+}
+
+std::unique_ptr<Sequence> Scheduler::remove(uint64_t seq_id) {
+  const auto it = sequences_.find(seq_id);
+  if (it == sequences_.end()) return nullptr;
+  Sequence* seq = it->second.get();
+  if (seq->status == SequenceStatus::kRunning) {
+    std::erase(running_, seq);
+    block_pool_.deallocate(*seq);
+  } else {
+    std::erase(waiting_, seq);
+  }
+  seq->status = SequenceStatus::kFinished;
+  std::unique_ptr<Sequence> owned = std::move(it->second);
+  sequences_.erase(it);
+  return owned;
+}
+
+SchedulerOutput Scheduler::schedule() {
+  SchedulerOutput out;
+  out.block_size = config_.block_size;
+  StepBudget budget{config_.max_num_tokens};
+  schedule_decodes(out, budget);
+  schedule_prefill_chunks(out, budget);
+  admit_waiting(out, budget);
+  last_num_batched_tokens_ = out.num_batched_tokens;
+  return out;
+}
+
+void Scheduler::schedule_decodes(SchedulerOutput& out, StepBudget& budget) {
+  // validate() keeps max_batch_size <= max_num_tokens, so every decode fits the budget.
+  for (size_t i = 0; i < running_.size() && budget.num_tokens > 0; ++i) {
+    Sequence& seq = *running_[i];
+    if (!seq.is_decoding()) continue;
+    bool is_self_preempted = false;
+    while (!is_self_preempted && !block_pool_.can_append(seq, 1)) {
+      is_self_preempted = running_.back() == &seq;
+      preempt_latest(out, budget);
+    }
+    if (is_self_preempted) break;  // it was the latest: nothing after it is left
+    block_pool_.may_append(seq, 1);
+    add_to_output(out, seq, 1);
+    budget.num_tokens -= 1;
+  }
+}
+
+void Scheduler::schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget) {
+  // Only with chunked prefill is a running sequence still prefilling (without it a prompt is
+  // admitted whole), and then only one (check_invariants). So a chunk takes the blocks there
+  // are and never preempts: if none are free it waits, and the blocks are held by decodes,
+  // which finish or preempt the latest sequence.
+  for (Sequence* seq : running_) {
+    if (budget.num_tokens == 0) break;
+    if (seq->is_decoding()) continue;
+    const int32_t num_new = std::min(
+        {seq->num_uncomputed_tokens(), budget.num_tokens, block_pool_.num_appendable_tokens(*seq)});
+    if (num_new == 0) continue;
+    block_pool_.may_append(*seq, num_new);
+    add_to_output(out, *seq, num_new);
+    budget.num_tokens -= num_new;
+  }
+}
+
+void Scheduler::admit_waiting(SchedulerOutput& out, StepBudget& budget) {
+  if (budget.has_preempted) return;  // the pool is short; admitting would only thrash
+  while (!waiting_.empty() && budget.num_tokens > 0 && num_running() < config_.max_batch_size) {
+    Sequence& seq = *waiting_.front();
+    const PrefixMatch match = block_pool_.match_prefix(seq);
+    const int32_t num_uncached = seq.num_tokens() - match.num_tokens;
+    const int32_t num_new = std::min(num_uncached, budget.num_tokens);
+    if (num_new < num_uncached && !config_.enable_chunked_prefill) break;
+    if (!block_pool_.can_allocate(match, match.num_tokens + num_new)) break;
+    waiting_.pop_front();
+    block_pool_.allocate(seq, match, match.num_tokens + num_new);
+    seq.status = SequenceStatus::kRunning;
+    running_.push_back(&seq);
+    out.admitted_seq_ids.push_back(seq.id);
+    add_to_output(out, seq, num_new);
+    budget.num_tokens -= num_new;
+  }
+}
+
+void Scheduler::add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_new_tokens) {
+  out.scheduled.push_back(ScheduledSequence{
+      .seq = &seq,
+      .seq_id = seq.id,
+      .num_computed_tokens = seq.num_computed_tokens,
+      .num_new_tokens = num_new_tokens,
+      .is_prefill_chunk = !seq.is_decoding(),
+      .needs_sample = seq.num_computed_tokens + num_new_tokens == seq.num_tokens(),
+  });
+  out.num_batched_tokens += num_new_tokens;
+}
+
+void Scheduler::preempt_latest(SchedulerOutput& out, StepBudget& budget) {
+  Sequence* victim = running_.back();
+  if (is_scheduled(out, victim)) {
+    fail(StatusCode::kInternal, "preempting sequence {} already scheduled this step", victim->id);
+  }
+  running_.pop_back();
+  block_pool_.deallocate(*victim);
+  victim->num_computed_tokens = 0;  // recomputed from scratch (minus prefix hits) later
+  victim->num_cached_tokens = 0;
+  victim->status = SequenceStatus::kWaiting;
+  ++victim->num_preemptions;
+  ++num_preemptions_;
+  waiting_.push_front(victim);
+  out.preempted_seq_ids.push_back(victim->id);
+  budget.has_preempted = true;
+}
+
+void Scheduler::update(const SchedulerOutput& output, std::span<const int32_t> sampled) {
+  if (static_cast<int32_t>(sampled.size()) != output.num_sampled()) {
+    fail(StatusCode::kInternal, "update: {} sampled tokens for {} sequences that sample",
+         sampled.size(), output.num_sampled());
+  }
+  size_t next_sampled = 0;
+  for (const ScheduledSequence& s : output.scheduled) {
+    const int32_t* token = s.needs_sample ? &sampled[next_sampled++] : nullptr;
+    const auto it = sequences_.find(s.seq_id);
+    if (it == sequences_.end() || it->second.get() != s.seq) continue;  // aborted/finished
+    Sequence& seq = *s.seq;
+    if (seq.status != SequenceStatus::kRunning ||
+        seq.num_computed_tokens != s.num_computed_tokens) {
+      fail(StatusCode::kInternal, "update: sequence {} changed since schedule()", seq.id);
+    }
+    seq.num_computed_tokens += s.num_new_tokens;
+    if (token != nullptr) seq.token_ids.push_back(*token);
+    block_pool_.cache_full_blocks(seq);
+  }
+}
+
+const Sequence* Scheduler::find(uint64_t seq_id) const {
+  const auto it = sequences_.find(seq_id);
+  return it == sequences_.end() ? nullptr : it->second.get();
+}
+
+SchedulerStats Scheduler::stats() const {
+  return SchedulerStats{
+      .num_waiting = num_waiting(),
+      .num_running = num_running(),
+      .num_free_blocks = block_pool_.num_free_blocks(),
+      .num_used_blocks = block_pool_.num_used_blocks(),
+      .num_cached_blocks = block_pool_.num_cached_blocks(),
+      .prefix_cache = block_pool_.prefix_cache_stats(),
+      .num_preemptions = num_preemptions_,
+      .num_batched_tokens = last_num_batched_tokens_,
+  };
+}
+
+Status Scheduler::check_invariants() const {
+  std::vector<const Sequence*> live;
+  for (const Sequence* seq : waiting_) {
+    if (seq->status != SequenceStatus::kWaiting || !seq->block_table.empty() ||
+        seq->num_computed_tokens != 0) {
+      return internal_error("waiting sequence {} is not reset", seq->id);
+    }
+    live.push_back(seq);
+  }
+  for (const Sequence* seq : running_) {
+    if (seq->status != SequenceStatus::kRunning) {
+      return internal_error("running sequence {} has another status", seq->id);
+    }
+    live.push_back(seq);
+  }
+  if (live.size() != sequences_.size()) {
+    return internal_error("{} sequences queued but {} live", live.size(), sequences_.size());
+  }
+  for (const Sequence* seq : live) {
+    const Sequence* owned = find(seq->id);
+    if (owned != seq) return internal_error("sequence {} queued twice or not owned", seq->id);
+  }
+  // A chunk is cut short only when it takes the rest of the budget or of the free blocks, and
+  // either stops admission for that step: so at most one sequence is ever mid-prefill.
+  if (std::ranges::count_if(running_, [](const Sequence* s) { return !s->is_decoding(); }) > 1) {
+    return internal_error("more than one running sequence is mid-prefill");
+  }
+  if (num_running() > config_.max_batch_size) {
+    return internal_error("{} running > max_batch_size {}", num_running(), config_.max_batch_size);
+  }
+  return block_pool_.check_invariants(live);
+}
+
+}  // namespace llmserve

@@ -1,0 +1,124 @@
+// Scheduler: in-flight batching over a paged KV cache. Each step it decides which sequences run
+// and how many tokens each (SchedulerOutput); after the model ran, update() records the results.
+//
+// One step (schedule()):
+//   1. decodes: every running sequence that is decoding gets 1 token. If it needs a block and
+//      none is free, the latest-admitted running sequence is preempted (blocks freed, computed
+//      tokens forgotten, pushed to the FRONT of waiting; its sampled tokens are kept and are
+//      recomputed like prompt); if the one needing the block is itself the latest, it is the
+//      one preempted.
+//   2. prefill chunk: the running sequence still prefilling (with chunked prefill there is at
+//      most one) gets what remains of the token budget, cut to the free blocks; with none free
+//      it waits a step (decodes hold the blocks and progress).
+//   3. admission (skipped in a step that preempted): waiting sequences FCFS, each after prefix
+//      reuse, while the token budget (max_num_tokens), the batch limit (max_batch_size running
+//      sequences) and free blocks for its first chunk allow. With chunked prefill the chunk is
+//      what remains of the budget; without it a prompt larger than the remaining budget waits.
+//      If the head of waiting cannot be admitted, the ones behind it wait too: no skipping, so
+//      a long prompt is never starved by short ones.
+// The earliest-admitted sequence is never preempted by a later one, so it always progresses;
+// check_admissible() guarantees any admitted sequence fits the pool and the context alone.
+//
+// Ownership: add() takes the Sequence; finish() and abort() hand it back with its blocks freed.
+// Raw Sequence pointers (in SchedulerOutput) are valid until then.
+// Thread-safety: none. The engine thread calls everything, abort() and finish() included, and
+// calls update() once after each schedule() with the same output.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/block_pool.h"
+#include "engine/scheduler_output.h"
+#include "engine/sequence.h"
+
+namespace llmserve {
+
+struct SchedulerConfig {
+  int32_t block_size = 16;        // tokens per KV block
+  int32_t num_blocks = 0;         // KV blocks in the pool (sized from device memory)
+  int32_t max_num_tokens = 8192;  // token budget per step
+  int32_t max_batch_size = 256;   // running sequences (so also sequences per step)
+  int32_t max_model_len = 0;      // prompt + max_tokens limit per sequence
+  bool enable_prefix_caching = true;
+  bool enable_chunked_prefill = true;
+};
+
+// Live view for metrics and logs.
+struct SchedulerStats {
+  int32_t num_waiting = 0;
+  int32_t num_running = 0;
+  int32_t num_free_blocks = 0;     // free + evictable cached
+  int32_t num_used_blocks = 0;     // referenced by a block table
+  int32_t num_cached_blocks = 0;   // in the prefix cache (in use or evictable)
+  PrefixCacheStats prefix_cache;   // cumulative
+  int64_t num_preemptions = 0;     // cumulative
+  int32_t num_batched_tokens = 0;  // last step's
+};
+
+class Scheduler {
+ public:
+  // Names the offending field, e.g. "max_num_tokens (128) must be >= max_batch_size (256)".
+  static Status validate(const SchedulerConfig& config);
+  // Throws Error(kInvalidArgument) if validate() fails.
+  explicit Scheduler(const SchedulerConfig& config);
+
+  // Whether a request could ever run: prompt non-empty, max_tokens >= 1, prompt + max_tokens
+  // within max_model_len and within the whole pool. kInvalidArgument / kOutOfRange otherwise.
+  Status check_admissible(int32_t num_prompt_tokens, int32_t max_tokens) const;
+  // Queues seq (FCFS) after check_admissible; also rejects a live duplicate id.
+  Status add(std::unique_ptr<Sequence> seq);
+  // Removes a waiting or running sequence now and frees its blocks. nullptr if unknown.
+  std::unique_ptr<Sequence> abort(uint64_t seq_id);
+  // Marks it finished (eos, stop, max_tokens: the engine decides) and frees its blocks.
+  std::unique_ptr<Sequence> finish(uint64_t seq_id);
+
+  SchedulerOutput schedule();
+  // Advances num_computed_tokens by each entry's num_new_tokens, appends sampled[i] to the i-th
+  // entry with needs_sample, and caches newly full blocks. Entries whose sequence was aborted or
+  // finished since schedule() are skipped (their sampled token too). Throws Error(kInternal) if
+  // sampled.size() != output.num_sampled().
+  void update(const SchedulerOutput& output, std::span<const int32_t> sampled);
+
+  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  bool has_unfinished() const { return !sequences_.empty(); }
+  const Sequence* find(uint64_t seq_id) const;
+  const SchedulerConfig& config() const { return config_; }
+  const BlockPool& block_pool() const { return block_pool_; }
+  SchedulerStats stats() const;
+  // Queues, statuses and the block pool against every live block table; kInternal if broken.
+  // Call between steps (after update()).
+  Status check_invariants() const;
+
+ private:
+  // What is left of this step's limits while schedule() fills it.
+  struct StepBudget {
+    int32_t num_tokens;
+    bool has_preempted = false;
+  };
+
+  void schedule_decodes(SchedulerOutput& out, StepBudget& budget);
+  void schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget);
+  void admit_waiting(SchedulerOutput& out, StepBudget& budget);
+  void add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_new_tokens);
+  // Frees the latest-admitted running sequence and queues it at the front of waiting.
+  void preempt_latest(SchedulerOutput& out, StepBudget& budget);
+  std::unique_ptr<Sequence> remove(uint64_t seq_id);
+
+  SchedulerConfig config_;
+  BlockPool block_pool_;
+  std::unordered_map<uint64_t, std::unique_ptr<Sequence>> sequences_;  // all live, by id
+  std::deque<Sequence*> waiting_;   // FCFS; preempted ones at the front
+  std::vector<Sequence*> running_;  // admission order; preemption takes from the back
+  uint64_t next_arrival_index_ = 0;
+  int64_t num_preemptions_ = 0;
+  int32_t last_num_batched_tokens_ = 0;
+};
+
+}  // namespace llmserve

@@ -1,0 +1,63 @@
+// Sequence: one request's tokens and its place in the paged KV cache, as the scheduler sees it.
+//
+// token_ids holds the prompt followed by every sampled token. num_computed_tokens of them have
+// their KV in the cache (in the blocks of block_table, in order); the rest are this sequence's
+// pending work: the whole prompt before the first step, one token (the last sampled) while it
+// decodes, or everything again after a preemption (recompute).
+//
+// Invariants (Scheduler::check_invariants checks them):
+//   0 <= num_cached_tokens <= num_computed_tokens <= num_tokens()
+//   ceil(num_computed_tokens / block_size) <= block_table.size() <= ceil(num_tokens() / block_size)
+//   status == kWaiting  =>  block_table empty and num_computed_tokens == 0
+//
+// Ownership and threads: the Scheduler owns every live Sequence (std::unique_ptr), hands out raw
+// pointers that stay valid until finish() or abort() hands the object back, and is the only
+// writer of these fields (with the BlockPool it owns, for block_table and the two counts). The
+// engine and model runner read them, on the engine thread only. Sampling parameters are not here:
+// the engine keeps them beside the sequence, keyed by id.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace llmserve {
+
+enum class SequenceStatus {
+  kWaiting,   // queued: never admitted, or preempted and waiting to be recomputed
+  kRunning,   // admitted: holds blocks and is scheduled every step it can be
+  kFinished,  // handed back by finish() or abort(); holds no blocks
+};
+
+struct Sequence {
+  Sequence(uint64_t id, std::vector<int32_t> prompt_token_ids, int32_t max_tokens);
+
+  uint64_t id;
+  std::vector<int32_t> token_ids;    // prompt, then sampled tokens
+  int32_t num_prompt_tokens;         // fixed at creation; completion = token_ids past it
+  int32_t max_tokens;                // completion limit; bounds the worst-case blocks needed
+  int32_t num_computed_tokens = 0;   // tokens whose KV is in the cache
+  int32_t num_cached_tokens = 0;     // of those, how many came from prefix reuse at admission
+  std::vector<int32_t> block_table;  // block ids; token at position p lives in block p / size
+  SequenceStatus status = SequenceStatus::kWaiting;
+  uint64_t arrival_index = 0;  // set by Scheduler::add; FCFS order
+  int32_t num_preemptions = 0;
+
+  int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
+  int32_t num_completion_tokens() const { return num_tokens() - num_prompt_tokens; }
+  int32_t last_token() const { return token_ids.back(); }
+  // Tokens whose KV is not in the cache yet: this sequence's pending work.
+  int32_t num_uncomputed_tokens() const { return num_tokens() - num_computed_tokens; }
+  // A decode feeds exactly one token past the prompt (the one sampled last step); every other
+  // step of a sequence is a prefill chunk (prompt, or recompute after a preemption).
+  bool is_decoding() const {
+    return num_uncomputed_tokens() == 1 && num_computed_tokens >= num_prompt_tokens;
+  }
+  bool has_reached_max_tokens() const { return num_completion_tokens() >= max_tokens; }
+  bool is_finished() const { return status == SequenceStatus::kFinished; }
+  std::span<const int32_t> completion_token_ids() const {
+    return std::span<const int32_t>(token_ids).subspan(num_prompt_tokens);
+  }
+};
+
+}  // namespace llmserve
