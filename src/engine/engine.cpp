@@ -1,0 +1,316 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <random>
+
+#include "common/logging.h"
+
+namespace llmserve {
+
+Status EngineConfig::validate() const {
+  if (block_size <= 0 || block_size > 1024) return invalid_argument("--block-size must be in [1, 1024], got {}", block_size);
+  if (num_kv_blocks < 0) return invalid_argument("--num-kv-blocks must be >= 0, got {}", num_kv_blocks);
+  if (kv_cache_memory_fraction > 1.0) {
+    return invalid_argument("--kv-cache-memory-fraction must be in (0, 1], got {}", kv_cache_memory_fraction);
+  }
+  if (max_num_tokens <= 0) return invalid_argument("--max-num-tokens must be > 0, got {}", max_num_tokens);
+  if (max_batch_size <= 0) return invalid_argument("--max-batch-size must be > 0, got {}", max_batch_size);
+  if (max_model_len < 0) return invalid_argument("--max-model-len must be >= 0, got {}", max_model_len);
+  if (max_queue_size < 0) return invalid_argument("--max-queue-size must be >= 0, got {}", max_queue_size);
+  return Status::ok();
+}
+
+Engine::Engine(const EngineConfig& config) : config_(config) {
+  if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
+  if (config_.seed == 0) config_.seed = std::random_device{}() | 1ull << 40;
+  backend_ = create_backend(config_.device);
+  model_ = load_model(config_.model_dir, *backend_);
+  const ModelConfig& mc = model_->config();
+  eos_token_ids_ = mc.eos_token_ids;
+  if (!eos_token_ids_.empty()) eos_token_id_ = eos_token_ids_.front();
+
+  scheduler_config_.block_size = config_.block_size;
+  scheduler_config_.max_num_tokens = config_.max_num_tokens;
+  scheduler_config_.max_batch_size = config_.max_batch_size;
+  scheduler_config_.max_model_len = config_.max_model_len > 0 ? config_.max_model_len : mc.max_position_embeddings;
+  if (scheduler_config_.max_model_len > mc.max_position_embeddings) {
+    fail(StatusCode::kInvalidArgument, "--max-model-len {} exceeds the model's max_position_embeddings {}",
+         scheduler_config_.max_model_len, mc.max_position_embeddings);
+  }
+  scheduler_config_.enable_prefix_caching = config_.enable_prefix_caching;
+  scheduler_config_.enable_chunked_prefill = config_.enable_chunked_prefill;
+  if (!config_.enable_chunked_prefill && scheduler_config_.max_num_tokens < scheduler_config_.max_model_len) {
+    // Without chunking every prompt must fit in one step's budget.
+    scheduler_config_.max_num_tokens = scheduler_config_.max_model_len;
+  }
+  size_kv_cache();
+  scheduler_ = std::make_unique<Scheduler>(scheduler_config_);
+  runner_ = std::make_unique<ModelRunner>(*model_, *backend_, kv_cache_);
+  publish_stats();
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+  stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::size_kv_cache() {
+  const KvCacheSpec one = model_->kv_cache_spec(config_.block_size, 1);
+  const size_t bytes_per_block = one.bytes_per_block();
+  int32_t num_blocks = config_.num_kv_blocks;
+  if (num_blocks == 0) {
+    double fraction = config_.kv_cache_memory_fraction;
+    if (fraction <= 0) fraction = config_.device == DeviceKind::kCuda ? 0.9 : 0.2;
+    const double budget = static_cast<double>(backend_->free_memory()) * fraction;
+    // More blocks than max_batch_size full-length sequences can never be used at once.
+    const int64_t useful = static_cast<int64_t>(config_.max_batch_size) *
+                           ((scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size);
+    num_blocks = static_cast<int32_t>(std::min<int64_t>(useful, static_cast<int64_t>(budget / static_cast<double>(bytes_per_block))));
+  }
+  const int32_t needed = (scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size;
+  if (num_blocks < needed) {
+    fail(StatusCode::kResourceExhausted,
+         "the KV cache holds {} blocks of {} tokens ({} MiB each) but one sequence of max_model_len {} needs {}; "
+         "raise --kv-cache-memory-fraction or --num-kv-blocks, or lower --max-model-len",
+         num_blocks, config_.block_size, bytes_per_block >> 20, scheduler_config_.max_model_len, needed);
+  }
+  scheduler_config_.num_blocks = num_blocks;
+  kv_cache_ = backend_->allocate_kv_cache(model_->kv_cache_spec(config_.block_size, num_blocks));
+  LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB on {}", num_blocks, config_.block_size,
+           static_cast<int64_t>(num_blocks) * config_.block_size,
+           static_cast<double>(bytes_per_block) * num_blocks / (1 << 20), backend_->name());
+}
+
+Status Engine::submit(Request request, std::shared_ptr<RequestStream>& stream) {
+  if (Status s = request.sampling.validate(model_->config().vocab_size); !s.is_ok()) return s;
+  for (int32_t id : request.prompt_token_ids) {
+    if (id < 0 || id >= model_->config().vocab_size) {
+      return {StatusCode::kOutOfRange,
+              fmt::format("prompt token id {} is outside the vocabulary of {}", id, model_->config().vocab_size)};
+    }
+  }
+  if (Status s = scheduler_->check_admissible(static_cast<int32_t>(request.prompt_token_ids.size()),
+                                              request.sampling.max_tokens);
+      !s.is_ok()) {
+    return s;
+  }
+  std::lock_guard lock(mutex_);
+  if (is_stopping_) return {StatusCode::kUnavailable, "the engine is shutting down"};
+  if (config_.max_queue_size > 0 && num_waiting_.load() >= config_.max_queue_size) {
+    return {StatusCode::kResourceExhausted,
+            fmt::format("overloaded: {} requests are already waiting (--max-queue-size)", config_.max_queue_size)};
+  }
+  stream = std::make_shared<RequestStream>(next_id_++);
+  num_waiting_++;
+  inbox_.requests.emplace_back(stream, std::move(request));
+  wake_.notify_one();
+  return Status::ok();
+}
+
+void Engine::cancel(uint64_t request_id) {
+  std::lock_guard lock(mutex_);
+  inbox_.cancels.push_back(request_id);
+  wake_.notify_one();
+}
+
+void Engine::stop() {
+  std::lock_guard lock(mutex_);
+  is_stopping_ = true;
+  wake_.notify_one();
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard lock(mutex_);
+  EngineStats s = stats_;
+  s.num_waiting = num_waiting_.load();
+  return s;
+}
+
+bool Engine::take_inbox(Inbox& inbox) {
+  std::unique_lock lock(mutex_);
+  const bool is_idle = live_.empty();
+  if (is_idle) {
+    wake_.wait(lock, [&] { return is_stopping_ || !inbox_.requests.empty() || !inbox_.cancels.empty(); });
+  }
+  if (is_stopping_) return false;
+  std::swap(inbox, inbox_);
+  return true;
+}
+
+void Engine::loop() {
+  Inbox inbox;
+  while (take_inbox(inbox)) {
+    try {
+      admit_new(inbox);
+      for (uint64_t id : inbox.cancels) {
+        if (live_.contains(id)) {
+          scheduler_->abort(id);
+          finish_request(id, FinishReason::kCancelled, Status(StatusCode::kCancelled, "cancelled"));
+        }
+      }
+      inbox.requests.clear();
+      inbox.cancels.clear();
+      expire_deadlines();
+      if (!live_.empty()) step();
+    } catch (const std::exception& e) {
+      // A failed step (e.g. out of device memory) fails the requests in flight, not the server.
+      LOG_ERROR("engine step failed: {}; failing {} requests", e.what(), live_.size());
+      std::vector<uint64_t> ids;
+      for (const auto& [id, live] : live_) ids.push_back(id);
+      for (uint64_t id : ids) {
+        scheduler_->abort(id);
+        finish_request(id, FinishReason::kError, Status(StatusCode::kInternal, e.what()));
+      }
+    }
+    publish_stats();
+  }
+  std::vector<uint64_t> ids;
+  for (const auto& [id, live] : live_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    scheduler_->abort(id);
+    finish_request(id, FinishReason::kCancelled, Status(StatusCode::kUnavailable, "the engine stopped"));
+  }
+  std::lock_guard lock(mutex_);
+  for (auto& [stream, request] : inbox_.requests) {
+    RequestOutput out;
+    out.finish_reason = FinishReason::kCancelled;
+    out.error = Status(StatusCode::kUnavailable, "the engine stopped");
+    stream->push(std::move(out));
+  }
+  inbox_.requests.clear();
+}
+
+void Engine::admit_new(Inbox& inbox) {
+  for (auto& [stream, request] : inbox.requests) {
+    const uint64_t id = stream->id();
+    auto seq = std::make_unique<Sequence>(id, request.prompt_token_ids, request.sampling.max_tokens);
+    if (Status s = scheduler_->add(std::move(seq)); !s.is_ok()) {
+      num_waiting_--;
+      RequestOutput out;
+      out.finish_reason = FinishReason::kError;
+      out.error = s;
+      stream->push(std::move(out));
+      continue;
+    }
+    SamplingState state(request.sampling, request.prompt_token_ids, config_.seed ^ (id * 0x9E3779B97F4A7C15ull));
+    RequestTimes times;
+    times.arrival = request.arrival;
+    live_.emplace(id, LiveRequest{std::move(request), std::move(state), stream, times, 0});
+  }
+}
+
+void Engine::expire_deadlines() {
+  const auto now = Clock::now();
+  std::vector<uint64_t> expired;
+  for (const auto& [id, live] : live_) {
+    if (live.request.deadline && *live.request.deadline <= now) expired.push_back(id);
+  }
+  for (uint64_t id : expired) {
+    scheduler_->abort(id);
+    finish_request(id, FinishReason::kError, Status(StatusCode::kDeadlineExceeded, "the request's deadline passed"));
+  }
+}
+
+void Engine::step() {
+  SchedulerOutput out = scheduler_->schedule();
+  if (out.is_empty()) return;
+  const auto now = Clock::now();
+  for (uint64_t id : out.admitted_seq_ids) {
+    auto it = live_.find(id);
+    if (it == live_.end()) continue;
+    if (!it->second.times.admitted) {
+      it->second.times.admitted = now;
+      num_waiting_--;
+      it->second.num_cached_tokens = scheduler_->find(id)->num_cached_tokens;
+    }
+  }
+  std::vector<RunnerSequence> batch;
+  batch.reserve(out.scheduled.size());
+  for (const ScheduledSequence& s : out.scheduled) {
+    batch.push_back({s.seq->token_ids.data() + s.num_computed_tokens, s.num_new_tokens, s.num_computed_tokens,
+                     &s.seq->block_table, s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
+    if (s.is_prefill_chunk) totals_.num_prompt_tokens += s.num_new_tokens;
+  }
+  auto logits = runner_->execute(batch);
+  totals_.num_steps++;
+  totals_.last_step_num_tokens = out.num_batched_tokens;
+  totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
+  sample_and_emit(out, logits);
+}
+
+void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> logits) {
+  const int32_t vocab = runner_->vocab_size();
+  std::vector<int32_t> sampled;
+  std::vector<SampleResult> results;
+  std::vector<uint64_t> ids;
+  size_t row = 0;
+  for (const ScheduledSequence& s : out.scheduled) {
+    if (!s.needs_sample) continue;
+    LiveRequest& live = live_.at(s.seq_id);
+    scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
+                    logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
+    ++row;
+    results.push_back(sample(scratch_, live.request.sampling, live.sampling_state, eos_token_id_));
+    sampled.push_back(results.back().token_id);
+    ids.push_back(s.seq_id);
+  }
+  scheduler_->update(out, sampled);
+  const auto now = Clock::now();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    LiveRequest& live = live_.at(ids[i]);
+    live.sampling_state.on_token(sampled[i]);
+    totals_.num_generated_tokens++;
+    if (!live.times.first_token) live.times.first_token = now;
+    RequestOutput o;
+    o.token_ids.push_back(sampled[i]);
+    if (live.request.sampling.has_logprobs()) o.logprobs.push_back(std::move(results[i]));
+    o.num_prompt_tokens = static_cast<int32_t>(live.request.prompt_token_ids.size());
+    o.num_cached_tokens = live.num_cached_tokens;
+    o.num_generated_tokens = live.sampling_state.num_generated();
+    o.finish_reason = check_finish(live.request.sampling, o.num_generated_tokens, sampled[i], eos_token_ids_);
+    if (o.is_final()) {
+      scheduler_->finish(ids[i]);
+      live.times.finished = now;
+      o.times = live.times;
+      live.stream->push(std::move(o));
+      live_.erase(ids[i]);
+    } else {
+      o.times = live.times;
+      live.stream->push(std::move(o));
+    }
+  }
+}
+
+void Engine::finish_request(uint64_t id, FinishReason reason, Status error) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  LiveRequest& live = it->second;
+  if (!live.times.admitted) num_waiting_--;
+  live.times.finished = Clock::now();
+  RequestOutput out;
+  out.finish_reason = reason;
+  out.error = std::move(error);
+  out.num_prompt_tokens = static_cast<int32_t>(live.request.prompt_token_ids.size());
+  out.num_cached_tokens = live.num_cached_tokens;
+  out.num_generated_tokens = live.sampling_state.num_generated();
+  out.times = live.times;
+  live.stream->push(std::move(out));
+  live_.erase(it);
+}
+
+void Engine::publish_stats() {
+  SchedulerStats s = scheduler_->stats();
+  std::lock_guard lock(mutex_);
+  stats_ = totals_;
+  stats_.num_running = s.num_running;
+  stats_.num_total_blocks = scheduler_config_.num_blocks;
+  stats_.num_used_blocks = s.num_used_blocks;
+  stats_.num_free_blocks = s.num_free_blocks;
+  stats_.block_size = scheduler_config_.block_size;
+  stats_.num_prefix_query_tokens = s.prefix_cache.num_query_tokens;
+  stats_.num_prefix_hit_tokens = s.prefix_cache.num_hit_tokens;
+  stats_.num_preemptions = s.num_preemptions;
+}
+
+}  // namespace llmserve

@@ -1,0 +1,135 @@
+// Engine: in-flight batching over a paged KV cache, on one engine thread.
+//
+// Frontends call submit() from any thread and read the returned RequestStream; cancel() from any
+// thread aborts a request at the next step boundary and frees its KV blocks. The engine thread
+// owns the scheduler, the block pool, the model runner and every sequence: it takes new requests
+// and cancellations from a locked inbox, then loops schedule → execute → sample → update, and
+// pushes each request's new tokens to its stream. Nothing in the step loop takes a lock except
+// the inbox swap and the stats snapshot.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+#include "engine/model_runner.h"
+#include "engine/request.h"
+#include "engine/scheduler.h"
+#include "model/model.h"
+
+namespace llmserve {
+
+struct EngineConfig {
+  std::filesystem::path model_dir;
+  DeviceKind device = DeviceKind::kCpu;
+  int32_t block_size = 16;
+  int32_t num_kv_blocks = 0;              // > 0 overrides the memory fraction
+  double kv_cache_memory_fraction = -1;   // of free memory after weights; < 0: 0.9 cuda, 0.2 cpu
+  int32_t max_num_tokens = 8192;          // token budget per step
+  int32_t max_batch_size = 256;           // sequences per step
+  int32_t max_model_len = 0;              // 0: the model's max_position_embeddings
+  int32_t max_queue_size = 0;             // waiting requests before "overloaded"; 0: unbounded
+  bool enable_prefix_caching = true;
+  bool enable_chunked_prefill = true;
+  uint64_t seed = 0;                      // base for per-request seeds when a request has none
+
+  Status validate() const;
+};
+
+// A snapshot for metrics and logs; all counters cumulative since start.
+struct EngineStats {
+  int32_t num_waiting = 0;         // submitted, not yet admitted (includes the inbox)
+  int32_t num_running = 0;
+  int32_t num_total_blocks = 0;
+  int32_t num_used_blocks = 0;
+  int32_t num_free_blocks = 0;
+  int32_t block_size = 0;
+  int64_t num_prefix_query_tokens = 0;
+  int64_t num_prefix_hit_tokens = 0;
+  int64_t num_preemptions = 0;
+  int64_t num_steps = 0;
+  int32_t last_step_num_tokens = 0;
+  int32_t last_step_num_seqs = 0;
+  int64_t num_prompt_tokens = 0;     // prefilled (recomputation included)
+  int64_t num_generated_tokens = 0;
+};
+
+class Engine {
+ public:
+  // Loads the model, sizes and allocates the KV pool, starts the engine thread.
+  // Throws Error for a bad config or model.
+  explicit Engine(const EngineConfig& config);
+  ~Engine();  // stop() + join
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Thread-safe. Validates the request (sampling params against the vocabulary, prompt length
+  // against max_model_len and the pool) and the queue limit: kInvalidArgument / kOutOfRange for a
+  // bad request, kResourceExhausted ("overloaded") when the waiting queue is full, kUnavailable
+  // after stop(). On success `stream` receives the outputs.
+  Status submit(Request request, std::shared_ptr<RequestStream>& stream);
+  // Thread-safe; a no-op for unknown or finished ids. The stream ends with kCancelled.
+  void cancel(uint64_t request_id);
+  // Thread-safe. Stops the loop; unfinished requests end with kCancelled (status kUnavailable).
+  void stop();
+
+  EngineStats stats() const;  // thread-safe
+  const ModelConfig& model_config() const { return model_->config(); }
+  const EngineConfig& config() const { return config_; }
+  int32_t max_model_len() const { return scheduler_config_.max_model_len; }
+
+ private:
+  struct LiveRequest {
+    Request request;
+    SamplingState sampling_state;
+    std::shared_ptr<RequestStream> stream;
+    RequestTimes times;
+    int32_t num_cached_tokens = 0;
+  };
+  struct Inbox {
+    std::vector<std::pair<std::shared_ptr<RequestStream>, Request>> requests;
+    std::vector<uint64_t> cancels;
+  };
+
+  void size_kv_cache();
+  void loop();
+  bool take_inbox(Inbox& inbox);  // waits while idle; false when stopping
+  void admit_new(Inbox& inbox);
+  void expire_deadlines();
+  void step();
+  void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits);
+  void finish_request(uint64_t id, FinishReason reason, Status error);
+  void publish_stats();
+
+  EngineConfig config_;
+  SchedulerConfig scheduler_config_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Model> model_;
+  KvCache kv_cache_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::optional<int32_t> eos_token_id_;
+  std::vector<int32_t> eos_token_ids_;
+
+  // Engine thread only.
+  std::unordered_map<uint64_t, LiveRequest> live_;
+  std::vector<float> scratch_;
+  EngineStats totals_;
+
+  // Shared with frontends.
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  Inbox inbox_;
+  bool is_stopping_ = false;
+  EngineStats stats_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<int32_t> num_waiting_{0};
+  std::thread thread_;
+};
+
+}  // namespace llmserve

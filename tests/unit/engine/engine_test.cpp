@@ -1,0 +1,273 @@
+// Engine end to end on the CPU backend with the tiny fixture models: continuous batching gives
+// token-for-token the output of each request alone (under chunking, preemption and prefix
+// reuse), and the request lifecycle (cancel, deadline, queue limit, stop, bad input) behaves.
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace llmserve {
+namespace {
+
+const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) / "models";
+
+EngineConfig small_config(const std::string& model) {
+  EngineConfig c;
+  c.model_dir = kModels / model;
+  c.num_kv_blocks = 64;
+  c.seed = 42;
+  return c;
+}
+
+Request greedy_request(std::vector<int32_t> prompt, int32_t max_tokens) {
+  Request r;
+  r.prompt_token_ids = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.sampling.max_tokens = max_tokens;
+  r.sampling.ignore_eos = true;
+  return r;
+}
+
+struct Collected {
+  std::vector<int32_t> tokens;
+  RequestOutput last;
+  bool is_done = false;
+};
+
+// Reads outputs into `c` until it has `min_tokens` tokens or the stream ends.
+void read_until(RequestStream& stream, Collected& c, size_t min_tokens = SIZE_MAX) {
+  RequestOutput out;
+  while (!c.is_done && c.tokens.size() < min_tokens) {
+    if (!stream.next(out, std::chrono::seconds(60))) {
+      ADD_FAILURE() << "stream did not finish";
+      return;
+    }
+    c.tokens.insert(c.tokens.end(), out.token_ids.begin(), out.token_ids.end());
+    if (out.is_final()) {
+      c.last = out;
+      c.is_done = true;
+    }
+  }
+}
+
+Collected drain(RequestStream& stream) {
+  Collected c;
+  read_until(stream, c);
+  return c;
+}
+
+std::shared_ptr<RequestStream> must_submit(Engine& e, Request r) {
+  std::shared_ptr<RequestStream> s;
+  Status st = e.submit(std::move(r), s);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return s;
+}
+
+// Prompts of assorted lengths, some sharing a 40-token prefix so the prefix cache is exercised.
+std::vector<std::vector<int32_t>> make_prompts(int n) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> tok(3, 500);
+  std::vector<int32_t> shared(40);
+  for (auto& t : shared) t = tok(rng);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < n; ++i) {
+    std::vector<int32_t> p;
+    if (i % 3 == 0) p = shared;
+    const int len = 1 + static_cast<int>(rng() % 60);
+    for (int j = 0; j < len; ++j) p.push_back(tok(rng));
+    prompts.push_back(p);
+  }
+  return prompts;
+}
+
+void expect_all_blocks_free(const Engine& engine) {
+  EngineStats s = engine.stats();
+  EXPECT_EQ(s.num_used_blocks, 0);
+  EXPECT_EQ(s.num_free_blocks, s.num_total_blocks);
+  EXPECT_EQ(s.num_running, 0);
+  EXPECT_EQ(s.num_waiting, 0);
+}
+
+// Stats are published after each step; wait for the step that finished the last request.
+void settle(const Engine& engine) {
+  for (int i = 0; i < 200 && (engine.stats().num_running > 0 || engine.stats().num_used_blocks > 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+class BatchingEquivalence : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
+  const auto prompts = make_prompts(12);
+  constexpr int32_t kMaxTokens = 24;
+  std::vector<std::vector<int32_t>> alone;
+  {
+    EngineConfig c = small_config(GetParam());
+    c.enable_prefix_caching = false;
+    Engine engine(c);
+    for (const auto& p : prompts) alone.push_back(drain(*must_submit(engine, greedy_request(p, kMaxTokens))).tokens);
+  }
+  // A small pool (preemption), a small token budget (chunked prefill), prefix reuse, and
+  // requests arriving while others are mid-decode.
+  EngineConfig c = small_config(GetParam());
+  c.num_kv_blocks = 20;
+  c.max_num_tokens = 32;
+  c.max_batch_size = 8;
+  Engine engine(c);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<Collected> results(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    streams.push_back(must_submit(engine, greedy_request(prompts[i], kMaxTokens)));
+    if (i % 4 == 3) read_until(*streams[i - 2], results[i - 2], 3);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    read_until(*streams[i], results[i]);
+    EXPECT_EQ(results[i].tokens, alone[i]) << "request " << i;
+    EXPECT_EQ(results[i].last.finish_reason, FinishReason::kLength);
+  }
+  settle(engine);
+  EngineStats s = engine.stats();
+  EXPECT_GT(s.num_preemptions, 0) << "the pool was meant to be too small";
+  EXPECT_GT(s.num_prefix_hit_tokens, 0) << "the shared prefix was meant to be reused";
+  expect_all_blocks_free(engine);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, BatchingEquivalence, ::testing::Values("gpt2-tiny", "llama-tiny"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+TEST(Engine, TimesAreOrderedAndUsageReported) {
+  Engine engine(small_config("llama-tiny"));
+  auto c = drain(*must_submit(engine, greedy_request({5, 6, 7}, 4)));
+  ASSERT_TRUE(c.is_done);
+  const RequestTimes& t = c.last.times;
+  ASSERT_TRUE(t.admitted && t.first_token && t.finished);
+  EXPECT_LE(t.arrival, *t.admitted);
+  EXPECT_LE(*t.admitted, *t.first_token);
+  EXPECT_LE(*t.first_token, *t.finished);
+  EXPECT_EQ(c.last.num_prompt_tokens, 3);
+  EXPECT_EQ(c.last.num_generated_tokens, 4);
+  EXPECT_EQ(c.tokens.size(), 4u);
+}
+
+TEST(Engine, CancelMidDecodeFreesBlocks) {
+  Engine engine(small_config("llama-tiny"));
+  auto stream = must_submit(engine, greedy_request({5, 6, 7, 8}, 250));
+  Collected c;
+  read_until(*stream, c, 2);
+  engine.cancel(stream->id());
+  read_until(*stream, c);
+  EXPECT_EQ(c.last.finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(c.last.error.code(), StatusCode::kCancelled);
+  EXPECT_LT(c.tokens.size(), 250u);
+  settle(engine);
+  expect_all_blocks_free(engine);
+  engine.cancel(stream->id());  // finished: a no-op
+  engine.cancel(987654);        // unknown: a no-op
+}
+
+TEST(Engine, CancelWhileWaiting) {
+  EngineConfig cfg = small_config("llama-tiny");
+  cfg.max_batch_size = 1;
+  cfg.max_num_tokens = 64;
+  Engine engine(cfg);
+  auto running = must_submit(engine, greedy_request({5, 6, 7}, 200));
+  Collected r;
+  read_until(*running, r, 1);
+  auto waiting = must_submit(engine, greedy_request({9, 9}, 5));
+  engine.cancel(waiting->id());
+  auto w = drain(*waiting);
+  EXPECT_EQ(w.last.finish_reason, FinishReason::kCancelled);
+  EXPECT_TRUE(w.tokens.empty());
+  engine.cancel(running->id());
+  read_until(*running, r);
+  settle(engine);
+  expect_all_blocks_free(engine);
+}
+
+TEST(Engine, DeadlineEndsRequest) {
+  Engine engine(small_config("llama-tiny"));
+  Request r = greedy_request({5, 6, 7}, 250);
+  r.deadline = Clock::now();  // passed before the engine first looks at it
+  auto c = drain(*must_submit(engine, std::move(r)));
+  EXPECT_EQ(c.last.finish_reason, FinishReason::kError);
+  EXPECT_EQ(c.last.error.code(), StatusCode::kDeadlineExceeded);
+  settle(engine);
+  expect_all_blocks_free(engine);
+}
+
+TEST(Engine, QueueLimitRejectsWithOverloaded) {
+  EngineConfig cfg = small_config("llama-tiny");
+  cfg.max_batch_size = 1;
+  cfg.max_num_tokens = 64;
+  cfg.max_queue_size = 1;
+  Engine engine(cfg);
+  auto running = must_submit(engine, greedy_request({5, 6, 7}, 200));
+  Collected r;
+  read_until(*running, r, 1);  // admitted: the batch (of one) is full
+  auto queued = must_submit(engine, greedy_request({8}, 2));
+  std::shared_ptr<RequestStream> rejected;
+  Status s = engine.submit(greedy_request({9}, 2), rejected);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("overloaded"), std::string::npos) << s.message();
+  EXPECT_EQ(rejected, nullptr);
+  engine.cancel(running->id());
+  read_until(*running, r);
+  auto q = drain(*queued);  // the admitted requests still complete
+  EXPECT_EQ(q.last.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(q.tokens.size(), 2u);
+}
+
+TEST(Engine, BadRequestsAreRejectedAtSubmit) {
+  Engine engine(small_config("llama-tiny"));
+  std::shared_ptr<RequestStream> s;
+  Request too_long = greedy_request(std::vector<int32_t>(250, 5), 10);
+  Status st = engine.submit(too_long, s);
+  EXPECT_EQ(st.code(), StatusCode::kOutOfRange);
+  EXPECT_NE(st.message().find("max_model_len"), std::string::npos) << st.message();
+  Request empty = greedy_request({}, 10);
+  EXPECT_EQ(engine.submit(empty, s).code(), StatusCode::kInvalidArgument);
+  Request bad_temp = greedy_request({1, 2}, 10);
+  bad_temp.sampling.temperature = -1;
+  st = engine.submit(bad_temp, s);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("temperature"), std::string::npos);
+  Request bad_id = greedy_request({1, 512}, 10);
+  EXPECT_EQ(engine.submit(bad_id, s).code(), StatusCode::kOutOfRange);
+  expect_all_blocks_free(engine);
+}
+
+TEST(Engine, StopEndsOutstandingRequests) {
+  auto engine = std::make_unique<Engine>(small_config("llama-tiny"));
+  auto stream = must_submit(*engine, greedy_request({5, 6}, 250));
+  Collected c;
+  read_until(*stream, c, 1);
+  engine->stop();
+  read_until(*stream, c);
+  EXPECT_EQ(c.last.finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(c.last.error.code(), StatusCode::kUnavailable);
+  std::shared_ptr<RequestStream> s;
+  EXPECT_EQ(engine->submit(greedy_request({1}, 1), s).code(), StatusCode::kUnavailable);
+  engine.reset();
+}
+
+TEST(Engine, ConfigErrorsNameTheFlag) {
+  EngineConfig cfg = small_config("llama-tiny");
+  cfg.max_batch_size = 0;
+  EXPECT_NE(cfg.validate().message().find("--max-batch-size"), std::string::npos);
+  cfg = small_config("llama-tiny");
+  cfg.num_kv_blocks = 2;
+  try {
+    Engine e(cfg);
+    ADD_FAILURE() << "a pool too small for one sequence must fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--num-kv-blocks"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace llmserve
