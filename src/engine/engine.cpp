@@ -27,7 +27,6 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   model_ = load_model(config_.model_dir, *backend_);
   const ModelConfig& mc = model_->config();
   eos_token_ids_ = mc.eos_token_ids;
-  if (!eos_token_ids_.empty()) eos_token_id_ = eos_token_ids_.front();
 
   scheduler_config_.block_size = config_.block_size;
   scheduler_config_.max_num_tokens = config_.max_num_tokens;
@@ -251,7 +250,7 @@ void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> 
     scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
                     logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
     ++row;
-    results.push_back(sample(scratch_, live.request.sampling, live.sampling_state, eos_token_id_));
+    results.push_back(sample(scratch_, live.request.sampling, live.sampling_state, std::span<const int32_t>(eos_token_ids_)));
     sampled.push_back(results.back().token_id);
     ids.push_back(s.seq_id);
   }

@@ -113,7 +113,6 @@ class Engine {
   KvCache kv_cache_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::optional<int32_t> eos_token_id_;
   std::vector<int32_t> eos_token_ids_;
 
   // Engine thread only.

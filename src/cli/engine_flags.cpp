@@ -1,0 +1,49 @@
+#include "cli/engine_flags.h"
+
+#include "cli/model_path.h"
+#include "common/status.h"
+
+namespace llmserve::cli {
+
+void EngineFlags::add_to(CLI::App& app) {
+  auto& c = config;
+  app.add_option("--model", model, "Hugging Face model directory (default: the embedded default model)")
+      ->envname("LLMSERVE_MODEL");
+  app.add_option("--device", device, "cpu or cuda")->envname("LLMSERVE_DEVICE")->capture_default_str();
+  app.add_option("--block-size", c.block_size, "Tokens per KV-cache block")
+      ->envname("LLMSERVE_BLOCK_SIZE")->capture_default_str();
+  app.add_option("--num-kv-blocks", c.num_kv_blocks, "KV blocks in the pool; 0 sizes it from --kv-cache-memory-fraction")
+      ->envname("LLMSERVE_NUM_KV_BLOCKS")->capture_default_str();
+  app.add_option("--kv-cache-memory-fraction", c.kv_cache_memory_fraction,
+                 "Fraction of free memory after weights for the KV cache (default 0.9 on cuda, 0.2 on cpu)")
+      ->envname("LLMSERVE_KV_CACHE_MEMORY_FRACTION");
+  app.add_option("--max-num-tokens", c.max_num_tokens, "Token budget of one step (prefill chunks + decodes)")
+      ->envname("LLMSERVE_MAX_NUM_TOKENS")->capture_default_str();
+  app.add_option("--max-batch-size", c.max_batch_size, "Most sequences in one step")
+      ->envname("LLMSERVE_MAX_BATCH_SIZE")->capture_default_str();
+  app.add_option("--max-model-len", c.max_model_len, "Prompt + output limit per request; 0: the model's context")
+      ->envname("LLMSERVE_MAX_MODEL_LEN")->capture_default_str();
+  app.add_option("--max-queue-size", c.max_queue_size, "Waiting requests before new ones are refused as overloaded; 0: unbounded")
+      ->envname("LLMSERVE_MAX_QUEUE_SIZE")->capture_default_str();
+  app.add_flag("--no-prefix-caching", no_prefix_caching, "Do not reuse the KV blocks of shared prompt prefixes")
+      ->envname("LLMSERVE_NO_PREFIX_CACHING");
+  app.add_flag("--no-chunked-prefill", no_chunked_prefill, "Prefill each prompt in one step")
+      ->envname("LLMSERVE_NO_CHUNKED_PREFILL");
+}
+
+EngineConfig EngineFlags::resolve() const {
+  EngineConfig c = config;
+  c.model_dir = resolve_model_dir(model);
+  if (device == "cpu") {
+    c.device = DeviceKind::kCpu;
+  } else if (device == "cuda") {
+    c.device = DeviceKind::kCuda;
+  } else {
+    fail(StatusCode::kInvalidArgument, "--device must be cpu or cuda, got '{}'", device);
+  }
+  c.enable_prefix_caching = !no_prefix_caching;
+  c.enable_chunked_prefill = !no_chunked_prefill;
+  return c;
+}
+
+}  // namespace llmserve::cli

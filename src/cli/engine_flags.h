@@ -1,0 +1,26 @@
+// The engine flags shared by `generate`, `bench offline` and (later) `serve`, bound to an
+// EngineConfig. Each flag also reads an LLMSERVE_* environment variable (e.g.
+// LLMSERVE_MAX_BATCH_SIZE) for Kubernetes.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/engine.h"
+
+namespace llmserve::cli {
+
+struct EngineFlags {
+  EngineConfig config;
+  std::string model;
+  std::string device = "cpu";
+  bool no_prefix_caching = false;
+  bool no_chunked_prefill = false;
+
+  void add_to(CLI::App& app);
+  // Resolves the model directory and device; throws Error for a bad --device.
+  EngineConfig resolve() const;
+};
+
+}  // namespace llmserve::cli

@@ -1,0 +1,51 @@
+// SamplingParams: how one request wants its tokens chosen and when generation may stop.
+//
+// One plain struct that every frontend (KServe generate, OpenAI, gRPC) fills and that is validated
+// in exactly one place, validate(), before the request reaches the engine. The sampler
+// (sampler.h) reads it; the sequence reads max_tokens / min_tokens / ignore_eos / stop_token_ids to
+// decide when to finish. Stop strings are matched on detokenized text by the frontend; they are
+// only validated here. Defaults follow the OpenAI / vLLM conventions. Every member has a default
+// initializer, so designated initialisation ({.temperature = 0, .max_tokens = 64}) is warning-free.
+//
+// Thread-safety: a value type; validate() is const and touches no shared state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace llmserve {
+
+inline constexpr float kMaxPresencePenalty = 2.0f;  // |presence_penalty| and |frequency_penalty|
+inline constexpr int32_t kMaxLogprobs = 20;         // top alternatives a request may ask for
+inline constexpr size_t kMaxNumStopStrings = 16;
+
+struct SamplingParams {
+  float temperature = 1.0f;         // >= 0; 0 => greedy (argmax, ties to the lowest id)
+  int32_t top_k = 0;                // 0 or -1 => off; >= vocab behaves as off
+  float top_p = 1.0f;               // (0, 1]; 1 => off
+  float min_p = 0.0f;               // [0, 1]; 0 => off
+  float repetition_penalty = 1.0f;  // > 0; HF/CTRL style over prompt + generated tokens; 1 => off
+  float presence_penalty = 0.0f;    // [-2, 2]; OpenAI style over generated tokens
+  float frequency_penalty = 0.0f;   // [-2, 2]; OpenAI style over generated tokens
+  std::optional<uint64_t> seed{};   // same seed => same output; absent => engine picks one
+  int32_t max_tokens = 16;          // >= 1
+  int32_t min_tokens = 0;           // [0, max_tokens]; eos and stop_token_ids masked until reached
+  bool ignore_eos = false;          // eos does not end the sequence (and is not masked)
+  std::vector<int32_t> stop_token_ids{};  // each in [0, vocab_size)
+  std::vector<std::string> stop{};        // stop strings: non-empty, at most kMaxNumStopStrings
+  int32_t logprobs = -1;  // -1 => none; 0..20 => sampled token's logprob + this many alternatives
+
+  bool is_greedy() const { return temperature == 0.0f; }
+  bool has_logprobs() const { return logprobs >= 0; }
+
+  // Ok, or kInvalidArgument (kOutOfRange for a stop token id outside the vocabulary) with a
+  // message that names the field, e.g. "temperature must be >= 0, got -1". NaN and infinities
+  // are rejected for every float field.
+  Status validate(int32_t vocab_size) const;
+};
+
+}  // namespace llmserve
