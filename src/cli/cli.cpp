@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
   Action action;
   add_generate_command(app, action);
   add_tokenize_commands(app, action);
+  add_bench_commands(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -262,6 +262,7 @@ void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> 
     totals_.num_generated_tokens++;
     if (!live.times.first_token) live.times.first_token = now;
     RequestOutput o;
+    o.emitted = now;
     o.token_ids.push_back(sampled[i]);
     if (live.request.sampling.has_logprobs()) o.logprobs.push_back(std::move(results[i]));
     o.num_prompt_tokens = static_cast<int32_t>(live.request.prompt_token_ids.size());
@@ -288,6 +289,7 @@ void Engine::finish_request(uint64_t id, FinishReason reason, Status error) {
   if (!live.times.admitted) num_waiting_--;
   live.times.finished = Clock::now();
   RequestOutput out;
+  out.emitted = live.times.finished.value();
   out.finish_reason = reason;
   out.error = std::move(error);
   out.num_prompt_tokens = static_cast<int32_t>(live.request.prompt_token_ids.size());

@@ -49,6 +49,7 @@ struct RequestOutput {
   int32_t num_cached_tokens = 0;               // prompt tokens served from the prefix cache
   int32_t num_generated_tokens = 0;            // total so far
   RequestTimes times;                          // complete on the final output
+  Clock::time_point emitted;                   // when the engine produced this output
 
   bool is_final() const { return finish_reason != FinishReason::kNone; }
 };

@@ -1,0 +1,78 @@
+// `llmserve bench offline`: the offline throughput benchmark of docs/performance.md.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "bench/offline.h"
+#include "cli/commands.h"
+#include "cli/engine_flags.h"
+
+namespace llmserve::cli {
+namespace {
+
+struct BenchOptions {
+  EngineFlags engine;
+  bench::OfflineOptions offline;
+  std::string json_path;
+};
+
+void print_table(const std::vector<bench::OfflineResult>& results) {
+  std::printf("%-11s %8s %9s %10s %12s %12s %10s %10s %10s %10s %7s\n", "mode", "requests", "req/s", "out tok/s",
+              "total tok/s", "ttft mean", "ttft p50", "ttft p99", "itl p50", "itl p99", "errors");
+  for (const auto& r : results) {
+    std::printf("%-11s %8d %9.2f %10.1f %12.1f %10.1fms %8.1fms %8.1fms %8.2fms %8.2fms %7d\n", r.mode.c_str(),
+                r.num_requests, r.requests_per_s, r.output_tokens_per_s, r.total_tokens_per_s, r.ttft.mean * 1e3,
+                r.ttft.p50 * 1e3, r.ttft.p99 * 1e3, r.itl.p50 * 1e3, r.itl.p99 * 1e3, r.num_errors);
+  }
+  if (results.size() == 2 && results[1].output_tokens_per_s > 0) {
+    std::printf("in-flight batching speed-up over one-at-a-time: %.2fx output tok/s\n",
+                results[0].output_tokens_per_s / results[1].output_tokens_per_s);
+  }
+}
+
+int run_offline_bench(const BenchOptions& o) {
+  Engine engine(o.engine.resolve());
+  auto results = bench::run_offline(engine, o.offline);
+  print_table(results);
+  if (!o.json_path.empty()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : results) j.push_back(bench::to_json(r));
+    nlohmann::json doc = {{"model", engine.config().model_dir.string()},
+                          {"device", o.engine.device},
+                          {"input_len", o.offline.input_len},
+                          {"output_len", o.offline.output_len},
+                          {"max_batch_size", engine.config().max_batch_size},
+                          {"max_num_tokens", engine.config().max_num_tokens},
+                          {"results", j}};
+    if (o.json_path == "-") {
+      std::cout << doc.dump(2) << "\n";
+    } else {
+      std::ofstream(o.json_path) << doc.dump(2) << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_commands(CLI::App& app, Action& action) {
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks");
+  bench->require_subcommand(1);
+  auto opts = std::make_shared<BenchOptions>();
+  CLI::App* offline = bench->add_subcommand(
+      "offline", "Offline throughput: synthetic requests all submitted at once to an in-process engine");
+  opts->engine.add_to(*offline);
+  auto& b = opts->offline;
+  offline->add_option("--num-requests", b.num_requests, "Requests to run")->capture_default_str();
+  offline->add_option("--input-len", b.input_len, "Prompt tokens per request (random ids)")->capture_default_str();
+  offline->add_option("--output-len", b.output_len, "Generated tokens per request (eos ignored)")->capture_default_str();
+  offline->add_option("--temperature", b.temperature, "Sampling temperature; 0 is greedy")->capture_default_str();
+  offline->add_option("--seed", b.seed, "Seed of the synthetic prompts")->capture_default_str();
+  offline->add_option("--warmup", b.num_warmup, "Requests run before timing")->capture_default_str();
+  offline->add_flag("--baseline-sequential", b.baseline_sequential,
+                    "Also run the same requests one at a time (the baseline) and print the speed-up");
+  offline->add_option("--json", opts->json_path, "Also write the results as JSON to this file ('-' for stdout)");
+  offline->callback([&action, opts] { action = [opts] { return run_offline_bench(*opts); }; });
+}
+
+}  // namespace llmserve::cli
