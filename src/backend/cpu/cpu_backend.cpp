@@ -33,9 +33,13 @@ Buffer CpuBackend::allocate(size_t nbytes) {
   return Buffer(p, nbytes, [](void* q) { std::free(q); });
 }
 
-void CpuBackend::upload(const void* host, Tensor dst) { std::memcpy(dst.data, host, dst.nbytes()); }
+void CpuBackend::upload(const void* host, Tensor dst) {
+  if (dst.nbytes() > 0) std::memcpy(dst.data, host, dst.nbytes());
+}
 
-void CpuBackend::download(Tensor src, void* host) { std::memcpy(host, src.data, src.nbytes()); }
+void CpuBackend::download(Tensor src, void* host) {
+  if (src.nbytes() > 0) std::memcpy(host, src.data, src.nbytes());
+}
 
 size_t CpuBackend::free_memory() const {
   long pages = sysconf(_SC_AVPHYS_PAGES);
