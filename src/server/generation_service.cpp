@@ -1,0 +1,121 @@
+#include "server/generation_service.h"
+
+namespace llmserve {
+
+GenerationHandle::GenerationHandle(Engine& engine, const Tokenizer& tokenizer, const GenerateRequest& request,
+                                   std::shared_ptr<RequestStream> stream, std::vector<int32_t> prompt_token_ids)
+    : engine_(engine),
+      stream_(std::move(stream)),
+      detokenizer_(tokenizer, DecodeOptions{.skip_special_tokens = request.skip_special_tokens}),
+      stop_matcher_(request.sampling.stop, request.include_stop_str_in_output),
+      prompt_token_ids_(std::move(prompt_token_ids)) {
+  record_.model = request.model;
+  record_.protocol = request.protocol;
+  record_.arrival = request.arrival;
+  record_.num_prompt_tokens = static_cast<int32_t>(prompt_token_ids_.size());
+}
+
+bool GenerationHandle::next(GenerateChunk& chunk, std::chrono::milliseconds timeout) {
+  if (is_done_) return false;
+  RequestOutput out;
+  if (!stream_->next(out, timeout)) return false;
+  convert(out, chunk);
+  return true;
+}
+
+bool GenerationHandle::try_next(GenerateChunk& chunk) {
+  if (is_done_) return false;
+  RequestOutput out;
+  if (!stream_->try_next(out)) return false;
+  convert(out, chunk);
+  return true;
+}
+
+void GenerationHandle::cancel() { engine_.cancel(stream_->id()); }
+
+void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
+  const auto start = Clock::now();
+  chunk = GenerateChunk();
+  chunk.num_prompt_tokens = out.num_prompt_tokens;
+  chunk.num_cached_tokens = out.num_cached_tokens;
+  chunk.num_generated_tokens = out.num_generated_tokens;
+  for (size_t i = 0; i < out.token_ids.size(); ++i) {
+    const int32_t id = out.token_ids[i];
+    if (is_stopped_by_text_) break;  // tokens the engine made before it saw the cancel
+    chunk.token_ids.push_back(id);
+    if (i < out.logprobs.size()) chunk.logprobs.push_back(std::move(out.logprobs[i]));
+    // An eos or stop token id ends the sequence and is not text.
+    if (out.finish_reason == FinishReason::kStop && i + 1 == out.token_ids.size()) break;
+    auto m = stop_matcher_.push(detokenizer_.push(id));
+    chunk.text += m.text;
+    if (m.stopped) {
+      is_stopped_by_text_ = true;
+      engine_.cancel(stream_->id());
+    }
+  }
+  if (!out.token_ids.empty()) {
+    const auto now = out.emitted;
+    if (last_emit_) record_.inter_token_seconds.push_back(std::chrono::duration<double>(now - *last_emit_).count());
+    last_emit_ = now;
+  }
+  if (out.is_final()) {
+    is_done_ = true;
+    chunk.finish_reason = is_stopped_by_text_ ? FinishReason::kStop : out.finish_reason;
+    if (!is_stopped_by_text_) {
+      chunk.text += stop_matcher_.push(detokenizer_.flush()).text + stop_matcher_.flush();
+      chunk.error = out.error;
+    }
+    record_.admitted = out.times.admitted;
+    record_.first_token = out.times.first_token;
+    record_.finished = out.times.finished;
+    record_.num_cached_tokens = out.num_cached_tokens;
+    record_.num_generated_tokens = out.num_generated_tokens;
+    record_.is_success = chunk.finish_reason == FinishReason::kStop || chunk.finish_reason == FinishReason::kLength;
+    if (!record_.is_success) {
+      record_.status = chunk.error;
+      record_.failure = chunk.finish_reason == FinishReason::kCancelled ? FailureReason::kCancelled : FailureReason::kBackend;
+    }
+  }
+  record_.output_duration += Clock::now() - start;
+}
+
+Status GenerationService::start(const GenerateRequest& request, std::shared_ptr<GenerationHandle>& handle) {
+  const auto start = Clock::now();
+  std::vector<int32_t> ids;
+  if (const auto* text = std::get_if<std::string>(&request.prompt)) {
+    EncodeOptions enc;
+    enc.add_special_tokens = request.add_special_tokens;
+    ids = tokenizer_.encode(*text, enc);
+  } else {
+    ids = std::get<std::vector<int32_t>>(request.prompt);
+  }
+  const auto tokenized = Clock::now();
+  Request r;
+  r.prompt_token_ids = ids;
+  r.sampling = request.sampling;
+  r.arrival = request.arrival;
+  r.deadline = request.deadline;
+  std::shared_ptr<RequestStream> stream;
+  if (Status s = engine_.submit(std::move(r), stream); !s.is_ok()) return s;
+  handle.reset(new GenerationHandle(engine_, tokenizer_, request, std::move(stream), std::move(ids)));
+  handle->record_.input_duration = tokenized - start;
+  return Status::ok();
+}
+
+RequestRecord GenerationService::make_rejected_record(const GenerateRequest& request, const Status& status) const {
+  RequestRecord r;
+  r.model = request.model;
+  r.protocol = request.protocol;
+  r.arrival = request.arrival;
+  r.status = status;
+  r.failure = FailureReason::kRejected;
+  r.completed = Clock::now();
+  return r;
+}
+
+void GenerationService::finish(RequestRecord& record) {
+  if (record.completed == Clock::time_point{}) record.completed = Clock::now();
+  for (RequestObserver* o : observers_) o->on_request_done(record);
+}
+
+}  // namespace llmserve

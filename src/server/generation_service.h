@@ -1,0 +1,106 @@
+// GenerationService: the one path from any frontend (KServe v2, Triton generate, OpenAI, gRPC)
+// to the engine. A frontend parses its wire format into a GenerateRequest, calls start(), and
+// reads GenerateChunks (text deltas with token ids, logprobs and the finish reason) from the
+// handle. Tokenization happens in start() on the caller's thread; detokenization and stop-string
+// matching happen in GenerationHandle::next() on the reader's thread, so the engine thread only
+// runs the model. A stop string cancels the engine request and ends the stream with kStop.
+//
+// Thread-safety: start() from any thread. A handle is read by one thread at a time; cancel()
+// from any thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "engine/engine.h"
+#include "server/request_record.h"
+#include "tokenizer/incremental_detokenizer.h"
+#include "tokenizer/stop_matcher.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llmserve {
+
+struct GenerateRequest {
+  std::variant<std::string, std::vector<int32_t>> prompt;  // text, or token ids as-is
+  SamplingParams sampling;                  // sampling.stop holds the stop strings
+  bool add_special_tokens = true;           // bos for text prompts, as the tokenizer says
+  bool skip_special_tokens = true;          // in the output text
+  bool include_stop_str_in_output = false;
+  Clock::time_point arrival = Clock::now();
+  std::optional<Clock::time_point> deadline;
+  std::string model;                        // for the record
+  std::string protocol;                     // for the record
+};
+
+struct GenerateChunk {
+  std::string text;                         // new text (never half a UTF-8 character)
+  std::vector<int32_t> token_ids;           // new tokens
+  std::vector<SampleResult> logprobs;       // aligned with token_ids when asked for
+  FinishReason finish_reason = FinishReason::kNone;
+  Status error;                             // with kError / kCancelled
+  int32_t num_prompt_tokens = 0;
+  int32_t num_cached_tokens = 0;
+  int32_t num_generated_tokens = 0;
+  bool is_final() const { return finish_reason != FinishReason::kNone; }
+};
+
+class GenerationHandle {
+ public:
+  uint64_t id() const { return stream_->id(); }
+  // Next chunk, blocking up to `timeout`; false on timeout. After the final chunk, false at once.
+  bool next(GenerateChunk& chunk, std::chrono::milliseconds timeout = std::chrono::hours(24));
+  // Non-blocking variant for event-driven frontends (see set_listener).
+  bool try_next(GenerateChunk& chunk);
+  // Called on the engine thread whenever new output is ready: must only post work elsewhere.
+  void set_listener(std::function<void()> listener) { stream_->set_listener(std::move(listener)); }
+  void cancel();  // e.g. the client disconnected; the stream then ends with kCancelled
+  bool is_done() const { return is_done_; }
+  const std::vector<int32_t>& prompt_token_ids() const { return prompt_token_ids_; }
+  // The record so far (complete once the final chunk was read); the frontend sets `completed`
+  // and hands it to the observers through GenerationService::finish().
+  RequestRecord& record() { return record_; }
+
+ private:
+  friend class GenerationService;
+  GenerationHandle(Engine& engine, const Tokenizer& tokenizer, const GenerateRequest& request,
+                   std::shared_ptr<RequestStream> stream, std::vector<int32_t> prompt_token_ids);
+  void convert(RequestOutput& out, GenerateChunk& chunk);
+
+  Engine& engine_;
+  std::shared_ptr<RequestStream> stream_;
+  IncrementalDetokenizer detokenizer_;
+  StopMatcher stop_matcher_;
+  std::vector<int32_t> prompt_token_ids_;
+  bool is_stopped_by_text_ = false;
+  bool is_done_ = false;
+  std::optional<Clock::time_point> last_emit_;
+  RequestRecord record_;
+};
+
+class GenerationService {
+ public:
+  GenerationService(Engine& engine, const Tokenizer& tokenizer) : engine_(engine), tokenizer_(tokenizer) {}
+
+  // Tokenizes and submits. On error (bad params, prompt too long, overloaded, shutting down)
+  // returns the engine's Status and `handle` stays null; the caller reports it and should call
+  // finish() with a record built by make_rejected_record().
+  Status start(const GenerateRequest& request, std::shared_ptr<GenerationHandle>& handle);
+  RequestRecord make_rejected_record(const GenerateRequest& request, const Status& status) const;
+  // Hands a completed record to every observer.
+  void finish(RequestRecord& record);
+  void add_observer(RequestObserver* observer) { observers_.push_back(observer); }
+
+  Engine& engine() { return engine_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+
+ private:
+  Engine& engine_;
+  const Tokenizer& tokenizer_;
+  std::vector<RequestObserver*> observers_;
+};
+
+}  // namespace llmserve

@@ -1,0 +1,107 @@
+#include "server/generation_service.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+namespace llmserve {
+namespace {
+
+const std::filesystem::path kDefault = std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
+
+class Recorder : public RequestObserver {
+ public:
+  void on_request_done(const RequestRecord& r) override { records.push_back(r); }
+  std::vector<RequestRecord> records;
+};
+
+struct Fixture {
+  Fixture() : tokenizer(Tokenizer::from_dir(kDefault)) {
+    EngineConfig c;
+    c.model_dir = kDefault;
+    c.num_kv_blocks = 64;
+    engine = std::make_unique<Engine>(c);
+    service = std::make_unique<GenerationService>(*engine, *tokenizer);
+    service->add_observer(&recorder);
+  }
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<GenerationService> service;
+  Recorder recorder;
+};
+
+std::string run(GenerationService& service, const GenerateRequest& req, GenerateChunk& last) {
+  std::shared_ptr<GenerationHandle> h;
+  Status s = service.start(req, h);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  std::string text;
+  GenerateChunk c;
+  while (h->next(c)) {
+    text += c.text;
+    last = c;
+  }
+  service.finish(h->record());
+  return text;
+}
+
+TEST(GenerationService, GreedyTextMatchesTransformers) {
+  Fixture f;
+  std::ifstream in(kDefault / "reference.json");
+  auto ref = nlohmann::json::parse(in)["prompts"][0];
+  GenerateRequest req;
+  req.prompt = ref["prompt"].get<std::string>();
+  req.sampling.temperature = 0;
+  req.sampling.max_tokens = 40;
+  req.sampling.ignore_eos = true;
+  req.model = "default";
+  GenerateChunk last;
+  EXPECT_EQ(run(*f.service, req, last), ref["greedy_text"].get<std::string>());
+  EXPECT_EQ(last.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(last.num_generated_tokens, 40);
+  ASSERT_EQ(f.recorder.records.size(), 1u);
+  const RequestRecord& r = f.recorder.records[0];
+  EXPECT_TRUE(r.is_success);
+  EXPECT_EQ(r.num_prompt_tokens, 3);
+  EXPECT_EQ(r.num_generated_tokens, 40);
+  ASSERT_TRUE(r.admitted && r.first_token && r.finished);
+  EXPECT_LE(r.arrival, *r.admitted);
+  EXPECT_LE(*r.finished, r.completed);
+  EXPECT_EQ(r.inter_token_seconds.size(), 39u);
+}
+
+TEST(GenerationService, StopStringEndsWithStop) {
+  Fixture f;
+  GenerateRequest req;
+  req.prompt = std::string("ROMEO:");
+  req.sampling.temperature = 0;
+  req.sampling.max_tokens = 40;
+  req.sampling.stop = {"man"};
+  GenerateChunk last;
+  EXPECT_EQ(run(*f.service, req, last), "\nI'll be a ");
+  EXPECT_EQ(last.finish_reason, FinishReason::kStop);
+  req.include_stop_str_in_output = true;
+  EXPECT_EQ(run(*f.service, req, last), "\nI'll be a man");
+}
+
+TEST(GenerationService, TokenPromptAndRejection) {
+  Fixture f;
+  GenerateRequest req;
+  req.prompt = std::vector<int32_t>{33676, 4720, 25};  // "ROMEO:"
+  req.sampling.temperature = 0;
+  req.sampling.max_tokens = 3;
+  GenerateChunk last;
+  EXPECT_EQ(run(*f.service, req, last), "\nI'll");
+  req.sampling.max_tokens = 1000;
+  std::shared_ptr<GenerationHandle> h;
+  Status s = f.service->start(req, h);
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(h, nullptr);
+  auto rec = f.service->make_rejected_record(req, s);
+  f.service->finish(rec);
+  EXPECT_EQ(f.recorder.records.back().failure, FailureReason::kRejected);
+}
+
+}  // namespace
+}  // namespace llmserve
