@@ -9,9 +9,10 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libopenblas-openmp-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(nodejs npm clang libclang-rt-14-dev python3 python3-jinja2 python3-numpy)
+  packages+=(nodejs npm clang libclang-rt-14-dev python3 python3-jinja2 python3-numpy curl prometheus)
 fi
 
 missing=()
