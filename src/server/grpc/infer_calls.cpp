@@ -1,0 +1,327 @@
+#include "server/grpc/infer_calls.h"
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "server/grpc/infer_request.h"
+
+namespace llmserve::grpc_frontend {
+namespace {
+
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+using inference::ModelStreamInferResponse;
+
+// A request the client started and the engine accepted.
+struct Generation {
+  std::shared_ptr<GenerationHandle> handle;
+  InferOptions options;
+  std::string model_name;
+  std::string text;  // what was read and not yet sent (non-streamed replies accumulate here)
+};
+
+void finish_record(const CallContext& context, RequestRecord& record) {
+  record.completed = Clock::now();
+  if (context.stats != nullptr) context.stats->on_request_done(record);
+  context.service->finish(record);
+}
+
+// Validates and starts one request. On failure the rejection is recorded and returned.
+Status begin_generation(const CallContext& context, ::grpc::CallbackServerContext* server_context,
+                        const ModelInferRequest& wire, Generation& generation) {
+  GenerateRequest request;
+  request.model = wire.model_name();
+  request.protocol = "grpc";
+  Status s = context.check_model(wire.model_name(), wire.model_version());
+  if (s.is_ok()) s = parse_infer_request(wire, request, generation.options);
+  const auto deadline = server_context->deadline();
+  if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    request.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(deadline - std::chrono::system_clock::now());
+  }
+  if (s.is_ok()) s = context.service->start(request, generation.handle);
+  if (!s.is_ok()) {
+    RequestRecord record = context.service->make_rejected_record(request, s);
+    finish_record(context, record);
+    return s;
+  }
+  generation.model_name = wire.model_name();
+  if (!generation.options.is_input_excluded) generation.text = std::get<std::string>(request.prompt);
+  return Status::ok();
+}
+
+// The gRPC status a generation ended with when it did not end well.
+::grpc::Status failure_status(const GenerateChunk& chunk) {
+  if (!chunk.error.is_ok()) return to_grpc_status(chunk.error);
+  return {::grpc::StatusCode::CANCELLED, "request cancelled"};
+}
+
+bool is_success(const GenerateChunk& chunk) {
+  return chunk.finish_reason == FinishReason::kStop || chunk.finish_reason == FinishReason::kLength;
+}
+
+// Posts one drain of `call` unless one is already queued.
+template <typename Call>
+void schedule_drain(const std::shared_ptr<Call>& call) {
+  if (call->is_drain_scheduled.exchange(true)) return;
+  std::weak_ptr<Call> weak = call;
+  call->context.dispatcher->post([weak] {
+    if (auto c = weak.lock()) {
+      c->is_drain_scheduled = false;
+      c->drain();
+    }
+  });
+}
+
+template <typename Call>
+void listen(const std::shared_ptr<Call>& call, GenerationHandle& handle) {
+  std::weak_ptr<Call> weak = call;
+  handle.set_listener([weak] {
+    if (auto c = weak.lock()) schedule_drain(c);
+  });
+  schedule_drain(call);  // outputs pushed before the listener was set
+}
+
+class UnaryInferCall : public ::grpc::ServerUnaryReactor, public std::enable_shared_from_this<UnaryInferCall> {
+ public:
+  UnaryInferCall(const CallContext& c, ModelInferResponse* response, Generation generation)
+      : context(c), response_(response), generation_(std::move(generation)) {}
+
+  void begin() {
+    self_ = shared_from_this();
+    listen(self_, *generation_.handle);
+  }
+
+  void drain() {
+    std::lock_guard lock(mutex_);
+    if (is_finished_) return;
+    GenerateChunk chunk;
+    while (generation_.handle->try_next(chunk)) {
+      generation_.text += chunk.text;
+      if (chunk.is_final()) return finish(chunk);
+    }
+  }
+
+  void OnCancel() override { generation_.handle->cancel(); }
+  void OnDone() override { self_.reset(); }
+
+  const CallContext context;
+  std::atomic<bool> is_drain_scheduled{false};
+
+ private:
+  void finish(const GenerateChunk& chunk) {
+    is_finished_ = true;
+    if (is_success(chunk)) fill_text_response(generation_.model_name, generation_.options, generation_.text, *response_);
+    finish_record(context, generation_.handle->record());
+    Finish(is_success(chunk) ? ::grpc::Status::OK : failure_status(chunk));
+  }
+
+  std::mutex mutex_;
+  ModelInferResponse* response_;
+  Generation generation_;
+  bool is_finished_ = false;
+  std::shared_ptr<UnaryInferCall> self_;
+};
+
+class StreamInferCall : public ::grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>,
+                        public std::enable_shared_from_this<StreamInferCall> {
+ public:
+  StreamInferCall(const CallContext& c, ::grpc::CallbackServerContext* server_context)
+      : context(c), server_context_(server_context) {}
+
+  void begin() {
+    self_ = shared_from_this();
+    {
+      std::lock_guard lock(mutex_);
+      is_reading_ = true;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    bool should_read = false;
+    {
+      std::lock_guard lock(mutex_);
+      is_reading_ = false;
+      if (!ok) {
+        is_read_done_ = true;
+      } else if (!is_finished_ && !is_cancelled_) {
+        begin_request();
+        should_read = true;
+        is_reading_ = true;
+      }
+    }
+    if (should_read) StartRead(&request_);
+    pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mutex_);
+      writes_.pop_front();
+      is_writing_ = false;
+      if (!ok) cancel_all();  // the client is gone
+    }
+    pump();
+  }
+
+  void OnCancel() override {
+    {
+      std::lock_guard lock(mutex_);
+      cancel_all();
+    }
+    pump();
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [id, g] : active_) g.handle->cancel();
+    }
+    self_.reset();
+  }
+
+  void drain() {
+    {
+      std::lock_guard lock(mutex_);
+      for (auto it = active_.begin(); it != active_.end();) {
+        it = drain_one(it->second) ? active_.erase(it) : std::next(it);
+      }
+    }
+    pump();
+  }
+
+  const CallContext context;
+  std::atomic<bool> is_drain_scheduled{false};
+
+ private:
+  // Under the lock: starts request_ or answers its error in band.
+  void begin_request() {
+    Generation g;
+    if (Status s = begin_generation(context, server_context_, request_, g); !s.is_ok()) {
+      ModelStreamInferResponse& r = writes_.emplace_back();
+      r.set_error_message(s.message());
+      r.mutable_infer_response()->set_model_name(request_.model_name());
+      r.mutable_infer_response()->set_id(request_.id());
+      return;
+    }
+    GenerationHandle& handle = *g.handle;
+    active_.emplace(handle.id(), std::move(g));
+    listen(self_, handle);
+  }
+
+  // Under the lock: reads what `g` has; true once it ended.
+  bool drain_one(Generation& g) {
+    GenerateChunk chunk;
+    while (g.handle->try_next(chunk)) {
+      g.text += chunk.text;
+      if (chunk.is_final()) {
+        finish_record(context, g.handle->record());
+        if (is_success(chunk)) {
+          queue_text(g, true);
+        } else if (!is_cancelled_) {
+          ModelStreamInferResponse& r = writes_.emplace_back();
+          r.set_error_message(failure_status(chunk).error_message());
+          r.mutable_infer_response()->set_model_name(g.model_name);
+          r.mutable_infer_response()->set_id(g.options.id);
+        }
+        return true;
+      }
+      if (g.options.is_streaming && !g.text.empty()) queue_text(g, false);
+    }
+    return false;
+  }
+
+  void queue_text(Generation& g, bool is_final) {
+    if (is_cancelled_) return;
+    ModelStreamInferResponse& r = writes_.emplace_back();
+    ModelInferResponse& ir = *r.mutable_infer_response();
+    fill_text_response(g.model_name, g.options, g.text, ir);
+    (*ir.mutable_parameters())[std::string(kFinalResponseParameter)].set_bool_param(is_final);
+    g.text.clear();
+  }
+
+  void cancel_all() {
+    is_cancelled_ = true;
+    for (auto& [id, g] : active_) g.handle->cancel();
+  }
+
+  // Starts the next write, or finishes the call once nothing is left to read, run or write.
+  void pump() {
+    ModelStreamInferResponse* to_write = nullptr;
+    std::optional<::grpc::Status> status;
+    {
+      std::lock_guard lock(mutex_);
+      if (is_finished_ || is_writing_) return;
+      if (is_cancelled_) writes_.clear();
+      if (!writes_.empty()) {
+        is_writing_ = true;
+        to_write = &writes_.front();
+      } else if (!is_reading_ && active_.empty() && (is_read_done_ || is_cancelled_)) {
+        is_finished_ = true;
+        status = is_cancelled_ ? ::grpc::Status(::grpc::StatusCode::CANCELLED, "stream cancelled") : ::grpc::Status::OK;
+      }
+    }
+    if (to_write != nullptr) StartWrite(to_write);
+    if (status) Finish(*status);
+  }
+
+  ::grpc::CallbackServerContext* server_context_;
+  std::mutex mutex_;
+  ModelInferRequest request_;                    // the read in flight
+  std::map<uint64_t, Generation> active_;        // by handle id
+  std::deque<ModelStreamInferResponse> writes_;  // front() is being written when is_writing_
+  bool is_reading_ = false;
+  bool is_read_done_ = false;
+  bool is_writing_ = false;
+  bool is_cancelled_ = false;
+  bool is_finished_ = false;
+  std::shared_ptr<StreamInferCall> self_;
+};
+
+}  // namespace
+
+::grpc::Status to_grpc_status(const Status& status) {
+  using ::grpc::StatusCode;
+  StatusCode code = StatusCode::UNKNOWN;
+  switch (status.code()) {
+    case llmserve::StatusCode::kOk: return ::grpc::Status::OK;
+    case llmserve::StatusCode::kInvalidArgument: code = StatusCode::INVALID_ARGUMENT; break;
+    case llmserve::StatusCode::kNotFound: code = StatusCode::NOT_FOUND; break;
+    case llmserve::StatusCode::kOutOfRange: code = StatusCode::INVALID_ARGUMENT; break;
+    case llmserve::StatusCode::kResourceExhausted: code = StatusCode::UNAVAILABLE; break;
+    case llmserve::StatusCode::kUnavailable: code = StatusCode::UNAVAILABLE; break;
+    case llmserve::StatusCode::kCancelled: code = StatusCode::CANCELLED; break;
+    case llmserve::StatusCode::kDeadlineExceeded: code = StatusCode::DEADLINE_EXCEEDED; break;
+    case llmserve::StatusCode::kFailedPrecondition: code = StatusCode::FAILED_PRECONDITION; break;
+    case llmserve::StatusCode::kDataLoss: code = StatusCode::DATA_LOSS; break;
+    case llmserve::StatusCode::kUnimplemented: code = StatusCode::UNIMPLEMENTED; break;
+    case llmserve::StatusCode::kInternal: code = StatusCode::INTERNAL; break;
+  }
+  return {code, status.message()};
+}
+
+::grpc::ServerUnaryReactor* start_model_infer(const CallContext& context, ::grpc::CallbackServerContext* server_context,
+                                              const ModelInferRequest* request, ModelInferResponse* response) {
+  Generation g;
+  if (Status s = begin_generation(context, server_context, *request, g); !s.is_ok()) {
+    auto* reactor = server_context->DefaultReactor();
+    reactor->Finish(to_grpc_status(s));
+    return reactor;
+  }
+  auto call = std::make_shared<UnaryInferCall>(context, response, std::move(g));
+  call->begin();
+  return call.get();
+}
+
+::grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>* start_model_stream_infer(
+    const CallContext& context, ::grpc::CallbackServerContext* server_context) {
+  auto call = std::make_shared<StreamInferCall>(context, server_context);
+  call->begin();
+  return call.get();
+}
+
+}  // namespace llmserve::grpc_frontend
