@@ -12,5 +12,6 @@ using Action = std::function<int()>;
 void add_generate_command(CLI::App& app, Action& action);
 void add_tokenize_commands(CLI::App& app, Action& action);
 void add_bench_commands(CLI::App& app, Action& action);
+void add_serve_command(CLI::App& app, Action& action);
 
 }  // namespace llmserve::cli

@@ -6,8 +6,8 @@
 set -euo pipefail
 
 if ! command -v promtool >/dev/null; then
-  echo "SKIP: promtool not installed"
-  exit 0
+  echo "FAIL: promtool not installed (scripts/install_deps.sh --test installs it)"
+  exit 1
 fi
 
 dir=$(mktemp -d)

@@ -1,0 +1,133 @@
+#include "server/http/router.h"
+
+#include <nlohmann/json.hpp>
+
+namespace llmserve::http {
+
+namespace {
+const std::string kEmpty;
+bool is_param(const std::string& segment) {
+  return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
+}
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+const std::string& HttpRequest::header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? kEmpty : it->second;
+}
+
+const std::string& HttpRequest::param(const std::string& name) const {
+  auto it = params.find(name);
+  return it == params.end() ? kEmpty : it->second;
+}
+
+void respond_json(HttpExchange& ex, int status, const std::string& json_body, Headers extra) {
+  ex.respond(status, "application/json", json_body, std::move(extra));
+}
+
+void respond_error(HttpExchange& ex, int status, const std::string& message, Headers extra) {
+  nlohmann::json j = {{"error", message}};
+  respond_json(ex, status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::move(extra));
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::optional<std::string> url_decode(const std::string& s, bool is_query) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (is_query && s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+void Router::add(std::string method, const std::string& pattern, HttpHandler handler, RouteAccess access) {
+  routes_.push_back({std::move(method), split_path(pattern), std::move(handler), access});
+}
+
+Router::Match Router::match(const std::string& method, const std::string& path) const {
+  Match m;
+  const auto segments = split_path(path);
+  std::vector<std::string> allowed;
+  for (const Route& r : routes_) {
+    if (r.segments.size() != segments.size()) continue;
+    std::map<std::string, std::string> params;
+    bool ok = true;
+    for (size_t i = 0; i < segments.size() && ok; ++i) {
+      if (is_param(r.segments[i])) {
+        params[r.segments[i].substr(1, r.segments[i].size() - 2)] = segments[i];
+      } else {
+        ok = r.segments[i] == segments[i];
+      }
+    }
+    if (!ok) continue;
+    if (r.method == method) {
+      m.handler = &r.handler;
+      m.params = std::move(params);
+      m.access = r.access;
+      return m;
+    }
+    allowed.push_back(r.method);
+  }
+  if (allowed.empty()) {
+    m.status = 404;
+    return m;
+  }
+  m.status = 405;
+  for (const auto& a : allowed) {
+    if (m.allow.find(a) != std::string::npos) continue;
+    m.allow += m.allow.empty() ? a : ", " + a;
+  }
+  return m;
+}
+
+bool Router::is_authorized(const HttpRequest& request) const {
+  if (api_key_.empty()) return true;
+  return request.header("authorization") == "Bearer " + api_key_;
+}
+
+void Router::dispatch(const std::shared_ptr<HttpExchange>& ex, HttpRequest& request) const {
+  Match m = match(request.method, request.path);
+  if (!m.handler) {
+    if (m.status == 405) {
+      respond_error(*ex, 405, "Method Not Allowed", {{"Allow", m.allow}});
+    } else {
+      respond_error(*ex, 404, "Not Found");
+    }
+    return;
+  }
+  if (m.access == RouteAccess::kProtected && !is_authorized(request)) {
+    respond_error(*ex, 401, "Unauthorized: send 'Authorization: Bearer <api key>'", {{"WWW-Authenticate", "Bearer"}});
+    return;
+  }
+  request.params = std::move(m.params);
+  (*m.handler)(ex);
+}
+
+}  // namespace llmserve::http

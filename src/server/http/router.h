@@ -1,0 +1,55 @@
+// Router: maps (method, path) to a handler. Patterns are '/'-separated segments, each literal or a
+// {name} parameter matching one non-empty segment, e.g. "/v2/models/{model}/versions/{version}/infer".
+// Unknown path → 404 {"error":"Not Found"}; a known path with another method → 405 with Allow.
+// Routes that are not public need `Authorization: Bearer <api key>` when an API key is set (401).
+//
+// Thread-safety: add routes before serving; dispatch() is then const and may run concurrently.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/http/http_exchange.h"
+
+namespace llmserve::http {
+
+enum class RouteAccess { kProtected, kPublic };
+
+class Router {
+ public:
+  void add(std::string method, const std::string& pattern, HttpHandler handler,
+           RouteAccess access = RouteAccess::kProtected);
+  void set_api_key(std::string key) { api_key_ = std::move(key); }
+
+  struct Match {
+    const HttpHandler* handler = nullptr;        // null: see status
+    int status = 200;                            // 404 or 405 (or 401) when no handler
+    std::string allow;                           // for 405: "GET, POST"
+    std::map<std::string, std::string> params;
+    RouteAccess access = RouteAccess::kProtected;
+  };
+  // Pure lookup (no auth check): used by dispatch() and the tests.
+  Match match(const std::string& method, const std::string& path) const;
+  // Fills request params, checks the API key and calls the handler, or answers 401/404/405.
+  void dispatch(const std::shared_ptr<HttpExchange>& ex, HttpRequest& request) const;
+  bool is_authorized(const HttpRequest& request) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;  // "{x}" marks a parameter
+    HttpHandler handler;
+    RouteAccess access;
+  };
+  std::vector<Route> routes_;
+  std::string api_key_;
+};
+
+// Splits "/a/b/" into {"a", "b"}; empty segments are dropped.
+std::vector<std::string> split_path(const std::string& path);
+// Percent-decodes (and '+' → ' ' when is_query); nullopt for a bad escape.
+std::optional<std::string> url_decode(const std::string& s, bool is_query);
+
+}  // namespace llmserve::http

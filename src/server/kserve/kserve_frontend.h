@@ -1,0 +1,71 @@
+// KServeFrontend: the KServe v2 HTTP protocol and Triton's generate extension over the one
+// GenerationService (spec §3). It registers its routes on a Router:
+//   GET  /v2/health/live, /v2/health/ready, /v2                          (public)
+//   GET  /v2/models/{m}[/versions/{v}], .../ready, .../config, .../stats, /v2/models/stats
+//   POST /v2/models/{m}[/versions/{v}]/infer, .../generate, .../generate_stream
+//   POST /v2/repository/index
+// Errors are Triton's {"error": "..."}: 400 bad input (naming the field), 404 unknown model or
+// route, 503 + Retry-After when overloaded, not ready or draining.
+//
+// Thread-safety: handlers run on the connections' I/O threads concurrently; the frontend holds
+// no mutable state of its own besides ModelStats (locked) and ServingState (atomics).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "server/generation_service.h"
+#include "server/http/router.h"
+#include "server/http/serving_state.h"
+#include "server/kserve/model_stats.h"
+#include "server/kserve/request_parsing.h"
+
+namespace llmserve::kserve {
+
+struct ServedModel {
+  std::string name;                  // the public model name
+  std::vector<std::string> aliases;  // other names that reach it
+  std::string version = "1";
+  bool is_name(const std::string& n) const;
+};
+
+class KServeFrontend {
+ public:
+  // Registers its ModelStats as an observer of `service`.
+  KServeFrontend(GenerationService& service, const http::ServingState& state, ServedModel model);
+  void add_routes(http::Router& router);
+  const ModelStats& stats() const { return stats_; }
+
+ private:
+  enum class Api { kInfer, kGenerate, kGenerateStream };
+  using ExchangePtr = std::shared_ptr<http::HttpExchange>;
+
+  // kserve_metadata.cpp
+  void server_metadata(const ExchangePtr& ex) const;
+  void model_metadata(const ExchangePtr& ex) const;
+  void model_ready(const ExchangePtr& ex) const;
+  void model_config(const ExchangePtr& ex) const;
+  void model_stats(const ExchangePtr& ex) const;
+  void all_model_stats(const ExchangePtr& ex) const;
+  void repository_index(const ExchangePtr& ex) const;
+  // Ok, or kNotFound for an unknown model name / version in the route.
+  Status resolve_model(const http::HttpRequest& request) const;
+
+  // kserve_inference.cpp
+  void infer(const ExchangePtr& ex, Api api);
+  Status parse_request(const http::HttpRequest& request, Api api, ParsedRequest& parsed) const;
+  void reply_unary(const ExchangePtr& ex, Api api, std::shared_ptr<ParsedRequest> parsed,
+                   std::shared_ptr<GenerationHandle> handle);
+  void reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
+                    std::shared_ptr<GenerationHandle> handle);
+
+  GenerationService& service_;
+  const http::ServingState& state_;
+  ServedModel model_;
+  ModelStats stats_;
+};
+
+}  // namespace llmserve::kserve

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# `llmserve serve` end to end over real HTTP with curl, the way the seed's load client calls it:
+# generate / generate_stream / infer answers equal `llmserve generate` at temperature 0; health,
+# metadata, config, stats; 400/401/404/405/413/503 with Triton's {"error": ...}; overload gives
+# 503 + Retry-After while admitted requests finish; a client that disconnects mid-stream cancels
+# its request; SIGTERM drains (ready 503, in-flight requests finish 200, exit 0).
+set -uo pipefail
+BIN=${LLMSERVE:?path of the llmserve binary}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+passed=0 failed=0
+check() {  # check NAME CONDITION-COMMAND...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+code() { curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' --max-time 60 "$@"; }
+has_error() { grep -q "$1" "$WORK/body"; }
+
+start_server() {  # start_server NAME ARGS... ; sets PORT and SERVER_PID
+  local name=$1; shift
+  PORT=$(free_port)
+  "$BIN" serve --http-port "$PORT" --grpc-port 0 --metrics-port 0 --host 127.0.0.1 --num-kv-blocks 64 "$@" > "$WORK/$name.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$PORT/v2/health/ready")" == 200 ] && return 0
+    sleep 0.2
+  done
+  echo "server $name did not become ready:"; cat "$WORK/$name.log"; exit 1
+}
+
+# ---------- main server: default model, body limit 4000 bytes ----------
+start_server main --max-body-bytes 4000 --model-alias gpt2
+H=127.0.0.1:$PORT
+check "log says where it listens" grep -q "listening on 127.0.0.1:$PORT" "$WORK/main.log"
+check "log says the model is ready" grep -q "model 'default'.* is ready" "$WORK/main.log"
+
+PROMPT="ROMEO:"
+want=$("$BIN" generate --prompt "$PROMPT" --max-tokens 12 --temperature 0 --num-kv-blocks 64 --json 2>/dev/null | json "d['text']")
+# Exactly as the seed's client: no scheme, no Content-Type.
+out=$(curl -X POST -s "$H/v2/models/default/generate" -d "{\"text_input\": \"$PROMPT\", \"max_tokens\": 12, \"temperature\": 0}")
+got=$(echo "$out" | json "d['text_output']")
+check "generate text_output non-empty" [ -n "$got" ]
+check "generate equals llmserve generate" [ "$got" == "$want" ]
+check "generate model_name/version" [ "$(echo "$out" | json "d['model_name'], d['model_version']")" == "default 1" ]
+got=$(curl -X POST -s "$H/v2/models/gpt2/versions/1/generate" -d "{\"text_input\": \"$PROMPT\", \"parameters\": {\"max_tokens\": 12, \"temperature\": 0}}" | json "d['text_output']")
+check "alias + version + nested parameters" [ "$got" == "$want" ]
+
+curl -sN --max-time 60 "$H/v2/models/default/generate_stream" -d "{\"text_input\": \"$PROMPT\", \"max_tokens\": 12, \"temperature\": 0, \"stream\": true}" > "$WORK/sse"
+got=$(python3 -c '
+import json,sys
+ev=[l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+print("".join(json.loads(e)["text_output"] for e in ev), end="")' "$WORK/sse")
+check "generate_stream events concatenate to the same text" [ "$got" == "$want" ]
+check "generate_stream has several events" [ "$(grep -c '^data: ' "$WORK/sse")" -gt 1 ]
+check "generate_stream content type" [ "$(curl -sN -o /dev/null -w '%{content_type}' "$H/v2/models/default/generate_stream" -d '{"text_input":"a","max_tokens":1}')" == "text/event-stream; charset=utf-8" ]
+
+infer='{"id":"r1","inputs":[{"name":"text_input","datatype":"BYTES","shape":[1,1],"data":["'$PROMPT'"]},
+ {"name":"max_tokens","datatype":"INT32","shape":[1,1],"data":[12]},{"name":"temperature","datatype":"FP32","shape":[1,1],"data":[0]}],
+ "outputs":[{"name":"text_output"}]}'
+out=$(curl -s "$H/v2/models/default/infer" -d "$infer")
+check "infer text_output tensor" [ "$(echo "$out" | json "d['outputs'][0]['data'][0]")" == "$want" ]
+check "infer echoes id, one output" [ "$(echo "$out" | json "d['id'], len(d['outputs']), d['outputs'][0]['datatype']")" == "r1 1 BYTES" ]
+check "infer wrong datatype names the tensor" [ "$(code "$H/v2/models/default/infer" -d '{"inputs":[{"name":"text_input","datatype":"BYTES","shape":[1],"data":["a"]},{"name":"max_tokens","datatype":"FP32","shape":[1],"data":[3]}]}')" == 400 ]
+check "  ... message" has_error "max_tokens"
+check "infer shape/data mismatch" [ "$(code "$H/v2/models/default/infer" -d '{"inputs":[{"name":"text_input","datatype":"BYTES","shape":[2],"data":["a"]}]}')" == 400 ]
+check "  ... message" has_error "text_input"
+
+# Health, metadata, config, stats.
+check "live 200" [ "$(code "$H/v2/health/live")" == 200 ]
+check "ready 200" [ "$(code "$H/v2/health/ready")" == 200 ]
+check "model ready 200" [ "$(code "$H/v2/models/default/ready")" == 200 ]
+check "server metadata" [ "$(curl -s "$H/v2" | json "d['name'], 'generate' in d['extensions']")" == "llmserve True" ]
+check "model metadata" [ "$(curl -s "$H/v2/models/default" | json "d['name'], d['versions'], [t['datatype'] for t in d['inputs'] if t['name']=='text_input']")" == "default ['1'] ['BYTES']" ]
+check "model config" [ "$(curl -s "$H/v2/models/default/config" | json "[t['data_type'] for t in d['input'] if t['name']=='text_input'][0], d['max_batch_size'] > 0")" == "TYPE_STRING True" ]
+check "model stats count successes" [ "$(curl -s "$H/v2/models/default/stats" | json "d['model_stats'][0]['inference_stats']['success']['count'] >= 5")" == True ]
+check "all stats" [ "$(curl -s "$H/v2/models/stats" | json "d['model_stats'][0]['name']")" == default ]
+
+# Errors.
+check "404 unknown model" [ "$(code "$H/v2/models/nope/generate" -d '{"text_input":"a","max_tokens":1}')" == 404 ]
+check "  ... message" has_error "Request for unknown model: 'nope' is not found"
+check "404 unknown version" [ "$(code "$H/v2/models/default/versions/7/generate" -d '{"text_input":"a"}')" == 404 ]
+check "404 unknown route" [ "$(code "$H/v2/nothing/here")" == 404 ]
+check "405 wrong method" [ "$(code -X GET "$H/v2/models/default/generate")" == 405 ]
+check "  ... Allow: POST" grep -qi "^allow: POST" "$WORK/headers"
+big=$(python3 -c 'print("{\"text_input\": \"" + "a " * 3000 + "\", \"max_tokens\": 1}")')
+check "413 body over --max-body-bytes" [ "$(code "$H/v2/models/default/generate" -d "$big")" == 413 ]
+check "400 malformed JSON" [ "$(code "$H/v2/models/default/generate" -d '{"text_input": ')" == 400 ]
+check "400 wrong type names the field" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":"ten"}')" == 400 ]
+check "  ... message" has_error "max_tokens"
+check "400 max_tokens 0" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":0}')" == 400 ]
+check "  ... message" has_error "max_tokens must be >= 1"
+check "400 max_tokens negative" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":-5}')" == 400 ]
+check "400 missing text_input" [ "$(code "$H/v2/models/default/generate" -d '{"max_tokens":3}')" == 400 ]
+check "  ... message" has_error "text_input"
+check "400 temperature out of range" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","temperature":-1}')" == 400 ]
+check "  ... message" has_error "temperature"
+long=$(python3 -c 'print("{\"text_input\": \"" + "hello " * 300 + "\", \"max_tokens\": 8}")')
+check "400 prompt too long" [ "$(code "$H/v2/models/default/generate" -d "$long")" == 400 ]
+check "  ... message names the limit" has_error "max_model_len"
+printf '{"text_input": "\xff\xfe", "max_tokens": 2}' > "$WORK/bad_utf8"
+check "400 invalid UTF-8" [ "$(code "$H/v2/models/default/generate" --data-binary @"$WORK/bad_utf8")" == 400 ]
+check "  ... message" has_error "UTF-8"
+
+# A client that disconnects mid-stream cancels its request; the server keeps serving.
+before=$(curl -s "$H/v2/models/default/stats" | json "d['model_stats'][0]['cancel_count']")
+python3 - "$PORT" <<'PY'
+import socket, sys
+body = b'{"text_input":"KING:","max_tokens":240,"ignore_eos":true}'
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
+s.sendall(b"POST /v2/models/default/generate_stream HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+data = b""
+while b"data: " not in data:  # the first event: the request is generating
+    data += s.recv(4096)
+s.close()
+PY
+cancelled=no
+for _ in $(seq 50); do
+  now=$(curl -s "$H/v2/models/default/stats" | json "d['model_stats'][0]['cancel_count']")
+  [ "$now" -gt "$before" ] && { cancelled=yes; break; }
+  sleep 0.2
+done
+check "disconnect cancels the request (stats)" [ $cancelled == yes ]
+check "disconnect is logged" grep -q "cancelled: the client disconnected" "$WORK/main.log"
+check "server still serves after a disconnect" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":2}')" == 200 ]
+
+# Keep-alive: two requests over one connection.
+n=$(curl -sv "$H/v2/health/live" "$H/v2/health/live" 2>&1 | grep -c "Re-using existing connection")
+check "keep-alive reuses the connection" [ "$n" -ge 1 ]
+
+# Pipelining: three requests in one write are answered in order on one connection.
+pipelined=$(python3 - "$PORT" <<'PY'
+import re, socket, sys
+body = b'{"text_input":"hi","max_tokens":2}'
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
+s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"POST /v2/models/default/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+          b"GET /v2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (len(body), body))
+data = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    data += d
+print(" ".join(re.findall(r"HTTP/1\.1 (\d{3}) ", data.decode())))
+PY
+)
+check "pipelined requests answered in order ($pipelined)" [ "$pipelined" == "200 200 200" ]
+
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; rc=$?
+check "main server exits 0 on SIGTERM" [ $rc == 0 ]
+
+# ---------- api key + overload: one running, one waiting ----------
+start_server busy --max-batch-size 1 --max-queue-size 1 --api-key sekret
+H=127.0.0.1:$PORT
+AUTH="Authorization: Bearer sekret"
+check "401 without the api key" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 401 ]
+check "401 with a wrong key" [ "$(code -H "Authorization: Bearer nope" "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 401 ]
+check "200 with the api key" [ "$(code -H "$AUTH" "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 200 ]
+check "health stays open" [ "$(code "$H/v2/health/ready")" == 200 ]
+for i in 1 2 3 4 5; do
+  curl -s -o "$WORK/ov$i.body" -D "$WORK/ov$i.headers" -w '%{http_code}' --max-time 120 -H "$AUTH" \
+    "$H/v2/models/default/generate" -d '{"text_input":"KING:","max_tokens":24,"ignore_eos":true}' > "$WORK/ov$i.code" &
+done
+wait $(jobs -p | grep -v "$SERVER_PID") 2>/dev/null
+n200=0 n503=0 retry=0
+for i in 1 2 3 4 5; do
+  c=$(cat "$WORK/ov$i.code")
+  [ "$c" == 200 ] && n200=$((n200 + 1))
+  if [ "$c" == 503 ]; then n503=$((n503 + 1)); grep -qi "^retry-after: 1" "$WORK/ov$i.headers" && retry=$((retry + 1)); fi
+done
+check "overload: some 503 ($n503)" [ $n503 -ge 1 ]
+check "overload: 503 carries Retry-After" [ $retry == $n503 ]
+check "overload: admitted ones complete 200 ($n200)" [ $n200 -ge 1 ]
+check "overload: every request answered" [ $((n200 + n503)) == 5 ]
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"
+check "busy server exits 0" [ $? == 0 ]
+
+# ---------- drain: SIGTERM during long requests ----------
+start_server drain --max-batch-size 1 --drain-timeout 120s
+H=127.0.0.1:$PORT
+t0=$(date +%s.%N)
+curl -s -o /dev/null "$H/v2/models/default/generate" -d '{"text_input":"KING:","max_tokens":10,"ignore_eos":true}'
+per_token=$(python3 -c "print(max(1e-4, ($(date +%s.%N) - $t0) / 10))")
+# Queue enough work (one at a time) for ~4 s so the drain window is observable on any build.
+n_req=$(python3 -c "import math; print(min(8, max(1, math.ceil(4 / ($per_token * 200)))))")
+max_tokens=$(python3 -c "print(min(200, max(4, int(4 / $per_token / $n_req))))")
+for i in $(seq "$n_req"); do
+  curl -s -o "$WORK/dr$i.body" -w '%{http_code}' --max-time 300 "$H/v2/models/default/generate" \
+    -d "{\"text_input\":\"KING:\",\"max_tokens\":$max_tokens,\"ignore_eos\":true}" > "$WORK/dr$i.code" &
+done
+sleep 0.5
+kill -TERM "$SERVER_PID"
+not_ready=no
+for _ in $(seq 30); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$H/v2/health/ready")" == 503 ] && { not_ready=yes; break; }
+  sleep 0.1
+done
+check "draining: ready turns 503" [ $not_ready == yes ]
+check "draining: live stays 200" [ "$(code "$H/v2/health/live")" == 200 ]
+check "draining: new inference 503" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 503 ]
+wait "$SERVER_PID"; rc=$?
+check "draining: exits 0" [ $rc == 0 ]
+ok=0
+for i in $(seq "$n_req"); do
+  wait %"$i" 2>/dev/null
+  [ "$(cat "$WORK/dr$i.code")" == 200 ] && [ -n "$(json "d['text_output']" < "$WORK/dr$i.body")" ] && ok=$((ok + 1))
+done
+check "draining: in-flight requests completed 200 ($ok/$n_req)" [ $ok == "$n_req" ]
+check "draining: logged" grep -q "draining" "$WORK/drain.log"
+
+# ---------- drain timeout: what is still running is ended with an error, exit stays 0 ----------
+start_server late --max-batch-size 1 --drain-timeout 300ms
+H=127.0.0.1:$PORT
+for i in 1 2 3 4; do
+  curl -sN -o "$WORK/late$i" --max-time 300 "$H/v2/models/default/generate_stream" \
+    -d '{"text_input":"KING:","max_tokens":240,"ignore_eos":true}' &
+done
+sleep 0.5
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; rc=$?
+check "drain timeout: exits 0" [ $rc == 0 ]
+wait $(jobs -p) 2>/dev/null
+check "drain timeout: cut streams end with an SSE error event" grep -q '^data: {"error"' "$WORK/late4"
+check "drain timeout: logged" grep -q "drain timeout" "$WORK/late.log"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

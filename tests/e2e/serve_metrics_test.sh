@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `llmserve serve` metrics on :8002 as Prometheus sees them: a live scrape passes
+# `promtool check metrics` (exit 3 = lint only: Triton's names have no _total), Triton's counters
+# count what was served, and a real Prometheus scraping the server evaluates the seed's recording
+# rule triton:queue_compute:ratio.
+set -euo pipefail
+BIN=${LLMSERVE:?}
+WORK=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+fails=0; passes=0
+check() { local name=$1; shift; if "$@"; then echo "ok   $name"; passes=$((passes+1)); else echo "FAIL $name"; fails=$((fails+1)); fi; }
+
+HP=$(free_port); MP=$(free_port); PP=$(free_port)
+"$BIN" serve --host 127.0.0.1 --http-port "$HP" --grpc-port -1 --metrics-port "$MP" --num-kv-blocks 64 > "$WORK/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do curl -sf "127.0.0.1:$HP/v2/health/ready" >/dev/null && break; sleep 0.25; done
+
+cat > "$WORK/rules.yml" <<'YAML'
+groups:
+  - name: autoscaling
+    interval: 1s
+    rules:
+      - record: triton:queue_compute:ratio
+        expr: rate(nv_inference_queue_duration_us[1m]) / clamp_min(rate(nv_inference_compute_infer_duration_us[1m]),1)
+YAML
+cat > "$WORK/prometheus.yml" <<YAML
+global: { scrape_interval: 1s, evaluation_interval: 1s }
+rule_files: [ "$WORK/rules.yml" ]
+scrape_configs:
+  - job_name: llmserve
+    static_configs: [ { targets: [ "127.0.0.1:$MP" ] } ]
+YAML
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+  --web.listen-address="127.0.0.1:$PP" > "$WORK/prometheus.log" 2>&1 &
+pids+=($!)
+
+for i in 1 2 3 4 5 6; do
+  curl -s -X POST "127.0.0.1:$HP/v2/models/default/generate" -d '{"text_input": "ROMEO:", "max_tokens": 16}' > /dev/null &
+done
+wait_for_jobs() { for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j";; esac; done; }
+wait_for_jobs
+curl -s -X POST "127.0.0.1:$HP/v2/models/nope/generate" -d '{"text_input": "x"}' > /dev/null
+curl -s "127.0.0.1:$MP/metrics" > "$WORK/scrape.txt"
+
+rc=0; promtool check metrics < "$WORK/scrape.txt" > "$WORK/lint.txt" 2>&1 || rc=$?
+check "promtool check metrics: exit 0 or 3 (lint only)" [ $rc -eq 0 -o $rc -eq 3 ]
+check "lint findings are only about Triton's names" [ -z "$(grep -v '^nv_' "$WORK/lint.txt" || true)" ]
+value() { awk -v m="$1" '$1 == m { print $2 }' "$WORK/scrape.txt"; }
+check "nv_inference_request_success counts 6" [ "$(value 'nv_inference_request_success{model="default",version="1"}')" == "6" ]
+check "nv_inference_count counts 6" [ "$(value 'nv_inference_count{model="default",version="1"}')" == "6" ]
+check "compute_infer_duration_us grew" [ "$(value 'nv_inference_compute_infer_duration_us{model="default",version="1"}')" -gt 0 ]
+check "request_duration_us >= compute_infer" [ "$(value 'nv_inference_request_duration_us{model="default",version="1"}')" -ge "$(value 'nv_inference_compute_infer_duration_us{model="default",version="1"}')" ]
+check "pending count gauge present" grep -q '^nv_inference_pending_request_count{model="default",version="1"} 0' "$WORK/scrape.txt"
+check "kv cache block gauge present" grep -q '^nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max"' "$WORK/scrape.txt"
+
+got=""
+for _ in $(seq 1 40); do
+  got=$(curl -s "127.0.0.1:$PP/api/v1/query?query=triton:queue_compute:ratio" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' 2>/dev/null || true)
+  [ -n "$got" ] && break
+  sleep 0.5
+done
+check "Prometheus evaluates triton:queue_compute:ratio from a live scrape ($got)" [ -n "$got" ]
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

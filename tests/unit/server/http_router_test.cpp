@@ -1,0 +1,169 @@
+#include "server/http/router.h"
+
+#include <gtest/gtest.h>
+
+#include "server/http/status_mapping.h"
+
+namespace llmserve::http {
+namespace {
+
+// Records what a handler (or the router) answered.
+class FakeExchange : public HttpExchange {
+ public:
+  explicit FakeExchange(HttpRequest r) : request_(std::move(r)) {}
+  const HttpRequest& request() const override { return request_; }
+  void respond(int s, std::string ct, std::string b, Headers extra) override {
+    status = s;
+    content_type = std::move(ct);
+    body = std::move(b);
+    headers = std::move(extra);
+  }
+  void start_sse(Headers) override { status = 200; }
+  bool send_event(std::string data) override {
+    events.push_back(std::move(data));
+    return true;
+  }
+  void end() override {}
+  void on_disconnect(std::function<void()>) override {}
+  bool is_client_gone() const override { return false; }
+  void post(std::function<void()> fn) override { fn(); }
+  std::string header(const std::string& name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+
+  HttpRequest request_;
+  int status = 0;
+  std::string content_type, body;
+  Headers headers;
+  std::vector<std::string> events;
+};
+
+struct Dispatched {
+  std::shared_ptr<FakeExchange> ex;
+  HttpRequest& request() { return ex->request_; }
+};
+
+Dispatched dispatch(const Router& router, std::string method, std::string path,
+                    std::map<std::string, std::string> headers = {}) {
+  HttpRequest r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  r.headers = std::move(headers);
+  auto ex = std::make_shared<FakeExchange>(r);
+  router.dispatch(ex, ex->request_);
+  return {ex};
+}
+
+Router make_router(std::vector<std::string>& calls) {
+  Router router;
+  auto record = [&calls](std::string name) {
+    return [&calls, name](const std::shared_ptr<HttpExchange>& ex) {
+      std::string s = name;
+      for (const auto& [k, v] : ex->request().params) s += " " + k + "=" + v;
+      calls.push_back(s);
+      ex->respond(200, "text/plain", "", {});
+    };
+  };
+  router.add("GET", "/v2/health/live", record("live"), RouteAccess::kPublic);
+  router.add("GET", "/v2/models/stats", record("all_stats"));
+  router.add("GET", "/v2/models/{model}", record("metadata"));
+  router.add("POST", "/v2/models/{model}/generate", record("generate"));
+  router.add("POST", "/v2/models/{model}/versions/{version}/generate", record("generate_v"));
+  router.add("PUT", "/v2/models/{model}/generate", record("put_generate"));
+  return router;
+}
+
+TEST(HttpRouter, MatchesLiteralAndParameterSegments) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  EXPECT_EQ(dispatch(router, "GET", "/v2/health/live").ex->status, 200);
+  dispatch(router, "POST", "/v2/models/gpt2/generate");
+  dispatch(router, "POST", "/v2/models/gpt2/versions/1/generate");
+  dispatch(router, "GET", "/v2/models/llama");
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[0], "live");
+  EXPECT_EQ(calls[1], "generate model=gpt2");
+  EXPECT_EQ(calls[2], "generate_v model=gpt2 version=1");
+  EXPECT_EQ(calls[3], "metadata model=llama");
+}
+
+TEST(HttpRouter, EarlierLiteralRouteWinsOverParameter) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  dispatch(router, "GET", "/v2/models/stats");
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0], "all_stats");
+}
+
+TEST(HttpRouter, TrailingAndDoubleSlashesAreIgnored) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  EXPECT_EQ(dispatch(router, "GET", "/v2/health/live/").ex->status, 200);
+  EXPECT_EQ(dispatch(router, "GET", "//v2//health/live").ex->status, 200);
+}
+
+TEST(HttpRouter, UnknownPathIs404WithTritonErrorBody) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  auto d = dispatch(router, "GET", "/v2/nothing");
+  EXPECT_EQ(d.ex->status, 404);
+  EXPECT_EQ(d.ex->body, R"({"error":"Not Found"})");
+  EXPECT_EQ(d.ex->content_type, "application/json");
+  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate/extra").ex->status, 404);
+  EXPECT_TRUE(calls.empty());
+}
+
+TEST(HttpRouter, KnownPathWithOtherMethodIs405WithAllow) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  auto d = dispatch(router, "GET", "/v2/models/m/generate");
+  EXPECT_EQ(d.ex->status, 405);
+  EXPECT_EQ(d.ex->header("Allow"), "POST, PUT");
+  EXPECT_EQ(d.ex->body, R"({"error":"Method Not Allowed"})");
+}
+
+TEST(HttpRouter, ApiKeyGuardsProtectedRoutesOnly) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  router.set_api_key("k1");
+  auto d = dispatch(router, "POST", "/v2/models/m/generate");
+  EXPECT_EQ(d.ex->status, 401);
+  EXPECT_EQ(d.ex->header("WWW-Authenticate"), "Bearer");
+  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "Bearer k2"}}).ex->status, 401);
+  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "Bearer k1"}}).ex->status, 200);
+  EXPECT_EQ(dispatch(router, "GET", "/v2/health/live").ex->status, 200);
+  // Unknown routes stay 404 (not 401), so probing does not reveal the key requirement per path.
+  EXPECT_EQ(dispatch(router, "GET", "/v2/nothing").ex->status, 404);
+}
+
+TEST(HttpRouter, SplitsAndDecodesPaths) {
+  EXPECT_EQ(split_path("/a/b/"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(split_path("/").empty());
+  EXPECT_EQ(url_decode("a%2Fb%20c", false), "a/b c");
+  EXPECT_EQ(url_decode("a+b", true), "a b");
+  EXPECT_EQ(url_decode("a+b", false), "a+b");
+  EXPECT_FALSE(url_decode("bad%2", false).has_value());
+  EXPECT_FALSE(url_decode("bad%zz", false).has_value());
+}
+
+TEST(HttpStatusMapping, FollowsTriton) {
+  EXPECT_EQ(http_status_for(StatusCode::kInvalidArgument), 400);
+  EXPECT_EQ(http_status_for(StatusCode::kOutOfRange), 400);
+  EXPECT_EQ(http_status_for(StatusCode::kNotFound), 404);
+  EXPECT_EQ(http_status_for(StatusCode::kResourceExhausted), 503);
+  EXPECT_EQ(http_status_for(StatusCode::kUnavailable), 503);
+  EXPECT_EQ(http_status_for(StatusCode::kUnimplemented), 501);
+  EXPECT_EQ(http_status_for(StatusCode::kInternal), 500);
+  HttpRequest r;
+  FakeExchange ex(r);
+  respond_status(ex, Status(StatusCode::kResourceExhausted, "overloaded"));
+  EXPECT_EQ(ex.status, 503);
+  EXPECT_EQ(ex.header("Retry-After"), "1");
+  EXPECT_EQ(ex.body, R"({"error":"overloaded"})");
+}
+
+}  // namespace
+}  // namespace llmserve::http
