@@ -1,12 +1,11 @@
 # The two commands of the README. `make run` serves the embedded default model; `make test` runs
 # every test. Both install what they need first.
 JOBS ?= $(shell nproc)
-PROMPT ?= ROMEO:
 
 .PHONY: run test deps test-deps build build-asan clean format
 
 run: deps build
-	./build/release/llmserve generate --prompt "$(PROMPT)" --max-tokens 64
+	./build/release/llmserve serve
 
 test: test-deps build-asan
 	ctest --preset asan -j $(JOBS)

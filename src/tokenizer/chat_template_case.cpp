@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "tokenizer/chat_template_value.h"
+#include "tokenizer/utf8.h"
 
 namespace llmserve::jinja {
 namespace {
@@ -14,24 +15,6 @@ char32_t decode_code_point(std::string_view c) {
   char32_t cp = c.size() == 2 ? (b0 & 0x1F) : (c.size() == 3 ? (b0 & 0x0F) : (b0 & 0x07));
   for (std::size_t i = 1; i < c.size(); ++i) cp = (cp << 6) | (static_cast<unsigned char>(c[i]) & 0x3F);
   return cp;
-}
-
-void encode_code_point(char32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // Latin Extended-A pairs: even code point upper in these ranges, odd upper elsewhere.
@@ -81,7 +64,7 @@ void append_upper(char32_t cp, std::string& out) {
     out += "SS";  // Python: 'ß'.upper() == 'SS'
     return;
   }
-  encode_code_point(to_upper(cp), out);
+  utf8::append_codepoint(out, to_upper(cp));
 }
 
 }  // namespace
@@ -123,9 +106,9 @@ std::string change_case(std::string_view s, CaseChange change) {
     if (wants_upper) {
       append_upper(cp, out);
     } else if (cp == 0x3A3 && i > 0 && is_cased(cps[i - 1]) && (i + 1 == cps.size() || !is_cased(cps[i + 1]))) {
-      encode_code_point(0x3C2, out);  // Python's Final_Sigma rule
+      utf8::append_codepoint(out, 0x3C2);  // Python's Final_Sigma rule
     } else {
-      encode_code_point(to_lower(cp), out);
+      utf8::append_codepoint(out, to_lower(cp));
     }
   }
   return out;

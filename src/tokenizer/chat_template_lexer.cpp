@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/status.h"
+#include "tokenizer/utf8.h"
 
 namespace llmserve::jinja {
 namespace {
@@ -27,24 +28,6 @@ std::string normalize_newlines(std::string_view source) {
   }
   if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 class Lexer {
@@ -272,7 +255,7 @@ class Lexer {
         case 'U': {
           const std::size_t n = e == 'x' ? 2 : (e == 'u' ? 4 : 8);
           if (pos_ + n > src_.size()) error(start, "truncated escape in string literal");
-          append_utf8(value, static_cast<uint32_t>(std::stoul(src_.substr(pos_, n), nullptr, 16)));
+          utf8::append_codepoint(value, static_cast<char32_t>(std::stoul(src_.substr(pos_, n), nullptr, 16)));
           pos_ += n;
           break;
         }
