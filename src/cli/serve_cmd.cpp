@@ -29,6 +29,7 @@
 #include "server/http/serving_state.h"
 #include "server/grpc/grpc_server.h"
 #include "server/kserve/kserve_frontend.h"
+#include "server/openai/openai_frontend.h"
 #include "server/metrics/metrics_registry.h"
 #include "tokenizer/tokenizer.h"
 
@@ -134,7 +135,8 @@ int run_serve(const ServeOptions& opts) {
   service.add_observer(&metrics);
   kserve::KServeFrontend kserve(service, state, model);
   kserve.add_routes(router);
-  // OpenAI routes (/v1/...) join the same router here once they land.
+  openai::OpenAIFrontend openai(service, state, model);
+  openai.add_routes(router);
   std::unique_ptr<GrpcServer> grpc;
   if (opts.grpc_port >= 0) {
     GrpcServerOptions g;

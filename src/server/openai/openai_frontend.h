@@ -1,0 +1,73 @@
+// OpenAIFrontend: the OpenAI-compatible API over the one GenerationService (spec §5). It registers
+// its routes on a Router:
+//   GET  /v1/models                 the served name and its aliases
+//   GET  /v1/models/{model}
+//   POST /v1/completions            prompt: string | [string] (one) | [int] token ids
+//   POST /v1/chat/completions       messages rendered with the model's chat template
+// Both POST routes stream (SSE `data: <json>`, then `data: [DONE]`) when "stream" is true, with an
+// optional usage chunk (stream_options.include_usage). Unknown request fields are ignored (vLLM
+// style). Errors use OpenAI's envelope {"error":{"message","type","param","code"}}: 400
+// invalid_request_error naming the param, 404 model_not_found, 429 + Retry-After when the engine
+// queue is full, 503 + Retry-After when not ready or draining. (401 for a wrong API key comes from
+// the Router, in Triton's {"error": "..."} form.)
+//
+// Thread-safety: handlers run on the connections' I/O threads concurrently; the frontend's state
+// is immutable after construction (the compiled chat template's render() is const).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "server/generation_service.h"
+#include "server/http/router.h"
+#include "server/http/serving_state.h"
+#include "server/kserve/kserve_frontend.h"
+#include "tokenizer/chat_template.h"
+
+namespace llmserve::openai {
+
+// A request the frontend refuses, as OpenAI reports it.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string param;                          // "" => null
+  std::string type = "invalid_request_error";
+  std::string code;                           // "" => null
+};
+
+class OpenAIFrontend {
+ public:
+  // Compiles the tokenizer's chat template once (default_chat_template() when it has none, or
+  // when it does not compile, with a warning).
+  OpenAIFrontend(GenerationService& service, const http::ServingState& state, kserve::ServedModel model);
+  void add_routes(http::Router& router);
+
+ private:
+  enum class Api { kCompletions, kChat };
+  using ExchangePtr = std::shared_ptr<http::HttpExchange>;
+  struct Parsed;  // openai_frontend.cpp
+
+  void list_models(const ExchangePtr& ex) const;
+  void get_model(const ExchangePtr& ex) const;
+  void generate(const ExchangePtr& ex, Api api);
+  // Throws ApiError.
+  void parse(const nlohmann::json& body, Api api, Parsed& parsed) const;
+  std::string render_chat(const nlohmann::json& body) const;
+  void reply_unary(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed, std::shared_ptr<GenerationHandle> handle);
+  void reply_stream(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed, std::shared_ptr<GenerationHandle> handle);
+  nlohmann::json model_card(const std::string& name) const;
+
+  GenerationService& service_;
+  const http::ServingState& state_;
+  kserve::ServedModel model_;
+  std::optional<ChatTemplate> chat_template_;
+  std::string bos_token_;
+  std::string eos_token_;
+  int64_t created_ = 0;  // load time, seconds since the epoch
+};
+
+}  // namespace llmserve::openai

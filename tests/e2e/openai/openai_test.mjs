@@ -1,0 +1,141 @@
+// The official `openai` client against llmserve's /v1 API. Env: BASE_URL, REFERENCE (the default
+// model's reference.json). Prints one line per check and `N passed, M failed`; exit 1 on failure.
+import fs from 'node:fs';
+import OpenAI from 'openai';
+
+const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: 'x', maxRetries: 0, timeout: 60_000 });
+const reference = JSON.parse(fs.readFileSync(process.env.REFERENCE, 'utf8'));
+const want = reference.prompts[0].greedy_text;
+const prompt = reference.prompts[0].prompt;
+
+let passed = 0, failed = 0;
+function check(name, cond, detail) {
+  if (cond) { passed++; console.log(`ok   ${name}`); }
+  else { failed++; console.log(`FAIL ${name}${detail !== undefined ? ': ' + JSON.stringify(detail) : ''}`); }
+}
+async function step(name, fn) {
+  try { await fn(); } catch (e) { failed++; console.log(`FAIL ${name}: threw ${e?.status ?? ''} ${e?.message ?? e}`); }
+}
+async function expectError(name, fn, status, param) {
+  try {
+    await fn();
+    failed++; console.log(`FAIL ${name}: no error`);
+  } catch (e) {
+    check(`${name} status ${status}`, e.status === status, { status: e.status, message: e.message });
+    if (param !== undefined) check(`${name} param ${param}`, e.param === param, { param: e.param, error: e.error });
+    check(`${name} OpenAI envelope`, typeof e.error?.message === 'string' && typeof e.error?.type === 'string', e.error);
+    return e;
+  }
+}
+
+await step('models.list', async () => {
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m);
+  check('models.list has default', ids.some((m) => m.id === 'default' && m.object === 'model' && m.owned_by === 'llmserve'), ids);
+});
+
+await step('completion', async () => {
+  const r = await client.completions.create({ model: 'default', prompt, max_tokens: 40, temperature: 0 });
+  check('completion text equals reference greedy_text', r.choices[0].text === want, { got: r.choices[0].text, want });
+  check('completion usage.completion_tokens 40', r.usage?.completion_tokens === 40, r.usage);
+  check('completion usage total', r.usage?.total_tokens === r.usage?.prompt_tokens + 40 && r.usage?.prompt_tokens > 0, r.usage);
+  check('completion finish_reason length', r.choices[0].finish_reason === 'length', r.choices[0]);
+  check('completion id/object', r.id.startsWith('cmpl-') && r.object === 'text_completion' && r.model === 'default'
+        && Number.isInteger(r.created), r);
+});
+
+await step('completion token-id prompt', async () => {
+  const r = await client.completions.create({ model: 'default', prompt: reference.prompts[0].ids, max_tokens: 40, temperature: 0 });
+  check('token-id prompt gives the same text', r.choices[0].text === want, r.choices[0].text);
+});
+
+await step('completion stream', async () => {
+  const stream = await client.completions.create({ model: 'default', prompt, max_tokens: 40, temperature: 0, stream: true,
+                                                   stream_options: { include_usage: true } });
+  let text = '', usage = null, finish = null, n = 0;
+  for await (const c of stream) {
+    n++;
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) { text += ch.text; if (ch.finish_reason) finish = ch.finish_reason; }
+  }
+  check('stream concatenates to the reference text', text === want, { text, want });
+  check('stream has several chunks', n > 2, n);
+  check('stream finish_reason length', finish === 'length', finish);
+  check('stream include_usage chunk', usage?.completion_tokens === 40, usage);
+});
+
+let chatText = null;
+await step('chat', async () => {
+  const r = await client.chat.completions.create({
+    model: 'default', messages: [{ role: 'user', content: 'Who is Romeo?' }], max_tokens: 24, temperature: 0 });
+  chatText = r.choices[0].message.content;
+  check('chat role assistant', r.choices[0].message.role === 'assistant', r.choices[0].message);
+  check('chat content non-empty', typeof chatText === 'string' && chatText.length > 0, chatText);
+  check('chat id/object', r.id.startsWith('chatcmpl-') && r.object === 'chat.completion', r);
+  check('chat usage', r.usage?.completion_tokens > 0 && r.usage.total_tokens === r.usage.prompt_tokens + r.usage.completion_tokens, r.usage);
+  check('chat finish_reason', ['stop', 'length'].includes(r.choices[0].finish_reason), r.choices[0].finish_reason);
+});
+
+await step('chat stream', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'default', messages: [{ role: 'user', content: [{ type: 'text', text: 'Who is Romeo?' }] }], max_tokens: 24,
+    temperature: 0, stream: true, stream_options: { include_usage: true } });
+  let text = '', role = null, finish = null, usage = null, first = null;
+  for await (const c of stream) {
+    if (first === null) first = c;
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) {
+      if (ch.delta?.role) role = ch.delta.role;
+      if (ch.delta?.content) text += ch.delta.content;
+      if (ch.finish_reason) finish = ch.finish_reason;
+    }
+  }
+  check('chat stream first chunk role assistant', first?.choices?.[0]?.delta?.role === 'assistant' && first.object === 'chat.completion.chunk', first);
+  check('chat stream role', role === 'assistant', role);
+  check('chat stream equals non-stream', text === chatText, { text, chatText });
+  check('chat stream finish_reason', ['stop', 'length'].includes(finish), finish);
+  check('chat stream usage chunk', usage?.completion_tokens > 0, usage);
+});
+
+await step('stop string', async () => {
+  const stop = ' and';
+  const r = await client.completions.create({ model: 'default', prompt, max_tokens: 40, temperature: 0, stop });
+  const idx = want.indexOf(stop);
+  check('stop finish_reason stop', r.choices[0].finish_reason === 'stop', r.choices[0]);
+  check('stop text ends before the stop string', r.choices[0].text === want.slice(0, idx), { got: r.choices[0].text, want: want.slice(0, idx), stop });
+});
+
+await step('logprobs', async () => {
+  const r = await client.completions.create({ model: 'default', prompt, max_tokens: 5, temperature: 0, logprobs: 2 });
+  const lp = r.choices[0].logprobs;
+  check('logprobs tokens/token_logprobs length 5', lp?.tokens?.length === 5 && lp.token_logprobs.length === 5, lp);
+  check('logprobs tokens join to text', lp?.tokens?.join('') === r.choices[0].text, { tokens: lp?.tokens, text: r.choices[0].text });
+  check('logprobs are <= 0', lp?.token_logprobs?.every((x) => typeof x === 'number' && x <= 0), lp?.token_logprobs);
+  check('top_logprobs has alternatives', lp?.top_logprobs?.every((t) => Object.keys(t).length >= 2), lp?.top_logprobs);
+  const c = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }],
+                                                   max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 2 });
+  const content = c.choices[0].logprobs?.content;
+  check('chat logprobs content', Array.isArray(content) && content.length === c.usage.completion_tokens
+        && content.every((t) => typeof t.token === 'string' && t.top_logprobs.length === 2), c.choices[0].logprobs);
+});
+
+await step('echo', async () => {
+  const r = await client.completions.create({ model: 'default', prompt, max_tokens: 40, temperature: 0, echo: true });
+  check('echo prepends the prompt', r.choices[0].text === prompt + want, r.choices[0].text);
+});
+
+await expectError('unknown model', () => client.completions.create({ model: 'nope', prompt, max_tokens: 4 }), 404, 'model')
+  .then((e) => { if (e) check('unknown model is NotFoundError', e instanceof OpenAI.NotFoundError && e.code === 'model_not_found', e?.error); });
+await expectError('n=2', () => client.completions.create({ model: 'default', prompt, max_tokens: 4, n: 2 }), 400, 'n');
+await expectError('max_tokens 0', () => client.completions.create({ model: 'default', prompt, max_tokens: 0 }), 400, 'max_tokens');
+await expectError('chat without messages', () => client.chat.completions.create({ model: 'default', messages: [] }), 400, 'messages');
+await expectError('prompt too long', () => client.completions.create({ model: 'default', prompt: 'a '.repeat(5000), max_tokens: 4 }), 400, 'prompt')
+  .then((e) => { if (e) check('prompt too long names max_model_len', /max_model_len/.test(e.error?.message ?? ''), e?.error); });
+await step('malformed JSON', async () => {
+  const res = await fetch(`${process.env.BASE_URL}/completions`, { method: 'POST', body: '{"model": ', headers: { 'content-type': 'application/json' } });
+  const body = await res.json();
+  check('malformed JSON 400 envelope', res.status === 400 && body.error?.type === 'invalid_request_error', { status: res.status, body });
+});
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
