@@ -148,10 +148,25 @@ int run_serve(const ServeOptions& opts) {
     grpc->start(opts.host, opts.grpc_port);
     LOG_INFO("gRPC (KServe v2 inference.GRPCInferenceService) listening on {}:{}", opts.host, grpc->port());
   }
+  // /metrics is served by our own HTTP server: prometheus-cpp's civetweb exposer overflows its
+  // small fixed thread stacks under AddressSanitizer.
+  http::Router metrics_router;
+  std::unique_ptr<http::HttpServer> metrics_server;
   if (opts.metrics_port >= 0) {
     metrics.start_polling([&engine] { return engine->stats(); });
-    metrics.start_exposer(opts.host, static_cast<uint16_t>(opts.metrics_port));
-    LOG_INFO("metrics (Prometheus, Triton names) on {}:{}/metrics", opts.host, metrics.exposer_port());
+    metrics_router.add(
+        "GET", "/metrics",
+        [&metrics](const std::shared_ptr<http::HttpExchange>& ex) {
+          ex->respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics.render_text());
+        },
+        http::RouteAccess::kPublic);
+    http::HttpServerOptions mo;
+    mo.host = opts.host;
+    mo.port = static_cast<uint16_t>(opts.metrics_port);
+    mo.num_threads = 1;
+    metrics_server = std::make_unique<http::HttpServer>(mo, metrics_router);
+    metrics_server->start();
+    LOG_INFO("metrics (Prometheus, Triton names) on {}:{}/metrics", opts.host, metrics_server->port());
   }
 
   server->start();
@@ -185,6 +200,7 @@ int run_serve(const ServeOptions& opts) {
   server->stop();
   engine->stop();
   metrics.stop_polling();
+  if (metrics_server) metrics_server->stop();
   grpc.reset();
   engine.reset();  // joins the engine thread and drops the streams that still hold exchanges
   server.reset();

@@ -63,5 +63,6 @@ for _ in $(seq 1 40); do
   sleep 0.5
 done
 check "Prometheus evaluates triton:queue_compute:ratio from a live scrape ($got)" [ -n "$got" ]
+[ "$fails" -eq 0 ] || { echo "--- server log"; tail -40 "$WORK/serve.log"; }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
