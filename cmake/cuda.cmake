@@ -13,6 +13,19 @@ if(NOT LLMSERVE_CUDA STREQUAL "OFF")
       set(CMAKE_CUDA_ARCHITECTURES 90a)
     endif()
     enable_language(CUDA)
+    # CMake 3.25 does not know nvcc's C++20 flag (it needs one: CMAKE_CXX_STANDARD 20 carries over
+    # to CUDA sources), so it is named here.
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA_STANDARD 20)
+    # sm_90a (wgmma, setmaxnreg) needs the -gencode spelling; -arch=sm_90a alone also runs a plain
+    # sm_90 pass that rejects them.
+    if(CMAKE_CUDA_ARCHITECTURES STREQUAL "90a")
+      set(CMAKE_CUDA_ARCHITECTURES OFF)
+      add_compile_options("$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-gencode=arch=compute_90a,code=sm_90a>")
+    endif()
+    add_compile_options("$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Xcompiler -Wall>"
+                        "$<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>")
     find_package(CUDAToolkit REQUIRED)
     set(LLMSERVE_HAS_CUDA ON)
     message(STATUS "llmserve: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, arch ${CMAKE_CUDA_ARCHITECTURES})")

@@ -1,7 +1,13 @@
 #include "backend/backend.h"
 
+#include <algorithm>
+
 #include "backend/cpu/cpu_backend.h"
+#include "backend/null/null_backend.h"
 #include "common/status.h"
+#ifdef LLMSERVE_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace llmserve {
 
@@ -38,16 +44,43 @@ void Backend::add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, floa
   layer_norm(residual, w, b, eps, out);
 }
 
+void Backend::matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) {
+  matmul(x, w, bias, out);
+  gelu_tanh(out);
+}
+
+void Backend::argmax_rows(Tensor logits, Tensor ids) {
+  const int64_t rows = logits.dim(0), vocab = logits.dim(-1);
+  std::vector<float> host(static_cast<size_t>(logits.numel()));
+  download(logits, host.data());
+  std::vector<int32_t> out(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = host.data() + r * vocab;
+    out[static_cast<size_t>(r)] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+  }
+  upload(out.data(), ids);
+}
+
 void Backend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) {
   add(residual, x);
   rms_norm(residual, w, eps, out);
 }
 
-std::unique_ptr<Backend> create_backend(DeviceKind kind) {
+#ifndef LLMSERVE_HAS_CUDA
+bool cuda_device_available() { return false; }
+#endif
+
+std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType activation_dtype) {
   switch (kind) {
     case DeviceKind::kCpu: return std::make_unique<CpuBackend>();
+    case DeviceKind::kNull: return std::make_unique<NullBackend>();
     case DeviceKind::kCuda:
-      fail(StatusCode::kUnavailable, "--device cuda: this build has no CUDA backend yet");
+#ifdef LLMSERVE_HAS_CUDA
+      return std::make_unique<CudaBackend>(activation_dtype);
+#else
+      fail(StatusCode::kUnavailable,
+           "--device cuda: this build has no CUDA backend (configure with nvcc available, -DLLMSERVE_CUDA=ON)");
+#endif
   }
   fail(StatusCode::kInternal, "unknown device kind");
 }

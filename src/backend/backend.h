@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,10 +34,28 @@ struct AttentionShape {
   float scale = 1.0f;  // softmax scale, usually 1/sqrt(d)
 };
 
+// A recorded sequence of ops (a CUDA graph) replayed with whatever the buffers it reads hold.
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+  virtual void replay() = 0;
+};
+
+// The largest batch a backend must accept; buffers whose addresses recorded graphs bake in are
+// sized from it once, before any capture.
+struct BatchLimits {
+  int32_t max_tokens = 0;
+  int32_t max_seqs = 0;
+  int32_t max_blocks_per_seq = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
+  // Element type of activations and the KV cache; weights are stored in it too (CPU: F32;
+  // CUDA: F16 or BF16). Logits are always F32.
+  virtual DType activation_dtype() const { return DType::kF32; }
 
   // --- memory -------------------------------------------------------------------------------
   virtual Buffer allocate(size_t nbytes) = 0;
@@ -50,7 +69,14 @@ class Backend {
   KvCache allocate_kv_cache(const KvCacheSpec& spec);
   // Uploads the batch's arrays; the views stay valid until the next call.
   virtual BatchTensors upload_batch(const ForwardBatch& batch) = 0;
+  virtual void reserve_batch(const BatchLimits& /*limits*/) {}
   virtual void synchronize() {}
+
+  // --- graphs -------------------------------------------------------------------------------
+  virtual bool can_capture() const { return false; }
+  // Records the ops `body` enqueues into a graph without running them; nullptr when the backend
+  // has no graphs (the caller then runs eagerly). Buffers the body touches must outlive the graph.
+  virtual std::unique_ptr<StepGraph> capture(const std::function<void()>& /*body*/) { return nullptr; }
 
   // --- ops ----------------------------------------------------------------------------------
   // out[t] = table[ids[t]] (+ pos_table[positions[t]] when pos_table has data). out: [T, D].
@@ -68,6 +94,10 @@ class Backend {
   virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) = 0;
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
   virtual void gelu_tanh(Tensor x) = 0;
+  // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).
+  virtual void transpose(Tensor src, Tensor dst) = 0;
+  // out = gelu_tanh(x @ w^T + bias). Default: matmul then gelu_tanh.
+  virtual void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out);
   // out[T, F] = silu(gate_up[:, :F]) * gate_up[:, F:].
   virtual void silu_mul(Tensor gate_up, Tensor out) = 0;
   // Rotates query and key heads of qkv in place (rotate-half / NeoX pairing (i, i + d/2)).
@@ -83,11 +113,18 @@ class Backend {
                          const KvLayer& kv, Tensor out) = 0;
   // out[i] = x[batch.logits_indices[i]]. out: [L, D].
   virtual void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) = 0;
+  // ids[r] = argmax of logits row r (F32 [L, V]; lowest index on ties) into an I32 [L] tensor.
+  // Default: through the host.
+  virtual void argmax_rows(Tensor logits, Tensor ids);
 };
 
-enum class DeviceKind { kCpu, kCuda };
+// kNull: no compute, zero logits (src/backend/null): for measuring the server and load tests.
+enum class DeviceKind { kCpu, kCuda, kNull };
 
-// Creates the backend for a device. Throws Error(kUnavailable) when it is not built in.
-std::unique_ptr<Backend> create_backend(DeviceKind kind);
+// Creates the backend for a device with its activation dtype (ignored by backends that compute in
+// F32 only). Throws Error(kUnavailable) when the device is not built in or not present.
+std::unique_ptr<Backend> create_backend(DeviceKind kind, DType activation_dtype = DType::kF32);
+// Whether this build has the CUDA backend and a CUDA device is visible.
+bool cuda_device_available();
 
 }  // namespace llmserve

@@ -29,8 +29,8 @@ void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
   pending_tables_.emplace_back(block_table.begin(), block_table.begin() + num_blocks);
 }
 
-void ForwardBatch::finalize() {
-  max_blocks_per_seq = 0;
+void ForwardBatch::finalize(int32_t min_blocks_per_seq) {
+  max_blocks_per_seq = min_blocks_per_seq;
   for (const auto& t : pending_tables_) max_blocks_per_seq = std::max<int32_t>(max_blocks_per_seq, static_cast<int32_t>(t.size()));
   block_tables.assign(pending_tables_.size() * static_cast<size_t>(max_blocks_per_seq), 0);
   for (size_t s = 0; s < pending_tables_.size(); ++s) {

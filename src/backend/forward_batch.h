@@ -37,8 +37,9 @@ struct ForwardBatch {
   // covers at least num_computed_tokens + num_new_tokens tokens.
   void add_sequence(const int32_t* tokens, int32_t num_new_tokens, int32_t num_computed_tokens,
                     const std::vector<int32_t>& block_table, int32_t block_size, LogitRows logits);
-  // Pads block_tables to a rectangle; call once after the last add_sequence.
-  void finalize();
+  // Pads block_tables to a rectangle at least `min_blocks_per_seq` wide; call once after the last
+  // add_sequence. (A fixed width gives a fixed layout, which replayed graphs need.)
+  void finalize(int32_t min_blocks_per_seq = 0);
   void clear();
 
  private:

@@ -18,7 +18,7 @@ int64_t Tensor::numel() const {
 
 Tensor Tensor::rows(int64_t begin, int64_t count) const {
   Tensor t = *this;
-  int64_t row_elems = numel() / shape[0];
+  const int64_t row_elems = shape[0] == 0 ? 0 : numel() / shape[0];
   t.data = static_cast<char*>(data) + static_cast<size_t>(begin * row_elems) * dtype_size(dtype);
   t.shape[0] = count;
   return t;

@@ -38,7 +38,7 @@ int run_offline_bench(const BenchOptions& o) {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : results) j.push_back(bench::to_json(r));
     nlohmann::json doc = {{"model", engine.config().model_dir.string()},
-                          {"device", o.engine.device},
+                          {"device", std::string(engine.device_name())},
                           {"input_len", o.offline.input_len},
                           {"output_len", o.offline.output_len},
                           {"max_batch_size", engine.config().max_batch_size},
@@ -54,6 +54,8 @@ int run_offline_bench(const BenchOptions& o) {
 }
 
 }  // namespace
+
+void add_bench_serve_command(CLI::App& bench, Action& action);  // bench_serve_cmd.cpp
 
 void add_bench_commands(CLI::App& app, Action& action) {
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks");
@@ -73,6 +75,7 @@ void add_bench_commands(CLI::App& app, Action& action) {
                     "Also run the same requests one at a time (the baseline) and print the speed-up");
   offline->add_option("--json", opts->json_path, "Also write the results as JSON to this file ('-' for stdout)");
   offline->callback([&action, opts] { action = [opts] { return run_offline_bench(*opts); }; });
+  add_bench_serve_command(*bench, action);
 }
 
 }  // namespace llmserve::cli

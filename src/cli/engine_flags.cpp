@@ -9,7 +9,18 @@ void EngineFlags::add_to(CLI::App& app) {
   auto& c = config;
   app.add_option("--model", model, "Hugging Face model directory (default: the embedded default model)")
       ->envname("LLMSERVE_MODEL");
-  app.add_option("--device", device, "cpu or cuda")->envname("LLMSERVE_DEVICE")->capture_default_str();
+  app.add_option("--device", device,
+                 "auto (cuda when a GPU is visible, else cpu), cpu, cuda, or null (no compute: a benchmarking aid)")
+      ->envname("LLMSERVE_DEVICE")->capture_default_str();
+  app.add_option("--dtype", dtype,
+                 "auto, float16, bfloat16 or float32: activations, weights and KV cache (auto: bfloat16 for "
+                 "bfloat16 checkpoints, else float16 on cuda; float32 on cpu)")
+      ->envname("LLMSERVE_DTYPE")->capture_default_str();
+  app.add_option("--cuda-graph-max-batch-size", c.max_graph_batch_size,
+                 "Record CUDA graphs for decode steps of up to this many sequences at start-up")
+      ->envname("LLMSERVE_CUDA_GRAPH_MAX_BATCH_SIZE")->capture_default_str();
+  app.add_flag("--enforce-eager", enforce_eager, "Record no CUDA graphs (faster start-up, slower decode)")
+      ->envname("LLMSERVE_ENFORCE_EAGER");
   app.add_option("--block-size", c.block_size, "Tokens per KV-cache block")
       ->envname("LLMSERVE_BLOCK_SIZE")->capture_default_str();
   app.add_option("--num-kv-blocks", c.num_kv_blocks, "KV blocks in the pool; 0 sizes it from --kv-cache-memory-fraction")
@@ -34,13 +45,27 @@ void EngineFlags::add_to(CLI::App& app) {
 EngineConfig EngineFlags::resolve() const {
   EngineConfig c = config;
   c.model_dir = resolve_model_dir(model);
-  if (device == "cpu") {
+  if (device == "auto") {
+    c.device = cuda_device_available() ? DeviceKind::kCuda : DeviceKind::kCpu;
+  } else if (device == "cpu") {
     c.device = DeviceKind::kCpu;
   } else if (device == "cuda") {
     c.device = DeviceKind::kCuda;
+  } else if (device == "null") {
+    c.device = DeviceKind::kNull;
   } else {
-    fail(StatusCode::kInvalidArgument, "--device must be cpu or cuda, got '{}'", device);
+    fail(StatusCode::kInvalidArgument, "--device must be auto, cpu, cuda or null, got '{}'", device);
   }
+  if (dtype == "float16" || dtype == "half" || dtype == "fp16") {
+    c.dtype = DType::kF16;
+  } else if (dtype == "bfloat16" || dtype == "bf16") {
+    c.dtype = DType::kBF16;
+  } else if (dtype == "float32" || dtype == "float" || dtype == "fp32") {
+    c.dtype = DType::kF32;
+  } else if (dtype != "auto") {
+    fail(StatusCode::kInvalidArgument, "--dtype must be auto, float16, bfloat16 or float32, got '{}'", dtype);
+  }
+  if (enforce_eager) c.max_graph_batch_size = 0;
   c.enable_prefix_caching = !no_prefix_caching;
   c.enable_chunked_prefill = !no_chunked_prefill;
   return c;

@@ -14,12 +14,14 @@ namespace llmserve::cli {
 struct EngineFlags {
   EngineConfig config;
   std::string model;
-  std::string device = "cpu";
+  std::string device = "auto";
+  std::string dtype = "auto";
+  bool enforce_eager = false;
   bool no_prefix_caching = false;
   bool no_chunked_prefill = false;
 
   void add_to(CLI::App& app);
-  // Resolves the model directory and device; throws Error for a bad --device.
+  // Resolves the model directory, device and dtype; throws Error for a bad --device / --dtype.
   EngineConfig resolve() const;
 };
 

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 
 #include "common/logging.h"
@@ -17,14 +18,31 @@ Status EngineConfig::validate() const {
   if (max_batch_size <= 0) return invalid_argument("--max-batch-size must be > 0, got {}", max_batch_size);
   if (max_model_len < 0) return invalid_argument("--max-model-len must be >= 0, got {}", max_model_len);
   if (max_queue_size < 0) return invalid_argument("--max-queue-size must be >= 0, got {}", max_queue_size);
+  if (max_graph_batch_size < 0) {
+    return invalid_argument("--cuda-graph-max-batch-size must be >= 0, got {}", max_graph_batch_size);
+  }
+  if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
+    return invalid_argument("--dtype {}: the cpu device computes in float32 only", dtype_name(*dtype));
+  }
   return Status::ok();
 }
 
 Engine::Engine(const EngineConfig& config) : config_(config) {
   if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
   if (config_.seed == 0) config_.seed = std::random_device{}() | 1ull << 40;
-  backend_ = create_backend(config_.device);
+  DType dtype = DType::kF32;
+  if (config_.device == DeviceKind::kCuda) {
+    const DType stored = load_model_config(config_.model_dir).checkpoint_dtype;
+    dtype = config_.dtype.value_or(stored == DType::kBF16 ? DType::kBF16 : DType::kF16);
+  }
+  const auto load_start = std::chrono::steady_clock::now();
+  backend_ = create_backend(config_.device, dtype);
+  const auto backend_ready = std::chrono::steady_clock::now();
   model_ = load_model(config_.model_dir, *backend_);
+  const auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  LOG_INFO("weights of '{}' on {} ({}) in {:.0f} ms (device set-up {:.0f} ms)", config_.model_dir.filename().string(),
+           backend_->name(), dtype_name(backend_->activation_dtype()), ms(backend_ready, std::chrono::steady_clock::now()),
+           ms(load_start, backend_ready));
   const ModelConfig& mc = model_->config();
   eos_token_ids_ = mc.eos_token_ids;
 
@@ -42,9 +60,18 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     // Without chunking every prompt must fit in one step's budget.
     scheduler_config_.max_num_tokens = scheduler_config_.max_model_len;
   }
+  // Activations first, so the KV cache is sized from what is really left.
+  model_->reserve(scheduler_config_.max_num_tokens, config_.max_batch_size);
   size_kv_cache();
   scheduler_ = std::make_unique<Scheduler>(scheduler_config_);
-  runner_ = std::make_unique<ModelRunner>(*model_, *backend_, kv_cache_);
+  RunnerOptions runner_options;
+  runner_options.max_num_tokens = scheduler_config_.max_num_tokens;
+  runner_options.max_batch_size = config_.max_batch_size;
+  runner_options.max_model_len = scheduler_config_.max_model_len;
+  runner_options.pad_block = scheduler_config_.num_blocks;  // the extra block size_kv_cache adds
+  runner_options.max_graph_batch_size = std::min(config_.max_graph_batch_size, config_.max_batch_size);
+  runner_ = std::make_unique<ModelRunner>(*model_, *backend_, kv_cache_, runner_options);
+  runner_->capture_graphs();
   publish_stats();
   thread_ = std::thread([this] { loop(); });
 }
@@ -61,7 +88,7 @@ void Engine::size_kv_cache() {
   if (num_blocks == 0) {
     double fraction = config_.kv_cache_memory_fraction;
     if (fraction <= 0) fraction = config_.device == DeviceKind::kCuda ? 0.9 : 0.2;
-    const double budget = static_cast<double>(backend_->free_memory()) * fraction;
+    const double budget = static_cast<double>(backend_->free_memory()) * fraction - static_cast<double>(bytes_per_block);
     // More blocks than max_batch_size full-length sequences can never be used at once.
     const int64_t useful = static_cast<int64_t>(config_.max_batch_size) *
                            ((scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size);
@@ -75,7 +102,8 @@ void Engine::size_kv_cache() {
          num_blocks, config_.block_size, bytes_per_block >> 20, scheduler_config_.max_model_len, needed);
   }
   scheduler_config_.num_blocks = num_blocks;
-  kv_cache_ = backend_->allocate_kv_cache(model_->kv_cache_spec(config_.block_size, num_blocks));
+  // One block more than the scheduler may hand out: the target of padded graph decode steps.
+  kv_cache_ = backend_->allocate_kv_cache(model_->kv_cache_spec(config_.block_size, num_blocks + 1));
   LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB on {}", num_blocks, config_.block_size,
            static_cast<int64_t>(num_blocks) * config_.block_size,
            static_cast<double>(bytes_per_block) * num_blocks / (1 << 20), backend_->name());
@@ -231,14 +259,30 @@ void Engine::step() {
                      &s.seq->block_table, s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
     if (s.is_prefill_chunk) totals_.num_prompt_tokens += s.num_new_tokens;
   }
-  auto logits = runner_->execute(batch);
+  // When every row to sample is plain greedy (no logprobs, penalties or token masks in force),
+  // the argmax runs on the backend and only token ids come back.
+  bool device_greedy = true;
+  for (const ScheduledSequence& s : out.scheduled) {
+    if (s.needs_sample && !is_plain_greedy(live_.at(s.seq_id))) device_greedy = false;
+  }
   totals_.num_steps++;
   totals_.last_step_num_tokens = out.num_batched_tokens;
   totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
-  sample_and_emit(out, logits);
+  if (device_greedy) {
+    sample_and_emit(out, {}, runner_->execute_greedy(batch));
+  } else {
+    sample_and_emit(out, runner_->execute(batch), {});
+  }
 }
 
-void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> logits) {
+bool Engine::is_plain_greedy(const LiveRequest& live) {
+  const SamplingParams& p = live.request.sampling;
+  return p.is_greedy() && !p.has_logprobs() && p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f &&
+         p.presence_penalty == 0.0f && live.sampling_state.num_generated() >= p.min_tokens;
+}
+
+void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,
+                             std::span<const int32_t> greedy_ids) {
   const int32_t vocab = runner_->vocab_size();
   std::vector<int32_t> sampled;
   std::vector<SampleResult> results;
@@ -247,10 +291,15 @@ void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> 
   for (const ScheduledSequence& s : out.scheduled) {
     if (!s.needs_sample) continue;
     LiveRequest& live = live_.at(s.seq_id);
-    scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
-                    logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
-    ++row;
-    results.push_back(sample(scratch_, live.request.sampling, live.sampling_state, std::span<const int32_t>(eos_token_ids_)));
+    if (!greedy_ids.empty()) {
+      results.push_back(SampleResult{});
+      results.back().token_id = greedy_ids[row++];
+    } else {
+      scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
+                      logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
+      ++row;
+      results.push_back(sample(scratch_, live.request.sampling, live.sampling_state, std::span<const int32_t>(eos_token_ids_)));
+    }
     sampled.push_back(results.back().token_id);
     ids.push_back(s.seq_id);
   }

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -27,6 +28,10 @@ namespace llmserve {
 struct EngineConfig {
   std::filesystem::path model_dir;
   DeviceKind device = DeviceKind::kCpu;
+  // Activation / weight / KV dtype: nullopt picks bf16 for bf16 checkpoints and fp16 otherwise on
+  // CUDA, fp32 on the CPU (which computes in fp32 only).
+  std::optional<DType> dtype;
+  int32_t max_graph_batch_size = 256;     // decode batches up to this run as CUDA graphs; 0: eager
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;              // > 0 overrides the memory fraction
   double kv_cache_memory_fraction = -1;   // of free memory after weights; < 0: 0.9 cuda, 0.2 cpu
@@ -82,6 +87,8 @@ class Engine {
   const ModelConfig& model_config() const { return model_->config(); }
   const EngineConfig& config() const { return config_; }
   int32_t max_model_len() const { return scheduler_config_.max_model_len; }
+  std::string_view device_name() const { return backend_->name(); }
+  DType activation_dtype() const { return backend_->activation_dtype(); }
 
  private:
   struct LiveRequest {
@@ -102,7 +109,9 @@ class Engine {
   void admit_new(Inbox& inbox);
   void expire_deadlines();
   void step();
-  void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits);
+  // Samples from `logits` on the host, or takes `greedy_ids` (one per sampled row) when given.
+  void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits, std::span<const int32_t> greedy_ids);
+  static bool is_plain_greedy(const LiveRequest& live);
   void finish_request(uint64_t id, FinishReason reason, Status error);
   void publish_stats();
 

@@ -1,22 +1,109 @@
 #include "engine/model_runner.h"
 
+#include <algorithm>
+#include <chrono>
+
+#include "common/logging.h"
+
 namespace llmserve {
 
-ModelRunner::ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache)
-    : model_(model), backend_(backend), kv_cache_(kv_cache) {}
+ModelRunner::ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache, RunnerOptions options)
+    : model_(model), backend_(backend), kv_cache_(kv_cache), options_(options) {
+  const int32_t bs = kv_cache_.spec.block_size;
+  graph_blocks_per_seq_ = (options_.max_model_len + bs - 1) / bs;
+  backend_.reserve_batch(BatchLimits{std::max(options_.max_num_tokens, options_.max_batch_size),
+                                     options_.max_batch_size + 1, graph_blocks_per_seq_});
+  if (options_.pad_block >= 0) pad_table_.assign(1, options_.pad_block);
+}
+
+void ModelRunner::build_batch(std::span<const RunnerSequence> sequences, int32_t padding, int32_t min_blocks) {
+  batch_.clear();
+  const int32_t bs = kv_cache_.spec.block_size;
+  for (const RunnerSequence& s : sequences) {
+    batch_.add_sequence(s.new_tokens, s.num_new_tokens, s.num_computed_tokens, *s.block_table, bs, s.logits);
+  }
+  for (int32_t i = 0; i < padding; ++i) batch_.add_sequence(&pad_token_, 1, 0, pad_table_, bs, LogitRows::kLast);
+  batch_.finalize(min_blocks);
+}
+
+BatchTensors ModelRunner::upload_for_graph() {
+  BatchTensors b = backend_.upload_batch(batch_);
+  // The recorded launches must cover any decode step of this bucket.
+  b.max_query_len = 1;
+  b.max_context_len = options_.max_model_len;
+  return b;
+}
+
+int32_t ModelRunner::capture_graphs() {
+  if (options_.pad_block < 0 || options_.max_graph_batch_size <= 0 || !backend_.can_capture()) return 0;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<int32_t> sizes;
+  for (int32_t n : {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512}) {
+    if (n <= options_.max_graph_batch_size) sizes.push_back(n);
+  }
+  for (int32_t n : sizes) {
+    build_batch({}, n, graph_blocks_per_seq_);
+    BatchTensors b = upload_for_graph();
+    model_.forward(b, kv_cache_);  // eager first: plans, scratch and lazy buffers exist before recording
+    backend_.synchronize();
+    Graph g;
+    g.batch_size = n;
+    g.graph = backend_.capture([&] { g.logits = model_.forward(b, kv_cache_); });
+    if (!g.graph) return 0;  // the backend records no graphs
+    graphs_.push_back(std::move(g));
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  LOG_INFO("recorded {} decode graphs (batch sizes 1..{}) in {:.0f} ms", graphs_.size(), sizes.back(), ms);
+  return static_cast<int32_t>(graphs_.size());
+}
+
+ModelRunner::Graph* ModelRunner::graph_for(std::span<const RunnerSequence> sequences) {
+  if (graphs_.empty() || sequences.empty()) return nullptr;
+  for (const RunnerSequence& s : sequences) {
+    if (s.num_new_tokens != 1 || s.logits != LogitRows::kLast) return nullptr;
+    if (s.num_computed_tokens + 1 > options_.max_model_len) return nullptr;
+  }
+  const auto n = static_cast<int32_t>(sequences.size());
+  for (Graph& g : graphs_) {
+    if (g.batch_size >= n) return &g;
+  }
+  return nullptr;
+}
+
+Tensor ModelRunner::forward(std::span<const RunnerSequence> sequences) {
+  if (Graph* g = graph_for(sequences)) {
+    const auto n = static_cast<int32_t>(sequences.size());
+    build_batch(sequences, g->batch_size - n, graph_blocks_per_seq_);
+    upload_for_graph();
+    g->graph->replay();
+    ++num_graph_replays_;
+    return g->logits.rows(0, n);
+  }
+  build_batch(sequences, 0, 0);
+  BatchTensors uploaded = backend_.upload_batch(batch_);
+  return model_.forward(uploaded, kv_cache_);
+}
 
 std::span<const float> ModelRunner::execute(std::span<const RunnerSequence> sequences) {
-  batch_.clear();
-  for (const RunnerSequence& s : sequences) {
-    batch_.add_sequence(s.new_tokens, s.num_new_tokens, s.num_computed_tokens, *s.block_table,
-                        kv_cache_.spec.block_size, s.logits);
-  }
-  batch_.finalize();
-  BatchTensors uploaded = backend_.upload_batch(batch_);
-  Tensor logits = model_.forward(uploaded, kv_cache_);
+  Tensor logits = forward(sequences);
   logits_.resize(static_cast<size_t>(logits.numel()));
   backend_.download(logits, logits_.data());
   return logits_;
+}
+
+std::span<const int32_t> ModelRunner::execute_greedy(std::span<const RunnerSequence> sequences) {
+  Tensor logits = forward(sequences);
+  const int64_t rows = logits.dim(0);
+  host_ids_.resize(static_cast<size_t>(rows));
+  if (rows == 0) return host_ids_;  // a step of prefill chunks only: nothing to sample
+  if (ids_.numel() < rows) {
+    ids_buffer_.clear();
+    ids_ = backend_.allocate_tensor(ids_buffer_, DType::kI32, {std::max<int64_t>(rows, options_.max_batch_size)});
+  }
+  Tensor ids = ids_.rows(0, rows);
+  backend_.argmax_rows(logits, ids);
+  backend_.download(ids, host_ids_.data());
+  return host_ids_;
 }
 
 }  // namespace llmserve

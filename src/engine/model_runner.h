@@ -1,10 +1,18 @@
 // ModelRunner: turns a list of scheduled sequences into one flat, padding-free ForwardBatch,
 // runs the model on the backend and returns the wanted logits on the host.
 // It knows nothing about queues or requests; the scheduler decides what runs.
+//
+// Decode steps (every sequence one new token, one logit row) can run as replayed graphs on
+// backends that record them (CUDA): capture_graphs() records one forward per batch-size bucket;
+// a step of B sequences pads itself with dummy sequences to the smallest bucket >= B. Dummies
+// decode token 0 at position 0 into a KV block the block pool never hands out (pad_block).
+// Graphed steps use a fixed block-table width and context bound, so one recording serves every
+// decode step of that bucket.
 // Not thread-safe: used by the engine thread only.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -21,24 +29,62 @@ struct RunnerSequence {
   LogitRows logits = LogitRows::kLast;
 };
 
+struct RunnerOptions {
+  int32_t max_num_tokens = 8192;  // largest step
+  int32_t max_batch_size = 256;   // most sequences in a step
+  int32_t max_model_len = 2048;   // longest sequence
+  int32_t pad_block = -1;         // KV block for graph padding; < 0: no graphs
+  int32_t max_graph_batch_size = 0;  // largest graphed decode batch; 0: no graphs
+};
+
 class ModelRunner {
  public:
-  ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache);
+  ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache, RunnerOptions options = {});
+
+  // Records the decode graphs (no-op when the backend has none or options disable them).
+  // Returns how many were recorded; logs their count and the time taken.
+  int32_t capture_graphs();
 
   // Runs one step; returns [num logit rows, vocab] fp32, row-major, in sequence order.
-  // The span is valid until the next execute().
+  // The span is valid until the next execute*().
   std::span<const float> execute(std::span<const RunnerSequence> sequences);
+  // Runs one step and returns the greedy token (argmax, lowest id on ties) of each logit row,
+  // computed on the backend: only the ids cross to the host.
+  std::span<const int32_t> execute_greedy(std::span<const RunnerSequence> sequences);
 
   int32_t vocab_size() const { return model_.config().vocab_size; }
   int32_t block_size() const { return kv_cache_.spec.block_size; }
   int32_t num_blocks() const { return kv_cache_.spec.num_blocks; }
+  int64_t num_graph_replays() const { return num_graph_replays_; }
 
  private:
+  struct Graph {
+    int32_t batch_size = 0;
+    std::unique_ptr<StepGraph> graph;
+    Tensor logits;  // where the recorded forward leaves its logits
+  };
+  // The graph for a decode step of `n` sequences, or nullptr.
+  Graph* graph_for(std::span<const RunnerSequence> sequences);
+  // Builds batch_ for `sequences` plus `padding` dummy decode sequences.
+  void build_batch(std::span<const RunnerSequence> sequences, int32_t padding, int32_t min_blocks);
+  BatchTensors upload_for_graph();
+  // Runs the step (graph or eager) and returns the logits in backend memory.
+  Tensor forward(std::span<const RunnerSequence> sequences);
+
   Model& model_;
   Backend& backend_;
   const KvCache& kv_cache_;
+  RunnerOptions options_;
+  int32_t graph_blocks_per_seq_ = 0;
+  std::vector<Graph> graphs_;  // ascending batch size
+  std::vector<int32_t> pad_table_;
+  int32_t pad_token_ = 0;
   ForwardBatch batch_;
   std::vector<float> logits_;
+  std::vector<Buffer> ids_buffer_;
+  Tensor ids_;  // I32 [max logit rows] in backend memory
+  std::vector<int32_t> host_ids_;
+  int64_t num_graph_replays_ = 0;
 };
 
 }  // namespace llmserve

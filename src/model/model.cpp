@@ -52,7 +52,7 @@ KvCacheSpec Model::kv_cache_spec(int32_t block_size, int32_t num_blocks) const {
   spec.head_dim = config_.head_dim;
   spec.block_size = block_size;
   spec.num_blocks = num_blocks;
-  spec.dtype = DType::kF32;
+  spec.dtype = activation_dtype_;
   return spec;
 }
 
@@ -107,7 +107,9 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend) {
   ModelConfig config = load_model_config(dir);
   WeightStore weights = WeightStore::open(dir);
-  return ArchRegistry::find(config.architecture)->create(config, weights, backend);
+  auto model = ArchRegistry::find(config.architecture)->create(config, weights, backend);
+  model->activation_dtype_ = backend.activation_dtype();
+  return model;
 }
 
 }  // namespace llmserve

@@ -24,15 +24,22 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return config_; }
-  // The KV pool shape this model needs for `num_blocks` blocks of `block_size` tokens.
+  // The KV pool shape this model needs for `num_blocks` blocks of `block_size` tokens, in the
+  // activation dtype of the backend it was loaded on.
   KvCacheSpec kv_cache_spec(int32_t block_size, int32_t num_blocks) const;
+
+  // Allocates the activation buffers for steps of up to `max_tokens` tokens and `max_logits`
+  // logit rows now, so memory left for the KV cache is known and later steps do not allocate.
+  virtual void reserve(int32_t max_tokens, int32_t max_logits) = 0;
 
   // Runs one step. Writes K/V of the batch's tokens into `kv` and returns the logits of the rows
   // in batch.logits_indices: [L, vocab] fp32 in backend memory, valid until the next forward.
   virtual Tensor forward(const BatchTensors& batch, const KvCache& kv) = 0;
 
  protected:
+  friend std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend);
   ModelConfig config_;
+  DType activation_dtype_ = DType::kF32;  // of the KV cache; the backend's
 };
 
 struct Architecture {

@@ -1,10 +1,33 @@
 #include "model/weight_loader.h"
 
 #include <algorithm>
+#include <cstring>
 
+#include "common/half.h"
 #include "common/status.h"
 
 namespace llmserve {
+
+namespace {
+
+// fp32 values as `dtype` bytes (F32, F16 or BF16).
+std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
+  std::vector<uint8_t> out(v.size() * dtype_size(dtype));
+  switch (dtype) {
+    case DType::kF32: std::memcpy(out.data(), v.data(), out.size()); break;
+    case DType::kF16:
+    case DType::kBF16: {
+      auto* h = reinterpret_cast<uint16_t*>(out.data());
+      const bool bf16 = dtype == DType::kBF16;
+      for (size_t i = 0; i < v.size(); ++i) h[i] = bf16 ? float_to_bf16(v[i]) : float_to_fp16(v[i]);
+      break;
+    }
+    default: fail(StatusCode::kInternal, "weights cannot be stored as {}", dtype_name(dtype));
+  }
+  return out;
+}
+
+}  // namespace
 
 Tensor WeightLoader::upload(const std::vector<float>& data, std::initializer_list<int64_t> dims) {
   Tensor t = backend_.allocate_tensor(owner_, DType::kF32, dims);
@@ -15,40 +38,69 @@ Tensor WeightLoader::upload(const std::vector<float>& data, std::initializer_lis
   return t;
 }
 
+Tensor WeightLoader::upload_weight(const std::vector<float>& data, std::initializer_list<int64_t> dims) {
+  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), dims);
+  if (static_cast<size_t>(t.numel()) != data.size()) {
+    fail(StatusCode::kInternal, "upload of {} floats into {}", data.size(), t.shape_string());
+  }
+  backend_.upload(encode(data, t.dtype).data(), t);
+  return t;
+}
+
+void WeightLoader::upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst) {
+  const TensorInfo& info = store_.info(name);
+  if (info.dtype == dst.dtype &&
+      std::equal(info.shape.begin(), info.shape.end(), shape.begin(), shape.end())) {
+    backend_.upload(store_.bytes(name).data(), dst);  // stored as the backend wants it: no copy
+    return;
+  }
+  backend_.upload(encode(store_.load_f32(name, shape), dst.dtype).data(), dst);
+}
+
 Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t> dims) {
-  return upload(store_.load_f32(name, std::span<const int64_t>(dims.begin(), dims.size())), dims);
+  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), dims);
+  upload_into(name, std::span<const int64_t>(dims.begin(), dims.size()), t);
+  return t;
 }
 
 Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int64_t cols) {
-  auto src = store_.load_f32(name, {rows, cols});
-  std::vector<float> dst(src.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) dst[static_cast<size_t>(c * rows + r)] = src[static_cast<size_t>(r * cols + c)];
-  }
-  return upload(dst, {cols, rows});
+  // Upload as stored, transpose on the backend (on a GPU that is a few ms; on the host it was
+  // most of GPT-2's start-up).
+  std::vector<Buffer> staging;
+  Tensor stored = backend_.allocate_tensor(staging, backend_.activation_dtype(), {rows, cols});
+  const int64_t shape[] = {rows, cols};
+  upload_into(name, shape, stored);
+  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {cols, rows});
+  backend_.transpose(stored, t);
+  backend_.synchronize();  // before the staging buffer is freed
+  return t;
 }
 
 Tensor WeightLoader::load_stacked(const std::vector<std::string>& names,
                                   const std::vector<int64_t>& rows, int64_t cols) {
-  std::vector<float> all;
   int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {total, cols});
+  int64_t at = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    auto part = store_.load_f32(names[i], {rows[i], cols});
-    all.insert(all.end(), part.begin(), part.end());
-    total += rows[i];
+    const int64_t shape[] = {rows[i], cols};
+    upload_into(names[i], shape, t.rows(at, rows[i]));
+    at += rows[i];
   }
-  return upload(all, {total, cols});
+  return t;
 }
 
 Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes) {
-  std::vector<float> all;
   int64_t total = 0;
+  for (int64_t n : sizes) total += n;
+  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {total});
+  int64_t at = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    auto part = store_.load_f32(names[i], {sizes[i]});
-    all.insert(all.end(), part.begin(), part.end());
-    total += sizes[i];
+    const int64_t shape[] = {sizes[i]};
+    upload_into(names[i], shape, t.rows(at, sizes[i]));
+    at += sizes[i];
   }
-  return upload(all, {total});
+  return t;
 }
 
 DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& c, bool gated_mlp,
@@ -59,16 +111,19 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
     const int64_t t = token_capacity_, l = logit_capacity_, d = c.hidden_size;
     const int64_t qkv = static_cast<int64_t>(c.num_q_heads + 2 * c.num_kv_heads) * c.head_dim;
     const int64_t f = c.intermediate_size;
+    // Keep the old buffers alive: a recorded graph may still point at them.
+    for (Buffer& b : buffers_) retired_.push_back(std::move(b));
     buffers_.clear();
     DecoderActivations& a = full_;
-    a.residual = backend.allocate_tensor(buffers_, DType::kF32, {t, d});
-    a.normed = backend.allocate_tensor(buffers_, DType::kF32, {t, d});
-    a.qkv = backend.allocate_tensor(buffers_, DType::kF32, {t, qkv});
-    a.attn = backend.allocate_tensor(buffers_, DType::kF32, {t, static_cast<int64_t>(c.num_q_heads) * c.head_dim});
-    a.sublayer = backend.allocate_tensor(buffers_, DType::kF32, {t, d});
-    a.mlp_up = backend.allocate_tensor(buffers_, DType::kF32, {t, gated_mlp ? 2 * f : f});
-    a.mlp_act = gated_mlp ? backend.allocate_tensor(buffers_, DType::kF32, {t, f}) : Tensor();
-    a.gathered = backend.allocate_tensor(buffers_, DType::kF32, {l, d});
+    const DType act = backend.activation_dtype();
+    a.residual = backend.allocate_tensor(buffers_, act, {t, d});
+    a.normed = backend.allocate_tensor(buffers_, act, {t, d});
+    a.qkv = backend.allocate_tensor(buffers_, act, {t, qkv});
+    a.attn = backend.allocate_tensor(buffers_, act, {t, static_cast<int64_t>(c.num_q_heads) * c.head_dim});
+    a.sublayer = backend.allocate_tensor(buffers_, act, {t, d});
+    a.mlp_up = backend.allocate_tensor(buffers_, act, {t, gated_mlp ? 2 * f : f});
+    a.mlp_act = gated_mlp ? backend.allocate_tensor(buffers_, act, {t, f}) : Tensor();
+    a.gathered = backend.allocate_tensor(buffers_, act, {l, d});
     a.logits = backend.allocate_tensor(buffers_, DType::kF32, {l, c.vocab_size});
   }
   const DecoderActivations& a = full_;

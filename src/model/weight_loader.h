@@ -3,6 +3,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,8 @@ class WeightLoader {
   WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner)
       : store_(store), backend_(backend), owner_(owner) {}
 
-  // The tensor as stored, shape checked.
+  // The tensor as stored, shape checked, in the backend's activation dtype (converted unless the
+  // checkpoint stores that dtype already, in which case its bytes are uploaded as they are).
   Tensor load(const std::string& name, std::initializer_list<int64_t> dims);
   // A tensor stored [rows, cols] (e.g. GPT-2 Conv1D [in, out]) uploaded as [cols, rows].
   Tensor load_transposed(const std::string& name, int64_t rows, int64_t cols);
@@ -25,9 +27,14 @@ class WeightLoader {
   Tensor load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
   // 1-D tensors concatenated (fused biases).
   Tensor load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes);
+  // fp32 values uploaded as fp32 (tables the kernels read in fp32, e.g. RoPE's cos/sin).
   Tensor upload(const std::vector<float>& data, std::initializer_list<int64_t> dims);
+  // fp32 values uploaded in the backend's activation dtype.
+  Tensor upload_weight(const std::vector<float>& data, std::initializer_list<int64_t> dims);
 
  private:
+  void upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst);
+
   const WeightStore& store_;
   Backend& backend_;
   std::vector<Buffer>& owner_;
@@ -46,7 +53,8 @@ struct DecoderActivations {
   Tensor logits;     // [L, V]
 };
 
-// Owns the activation buffers, grown on demand to the largest batch seen.
+// Owns the activation buffers, grown on demand to the largest batch seen (Model::reserve sizes
+// them up front so that growth is the exception).
 class DecoderWorkspace {
  public:
   // Ensures capacity for `num_tokens` tokens and `num_logits` logit rows; returns views of the
@@ -57,6 +65,7 @@ class DecoderWorkspace {
  private:
   DecoderActivations full_;
   std::vector<Buffer> buffers_;
+  std::vector<Buffer> retired_;  // outgrown buffers; graphs recorded earlier still use them
   int32_t token_capacity_ = 0;
   int32_t logit_capacity_ = 0;
 };

@@ -43,7 +43,13 @@ done
 wait_for_jobs() { for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j";; esac; done; }
 wait_for_jobs
 curl -s -X POST "127.0.0.1:$HP/v2/models/nope/generate" -d '{"text_input": "x"}' > /dev/null
-curl -s "127.0.0.1:$MP/metrics" > "$WORK/scrape.txt"
+# The gauges come from an engine snapshot taken every second: scrape until it has seen the
+# requests finish (pending back to 0), at most 3 s.
+for _ in $(seq 30); do
+  curl -s "127.0.0.1:$MP/metrics" > "$WORK/scrape.txt"
+  grep -q '^nv_inference_pending_request_count{model="default",version="1"} 0' "$WORK/scrape.txt" && break
+  sleep 0.1
+done
 
 rc=0; promtool check metrics < "$WORK/scrape.txt" > "$WORK/lint.txt" 2>&1 || rc=$?
 check "promtool check metrics: exit 0 or 3 (lint only)" [ $rc -eq 0 -o $rc -eq 3 ]

@@ -280,6 +280,21 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   }
 }
 
+void CpuBackend::transpose(Tensor src, Tensor dst) {
+  const int64_t rows = src.dim(0), cols = src.dim(-1);
+  const float* s = src.as<float>();
+  float* d = dst.as<float>();
+  constexpr int64_t kTile = 64;  // both sides stay in cache
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = c0; c < c1; ++c) d[c * rows + r] = s[r * cols + c];
+      }
+    }
+  }
+}
+
 void CpuBackend::gather_rows(Tensor x, const BatchTensors& batch, Tensor out) {
   const int64_t dim = x.dim(-1);
   const int32_t* idx = batch.logits_indices.as<int32_t>();

@@ -45,6 +45,10 @@ class Gpt2Model final : public Model {
     lnf_b_ = w.load(p + "ln_f.bias", {d});
   }
 
+  void reserve(int32_t max_tokens, int32_t max_logits) override {
+    workspace_.sized(backend_, config_, /*gated_mlp=*/false, max_tokens, max_logits);
+  }
+
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
     const auto& c = config_;
     auto a = workspace_.sized(backend_, c, /*gated_mlp=*/false, batch.num_tokens, batch.num_logits);
@@ -61,8 +65,7 @@ class Gpt2Model final : public Model {
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
       backend_.matmul(a.attn, layer.proj_w, layer.proj_b, a.sublayer);
       backend_.add_layer_norm(a.residual, a.sublayer, layer.ln2_w, layer.ln2_b, c.norm_eps, a.normed);
-      backend_.matmul(a.normed, layer.fc_w, layer.fc_b, a.mlp_up);
-      backend_.gelu_tanh(a.mlp_up);
+      backend_.matmul_gelu(a.normed, layer.fc_w, layer.fc_b, a.mlp_up);
       backend_.matmul(a.mlp_up, layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
       const bool last = i + 1 == layers_.size();
       backend_.add_layer_norm(a.residual, a.sublayer, last ? lnf_w_ : layers_[i + 1].ln1_w,

@@ -54,6 +54,10 @@ class LlamaModel final : public Model {
                            {c.max_position_embeddings, c.head_dim});
   }
 
+  void reserve(int32_t max_tokens, int32_t max_logits) override {
+    workspace_.sized(backend_, config_, /*gated_mlp=*/true, max_tokens, max_logits);
+  }
+
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
     const auto& c = config_;
     auto a = workspace_.sized(backend_, c, /*gated_mlp=*/true, batch.num_tokens, batch.num_logits);

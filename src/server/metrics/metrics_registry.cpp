@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <exception>
 
-#include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -42,7 +41,6 @@ MetricsRegistry::MetricsRegistry(std::string model, std::string version, Metrics
 
 MetricsRegistry::~MetricsRegistry() {
   stop_polling();
-  exposer_.reset();
 }
 
 void MetricsRegistry::on_request_done(const RequestRecord& record) {
@@ -171,29 +169,6 @@ void MetricsRegistry::stop_polling() {
   if (!poller_.joinable()) return;
   poller_.request_stop();
   poller_.join();
-}
-
-void MetricsRegistry::start_exposer(const std::string& host, uint16_t port) {
-  std::lock_guard lock(mutex_);
-  if (exposer_) fail(StatusCode::kFailedPrecondition, "metrics: the exposer is already running");
-  const bool is_ipv6 = host.find(':') != std::string::npos && host.front() != '[';
-  const std::string address =
-      is_ipv6 ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(address);
-  } catch (const std::exception& e) {
-    fail(StatusCode::kUnavailable,
-         "metrics: cannot listen on {} (port {} in use or not allowed): {}", address, port,
-         e.what());
-  }
-  exposer_->RegisterCollectable(registry_);
-}
-
-uint16_t MetricsRegistry::exposer_port() const {
-  std::lock_guard lock(mutex_);
-  if (!exposer_) return 0;
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : static_cast<uint16_t>(ports.front());
 }
 
 std::string MetricsRegistry::render_text() const {

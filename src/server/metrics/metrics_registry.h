@@ -4,8 +4,8 @@
 //     counters, the latency histograms, token counters and the queue:compute window;
 //   - EngineStats snapshots (update, from the poller thread start_polling owns): the live gauges,
 //     and counters the engine keeps cumulatively (exported as deltas since the last snapshot).
-// It serves /metrics itself (start_exposer; Triton's separate port 8002) and renders the same
-// text for any frontend that wants to serve it (render_text).
+// It renders the Prometheus text (render_text); `serve` answers /metrics with it on Triton's
+// separate port 8002 through our own HTTP server.
 //
 // Exported families (labels model, version on every series; see spec/triton-stack.md §2):
 //   Triton core (exact names, HELP texts and semantics; counters without `_total`):
@@ -88,7 +88,6 @@
 #include "server/request_record.h"
 
 namespace prometheus {
-class Exposer;
 class Registry;
 class Gauge;
 }  // namespace prometheus
@@ -107,7 +106,7 @@ class MetricsRegistry final : public RequestObserver {
   // Creates every series at 0 for {model, version}.
   explicit MetricsRegistry(std::string model, std::string version = "1",
                            MetricsOptions options = {});
-  ~MetricsRegistry() override;  // stops the poller, then the exposer
+  ~MetricsRegistry() override;  // stops the poller
   MetricsRegistry(const MetricsRegistry&) = delete;
   MetricsRegistry& operator=(const MetricsRegistry&) = delete;
 
@@ -126,13 +125,6 @@ class MetricsRegistry final : public RequestObserver {
                      std::chrono::milliseconds interval = std::chrono::seconds(1));
   void stop_polling();  // idempotent; returns after the poller thread has exited
 
-  // Serves GET /metrics and /metrics/ (Prometheus text format, text/plain; charset=utf-8) on
-  // host:port; port 0 picks a free port (see exposer_port). prometheus-cpp's Exposer adds its own
-  // exposer_* families to that page and answers other methods 404 (Triton: 405). Throws
-  // Error(kUnavailable) naming host and port when it cannot listen, and Error(kFailedPrecondition)
-  // when already started.
-  void start_exposer(const std::string& host, uint16_t port);
-  uint16_t exposer_port() const;  // the bound port; 0 before start_exposer
 
   // The Prometheus text exposition (format 0.0.4) of every family.
   std::string render_text() const;
@@ -162,7 +154,6 @@ class MetricsRegistry final : public RequestObserver {
   prometheus::Gauge* max_active_requests_ = nullptr;
 
   std::jthread poller_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
 }  // namespace llmserve

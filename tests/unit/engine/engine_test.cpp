@@ -111,7 +111,10 @@ TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
   // A small pool (preemption), a small token budget (chunked prefill), prefix reuse, and
   // requests arriving while others are mid-decode.
   EngineConfig c = small_config(GetParam());
-  c.num_kv_blocks = 20;
+  // 12 blocks (192 tokens) hold at most two of these sequences (up to 124 tokens each), so
+  // preemption happens however the engine and this thread interleave.
+  c.max_model_len = 128;
+  c.num_kv_blocks = 12;
   c.max_num_tokens = 32;
   c.max_batch_size = 8;
   Engine engine(c);

@@ -11,6 +11,7 @@
 #include "engine/model_runner.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "testing/reference_cases.h"
 
 namespace llmserve {
 namespace {
@@ -19,47 +20,9 @@ const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) 
 constexpr float kAbsTol = 2e-4f;
 constexpr float kRelTol = 1e-4f;
 
-struct Case {
-  std::vector<int32_t> prompt;
-  std::vector<float> prefill_logits;  // [T, V]
-  std::vector<int32_t> decode_tokens;
-  std::vector<float> decode_logits;   // [S, V]
-  std::vector<int32_t> greedy;
-};
+using Case = testing::ReferenceCase;
 
-std::vector<int32_t> read_ids(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo* info = f.find(name);
-  if (info == nullptr) throw std::runtime_error("reference has no " + name);
-  auto bytes = f.data(*info);
-  std::vector<int32_t> out(static_cast<size_t>(info->numel()));
-  for (size_t i = 0; i < out.size(); ++i) {
-    int64_t v;
-    std::memcpy(&v, bytes.data() + 8 * i, 8);
-    out[i] = static_cast<int32_t>(v);
-  }
-  return out;
-}
-
-std::vector<float> read_floats(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo* info = f.find(name);
-  if (info == nullptr || info->dtype != DType::kF32) throw std::runtime_error("reference has no f32 " + name);
-  auto bytes = f.data(*info);
-  std::vector<float> out(static_cast<size_t>(info->numel()));
-  std::memcpy(out.data(), bytes.data(), bytes.size());
-  return out;
-}
-
-std::vector<Case> read_cases(const std::filesystem::path& dir) {
-  SafetensorsFile f(dir / "reference.safetensors");
-  std::vector<Case> cases;
-  for (int i = 0; f.find("case" + std::to_string(i) + ".prompt") != nullptr; ++i) {
-    const std::string p = "case" + std::to_string(i) + ".";
-    cases.push_back({read_ids(f, p + "prompt"), read_floats(f, p + "prefill_logits"),
-                     read_ids(f, p + "decode_tokens"), read_floats(f, p + "decode_logits"),
-                     read_ids(f, p + "greedy")});
-  }
-  return cases;
-}
+std::vector<Case> read_cases(const std::filesystem::path& dir) { return testing::read_reference_cases(dir); }
 
 void expect_close(std::span<const float> got, std::span<const float> want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (see scripts/gpu_dist.sh): the GPU tests, then the decode benchmarks
+# of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
+# Writes logs and JSON under $OUT and prints a summary table last.
+#
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [startup]    (default: tests gpt2 startup)
+# Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+OUT=${OUT:-$root/out}
+mkdir -p "$OUT"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(tests gpt2 startup)
+tar -C /tmp -xzf "$root/gpu_dist/dist.tar.gz" || { echo "no gpu_dist/dist.tar.gz: run scripts/gpu_dist.sh and carry gpu_dist"; exit 2; }
+dist=/tmp/gpu_dist
+export LD_LIBRARY_PATH=$dist/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# The binaries were built in /work/main; tests find their data there.
+if [ ! -e /work/main/tests/data ] && [ "$root" != /work/main ]; then mkdir -p /work && ln -sfn "$root" /work/main; fi
+LLMSERVE=$dist/llmserve
+summary=$OUT/summary.txt
+: >"$summary"
+note() { echo "$*" | tee -a "$summary"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
+
+decode_ours() {  # model dir, label, output len, extra flags
+  local model=$1 label=$2 n=$3
+  shift 3
+  # One request at a time (the batch-1 figure): sequential requests, each decoding n tokens.
+  "$LLMSERVE" bench offline --device cuda --model "$model" --num-requests 3 --warmup 1 --input-len 32 \
+    --output-len "$n" --max-batch-size 1 --json "$OUT/bench_$label.json" "$@" >"$OUT/bench_$label.log" 2>&1 || {
+    note "$label: llmserve bench failed"; tail -20 "$OUT/bench_$label.log"; return; }
+  python3 - "$OUT/bench_$label.json" "$label" "$n" <<'PY' | tee -a "$summary"
+import json, sys
+d = json.load(open(sys.argv[1])); r = d["results"][0]; n = int(sys.argv[3])
+decode = 1e3 * (n - 1) / (r["e2e"]["mean_ms"] - r["ttft"]["mean_ms"])
+print(f"{sys.argv[2]:<28} llmserve decode {decode:9.1f} tok/s  (ttft {r['ttft']['mean_ms']:.1f} ms, itl p50 {r['itl']['p50_ms']:.3f} ms)")
+PY
+}
+
+decode_hf() {  # model dir, label, dtype, output len
+  python3 scripts/bench_hf.py --model "$1" --dtype "$3" --output-len "$4" >"$OUT/hf_$2.json" 2>"$OUT/hf_$2.log" || {
+    note "$2: HF baseline failed"; tail -5 "$OUT/hf_$2.log"; return; }
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]:<28} hf       decode {d['decode_tok_s']:9.1f} tok/s  (torch {d['torch']})\")" \
+    "$OUT/hf_$2.json" "$2" | tee -a "$summary"
+}
+
+startup() {  # model dir, label: process start -> /v2/health/ready answering 200
+  local port=18000
+  local t0
+  t0=$(date +%s.%N)
+  "$LLMSERVE" serve --device cuda --model "$1" --http-port $port --grpc-port -1 --metrics-port -1 \
+    >"$OUT/serve_$2.log" 2>&1 &
+  local pid=$!
+  python3 - "$port" "$t0" "$2" <<'PY' | tee -a "$summary"
+import sys, time, urllib.request
+port, t0, label = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+deadline = time.time() + 120
+while time.time() < deadline:
+    try:
+        if urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status == 200:
+            print(f"{label:<28} start -> ready {time.time() - t0:6.2f} s"); break
+    except Exception:
+        time.sleep(0.01)
+else:
+    print(f"{label:<28} not ready within 120 s")
+PY
+  kill $pid 2>/dev/null || { echo "serve exited early:"; tail -8 "$OUT/serve_$2.log"; } | tee -a "$summary"
+  wait $pid 2>/dev/null
+  grep -E "weights|graphs|KV cache|ready|listening" "$OUT/serve_$2.log" | head -6 | tee -a "$summary"
+}
+
+for step in "${steps[@]}"; do
+  case "$step" in
+    tests)
+      "$dist/cuda_tests" --gtest_color=no ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} >"$OUT/cuda_tests.log" 2>&1
+      rc=$?
+      grep -E "^\[  (FAILED|PASSED) |^\[ note \]|Failure|error|tests ran" "$OUT/cuda_tests.log" | head -40
+      note "cuda_tests exit $rc: $(grep -cE '^\[       OK \]' "$OUT/cuda_tests.log") ok, $(grep -cE '^\[  FAILED  \]' "$OUT/cuda_tests.log") failed lines"
+      ;;
+    gpt2)
+      python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      decode_ours /tmp/gpt2-124m gpt2-124m-fp16 "${OUTPUT_LEN:-512}"
+      decode_ours /tmp/gpt2-124m gpt2-124m-fp16-eager "${OUTPUT_LEN:-512}" --enforce-eager
+      LLMSERVE_CUDA_PDL=0 decode_ours /tmp/gpt2-124m gpt2-124m-fp16-no-pdl "${OUTPUT_LEN:-512}"
+      LLMSERVE_GEMV=persistent decode_ours /tmp/gpt2-124m gpt2-124m-fp16-gemv-persistent "${OUTPUT_LEN:-512}"
+      decode_hf /tmp/gpt2-124m gpt2-124m-fp16 float16 "${OUTPUT_LEN:-512}"
+      ;;
+    profile)  # per-op GPU time of eager decode steps (serialised; shares, not speed)
+      for m in /tmp/gpt2-124m /tmp/llama-3-8b; do
+        [ -d "$m" ] || continue
+        LLMSERVE_CUDA_PROFILE=1 "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests 1 --warmup 0 \
+          --input-len 32 --output-len 64 --max-batch-size 1 --enforce-eager --max-model-len 1024 \
+          >"$OUT/profile_$(basename "$m").log" 2>&1
+        echo "== per-op profile $(basename "$m")" | tee -a "$summary"
+        sed -n '/per-op GPU time/,$p' "$OUT/profile_$(basename "$m").log" | head -20 | tee -a "$summary"
+      done
+      ;;
+    batch)  # in-flight batching throughput against one-at-a-time, same call
+      for m in /tmp/gpt2-124m /tmp/llama-3-8b; do
+        [ -d "$m" ] || continue
+        n=256; [ "$m" = /tmp/llama-3-8b ] && n=64
+        "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests $n --input-len 128 --output-len 128 \
+          --max-batch-size $n --max-model-len 1024 --json "$OUT/batch_$(basename "$m").json" \
+          >"$OUT/batch_$(basename "$m").log" 2>&1
+        echo "== batched x$n $(basename "$m")" | tee -a "$summary"
+        tail -2 "$OUT/batch_$(basename "$m").log" | tee -a "$summary"
+      done
+      ;;
+    sanitize)  # compute-sanitizer memcheck over the op tests and one model fixture
+      timeout 150 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 "$dist/cuda_tests" \
+        --gtest_filter='Dtypes/CudaOps.*:Fixtures/CudaModel.GraphReplayMatchesEager/*' >"$OUT/memcheck.log" 2>&1
+      note "compute-sanitizer memcheck exit $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+      ;;
+    llama8b)
+      python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      decode_ours /tmp/llama-3-8b llama-3-8b-bf16 "${OUTPUT_LEN:-512}" --max-model-len 4096
+      LLMSERVE_GEMV=persistent decode_ours /tmp/llama-3-8b llama-3-8b-bf16-gemv-persistent "${OUTPUT_LEN:-512}" --max-model-len 4096
+      decode_hf /tmp/llama-3-8b llama-3-8b-bf16 bfloat16 "${OUTPUT_LEN:-512}"
+      ;;
+    startup)
+      [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      startup /tmp/gpt2-124m gpt2-124m
+      [ -d /tmp/llama-3-8b ] && startup /tmp/llama-3-8b llama-3-8b
+      ;;
+    *) echo "unknown step $step" ;;
+  esac
+done
+# At most 8 files come back: the summary, the test log, and everything else in one archive.
+(cd "$OUT" && tar -czf logs.tar.gz --exclude=logs.tar.gz --exclude=summary.txt --exclude=cuda_tests.log ./* \
+  && find . -maxdepth 1 -type f ! -name logs.tar.gz ! -name summary.txt ! -name cuda_tests.log -delete)
+echo "== summary"
+cat "$summary"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine needs to run our CUDA build into gpu_dist/dist.tar.gz (git-ignored;
+# compressed because a call carries at most 64 MiB, and OpenBLAS alone is 36 MiB): the
+# llmserve binary, the GPU test binary and every shared library they load that the GPU machine's
+# image lacks (our Debian packages: gRPC, protobuf, Boost, OpenBLAS, ...). CUDA's own libraries
+# (cuBLASLt) come from the GPU machine's /usr/local/cuda. Then, from this machine:
+#   run(command="bash scripts/gpu_check.sh", carry=["gpu_dist"])
+#
+#   bash scripts/gpu_dist.sh [build dir, default build/release]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:-$root/build/release}
+dist=$root/gpu_dist
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+rm -rf "$dist"
+mkdir -p "$dist"
+dist_root=$dist
+dist=$stage/gpu_dist
+mkdir -p "$dist/lib"
+bins=("$build/llmserve" "$build/tests/cuda_tests")
+for b in "${bins[@]}"; do
+  [ -x "$b" ] || { echo "missing $b: build first (cmake --build $build)" >&2; exit 1; }
+  cp "$b" "$dist/"
+  strip --strip-debug "$dist/$(basename "$b")"
+done
+# Libraries the GPU image has itself: the C/C++ runtime, and CUDA (from /usr/local/cuda there).
+skip='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.so|librt\.so|libcublas|libcudart)'
+for b in "${bins[@]}"; do
+  ldd "$b" | awk '/=> \//{print $1" "$3}' | while read -r name path; do
+    if [[ ! $name =~ $skip ]]; then cp -L "$path" "$dist/lib/$name"; fi
+  done
+done
+tar -C "$stage" -czf "$dist_root/dist.tar.gz" gpu_dist
+echo "gpu_dist/dist.tar.gz: $(du -sh "$dist_root/dist.tar.gz" | cut -f1) ($(du -sh "$dist" | cut -f1) unpacked, $(ls "$dist/lib" | wc -l) libraries)"

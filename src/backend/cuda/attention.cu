@@ -1,0 +1,420 @@
+// Paged attention, entry point and decode path. launch_attention validates the parameters and
+// picks a path from host values only: max_query_len == 1 runs the split-K decode kernels here,
+// anything else runs the tiled tensor-core kernel of attention_prefill.cu.
+//
+// Decode (flash-decoding): the context of each token is cut into at most `num_splits` chunks;
+// one CTA per (token, group of query heads sharing a KV head, chunk) reads that chunk's K/V rows
+// once, with 16-byte loads, and keeps an online softmax per query head. With one split the CTA
+// writes the output directly; otherwise it writes a normalised partial output and its log-sum-exp
+// to the workspace and attention_reduce_kernel combines them.
+//
+// Invariants: the grid depends only on host values (num_tokens, num_q_heads, max_context_len,
+// head_dim), so a CUDA graph captured with upper bounds stays correct; the real context length of
+// token t is positions[t] + 1, read on the device, and chunks past it exit at once. Softmax and
+// accumulation are fp32; scores are kept in the log2 domain (scale * log2(e) folded into q).
+//
+// Head dims: 16, 32, 64 and 128 (both paths instantiate exactly these); launch_attention
+// rejects anything else. The decode kernel needs D/8 (lanes per key row) to be a power of two
+// dividing 32, which is why 96 is not supported.
+#include "backend/cuda/attention.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cuda/cuda_common.cuh"
+
+namespace llmserve::cuda {
+
+// attention_prefill.cu
+cudaError_t launch_attention_prefill(const AttentionParams& p, cudaStream_t stream);
+
+namespace {
+
+constexpr int kDecodeThreads = 128;  // 4 warps
+constexpr int kDecodeWarps = kDecodeThreads / 32;
+constexpr int kMinChunk = 128;   // fewest context positions worth a split of their own
+constexpr int kChunkAlign = 64;  // chunks are whole multiples of this many positions
+constexpr int kMaxSplits = 64;
+constexpr int kTargetHeadSplits = 1024;  // aim for tokens * q_heads * splits >= this (132 SMs)
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Splits per token for these host bounds; 1 means no workspace and no reduce kernel.
+int decode_num_splits(int32_t num_tokens, int32_t num_q_heads, int32_t max_context_len) {
+  const int64_t heads = std::max<int64_t>(1, static_cast<int64_t>(num_tokens) * num_q_heads);
+  const int64_t by_fill = (kTargetHeadSplits + heads - 1) / heads;
+  const int64_t by_len = (std::max<int64_t>(max_context_len, 1) + kMinChunk - 1) / kMinChunk;
+  return static_cast<int>(std::clamp<int64_t>(std::min(by_fill, by_len), 1, kMaxSplits));
+}
+
+// Context positions per chunk for a token that sees `len` positions; ceil(len / chunk) chunks
+// are used, never more than num_splits. Must agree between the decode and reduce kernels.
+__device__ __forceinline__ int decode_chunk(int len, int num_splits) {
+  const int c = (len + num_splits - 1) / num_splits;
+  return (c + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+}
+
+// Sequence of token t: the s with query_start[s] <= t < query_start[s + 1].
+// Decode batches (one token per sequence) take the first test, with loads that do not wait on
+// each other; otherwise a binary search.
+__device__ __forceinline__ int seq_of_token(const int32_t* query_start, int num_seqs, int t) {
+  if (t < num_seqs && __ldg(query_start + t) == t && __ldg(query_start + t + 1) == t + 1) return t;
+  int lo = 0, hi = num_seqs - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (__ldg(query_start + mid) <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& raw, float (&f)[8]) {
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) f[i] = to_float(e[i]);
+}
+
+// Merges online-softmax state (m, l, acc) with another one; m in the log2 domain, may be -inf.
+template <int N>
+__device__ __forceinline__ void merge_state(float& m, float& l, float (&acc)[N], float m2, float l2,
+                                            const float (&acc2)[N]) {
+  const float mn = fmaxf(m, m2);
+  const float mu = mn == -INFINITY ? 0.0f : mn;
+  const float c1 = exp2f(m - mu), c2 = exp2f(m2 - mu);
+  l = l * c1 + l2 * c2;
+#pragma unroll
+  for (int i = 0; i < N; ++i) acc[i] = acc[i] * c1 + acc2[i] * c2;
+  m = mn;
+}
+
+struct DecodeArgs {
+  const void* qkv;
+  const void* k_cache;
+  const void* v_cache;
+  void* out;
+  float* partial_out;  // [T, Hq, num_splits, D], normalised per split
+  float* partial_lse;  // [T, Hq, num_splits], log2 domain
+  const int32_t* positions;
+  const int32_t* query_start;
+  const int32_t* block_tables;
+  int num_seqs, max_blocks_per_seq, num_q_heads, num_kv_heads, block_size, num_splits;
+  float scale_log2;
+};
+
+// Grid: x = token t, y = group of G query heads (h0 = y * G, all sharing KV head h0 / (Hq/Hk)),
+// z = chunk of the context. Block: 128 threads; each warp is cut into lane groups of D/8 lanes
+// (2, 4, 8, 16 for D = 16, 32, 64, 128, i.e. 16, 8, 4, 2 keys per warp per step), one key row
+// per lane group per step, 8 dims (16 bytes) per lane. Lane group i of the CTA walks
+// keys chunk_start + i*U .. +U-1, then strides by (lane groups per CTA) * U; each keeps its own
+// online softmax for the G heads, merged across lanes, then warps, at the end.
+// q [T, (Hq+2Hk)*D]; k/v cache [blocks, block_size, Hk, D]; out [T, Hq*D].
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const DecodeArgs a) {
+  constexpr int kLanesPerKey = D / 8;
+  static_assert(D % 8 == 0 && kLanesPerKey <= 32 && (kLanesPerKey & (kLanesPerKey - 1)) == 0,
+                "lane groups must tile a warp: the xor shuffles below assume a power of two");
+  constexpr int kKeysPerWarp = 32 / kLanesPerKey;
+  constexpr int kUnroll = G >= 8 ? 2 : 4;  // keys in flight per lane group
+  constexpr int kWarpStride = kKeysPerWarp * kUnroll;
+  const int t = blockIdx.x, h0 = blockIdx.y * G, split = blockIdx.z;
+  const int len = __ldg(a.positions + t) + 1;
+  const int s = seq_of_token(a.query_start, a.num_seqs, t);
+  const int chunk = decode_chunk(len, a.num_splits);
+  const int start = split * chunk;
+  if (start >= len) return;
+  const int end = min(len, start + chunk);
+  const int kvh = h0 / (a.num_q_heads / a.num_kv_heads);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int sub = lane % kLanesPerKey, key_in_warp = lane / kLanesPerKey;
+
+  const T* q_row = static_cast<const T*>(a.qkv) +
+                   static_cast<int64_t>(t) * (a.num_q_heads + 2 * a.num_kv_heads) * D;
+  float q[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(q_row + (h0 + g) * D + sub * 8));
+    unpack8<T>(raw, q[g]);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) q[g][i] *= a.scale_log2;
+  }
+  float m[G], l[G], acc[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[g][i] = 0.0f;
+  }
+
+  const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
+  const T* kc = static_cast<const T*>(a.k_cache);
+  const T* vc = static_cast<const T*>(a.v_cache);
+  const int64_t row_stride = static_cast<int64_t>(a.num_kv_heads) * D;
+  const int64_t head_off = static_cast<int64_t>(kvh) * D + sub * 8;
+  // One round: kUnroll keys per lane group, K and V rows of each in flight together.
+  auto load_round = [&](int base, uint4(&kraw)[kUnroll], uint4(&vraw)[kUnroll]) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int j = base + key_in_warp * kUnroll + u;
+      kraw[u] = vraw[u] = make_uint4(0, 0, 0, 0);
+      if (j < end) {
+        const int64_t slot =
+            static_cast<int64_t>(__ldg(table + j / a.block_size)) * a.block_size + j % a.block_size;
+        kraw[u] = __ldg(reinterpret_cast<const uint4*>(kc + slot * row_stride + head_off));
+        vraw[u] = __ldg(reinterpret_cast<const uint4*>(vc + slot * row_stride + head_off));
+      }
+    }
+  };
+  constexpr int kCtaStride = kDecodeWarps * kWarpStride;
+  uint4 kraw[kUnroll], vraw[kUnroll];
+  load_round(start + warp * kWarpStride, kraw, vraw);
+  // The loop bound is warp-uniform so the shuffles below see full warps. The next round's loads
+  // are issued before this round's math (software pipelining across rounds).
+  for (int base = start + warp * kWarpStride; base < end; base += kCtaStride) {
+    uint4 kcur[kUnroll], vcur[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      kcur[u] = kraw[u];
+      vcur[u] = vraw[u];
+    }
+    load_round(base + kCtaStride, kraw, vraw);
+    float score[kUnroll][G];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float kf[8];
+      unpack8<T>(kcur[u], kf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float d = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) d = fmaf(q[g][i], kf[i], d);
+#pragma unroll
+        for (int o = kLanesPerKey / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        score[u][g] = base + key_in_warp * kUnroll + u < end ? d : -INFINITY;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float mx = score[0][g];
+#pragma unroll
+      for (int u = 1; u < kUnroll; ++u) mx = fmaxf(mx, score[u][g]);
+      const float mn = fmaxf(m[g], mx);
+      const float mu = mn == -INFINITY ? 0.0f : mn;
+      const float corr = exp2f(m[g] - mu);
+      m[g] = mn;
+      l[g] *= corr;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[g][i] *= corr;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) score[u][g] = exp2f(score[u][g] - mu);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float vf[8];
+      unpack8<T>(vcur[u], vf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        l[g] += score[u][g];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(score[u][g], vf[i], acc[g][i]);
+      }
+    }
+  }
+
+  // Lets the reduce kernel (launched with programmatic stream serialization) start its prologue;
+  // its griddepcontrol.wait still waits for this whole grid and its writes.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+
+  // Merge the lane groups of each warp (lanes with equal `sub` hold the same dims).
+#pragma unroll
+  for (int o = kLanesPerKey; o < 32; o <<= 1) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float acc2[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc2[i] = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
+      const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o);
+      const float l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
+      merge_state(m[g], l[g], acc[g], m2, l2, acc2);
+    }
+  }
+  // Merge the warps through shared memory.
+  __shared__ float sm_m[kDecodeWarps][G], sm_l[kDecodeWarps][G];
+  __shared__ float sm_acc[kDecodeWarps][G][D];
+  if (key_in_warp == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      if (sub == 0) {
+        sm_m[warp][g] = m[g];
+        sm_l[warp][g] = l[g];
+      }
+#pragma unroll
+      for (int i = 0; i < 8; ++i) sm_acc[warp][g][sub * 8 + i] = acc[g][i];
+    }
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < G * D; idx += kDecodeThreads) {
+    const int g = idx / D, dim = idx % D;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, sm_m[w][g]);
+    float sum = 0.0f, o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) {
+      const float c = sm_m[w][g] == -INFINITY ? 0.0f : exp2f(sm_m[w][g] - mx);
+      sum += sm_l[w][g] * c;
+      o += sm_acc[w][g][dim] * c;
+    }
+    const int h = h0 + g;
+    if (a.num_splits == 1) {
+      static_cast<T*>(a.out)[(static_cast<int64_t>(t) * a.num_q_heads + h) * D + dim] =
+          from_float<T>(o / sum);
+    } else {
+      const int64_t row = (static_cast<int64_t>(t) * a.num_q_heads + h) * a.num_splits + split;
+      a.partial_out[row * D + dim] = o / sum;
+      if (dim == 0) a.partial_lse[row] = mx + log2f(sum);
+    }
+  }
+}
+
+// Grid: x = token t, y = query head h. Block: D threads, one output dim each (for D = 16 a
+// partial warp; no warp-level primitives are used). Combines the ceil(len / chunk) used splits of
+// (t, h): out = sum_s 2^(lse_s - max) o_s / sum_s 2^(lse_s - max).
+// The split weights go through shared memory so the partial loads are independent.
+template <typename T, int D>
+__global__ void __launch_bounds__(D) attention_reduce_kernel(const DecodeArgs a) {
+  __shared__ float sm_w[kMaxSplits];
+  const int t = blockIdx.x, h = blockIdx.y, dim = threadIdx.x;
+  const int len = __ldg(a.positions + t) + 1;
+  const int chunk = decode_chunk(len, a.num_splits);
+  const int used = (len + chunk - 1) / chunk;
+  const int64_t row = (static_cast<int64_t>(t) * a.num_q_heads + h) * a.num_splits;
+  asm volatile("griddepcontrol.wait;" ::: "memory");  // partials of the decode grid are visible
+  if constexpr (D >= kMaxSplits) {
+    // One thread per split loads the log-sum-exps.
+    if (dim < kMaxSplits) sm_w[dim] = dim < used ? a.partial_lse[row + dim] : -INFINITY;
+  } else {
+    // Fewer threads than splits (D = 16, 32): each loads kMaxSplits / D of them.
+    static_assert(kMaxSplits % D == 0);
+#pragma unroll
+    for (int i = dim; i < kMaxSplits; i += D)
+      sm_w[i] = i < used ? a.partial_lse[row + i] : -INFINITY;
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+  for (int i = 0; i < used; ++i) mx = fmaxf(mx, sm_w[i]);
+  float sum = 0.0f, o = 0.0f;
+#pragma unroll 8
+  for (int i = 0; i < used; ++i) {
+    const float w = exp2f(sm_w[i] - mx);
+    sum += w;
+    o += w * a.partial_out[(row + i) * D + dim];
+  }
+  static_cast<T*>(a.out)[(static_cast<int64_t>(t) * a.num_q_heads + h) * D + dim] =
+      from_float<T>(o / sum);
+}
+
+template <typename T, int D, int G>
+void launch_decode_group(const DecodeArgs& a, int num_tokens, cudaStream_t stream) {
+  const dim3 grid(num_tokens, a.num_q_heads / G, a.num_splits);
+  attention_decode_kernel<T, D, G><<<grid, kDecodeThreads, 0, stream>>>(a);
+}
+
+template <typename T, int D>
+cudaError_t launch_decode(const DecodeArgs& a, int num_tokens, cudaStream_t stream) {
+  // Largest supported head group dividing Hq/Hk, so each CTA's heads share one KV head.
+  const int group = a.num_q_heads / a.num_kv_heads;
+  if (group % 8 == 0)
+    launch_decode_group<T, D, 8>(a, num_tokens, stream);
+  else if (group % 4 == 0)
+    launch_decode_group<T, D, 4>(a, num_tokens, stream);
+  else if (group % 2 == 0)
+    launch_decode_group<T, D, 2>(a, num_tokens, stream);
+  else
+    launch_decode_group<T, D, 1>(a, num_tokens, stream);
+  if (a.num_splits == 1) return cudaGetLastError();
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(num_tokens, a.num_q_heads);
+  config.blockDim = dim3(D);
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  return cudaLaunchKernelEx(&config, attention_reduce_kernel<T, D>, a);
+}
+
+cudaError_t attention_decode(const AttentionParams& p, cudaStream_t stream) {
+  const int splits = decode_num_splits(p.num_tokens, p.num_q_heads, p.max_context_len);
+  if (p.workspace_bytes < attention_workspace_bytes(p.num_tokens, p.num_seqs, p.num_q_heads,
+                                                    p.head_dim, p.max_context_len)) {
+    return cudaErrorInvalidValue;
+  }
+  DecodeArgs a{};
+  a.qkv = p.qkv;
+  a.k_cache = p.k_cache;
+  a.v_cache = p.v_cache;
+  a.out = p.out;
+  a.partial_out = static_cast<float*>(p.workspace);
+  a.partial_lse = splits > 1 ? a.partial_out + static_cast<int64_t>(p.num_tokens) * p.num_q_heads *
+                                                   splits * p.head_dim
+                             : nullptr;
+  a.positions = p.positions;
+  a.query_start = p.query_start;
+  a.block_tables = p.block_tables;
+  a.num_seqs = p.num_seqs;
+  a.max_blocks_per_seq = p.max_blocks_per_seq;
+  a.num_q_heads = p.num_q_heads;
+  a.num_kv_heads = p.num_kv_heads;
+  a.block_size = p.block_size;
+  a.num_splits = splits;
+  a.scale_log2 = p.scale * kLog2e;
+  cudaError_t err = cudaSuccess;
+  const cudaError_t dtype_err = dispatch_dtype(p.dtype, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float>) {
+      err = cudaErrorInvalidValue;
+    } else {
+      switch (p.head_dim) {
+        case 16: err = launch_decode<T, 16>(a, p.num_tokens, stream); break;
+        case 32: err = launch_decode<T, 32>(a, p.num_tokens, stream); break;
+        case 64: err = launch_decode<T, 64>(a, p.num_tokens, stream); break;
+        case 128: err = launch_decode<T, 128>(a, p.num_tokens, stream); break;
+        default: err = cudaErrorInvalidValue; break;
+      }
+    }
+  });
+  return dtype_err != cudaSuccess ? dtype_err : err;
+}
+
+}  // namespace
+
+size_t attention_workspace_bytes(int32_t num_tokens, int32_t /*num_seqs*/, int32_t num_q_heads,
+                                 int32_t head_dim, int32_t max_context_len) {
+  const int splits = decode_num_splits(num_tokens, num_q_heads, max_context_len);
+  if (splits <= 1) return 0;
+  return static_cast<size_t>(num_tokens) * num_q_heads * splits * (head_dim + 1) * sizeof(float);
+}
+
+cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
+  if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128) {
+    return cudaErrorInvalidValue;  // the only instantiated head dims (decode and prefill)
+  }
+  if (p.dtype != DType::kF16 && p.dtype != DType::kBF16) return cudaErrorInvalidValue;
+  if (p.num_q_heads <= 0 || p.num_kv_heads <= 0 || p.num_q_heads % p.num_kv_heads != 0 ||
+      p.block_size <= 0 || p.num_tokens < 0 || p.num_seqs < 0) {
+    return cudaErrorInvalidValue;
+  }
+  if (p.num_tokens == 0 || p.num_seqs == 0) return cudaSuccess;
+  if (p.max_query_len <= 1) return attention_decode(p, stream);
+  return launch_attention_prefill(p, stream);
+}
+
+}  // namespace llmserve::cuda

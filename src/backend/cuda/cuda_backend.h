@@ -1,0 +1,112 @@
+// CudaBackend: the op set on one NVIDIA GPU. Activations, weights and the KV cache are F16 or
+// BF16 (fp32 accumulation everywhere); logits are F32. GEMMs go through cuBLASLt with a plan
+// (descriptors + heuristic algorithm) cached per shape; everything else is our kernels
+// (kernels.h, attention.h). All work is enqueued on one stream, so a step can be captured into a
+// CUDA graph (capture()) and replayed. Host <-> device copies synchronise the stream.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <cublasLt.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace llmserve {
+
+class CudaBackend final : public Backend {
+ public:
+  // Throws Error(kUnavailable) when no device is visible, kInvalidArgument for an activation
+  // dtype other than F16/BF16.
+  explicit CudaBackend(DType activation_dtype, int device = 0);
+  ~CudaBackend() override;
+
+  std::string_view name() const override { return "cuda"; }
+  DType activation_dtype() const override { return dtype_; }
+
+  Buffer allocate(size_t nbytes) override;
+  void upload(const void* host, Tensor dst) override;
+  void download(Tensor src, void* host) override;
+  size_t free_memory() const override;
+  BatchTensors upload_batch(const ForwardBatch& batch) override;
+  void reserve_batch(const BatchLimits& limits) override;
+  void synchronize() override;
+  bool can_capture() const override { return true; }
+  std::unique_ptr<StepGraph> capture(const std::function<void()>& body) override;
+
+  void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) override;
+  void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
+  void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override;
+  void add(Tensor a, Tensor b) override;
+  void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
+  void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) override;
+  void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  void gelu_tanh(Tensor x) override;
+  void transpose(Tensor src, Tensor dst) override;
+  void silu_mul(Tensor gate_up, Tensor out) override;
+  void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch) override;
+  void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv) override;
+  void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv,
+                 Tensor out) override;
+  void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) override;
+  void argmax_rows(Tensor logits, Tensor ids) override;
+
+  cudaStream_t stream() const { return stream_; }
+  // The per-op time table when LLMSERVE_CUDA_PROFILE=1 (also logged at destruction); else "".
+  std::string profile_report() const;
+
+ private:
+  struct Profile;
+  class OpTimer {
+   public:
+    OpTimer(Profile* profile, cudaStream_t stream, const char* op);
+    ~OpTimer();
+    OpTimer(const OpTimer&) = delete;
+    OpTimer& operator=(const OpTimer&) = delete;
+
+   private:
+    Profile* profile_;
+    cudaStream_t stream_;
+    const char* op_;
+    cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  };
+
+  struct MatmulPlan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  // m, n, k, x dtype, w dtype, out dtype, has bias
+  using PlanKey = std::tuple<int64_t, int64_t, int64_t, DType, DType, DType, bool>;
+  const MatmulPlan& plan_for(const PlanKey& key);
+  // Small-M path (gemv.cu); false when it does not apply.
+  bool try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out);
+  // Device scratch of at least `bytes`; grows by allocating a new buffer and keeping the old ones
+  // alive, so graphs captured earlier keep valid pointers.
+  void* scratch(size_t bytes);
+
+  DType dtype_;
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* lt_workspace_ = nullptr;
+  size_t lt_workspace_bytes_ = 0;
+  std::map<PlanKey, MatmulPlan> plans_;
+
+  // The uploaded batch: one pinned host staging area, one device area, one copy per step.
+  void* batch_host_ = nullptr;
+  void* batch_device_ = nullptr;
+  size_t batch_capacity_ = 0;
+  bool has_captured_ = false;
+
+  std::unique_ptr<Profile> profile_;
+  std::vector<void*> scratch_buffers_;
+  size_t scratch_bytes_ = 0;
+};
+
+}  // namespace llmserve

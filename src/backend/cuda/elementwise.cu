@@ -1,0 +1,183 @@
+// Elementwise kernels: embedding lookup, residual add, activations, row gather.
+// Grid mapping: one block per token row for row-shaped ops (8 elements per thread per step,
+// 16-byte accesses when the row allows), a flat grid-stride loop for the pure elementwise ones.
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/kernels.h"
+
+#include <cstdlib>
+#include <string_view>
+
+namespace llmserve::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+int flat_blocks(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<int>(b < 132 * 16 ? (b < 1 ? 1 : b) : 132 * 16);
+}
+
+// grid (T), block (256): out[t] = table[ids[t]] (+ pos_table[positions[t]]).
+template <typename T>
+__global__ void embedding_kernel(const T* __restrict__ table, const T* __restrict__ pos_table,
+                                 const int32_t* __restrict__ ids, const int32_t* __restrict__ positions,
+                                 int32_t dim, T* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t t = blockIdx.x;
+  const T* row = table + static_cast<int64_t>(ids[t]) * dim;
+  const T* prow = pos_table != nullptr ? pos_table + static_cast<int64_t>(positions[t]) * dim : nullptr;
+  T* o = out + t * dim;
+  for (int32_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = to_float(row[i]);
+    if (prow != nullptr) v += to_float(prow[i]);
+    o[i] = from_float<T>(v);
+  }
+}
+
+// grid-stride over n: a[i] += b[i].
+template <typename T>
+__global__ void add_kernel(T* __restrict__ a, const T* __restrict__ b, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    a[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
+  }
+}
+
+__device__ __forceinline__ float gelu_tanh_f(float x) {
+  const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+  return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
+}
+
+// grid-stride over n: x[i] = gelu_tanh(x[i]).
+template <typename T>
+__global__ void gelu_kernel(T* __restrict__ x, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    x[i] = from_float<T>(gelu_tanh_f(to_float(x[i])));
+  }
+}
+
+// grid-stride over T*F: out[t, i] = silu(g) * u with g = gate_up[t, i], u = gate_up[t, F + i].
+template <typename T>
+__global__ void silu_mul_kernel(const T* __restrict__ gate_up, int64_t num_tokens, int32_t ffn,
+                                T* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t n = num_tokens * ffn;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = i / ffn, c = i % ffn;
+    const float g = to_float(gate_up[t * 2 * ffn + c]);
+    const float u = to_float(gate_up[t * 2 * ffn + ffn + c]);
+    out[i] = from_float<T>(g / (1.0f + __expf(-g)) * u);
+  }
+}
+
+// grid (rows), block (256): out[r] = x[indices[r]].
+template <typename T>
+__global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ indices, int32_t dim,
+                                   T* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t r = blockIdx.x;
+  const T* src = x + static_cast<int64_t>(indices[r]) * dim;
+  for (int32_t i = threadIdx.x; i < dim; i += blockDim.x) out[r * dim + i] = src[i];
+}
+
+// grid (ceil(cols / 32), ceil(rows / 32)), block (32, 8): a 32x32 tile through shared memory
+// (padded a column against bank conflicts), coalesced on both sides.
+template <typename T>
+__global__ void transpose_kernel(const T* __restrict__ src, int64_t rows, int64_t cols, T* __restrict__ dst) {
+  pdl_wait();
+  pdl_trigger();
+  __shared__ T tile[32][33];
+  const int64_t c = blockIdx.x * 32 + threadIdx.x;
+  for (int i = threadIdx.y; i < 32; i += 8) {
+    const int64_t r = blockIdx.y * 32 + i;
+    if (r < rows && c < cols) tile[i][threadIdx.x] = src[r * cols + c];
+  }
+  __syncthreads();
+  const int64_t r = blockIdx.y * 32 + threadIdx.x;
+  for (int i = threadIdx.y; i < 32; i += 8) {
+    const int64_t cc = blockIdx.x * 32 + i;
+    if (r < rows && cc < cols) dst[cc * rows + r] = tile[threadIdx.x][i];
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_transpose(DType dtype, const void* src, int64_t rows, int64_t cols, void* dst, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  const dim3 grid(static_cast<unsigned>((cols + 31) / 32), static_cast<unsigned>((rows + 31) / 32)), block(32, 8);
+  cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launch(transpose_kernel<T>, grid, block, 0, stream, static_cast<const T*>(src), rows, cols, static_cast<T*>(dst));
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+cudaError_t launch_embedding(DType dtype, const void* table, const void* pos_table, const int32_t* ids,
+                             const int32_t* positions, int32_t num_tokens, int32_t dim, void* out,
+                             cudaStream_t stream) {
+  if (num_tokens == 0) return cudaSuccess;
+  cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launch(embedding_kernel<T>, num_tokens, kThreads, 0, stream, 
+        static_cast<const T*>(table), static_cast<const T*>(pos_table), ids, positions, dim, static_cast<T*>(out));
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+cudaError_t launch_add(DType dtype, void* a, const void* b, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launch(add_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<T*>(a), static_cast<const T*>(b), n);
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+cudaError_t launch_gelu_tanh(DType dtype, void* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launch(gelu_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<T*>(x), n);
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* out,
+                            cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(num_tokens) * ffn;
+  if (n == 0) return cudaSuccess;
+  cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launch(silu_mul_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<const T*>(gate_up), num_tokens, ffn,
+                                                               static_cast<T*>(out));
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+cudaError_t launch_gather_rows(DType dtype, const void* x, const int32_t* indices, int32_t num_rows,
+                               int32_t dim, void* out, cudaStream_t stream) {
+  if (num_rows == 0) return cudaSuccess;
+  cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launch(gather_rows_kernel<T>, num_rows, kThreads, 0, stream, static_cast<const T*>(x), indices, dim,
+                                                            static_cast<T*>(out));
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+}  // namespace llmserve::cuda
+
+namespace llmserve::cuda {
+
+bool pdl_enabled() {
+  static const bool enabled = [] {
+    const char* e = std::getenv("LLMSERVE_CUDA_PDL");
+    return e == nullptr || std::string_view(e) != "0";
+  }();
+  return enabled;
+}
+
+}  // namespace llmserve::cuda

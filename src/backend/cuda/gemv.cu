@@ -1,0 +1,175 @@
+// Small-batch GEMM ("GEMV") for decode steps: out[m, n] = act(sum_k x[m, k] * w[n, k] + bias[n])
+// for M <= kGemvMaxRows. At batch 1-4 a decode step is a pass over the weights; cuBLASLt's tiled
+// kernels leave bandwidth unused there, this reads each weight byte once, 16 bytes per load,
+// with several loads in flight per lane, and fuses the bias and GELU into the store.
+//
+// Grid mapping: kWarps warps per block; warp w handles output columns n = w, w + total warps, ...
+// (a row of w each): one column per warp on the default flat grid of ceil(N / kWarps) blocks,
+// several on the persistent grid (LLMSERVE_GEMV=persistent). Lane l reads
+// w[n, 8*(l + 32*i) ...], kUnroll 16-byte loads in flight before any math, and the same slices
+// of each x row from shared memory (staged once per block when M*K fits in 48 KB, else L1/L2).
+// fp32 accumulation, warp-shuffle reduction, bias + GELU fused into the store.
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/gemv.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string_view>
+
+namespace llmserve::cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kSmemXBytes = 48 * 1024;  // x is staged in shared memory up to this size
+
+template <typename T>
+__device__ __forceinline__ void dot8(const Vec8<T>& w, const Vec8<T>& x, float& acc) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) acc += to_float(w.v[j]) * to_float(x.v[j]);
+}
+
+// Weights are read once: stream them past L1 (ld.global.cs).
+template <typename T>
+__device__ __forceinline__ Vec8<T> load_stream(const Vec8<T>* p) {
+  const int4 v = __ldcs(reinterpret_cast<const int4*>(p));
+  Vec8<T> out;
+  *reinterpret_cast<int4*>(&out) = v;
+  return out;
+}
+
+__device__ __forceinline__ float gelu_tanh(float x) {
+  const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+  return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
+}
+
+// block (kWarps * 32); grid: persistent (SMs x resident blocks per SM, warps loop over columns)
+// or flat (ceil(N / kWarps), one column per warp). kUnroll 16-byte weight loads per lane are in
+// flight before the math. x [M, K] is staged in shared memory once per block when it fits.
+template <typename T, typename OutT, int M, int kUnroll>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
+                                                           const T* __restrict__ bias, int32_t n_cols, int32_t k,
+                                                           bool gelu, bool stage_x, OutT* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int lane = threadIdx.x & 31;
+  const int chunks = k / 8;  // 16-byte chunks per row
+  const Vec8<T>* xs = reinterpret_cast<const Vec8<T>*>(x);
+  if (stage_x) {
+    auto* sx = reinterpret_cast<Vec8<T>*>(smem_raw);
+    for (int i = threadIdx.x; i < M * chunks; i += blockDim.x) sx[i] = xs[i];
+    __syncthreads();
+    xs = sx;
+  }
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
+  for (int64_t n = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5); n < n_cols; n += warps) {
+    const auto* wrow = reinterpret_cast<const Vec8<T>*>(w + n * k);
+    float acc[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+    for (int c0 = lane; c0 < chunks; c0 += 32 * kUnroll) {
+      Vec8<T> wv[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {  // all loads first, then the math
+        if (c0 + 32 * u < chunks) wv[u] = load_stream(wrow + c0 + 32 * u);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (c0 + 32 * u < chunks) {
+#pragma unroll
+          for (int m = 0; m < M; ++m) dot8(wv[u], xs[m * chunks + c0 + 32 * u], acc[m]);
+        }
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
+    if (lane == 0) {
+      const float b = bias != nullptr ? to_float(bias[n]) : 0.0f;
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float v = acc[m] + b;
+        if (gelu) v = gelu_tanh(v);
+        out[static_cast<int64_t>(m) * n_cols + n] = from_float<OutT>(v);
+      }
+    }
+  }
+}
+
+int num_sms() {
+  static const int sms = [] {
+    int device = 0, n = 132;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device);
+    return n;
+  }();
+  return sms;
+}
+
+// The default grid is flat: one column per warp, 4 loads in flight per lane. LLMSERVE_GEMV=
+// persistent selects the resident-sized persistent grid with 8 loads in flight, which measured
+// slower on the H100 (Llama-3-8B decode 137.5 vs 147.7 tok/s, docs/performance.md).
+bool gemv_persistent() {
+  static const bool persistent = [] {
+    const char* e = std::getenv("LLMSERVE_GEMV");
+    return e != nullptr && std::string_view(e) == "persistent";
+  }();
+  return persistent;
+}
+
+template <typename T, typename OutT, int M, int kUnroll>
+void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
+  auto* kernel = gemv_kernel<T, OutT, M, kUnroll>;
+  int64_t blocks = (a.n + kWarps - 1) / kWarps;
+  if (gemv_persistent()) {
+    // Occupancy of this instantiation, asked once: more blocks than are resident would run in a
+    // second wave behind the first.
+    static const int resident = [&] {
+      int n = 1;
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kWarps * 32, kSmemXBytes);
+      return std::max(n, 1);
+    }();
+    blocks = std::min<int64_t>(blocks, static_cast<int64_t>(num_sms()) * resident);
+  }
+  launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), smem, stream, static_cast<const T*>(a.x),
+         static_cast<const T*>(a.w), static_cast<const T*>(a.bias), a.n, a.k, a.gelu, stage, static_cast<OutT*>(a.out));
+}
+
+template <typename T, typename OutT>
+void launch_rows(const GemvArgs& a, cudaStream_t stream) {
+  const size_t x_bytes = static_cast<size_t>(a.m) * a.k * sizeof(T);
+  const bool stage = x_bytes <= kSmemXBytes;
+  const size_t smem = stage ? x_bytes : 0;
+  const bool persistent = gemv_persistent();
+  switch (a.m) {
+    case 1: persistent ? launch_m<T, OutT, 1, 8>(a, stage, smem, stream) : launch_m<T, OutT, 1, 4>(a, stage, smem, stream); break;
+    case 2: persistent ? launch_m<T, OutT, 2, 8>(a, stage, smem, stream) : launch_m<T, OutT, 2, 4>(a, stage, smem, stream); break;
+    case 3: persistent ? launch_m<T, OutT, 3, 8>(a, stage, smem, stream) : launch_m<T, OutT, 3, 4>(a, stage, smem, stream); break;
+    default: persistent ? launch_m<T, OutT, 4, 8>(a, stage, smem, stream) : launch_m<T, OutT, 4, 4>(a, stage, smem, stream); break;
+  }
+}
+
+}  // namespace
+
+bool gemv_supports(const GemvArgs& a) {
+  const bool types = (a.dtype == DType::kF16 || a.dtype == DType::kBF16) &&
+                     (a.out_dtype == a.dtype || a.out_dtype == DType::kF32);
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return types && a.m >= 1 && a.m <= kGemvMaxRows && a.k % 8 == 0 && aligned(a.x) && aligned(a.w);
+}
+
+cudaError_t launch_gemv(const GemvArgs& a, cudaStream_t stream) {
+  if (!gemv_supports(a)) return cudaErrorInvalidValue;
+  if (a.n == 0) return cudaSuccess;
+  cudaError_t e = dispatch_dtype(a.dtype, [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, float>) {
+      if (a.out_dtype == DType::kF32) {
+        launch_rows<T, float>(a, stream);
+      } else {
+        launch_rows<T, T>(a, stream);
+      }
+    }
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+}  // namespace llmserve::cuda

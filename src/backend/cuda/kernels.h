@@ -1,0 +1,61 @@
+// Launchers of the CUDA backend's small kernels (everything but GEMMs and attention). Each
+// enqueues on `stream`, never synchronises or allocates (so all of them can be captured in a CUDA
+// graph), and returns the launch error. `dtype` is the activation type (kF16, kBF16 or kF32);
+// weights passed here have the same type. Shapes are in each .cu file next to its kernel.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "common/dtype.h"
+
+namespace llmserve::cuda {
+
+// elementwise.cu
+// out[t, :] = table[ids[t], :] (+ pos_table[positions[t], :] when pos_table != nullptr).
+cudaError_t launch_embedding(DType dtype, const void* table, const void* pos_table, const int32_t* ids,
+                             const int32_t* positions, int32_t num_tokens, int32_t dim, void* out,
+                             cudaStream_t stream);
+// a += b over n elements.
+cudaError_t launch_add(DType dtype, void* a, const void* b, int64_t n, cudaStream_t stream);
+// dst[c, r] = src[r, c]; src [rows, cols], dst [cols, rows].
+cudaError_t launch_transpose(DType dtype, const void* src, int64_t rows, int64_t cols, void* dst, cudaStream_t stream);
+// x = gelu_tanh(x) over n elements.
+cudaError_t launch_gelu_tanh(DType dtype, void* x, int64_t n, cudaStream_t stream);
+// out[t, i] = silu(gate_up[t, i]) * gate_up[t, F + i]; gate_up [T, 2F], out [T, F].
+cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* out,
+                            cudaStream_t stream);
+// out[i, :] = x[indices[i], :] for i < num_rows; x, out [*, dim].
+cudaError_t launch_gather_rows(DType dtype, const void* x, const int32_t* indices, int32_t num_rows,
+                               int32_t dim, void* out, cudaStream_t stream);
+
+// norm.cu
+// When x != nullptr: residual += x first. Then out = layer_norm(residual) * w + b (b may be null).
+// residual, x, out: [T, D]; out may alias residual only when x == nullptr.
+cudaError_t launch_add_layer_norm(DType dtype, void* residual, const void* x, const void* w, const void* b,
+                                  float eps, int32_t num_tokens, int32_t dim, void* out, cudaStream_t stream);
+// Same with RMSNorm: out = residual / sqrt(mean(residual^2) + eps) * w.
+cudaError_t launch_add_rms_norm(DType dtype, void* residual, const void* x, const void* w, float eps,
+                                int32_t num_tokens, int32_t dim, void* out, cudaStream_t stream);
+
+// rope_kv.cu
+// Rotates the query and key heads of qkv [T, (Hq + 2Hk) * d] in place, rotate-half pairing
+// (i, i + d/2), with rope_table fp32 [max_positions, d] (cos in [:, :d/2], sin in [:, d/2:]).
+cudaError_t launch_rope(DType dtype, void* qkv, const float* rope_table, const int32_t* positions,
+                        int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                        cudaStream_t stream);
+// Copies the key and value heads of qkv into k_cache/v_cache [blocks, block_size, Hk, d] at
+// slot_mapping[t] (= block * block_size + offset).
+cudaError_t launch_write_kv(DType dtype, const void* qkv, const int32_t* slot_mapping, int32_t num_tokens,
+                            int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim, void* k_cache,
+                            void* v_cache, cudaStream_t stream);
+
+}  // namespace llmserve::cuda
+
+namespace llmserve::cuda {
+// sampling.cu
+// out[r] = argmax_v logits[r, v] (lowest index on ties); logits fp32 [rows, vocab].
+cudaError_t launch_argmax_rows(const float* logits, int32_t num_rows, int32_t vocab, int32_t* out,
+                               cudaStream_t stream);
+}  // namespace llmserve::cuda

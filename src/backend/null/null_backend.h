@@ -1,0 +1,50 @@
+// NullBackend: a backend that computes nothing — a benchmarking aid, not a model.
+//
+// Every op is a no-op and every buffer is zero-filled memory that nothing ever writes, so the
+// logits a step downloads are all zeros: greedy sampling picks token 0 every step (a uniform draw
+// at temperature > 0). The scheduler, block pool, sampler, detokenizer and protocol frontends all
+// run as usual, which makes `serve --device null` the way to measure the server's own overhead
+// and to load-test clients (`llmserve bench serve`) at thousands of streams without model
+// compute. Weights are not copied (upload is a no-op) and zeroed pages are mapped lazily, so the
+// weights and KV cache take address space but almost no resident memory.
+//
+// Thread-safety: like every backend, used by one thread (the engine thread) at a time.
+#pragma once
+
+#include "backend/backend.h"
+
+namespace llmserve {
+
+class NullBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "null"; }
+
+  Buffer allocate(size_t nbytes) override;
+  void upload(const void* host, Tensor dst) override {}
+  void download(Tensor src, void* host) override;
+  size_t free_memory() const override;
+  BatchTensors upload_batch(const ForwardBatch& batch) override;
+
+  void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) override {}
+  void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) override {}
+  void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override {}
+  void add(Tensor a, Tensor b) override {}
+  void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override {}
+  void gelu_tanh(Tensor x) override {}
+  void transpose(Tensor src, Tensor dst) override {}
+  void silu_mul(Tensor gate_up, Tensor out) override {}
+  void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch) override {}
+  void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv) override {}
+  void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv,
+                 Tensor out) override {}
+  void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) override {}
+  // The logits are all zeros, so the argmax (ties to the lowest id) of every row is token 0:
+  // written directly, without the base class's host copy of [rows, vocab] logits.
+  void argmax_rows(Tensor logits, Tensor ids) override;
+
+ private:
+  // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
+  ForwardBatch batch_copy_;
+};
+
+}  // namespace llmserve

@@ -1,0 +1,401 @@
+// launch_attention against a double-precision host reference computed from the same rounded
+// inputs: decode (split-K) and prefill (tensor-core tiles) paths, mixed batches, GQA ratios,
+// head dims 16/32/64/128, fp16/bf16, block sizes 8/16/32, shuffled block tables, and bounds passed
+// larger than the real lengths (as a captured CUDA graph does). Needs a GPU; skips without one.
+#include <gtest/gtest.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "backend/cuda/attention.h"
+
+namespace llmserve::cuda {
+namespace {
+
+#define ASSERT_CUDA(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
+
+bool has_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+uint16_t to_bits(float x, DType dtype) {
+  if (dtype == DType::kF16) return static_cast<__half_raw>(__float2half_rn(x)).x;
+  return static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(x)).x;
+}
+
+float from_bits(uint16_t bits, DType dtype) {
+  if (dtype == DType::kF16) {
+    __half_raw raw;
+    raw.x = bits;
+    return __half2float(__half(raw));
+  }
+  __nv_bfloat16_raw raw;
+  raw.x = bits;
+  return __bfloat162float(__nv_bfloat16(raw));
+}
+
+struct Case {
+  DType dtype = DType::kF16;
+  int head_dim = 128;
+  int num_q_heads = 8;
+  int num_kv_heads = 8;
+  int block_size = 16;
+  std::vector<int> query_lens;    // new tokens per sequence
+  std::vector<int> context_lens;  // KV length after the step (>= query length)
+  int extra_query_bound = 0;      // added to max_query_len (bounds larger than exact)
+  int extra_context_bound = 0;    // added to max_context_len
+  uint32_t seed = 1;
+};
+
+// Device buffer freed on scope exit.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  ~DeviceBuffer() {
+    if (ptr != nullptr) cudaFree(ptr);
+  }
+};
+
+template <typename V>
+void upload(DeviceBuffer& buf, const std::vector<V>& host) {
+  const size_t bytes = std::max<size_t>(host.size() * sizeof(V), 16);
+  ASSERT_CUDA(cudaMalloc(&buf.ptr, bytes));
+  if (!host.empty()) {
+    ASSERT_CUDA(cudaMemcpy(buf.ptr, host.data(), host.size() * sizeof(V), cudaMemcpyHostToDevice));
+  }
+}
+
+struct Result {
+  std::vector<float> out;  // [T, Hq * d], from the device
+  double max_err = 0;
+  bool is_fully_written = true;
+};
+
+void run_case(const Case& c, Result* result) {
+  const int num_seqs = static_cast<int>(c.query_lens.size());
+  const int d = c.head_dim, hq = c.num_q_heads, hk = c.num_kv_heads, bs = c.block_size;
+  const int heads = hq + 2 * hk, group = hq / hk;
+  std::mt19937 rng(c.seed);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+
+  std::vector<int32_t> query_start(num_seqs + 1, 0), positions;
+  int max_q = 0, max_ctx = 0, max_blocks = 0, total_blocks = 0;
+  for (int s = 0; s < num_seqs; ++s) {
+    query_start[s + 1] = query_start[s] + c.query_lens[s];
+    for (int i = 0; i < c.query_lens[s]; ++i) {
+      positions.push_back(c.context_lens[s] - c.query_lens[s] + i);
+    }
+    max_q = std::max(max_q, c.query_lens[s]);
+    max_ctx = std::max(max_ctx, c.context_lens[s]);
+    const int blocks = (c.context_lens[s] + bs - 1) / bs;
+    max_blocks = std::max(max_blocks, blocks);
+    total_blocks += blocks;
+  }
+  const int num_tokens = query_start[num_seqs];
+  const int max_blocks_per_seq = max_blocks + (c.extra_context_bound + bs - 1) / bs;
+  const int num_blocks = total_blocks + 5;  // a few unused blocks
+
+  // Shuffled distinct block ids; unused table entries point at block 0.
+  std::vector<int32_t> ids(num_blocks);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<int32_t> tables(static_cast<size_t>(num_seqs) * max_blocks_per_seq, 0);
+  int next = 0;
+  for (int s = 0; s < num_seqs; ++s) {
+    for (int b = 0; b < (c.context_lens[s] + bs - 1) / bs; ++b)
+      tables[s * max_blocks_per_seq + b] = ids[next++];
+  }
+
+  auto random_rounded = [&](size_t n, std::vector<uint16_t>& bits, std::vector<float>& vals) {
+    bits.resize(n);
+    vals.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      bits[i] = to_bits(uni(rng), c.dtype);
+      vals[i] = from_bits(bits[i], c.dtype);
+    }
+  };
+  std::vector<uint16_t> qkv_bits, k_bits, v_bits;
+  std::vector<float> qkv, kc, vc;
+  const size_t cache_elems = static_cast<size_t>(num_blocks) * bs * hk * d;
+  random_rounded(static_cast<size_t>(num_tokens) * heads * d, qkv_bits, qkv);
+  random_rounded(cache_elems, k_bits, kc);
+  random_rounded(cache_elems, v_bits, vc);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+
+  // Double-precision reference.
+  std::vector<double> ref(static_cast<size_t>(num_tokens) * hq * d, 0.0);
+  for (int s = 0; s < num_seqs; ++s) {
+    for (int t = query_start[s]; t < query_start[s + 1]; ++t) {
+      const int len = positions[t] + 1;
+      for (int h = 0; h < hq; ++h) {
+        const float* q = &qkv[(static_cast<size_t>(t) * heads + h) * d];
+        std::vector<double> p(len);
+        double mx = -INFINITY;
+        for (int j = 0; j < len; ++j) {
+          const size_t slot =
+              static_cast<size_t>(tables[s * max_blocks_per_seq + j / bs]) * bs + j % bs;
+          const float* k = &kc[(slot * hk + h / group) * d];
+          double dot = 0;
+          for (int i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * k[i];
+          p[j] = dot * scale;
+          mx = std::max(mx, p[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < len; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        double* o = &ref[(static_cast<size_t>(t) * hq + h) * d];
+        for (int j = 0; j < len; ++j) {
+          const size_t slot =
+              static_cast<size_t>(tables[s * max_blocks_per_seq + j / bs]) * bs + j % bs;
+          const float* v = &vc[(slot * hk + h / group) * d];
+          for (int i = 0; i < d; ++i) o[i] += p[j] / sum * v[i];
+        }
+      }
+    }
+  }
+
+  std::vector<int32_t> context_lens(c.context_lens.begin(), c.context_lens.end());
+  DeviceBuffer d_qkv, d_k, d_v, d_out, d_pos, d_qs, d_ctx, d_tables, d_ws;
+  upload(d_qkv, qkv_bits);
+  upload(d_k, k_bits);
+  upload(d_v, v_bits);
+  upload(d_pos, positions);
+  upload(d_qs, query_start);
+  upload(d_ctx, context_lens);
+  upload(d_tables, tables);
+  const size_t out_elems = static_cast<size_t>(num_tokens) * hq * d;
+  ASSERT_CUDA(cudaMalloc(&d_out.ptr, out_elems * 2));
+  ASSERT_CUDA(cudaMemset(d_out.ptr, 0xFF, out_elems * 2));  // NaN in fp16 and bf16
+
+  AttentionParams p;
+  p.dtype = c.dtype;
+  p.qkv = d_qkv.ptr;
+  p.k_cache = d_k.ptr;
+  p.v_cache = d_v.ptr;
+  p.out = d_out.ptr;
+  p.positions = static_cast<const int32_t*>(d_pos.ptr);
+  p.query_start = static_cast<const int32_t*>(d_qs.ptr);
+  p.context_lens = static_cast<const int32_t*>(d_ctx.ptr);
+  p.block_tables = static_cast<const int32_t*>(d_tables.ptr);
+  p.num_tokens = num_tokens;
+  p.num_seqs = num_seqs;
+  p.max_blocks_per_seq = max_blocks_per_seq;
+  p.max_query_len = max_q + c.extra_query_bound;
+  p.max_context_len = max_ctx + c.extra_context_bound;
+  p.num_q_heads = hq;
+  p.num_kv_heads = hk;
+  p.head_dim = d;
+  p.block_size = bs;
+  p.scale = scale;
+  p.workspace_bytes = attention_workspace_bytes(num_tokens, num_seqs, hq, d, p.max_context_len);
+  if (p.workspace_bytes > 0) {
+    ASSERT_CUDA(cudaMalloc(&d_ws.ptr, p.workspace_bytes));
+    ASSERT_CUDA(cudaMemset(d_ws.ptr, 0xFF, p.workspace_bytes));
+  }
+  p.workspace = d_ws.ptr;
+
+  ASSERT_CUDA(launch_attention(p, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  std::vector<uint16_t> out_bits(out_elems);
+  ASSERT_CUDA(cudaMemcpy(out_bits.data(), d_out.ptr, out_elems * 2, cudaMemcpyDeviceToHost));
+
+  result->out.resize(out_elems);
+  for (size_t i = 0; i < out_elems; ++i) {
+    const float x = from_bits(out_bits[i], c.dtype);
+    result->out[i] = x;
+    if (!std::isfinite(x)) {
+      result->is_fully_written = false;
+      continue;
+    }
+    result->max_err = std::max(result->max_err, std::abs(x - ref[i]));
+  }
+}
+
+double tolerance(DType dtype) {
+  return dtype == DType::kF16 ? 2e-3 : 1.6e-2;
+}
+
+void expect_matches(const Case& c) {
+  Result r;
+  run_case(c, &r);
+  if (::testing::Test::HasFatalFailure()) return;
+  EXPECT_TRUE(r.is_fully_written);
+  EXPECT_LT(r.max_err, tolerance(c.dtype));
+}
+
+class AttentionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!has_gpu()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+// (head_dim, Hq, Hk) shapes: GPT-2-like MHA, Llama-like GQA, and the small head dims of the
+// test fixture models (d = 16, Hq = 4, Hk = 2) and the embedded default model (d = 32).
+struct Shape {
+  int head_dim, num_q_heads, num_kv_heads;
+};
+constexpr Shape kShapes[] = {{64, 12, 12}, {128, 32, 8}, {128, 16, 2}, {16, 4, 2}, {32, 8, 8}};
+constexpr DType kDtypes[] = {DType::kF16, DType::kBF16};
+
+Case make_case(DType dtype, const Shape& shape, int block_size, std::vector<int> query_lens,
+               std::vector<int> context_lens) {
+  Case c;
+  c.dtype = dtype;
+  c.head_dim = shape.head_dim;
+  c.num_q_heads = shape.num_q_heads;
+  c.num_kv_heads = shape.num_kv_heads;
+  c.block_size = block_size;
+  c.query_lens = std::move(query_lens);
+  c.context_lens = std::move(context_lens);
+  return c;
+}
+
+TEST_F(AttentionTest, DecodeBatchOneAllContextLengths) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const int ctx : {1, 15, 16, 17, 1000, 8192}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "dtype " << static_cast<int>(dtype) << " d " << shape.head_dim << " Hq "
+                     << shape.num_q_heads << " Hk " << shape.num_kv_heads << " ctx " << ctx);
+        expect_matches(make_case(dtype, shape, 16, {1}, {ctx}));
+      }
+    }
+  }
+}
+
+TEST_F(AttentionTest, DecodeBatchSevenMixedLengthsAndBlockSizes) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const int bs : {8, 16, 32}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "dtype " << static_cast<int>(dtype) << " d " << shape.head_dim << " Hq "
+                     << shape.num_q_heads << " bs " << bs);
+        expect_matches(
+            make_case(dtype, shape, bs, {1, 1, 1, 1, 1, 1, 1}, {1, 5, 16, 33, 250, 1024, 3000}));
+      }
+    }
+  }
+}
+
+TEST_F(AttentionTest, GqaRatios) {
+  for (const DType dtype : kDtypes) {
+    // Decode head groups G = 8, 4, 2, 1 (largest power of two dividing Hq / Hk) for every head dim.
+    for (const Shape shape :
+         {Shape{128, 8, 8}, Shape{128, 16, 4}, Shape{64, 32, 4}, Shape{64, 6, 2}, Shape{32, 16, 2},
+          Shape{32, 16, 4}, Shape{32, 8, 4}, Shape{32, 6, 2}, Shape{16, 8, 1}, Shape{16, 8, 2},
+          Shape{16, 4, 2}, Shape{16, 6, 2}}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "dtype " << static_cast<int>(dtype) << " d " << shape.head_dim << " Hq "
+                   << shape.num_q_heads << " Hk " << shape.num_kv_heads);
+      expect_matches(make_case(dtype, shape, 16, {1, 1, 1}, {3, 77, 600}));
+      expect_matches(make_case(dtype, shape, 16, {40, 1}, {90, 513}));
+    }
+  }
+}
+
+TEST_F(AttentionTest, PrefillEmptyCache) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const int bs : {16, 32}) {
+        for (const int len : {1, 37, 300}) {
+          SCOPED_TRACE(::testing::Message()
+                       << "dtype " << static_cast<int>(dtype) << " d " << shape.head_dim << " Hq "
+                       << shape.num_q_heads << " bs " << bs << " len " << len);
+          expect_matches(make_case(dtype, shape, bs, {len}, {len}));
+        }
+      }
+    }
+  }
+}
+
+TEST_F(AttentionTest, ChunkAfterCachedPrefix) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      SCOPED_TRACE(::testing::Message()
+                   << "dtype " << static_cast<int>(dtype) << " d " << shape.head_dim);
+      expect_matches(make_case(dtype, shape, 16, {50}, {250}));
+    }
+  }
+}
+
+TEST_F(AttentionTest, MixedBatchDecodesAndChunks) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const int bs : {16, 32}) {
+        SCOPED_TRACE(::testing::Message() << "dtype " << static_cast<int>(dtype) << " d "
+                                          << shape.head_dim << " bs " << bs);
+        expect_matches(make_case(dtype, shape, bs, {1, 37, 1, 50}, {100, 37, 7, 250}));
+      }
+    }
+  }
+}
+
+TEST_F(AttentionTest, BoundsLargerThanExact) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const bool is_decode : {true, false}) {
+        SCOPED_TRACE(::testing::Message() << "dtype " << static_cast<int>(dtype) << " d "
+                                          << shape.head_dim << " decode " << is_decode);
+        Case exact = is_decode ? make_case(dtype, shape, 16, {1, 1}, {45, 700})
+                               : make_case(dtype, shape, 16, {1, 70}, {45, 130});
+        Case loose = exact;
+        loose.extra_query_bound = is_decode ? 0 : 100;
+        loose.extra_context_bound = 4000;
+        Result a, b;
+        run_case(exact, &a);
+        if (HasFatalFailure()) return;
+        run_case(loose, &b);
+        if (HasFatalFailure()) return;
+        EXPECT_TRUE(a.is_fully_written);
+        EXPECT_TRUE(b.is_fully_written);
+        EXPECT_LT(a.max_err, tolerance(dtype));
+        EXPECT_LT(b.max_err, tolerance(dtype));
+        // The prefill grid only gains CTAs that exit, so its output is bit-identical; the decode
+        // split count follows the bound, which may change rounding only.
+        double diff = 0;
+        for (size_t i = 0; i < a.out.size(); ++i)
+          diff = std::max(diff, double(std::abs(a.out[i] - b.out[i])));
+        if (is_decode) {
+          EXPECT_LT(diff, tolerance(dtype));
+        } else {
+          EXPECT_EQ(diff, 0.0);
+        }
+      }
+    }
+  }
+}
+
+TEST(AttentionParamsTest, RejectsUnsupportedHeadDimAndSmallWorkspace) {
+  AttentionParams p;
+  p.num_tokens = 1;
+  p.num_seqs = 1;
+  p.max_query_len = 1;
+  p.max_context_len = 8192;
+  p.num_q_heads = 32;
+  p.num_kv_heads = 8;
+  for (const int head_dim : {0, 8, 24, 48, 80, 96, 112, 256}) {
+    p.head_dim = head_dim;
+    EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue) << "head_dim " << head_dim;
+  }
+  p.head_dim = 128;
+  ASSERT_GT(attention_workspace_bytes(1, 1, 32, 128, 8192), 0u);
+  p.workspace_bytes = attention_workspace_bytes(1, 1, 32, 128, 8192) - 1;
+  EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue);
+  for (const int head_dim : {16, 32}) {  // supported; the workspace check applies as well
+    p.head_dim = head_dim;
+    ASSERT_GT(attention_workspace_bytes(1, 1, 32, head_dim, 8192), 0u);
+    p.workspace_bytes = attention_workspace_bytes(1, 1, 32, head_dim, 8192) - 1;
+    EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue) << "head_dim " << head_dim;
+  }
+}
+
+}  // namespace
+}  // namespace llmserve::cuda

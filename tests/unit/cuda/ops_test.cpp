@@ -1,0 +1,285 @@
+// Every CUDA op against the CPU reference backend on random shapes: inputs are drawn in fp32,
+// rounded through the GPU dtype, and fed to both; the CPU computes in fp32. Thresholds are
+// relative L2 errors per op (one rounding of the output: ~4e-4 fp16, ~3e-3 bf16; GEMMs and
+// attention accumulate in fp32 and land near that).
+#include <algorithm>
+#include <numeric>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "common/status.h"
+#include "gpu_test_util.h"
+
+namespace llmserve {
+namespace {
+
+using namespace testing_gpu;
+
+class CudaOps : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    LLMSERVE_REQUIRE_GPU();
+    gpu_ = std::make_unique<CudaBackend>(GetParam());
+  }
+  DType dt() const { return GetParam(); }
+  double tol() const { return dt() == DType::kF16 ? 2e-3 : 1.2e-2; }
+  // The same values on both backends (GPU in dt(), CPU in fp32 after rounding through dt()).
+  std::pair<Tensor, Tensor> both(const std::vector<float>& v, std::initializer_list<int64_t> dims) {
+    const auto r = rounded(v, dt());
+    return {make_tensor(cpu_, cpu_mem_, r, DType::kF32, dims), make_tensor(*gpu_, gpu_mem_, r, dt(), dims)};
+  }
+  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims, DType gpu_dtype) {
+    return {cpu_.allocate_tensor(cpu_mem_, DType::kF32, dims), gpu_->allocate_tensor(gpu_mem_, gpu_dtype, dims)};
+  }
+  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims) { return both_empty(dims, dt()); }
+
+  CpuBackend cpu_;
+  std::unique_ptr<CudaBackend> gpu_;
+  std::vector<Buffer> cpu_mem_, gpu_mem_;
+  std::mt19937 rng_{1234};
+};
+
+// A batch of sequences with random lengths and scattered KV blocks, uploaded to both backends.
+struct TestBatch {
+  ForwardBatch fb;
+  std::vector<std::vector<int32_t>> tables, tokens;
+  BatchTensors cpu, gpu;
+};
+
+TestBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs /* (computed, new) */, int32_t block_size,
+                     int32_t num_blocks, int32_t vocab, std::mt19937& rng, LogitRows rows) {
+  TestBatch b;
+  std::vector<int32_t> free(static_cast<size_t>(num_blocks));
+  std::iota(free.begin(), free.end(), 0);
+  std::shuffle(free.begin(), free.end(), rng);
+  size_t next = 0;
+  for (auto [computed, fresh] : seqs) {
+    std::vector<int32_t> table;
+    for (int32_t i = 0; i * block_size < computed + fresh; ++i) table.push_back(free.at(next++));
+    b.tables.push_back(table);
+    std::vector<int32_t> toks(static_cast<size_t>(fresh));
+    for (auto& t : toks) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+    b.tokens.push_back(toks);
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    b.fb.add_sequence(b.tokens[i].data(), seqs[i].second, seqs[i].first, b.tables[i], block_size, rows);
+  }
+  b.fb.finalize();
+  return b;
+}
+
+TEST_P(CudaOps, EmbeddingWithAndWithoutPositions) {
+  const int64_t vocab = 300, dim = 96, positions = 64;
+  auto [ct, gt] = both(random_vector(vocab * dim, rng_), {vocab, dim});
+  auto [cp, gp] = both(random_vector(positions * dim, rng_), {positions, dim});
+  TestBatch b = make_batch({{0, 20}, {10, 5}, {30, 1}}, 16, 16, static_cast<int32_t>(vocab), rng_, LogitRows::kLast);
+  BatchTensors cb = cpu_.upload_batch(b.fb), gb = gpu_->upload_batch(b.fb);
+  const int64_t t = b.fb.num_tokens();
+  for (bool with_pos : {false, true}) {
+    auto [co, go] = both_empty({t, dim});
+    cpu_.embedding(cb, ct, with_pos ? cp : Tensor(), co);
+    gpu_->embedding(gb, gt, with_pos ? gp : Tensor(), go);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "embedding");
+  }
+}
+
+TEST_P(CudaOps, NormsFusedWithResidualAdd) {
+  for (int64_t dim : {64, 768, 4096, 1000}) {
+    for (int64_t t : {1, 7, 130}) {
+      const auto res = random_vector(t * dim, rng_, 2.0f), x = random_vector(t * dim, rng_);
+      const auto w = random_vector(dim, rng_), b = random_vector(dim, rng_, 0.1f);
+      auto [cw, gw] = both(w, {dim});
+      auto [cb, gb] = both(b, {dim});
+      // layer_norm / rms_norm alone
+      {
+        auto [cx, gx] = both(res, {t, dim});
+        auto [co, go] = both_empty({t, dim});
+        cpu_.layer_norm(cx, cw, cb, 1e-5f, co);
+        gpu_->layer_norm(gx, gw, gb, 1e-5f, go);
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "layer_norm dim " + std::to_string(dim));
+        cpu_.rms_norm(cx, cw, 1e-6f, co);
+        gpu_->rms_norm(gx, gw, 1e-6f, go);
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "rms_norm dim " + std::to_string(dim));
+      }
+      // fused: residual += x, then norm; both the residual and the output are checked
+      for (bool rms : {false, true}) {
+        auto [cr, gr] = both(res, {t, dim});
+        auto [cx, gx] = both(x, {t, dim});
+        auto [co, go] = both_empty({t, dim});
+        if (rms) {
+          cpu_.add_rms_norm(cr, cx, cw, 1e-6f, co);
+          gpu_->add_rms_norm(gr, gx, gw, 1e-6f, go);
+        } else {
+          cpu_.add_layer_norm(cr, cx, cw, cb, 1e-5f, co);
+          gpu_->add_layer_norm(gr, gx, gw, gb, 1e-5f, go);
+        }
+        const std::string what = std::string(rms ? "add_rms_norm" : "add_layer_norm") + " dim " + std::to_string(dim);
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, gr), read_tensor(cpu_, cr), tol(), what + " residual");
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), what + " out");
+      }
+    }
+  }
+}
+
+TEST_P(CudaOps, MatmulShapesBiasAndFp32Output) {
+  struct Shape { int64_t m, n, k; bool bias; bool f32_out; };
+  // M <= 4 takes the GEMV kernel (gemv.cu), larger M cuBLASLt.
+  for (const Shape s : {Shape{1, 2304, 768, true, false}, Shape{2, 768, 3072, true, false},
+                        Shape{3, 6144, 4096, false, false}, Shape{4, 4096, 14336, false, false},
+                        Shape{4, 50257, 768, false, true}, Shape{7, 768, 3072, true, false},
+                        Shape{130, 512, 256, false, false}, Shape{1, 50257, 768, false, true},
+                        Shape{33, 1000, 64, false, true}, Shape{256, 384, 128, true, false}}) {
+    auto [cx, gx] = both(random_vector(s.m * s.k, rng_), {s.m, s.k});
+    auto [cw, gw] = both(random_vector(s.n * s.k, rng_, 0.05f), {s.n, s.k});
+    auto [cb, gb] = both(random_vector(s.n, rng_), {s.n});
+    auto [co, go] = both_empty({s.m, s.n}, s.f32_out ? DType::kF32 : dt());
+    cpu_.matmul(cx, cw, s.bias ? cb : Tensor(), co);
+    gpu_->matmul(gx, gw, s.bias ? gb : Tensor(), go);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+                     "matmul " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k));
+  }
+}
+
+TEST_P(CudaOps, MatmulGeluFusedEpilogue) {
+  for (int64_t m : {1, 3, 40}) {
+    const int64_t n = 3072, k = 768;
+    auto [cx, gx] = both(random_vector(m * k, rng_), {m, k});
+    auto [cw, gw] = both(random_vector(n * k, rng_, 0.05f), {n, k});
+    auto [cb, gb] = both(random_vector(n, rng_), {n});
+    auto [co, go] = both_empty({m, n});
+    cpu_.matmul_gelu(cx, cw, cb, co);
+    gpu_->matmul_gelu(gx, gw, gb, go);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "matmul_gelu m " + std::to_string(m));
+  }
+}
+
+TEST_P(CudaOps, ArgmaxRowsLowestIndexOnTies) {
+  for (int64_t vocab : {50257, 128256, 1000, 7}) {
+    const int64_t rows = 9;
+    std::vector<float> logits = random_vector(static_cast<size_t>(rows * vocab), rng_);
+    // Row 0: a tie between two maxima; the lower index wins. Row 1: the maximum is the last id.
+    logits[static_cast<size_t>(vocab / 2)] = 50.0f;
+    logits[static_cast<size_t>(vocab / 3)] = 50.0f;
+    logits[static_cast<size_t>(2 * vocab - 1)] = 60.0f;
+    Tensor g = make_tensor(*gpu_, gpu_mem_, logits, DType::kF32, {rows, vocab});
+    Tensor c = make_tensor(cpu_, cpu_mem_, logits, DType::kF32, {rows, vocab});
+    Tensor gid = gpu_->allocate_tensor(gpu_mem_, DType::kI32, {rows});
+    Tensor cid = cpu_.allocate_tensor(cpu_mem_, DType::kI32, {rows});
+    gpu_->argmax_rows(g, gid);
+    cpu_.argmax_rows(c, cid);
+    std::vector<int32_t> got(static_cast<size_t>(rows)), want(static_cast<size_t>(rows));
+    gpu_->download(gid, got.data());
+    cpu_.download(cid, want.data());
+    EXPECT_EQ(got, want) << "vocab " << vocab;
+    EXPECT_EQ(got[0], vocab / 3);
+    EXPECT_EQ(got[1], vocab - 1);
+  }
+}
+
+TEST_P(CudaOps, TransposeIsExact) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{768, 2304}, {33, 65}, {1, 7}}) {
+    const auto v = rounded(random_vector(static_cast<size_t>(rows * cols), rng_), dt());
+    Tensor g = make_tensor(*gpu_, gpu_mem_, v, dt(), {rows, cols});
+    Tensor gt = gpu_->allocate_tensor(gpu_mem_, dt(), {cols, rows});
+    gpu_->transpose(g, gt);
+    const auto got = read_tensor(*gpu_, gt);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        ASSERT_EQ(got[static_cast<size_t>(c * rows + r)], v[static_cast<size_t>(r * cols + c)]) << r << "," << c;
+      }
+    }
+  }
+}
+
+TEST_P(CudaOps, Activations) {
+  const int64_t t = 9, f = 1000;
+  auto [cx, gx] = both(random_vector(t * f, rng_, 2.0f), {t, f});
+  cpu_.gelu_tanh(cx);
+  gpu_->gelu_tanh(gx);
+  EXPECT_CLOSE_REL(read_tensor(*gpu_, gx), read_tensor(cpu_, cx), tol(), "gelu_tanh");
+  auto [cg, gg] = both(random_vector(t * 2 * f, rng_, 2.0f), {t, 2 * f});
+  auto [co, go] = both_empty({t, f});
+  cpu_.silu_mul(cg, co);
+  gpu_->silu_mul(gg, go);
+  EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "silu_mul");
+  auto [ca, ga] = both(random_vector(t * f, rng_), {t, f});
+  auto [cb2, gb2] = both(random_vector(t * f, rng_), {t, f});
+  cpu_.add(ca, cb2);
+  gpu_->add(ga, gb2);
+  EXPECT_CLOSE_REL(read_tensor(*gpu_, ga), read_tensor(cpu_, ca), tol(), "add");
+}
+
+// RoPE, KV write, attention and the row gather over one batch with prefill chunks and decodes,
+// for the head shapes of the fixtures (d 16), the default model (d 32), GPT-2 (d 64) and Llama (d 128).
+TEST_P(CudaOps, RopeKvWriteAttentionGather) {
+  struct Heads { int32_t hq, hk, d; };
+  for (const Heads h : {Heads{4, 2, 16}, Heads{4, 4, 32}, Heads{12, 12, 64}, Heads{32, 8, 128}, Heads{8, 1, 128}}) {
+    for (int32_t block_size : {16, 32}) {
+      const int32_t num_blocks = 96, max_pos = 1024;
+      TestBatch b = make_batch({{0, 37}, {200, 50}, {15, 1}, {16, 1}, {0, 1}, {700, 1}}, block_size, num_blocks, 100,
+                               rng_, LogitRows::kLast);
+      BatchTensors cb = cpu_.upload_batch(b.fb), gb = gpu_->upload_batch(b.fb);
+      const int64_t t = b.fb.num_tokens(), width = static_cast<int64_t>(h.hq + 2 * h.hk) * h.d;
+      const AttentionShape shape{h.hq, h.hk, h.d, 1.0f / std::sqrt(static_cast<float>(h.d))};
+      std::vector<float> table(static_cast<size_t>(max_pos * h.d));
+      for (int32_t p = 0; p < max_pos; ++p) {
+        for (int32_t i = 0; i < h.d / 2; ++i) {
+          const double a = p / std::pow(10000.0, 2.0 * i / h.d);
+          table[static_cast<size_t>(p * h.d + i)] = static_cast<float>(std::cos(a));
+          table[static_cast<size_t>(p * h.d + h.d / 2 + i)] = static_cast<float>(std::sin(a));
+        }
+      }
+      Tensor crope = make_tensor(cpu_, cpu_mem_, table, DType::kF32, {max_pos, h.d});
+      Tensor grope = make_tensor(*gpu_, gpu_mem_, table, DType::kF32, {max_pos, h.d});
+      // The cache holds earlier context (random) for the sequences that have some.
+      const std::vector<float> cache = random_vector(static_cast<size_t>(num_blocks) * block_size * h.hk * h.d, rng_);
+      auto [ck, gk] = both(cache, {num_blocks, block_size, h.hk, h.d});
+      auto [cv, gv] = both(random_vector(cache.size(), rng_), {num_blocks, block_size, h.hk, h.d});
+      KvLayer ckv{ck, cv, block_size}, gkv{gk, gv, block_size};
+      auto [cq, gq] = both(random_vector(static_cast<size_t>(t * width), rng_), {t, width});
+
+      const std::string what = "hq " + std::to_string(h.hq) + " hk " + std::to_string(h.hk) + " d " +
+                               std::to_string(h.d) + " bs " + std::to_string(block_size);
+      cpu_.rope(cq, shape, crope, cb);
+      gpu_->rope(gq, shape, grope, gb);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, gq), read_tensor(cpu_, cq), tol(), what + " rope");
+      // Continue from identical inputs so each op is judged on its own error.
+      gpu_->upload(encode(rounded(read_tensor(cpu_, cq), dt()), dt()).data(), gq);
+      cpu_.upload(rounded(read_tensor(cpu_, cq), dt()).data(), cq);
+      cpu_.write_kv(cq, shape, cb, ckv);
+      gpu_->write_kv(gq, shape, gb, gkv);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, gk), read_tensor(cpu_, ck), tol(), what + " k cache");
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, gv), read_tensor(cpu_, cv), tol(), what + " v cache");
+      auto [co, go] = both_empty({t, static_cast<int64_t>(h.hq) * h.d});
+      cpu_.attention(cq, shape, cb, ckv, co);
+      gpu_->attention(gq, shape, gb, gkv, go);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), what + " attention");
+      auto [cg, gg] = both_empty({b.fb.num_logits(), static_cast<int64_t>(h.hq) * h.d});
+      cpu_.gather_rows(co, cb, cg);
+      gpu_->gather_rows(go, gb, gg);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, gg), read_tensor(cpu_, cg), tol(), what + " gather_rows");
+    }
+  }
+}
+
+TEST_P(CudaOps, OutOfMemoryIsAClearError) {
+  try {
+    gpu_->allocate(size_t{1} << 50);
+    FAIL() << "a 1 PiB allocation succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(std::string(e.what()).find("out of GPU memory"), std::string::npos) << e.what();
+  }
+  // The backend still works afterwards.
+  auto [ca, ga] = both(random_vector(100, rng_), {100});
+  auto [cb, gb] = both(random_vector(100, rng_), {100});
+  cpu_.add(ca, cb);
+  gpu_->add(ga, gb);
+  EXPECT_CLOSE_REL(read_tensor(*gpu_, ga), read_tensor(cpu_, ca), tol(), "add after OOM");
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, ::testing::Values(DType::kF16, DType::kBF16),
+                         [](const auto& info) { return std::string(dtype_label(info.param)); });
+
+}  // namespace
+}  // namespace llmserve
