@@ -86,6 +86,7 @@ for step in "${steps[@]}"; do
       decode_ours /tmp/gpt2-124m gpt2-124m-fp16-eager "${OUTPUT_LEN:-512}" --enforce-eager
       LLMSERVE_CUDA_PDL=0 decode_ours /tmp/gpt2-124m gpt2-124m-fp16-no-pdl "${OUTPUT_LEN:-512}"
       LLMSERVE_GEMV=persistent decode_ours /tmp/gpt2-124m gpt2-124m-fp16-gemv-persistent "${OUTPUT_LEN:-512}"
+      decode_ours /tmp/gpt2-124m gpt2-124m-fp16-sampled "${OUTPUT_LEN:-512}" --temperature 0.8
       decode_hf /tmp/gpt2-124m gpt2-124m-fp16 float16 "${OUTPUT_LEN:-512}"
       ;;
     profile)  # per-op GPU time of eager decode steps (serialised; shares, not speed)

@@ -61,6 +61,10 @@ void Backend::argmax_rows(Tensor logits, Tensor ids) {
   upload(out.data(), ids);
 }
 
+void Backend::sample_rows(Tensor, const std::vector<RowSampling>&, const std::vector<TokenAdjustment>&, Tensor) {
+  fail(StatusCode::kUnimplemented, "the {} backend does not sample", name());
+}
+
 void Backend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) {
   add(residual, x);
   rms_norm(residual, w, eps, out);

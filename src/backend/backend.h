@@ -21,6 +21,7 @@
 
 #include "backend/forward_batch.h"
 #include "backend/kv_cache.h"
+#include "backend/row_sampling.h"
 #include "backend/tensor.h"
 
 namespace llmserve {
@@ -116,6 +117,13 @@ class Backend {
   // ids[r] = argmax of logits row r (F32 [L, V]; lowest index on ties) into an I32 [L] tensor.
   // Default: through the host.
   virtual void argmax_rows(Tensor logits, Tensor ids);
+  // Whether sample_rows is implemented (the engine then draws on the backend unless a row wants
+  // logprobs).
+  virtual bool can_sample() const { return false; }
+  // ids[r] = a token drawn from logits row r (F32 [L, V], overwritten) under rows[r], after the
+  // row's entries of `adjustments`.
+  virtual void sample_rows(Tensor logits, const std::vector<RowSampling>& rows,
+                           const std::vector<TokenAdjustment>& adjustments, Tensor ids);
 };
 
 // kNull: no compute, zero logits (src/backend/null): for measuring the server and load tests.

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/logging.h"
+#include "engine/philox.h"
 
 namespace llmserve {
 
@@ -259,26 +260,34 @@ void Engine::step() {
                      &s.seq->block_table, s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
     if (s.is_prefill_chunk) totals_.num_prompt_tokens += s.num_new_tokens;
   }
-  // When every row to sample is plain greedy (no logprobs, penalties or token masks in force),
-  // the argmax runs on the backend and only token ids come back.
-  bool device_greedy = true;
+  // The token is chosen on the backend when it can: argmax when every row is plain greedy, the
+  // backend's sampler when it has one and no row wants logprobs; only token ids come back.
+  // Otherwise the logits come to the host sampler.
+  bool plain_greedy = true, any_logprobs = false;
+  sampling_rows_.clear();
+  adjustments_.clear();
   for (const ScheduledSequence& s : out.scheduled) {
-    if (s.needs_sample && !is_plain_greedy(live_.at(s.seq_id))) device_greedy = false;
+    if (!s.needs_sample) continue;
+    const LiveRequest& live = live_.at(s.seq_id);
+    any_logprobs = any_logprobs || live.request.sampling.has_logprobs();
+    add_sampling_row(live);
+    plain_greedy = plain_greedy && live.request.sampling.is_greedy() && sampling_rows_.back().num_adjustments == 0;
   }
   totals_.num_steps++;
   totals_.last_step_num_tokens = out.num_batched_tokens;
   totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
-  if (device_greedy) {
+  if (!any_logprobs && plain_greedy) {
     sample_and_emit(out, {}, runner_->execute_greedy(batch));
+  } else if (!any_logprobs && backend_->can_sample()) {
+    sample_and_emit(out, {}, runner_->execute_sampled(batch, sampling_rows_, adjustments_));
   } else {
     sample_and_emit(out, runner_->execute(batch), {});
   }
 }
 
-bool Engine::is_plain_greedy(const LiveRequest& live) {
-  const SamplingParams& p = live.request.sampling;
-  return p.is_greedy() && !p.has_logprobs() && p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f &&
-         p.presence_penalty == 0.0f && live.sampling_state.num_generated() >= p.min_tokens;
+void Engine::add_sampling_row(const LiveRequest& live) {
+  sampling_rows_.push_back(make_row_sampling(live.request.sampling, live.sampling_state,
+                                             std::span<const int32_t>(eos_token_ids_), adjustments_));
 }
 
 void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,

@@ -109,9 +109,11 @@ class Engine {
   void admit_new(Inbox& inbox);
   void expire_deadlines();
   void step();
-  // Samples from `logits` on the host, or takes `greedy_ids` (one per sampled row) when given.
+  // Samples from `logits` on the host, or takes `greedy_ids` (the backend's choice, one per
+  // sampled row) when given.
   void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits, std::span<const int32_t> greedy_ids);
-  static bool is_plain_greedy(const LiveRequest& live);
+  // Appends the request's RowSampling (and its token adjustments) for backend sampling.
+  void add_sampling_row(const LiveRequest& live);
   void finish_request(uint64_t id, FinishReason reason, Status error);
   void publish_stats();
 
@@ -127,6 +129,8 @@ class Engine {
   // Engine thread only.
   std::unordered_map<uint64_t, LiveRequest> live_;
   std::vector<float> scratch_;
+  std::vector<RowSampling> sampling_rows_;
+  std::vector<TokenAdjustment> adjustments_;
   EngineStats totals_;
 
   // Shared with frontends.

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/logging.h"
+#include "common/status.h"
 
 namespace llmserve {
 
@@ -91,17 +92,37 @@ std::span<const float> ModelRunner::execute(std::span<const RunnerSequence> sequ
   return logits_;
 }
 
+Tensor ModelRunner::ids_for(int64_t rows) {
+  if (ids_.numel() < rows) {
+    ids_buffer_.clear();
+    ids_ = backend_.allocate_tensor(ids_buffer_, DType::kI32, {std::max<int64_t>(rows, options_.max_batch_size)});
+  }
+  return ids_.rows(0, rows);
+}
+
 std::span<const int32_t> ModelRunner::execute_greedy(std::span<const RunnerSequence> sequences) {
   Tensor logits = forward(sequences);
   const int64_t rows = logits.dim(0);
   host_ids_.resize(static_cast<size_t>(rows));
   if (rows == 0) return host_ids_;  // a step of prefill chunks only: nothing to sample
-  if (ids_.numel() < rows) {
-    ids_buffer_.clear();
-    ids_ = backend_.allocate_tensor(ids_buffer_, DType::kI32, {std::max<int64_t>(rows, options_.max_batch_size)});
-  }
-  Tensor ids = ids_.rows(0, rows);
+  Tensor ids = ids_for(rows);
   backend_.argmax_rows(logits, ids);
+  backend_.download(ids, host_ids_.data());
+  return host_ids_;
+}
+
+std::span<const int32_t> ModelRunner::execute_sampled(std::span<const RunnerSequence> sequences,
+                                                      const std::vector<RowSampling>& rows,
+                                                      const std::vector<TokenAdjustment>& adjustments) {
+  Tensor logits = forward(sequences);
+  const int64_t n = logits.dim(0);
+  if (n != static_cast<int64_t>(rows.size())) {
+    fail(StatusCode::kInternal, "execute_sampled: {} logit rows, {} sampling rows", n, rows.size());
+  }
+  host_ids_.resize(static_cast<size_t>(n));
+  if (n == 0) return host_ids_;
+  Tensor ids = ids_for(n);
+  backend_.sample_rows(logits, rows, adjustments, ids);
   backend_.download(ids, host_ids_.data());
   return host_ids_;
 }

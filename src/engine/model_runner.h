@@ -51,6 +51,11 @@ class ModelRunner {
   // Runs one step and returns the greedy token (argmax, lowest id on ties) of each logit row,
   // computed on the backend: only the ids cross to the host.
   std::span<const int32_t> execute_greedy(std::span<const RunnerSequence> sequences);
+  // Runs one step and draws each logit row's token on the backend (Backend::can_sample) under
+  // rows[i]; only the ids cross to the host.
+  std::span<const int32_t> execute_sampled(std::span<const RunnerSequence> sequences,
+                                           const std::vector<RowSampling>& rows,
+                                           const std::vector<TokenAdjustment>& adjustments);
 
   int32_t vocab_size() const { return model_.config().vocab_size; }
   int32_t block_size() const { return kv_cache_.spec.block_size; }
@@ -70,6 +75,7 @@ class ModelRunner {
   BatchTensors upload_for_graph();
   // Runs the step (graph or eager) and returns the logits in backend memory.
   Tensor forward(std::span<const RunnerSequence> sequences);
+  Tensor ids_for(int64_t rows);  // backend I32 [rows] for token ids
 
   Model& model_;
   Backend& backend_;

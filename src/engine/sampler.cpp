@@ -321,4 +321,50 @@ SampleResult sample(std::span<float> logits, const SamplingParams& params,
   return sample(logits, params, state, std::span<const int32_t>(&*eos_token_id, 1));
 }
 
+RowSampling make_row_sampling(const SamplingParams& params, const SamplingState& state,
+                              std::span<const int32_t> eos_token_ids, std::vector<TokenAdjustment>& adjustments) {
+  RowSampling row;
+  row.temperature = params.temperature;
+  row.top_k = params.top_k;
+  row.top_p = params.top_p;
+  row.min_p = params.min_p;
+  row.uniform = philox_uniform(state.seed(), static_cast<uint64_t>(state.num_generated()));
+  row.repetition_penalty = params.repetition_penalty;
+  row.frequency_penalty = params.frequency_penalty;
+  row.presence_penalty = params.presence_penalty;
+  row.first_adjustment = static_cast<int32_t>(adjustments.size());
+  // Rule 3: one entry per token — the prompt set (kept only when the repetition penalty is on),
+  // then the generated tokens not in it.
+  if (params.repetition_penalty != 1.0f || params.frequency_penalty != 0.0f || params.presence_penalty != 0.0f) {
+    const std::span<const int32_t> prompt = state.prompt_token_set();  // sorted, unique
+    for (int32_t id : prompt) adjustments.push_back({id, 0, TokenAdjustment::kInPrompt});
+    for (const auto& [id, count] : state.output_token_counts()) {
+      const auto it = std::lower_bound(prompt.begin(), prompt.end(), id);
+      if (it != prompt.end() && *it == id) {
+        adjustments[static_cast<size_t>(row.first_adjustment + (it - prompt.begin()))].output_count = count;
+      } else {
+        adjustments.push_back({id, count, 0});
+      }
+    }
+  }
+  // Rule 2: before min_tokens, stop tokens (and eos unless ignored) cannot be drawn.
+  if (state.num_generated() < params.min_tokens) {
+    auto mask = [&](int32_t id) {
+      for (size_t i = static_cast<size_t>(row.first_adjustment); i < adjustments.size(); ++i) {
+        if (adjustments[i].token == id) {
+          adjustments[i].flags |= TokenAdjustment::kMasked;
+          return;
+        }
+      }
+      adjustments.push_back({id, 0, TokenAdjustment::kMasked});
+    };
+    for (int32_t id : params.stop_token_ids) mask(id);
+    if (!params.ignore_eos) {
+      for (int32_t id : eos_token_ids) mask(id);
+    }
+  }
+  row.num_adjustments = static_cast<int32_t>(adjustments.size()) - row.first_adjustment;
+  return row;
+}
+
 }  // namespace llmserve

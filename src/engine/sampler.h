@@ -35,6 +35,8 @@
 // sequence and is not synchronised: the engine thread alone reads and updates it.
 #pragma once
 
+#include "backend/row_sampling.h"
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -109,5 +111,11 @@ int32_t draw_token(std::span<float> logits, double u);
 
 // Rule 4's greedy pick: index of the largest logit, ties to the lowest id.
 int32_t argmax_token(std::span<const float> logits);
+
+// The backend-sampling form of one draw (Backend::sample_rows): the same rules as sample() for a
+// request without logprobs — its min-token masks and penalties as TokenAdjustments appended to
+// `adjustments` (one entry per token), its rule-5 parameters, and u from the same Philox stream.
+RowSampling make_row_sampling(const SamplingParams& params, const SamplingState& state,
+                              std::span<const int32_t> eos_token_ids, std::vector<TokenAdjustment>& adjustments);
 
 }  // namespace llmserve

@@ -21,7 +21,8 @@ if [ ! -d "$DIR/node_modules/openai" ]; then
 fi
 
 PORT=$(free_port)
-"$BIN" serve --host 127.0.0.1 --http-port "$PORT" --grpc-port -1 --metrics-port -1 --num-kv-blocks 64 > "$WORK/server.log" 2>&1 &
+"$BIN" serve --host 127.0.0.1 --http-port "$PORT" --grpc-port -1 --metrics-port -1 --num-kv-blocks 64 --api-key x \
+  > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 ready=0
 for _ in $(seq 300); do

@@ -84,7 +84,7 @@ check "model stats count successes" [ "$(curl -s "$H/v2/models/default/stats" | 
 check "all stats" [ "$(curl -s "$H/v2/models/stats" | json "d['model_stats'][0]['name']")" == default ]
 
 # Errors.
-check "404 unknown model" [ "$(code "$H/v2/models/nope/generate" -d '{"text_input":"a","max_tokens":1}')" == 404 ]
+check "400 unknown model (Triton: INVALID_ARG)" [ "$(code "$H/v2/models/nope/generate" -d '{"text_input":"a","max_tokens":1}')" == 400 ]
 check "  ... message" has_error "Request for unknown model: 'nope' is not found"
 check "404 unknown version" [ "$(code "$H/v2/models/default/versions/7/generate" -d '{"text_input":"a"}')" == 404 ]
 check "404 unknown route" [ "$(code "$H/v2/nothing/here")" == 404 ]
@@ -180,6 +180,27 @@ check "overload: some 503 ($n503)" [ $n503 -ge 1 ]
 check "overload: 503 carries Retry-After" [ $retry == $n503 ]
 check "overload: admitted ones complete 200 ($n200)" [ $n200 -ge 1 ]
 check "overload: every request answered" [ $((n200 + n503)) == 5 ]
+# The same overload through the OpenAI routes: 429 in OpenAI's envelope, with Retry-After.
+for i in 1 2 3 4 5; do
+  curl -s -o "$WORK/oa$i.body" -D "$WORK/oa$i.headers" -w '%{http_code}' --max-time 120 -H "$AUTH" \
+    "$H/v1/completions" -d '{"model":"default","prompt":"KING:","max_tokens":24,"ignore_eos":true}' > "$WORK/oa$i.code" &
+done
+wait $(jobs -p | grep -v "$SERVER_PID") 2>/dev/null
+n200=0 n429=0 retry=0 envelope=0
+for i in 1 2 3 4 5; do
+  c=$(cat "$WORK/oa$i.code")
+  [ "$c" == 200 ] && n200=$((n200 + 1))
+  if [ "$c" == 429 ]; then
+    n429=$((n429 + 1))
+    grep -qi "^retry-after: 1" "$WORK/oa$i.headers" && retry=$((retry + 1))
+    python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['error']; sys.exit(0 if e['type']=='rate_limit_exceeded' and 'overloaded' in e['message'] else 1)" "$WORK/oa$i.body" && envelope=$((envelope + 1))
+  fi
+done
+check "openai overload: some 429 ($n429)" [ $n429 -ge 1 ]
+check "openai overload: 429 carries Retry-After and OpenAI's error envelope" [ $retry == $n429 -a $envelope == $n429 ]
+check "openai overload: admitted ones complete 200 ($n200)" [ $n200 -ge 1 ]
+check "openai overload: every request answered" [ $((n200 + n429)) == 5 ]
+check "openai 401 in OpenAI's envelope" [ "$(curl -s "$H/v1/models" | python3 -c "import json,sys; print(json.load(sys.stdin)['error']['code'])")" == invalid_api_key ]
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID"
 check "busy server exits 0" [ $? == 0 ]
 

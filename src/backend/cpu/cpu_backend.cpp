@@ -280,6 +280,14 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   }
 }
 
+void CpuBackend::argmax_rows(Tensor logits, Tensor ids) {
+  const int64_t rows = logits.dim(0), vocab = logits.dim(-1);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = logits.as<float>() + r * vocab;
+    ids.as<int32_t>()[r] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+  }
+}
+
 void CpuBackend::transpose(Tensor src, Tensor dst) {
   const int64_t rows = src.dim(0), cols = src.dim(-1);
   const float* s = src.as<float>();

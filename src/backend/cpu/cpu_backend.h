@@ -27,6 +27,7 @@ class CpuBackend final : public Backend {
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
+  void argmax_rows(Tensor logits, Tensor ids) override;  // in place: tensors are host memory
   void silu_mul(Tensor gate_up, Tensor out) override;
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
             const BatchTensors& batch) override;

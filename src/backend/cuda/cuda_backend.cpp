@@ -140,6 +140,7 @@ CudaBackend::~CudaBackend() {
     cublasLtMatmulDescDestroy(p.desc);
   }
   for (void* p : scratch_buffers_) cudaFree(p);
+  cudaFree(sampling_device_);
   cudaFree(batch_device_);
   cudaFreeHost(batch_host_);
   cudaFree(lt_workspace_);
@@ -430,6 +431,32 @@ void CudaBackend::argmax_rows(Tensor logits, Tensor ids) {
   check(cuda::launch_argmax_rows(logits.as<float>(), static_cast<int32_t>(logits.dim(0)),
                                  static_cast<int32_t>(logits.dim(-1)), ids.as<int32_t>(), stream_),
         "argmax_rows");
+}
+
+void CudaBackend::sample_rows(Tensor logits, const std::vector<RowSampling>& rows,
+                              const std::vector<TokenAdjustment>& adjustments, Tensor ids) {
+  const OpTimer timer(profile_.get(), stream_, "sample_rows");
+  const size_t rows_bytes = align_up(rows.size() * sizeof(RowSampling), 256);
+  const size_t bytes = rows_bytes + adjustments.size() * sizeof(TokenAdjustment);
+  if (bytes > sampling_capacity_) {
+    check(cudaStreamSynchronize(stream_), "sample_rows");  // earlier steps may still read the old array
+    cudaFree(sampling_device_);
+    sampling_device_ = nullptr;
+    sampling_capacity_ = std::max<size_t>(bytes * 2, 64 << 10);
+    check(cudaMalloc(&sampling_device_, sampling_capacity_), "cudaMalloc(sampling parameters)");
+  }
+  auto* dev = static_cast<uint8_t*>(sampling_device_);
+  check(cudaMemcpyAsync(dev, rows.data(), rows.size() * sizeof(RowSampling), cudaMemcpyHostToDevice, stream_),
+        "sample_rows upload");
+  if (!adjustments.empty()) {
+    check(cudaMemcpyAsync(dev + rows_bytes, adjustments.data(), adjustments.size() * sizeof(TokenAdjustment),
+                          cudaMemcpyHostToDevice, stream_),
+          "sample_rows upload");
+  }
+  check(cuda::launch_sample_rows(logits.as<float>(), static_cast<int32_t>(logits.dim(0)),
+                                 static_cast<int32_t>(logits.dim(-1)), reinterpret_cast<const RowSampling*>(dev),
+                                 reinterpret_cast<const TokenAdjustment*>(dev + rows_bytes), ids.as<int32_t>(), stream_),
+        "sample_rows");
 }
 
 void CudaBackend::gelu_tanh(Tensor x) {

@@ -55,6 +55,9 @@ class CudaBackend final : public Backend {
                  Tensor out) override;
   void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) override;
   void argmax_rows(Tensor logits, Tensor ids) override;
+  bool can_sample() const override { return true; }
+  void sample_rows(Tensor logits, const std::vector<RowSampling>& rows,
+                   const std::vector<TokenAdjustment>& adjustments, Tensor ids) override;
 
   cudaStream_t stream() const { return stream_; }
   // The per-op time table when LLMSERVE_CUDA_PROFILE=1 (also logged at destruction); else "".
@@ -105,6 +108,9 @@ class CudaBackend final : public Backend {
   bool has_captured_ = false;
 
   std::unique_ptr<Profile> profile_;
+  // Sampling parameters of a step: RowSampling rows, then TokenAdjustments, in one device array.
+  void* sampling_device_ = nullptr;
+  size_t sampling_capacity_ = 0;  // bytes
   std::vector<void*> scratch_buffers_;
   size_t scratch_bytes_ = 0;
 };

@@ -8,6 +8,7 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/row_sampling.h"
 #include "common/dtype.h"
 
 namespace llmserve::cuda {
@@ -58,4 +59,8 @@ namespace llmserve::cuda {
 // out[r] = argmax_v logits[r, v] (lowest index on ties); logits fp32 [rows, vocab].
 cudaError_t launch_argmax_rows(const float* logits, int32_t num_rows, int32_t vocab, int32_t* out,
                                cudaStream_t stream);
+// out[r] = a token drawn from logits row r under rows[r] (see backend/row_sampling.h); the rows
+// are overwritten. rows: device array [num_rows]; adjustments: device array the rows index.
+cudaError_t launch_sample_rows(float* logits, int32_t num_rows, int32_t vocab, const RowSampling* rows,
+                               const TokenAdjustment* adjustments, int32_t* out, cudaStream_t stream);
 }  // namespace llmserve::cuda

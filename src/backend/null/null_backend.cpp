@@ -20,7 +20,8 @@ Tensor i32_view(const std::vector<int32_t>& v) {
 Buffer NullBackend::allocate(size_t nbytes) {
   // calloc: large blocks come straight from mmap as untouched zero pages, so they cost no RSS.
   void* p = std::calloc(std::max<size_t>(nbytes, 1), 1);
-  if (p == nullptr) fail(StatusCode::kResourceExhausted, "null backend: cannot allocate {} bytes", nbytes);
+  if (p == nullptr)
+    fail(StatusCode::kResourceExhausted, "null backend: cannot allocate {} bytes", nbytes);
   return Buffer(p, nbytes, [](void* q) { std::free(q); });
 }
 
@@ -31,7 +32,8 @@ void NullBackend::download(Tensor src, void* host) {
 size_t NullBackend::free_memory() const {
   long pages = sysconf(_SC_AVPHYS_PAGES);
   long page_size = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size) : 0;
+  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size)
+                                    : 0;
 }
 
 void NullBackend::argmax_rows(Tensor logits, Tensor ids) {

@@ -8,8 +8,8 @@
 // triton_final_response = true and the server then ends the stream.
 #include <cstring>
 
-#include <boost/asio/post.hpp>
 #include <grpcpp/grpcpp.h>
+#include <boost/asio/post.hpp>
 
 #include "bench/load/transport.h"
 #include "grpc_service.grpc.pb.h"
@@ -24,7 +24,8 @@ using inference::ModelStreamInferResponse;
 std::string raw_bytes_element(std::string_view s) {
   std::string out(4, '\0');
   const uint32_t n = static_cast<uint32_t>(s.size());
-  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  for (int i = 0; i < 4; ++i)
+    out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
   out.append(s);
   return out;
 }
@@ -49,18 +50,21 @@ std::string text_output(const inference::ModelInferResponse& r) {
       const std::string& raw = r.raw_output_contents(i);
       if (raw.size() < 4) return "";
       uint32_t n = 0;
-      for (int b = 0; b < 4; ++b) n |= static_cast<uint32_t>(static_cast<unsigned char>(raw[static_cast<size_t>(b)])) << (8 * b);
+      for (int b = 0; b < 4; ++b)
+        n |= static_cast<uint32_t>(static_cast<unsigned char>(raw[static_cast<size_t>(b)]))
+             << (8 * b);
       return raw.substr(4, std::min<size_t>(n, raw.size() - 4));
     }
-    if (r.outputs(i).contents().bytes_contents_size() > 0) return r.outputs(i).contents().bytes_contents(0);
+    if (r.outputs(i).contents().bytes_contents_size() > 0)
+      return r.outputs(i).contents().bytes_contents(0);
   }
   return "";
 }
 
 class GrpcCall final : public grpc::ClientBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
-  GrpcCall(inference::GRPCInferenceService::Stub& stub, asio::io_context& io, const LoadOptions& options,
-           const Prompt& prompt, Transport::DoneFn done)
+  GrpcCall(inference::GRPCInferenceService::Stub& stub, asio::io_context& io,
+           const LoadOptions& options, const Prompt& prompt, Transport::DoneFn done)
       : io_(io), done_(std::move(done)) {
     request_.set_model_name(options.model);
     auto* text = request_.add_inputs();
@@ -111,13 +115,16 @@ class GrpcCall final : public grpc::ClientBidiReactor<ModelInferRequest, ModelSt
     trace_.end = Clock::now();
     if (!status.ok()) {
       trace_.fail(status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? "timeout"
-                  : status.error_code() == grpc::StatusCode::UNAVAILABLE     ? "connect"
-                                                                             : "grpc_" + std::to_string(status.error_code()),
+                  : status.error_code() == grpc::StatusCode::UNAVAILABLE
+                      ? "connect"
+                      : "grpc_" + std::to_string(status.error_code()),
                   status.error_message());
     } else if (!trace_.is_complete) {
       trace_.fail("incomplete", "the stream ended without triton_final_response");
     }
-    asio::post(io_, [done = std::move(done_), trace = std::move(trace_)]() mutable { done(std::move(trace)); });
+    asio::post(io_, [done = std::move(done_), trace = std::move(trace_)]() mutable {
+      done(std::move(trace));
+    });
     delete this;
   }
 

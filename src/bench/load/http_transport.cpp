@@ -94,7 +94,9 @@ HttpCall::HttpCall(HttpTransport& transport, const Prompt& prompt, Transport::Do
       done_(std::move(done)),
       socket_(transport.io_),
       deadline_(transport.io_),
-      sse_([this](std::string_view data) { take_payload(transport_.options_.target, data, Clock::now(), trace_); }) {
+      sse_([this](std::string_view data) {
+        take_payload(transport_.options_.target, data, Clock::now(), trace_);
+      }) {
   const LoadOptions& o = transport.options_;
   request_.method(http::verb::post);
   request_.target(transport.path_);
@@ -164,14 +166,15 @@ bool HttpCall::retry_fresh(const error_code& ec) {
 void HttpCall::read_header() {
   parser_.emplace();
   parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-  http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](const error_code& ec, size_t) {
-    if (ec) {
-      if (self->retry_fresh(ec)) return;
-      return self->fail(ec, "io");
-    }
-    self->status_ = static_cast<int>(self->parser_->get().result_int());
-    self->read_body();
-  });
+  http::async_read_header(socket_, buffer_, *parser_,
+                          [self = shared_from_this()](const error_code& ec, size_t) {
+                            if (ec) {
+                              if (self->retry_fresh(ec)) return;
+                              return self->fail(ec, "io");
+                            }
+                            self->status_ = static_cast<int>(self->parser_->get().result_int());
+                            self->read_body();
+                          });
 }
 
 void HttpCall::read_body() {
@@ -179,12 +182,13 @@ void HttpCall::read_body() {
   auto& body = parser_->get().body();
   body.data = chunk_.data();
   body.size = chunk_.size();
-  http::async_read_some(socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
-    if (ec == http::error::need_buffer) ec = {};
-    self->take_body_bytes(self->chunk_.size() - self->parser_->get().body().size);
-    if (ec) return self->fail(ec, "io");
-    self->read_body();
-  });
+  http::async_read_some(
+      socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
+        if (ec == http::error::need_buffer) ec = {};
+        self->take_body_bytes(self->chunk_.size() - self->parser_->get().body().size);
+        if (ec) return self->fail(ec, "io");
+        self->read_body();
+      });
 }
 
 void HttpCall::take_body_bytes(size_t n) {
@@ -209,7 +213,8 @@ void HttpCall::end_body() {
     take_payload(target, body_, Clock::now(), trace_);
     trace_.is_complete = true;
   }
-  if (trace_.is_ok() && !trace_.is_complete) trace_.fail("incomplete", "the stream ended without [DONE]");
+  if (trace_.is_ok() && !trace_.is_complete)
+    trace_.fail("incomplete", "the stream ended without [DONE]");
   if (parser_->keep_alive() && !is_timed_out_) {
     transport_.idle_.push_back(std::move(socket_));
   }

@@ -15,11 +15,11 @@ namespace llmserve::bench::load {
 
 // The protocol a run speaks; see docs/bench.md for the exact requests.
 enum class Target {
-  kCompletions,         // OpenAI POST /v1/completions, stream: true
-  kChat,                // OpenAI POST /v1/chat/completions, stream: true
-  kGenerate,            // Triton POST /v2/models/<m>/generate (one reply, no streaming)
-  kGenerateStream,      // Triton POST /v2/models/<m>/generate_stream (SSE)
-  kGrpcStream,          // KServe v2 gRPC ModelStreamInfer (decoupled, one response per piece)
+  kCompletions,     // OpenAI POST /v1/completions, stream: true
+  kChat,            // OpenAI POST /v1/chat/completions, stream: true
+  kGenerate,        // Triton POST /v2/models/<m>/generate (one reply, no streaming)
+  kGenerateStream,  // Triton POST /v2/models/<m>/generate_stream (SSE)
+  kGrpcStream,      // KServe v2 gRPC ModelStreamInfer (decoupled, one response per piece)
 };
 
 enum class LoadMode {
@@ -57,11 +57,11 @@ struct LoadOptions {
   double duration_s = 0;                     // measured time per point when num_requests == 0
   int32_t num_warmup = 0;                    // requests per point before measuring
 
-  LengthSpec input;   // synthetic prompt tokens (as the tokenizer counts them)
-  LengthSpec output;  // max_tokens per request
-  std::string prompt_file;    // JSONL prompts instead of synthetic ones
+  LengthSpec input;         // synthetic prompt tokens (as the tokenizer counts them)
+  LengthSpec output;        // max_tokens per request
+  std::string prompt_file;  // JSONL prompts instead of synthetic ones
   uint64_t seed = 0;
-  bool ignore_eos = true;     // ask the server to generate exactly max_tokens
+  bool ignore_eos = true;  // ask the server to generate exactly max_tokens
   double temperature = 0.0;
   nlohmann::json extra_body = nlohmann::json::object();  // merged into every request body
   double request_timeout_s = 600;

@@ -14,8 +14,10 @@ namespace {
 
 std::string mode_name(LoadMode m) {
   switch (m) {
-    case LoadMode::kClosedLoop: return "closed_loop";
-    case LoadMode::kOpenLoop: return "open_loop";
+    case LoadMode::kClosedLoop:
+      return "closed_loop";
+    case LoadMode::kOpenLoop:
+      return "open_loop";
   }
   return "?";
 }
@@ -27,7 +29,8 @@ std::vector<std::pair<double, double>> cdf(std::vector<double> samples, size_t m
   std::sort(samples.begin(), samples.end());
   const size_t n = samples.size();
   const size_t step = std::max<size_t>(1, n / max_points);
-  for (size_t i = 0; i < n; i += step) out.emplace_back(samples[i] * 1e3, static_cast<double>(i + 1) / n);
+  for (size_t i = 0; i < n; i += step)
+    out.emplace_back(samples[i] * 1e3, static_cast<double>(i + 1) / n);
   if (out.back().second < 1.0) out.emplace_back(samples.back() * 1e3, 1.0);
   return out;
 }
@@ -41,18 +44,21 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 }  // namespace
 
 void print_table_header(std::FILE* out, bool has_slo) {
-  std::fprintf(out, "%-11s %6s %6s %8s %10s %11s %9s %9s %9s %8s %8s %8s %9s %9s %7s %s\n", "point", "reqs", "errs", "req/s",
-               "out tok/s", "total tok/s", "ttft mean", "ttft p50", "ttft p99", "itl p50", "itl p99", "tpot p50",
-               "e2e p50", "e2e p99", "gen cpu", has_slo ? "goodput" : "");
+  std::fprintf(out, "%-11s %6s %6s %8s %10s %11s %9s %9s %9s %8s %8s %8s %9s %9s %7s %s\n", "point",
+               "reqs", "errs", "req/s", "out tok/s", "total tok/s", "ttft mean", "ttft p50",
+               "ttft p99", "itl p50", "itl p99", "tpot p50", "e2e p50", "e2e p99", "gen cpu",
+               has_slo ? "goodput" : "");
 }
 
 void print_table_row(std::FILE* out, const LoadSummary& s) {
   std::string goodput = s.has_slo ? fmt::format("{:.2f}/s", s.goodput) : "";
   std::fprintf(out,
-               "%-11s %6d %6d %8.2f %10.1f %11.1f %7.1fms %7.1fms %7.1fms %6.2fms %6.2fms %6.2fms %8.3fs %8.3fs %6.1f%% %s\n",
-               s.label.c_str(), s.num_requests, s.num_errors(), s.request_throughput, s.output_token_throughput,
-               s.total_token_throughput, s.ttft.mean * 1e3, s.ttft.p50 * 1e3, s.ttft.p99 * 1e3, s.itl.p50 * 1e3,
-               s.itl.p99 * 1e3, s.tpot.p50 * 1e3, s.e2e.p50, s.e2e.p99, s.client_cpu_util * 100, goodput.c_str());
+               "%-11s %6d %6d %8.2f %10.1f %11.1f %7.1fms %7.1fms %7.1fms %6.2fms %6.2fms %6.2fms "
+               "%8.3fs %8.3fs %6.1f%% %s\n",
+               s.label.c_str(), s.num_requests, s.num_errors(), s.request_throughput,
+               s.output_token_throughput, s.total_token_throughput, s.ttft.mean * 1e3,
+               s.ttft.p50 * 1e3, s.ttft.p99 * 1e3, s.itl.p50 * 1e3, s.itl.p99 * 1e3,
+               s.tpot.p50 * 1e3, s.e2e.p50, s.e2e.p99, s.client_cpu_util * 100, goodput.c_str());
   std::fflush(out);
 }
 
@@ -82,7 +88,8 @@ nlohmann::json run_json(const LoadOptions& o, const std::vector<LoadSummary>& po
                          {"ignore_eos", o.ignore_eos},
                          {"temperature", o.temperature},
                          {"seed", o.seed}};
-  if (o.slo.is_set()) opts["slo"] = {{"ttft_s", o.slo.ttft_s}, {"tpot_s", o.slo.tpot_s}, {"e2e_s", o.slo.e2e_s}};
+  if (o.slo.is_set())
+    opts["slo"] = {{"ttft_s", o.slo.ttft_s}, {"tpot_s", o.slo.tpot_s}, {"e2e_s", o.slo.e2e_s}};
   nlohmann::json j = nlohmann::json::array();
   for (const auto& s : points) j.push_back(to_json(s));
   return {{"options", opts}, {"points", j}};
@@ -90,21 +97,26 @@ nlohmann::json run_json(const LoadOptions& o, const std::vector<LoadSummary>& po
 
 std::string points_csv(const std::vector<LoadSummary>& points) {
   std::string csv =
-      "label,concurrency,request_rate,duration_s,num_requests,num_ok,num_errors,errors,num_input_tokens,"
-      "num_output_tokens,request_throughput,output_token_throughput,total_token_throughput,goodput,client_cpu_util";
+      "label,concurrency,request_rate,duration_s,num_requests,num_ok,num_errors,errors,num_input_"
+      "tokens,"
+      "num_output_tokens,request_throughput,output_token_throughput,total_token_throughput,goodput,"
+      "client_cpu_util";
   for (const char* m : {"ttft", "itl", "tpot", "e2e"}) {
     for (const char* p : {"mean", "p50", "p90", "p99"}) csv += fmt::format(",{}_{}_ms", m, p);
   }
   csv += "\n";
   for (const auto& s : points) {
     std::string errors;
-    for (const auto& [kind, n] : s.errors) errors += fmt::format("{}{}={}", errors.empty() ? "" : ";", kind, n);
-    csv += fmt::format("{},{},{},{:.6f},{},{},{},{},{},{},{:.6f},{:.6f},{:.6f},{},{:.4f}", s.label, s.concurrency,
-                       s.request_rate, s.duration_s, s.num_requests, s.num_ok, s.num_errors(), errors,
-                       s.num_input_tokens, s.num_output_tokens, s.request_throughput, s.output_token_throughput,
-                       s.total_token_throughput, s.has_slo ? fmt::format("{:.6f}", s.goodput) : "", s.client_cpu_util);
+    for (const auto& [kind, n] : s.errors)
+      errors += fmt::format("{}{}={}", errors.empty() ? "" : ";", kind, n);
+    csv += fmt::format("{},{},{},{:.6f},{},{},{},{},{},{},{:.6f},{:.6f},{:.6f},{},{:.4f}", s.label,
+                       s.concurrency, s.request_rate, s.duration_s, s.num_requests, s.num_ok,
+                       s.num_errors(), errors, s.num_input_tokens, s.num_output_tokens,
+                       s.request_throughput, s.output_token_throughput, s.total_token_throughput,
+                       s.has_slo ? fmt::format("{:.6f}", s.goodput) : "", s.client_cpu_util);
     for (const Percentiles* p : {&s.ttft, &s.itl, &s.tpot, &s.e2e}) {
-      csv += fmt::format(",{:.4f},{:.4f},{:.4f},{:.4f}", p->mean * 1e3, p->p50 * 1e3, p->p90 * 1e3, p->p99 * 1e3);
+      csv += fmt::format(",{:.4f},{:.4f},{:.4f},{:.4f}", p->mean * 1e3, p->p50 * 1e3, p->p90 * 1e3,
+                         p->p99 * 1e3);
     }
     csv += "\n";
   }

@@ -7,10 +7,10 @@
 #include <optional>
 #include <random>
 
+#include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <fmt/format.h>
 
 #include "bench/load/transport.h"
 
@@ -23,13 +23,17 @@ using error_code = boost::system::error_code;
 Clock::duration to_duration(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 // User + system CPU seconds of this process so far.
 double process_cpu_s() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  auto s = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+  };
   return s(u.ru_utime) + s(u.ru_stime);
 }
 
@@ -38,17 +42,17 @@ struct PhaseSpec {
   std::string label;
   bool is_measured = false;
   LoadMode mode = LoadMode::kClosedLoop;
-  int32_t concurrency = 1;  // closed loop; open loop: the cap (0 = none)
-  double rate = 0;          // open loop
-  int32_t num_requests = 0; // 0: until `duration_s`
+  int32_t concurrency = 1;   // closed loop; open loop: the cap (0 = none)
+  double rate = 0;           // open loop
+  int32_t num_requests = 0;  // 0: until `duration_s`
   double duration_s = 0;
 };
 
 // One phase on the shared io_context. Not thread-safe: lives on the I/O thread.
 class Phase {
  public:
-  Phase(asio::io_context& io, Transport& transport, const std::vector<Prompt>& prompts, size_t& next_prompt,
-        const PhaseSpec& spec, uint64_t seed, bool show_progress)
+  Phase(asio::io_context& io, Transport& transport, const std::vector<Prompt>& prompts,
+        size_t& next_prompt, const PhaseSpec& spec, uint64_t seed, bool show_progress)
       : io_(io),
         transport_(transport),
         prompts_(prompts),
@@ -170,9 +174,10 @@ class Phase {
     const double elapsed = std::max(1e-9, seconds(Clock::now() - start_));
     const int32_t num_done = static_cast<int32_t>(traces_.size());
     std::string total = spec_.num_requests > 0 ? fmt::format("/{}", spec_.num_requests) : "";
-    std::string line = fmt::format("{} {:<7} {}{} done, {} in flight, {:.2f} req/s, {:.1f} out tok/s, {} errors, {:.1f}s",
-                                   spec_.is_measured ? "measure" : "warm-up", spec_.label, num_done, total,
-                                   num_in_flight_, num_done / elapsed, num_output_tokens_ / elapsed, num_errors_, elapsed);
+    std::string line = fmt::format(
+        "{} {:<7} {}{} done, {} in flight, {:.2f} req/s, {:.1f} out tok/s, {} errors, {:.1f}s",
+        spec_.is_measured ? "measure" : "warm-up", spec_.label, num_done, total, num_in_flight_,
+        num_done / elapsed, num_output_tokens_ / elapsed, num_errors_, elapsed);
     std::fprintf(stderr, is_tty_ ? "\r%-110s" : "%s", line.c_str());
     std::fflush(stderr);
   }
@@ -189,7 +194,8 @@ class Phase {
   bool show_progress_;
   bool is_tty_;
   Clock::time_point start_, last_end_, next_arrival_;
-  int32_t num_issued_ = 0, num_in_flight_ = 0, max_in_flight_ = 0, num_arrived_ = 0, num_waiting_ = 0;
+  int32_t num_issued_ = 0, num_in_flight_ = 0, max_in_flight_ = 0, num_arrived_ = 0,
+          num_waiting_ = 0;
   int32_t num_errors_ = 0;
   int64_t num_output_tokens_ = 0;
   bool is_arriving_ = false;
@@ -209,21 +215,27 @@ std::vector<LoadSummary> LoadRunner::run(const PointFn& on_point) {
   std::vector<PhaseSpec> points;
   if (options_.mode == LoadMode::kClosedLoop) {
     for (int32_t c : options_.concurrencies) {
-      points.push_back({fmt::format("c={}", c), true, LoadMode::kClosedLoop, c, 0, options_.num_requests, options_.duration_s});
+      points.push_back({fmt::format("c={}", c), true, LoadMode::kClosedLoop, c, 0,
+                        options_.num_requests, options_.duration_s});
     }
   } else {
     for (double r : options_.rates) {
-      points.push_back({fmt::format("rate={:g}", r), true, LoadMode::kOpenLoop, options_.max_concurrency, r,
-                        options_.num_requests, options_.duration_s});
+      points.push_back({fmt::format("rate={:g}", r), true, LoadMode::kOpenLoop,
+                        options_.max_concurrency, r, options_.num_requests, options_.duration_s});
     }
   }
   std::vector<LoadSummary> summaries;
   uint64_t seed = options_.seed;
   for (const PhaseSpec& point : points) {
     if (options_.num_warmup > 0) {
-      PhaseSpec warmup{point.label, false, LoadMode::kClosedLoop,
-                       std::min(options_.num_warmup, point.mode == LoadMode::kClosedLoop ? point.concurrency : 8),
-                       0, options_.num_warmup, 0};
+      PhaseSpec warmup{point.label,
+                       false,
+                       LoadMode::kClosedLoop,
+                       std::min(options_.num_warmup,
+                                point.mode == LoadMode::kClosedLoop ? point.concurrency : 8),
+                       0,
+                       options_.num_warmup,
+                       0};
       Phase(io, *transport, prompts_, next_prompt, warmup, ++seed, options_.show_progress).run();
     }
     Phase phase(io, *transport, prompts_, next_prompt, point, ++seed, options_.show_progress);

@@ -8,7 +8,9 @@
 namespace llmserve::bench::load {
 namespace {
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 double rank(const std::vector<double>& sorted, double q) {
   const double pos = q * static_cast<double>(sorted.size() - 1);
@@ -18,7 +20,7 @@ double rank(const std::vector<double>& sorted, double q) {
 }
 
 nlohmann::json to_json(const Percentiles& p) {
-  return {{"mean", p.mean}, {"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99},
+  return {{"mean", p.mean}, {"p50", p.p50}, {"p90", p.p90},    {"p99", p.p99},
           {"min", p.min},   {"max", p.max}, {"count", p.count}};
 }
 
@@ -29,7 +31,8 @@ Percentiles percentiles(std::vector<double> samples) {
   if (samples.empty()) return p;
   std::sort(samples.begin(), samples.end());
   p.count = static_cast<int64_t>(samples.size());
-  p.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
+  p.mean =
+      std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
   p.p50 = rank(samples, 0.50);
   p.p90 = rank(samples, 0.90);
   p.p99 = rank(samples, 0.99);
@@ -53,27 +56,32 @@ LoadSummary summarize(const std::vector<RequestTrace>& traces, double duration_s
     const int32_t num_out = t.num_output_tokens();
     s.num_input_tokens += t.num_input_tokens();
     s.num_output_tokens += num_out;
-    if (t.usage_completion_tokens >= 0 && t.usage_completion_tokens != t.max_tokens) ++s.num_output_len_mismatches;
-    if (t.usage_prompt_tokens >= 0 && t.usage_prompt_tokens != t.expected_input_tokens) ++s.num_input_len_mismatches;
+    if (t.usage_completion_tokens >= 0 && t.usage_completion_tokens != t.max_tokens)
+      ++s.num_output_len_mismatches;
+    if (t.usage_prompt_tokens >= 0 && t.usage_prompt_tokens != t.expected_input_tokens)
+      ++s.num_input_len_mismatches;
     const double request_e2e = seconds(t.end - t.start);
     e2e.push_back(request_e2e);
     double request_ttft = request_e2e;
     if (!t.piece_times.empty()) request_ttft = seconds(t.piece_times.front() - t.start);
     s.ttft_samples.push_back(request_ttft);
-    for (size_t i = 1; i < t.piece_times.size(); ++i) s.itl_samples.push_back(seconds(t.piece_times[i] - t.piece_times[i - 1]));
+    for (size_t i = 1; i < t.piece_times.size(); ++i)
+      s.itl_samples.push_back(seconds(t.piece_times[i] - t.piece_times[i - 1]));
     double request_tpot = 0;
     if (num_out > 1 && t.piece_times.size() > 1) {  // a unary reply has no per-token timing
       request_tpot = (request_e2e - request_ttft) / (num_out - 1);
       tpot.push_back(request_tpot);
     }
     const bool is_good = (slo.ttft_s <= 0 || request_ttft <= slo.ttft_s) &&
-                         (slo.tpot_s <= 0 || request_tpot <= slo.tpot_s) && (slo.e2e_s <= 0 || request_e2e <= slo.e2e_s);
+                         (slo.tpot_s <= 0 || request_tpot <= slo.tpot_s) &&
+                         (slo.e2e_s <= 0 || request_e2e <= slo.e2e_s);
     if (is_good) ++s.num_good;
   }
   if (duration_s > 0) {
     s.request_throughput = s.num_ok / duration_s;
     s.output_token_throughput = static_cast<double>(s.num_output_tokens) / duration_s;
-    s.total_token_throughput = static_cast<double>(s.num_input_tokens + s.num_output_tokens) / duration_s;
+    s.total_token_throughput =
+        static_cast<double>(s.num_input_tokens + s.num_output_tokens) / duration_s;
     s.goodput = s.num_good / duration_s;
   }
   s.ttft = percentiles(s.ttft_samples);

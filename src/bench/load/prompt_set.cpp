@@ -52,7 +52,8 @@ std::string exact_text(const Tokenizer& tok, const std::vector<int32_t>& pool, i
   for (int round = 0; round < 64; ++round) {
     std::string text = tok.decode(ids);
     auto re = tok.encode(text, plain);
-    if (static_cast<int32_t>(re.size()) == content && static_cast<int32_t>(tok.encode(text).size()) == target) {
+    if (static_cast<int32_t>(re.size()) == content &&
+        static_cast<int32_t>(tok.encode(text).size()) == target) {
       return text;
     }
     if (static_cast<int32_t>(re.size()) > content) {
@@ -103,16 +104,21 @@ std::vector<Prompt> load_prompt_file(const std::string& path, const Tokenizer& t
         break;
       }
     }
-    if (p.text.empty()) fail(StatusCode::kInvalidArgument, "--prompt-file {}:{}: no \"prompt\" string", path, line_no);
+    if (p.text.empty())
+      fail(StatusCode::kInvalidArgument, "--prompt-file {}:{}: no \"prompt\" string", path,
+           line_no);
     p.max_tokens = default_output_len;
     for (const char* key : {"output_len", "max_tokens"}) {
       if (j.contains(key) && j[key].is_number_integer()) p.max_tokens = j[key].get<int32_t>();
     }
-    if (p.max_tokens < 1) fail(StatusCode::kInvalidArgument, "--prompt-file {}:{}: output length must be >= 1", path, line_no);
+    if (p.max_tokens < 1)
+      fail(StatusCode::kInvalidArgument, "--prompt-file {}:{}: output length must be >= 1", path,
+           line_no);
     p.num_input_tokens = static_cast<int32_t>(tokenizer.encode(p.text).size());
     prompts.push_back(std::move(p));
   }
-  if (prompts.empty()) fail(StatusCode::kInvalidArgument, "--prompt-file '{}' has no prompts", path);
+  if (prompts.empty())
+    fail(StatusCode::kInvalidArgument, "--prompt-file '{}' has no prompts", path);
   return prompts;
 }
 

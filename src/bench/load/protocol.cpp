@@ -10,20 +10,25 @@ namespace {
 
 constexpr size_t kMaxKeptText = 4096;
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
-void add_text(RequestTrace& trace, const std::string& text, int32_t num_tokens, Clock::time_point t) {
+void add_text(RequestTrace& trace, const std::string& text, int32_t num_tokens,
+              Clock::time_point t) {
   if (text.empty() && num_tokens == 0) return;
   trace.piece_times.push_back(t);
   trace.num_piece_tokens += num_tokens;
-  if (trace.text.size() < kMaxKeptText) trace.text += text.substr(0, kMaxKeptText - trace.text.size());
+  if (trace.text.size() < kMaxKeptText)
+    trace.text += text.substr(0, kMaxKeptText - trace.text.size());
 }
 
 // "error" as Triton ({"error": "msg"}), OpenAI ({"error": {"message": ...}}) or vLLM sends it.
 std::string error_message(const json& j) {
   const json& e = j.at("error");
   if (e.is_string()) return e.get<std::string>();
-  if (e.is_object() && e.contains("message") && e["message"].is_string()) return e["message"].get<std::string>();
+  if (e.is_object() && e.contains("message") && e["message"].is_string())
+    return e["message"].get<std::string>();
   return dump(e);
 }
 
@@ -41,7 +46,8 @@ void take_openai(Target target, const json& j, Clock::time_point t, RequestTrace
   const json& choice = j["choices"][0];
   std::string text;
   if (target == Target::kChat) {
-    if (choice.contains("delta") && choice["delta"].contains("content") && choice["delta"]["content"].is_string()) {
+    if (choice.contains("delta") && choice["delta"].contains("content") &&
+        choice["delta"]["content"].is_string()) {
       text = choice["delta"]["content"].get<std::string>();
     }
   } else if (choice.contains("text") && choice["text"].is_string()) {
@@ -69,8 +75,9 @@ void take_triton(const json& j, Clock::time_point t, RequestTrace& trace) {
   }
   const json& out = j["text_output"];
   std::string text = out.is_string() ? out.get<std::string>()
-                     : (out.is_array() && !out.empty() && out[0].is_string()) ? out[0].get<std::string>()
-                                                                               : std::string();
+                     : (out.is_array() && !out.empty() && out[0].is_string())
+                         ? out[0].get<std::string>()
+                         : std::string();
   add_text(trace, text, triton_tokens(j), t);
 }
 
@@ -78,11 +85,16 @@ void take_triton(const json& j, Clock::time_point t, RequestTrace& trace) {
 
 std::string request_path(Target target, const std::string& model) {
   switch (target) {
-    case Target::kCompletions: return "/v1/completions";
-    case Target::kChat: return "/v1/chat/completions";
-    case Target::kGenerate: return "/v2/models/" + model + "/generate";
-    case Target::kGenerateStream: return "/v2/models/" + model + "/generate_stream";
-    case Target::kGrpcStream: return "";
+    case Target::kCompletions:
+      return "/v1/completions";
+    case Target::kChat:
+      return "/v1/chat/completions";
+    case Target::kGenerate:
+      return "/v2/models/" + model + "/generate";
+    case Target::kGenerateStream:
+      return "/v2/models/" + model + "/generate_stream";
+    case Target::kGrpcStream:
+      return "";
   }
   return "";
 }
@@ -118,7 +130,8 @@ std::string request_body(Target target, const Prompt& prompt, const LoadOptions&
   return dump(j);
 }
 
-void take_payload(Target target, std::string_view payload, Clock::time_point t, RequestTrace& trace) {
+void take_payload(Target target, std::string_view payload, Clock::time_point t,
+                  RequestTrace& trace) {
   if (payload == "[DONE]") {
     trace.is_complete = true;
     return;
@@ -134,10 +147,14 @@ void take_payload(Target target, std::string_view payload, Clock::time_point t, 
   }
   switch (target) {
     case Target::kCompletions:
-    case Target::kChat: take_openai(target, j, t, trace); break;
+    case Target::kChat:
+      take_openai(target, j, t, trace);
+      break;
     case Target::kGenerate:
     case Target::kGenerateStream:
-    case Target::kGrpcStream: take_triton(j, t, trace); break;
+    case Target::kGrpcStream:
+      take_triton(j, t, trace);
+      break;
   }
 }
 
@@ -145,9 +162,12 @@ void take_error_reply(int status, std::string_view body, RequestTrace& trace) {
   std::string message(body.substr(0, 300));
   json j = json::parse(body, nullptr, false);
   if (!j.is_discarded() && j.is_object()) {
-    if (j.contains("error")) message = error_message(j);
-    else if (j.contains("detail")) message = j["detail"].is_string() ? j["detail"].get<std::string>() : dump(j["detail"]);
-    else if (j.contains("message") && j["message"].is_string()) message = j["message"].get<std::string>();
+    if (j.contains("error"))
+      message = error_message(j);
+    else if (j.contains("detail"))
+      message = j["detail"].is_string() ? j["detail"].get<std::string>() : dump(j["detail"]);
+    else if (j.contains("message") && j["message"].is_string())
+      message = j["message"].get<std::string>();
   }
   trace.fail("http_" + std::to_string(status), message);
 }

@@ -21,7 +21,8 @@ std::string request_path(Target target, const std::string& model);
 std::string request_body(Target target, const Prompt& prompt, const LoadOptions& options);
 
 // Takes one payload that arrived at `t`. Never throws: a bad payload fails the trace.
-void take_payload(Target target, std::string_view payload, Clock::time_point t, RequestTrace& trace);
+void take_payload(Target target, std::string_view payload, Clock::time_point t,
+                  RequestTrace& trace);
 
 // Takes the body of a non-200 reply: fails the trace as http_<status> with the server's message.
 void take_error_reply(int status, std::string_view body, RequestTrace& trace);

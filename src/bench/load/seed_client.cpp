@@ -9,11 +9,11 @@
 #include <regex>
 #include <thread>
 
+#include <fmt/format.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
@@ -26,7 +26,9 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-const char* env(const char* name) { return std::getenv(name); }
+const char* env(const char* name) {
+  return std::getenv(name);
+}
 
 // One POST the way `curl -X POST -s URL -d PAYLOAD` makes it. Returns the body (any status, as
 // curl -s without -f does); throws std::exception for connection and protocol failures.
@@ -35,7 +37,8 @@ std::string post(const SeedClientConfig& c, const std::string& payload) {
   tcp::resolver resolver(io);
   tcp::socket socket(io);
   asio::connect(socket, resolver.resolve(c.host, std::to_string(c.port)));
-  http::request<http::string_body> req{http::verb::post, "/v2/models/" + c.model_name + "/generate", 11};
+  http::request<http::string_body> req{http::verb::post, "/v2/models/" + c.model_name + "/generate",
+                                       11};
   req.set(http::field::host, fmt::format("{}:{}", c.host, c.port));
   req.set(http::field::user_agent, "curl/7.81.0");
   req.set(http::field::accept, "*/*");
@@ -80,14 +83,19 @@ SeedClientConfig SeedClientConfig::from_env(std::FILE* err) {
     c.is_debug = v == "1" || v == "true" || v == "yes" || v == "debug";
   }
   const char* model = env("TRTLLM_MODEL_NAME");
-  if (model == nullptr) fail(StatusCode::kInvalidArgument, "Required environment variable 'TRTLLM_MODEL_NAME' not provided.");
+  if (model == nullptr)
+    fail(StatusCode::kInvalidArgument,
+         "Required environment variable 'TRTLLM_MODEL_NAME' not provided.");
   c.model_name = model;
   const char* url = env("TRTLLM_TRITON_URL");
-  if (url == nullptr) fail(StatusCode::kInvalidArgument, "Required environment variable 'TRTLLM_TRITON_URL' not provided.");
+  if (url == nullptr)
+    fail(StatusCode::kInvalidArgument,
+         "Required environment variable 'TRTLLM_TRITON_URL' not provided.");
   std::string host = url;
   if (host.rfind("http://", 0) == 0) host = host.substr(7);
   if (!host.empty() && host.back() == '/') host.pop_back();
-  if (size_t colon = host.rfind(':'); colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+  if (size_t colon = host.rfind(':');
+      colon != std::string::npos && host.find(']', colon) == std::string::npos) {
     const std::string port = host.substr(colon + 1);
     char* end = nullptr;
     long p = std::strtol(port.c_str(), &end, 10);
@@ -105,8 +113,12 @@ SeedClientConfig SeedClientConfig::from_env(std::FILE* err) {
     errno = 0;
     long n = std::strtol(v.c_str(), &end, 10);
     while (end != nullptr && *end != '\0' && std::isspace(static_cast<unsigned char>(*end))) ++end;
-    if (v.find_first_not_of(" \t\n") == std::string::npos || *end != '\0' || errno != 0 || n < INT32_MIN || n > INT32_MAX) {
-      std::fprintf(err, "error: Environment variable TRTLLM_MAX_TOKENS=%s is not valid and will be ignored.\n", m);
+    if (v.find_first_not_of(" \t\n") == std::string::npos || *end != '\0' || errno != 0 ||
+        n < INT32_MIN || n > INT32_MAX) {
+      std::fprintf(
+          err,
+          "error: Environment variable TRTLLM_MAX_TOKENS=%s is not valid and will be ignored.\n",
+          m);
       std::fprintf(err, " \n");
       std::fflush(err);
     } else {
@@ -116,16 +128,19 @@ SeedClientConfig SeedClientConfig::from_env(std::FILE* err) {
   return c;
 }
 
-std::string SeedClientConfig::url() const { return fmt::format("{}:{}/v2/models/{}/generate", host, port, model_name); }
+std::string SeedClientConfig::url() const {
+  return fmt::format("{}:{}/v2/models/{}/generate", host, port, model_name);
+}
 
 std::string seed_payload(std::string_view prompt, int32_t max_tokens) {
-  return fmt::format("{{\"text_input\": {}, \"max_tokens\": {}}}", nlohmann::json(std::string(prompt)).dump(), max_tokens);
+  return fmt::format("{{\"text_input\": {}, \"max_tokens\": {}}}",
+                     nlohmann::json(std::string(prompt)).dump(), max_tokens);
 }
 
 int run_seed_client(const SeedClientConfig& c, std::FILE* out, std::FILE* err) {
   if (c.is_debug) {
-    std::fprintf(out, "model_name: \"%s\".\ntriton_url: \"%s\".\nmax_tokens: %d.\n", c.model_name.c_str(), c.url().c_str(),
-                 c.max_tokens);
+    std::fprintf(out, "model_name: \"%s\".\ntriton_url: \"%s\".\nmax_tokens: %d.\n",
+                 c.model_name.c_str(), c.url().c_str(), c.max_tokens);
   }
   size_t index = 0;
   int32_t error_count = 0;
@@ -138,19 +153,23 @@ int run_seed_client(const SeedClientConfig& c, std::FILE* out, std::FILE* err) {
     try {
       const auto start = std::chrono::steady_clock::now();
       std::string body = post(c, payload);
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::fprintf(out, "  completed in %s seconds.\n \n", fmt::format("{}", elapsed).c_str());
       if (c.is_debug) std::fprintf(out, "output: \"%s\".\n", body.c_str());
       auto result = nlohmann::json::parse(body);  // throws on non-JSON, like json.loads
-      if (!result.is_object() || !result.contains("text_output")) throw std::runtime_error("'text_output'");
+      if (!result.is_object() || !result.contains("text_output"))
+        throw std::runtime_error("'text_output'");
       const std::string text = result["text_output"].get<std::string>();  // throws unless a string
-      std::fprintf(out, "Prompt:\n  %.*s\n \nResponse:\n", static_cast<int>(question.size()), question.data());
+      std::fprintf(out, "Prompt:\n  %.*s\n \nResponse:\n", static_cast<int>(question.size()),
+                   question.data());
       print_answers(out, text);
       std::fprintf(out, " \n");
       std::fflush(out);
     } catch (const std::exception& e) {
       ++error_count;
-      std::fprintf(err, " \nerror: %s\n       Inference command has failed %d time(s).\n", e.what(), error_count);
+      std::fprintf(err, " \nerror: %s\n       Inference command has failed %d time(s).\n", e.what(),
+                   error_count);
       std::fflush(err);
       if (error_count > c.max_failures) {
         std::fprintf(err, "fatal: Quitting after %d failures.\n", c.max_failures);

@@ -29,10 +29,12 @@ inline constexpr std::array<std::string_view, 15> kSeedPrompts = {
     "Does China have a national animal?",
     "What time is it in London?",
     "Write me a rap song using references to SpongeBob SquarePants.",
-    "Give me 10 date-night ideas for my partner and me, but include ideas that we can do in the house, outdoors, "
+    "Give me 10 date-night ideas for my partner and me, but include ideas that we can do in the "
+    "house, outdoors, "
     "and within a 10-mile radius.",
     "Write a short story about a unicorn and a postbox using only emojis.",
-    "Write me advice on career planning, including how I can make steps towards financial goals and getting a "
+    "Write me advice on career planning, including how I can make steps towards financial goals "
+    "and getting a "
     "promotion.",
     "Suggest 10 web extensions students can use to increase productivity.",
     "Write a strategy for how I can stay motivated at work and maintain focus.",

@@ -25,12 +25,16 @@ class Transport {
 };
 
 // HTTP/1.1 keep-alive connections (Boost.Beast) for the completions, chat and generate targets.
-std::unique_ptr<Transport> make_http_transport(boost::asio::io_context& io, const LoadOptions& options);
+std::unique_ptr<Transport> make_http_transport(boost::asio::io_context& io,
+                                               const LoadOptions& options);
 // KServe v2 gRPC ModelStreamInfer (grpc++ callback API; one stream per request).
-std::unique_ptr<Transport> make_grpc_transport(boost::asio::io_context& io, const LoadOptions& options);
+std::unique_ptr<Transport> make_grpc_transport(boost::asio::io_context& io,
+                                               const LoadOptions& options);
 
-inline std::unique_ptr<Transport> make_transport(boost::asio::io_context& io, const LoadOptions& options) {
-  return options.target == Target::kGrpcStream ? make_grpc_transport(io, options) : make_http_transport(io, options);
+inline std::unique_ptr<Transport> make_transport(boost::asio::io_context& io,
+                                                 const LoadOptions& options) {
+  return options.target == Target::kGrpcStream ? make_grpc_transport(io, options)
+                                               : make_http_transport(io, options);
 }
 
 }  // namespace llmserve::bench::load

@@ -60,7 +60,7 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
 
   Status check_model(const std::string& name, const std::string& version) const {
     if (!is_served_name(name)) {
-      return {StatusCode::kNotFound, fmt::format("Request for unknown model: '{}' is not found", name)};
+      return {StatusCode::kInvalidArgument, fmt::format("Request for unknown model: '{}' is not found", name)};
     }
     if (!version.empty() && version != kModelVersion) {
       return {StatusCode::kNotFound, fmt::format("Request for unknown model: '{}' version {} is not found", name, version)};

@@ -6,7 +6,8 @@
 // ModelStatistics, RepositoryIndex, ModelInfer, ModelStreamInfer (see infer_calls.h and the tensor
 // table in infer_request.h), RepositoryModelLoad/Unload (UNAVAILABLE: no explicit model control),
 // Health/Check. The shared-memory, trace and log RPCs answer UNIMPLEMENTED.
-// Errors: bad input INVALID_ARGUMENT naming the tensor, unknown model or version NOT_FOUND, not
+// Errors: bad input INVALID_ARGUMENT naming the tensor, unknown model INVALID_ARGUMENT (as
+// Triton), unknown version NOT_FOUND, not
 // ready or overloaded UNAVAILABLE, missing/wrong api key UNAUTHENTICATED. Health RPCs answer OK
 // with live/ready false instead of failing, and need no api key (probes carry none).
 //

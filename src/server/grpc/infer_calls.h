@@ -30,7 +30,8 @@ struct CallContext {
   GenerationService* service = nullptr;
   Dispatcher* dispatcher = nullptr;
   ModelStats* stats = nullptr;  // null: requests are not counted here
-  // Ok, kNotFound (unknown model or version) or kUnavailable (not ready) for a request's model.
+  // Ok, kInvalidArgument (unknown model), kNotFound (unknown version) or kUnavailable (not
+  // ready) for a request's model.
   std::function<Status(const std::string& name, const std::string& version)> check_model;
 };
 

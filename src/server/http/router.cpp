@@ -107,6 +107,18 @@ Router::Match Router::match(const std::string& method, const std::string& path) 
   return m;
 }
 
+void Router::set_error_body(std::string prefix, ErrorBody body) {
+  error_bodies_.emplace_back(std::move(prefix), std::move(body));
+}
+
+void Router::respond(HttpExchange& ex, const std::string& path, int status, const std::string& message,
+                     Headers extra) const {
+  for (const auto& [prefix, body] : error_bodies_) {
+    if (path.rfind(prefix, 0) == 0) return respond_json(ex, status, body(status, message), std::move(extra));
+  }
+  respond_error(ex, status, message, std::move(extra));
+}
+
 bool Router::is_authorized(const HttpRequest& request) const {
   if (api_key_.empty()) return true;
   return request.header("authorization") == "Bearer " + api_key_;
@@ -116,14 +128,15 @@ void Router::dispatch(const std::shared_ptr<HttpExchange>& ex, HttpRequest& requ
   Match m = match(request.method, request.path);
   if (!m.handler) {
     if (m.status == 405) {
-      respond_error(*ex, 405, "Method Not Allowed", {{"Allow", m.allow}});
+      respond(*ex, request.path, 405, "Method Not Allowed", {{"Allow", m.allow}});
     } else {
-      respond_error(*ex, 404, "Not Found");
+      respond(*ex, request.path, 404, "Not Found");
     }
     return;
   }
   if (m.access == RouteAccess::kProtected && !is_authorized(request)) {
-    respond_error(*ex, 401, "Unauthorized: send 'Authorization: Bearer <api key>'", {{"WWW-Authenticate", "Bearer"}});
+    respond(*ex, request.path, 401, "Unauthorized: send 'Authorization: Bearer <api key>'",
+            {{"WWW-Authenticate", "Bearer"}});
     return;
   }
   request.params = std::move(m.params);

@@ -2,10 +2,13 @@
 // {name} parameter matching one non-empty segment, e.g. "/v2/models/{model}/versions/{version}/infer".
 // Unknown path → 404 {"error":"Not Found"}; a known path with another method → 405 with Allow.
 // Routes that are not public need `Authorization: Bearer <api key>` when an API key is set (401).
+// The router's own errors (401/404/405) use Triton's body, or the body a frontend registered for
+// its path prefix (OpenAI's envelope under /v1/).
 //
 // Thread-safety: add routes before serving; dispatch() is then const and may run concurrently.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +25,9 @@ class Router {
   void add(std::string method, const std::string& pattern, HttpHandler handler,
            RouteAccess access = RouteAccess::kProtected);
   void set_api_key(std::string key) { api_key_ = std::move(key); }
+  // The JSON body of the router's own errors for paths under `prefix`.
+  using ErrorBody = std::function<std::string(int status, const std::string& message)>;
+  void set_error_body(std::string prefix, ErrorBody body);
 
   struct Match {
     const HttpHandler* handler = nullptr;        // null: see status
@@ -43,8 +49,12 @@ class Router {
     HttpHandler handler;
     RouteAccess access;
   };
+  void respond(HttpExchange& ex, const std::string& path, int status, const std::string& message,
+               Headers extra = {}) const;
+
   std::vector<Route> routes_;
   std::string api_key_;
+  std::vector<std::pair<std::string, ErrorBody>> error_bodies_;
 };
 
 // Splits "/a/b/" into {"a", "b"}; empty segments are dropped.

@@ -4,7 +4,8 @@
 //   GET  /v2/models/{m}[/versions/{v}], .../ready, .../config, .../stats, /v2/models/stats
 //   POST /v2/models/{m}[/versions/{v}]/infer, .../generate, .../generate_stream
 //   POST /v2/repository/index
-// Errors are Triton's {"error": "..."}: 400 bad input (naming the field), 404 unknown model or
+// Errors are Triton's {"error": "..."}: 400 bad input (naming the field) or unknown model name
+// (Triton's INVALID_ARG "Request for unknown model: '<m>' is not found"), 404 unknown version or
 // route, 503 + Retry-After when overloaded, not ready or draining.
 //
 // Thread-safety: handlers run on the connections' I/O threads concurrently; the frontend holds
@@ -51,7 +52,7 @@ class KServeFrontend {
   void model_stats(const ExchangePtr& ex) const;
   void all_model_stats(const ExchangePtr& ex) const;
   void repository_index(const ExchangePtr& ex) const;
-  // Ok, or kNotFound for an unknown model name / version in the route.
+  // Ok, kInvalidArgument for an unknown model name, kNotFound for an unknown version.
   Status resolve_model(const http::HttpRequest& request) const;
 
   // kserve_inference.cpp

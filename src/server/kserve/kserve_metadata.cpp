@@ -64,7 +64,7 @@ void KServeFrontend::add_routes(http::Router& router) {
 Status KServeFrontend::resolve_model(const http::HttpRequest& request) const {
   const std::string& name = request.param("model");
   if (!model_.is_name(name)) {
-    return {StatusCode::kNotFound, fmt::format("Request for unknown model: '{}' is not found", name)};
+    return {StatusCode::kInvalidArgument, fmt::format("Request for unknown model: '{}' is not found", name)};
   }
   const std::string& version = request.param("version");
   if (!version.empty() && version != model_.version) {

@@ -148,6 +148,11 @@ json OpenAIFrontend::model_card(const std::string& name) const {
 }
 
 void OpenAIFrontend::add_routes(http::Router& router) {
+  // 401/404/405 under /v1/ in OpenAI's envelope, as the official clients expect.
+  router.set_error_body("/v1/", [](int status, const std::string& message) {
+    const char* code = status == 401 ? "invalid_api_key" : status == 404 ? "unknown_url" : "method_not_allowed";
+    return dump(error_body(ApiError{status, message, "", "invalid_request_error", code}));
+  });
   router.add("GET", "/v1/models", [this](const ExchangePtr& ex) { list_models(ex); });
   router.add("GET", "/v1/models/{model}", [this](const ExchangePtr& ex) { get_model(ex); });
   router.add("POST", "/v1/completions", [this](const ExchangePtr& ex) { generate(ex, Api::kCompletions); });

@@ -104,7 +104,7 @@ async function main() {
   check('ModelMetadata text_input BYTES [-1,1]', !r.err && textIn?.datatype === 'BYTES' && textIn.shape.join(',') === '-1,1' &&
         r.res.outputs.some((t) => t.name === 'text_output') && r.res.versions.includes('1'), JSON.stringify(r.res ?? r.err?.message));
   r = await unary(client, 'ModelMetadata', { name: 'nope' });
-  check('ModelMetadata unknown -> NOT_FOUND', r.err?.code === grpc.status.NOT_FOUND, r.err?.message);
+  check('ModelMetadata unknown -> INVALID_ARGUMENT (Triton)', r.err?.code === grpc.status.INVALID_ARGUMENT, r.err?.message);
   r = await unary(client, 'ModelConfig', { name: 'default' });
   const maxTokensIn = r.res?.config.input.find((t) => t.name === 'max_tokens');
   check('ModelConfig', !r.err && r.res.config.name === 'default' && maxTokensIn?.data_type === 'TYPE_INT32' &&
@@ -143,7 +143,7 @@ async function main() {
 
   // Errors.
   r = await unary(client, 'ModelInfer', { ...generateRequest('ROMEO:', 5), model_name: 'nope' });
-  check('ModelInfer unknown model -> NOT_FOUND', r.err?.code === grpc.status.NOT_FOUND, r.err?.message);
+  check('ModelInfer unknown model -> INVALID_ARGUMENT (Triton)', r.err?.code === grpc.status.INVALID_ARGUMENT, r.err?.message);
   r = await unary(client, 'ModelInfer', { model_name: 'default', inputs: [bytesInput('text_input', ['hi']), fp32Input('max_tokens', 5)] });
   check('ModelInfer bad datatype -> INVALID_ARGUMENT naming the tensor', r.err?.code === grpc.status.INVALID_ARGUMENT && /max_tokens/.test(r.err.details), r.err?.message);
   r = await unary(client, 'ModelInfer', { model_name: 'default', inputs: [bytesInput('text_input', ['hi']), fp32Input('temperature', -1)] });

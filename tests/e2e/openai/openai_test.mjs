@@ -132,10 +132,15 @@ await expectError('chat without messages', () => client.chat.completions.create(
 await expectError('prompt too long', () => client.completions.create({ model: 'default', prompt: 'a '.repeat(5000), max_tokens: 4 }), 400, 'prompt')
   .then((e) => { if (e) check('prompt too long names max_model_len', /max_model_len/.test(e.error?.message ?? ''), e?.error); });
 await step('malformed JSON', async () => {
-  const res = await fetch(`${process.env.BASE_URL}/completions`, { method: 'POST', body: '{"model": ', headers: { 'content-type': 'application/json' } });
+  const res = await fetch(`${process.env.BASE_URL}/completions`, { method: 'POST', body: '{"model": ', headers: { 'content-type': 'application/json', authorization: 'Bearer x' } });
   const body = await res.json();
   check('malformed JSON 400 envelope', res.status === 400 && body.error?.type === 'invalid_request_error', { status: res.status, body });
 });
+
+// The server runs with --api-key x: a wrong key is the client's AuthenticationError, in OpenAI's envelope.
+const wrongKey = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: 'wrong', maxRetries: 0, timeout: 60_000 });
+await expectError('wrong api key', () => wrongKey.completions.create({ model: 'default', prompt, max_tokens: 4 }), 401)
+  .then((e) => { if (e) check('wrong key is AuthenticationError with code invalid_api_key', e instanceof OpenAI.AuthenticationError && e.code === 'invalid_api_key' && e.type === 'invalid_request_error', e?.error); });
 
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -47,7 +47,9 @@ TEST(SvgChart, RendersSeriesAndLegend) {
   EXPECT_NE(svg.find(">p99</text>"), std::string::npos);
   EXPECT_NE(svg.find(">c=2</text>"), std::string::npos);
   size_t n = 0;
-  for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++n;
+  for (size_t at = svg.find("<polyline"); at != std::string::npos;
+       at = svg.find("<polyline", at + 1))
+    ++n;
   EXPECT_EQ(n, 2u);
 }
 

@@ -58,10 +58,11 @@ class OneShotSseServer {
           "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
           "Connection: keep-alive\r\n\r\n";
       asio::write(s, asio::buffer(head), ec);
-      for (std::string event : {std::string("data: {\"choices\":[{\"text\":\"a\"}]}\n\n"),
-                                std::string("data: {\"choices\":[{\"text\":\"b\"}]}\n\ndata: {\"choices\":[{\"te"),
-                                std::string("xt\":\"c\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"
-                                            "\"completion_tokens\":3}}\n\ndata: [DONE]\n\n")}) {
+      for (std::string event :
+           {std::string("data: {\"choices\":[{\"text\":\"a\"}]}\n\n"),
+            std::string("data: {\"choices\":[{\"text\":\"b\"}]}\n\ndata: {\"choices\":[{\"te"),
+            std::string("xt\":\"c\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"
+                        "\"completion_tokens\":3}}\n\ndata: [DONE]\n\n")}) {
         char size[16];
         std::snprintf(size, sizeof size, "%zx\r\n", event.size());
         asio::write(s, asio::buffer(std::string(size) + event + "\r\n"), ec);

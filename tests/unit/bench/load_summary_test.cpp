@@ -12,7 +12,8 @@ RequestTrace trace(Clock::time_point t0, int ttft_ms, int itl_ms, int num_tokens
   t.start = t0;
   t.max_tokens = num_tokens;
   t.expected_input_tokens = 10;
-  for (int i = 0; i < num_tokens; ++i) t.piece_times.push_back(t0 + milliseconds(ttft_ms + i * itl_ms));
+  for (int i = 0; i < num_tokens; ++i)
+    t.piece_times.push_back(t0 + milliseconds(ttft_ms + i * itl_ms));
   t.num_piece_tokens = num_tokens;
   t.end = t.piece_times.back();
   t.is_complete = true;
@@ -54,7 +55,8 @@ TEST(Summarize, LatenciesThroughputAndErrors) {
 
 TEST(Summarize, GoodputCountsRequestsMeetingEverySlo) {
   const auto t0 = Clock::now();
-  std::vector<RequestTrace> traces = {trace(t0, 100, 10, 11), trace(t0, 200, 20, 6), trace(t0, 50, 30, 3)};
+  std::vector<RequestTrace> traces = {trace(t0, 100, 10, 11), trace(t0, 200, 20, 6),
+                                      trace(t0, 50, 30, 3)};
   auto s = summarize(traces, 1.0, Slo{0.150, 0.025, 0});
   EXPECT_TRUE(s.has_slo);
   EXPECT_EQ(s.num_good, 1);  // the second misses TTFT, the third TPOT

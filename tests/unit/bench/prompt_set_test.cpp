@@ -40,7 +40,8 @@ TEST(PromptSet, ExactLengthsForFixedSpec) {
 TEST(PromptSet, JsonlFile) {
   auto tok = Tokenizer::from_dir(kModel);
   auto path = std::filesystem::temp_directory_path() / "llmserve_prompts_test.jsonl";
-  std::ofstream(path) << "{\"prompt\": \"Hello world\", \"output_len\": 5}\n\n{\"text_input\": \"ROMEO:\"}\n";
+  std::ofstream(path)
+      << "{\"prompt\": \"Hello world\", \"output_len\": 5}\n\n{\"text_input\": \"ROMEO:\"}\n";
   auto prompts = load_prompt_file(path.string(), *tok, 9);
   ASSERT_EQ(prompts.size(), 2u);
   EXPECT_EQ(prompts[0].max_tokens, 5);

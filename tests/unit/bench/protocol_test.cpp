@@ -39,8 +39,10 @@ TEST(Protocol, OpenAIStreamUsesUsageAndDone) {
   const auto now = Clock::now();
   take_payload(Target::kCompletions, R"({"choices":[{"text":"a"}]})", now, t);
   take_payload(Target::kCompletions, R"({"choices":[{"text":""}]})", now, t);  // no text: no piece
-  take_payload(Target::kCompletions, R"({"choices":[{"text":"b","finish_reason":"length"}]})", now, t);
-  take_payload(Target::kCompletions, R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3}})", now, t);
+  take_payload(Target::kCompletions, R"({"choices":[{"text":"b","finish_reason":"length"}]})", now,
+               t);
+  take_payload(Target::kCompletions,
+               R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3}})", now, t);
   EXPECT_FALSE(t.is_complete);
   take_payload(Target::kCompletions, "[DONE]", now, t);
   EXPECT_TRUE(t.is_complete);
@@ -53,7 +55,8 @@ TEST(Protocol, OpenAIStreamUsesUsageAndDone) {
 
 TEST(Protocol, ChatSkipsTheRoleOnlyChunk) {
   RequestTrace t;
-  take_payload(Target::kChat, R"({"choices":[{"delta":{"role":"assistant","content":""}}]})", Clock::now(), t);
+  take_payload(Target::kChat, R"({"choices":[{"delta":{"role":"assistant","content":""}}]})",
+               Clock::now(), t);
   EXPECT_TRUE(t.piece_times.empty());
   take_payload(Target::kChat, R"({"choices":[{"delta":{"content":"hi"}}]})", Clock::now(), t);
   EXPECT_EQ(t.piece_times.size(), 1u);
@@ -61,12 +64,15 @@ TEST(Protocol, ChatSkipsTheRoleOnlyChunk) {
 
 TEST(Protocol, TritonCountsLogprobEntries) {
   RequestTrace t;
-  take_payload(Target::kGenerateStream, R"({"text_output":"a","output_log_probs":0.0})", Clock::now(), t);
-  take_payload(Target::kGenerateStream, R"({"text_output":"bc","output_log_probs":[0.0,0.0]})", Clock::now(), t);
+  take_payload(Target::kGenerateStream, R"({"text_output":"a","output_log_probs":0.0})",
+               Clock::now(), t);
+  take_payload(Target::kGenerateStream, R"({"text_output":"bc","output_log_probs":[0.0,0.0]})",
+               Clock::now(), t);
   take_payload(Target::kGenerateStream, R"({"text_output":"d"})", Clock::now(), t);
   EXPECT_EQ(t.num_output_tokens(), 4);
   RequestTrace u;
-  take_payload(Target::kGenerate, R"({"text_output":"xyz","num_output_tokens":7})", Clock::now(), u);
+  take_payload(Target::kGenerate, R"({"text_output":"xyz","num_output_tokens":7})", Clock::now(),
+               u);
   EXPECT_EQ(u.num_output_tokens(), 7);
 }
 

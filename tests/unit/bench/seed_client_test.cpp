@@ -8,7 +8,8 @@ namespace llmserve::bench::load {
 namespace {
 
 TEST(SeedClient, PayloadIsPythonJsonDumps) {
-  EXPECT_EQ(seed_payload("How tall was Napoleon?", 512), R"({"text_input": "How tall was Napoleon?", "max_tokens": 512})");
+  EXPECT_EQ(seed_payload("How tall was Napoleon?", 512),
+            R"({"text_input": "How tall was Napoleon?", "max_tokens": 512})");
   EXPECT_EQ(seed_payload("a \"q\"", 3), R"({"text_input": "a \"q\"", "max_tokens": 3})");
   EXPECT_EQ(kSeedPrompts.size(), 15u);
 }

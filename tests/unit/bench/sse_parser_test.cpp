@@ -17,7 +17,8 @@ std::vector<std::string> parse_in_pieces(const std::string& body, size_t piece) 
 }
 
 TEST(SseParser, SplitsEventsWhateverThePieces) {
-  const std::string body = "data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\n: comment\n\ndata: [DONE]\n\n";
+  const std::string body =
+      "data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\n: comment\n\ndata: [DONE]\n\n";
   for (size_t piece : {1, 2, 3, 7, 1000}) {
     auto events = parse_in_pieces(body, piece);
     ASSERT_EQ(events.size(), 3u) << piece;

@@ -125,6 +125,23 @@ TEST(HttpRouter, KnownPathWithOtherMethodIs405WithAllow) {
   EXPECT_EQ(d.ex->body, R"({"error":"Method Not Allowed"})");
 }
 
+TEST(HttpRouter, PrefixErrorBodyReplacesTritonsUnderItsPrefixOnly) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  router.add("POST", "/v1/completions", [&calls](const std::shared_ptr<HttpExchange>&) { calls.push_back("completions"); });
+  router.set_api_key("k1");
+  router.set_error_body("/v1/", [](int status, const std::string& message) {
+    return "{\"error\":{\"message\":\"" + message + "\",\"status\":" + std::to_string(status) + "}}";
+  });
+  auto d = dispatch(router, "POST", "/v1/completions");
+  EXPECT_EQ(d.ex->status, 401);
+  EXPECT_EQ(d.ex->header("WWW-Authenticate"), "Bearer");
+  EXPECT_EQ(d.ex->body, R"({"error":{"message":"Unauthorized: send 'Authorization: Bearer <api key>'","status":401}})");
+  EXPECT_EQ(dispatch(router, "GET", "/v1/nothing").ex->body, R"({"error":{"message":"Not Found","status":404}})");
+  EXPECT_EQ(dispatch(router, "GET", "/v2/nothing").ex->body, R"({"error":"Not Found"})");  // Triton's, outside /v1/
+  EXPECT_TRUE(calls.empty());
+}
+
 TEST(HttpRouter, ApiKeyGuardsProtectedRoutesOnly) {
   std::vector<std::string> calls;
   Router router = make_router(calls);
