@@ -63,8 +63,8 @@ check "generate (unary): tokens counted, TTFT = e2e" ok "$WORK/gen.json" \
   "p[0]['num_errors'] == 0 and p[0]['num_output_tokens'] == 24 and abs(p[0]['ttft_s']['mean'] - p[0]['e2e_s']['mean']) < 1e-3"
 "$BIN" --log-level warn bench serve --target grpc --host 127.0.0.1 --port "$GRPC_PORT" --no-progress --concurrency 2 \
   --num-requests 4 --output-len 6 --json "$WORK/grpc.json" > /dev/null 2>&1
-check "grpc ModelStreamInfer: no errors, pieces timed" ok "$WORK/grpc.json" \
-  "p[0]['num_errors'] == 0 and p[0]['num_ok'] == 4 and p[0]['ttft_s']['max'] <= p[0]['e2e_s']['max']"
+check "grpc ModelStreamInfer: no errors, exact token counts, pieces timed" ok "$WORK/grpc.json" \
+  "p[0]['num_errors'] == 0 and p[0]['num_ok'] == 4 and p[0]['num_output_tokens'] == 24 and p[0]['ttft_s']['max'] <= p[0]['e2e_s']['max']"
 
 # Open loop: 12 Poisson arrivals at 8/s take about 1.5 s.
 bench --target completions --request-rate 8 --num-requests 12 --output-len 4 --input-len 8 --json "$WORK/o.json" > /dev/null 2>&1

@@ -99,9 +99,16 @@ class GrpcCall final : public grpc::ClientBidiReactor<ModelInferRequest, ModelSt
     } else {
       const auto& r = response_.infer_response();
       std::string text = text_output(r);
+      // llmserve says how many tokens a response carries; other servers (Triton) do not, and
+      // each non-empty response then counts as one token.
+      const auto tokens = r.parameters().find("llmserve_output_tokens");
+      if (tokens != r.parameters().end()) {
+        trace_.num_piece_tokens += static_cast<int32_t>(tokens->second.int64_param());
+      } else if (!text.empty()) {
+        trace_.num_piece_tokens += 1;
+      }
       if (!text.empty()) {
         trace_.piece_times.push_back(now);
-        trace_.num_piece_tokens += 1;
         if (trace_.text.size() < 4096) trace_.text += text;
       }
       auto it = r.parameters().find("triton_final_response");

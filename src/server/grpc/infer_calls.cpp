@@ -22,6 +22,7 @@ struct Generation {
   InferOptions options;
   std::string model_name;
   std::string text;  // what was read and not yet sent (non-streamed replies accumulate here)
+  int64_t num_tokens = 0;  // tokens behind `text`
 };
 
 void finish_record(const CallContext& context, RequestRecord& record) {
@@ -218,6 +219,7 @@ class StreamInferCall : public ::grpc::ServerBidiReactor<ModelInferRequest, Mode
     GenerateChunk chunk;
     while (g.handle->try_next(chunk)) {
       g.text += chunk.text;
+      g.num_tokens += static_cast<int64_t>(chunk.token_ids.size());
       if (chunk.is_final()) {
         finish_record(context, g.handle->record());
         if (is_success(chunk)) {
@@ -241,7 +243,11 @@ class StreamInferCall : public ::grpc::ServerBidiReactor<ModelInferRequest, Mode
     ModelInferResponse& ir = *r.mutable_infer_response();
     fill_text_response(g.model_name, g.options, g.text, ir);
     (*ir.mutable_parameters())[std::string(kFinalResponseParameter)].set_bool_param(is_final);
+    // Not Triton's: how many generated tokens this response's text carries (load generators
+    // count tokens exactly from it; Triton's clients ignore unknown parameters).
+    (*ir.mutable_parameters())[std::string(kOutputTokensParameter)].set_int64_param(g.num_tokens);
     g.text.clear();
+    g.num_tokens = 0;
   }
 
   void cancel_all() {

@@ -37,6 +37,8 @@ const std::vector<TensorSpec>& output_specs();
 
 inline constexpr std::string_view kTextOutput = "text_output";
 inline constexpr std::string_view kFinalResponseParameter = "triton_final_response";
+// Our response parameter: generated tokens behind the response's text_output.
+inline constexpr std::string_view kOutputTokensParameter = "llmserve_output_tokens";
 
 // What a ModelInferRequest asks for, beyond the GenerateRequest itself.
 struct InferOptions {
