@@ -93,6 +93,8 @@ check "  ... Allow: POST" grep -qi "^allow: POST" "$WORK/headers"
 big=$(python3 -c 'print("{\"text_input\": \"" + "a " * 3000 + "\", \"max_tokens\": 1}")')
 check "413 body over --max-body-bytes" [ "$(code "$H/v2/models/default/generate" -d "$big")" == 413 ]
 check "400 malformed JSON" [ "$(code "$H/v2/models/default/generate" -d '{"text_input": ')" == 400 ]
+check "400 number out of range (1e999)" [ "$(code "$H/v2/models/default/generate" -d '{"text_input": "a", "max_tokens": 1e999}')" == 400 ]
+check "400 number out of range on /v1" [ "$(code "$H/v1/completions" -d '{"model": "default", "prompt": "a", "max_tokens": 1e999}')" == 400 ]
 check "400 wrong type names the field" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":"ten"}')" == 400 ]
 check "  ... message" has_error "max_tokens"
 check "400 max_tokens 0" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":0}')" == 400 ]

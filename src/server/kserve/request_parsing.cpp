@@ -44,7 +44,7 @@ Status parse_json_body(const std::string& body, json& out) {
   if (body.empty()) return invalid_argument("the request body is empty; expected a JSON object");
   try {
     out = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
     return invalid_argument("malformed JSON in the request body: {}", e.what());
   }
   if (!out.is_object()) return invalid_argument("the request body must be a JSON object");

@@ -399,7 +399,7 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
     json body;
     try {
       body = json::parse(ex->request().body);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
       throw bad("", fmt::format("the request body is not valid JSON: {}", e.what()));
     }
     if (!body.is_object()) throw bad("", "the request body must be a JSON object");
