@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/host_batch.h"
 #include "common/status.h"
 
 namespace llmserve {
@@ -18,10 +19,6 @@ void require_f32(const Tensor& t, const char* what) {
   if (t.dtype != DType::kF32) {
     fail(StatusCode::kInternal, "cpu backend: {} must be F32, got {}", what, dtype_name(t.dtype));
   }
-}
-
-Tensor i32_view(const std::vector<int32_t>& v) {
-  return Tensor(const_cast<int32_t*>(v.data()), DType::kI32, {static_cast<int64_t>(v.size())});
 }
 
 }  // namespace
@@ -50,18 +47,7 @@ size_t CpuBackend::free_memory() const {
 BatchTensors CpuBackend::upload_batch(const ForwardBatch& batch) {
   batch_copy_ = batch;
   const ForwardBatch& b = batch_copy_;
-  BatchTensors t;
-  t.token_ids = i32_view(b.token_ids);
-  t.positions = i32_view(b.positions);
-  t.query_start = i32_view(b.query_start);
-  t.context_lens = i32_view(b.context_lens);
-  t.slot_mapping = i32_view(b.slot_mapping);
-  t.block_tables = i32_view(b.block_tables);
-  t.logits_indices = i32_view(b.logits_indices);
-  t.num_tokens = b.num_tokens();
-  t.num_seqs = b.num_seqs();
-  t.num_logits = b.num_logits();
-  t.max_blocks_per_seq = b.max_blocks_per_seq;
+  BatchTensors t = host_batch_views(b);
   seq_of_token_.assign(static_cast<size_t>(t.num_tokens), 0);
   for (int32_t s = 0; s < t.num_seqs; ++s) {
     int32_t n = b.query_start[static_cast<size_t>(s) + 1] - b.query_start[static_cast<size_t>(s)];

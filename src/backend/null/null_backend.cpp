@@ -6,16 +6,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/host_batch.h"
 #include "common/status.h"
 
 namespace llmserve {
-namespace {
-
-Tensor i32_view(const std::vector<int32_t>& v) {
-  return Tensor(const_cast<int32_t*>(v.data()), DType::kI32, {static_cast<int64_t>(v.size())});
-}
-
-}  // namespace
 
 Buffer NullBackend::allocate(size_t nbytes) {
   // calloc: large blocks come straight from mmap as untouched zero pages, so they cost no RSS.
@@ -43,18 +37,7 @@ void NullBackend::argmax_rows(Tensor logits, Tensor ids) {
 BatchTensors NullBackend::upload_batch(const ForwardBatch& batch) {
   batch_copy_ = batch;
   const ForwardBatch& b = batch_copy_;
-  BatchTensors t;
-  t.token_ids = i32_view(b.token_ids);
-  t.positions = i32_view(b.positions);
-  t.query_start = i32_view(b.query_start);
-  t.context_lens = i32_view(b.context_lens);
-  t.slot_mapping = i32_view(b.slot_mapping);
-  t.block_tables = i32_view(b.block_tables);
-  t.logits_indices = i32_view(b.logits_indices);
-  t.num_tokens = b.num_tokens();
-  t.num_seqs = b.num_seqs();
-  t.num_logits = b.num_logits();
-  t.max_blocks_per_seq = b.max_blocks_per_seq;
+  BatchTensors t = host_batch_views(b);
   return t;
 }
 
