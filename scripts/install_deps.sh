@@ -10,9 +10,11 @@ packages=(
   libopenblas-openmp-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
+  libssl-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(nodejs npm clang libclang-rt-14-dev python3 python3-jinja2 python3-numpy curl prometheus)
+  packages+=(nodejs npm clang libclang-rt-14-dev python3 python3-jinja2 python3-numpy curl prometheus
+    nginx-light podman buildah fuse-overlayfs slirp4netns uidmap catatonit debootstrap runc unzip)
 fi
 
 missing=()
