@@ -14,7 +14,7 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(nodejs npm clang libclang-rt-14-dev python3 python3-jinja2 python3-numpy curl prometheus
-    nginx-light podman buildah fuse-overlayfs slirp4netns uidmap catatonit debootstrap runc unzip)
+    python3-yaml nginx-light podman buildah fuse-overlayfs slirp4netns uidmap catatonit debootstrap runc unzip)
 fi
 
 missing=()
