@@ -3,7 +3,8 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [startup]    (default: tests gpt2 startup)
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [profile] [batch] [startup] [sanitize] [tp]
+#   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +16,13 @@ steps=("$@")
 tar -C /tmp -xzf "$root/gpu_dist/dist.tar.gz" || { echo "no gpu_dist/dist.tar.gz: run scripts/gpu_dist.sh and carry gpu_dist"; exit 2; }
 dist=/tmp/gpu_dist
 export LD_LIBRARY_PATH=$dist/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# NCCL is not shipped in gpu_dist (200 MiB): take the GPU machine's, from CUDA or PyTorch's wheel.
+if [ ! -e /usr/local/cuda/lib64/libnccl.so.2 ] && ! ldconfig -p | grep -q libnccl.so.2; then
+  nccl_dir=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib'))" 2>/dev/null)
+  [ -e "$nccl_dir/libnccl.so.2" ] || nccl_dir=$(dirname "$(find / -name libnccl.so.2 -not -path '/proc/*' 2>/dev/null | head -1)")
+  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$nccl_dir
+  echo "NCCL from $nccl_dir"
+fi
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # The binaries were built in /work/main; tests find their data there.
 if [ ! -e /work/main/tests/data ] && [ "$root" != /work/main ]; then mkdir -p /work && ln -sfn "$root" /work/main; fi
@@ -125,6 +133,40 @@ for step in "${steps[@]}"; do
       [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
       startup /tmp/gpt2-124m gpt2-124m
       [ -d /tmp/llama-3-8b ] && startup /tmp/llama-3-8b llama-3-8b
+      ;;
+    tp)  # tensor parallel over 2 GPUs against 1, same call: greedy tokens, batch-1 decode, batched
+      ngpu=$(nvidia-smi -L | wc -l)
+      if [ "$ngpu" -lt 2 ]; then note "tp: needs 2 GPUs, $ngpu visible"; continue; fi
+      nvidia-smi topo -m >"$OUT/topo.txt" 2>&1
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      LLMSERVE_TP_MODEL=/tmp/llama-3-8b "$dist/cuda_tests" --gtest_color=no --gtest_filter='CudaTensorParallel.*' \
+        >"$OUT/tp_large_test.log" 2>&1
+      note "llama-3-8b tp=2 vs tp=1 test exit $?: $(grep -E '^\[ note \]|Failure|^\[  (PASSED|FAILED)' "$OUT/tp_large_test.log" | head -8)"
+      for tp in 1 2; do
+        "$LLMSERVE" generate --device cuda --model /tmp/llama-3-8b --tp $tp --prompt "The quick brown fox jumps over" \
+          --max-tokens 64 --temperature 0 --max-model-len 1024 --json >"$OUT/tp_greedy_$tp.json" 2>"$OUT/tp_greedy_$tp.log" ||
+          { note "tp=$tp generate failed"; tail -5 "$OUT/tp_greedy_$tp.log" | tee -a "$summary"; }
+      done
+      python3 - "$OUT/tp_greedy_1.json" "$OUT/tp_greedy_2.json" <<'PY' | tee -a "$summary"
+import json, sys
+try:
+    a, b = (json.load(open(f))["token_ids"] for f in sys.argv[1:3])
+except Exception as e:
+    print(f"llama-3-8b greedy tp=2 vs tp=1: no result ({e})"); sys.exit()
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+print(f"llama-3-8b greedy tp=2 vs tp=1: {same} of {len(a)} tokens identical" + (" (all)" if a == b else ""))
+PY
+      decode_ours /tmp/llama-3-8b llama-3-8b-bf16-tp1 "${OUTPUT_LEN:-512}" --max-model-len 4096
+      decode_ours /tmp/llama-3-8b llama-3-8b-bf16-tp2 "${OUTPUT_LEN:-512}" --max-model-len 4096 --tp 2
+      for tp in 1 2; do
+        "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b --tp $tp --num-requests 256 --input-len 128 \
+          --output-len 128 --max-batch-size 256 --max-model-len 1024 --json "$OUT/tp_batch_$tp.json" \
+          >"$OUT/tp_batch_$tp.log" 2>&1
+        echo "== batched x256 llama-3-8b tp=$tp" | tee -a "$summary"
+        tail -2 "$OUT/tp_batch_$tp.log" | tee -a "$summary"
+      done
+      startup /tmp/llama-3-8b llama-3-8b-tp1
+      LLMSERVE_TP=2 startup /tmp/llama-3-8b llama-3-8b-tp2
       ;;
     *) echo "unknown step $step" ;;
   esac

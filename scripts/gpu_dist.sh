@@ -3,7 +3,7 @@
 # compressed because a call carries at most 64 MiB, and OpenBLAS alone is 36 MiB): the
 # llmserve binary, the GPU test binary and every shared library they load that the GPU machine's
 # image lacks (our Debian packages: gRPC, protobuf, Boost, OpenBLAS, ...). CUDA's own libraries
-# (cuBLASLt) come from the GPU machine's /usr/local/cuda. Then, from this machine:
+# (cuBLASLt, NCCL: 200 MiB) come from the GPU machine's /usr/local/cuda or PyTorch's wheels. Then, from this machine:
 #   run(command="bash scripts/gpu_check.sh", carry=["gpu_dist"])
 #
 #   bash scripts/gpu_dist.sh [build dir, default build/release]
@@ -25,7 +25,7 @@ for b in "${bins[@]}"; do
   strip --strip-debug "$dist/$(basename "$b")"
 done
 # Libraries the GPU image has itself: the C/C++ runtime, and CUDA (from /usr/local/cuda there).
-skip='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.so|librt\.so|libcublas|libcudart)'
+skip='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.so|librt\.so|libcublas|libcudart|libnccl)'
 for b in "${bins[@]}"; do
   ldd "$b" | awk '/=> \//{print $1" "$3}' | while read -r name path; do
     if [[ ! $name =~ $skip ]]; then cp -L "$path" "$dist/lib/$name"; fi

@@ -72,6 +72,7 @@ void Backend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tenso
 
 #ifndef LLMSERVE_HAS_CUDA
 bool cuda_device_available() { return false; }
+int32_t cuda_device_count() { return 0; }
 #endif
 
 std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType activation_dtype) {
@@ -84,6 +85,36 @@ std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType 
 #else
       fail(StatusCode::kUnavailable,
            "--device cuda: this build has no CUDA backend (configure with nvcc available, -DLLMSERVE_CUDA=ON)");
+#endif
+  }
+  fail(StatusCode::kInternal, "unknown device kind");
+}
+
+#ifdef LLMSERVE_HAS_CUDA
+std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t size);  // cuda/
+#endif
+
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t size) {
+  if (size < 1) fail(StatusCode::kInvalidArgument, "--tp must be >= 1, got {}", size);
+  std::vector<std::unique_ptr<Backend>> ranks;
+  if (size == 1) {
+    ranks.push_back(create_backend(kind, activation_dtype));
+    return ranks;
+  }
+  switch (kind) {
+    case DeviceKind::kCpu: {
+      auto group = std::make_shared<HostGroup>(size);
+      for (int32_t r = 0; r < size; ++r) ranks.push_back(std::make_unique<CpuBackend>(group, r));
+      return ranks;
+    }
+    case DeviceKind::kNull:
+      for (int32_t r = 0; r < size; ++r) ranks.push_back(std::make_unique<NullBackend>(r, size));
+      return ranks;
+    case DeviceKind::kCuda:
+#ifdef LLMSERVE_HAS_CUDA
+      return create_cuda_backend_group(activation_dtype, size);
+#else
+      return {create_backend(kind, activation_dtype)};  // throws: no CUDA in this build
 #endif
   }
   fail(StatusCode::kInternal, "unknown device kind");

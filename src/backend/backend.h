@@ -124,6 +124,17 @@ class Backend {
   // row's entries of `adjustments`.
   virtual void sample_rows(Tensor logits, const std::vector<RowSampling>& rows,
                            const std::vector<TokenAdjustment>& adjustments, Tensor ids);
+
+  // --- tensor parallel ------------------------------------------------------------------------
+  // Rank of this backend in its group, and the group's size (1 alone).
+  virtual int32_t rank() const { return 0; }
+  virtual int32_t group_size() const { return 1; }
+  // x = the elementwise sum of every rank's x, in place, identical on every rank (a row-parallel
+  // matmul's partial sums). Every rank of the group must call it, in the same order. Alone: no-op.
+  virtual void all_reduce_sum(Tensor /*x*/) {}
+  // Makes the calling thread issue work to this backend's device (CUDA: cudaSetDevice); a rank's
+  // worker thread calls it once before its first op.
+  virtual void bind_thread() {}
 };
 
 // kNull: no compute, zero logits (src/backend/null): for measuring the server and load tests.
@@ -134,5 +145,12 @@ enum class DeviceKind { kCpu, kCuda, kNull };
 std::unique_ptr<Backend> create_backend(DeviceKind kind, DType activation_dtype = DType::kF32);
 // Whether this build has the CUDA backend and a CUDA device is visible.
 bool cuda_device_available();
+// CUDA devices visible to this process (0 without the CUDA backend or a driver).
+int32_t cuda_device_count();
+// `size` backends joined into a tensor-parallel group: rank r computes on CUDA device r (ranks talk
+// through NCCL), or on the host (cpu/null: ranks are threads sharing memory; a way to test the
+// sharded math without GPUs). size 1 is create_backend(). Throws Error(kInvalidArgument) when
+// fewer devices are visible than ranks asked for.
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t size);
 
 }  // namespace llmserve

@@ -16,6 +16,12 @@ void EngineFlags::add_to(CLI::App& app) {
                  "auto, float16, bfloat16 or float32: activations, weights and KV cache (auto: bfloat16 for "
                  "bfloat16 checkpoints, else float16 on cuda; float32 on cpu)")
       ->envname("LLMSERVE_DTYPE")->capture_default_str();
+  app.add_option("--tp,--tensor-parallel-size", c.tensor_parallel_size,
+                 "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, threads on cpu")
+      ->envname("LLMSERVE_TP")->capture_default_str();
+  app.add_option("--pp,--pipeline-parallel-size", c.pipeline_parallel_size,
+                 "Pipeline-parallel stages (only 1: not implemented yet)")
+      ->envname("LLMSERVE_PP")->capture_default_str();
   app.add_option("--cuda-graph-max-batch-size", c.max_graph_batch_size,
                  "Record CUDA graphs for decode steps of up to this many sequences at start-up")
       ->envname("LLMSERVE_CUDA_GRAPH_MAX_BATCH_SIZE")->capture_default_str();

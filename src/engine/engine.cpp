@@ -22,6 +22,14 @@ Status EngineConfig::validate() const {
   if (max_graph_batch_size < 0) {
     return invalid_argument("--cuda-graph-max-batch-size must be >= 0, got {}", max_graph_batch_size);
   }
+  if (tensor_parallel_size < 1 || tensor_parallel_size > 64) {
+    return invalid_argument("--tp must be in [1, 64], got {}", tensor_parallel_size);
+  }
+  if (pipeline_parallel_size != 1) {
+    return Status(StatusCode::kUnimplemented,
+                  fmt::format("--pp {}: pipeline parallelism is not implemented; split the model with --tp instead",
+                              pipeline_parallel_size));
+  }
   if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
     return invalid_argument("--dtype {}: the cpu device computes in float32 only", dtype_name(*dtype));
   }
@@ -37,14 +45,19 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     dtype = config_.dtype.value_or(stored == DType::kBF16 ? DType::kBF16 : DType::kF16);
   }
   const auto load_start = std::chrono::steady_clock::now();
-  backend_ = create_backend(config_.device, dtype);
+  const int32_t tp = config_.tensor_parallel_size;
+  if (tp > 1) shard_config(load_model_config(config_.model_dir), ModelShard{0, tp});  // a clear error before any GPU work
+  backends_ = create_backend_group(config_.device, dtype, tp);
+  pool_ = std::make_unique<RankPool>(tp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
   const auto backend_ready = std::chrono::steady_clock::now();
-  model_ = load_model(config_.model_dir, *backend_);
+  models_.resize(static_cast<size_t>(tp));
+  pool_->run([&](int32_t r) { models_[static_cast<size_t>(r)] = load_model(config_.model_dir, *backends_[static_cast<size_t>(r)]); });
   const auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-  LOG_INFO("weights of '{}' on {} ({}) in {:.0f} ms (device set-up {:.0f} ms)", config_.model_dir.filename().string(),
-           backend_->name(), dtype_name(backend_->activation_dtype()), ms(backend_ready, std::chrono::steady_clock::now()),
+  LOG_INFO("weights of '{}' on {}{} ({}) in {:.0f} ms (device set-up {:.0f} ms)", config_.model_dir.filename().string(),
+           backends_[0]->name(), tp > 1 ? fmt::format(" x{} ranks", tp) : "",
+           dtype_name(backends_[0]->activation_dtype()), ms(backend_ready, std::chrono::steady_clock::now()),
            ms(load_start, backend_ready));
-  const ModelConfig& mc = model_->config();
+  const ModelConfig& mc = models_[0]->config();
   eos_token_ids_ = mc.eos_token_ids;
 
   scheduler_config_.block_size = config_.block_size;
@@ -62,7 +75,9 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     scheduler_config_.max_num_tokens = scheduler_config_.max_model_len;
   }
   // Activations first, so the KV cache is sized from what is really left.
-  model_->reserve(scheduler_config_.max_num_tokens, config_.max_batch_size);
+  pool_->run([&](int32_t r) {
+    models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens, config_.max_batch_size);
+  });
   size_kv_cache();
   scheduler_ = std::make_unique<Scheduler>(scheduler_config_);
   RunnerOptions runner_options;
@@ -71,7 +86,9 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   runner_options.max_model_len = scheduler_config_.max_model_len;
   runner_options.pad_block = scheduler_config_.num_blocks;  // the extra block size_kv_cache adds
   runner_options.max_graph_batch_size = std::min(config_.max_graph_batch_size, config_.max_batch_size);
-  runner_ = std::make_unique<ModelRunner>(*model_, *backend_, kv_cache_, runner_options);
+  std::vector<RunnerRank> ranks;
+  for (size_t r = 0; r < backends_.size(); ++r) ranks.push_back({models_[r].get(), backends_[r].get(), &kv_caches_[r]});
+  runner_ = std::make_unique<ModelRunner>(std::move(ranks), pool_.get(), runner_options);
   runner_->capture_graphs();
   publish_stats();
   thread_ = std::thread([this] { loop(); });
@@ -83,13 +100,18 @@ Engine::~Engine() {
 }
 
 void Engine::size_kv_cache() {
-  const KvCacheSpec one = model_->kv_cache_spec(config_.block_size, 1);
+  const Model& model = *models_[0];
+  const KvCacheSpec one = model.kv_cache_spec(config_.block_size, 1);
   const size_t bytes_per_block = one.bytes_per_block();
   int32_t num_blocks = config_.num_kv_blocks;
   if (num_blocks == 0) {
     double fraction = config_.kv_cache_memory_fraction;
     if (fraction <= 0) fraction = config_.device == DeviceKind::kCuda ? 0.9 : 0.2;
-    const double budget = static_cast<double>(backend_->free_memory()) * fraction - static_cast<double>(bytes_per_block);
+    // Every rank holds the same number of blocks (of its own heads): the tightest rank decides.
+    std::vector<size_t> free(backends_.size());
+    pool_->run([&](int32_t r) { free[static_cast<size_t>(r)] = backends_[static_cast<size_t>(r)]->free_memory(); });
+    const size_t least_free = *std::min_element(free.begin(), free.end());
+    const double budget = static_cast<double>(least_free) * fraction - static_cast<double>(bytes_per_block);
     // More blocks than max_batch_size full-length sequences can never be used at once.
     const int64_t useful = static_cast<int64_t>(config_.max_batch_size) *
                            ((scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size);
@@ -104,18 +126,23 @@ void Engine::size_kv_cache() {
   }
   scheduler_config_.num_blocks = num_blocks;
   // One block more than the scheduler may hand out: the target of padded graph decode steps.
-  kv_cache_ = backend_->allocate_kv_cache(model_->kv_cache_spec(config_.block_size, num_blocks + 1));
-  LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB on {}", num_blocks, config_.block_size,
+  kv_caches_.resize(backends_.size());
+  pool_->run([&](int32_t r) {
+    const auto i = static_cast<size_t>(r);
+    kv_caches_[i] = backends_[i]->allocate_kv_cache(models_[i]->kv_cache_spec(config_.block_size, num_blocks + 1));
+  });
+  LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB on {}{}", num_blocks, config_.block_size,
            static_cast<int64_t>(num_blocks) * config_.block_size,
-           static_cast<double>(bytes_per_block) * num_blocks / (1 << 20), backend_->name());
+           static_cast<double>(bytes_per_block) * num_blocks / (1 << 20), backends_[0]->name(),
+           backends_.size() > 1 ? fmt::format(" per rank ({} ranks)", backends_.size()) : "");
 }
 
 Status Engine::submit(Request request, std::shared_ptr<RequestStream>& stream) {
-  if (Status s = request.sampling.validate(model_->config().vocab_size); !s.is_ok()) return s;
+  const int32_t vocab = models_[0]->config().vocab_size;
+  if (Status s = request.sampling.validate(vocab); !s.is_ok()) return s;
   for (int32_t id : request.prompt_token_ids) {
-    if (id < 0 || id >= model_->config().vocab_size) {
-      return {StatusCode::kOutOfRange,
-              fmt::format("prompt token id {} is outside the vocabulary of {}", id, model_->config().vocab_size)};
+    if (id < 0 || id >= vocab) {
+      return {StatusCode::kOutOfRange, fmt::format("prompt token id {} is outside the vocabulary of {}", id, vocab)};
     }
   }
   if (Status s = scheduler_->check_admissible(static_cast<int32_t>(request.prompt_token_ids.size()),
@@ -278,7 +305,7 @@ void Engine::step() {
   totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
   if (!any_logprobs && plain_greedy) {
     sample_and_emit(out, {}, runner_->execute_greedy(batch));
-  } else if (!any_logprobs && backend_->can_sample()) {
+  } else if (!any_logprobs && backends_[0]->can_sample()) {
     sample_and_emit(out, {}, runner_->execute_sampled(batch, sampling_rows_, adjustments_));
   } else {
     sample_and_emit(out, runner_->execute(batch), {});

@@ -32,6 +32,8 @@ struct EngineConfig {
   // CUDA, fp32 on the CPU (which computes in fp32 only).
   std::optional<DType> dtype;
   int32_t max_graph_batch_size = 256;     // decode batches up to this run as CUDA graphs; 0: eager
+  int32_t tensor_parallel_size = 1;       // ranks (GPUs 0..n-1 on cuda; threads on cpu)
+  int32_t pipeline_parallel_size = 1;     // only 1 (not implemented)
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;              // > 0 overrides the memory fraction
   double kv_cache_memory_fraction = -1;   // of free memory after weights; < 0: 0.9 cuda, 0.2 cpu
@@ -84,11 +86,12 @@ class Engine {
   void stop();
 
   EngineStats stats() const;  // thread-safe
-  const ModelConfig& model_config() const { return model_->config(); }
+  const ModelConfig& model_config() const { return models_[0]->config(); }
   const EngineConfig& config() const { return config_; }
   int32_t max_model_len() const { return scheduler_config_.max_model_len; }
-  std::string_view device_name() const { return backend_->name(); }
-  DType activation_dtype() const { return backend_->activation_dtype(); }
+  std::string_view device_name() const { return backends_[0]->name(); }
+  DType activation_dtype() const { return backends_[0]->activation_dtype(); }
+  int32_t tensor_parallel_size() const { return static_cast<int32_t>(backends_.size()); }
 
  private:
   struct LiveRequest {
@@ -119,9 +122,11 @@ class Engine {
 
   EngineConfig config_;
   SchedulerConfig scheduler_config_;
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<Model> model_;
-  KvCache kv_cache_;
+  // One per tensor-parallel rank (one alone); rank 0 samples. The pool runs a task on every rank.
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<RankPool> pool_;
+  std::vector<std::unique_ptr<Model>> models_;
+  std::vector<KvCache> kv_caches_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;
   std::vector<int32_t> eos_token_ids_;

@@ -9,12 +9,32 @@
 namespace llmserve {
 
 ModelRunner::ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache, RunnerOptions options)
-    : model_(model), backend_(backend), kv_cache_(kv_cache), options_(options) {
+    : ModelRunner({RunnerRank{&model, &backend, &kv_cache}}, nullptr, options) {}
+
+ModelRunner::ModelRunner(std::vector<RunnerRank> ranks, RankPool* pool, RunnerOptions options)
+    : ranks_(std::move(ranks)),
+      pool_(pool),
+      model_(*ranks_.at(0).model),
+      backend_(*ranks_[0].backend),
+      kv_cache_(*ranks_[0].kv_cache),
+      options_(options) {
+  if (ranks_.size() > 1 && (pool_ == nullptr || pool_->size() != num_ranks())) {
+    fail(StatusCode::kInternal, "ModelRunner: {} ranks need a RankPool of that size", ranks_.size());
+  }
   const int32_t bs = kv_cache_.spec.block_size;
   graph_blocks_per_seq_ = (options_.max_model_len + bs - 1) / bs;
-  backend_.reserve_batch(BatchLimits{std::max(options_.max_num_tokens, options_.max_batch_size),
-                                     options_.max_batch_size + 1, graph_blocks_per_seq_});
+  const BatchLimits limits{std::max(options_.max_num_tokens, options_.max_batch_size), options_.max_batch_size + 1,
+                           graph_blocks_per_seq_};
+  on_ranks([&](int32_t r) { ranks_[static_cast<size_t>(r)].backend->reserve_batch(limits); });
   if (options_.pad_block >= 0) pad_table_.assign(1, options_.pad_block);
+}
+
+void ModelRunner::on_ranks(const std::function<void(int32_t)>& task) {
+  if (pool_ == nullptr) {
+    task(0);
+  } else {
+    pool_->run(task);
+  }
 }
 
 void ModelRunner::build_batch(std::span<const RunnerSequence> sequences, int32_t padding, int32_t min_blocks) {
@@ -27,8 +47,8 @@ void ModelRunner::build_batch(std::span<const RunnerSequence> sequences, int32_t
   batch_.finalize(min_blocks);
 }
 
-BatchTensors ModelRunner::upload_for_graph() {
-  BatchTensors b = backend_.upload_batch(batch_);
+BatchTensors ModelRunner::upload_for_graph(Backend& backend) {
+  BatchTensors b = backend.upload_batch(batch_);
   // The recorded launches must cover any decode step of this bucket.
   b.max_query_len = 1;
   b.max_context_len = options_.max_model_len;
@@ -44,13 +64,21 @@ int32_t ModelRunner::capture_graphs() {
   }
   for (int32_t n : sizes) {
     build_batch({}, n, graph_blocks_per_seq_);
-    BatchTensors b = upload_for_graph();
-    model_.forward(b, kv_cache_);  // eager first: plans, scratch and lazy buffers exist before recording
-    backend_.synchronize();
     Graph g;
     g.batch_size = n;
-    g.graph = backend_.capture([&] { g.logits = model_.forward(b, kv_cache_); });
-    if (!g.graph) return 0;  // the backend records no graphs
+    g.graphs.resize(ranks_.size());
+    on_ranks([&](int32_t r) {
+      const RunnerRank& rank = ranks_[static_cast<size_t>(r)];
+      BatchTensors b = upload_for_graph(*rank.backend);
+      rank.model->forward(b, *rank.kv_cache);  // eager first: plans, scratch and lazy buffers exist before recording
+      rank.backend->synchronize();
+      Tensor logits;
+      g.graphs[static_cast<size_t>(r)] = rank.backend->capture([&] { logits = rank.model->forward(b, *rank.kv_cache); });
+      if (r == 0) g.logits = logits;
+    });
+    for (const auto& graph : g.graphs) {
+      if (!graph) return 0;  // the backend records no graphs
+    }
     graphs_.push_back(std::move(g));
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -75,14 +103,22 @@ Tensor ModelRunner::forward(std::span<const RunnerSequence> sequences) {
   if (Graph* g = graph_for(sequences)) {
     const auto n = static_cast<int32_t>(sequences.size());
     build_batch(sequences, g->batch_size - n, graph_blocks_per_seq_);
-    upload_for_graph();
-    g->graph->replay();
+    on_ranks([&](int32_t r) {
+      upload_for_graph(*ranks_[static_cast<size_t>(r)].backend);
+      g->graphs[static_cast<size_t>(r)]->replay();
+    });
     ++num_graph_replays_;
     return g->logits.rows(0, n);
   }
   build_batch(sequences, 0, 0);
-  BatchTensors uploaded = backend_.upload_batch(batch_);
-  return model_.forward(uploaded, kv_cache_);
+  Tensor logits;
+  on_ranks([&](int32_t r) {
+    const RunnerRank& rank = ranks_[static_cast<size_t>(r)];
+    BatchTensors uploaded = rank.backend->upload_batch(batch_);
+    Tensor out = rank.model->forward(uploaded, *rank.kv_cache);
+    if (r == 0) logits = out;
+  });
+  return logits;
 }
 
 std::span<const float> ModelRunner::execute(std::span<const RunnerSequence> sequences) {

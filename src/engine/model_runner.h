@@ -8,6 +8,9 @@
 // decode token 0 at position 0 into a KV block the block pool never hands out (pad_block).
 // Graphed steps use a fixed block-table width and context bound, so one recording serves every
 // decode step of that bucket.
+// Tensor parallel: the runner drives every rank's model (one per backend of the group) through a
+// RankPool — the host batch is built once, each rank uploads it and runs its forward (or replays
+// its own graph) at the same time; rank 0's logits are the result, and sampling runs on rank 0.
 // Not thread-safe: used by the engine thread only.
 #pragma once
 
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "engine/rank_pool.h"
 #include "model/model.h"
 
 namespace llmserve {
@@ -37,9 +41,18 @@ struct RunnerOptions {
   int32_t max_graph_batch_size = 0;  // largest graphed decode batch; 0: no graphs
 };
 
+// One tensor-parallel rank: its model shard, the backend it runs on and its KV cache.
+struct RunnerRank {
+  Model* model = nullptr;
+  Backend* backend = nullptr;
+  const KvCache* kv_cache = nullptr;
+};
+
 class ModelRunner {
  public:
   ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache, RunnerOptions options = {});
+  // Several ranks, run through `pool` (which must have one thread per rank and outlive the runner).
+  ModelRunner(std::vector<RunnerRank> ranks, RankPool* pool, RunnerOptions options);
 
   // Records the decode graphs (no-op when the backend has none or options disable them).
   // Returns how many were recorded; logs their count and the time taken.
@@ -60,23 +73,29 @@ class ModelRunner {
   int32_t vocab_size() const { return model_.config().vocab_size; }
   int32_t block_size() const { return kv_cache_.spec.block_size; }
   int32_t num_blocks() const { return kv_cache_.spec.num_blocks; }
+  int32_t num_ranks() const { return static_cast<int32_t>(ranks_.size()); }
   int64_t num_graph_replays() const { return num_graph_replays_; }
 
  private:
   struct Graph {
     int32_t batch_size = 0;
-    std::unique_ptr<StepGraph> graph;
-    Tensor logits;  // where the recorded forward leaves its logits
+    std::vector<std::unique_ptr<StepGraph>> graphs;  // per rank
+    Tensor logits;  // where rank 0's recorded forward leaves its logits
   };
   // The graph for a decode step of `n` sequences, or nullptr.
   Graph* graph_for(std::span<const RunnerSequence> sequences);
   // Builds batch_ for `sequences` plus `padding` dummy decode sequences.
   void build_batch(std::span<const RunnerSequence> sequences, int32_t padding, int32_t min_blocks);
-  BatchTensors upload_for_graph();
+  BatchTensors upload_for_graph(Backend& backend);
+  // task(r) on every rank at once (directly when alone).
+  void on_ranks(const std::function<void(int32_t)>& task);
   // Runs the step (graph or eager) and returns the logits in backend memory.
   Tensor forward(std::span<const RunnerSequence> sequences);
   Tensor ids_for(int64_t rows);  // backend I32 [rows] for token ids
 
+  std::vector<RunnerRank> ranks_;
+  RankPool* pool_ = nullptr;
+  // Rank 0: whose logits the step returns and where sampling runs.
   Model& model_;
   Backend& backend_;
   const KvCache& kv_cache_;

@@ -45,10 +45,29 @@ void read_special_ids(const nlohmann::json& j, ModelConfig& c) {
 
 }  // namespace
 
+ModelConfig shard_config(const ModelConfig& c, ModelShard shard) {
+  if (shard.size < 1 || shard.rank < 0 || shard.rank >= shard.size) {
+    fail(StatusCode::kInvalidArgument, "tensor parallel rank {} of {}", shard.rank, shard.size);
+  }
+  auto divide = [&](int32_t v, const char* field) {
+    if (v % shard.size != 0) {
+      fail(StatusCode::kInvalidArgument,
+           "--tp {}: '{}' has {} {}, which does not split evenly over {} ranks (pick a --tp that divides it)",
+           shard.size, (c.dir / "config.json").string(), field, v, shard.size);
+    }
+    return v / shard.size;
+  };
+  ModelConfig local = c;
+  local.num_kv_heads = divide(c.num_kv_heads, "num_key_value_heads");
+  local.num_q_heads = divide(c.num_q_heads, "num_attention_heads");
+  local.intermediate_size = divide(c.intermediate_size, "intermediate_size");
+  return local;
+}
+
 KvCacheSpec Model::kv_cache_spec(int32_t block_size, int32_t num_blocks) const {
   KvCacheSpec spec;
-  spec.num_layers = config_.num_layers;
-  spec.num_kv_heads = config_.num_kv_heads;
+  spec.num_layers = local_.num_layers;
+  spec.num_kv_heads = local_.num_kv_heads;
   spec.head_dim = config_.head_dim;
   spec.block_size = block_size;
   spec.num_blocks = num_blocks;

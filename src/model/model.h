@@ -16,14 +16,31 @@
 
 namespace llmserve {
 
+// The part of the model one rank holds under tensor parallelism (Megatron layout): attention
+// heads and FFN columns are split evenly over `size` ranks — Q/K/V and up/gate column-parallel,
+// the attention output and down projections row-parallel and followed by an all-reduce over the
+// group — while embeddings, norms and lm_head are whole on every rank.
+struct ModelShard {
+  int32_t rank = 0;
+  int32_t size = 1;
+};
+
+// `c` with the per-rank head counts and intermediate_size. Throws Error(kInvalidArgument) naming
+// the config field that shard.size does not divide.
+ModelConfig shard_config(const ModelConfig& c, ModelShard shard);
+
 class Model {
  public:
-  explicit Model(ModelConfig config) : config_(std::move(config)) {}
+  Model(ModelConfig config, ModelShard shard)
+      : config_(std::move(config)), shard_(shard), local_(shard_config(config_, shard)) {}
   virtual ~Model() = default;
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  const ModelConfig& config() const { return config_; }
+  const ModelConfig& config() const { return config_; }  // the whole model's
+  ModelShard shard() const { return shard_; }
+  // This rank's dims (heads, intermediate_size divided by the group size): activations, KV.
+  const ModelConfig& local_config() const { return local_; }
   // The KV pool shape this model needs for `num_blocks` blocks of `block_size` tokens, in the
   // activation dtype of the backend it was loaded on.
   KvCacheSpec kv_cache_spec(int32_t block_size, int32_t num_blocks) const;
@@ -39,6 +56,8 @@ class Model {
  protected:
   friend std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend);
   ModelConfig config_;
+  ModelShard shard_;
+  ModelConfig local_;
   DType activation_dtype_ = DType::kF32;  // of the KV cache; the backend's
 };
 
@@ -69,7 +88,8 @@ class ArchRegistry {
 // Throws Error naming the file: missing config.json, unknown architecture, bad fields.
 ModelConfig load_model_config(const std::filesystem::path& dir);
 
-// Loads config + weights onto the backend.
+// Loads config + weights onto the backend: the shard of rank backend.rank() of
+// backend.group_size() (the whole model alone).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend);
 
 }  // namespace llmserve

@@ -47,58 +47,164 @@ Tensor WeightLoader::upload_weight(const std::vector<float>& data, std::initiali
   return t;
 }
 
-void WeightLoader::upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst) {
-  const TensorInfo& info = store_.info(name);
-  if (info.dtype == dst.dtype &&
-      std::equal(info.shape.begin(), info.shape.end(), shape.begin(), shape.end())) {
-    backend_.upload(store_.bytes(name).data(), dst);  // stored as the backend wants it: no copy
-    return;
+WeightLoader::Range WeightLoader::part(int64_t n) const {
+  if (n % shard_.size != 0) {
+    fail(StatusCode::kInvalidArgument, "tensor parallel: {} does not split over {} ranks", n, shard_.size);
   }
-  backend_.upload(encode(store_.load_f32(name, shape), dst.dtype).data(), dst);
+  const int64_t each = n / shard_.size;
+  return {each * shard_.rank, each};
 }
 
-Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t> dims) {
-  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), dims);
-  upload_into(name, std::span<const int64_t>(dims.begin(), dims.size()), t);
+void WeightLoader::upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst, int dim,
+                               const std::vector<Range>& ranges) {
+  const TensorInfo& info = store_.info(name);
+  if (!std::equal(info.shape.begin(), info.shape.end(), shape.begin(), shape.end())) {
+    fail(StatusCode::kDataLoss, "tensor '{}' in '{}' has shape {}, expected {}", name, store_.file_of(name).string(),
+         shape_string(info.shape), shape_string(shape));
+  }
+  const std::span<const uint8_t> bytes = store_.bytes(name);
+  const size_t esize = dtype_size(info.dtype);
+  const int64_t rows = shape.empty() ? 1 : shape[0];
+  const int64_t cols = shape.size() > 1 ? shape[1] : 1;
+  std::span<const uint8_t> picked = bytes;
+  std::vector<uint8_t> gathered;
+  const bool whole = ranges.empty() || (ranges.size() == 1 && ranges[0].begin == 0 &&
+                                        ranges[0].count == (dim == 0 ? rows : cols));
+  if (!whole && dim == 0 && ranges.size() == 1) {
+    // Rows are contiguous: upload straight from the mapped file.
+    const size_t row_bytes = static_cast<size_t>(cols) * esize;
+    picked = bytes.subspan(static_cast<size_t>(ranges[0].begin) * row_bytes, static_cast<size_t>(ranges[0].count) * row_bytes);
+  } else if (!whole) {
+    const size_t row_bytes = static_cast<size_t>(cols) * esize;
+    auto copy = [&](size_t at, size_t n) {
+      gathered.insert(gathered.end(), bytes.begin() + static_cast<ptrdiff_t>(at),
+                      bytes.begin() + static_cast<ptrdiff_t>(at + n));
+    };
+    if (dim == 0) {
+      for (const Range& g : ranges) {
+        copy(static_cast<size_t>(g.begin) * row_bytes, static_cast<size_t>(g.count) * row_bytes);
+      }
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        for (const Range& g : ranges) {
+          copy(static_cast<size_t>(r) * row_bytes + static_cast<size_t>(g.begin) * esize,
+               static_cast<size_t>(g.count) * esize);
+        }
+      }
+    }
+    picked = gathered;
+  }
+  if (picked.size() != static_cast<size_t>(dst.numel()) * esize) {
+    fail(StatusCode::kInternal, "weight '{}': {} bytes picked for {}", name, picked.size(), dst.shape_string());
+  }
+  if (info.dtype == dst.dtype) {
+    backend_.upload(picked.data(), dst);  // stored as the backend wants it: no conversion
+    return;
+  }
+  std::vector<float> f32(static_cast<size_t>(dst.numel()));
+  for (size_t i = 0; i < f32.size(); ++i) {
+    switch (info.dtype) {
+      case DType::kF32: std::memcpy(&f32[i], picked.data() + 4 * i, 4); break;
+      case DType::kF16:
+      case DType::kBF16: {
+        uint16_t h;
+        std::memcpy(&h, picked.data() + 2 * i, 2);
+        f32[i] = info.dtype == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
+        break;
+      }
+      default: fail(StatusCode::kDataLoss, "tensor '{}' has dtype {}, not a float type", name, dtype_name(info.dtype));
+    }
+  }
+  backend_.upload(encode(f32, dst.dtype).data(), dst);
+}
+
+Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t> dims, Split split,
+                          int32_t sections) {
+  std::vector<int64_t> shape(dims);
+  std::vector<int64_t> local = shape;
+  std::vector<Range> ranges;
+  int dim = 0;
+  if (split != Split::kNone && shard_.size > 1) {
+    dim = split == Split::kRows ? 0 : 1;
+    const auto d = static_cast<size_t>(dim);
+    if (d >= shape.size()) fail(StatusCode::kInternal, "weight '{}' has no dim {} to split", name, dim);
+    const int64_t per_section = shape[d] / sections;
+    local[d] = 0;
+    for (int32_t s = 0; s < sections; ++s) {
+      const Range r = part(per_section);
+      ranges.push_back({s * per_section + r.begin, r.count});
+      local[d] += r.count;
+    }
+  }
+  Tensor t = local.size() == 1 ? backend_.allocate_tensor(owner_, backend_.activation_dtype(), {local[0]})
+                               : backend_.allocate_tensor(owner_, backend_.activation_dtype(), {local[0], local[1]});
+  upload_into(name, shape, t, dim, ranges);
   return t;
 }
 
-Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int64_t cols) {
-  // Upload as stored, transpose on the backend (on a GPU that is a few ms; on the host it was
-  // most of GPT-2's start-up).
+Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int64_t cols, Split split,
+                                     int32_t sections) {
+  // The uploaded tensor is [cols, rows]: its rows are the stored columns. Pick this rank's part
+  // of the stored tensor, upload it as stored, transpose on the backend (on a GPU that is a few
+  // ms; on the host it was most of GPT-2's start-up).
+  std::vector<Range> ranges;
+  int dim = 0;
+  int64_t part_rows = rows, part_cols = cols;
+  if (split != Split::kNone && shard_.size > 1) {
+    if (split == Split::kRows) {  // split the stored columns, section by section
+      dim = 1;
+      const int64_t per_section = cols / sections;
+      part_cols = 0;
+      for (int32_t s = 0; s < sections; ++s) {
+        const Range r = part(per_section);
+        ranges.push_back({s * per_section + r.begin, r.count});
+        part_cols += r.count;
+      }
+    } else {  // split the stored rows
+      const Range r = part(rows);
+      ranges.push_back(r);
+      part_rows = r.count;
+    }
+  }
   std::vector<Buffer> staging;
-  Tensor stored = backend_.allocate_tensor(staging, backend_.activation_dtype(), {rows, cols});
+  Tensor stored = backend_.allocate_tensor(staging, backend_.activation_dtype(), {part_rows, part_cols});
   const int64_t shape[] = {rows, cols};
-  upload_into(name, shape, stored);
-  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {cols, rows});
+  upload_into(name, shape, stored, dim, ranges);
+  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {part_cols, part_rows});
   backend_.transpose(stored, t);
   backend_.synchronize();  // before the staging buffer is freed
   return t;
 }
 
-Tensor WeightLoader::load_stacked(const std::vector<std::string>& names,
-                                  const std::vector<int64_t>& rows, int64_t cols) {
+Tensor WeightLoader::load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
+                                  int64_t cols, Split split) {
+  const bool sharded = split == Split::kRows && shard_.size > 1;
+  if (split == Split::kCols) fail(StatusCode::kInternal, "load_stacked splits rows only");
   int64_t total = 0;
-  for (int64_t r : rows) total += r;
+  for (int64_t r : rows) total += sharded ? part(r).count : r;
   Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {total, cols});
   int64_t at = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     const int64_t shape[] = {rows[i], cols};
-    upload_into(names[i], shape, t.rows(at, rows[i]));
-    at += rows[i];
+    const Range r = sharded ? part(rows[i]) : Range{0, rows[i]};
+    upload_into(names[i], shape, t.rows(at, r.count), 0, {r});
+    at += r.count;
   }
   return t;
 }
 
-Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes) {
+Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
+                                 Split split) {
+  const bool sharded = split == Split::kRows && shard_.size > 1;
   int64_t total = 0;
-  for (int64_t n : sizes) total += n;
+  for (int64_t n : sizes) total += sharded ? part(n).count : n;
   Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {total});
   int64_t at = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     const int64_t shape[] = {sizes[i]};
-    upload_into(names[i], shape, t.rows(at, sizes[i]));
-    at += sizes[i];
+    const Range r = sharded ? part(sizes[i]) : Range{0, sizes[i]};
+    upload_into(names[i], shape, t.rows(at, r.count), 0, {r});
+    at += r.count;
   }
   return t;
 }

@@ -8,36 +8,61 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/model.h"
 #include "model/model_config.h"
 #include "model/weight_store.h"
 
 namespace llmserve {
 
+// Which dimension of an uploaded weight the ranks of a tensor-parallel group split between them:
+// kRows = output features (column-parallel layers: QKV, up/gate, and their biases), kCols = input
+// features (row-parallel layers: the attention output and down projections). Rank r of n takes
+// the r-th of n equal parts; alone (n = 1) every split is the whole tensor.
+enum class Split { kNone, kRows, kCols };
+
 class WeightLoader {
  public:
-  WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner)
-      : store_(store), backend_(backend), owner_(owner) {}
+  WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard = {})
+      : store_(store), backend_(backend), owner_(owner), shard_(shard) {}
 
   // The tensor as stored, shape checked, in the backend's activation dtype (converted unless the
-  // checkpoint stores that dtype already, in which case its bytes are uploaded as they are).
-  Tensor load(const std::string& name, std::initializer_list<int64_t> dims);
-  // A tensor stored [rows, cols] (e.g. GPT-2 Conv1D [in, out]) uploaded as [cols, rows].
-  Tensor load_transposed(const std::string& name, int64_t rows, int64_t cols);
-  // Tensors stored [rows_i, cols] stacked into one [sum rows_i, cols] (QKV, gate/up fusion).
-  Tensor load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols);
-  // 1-D tensors concatenated (fused biases).
-  Tensor load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes);
+  // checkpoint stores that dtype already, in which case its bytes are uploaded as they are);
+  // this rank's part of it under `split` (with `sections` > 1, the split dimension is that many
+  // equal blocks split one by one, e.g. GPT-2's fused Q|K|V bias).
+  Tensor load(const std::string& name, std::initializer_list<int64_t> dims, Split split = Split::kNone,
+              int32_t sections = 1);
+  // A tensor stored [rows, cols] (e.g. GPT-2 Conv1D [in, out]) uploaded as [cols, rows]. `split`
+  // names a dimension of the uploaded tensor; with `sections` > 1 its rows are that many equal
+  // blocks split one by one (GPT-2's fused Q|K|V).
+  Tensor load_transposed(const std::string& name, int64_t rows, int64_t cols, Split split = Split::kNone,
+                         int32_t sections = 1);
+  // Tensors stored [rows_i, cols] stacked into one [sum rows_i, cols] (QKV, gate/up fusion);
+  // kRows splits each part's rows.
+  Tensor load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
+                      Split split = Split::kNone);
+  // 1-D tensors concatenated (fused biases); kRows splits each part.
+  Tensor load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
+                     Split split = Split::kNone);
   // fp32 values uploaded as fp32 (tables the kernels read in fp32, e.g. RoPE's cos/sin).
   Tensor upload(const std::vector<float>& data, std::initializer_list<int64_t> dims);
   // fp32 values uploaded in the backend's activation dtype.
   Tensor upload_weight(const std::vector<float>& data, std::initializer_list<int64_t> dims);
 
  private:
-  void upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst);
+  struct Range {
+    int64_t begin = 0, count = 0;
+  };
+  // This rank's range of `n` (all of it alone).
+  Range part(int64_t n) const;
+  // Uploads the stored tensor `name` (checked against `shape`: [R] or [R, C]) into dst; with
+  // ranges, only those rows (dim 0) or columns (dim 1), concatenated in order.
+  void upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst, int dim = 0,
+                   const std::vector<Range>& ranges = {});
 
   const WeightStore& store_;
   Backend& backend_;
   std::vector<Buffer>& owner_;
+  ModelShard shard_;
 };
 
 // Activation tensors of one decoder forward step.

@@ -34,6 +34,12 @@ void CpuBackend::upload(const void* host, Tensor dst) {
   if (dst.nbytes() > 0) std::memcpy(dst.data, host, dst.nbytes());
 }
 
+void CpuBackend::all_reduce_sum(Tensor x) {
+  if (!group_) return;
+  require_f32(x, "all_reduce_sum x");
+  group_->all_reduce_sum(rank_, x.as<float>(), x.numel());
+}
+
 void CpuBackend::download(Tensor src, void* host) {
   if (src.nbytes() > 0) std::memcpy(host, src.data, src.nbytes());
 }

@@ -4,15 +4,24 @@
 // the loader converts F16/BF16 checkpoints at load time.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/host_group.h"
 
 namespace llmserve {
 
 class CpuBackend final : public Backend {
  public:
+  CpuBackend() = default;
+  // Rank `rank` of a tensor-parallel group whose ranks share `group`.
+  CpuBackend(std::shared_ptr<HostGroup> group, int32_t rank) : group_(std::move(group)), rank_(rank) {}
+
   std::string_view name() const override { return "cpu"; }
+  int32_t rank() const override { return rank_; }
+  int32_t group_size() const override { return group_ ? group_->size() : 1; }
+  void all_reduce_sum(Tensor x) override;
 
   Buffer allocate(size_t nbytes) override;
   void upload(const void* host, Tensor dst) override;
@@ -41,6 +50,8 @@ class CpuBackend final : public Backend {
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
   std::vector<int32_t> seq_of_token_;
+  std::shared_ptr<HostGroup> group_;
+  int32_t rank_ = 0;
 };
 
 }  // namespace llmserve

@@ -97,6 +97,13 @@ std::string CudaBackend::profile_report() const {
   return out;
 }
 
+int32_t cuda_device_count() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+void CudaBackend::bind_thread() { check(cudaSetDevice(device_), "cudaSetDevice"); }
+
 bool cuda_device_available() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
@@ -129,7 +136,9 @@ CudaBackend::CudaBackend(DType activation_dtype, int device) : dtype_(activation
 }
 
 CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
   cudaStreamSynchronize(stream_);
+  leave_group();
   if (profile_) {
     LOG_INFO("per-op GPU time of eager steps (nested ops count in both):\n{}", profile_report());
   }

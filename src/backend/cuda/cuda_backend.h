@@ -16,6 +16,8 @@
 
 #include "backend/backend.h"
 
+struct ncclComm;  // NCCL's communicator (ncclComm_t); nccl.h stays out of this header
+
 namespace llmserve {
 
 class CudaBackend final : public Backend {
@@ -59,6 +61,13 @@ class CudaBackend final : public Backend {
   void sample_rows(Tensor logits, const std::vector<RowSampling>& rows,
                    const std::vector<TokenAdjustment>& adjustments, Tensor ids) override;
 
+  int32_t rank() const override { return rank_; }
+  int32_t group_size() const override { return group_size_; }
+  void all_reduce_sum(Tensor x) override;
+  void bind_thread() override;
+  // Joins a tensor-parallel group (nccl_group.cpp); the backend destroys `comm` with itself.
+  void join_group(ncclComm* comm, int32_t rank, int32_t size);
+
   cudaStream_t stream() const { return stream_; }
   // The per-op time table when LLMSERVE_CUDA_PROFILE=1 (also logged at destruction); else "".
   std::string profile_report() const;
@@ -92,6 +101,7 @@ class CudaBackend final : public Backend {
   // Device scratch of at least `bytes`; grows by allocating a new buffer and keeping the old ones
   // alive, so graphs captured earlier keep valid pointers.
   void* scratch(size_t bytes);
+  void leave_group();  // destroys the NCCL communicator (nccl_group.cpp)
 
   DType dtype_;
   int device_ = 0;
@@ -113,6 +123,9 @@ class CudaBackend final : public Backend {
   size_t sampling_capacity_ = 0;  // bytes
   std::vector<void*> scratch_buffers_;
   size_t scratch_bytes_ = 0;
+  ncclComm* comm_ = nullptr;
+  int32_t rank_ = 0;
+  int32_t group_size_ = 1;
 };
 
 }  // namespace llmserve

@@ -17,7 +17,13 @@ namespace llmserve {
 
 class NullBackend final : public Backend {
  public:
+  NullBackend() = default;
+  // Rank `rank` of a group of `size`: all_reduce_sum stays a no-op (nothing is computed).
+  NullBackend(int32_t rank, int32_t size) : rank_(rank), size_(size) {}
+
   std::string_view name() const override { return "null"; }
+  int32_t rank() const override { return rank_; }
+  int32_t group_size() const override { return size_; }
 
   Buffer allocate(size_t nbytes) override;
   void upload(const void* host, Tensor dst) override {}
@@ -45,6 +51,8 @@ class NullBackend final : public Backend {
  private:
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
+  int32_t rank_ = 0;
+  int32_t size_ = 1;
 };
 
 }  // namespace llmserve

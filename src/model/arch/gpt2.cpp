@@ -1,6 +1,8 @@
 // GPT2LMHeadModel: learned absolute positions, pre-LayerNorm blocks, gelu_new MLP, lm_head tied to
 // the token embedding. HF stores the linear layers as Conv1D ([in, out]); we transpose them to
-// [out, in] at load, so the backend sees one weight layout for every architecture.
+// [out, in] at load, so the backend sees one weight layout for every architecture. Under tensor
+// parallelism each rank holds its heads (of Q, K and V) and FFN columns, and sums the
+// row-parallel c_proj outputs with an all-reduce.
 #include <cmath>
 
 #include "common/status.h"
@@ -17,11 +19,12 @@ struct Gpt2Layer {
 class Gpt2Model final : public Model {
  public:
   Gpt2Model(const ModelConfig& config, const WeightStore& store, Backend& backend)
-      : Model(config), backend_(backend) {
+      : Model(config, ModelShard{backend.rank(), backend.group_size()}), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size;
     const std::string p = store.contains("transformer.wte.weight") ? "transformer." : "";
-    WeightLoader w(store, backend, weights_);
+    const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
+    WeightLoader w(store, backend, weights_, shard_);
     wte_ = w.load(p + "wte.weight", {c.vocab_size, d});
     wpe_ = w.load(p + "wpe.weight", {c.max_position_embeddings, d});
     for (int32_t i = 0; i < c.num_layers; ++i) {
@@ -29,16 +32,16 @@ class Gpt2Model final : public Model {
       Gpt2Layer layer;
       layer.ln1_w = w.load(l + "ln_1.weight", {d});
       layer.ln1_b = w.load(l + "ln_1.bias", {d});
-      layer.qkv_w = w.load_transposed(l + "attn.c_attn.weight", d, 3 * d);
-      layer.qkv_b = w.load(l + "attn.c_attn.bias", {3 * d});
-      layer.proj_w = w.load_transposed(l + "attn.c_proj.weight", d, d);
-      layer.proj_b = w.load(l + "attn.c_proj.bias", {d});
+      layer.qkv_w = w.load_transposed(l + "attn.c_attn.weight", d, 3 * d, Split::kRows, /*sections=*/3);
+      layer.qkv_b = w.load(l + "attn.c_attn.bias", {3 * d}, Split::kRows, /*sections=*/3);
+      layer.proj_w = w.load_transposed(l + "attn.c_proj.weight", d, d, Split::kCols);
+      layer.proj_b = first_rank ? w.load(l + "attn.c_proj.bias", {d}) : Tensor();
       layer.ln2_w = w.load(l + "ln_2.weight", {d});
       layer.ln2_b = w.load(l + "ln_2.bias", {d});
-      layer.fc_w = w.load_transposed(l + "mlp.c_fc.weight", d, f);
-      layer.fc_b = w.load(l + "mlp.c_fc.bias", {f});
-      layer.fc_proj_w = w.load_transposed(l + "mlp.c_proj.weight", f, d);
-      layer.fc_proj_b = w.load(l + "mlp.c_proj.bias", {d});
+      layer.fc_w = w.load_transposed(l + "mlp.c_fc.weight", d, f, Split::kRows);
+      layer.fc_b = w.load(l + "mlp.c_fc.bias", {f}, Split::kRows);
+      layer.fc_proj_w = w.load_transposed(l + "mlp.c_proj.weight", f, d, Split::kCols);
+      layer.fc_proj_b = first_rank ? w.load(l + "mlp.c_proj.bias", {d}) : Tensor();
       layers_.push_back(layer);
     }
     lnf_w_ = w.load(p + "ln_f.weight", {d});
@@ -46,11 +49,11 @@ class Gpt2Model final : public Model {
   }
 
   void reserve(int32_t max_tokens, int32_t max_logits) override {
-    workspace_.sized(backend_, config_, /*gated_mlp=*/false, max_tokens, max_logits);
+    workspace_.sized(backend_, local_, /*gated_mlp=*/false, max_tokens, max_logits);
   }
 
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
-    const auto& c = config_;
+    const auto& c = local_;
     auto a = workspace_.sized(backend_, c, /*gated_mlp=*/false, batch.num_tokens, batch.num_logits);
     backend_.embedding(batch, wte_, wpe_, a.residual);
     backend_.layer_norm(a.residual, layers_[0].ln1_w, layers_[0].ln1_b, c.norm_eps, a.normed);
@@ -64,9 +67,11 @@ class Gpt2Model final : public Model {
       backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
       backend_.matmul(a.attn, layer.proj_w, layer.proj_b, a.sublayer);
+      backend_.all_reduce_sum(a.sublayer);
       backend_.add_layer_norm(a.residual, a.sublayer, layer.ln2_w, layer.ln2_b, c.norm_eps, a.normed);
       backend_.matmul_gelu(a.normed, layer.fc_w, layer.fc_b, a.mlp_up);
       backend_.matmul(a.mlp_up, layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
+      backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
       backend_.add_layer_norm(a.residual, a.sublayer, last ? lnf_w_ : layers_[i + 1].ln1_w,
                               last ? lnf_b_ : layers_[i + 1].ln1_b, c.norm_eps, a.normed);

@@ -1,6 +1,7 @@
 // LlamaForCausalLM: RMSNorm, rotary positions (default / linear / llama3 scaling), grouped-query
 // attention, SwiGLU MLP, tied or untied lm_head. Q/K/V are fused into one [Hq+2Hk heads] matmul and
-// gate/up into one [2F] matmul at load.
+// gate/up into one [2F] matmul at load. Under tensor parallelism each rank holds its heads and FFN
+// columns (ModelShard) and sums the row-parallel o_proj/down_proj outputs with an all-reduce.
 #include <cmath>
 
 #include "common/status.h"
@@ -18,11 +19,12 @@ struct LlamaLayer {
 class LlamaModel final : public Model {
  public:
   LlamaModel(const ModelConfig& config, const WeightStore& store, Backend& backend)
-      : Model(config), backend_(backend) {
+      : Model(config, ModelShard{backend.rank(), backend.group_size()}), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t q_rows = c.num_q_heads * hd, kv_rows = c.num_kv_heads * hd;
-    WeightLoader w(store, backend, weights_);
+    const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
+    WeightLoader w(store, backend, weights_, shard_);
     embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, d});
     for (int32_t i = 0; i < c.num_layers; ++i) {
       const std::string l = "model.layers." + std::to_string(i) + ".";
@@ -30,17 +32,18 @@ class LlamaModel final : public Model {
       layer.input_norm = w.load(l + "input_layernorm.weight", {d});
       layer.qkv_w = w.load_stacked({l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight",
                                     l + "self_attn.v_proj.weight"},
-                                   {q_rows, kv_rows, kv_rows}, d);
+                                   {q_rows, kv_rows, kv_rows}, d, Split::kRows);
       if (c.has_attention_bias) {
         layer.qkv_b = w.load_concat({l + "self_attn.q_proj.bias", l + "self_attn.k_proj.bias",
                                      l + "self_attn.v_proj.bias"},
-                                    {q_rows, kv_rows, kv_rows});
-        layer.o_b = store.contains(l + "self_attn.o_proj.bias") ? w.load(l + "self_attn.o_proj.bias", {d}) : Tensor();
+                                    {q_rows, kv_rows, kv_rows}, Split::kRows);
+        layer.o_b = first_rank && store.contains(l + "self_attn.o_proj.bias") ? w.load(l + "self_attn.o_proj.bias", {d})
+                                                                               : Tensor();
       }
-      layer.o_w = w.load(l + "self_attn.o_proj.weight", {d, q_rows});
+      layer.o_w = w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols);
       layer.post_norm = w.load(l + "post_attention_layernorm.weight", {d});
-      layer.gate_up_w = w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d);
-      layer.down_w = w.load(l + "mlp.down_proj.weight", {d, f});
+      layer.gate_up_w = w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d, Split::kRows);
+      layer.down_w = w.load(l + "mlp.down_proj.weight", {d, f}, Split::kCols);
       layers_.push_back(layer);
     }
     final_norm_ = w.load("model.norm.weight", {d});
@@ -55,11 +58,11 @@ class LlamaModel final : public Model {
   }
 
   void reserve(int32_t max_tokens, int32_t max_logits) override {
-    workspace_.sized(backend_, config_, /*gated_mlp=*/true, max_tokens, max_logits);
+    workspace_.sized(backend_, local_, /*gated_mlp=*/true, max_tokens, max_logits);
   }
 
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
-    const auto& c = config_;
+    const auto& c = local_;
     auto a = workspace_.sized(backend_, c, /*gated_mlp=*/true, batch.num_tokens, batch.num_logits);
     const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
                                1.0f / std::sqrt(static_cast<float>(c.head_dim))};
@@ -72,10 +75,12 @@ class LlamaModel final : public Model {
       backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
       backend_.matmul(a.attn, layer.o_w, layer.o_b, a.sublayer);
+      backend_.all_reduce_sum(a.sublayer);
       backend_.add_rms_norm(a.residual, a.sublayer, layer.post_norm, c.norm_eps, a.normed);
       backend_.matmul(a.normed, layer.gate_up_w, Tensor(), a.mlp_up);
       backend_.silu_mul(a.mlp_up, a.mlp_act);
       backend_.matmul(a.mlp_act, layer.down_w, Tensor(), a.sublayer);
+      backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
       backend_.add_rms_norm(a.residual, a.sublayer, last ? final_norm_ : layers_[i + 1].input_norm,
                             c.norm_eps, a.normed);

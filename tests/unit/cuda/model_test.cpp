@@ -6,6 +6,8 @@
 // the dtype's noise; a flip anywhere else fails.
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
+#include <random>
 #include <filesystem>
 
 #include "backend/cuda/cuda_backend.h"
@@ -14,6 +16,7 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "testing/reference_cases.h"
+#include "testing/runner_harness.h"
 
 namespace llmserve {
 namespace {
@@ -26,39 +29,7 @@ using Case = testing::ReferenceCase;
 
 std::vector<Case> read_cases(const std::filesystem::path& dir) { return testing::read_reference_cases(dir); }
 
-// A model on a backend, a KV pool of 128 blocks (+1 for graph padding) and a block allocator.
-class Harness {
- public:
-  static constexpr int32_t kBlockSize = 16, kBlocks = 128;
-  Harness(const std::filesystem::path& dir, DeviceKind device, DType dtype, int32_t graph_batch = 0)
-      : backend_(create_backend(device, dtype)) {
-    model_ = load_model(dir, *backend_);
-    kv_ = backend_->allocate_kv_cache(model_->kv_cache_spec(kBlockSize, kBlocks + 1));
-    RunnerOptions o;
-    o.max_num_tokens = 512;
-    o.max_batch_size = 16;
-    o.max_model_len = std::min(512, model_->config().max_position_embeddings);
-    o.pad_block = kBlocks;
-    o.max_graph_batch_size = graph_batch;
-    model_->reserve(o.max_num_tokens, o.max_num_tokens);
-    runner_ = std::make_unique<ModelRunner>(*model_, *backend_, kv_, o);
-    runner_->capture_graphs();
-  }
-  int32_t vocab() const { return model_->config().vocab_size; }
-  std::vector<int32_t> new_table(int32_t num_tokens) {
-    std::vector<int32_t> t;
-    for (int32_t i = 0; i * kBlockSize < num_tokens; ++i) t.push_back(kBlocks - 1 - next_block_++);
-    return t;
-  }
-  ModelRunner& runner() { return *runner_; }
-
- private:
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<Model> model_;
-  KvCache kv_;
-  std::unique_ptr<ModelRunner> runner_;
-  int32_t next_block_ = 0;
-};
+using Harness = testing::RunnerHarness;
 
 struct Fixture {
   std::string name;
@@ -106,86 +77,9 @@ TEST_P(CudaModel, LogitsMatchTransformers) {
   }
 }
 
-struct Top2 {
-  int32_t best;
-  float margin;
-};
-Top2 top2(std::span<const float> row) {
-  int32_t best = 0;
-  for (int32_t i = 1; i < static_cast<int32_t>(row.size()); ++i) {
-    if (row[static_cast<size_t>(i)] > row[static_cast<size_t>(best)]) best = i;
-  }
-  float second = -INFINITY;
-  for (int32_t i = 0; i < static_cast<int32_t>(row.size()); ++i) {
-    if (i != best) second = std::max(second, row[static_cast<size_t>(i)]);
-  }
-  return {best, row[static_cast<size_t>(best)] - second};
-}
-
-// Greedy decoding of every case, all batched in one step each; returns per case the chosen
-// tokens and their top-2 margins.
-struct Greedy {
-  std::vector<std::vector<int32_t>> tokens;
-  std::vector<std::vector<float>> margins;
-  std::vector<std::vector<float>> last_logits;
-};
-Greedy run_greedy(Harness& h, const std::vector<Case>& cases, int32_t steps, bool batched) {
-  Greedy g;
-  const int32_t v = h.vocab();
-  std::vector<std::vector<int32_t>> seq_tokens, tables;
-  for (const Case& c : cases) {
-    seq_tokens.push_back(c.prompt);
-    tables.push_back(h.new_table(static_cast<int32_t>(c.prompt.size()) + steps));
-  }
-  g.tokens.resize(cases.size());
-  g.margins.resize(cases.size());
-  g.last_logits.resize(cases.size());
-  std::vector<int32_t> computed(cases.size(), 0);
-  for (int32_t step = 0; step < steps; ++step) {
-    std::vector<size_t> groups;
-    if (batched) {
-      groups.push_back(cases.size());
-    } else {
-      groups.assign(cases.size(), 1);
-    }
-    size_t first = 0;
-    for (size_t n : groups) {
-      std::vector<RunnerSequence> seqs;
-      for (size_t i = first; i < first + n; ++i) {
-        const int32_t fresh = static_cast<int32_t>(seq_tokens[i].size()) - computed[i];
-        seqs.push_back({seq_tokens[i].data() + computed[i], fresh, computed[i], &tables[i], LogitRows::kLast});
-      }
-      auto logits = h.runner().execute(seqs);
-      for (size_t i = first; i < first + n; ++i) {
-        auto row = logits.subspan((i - first) * static_cast<size_t>(v), static_cast<size_t>(v));
-        const Top2 t = top2(row);
-        computed[i] = static_cast<int32_t>(seq_tokens[i].size());
-        seq_tokens[i].push_back(t.best);
-        g.tokens[i].push_back(t.best);
-        g.margins[i].push_back(t.margin);
-        g.last_logits[i].assign(row.begin(), row.end());
-      }
-      first += n;
-    }
-  }
-  return g;
-}
-
-// Tokens must agree until the reference's margin says the step was a near-tie.
-void expect_same_greedy(const Greedy& got, const Greedy& want, float tie_margin, const std::string& what) {
-  for (size_t i = 0; i < want.tokens.size(); ++i) {
-    size_t agreed = 0;
-    for (; agreed < want.tokens[i].size(); ++agreed) {
-      if (got.tokens[i][agreed] != want.tokens[i][agreed]) break;
-    }
-    if (agreed == want.tokens[i].size()) continue;
-    EXPECT_LT(want.margins[i][agreed], tie_margin)
-        << what << " case " << i << ": token " << agreed << " differs (" << got.tokens[i][agreed] << " vs "
-        << want.tokens[i][agreed] << ") with a reference top-2 margin of " << want.margins[i][agreed];
-    std::printf("[ note ] %s case %zu: agreed for %zu of %zu tokens, then a near-tie (margin %.4f)\n", what.c_str(), i,
-                agreed, want.tokens[i].size(), want.margins[i][agreed]);
-  }
-}
+using testing::expect_same_greedy;
+using testing::Greedy;
+using testing::run_greedy;
 
 TEST_P(CudaModel, GreedyMatchesCpuBackend) {
   auto cases = read_cases(dir());
@@ -214,6 +108,50 @@ TEST_P(CudaModel, GraphReplayMatchesEager) {
   for (size_t i = 0; i < want.last_logits.size(); ++i) {
     EXPECT_CLOSE_REL(got.last_logits[i], want.last_logits[i], 1e-2, "graph vs eager last logits");
   }
+}
+
+// Tensor parallel over two GPUs (NCCL all-reduce after the row-parallel projections) against
+// one GPU, eager and graphed: the prompt's logits within half-precision noise (each rank's partial
+// sums are rounded to the activation dtype before the all-reduce, which one GPU never does), and
+// the same greedy tokens up to near-ties.
+void expect_tp_matches(Harness& one, Harness& two, const std::vector<Case>& cases, int32_t steps, double logit_tol,
+                       float tie_margin, const std::string& what) {
+  const Greedy want = run_greedy(one, cases, steps, /*batched=*/true);
+  const Greedy got = run_greedy(two, cases, steps, /*batched=*/true);
+  for (size_t i = 0; i < want.first_logits.size(); ++i) {
+    EXPECT_CLOSE_REL(got.first_logits[i], want.first_logits[i], logit_tol, what + " prompt logits");
+    if (got.tokens[i] == want.tokens[i]) {
+      EXPECT_CLOSE_REL(got.last_logits[i], want.last_logits[i], logit_tol, what + " last logits");
+    }
+  }
+  expect_same_greedy(got, want, tie_margin, what);
+}
+
+TEST_P(CudaModel, TensorParallelMatchesOneGpu) {
+  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
+  auto cases = read_cases(dir());
+  for (int32_t graphs : {0, 8}) {
+    Harness one(dir(), DeviceKind::kCuda, dt(), graphs), two(dir(), DeviceKind::kCuda, dt(), graphs, /*tp=*/2);
+    EXPECT_EQ(two.model(1).local_config().num_q_heads * 2, two.model(0).config().num_q_heads);
+    expect_tp_matches(one, two, cases, 20, logit_tol(), tie_margin(), graphs ? "tp=2 vs tp=1 (graphs)" : "tp=2 vs tp=1 (eager)");
+    if (graphs) EXPECT_GT(two.runner().num_graph_replays(), 0);
+  }
+}
+
+// The same on a real-sized checkpoint named by LLMSERVE_TP_MODEL (scripts/gpu_check.sh tp: the
+// Llama-3-8B-shaped random model, bf16): 4 prompts of 64 random tokens, 32 greedy steps.
+TEST(CudaTensorParallel, LargeModelMatchesOneGpu) {
+  const char* model = std::getenv("LLMSERVE_TP_MODEL");
+  if (model == nullptr) GTEST_SKIP() << "set LLMSERVE_TP_MODEL to a checkpoint directory";
+  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
+  const ModelConfig config = load_model_config(model);
+  std::mt19937 rng(11);
+  std::vector<Case> cases(4);
+  for (Case& c : cases) {
+    for (int i = 0; i < 64; ++i) c.prompt.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(config.vocab_size)));
+  }
+  Harness one(model, DeviceKind::kCuda, DType::kBF16, 8), two(model, DeviceKind::kCuda, DType::kBF16, 8, /*tp=*/2);
+  expect_tp_matches(one, two, cases, 32, 3e-2, 0.1f, "large model tp=2 vs tp=1");
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,

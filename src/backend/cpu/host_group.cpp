@@ -1,0 +1,23 @@
+#include "backend/cpu/host_group.h"
+
+#include <algorithm>
+
+namespace llmserve {
+
+HostGroup::HostGroup(int32_t size)
+    : size_(size), barrier_(size), inputs_(static_cast<size_t>(size)), sums_(static_cast<size_t>(size)) {}
+
+void HostGroup::all_reduce_sum(int32_t rank, float* data, int64_t count) {
+  const auto r = static_cast<size_t>(rank);
+  inputs_[r] = data;
+  barrier_.arrive_and_wait();  // every rank's input is published
+  std::vector<float>& sum = sums_[r];
+  sum.assign(static_cast<size_t>(count), 0.0f);
+  for (const float* in : inputs_) {
+    for (int64_t i = 0; i < count; ++i) sum[static_cast<size_t>(i)] += in[i];
+  }
+  barrier_.arrive_and_wait();  // every rank has read every input: now they may be overwritten
+  std::copy(sum.begin(), sum.end(), data);
+}
+
+}  // namespace llmserve

@@ -1,0 +1,84 @@
+// Tensor parallel on the CPU backend: ranks are threads sharing a HostGroup, so the sharded math
+// (Megatron split of heads and FFN columns, row-parallel biases added once, all-reduce after the
+// attention output and down projections) runs here and must give the unsharded model's logits
+// (up to fp32 summation order) and the same greedy tokens, for both architectures and every
+// fixture dtype. The GPU variant (NCCL, two H100s) is tests/unit/cuda/model_test.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "common/status.h"
+#include "testing/reference_cases.h"
+#include "testing/runner_harness.h"
+
+namespace llmserve {
+namespace {
+
+const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) / "models";
+
+double max_rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+    den += want[i] * static_cast<double>(want[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+struct TpCase {
+  std::string model;
+  int32_t tp;
+};
+
+class TensorParallelCpu : public ::testing::TestWithParam<TpCase> {};
+
+TEST_P(TensorParallelCpu, ShardedMatchesWhole) {
+  const auto dir = kModels / GetParam().model;
+  const int32_t tp = GetParam().tp;
+  const auto cases = testing::read_reference_cases(dir);
+  testing::RunnerHarness whole(dir, DeviceKind::kCpu, DType::kF32), sharded(dir, DeviceKind::kCpu, DType::kF32, 0, tp);
+  EXPECT_EQ(sharded.runner().num_ranks(), tp);
+  EXPECT_EQ(sharded.model(tp - 1).local_config().num_kv_heads * tp, whole.model().config().num_kv_heads);
+  EXPECT_EQ(sharded.model(tp - 1).local_config().intermediate_size * tp, whole.model().config().intermediate_size);
+  // KV per rank: its heads only.
+  EXPECT_EQ(sharded.model(0).kv_cache_spec(16, 1).bytes_per_block() * static_cast<size_t>(tp),
+            whole.model().kv_cache_spec(16, 1).bytes_per_block());
+  const testing::Greedy want = testing::run_greedy(whole, cases, 16, /*batched=*/true);
+  const testing::Greedy got = testing::run_greedy(sharded, cases, 16, /*batched=*/true);
+  for (size_t i = 0; i < want.tokens.size(); ++i) {
+    EXPECT_EQ(got.tokens[i], want.tokens[i]) << "case " << i;
+    EXPECT_LT(max_rel_l2(got.last_logits[i], want.last_logits[i]), 1e-5) << "case " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelCpu,
+                         ::testing::Values(TpCase{"gpt2-tiny", 2}, TpCase{"gpt2-tiny", 4}, TpCase{"gpt2-tiny-fp16", 2},
+                                           TpCase{"llama-tiny", 2}, TpCase{"llama-tiny-bf16", 2},
+                                           TpCase{"llama-tiny-bf16", 4}),
+                         [](const ::testing::TestParamInfo<TpCase>& info) {
+                           std::string n = info.param.model + "_tp" + std::to_string(info.param.tp);
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+TEST(TensorParallel, UndividedHeadsAreAClearError) {
+  // llama-tiny has 2 KV heads: 4 ranks cannot each hold a whole one.
+  const ModelConfig c = load_model_config(kModels / "llama-tiny");
+  try {
+    shard_config(c, ModelShard{0, 4});
+    ADD_FAILURE() << "--tp 4 over 2 KV heads must fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("num_key_value_heads"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--tp 4"), std::string::npos) << e.what();
+  }
+  const ModelConfig local = shard_config(c, ModelShard{1, 2});
+  EXPECT_EQ(local.num_q_heads, c.num_q_heads / 2);
+  EXPECT_EQ(local.num_kv_heads, c.num_kv_heads / 2);
+  EXPECT_EQ(local.hidden_size, c.hidden_size);
+  EXPECT_EQ(local.vocab_size, c.vocab_size);
+}
+
+}  // namespace
+}  // namespace llmserve
