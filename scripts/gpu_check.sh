@@ -158,15 +158,22 @@ print(f"llama-3-8b greedy tp=2 vs tp=1: {same} of {len(a)} tokens identical" + (
 PY
       decode_ours /tmp/llama-3-8b llama-3-8b-bf16-tp1 "${OUTPUT_LEN:-512}" --max-model-len 4096
       decode_ours /tmp/llama-3-8b llama-3-8b-bf16-tp2 "${OUTPUT_LEN:-512}" --max-model-len 4096 --tp 2
-      for tp in 1 2; do
-        "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b --tp $tp --num-requests 256 --input-len 128 \
-          --output-len 128 --max-batch-size 256 --max-model-len 1024 --json "$OUT/tp_batch_$tp.json" \
-          >"$OUT/tp_batch_$tp.log" 2>&1
-        echo "== batched x256 llama-3-8b tp=$tp" | tee -a "$summary"
-        tail -2 "$OUT/tp_batch_$tp.log" | tee -a "$summary"
+      decode_ours /tmp/llama-3-8b llama-3-8b-bf16-pp2 "${OUTPUT_LEN:-512}" --max-model-len 4096 --pp 2
+      for par in "--tp 1" "--tp 2" "--pp 2"; do
+        tag=${par// /}
+        "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b $par --num-requests 256 --input-len 128 \
+          --output-len 128 --max-batch-size 256 --max-model-len 1024 --json "$OUT/tp_batch$tag.json" \
+          >"$OUT/tp_batch$tag.log" 2>&1
+        echo "== batched x256 llama-3-8b $par" | tee -a "$summary"
+        tail -2 "$OUT/tp_batch$tag.log" | tee -a "$summary"
       done
       startup /tmp/llama-3-8b llama-3-8b-tp1
       LLMSERVE_TP=2 startup /tmp/llama-3-8b llama-3-8b-tp2
+      ;;
+    metrics)  # Triton's nv_gpu_* gauges through NVML on the real GPU(s)
+      bash scripts/gpu_metrics_check.sh "$LLMSERVE" --model "$root/models/default" >"$OUT/gpu_metrics.log" 2>&1
+      note "gpu_metrics_check exit $?: $(grep -c '^ok' "$OUT/gpu_metrics.log") ok, $(grep -c '^FAIL' "$OUT/gpu_metrics.log") failed"
+      grep -E '^FAIL' "$OUT/gpu_metrics.log" | head -5 | tee -a "$summary"
       ;;
     *) echo "unknown step $step" ;;
   esac

@@ -91,30 +91,38 @@ std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType 
 }
 
 #ifdef LLMSERVE_HAS_CUDA
-std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t size);  // cuda/
+std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t tp, int32_t pp);  // cuda/
 #endif
 
-std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t size) {
-  if (size < 1) fail(StatusCode::kInvalidArgument, "--tp must be >= 1, got {}", size);
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t tp,
+                                                           int32_t pp) {
+  if (tp < 1) fail(StatusCode::kInvalidArgument, "--tp must be >= 1, got {}", tp);
+  if (pp < 1) fail(StatusCode::kInvalidArgument, "--pp must be >= 1, got {}", pp);
   std::vector<std::unique_ptr<Backend>> ranks;
-  if (size == 1) {
+  if (tp == 1 && pp == 1) {
     ranks.push_back(create_backend(kind, activation_dtype));
     return ranks;
   }
   switch (kind) {
     case DeviceKind::kCpu: {
-      auto group = std::make_shared<HostGroup>(size);
-      for (int32_t r = 0; r < size; ++r) ranks.push_back(std::make_unique<CpuBackend>(group, r));
+      auto pipe = pp > 1 ? std::make_shared<HostPipe>() : nullptr;
+      for (int32_t s = 0; s < pp; ++s) {
+        auto group = tp > 1 ? std::make_shared<HostGroup>(tp) : nullptr;
+        for (int32_t r = 0; r < tp; ++r) ranks.push_back(std::make_unique<CpuBackend>(group, r, pipe, s, pp));
+      }
       return ranks;
     }
     case DeviceKind::kNull:
-      for (int32_t r = 0; r < size; ++r) ranks.push_back(std::make_unique<NullBackend>(r, size));
+      for (int32_t s = 0; s < pp; ++s) {
+        for (int32_t r = 0; r < tp; ++r) ranks.push_back(std::make_unique<NullBackend>(r, tp, s, pp));
+      }
       return ranks;
     case DeviceKind::kCuda:
 #ifdef LLMSERVE_HAS_CUDA
-      return create_cuda_backend_group(activation_dtype, size);
+      return create_cuda_backend_group(activation_dtype, tp, pp);
 #else
-      return {create_backend(kind, activation_dtype)};  // throws: no CUDA in this build
+      ranks.push_back(create_backend(kind, activation_dtype));  // throws: no CUDA in this build
+      return ranks;
 #endif
   }
   fail(StatusCode::kInternal, "unknown device kind");

@@ -125,10 +125,17 @@ class Backend {
   virtual void sample_rows(Tensor logits, const std::vector<RowSampling>& rows,
                            const std::vector<TokenAdjustment>& adjustments, Tensor ids);
 
-  // --- tensor parallel ------------------------------------------------------------------------
-  // Rank of this backend in its group, and the group's size (1 alone).
+  // --- tensor and pipeline parallel -------------------------------------------------------------
+  // Rank of this backend in its stage's tensor-parallel group, and the group's size (1 alone).
   virtual int32_t rank() const { return 0; }
   virtual int32_t group_size() const { return 1; }
+  // Pipeline stage of this backend, and how many there are (1 alone).
+  virtual int32_t stage() const { return 0; }
+  virtual int32_t num_stages() const { return 1; }
+  // Pipeline: sends x to the same tensor-parallel rank of the next stage / receives it from the
+  // previous one into x (same shape on both sides). Alone: no-op.
+  virtual void send_to_next_stage(Tensor /*x*/) {}
+  virtual void recv_from_prev_stage(Tensor /*x*/) {}
   // x = the elementwise sum of every rank's x, in place, identical on every rank (a row-parallel
   // matmul's partial sums). Every rank of the group must call it, in the same order. Alone: no-op.
   virtual void all_reduce_sum(Tensor /*x*/) {}
@@ -147,10 +154,12 @@ std::unique_ptr<Backend> create_backend(DeviceKind kind, DType activation_dtype 
 bool cuda_device_available();
 // CUDA devices visible to this process (0 without the CUDA backend or a driver).
 int32_t cuda_device_count();
-// `size` backends joined into a tensor-parallel group: rank r computes on CUDA device r (ranks talk
-// through NCCL), or on the host (cpu/null: ranks are threads sharing memory; a way to test the
-// sharded math without GPUs). size 1 is create_backend(). Throws Error(kInvalidArgument) when
-// fewer devices are visible than ranks asked for.
-std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t size);
+// tp × pp backends: `pp` pipeline stages of `tp` tensor-parallel ranks each; backend i is stage
+// i / tp, rank i % tp, and computes on CUDA device i (ranks talk through NCCL) or on the host
+// (cpu/null: ranks are threads sharing memory; a way to test the sharded math without GPUs).
+// 1 × 1 is create_backend(). Throws Error(kInvalidArgument) when fewer devices are visible than
+// ranks asked for.
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t tp,
+                                                           int32_t pp = 1);
 
 }  // namespace llmserve

@@ -25,10 +25,11 @@ Status EngineConfig::validate() const {
   if (tensor_parallel_size < 1 || tensor_parallel_size > 64) {
     return invalid_argument("--tp must be in [1, 64], got {}", tensor_parallel_size);
   }
-  if (pipeline_parallel_size != 1) {
-    return Status(StatusCode::kUnimplemented,
-                  fmt::format("--pp {}: pipeline parallelism is not implemented; split the model with --tp instead",
-                              pipeline_parallel_size));
+  if (pipeline_parallel_size < 1 || pipeline_parallel_size > 64) {
+    return invalid_argument("--pp must be in [1, 64], got {}", pipeline_parallel_size);
+  }
+  if (tensor_parallel_size * pipeline_parallel_size > 64) {
+    return invalid_argument("--tp {} x --pp {} is more than 64 ranks", tensor_parallel_size, pipeline_parallel_size);
   }
   if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
     return invalid_argument("--dtype {}: the cpu device computes in float32 only", dtype_name(*dtype));
@@ -45,16 +46,18 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     dtype = config_.dtype.value_or(stored == DType::kBF16 ? DType::kBF16 : DType::kF16);
   }
   const auto load_start = std::chrono::steady_clock::now();
-  const int32_t tp = config_.tensor_parallel_size;
-  if (tp > 1) shard_config(load_model_config(config_.model_dir), ModelShard{0, tp});  // a clear error before any GPU work
-  backends_ = create_backend_group(config_.device, dtype, tp);
-  pool_ = std::make_unique<RankPool>(tp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
+  const int32_t tp = config_.tensor_parallel_size, pp = config_.pipeline_parallel_size;
+  if (tp * pp > 1) {  // a clear error before any GPU work
+    shard_config(load_model_config(config_.model_dir), ModelShard{0, tp, 0, pp});
+  }
+  backends_ = create_backend_group(config_.device, dtype, tp, pp);
+  pool_ = std::make_unique<RankPool>(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
   const auto backend_ready = std::chrono::steady_clock::now();
-  models_.resize(static_cast<size_t>(tp));
+  models_.resize(backends_.size());
   pool_->run([&](int32_t r) { models_[static_cast<size_t>(r)] = load_model(config_.model_dir, *backends_[static_cast<size_t>(r)]); });
   const auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   LOG_INFO("weights of '{}' on {}{} ({}) in {:.0f} ms (device set-up {:.0f} ms)", config_.model_dir.filename().string(),
-           backends_[0]->name(), tp > 1 ? fmt::format(" x{} ranks", tp) : "",
+           backends_[0]->name(), tp * pp > 1 ? fmt::format(" (tp {} x pp {})", tp, pp) : "",
            dtype_name(backends_[0]->activation_dtype()), ms(backend_ready, std::chrono::steady_clock::now()),
            ms(load_start, backend_ready));
   const ModelConfig& mc = models_[0]->config();
@@ -100,9 +103,9 @@ Engine::~Engine() {
 }
 
 void Engine::size_kv_cache() {
-  const Model& model = *models_[0];
-  const KvCacheSpec one = model.kv_cache_spec(config_.block_size, 1);
-  const size_t bytes_per_block = one.bytes_per_block();
+  // Per rank, a block holds its heads of its stage's layers; the largest rank decides.
+  size_t bytes_per_block = 0;
+  for (const auto& m : models_) bytes_per_block = std::max(bytes_per_block, m->kv_cache_spec(config_.block_size, 1).bytes_per_block());
   int32_t num_blocks = config_.num_kv_blocks;
   if (num_blocks == 0) {
     double fraction = config_.kv_cache_memory_fraction;

@@ -32,8 +32,8 @@ struct EngineConfig {
   // CUDA, fp32 on the CPU (which computes in fp32 only).
   std::optional<DType> dtype;
   int32_t max_graph_batch_size = 256;     // decode batches up to this run as CUDA graphs; 0: eager
-  int32_t tensor_parallel_size = 1;       // ranks (GPUs 0..n-1 on cuda; threads on cpu)
-  int32_t pipeline_parallel_size = 1;     // only 1 (not implemented)
+  int32_t tensor_parallel_size = 1;       // ranks per pipeline stage
+  int32_t pipeline_parallel_size = 1;     // stages; tp x pp ranks = GPUs 0..n-1 on cuda, threads on cpu
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;              // > 0 overrides the memory fraction
   double kv_cache_memory_fraction = -1;   // of free memory after weights; < 0: 0.9 cuda, 0.2 cpu
@@ -91,7 +91,7 @@ class Engine {
   int32_t max_model_len() const { return scheduler_config_.max_model_len; }
   std::string_view device_name() const { return backends_[0]->name(); }
   DType activation_dtype() const { return backends_[0]->activation_dtype(); }
-  int32_t tensor_parallel_size() const { return static_cast<int32_t>(backends_.size()); }
+  int32_t num_ranks() const { return static_cast<int32_t>(backends_.size()); }
 
  private:
   struct LiveRequest {

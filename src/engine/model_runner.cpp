@@ -11,12 +11,26 @@ namespace llmserve {
 ModelRunner::ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache, RunnerOptions options)
     : ModelRunner({RunnerRank{&model, &backend, &kv_cache}}, nullptr, options) {}
 
+namespace {
+
+// The rank whose logits a step returns: tensor-parallel rank 0 of the last pipeline stage.
+size_t output_rank(const std::vector<RunnerRank>& ranks) {
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    const ModelShard s = ranks[i].model->shard();
+    if (s.is_last_stage() && s.rank == 0) return i;
+  }
+  fail(StatusCode::kInternal, "ModelRunner: no rank holds the last stage");
+}
+
+}  // namespace
+
 ModelRunner::ModelRunner(std::vector<RunnerRank> ranks, RankPool* pool, RunnerOptions options)
     : ranks_(std::move(ranks)),
       pool_(pool),
-      model_(*ranks_.at(0).model),
-      backend_(*ranks_[0].backend),
-      kv_cache_(*ranks_[0].kv_cache),
+      output_(output_rank(ranks_)),
+      model_(*ranks_[output_].model),
+      backend_(*ranks_[output_].backend),
+      kv_cache_(*ranks_[output_].kv_cache),
       options_(options) {
   if (ranks_.size() > 1 && (pool_ == nullptr || pool_->size() != num_ranks())) {
     fail(StatusCode::kInternal, "ModelRunner: {} ranks need a RankPool of that size", ranks_.size());
@@ -34,6 +48,7 @@ void ModelRunner::on_ranks(const std::function<void(int32_t)>& task) {
     task(0);
   } else {
     pool_->run(task);
+    backend_.bind_thread();  // what follows (sampling, downloads) runs on the output rank's device
   }
 }
 
@@ -74,7 +89,7 @@ int32_t ModelRunner::capture_graphs() {
       rank.backend->synchronize();
       Tensor logits;
       g.graphs[static_cast<size_t>(r)] = rank.backend->capture([&] { logits = rank.model->forward(b, *rank.kv_cache); });
-      if (r == 0) g.logits = logits;
+      if (static_cast<size_t>(r) == output_) g.logits = logits;
     });
     for (const auto& graph : g.graphs) {
       if (!graph) return 0;  // the backend records no graphs
@@ -116,7 +131,7 @@ Tensor ModelRunner::forward(std::span<const RunnerSequence> sequences) {
     const RunnerRank& rank = ranks_[static_cast<size_t>(r)];
     BatchTensors uploaded = rank.backend->upload_batch(batch_);
     Tensor out = rank.model->forward(uploaded, *rank.kv_cache);
-    if (r == 0) logits = out;
+    if (static_cast<size_t>(r) == output_) logits = out;
   });
   return logits;
 }

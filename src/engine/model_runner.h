@@ -8,9 +8,10 @@
 // decode token 0 at position 0 into a KV block the block pool never hands out (pad_block).
 // Graphed steps use a fixed block-table width and context bound, so one recording serves every
 // decode step of that bucket.
-// Tensor parallel: the runner drives every rank's model (one per backend of the group) through a
-// RankPool — the host batch is built once, each rank uploads it and runs its forward (or replays
-// its own graph) at the same time; rank 0's logits are the result, and sampling runs on rank 0.
+// Tensor/pipeline parallel: the runner drives every rank's model (one per backend of the group)
+// through a RankPool — the host batch is built once, each rank uploads it and runs its forward (or
+// replays its own graph) at the same time (later pipeline stages wait in their receive); the
+// output rank's logits (rank 0 of the last stage) are the result, and sampling runs there.
 // Not thread-safe: used by the engine thread only.
 #pragma once
 
@@ -80,7 +81,7 @@ class ModelRunner {
   struct Graph {
     int32_t batch_size = 0;
     std::vector<std::unique_ptr<StepGraph>> graphs;  // per rank
-    Tensor logits;  // where rank 0's recorded forward leaves its logits
+    Tensor logits;  // where the output rank's recorded forward leaves its logits
   };
   // The graph for a decode step of `n` sequences, or nullptr.
   Graph* graph_for(std::span<const RunnerSequence> sequences);
@@ -95,7 +96,9 @@ class ModelRunner {
 
   std::vector<RunnerRank> ranks_;
   RankPool* pool_ = nullptr;
-  // Rank 0: whose logits the step returns and where sampling runs.
+  // The output rank (rank 0 of the last pipeline stage): whose logits the step returns and where
+  // sampling runs.
+  size_t output_ = 0;
   Model& model_;
   Backend& backend_;
   const KvCache& kv_cache_;

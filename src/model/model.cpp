@@ -45,9 +45,20 @@ void read_special_ids(const nlohmann::json& j, ModelConfig& c) {
 
 }  // namespace
 
+int32_t stage_first_layer(int32_t num_layers, int32_t stage, int32_t num_stages) {
+  return static_cast<int32_t>(static_cast<int64_t>(num_layers) * stage / num_stages);
+}
+
 ModelConfig shard_config(const ModelConfig& c, ModelShard shard) {
   if (shard.size < 1 || shard.rank < 0 || shard.rank >= shard.size) {
     fail(StatusCode::kInvalidArgument, "tensor parallel rank {} of {}", shard.rank, shard.size);
+  }
+  if (shard.num_stages < 1 || shard.stage < 0 || shard.stage >= shard.num_stages) {
+    fail(StatusCode::kInvalidArgument, "pipeline stage {} of {}", shard.stage, shard.num_stages);
+  }
+  if (shard.num_stages > c.num_layers) {
+    fail(StatusCode::kInvalidArgument, "--pp {}: '{}' has only {} layers (num_hidden_layers); use at most that many stages",
+         shard.num_stages, (c.dir / "config.json").string(), c.num_layers);
   }
   auto divide = [&](int32_t v, const char* field) {
     if (v % shard.size != 0) {
@@ -61,6 +72,8 @@ ModelConfig shard_config(const ModelConfig& c, ModelShard shard) {
   local.num_kv_heads = divide(c.num_kv_heads, "num_key_value_heads");
   local.num_q_heads = divide(c.num_q_heads, "num_attention_heads");
   local.intermediate_size = divide(c.intermediate_size, "intermediate_size");
+  local.num_layers = stage_first_layer(c.num_layers, shard.stage + 1, shard.num_stages) -
+                     stage_first_layer(c.num_layers, shard.stage, shard.num_stages);
   return local;
 }
 

@@ -16,17 +16,33 @@
 
 namespace llmserve {
 
-// The part of the model one rank holds under tensor parallelism (Megatron layout): attention
-// heads and FFN columns are split evenly over `size` ranks — Q/K/V and up/gate column-parallel,
-// the attention output and down projections row-parallel and followed by an all-reduce over the
-// group — while embeddings, norms and lm_head are whole on every rank.
+// The part of the model one rank holds.
+// Tensor parallel (Megatron layout): attention heads and FFN columns are split evenly over `size`
+// ranks — Q/K/V and up/gate column-parallel, the attention output and down projections
+// row-parallel and followed by an all-reduce over the stage's ranks — while embeddings, norms and
+// lm_head are whole on every rank of the stage.
+// Pipeline parallel: the layers are split into `num_stages` consecutive ranges; the first stage
+// embeds, each stage hands the residual stream to the next, the last computes the logits.
 struct ModelShard {
-  int32_t rank = 0;
-  int32_t size = 1;
+  int32_t rank = 0;        // within the stage's tensor-parallel group
+  int32_t size = 1;        // tensor-parallel ranks per stage
+  int32_t stage = 0;
+  int32_t num_stages = 1;
+  bool is_first_stage() const { return stage == 0; }
+  bool is_last_stage() const { return stage == num_stages - 1; }
 };
 
-// `c` with the per-rank head counts and intermediate_size. Throws Error(kInvalidArgument) naming
-// the config field that shard.size does not divide.
+// Where `backend` sits in its group.
+inline ModelShard shard_of(const Backend& backend) {
+  return {backend.rank(), backend.group_size(), backend.stage(), backend.num_stages()};
+}
+
+// The first layer of `stage` when `num_layers` layers are split over `num_stages` stages (stage
+// num_stages gives num_layers).
+int32_t stage_first_layer(int32_t num_layers, int32_t stage, int32_t num_stages);
+
+// `c` with the per-rank head counts, intermediate_size and num_layers (the stage's). Throws
+// Error(kInvalidArgument) naming the config field that the split does not divide.
 ModelConfig shard_config(const ModelConfig& c, ModelShard shard);
 
 class Model {
@@ -39,8 +55,10 @@ class Model {
 
   const ModelConfig& config() const { return config_; }  // the whole model's
   ModelShard shard() const { return shard_; }
-  // This rank's dims (heads, intermediate_size divided by the group size): activations, KV.
+  // This rank's dims (heads, intermediate_size divided by the group size; num_layers: the
+  // stage's): activations, KV.
   const ModelConfig& local_config() const { return local_; }
+  int32_t first_layer() const { return stage_first_layer(config_.num_layers, shard_.stage, shard_.num_stages); }
   // The KV pool shape this model needs for `num_blocks` blocks of `block_size` tokens, in the
   // activation dtype of the backend it was loaded on.
   KvCacheSpec kv_cache_spec(int32_t block_size, int32_t num_blocks) const;
@@ -89,7 +107,7 @@ class ArchRegistry {
 ModelConfig load_model_config(const std::filesystem::path& dir);
 
 // Loads config + weights onto the backend: the shard of rank backend.rank() of
-// backend.group_size() (the whole model alone).
+// backend.group_size() in stage backend.stage() of backend.num_stages() (the whole model alone).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend);
 
 }  // namespace llmserve

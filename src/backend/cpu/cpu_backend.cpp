@@ -40,6 +40,18 @@ void CpuBackend::all_reduce_sum(Tensor x) {
   group_->all_reduce_sum(rank_, x.as<float>(), x.numel());
 }
 
+void CpuBackend::send_to_next_stage(Tensor x) {
+  if (!pipe_) return;
+  require_f32(x, "send_to_next_stage x");
+  pipe_->send(global_rank(), global_rank() + group_size(), x.as<float>(), x.numel());
+}
+
+void CpuBackend::recv_from_prev_stage(Tensor x) {
+  if (!pipe_) return;
+  require_f32(x, "recv_from_prev_stage x");
+  pipe_->recv(global_rank(), global_rank() - group_size(), x.as<float>(), x.numel());
+}
+
 void CpuBackend::download(Tensor src, void* host) {
   if (src.nbytes() > 0) std::memcpy(host, src.data, src.nbytes());
 }

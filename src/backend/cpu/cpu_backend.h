@@ -15,13 +15,20 @@ namespace llmserve {
 class CpuBackend final : public Backend {
  public:
   CpuBackend() = default;
-  // Rank `rank` of a tensor-parallel group whose ranks share `group`.
-  CpuBackend(std::shared_ptr<HostGroup> group, int32_t rank) : group_(std::move(group)), rank_(rank) {}
+  // Rank `rank` of stage `stage`'s tensor-parallel group (whose ranks share `group`; null alone),
+  // of `num_stages` stages talking through `pipe` (null for one stage).
+  CpuBackend(std::shared_ptr<HostGroup> group, int32_t rank, std::shared_ptr<HostPipe> pipe, int32_t stage,
+             int32_t num_stages)
+      : group_(std::move(group)), rank_(rank), pipe_(std::move(pipe)), stage_(stage), num_stages_(num_stages) {}
 
   std::string_view name() const override { return "cpu"; }
   int32_t rank() const override { return rank_; }
   int32_t group_size() const override { return group_ ? group_->size() : 1; }
+  int32_t stage() const override { return stage_; }
+  int32_t num_stages() const override { return num_stages_; }
   void all_reduce_sum(Tensor x) override;
+  void send_to_next_stage(Tensor x) override;
+  void recv_from_prev_stage(Tensor x) override;
 
   Buffer allocate(size_t nbytes) override;
   void upload(const void* host, Tensor dst) override;
@@ -50,8 +57,12 @@ class CpuBackend final : public Backend {
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
   std::vector<int32_t> seq_of_token_;
+  int32_t global_rank() const { return stage_ * group_size() + rank_; }
   std::shared_ptr<HostGroup> group_;
   int32_t rank_ = 0;
+  std::shared_ptr<HostPipe> pipe_;
+  int32_t stage_ = 0;
+  int32_t num_stages_ = 1;
 };
 
 }  // namespace llmserve

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/status.h"
+
 namespace llmserve {
 
 HostGroup::HostGroup(int32_t size)
@@ -18,6 +20,25 @@ void HostGroup::all_reduce_sum(int32_t rank, float* data, int64_t count) {
   }
   barrier_.arrive_and_wait();  // every rank has read every input: now they may be overwritten
   std::copy(sum.begin(), sum.end(), data);
+}
+
+void HostPipe::send(int32_t from, int32_t to, const float* data, int64_t count) {
+  std::lock_guard lock(mutex_);
+  queues_[{from, to}].emplace_back(data, data + count);
+  arrived_.notify_all();
+}
+
+void HostPipe::recv(int32_t to, int32_t from, float* data, int64_t count) {
+  std::unique_lock lock(mutex_);
+  auto& queue = queues_[{from, to}];
+  arrived_.wait(lock, [&] { return !queue.empty(); });
+  std::vector<float> message = std::move(queue.front());
+  queue.pop_front();
+  lock.unlock();
+  if (static_cast<int64_t>(message.size()) != count) {
+    fail(StatusCode::kInternal, "pipeline: rank {} sent {} values, rank {} expected {}", from, message.size(), to, count);
+  }
+  std::copy(message.begin(), message.end(), data);
 }
 
 }  // namespace llmserve

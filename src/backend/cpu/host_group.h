@@ -8,7 +8,12 @@
 #pragma once
 
 #include <barrier>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 namespace llmserve {
@@ -26,6 +31,19 @@ class HostGroup {
   std::barrier<> barrier_;
   std::vector<float*> inputs_;             // per rank, valid between the two barriers
   std::vector<std::vector<float>> sums_;   // per rank
+};
+
+// HostPipe: point-to-point messages between rank threads (pipeline stages hand the residual
+// stream on). send() copies and returns; recv() waits for the next message from that sender.
+class HostPipe {
+ public:
+  void send(int32_t from, int32_t to, const float* data, int64_t count);
+  void recv(int32_t to, int32_t from, float* data, int64_t count);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable arrived_;
+  std::map<std::pair<int32_t, int32_t>, std::deque<std::vector<float>>> queues_;  // (from, to)
 };
 
 }  // namespace llmserve

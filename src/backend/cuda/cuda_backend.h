@@ -63,10 +63,17 @@ class CudaBackend final : public Backend {
 
   int32_t rank() const override { return rank_; }
   int32_t group_size() const override { return group_size_; }
+  int32_t stage() const override { return stage_; }
+  int32_t num_stages() const override { return num_stages_; }
   void all_reduce_sum(Tensor x) override;
+  void send_to_next_stage(Tensor x) override;
+  void recv_from_prev_stage(Tensor x) override;
   void bind_thread() override;
-  // Joins a tensor-parallel group (nccl_group.cpp); the backend destroys `comm` with itself.
-  void join_group(ncclComm* comm, int32_t rank, int32_t size);
+  // Joins a group (nccl_group.cpp): `tp_comm` spans the stage's tensor-parallel ranks (null
+  // alone), `world_comm` every rank of every stage (null for one stage). The backend destroys
+  // both with itself.
+  void join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm, int32_t stage,
+                  int32_t num_stages);
 
   cudaStream_t stream() const { return stream_; }
   // The per-op time table when LLMSERVE_CUDA_PROFILE=1 (also logged at destruction); else "".
@@ -123,9 +130,12 @@ class CudaBackend final : public Backend {
   size_t sampling_capacity_ = 0;  // bytes
   std::vector<void*> scratch_buffers_;
   size_t scratch_bytes_ = 0;
-  ncclComm* comm_ = nullptr;
+  ncclComm* comm_ = nullptr;        // tensor-parallel group of this stage
+  ncclComm* world_comm_ = nullptr;  // every rank: pipeline sends
   int32_t rank_ = 0;
   int32_t group_size_ = 1;
+  int32_t stage_ = 0;
+  int32_t num_stages_ = 1;
 };
 
 }  // namespace llmserve

@@ -1,7 +1,8 @@
-// Tensor-parallel groups of CUDA backends: rank r on device r, joined by one NCCL communicator
-// per rank (ncclCommInitAll: one process drives every GPU, one thread per rank). all_reduce_sum
-// enqueues ncclAllReduce on the rank's stream, so it orders with the rank's kernels and is
-// recorded into CUDA graphs like any other op.
+// Groups of CUDA backends: backend i (stage i / tp, tensor-parallel rank i % tp) on device i.
+// Each stage's tensor-parallel ranks share one NCCL communicator (ncclCommInitAll: one process
+// drives every GPU, one thread per rank) for all_reduce_sum; with several stages a second
+// communicator over every rank carries the pipeline's send/recv. Collectives are enqueued on the
+// rank's stream, so they order with its kernels and are recorded into CUDA graphs like any op.
 //
 // NCCL's NVLink SHARP multicast (NVLS) stays off unless the user set NCCL_NVLS_ENABLE: the GPU
 // machines we target do not all support it and NCCL then fails at the first collective.
@@ -35,15 +36,34 @@ ncclDataType_t nccl_type(DType t) {
 
 }  // namespace
 
-void CudaBackend::join_group(ncclComm* comm, int32_t rank, int32_t size) {
-  comm_ = comm;
+void CudaBackend::join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm, int32_t stage,
+                             int32_t num_stages) {
+  comm_ = tp_comm;
   rank_ = rank;
   group_size_ = size;
+  world_comm_ = world_comm;
+  stage_ = stage;
+  num_stages_ = num_stages;
 }
 
 void CudaBackend::leave_group() {
   if (comm_ != nullptr) ncclCommDestroy(comm_);
-  comm_ = nullptr;
+  if (world_comm_ != nullptr) ncclCommDestroy(world_comm_);
+  comm_ = world_comm_ = nullptr;
+}
+
+void CudaBackend::send_to_next_stage(Tensor x) {
+  if (world_comm_ == nullptr || x.numel() == 0) return;
+  const OpTimer timer(profile_.get(), stream_, "stage_send");
+  const int peer = (stage_ + 1) * group_size_ + rank_;
+  check_nccl(ncclSend(x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), peer, world_comm_, stream_), "ncclSend");
+}
+
+void CudaBackend::recv_from_prev_stage(Tensor x) {
+  if (world_comm_ == nullptr || x.numel() == 0) return;
+  const OpTimer timer(profile_.get(), stream_, "stage_recv");
+  const int peer = (stage_ - 1) * group_size_ + rank_;
+  check_nccl(ncclRecv(x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), peer, world_comm_, stream_), "ncclRecv");
 }
 
 void CudaBackend::all_reduce_sum(Tensor x) {
@@ -53,39 +73,58 @@ void CudaBackend::all_reduce_sum(Tensor x) {
              "ncclAllReduce");
 }
 
-std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t size) {
+std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t tp, int32_t pp) {
+  const int32_t size = tp * pp;
   const int32_t visible = cuda_device_count();
   if (visible < size) {
-    fail(StatusCode::kInvalidArgument, "--tp {} needs {} CUDA devices, {} visible (CUDA_VISIBLE_DEVICES={})", size,
+    fail(StatusCode::kInvalidArgument, "--tp {} × --pp {} needs {} CUDA devices, {} visible (CUDA_VISIBLE_DEVICES={})", tp, pp,
          size, visible, std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "unset");
   }
   setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
   std::vector<std::unique_ptr<Backend>> ranks;
   std::vector<CudaBackend*> cuda;
-  std::vector<int> devices;
-  for (int32_t r = 0; r < size; ++r) {
-    auto b = std::make_unique<CudaBackend>(activation_dtype, r);
+  for (int32_t i = 0; i < size; ++i) {
+    auto b = std::make_unique<CudaBackend>(activation_dtype, i);
     cuda.push_back(b.get());
     ranks.push_back(std::move(b));
-    devices.push_back(r);
   }
-  std::vector<ncclComm_t> comms(static_cast<size_t>(size));
+  // Per stage: the tensor-parallel communicator over its devices.
+  std::vector<ncclComm_t> tp_comms(static_cast<size_t>(size), nullptr);
+  if (tp > 1) {
+    for (int32_t s = 0; s < pp; ++s) {
+      std::vector<int> devices;
+      for (int32_t r = 0; r < tp; ++r) devices.push_back(s * tp + r);
+      check_nccl(ncclCommInitAll(tp_comms.data() + static_cast<size_t>(s) * static_cast<size_t>(tp), tp, devices.data()),
+                 "ncclCommInitAll(tensor parallel)");
+    }
+  }
+  std::vector<ncclComm_t> world(static_cast<size_t>(size), nullptr);
+  if (pp > 1) {
+    std::vector<int> devices;
+    for (int32_t i = 0; i < size; ++i) devices.push_back(i);
+    check_nccl(ncclCommInitAll(world.data(), size, devices.data()), "ncclCommInitAll(pipeline)");
+  }
+  for (int32_t i = 0; i < size; ++i) {
+    const auto k = static_cast<size_t>(i);
+    cuda[k]->join_group(tp_comms[k], i % tp, tp, world[k], i / tp, pp);
+  }
   int version = 0;
   ncclGetVersion(&version);
-  check_nccl(ncclCommInitAll(comms.data(), size, devices.data()), "ncclCommInitAll");
-  for (int32_t r = 0; r < size; ++r) cuda[static_cast<size_t>(r)]->join_group(comms[static_cast<size_t>(r)], r, size);
-  LOG_INFO("tensor parallel: {} ranks on CUDA devices 0..{} (NCCL {})", size, size - 1, version);
+  LOG_INFO("parallel: {} stage(s) x {} tensor-parallel rank(s) on CUDA devices 0..{} (NCCL {})", pp, tp, size - 1, version);
   return ranks;
 }
 
 #else  // no NCCL in this build: one GPU only
 
-void CudaBackend::join_group(ncclComm*, int32_t, int32_t) {}
+void CudaBackend::join_group(ncclComm*, int32_t, int32_t, ncclComm*, int32_t, int32_t) {}
 void CudaBackend::leave_group() {}
 void CudaBackend::all_reduce_sum(Tensor) {}
+void CudaBackend::send_to_next_stage(Tensor) {}
+void CudaBackend::recv_from_prev_stage(Tensor) {}
 
-std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType, int32_t size) {
-  fail(StatusCode::kUnavailable, "--tp {}: this build has no NCCL (install it with the CUDA toolkit and rebuild)", size);
+std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType, int32_t tp, int32_t pp) {
+  fail(StatusCode::kUnavailable, "--tp {} --pp {}: this build has no NCCL (install it with the CUDA toolkit and rebuild)",
+       tp, pp);
 }
 
 #endif

@@ -18,12 +18,16 @@ namespace llmserve {
 class NullBackend final : public Backend {
  public:
   NullBackend() = default;
-  // Rank `rank` of a group of `size`: all_reduce_sum stays a no-op (nothing is computed).
-  NullBackend(int32_t rank, int32_t size) : rank_(rank), size_(size) {}
+  // Rank `rank` of a group of `size` in stage `stage` of `num_stages`: the collectives stay
+  // no-ops (nothing is computed).
+  NullBackend(int32_t rank, int32_t size, int32_t stage, int32_t num_stages)
+      : rank_(rank), size_(size), stage_(stage), num_stages_(num_stages) {}
 
   std::string_view name() const override { return "null"; }
   int32_t rank() const override { return rank_; }
   int32_t group_size() const override { return size_; }
+  int32_t stage() const override { return stage_; }
+  int32_t num_stages() const override { return num_stages_; }
 
   Buffer allocate(size_t nbytes) override;
   void upload(const void* host, Tensor dst) override {}
@@ -53,6 +57,8 @@ class NullBackend final : public Backend {
   ForwardBatch batch_copy_;
   int32_t rank_ = 0;
   int32_t size_ = 1;
+  int32_t stage_ = 0;
+  int32_t num_stages_ = 1;
 };
 
 }  // namespace llmserve

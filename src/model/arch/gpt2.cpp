@@ -2,7 +2,8 @@
 // the token embedding. HF stores the linear layers as Conv1D ([in, out]); we transpose them to
 // [out, in] at load, so the backend sees one weight layout for every architecture. Under tensor
 // parallelism each rank holds its heads (of Q, K and V) and FFN columns, and sums the
-// row-parallel c_proj outputs with an all-reduce.
+// row-parallel c_proj outputs with an all-reduce; under pipeline parallelism each stage holds its
+// layers and hands the residual stream on (wte on the first stage, and on the last for lm_head).
 #include <cmath>
 
 #include "common/status.h"
@@ -19,15 +20,15 @@ struct Gpt2Layer {
 class Gpt2Model final : public Model {
  public:
   Gpt2Model(const ModelConfig& config, const WeightStore& store, Backend& backend)
-      : Model(config, ModelShard{backend.rank(), backend.group_size()}), backend_(backend) {
+      : Model(config, shard_of(backend)), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size;
     const std::string p = store.contains("transformer.wte.weight") ? "transformer." : "";
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
     WeightLoader w(store, backend, weights_, shard_);
-    wte_ = w.load(p + "wte.weight", {c.vocab_size, d});
-    wpe_ = w.load(p + "wpe.weight", {c.max_position_embeddings, d});
-    for (int32_t i = 0; i < c.num_layers; ++i) {
+    if (shard_.is_first_stage() || shard_.is_last_stage()) wte_ = w.load(p + "wte.weight", {c.vocab_size, d});
+    if (shard_.is_first_stage()) wpe_ = w.load(p + "wpe.weight", {c.max_position_embeddings, d});
+    for (int32_t i = first_layer(); i < first_layer() + local_.num_layers; ++i) {
       const std::string l = p + "h." + std::to_string(i) + ".";
       Gpt2Layer layer;
       layer.ln1_w = w.load(l + "ln_1.weight", {d});
@@ -44,8 +45,10 @@ class Gpt2Model final : public Model {
       layer.fc_proj_b = first_rank ? w.load(l + "mlp.c_proj.bias", {d}) : Tensor();
       layers_.push_back(layer);
     }
-    lnf_w_ = w.load(p + "ln_f.weight", {d});
-    lnf_b_ = w.load(p + "ln_f.bias", {d});
+    if (shard_.is_last_stage()) {
+      lnf_w_ = w.load(p + "ln_f.weight", {d});
+      lnf_b_ = w.load(p + "ln_f.bias", {d});
+    }
   }
 
   void reserve(int32_t max_tokens, int32_t max_logits) override {
@@ -55,14 +58,18 @@ class Gpt2Model final : public Model {
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
     const auto& c = local_;
     auto a = workspace_.sized(backend_, c, /*gated_mlp=*/false, batch.num_tokens, batch.num_logits);
-    backend_.embedding(batch, wte_, wpe_, a.residual);
+    if (shard_.is_first_stage()) {
+      backend_.embedding(batch, wte_, wpe_, a.residual);
+    } else {
+      backend_.recv_from_prev_stage(a.residual);
+    }
     backend_.layer_norm(a.residual, layers_[0].ln1_w, layers_[0].ln1_b, c.norm_eps, a.normed);
     const bool scale_by_layer = c.raw.value("scale_attn_by_inverse_layer_idx", false);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const Gpt2Layer& layer = layers_[i];
       AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
                            1.0f / std::sqrt(static_cast<float>(c.head_dim))};
-      if (scale_by_layer) shape.scale /= static_cast<float>(i + 1);
+      if (scale_by_layer) shape.scale /= static_cast<float>(first_layer() + static_cast<int32_t>(i) + 1);
       backend_.matmul(a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
       backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
@@ -73,6 +80,11 @@ class Gpt2Model final : public Model {
       backend_.matmul(a.mlp_up, layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
+      if (last && !shard_.is_last_stage()) {
+        backend_.add(a.residual, a.sublayer);
+        backend_.send_to_next_stage(a.residual);
+        return Tensor();  // the last stage has the logits
+      }
       backend_.add_layer_norm(a.residual, a.sublayer, last ? lnf_w_ : layers_[i + 1].ln1_w,
                               last ? lnf_b_ : layers_[i + 1].ln1_b, c.norm_eps, a.normed);
     }

@@ -1,7 +1,8 @@
 // LlamaForCausalLM: RMSNorm, rotary positions (default / linear / llama3 scaling), grouped-query
 // attention, SwiGLU MLP, tied or untied lm_head. Q/K/V are fused into one [Hq+2Hk heads] matmul and
 // gate/up into one [2F] matmul at load. Under tensor parallelism each rank holds its heads and FFN
-// columns (ModelShard) and sums the row-parallel o_proj/down_proj outputs with an all-reduce.
+// columns (ModelShard) and sums the row-parallel o_proj/down_proj outputs with an all-reduce;
+// under pipeline parallelism each stage holds its layers and hands the residual stream on.
 #include <cmath>
 
 #include "common/status.h"
@@ -19,14 +20,17 @@ struct LlamaLayer {
 class LlamaModel final : public Model {
  public:
   LlamaModel(const ModelConfig& config, const WeightStore& store, Backend& backend)
-      : Model(config, ModelShard{backend.rank(), backend.group_size()}), backend_(backend) {
+      : Model(config, shard_of(backend)), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t q_rows = c.num_q_heads * hd, kv_rows = c.num_kv_heads * hd;
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
     WeightLoader w(store, backend, weights_, shard_);
-    embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, d});
-    for (int32_t i = 0; i < c.num_layers; ++i) {
+    const bool tied = c.tie_word_embeddings;
+    if (shard_.is_first_stage() || (tied && shard_.is_last_stage())) {
+      embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, d});
+    }
+    for (int32_t i = first_layer(); i < first_layer() + local_.num_layers; ++i) {
       const std::string l = "model.layers." + std::to_string(i) + ".";
       LlamaLayer layer;
       layer.input_norm = w.load(l + "input_layernorm.weight", {d});
@@ -46,13 +50,14 @@ class LlamaModel final : public Model {
       layer.down_w = w.load(l + "mlp.down_proj.weight", {d, f}, Split::kCols);
       layers_.push_back(layer);
     }
-    final_norm_ = w.load("model.norm.weight", {d});
-    const bool has_lm_head = store.contains("lm_head.weight");
-    if (!c.tie_word_embeddings && !has_lm_head) {
+    if (!tied && !store.contains("lm_head.weight")) {
       fail(StatusCode::kDataLoss, "checkpoint '{}' has no tensor 'lm_head.weight' and tie_word_embeddings is false",
            store.dir().string());
     }
-    lm_head_ = c.tie_word_embeddings ? embed_ : w.load("lm_head.weight", {c.vocab_size, d});
+    if (shard_.is_last_stage()) {
+      final_norm_ = w.load("model.norm.weight", {d});
+      lm_head_ = tied ? embed_ : w.load("lm_head.weight", {c.vocab_size, d});
+    }
     rope_table_ = w.upload(build_rope_table(c.rope, c.head_dim, c.max_position_embeddings),
                            {c.max_position_embeddings, c.head_dim});
   }
@@ -66,7 +71,11 @@ class LlamaModel final : public Model {
     auto a = workspace_.sized(backend_, c, /*gated_mlp=*/true, batch.num_tokens, batch.num_logits);
     const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
                                1.0f / std::sqrt(static_cast<float>(c.head_dim))};
-    backend_.embedding(batch, embed_, Tensor(), a.residual);
+    if (shard_.is_first_stage()) {
+      backend_.embedding(batch, embed_, Tensor(), a.residual);
+    } else {
+      backend_.recv_from_prev_stage(a.residual);
+    }
     backend_.rms_norm(a.residual, layers_[0].input_norm, c.norm_eps, a.normed);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const LlamaLayer& layer = layers_[i];
@@ -82,6 +91,11 @@ class LlamaModel final : public Model {
       backend_.matmul(a.mlp_act, layer.down_w, Tensor(), a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
+      if (last && !shard_.is_last_stage()) {
+        backend_.add(a.residual, a.sublayer);
+        backend_.send_to_next_stage(a.residual);
+        return Tensor();  // the last stage has the logits
+      }
       backend_.add_rms_norm(a.residual, a.sublayer, last ? final_norm_ : layers_[i + 1].input_norm,
                             c.norm_eps, a.normed);
     }

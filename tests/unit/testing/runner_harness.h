@@ -26,11 +26,11 @@ class RunnerHarness {
  public:
   static constexpr int32_t kBlockSize = 16, kBlocks = 128;
   RunnerHarness(const std::filesystem::path& dir, DeviceKind device, DType dtype, int32_t graph_batch = 0,
-                int32_t tp = 1)
-      : backends_(create_backend_group(device, dtype, tp)),
-        pool_(tp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); }),
-        models_(static_cast<size_t>(tp)),
-        kv_(static_cast<size_t>(tp)) {
+                int32_t tp = 1, int32_t pp = 1)
+      : backends_(create_backend_group(device, dtype, tp, pp)),
+        pool_(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); }),
+        models_(static_cast<size_t>(tp * pp)),
+        kv_(static_cast<size_t>(tp * pp)) {
     RunnerOptions o;
     o.max_num_tokens = 512;
     o.max_batch_size = 16;
