@@ -23,6 +23,7 @@ int run(int argc, char** argv) {
   add_tokenize_commands(app, action);
   add_bench_commands(app, action);
   add_serve_command(app, action);
+  add_pull_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,5 +13,6 @@ void add_generate_command(CLI::App& app, Action& action);
 void add_tokenize_commands(CLI::App& app, Action& action);
 void add_bench_commands(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
+void add_pull_command(CLI::App& app, Action& action);
 
 }  // namespace llmserve::cli

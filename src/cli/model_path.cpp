@@ -3,12 +3,23 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/logging.h"
 #include "common/status.h"
+#include "hub/puller.h"
+#include "hub/url.h"
 
 namespace llmserve::cli {
 
 std::filesystem::path resolve_model_dir(const std::string& flag) {
-  if (!flag.empty()) return flag;
+  if (!flag.empty()) {
+    if (std::filesystem::is_directory(flag) || !hub::is_repo_id(flag)) return flag;
+    LOG_INFO("--model {} is not a local directory: pulling it from the hub", flag);
+    hub::PullOptions pull;  // endpoint, token and cache from HF_ENDPOINT, HF_TOKEN, LLMSERVE_CACHE_DIR
+    pull.repo = flag;
+    pull.token = hub::read_token("");
+    pull.progress = hub::default_progress_style();
+    return hub::pull(pull).dir;
+  }
   std::vector<std::filesystem::path> candidates;
   if (const char* env = std::getenv("LLMSERVE_DEFAULT_MODEL"); env != nullptr && *env != '\0') {
     candidates.emplace_back(env);

@@ -1,0 +1,17 @@
+#include "hub/progress.h"
+
+#include <gtest/gtest.h>
+
+namespace llmserve::hub {
+namespace {
+
+TEST(Progress, FormatsBytesAsTheHubShowsThem) {
+  EXPECT_EQ(format_bytes(0), "0 B");
+  EXPECT_EQ(format_bytes(845), "845 B");
+  EXPECT_EQ(format_bytes(15318440), "15.3 MB");
+  EXPECT_EQ(format_bytes(1042301), "1.04 MB");
+  EXPECT_EQ(format_bytes(16'060'522'240ull), "16.1 GB");
+}
+
+}  // namespace
+}  // namespace llmserve::hub
