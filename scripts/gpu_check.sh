@@ -158,8 +158,11 @@ print(f"llama-3-8b greedy tp=2 vs tp=1: {same} of {len(a)} tokens identical" + (
 PY
       decode_ours /tmp/llama-3-8b llama-3-8b-bf16-tp1 "${OUTPUT_LEN:-512}" --max-model-len 4096
       decode_ours /tmp/llama-3-8b llama-3-8b-bf16-tp2 "${OUTPUT_LEN:-512}" --max-model-len 4096 --tp 2
+      LLMSERVE_ALLREDUCE=peer decode_ours /tmp/llama-3-8b llama-3-8b-bf16-tp2-peer "${OUTPUT_LEN:-512}" --max-model-len 4096 --tp 2
       decode_ours /tmp/llama-3-8b llama-3-8b-bf16-pp2 "${OUTPUT_LEN:-512}" --max-model-len 4096 --pp 2
-      for par in "--tp 1" "--tp 2" "--pp 2"; do
+      runs=("--tp 1" "--tp 2" "--pp 2")
+      [ "${TP_BATCH:-1}" = 0 ] && runs=()  # TP_BATCH=0 skips the batched runs
+      for par in "${runs[@]+"${runs[@]}"}"; do
         tag=${par// /}
         "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b $par --num-requests 256 --input-len 128 \
           --output-len 128 --max-batch-size 256 --max-model-len 1024 --json "$OUT/tp_batch$tag.json" \

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/peer_allreduce.h"
 
 struct ncclComm;  // NCCL's communicator (ncclComm_t); nccl.h stays out of this header
 
@@ -74,6 +75,9 @@ class CudaBackend final : public Backend {
   // both with itself.
   void join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm, int32_t stage,
                   int32_t num_stages);
+  // Small all-reduces go through these peer-memory buffers instead of NCCL (nccl_group.cpp sets
+  // them up; `owned` are this rank's allocations, freed with the backend).
+  void use_peer_allreduce(const cuda::PeerAllReduceBuffers& buffers, std::vector<void*> owned);
 
   cudaStream_t stream() const { return stream_; }
   // The per-op time table when LLMSERVE_CUDA_PROFILE=1 (also logged at destruction); else "".
@@ -132,6 +136,9 @@ class CudaBackend final : public Backend {
   size_t scratch_bytes_ = 0;
   ncclComm* comm_ = nullptr;        // tensor-parallel group of this stage
   ncclComm* world_comm_ = nullptr;  // every rank: pipeline sends
+  bool has_peer_allreduce_ = false;
+  cuda::PeerAllReduceBuffers peer_;
+  std::vector<void*> peer_owned_;
   int32_t rank_ = 0;
   int32_t group_size_ = 1;
   int32_t stage_ = 0;

@@ -7,6 +7,7 @@
 // NCCL's NVLink SHARP multicast (NVLS) stays off unless the user set NCCL_NVLS_ENABLE: the GPU
 // machines we target do not all support it and NCCL then fails at the first collective.
 #include <cstdlib>
+#include <string>
 
 #include "backend/cuda/cuda_backend.h"
 #include "common/logging.h"
@@ -34,6 +35,65 @@ ncclDataType_t nccl_type(DType t) {
   }
 }
 
+void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) fail(StatusCode::kInternal, "CUDA error in {}: {}", what, cudaGetErrorString(e));
+}
+
+// Sets up the one-shot peer all-reduce for the tensor-parallel ranks `group` (devices `first`..):
+// peer access between every pair, per rank two staging buffers, a flag slot per peer and an
+// epoch counter. Opt-in (LLMSERVE_ALLREDUCE=peer): as it stands it is slower than NCCL (Llama-3-8B
+// tp=2 batch 1: 199.3 vs 209.5 tok/s, docs/performance.md); it is the base for an all-reduce fused
+// with the residual add + norm. Returns false (NCCL for every all-reduce) when not asked for or
+// when some pair of GPUs cannot reach each other's memory.
+bool setup_peer_allreduce(const std::vector<CudaBackend*>& group, int32_t first) {
+  const auto n = static_cast<int32_t>(group.size());
+  if (const char* v = std::getenv("LLMSERVE_ALLREDUCE"); v == nullptr || std::string(v) != "peer") return false;
+  if (n > cuda::kPeerAllReduceMaxRanks) return false;
+  for (int32_t i = 0; i < n; ++i) {
+    for (int32_t j = 0; j < n; ++j) {
+      int ok = 0;
+      if (i != j && (cudaDeviceCanAccessPeer(&ok, first + i, first + j) != cudaSuccess || !ok)) return false;
+    }
+  }
+  cuda::PeerAllReduceBuffers shared;
+  shared.size = n;
+  std::vector<std::vector<void*>> owned(static_cast<size_t>(n));
+  std::vector<uint32_t*> epochs(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) {
+    check_cuda(cudaSetDevice(first + i), "cudaSetDevice");
+    for (int32_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      const cudaError_t e = cudaDeviceEnablePeerAccess(first + j, 0);
+      if (e == cudaErrorPeerAccessAlreadyEnabled) {
+        cudaGetLastError();  // clear it: already enabled is fine
+      } else {
+        check_cuda(e, "cudaDeviceEnablePeerAccess");
+      }
+    }
+    auto& mine = owned[static_cast<size_t>(i)];
+    for (int b = 0; b < 2; ++b) {
+      void* p = nullptr;
+      check_cuda(cudaMalloc(&p, cuda::kPeerAllReduceMaxBytes), "cudaMalloc(all-reduce staging)");
+      mine.push_back(p);
+      shared.staging[i][b] = p;
+    }
+    void* flags = nullptr;
+    check_cuda(cudaMalloc(&flags, sizeof(uint32_t) * (cuda::kPeerAllReduceMaxRanks + 1)), "cudaMalloc(all-reduce flags)");
+    check_cuda(cudaMemset(flags, 0, sizeof(uint32_t) * (cuda::kPeerAllReduceMaxRanks + 1)), "cudaMemset");
+    mine.push_back(flags);
+    shared.flags[i] = static_cast<uint32_t*>(flags);
+    epochs[static_cast<size_t>(i)] = static_cast<uint32_t*>(flags) + cuda::kPeerAllReduceMaxRanks;
+  }
+  for (int32_t i = 0; i < n; ++i) {
+    cuda::PeerAllReduceBuffers b = shared;
+    b.rank = i;
+    b.epoch = epochs[static_cast<size_t>(i)];
+    group[static_cast<size_t>(i)]->use_peer_allreduce(b, std::move(owned[static_cast<size_t>(i)]));
+  }
+  check_cuda(cudaSetDevice(first), "cudaSetDevice");
+  return true;
+}
+
 }  // namespace
 
 void CudaBackend::join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm, int32_t stage,
@@ -50,6 +110,14 @@ void CudaBackend::leave_group() {
   if (comm_ != nullptr) ncclCommDestroy(comm_);
   if (world_comm_ != nullptr) ncclCommDestroy(world_comm_);
   comm_ = world_comm_ = nullptr;
+  for (void* p : peer_owned_) cudaFree(p);
+  peer_owned_.clear();
+}
+
+void CudaBackend::use_peer_allreduce(const cuda::PeerAllReduceBuffers& buffers, std::vector<void*> owned) {
+  peer_ = buffers;
+  peer_owned_ = std::move(owned);
+  has_peer_allreduce_ = true;
 }
 
 void CudaBackend::send_to_next_stage(Tensor x) {
@@ -68,6 +136,13 @@ void CudaBackend::recv_from_prev_stage(Tensor x) {
 
 void CudaBackend::all_reduce_sum(Tensor x) {
   if (comm_ == nullptr || x.numel() == 0) return;
+  if (has_peer_allreduce_ && x.nbytes() <= cuda::kPeerAllReduceMaxBytes) {
+    const OpTimer timer(profile_.get(), stream_, "all_reduce (peer)");
+    if (cudaError_t e = cuda::launch_peer_allreduce(x.dtype, x.data, x.numel(), peer_, stream_); e != cudaSuccess) {
+      fail(StatusCode::kInternal, "CUDA error in peer all-reduce: {}", cudaGetErrorString(e));
+    }
+    return;
+  }
   const OpTimer timer(profile_.get(), stream_, "all_reduce");
   check_nccl(ncclAllReduce(x.data, x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), ncclSum, comm_, stream_),
              "ncclAllReduce");
@@ -108,9 +183,15 @@ std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation
     const auto k = static_cast<size_t>(i);
     cuda[k]->join_group(tp_comms[k], i % tp, tp, world[k], i / tp, pp);
   }
+  bool peer = tp > 1;
+  for (int32_t s = 0; s < pp && tp > 1; ++s) {
+    const std::vector<CudaBackend*> group(cuda.begin() + s * tp, cuda.begin() + (s + 1) * tp);
+    peer = setup_peer_allreduce(group, s * tp) && peer;
+  }
   int version = 0;
   ncclGetVersion(&version);
-  LOG_INFO("parallel: {} stage(s) x {} tensor-parallel rank(s) on CUDA devices 0..{} (NCCL {})", pp, tp, size - 1, version);
+  LOG_INFO("parallel: {} stage(s) x {} tensor-parallel rank(s) on CUDA devices 0..{} (NCCL {}; all-reduce up to {} KiB {})",
+           pp, tp, size - 1, version, cuda::kPeerAllReduceMaxBytes >> 10, peer ? "over peer memory" : "through NCCL");
   return ranks;
 }
 

@@ -134,7 +134,9 @@ TEST_P(CudaModel, TensorParallelMatchesOneGpu) {
     Harness one(dir(), DeviceKind::kCuda, dt(), graphs), two(dir(), DeviceKind::kCuda, dt(), graphs, /*tp=*/2);
     EXPECT_EQ(two.model(1).local_config().num_q_heads * 2, two.model(0).config().num_q_heads);
     expect_tp_matches(one, two, cases, 20, logit_tol(), tie_margin(), graphs ? "tp=2 vs tp=1 (graphs)" : "tp=2 vs tp=1 (eager)");
-    if (graphs) EXPECT_GT(two.runner().num_graph_replays(), 0);
+    if (graphs) {
+      EXPECT_GT(two.runner().num_graph_replays(), 0);
+    }
   }
 }
 
@@ -148,7 +150,9 @@ TEST_P(CudaModel, PipelineParallelMatchesOneGpu) {
     EXPECT_EQ(two.model(0).local_config().num_layers + two.model(1).local_config().num_layers,
               one.model().config().num_layers);
     expect_tp_matches(one, two, cases, 20, 1e-3, tie_margin() / 4, graphs ? "pp=2 vs pp=1 (graphs)" : "pp=2 vs pp=1 (eager)");
-    if (graphs) EXPECT_GT(two.runner().num_graph_replays(), 0);
+    if (graphs) {
+      EXPECT_GT(two.runner().num_graph_replays(), 0);
+    }
   }
 }
 

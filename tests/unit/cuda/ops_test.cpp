@@ -244,13 +244,17 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
     for (int64_t r = 0; r < rows; ++r) {
       ASSERT_GE(got[static_cast<size_t>(r)], 0);
       ASSERT_LT(got[static_cast<size_t>(r)], vocab);
-      if (c.min_tokens > 0) ASSERT_NE(got[static_cast<size_t>(r)], eos[0]) << "eos drawn before min_tokens";
+      if (c.min_tokens > 0) {
+        ASSERT_NE(got[static_cast<size_t>(r)], eos[0]) << "eos drawn before min_tokens";
+      }
       case_agree += got[static_cast<size_t>(r)] == want[static_cast<size_t>(r)];
     }
     const std::string what = "T " + std::to_string(c.temperature) + " k " + std::to_string(c.top_k) + " p " +
                              std::to_string(c.top_p) + " min_p " + std::to_string(c.min_p) + " rep " +
                              std::to_string(c.rep) + " min_tokens " + std::to_string(c.min_tokens);
-    if (c.temperature == 0.0f) EXPECT_EQ(case_agree, rows) << what << ": greedy rows must agree exactly";
+    if (c.temperature == 0.0f) {
+      EXPECT_EQ(case_agree, rows) << what << ": greedy rows must agree exactly";
+    }
     EXPECT_GE(case_agree, rows - 2) << what;
     agree += case_agree;
     total += rows;
