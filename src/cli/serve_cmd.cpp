@@ -13,6 +13,7 @@
 #include <cerrno>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -31,6 +32,7 @@
 #include "server/kserve/kserve_frontend.h"
 #include "server/openai/openai_frontend.h"
 #include "server/metrics/metrics_registry.h"
+#include "server/metrics/nvml_sampler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmserve::cli {
@@ -48,6 +50,7 @@ struct ServeOptions {
   std::string api_key;
   int32_t http_threads = 2;
   uint64_t max_body_bytes = 64ull << 20;
+  bool no_gpu_metrics = false;
 };
 
 // "30s", "500ms", "2m" or a bare number of seconds.
@@ -104,6 +107,18 @@ int wait_for_stop_signal() {
   return g_stop_signal.load();
 }
 
+// Triton's nv_gpu_* gauges through NVML; without NVML or a GPU, one log line and no gauges.
+void add_gpu_metrics(MetricsRegistry& metrics) {
+  std::string why_not;
+  auto sampler = NvmlSampler::open(why_not, kNvmlLibrary, std::getenv("CUDA_VISIBLE_DEVICES"));
+  if (!sampler) {
+    LOG_WARN("metrics: no GPU gauges (nv_gpu_*): {}", why_not);
+    return;
+  }
+  LOG_INFO("metrics: GPU gauges (nv_gpu_*) for {} GPU(s) through NVML", sampler->num_devices());
+  metrics.add_gpu_metrics(std::move(sampler));
+}
+
 int run_serve(const ServeOptions& opts) {
   install_stop_handlers();
 
@@ -153,6 +168,7 @@ int run_serve(const ServeOptions& opts) {
   http::Router metrics_router;
   std::unique_ptr<http::HttpServer> metrics_server;
   if (opts.metrics_port >= 0) {
+    if (config.device == DeviceKind::kCuda && !opts.no_gpu_metrics) add_gpu_metrics(metrics);
     metrics.start_polling([&engine] { return engine->stats(); });
     metrics_router.add(
         "GET", "/metrics",
@@ -234,6 +250,9 @@ void add_serve_command(CLI::App& app, Action& action) {
       ->envname("LLMSERVE_HTTP_THREADS")->capture_default_str();
   cmd->add_option("--max-body-bytes", opts->max_body_bytes, "Largest request body accepted (413 beyond)")
       ->envname("LLMSERVE_MAX_BODY_BYTES")->capture_default_str();
+  cmd->add_flag("--no-gpu-metrics", opts->no_gpu_metrics,
+               "Do not export the nv_gpu_* gauges (exported through NVML when serving on cuda)")
+      ->envname("LLMSERVE_NO_GPU_METRICS");
   cmd->callback([&action, opts] { action = [opts] { return run_serve(*opts); }; });
 }
 

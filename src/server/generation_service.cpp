@@ -115,6 +115,7 @@ RequestRecord GenerationService::make_rejected_record(const GenerateRequest& req
 
 void GenerationService::finish(RequestRecord& record) {
   if (record.completed == Clock::time_point{}) record.completed = Clock::now();
+  stats_.on_request_done(record);
   for (RequestObserver* o : observers_) o->on_request_done(record);
 }
 

@@ -5,8 +5,8 @@
 // matching happen in GenerationHandle::next() on the reader's thread, so the engine thread only
 // runs the model. A stop string cancels the engine request and ends the stream with kStop.
 //
-// Thread-safety: start() from any thread. A handle is read by one thread at a time; cancel()
-// from any thread.
+// Thread-safety: start(), finish() and stats() from any thread. A handle is read by one thread at a
+// time; cancel() from any thread. Observers are added before requests start.
 #pragma once
 
 #include <chrono>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "server/model_stats.h"
 #include "server/request_record.h"
 #include "tokenizer/incremental_detokenizer.h"
 #include "tokenizer/stop_matcher.h"
@@ -90,9 +91,12 @@ class GenerationService {
   // finish() with a record built by make_rejected_record().
   Status start(const GenerateRequest& request, std::shared_ptr<GenerationHandle>& handle);
   RequestRecord make_rejected_record(const GenerateRequest& request, const Status& status) const;
-  // Hands a completed record to every observer.
+  // Counts a completed record in stats() and hands it to every observer.
   void finish(RequestRecord& record);
   void add_observer(RequestObserver* observer) { observers_.push_back(observer); }
+  // The statistics extension's counters over every request of every protocol (HTTP /stats and
+  // gRPC ModelStatistics render these).
+  const ModelStats& stats() const { return stats_; }
 
   Engine& engine() { return engine_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
@@ -101,6 +105,7 @@ class GenerationService {
   Engine& engine_;
   const Tokenizer& tokenizer_;
   std::vector<RequestObserver*> observers_;
+  ModelStats stats_;
 };
 
 }  // namespace llmserve

@@ -47,9 +47,8 @@ class RejectedStream : public ::grpc::ServerBidiReactor<ModelInferRequest, Model
 
 class InferenceService final : public GRPCInferenceService::CallbackService {
  public:
-  InferenceService(GenerationService& service, const GrpcServerOptions& options, const CallContext& call_context,
-                   grpc_frontend::ModelStats& stats)
-      : service_(service), options_(options), call_context_(call_context), stats_(stats) {}
+  InferenceService(GenerationService& service, const GrpcServerOptions& options, const CallContext& call_context)
+      : service_(service), options_(options), call_context_(call_context) {}
 
   bool is_ready() const { return !options_.is_ready || options_.is_ready(); }
 
@@ -166,7 +165,7 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
     inference::ModelStatistics& m = *response->add_model_stats();
     m.set_name(name);
     m.set_version(std::string(kModelVersion));
-    stats_.fill(m);
+    grpc_frontend::fill_model_statistics(service_.stats().snapshot(), m);
     return finish_now(context, ::grpc::Status::OK);
   }
 
@@ -214,7 +213,6 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
   GenerationService& service_;
   const GrpcServerOptions& options_;
   const CallContext& call_context_;
-  grpc_frontend::ModelStats& stats_;
 };
 
 class HealthService final : public ::grpc::health::v1::Health::CallbackService {
@@ -239,20 +237,16 @@ class HealthService final : public ::grpc::health::v1::Health::CallbackService {
 struct GrpcServer::Impl {
   Impl(GenerationService& service, GrpcServerOptions opts)
       : options(std::move(opts)),
-        stats(options.stats != nullptr ? *options.stats : own_stats),
-        inference(service, options, call_context, stats),
+        inference(service, options, call_context),
         health(inference) {
     call_context.service = &service;
     call_context.dispatcher = &dispatcher;
-    call_context.stats = options.stats != nullptr ? nullptr : &own_stats;
     call_context.check_model = [this](const std::string& name, const std::string& version) {
       return inference.check_model(name, version);
     };
   }
 
   GrpcServerOptions options;
-  grpc_frontend::ModelStats own_stats;
-  grpc_frontend::ModelStats& stats;
   grpc_frontend::Dispatcher dispatcher;
   CallContext call_context;
   InferenceService inference;

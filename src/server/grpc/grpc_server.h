@@ -25,10 +25,6 @@
 
 namespace llmserve {
 
-namespace grpc_frontend {
-class ModelStats;
-}
-
 struct GrpcServerOptions {
   std::string model_name = "default";          // the served model name
   std::vector<std::string> model_aliases;      // further names that reach the same model
@@ -36,10 +32,6 @@ struct GrpcServerOptions {
   std::string api_key;                         // non-empty => metadata `authorization: Bearer <key>` required
   std::string server_name = "llmserve";        // ServerMetadata
   std::string server_version = "0.1.0";
-  // Counts requests for ModelStatistics. Null => the server keeps its own and counts gRPC
-  // requests only; non-null (e.g. an observer also registered on the GenerationService) => the
-  // server only reads it, and it must outlive the server.
-  grpc_frontend::ModelStats* stats = nullptr;
 };
 
 class GrpcServer {

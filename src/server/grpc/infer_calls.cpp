@@ -27,7 +27,6 @@ struct Generation {
 
 void finish_record(const CallContext& context, RequestRecord& record) {
   record.completed = Clock::now();
-  if (context.stats != nullptr) context.stats->on_request_done(record);
   context.service->finish(record);
 }
 

@@ -21,7 +21,6 @@
 #include "grpc_service.grpc.pb.h"
 #include "server/generation_service.h"
 #include "server/grpc/dispatcher.h"
-#include "server/grpc/model_stats.h"
 
 namespace llmserve::grpc_frontend {
 
@@ -29,7 +28,6 @@ namespace llmserve::grpc_frontend {
 struct CallContext {
   GenerationService* service = nullptr;
   Dispatcher* dispatcher = nullptr;
-  ModelStats* stats = nullptr;  // null: requests are not counted here
   // Ok, kInvalidArgument (unknown model), kNotFound (unknown version) or kUnavailable (not
   // ready) for a request's model.
   std::function<Status(const std::string& name, const std::string& version)> check_model;

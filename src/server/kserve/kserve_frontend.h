@@ -2,14 +2,14 @@
 // GenerationService (spec §3). It registers its routes on a Router:
 //   GET  /v2/health/live, /v2/health/ready, /v2                          (public)
 //   GET  /v2/models/{m}[/versions/{v}], .../ready, .../config, .../stats, /v2/models/stats
-//   POST /v2/models/{m}[/versions/{v}]/infer, .../generate, .../generate_stream
+//   POST /v2/models/{m}[/versions/{v}]/infer (JSON or binary tensors), .../generate, .../generate_stream
 //   POST /v2/repository/index
 // Errors are Triton's {"error": "..."}: 400 bad input (naming the field) or unknown model name
 // (Triton's INVALID_ARG "Request for unknown model: '<m>' is not found"), 404 unknown version or
 // route, 503 + Retry-After when overloaded, not ready or draining.
 //
 // Thread-safety: handlers run on the connections' I/O threads concurrently; the frontend holds
-// no mutable state of its own besides ModelStats (locked) and ServingState (atomics).
+// no mutable state of its own (statistics live in GenerationService, readiness in ServingState).
 #pragma once
 
 #include <memory>
@@ -35,10 +35,8 @@ struct ServedModel {
 
 class KServeFrontend {
  public:
-  // Registers its ModelStats as an observer of `service`.
   KServeFrontend(GenerationService& service, const http::ServingState& state, ServedModel model);
   void add_routes(http::Router& router);
-  const ModelStats& stats() const { return stats_; }
 
  private:
   enum class Api { kInfer, kGenerate, kGenerateStream };
@@ -66,7 +64,6 @@ class KServeFrontend {
   GenerationService& service_;
   const http::ServingState& state_;
   ServedModel model_;
-  ModelStats stats_;
 };
 
 }  // namespace llmserve::kserve

@@ -1,10 +1,12 @@
 // KServe v2 /infer and Triton's /generate and /generate_stream: parse → GenerationService::start
-// → GenerationPump → one JSON reply or one SSE event per chunk (spec §3.5, §3.7).
+// → GenerationPump → one JSON reply or one SSE event per chunk (spec §3.5, §3.7). /infer also
+// speaks the binary tensor data extension (§3.6, binary_tensors.h).
 #include <numeric>
 
 #include "common/logging.h"
 #include "server/http/generation_pump.h"
 #include "server/http/status_mapping.h"
+#include "server/kserve/binary_tensors.h"
 #include "server/kserve/ensemble_tensors.h"
 #include "server/kserve/kserve_frontend.h"
 
@@ -79,6 +81,19 @@ json infer_object(const std::string& model, const std::string& version, const Pa
   return j;
 }
 
+// /infer's reply: JSON, or with the binary tensor data extension the JSON header followed by the
+// binary outputs' bytes.
+void respond_infer(http::HttpExchange& ex, json response, const ParsedRequest& parsed) {
+  std::string binary;
+  const int num_binary = move_outputs_to_binary(
+      response, [&parsed](const std::string& name) { return parsed.is_binary_output(name); }, binary);
+  if (num_binary == 0) return http::respond_json(ex, 200, dump(response));
+  std::string body = dump(response);
+  const std::string header_length = std::to_string(body.size());
+  body += binary;
+  ex.respond(200, "application/octet-stream", std::move(body), {{kInferenceHeaderContentLength, header_length}});
+}
+
 Status check_requested_outputs(const ParsedRequest& parsed) {
   for (const auto& name : parsed.outputs) {
     bool is_known = false;
@@ -91,11 +106,19 @@ Status check_requested_outputs(const ParsedRequest& parsed) {
 }  // namespace
 
 Status KServeFrontend::parse_request(const http::HttpRequest& request, Api api, ParsedRequest& parsed) const {
+  InferBody parts{request.body, {}};
+  if (api == Api::kInfer) {
+    std::optional<std::string> header_length;
+    if (auto it = request.headers.find("inference-header-content-length"); it != request.headers.end()) {
+      header_length = it->second;
+    }
+    if (Status s = split_infer_body(request.body, header_length, parts); !s.is_ok()) return s;
+  }
   json body;
-  if (Status s = parse_json_body(request.body, body); !s.is_ok()) return s;
+  if (Status s = parse_json_body(std::string(parts.json), body); !s.is_ok()) return s;
   InputValues inputs;
   if (api == Api::kInfer) {
-    if (Status s = parse_infer_inputs(body, inputs, parsed); !s.is_ok()) return s;
+    if (Status s = parse_infer_inputs(body, inputs, parsed, parts.binary); !s.is_ok()) return s;
     if (Status s = check_requested_outputs(parsed); !s.is_ok()) return s;
   } else {
     if (Status s = parse_generate_inputs(body, inputs, parsed.id); !s.is_ok()) return s;
@@ -148,7 +171,7 @@ void KServeFrontend::reply_unary(const ExchangePtr& ex, Api api, std::shared_ptr
     if (chunk.finish_reason == FinishReason::kError || chunk.finish_reason == FinishReason::kCancelled) {
       http::respond_status(*ex, chunk.error.is_ok() ? Status(StatusCode::kCancelled, "request cancelled") : chunk.error);
     } else if (api == Api::kInfer) {
-      http::respond_json(*ex, 200, dump(infer_object(model, model_.version, *parsed, *out)));
+      respond_infer(*ex, infer_object(model, model_.version, *parsed, *out), *parsed);
     } else {
       http::respond_json(*ex, 200, dump(generate_object(model, model_.version, parsed->id, *out)));
     }

@@ -27,9 +27,7 @@ bool ServedModel::is_name(const std::string& n) const {
 }
 
 KServeFrontend::KServeFrontend(GenerationService& service, const http::ServingState& state, ServedModel model)
-    : service_(service), state_(state), model_(std::move(model)) {
-  service_.add_observer(&stats_);
-}
+    : service_(service), state_(state), model_(std::move(model)) {}
 
 void KServeFrontend::add_routes(http::Router& router) {
   using http::RouteAccess;
@@ -76,7 +74,7 @@ Status KServeFrontend::resolve_model(const http::HttpRequest& request) const {
 void KServeFrontend::server_metadata(const ExchangePtr& ex) const {
   json j = {{"name", "llmserve"},
             {"version", kServerVersion},
-            {"extensions", {"model_configuration", "statistics", "generate", "model_repository"}}};
+            {"extensions", {"model_configuration", "statistics", "generate", "model_repository", "binary_tensor_data"}}};
   http::respond_json(*ex, 200, dump(j));
 }
 
@@ -130,12 +128,12 @@ void KServeFrontend::model_config(const ExchangePtr& ex) const {
 
 void KServeFrontend::model_stats(const ExchangePtr& ex) const {
   if (Status s = resolve_model(ex->request()); !s.is_ok()) return http::respond_status(*ex, s);
-  json j = {{"model_stats", json::array({stats_.to_json(ex->request().param("model"), model_.version)})}};
+  json j = {{"model_stats", json::array({model_stats_json(service_.stats().snapshot(), ex->request().param("model"), model_.version)})}};
   http::respond_json(*ex, 200, dump(j));
 }
 
 void KServeFrontend::all_model_stats(const ExchangePtr& ex) const {
-  json j = {{"model_stats", json::array({stats_.to_json(model_.name, model_.version)})}};
+  json j = {{"model_stats", json::array({model_stats_json(service_.stats().snapshot(), model_.name, model_.version)})}};
   http::respond_json(*ex, 200, dump(j));
 }
 

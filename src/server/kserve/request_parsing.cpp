@@ -1,5 +1,8 @@
 #include "server/kserve/request_parsing.h"
 
+#include <limits>
+
+#include "server/kserve/binary_tensors.h"
 #include "server/kserve/ensemble_tensors.h"
 
 namespace llmserve::kserve {
@@ -35,6 +38,108 @@ Status scalar(const InputValues& inputs, const std::string& name, const json*& o
     return invalid_argument("input '{}' must have exactly 1 element, got {}", name, it->second.size());
   }
   out = &it->second[0];
+  return Status::ok();
+}
+
+// parameters[key] into `out` when present; it must be a bool.
+Status bool_parameter(const json& parameters, const char* key, const std::string& owner, bool& out) {
+  auto it = parameters.find(key);
+  if (it == parameters.end()) return Status::ok();
+  if (!it->is_boolean()) {
+    return invalid_argument("{}: parameter '{}' must be a bool, got {}", owner, key,
+                            it->dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  out = it->get<bool>();
+  return Status::ok();
+}
+
+// One entry of /infer's "inputs": its elements from "data", or from the next binary_data_size
+// bytes of `binary` (advancing `binary_offset`).
+Status parse_infer_input(const json& t, std::string_view binary, size_t& binary_offset, InputValues& inputs) {
+  if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) {
+    return invalid_argument("every entry of 'inputs' needs a string 'name'");
+  }
+  const std::string name = t["name"].get<std::string>();
+  const TensorSpec* spec = find_input(name);
+  if (!spec) return invalid_argument("unexpected inference input '{}' for model", name);
+  if (inputs.contains(name)) return invalid_argument("input '{}' is given twice", name);
+  if (!t.contains("datatype") || !t["datatype"].is_string()) {
+    return invalid_argument("input '{}' needs a string 'datatype'", name);
+  }
+  if (t["datatype"].get<std::string>() != datatype_name(spec->datatype)) {
+    return invalid_argument("input '{}' has datatype {}, expected {}", name, t["datatype"].get<std::string>(),
+                            datatype_name(spec->datatype));
+  }
+  if (!t.contains("shape") || !t["shape"].is_array()) return invalid_argument("input '{}' needs a 'shape' array", name);
+  int64_t num_elements = 1;
+  for (const json& d : t["shape"]) {
+    if (!d.is_number_integer() || d.get<int64_t>() < 0) {
+      return invalid_argument("input '{}' has an invalid shape {}", name, t["shape"].dump());
+    }
+    const int64_t dim = d.get<int64_t>();
+    if (dim > 0 && num_elements > std::numeric_limits<int64_t>::max() / dim) {
+      return invalid_argument("input '{}' has a shape {} with too many elements", name, t["shape"].dump());
+    }
+    num_elements *= dim;
+  }
+  std::optional<uint64_t> binary_size;
+  if (auto p = t.find("parameters"); p != t.end()) {
+    if (!p->is_object()) return invalid_argument("input '{}': 'parameters' must be a JSON object", name);
+    if (auto b = p->find("binary_data_size"); b != p->end()) {
+      if (!b->is_number_unsigned() && !(b->is_number_integer() && b->get<int64_t>() >= 0)) {
+        return invalid_argument("input '{}': parameter 'binary_data_size' must be a non-negative integer, got {}",
+                                name, b->dump(-1, ' ', false, json::error_handler_t::replace));
+      }
+      binary_size = b->get<uint64_t>();
+    }
+  }
+  std::vector<json> values;
+  if (binary_size) {
+    if (t.contains("data")) return invalid_argument("input '{}' has both 'data' and a binary_data_size parameter", name);
+    if (*binary_size > binary.size() - binary_offset) {
+      return invalid_argument("input '{}': binary_data_size {} exceeds the {} bytes of binary data left after the "
+                              "JSON header (see Inference-Header-Content-Length)",
+                              name, *binary_size, binary.size() - binary_offset);
+    }
+    if (Status s = decode_binary_tensor(name, spec->datatype, binary.substr(binary_offset, *binary_size),
+                                        num_elements, values);
+        !s.is_ok()) {
+      return s;
+    }
+    binary_offset += *binary_size;
+  } else {
+    if (!t.contains("data")) return invalid_argument("input '{}' has no 'data'", name);
+    flatten(t["data"], values);
+    if (static_cast<int64_t>(values.size()) != num_elements) {
+      return invalid_argument("input '{}' has {} elements in 'data' but shape {} needs {}", name, values.size(),
+                              t["shape"].dump(), num_elements);
+    }
+  }
+  if (Status s = check_elements(*spec, values); !s.is_ok()) return s;
+  inputs[name] = std::move(values);
+  return Status::ok();
+}
+
+// /infer's "outputs": the names asked for and their binary_data parameters.
+Status parse_requested_outputs(const json& body, ParsedRequest& parsed) {
+  auto out = body.find("outputs");
+  if (out == body.end()) return Status::ok();
+  if (!out->is_array()) return invalid_argument("'outputs' must be an array");
+  for (const json& o : *out) {
+    if (!o.is_object() || !o.contains("name") || !o["name"].is_string()) {
+      return invalid_argument("every entry of 'outputs' needs a string 'name'");
+    }
+    const std::string name = o["name"].get<std::string>();
+    parsed.outputs.push_back(name);
+    if (auto p = o.find("parameters"); p != o.end()) {
+      if (!p->is_object()) return invalid_argument("output '{}': 'parameters' must be a JSON object", name);
+      bool is_binary = false;
+      if (Status s = bool_parameter(*p, "binary_data", fmt::format("output '{}'", name), is_binary); !s.is_ok()) {
+        return s;
+      }
+      if (p->contains("binary_data")) parsed.binary_outputs[name] = is_binary;
+    }
+  }
   return Status::ok();
 }
 
@@ -82,56 +187,35 @@ Status parse_generate_inputs(const json& body, InputValues& inputs, std::string&
   return Status::ok();
 }
 
-Status parse_infer_inputs(const json& body, InputValues& inputs, ParsedRequest& parsed) {
+Status parse_infer_inputs(const json& body, InputValues& inputs, ParsedRequest& parsed, std::string_view binary) {
   if (auto it = body.find("id"); it != body.end()) {
     if (!it->is_string()) return invalid_argument("'id' must be a string");
     parsed.id = it->get<std::string>();
   }
+  if (auto it = body.find("parameters"); it != body.end()) {
+    if (!it->is_object()) return invalid_argument("'parameters' must be a JSON object");
+    if (Status s = bool_parameter(*it, "binary_data_output", "the request", parsed.is_binary_output_default);
+        !s.is_ok()) {
+      return s;
+    }
+  }
   auto in = body.find("inputs");
   if (in == body.end() || !in->is_array()) return invalid_argument("'inputs' must be an array of tensors");
+  size_t binary_offset = 0;  // the next binary input's bytes in `binary`
   for (const json& t : *in) {
-    if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) {
-      return invalid_argument("every entry of 'inputs' needs a string 'name'");
-    }
-    const std::string name = t["name"].get<std::string>();
-    const TensorSpec* spec = find_input(name);
-    if (!spec) return invalid_argument("unexpected inference input '{}' for model", name);
-    if (inputs.contains(name)) return invalid_argument("input '{}' is given twice", name);
-    if (!t.contains("datatype") || !t["datatype"].is_string()) {
-      return invalid_argument("input '{}' needs a string 'datatype'", name);
-    }
-    if (t["datatype"].get<std::string>() != datatype_name(spec->datatype)) {
-      return invalid_argument("input '{}' has datatype {}, expected {}", name, t["datatype"].get<std::string>(),
-                              datatype_name(spec->datatype));
-    }
-    if (!t.contains("shape") || !t["shape"].is_array()) return invalid_argument("input '{}' needs a 'shape' array", name);
-    int64_t num_elements = 1;
-    for (const json& d : t["shape"]) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) {
-        return invalid_argument("input '{}' has an invalid shape {}", name, t["shape"].dump());
-      }
-      num_elements *= d.get<int64_t>();
-    }
-    if (!t.contains("data")) return invalid_argument("input '{}' has no 'data'", name);
-    std::vector<json> values;
-    flatten(t["data"], values);
-    if (static_cast<int64_t>(values.size()) != num_elements) {
-      return invalid_argument("input '{}' has {} elements in 'data' but shape {} needs {}", name, values.size(),
-                              t["shape"].dump(), num_elements);
-    }
-    if (Status s = check_elements(*spec, values); !s.is_ok()) return s;
-    inputs[name] = std::move(values);
+    if (Status s = parse_infer_input(t, binary, binary_offset, inputs); !s.is_ok()) return s;
   }
-  if (auto out = body.find("outputs"); out != body.end()) {
-    if (!out->is_array()) return invalid_argument("'outputs' must be an array");
-    for (const json& o : *out) {
-      if (!o.is_object() || !o.contains("name") || !o["name"].is_string()) {
-        return invalid_argument("every entry of 'outputs' needs a string 'name'");
-      }
-      parsed.outputs.push_back(o["name"].get<std::string>());
-    }
+  if (binary_offset != binary.size()) {
+    return invalid_argument("the request has {} bytes of binary data after the JSON header but the inputs' "
+                            "binary_data_size parameters add up to {}",
+                            binary.size(), binary_offset);
   }
-  return Status::ok();
+  return parse_requested_outputs(body, parsed);
+}
+
+bool ParsedRequest::is_binary_output(const std::string& name) const {
+  auto it = binary_outputs.find(name);
+  return it != binary_outputs.end() ? it->second : is_binary_output_default;
 }
 
 Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) {

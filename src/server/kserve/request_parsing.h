@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -26,14 +27,22 @@ struct ParsedRequest {
   bool has_echo = false;               // exclude_input_in_output: false → prompt prepended
   bool has_logprobs = false;           // return_log_probs
   std::vector<std::string> outputs;    // /infer "outputs" names; empty = all
+  // Binary tensor data extension: the request's binary_data_output and each output's binary_data.
+  bool is_binary_output_default = false;
+  std::map<std::string, bool> binary_outputs;
+  bool is_binary_output(const std::string& name) const;
 };
 
 // Parses a body as JSON whatever the Content-Type; malformed JSON (or invalid UTF-8) → error.
 Status parse_json_body(const std::string& body, nlohmann::json& out);
 // /generate: an object whose keys matching input names become inputs; others are ignored.
 Status parse_generate_inputs(const nlohmann::json& body, InputValues& inputs, std::string& id);
-// /infer: {"id"?, "inputs": [{"name","shape","datatype","data"}], "outputs"?: [{"name"}]}.
-Status parse_infer_inputs(const nlohmann::json& body, InputValues& inputs, ParsedRequest& parsed);
+// /infer: {"id"?, "parameters"?, "inputs": [{"name","shape","datatype","data"|"parameters"}],
+// "outputs"?: [{"name","parameters"?}]}. An input with parameter binary_data_size takes its
+// elements from `binary` (the bytes after the JSON header, binary_tensors.h) in input order;
+// together they must use all of `binary`.
+Status parse_infer_inputs(const nlohmann::json& body, InputValues& inputs, ParsedRequest& parsed,
+                          std::string_view binary = {});
 // Maps inputs onto parsed.request (prompt, sampling) and the flags.
 Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed);
 

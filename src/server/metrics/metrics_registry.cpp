@@ -9,6 +9,7 @@
 
 #include "common/logging.h"
 #include "common/status.h"
+#include "server/metrics/gpu_metrics.h"
 #include "server/metrics/metric_families.h"
 
 namespace llmserve {
@@ -159,6 +160,11 @@ void MetricsRegistry::start_polling(std::function<EngineStats()> source,
       } catch (const std::exception& e) {
         LOG_WARN("metrics: engine stats poll failed: {}", e.what());
       }
+      try {
+        update_gpu();
+      } catch (const std::exception& e) {
+        LOG_WARN("metrics: GPU poll failed: {}", e.what());
+      }
       std::unique_lock lock(sleep_mutex);
       sleep.wait_for(lock, stop, interval, [] { return false; });
     }
@@ -169,6 +175,20 @@ void MetricsRegistry::stop_polling() {
   if (!poller_.joinable()) return;
   poller_.request_stop();
   poller_.join();
+}
+
+void MetricsRegistry::add_gpu_metrics(std::unique_ptr<GpuSampler> sampler) {
+  {
+    std::lock_guard lock(gpu_mutex_);
+    if (gpu_) fail(StatusCode::kInternal, "add_gpu_metrics called twice");
+    gpu_ = std::make_unique<GpuMetrics>(*registry_, std::move(sampler));
+  }
+  update_gpu();
+}
+
+void MetricsRegistry::update_gpu() {
+  std::lock_guard lock(gpu_mutex_);
+  if (gpu_) gpu_->update();
 }
 
 std::string MetricsRegistry::render_text() const {

@@ -64,10 +64,9 @@
 // The registry labels every series with its own model name, not RequestRecord::model: the HPA's
 // adapter sums the ratio over every model series of a pod, so one public model must carry it.
 //
-// TODO(gpu): NVML gauges (nv_gpu_utilization, nv_gpu_memory_total_bytes, nv_gpu_memory_used_bytes,
-// nv_gpu_power_usage, nv_gpu_power_limit, nv_energy_consumption; label gpu_uuid only) belong in
-// a separate translation unit built with CUDA that adds its families to registry() and polls NVML
-// every metrics interval; not written yet (no GPU on the development machine).
+// GPU (add_gpu_metrics; `serve` on cuda, through NVML): Triton's nv_gpu_utilization,
+// nv_gpu_memory_total_bytes, nv_gpu_memory_used_bytes, nv_gpu_power_usage, nv_gpu_power_limit and
+// nv_energy_consumption, label gpu_uuid only (gpu_metrics.h), refreshed on every poll.
 //
 // Thread-safety: every public member may be called from any thread. on_request_done and update
 // serialise on one mutex (the window and the last-snapshot state); the prometheus-cpp metrics are
@@ -95,6 +94,8 @@ class Gauge;
 namespace llmserve {
 
 struct MetricFamilies;
+class GpuMetrics;
+class GpuSampler;
 
 struct MetricsOptions {
   // The recording rule's rate() range; the HPA's rule uses 1m.
@@ -118,12 +119,16 @@ class MetricsRegistry final : public RequestObserver {
   void update(const EngineStats& stats) { update(stats, Clock::now()); }
   void update(const EngineStats& stats, Clock::time_point now);
 
-  // Starts a thread calling update(source()) now and then every `interval` until stop_polling()
-  // or destruction. Restarting replaces the previous poller. An exception from source is logged
-  // and the poller carries on.
+  // Starts a thread calling update(source()) (and update_gpu()) now and then every `interval`
+  // until stop_polling() or destruction. Restarting replaces the previous poller. An exception
+  // from source is logged and the poller carries on.
   void start_polling(std::function<EngineStats()> source,
                      std::chrono::milliseconds interval = std::chrono::seconds(1));
   void stop_polling();  // idempotent; returns after the poller thread has exited
+
+  // Adds the nv_gpu_* families read from `sampler`, sampled now and on every poll. Once.
+  void add_gpu_metrics(std::unique_ptr<GpuSampler> sampler);
+  void update_gpu();  // samples the GPUs now (a no-op without add_gpu_metrics)
 
 
   // The Prometheus text exposition (format 0.0.4) of every family.
@@ -136,7 +141,7 @@ class MetricsRegistry final : public RequestObserver {
   // Latest llmserve_queue_compute_ratio value.
   double queue_compute_ratio() const;
 
-  // For other exporters (e.g. the future NVML gauges) to add families to the same exposition.
+  // For other exporters to add families to the same exposition.
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
  private:
@@ -152,6 +157,9 @@ class MetricsRegistry final : public RequestObserver {
   QueueComputeWindow window_;
   EngineStats last_stats_;
   prometheus::Gauge* max_active_requests_ = nullptr;
+
+  std::mutex gpu_mutex_;  // guards gpu_
+  std::unique_ptr<GpuMetrics> gpu_;
 
   std::jthread poller_;
 };

@@ -101,6 +101,10 @@ TEST(GenerationService, TokenPromptAndRejection) {
   auto rec = f.service->make_rejected_record(req, s);
   f.service->finish(rec);
   EXPECT_EQ(f.recorder.records.back().failure, FailureReason::kRejected);
+  // The statistics extension counts every finished request, whichever frontend finished it.
+  const ModelStats::Snapshot stats = f.service->stats().snapshot();
+  EXPECT_EQ(stats.inference_count, 1u);
+  EXPECT_EQ(stats.fail.count, 1u);
 }
 
 }  // namespace
