@@ -24,6 +24,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "engine/engine.h"
+#include "hub/url.h"
 #include "server/generation_service.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
@@ -77,7 +78,12 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* fl
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
-std::string default_served_name(const std::filesystem::path& model_dir) {
+// The served name when --served-model-name is not given: NAME for a pulled ORG/NAME (its
+// directory ends in the revision), else the model directory's name.
+std::string default_served_name(const std::string& model_flag, const std::filesystem::path& model_dir) {
+  if (!model_flag.empty() && !std::filesystem::is_directory(model_flag) && hub::is_repo_id(model_flag)) {
+    return model_flag.substr(model_flag.find('/') + 1);
+  }
   auto p = model_dir.lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
   return p.filename().empty() ? "default" : p.filename().string();
@@ -126,7 +132,7 @@ int run_serve(const ServeOptions& opts) {
   if (opts.http_threads < 1) fail(StatusCode::kInvalidArgument, "--http-threads must be >= 1, got {}", opts.http_threads);
   EngineConfig config = opts.engine.resolve();
   kserve::ServedModel model;
-  model.name = opts.served_model_name.empty() ? default_served_name(config.model_dir) : opts.served_model_name;
+  model.name = opts.served_model_name.empty() ? default_served_name(opts.engine.model, config.model_dir) : opts.served_model_name;
   model.aliases = opts.model_aliases;
 
   http::ServingState state;

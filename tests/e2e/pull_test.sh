@@ -155,7 +155,7 @@ fi
 
 # ---------- serve --model ORG/NAME pulls, then serves ----------
 PORT=$(free_port)
-LLMSERVE_CACHE_DIR=$WORK/cache HF_ENDPOINT=$EP "$BIN" serve --model llmserve/tiny-shakespeare --served-model-name tiny \
+LLMSERVE_CACHE_DIR=$WORK/cache HF_ENDPOINT=$EP "$BIN" serve --model llmserve/tiny-shakespeare \
   --http-port "$PORT" --grpc-port 0 --metrics-port 0 --host 127.0.0.1 --num-kv-blocks 64 > "$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 ready=0
@@ -168,12 +168,12 @@ check "serve --model ORG/NAME becomes ready" [ $ready == 1 ]
 PULLED=$WORK/cache/models/llmserve/tiny-shakespeare/main
 check "  ... pulled into \$LLMSERVE_CACHE_DIR/models/ORG/NAME/main" [ "$(sha "$PULLED/model.safetensors")" == "$(sha "$SRC/models/default/model.safetensors")" ]
 check "  ... with the tokenizer files" bash -c "cmp -s '$PULLED/vocab.json' '$SRC/models/default/vocab.json' && cmp -s '$PULLED/merges.txt' '$SRC/models/default/merges.txt'"
-got=$(curl -s -X POST "127.0.0.1:$PORT/v2/models/tiny/generate" -d '{"text_input": "ROMEO:", "max_tokens": 12, "temperature": 0}' |
+got=$(curl -s -X POST "127.0.0.1:$PORT/v2/models/tiny-shakespeare/generate" -d '{"text_input": "ROMEO:", "max_tokens": 12, "temperature": 0}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["text_output"])')
 want=$("$BIN" generate --model "$SRC/models/default" --prompt "ROMEO:" --max-tokens 12 --temperature 0 --num-kv-blocks 64 --json 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
 same_text() { [ -n "$got" ] && [ "$got" == "$want" ]; }
-check "  ... generate answers, as the embedded model does" same_text
+check "  ... generate answers as the embedded model does, served as NAME (tiny-shakespeare)" same_text
 
 echo "pull_test: $passed passed, $failed failed"
 [ "$failed" == 0 ]
