@@ -49,6 +49,10 @@ void Backend::matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) {
   gelu_tanh(out);
 }
 
+void Backend::matmul_q8(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*bias*/, Tensor /*out*/) {
+  fail(StatusCode::kUnimplemented, "--quantization int8-wo: the {} backend has no int8 matmul", name());
+}
+
 void Backend::argmax_rows(Tensor logits, Tensor ids) {
   const int64_t rows = logits.dim(0), vocab = logits.dim(-1);
   std::vector<float> host(static_cast<size_t>(logits.numel()));

@@ -93,6 +93,9 @@ class Backend {
   virtual void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out);
   // out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N] when bias has data).
   virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) = 0;
+  // out[M, N] = x[M, K] @ (w[N, K] * scales[N])^T (+ bias[N] when bias has data): int8 weight-only
+  // quantization, w I8 with one F32 scale per output row. Default: throws Error(kUnimplemented).
+  virtual void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out);
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
   virtual void gelu_tanh(Tensor x) = 0;
   // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).

@@ -1,5 +1,7 @@
 #include "cli/engine_flags.h"
 
+#include <optional>
+
 #include "cli/model_path.h"
 #include "common/status.h"
 
@@ -16,6 +18,15 @@ void EngineFlags::add_to(CLI::App& app) {
                  "auto, float16, bfloat16 or float32: activations, weights and KV cache (auto: bfloat16 for "
                  "bfloat16 checkpoints, else float16 on cuda; float32 on cpu)")
       ->envname("LLMSERVE_DTYPE")->capture_default_str();
+  app.add_option_function<std::string>(
+         "--quantization",
+         [&c](const std::string& name) {
+           const std::optional<Quantization> q = parse_quantization(name);
+           if (!q) throw CLI::ValidationError("--quantization", "must be none or int8-wo, got '" + name + "'");
+           c.quantization = *q;
+         },
+         "none, or int8-wo: int8 weight-only linear layers with per-output-row scales (cpu only for now)")
+      ->envname("LLMSERVE_QUANTIZATION")->default_str("none");
   app.add_option("--tp,--tensor-parallel-size", c.tensor_parallel_size,
                  "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, threads on cpu")
       ->envname("LLMSERVE_TP")->capture_default_str();

@@ -34,6 +34,11 @@ Status EngineConfig::validate() const {
   if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
     return invalid_argument("--dtype {}: the cpu device computes in float32 only", dtype_name(*dtype));
   }
+  if (quantization == Quantization::kInt8WeightOnly && device != DeviceKind::kCpu) {
+    return {StatusCode::kUnimplemented,
+            fmt::format("--quantization int8-wo is implemented on --device cpu only, not on {}",
+                        device == DeviceKind::kCuda ? "cuda" : "null")};
+  }
   return Status::ok();
 }
 
@@ -54,7 +59,10 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   pool_ = std::make_unique<RankPool>(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
   const auto backend_ready = std::chrono::steady_clock::now();
   models_.resize(backends_.size());
-  pool_->run([&](int32_t r) { models_[static_cast<size_t>(r)] = load_model(config_.model_dir, *backends_[static_cast<size_t>(r)]); });
+  pool_->run([&](int32_t r) {
+    models_[static_cast<size_t>(r)] = load_model(config_.model_dir, *backends_[static_cast<size_t>(r)],
+                                                 LoadOptions{config_.quantization});
+  });
   const auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   LOG_INFO("weights of '{}' on {}{} ({}) in {:.0f} ms (device set-up {:.0f} ms)", config_.model_dir.filename().string(),
            backends_[0]->name(), tp * pp > 1 ? fmt::format(" (tp {} x pp {})", tp, pp) : "",

@@ -136,10 +136,24 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   return config;
 }
 
-std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend) {
+std::string_view quantization_name(Quantization q) {
+  switch (q) {
+    case Quantization::kNone: return "none";
+    case Quantization::kInt8WeightOnly: return "int8-wo";
+  }
+  return "?";
+}
+
+std::optional<Quantization> parse_quantization(std::string_view name) {
+  if (name == "none") return Quantization::kNone;
+  if (name == "int8-wo") return Quantization::kInt8WeightOnly;
+  return std::nullopt;
+}
+
+std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend, const LoadOptions& options) {
   ModelConfig config = load_model_config(dir);
   WeightStore weights = WeightStore::open(dir);
-  auto model = ArchRegistry::find(config.architecture)->create(config, weights, backend);
+  auto model = ArchRegistry::find(config.architecture)->create(config, weights, backend, options);
   model->activation_dtype_ = backend.activation_dtype();
   return model;
 }

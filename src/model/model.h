@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/backend.h"
@@ -30,6 +32,21 @@ struct ModelShard {
   int32_t num_stages = 1;
   bool is_first_stage() const { return stage == 0; }
   bool is_last_stage() const { return stage == num_stages - 1; }
+};
+
+// Weight quantization applied at load (--quantization). kInt8WeightOnly: the big linear weights
+// (QKV, attention output, MLP up/gate and down; not embeddings, lm_head, norms or biases) become
+// int8 with one fp32 scale per output row (symmetric, scale = max|row| / 127, round to nearest),
+// quantized after tensor-parallel slicing; activations stay in the backend's dtype.
+enum class Quantization { kNone, kInt8WeightOnly };
+
+// "none" / "int8-wo".
+std::string_view quantization_name(Quantization q);
+// Parses quantization_name's spelling; nullopt for anything else.
+std::optional<Quantization> parse_quantization(std::string_view name);
+
+struct LoadOptions {
+  Quantization quantization = Quantization::kNone;
 };
 
 // Where `backend` sits in its group.
@@ -72,7 +89,8 @@ class Model {
   virtual Tensor forward(const BatchTensors& batch, const KvCache& kv) = 0;
 
  protected:
-  friend std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend);
+  friend std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,
+                                           const LoadOptions& options);
   ModelConfig config_;
   ModelShard shard_;
   ModelConfig local_;
@@ -83,7 +101,7 @@ struct Architecture {
   std::string name;  // as in config.json "architectures", e.g. "LlamaForCausalLM"
   // Reads the architecture's config.json fields into a ModelConfig (dir and raw already set).
   std::function<void(const ConfigReader&, ModelConfig&)> parse_config;
-  std::function<std::unique_ptr<Model>(const ModelConfig&, const WeightStore&, Backend&)> create;
+  std::function<std::unique_ptr<Model>(const ModelConfig&, const WeightStore&, Backend&, const LoadOptions&)> create;
 };
 
 class ArchRegistry {
@@ -108,6 +126,8 @@ ModelConfig load_model_config(const std::filesystem::path& dir);
 
 // Loads config + weights onto the backend: the shard of rank backend.rank() of
 // backend.group_size() in stage backend.stage() of backend.num_stages() (the whole model alone).
-std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend);
+// `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo).
+std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,
+                                  const LoadOptions& options = {});
 
 }  // namespace llmserve

@@ -1,6 +1,7 @@
 #include "model/weight_loader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "common/half.h"
@@ -29,8 +30,92 @@ std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
 
 }  // namespace
 
+void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
+                        std::span<float> scales) {
+  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() || scales.size() != static_cast<size_t>(rows)) {
+    fail(StatusCode::kInternal, "quantize_rows_int8: {} values, {} codes, {} scales for [{}, {}]", w.size(), q.size(),
+         scales.size(), rows, cols);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = w.data() + r * cols;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::abs(row[k]));
+    const float scale = amax / 127.0f;
+    scales[static_cast<size_t>(r)] = scale;
+    const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+    int8_t* out = q.data() + r * cols;
+    for (int64_t k = 0; k < cols; ++k) {
+      // |row[k] * inv| <= 127 up to rounding of inv; the clamp keeps the cast defined.
+      const float v = std::clamp(std::nearbyint(row[k] * inv), -127.0f, 127.0f);
+      out[k] = static_cast<int8_t>(v);
+    }
+  }
+}
+
+std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
+                                        int64_t cols) {
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < cols; ++k) {
+      const auto i = static_cast<size_t>(r * cols + k);
+      w[i] = static_cast<float>(q[i]) * scales[static_cast<size_t>(r)];
+    }
+  }
+  return w;
+}
+
+void linear(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
+  if (w.is_quantized()) {
+    backend.matmul_q8(x, w.w, w.scales, bias, out);
+  } else {
+    backend.matmul(x, w.w, bias, out);
+  }
+}
+
+void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
+  if (w.is_quantized()) {
+    backend.matmul_q8(x, w.w, w.scales, bias, out);
+    backend.gelu_tanh(out);
+  } else {
+    backend.matmul_gelu(x, w.w, bias, out);
+  }
+}
+
+LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
+  switch (quantization_) {
+    case Quantization::kNone: return {load(), Tensor()};
+    case Quantization::kInt8WeightOnly: break;
+  }
+  std::vector<Buffer> staging;
+  std::vector<Buffer>* model_owner = owner_;
+  owner_ = &staging;
+  Tensor full;
+  try {
+    full = load();
+  } catch (...) {
+    owner_ = model_owner;
+    throw;
+  }
+  owner_ = model_owner;
+  if (full.dtype != DType::kF32 || full.ndim != 2) {
+    fail(StatusCode::kUnimplemented, "--quantization int8-wo: weights in {} on the {} backend are not supported",
+         dtype_name(full.dtype), backend_.name());
+  }
+  const int64_t rows = full.dim(0), cols = full.dim(1);
+  std::vector<float> host(static_cast<size_t>(full.numel()));
+  backend_.download(full, host.data());
+  std::vector<int8_t> q(host.size());
+  std::vector<float> scales(static_cast<size_t>(rows));
+  quantize_rows_int8(host, rows, cols, q, scales);
+  LinearWeight out;
+  out.w = backend_.allocate_tensor(*owner_, DType::kI8, {rows, cols});
+  backend_.upload(q.data(), out.w);
+  out.scales = upload(scales, {rows});
+  return out;
+}
+
 Tensor WeightLoader::upload(const std::vector<float>& data, std::initializer_list<int64_t> dims) {
-  Tensor t = backend_.allocate_tensor(owner_, DType::kF32, dims);
+  Tensor t = backend_.allocate_tensor(*owner_, DType::kF32, dims);
   if (static_cast<size_t>(t.numel()) != data.size()) {
     fail(StatusCode::kInternal, "upload of {} floats into {}", data.size(), t.shape_string());
   }
@@ -39,7 +124,7 @@ Tensor WeightLoader::upload(const std::vector<float>& data, std::initializer_lis
 }
 
 Tensor WeightLoader::upload_weight(const std::vector<float>& data, std::initializer_list<int64_t> dims) {
-  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), dims);
+  Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), dims);
   if (static_cast<size_t>(t.numel()) != data.size()) {
     fail(StatusCode::kInternal, "upload of {} floats into {}", data.size(), t.shape_string());
   }
@@ -136,8 +221,8 @@ Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t
       local[d] += r.count;
     }
   }
-  Tensor t = local.size() == 1 ? backend_.allocate_tensor(owner_, backend_.activation_dtype(), {local[0]})
-                               : backend_.allocate_tensor(owner_, backend_.activation_dtype(), {local[0], local[1]});
+  Tensor t = local.size() == 1 ? backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0]})
+                               : backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0], local[1]});
   upload_into(name, shape, t, dim, ranges);
   return t;
 }
@@ -170,7 +255,7 @@ Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int6
   Tensor stored = backend_.allocate_tensor(staging, backend_.activation_dtype(), {part_rows, part_cols});
   const int64_t shape[] = {rows, cols};
   upload_into(name, shape, stored, dim, ranges);
-  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {part_cols, part_rows});
+  Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {part_cols, part_rows});
   backend_.transpose(stored, t);
   backend_.synchronize();  // before the staging buffer is freed
   return t;
@@ -182,7 +267,7 @@ Tensor WeightLoader::load_stacked(const std::vector<std::string>& names, const s
   if (split == Split::kCols) fail(StatusCode::kInternal, "load_stacked splits rows only");
   int64_t total = 0;
   for (int64_t r : rows) total += sharded ? part(r).count : r;
-  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {total, cols});
+  Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total, cols});
   int64_t at = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     const int64_t shape[] = {rows[i], cols};
@@ -198,7 +283,7 @@ Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const st
   const bool sharded = split == Split::kRows && shard_.size > 1;
   int64_t total = 0;
   for (int64_t n : sizes) total += sharded ? part(n).count : n;
-  Tensor t = backend_.allocate_tensor(owner_, backend_.activation_dtype(), {total});
+  Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total});
   int64_t at = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     const int64_t shape[] = {sizes[i]};

@@ -1,7 +1,9 @@
 // WeightLoader: reads checkpoint tensors (any of F32/F16/BF16), re-lays them out for the backend
-// (transpose, fuse by concatenation) and uploads them. The uploaded buffers belong to the model.
+// (transpose, fuse by concatenation), quantizes the linear layers when asked (int8 weight-only)
+// and uploads them. The uploaded buffers belong to the model.
 #pragma once
 
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -20,10 +22,37 @@ namespace llmserve {
 // the r-th of n equal parts; alone (n = 1) every split is the whole tensor.
 enum class Split { kNone, kRows, kCols };
 
+// The weight of a linear layer, [out, in]: in the activation dtype (scales empty), or, under
+// int8 weight-only quantization, I8 with one F32 scale per output row: w[n, k] ~ q[n, k] * scales[n].
+struct LinearWeight {
+  Tensor w;
+  Tensor scales;  // [out] F32; no data unless quantized
+  bool is_quantized() const { return scales.data != nullptr; }
+};
+
+// out = x @ w^T (+ bias): Backend::matmul, or matmul_q8 for a quantized weight.
+void linear(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out);
+// out = gelu_tanh(x @ w^T + bias).
+void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out);
+
+// Symmetric per-row int8: scales[r] = max_k |w[r, k]| / 127 (0 for an all-zero row),
+// q[r, k] = round(w[r, k] / scales[r]) in [-127, 127]. w: rows*cols fp32, row-major.
+void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
+                        std::span<float> scales);
+// w[r, k] = q[r, k] * scales[r].
+std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
+                                        int64_t cols);
+
 class WeightLoader {
  public:
-  WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard = {})
-      : store_(store), backend_(backend), owner_(owner), shard_(shard) {}
+  WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard = {},
+               Quantization quantization = Quantization::kNone)
+      : store_(store), backend_(backend), owner_(&owner), shard_(shard), quantization_(quantization) {}
+
+  // A linear layer's weight: what `load` (one of the loads below) returns, kept as it is without
+  // quantization; with int8-wo, loaded into a staging buffer (this rank's slice already), quantized
+  // per output row and uploaded as I8 + scales.
+  LinearWeight linear(const std::function<Tensor()>& load);
 
   // The tensor as stored, shape checked, in the backend's activation dtype (converted unless the
   // checkpoint stores that dtype already, in which case its bytes are uploaded as they are);
@@ -61,8 +90,9 @@ class WeightLoader {
 
   const WeightStore& store_;
   Backend& backend_;
-  std::vector<Buffer>& owner_;
+  std::vector<Buffer>* owner_;  // where loads allocate (linear() points it at staging for a while)
   ModelShard shard_;
+  Quantization quantization_;
 };
 
 // Activation tensors of one decoder forward step.

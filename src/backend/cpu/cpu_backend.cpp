@@ -21,6 +21,20 @@ void require_f32(const Tensor& t, const char* what) {
   }
 }
 
+// sum_i x[i] * w[i] in fp32; the simd reduction lets the compiler vectorize the int8 -> fp32
+// conversion and the sum (in a different order than a serial loop: fine for fp32 accumulation).
+float dot_q8(const float* x, const int8_t* w, int64_t k) {
+  float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < k; ++i) acc += x[i] * static_cast<float>(w[i]);
+  return acc;
+}
+
+// Rows of x up to which matmul_q8 reads the int8 weights directly (decode); above, blocks of
+// weight rows are dequantized to fp32 and multiplied by OpenBLAS (prefill).
+constexpr int64_t kQ8DirectMaxRows = 4;
+constexpr int64_t kQ8BlockRows = 64;
+
 }  // namespace
 
 Buffer CpuBackend::allocate(size_t nbytes) {
@@ -161,6 +175,54 @@ void CpuBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   }
   if (bias.data != nullptr) {
     const float* bs = bias.as<float>();
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t c = 0; c < n; ++c) o[r * n + c] += bs[c];
+    }
+  }
+}
+
+void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
+  require_f32(x, "matmul_q8 input");
+  require_f32(scales, "matmul_q8 scales");
+  if (w.dtype != DType::kI8) fail(StatusCode::kInternal, "cpu backend: matmul_q8 weight must be I8, got {}", dtype_name(w.dtype));
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  if (w.dim(1) != k || out.numel() != m * n || scales.numel() != n || (bias.data != nullptr && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_q8 shapes: x {} w {} scales {} out {}", x.shape_string(), w.shape_string(),
+         scales.shape_string(), out.shape_string());
+  }
+  const float* xs = x.as<float>();
+  const int8_t* ws = w.as<int8_t>();
+  const float* ss = scales.as<float>();
+  const float* bs = bias.data != nullptr ? bias.as<float>() : nullptr;
+  float* o = out.as<float>();
+  if (m <= kQ8DirectMaxRows) {
+    // Decode: memory-bound on the weights, which int8 makes 4x smaller than fp32.
+#pragma omp parallel for if (n * k > (1 << 16))
+    for (int64_t c = 0; c < n; ++c) {
+      const int8_t* row = ws + c * k;
+      for (int64_t r = 0; r < m; ++r) {
+        o[r * n + c] = dot_q8(xs + r * k, row, k) * ss[c] + (bs != nullptr ? bs[c] : 0.0f);
+      }
+    }
+    return;
+  }
+  const int64_t block = std::min(kQ8BlockRows, n);
+  q8_scratch_.resize(static_cast<size_t>(block * k));
+  float* deq = q8_scratch_.data();
+  for (int64_t c0 = 0; c0 < n; c0 += block) {
+    const int64_t rows = std::min(block, n - c0);
+#pragma omp parallel for if (rows * k > (1 << 16))
+    for (int64_t c = 0; c < rows; ++c) {
+      const int8_t* src = ws + (c0 + c) * k;
+      float* dst = deq + c * k;
+      const float s = ss[c0 + c];
+      for (int64_t i = 0; i < k; ++i) dst[i] = static_cast<float>(src[i]) * s;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(rows),
+                static_cast<int>(k), 1.0f, xs, static_cast<int>(k), deq, static_cast<int>(k), 0.0f, o + c0,
+                static_cast<int>(n));
+  }
+  if (bs != nullptr) {
     for (int64_t r = 0; r < m; ++r) {
       for (int64_t c = 0; c < n; ++c) o[r * n + c] += bs[c];
     }

@@ -1,7 +1,8 @@
 // CpuBackend: the readable fp32 reference implementation of the op set, and the oracle the CUDA
 // backend is tested against. GEMMs go to OpenBLAS; loops over rows/heads use OpenMP.
 // Tensors live in host memory (64-byte aligned). Only F32 activations and weights are supported;
-// the loader converts F16/BF16 checkpoints at load time.
+// the loader converts F16/BF16 checkpoints at load time. Exception: matmul_q8's int8 weights
+// (--quantization int8-wo), dequantized on the fly.
 #pragma once
 
 #include <memory>
@@ -41,6 +42,7 @@ class CpuBackend final : public Backend {
   void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override;
   void add(Tensor a, Tensor b) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
   void argmax_rows(Tensor logits, Tensor ids) override;  // in place: tensors are host memory
@@ -57,6 +59,7 @@ class CpuBackend final : public Backend {
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
   std::vector<int32_t> seq_of_token_;
+  std::vector<float> q8_scratch_;  // matmul_q8: a block of dequantized weight rows
   int32_t global_rank() const { return stage_ * group_size() + rank_; }
   std::shared_ptr<HostGroup> group_;
   int32_t rank_ = 0;

@@ -14,18 +14,19 @@ namespace llmserve {
 namespace {
 
 struct Gpt2Layer {
-  Tensor ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fc_proj_w, fc_proj_b;
+  Tensor ln1_w, ln1_b, qkv_b, proj_b, ln2_w, ln2_b, fc_b, fc_proj_b;
+  LinearWeight qkv_w, proj_w, fc_w, fc_proj_w;
 };
 
 class Gpt2Model final : public Model {
  public:
-  Gpt2Model(const ModelConfig& config, const WeightStore& store, Backend& backend)
+  Gpt2Model(const ModelConfig& config, const WeightStore& store, Backend& backend, const LoadOptions& options)
       : Model(config, shard_of(backend)), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size;
     const std::string p = store.contains("transformer.wte.weight") ? "transformer." : "";
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
-    WeightLoader w(store, backend, weights_, shard_);
+    WeightLoader w(store, backend, weights_, shard_, options.quantization);
     if (shard_.is_first_stage() || shard_.is_last_stage()) wte_ = w.load(p + "wte.weight", {c.vocab_size, d});
     if (shard_.is_first_stage()) wpe_ = w.load(p + "wpe.weight", {c.max_position_embeddings, d});
     for (int32_t i = first_layer(); i < first_layer() + local_.num_layers; ++i) {
@@ -33,15 +34,15 @@ class Gpt2Model final : public Model {
       Gpt2Layer layer;
       layer.ln1_w = w.load(l + "ln_1.weight", {d});
       layer.ln1_b = w.load(l + "ln_1.bias", {d});
-      layer.qkv_w = w.load_transposed(l + "attn.c_attn.weight", d, 3 * d, Split::kRows, /*sections=*/3);
+      layer.qkv_w = w.linear([&] { return w.load_transposed(l + "attn.c_attn.weight", d, 3 * d, Split::kRows, /*sections=*/3); });
       layer.qkv_b = w.load(l + "attn.c_attn.bias", {3 * d}, Split::kRows, /*sections=*/3);
-      layer.proj_w = w.load_transposed(l + "attn.c_proj.weight", d, d, Split::kCols);
+      layer.proj_w = w.linear([&] { return w.load_transposed(l + "attn.c_proj.weight", d, d, Split::kCols); });
       layer.proj_b = first_rank ? w.load(l + "attn.c_proj.bias", {d}) : Tensor();
       layer.ln2_w = w.load(l + "ln_2.weight", {d});
       layer.ln2_b = w.load(l + "ln_2.bias", {d});
-      layer.fc_w = w.load_transposed(l + "mlp.c_fc.weight", d, f, Split::kRows);
+      layer.fc_w = w.linear([&] { return w.load_transposed(l + "mlp.c_fc.weight", d, f, Split::kRows); });
       layer.fc_b = w.load(l + "mlp.c_fc.bias", {f}, Split::kRows);
-      layer.fc_proj_w = w.load_transposed(l + "mlp.c_proj.weight", f, d, Split::kCols);
+      layer.fc_proj_w = w.linear([&] { return w.load_transposed(l + "mlp.c_proj.weight", f, d, Split::kCols); });
       layer.fc_proj_b = first_rank ? w.load(l + "mlp.c_proj.bias", {d}) : Tensor();
       layers_.push_back(layer);
     }
@@ -70,14 +71,14 @@ class Gpt2Model final : public Model {
       AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
                            1.0f / std::sqrt(static_cast<float>(c.head_dim))};
       if (scale_by_layer) shape.scale /= static_cast<float>(first_layer() + static_cast<int32_t>(i) + 1);
-      backend_.matmul(a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
+      linear(backend_, a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
       backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
-      backend_.matmul(a.attn, layer.proj_w, layer.proj_b, a.sublayer);
+      linear(backend_, a.attn, layer.proj_w, layer.proj_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       backend_.add_layer_norm(a.residual, a.sublayer, layer.ln2_w, layer.ln2_b, c.norm_eps, a.normed);
-      backend_.matmul_gelu(a.normed, layer.fc_w, layer.fc_b, a.mlp_up);
-      backend_.matmul(a.mlp_up, layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
+      linear_gelu(backend_, a.normed, layer.fc_w, layer.fc_b, a.mlp_up);
+      linear(backend_, a.mlp_up, layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
       if (last && !shard_.is_last_stage()) {
@@ -128,8 +129,8 @@ void parse_gpt2_config(const ConfigReader& r, ModelConfig& c) {
 
 LLMSERVE_REGISTER_ARCH(gpt2, Architecture{
     "GPT2LMHeadModel", parse_gpt2_config,
-    [](const ModelConfig& c, const WeightStore& w, Backend& b) -> std::unique_ptr<Model> {
-      return std::make_unique<Gpt2Model>(c, w, b);
+    [](const ModelConfig& c, const WeightStore& w, Backend& b, const LoadOptions& o) -> std::unique_ptr<Model> {
+      return std::make_unique<Gpt2Model>(c, w, b, o);
     }})
 
 }  // namespace llmserve

@@ -14,18 +14,19 @@ namespace llmserve {
 namespace {
 
 struct LlamaLayer {
-  Tensor input_norm, qkv_w, qkv_b, o_w, o_b, post_norm, gate_up_w, down_w;
+  Tensor input_norm, qkv_b, o_b, post_norm;
+  LinearWeight qkv_w, o_w, gate_up_w, down_w;
 };
 
 class LlamaModel final : public Model {
  public:
-  LlamaModel(const ModelConfig& config, const WeightStore& store, Backend& backend)
+  LlamaModel(const ModelConfig& config, const WeightStore& store, Backend& backend, const LoadOptions& options)
       : Model(config, shard_of(backend)), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t q_rows = c.num_q_heads * hd, kv_rows = c.num_kv_heads * hd;
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
-    WeightLoader w(store, backend, weights_, shard_);
+    WeightLoader w(store, backend, weights_, shard_, options.quantization);
     const bool tied = c.tie_word_embeddings;
     if (shard_.is_first_stage() || (tied && shard_.is_last_stage())) {
       embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, d});
@@ -34,9 +35,10 @@ class LlamaModel final : public Model {
       const std::string l = "model.layers." + std::to_string(i) + ".";
       LlamaLayer layer;
       layer.input_norm = w.load(l + "input_layernorm.weight", {d});
-      layer.qkv_w = w.load_stacked({l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight",
-                                    l + "self_attn.v_proj.weight"},
-                                   {q_rows, kv_rows, kv_rows}, d, Split::kRows);
+      layer.qkv_w = w.linear([&] {
+        return w.load_stacked({l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight", l + "self_attn.v_proj.weight"},
+                              {q_rows, kv_rows, kv_rows}, d, Split::kRows);
+      });
       if (c.has_attention_bias) {
         layer.qkv_b = w.load_concat({l + "self_attn.q_proj.bias", l + "self_attn.k_proj.bias",
                                      l + "self_attn.v_proj.bias"},
@@ -44,10 +46,11 @@ class LlamaModel final : public Model {
         layer.o_b = first_rank && store.contains(l + "self_attn.o_proj.bias") ? w.load(l + "self_attn.o_proj.bias", {d})
                                                                                : Tensor();
       }
-      layer.o_w = w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols);
+      layer.o_w = w.linear([&] { return w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols); });
       layer.post_norm = w.load(l + "post_attention_layernorm.weight", {d});
-      layer.gate_up_w = w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d, Split::kRows);
-      layer.down_w = w.load(l + "mlp.down_proj.weight", {d, f}, Split::kCols);
+      layer.gate_up_w = w.linear(
+          [&] { return w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d, Split::kRows); });
+      layer.down_w = w.linear([&] { return w.load(l + "mlp.down_proj.weight", {d, f}, Split::kCols); });
       layers_.push_back(layer);
     }
     if (!tied && !store.contains("lm_head.weight")) {
@@ -79,16 +82,16 @@ class LlamaModel final : public Model {
     backend_.rms_norm(a.residual, layers_[0].input_norm, c.norm_eps, a.normed);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const LlamaLayer& layer = layers_[i];
-      backend_.matmul(a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
+      linear(backend_, a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
       backend_.rope(a.qkv, shape, rope_table_, batch);
       backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
-      backend_.matmul(a.attn, layer.o_w, layer.o_b, a.sublayer);
+      linear(backend_, a.attn, layer.o_w, layer.o_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       backend_.add_rms_norm(a.residual, a.sublayer, layer.post_norm, c.norm_eps, a.normed);
-      backend_.matmul(a.normed, layer.gate_up_w, Tensor(), a.mlp_up);
+      linear(backend_, a.normed, layer.gate_up_w, Tensor(), a.mlp_up);
       backend_.silu_mul(a.mlp_up, a.mlp_act);
-      backend_.matmul(a.mlp_act, layer.down_w, Tensor(), a.sublayer);
+      linear(backend_, a.mlp_act, layer.down_w, Tensor(), a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
       if (last && !shard_.is_last_stage()) {
@@ -139,8 +142,8 @@ void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
 
 LLMSERVE_REGISTER_ARCH(llama, Architecture{
     "LlamaForCausalLM", parse_llama_config,
-    [](const ModelConfig& c, const WeightStore& w, Backend& b) -> std::unique_ptr<Model> {
-      return std::make_unique<LlamaModel>(c, w, b);
+    [](const ModelConfig& c, const WeightStore& w, Backend& b, const LoadOptions& o) -> std::unique_ptr<Model> {
+      return std::make_unique<LlamaModel>(c, w, b, o);
     }})
 
 }  // namespace llmserve

@@ -1,0 +1,312 @@
+// int8 weight-only quantization (--quantization int8-wo): the per-row round trip stays within half
+// a step, and whole models quantized at load stay close to the unquantized ones on the fixtures and
+// on the embedded default model: relative L2 of the logits, greedy-token agreement, and the
+// perplexity of a held-out text under teacher forcing. The thresholds are the measured figures
+// (in the comments) with margin; a broken scale (e.g. off by a factor, or per tensor instead of
+// per row) moves the logits by O(1) and fails them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "engine/engine.h"
+#include "engine/model_runner.h"
+#include "engine/rank_pool.h"
+#include "model/model.h"
+#include "model/weight_loader.h"
+#include "testing/reference_cases.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llmserve {
+namespace {
+
+const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) / "models";
+const std::filesystem::path kDefault =
+    std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
+
+// Thresholds: measured (Release, 2026-11-25) -> bound. The fixtures are random tiny models whose
+// top-1 margins are small, so free-running greedy decoding diverges sooner there than on the
+// trained default model. Measured per fixture (tp 1 / tp 2): rel L2 0.019-0.035, greedy agreement
+// over 20 steps 0.56-0.90, ppl relative difference 0.006-0.019. Default model: rel L2 0.0013,
+// greedy agreement over 32 steps x 4 prompts 0.93, ppl relative difference 0.00002.
+constexpr double kFixtureMaxRelL2 = 0.07;
+constexpr double kFixtureMinGreedy = 0.45;
+constexpr double kFixtureMaxPplDiff = 0.05;
+constexpr double kDefaultMaxRelL2 = 0.005;
+constexpr double kDefaultMinGreedy = 0.8;
+constexpr double kDefaultMaxPplDiff = 1e-3;
+
+TEST(Int8Quantization, RoundTripWithinHalfAStep) {
+  constexpr int64_t kRows = 6, kCols = 77;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(kRows * kCols));
+  for (int64_t r = 0; r < kRows; ++r) {
+    const float range = std::pow(10.0f, static_cast<float>(r) - 3.0f);  // 1e-3 .. 1e2 per row
+    for (int64_t c = 0; c < kCols; ++c) w[static_cast<size_t>(r * kCols + c)] = range * normal(rng);
+  }
+  for (int64_t c = 0; c < kCols; ++c)
+    w[static_cast<size_t>(5 * kCols + c)] = 0.0f;  // an all-zero row
+  std::vector<int8_t> q(w.size());
+  std::vector<float> scales(kRows);
+  quantize_rows_int8(w, kRows, kCols, q, scales);
+  const std::vector<float> back = dequantize_rows_int8(q, scales, kRows, kCols);
+  for (int64_t r = 0; r < kRows; ++r) {
+    float amax = 0;
+    int extreme = 0;
+    for (int64_t c = 0; c < kCols; ++c)
+      amax = std::max(amax, std::abs(w[static_cast<size_t>(r * kCols + c)]));
+    EXPECT_FLOAT_EQ(scales[static_cast<size_t>(r)], amax / 127.0f) << "row " << r;
+    for (int64_t c = 0; c < kCols; ++c) {
+      const auto i = static_cast<size_t>(r * kCols + c);
+      EXPECT_GE(q[i], -127);
+      EXPECT_LE(std::abs(back[i] - w[i]), 0.5f * scales[static_cast<size_t>(r)] * (1.0f + 1e-5f))
+          << r << "," << c;
+      extreme += std::abs(q[i]) == 127 ? 1 : 0;
+    }
+    if (amax > 0) {
+      EXPECT_GE(extreme, 1) << "the largest |w| of a row must map to +-127";
+    }
+  }
+  for (int64_t c = 0; c < kCols; ++c) EXPECT_EQ(q[static_cast<size_t>(5 * kCols + c)], 0);
+}
+
+// A model loaded (optionally quantized, optionally over `tp` CPU ranks) with a runner and one
+// block table reused by every sequence (each is run from position 0).
+class QuantHarness {
+ public:
+  static constexpr int32_t kBlockSize = 16, kBlocks = 32;
+  QuantHarness(const std::filesystem::path& dir, Quantization quantization, int32_t tp = 1)
+      : backends_(create_backend_group(DeviceKind::kCpu, DType::kF32, tp)),
+        pool_(tp, [](int32_t) {}),
+        models_(static_cast<size_t>(tp)),
+        kv_(static_cast<size_t>(tp)) {
+    RunnerOptions o;
+    o.max_num_tokens = kBlocks * kBlockSize;
+    o.max_batch_size = 4;
+    pool_.run([&](int32_t r) {
+      const auto i = static_cast<size_t>(r);
+      models_[i] = load_model(dir, *backends_[i], LoadOptions{quantization});
+      kv_[i] = backends_[i]->allocate_kv_cache(models_[i]->kv_cache_spec(kBlockSize, kBlocks));
+    });
+    o.max_model_len = std::min(kBlocks * kBlockSize, models_[0]->config().max_position_embeddings);
+    std::vector<RunnerRank> ranks;
+    for (size_t i = 0; i < models_.size(); ++i)
+      ranks.push_back({models_[i].get(), backends_[i].get(), &kv_[i]});
+    runner_ = std::make_unique<ModelRunner>(std::move(ranks), &pool_, o);
+    for (int32_t b = 0; b < kBlocks; ++b) table_.push_back(kBlocks - 1 - b);
+  }
+  int32_t vocab() const { return models_[0]->config().vocab_size; }
+
+  // Teacher forcing: the logits at every position of `tokens`, [T, V].
+  std::vector<float> all_logits(const std::vector<int32_t>& tokens) {
+    RunnerSequence seq{tokens.data(), static_cast<int32_t>(tokens.size()), 0, &table_,
+                       LogitRows::kAll};
+    auto logits = runner_->execute({&seq, 1});
+    return {logits.begin(), logits.end()};
+  }
+
+  // Greedy continuation of `prompt` by `steps` tokens, one decode step each.
+  std::vector<int32_t> greedy(std::vector<int32_t> tokens, int32_t steps) {
+    std::vector<int32_t> out;
+    int32_t computed = 0;
+    for (int32_t s = 0; s < steps; ++s) {
+      const int32_t fresh = static_cast<int32_t>(tokens.size()) - computed;
+      RunnerSequence seq{tokens.data() + computed, fresh, computed, &table_, LogitRows::kLast};
+      auto logits = runner_->execute({&seq, 1});
+      const auto best =
+          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      computed = static_cast<int32_t>(tokens.size());
+      tokens.push_back(best);
+      out.push_back(best);
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Backend>> backends_;
+  RankPool pool_;
+  std::vector<std::unique_ptr<Model>> models_;
+  std::vector<KvCache> kv_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::vector<int32_t> table_;
+};
+
+double rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+    den += want[i] * static_cast<double>(want[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+// exp(mean negative log-likelihood of tokens[1:] given the prefix), from teacher-forced logits.
+double perplexity(const std::vector<float>& logits, const std::vector<int32_t>& tokens,
+                  int32_t vocab) {
+  double nll = 0;
+  for (size_t t = 0; t + 1 < tokens.size(); ++t) {
+    const float* row = logits.data() + t * static_cast<size_t>(vocab);
+    const float mx = *std::max_element(row, row + vocab);
+    double sum = 0;
+    for (int32_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
+    nll -= static_cast<double>(row[tokens[t + 1]] - mx) - std::log(sum);
+  }
+  return std::exp(nll / static_cast<double>(tokens.size() - 1));
+}
+
+struct Agreement {
+  double max_rel_l2 = 0;
+  double greedy_rate = 0;   // tokens equal at the same step / all steps
+  double ppl_rel_diff = 0;  // |ppl_q - ppl| / ppl on the held-out texts, the worst one
+};
+
+Agreement compare(QuantHarness& base, QuantHarness& quant,
+                  const std::vector<std::vector<int32_t>>& texts,
+                  const std::vector<std::vector<int32_t>>& prompts, int32_t steps) {
+  Agreement a;
+  for (const auto& text : texts) {
+    const std::vector<float> want = base.all_logits(text);
+    const std::vector<float> got = quant.all_logits(text);
+    a.max_rel_l2 = std::max(a.max_rel_l2, rel_l2(got, want));
+    const double p = perplexity(want, text, base.vocab()),
+                 pq = perplexity(got, text, quant.vocab());
+    a.ppl_rel_diff = std::max(a.ppl_rel_diff, std::abs(pq - p) / p);
+  }
+  int32_t same = 0, total = 0;
+  for (const auto& prompt : prompts) {
+    const auto want = base.greedy(prompt, steps), got = quant.greedy(prompt, steps);
+    for (size_t i = 0; i < want.size(); ++i) same += want[i] == got[i] ? 1 : 0;
+    total += static_cast<int32_t>(want.size());
+  }
+  a.greedy_rate = static_cast<double>(same) / total;
+  return a;
+}
+
+struct FixtureCase {
+  std::string model;
+  int32_t tp = 1;
+};
+
+class Int8Fixtures : public ::testing::TestWithParam<FixtureCase> {};
+
+// Held-out text: each case's prompt followed by the reference greedy continuation; tp 2 quantizes
+// each rank's slice (row-parallel layers get their own per-row scales per slice).
+TEST_P(Int8Fixtures, CloseToUnquantized) {
+  const auto dir = kModels / GetParam().model;
+  const auto cases = testing::read_reference_cases(dir);
+  std::vector<std::vector<int32_t>> texts, prompts;
+  for (const auto& c : cases) {
+    std::vector<int32_t> t = c.prompt;
+    t.insert(t.end(), c.greedy.begin(), c.greedy.end());
+    texts.push_back(t);
+    prompts.push_back(c.prompt);
+  }
+  QuantHarness base(dir, Quantization::kNone),
+      quant(dir, Quantization::kInt8WeightOnly, GetParam().tp);
+  const Agreement a = compare(base, quant, texts, prompts, 20);
+  std::printf(
+      "[ int8-wo ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+      GetParam().model.c_str(), GetParam().tp, a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  EXPECT_LT(a.max_rel_l2, kFixtureMaxRelL2);
+  EXPECT_GE(a.greedy_rate, kFixtureMinGreedy);
+  EXPECT_LT(a.ppl_rel_diff, kFixtureMaxPplDiff);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Int8Fixtures,
+                         ::testing::Values(FixtureCase{"gpt2-tiny"}, FixtureCase{"gpt2-tiny-fp16"},
+                                           FixtureCase{"llama-tiny"},
+                                           FixtureCase{"llama-tiny-bf16"},
+                                           FixtureCase{"gpt2-tiny", 2},
+                                           FixtureCase{"llama-tiny", 2}),
+                         [](const ::testing::TestParamInfo<FixtureCase>& info) {
+                           std::string n = info.param.model + "_tp" + std::to_string(info.param.tp);
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// Held out from nothing in particular: Shakespeare (the default model's training corpus is Tiny
+// Shakespeare, so this passage may have been seen; the comparison is between two versions of the
+// same model, which is what matters here).
+constexpr const char* kPassage =
+    "ROMEO:\nBut, soft! what light through yonder window breaks?\nIt is the east, and Juliet is "
+    "the sun.\n"
+    "Arise, fair sun, and kill the envious moon,\nWho is already sick and pale with grief,\n"
+    "That thou her maid art far more fair than she.\n\nJULIET:\nO Romeo, Romeo! wherefore art thou "
+    "Romeo?\n"
+    "Deny thy father and refuse thy name;\nOr, if thou wilt not, be but sworn my love,\n"
+    "And I'll no longer be a Capulet.\n";
+
+TEST(Int8DefaultModel, CloseToUnquantized) {
+  auto tokenizer = Tokenizer::from_dir(kDefault);
+  const std::vector<int32_t> text = tokenizer->encode(kPassage);
+  std::vector<std::vector<int32_t>> prompts;
+  for (const char* p : {"First Citizen:\nBefore we proceed", "KING RICHARD III:\nNow is the winter",
+                        "To be, or not to be", "MENENIUS:\nWhat work's, my countrymen"}) {
+    prompts.push_back(tokenizer->encode(p));
+  }
+  QuantHarness base(kDefault, Quantization::kNone), quant(kDefault, Quantization::kInt8WeightOnly);
+  const Agreement a = compare(base, quant, {text}, prompts, 32);
+  std::printf(
+      "[ int8-wo ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+      a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  EXPECT_LT(a.max_rel_l2, kDefaultMaxRelL2);
+  EXPECT_GE(a.greedy_rate, kDefaultMinGreedy);
+  EXPECT_LT(a.ppl_rel_diff, kDefaultMaxPplDiff);
+}
+
+TEST(Int8Engine, RefusedOffTheCpu) {
+  EngineConfig c;
+  c.model_dir = kModels / "gpt2-tiny";
+  c.quantization = Quantization::kInt8WeightOnly;
+  EXPECT_TRUE(c.validate().is_ok()) << c.validate().to_string();
+  for (DeviceKind device : {DeviceKind::kCuda, DeviceKind::kNull}) {
+    c.device = device;
+    const Status s = c.validate();
+    EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
+    EXPECT_NE(s.message().find("--quantization int8-wo"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(parse_quantization("int8-wo"), Quantization::kInt8WeightOnly);
+  EXPECT_EQ(parse_quantization("none"), Quantization::kNone);
+  EXPECT_FALSE(parse_quantization("int4").has_value());
+  EXPECT_EQ(quantization_name(Quantization::kInt8WeightOnly), "int8-wo");
+}
+
+// Through the engine (two tensor-parallel ranks): the greedy tokens of the quantized model are
+// those of the runner-level harness over the same two ranks.
+TEST(Int8Engine, GeneratesOnTheCpuWithTensorParallel) {
+  const auto dir = kModels / "gpt2-tiny";
+  const auto cases = testing::read_reference_cases(dir);
+  QuantHarness quant(dir, Quantization::kInt8WeightOnly, 2);
+  const std::vector<int32_t> want = quant.greedy(cases[0].prompt, 8);
+  EngineConfig c;
+  c.model_dir = dir;
+  c.num_kv_blocks = 64;
+  c.seed = 1;
+  c.tensor_parallel_size = 2;
+  c.quantization = Quantization::kInt8WeightOnly;
+  Engine engine(c);
+  Request r;
+  r.prompt_token_ids = cases[0].prompt;
+  r.sampling.temperature = 0;
+  r.sampling.max_tokens = 8;
+  r.sampling.ignore_eos = true;
+  std::shared_ptr<RequestStream> stream;
+  ASSERT_TRUE(engine.submit(std::move(r), stream).is_ok());
+  std::vector<int32_t> got;
+  RequestOutput out;
+  while (stream->next(out, std::chrono::seconds(60))) {
+    got.insert(got.end(), out.token_ids.begin(), out.token_ids.end());
+    if (out.is_final()) break;
+  }
+  EXPECT_EQ(got, want);
+}
+
+}  // namespace
+}  // namespace llmserve
