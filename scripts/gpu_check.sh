@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [profile] [batch] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [profile] [batch] [ttft] [throughput] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -128,6 +128,39 @@ for step in "${steps[@]}"; do
       decode_ours /tmp/llama-3-8b llama-3-8b-bf16 "${OUTPUT_LEN:-512}" --max-model-len 4096
       LLMSERVE_GEMV=persistent decode_ours /tmp/llama-3-8b llama-3-8b-bf16-gemv-persistent "${OUTPUT_LEN:-512}" --max-model-len 4096
       decode_hf /tmp/llama-3-8b llama-3-8b-bf16 bfloat16 "${OUTPUT_LEN:-512}"
+      ;;
+    ttft)  # time to first token of one 2,048-token prompt (Llama-3-8B): one request per run, so no
+      # request waits behind another; then the per-op GPU time of that prefill
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      for i in 1 2 3; do
+        "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b --num-requests 1 --warmup 2 --input-len 2048 \
+          --output-len 1 --max-batch-size 1 --max-model-len 4096 --max-num-tokens 8192 --no-prefix-caching --seed $i \
+          --json "$OUT/ttft_llama_$i.json" >"$OUT/ttft_llama_$i.log" 2>&1 || { note "ttft: bench failed"; tail -5 "$OUT/ttft_llama_$i.log"; }
+      done
+      python3 - "$OUT"/ttft_llama_*.json <<'PY' | tee -a "$summary"
+import json, sys
+t = sorted(json.load(open(f))["results"][0]["ttft"]["mean_ms"] for f in sys.argv[1:])
+print(f"llama-3-8b ttft 2048-token prompt  runs {', '.join(f'{x:.1f}' for x in t)} ms  median {t[len(t) // 2]:.1f} ms")
+PY
+      LLMSERVE_CUDA_PROFILE=1 "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b --num-requests 1 --warmup 1 \
+        --input-len 2048 --output-len 1 --max-batch-size 1 --max-model-len 4096 --max-num-tokens 8192 --no-prefix-caching \
+        --enforce-eager >"$OUT/profile_prefill.log" 2>&1
+      echo "== per-op profile of 2 prefills of 2048 tokens (llama-3-8b, eager)" | tee -a "$summary"
+      sed -n '/per-op GPU time/,$p' "$OUT/profile_prefill.log" | head -14 | tee -a "$summary"
+      ;;
+    throughput)  # the issue's offline workloads: 1,000 x 128/128 (Llama-3-8B), 2,000 x 128/128 (GPT-2)
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      for spec in "llama-3-8b 1000 ${LLAMA_BATCH:-256}" "gpt2-124m 2000 ${GPT2_BATCH:-512}"; do
+        set -- $spec
+        "$LLMSERVE" bench offline --device cuda --model /tmp/$1 --num-requests $2 --warmup 8 --input-len 128 --output-len 128 \
+          --max-batch-size $3 --cuda-graph-max-batch-size $3 --max-model-len 256 --max-num-tokens 8192 --no-prefix-caching \
+          ${THROUGHPUT_FLAGS:-} --json "$OUT/throughput_$1.json" >"$OUT/throughput_$1.log" 2>&1 ||
+          { note "throughput $1: bench failed"; tail -5 "$OUT/throughput_$1.log"; }
+        echo "== throughput $1: $2 x 128/128, max batch $3 ${THROUGHPUT_FLAGS:-}" | tee -a "$summary"
+        tail -1 "$OUT/throughput_$1.log" | tee -a "$summary"
+        grep -E "recorded|KV cache" "$OUT/throughput_$1.log" | head -2 | tee -a "$summary"
+      done
       ;;
     startup)
       [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
