@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [profile] [batch] [ttft] [throughput] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [profile] [batch] [ttft] [throughput] [ncu] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -161,6 +161,28 @@ PY
         tail -1 "$OUT/throughput_$1.log" | tee -a "$summary"
         grep -E "recorded|KV cache" "$OUT/throughput_$1.log" | head -2 | tee -a "$summary"
       done
+      ;;
+    ncu)  # per-kernel GPU time and DRAM traffic (Nsight Compute, clocks left alone) of one decode step at
+      # batch 1 (GPT-2, Llama-3-8B), one at batch 256 (Llama-3-8B) and the 2,048-token prefill
+      ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      [ -n "$ncu_bin" ] || { note "ncu: not found"; continue; }
+      [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      ncu_run() {  # label, launches to skip, launches to profile, bench flags...
+        local label=$1 skip=$2 count=$3
+        shift 3
+        timeout 240 "$ncu_bin" --clock-control none --csv --print-units base --launch-skip "$skip" --launch-count "$count" \
+          --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
+          "$LLMSERVE" bench offline --device cuda --warmup 0 --enforce-eager --no-prefix-caching "$@" \
+          >"$OUT/ncu_$label.csv" 2>"$OUT/ncu_$label.log" || note "ncu $label: exit $?"
+        python3 scripts/ncu_summary.py "$OUT/ncu_$label.csv" "$label" 2>&1 | head -24 | tee -a "$summary"
+      }
+      # Prefill of a 32-token prompt is one step (~115 kernels GPT-2, ~325 Llama); then decode steps.
+      ncu_run gpt2-decode-b1 300 115 --model /tmp/gpt2-124m --num-requests 1 --input-len 32 --output-len 8 --max-batch-size 1
+      ncu_run llama-decode-b1 700 330 --model /tmp/llama-3-8b --num-requests 1 --input-len 32 --output-len 8 --max-batch-size 1 --max-model-len 1024
+      ncu_run llama-prefill-2048 0 326 --model /tmp/llama-3-8b --num-requests 1 --input-len 2048 --output-len 1 --max-batch-size 1 --max-model-len 4096
+      # 256 x 128-token prompts = 4 prefill steps of 8,192 tokens, then decode steps of 256
+      ncu_run llama-decode-b256 1400 360 --model /tmp/llama-3-8b --num-requests 256 --input-len 128 --output-len 4 --max-batch-size 256 --max-model-len 256
       ;;
     startup)
       [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
