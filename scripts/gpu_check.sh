@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [profile] [batch] [ttft] [throughput] [ncu] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [ncu] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -96,6 +96,14 @@ for step in "${steps[@]}"; do
       LLMSERVE_GEMV=persistent decode_ours /tmp/gpt2-124m gpt2-124m-fp16-gemv-persistent "${OUTPUT_LEN:-512}"
       decode_ours /tmp/gpt2-124m gpt2-124m-fp16-sampled "${OUTPUT_LEN:-512}" --temperature 0.8
       decode_hf /tmp/gpt2-124m gpt2-124m-fp16 float16 "${OUTPUT_LEN:-512}"
+      ;;
+    variants)  # GEMV variants at batch-1 decode (LLMSERVE_GEMV / LLMSERVE_GEMV_UNROLL), same call
+      [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      for v in flat preload:4 preload:8 preload:16; do
+        LLMSERVE_GEMV=${v%%:*} LLMSERVE_GEMV_UNROLL=${v#*:} decode_ours /tmp/gpt2-124m "gpt2-124m-gemv-${v/:/-u}" "${OUTPUT_LEN:-512}"
+        LLMSERVE_GEMV=${v%%:*} LLMSERVE_GEMV_UNROLL=${v#*:} decode_ours /tmp/llama-3-8b "llama-3-8b-gemv-${v/:/-u}" "${OUTPUT_LEN:-512}" --max-model-len 4096
+      done
       ;;
     profile)  # per-op GPU time of eager decode steps (serialised; shares, not speed)
       for m in /tmp/gpt2-124m /tmp/llama-3-8b; do

@@ -3,7 +3,7 @@
 
     python3 scripts/ncu_summary.py profile.csv [label]
 
-Groups kernels by name (template arguments cut), and prints calls, total and mean GPU time, and
+Groups kernels by name and grid size (so the shapes of one kernel stay apart), and prints calls, total and mean GPU time, and
 DRAM bytes and bandwidth, largest total first. Every kernel is timed alone by ncu (serialised,
 caches flushed), so the totals are the GPU time of the kernels without launch gaps.
 """
@@ -14,9 +14,10 @@ from collections import defaultdict
 
 
 def short(name):
+    name = name.replace("(anonymous namespace)::", "").replace("<unnamed>::", "")
     name = re.sub(r"\(.*$", "", name)          # argument list
     name = re.sub(r"^void ", "", name)
-    name = re.sub(r"^llmserve::cuda::(\(anonymous namespace\)::)?", "", name)
+    name = re.sub(r"^llmserve::(cuda::)?", "", name)
     return name[:90]
 
 
@@ -25,18 +26,18 @@ def main():
     label = sys.argv[2] if len(sys.argv) > 2 else sys.argv[1]
     kernels = defaultdict(dict)
     for r in rows:
-        kernels[(r["ID"], r["Kernel Name"])][r["Metric Name"]] = float(r["Metric Value"].replace(",", "") or 0)
+        kernels[(r["ID"], r["Kernel Name"], r.get("Grid Size", ""))][r["Metric Name"]] = float(r["Metric Value"].replace(",", "") or 0)
     agg = defaultdict(lambda: [0, 0.0, 0.0])
-    for (kid, name), m in kernels.items():
-        a = agg[short(name)]
+    for (kid, name, grid), m in kernels.items():
+        a = agg[f"{short(name)[:62]} {grid}"]
         a[0] += 1
         a[1] += m.get("gpu__time_duration.sum", 0) / 1e3          # ns -> us
         a[2] += m.get("dram__bytes_read.sum", 0) + m.get("dram__bytes_write.sum", 0)
     total = sum(a[1] for a in agg.values())
     print(f"== ncu {label}: {len(kernels)} kernels, {total:.1f} us of GPU time")
-    print(f"{'kernel':<60} {'calls':>6} {'total us':>10} {'mean us':>9} {'share':>6} {'MB':>9} {'GB/s':>7}")
+    print(f"{'kernel, grid':<75} {'calls':>6} {'total us':>10} {'mean us':>9} {'share':>6} {'MB':>9} {'GB/s':>7}")
     for name, (n, us, b) in sorted(agg.items(), key=lambda kv: -kv[1][1]):
-        print(f"{name:<60} {n:>6} {us:>10.1f} {us / n:>9.2f} {100 * us / total:>5.1f}% {b / 1e6:>9.1f} {b / 1e3 / us if us else 0:>7.0f}")
+        print(f"{name:<75} {n:>6} {us:>10.1f} {us / n:>9.2f} {100 * us / total:>5.1f}% {b / 1e6:>9.1f} {b / 1e3 / us if us else 0:>7.0f}")
 
 
 if __name__ == "__main__":

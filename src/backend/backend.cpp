@@ -69,6 +69,12 @@ void Backend::sample_rows(Tensor, const std::vector<RowSampling>&, const std::ve
   fail(StatusCode::kUnimplemented, "the {} backend does not sample", name());
 }
 
+void Backend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
+                            const KvLayer& kv) {
+  rope(qkv, shape, rope_table, batch);
+  write_kv(qkv, shape, batch, kv);
+}
+
 void Backend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) {
   add(residual, x);
   rms_norm(residual, w, eps, out);

@@ -111,6 +111,9 @@ class Backend {
   // Stores the key and value heads of qkv into the cache slots of batch.slot_mapping.
   virtual void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
                         const KvLayer& kv) = 0;
+  // rope, then write_kv (RoPE architectures): one pass on backends that fuse them.
+  virtual void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
+                             const KvLayer& kv);
   // Causal attention of each new token over its sequence's cached context (which already holds
   // this step's keys). out: [T, Hq * d]. GQA: query head h reads KV head h / (Hq / Hk).
   virtual void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,

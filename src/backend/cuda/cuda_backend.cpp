@@ -494,6 +494,15 @@ void CudaBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchT
         "write_kv");
 }
 
+void CudaBackend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
+                                const KvLayer& kv) {
+  const OpTimer timer(profile_.get(), stream_, "rope_write_kv");
+  check(cuda::launch_rope_write_kv(dtype_, qkv.data, rope_table.as<float>(), batch.positions.as<int32_t>(),
+                                   batch.slot_mapping.as<int32_t>(), batch.num_tokens, shape.num_q_heads,
+                                   shape.num_kv_heads, shape.head_dim, kv.k.data, kv.v.data, stream_),
+        "rope_write_kv");
+}
+
 void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv,
                             Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "attention");

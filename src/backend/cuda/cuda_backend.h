@@ -54,6 +54,8 @@ class CudaBackend final : public Backend {
   void silu_mul(Tensor gate_up, Tensor out) override;
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch) override;
   void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv) override;
+  void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
+                     const KvLayer& kv) override;
   void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv,
                  Tensor out) override;
   void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) override;

@@ -78,6 +78,27 @@ __global__ void silu_mul_kernel(const T* __restrict__ gate_up, int64_t num_token
   }
 }
 
+// grid (ceil(F / 8 / 128), T), block (128): one 16-byte vector of gate, of up and of out per thread
+// (F % 8 == 0, 16-byte aligned rows). The scalar kernel above did a 64-bit division per element
+// and reached 1.6 TB/s on the H200 (ncu, Llama-3-8B prefill); this one does one per 8.
+template <typename T>
+__global__ void silu_mul_vec_kernel(const T* __restrict__ gate_up, int32_t ffn, T* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t t = blockIdx.y;
+  const int32_t c = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+  if (c >= ffn) return;
+  const Vec8<T> g = *reinterpret_cast<const Vec8<T>*>(gate_up + t * 2 * ffn + c);
+  const Vec8<T> u = *reinterpret_cast<const Vec8<T>*>(gate_up + t * 2 * ffn + ffn + c);
+  Vec8<T> o;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const float gf = to_float(g.v[j]);
+    o.v[j] = from_float<T>(gf / (1.0f + __expf(-gf)) * to_float(u.v[j]));
+  }
+  *reinterpret_cast<Vec8<T>*>(out + t * ffn + c) = o;
+}
+
 // grid (rows), block (256): out[r] = x[indices[r]].
 template <typename T>
 __global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ indices, int32_t dim,
@@ -151,11 +172,21 @@ cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens
                             cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(num_tokens) * ffn;
   if (n == 0) return cudaSuccess;
+  const bool vec = ffn % 8 == 0 && reinterpret_cast<uintptr_t>(gate_up) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(out) % 16 == 0 && num_tokens <= 65535;
+  cudaError_t launched = cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launch(silu_mul_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<const T*>(gate_up), num_tokens, ffn,
-                                                               static_cast<T*>(out));
+    if (vec && sizeof(T) == 2) {
+      constexpr int kVecThreads = 128;
+      const dim3 grid(static_cast<unsigned>((ffn / 8 + kVecThreads - 1) / kVecThreads), static_cast<unsigned>(num_tokens));
+      launched = launch(silu_mul_vec_kernel<T>, grid, kVecThreads, 0, stream, static_cast<const T*>(gate_up), ffn,
+                        static_cast<T*>(out));
+    } else {
+      launched = launch(silu_mul_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<const T*>(gate_up),
+                        num_tokens, ffn, static_cast<T*>(out));
+    }
   });
-  return e != cudaSuccess ? e : cudaGetLastError();
+  return e != cudaSuccess ? e : launched;
 }
 
 cudaError_t launch_gather_rows(DType dtype, const void* x, const int32_t* indices, int32_t num_rows,

@@ -45,15 +45,33 @@ __device__ __forceinline__ float gelu_tanh(float x) {
 // block (kWarps * 32); grid: persistent (SMs x resident blocks per SM, warps loop over columns)
 // or flat (ceil(N / kWarps), one column per warp). kUnroll 16-byte weight loads per lane are in
 // flight before the math. x [M, K] is staged in shared memory once per block when it fits.
-template <typename T, typename OutT, int M, int kUnroll>
+//
+// With kPreload the first kUnroll weight loads of the warp's first column are issued before
+// pdl_wait(): weights are never written by the kernels before, so their streaming overlaps the
+// previous kernel's tail instead of starting after it (LLMSERVE_GEMV=preload; measured in
+// docs/performance.md before it became a default).
+template <typename T, typename OutT, int M, int kUnroll, bool kPreload>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                                            const T* __restrict__ bias, int32_t n_cols, int32_t k,
                                                            bool gelu, bool stage_x, OutT* __restrict__ out) {
+  const int lane = threadIdx.x & 31;
+  const int chunks = k / 8;  // 16-byte chunks per row
+  const int64_t first_n = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  Vec8<T> wv[kUnroll];
+  bool preloaded = false;
+  if constexpr (kPreload) {
+    if (first_n < n_cols) {
+      const auto* wrow = reinterpret_cast<const Vec8<T>*>(w + first_n * k);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (lane + 32 * u < chunks) wv[u] = load_stream(wrow + lane + 32 * u);
+      }
+      preloaded = true;
+    }
+  }
   pdl_wait();
   pdl_trigger();
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int lane = threadIdx.x & 31;
-  const int chunks = k / 8;  // 16-byte chunks per row
   const Vec8<T>* xs = reinterpret_cast<const Vec8<T>*>(x);
   if (stage_x) {
     auto* sx = reinterpret_cast<Vec8<T>*>(smem_raw);
@@ -62,17 +80,19 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
     xs = sx;
   }
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
-  for (int64_t n = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5); n < n_cols; n += warps) {
+  for (int64_t n = first_n; n < n_cols; n += warps) {
     const auto* wrow = reinterpret_cast<const Vec8<T>*>(w + n * k);
     float acc[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = 0.0f;
     for (int c0 = lane; c0 < chunks; c0 += 32 * kUnroll) {
-      Vec8<T> wv[kUnroll];
+      if (!preloaded) {
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {  // all loads first, then the math
-        if (c0 + 32 * u < chunks) wv[u] = load_stream(wrow + c0 + 32 * u);
+        for (int u = 0; u < kUnroll; ++u) {  // all loads first, then the math
+          if (c0 + 32 * u < chunks) wv[u] = load_stream(wrow + c0 + 32 * u);
+        }
       }
+      preloaded = false;
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (c0 + 32 * u < chunks) {
@@ -107,18 +127,34 @@ int num_sms() {
 
 // The default grid is flat: one column per warp, 4 loads in flight per lane. LLMSERVE_GEMV=
 // persistent selects the resident-sized persistent grid with 8 loads in flight, which measured
-// slower on the H100 (Llama-3-8B decode 137.5 vs 147.7 tok/s, docs/performance.md).
-bool gemv_persistent() {
-  static const bool persistent = [] {
+// slower on the H100 (Llama-3-8B decode 137.5 vs 147.7 tok/s, docs/performance.md);
+// LLMSERVE_GEMV=preload the flat grid with the first loads issued before pdl_wait() and
+// LLMSERVE_GEMV_UNROLL (4, 8 or 16; default 8) loads in flight per lane.
+enum class GemvVariant { kFlat, kPersistent, kPreload };
+
+GemvVariant gemv_variant() {
+  static const GemvVariant v = [] {
     const char* e = std::getenv("LLMSERVE_GEMV");
-    return e != nullptr && std::string_view(e) == "persistent";
+    const std::string_view s = e != nullptr ? e : "";
+    return s == "persistent" ? GemvVariant::kPersistent : s == "preload" ? GemvVariant::kPreload : GemvVariant::kFlat;
   }();
-  return persistent;
+  return v;
 }
 
-template <typename T, typename OutT, int M, int kUnroll>
+bool gemv_persistent() { return gemv_variant() == GemvVariant::kPersistent; }
+
+int gemv_unroll() {
+  static const int u = [] {
+    const char* e = std::getenv("LLMSERVE_GEMV_UNROLL");
+    const int v = e != nullptr ? std::atoi(e) : 8;
+    return v == 4 || v == 16 ? v : 8;
+  }();
+  return u;
+}
+
+template <typename T, typename OutT, int M, int kUnroll, bool kPreload = false>
 void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
-  auto* kernel = gemv_kernel<T, OutT, M, kUnroll>;
+  auto* kernel = gemv_kernel<T, OutT, M, kUnroll, kPreload>;
   int64_t blocks = (a.n + kWarps - 1) / kWarps;
   if (gemv_persistent()) {
     // Occupancy of this instantiation, asked once: more blocks than are resident would run in a
@@ -139,6 +175,20 @@ void launch_rows(const GemvArgs& a, cudaStream_t stream) {
   const size_t x_bytes = static_cast<size_t>(a.m) * a.k * sizeof(T);
   const bool stage = x_bytes <= kSmemXBytes;
   const size_t smem = stage ? x_bytes : 0;
+  if (gemv_variant() == GemvVariant::kPreload) {
+    const int u = gemv_unroll();
+    switch (a.m) {
+      case 1:
+        u == 16 ? launch_m<T, OutT, 1, 16, true>(a, stage, smem, stream)
+        : u == 4 ? launch_m<T, OutT, 1, 4, true>(a, stage, smem, stream)
+                 : launch_m<T, OutT, 1, 8, true>(a, stage, smem, stream);
+        break;
+      case 2: u == 4 ? launch_m<T, OutT, 2, 4, true>(a, stage, smem, stream) : launch_m<T, OutT, 2, 8, true>(a, stage, smem, stream); break;
+      case 3: u == 4 ? launch_m<T, OutT, 3, 4, true>(a, stage, smem, stream) : launch_m<T, OutT, 3, 8, true>(a, stage, smem, stream); break;
+      default: u == 4 ? launch_m<T, OutT, 4, 4, true>(a, stage, smem, stream) : launch_m<T, OutT, 4, 8, true>(a, stage, smem, stream); break;
+    }
+    return;
+  }
   const bool persistent = gemv_persistent();
   switch (a.m) {
     case 1: persistent ? launch_m<T, OutT, 1, 8>(a, stage, smem, stream) : launch_m<T, OutT, 1, 4>(a, stage, smem, stream); break;

@@ -52,6 +52,13 @@ cudaError_t launch_write_kv(DType dtype, const void* qkv, const int32_t* slot_ma
                             int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim, void* k_cache,
                             void* v_cache, cudaStream_t stream);
 
+// rope then write_kv in one kernel (16-bit types, d % 16 == 0, 16-byte aligned; otherwise the two
+// kernels above).
+cudaError_t launch_rope_write_kv(DType dtype, void* qkv, const float* rope_table, const int32_t* positions,
+                                 const int32_t* slot_mapping, int32_t num_tokens, int32_t num_q_heads,
+                                 int32_t num_kv_heads, int32_t head_dim, void* k_cache, void* v_cache,
+                                 cudaStream_t stream);
+
 }  // namespace llmserve::cuda
 
 namespace llmserve::cuda {

@@ -83,8 +83,7 @@ class LlamaModel final : public Model {
     for (size_t i = 0; i < layers_.size(); ++i) {
       const LlamaLayer& layer = layers_[i];
       linear(backend_, a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
-      backend_.rope(a.qkv, shape, rope_table_, batch);
-      backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
+      backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
       linear(backend_, a.attn, layer.o_w, layer.o_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);

@@ -86,7 +86,7 @@ TEST_P(CudaOps, EmbeddingWithAndWithoutPositions) {
 }
 
 TEST_P(CudaOps, NormsFusedWithResidualAdd) {
-  for (int64_t dim : {64, 768, 4096, 1000}) {
+  for (int64_t dim : {64, 100, 768, 4096, 1000, 8192, 16384, 40000}) {  // vector path; 100, 40000: scalar
     for (int64_t t : {1, 7, 130}) {
       const auto res = random_vector(t * dim, rng_, 2.0f), x = random_vector(t * dim, rng_);
       const auto w = random_vector(dim, rng_), b = random_vector(dim, rng_, 0.1f);
@@ -269,11 +269,13 @@ TEST_P(CudaOps, Activations) {
   cpu_.gelu_tanh(cx);
   gpu_->gelu_tanh(gx);
   EXPECT_CLOSE_REL(read_tensor(*gpu_, gx), read_tensor(cpu_, cx), tol(), "gelu_tanh");
-  auto [cg, gg] = both(random_vector(t * 2 * f, rng_, 2.0f), {t, 2 * f});
-  auto [co, go] = both_empty({t, f});
-  cpu_.silu_mul(cg, co);
-  gpu_->silu_mul(gg, go);
-  EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "silu_mul");
+  for (int64_t ffn : {f, int64_t{1024}, int64_t{14336}}) {  // scalar (F % 8 != 0) and vector paths
+    auto [cg, gg] = both(random_vector(t * 2 * ffn, rng_, 2.0f), {t, 2 * ffn});
+    auto [co, go] = both_empty({t, ffn});
+    cpu_.silu_mul(cg, co);
+    gpu_->silu_mul(gg, go);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "silu_mul ffn " + std::to_string(ffn));
+  }
   auto [ca, ga] = both(random_vector(t * f, rng_), {t, f});
   auto [cb2, gb2] = both(random_vector(t * f, rng_), {t, f});
   cpu_.add(ca, cb2);
@@ -312,6 +314,17 @@ TEST_P(CudaOps, RopeKvWriteAttentionGather) {
 
       const std::string what = "hq " + std::to_string(h.hq) + " hk " + std::to_string(h.hk) + " d " +
                                std::to_string(h.d) + " bs " + std::to_string(block_size);
+      {  // the fused rope_write_kv on the GPU against rope then write_kv on the CPU
+        auto [fqc, fqg] = both(read_tensor(cpu_, cq), {t, width});
+        auto [fkc, fkg] = both(cache, {num_blocks, block_size, h.hk, h.d});
+        auto [fvc, fvg] = both(read_tensor(cpu_, cv), {num_blocks, block_size, h.hk, h.d});
+        const KvLayer fc{fkc, fvc, block_size}, fg{fkg, fvg, block_size};
+        cpu_.rope_write_kv(fqc, shape, crope, cb, fc);
+        gpu_->rope_write_kv(fqg, shape, grope, gb, fg);
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, fqg), read_tensor(cpu_, fqc), tol(), what + " rope_write_kv qkv");
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, fkg), read_tensor(cpu_, fkc), tol(), what + " rope_write_kv k cache");
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, fvg), read_tensor(cpu_, fvc), tol(), what + " rope_write_kv v cache");
+      }
       cpu_.rope(cq, shape, crope, cb);
       gpu_->rope(gq, shape, grope, gb);
       EXPECT_CLOSE_REL(read_tensor(*gpu_, gq), read_tensor(cpu_, cq), tol(), what + " rope");
