@@ -3,11 +3,16 @@
 // kernels leave bandwidth unused there, this reads each weight byte once, 16 bytes per load,
 // with several loads in flight per lane, and fuses the bias and GELU into the store.
 //
-// Grid mapping: kWarps warps per block; warp w handles output columns n = w, w + total warps, ...
-// (a row of w each): one column per warp on the default flat grid of ceil(N / kWarps) blocks,
-// several on the persistent grid (LLMSERVE_GEMV=persistent). Lane l reads
-// w[n, 8*(l + 32*i) ...], kUnroll 16-byte loads in flight before any math, and the same slices
-// of each x row from shared memory (staged once per block when M*K fits in 48 KB, else L1/L2).
+// Grid mapping: kWarps warps per block, `split` warps per output column (1, 2, 4 or 8), so a block
+// covers kWarps / split columns: one pass over them on the default flat grid of
+// ceil(N * split / kWarps) blocks, several on the persistent grid (LLMSERVE_GEMV=persistent).
+// Part p of a column's `split` warps reads the 16-byte chunks p*32 + lane, + 32*split, ... of
+// w[n, :] (kUnroll loads in flight before any math) and the same chunks of each x row from shared
+// memory (staged once per block when M*K fits in 48 KB, else L1/L2); the parts' sums meet in
+// shared memory. `split` > 1 is for narrow matrices: with one warp per column, N = 4096 or 6144
+// leaves the H200 with 31-47 resident warps per SM, each walking its row in a long chain of
+// dependent rounds (ncu: 2.3-2.6 TB/s for Llama-3-8B's QKV, o_proj and down, 3.1 for gate_up).
+// The host picks the smallest split giving ~64 warps per SM (LLMSERVE_GEMV_SPLIT overrides).
 // fp32 accumulation, warp-shuffle reduction, bias + GELU fused into the store.
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/gemv.h"
@@ -42,36 +47,21 @@ __device__ __forceinline__ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
 }
 
-// block (kWarps * 32); grid: persistent (SMs x resident blocks per SM, warps loop over columns)
-// or flat (ceil(N / kWarps), one column per warp). kUnroll 16-byte weight loads per lane are in
+// block (kWarps * 32); grid: persistent (SMs x resident blocks per SM, blocks loop over columns)
+// or flat (ceil(N * split / kWarps), one pass). kUnroll 16-byte weight loads per lane are in
 // flight before the math. x [M, K] is staged in shared memory once per block when it fits.
-//
-// With kPreload the first kUnroll weight loads of the warp's first column are issued before
-// pdl_wait(): weights are never written by the kernels before, so their streaming overlaps the
-// previous kernel's tail instead of starting after it (LLMSERVE_GEMV=preload; measured in
-// docs/performance.md before it became a default).
-template <typename T, typename OutT, int M, int kUnroll, bool kPreload>
+template <typename T, typename OutT, int M, int kUnroll>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                                            const T* __restrict__ bias, int32_t n_cols, int32_t k,
-                                                           bool gelu, bool stage_x, OutT* __restrict__ out) {
-  const int lane = threadIdx.x & 31;
-  const int chunks = k / 8;  // 16-byte chunks per row
-  const int64_t first_n = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  Vec8<T> wv[kUnroll];
-  bool preloaded = false;
-  if constexpr (kPreload) {
-    if (first_n < n_cols) {
-      const auto* wrow = reinterpret_cast<const Vec8<T>*>(w + first_n * k);
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (lane + 32 * u < chunks) wv[u] = load_stream(wrow + lane + 32 * u);
-      }
-      preloaded = true;
-    }
-  }
+                                                           bool gelu, bool stage_x, int32_t split,
+                                                           OutT* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   extern __shared__ __align__(16) unsigned char smem_raw[];
+  __shared__ float partial[kWarps][M];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int part = warp % split, cols_per_block = kWarps / split;
+  const int chunks = k / 8;  // 16-byte chunks per row
   const Vec8<T>* xs = reinterpret_cast<const Vec8<T>*>(x);
   if (stage_x) {
     auto* sx = reinterpret_cast<Vec8<T>*>(smem_raw);
@@ -79,31 +69,48 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
     __syncthreads();
     xs = sx;
   }
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
-  for (int64_t n = first_n; n < n_cols; n += warps) {
-    const auto* wrow = reinterpret_cast<const Vec8<T>*>(w + n * k);
+  const int step = 32 * split;  // chunk stride of one part
+  const int64_t col_stride = static_cast<int64_t>(gridDim.x) * cols_per_block;
+  // n0 is uniform across the block, so every thread reaches the barriers below.
+  for (int64_t n0 = static_cast<int64_t>(blockIdx.x) * cols_per_block; n0 < n_cols; n0 += col_stride) {
+    const int64_t n = n0 + warp / split;
     float acc[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-    for (int c0 = lane; c0 < chunks; c0 += 32 * kUnroll) {
-      if (!preloaded) {
+    if (n < n_cols) {
+      const auto* wrow = reinterpret_cast<const Vec8<T>*>(w + n * k);
+      for (int c0 = part * 32 + lane; c0 < chunks; c0 += step * kUnroll) {
+        Vec8<T> wv[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {  // all loads first, then the math
-          if (c0 + 32 * u < chunks) wv[u] = load_stream(wrow + c0 + 32 * u);
+          if (c0 + step * u < chunks) wv[u] = load_stream(wrow + c0 + step * u);
         }
-      }
-      preloaded = false;
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (c0 + 32 * u < chunks) {
+        for (int u = 0; u < kUnroll; ++u) {
+          if (c0 + step * u < chunks) {
 #pragma unroll
-          for (int m = 0; m < M; ++m) dot8(wv[u], xs[m * chunks + c0 + 32 * u], acc[m]);
+            for (int m = 0; m < M; ++m) dot8(wv[u], xs[m * chunks + c0 + step * u], acc[m]);
+          }
         }
       }
     }
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
-    if (lane == 0) {
+    if (split > 1) {
+      if (lane == 0) {
+#pragma unroll
+        for (int m = 0; m < M; ++m) partial[warp][m] = acc[m];
+      }
+      __syncthreads();
+      if (part == 0) {
+#pragma unroll
+        for (int m = 0; m < M; ++m) {
+          for (int p = 1; p < split; ++p) acc[m] += partial[warp + p][m];
+        }
+      }
+      __syncthreads();  // partial is rewritten by the next pass
+    }
+    if (part == 0 && lane == 0 && n < n_cols) {
       const float b = bias != nullptr ? to_float(bias[n]) : 0.0f;
 #pragma unroll
       for (int m = 0; m < M; ++m) {
@@ -127,35 +134,36 @@ int num_sms() {
 
 // The default grid is flat: one column per warp, 4 loads in flight per lane. LLMSERVE_GEMV=
 // persistent selects the resident-sized persistent grid with 8 loads in flight, which measured
-// slower on the H100 (Llama-3-8B decode 137.5 vs 147.7 tok/s, docs/performance.md);
-// LLMSERVE_GEMV=preload the flat grid with the first loads issued before pdl_wait() and
-// LLMSERVE_GEMV_UNROLL (4, 8 or 16; default 8) loads in flight per lane.
-enum class GemvVariant { kFlat, kPersistent, kPreload };
-
-GemvVariant gemv_variant() {
-  static const GemvVariant v = [] {
+// slower on the H100 (Llama-3-8B decode 137.5 vs 147.7 tok/s, docs/performance.md).
+bool gemv_persistent() {
+  static const bool persistent = [] {
     const char* e = std::getenv("LLMSERVE_GEMV");
-    const std::string_view s = e != nullptr ? e : "";
-    return s == "persistent" ? GemvVariant::kPersistent : s == "preload" ? GemvVariant::kPreload : GemvVariant::kFlat;
+    return e != nullptr && std::string_view(e) == "persistent";
   }();
-  return v;
+  return persistent;
 }
 
-bool gemv_persistent() { return gemv_variant() == GemvVariant::kPersistent; }
-
-int gemv_unroll() {
-  static const int u = [] {
-    const char* e = std::getenv("LLMSERVE_GEMV_UNROLL");
-    const int v = e != nullptr ? std::atoi(e) : 8;
-    return v == 4 || v == 16 ? v : 8;
+// Warps per column: the smallest power of two up to kWarps that gives about 64 resident warps per
+// SM (the most a Hopper SM holds), fewer when a part would get under one round of 4 chunks per lane.
+int gemv_split(int32_t n, int32_t k) {
+  static const int forced = [] {
+    const char* e = std::getenv("LLMSERVE_GEMV_SPLIT");
+    const int v = e != nullptr ? std::atoi(e) : 0;
+    return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
   }();
-  return u;
+  if (forced != 0) return forced;
+  const int64_t target = static_cast<int64_t>(num_sms()) * 64;
+  int split = 1;
+  while (split < kWarps && static_cast<int64_t>(n) * split < target && k / 8 >= 32 * split * 4) split *= 2;
+  return split;
 }
 
-template <typename T, typename OutT, int M, int kUnroll, bool kPreload = false>
+template <typename T, typename OutT, int M, int kUnroll>
 void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
-  auto* kernel = gemv_kernel<T, OutT, M, kUnroll, kPreload>;
-  int64_t blocks = (a.n + kWarps - 1) / kWarps;
+  auto* kernel = gemv_kernel<T, OutT, M, kUnroll>;
+  const int split = gemv_persistent() ? 1 : gemv_split(a.n, a.k);
+  const int cols_per_block = kWarps / split;
+  int64_t blocks = (a.n + cols_per_block - 1) / cols_per_block;
   if (gemv_persistent()) {
     // Occupancy of this instantiation, asked once: more blocks than are resident would run in a
     // second wave behind the first.
@@ -167,7 +175,8 @@ void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
     blocks = std::min<int64_t>(blocks, static_cast<int64_t>(num_sms()) * resident);
   }
   launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), smem, stream, static_cast<const T*>(a.x),
-         static_cast<const T*>(a.w), static_cast<const T*>(a.bias), a.n, a.k, a.gelu, stage, static_cast<OutT*>(a.out));
+         static_cast<const T*>(a.w), static_cast<const T*>(a.bias), a.n, a.k, a.gelu, stage, split,
+         static_cast<OutT*>(a.out));
 }
 
 template <typename T, typename OutT>
@@ -175,20 +184,6 @@ void launch_rows(const GemvArgs& a, cudaStream_t stream) {
   const size_t x_bytes = static_cast<size_t>(a.m) * a.k * sizeof(T);
   const bool stage = x_bytes <= kSmemXBytes;
   const size_t smem = stage ? x_bytes : 0;
-  if (gemv_variant() == GemvVariant::kPreload) {
-    const int u = gemv_unroll();
-    switch (a.m) {
-      case 1:
-        u == 16 ? launch_m<T, OutT, 1, 16, true>(a, stage, smem, stream)
-        : u == 4 ? launch_m<T, OutT, 1, 4, true>(a, stage, smem, stream)
-                 : launch_m<T, OutT, 1, 8, true>(a, stage, smem, stream);
-        break;
-      case 2: u == 4 ? launch_m<T, OutT, 2, 4, true>(a, stage, smem, stream) : launch_m<T, OutT, 2, 8, true>(a, stage, smem, stream); break;
-      case 3: u == 4 ? launch_m<T, OutT, 3, 4, true>(a, stage, smem, stream) : launch_m<T, OutT, 3, 8, true>(a, stage, smem, stream); break;
-      default: u == 4 ? launch_m<T, OutT, 4, 4, true>(a, stage, smem, stream) : launch_m<T, OutT, 4, 8, true>(a, stage, smem, stream); break;
-    }
-    return;
-  }
   const bool persistent = gemv_persistent();
   switch (a.m) {
     case 1: persistent ? launch_m<T, OutT, 1, 8>(a, stage, smem, stream) : launch_m<T, OutT, 1, 4>(a, stage, smem, stream); break;

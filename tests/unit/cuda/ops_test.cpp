@@ -130,7 +130,9 @@ TEST_P(CudaOps, MatmulShapesBiasAndFp32Output) {
                         Shape{3, 6144, 4096, false, false}, Shape{4, 4096, 14336, false, false},
                         Shape{4, 50257, 768, false, true}, Shape{7, 768, 3072, true, false},
                         Shape{130, 512, 256, false, false}, Shape{1, 50257, 768, false, true},
-                        Shape{33, 1000, 64, false, true}, Shape{256, 384, 128, true, false}}) {
+                        Shape{33, 1000, 64, false, true}, Shape{256, 384, 128, true, false},
+                        // GEMV with several warps per column, the last block part-filled
+                        Shape{1, 1001, 4096, true, false}, Shape{2, 37, 8192, false, true}}) {
     auto [cx, gx] = both(random_vector(s.m * s.k, rng_), {s.m, s.k});
     auto [cw, gw] = both(random_vector(s.n * s.k, rng_, 0.05f), {s.n, s.k});
     auto [cb, gb] = both(random_vector(s.n, rng_), {s.n});
