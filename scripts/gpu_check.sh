@@ -180,7 +180,7 @@ PY
         local label=$1 skip=$2 count=$3
         shift 3
         timeout 240 "$ncu_bin" --clock-control none --csv --print-units base --launch-skip "$skip" --launch-count "$count" \
-          --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
+          --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread \
           "$LLMSERVE" bench offline --device cuda --warmup 0 --enforce-eager --no-prefix-caching "$@" \
           >"$OUT/ncu_$label.csv" 2>"$OUT/ncu_$label.log" || note "ncu $label: exit $?"
         python3 scripts/ncu_summary.py "$OUT/ncu_$label.csv" "$label" 2>&1 | head -24 | tee -a "$summary"
@@ -190,6 +190,8 @@ PY
       ncu_run llama-decode-b1 700 330 --model /tmp/llama-3-8b --num-requests 1 --input-len 32 --output-len 8 --max-batch-size 1 --max-model-len 1024
       ncu_run llama-prefill-2048 0 326 --model /tmp/llama-3-8b --num-requests 1 --input-len 2048 --output-len 1 --max-batch-size 1 --max-model-len 4096
       # 256 x 128-token prompts = 4 prefill steps of 8,192 tokens, then decode steps of 256
+      # 512 x 128-token prompts = 8 prefill steps of ~115 kernels, then decode steps of 512
+      ncu_run gpt2-decode-b512 1000 130 --model /tmp/gpt2-124m --num-requests 512 --input-len 128 --output-len 4 --max-batch-size 512 --max-model-len 256
       ncu_run llama-decode-b256 1400 360 --model /tmp/llama-3-8b --num-requests 256 --input-len 128 --output-len 4 --max-batch-size 256 --max-model-len 256
       ;;
     startup)
