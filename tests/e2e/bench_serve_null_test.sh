@@ -3,6 +3,7 @@
 # greedy output is token 0 repeated, every one of 256 concurrent streams runs to max_tokens, and
 # the generator reports its own CPU use.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:?}
 export LLMSERVE_DEFAULT_MODEL=${LLMSERVE_DEFAULT_MODEL:-$SRC/models/default}
@@ -13,12 +14,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ok() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); p=d['points']; sys.exit(0 if ($2) else 1)" "$1"; }
 
 PORT=$(free_port)
@@ -43,5 +38,4 @@ check "256 streams: every token, usage-exact" ok "$WORK/n.json" \
   "p[0]['num_output_tokens'] == 512 * 16 and p[0]['num_output_len_mismatches'] == 0 and p[0]['num_input_len_mismatches'] == 0"
 check "generator CPU reported" ok "$WORK/n.json" "0 < p[0]['client_cpu_s'] and 0 < p[0]['client_cpu_util']"
 
-echo "$passed passed, $failed failed"
-[ "$failed" == 0 ]
+finish

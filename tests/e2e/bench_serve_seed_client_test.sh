@@ -3,6 +3,7 @@
 # (env configuration, the 15 prompts in turn, one request at a time, "completed in", Prompt /
 # Response blocks), and its exits: 1 without TRTLLM_MODEL_NAME, 255 after more than 30 failures.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:?}
 export LLMSERVE_DEFAULT_MODEL=${LLMSERVE_DEFAULT_MODEL:-$SRC/models/default}
@@ -14,12 +15,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 PORT=$(free_port)
 "$BIN" serve --http-port "$PORT" --grpc-port -1 --metrics-port -1 --host 127.0.0.1 --num-kv-blocks 64 \
@@ -60,5 +55,4 @@ check "more than 30 failures exit 255" [ $? == 255 ]
 check "  ... counting each failure" grep -q "Inference command has failed 31 time(s)." "$WORK/err4"
 check "  ... and saying so" grep -q "fatal: Quitting after 30 failures." "$WORK/err4"
 
-echo "$passed passed, $failed failed"
-[ "$failed" == 0 ]
+finish

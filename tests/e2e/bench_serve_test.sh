@@ -4,6 +4,7 @@
 # TTFT <= e2e, an open-loop rate is roughly honoured, failures are counted by kind, and the
 # JSON / CSV / SVG exports, JSONL prompts and SLO goodput work.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:?}
 export LLMSERVE_DEFAULT_MODEL=${LLMSERVE_DEFAULT_MODEL:-$SRC/models/default}
@@ -15,12 +16,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # jq-like assertions on a run's JSON: ok FILE PYTHON-EXPRESSION (d = the document, p = its points)
 ok() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); p=d['points']; sys.exit(0 if ($2) else 1)" "$1"; }
 
@@ -102,5 +97,4 @@ check "goodput: an impossible SLO keeps none" ok "$WORK/s.json" "p[0]['num_good'
 bench --target nope > /dev/null 2>&1
 check "bad --target is refused" [ $? != 0 ]
 
-echo "$passed passed, $failed failed"
-[ "$failed" == 0 ]
+finish

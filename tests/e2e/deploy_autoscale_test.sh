@@ -6,6 +6,7 @@
 # replicas are added the ratio falls below the target, that the CSV and SVG are written and that
 # every process the loop started is gone. Also pins deploy/local/hpa.py's arithmetic on fixed cases.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 export LLMSERVE_DEFAULT_MODEL=${LLMSERVE_DEFAULT_MODEL:-$SRC/models/default}
@@ -19,11 +20,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
 for tool in prometheus nginx python3; do
   command -v $tool > /dev/null || { echo "FAIL $tool not installed (scripts/install_deps.sh --test)"; exit 1; }
 done
@@ -105,5 +101,4 @@ check "every process the loop started has exited" bash -c '
 echo "     timeline.csv:"
 sed 's/^/     /' "$WORK/run/timeline.csv"
 
-echo "$passed passed, $failed failed"
-[ "$failed" == 0 ]
+finish

@@ -10,6 +10,7 @@
 # slow for CI; see deploy/containers/README.md. Needs root (debootstrap), podman, runc,
 # debootstrap, curl, python3: scripts/install_deps.sh --test installs them.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:?repository root}
 export LLMSERVE_DEFAULT_MODEL=${LLMSERVE_DEFAULT_MODEL:-$SRC/models/default}
@@ -26,14 +27,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
 fails() { ! "$@" > /dev/null 2>&1; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 phase() { echo "-- $1 ($(($(date +%s) - t_start)) s)"; }
 die() { echo "FAIL $*"; exit 1; }
 
@@ -158,5 +152,4 @@ check "podman stop: exit code 0" [ "$(podman inspect -f '{{.State.ExitCode}}' "$
 check "  ... after draining" grep -q "draining" <(podman logs "$SERVER" 2>&1)
 
 phase "done"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -7,6 +7,7 @@
 # are kept alive, that gRPC passes through grpc_pass over h2c, and that the shipped nginx.conf and
 # the Traefik files (which are not installable here: parsed as YAML and cross-checked only) hold up.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 LB=$SRC/deploy/lb
@@ -19,13 +20,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name ($SECONDS s)"; passed=$((passed + 1)); else echo "FAIL $name ($SECONDS s)"; failed=$((failed + 1)); fi
-}
 die() { echo "FAIL $*"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_http() {  # wait_http URL NAME LOG
   for _ in $(seq 300); do
     [ "$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "$1")" == 200 ] && return 0
@@ -245,5 +240,4 @@ for name, svc in http["services"].items():
 assert schemes == {"http", "h2c"}, schemes
 EOF
 
-echo "$passed passed, $failed failed"
-[ "$failed" == 0 ]
+finish

@@ -5,6 +5,7 @@
 # binary_data) as application/octet-stream with the same header; answers equal `llmserve
 # generate` at temperature 0; malformed bodies get 400 naming the header, parameter or tensor.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 WORK=$(mktemp -d)
 PIDS=()
@@ -13,12 +14,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 has_error() { grep -q "$1" "$WORK/body"; }
 
 # body NAME JSON-HEADER BINARY-SPEC...: writes $WORK/NAME (header + binary) and prints the header's
@@ -140,5 +135,4 @@ check "binary_data_size not an integer: 400" [ "$(post badsize "$n")" == 400 ]
 check "  ... names the parameter" has_error "parameter 'binary_data_size' must be a non-negative integer"
 check "still serving after the errors" [ "$(post in_only "$(body in_only "{\"inputs\":$INPUTS}" "s:$PROMPT" i:12 f:0)")" == 200 ]
 
-echo "kserve_binary: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish kserve_binary

@@ -11,6 +11,7 @@
 # (--ca-file, SSL_CERT_FILE), and `serve --model ORG/NAME` pulling the embedded default model
 # from the stand-in and answering a generate request.
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 unset HF_TOKEN HF_ENDPOINT SSL_CERT_FILE SSL_CERT_DIR LLMSERVE_CACHE_DIR
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:?source tree}
@@ -21,12 +22,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 # Requests in the stand-in's log after line $1 that match the python condition $2 (r: one record).
 log_count() { tail -n +"$(($1 + 1))" "$WORK/hub.log" | python3 -c "
@@ -175,5 +170,4 @@ want=$("$BIN" generate --model "$SRC/models/default" --prompt "ROMEO:" --max-tok
 same_text() { [ -n "$got" ] && [ "$got" == "$want" ]; }
 check "  ... generate answers as the embedded model does, served as NAME (tiny-shakespeare)" same_text
 
-echo "pull_test: $passed passed, $failed failed"
-[ "$failed" == 0 ]
+finish pull_test

@@ -5,6 +5,7 @@
 # 503 + Retry-After while admitted requests finish; a client that disconnects mid-stream cancels
 # its request; SIGTERM drains (ready 503, in-flight requests finish 200, exit 0).
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
 WORK=$(mktemp -d)
 PIDS=()
@@ -13,13 +14,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0 failed=0
-check() {  # check NAME CONDITION-COMMAND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 code() { curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' --max-time 60 "$@"; }
 has_error() { grep -q "$1" "$WORK/body"; }
 
@@ -253,5 +247,4 @@ wait $(jobs -p) 2>/dev/null
 check "drain timeout: cut streams end with an SSE error event" grep -q '^data: {"error"' "$WORK/late4"
 check "drain timeout: logged" grep -q "drain timeout" "$WORK/late.log"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
