@@ -212,6 +212,7 @@ a0=$(successes "${METRICS[a]}"); b0=$(successes "${METRICS[b]}")
 rc=$?
 a1=$(successes "${METRICS[a]}"); b1=$(successes "${METRICS[b]}")
 check "gRPC ModelStreamInfer via nginx: bench exits 0" [ $rc == 0 ]
+[ $rc == 0 ] || tail -40 "$WORK/grpc.out"
 check "  ... 6 ok, 0 errors" [ "$(python3 -c "import json; p=json.load(open('$WORK/grpc.json'))['points'][0]; print(p['num_ok'], p['num_errors'])" 2>/dev/null)" == "6 0" ]
 check "  ... the replicas counted 6 requests" [ $((a1 - a0 + b1 - b0)) == 6 ]
 echo "     gRPC: replica a served $((a1 - a0)), replica b served $((b1 - b0)) of 6"
