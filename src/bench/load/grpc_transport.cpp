@@ -6,7 +6,9 @@
 // min_tokens INT32 (= max_tokens unless --no-ignore-eos), temperature FP32, stream BOOL = true.
 // The client half-closes with its one request; the stream's last response carries the parameter
 // triton_final_response = true and the server then ends the stream.
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 
 #include <grpcpp/grpcpp.h>
 #include <boost/asio/post.hpp>
@@ -61,11 +63,37 @@ std::string text_output(const inference::ModelInferResponse& r) {
   return "";
 }
 
+// Calls still inside their reactor. The transport waits for none before it (and the channel) goes
+// away: a call's last act, after deleting itself and posting its trace, is to leave. Without it
+// the run could end, and the process exit, while a gRPC thread was still destroying a finished
+// call's ClientContext (ASan: use after free; CI saw the load generator abort at exit).
+class InFlight {
+ public:
+  void enter() {
+    std::lock_guard lock(mu_);
+    ++count_;
+  }
+  void leave() {
+    std::lock_guard lock(mu_);
+    if (--count_ == 0) idle_.notify_all();
+  }
+  void wait_idle() {
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [&] { return count_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int64_t count_ = 0;
+};
+
 class GrpcCall final : public grpc::ClientBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
   GrpcCall(inference::GRPCInferenceService::Stub& stub, asio::io_context& io,
-           const LoadOptions& options, const Prompt& prompt, Transport::DoneFn done)
-      : io_(io), done_(std::move(done)) {
+           const LoadOptions& options, const Prompt& prompt, Transport::DoneFn done, InFlight& in_flight)
+      : io_(io), done_(std::move(done)), in_flight_(in_flight) {
+    in_flight_.enter();
     request_.set_model_name(options.model);
     auto* text = request_.add_inputs();
     text->set_name("text_input");
@@ -129,15 +157,20 @@ class GrpcCall final : public grpc::ClientBidiReactor<ModelInferRequest, ModelSt
     } else if (!trace_.is_complete) {
       trace_.fail("incomplete", "the stream ended without triton_final_response");
     }
-    asio::post(io_, [done = std::move(done_), trace = std::move(trace_)]() mutable {
-      done(std::move(trace));
-    });
+    // The reactor (and its ClientContext) goes first, then the trace is handed over, then the
+    // transport is told this call is gone.
+    asio::io_context& io = io_;
+    InFlight& in_flight = in_flight_;
+    auto finished = [done = std::move(done_), trace = std::move(trace_)]() mutable { done(std::move(trace)); };
     delete this;
+    asio::post(io, std::move(finished));
+    in_flight.leave();
   }
 
  private:
   asio::io_context& io_;
   Transport::DoneFn done_;
+  InFlight& in_flight_;
   grpc::ClientContext context_;
   ModelInferRequest request_;
   ModelStreamInferResponse response_;
@@ -154,11 +187,14 @@ class GrpcTransport final : public Transport {
     stub_ = inference::GRPCInferenceService::NewStub(channel_);
   }
 
+  ~GrpcTransport() override { in_flight_.wait_idle(); }
+
   void send(const Prompt& prompt, DoneFn done) override {
-    new GrpcCall(*stub_, io_, options_, prompt, std::move(done));  // deletes itself in OnDone
+    new GrpcCall(*stub_, io_, options_, prompt, std::move(done), in_flight_);  // deletes itself in OnDone
   }
 
  private:
+  InFlight in_flight_;  // destroyed last: waited on by the destructor
   asio::io_context& io_;
   const LoadOptions& options_;
   std::shared_ptr<grpc::Channel> channel_;
