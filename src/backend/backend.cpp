@@ -83,12 +83,13 @@ void Backend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tenso
 #ifndef LLMSERVE_HAS_CUDA
 bool cuda_device_available() { return false; }
 int32_t cuda_device_count() { return 0; }
+std::string cuda_device_arch(int32_t /*device*/) { return {}; }
 #endif
 
 std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType activation_dtype) {
   switch (kind) {
     case DeviceKind::kCpu: return std::make_unique<CpuBackend>();
-    case DeviceKind::kNull: return std::make_unique<NullBackend>();
+    case DeviceKind::kNull: return std::make_unique<NullBackend>(activation_dtype);
     case DeviceKind::kCuda:
 #ifdef LLMSERVE_HAS_CUDA
       return std::make_unique<CudaBackend>(activation_dtype);
@@ -124,7 +125,7 @@ std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DTyp
     }
     case DeviceKind::kNull:
       for (int32_t s = 0; s < pp; ++s) {
-        for (int32_t r = 0; r < tp; ++r) ranks.push_back(std::make_unique<NullBackend>(r, tp, s, pp));
+        for (int32_t r = 0; r < tp; ++r) ranks.push_back(std::make_unique<NullBackend>(r, tp, s, pp, activation_dtype));
       }
       return ranks;
     case DeviceKind::kCuda:

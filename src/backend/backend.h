@@ -57,6 +57,9 @@ class Backend {
   // Element type of activations and the KV cache; weights are stored in it too (CPU: F32;
   // CUDA: F16 or BF16). Logits are always F32.
   virtual DType activation_dtype() const { return DType::kF32; }
+  // The GPU architecture code is built for and engines target ("sm_90" on an H100); empty on
+  // backends without one.
+  virtual std::string device_arch() const { return {}; }
 
   // --- memory -------------------------------------------------------------------------------
   virtual Buffer allocate(size_t nbytes) = 0;
@@ -160,6 +163,8 @@ std::unique_ptr<Backend> create_backend(DeviceKind kind, DType activation_dtype 
 bool cuda_device_available();
 // CUDA devices visible to this process (0 without the CUDA backend or a driver).
 int32_t cuda_device_count();
+// "sm_90" for an H100: the architecture of CUDA device `device`; empty when there is none.
+std::string cuda_device_arch(int32_t device = 0);
 // tp × pp backends: `pp` pipeline stages of `tp` tensor-parallel ranks each; backend i is stage
 // i / tp, rank i % tp, and computes on CUDA device i (ranks talk through NCCL) or on the host
 // (cpu/null: ranks are threads sharing memory; a way to test the sharded math without GPUs).

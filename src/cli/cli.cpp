@@ -7,12 +7,13 @@
 #include "cli/commands.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "common/version.h"
 
 namespace llmserve::cli {
 
 int run(int argc, char** argv) {
   CLI::App app{"llmserve: an LLM inference server (KServe v2, Triton generate, OpenAI) with a CPU reference backend"};
-  app.set_version_flag("--version", "llmserve 0.1.0");
+  app.set_version_flag("--version", "llmserve " + std::string(kVersion));
   app.require_subcommand(1);
   std::string log_level = "info";
   std::string log_format = "text";
@@ -24,6 +25,7 @@ int run(int argc, char** argv) {
   add_bench_commands(app, action);
   add_serve_command(app, action);
   add_pull_command(app, action);
+  add_build_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,5 +14,6 @@ void add_tokenize_commands(CLI::App& app, Action& action);
 void add_bench_commands(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
 void add_pull_command(CLI::App& app, Action& action);
+void add_build_command(CLI::App& app, Action& action);
 
 }  // namespace llmserve::cli

@@ -2,15 +2,23 @@
 
 #include <optional>
 
+#include "builder/builder.h"
 #include "cli/model_path.h"
 #include "common/status.h"
+#include "model/engine_manifest.h"
 
 namespace llmserve::cli {
 
 void EngineFlags::add_to(CLI::App& app) {
   auto& c = config;
-  app.add_option("--model", model, "Hugging Face model directory (default: the embedded default model)")
+  app.add_option("--model", model,
+                 "Hugging Face model directory, engine directory (llmserve build) or ORG/NAME to pull "
+                 "(default: the embedded default model)")
       ->envname("LLMSERVE_MODEL");
+  app.add_option("--engine-cache", engine_cache,
+                 "Build a Hugging Face --model into an engine in this directory on first use and load it "
+                 "from there after (shared safely by processes on one node)")
+      ->envname("LLMSERVE_ENGINE_CACHE");
   app.add_option("--device", device,
                  "auto (cuda when a GPU is visible, else cpu), cpu, cuda, or null (no compute: a benchmarking aid)")
       ->envname("LLMSERVE_DEVICE")->capture_default_str();
@@ -31,7 +39,7 @@ void EngineFlags::add_to(CLI::App& app) {
                  "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, threads on cpu")
       ->envname("LLMSERVE_TP")->capture_default_str();
   app.add_option("--pp,--pipeline-parallel-size", c.pipeline_parallel_size,
-                 "Pipeline-parallel stages (only 1: not implemented yet)")
+                 "Pipeline-parallel stages: consecutive layer ranges, each on its own --tp ranks (GPUs 0..tp*pp-1)")
       ->envname("LLMSERVE_PP")->capture_default_str();
   app.add_option("--cuda-graph-max-batch-size", c.max_graph_batch_size,
                  "Record CUDA graphs for decode steps of up to this many sequences at start-up")
@@ -73,19 +81,31 @@ EngineConfig EngineFlags::resolve() const {
   } else {
     fail(StatusCode::kInvalidArgument, "--device must be auto, cpu, cuda or null, got '{}'", device);
   }
-  if (dtype == "float16" || dtype == "half" || dtype == "fp16") {
-    c.dtype = DType::kF16;
-  } else if (dtype == "bfloat16" || dtype == "bf16") {
-    c.dtype = DType::kBF16;
-  } else if (dtype == "float32" || dtype == "float" || dtype == "fp32") {
-    c.dtype = DType::kF32;
-  } else if (dtype != "auto") {
-    fail(StatusCode::kInvalidArgument, "--dtype must be auto, float16, bfloat16 or float32, got '{}'", dtype);
-  }
+  c.dtype = parse_dtype_flag(dtype);
   if (enforce_eager) c.max_graph_batch_size = 0;
   c.enable_prefix_caching = !no_prefix_caching;
   c.enable_chunked_prefill = !no_chunked_prefill;
+  if (!engine_cache.empty() && !is_engine_dir(c.model_dir)) {
+    if (c.device == DeviceKind::kNull) fail(StatusCode::kInvalidArgument, "--engine-cache needs --device cpu or cuda");
+    builder::BuildOptions b;
+    b.model_dir = c.model_dir;
+    b.device = c.device == DeviceKind::kCuda ? "cuda" : "cpu";
+    b.dtype = c.dtype;
+    b.quantization = c.quantization;
+    b.tp = c.tensor_parallel_size;
+    b.pp = c.pipeline_parallel_size;
+    b.progress = default_progress_style();
+    c.model_dir = builder::cached_engine(b, engine_cache).dir;
+  }
   return c;
+}
+
+std::optional<DType> parse_dtype_flag(const std::string& value, const char* flag) {
+  if (value == "float16" || value == "half" || value == "fp16") return DType::kF16;
+  if (value == "bfloat16" || value == "bf16") return DType::kBF16;
+  if (value == "float32" || value == "float" || value == "fp32") return DType::kF32;
+  if (value != "auto") fail(StatusCode::kInvalidArgument, "{} must be auto, float16, bfloat16 or float32, got '{}'", flag, value);
+  return std::nullopt;
 }
 
 }  // namespace llmserve::cli

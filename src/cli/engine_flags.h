@@ -3,6 +3,7 @@
 // LLMSERVE_MAX_BATCH_SIZE) for Kubernetes.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -11,9 +12,14 @@
 
 namespace llmserve::cli {
 
+// "auto" → nullopt; float16/half/fp16, bfloat16/bf16, float32/float/fp32. Throws Error naming
+// `flag` for anything else.
+std::optional<DType> parse_dtype_flag(const std::string& value, const char* flag = "--dtype");
+
 struct EngineFlags {
   EngineConfig config;
   std::string model;
+  std::string engine_cache;
   std::string device = "auto";
   std::string dtype = "auto";
   bool enforce_eager = false;
@@ -21,7 +27,8 @@ struct EngineFlags {
   bool no_chunked_prefill = false;
 
   void add_to(CLI::App& app);
-  // Resolves the model directory, device and dtype; throws Error for a bad --device / --dtype.
+  // Resolves the model directory (building it into --engine-cache first when that is set), device
+  // and dtype; throws Error for a bad --device / --dtype.
   EngineConfig resolve() const;
 };
 

@@ -17,7 +17,7 @@ std::filesystem::path resolve_model_dir(const std::string& flag) {
     hub::PullOptions pull;  // endpoint, token and cache from HF_ENDPOINT, HF_TOKEN, LLMSERVE_CACHE_DIR
     pull.repo = flag;
     pull.token = hub::read_token("");
-    pull.progress = hub::default_progress_style();
+    pull.progress = default_progress_style();
     return hub::pull(pull).dir;
   }
   std::vector<std::filesystem::path> candidates;

@@ -24,13 +24,13 @@ int run_pull(PullFlags flags) {
     fail(StatusCode::kInvalidArgument, "--timeout must be > 0, got {}", flags.timeout_s);
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.timeout_s * 1000));
   if (flags.progress == "auto") {
-    o.progress = hub::default_progress_style();
+    o.progress = default_progress_style();
   } else if (flags.progress == "bar") {
-    o.progress = hub::ProgressStyle::kBar;
+    o.progress = ProgressStyle::kBar;
   } else if (flags.progress == "log") {
-    o.progress = hub::ProgressStyle::kLog;
+    o.progress = ProgressStyle::kLog;
   } else {
-    o.progress = hub::ProgressStyle::kNone;
+    o.progress = ProgressStyle::kNone;
   }
   auto result = hub::pull(o);
   std::cout << result.dir.string() << std::endl;

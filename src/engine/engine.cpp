@@ -6,6 +6,7 @@
 
 #include "common/logging.h"
 #include "engine/philox.h"
+#include "model/engine_manifest.h"
 
 namespace llmserve {
 
@@ -42,11 +43,52 @@ Status EngineConfig::validate() const {
   return Status::ok();
 }
 
+namespace {
+
+// A built engine fixes dtype, quantization and tp x pp: take them from its manifest, and refuse
+// flags that ask for something else (tp and pp of 1 are the defaults and mean "the engine's").
+void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
+  const std::string dir = c.model_dir.string();
+  if (c.dtype && *c.dtype != m.dtype) {
+    fail(StatusCode::kInvalidArgument, "--dtype {}: engine '{}' was built for {}; leave --dtype at auto or build "
+         "another engine", dtype_name(*c.dtype), dir, dtype_name(m.dtype));
+  }
+  if (c.quantization != Quantization::kNone && c.quantization != m.quantization) {
+    fail(StatusCode::kInvalidArgument, "--quantization {}: engine '{}' was built with {}; build another engine for {}",
+         quantization_name(c.quantization), dir, quantization_name(m.quantization), quantization_name(c.quantization));
+  }
+  if ((c.tensor_parallel_size != 1 && c.tensor_parallel_size != m.tp) ||
+      (c.pipeline_parallel_size != 1 && c.pipeline_parallel_size != m.pp)) {
+    fail(StatusCode::kInvalidArgument, "--tp {} --pp {}: engine '{}' was built for --tp {} --pp {}", c.tensor_parallel_size,
+         c.pipeline_parallel_size, dir, m.tp, m.pp);
+  }
+  if (m.max_seq_len > 0 && c.max_model_len > m.max_seq_len) {
+    fail(StatusCode::kInvalidArgument, "--max-model-len {} exceeds the engine's --max-seq-len {} ('{}')", c.max_model_len,
+         m.max_seq_len, dir);
+  }
+  if (c.device == DeviceKind::kCuda || c.device == DeviceKind::kNull) c.dtype = m.dtype;
+  c.quantization = m.quantization;
+  c.tensor_parallel_size = m.tp;
+  c.pipeline_parallel_size = m.pp;
+  if (m.max_seq_len > 0 && c.max_model_len == 0) c.max_model_len = m.max_seq_len;
+}
+
+}  // namespace
+
 Engine::Engine(const EngineConfig& config) : config_(config) {
   if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
   if (config_.seed == 0) config_.seed = std::random_device{}() | 1ull << 40;
+  if (is_engine_dir(config_.model_dir)) {
+    const EngineManifest manifest = read_engine_manifest(config_.model_dir);
+    apply_engine_manifest(config_, manifest);
+    if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
+    LOG_INFO("engine '{}': built by llmserve {} on {} for {}{} {}, --quantization {}, --tp {} --pp {}",
+             config_.model_dir.string(), manifest.llmserve_version, manifest.created, manifest.device,
+             manifest.gpu_arch.empty() ? "" : " " + manifest.gpu_arch, dtype_name(manifest.dtype),
+             quantization_name(manifest.quantization), manifest.tp, manifest.pp);
+  }
   DType dtype = DType::kF32;
-  if (config_.device == DeviceKind::kCuda) {
+  if (config_.device == DeviceKind::kCuda || (config_.device == DeviceKind::kNull && config_.dtype)) {
     const DType stored = load_model_config(config_.model_dir).checkpoint_dtype;
     dtype = config_.dtype.value_or(stored == DType::kBF16 ? DType::kBF16 : DType::kF16);
   }
@@ -64,10 +106,10 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
                                                  LoadOptions{config_.quantization});
   });
   const auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  const auto weights_ready = std::chrono::steady_clock::now();
   LOG_INFO("weights of '{}' on {}{} ({}) in {:.0f} ms (device set-up {:.0f} ms)", config_.model_dir.filename().string(),
            backends_[0]->name(), tp * pp > 1 ? fmt::format(" (tp {} x pp {})", tp, pp) : "",
-           dtype_name(backends_[0]->activation_dtype()), ms(backend_ready, std::chrono::steady_clock::now()),
-           ms(load_start, backend_ready));
+           dtype_name(backends_[0]->activation_dtype()), ms(backend_ready, weights_ready), ms(load_start, backend_ready));
   const ModelConfig& mc = models_[0]->config();
   eos_token_ids_ = mc.eos_token_ids;
 
@@ -100,7 +142,13 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   std::vector<RunnerRank> ranks;
   for (size_t r = 0; r < backends_.size(); ++r) ranks.push_back({models_[r].get(), backends_[r].get(), &kv_caches_[r]});
   runner_ = std::make_unique<ModelRunner>(std::move(ranks), pool_.get(), runner_options);
+  const auto kv_ready = std::chrono::steady_clock::now();
   runner_->capture_graphs();
+  const auto done = std::chrono::steady_clock::now();
+  // The cold-start breakdown (docs/performance.md tracks process start -> ready).
+  LOG_INFO("engine ready in {:.0f} ms: device set-up {:.0f} ms, weights {:.0f} ms ({}), activations + KV cache {:.0f} ms, "
+           "graphs {:.0f} ms", ms(load_start, done), ms(load_start, backend_ready), ms(backend_ready, weights_ready),
+           is_engine_dir(config_.model_dir) ? "built engine" : "checkpoint", ms(weights_ready, kv_ready), ms(kv_ready, done));
   publish_stats();
   thread_ = std::thread([this] { loop(); });
 }

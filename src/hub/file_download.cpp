@@ -10,7 +10,7 @@
 
 #include "common/logging.h"
 #include "common/status.h"
-#include "hub/hasher.h"
+#include "common/hasher.h"
 
 namespace llmserve::hub {
 namespace fs = std::filesystem;

@@ -13,7 +13,7 @@
 
 #include "hub/http_client.h"
 #include "hub/hub_error.h"
-#include "hub/progress.h"
+#include "common/progress.h"
 #include "hub/repo_listing.h"
 
 namespace llmserve::hub {

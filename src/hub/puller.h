@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "hub/file_download.h"
-#include "hub/progress.h"
+#include "common/progress.h"
 
 namespace llmserve::hub {
 

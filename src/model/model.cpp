@@ -4,6 +4,7 @@
 #include <map>
 
 #include "common/status.h"
+#include "model/engine_manifest.h"
 
 namespace llmserve {
 
@@ -152,8 +153,35 @@ std::optional<Quantization> parse_quantization(std::string_view name) {
 
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend, const LoadOptions& options) {
   ModelConfig config = load_model_config(dir);
-  WeightStore weights = WeightStore::open(dir);
-  auto model = ArchRegistry::find(config.architecture)->create(config, weights, backend, options);
+  if (!is_engine_dir(dir)) {
+    WeightStore weights = WeightStore::open(dir);
+    auto model = ArchRegistry::find(config.architecture)->create(config, weights, backend, options);
+    model->activation_dtype_ = backend.activation_dtype();
+    return model;
+  }
+  const EngineManifest manifest = read_engine_manifest(dir);
+  check_engine_target(manifest, dir, backend);
+  if (manifest.architecture != config.architecture) {
+    fail(StatusCode::kDataLoss, "engine '{}' was built for {} but its config.json says {}", dir.string(),
+         manifest.architecture, config.architecture);
+  }
+  if (options.quantization != Quantization::kNone && options.quantization != manifest.quantization) {
+    fail(StatusCode::kFailedPrecondition, "engine '{}' was built with --quantization {}, not {}; build another engine for {}",
+         dir.string(), quantization_name(manifest.quantization), quantization_name(options.quantization),
+         quantization_name(options.quantization));
+  }
+  const size_t rank = static_cast<size_t>(backend.stage() * manifest.tp + backend.rank());
+  const EngineRankFile& file = manifest.ranks.at(rank);
+  if (file.stage != backend.stage() || file.tp_rank != backend.rank()) {
+    fail(StatusCode::kDataLoss, "engine '{}': ranks[{}] is stage {} rank {}, expected stage {} rank {}", dir.string(), rank,
+         file.stage, file.tp_rank, backend.stage(), backend.rank());
+  }
+  WeightStore weights = WeightStore::open_file(dir / file.file);
+  LoadOptions engine_options = options;
+  engine_options.quantization = manifest.quantization;
+  engine_options.engine_source_tensors = &manifest.source_tensors;
+  engine_options.recorder = nullptr;
+  auto model = ArchRegistry::find(config.architecture)->create(config, weights, backend, engine_options);
   model->activation_dtype_ = backend.activation_dtype();
   return model;
 }

@@ -45,8 +45,22 @@ std::string_view quantization_name(Quantization q);
 // Parses quantization_name's spelling; nullopt for anything else.
 std::optional<Quantization> parse_quantization(std::string_view name);
 
+// Sees every weight a model loads, as the model holds it (fused, this rank's slice, in the
+// backend's dtype, quantized): `llmserve build` records them into an engine (src/builder/).
+class WeightRecorder {
+ public:
+  virtual ~WeightRecorder() = default;
+  // `t` lives in the backend's memory until the model is destroyed; `key` names it in an engine.
+  virtual void record(const std::string& key, const Tensor& t) = 0;
+};
+
 struct LoadOptions {
   Quantization quantization = Quantization::kNone;
+  WeightRecorder* recorder = nullptr;
+  // Loading a built engine (load_model sets it): the store passed to the architecture is this
+  // rank's engine file, whose tensors are ready to upload under their keys, and this lists the
+  // checkpoint's tensor names (what WeightLoader::contains answers from).
+  const std::vector<std::string>* engine_source_tensors = nullptr;
 };
 
 // Where `backend` sits in its group.
@@ -126,7 +140,10 @@ ModelConfig load_model_config(const std::filesystem::path& dir);
 
 // Loads config + weights onto the backend: the shard of rank backend.rank() of
 // backend.group_size() in stage backend.stage() of backend.num_stages() (the whole model alone).
-// `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo).
+// `dir` is a Hugging Face checkpoint or an engine built by `llmserve build` (it holds
+// llmserve-engine.json: src/model/engine_manifest.h), whose rank file is uploaded as it is after
+// check_engine_target; its quantization is the engine's (options.quantization must be kNone or
+// the same). `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,
                                   const LoadOptions& options = {});
 

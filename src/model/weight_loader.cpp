@@ -28,6 +28,28 @@ std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
   return out;
 }
 
+// A backend tensor (F32, F16 or BF16) as fp32 values on the host.
+std::vector<float> download_f32(Backend& backend, const Tensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::kF32) {
+    backend.download(t, out.data());
+    return out;
+  }
+  if (t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
+    fail(StatusCode::kInternal, "cannot read {} weights as fp32", dtype_name(t.dtype));
+  }
+  std::vector<uint16_t> h(out.size());
+  backend.download(t, h.data());
+  for (size_t i = 0; i < h.size(); ++i) out[i] = t.dtype == DType::kBF16 ? bf16_to_float(h[i]) : fp16_to_float(h[i]);
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string key;
+  for (const auto& n : names) key += (key.empty() ? "" : "+") + n;
+  return key;
+}
+
 }  // namespace
 
 void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
@@ -81,29 +103,94 @@ void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias,
   }
 }
 
+WeightLoader::WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard,
+                           const LoadOptions& options)
+    : store_(store),
+      backend_(backend),
+      owner_(&owner),
+      shard_(shard),
+      quantization_(options.quantization),
+      recorder_(options.recorder),
+      engine_source_tensors_(options.engine_source_tensors) {}
+
+bool WeightLoader::contains(const std::string& name) const {
+  if (!from_engine()) return store_.contains(name);
+  return std::binary_search(engine_source_tensors_->begin(), engine_source_tensors_->end(), name);
+}
+
+void WeightLoader::record(const std::string& key, const Tensor& t) {
+  if (recorder_ != nullptr && !in_linear_) recorder_->record(key, t);
+}
+
+Tensor WeightLoader::upload_stored(const std::string& key, std::span<const int64_t> dims, std::optional<DType> dtype) {
+  if (!store_.contains(key)) {
+    fail(StatusCode::kDataLoss, "engine '{}' has no tensor '{}' for rank {} of stage {}: the engine is incomplete; "
+         "rebuild it with llmserve build", store_.dir().string(), key, shard_.rank, shard_.stage);
+  }
+  const TensorInfo& info = store_.info(key);
+  if ((dtype && info.dtype != *dtype) || !std::equal(info.shape.begin(), info.shape.end(), dims.begin(), dims.end())) {
+    fail(StatusCode::kDataLoss, "engine tensor '{}' in '{}' is {} {}, expected {} {}", key, store_.file_of(key).string(),
+         dtype_name(info.dtype), shape_string(info.shape), dtype ? dtype_name(*dtype) : "any", shape_string(dims));
+  }
+  Tensor t = info.shape.size() == 1 ? backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0]})
+                                    : backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0], info.shape[1]});
+  backend_.upload(store_.bytes(key).data(), t);
+  return t;
+}
+
+Tensor WeightLoader::prepared(const std::string& key, std::vector<int64_t> dims, const std::function<Tensor()>& make) {
+  if (in_linear_) {
+    linear_key_ = key;
+    linear_dims_ = dims;
+    if (from_engine() && quantization_ != Quantization::kNone) return Tensor();
+  }
+  if (from_engine()) return upload_stored(key, dims, backend_.activation_dtype());
+  Tensor t = make();
+  record(key, t);
+  return t;
+}
+
 LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
-  switch (quantization_) {
-    case Quantization::kNone: return {load(), Tensor()};
-    case Quantization::kInt8WeightOnly: break;
+  struct InLinear {  // linear_key_/dims_ are noted and recording paused while `load` runs
+    WeightLoader& w;
+    explicit InLinear(WeightLoader& loader) : w(loader) { w.in_linear_ = true; }
+    ~InLinear() { w.in_linear_ = false; }
+  };
+  if (quantization_ == Quantization::kNone) {
+    Tensor t;
+    {
+      InLinear scope(*this);
+      t = load();
+    }
+    record(linear_key_, t);
+    return {t, Tensor()};
+  }
+  if (from_engine()) {
+    {
+      InLinear scope(*this);
+      load();  // notes the key and dims; uploads nothing
+    }
+    LinearWeight out;
+    out.w = upload_stored(linear_key_, linear_dims_, DType::kI8);
+    const int64_t rows[] = {linear_dims_.at(0)};
+    out.scales = upload_stored(linear_key_ + ".scales", rows, DType::kF32);
+    return out;
   }
   std::vector<Buffer> staging;
   std::vector<Buffer>* model_owner = owner_;
   owner_ = &staging;
   Tensor full;
   try {
+    InLinear scope(*this);
     full = load();
   } catch (...) {
     owner_ = model_owner;
     throw;
   }
   owner_ = model_owner;
-  if (full.dtype != DType::kF32 || full.ndim != 2) {
-    fail(StatusCode::kUnimplemented, "--quantization int8-wo: weights in {} on the {} backend are not supported",
-         dtype_name(full.dtype), backend_.name());
-  }
+  if (full.ndim != 2) fail(StatusCode::kInternal, "linear weight '{}' is {}, not 2-D", linear_key_, full.shape_string());
   const int64_t rows = full.dim(0), cols = full.dim(1);
-  std::vector<float> host(static_cast<size_t>(full.numel()));
-  backend_.download(full, host.data());
+  const std::vector<float> host = download_f32(backend_, full);
   std::vector<int8_t> q(host.size());
   std::vector<float> scales(static_cast<size_t>(rows));
   quantize_rows_int8(host, rows, cols, q, scales);
@@ -111,6 +198,8 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
   out.w = backend_.allocate_tensor(*owner_, DType::kI8, {rows, cols});
   backend_.upload(q.data(), out.w);
   out.scales = upload(scales, {rows});
+  record(linear_key_, out.w);
+  record(linear_key_ + ".scales", out.scales);
   return out;
 }
 
@@ -221,10 +310,12 @@ Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t
       local[d] += r.count;
     }
   }
-  Tensor t = local.size() == 1 ? backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0]})
-                               : backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0], local[1]});
-  upload_into(name, shape, t, dim, ranges);
-  return t;
+  return prepared(name, local, [&] {
+    Tensor t = local.size() == 1 ? backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0]})
+                                 : backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0], local[1]});
+    upload_into(name, shape, t, dim, ranges);
+    return t;
+  });
 }
 
 Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int64_t cols, Split split,
@@ -251,14 +342,16 @@ Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int6
       part_rows = r.count;
     }
   }
-  std::vector<Buffer> staging;
-  Tensor stored = backend_.allocate_tensor(staging, backend_.activation_dtype(), {part_rows, part_cols});
-  const int64_t shape[] = {rows, cols};
-  upload_into(name, shape, stored, dim, ranges);
-  Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {part_cols, part_rows});
-  backend_.transpose(stored, t);
-  backend_.synchronize();  // before the staging buffer is freed
-  return t;
+  return prepared(name, {part_cols, part_rows}, [&] {
+    std::vector<Buffer> staging;
+    Tensor stored = backend_.allocate_tensor(staging, backend_.activation_dtype(), {part_rows, part_cols});
+    const int64_t shape[] = {rows, cols};
+    upload_into(name, shape, stored, dim, ranges);
+    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {part_cols, part_rows});
+    backend_.transpose(stored, t);
+    backend_.synchronize();  // before the staging buffer is freed
+    return t;
+  });
 }
 
 Tensor WeightLoader::load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
@@ -267,15 +360,17 @@ Tensor WeightLoader::load_stacked(const std::vector<std::string>& names, const s
   if (split == Split::kCols) fail(StatusCode::kInternal, "load_stacked splits rows only");
   int64_t total = 0;
   for (int64_t r : rows) total += sharded ? part(r).count : r;
-  Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total, cols});
-  int64_t at = 0;
-  for (size_t i = 0; i < names.size(); ++i) {
-    const int64_t shape[] = {rows[i], cols};
-    const Range r = sharded ? part(rows[i]) : Range{0, rows[i]};
-    upload_into(names[i], shape, t.rows(at, r.count), 0, {r});
-    at += r.count;
-  }
-  return t;
+  return prepared(joined(names), {total, cols}, [&] {
+    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total, cols});
+    int64_t at = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const int64_t shape[] = {rows[i], cols};
+      const Range r = sharded ? part(rows[i]) : Range{0, rows[i]};
+      upload_into(names[i], shape, t.rows(at, r.count), 0, {r});
+      at += r.count;
+    }
+    return t;
+  });
 }
 
 Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
@@ -283,15 +378,17 @@ Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const st
   const bool sharded = split == Split::kRows && shard_.size > 1;
   int64_t total = 0;
   for (int64_t n : sizes) total += sharded ? part(n).count : n;
-  Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total});
-  int64_t at = 0;
-  for (size_t i = 0; i < names.size(); ++i) {
-    const int64_t shape[] = {sizes[i]};
-    const Range r = sharded ? part(sizes[i]) : Range{0, sizes[i]};
-    upload_into(names[i], shape, t.rows(at, r.count), 0, {r});
-    at += r.count;
-  }
-  return t;
+  return prepared(joined(names), {total}, [&] {
+    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total});
+    int64_t at = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const int64_t shape[] = {sizes[i]};
+      const Range r = sharded ? part(sizes[i]) : Range{0, sizes[i]};
+      upload_into(names[i], shape, t.rows(at, r.count), 0, {r});
+      at += r.count;
+    }
+    return t;
+  });
 }
 
 DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& c, bool gated_mlp,

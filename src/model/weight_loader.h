@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -43,11 +44,22 @@ void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, st
 std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
                                         int64_t cols);
 
+// Loads a model's weights onto a backend, from one of two sources:
+// - a Hugging Face checkpoint: each weight is read, fused, sliced for this rank, converted to the
+//   backend's dtype and quantized here; with LoadOptions::recorder set, every finished weight is
+//   handed to it under its key (`llmserve build` writes them into an engine);
+// - a built engine's rank file (LoadOptions::engine_source_tensors set): the same calls look their
+//   key up and upload the stored bytes as they are.
+// Keys: a tensor's checkpoint name (load, load_transposed), the names joined by '+' (load_stacked,
+// load_concat); a quantized linear weight stores its codes under the key and its scales under
+// key + ".scales".
 class WeightLoader {
  public:
   WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard = {},
-               Quantization quantization = Quantization::kNone)
-      : store_(store), backend_(backend), owner_(&owner), shard_(shard), quantization_(quantization) {}
+               const LoadOptions& options = {});
+
+  // Whether the checkpoint has tensor `name` (for a built engine: whether its checkpoint had).
+  bool contains(const std::string& name) const;
 
   // A linear layer's weight: what `load` (one of the loads below) returns, kept as it is without
   // quantization; with int8-wo, loaded into a staging buffer (this rank's slice already), quantized
@@ -72,7 +84,8 @@ class WeightLoader {
   // 1-D tensors concatenated (fused biases); kRows splits each part.
   Tensor load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
                      Split split = Split::kNone);
-  // fp32 values uploaded as fp32 (tables the kernels read in fp32, e.g. RoPE's cos/sin).
+  // fp32 values uploaded as fp32 (tables the kernels read in fp32, e.g. RoPE's cos/sin). Computed
+  // at every load, never stored in an engine.
   Tensor upload(const std::vector<float>& data, std::initializer_list<int64_t> dims);
   // fp32 values uploaded in the backend's activation dtype.
   Tensor upload_weight(const std::vector<float>& data, std::initializer_list<int64_t> dims);
@@ -81,18 +94,32 @@ class WeightLoader {
   struct Range {
     int64_t begin = 0, count = 0;
   };
+  bool from_engine() const { return engine_source_tensors_ != nullptr; }
   // This rank's range of `n` (all of it alone).
   Range part(int64_t n) const;
   // Uploads the stored tensor `name` (checked against `shape`: [R] or [R, C]) into dst; with
   // ranges, only those rows (dim 0) or columns (dim 1), concatenated in order.
   void upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst, int dim = 0,
                    const std::vector<Range>& ranges = {});
+  // Every load's one way in: from an engine, the stored tensor `key` (checked against `dims` and
+  // the activation dtype) uploaded as it is; from a checkpoint, `make()` builds it and the
+  // recorder sees it. Inside linear() over an engine with quantized weights, only notes key and
+  // dims (linear() uploads the codes and scales) and returns an empty tensor.
+  Tensor prepared(const std::string& key, std::vector<int64_t> dims, const std::function<Tensor()>& make);
+  Tensor upload_stored(const std::string& key, std::span<const int64_t> dims, std::optional<DType> dtype);
+  void record(const std::string& key, const Tensor& t);
 
   const WeightStore& store_;
   Backend& backend_;
   std::vector<Buffer>* owner_;  // where loads allocate (linear() points it at staging for a while)
   ModelShard shard_;
   Quantization quantization_;
+  WeightRecorder* recorder_;
+  const std::vector<std::string>* engine_source_tensors_;  // sorted; set when loading an engine
+  // linear()'s view of the load it wraps.
+  bool in_linear_ = false;
+  std::string linear_key_;
+  std::vector<int64_t> linear_dims_;
 };
 
 // Activation tensors of one decoder forward step.

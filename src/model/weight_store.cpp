@@ -50,7 +50,21 @@ WeightStore WeightStore::open(const std::filesystem::path& dir) {
     fail(StatusCode::kNotFound, "no weights in '{}': expected model.safetensors or model.safetensors.index.json",
          dir.string());
   }
-  for (const auto& p : shard_paths) {
+  store.add_files(shard_paths);
+  return store;
+}
+
+WeightStore WeightStore::open_file(const std::filesystem::path& file) {
+  if (!std::filesystem::exists(file)) fail(StatusCode::kNotFound, "weights file '{}' is missing", file.string());
+  WeightStore store;
+  store.dir_ = file.parent_path();
+  store.add_files({file});
+  return store;
+}
+
+void WeightStore::add_files(const std::vector<std::filesystem::path>& paths) {
+  WeightStore& store = *this;
+  for (const auto& p : paths) {
     store.files_.push_back(std::make_unique<SafetensorsFile>(p));
     const SafetensorsFile* f = store.files_.back().get();
     for (const auto& [name, info] : f->tensors()) {
@@ -61,7 +75,6 @@ WeightStore WeightStore::open(const std::filesystem::path& dir) {
       }
     }
   }
-  return store;
 }
 
 bool WeightStore::contains(const std::string& name) const { return entries_.count(name) != 0; }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,6 +22,8 @@ class WeightStore {
   // Throws Error(kNotFound) when neither model.safetensors nor the index exists, or a shard
   // named by the index is missing; Error(kDataLoss) for corrupt files.
   static WeightStore open(const std::filesystem::path& dir);
+  // One safetensors file (an engine's rank file); dir() is its folder.
+  static WeightStore open_file(const std::filesystem::path& file);
 
   bool contains(const std::string& name) const;
   // The tensor's header entry and its file; throws Error(kNotFound) naming the tensor.
@@ -44,6 +47,7 @@ class WeightStore {
     const TensorInfo* info;
   };
   const Entry& entry(const std::string& name) const;
+  void add_files(const std::vector<std::filesystem::path>& paths);
 
   std::filesystem::path dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

@@ -1,8 +1,8 @@
 // Checks the chart's rendered objects (tests/e2e/deploy_chart_test.sh renders them with helm template):
 //   node check_chart.mjs RENDER_DIR PLAIN_RULES_FILE
 // RENDER_DIR holds <case>.yaml files and cases.json: {case: {tp, pp, gpus, metricValue, repo, pullSecret,
-// gpuProducts, cache}}. Every object must pass its API schema; then the seed's names, ports, labels, rules
-// and HPA target are asserted. Writes RENDER_DIR/<case>.rules.yaml (the PrometheusRule's spec, for
+// gpuProducts, cache, modelDir}}. Every object must pass its API schema; then the seed's names, ports, labels,
+// rules and HPA target are asserted. Writes RENDER_DIR/<case>.rules.yaml (the PrometheusRule's spec, for
 // promtool) and RENDER_DIR/<case>.server.json (the server container: args, probes, grace period, init script).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -93,7 +93,8 @@ for (const [name, want] of Object.entries(cases)) {
     c.ok(init, `${name}: init container pulls the model`);
     const env = Object.fromEntries((init?.env ?? []).map((e) => [e.name, e.value]));
     c.eq(env.MODEL_REPO, want.repo, `${name}: init pulls ${want.repo}`);
-    c.eq(argValue(args, '--model'), '/var/run/models/hf', `${name}: server loads the pulled model`);
+    const modelDir = want.modelDir ?? '/var/run/models/hf';  // the engine dir when the init container builds one
+    c.eq(argValue(args, '--model'), modelDir, `${name}: server loads ${modelDir}`);
     const cacheVol = pod.volumes.find((v) => v.name === 'model-cache');
     if (want.cache === 'hostPath') {
       c.eq(cacheVol?.hostPath, { path: `/llmserve/models/${want.modelName}/${want.tp}x${want.pp}`, type: 'DirectoryOrCreate' },

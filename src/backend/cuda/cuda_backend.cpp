@@ -109,6 +109,15 @@ bool cuda_device_available() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
+std::string cuda_device_arch(int32_t device) {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    return {};
+  }
+  return fmt::format("sm_{}{}", major, minor);
+}
+
 CudaBackend::CudaBackend(DType activation_dtype, int device) : dtype_(activation_dtype), device_(device) {
   if (dtype_ != DType::kF16 && dtype_ != DType::kBF16) {
     fail(StatusCode::kInvalidArgument, "--dtype: the CUDA backend computes in float16 or bfloat16, not {}",
@@ -127,6 +136,7 @@ CudaBackend::CudaBackend(DType activation_dtype, int device) : dtype_(activation
   check(cudaMalloc(&lt_workspace_, lt_workspace_bytes_), "cudaMalloc(cuBLASLt workspace)");
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
+  arch_ = fmt::format("sm_{}{}", prop.major, prop.minor);
   LOG_INFO("CUDA device {}: {} ({} SMs, {:.1f} GiB), activations {}", device_, prop.name, prop.multiProcessorCount,
            static_cast<double>(prop.totalGlobalMem) / (1ull << 30), dtype_name(dtype_));
   if (const char* p = std::getenv("LLMSERVE_CUDA_PROFILE"); p != nullptr && std::string(p) == "1") {

@@ -29,6 +29,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   std::string_view name() const override { return "cuda"; }
+  std::string device_arch() const override { return arch_; }
   DType activation_dtype() const override { return dtype_; }
 
   Buffer allocate(size_t nbytes) override;
@@ -118,6 +119,7 @@ class CudaBackend final : public Backend {
 
   DType dtype_;
   int device_ = 0;
+  std::string arch_;  // "sm_90"
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   void* lt_workspace_ = nullptr;

@@ -17,13 +17,16 @@ namespace llmserve {
 
 class NullBackend final : public Backend {
  public:
-  NullBackend() = default;
+  // `dtype`: what activations and weights claim to be (F32 unless a built engine asks for its
+  // own, so that its weights load as stored).
+  explicit NullBackend(DType dtype = DType::kF32) : dtype_(dtype) {}
   // Rank `rank` of a group of `size` in stage `stage` of `num_stages`: the collectives stay
   // no-ops (nothing is computed).
-  NullBackend(int32_t rank, int32_t size, int32_t stage, int32_t num_stages)
-      : rank_(rank), size_(size), stage_(stage), num_stages_(num_stages) {}
+  NullBackend(int32_t rank, int32_t size, int32_t stage, int32_t num_stages, DType dtype = DType::kF32)
+      : dtype_(dtype), rank_(rank), size_(size), stage_(stage), num_stages_(num_stages) {}
 
   std::string_view name() const override { return "null"; }
+  DType activation_dtype() const override { return dtype_; }
   int32_t rank() const override { return rank_; }
   int32_t group_size() const override { return size_; }
   int32_t stage() const override { return stage_; }
@@ -55,6 +58,7 @@ class NullBackend final : public Backend {
  private:
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
+  DType dtype_ = DType::kF32;
   int32_t rank_ = 0;
   int32_t size_ = 1;
   int32_t stage_ = 0;

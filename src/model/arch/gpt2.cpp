@@ -24,9 +24,9 @@ class Gpt2Model final : public Model {
       : Model(config, shard_of(backend)), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size;
-    const std::string p = store.contains("transformer.wte.weight") ? "transformer." : "";
+    WeightLoader w(store, backend, weights_, shard_, options);
+    const std::string p = w.contains("transformer.wte.weight") ? "transformer." : "";
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
-    WeightLoader w(store, backend, weights_, shard_, options.quantization);
     if (shard_.is_first_stage() || shard_.is_last_stage()) wte_ = w.load(p + "wte.weight", {c.vocab_size, d});
     if (shard_.is_first_stage()) wpe_ = w.load(p + "wpe.weight", {c.max_position_embeddings, d});
     for (int32_t i = first_layer(); i < first_layer() + local_.num_layers; ++i) {

@@ -26,7 +26,7 @@ class LlamaModel final : public Model {
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t q_rows = c.num_q_heads * hd, kv_rows = c.num_kv_heads * hd;
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
-    WeightLoader w(store, backend, weights_, shard_, options.quantization);
+    WeightLoader w(store, backend, weights_, shard_, options);
     const bool tied = c.tie_word_embeddings;
     if (shard_.is_first_stage() || (tied && shard_.is_last_stage())) {
       embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, d});
@@ -43,7 +43,7 @@ class LlamaModel final : public Model {
         layer.qkv_b = w.load_concat({l + "self_attn.q_proj.bias", l + "self_attn.k_proj.bias",
                                      l + "self_attn.v_proj.bias"},
                                     {q_rows, kv_rows, kv_rows}, Split::kRows);
-        layer.o_b = first_rank && store.contains(l + "self_attn.o_proj.bias") ? w.load(l + "self_attn.o_proj.bias", {d})
+        layer.o_b = first_rank && w.contains(l + "self_attn.o_proj.bias") ? w.load(l + "self_attn.o_proj.bias", {d})
                                                                                : Tensor();
       }
       layer.o_w = w.linear([&] { return w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols); });
@@ -53,7 +53,7 @@ class LlamaModel final : public Model {
       layer.down_w = w.linear([&] { return w.load(l + "mlp.down_proj.weight", {d, f}, Split::kCols); });
       layers_.push_back(layer);
     }
-    if (!tied && !store.contains("lm_head.weight")) {
+    if (!tied && !w.contains("lm_head.weight")) {
       fail(StatusCode::kDataLoss, "checkpoint '{}' has no tensor 'lm_head.weight' and tie_word_embeddings is false",
            store.dir().string());
     }

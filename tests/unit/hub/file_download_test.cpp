@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/status.h"
-#include "hub/hasher.h"
+#include "common/hasher.h"
 
 namespace llmserve::hub {
 namespace {

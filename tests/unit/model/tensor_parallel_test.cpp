@@ -19,15 +19,6 @@ namespace {
 
 const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) / "models";
 
-double max_rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
-    den += want[i] * static_cast<double>(want[i]);
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
 struct TpCase {
   std::string model;
   int32_t tp;
@@ -55,7 +46,7 @@ TEST_P(TensorParallelCpu, ShardedMatchesWhole) {
   const testing::Greedy got = testing::run_greedy(sharded, cases, 16, /*batched=*/true);
   for (size_t i = 0; i < want.tokens.size(); ++i) {
     EXPECT_EQ(got.tokens[i], want.tokens[i]) << "case " << i;
-    EXPECT_LT(max_rel_l2(got.last_logits[i], want.last_logits[i]), 1e-5) << "case " << i;
+    EXPECT_LT(testing::rel_l2(got.last_logits[i], want.last_logits[i]), 1e-5) << "case " << i;
   }
 }
 

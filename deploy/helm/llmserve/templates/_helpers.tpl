@@ -64,3 +64,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "llmserve.cacheSubPath" -}}
 {{- printf "models/%s/%dx%d" (lower .Values.model.name) (int .Values.model.parallelism.tensor) (int .Values.model.parallelism.pipeline) -}}
 {{- end -}}
+
+{{/* "true" when the init container builds an engine (model.repo set and model.engine.build not false). */}}
+{{- define "llmserve.buildEngine" -}}
+{{- $engine := .Values.model.engine | default dict -}}
+{{- if and .Values.model.repo (or (not (hasKey $engine "build")) $engine.build) -}}true{{- end -}}
+{{- end -}}

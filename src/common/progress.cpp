@@ -1,4 +1,4 @@
-#include "hub/progress.h"
+#include "common/progress.h"
 
 #include <unistd.h>
 #include <algorithm>
@@ -8,7 +8,7 @@
 
 #include "common/logging.h"
 
-namespace llmserve::hub {
+namespace llmserve {
 namespace {
 
 constexpr auto kBarInterval = std::chrono::milliseconds(100);
@@ -44,10 +44,9 @@ void Progress::begin_file(const std::string& name, uint64_t total, uint64_t done
   start_ = last_draw_ = Clock::now();
   if (style_ == ProgressStyle::kLog) {
     if (done > 0) {
-      LOG_INFO("downloading {} ({}), resuming at {}", name_, format_bytes(total_),
-               format_bytes(done));
+      LOG_INFO("{} {} ({}), resuming at {}", doing_, name_, format_bytes(total_), format_bytes(done));
     } else {
-      LOG_INFO("downloading {} ({})", name_, format_bytes(total_));
+      LOG_INFO("{} {} ({})", doing_, name_, format_bytes(total_));
     }
   }
   draw(true);
@@ -72,7 +71,7 @@ void Progress::end_file() {
     std::fputc('\n', stderr);
   }
   if (style_ != ProgressStyle::kNone) {
-    LOG_INFO("downloaded {} ({} in {:.1f} s, {}/s)", name_, format_bytes(moved_), secs,
+    LOG_INFO("{} {} ({} in {:.1f} s, {}/s)", done_verb_, name_, format_bytes(moved_), secs,
              format_bytes(static_cast<uint64_t>(rate)));
   }
 }
@@ -110,4 +109,4 @@ void Progress::draw(bool force) {
   }
 }
 
-}  // namespace llmserve::hub
+}  // namespace llmserve

@@ -1,13 +1,15 @@
-// Download progress on stderr: a redrawn one-line bar when stderr is a terminal, otherwise quiet
-// log lines (one when a file starts, one every ~10 s while a large file runs, one when it ends)
-// that read well in `kubectl logs`. Not thread-safe: one pull drives one Progress.
+// Progress of a long copy (hub downloads, engine builds) on stderr: a redrawn one-line bar when
+// stderr is a terminal, otherwise quiet log lines (one when a file starts, one every ~10 s while a
+// large file runs, one when it ends) that read well in `kubectl logs`. Not thread-safe: one pull
+// or build drives one Progress.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
-namespace llmserve::hub {
+namespace llmserve {
 
 enum class ProgressStyle { kBar, kLog, kNone };
 
@@ -19,7 +21,10 @@ std::string format_bytes(uint64_t bytes);
 
 class Progress {
  public:
-  explicit Progress(ProgressStyle style) : style_(style) {}
+  // `doing` / `done` name the work in log lines: "downloading" / "downloaded" (the default),
+  // "writing" / "wrote".
+  explicit Progress(ProgressStyle style, std::string doing = "downloading", std::string done = "downloaded")
+      : style_(style), doing_(std::move(doing)), done_verb_(std::move(done)) {}
 
   // A file of `total` bytes (0: unknown) starts with `done` bytes already on disk.
   void begin_file(const std::string& name, uint64_t total, uint64_t done);
@@ -34,6 +39,7 @@ class Progress {
   void draw(bool force);
 
   ProgressStyle style_;
+  std::string doing_, done_verb_;
   std::string name_;
   uint64_t total_ = 0;
   uint64_t done_ = 0;
@@ -42,4 +48,4 @@ class Progress {
   Clock::time_point last_draw_{};
 };
 
-}  // namespace llmserve::hub
+}  // namespace llmserve

@@ -1,4 +1,4 @@
-#include "hub/hasher.h"
+#include "common/hasher.h"
 
 #include <fstream>
 #include <vector>
@@ -7,7 +7,7 @@
 
 #include "common/status.h"
 
-namespace llmserve::hub {
+namespace llmserve {
 
 std::string_view hash_kind_name(HashKind kind) {
   switch (kind) {
@@ -78,4 +78,4 @@ void hash_file(const std::filesystem::path& path, Hasher& hasher) {
   if (in.bad()) fail(StatusCode::kDataLoss, "cannot read {}", path.string());
 }
 
-}  // namespace llmserve::hub
+}  // namespace llmserve

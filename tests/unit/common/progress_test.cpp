@@ -1,8 +1,8 @@
-#include "hub/progress.h"
+#include "common/progress.h"
 
 #include <gtest/gtest.h>
 
-namespace llmserve::hub {
+namespace llmserve {
 namespace {
 
 TEST(Progress, FormatsBytesAsTheHubShowsThem) {
@@ -14,4 +14,4 @@ TEST(Progress, FormatsBytesAsTheHubShowsThem) {
 }
 
 }  // namespace
-}  // namespace llmserve::hub
+}  // namespace llmserve

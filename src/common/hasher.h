@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace llmserve::hub {
+namespace llmserve {
 
 enum class HashKind { kSha256, kGitBlobSha1 };
 
@@ -36,4 +36,4 @@ class Hasher {
 // read.
 void hash_file(const std::filesystem::path& path, Hasher& hasher);
 
-}  // namespace llmserve::hub
+}  // namespace llmserve

@@ -1,0 +1,56 @@
+#include "builder/weight_capture_backend.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/status.h"
+
+namespace llmserve::builder {
+
+void WeightCaptureBackend::no_compute() {
+  fail(StatusCode::kInternal, "the build backend holds weights only; it cannot run a model");
+}
+
+Buffer WeightCaptureBackend::allocate(size_t nbytes) {
+  void* p = std::malloc(std::max<size_t>(nbytes, 1));
+  if (p == nullptr) fail(StatusCode::kResourceExhausted, "llmserve build: cannot allocate {} bytes of host memory", nbytes);
+  return Buffer(p, nbytes, [](void* q) { std::free(q); });
+}
+
+void WeightCaptureBackend::upload(const void* host, Tensor dst) {
+  if (dst.nbytes() > 0) std::memcpy(dst.data, host, dst.nbytes());
+}
+
+void WeightCaptureBackend::download(Tensor src, void* host) {
+  if (src.nbytes() > 0) std::memcpy(host, src.data, src.nbytes());
+}
+
+void WeightCaptureBackend::transpose(Tensor src, Tensor dst) {
+  const int64_t rows = src.dim(0), cols = src.dim(1);
+  if (dst.dim(0) != cols || dst.dim(1) != rows || src.dtype != dst.dtype) {
+    fail(StatusCode::kInternal, "transpose {} -> {}", src.shape_string(), dst.shape_string());
+  }
+  const size_t e = dtype_size(src.dtype);
+  const auto* in = static_cast<const uint8_t*>(src.data);
+  auto* out = static_cast<uint8_t*>(dst.data);
+  constexpr int64_t kTile = 32;  // tiles keep both sides in cache
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r) {
+        for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) {
+          std::memcpy(out + static_cast<size_t>(c * rows + r) * e, in + static_cast<size_t>(r * cols + c) * e, e);
+        }
+      }
+    }
+  }
+}
+
+size_t WeightCaptureBackend::free_memory() const {
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size) : 0;
+}
+
+}  // namespace llmserve::builder

@@ -1,0 +1,51 @@
+// WeightCaptureBackend: the backend `llmserve build` loads a model onto. It holds weights in host
+// memory in the engine's dtype and does the few memory ops loading needs (upload, download,
+// transpose); it computes nothing. The model's weights end up exactly as the target backend would
+// hold them (fused, sliced for one rank, converted, quantized), so the builder writes them out as
+// they are. Rank `rank` of `size` in stage `stage` of `num_stages`, like the backends it stands in for.
+#pragma once
+
+#include "backend/backend.h"
+
+namespace llmserve::builder {
+
+class WeightCaptureBackend final : public Backend {
+ public:
+  WeightCaptureBackend(DType dtype, int32_t rank, int32_t size, int32_t stage, int32_t num_stages)
+      : dtype_(dtype), rank_(rank), size_(size), stage_(stage), num_stages_(num_stages) {}
+
+  std::string_view name() const override { return "build"; }
+  DType activation_dtype() const override { return dtype_; }
+  int32_t rank() const override { return rank_; }
+  int32_t group_size() const override { return size_; }
+  int32_t stage() const override { return stage_; }
+  int32_t num_stages() const override { return num_stages_; }
+
+  Buffer allocate(size_t nbytes) override;
+  void upload(const void* host, Tensor dst) override;
+  void download(Tensor src, void* host) override;
+  void transpose(Tensor src, Tensor dst) override;
+  size_t free_memory() const override;
+
+  // Everything else is compute, which a build never runs.
+  BatchTensors upload_batch(const ForwardBatch& batch) override { no_compute(); }
+  void embedding(const BatchTensors&, Tensor, Tensor, Tensor) override { no_compute(); }
+  void layer_norm(Tensor, Tensor, Tensor, float, Tensor) override { no_compute(); }
+  void rms_norm(Tensor, Tensor, float, Tensor) override { no_compute(); }
+  void add(Tensor, Tensor) override { no_compute(); }
+  void matmul(Tensor, Tensor, Tensor, Tensor) override { no_compute(); }
+  void gelu_tanh(Tensor) override { no_compute(); }
+  void silu_mul(Tensor, Tensor) override { no_compute(); }
+  void rope(Tensor, const AttentionShape&, Tensor, const BatchTensors&) override { no_compute(); }
+  void write_kv(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&) override { no_compute(); }
+  void attention(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&, Tensor) override { no_compute(); }
+  void gather_rows(Tensor, const BatchTensors&, Tensor) override { no_compute(); }
+
+ private:
+  [[noreturn]] static void no_compute();
+
+  DType dtype_;
+  int32_t rank_, size_, stage_, num_stages_;
+};
+
+}  // namespace llmserve::builder
