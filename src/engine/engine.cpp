@@ -34,9 +34,9 @@ Status EngineConfig::validate() const {
   if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
     return invalid_argument("--dtype {}: the cpu device computes in float32 only", dtype_name(*dtype));
   }
-  if (quantization == Quantization::kInt8WeightOnly && device != DeviceKind::kCpu) {
+  if (quantization != Quantization::kNone && device != DeviceKind::kCpu) {
     return {StatusCode::kUnimplemented,
-            fmt::format("--quantization int8-wo is implemented on --device cpu only, not on {}",
+            fmt::format("--quantization {} is implemented on --device cpu only, not on {}", quantization_name(quantization),
                         device == DeviceKind::kCuda ? "cuda" : "null")};
   }
   return Status::ok();

@@ -6,6 +6,7 @@
 
 #include "common/half.h"
 #include "common/status.h"
+#include "model/quantize.h"
 
 namespace llmserve {
 
@@ -30,51 +31,17 @@ std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
 
 }  // namespace
 
-void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
-                        std::span<float> scales) {
-  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() || scales.size() != static_cast<size_t>(rows)) {
-    fail(StatusCode::kInternal, "quantize_rows_int8: {} values, {} codes, {} scales for [{}, {}]", w.size(), q.size(),
-         scales.size(), rows, cols);
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = w.data() + r * cols;
-    float amax = 0.0f;
-    for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::abs(row[k]));
-    const float scale = amax / 127.0f;
-    scales[static_cast<size_t>(r)] = scale;
-    const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-    int8_t* out = q.data() + r * cols;
-    for (int64_t k = 0; k < cols; ++k) {
-      // |row[k] * inv| <= 127 up to rounding of inv; the clamp keeps the cast defined.
-      const float v = std::clamp(std::nearbyint(row[k] * inv), -127.0f, 127.0f);
-      out[k] = static_cast<int8_t>(v);
-    }
-  }
-}
-
-std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
-                                        int64_t cols) {
-  std::vector<float> w(static_cast<size_t>(rows * cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = 0; k < cols; ++k) {
-      const auto i = static_cast<size_t>(r * cols + k);
-      w[i] = static_cast<float>(q[i]) * scales[static_cast<size_t>(r)];
-    }
-  }
-  return w;
-}
-
 void linear(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
-  if (w.is_quantized()) {
-    backend.matmul_q8(x, w.w, w.scales, bias, out);
-  } else {
-    backend.matmul(x, w.w, bias, out);
+  switch (w.w.dtype) {
+    case DType::kI8: backend.matmul_q8(x, w.w, w.scales, bias, out); break;
+    case DType::kF8E4M3: backend.matmul_fp8(x, w.w, w.scales, bias, out); break;
+    default: backend.matmul(x, w.w, bias, out); break;
   }
 }
 
 void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
   if (w.is_quantized()) {
-    backend.matmul_q8(x, w.w, w.scales, bias, out);
+    linear(backend, x, w, bias, out);
     backend.gelu_tanh(out);
   } else {
     backend.matmul_gelu(x, w.w, bias, out);
@@ -84,7 +51,8 @@ void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias,
 LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
   switch (quantization_) {
     case Quantization::kNone: return {load(), Tensor()};
-    case Quantization::kInt8WeightOnly: break;
+    case Quantization::kInt8WeightOnly:
+    case Quantization::kFp8: break;
   }
   std::vector<Buffer> staging;
   std::vector<Buffer>* model_owner = owner_;
@@ -97,20 +65,15 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
     throw;
   }
   owner_ = model_owner;
-  if (full.dtype != DType::kF32 || full.ndim != 2) {
-    fail(StatusCode::kUnimplemented, "--quantization int8-wo: weights in {} on the {} backend are not supported",
-         dtype_name(full.dtype), backend_.name());
-  }
+  if (full.ndim != 2) fail(StatusCode::kInternal, "a linear weight of shape {}", full.shape_string());
   const int64_t rows = full.dim(0), cols = full.dim(1);
-  std::vector<float> host(static_cast<size_t>(full.numel()));
-  backend_.download(full, host.data());
-  std::vector<int8_t> q(host.size());
-  std::vector<float> scales(static_cast<size_t>(rows));
-  quantize_rows_int8(host, rows, cols, q, scales);
+  std::vector<uint8_t> staged(full.nbytes());
+  backend_.download(full, staged.data());
+  const QuantizedWeight q = quantize_weight(to_float32(staged, full.dtype), rows, cols, quantization_);
   LinearWeight out;
-  out.w = backend_.allocate_tensor(*owner_, DType::kI8, {rows, cols});
-  backend_.upload(q.data(), out.w);
-  out.scales = upload(scales, {rows});
+  out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols});
+  backend_.upload(q.codes.data(), out.w);
+  out.scales = upload(q.scales, {static_cast<int64_t>(q.scales.size())});
   return out;
 }
 
