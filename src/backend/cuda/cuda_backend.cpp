@@ -36,6 +36,11 @@ cudaDataType_t cuda_type(DType t) {
 
 size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+// matmul_q8's dequantized weight columns per cuBLASLt call live here: 32 MiB holds 4,096 columns
+// of K = 4,096 in fp16, enough for GEMMs near full tensor-core speed, and is one fixed allocation
+// (graphs bake in its address) instead of the largest weight's size.
+constexpr size_t kQuantScratchBytes = 32u << 20;
+
 class CudaGraph final : public StepGraph {
  public:
   CudaGraph(cudaGraphExec_t exec, cudaStream_t stream) : exec_(exec), stream_(stream) {}
@@ -149,6 +154,7 @@ CudaBackend::~CudaBackend() {
     cublasLtMatmulDescDestroy(p.desc);
   }
   for (void* p : scratch_buffers_) cudaFree(p);
+  cudaFree(quant_scratch_);
   cudaFree(sampling_device_);
   cudaFree(batch_device_);
   cudaFreeHost(batch_host_);
@@ -198,6 +204,17 @@ void* CudaBackend::scratch(size_t bytes) {
   scratch_buffers_.push_back(p);
   scratch_bytes_ = n;
   return p;
+}
+
+void* CudaBackend::quant_scratch() {
+  if (quant_scratch_ != nullptr) return quant_scratch_;
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(stream_, &capturing), "cudaStreamIsCapturing");
+  if (capturing != cudaStreamCaptureStatusNone) {
+    fail(StatusCode::kInternal, "a quantized matmul was first run inside a graph capture; run the step eagerly first");
+  }
+  check(cudaMalloc(&quant_scratch_, kQuantScratchBytes), "cudaMalloc(quantization scratch)");
+  return quant_scratch_;
 }
 
 namespace {
@@ -350,7 +367,7 @@ void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, T
 
 const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [m, n, k, xt, wt, ot, has_bias] = key;
+  const auto [m, n, k, ldc, xt, wt, ot, has_bias] = key;
   MatmulPlan p;
   // Row-major out[M, N] = x[M, K] @ w[N, K]^T is column-major out^T[N, M] = w^T... : with A = w
   // (column-major [K, N], transposed) and B = x (column-major [K, M]), D = A^T B is [N, M].
@@ -367,7 +384,8 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   }
   check_lt(cublasLtMatrixLayoutCreate(&p.a, cuda_type(wt), static_cast<uint64_t>(k), static_cast<uint64_t>(n), k), "layout A");
   check_lt(cublasLtMatrixLayoutCreate(&p.b, cuda_type(xt), static_cast<uint64_t>(k), static_cast<uint64_t>(m), k), "layout B");
-  check_lt(cublasLtMatrixLayoutCreate(&p.c, cuda_type(ot), static_cast<uint64_t>(n), static_cast<uint64_t>(m), n), "layout C");
+  check_lt(cublasLtMatrixLayoutCreate(&p.c, cuda_type(ot), static_cast<uint64_t>(n), static_cast<uint64_t>(m), ldc),
+           "layout C");
   cublasLtMatmulPreference_t pref = nullptr;
   check_lt(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
   check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_workspace_bytes_,
@@ -385,6 +403,17 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   return plans_.emplace(key, p).first->second;
 }
 
+void CudaBackend::run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out) {
+  const MatmulPlan& p = plan_for(key);
+  if (key.has_bias) {
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "BIAS_POINTER");
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  check_lt(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c, &p.algo, lt_workspace_,
+                          lt_workspace_bytes_, stream_),
+           "cublasLtMatmul");
+}
+
 void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "matmul");
   const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
@@ -394,16 +423,51 @@ void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   }
   if (m == 0) return;
   if (try_gemv(x, w, bias, /*gelu=*/false, out)) return;
+  run_gemm(PlanKey{m, n, k, n, x.dtype, w.dtype, out.dtype, bias.data != nullptr}, x.data, w.data, bias.data, out.data);
+}
+
+void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
+  const OpTimer timer(profile_.get(), stream_, "matmul_q8");
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
   const bool has_bias = bias.data != nullptr;
-  const MatmulPlan& p = plan_for(PlanKey{m, n, k, x.dtype, w.dtype, out.dtype, has_bias});
-  if (has_bias) {
-    const void* ptr = bias.data;
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr, sizeof ptr), "BIAS_POINTER");
+  if (w.dtype != DType::kI8 || scales.dtype != DType::kF32 || x.dtype != dtype_ ||
+      (out.dtype != dtype_ && out.dtype != DType::kF32) || (has_bias && bias.dtype != dtype_) || w.dim(-1) != k ||
+      scales.numel() != n || out.dim(0) != m || out.dim(-1) != n || (has_bias && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_q8: x {} ({}) w {} ({}) scales {} out {} ({})", x.shape_string(),
+         dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype), scales.shape_string(), out.shape_string(),
+         dtype_name(out.dtype));
   }
-  const float alpha = 1.0f, beta = 0.0f;
-  check_lt(cublasLtMatmul(lt_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, out.data, p.c, out.data, p.c, &p.algo,
-                          lt_workspace_, lt_workspace_bytes_, stream_),
-           "cublasLtMatmul");
+  if (m == 0 || n == 0) return;
+  cuda::GemvQ8Args a;
+  a.dtype = x.dtype;
+  a.out_dtype = out.dtype;
+  a.x = x.data;
+  a.w = w.as<int8_t>();
+  a.scales = scales.as<float>();
+  a.bias = bias.data;
+  a.out = out.data;
+  a.m = static_cast<int32_t>(m);
+  a.n = static_cast<int32_t>(n);
+  a.k = static_cast<int32_t>(k);
+  if (cuda::gemv_q8_supports(a)) {
+    check(cuda::launch_gemv_q8(a, stream_), "gemv_q8");
+    return;
+  }
+  // Column chunks of the weight, dequantized to the activation dtype, each multiplied by cuBLASLt
+  // straight into its columns of out (ldc = N).
+  const size_t esize = dtype_size(dtype_), out_esize = dtype_size(out.dtype);
+  const int64_t chunk = std::min<int64_t>(n, static_cast<int64_t>(kQuantScratchBytes / (k * esize)) / 64 * 64);
+  if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_q8: K = {} is too long for the dequantization buffer", k);
+  void* buffer = quant_scratch();
+  for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+    const int64_t cols = std::min(chunk, n - n0);
+    check(cuda::launch_dequantize_rows_int8(dtype_, w.as<int8_t>() + n0 * k, scales.as<float>() + n0,
+                                            static_cast<int32_t>(cols), static_cast<int32_t>(k), buffer, stream_),
+          "dequantize_rows_int8");
+    run_gemm(PlanKey{m, cols, k, n, x.dtype, dtype_, out.dtype, has_bias}, x.data, buffer,
+             has_bias ? static_cast<const uint8_t*>(bias.data) + n0 * esize : nullptr,
+             static_cast<uint8_t*>(out.data) + n0 * out_esize);
+  }
 }
 
 void CudaBackend::transpose(Tensor src, Tensor dst) {

@@ -3,6 +3,8 @@
 // (descriptors + heuristic algorithm) cached per shape; everything else is our kernels
 // (kernels.h, attention.h). All work is enqueued on one stream, so a step can be captured into a
 // CUDA graph (capture()) and replayed. Host <-> device copies synchronise the stream.
+// Quantized weights (--quantization): matmul_q8 runs an int8 GEMV up to kGemvMaxRows rows and
+// otherwise dequantizes column chunks of the weight into a fixed scratch buffer ahead of cuBLASLt.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -11,7 +13,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
@@ -48,6 +49,7 @@ class CudaBackend final : public Backend {
   void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
   void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
   void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
@@ -106,14 +108,26 @@ class CudaBackend final : public Backend {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  // m, n, k, x dtype, w dtype, out dtype, has bias
-  using PlanKey = std::tuple<int64_t, int64_t, int64_t, DType, DType, DType, bool>;
+  // One cuBLASLt GEMM: out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N]), out's rows ldc >= N apart
+  // (a column block of a wider output when ldc > N).
+  struct PlanKey {
+    int64_t m = 0, n = 0, k = 0, ldc = 0;
+    DType x_dtype = DType::kF16, w_dtype = DType::kF16, out_dtype = DType::kF16;
+    bool has_bias = false;
+    auto operator<=>(const PlanKey&) const = default;
+  };
   const MatmulPlan& plan_for(const PlanKey& key);
+  // Enqueues the GEMM of `key` (bias may be null only when !key.has_bias).
+  void run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out);
   // Small-M path (gemv.cu); false when it does not apply.
   bool try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out);
   // Device scratch of at least `bytes`; grows by allocating a new buffer and keeping the old ones
   // alive, so graphs captured earlier keep valid pointers.
   void* scratch(size_t bytes);
+  // The quantized matmuls' device buffer of kQuantScratchBytes (dequantized weight columns),
+  // allocated on first use, which must be outside a graph capture (the model runner runs a step
+  // eagerly before recording it); fixed afterwards, so recorded graphs keep valid pointers.
+  void* quant_scratch();
   void leave_group();  // destroys the NCCL communicator (nccl_group.cpp)
 
   DType dtype_;
@@ -136,6 +150,7 @@ class CudaBackend final : public Backend {
   size_t sampling_capacity_ = 0;  // bytes
   std::vector<void*> scratch_buffers_;
   size_t scratch_bytes_ = 0;
+  void* quant_scratch_ = nullptr;
   ncclComm* comm_ = nullptr;        // tensor-parallel group of this stage
   ncclComm* world_comm_ = nullptr;  // every rank: pipeline sends
   bool has_peer_allreduce_ = false;

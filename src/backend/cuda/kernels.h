@@ -59,6 +59,12 @@ cudaError_t launch_rope_write_kv(DType dtype, void* qkv, const float* rope_table
                                  int32_t num_kv_heads, int32_t head_dim, void* k_cache, void* v_cache,
                                  cudaStream_t stream);
 
+// quantize.cu
+// out[r, :] = q[r, :] * scales[r] in `dtype` for r < rows; q int8 [rows, k], scales fp32 [rows],
+// out [rows, k].
+cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const float* scales, int32_t rows, int32_t k,
+                                        void* out, cudaStream_t stream);
+
 }  // namespace llmserve::cuda
 
 namespace llmserve::cuda {
