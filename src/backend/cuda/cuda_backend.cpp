@@ -30,16 +30,20 @@ cudaDataType_t cuda_type(DType t) {
     case DType::kF16: return CUDA_R_16F;
     case DType::kBF16: return CUDA_R_16BF;
     case DType::kF32: return CUDA_R_32F;
+    case DType::kF8E4M3: return CUDA_R_8F_E4M3;
     default: fail(StatusCode::kInvalidArgument, "the CUDA backend has no GEMM for dtype {}", dtype_name(t));
   }
 }
 
-size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+constexpr size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
-// matmul_q8's dequantized weight columns per cuBLASLt call live here: 32 MiB holds 4,096 columns
-// of K = 4,096 in fp16, enough for GEMMs near full tensor-core speed, and is one fixed allocation
-// (graphs bake in its address) instead of the largest weight's size.
-constexpr size_t kQuantScratchBytes = 32u << 20;
+// The quantized matmuls' operand of one cuBLASLt call lives here: matmul_q8's dequantized weight
+// columns (4,096 columns of K = 4,096 in fp16) or matmul_fp8's e4m3 input rows (8,192 rows of
+// K = 4,096): enough for GEMMs near full tensor-core speed, and one fixed allocation (graphs bake
+// in its address) instead of the largest operand's size. Ahead of it: the absmax partials and the
+// fp8 input scale.
+constexpr size_t kQuantBufferBytes = 32u << 20;
+constexpr size_t kQuantHeaderBytes = align_up(cuda::kAbsmaxMaxPartials * sizeof(float) + sizeof(float), 256);
 
 class CudaGraph final : public StepGraph {
  public:
@@ -206,15 +210,21 @@ void* CudaBackend::scratch(size_t bytes) {
   return p;
 }
 
-void* CudaBackend::quant_scratch() {
-  if (quant_scratch_ != nullptr) return quant_scratch_;
-  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  check(cudaStreamIsCapturing(stream_, &capturing), "cudaStreamIsCapturing");
-  if (capturing != cudaStreamCaptureStatusNone) {
-    fail(StatusCode::kInternal, "a quantized matmul was first run inside a graph capture; run the step eagerly first");
+CudaBackend::QuantScratch CudaBackend::quant_scratch() {
+  if (quant_scratch_ == nullptr) {
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    check(cudaStreamIsCapturing(stream_, &capturing), "cudaStreamIsCapturing");
+    if (capturing != cudaStreamCaptureStatusNone) {
+      fail(StatusCode::kInternal, "a quantized matmul was first run inside a graph capture; run the step eagerly first");
+    }
+    check(cudaMalloc(&quant_scratch_, kQuantHeaderBytes + kQuantBufferBytes), "cudaMalloc(quantization scratch)");
   }
-  check(cudaMalloc(&quant_scratch_, kQuantScratchBytes), "cudaMalloc(quantization scratch)");
-  return quant_scratch_;
+  auto* base = static_cast<uint8_t*>(quant_scratch_);
+  QuantScratch s;
+  s.absmax_partials = reinterpret_cast<float*>(base);
+  s.x_scale = s.absmax_partials + cuda::kAbsmaxMaxPartials;
+  s.buffer = base + kQuantHeaderBytes;
+  return s;
 }
 
 namespace {
@@ -378,7 +388,8 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   if (has_bias) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), "EPILOGUE");
-    const cudaDataType_t bias_type = cuda_type(wt);
+    // The bias has the weights' type, except that fp8 GEMMs take it in the output's.
+    const cudaDataType_t bias_type = cuda_type(wt == DType::kF8E4M3 ? ot : wt);
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
              "BIAS_DATA_TYPE");
   }
@@ -403,10 +414,17 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   return plans_.emplace(key, p).first->second;
 }
 
-void CudaBackend::run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out) {
+void CudaBackend::run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
+                           const float* w_scale, const float* x_scale) {
   const MatmulPlan& p = plan_for(key);
   if (key.has_bias) {
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "BIAS_POINTER");
+  }
+  if (key.w_dtype == DType::kF8E4M3) {  // A is w, B is x (see plan_for)
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof w_scale),
+             "A_SCALE_POINTER");
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale),
+             "B_SCALE_POINTER");
   }
   const float alpha = 1.0f, beta = 0.0f;
   check_lt(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c, &p.algo, lt_workspace_,
@@ -456,9 +474,9 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
   // Column chunks of the weight, dequantized to the activation dtype, each multiplied by cuBLASLt
   // straight into its columns of out (ldc = N).
   const size_t esize = dtype_size(dtype_), out_esize = dtype_size(out.dtype);
-  const int64_t chunk = std::min<int64_t>(n, static_cast<int64_t>(kQuantScratchBytes / (k * esize)) / 64 * 64);
+  const int64_t chunk = std::min<int64_t>(n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) / 64 * 64);
   if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_q8: K = {} is too long for the dequantization buffer", k);
-  void* buffer = quant_scratch();
+  void* buffer = quant_scratch().buffer;
   for (int64_t n0 = 0; n0 < n; n0 += chunk) {
     const int64_t cols = std::min(chunk, n - n0);
     check(cuda::launch_dequantize_rows_int8(dtype_, w.as<int8_t>() + n0 * k, scales.as<float>() + n0,
@@ -467,6 +485,38 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
     run_gemm(PlanKey{m, cols, k, n, x.dtype, dtype_, out.dtype, has_bias}, x.data, buffer,
              has_bias ? static_cast<const uint8_t*>(bias.data) + n0 * esize : nullptr,
              static_cast<uint8_t*>(out.data) + n0 * out_esize);
+  }
+}
+
+void CudaBackend::matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) {
+  const OpTimer timer(profile_.get(), stream_, "matmul_fp8");
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  const bool has_bias = bias.data != nullptr;
+  if (w.dtype != DType::kF8E4M3 || w_scale.dtype != DType::kF32 || w_scale.numel() != 1 || x.dtype != dtype_ ||
+      out.dtype != dtype_ || (has_bias && bias.dtype != dtype_) || w.dim(-1) != k || out.dim(0) != m ||
+      out.dim(-1) != n || (has_bias && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_fp8: x {} ({}) w {} ({}) w_scale {} out {} ({})", x.shape_string(),
+         dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype), w_scale.shape_string(), out.shape_string(),
+         dtype_name(out.dtype));
+  }
+  if (k % 16 != 0 || n % 16 != 0) {
+    fail(StatusCode::kUnimplemented,
+         "--quantization fp8 on cuda: fp8 GEMMs need K and N multiples of 16, got a [{}, {}] weight", n, k);
+  }
+  if (m == 0) return;
+  const QuantScratch s = quant_scratch();
+  // One scale for all of x, then its e4m3 codes and the GEMM by row chunks of the buffer.
+  check(cuda::launch_absmax(dtype_, x.data, m * k, s.absmax_partials, stream_), "absmax");
+  const int32_t num_partials = cuda::absmax_num_partials(m * k);
+  const int64_t chunk = static_cast<int64_t>(kQuantBufferBytes) / k;  // e4m3: one byte a value
+  const size_t esize = dtype_size(dtype_);
+  for (int64_t r0 = 0; r0 < m; r0 += chunk) {
+    const int64_t rows = std::min(chunk, m - r0);
+    check(cuda::launch_quantize_fp8(dtype_, static_cast<const uint8_t*>(x.data) + r0 * k * esize, rows * k,
+                                    s.absmax_partials, num_partials, s.x_scale, s.buffer, stream_),
+          "quantize_fp8");
+    run_gemm(PlanKey{rows, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, has_bias}, s.buffer, w.data, bias.data,
+             static_cast<uint8_t*>(out.data) + r0 * n * esize, w_scale.as<float>(), s.x_scale);
   }
 }
 
