@@ -43,6 +43,9 @@ constexpr size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 // in its address) instead of the largest operand's size. Ahead of it: the absmax partials and the
 // fp8 input scale.
 constexpr size_t kQuantBufferBytes = 32u << 20;
+// cuBLASLt picks algorithms assuming 256-byte aligned operands (its default minimum alignment):
+// chunk offsets are whole multiples of 128 rows or columns, which keeps them so.
+constexpr int64_t kQuantChunkAlign = 128;
 constexpr size_t kQuantHeaderBytes = align_up(cuda::kAbsmaxMaxPartials * sizeof(float) + sizeof(float), 256);
 
 class CudaGraph final : public StepGraph {
@@ -472,9 +475,11 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
     return;
   }
   // Column chunks of the weight, dequantized to the activation dtype, each multiplied by cuBLASLt
-  // straight into its columns of out (ldc = N).
+  // straight into its columns of out (ldc = N). Chunks of kQuantChunkAlign columns keep the
+  // output and bias pointers as aligned as cuBLASLt's heuristics assume.
   const size_t esize = dtype_size(dtype_), out_esize = dtype_size(out.dtype);
-  const int64_t chunk = std::min<int64_t>(n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) / 64 * 64);
+  const int64_t chunk = std::min<int64_t>(
+      n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) / kQuantChunkAlign * kQuantChunkAlign);
   if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_q8: K = {} is too long for the dequantization buffer", k);
   void* buffer = quant_scratch().buffer;
   for (int64_t n0 = 0; n0 < n; n0 += chunk) {
@@ -508,7 +513,9 @@ void CudaBackend::matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Te
   // One scale for all of x, then its e4m3 codes and the GEMM by row chunks of the buffer.
   check(cuda::launch_absmax(dtype_, x.data, m * k, s.absmax_partials, stream_), "absmax");
   const int32_t num_partials = cuda::absmax_num_partials(m * k);
-  const int64_t chunk = static_cast<int64_t>(kQuantBufferBytes) / k;  // e4m3: one byte a value
+  // e4m3: one byte a value; whole kQuantChunkAlign rows keep x and out chunks 256-byte aligned.
+  const int64_t chunk = static_cast<int64_t>(kQuantBufferBytes) / k / kQuantChunkAlign * kQuantChunkAlign;
+  if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_fp8: K = {} is too long for the quantization buffer", k);
   const size_t esize = dtype_size(dtype_);
   for (int64_t r0 = 0; r0 < m; r0 += chunk) {
     const int64_t rows = std::min(chunk, m - r0);
