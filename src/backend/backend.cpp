@@ -53,6 +53,10 @@ void Backend::matmul_q8(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*
   fail(StatusCode::kUnimplemented, "--quantization int8-wo: the {} backend has no int8 matmul", name());
 }
 
+void Backend::matmul_fp8(Tensor /*x*/, Tensor /*w*/, Tensor /*w_scale*/, Tensor /*bias*/, Tensor /*out*/) {
+  fail(StatusCode::kUnimplemented, "--quantization fp8: the {} backend has no fp8 matmul", name());
+}
+
 void Backend::argmax_rows(Tensor logits, Tensor ids) {
   const int64_t rows = logits.dim(0), vocab = logits.dim(-1);
   std::vector<float> host(static_cast<size_t>(logits.numel()));

@@ -99,6 +99,11 @@ class Backend {
   // out[M, N] = x[M, K] @ (w[N, K] * scales[N])^T (+ bias[N] when bias has data): int8 weight-only
   // quantization, w I8 with one F32 scale per output row. Default: throws Error(kUnimplemented).
   virtual void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out);
+  // out[M, N] = (q(x) * sx) @ (w[N, K] * w_scale)^T (+ bias[N]): fp8 (e4m3) weights with one F32
+  // scale per tensor (w_scale: F32 [1] in backend memory), and x quantized to e4m3 per call with
+  // sx = max|x| / 448, q(x) = e4m3(x / sx) (0 when x is all zero), products summed in fp32, as
+  // an fp8 tensor-core GEMM does. Default: throws Error(kUnimplemented).
+  virtual void matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out);
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
   virtual void gelu_tanh(Tensor x) = 0;
   // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).

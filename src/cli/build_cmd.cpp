@@ -29,7 +29,7 @@ int run_build(BuildFlags flags) {
   o.device = flags.device == "auto" ? (cuda_device_available() ? "cuda" : "cpu") : flags.device;
   o.dtype = parse_dtype_flag(flags.dtype);
   const std::optional<Quantization> q = parse_quantization(flags.quantization);
-  if (!q) fail(StatusCode::kInvalidArgument, "--quantization must be none or int8-wo, got '{}'", flags.quantization);
+  if (!q) fail(StatusCode::kInvalidArgument, "--quantization must be none, int8-wo or fp8, got '{}'", flags.quantization);
   o.quantization = *q;
   o.progress = flags.progress == "auto"  ? default_progress_style()
                : flags.progress == "bar" ? ProgressStyle::kBar
@@ -59,7 +59,8 @@ void add_build_command(CLI::App& app, Action& action) {
                   "cuda; float32 on cpu)")
       ->capture_default_str();
   cmd->add_option("--quantization", flags->quantization,
-                  "none, or int8-wo: int8 weight-only linear layers with per-output-row scales (cpu only for now)")
+                  "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 weights "
+                  "(per-tensor scale) and activations (cpu only for now)")
       ->capture_default_str();
   cmd->add_option("--tp,--tensor-parallel-size", o.tp, "Tensor-parallel ranks: one weights file per rank")
       ->capture_default_str();

@@ -30,10 +30,11 @@ void EngineFlags::add_to(CLI::App& app) {
          "--quantization",
          [&c](const std::string& name) {
            const std::optional<Quantization> q = parse_quantization(name);
-           if (!q) throw CLI::ValidationError("--quantization", "must be none or int8-wo, got '" + name + "'");
+           if (!q) throw CLI::ValidationError("--quantization", "must be none, int8-wo or fp8, got '" + name + "'");
            c.quantization = *q;
          },
-         "none, or int8-wo: int8 weight-only linear layers with per-output-row scales (cpu only for now)")
+         "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 linear weights "
+         "(one scale per tensor) and inputs (one scale per matmul), as fp8 tensor cores compute (cpu only for now)")
       ->envname("LLMSERVE_QUANTIZATION")->default_str("none");
   app.add_option("--tp,--tensor-parallel-size", c.tensor_parallel_size,
                  "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, threads on cpu")

@@ -44,7 +44,7 @@ struct EngineConfig {
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
   uint64_t seed = 0;                      // base for per-request seeds when a request has none
-  Quantization quantization = Quantization::kNone;  // of the linear weights at load; int8-wo: cpu only
+  Quantization quantization = Quantization::kNone;  // of the linear weights at load; cpu only for now
 
   Status validate() const;
 };

@@ -51,9 +51,12 @@ json EngineManifest::to_json() const {
     ranks_json.push_back({{"stage", r.stage}, {"tp_rank", r.tp_rank}, {"file", r.file}, {"bytes", r.bytes},
                           {"num_tensors", r.num_tensors}});
   }
-  const char* scale_layout = quantization == Quantization::kInt8WeightOnly
-                                 ? "I8 codes under the weight's key, one F32 scale per output row under <key>.scales"
-                                 : "";
+  const char* scale_layout =
+      quantization == Quantization::kInt8WeightOnly
+          ? "I8 codes under the weight's key, one F32 scale per output row under <key>.scales"
+      : quantization == Quantization::kFp8 ? "F8_E4M3 codes under the weight's key, one F32 scale for the tensor under "
+                                             "<key>.scales; activations quantized per tensor at run time"
+                                           : "";
   return {
       {"format", "llmserve-engine"},
       {"builder_version", builder_version},

@@ -141,6 +141,7 @@ std::string_view quantization_name(Quantization q) {
   switch (q) {
     case Quantization::kNone: return "none";
     case Quantization::kInt8WeightOnly: return "int8-wo";
+    case Quantization::kFp8: return "fp8";
   }
   return "?";
 }
@@ -148,6 +149,7 @@ std::string_view quantization_name(Quantization q) {
 std::optional<Quantization> parse_quantization(std::string_view name) {
   if (name == "none") return Quantization::kNone;
   if (name == "int8-wo") return Quantization::kInt8WeightOnly;
+  if (name == "fp8") return Quantization::kFp8;
   return std::nullopt;
 }
 

@@ -34,13 +34,17 @@ struct ModelShard {
   bool is_last_stage() const { return stage == num_stages - 1; }
 };
 
-// Weight quantization applied at load (--quantization). kInt8WeightOnly: the big linear weights
-// (QKV, attention output, MLP up/gate and down; not embeddings, lm_head, norms or biases) become
-// int8 with one fp32 scale per output row (symmetric, scale = max|row| / 127, round to nearest),
-// quantized after tensor-parallel slicing; activations stay in the backend's dtype.
-enum class Quantization { kNone, kInt8WeightOnly };
+// Weight quantization applied at load (--quantization), to the big linear weights (QKV, attention
+// output, MLP up/gate and down; not embeddings, lm_head, norms or biases), after tensor-parallel
+// slicing (src/model/quantize.h has the math).
+// kInt8WeightOnly: int8 with one fp32 scale per output row (symmetric, scale = max|row| / 127,
+// round to nearest); activations stay in the backend's dtype.
+// kFp8: fp8 e4m3 with one fp32 scale per tensor (scale = max|w| / 448, round to nearest even);
+// each matmul also quantizes its input to e4m3 with one scale per call (max|x| / 448), as an fp8
+// tensor-core GEMM does (Backend::matmul_fp8).
+enum class Quantization { kNone, kInt8WeightOnly, kFp8 };
 
-// "none" / "int8-wo".
+// "none" / "int8-wo" / "fp8".
 std::string_view quantization_name(Quantization q);
 // Parses quantization_name's spelling; nullopt for anything else.
 std::optional<Quantization> parse_quantization(std::string_view name);
@@ -143,7 +147,7 @@ ModelConfig load_model_config(const std::filesystem::path& dir);
 // `dir` is a Hugging Face checkpoint or an engine built by `llmserve build` (it holds
 // llmserve-engine.json: src/model/engine_manifest.h), whose rank file is uploaded as it is after
 // check_engine_target; its quantization is the engine's (options.quantization must be kNone or
-// the same). `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo).
+// the same). `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo and fp8).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,
                                   const LoadOptions& options = {});
 

@@ -6,6 +6,7 @@
 
 #include "common/half.h"
 #include "common/status.h"
+#include "model/quantize.h"
 
 namespace llmserve {
 
@@ -28,22 +29,6 @@ std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
   return out;
 }
 
-// A backend tensor (F32, F16 or BF16) as fp32 values on the host.
-std::vector<float> download_f32(Backend& backend, const Tensor& t) {
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::kF32) {
-    backend.download(t, out.data());
-    return out;
-  }
-  if (t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
-    fail(StatusCode::kInternal, "cannot read {} weights as fp32", dtype_name(t.dtype));
-  }
-  std::vector<uint16_t> h(out.size());
-  backend.download(t, h.data());
-  for (size_t i = 0; i < h.size(); ++i) out[i] = t.dtype == DType::kBF16 ? bf16_to_float(h[i]) : fp16_to_float(h[i]);
-  return out;
-}
-
 std::string joined(const std::vector<std::string>& names) {
   std::string key;
   for (const auto& n : names) key += (key.empty() ? "" : "+") + n;
@@ -52,51 +37,17 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
-                        std::span<float> scales) {
-  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() || scales.size() != static_cast<size_t>(rows)) {
-    fail(StatusCode::kInternal, "quantize_rows_int8: {} values, {} codes, {} scales for [{}, {}]", w.size(), q.size(),
-         scales.size(), rows, cols);
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = w.data() + r * cols;
-    float amax = 0.0f;
-    for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::abs(row[k]));
-    const float scale = amax / 127.0f;
-    scales[static_cast<size_t>(r)] = scale;
-    const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-    int8_t* out = q.data() + r * cols;
-    for (int64_t k = 0; k < cols; ++k) {
-      // |row[k] * inv| <= 127 up to rounding of inv; the clamp keeps the cast defined.
-      const float v = std::clamp(std::nearbyint(row[k] * inv), -127.0f, 127.0f);
-      out[k] = static_cast<int8_t>(v);
-    }
-  }
-}
-
-std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
-                                        int64_t cols) {
-  std::vector<float> w(static_cast<size_t>(rows * cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = 0; k < cols; ++k) {
-      const auto i = static_cast<size_t>(r * cols + k);
-      w[i] = static_cast<float>(q[i]) * scales[static_cast<size_t>(r)];
-    }
-  }
-  return w;
-}
-
 void linear(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
-  if (w.is_quantized()) {
-    backend.matmul_q8(x, w.w, w.scales, bias, out);
-  } else {
-    backend.matmul(x, w.w, bias, out);
+  switch (w.w.dtype) {
+    case DType::kI8: backend.matmul_q8(x, w.w, w.scales, bias, out); break;
+    case DType::kF8E4M3: backend.matmul_fp8(x, w.w, w.scales, bias, out); break;
+    default: backend.matmul(x, w.w, bias, out); break;
   }
 }
 
 void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
   if (w.is_quantized()) {
-    backend.matmul_q8(x, w.w, w.scales, bias, out);
+    linear(backend, x, w, bias, out);
     backend.gelu_tanh(out);
   } else {
     backend.matmul_gelu(x, w.w, bias, out);
@@ -170,10 +121,12 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
       InLinear scope(*this);
       load();  // notes the key and dims; uploads nothing
     }
+    // int8: I8 codes, one scale per output row; fp8: E4M3 codes, one scale for the tensor.
+    const bool int8 = quantization_ == Quantization::kInt8WeightOnly;
     LinearWeight out;
-    out.w = upload_stored(linear_key_, linear_dims_, DType::kI8);
-    const int64_t rows[] = {linear_dims_.at(0)};
-    out.scales = upload_stored(linear_key_ + ".scales", rows, DType::kF32);
+    out.w = upload_stored(linear_key_, linear_dims_, int8 ? DType::kI8 : DType::kF8E4M3);
+    const int64_t scales[] = {int8 ? linear_dims_.at(0) : 1};
+    out.scales = upload_stored(linear_key_ + ".scales", scales, DType::kF32);
     return out;
   }
   std::vector<Buffer> staging;
@@ -190,14 +143,13 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
   owner_ = model_owner;
   if (full.ndim != 2) fail(StatusCode::kInternal, "linear weight '{}' is {}, not 2-D", linear_key_, full.shape_string());
   const int64_t rows = full.dim(0), cols = full.dim(1);
-  const std::vector<float> host = download_f32(backend_, full);
-  std::vector<int8_t> q(host.size());
-  std::vector<float> scales(static_cast<size_t>(rows));
-  quantize_rows_int8(host, rows, cols, q, scales);
+  std::vector<uint8_t> staged(full.nbytes());
+  backend_.download(full, staged.data());
+  const QuantizedWeight q = quantize_weight(to_float32(staged, full.dtype), rows, cols, quantization_);
   LinearWeight out;
-  out.w = backend_.allocate_tensor(*owner_, DType::kI8, {rows, cols});
-  backend_.upload(q.data(), out.w);
-  out.scales = upload(scales, {rows});
+  out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols});
+  backend_.upload(q.codes.data(), out.w);
+  out.scales = upload(q.scales, {static_cast<int64_t>(q.scales.size())});
   record(linear_key_, out.w);
   record(linear_key_ + ".scales", out.scales);
   return out;

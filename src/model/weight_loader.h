@@ -1,6 +1,6 @@
 // WeightLoader: reads checkpoint tensors (any of F32/F16/BF16), re-lays them out for the backend
-// (transpose, fuse by concatenation), quantizes the linear layers when asked (int8 weight-only)
-// and uploads them. The uploaded buffers belong to the model.
+// (transpose, fuse by concatenation), quantizes the linear layers when asked (int8 weight-only,
+// fp8; model/quantize.h) and uploads them. The uploaded buffers belong to the model.
 #pragma once
 
 #include <functional>
@@ -23,26 +23,20 @@ namespace llmserve {
 // the r-th of n equal parts; alone (n = 1) every split is the whole tensor.
 enum class Split { kNone, kRows, kCols };
 
-// The weight of a linear layer, [out, in]: in the activation dtype (scales empty), or, under
-// int8 weight-only quantization, I8 with one F32 scale per output row: w[n, k] ~ q[n, k] * scales[n].
+// The weight of a linear layer, [out, in], told apart by w.dtype: the activation dtype (scales
+// empty); I8 under int8 weight-only quantization, with one F32 scale per output row
+// (w[n, k] ~ q[n, k] * scales[n]); or F8E4M3 under fp8, with one F32 scale for the tensor
+// (w[n, k] ~ e4m3(q[n, k]) * scales[0]).
 struct LinearWeight {
   Tensor w;
-  Tensor scales;  // [out] F32; no data unless quantized
+  Tensor scales;  // F32 [out] (I8) or [1] (F8E4M3); no data unless quantized
   bool is_quantized() const { return scales.data != nullptr; }
 };
 
-// out = x @ w^T (+ bias): Backend::matmul, or matmul_q8 for a quantized weight.
+// out = x @ w^T (+ bias): Backend::matmul, or matmul_q8 / matmul_fp8 for a quantized weight.
 void linear(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out);
 // out = gelu_tanh(x @ w^T + bias).
 void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out);
-
-// Symmetric per-row int8: scales[r] = max_k |w[r, k]| / 127 (0 for an all-zero row),
-// q[r, k] = round(w[r, k] / scales[r]) in [-127, 127]. w: rows*cols fp32, row-major.
-void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
-                        std::span<float> scales);
-// w[r, k] = q[r, k] * scales[r].
-std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
-                                        int64_t cols);
 
 // Loads a model's weights onto a backend, from one of two sources:
 // - a Hugging Face checkpoint: each weight is read, fused, sliced for this rank, converted to the
@@ -62,8 +56,9 @@ class WeightLoader {
   bool contains(const std::string& name) const;
 
   // A linear layer's weight: what `load` (one of the loads below) returns, kept as it is without
-  // quantization; with int8-wo, loaded into a staging buffer (this rank's slice already), quantized
-  // per output row and uploaded as I8 + scales.
+  // quantization; with int8-wo or fp8, loaded into a staging buffer (this rank's slice already, in
+  // the activation dtype), read back as fp32, quantized (per output row / per tensor) and uploaded
+  // as codes + scales.
   LinearWeight linear(const std::function<Tensor()>& load);
 
   // The tensor as stored, shape checked, in the backend's activation dtype (converted unless the

@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "backend/host_batch.h"
+#include "common/half.h"
 #include "common/status.h"
 
 namespace llmserve {
@@ -33,7 +35,39 @@ float dot_q8(const float* x, const int8_t* w, int64_t k) {
 // Rows of x up to which matmul_q8 reads the int8 weights directly (decode); above, blocks of
 // weight rows are dequantized to fp32 and multiplied by OpenBLAS (prefill).
 constexpr int64_t kQ8DirectMaxRows = 4;
-constexpr int64_t kQ8BlockRows = 64;
+constexpr int64_t kDequantBlockRows = 64;
+
+// out[M, N] = alpha * x[M, K] @ W[N, K]^T (+ bias[N]) for a weight held quantized: blocks of
+// kDequantBlockRows rows of W are written as fp32 into `scratch` by
+// dequantize(first_row, num_rows, dst) and multiplied by OpenBLAS.
+template <typename Dequantize>
+void gemm_dequantized(const float* x, int64_t m, int64_t k, int64_t n, float alpha, const float* bias, float* out,
+                      std::vector<float>& scratch, Dequantize&& dequantize) {
+  const int64_t block = std::min(kDequantBlockRows, n);
+  scratch.resize(static_cast<size_t>(block * k));
+  for (int64_t c0 = 0; c0 < n; c0 += block) {
+    const int64_t rows = std::min(block, n - c0);
+    dequantize(c0, rows, scratch.data());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(rows),
+                static_cast<int>(k), alpha, x, static_cast<int>(k), scratch.data(), static_cast<int>(k), 0.0f, out + c0,
+                static_cast<int>(n));
+  }
+  if (bias != nullptr) {
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t c = 0; c < n; ++c) out[r * n + c] += bias[c];
+    }
+  }
+}
+
+// The fp32 value of every e4m3 code.
+const std::array<float, 256>& e4m3_values() {
+  static const std::array<float, 256> values = [] {
+    std::array<float, 256> v{};
+    for (int c = 0; c < 256; ++c) v[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
+    return v;
+  }();
+  return values;
+}
 
 }  // namespace
 
@@ -206,27 +240,48 @@ void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tenso
     }
     return;
   }
-  const int64_t block = std::min(kQ8BlockRows, n);
-  q8_scratch_.resize(static_cast<size_t>(block * k));
-  float* deq = q8_scratch_.data();
-  for (int64_t c0 = 0; c0 < n; c0 += block) {
-    const int64_t rows = std::min(block, n - c0);
+  gemm_dequantized(xs, m, k, n, 1.0f, bs, o, q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
 #pragma omp parallel for if (rows * k > (1 << 16))
     for (int64_t c = 0; c < rows; ++c) {
       const int8_t* src = ws + (c0 + c) * k;
-      float* dst = deq + c * k;
       const float s = ss[c0 + c];
-      for (int64_t i = 0; i < k; ++i) dst[i] = static_cast<float>(src[i]) * s;
+      for (int64_t i = 0; i < k; ++i) dst[c * k + i] = static_cast<float>(src[i]) * s;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(rows),
-                static_cast<int>(k), 1.0f, xs, static_cast<int>(k), deq, static_cast<int>(k), 0.0f, o + c0,
-                static_cast<int>(n));
+  });
+}
+
+void CpuBackend::matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) {
+  require_f32(x, "matmul_fp8 input");
+  require_f32(w_scale, "matmul_fp8 scale");
+  if (w.dtype != DType::kF8E4M3) {
+    fail(StatusCode::kInternal, "cpu backend: matmul_fp8 weight must be F8_E4M3, got {}", dtype_name(w.dtype));
   }
-  if (bs != nullptr) {
-    for (int64_t r = 0; r < m; ++r) {
-      for (int64_t c = 0; c < n; ++c) o[r * n + c] += bs[c];
-    }
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  if (w.dim(1) != k || out.numel() != m * n || w_scale.numel() != 1 || (bias.data != nullptr && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_fp8 shapes: x {} w {} w_scale {} out {}", x.shape_string(), w.shape_string(),
+         w_scale.shape_string(), out.shape_string());
   }
+  // x through e4m3 with one scale for the whole call, kept unscaled (the code's value) so that
+  // the products are the exact e4m3 x e4m3 products a tensor core sums; both scales go in alpha.
+  const float* xs = x.as<float>();
+  const int64_t numel = m * k;
+  float amax = 0.0f;
+#pragma omp parallel for reduction(max : amax) if (numel > (1 << 16))
+  for (int64_t i = 0; i < numel; ++i) amax = std::max(amax, std::abs(xs[i]));
+  const float x_scale = amax / kE4m3Max;
+  const std::array<float, 256>& values = e4m3_values();
+  fp8_x_scratch_.resize(static_cast<size_t>(numel));
+  float* xq = fp8_x_scratch_.data();
+#pragma omp parallel for if (numel > (1 << 16))
+  for (int64_t i = 0; i < numel; ++i) xq[i] = x_scale > 0.0f ? values[float_to_e4m3(xs[i] / x_scale)] : 0.0f;
+  const auto* codes = w.as<uint8_t>();
+  const float alpha = x_scale * w_scale.as<float>()[0];
+  const float* bs = bias.data != nullptr ? bias.as<float>() : nullptr;
+  gemm_dequantized(xq, m, k, n, alpha, bs, out.as<float>(), q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
+    const uint8_t* src = codes + c0 * k;
+#pragma omp parallel for if (rows * k > (1 << 16))
+    for (int64_t i = 0; i < rows * k; ++i) dst[i] = values[src[i]];
+  });
 }
 
 void CpuBackend::gelu_tanh(Tensor x) {

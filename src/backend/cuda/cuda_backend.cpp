@@ -30,11 +30,23 @@ cudaDataType_t cuda_type(DType t) {
     case DType::kF16: return CUDA_R_16F;
     case DType::kBF16: return CUDA_R_16BF;
     case DType::kF32: return CUDA_R_32F;
+    case DType::kF8E4M3: return CUDA_R_8F_E4M3;
     default: fail(StatusCode::kInvalidArgument, "the CUDA backend has no GEMM for dtype {}", dtype_name(t));
   }
 }
 
-size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+constexpr size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+// The quantized matmuls' operand of one cuBLASLt call lives here: matmul_q8's dequantized weight
+// columns (4,096 columns of K = 4,096 in fp16) or matmul_fp8's e4m3 input rows (8,192 rows of
+// K = 4,096): enough for GEMMs near full tensor-core speed, and one fixed allocation (graphs bake
+// in its address) instead of the largest operand's size. Ahead of it: the absmax partials and the
+// fp8 input scale.
+constexpr size_t kQuantBufferBytes = 32u << 20;
+// cuBLASLt picks algorithms assuming 256-byte aligned operands (its default minimum alignment):
+// chunk offsets are whole multiples of 128 rows or columns, which keeps them so.
+constexpr int64_t kQuantChunkAlign = 128;
+constexpr size_t kQuantHeaderBytes = align_up(cuda::kAbsmaxMaxPartials * sizeof(float) + sizeof(float), 256);
 
 class CudaGraph final : public StepGraph {
  public:
@@ -159,6 +171,7 @@ CudaBackend::~CudaBackend() {
     cublasLtMatmulDescDestroy(p.desc);
   }
   for (void* p : scratch_buffers_) cudaFree(p);
+  cudaFree(quant_scratch_);
   cudaFree(sampling_device_);
   cudaFree(batch_device_);
   cudaFreeHost(batch_host_);
@@ -208,6 +221,23 @@ void* CudaBackend::scratch(size_t bytes) {
   scratch_buffers_.push_back(p);
   scratch_bytes_ = n;
   return p;
+}
+
+CudaBackend::QuantScratch CudaBackend::quant_scratch() {
+  if (quant_scratch_ == nullptr) {
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    check(cudaStreamIsCapturing(stream_, &capturing), "cudaStreamIsCapturing");
+    if (capturing != cudaStreamCaptureStatusNone) {
+      fail(StatusCode::kInternal, "a quantized matmul was first run inside a graph capture; run the step eagerly first");
+    }
+    check(cudaMalloc(&quant_scratch_, kQuantHeaderBytes + kQuantBufferBytes), "cudaMalloc(quantization scratch)");
+  }
+  auto* base = static_cast<uint8_t*>(quant_scratch_);
+  QuantScratch s;
+  s.absmax_partials = reinterpret_cast<float*>(base);
+  s.x_scale = s.absmax_partials + cuda::kAbsmaxMaxPartials;
+  s.buffer = base + kQuantHeaderBytes;
+  return s;
 }
 
 namespace {
@@ -360,7 +390,7 @@ void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, T
 
 const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [m, n, k, xt, wt, ot, has_bias] = key;
+  const auto [m, n, k, ldc, xt, wt, ot, has_bias] = key;
   MatmulPlan p;
   // Row-major out[M, N] = x[M, K] @ w[N, K]^T is column-major out^T[N, M] = w^T... : with A = w
   // (column-major [K, N], transposed) and B = x (column-major [K, M]), D = A^T B is [N, M].
@@ -371,13 +401,15 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   if (has_bias) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), "EPILOGUE");
-    const cudaDataType_t bias_type = cuda_type(wt);
+    // The bias has the weights' type, except that fp8 GEMMs take it in the output's.
+    const cudaDataType_t bias_type = cuda_type(wt == DType::kF8E4M3 ? ot : wt);
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
              "BIAS_DATA_TYPE");
   }
   check_lt(cublasLtMatrixLayoutCreate(&p.a, cuda_type(wt), static_cast<uint64_t>(k), static_cast<uint64_t>(n), k), "layout A");
   check_lt(cublasLtMatrixLayoutCreate(&p.b, cuda_type(xt), static_cast<uint64_t>(k), static_cast<uint64_t>(m), k), "layout B");
-  check_lt(cublasLtMatrixLayoutCreate(&p.c, cuda_type(ot), static_cast<uint64_t>(n), static_cast<uint64_t>(m), n), "layout C");
+  check_lt(cublasLtMatrixLayoutCreate(&p.c, cuda_type(ot), static_cast<uint64_t>(n), static_cast<uint64_t>(m), ldc),
+           "layout C");
   cublasLtMatmulPreference_t pref = nullptr;
   check_lt(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
   check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_workspace_bytes_,
@@ -395,6 +427,24 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   return plans_.emplace(key, p).first->second;
 }
 
+void CudaBackend::run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
+                           const float* w_scale, const float* x_scale) {
+  const MatmulPlan& p = plan_for(key);
+  if (key.has_bias) {
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "BIAS_POINTER");
+  }
+  if (key.w_dtype == DType::kF8E4M3) {  // A is w, B is x (see plan_for)
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof w_scale),
+             "A_SCALE_POINTER");
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale),
+             "B_SCALE_POINTER");
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  check_lt(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c, &p.algo, lt_workspace_,
+                          lt_workspace_bytes_, stream_),
+           "cublasLtMatmul");
+}
+
 void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "matmul");
   const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
@@ -404,16 +454,87 @@ void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   }
   if (m == 0) return;
   if (try_gemv(x, w, bias, /*gelu=*/false, out)) return;
+  run_gemm(PlanKey{m, n, k, n, x.dtype, w.dtype, out.dtype, bias.data != nullptr}, x.data, w.data, bias.data, out.data);
+}
+
+void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
+  const OpTimer timer(profile_.get(), stream_, "matmul_q8");
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
   const bool has_bias = bias.data != nullptr;
-  const MatmulPlan& p = plan_for(PlanKey{m, n, k, x.dtype, w.dtype, out.dtype, has_bias});
-  if (has_bias) {
-    const void* ptr = bias.data;
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr, sizeof ptr), "BIAS_POINTER");
+  if (w.dtype != DType::kI8 || scales.dtype != DType::kF32 || x.dtype != dtype_ ||
+      (out.dtype != dtype_ && out.dtype != DType::kF32) || (has_bias && bias.dtype != dtype_) || w.dim(-1) != k ||
+      scales.numel() != n || out.dim(0) != m || out.dim(-1) != n || (has_bias && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_q8: x {} ({}) w {} ({}) scales {} out {} ({})", x.shape_string(),
+         dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype), scales.shape_string(), out.shape_string(),
+         dtype_name(out.dtype));
   }
-  const float alpha = 1.0f, beta = 0.0f;
-  check_lt(cublasLtMatmul(lt_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, out.data, p.c, out.data, p.c, &p.algo,
-                          lt_workspace_, lt_workspace_bytes_, stream_),
-           "cublasLtMatmul");
+  if (m == 0 || n == 0) return;
+  cuda::GemvQ8Args a;
+  a.dtype = x.dtype;
+  a.out_dtype = out.dtype;
+  a.x = x.data;
+  a.w = w.as<int8_t>();
+  a.scales = scales.as<float>();
+  a.bias = bias.data;
+  a.out = out.data;
+  a.m = static_cast<int32_t>(m);
+  a.n = static_cast<int32_t>(n);
+  a.k = static_cast<int32_t>(k);
+  if (cuda::gemv_q8_supports(a)) {
+    check(cuda::launch_gemv_q8(a, stream_), "gemv_q8");
+    return;
+  }
+  // Column chunks of the weight, dequantized to the activation dtype, each multiplied by cuBLASLt
+  // straight into its columns of out (ldc = N). Chunks of kQuantChunkAlign columns keep the
+  // output and bias pointers as aligned as cuBLASLt's heuristics assume.
+  const size_t esize = dtype_size(dtype_), out_esize = dtype_size(out.dtype);
+  const int64_t chunk = std::min<int64_t>(
+      n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) / kQuantChunkAlign * kQuantChunkAlign);
+  if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_q8: K = {} is too long for the dequantization buffer", k);
+  void* buffer = quant_scratch().buffer;
+  for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+    const int64_t cols = std::min(chunk, n - n0);
+    check(cuda::launch_dequantize_rows_int8(dtype_, w.as<int8_t>() + n0 * k, scales.as<float>() + n0,
+                                            static_cast<int32_t>(cols), static_cast<int32_t>(k), buffer, stream_),
+          "dequantize_rows_int8");
+    run_gemm(PlanKey{m, cols, k, n, x.dtype, dtype_, out.dtype, has_bias}, x.data, buffer,
+             has_bias ? static_cast<const uint8_t*>(bias.data) + n0 * esize : nullptr,
+             static_cast<uint8_t*>(out.data) + n0 * out_esize);
+  }
+}
+
+void CudaBackend::matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) {
+  const OpTimer timer(profile_.get(), stream_, "matmul_fp8");
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  const bool has_bias = bias.data != nullptr;
+  if (w.dtype != DType::kF8E4M3 || w_scale.dtype != DType::kF32 || w_scale.numel() != 1 || x.dtype != dtype_ ||
+      out.dtype != dtype_ || (has_bias && bias.dtype != dtype_) || w.dim(-1) != k || out.dim(0) != m ||
+      out.dim(-1) != n || (has_bias && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_fp8: x {} ({}) w {} ({}) w_scale {} out {} ({})", x.shape_string(),
+         dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype), w_scale.shape_string(), out.shape_string(),
+         dtype_name(out.dtype));
+  }
+  if (k % 16 != 0 || n % 16 != 0) {
+    fail(StatusCode::kUnimplemented,
+         "--quantization fp8 on cuda: fp8 GEMMs need K and N multiples of 16, got a [{}, {}] weight", n, k);
+  }
+  if (m == 0) return;
+  const QuantScratch s = quant_scratch();
+  // One scale for all of x, then its e4m3 codes and the GEMM by row chunks of the buffer.
+  check(cuda::launch_absmax(dtype_, x.data, m * k, s.absmax_partials, stream_), "absmax");
+  const int32_t num_partials = cuda::absmax_num_partials(m * k);
+  // e4m3: one byte a value; whole kQuantChunkAlign rows keep x and out chunks 256-byte aligned.
+  const int64_t chunk = static_cast<int64_t>(kQuantBufferBytes) / k / kQuantChunkAlign * kQuantChunkAlign;
+  if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_fp8: K = {} is too long for the quantization buffer", k);
+  const size_t esize = dtype_size(dtype_);
+  for (int64_t r0 = 0; r0 < m; r0 += chunk) {
+    const int64_t rows = std::min(chunk, m - r0);
+    check(cuda::launch_quantize_fp8(dtype_, static_cast<const uint8_t*>(x.data) + r0 * k * esize, rows * k,
+                                    s.absmax_partials, num_partials, s.x_scale, s.buffer, stream_),
+          "quantize_fp8");
+    run_gemm(PlanKey{rows, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, has_bias}, s.buffer, w.data, bias.data,
+             static_cast<uint8_t*>(out.data) + r0 * n * esize, w_scale.as<float>(), s.x_scale);
+  }
 }
 
 void CudaBackend::transpose(Tensor src, Tensor dst) {

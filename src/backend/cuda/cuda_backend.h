@@ -3,6 +3,10 @@
 // (descriptors + heuristic algorithm) cached per shape; everything else is our kernels
 // (kernels.h, attention.h). All work is enqueued on one stream, so a step can be captured into a
 // CUDA graph (capture()) and replayed. Host <-> device copies synchronise the stream.
+// Quantized weights (--quantization): matmul_q8 runs an int8 GEMV up to kGemvMaxRows rows and
+// otherwise dequantizes column chunks of the weight into a fixed scratch buffer ahead of cuBLASLt;
+// matmul_fp8 quantizes its input to e4m3 into that buffer (scale computed and kept on the device)
+// ahead of an fp8 cuBLASLt GEMM whose A/B scales are device pointers.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -11,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
@@ -49,6 +52,9 @@ class CudaBackend final : public Backend {
   void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
   void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
+  // Needs K and N multiples of 16 (cuBLASLt's fp8 kernels); throws Error(kUnimplemented) otherwise.
+  void matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) override;
   void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
@@ -107,14 +113,33 @@ class CudaBackend final : public Backend {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  // m, n, k, x dtype, w dtype, out dtype, has bias
-  using PlanKey = std::tuple<int64_t, int64_t, int64_t, DType, DType, DType, bool>;
+  // One cuBLASLt GEMM: out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N]), out's rows ldc >= N apart
+  // (a column block of a wider output when ldc > N).
+  struct PlanKey {
+    int64_t m = 0, n = 0, k = 0, ldc = 0;
+    DType x_dtype = DType::kF16, w_dtype = DType::kF16, out_dtype = DType::kF16;
+    bool has_bias = false;
+    auto operator<=>(const PlanKey&) const = default;
+  };
   const MatmulPlan& plan_for(const PlanKey& key);
+  // Enqueues the GEMM of `key` (bias may be null only when !key.has_bias); an fp8 GEMM (w_dtype
+  // F8E4M3) multiplies by the device scalars *w_scale and *x_scale.
+  void run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
+                const float* w_scale = nullptr, const float* x_scale = nullptr);
   // Small-M path (gemv.cu); false when it does not apply.
   bool try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out);
   // Device scratch of at least `bytes`; grows by allocating a new buffer and keeping the old ones
   // alive, so graphs captured earlier keep valid pointers.
   void* scratch(size_t bytes);
+  // The quantized matmuls' device scratch, allocated on first use, which must be outside a graph
+  // capture (the model runner runs a step eagerly before recording it); fixed afterwards, so
+  // recorded graphs keep valid pointers.
+  struct QuantScratch {
+    float* absmax_partials = nullptr;  // [cuda::kAbsmaxMaxPartials]
+    float* x_scale = nullptr;          // matmul_fp8's input scale
+    void* buffer = nullptr;            // kQuantBufferBytes: dequantized weight columns / e4m3 input rows
+  };
+  QuantScratch quant_scratch();
   void leave_group();  // destroys the NCCL communicator (nccl_group.cpp)
 
   DType dtype_;
@@ -138,6 +163,7 @@ class CudaBackend final : public Backend {
   size_t sampling_capacity_ = 0;  // bytes
   std::vector<void*> scratch_buffers_;
   size_t scratch_bytes_ = 0;
+  void* quant_scratch_ = nullptr;
   ncclComm* comm_ = nullptr;        // tensor-parallel group of this stage
   ncclComm* world_comm_ = nullptr;  // every rank: pipeline sends
   bool has_peer_allreduce_ = false;

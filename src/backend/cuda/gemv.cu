@@ -14,8 +14,7 @@
 // dependent rounds (ncu: 2.3-2.6 TB/s for Llama-3-8B's QKV, o_proj and down, 3.1 for gate_up).
 // The host picks the smallest split giving ~64 warps per SM (LLMSERVE_GEMV_SPLIT overrides).
 // fp32 accumulation, warp-shuffle reduction, bias + GELU fused into the store.
-#include "backend/cuda/cuda_common.cuh"
-#include "backend/cuda/gemv.h"
+#include "backend/cuda/gemv_common.cuh"
 
 #include <algorithm>
 #include <cstdlib>
@@ -24,8 +23,7 @@
 namespace llmserve::cuda {
 namespace {
 
-constexpr int kWarps = 8;
-constexpr int kSmemXBytes = 48 * 1024;  // x is staged in shared memory up to this size
+constexpr int kWarps = kGemvWarps;
 
 template <typename T>
 __device__ __forceinline__ void dot8(const Vec8<T>& w, const Vec8<T>& x, float& acc) {
@@ -62,13 +60,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % split, cols_per_block = kWarps / split;
   const int chunks = k / 8;  // 16-byte chunks per row
-  const Vec8<T>* xs = reinterpret_cast<const Vec8<T>*>(x);
-  if (stage_x) {
-    auto* sx = reinterpret_cast<Vec8<T>*>(smem_raw);
-    for (int i = threadIdx.x; i < M * chunks; i += blockDim.x) sx[i] = xs[i];
-    __syncthreads();
-    xs = sx;
-  }
+  const Vec8<T>* xs = stage_gemv_x(x, M, k, stage_x, smem_raw);
   const int step = 32 * split;  // chunk stride of one part
   const int64_t col_stride = static_cast<int64_t>(gridDim.x) * cols_per_block;
   // n0 is uniform across the block, so every thread reaches the barriers below.
@@ -94,22 +86,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
         }
       }
     }
-#pragma unroll
-    for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
-    if (split > 1) {
-      if (lane == 0) {
-#pragma unroll
-        for (int m = 0; m < M; ++m) partial[warp][m] = acc[m];
-      }
-      __syncthreads();
-      if (part == 0) {
-#pragma unroll
-        for (int m = 0; m < M; ++m) {
-          for (int p = 1; p < split; ++p) acc[m] += partial[warp + p][m];
-        }
-      }
-      __syncthreads();  // partial is rewritten by the next pass
-    }
+    sum_gemv_parts(acc, partial, warp, lane, part, split);
     if (part == 0 && lane == 0 && n < n_cols) {
       const float b = bias != nullptr ? to_float(bias[n]) : 0.0f;
 #pragma unroll
@@ -143,9 +120,12 @@ bool gemv_persistent() {
   return persistent;
 }
 
-// Warps per column: the smallest power of two up to kWarps that gives about 64 resident warps per
-// SM (the most a Hopper SM holds), fewer when a part would get under one round of 4 chunks per lane.
-int gemv_split(int32_t n, int32_t k) {
+}  // namespace
+
+// Warps per column: the smallest power of two up to kGemvWarps that gives about 64 resident warps
+// per SM (the most a Hopper SM holds), fewer when a part would get under one round of 4 chunks per
+// lane.
+int gemv_warps_per_column(int32_t n, int32_t chunks_per_row) {
   static const int forced = [] {
     const char* e = std::getenv("LLMSERVE_GEMV_SPLIT");
     const int v = e != nullptr ? std::atoi(e) : 0;
@@ -154,14 +134,16 @@ int gemv_split(int32_t n, int32_t k) {
   if (forced != 0) return forced;
   const int64_t target = static_cast<int64_t>(num_sms()) * 64;
   int split = 1;
-  while (split < kWarps && static_cast<int64_t>(n) * split < target && k / 8 >= 32 * split * 4) split *= 2;
+  while (split < kGemvWarps && static_cast<int64_t>(n) * split < target && chunks_per_row >= 32 * split * 4) split *= 2;
   return split;
 }
+
+namespace {
 
 template <typename T, typename OutT, int M, int kUnroll>
 void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
   auto* kernel = gemv_kernel<T, OutT, M, kUnroll>;
-  const int split = gemv_persistent() ? 1 : gemv_split(a.n, a.k);
+  const int split = gemv_persistent() ? 1 : gemv_warps_per_column(a.n, a.k / 8);
   const int cols_per_block = kWarps / split;
   int64_t blocks = (a.n + cols_per_block - 1) / cols_per_block;
   if (gemv_persistent()) {
@@ -169,7 +151,7 @@ void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
     // second wave behind the first.
     static const int resident = [&] {
       int n = 1;
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kWarps * 32, kSmemXBytes);
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kWarps * 32, kGemvSmemXBytes);
       return std::max(n, 1);
     }();
     blocks = std::min<int64_t>(blocks, static_cast<int64_t>(num_sms()) * resident);
@@ -182,7 +164,7 @@ void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
 template <typename T, typename OutT>
 void launch_rows(const GemvArgs& a, cudaStream_t stream) {
   const size_t x_bytes = static_cast<size_t>(a.m) * a.k * sizeof(T);
-  const bool stage = x_bytes <= kSmemXBytes;
+  const bool stage = x_bytes <= kGemvSmemXBytes;
   const size_t smem = stage ? x_bytes : 0;
   const bool persistent = gemv_persistent();
   switch (a.m) {

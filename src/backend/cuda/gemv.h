@@ -1,4 +1,5 @@
-// Small-batch GEMM for decode steps (see gemv.cu): out[M, N] = act(x[M, K] @ w[N, K]^T + bias).
+// Small-batch GEMMs for decode steps: out[M, N] = act(x[M, K] @ w[N, K]^T + bias) with 16-bit
+// weights (gemv.cu) and with int8 weights scaled per output row (gemv_q8.cu).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 namespace llmserve::cuda {
 
 constexpr int32_t kGemvMaxRows = 4;
+constexpr int kGemvWarps = 8;  // warps per block of both kernels
 
 struct GemvArgs {
   DType dtype = DType::kF16;      // of x, w and bias: kF16 or kBF16
@@ -26,5 +28,26 @@ struct GemvArgs {
 // x and w, 16-bit inputs).
 bool gemv_supports(const GemvArgs& a);
 cudaError_t launch_gemv(const GemvArgs& a, cudaStream_t stream);
+
+// Warps per output column for N columns of `chunks_per_row` 16-byte chunks: the smallest power
+// of two up to kGemvWarps giving ~64 resident warps per SM (LLMSERVE_GEMV_SPLIT overrides).
+int gemv_warps_per_column(int32_t n, int32_t chunks_per_row);
+
+// int8 weight-only: out[M, N] = (x[M, K] @ q[N, K]^T) * scales[N] (+ bias[N]).
+struct GemvQ8Args {
+  DType dtype = DType::kF16;      // of x and bias: kF16 or kBF16
+  DType out_dtype = DType::kF16;  // dtype or kF32
+  const void* x = nullptr;        // [M, K]
+  const int8_t* w = nullptr;      // [N, K]
+  const float* scales = nullptr;  // [N]
+  const void* bias = nullptr;     // [N] or null
+  void* out = nullptr;            // [M, N]
+  int32_t m = 0, n = 0, k = 0;
+};
+
+// Whether launch_gemv_q8 handles these arguments (M <= kGemvMaxRows, K % 16 == 0, 16-byte
+// aligned x and w, 16-bit x).
+bool gemv_q8_supports(const GemvQ8Args& a);
+cudaError_t launch_gemv_q8(const GemvQ8Args& a, cudaStream_t stream);
 
 }  // namespace llmserve::cuda

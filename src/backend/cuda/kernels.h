@@ -59,6 +59,22 @@ cudaError_t launch_rope_write_kv(DType dtype, void* qkv, const float* rope_table
                                  int32_t num_kv_heads, int32_t head_dim, void* k_cache, void* v_cache,
                                  cudaStream_t stream);
 
+// quantize.cu
+// out[r, :] = q[r, :] * scales[r] in `dtype` for r < rows; q int8 [rows, k], scales fp32 [rows],
+// out [rows, k].
+cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const float* scales, int32_t rows, int32_t k,
+                                        void* out, cudaStream_t stream);
+// fp8 input of matmul_fp8, in two launches. x [n] in `dtype`, n % 8 == 0, 16-byte aligned.
+// launch_absmax writes absmax_num_partials(n) partial maxima of |x| (at most kAbsmaxMaxPartials);
+// launch_quantize_fp8 reduces them to scale = max|x| / 448 (stored at *scale, device memory) and
+// writes q[i] = e4m3(x[i] / scale) (0 when the scale is 0) into q [n] (8-byte aligned). With x
+// split into parts, absmax runs over all of it and quantize_fp8 once per part (same scale).
+constexpr int32_t kAbsmaxMaxPartials = 1024;
+int32_t absmax_num_partials(int64_t n);
+cudaError_t launch_absmax(DType dtype, const void* x, int64_t n, float* partials, cudaStream_t stream);
+cudaError_t launch_quantize_fp8(DType dtype, const void* x, int64_t n, const float* partials, int32_t num_partials,
+                                float* scale, void* q, cudaStream_t stream);
+
 }  // namespace llmserve::cuda
 
 namespace llmserve::cuda {

@@ -1,9 +1,12 @@
 // Backend::matmul_q8 (int8 weight-only): the CPU op equals Backend::matmul over the dequantized
 // weights (q * scale per output row) for decode-sized and prefill-sized inputs, with and without
-// a bias; backends without the op refuse with kUnimplemented.
+// a bias; both quantized matmuls refuse a weight of the wrong dtype, and backends without them
+// refuse with kUnimplemented naming the flag.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -70,30 +73,39 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulQ8Cpu,
                                            Q8Case{5, 70, 130, true}, Q8Case{17, 96, 200, false},
                                            Q8Case{64, 256, 129, true}));
 
-TEST(MatmulQ8, RejectsANonInt8Weight) {
+// Both quantized matmuls refuse a weight of the other's (or no quantized) dtype.
+TEST(QuantizedMatmul, RejectsAWeightOfTheWrongDtype) {
   auto backend = create_backend(DeviceKind::kCpu);
   std::vector<Buffer> owner;
   Tensor x = backend->allocate_tensor(owner, DType::kF32, {1, 8});
-  Tensor w = backend->allocate_tensor(owner, DType::kF32, {4, 8});
-  Tensor s = backend->allocate_tensor(owner, DType::kF32, {4});
+  Tensor f32 = backend->allocate_tensor(owner, DType::kF32, {4, 8});
+  Tensor f8 = backend->allocate_tensor(owner, DType::kF8E4M3, {4, 8});
+  Tensor i8 = backend->allocate_tensor(owner, DType::kI8, {4, 8});
+  Tensor scales = backend->allocate_tensor(owner, DType::kF32, {4});
   Tensor out = backend->allocate_tensor(owner, DType::kF32, {1, 4});
-  try {
-    backend->matmul_q8(x, w, s, Tensor(), out);
-    ADD_FAILURE() << "an F32 weight must be refused";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), StatusCode::kInternal);
+  for (Tensor w : {f32, f8}) {
+    EXPECT_THROW(backend->matmul_q8(x, w, scales, Tensor(), out), Error) << dtype_name(w.dtype);
+  }
+  for (Tensor w : {f32, i8}) {
+    EXPECT_THROW(backend->matmul_fp8(x, w, scales.rows(0, 1), Tensor(), out), Error) << dtype_name(w.dtype);
   }
 }
 
-TEST(MatmulQ8, BackendsWithoutItRefuse) {
+TEST(QuantizedMatmul, BackendsWithoutItRefuse) {
   auto backend = create_backend(DeviceKind::kNull);
-  try {
-    backend->matmul_q8(Tensor(), Tensor(), Tensor(), Tensor(), Tensor());
-    ADD_FAILURE() << "the null backend has no int8 matmul";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), StatusCode::kUnimplemented);
-    EXPECT_NE(std::string(e.what()).find("--quantization"), std::string::npos) << e.what();
-  }
+  const auto expect_refusal = [](const std::function<void()>& op, const std::string& flag) {
+    try {
+      op();
+      ADD_FAILURE() << "the null backend has no " << flag << " matmul";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), StatusCode::kUnimplemented);
+      EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+    }
+  };
+  expect_refusal([&] { backend->matmul_q8(Tensor(), Tensor(), Tensor(), Tensor(), Tensor()); },
+                 "--quantization int8-wo");
+  expect_refusal([&] { backend->matmul_fp8(Tensor(), Tensor(), Tensor(), Tensor(), Tensor()); },
+                 "--quantization fp8");
 }
 
 }  // namespace

@@ -148,36 +148,40 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ShardedEngine,
                            return n;
                          });
 
-// int8 weight-only: the engine stores the codes and scales the loader would compute, so it gives
-// exactly the logits of quantizing the checkpoint at load.
-TEST(QuantizedEngine, Int8EqualsQuantizingAtLoad) {
-  for (const std::string model : {"gpt2-tiny", "llama-tiny"}) {
-    const fs::path out = fresh("int8_" + model) / "engine";
-    BuildOptions o = cpu_options(model);
-    o.quantization = Quantization::kInt8WeightOnly;
-    build_engine(o, out);
-    const WeightStore rank = WeightStore::open_file(out / "rank-0.safetensors");
-    int32_t codes = 0;
-    for (const std::string& name : rank.names()) {
-      if (rank.info(name).dtype != DType::kI8) continue;
-      ++codes;
-      ASSERT_TRUE(rank.contains(name + ".scales")) << name;
-      EXPECT_EQ(rank.info(name + ".scales").shape, std::vector<int64_t>{rank.info(name).shape[0]});
+// Quantized engines store the codes and scales the loader would compute (int8: I8 + one scale per
+// output row; fp8: E4M3 + one scale per tensor), so they give exactly the logits of quantizing the
+// checkpoint at load.
+TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
+  for (const Quantization quant : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
+    for (const std::string model : {"gpt2-tiny", "llama-tiny"}) {
+      const std::string what = model + " " + std::string(quantization_name(quant));
+      const fs::path out = fresh("quant_" + model) / "engine";
+      BuildOptions o = cpu_options(model);
+      o.quantization = quant;
+      build_engine(o, out);
+      const WeightStore rank = WeightStore::open_file(out / "rank-0.safetensors");
+      const DType codes_dtype = quant == Quantization::kFp8 ? DType::kF8E4M3 : DType::kI8;
+      int32_t codes = 0;
+      for (const std::string& name : rank.names()) {
+        if (rank.info(name).dtype != codes_dtype) continue;
+        ++codes;
+        ASSERT_TRUE(rank.contains(name + ".scales")) << name;
+        const int64_t scales = quant == Quantization::kFp8 ? 1 : rank.info(name).shape[0];
+        EXPECT_EQ(rank.info(name + ".scales").shape, std::vector<int64_t>{scales}) << name;
+      }
+      EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers) << what;  // QKV, out, up(+gate), down
+      EXPECT_EQ(read_engine_manifest(out).quantization, quant);
+      const auto cases = testing::read_reference_cases(kModels / model);
+      testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
+          got_h(out, DeviceKind::kCpu, DType::kF32);
+      const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
+      const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
+      for (size_t i = 0; i < want.tokens.size(); ++i) {
+        EXPECT_EQ(got.tokens[i], want.tokens[i]) << what << " case " << i;
+        EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << what << " case " << i;
+      }
+      fs::remove_all(out.parent_path());
     }
-    EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers) << model;  // QKV, out, up(+gate), down
-    EXPECT_EQ(read_engine_manifest(out).quantization, Quantization::kInt8WeightOnly);
-    const auto cases = testing::read_reference_cases(kModels / model);
-    LoadOptions int8;
-    int8.quantization = Quantization::kInt8WeightOnly;
-    testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, int8),
-        got_h(out, DeviceKind::kCpu, DType::kF32);
-    const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
-    const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
-    for (size_t i = 0; i < want.tokens.size(); ++i) {
-      EXPECT_EQ(got.tokens[i], want.tokens[i]) << model << " case " << i;
-      EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << model << " case " << i;
-    }
-    fs::remove_all(out.parent_path());
   }
 }
 

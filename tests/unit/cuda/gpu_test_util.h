@@ -1,16 +1,20 @@
 // Helpers of the GPU tests: random data, fp32 <-> fp16/bf16 on the host, tensors on either
-// backend, and the comparison metrics (relative L2 error, worst element).
+// backend, the comparison metrics (relative L2 error, worst element), and the fixture of the ops
+// tests (a CUDA backend beside the CPU reference).
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "common/half.h"
 
 namespace llmserve::testing_gpu {
@@ -112,5 +116,39 @@ inline Diff compare(const std::vector<float>& got, const std::vector<float>& wan
   } while (0)
 
 inline const char* dtype_label(DType t) { return t == DType::kF16 ? "f16" : "bf16"; }
+
+// Ops tests: a CUDA backend computing in the parameter's dtype (fp16 or bf16) beside the CPU
+// backend (fp32), and inputs placed on both.
+class CudaVsCpu : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    LLMSERVE_REQUIRE_GPU();
+    gpu_ = std::make_unique<CudaBackend>(GetParam());
+  }
+  DType dt() const { return GetParam(); }
+  // Relative L2 error of one output rounding to dt() (GEMMs accumulate in fp32 and land near it).
+  double tol() const { return dt() == DType::kF16 ? 2e-3 : 1.2e-2; }
+  // The same values on both backends (GPU in dt(), CPU in fp32 after rounding through dt()).
+  std::pair<Tensor, Tensor> both(const std::vector<float>& v, std::initializer_list<int64_t> dims) {
+    const auto r = rounded(v, dt());
+    return {make_tensor(cpu_, cpu_mem_, r, DType::kF32, dims), make_tensor(*gpu_, gpu_mem_, r, dt(), dims)};
+  }
+  // The same bytes as `dtype` on both backends (quantized weights, fp32 scales).
+  std::pair<Tensor, Tensor> both_bytes(const void* host, DType dtype, std::initializer_list<int64_t> dims) {
+    std::pair<Tensor, Tensor> t{cpu_.allocate_tensor(cpu_mem_, dtype, dims), gpu_->allocate_tensor(gpu_mem_, dtype, dims)};
+    cpu_.upload(host, t.first);
+    gpu_->upload(host, t.second);
+    return t;
+  }
+  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims, DType gpu_dtype) {
+    return {cpu_.allocate_tensor(cpu_mem_, DType::kF32, dims), gpu_->allocate_tensor(gpu_mem_, gpu_dtype, dims)};
+  }
+  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims) { return both_empty(dims, dt()); }
+
+  CpuBackend cpu_;
+  std::unique_ptr<CudaBackend> gpu_;
+  std::vector<Buffer> cpu_mem_, gpu_mem_;
+  std::mt19937 rng_{1234};
+};
 
 }  // namespace llmserve::testing_gpu

@@ -110,6 +110,45 @@ TEST_P(CudaModel, GraphReplayMatchesEager) {
   }
 }
 
+// Quantized models (--quantization int8-wo and fp8) on the GPU, decode steps replayed from graphs,
+// against the same quantization on the CPU backend: the prompt's logits and 8 teacher-forced
+// decode steps per case. Beyond the unquantized GPU-vs-CPU differences (logit_tol), the GPU
+// quantizes weights from their dt()-rounded values, and fp8 quantizes activations that differ by
+// dt() noise, which moves some e4m3 codes by a step. The thresholds are estimates made without a
+// GPU (2x logit_tol for int8-wo; 0.1 fp16 / 0.25 bf16 for fp8, whose CPU-vs-unquantized error on
+// these fixtures is 0.12-0.24): replace them with the first H100 run's figures plus margin.
+TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
+  auto cases = read_cases(dir());
+  for (Quantization q : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
+    const std::string scheme(quantization_name(q));
+    const double tol = q == Quantization::kFp8 ? (dt() == DType::kF16 ? 0.1 : 0.25) : 2 * logit_tol();
+    Harness cpu(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, q), gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, q);
+    for (size_t ci = 0; ci < cases.size(); ++ci) {
+      const Case& c = cases[ci];
+      const auto t = static_cast<int32_t>(c.prompt.size());
+      const auto steps = static_cast<int32_t>(std::min<size_t>(8, c.decode_tokens.size()));
+      auto cpu_table = cpu.new_table(t + steps + 1), gpu_table = gpu.new_table(t + steps + 1);
+      const auto logits = [](Harness& h, const int32_t* tokens, int32_t n, int32_t computed, std::vector<int32_t>& table,
+                             LogitRows rows) {
+        RunnerSequence seq{tokens, n, computed, &table, rows};
+        auto out = h.runner().execute({&seq, 1});
+        return std::vector<float>(out.begin(), out.end());
+      };
+      const std::string what = scheme + " case " + std::to_string(ci);
+      const auto got = logits(gpu, c.prompt.data(), t, 0, gpu_table, LogitRows::kAll);
+      const auto want = logits(cpu, c.prompt.data(), t, 0, cpu_table, LogitRows::kAll);
+      EXPECT_CLOSE_REL(got, want, tol, what + " prefill");
+      for (int32_t j = 0; j < steps; ++j) {
+        const int32_t* token = &c.decode_tokens[static_cast<size_t>(j)];
+        const auto got_step = logits(gpu, token, 1, t + j, gpu_table, LogitRows::kLast);
+        const auto want_step = logits(cpu, token, 1, t + j, cpu_table, LogitRows::kLast);
+        EXPECT_CLOSE_REL(got_step, want_step, tol, what + " decode " + std::to_string(j));
+      }
+    }
+    EXPECT_GT(gpu.runner().num_graph_replays(), 0) << scheme << ": decode steps did not replay graphs";
+  }
+}
+
 // Tensor parallel over two GPUs (NCCL all-reduce after the row-parallel projections) against
 // one GPU, eager and graphed: the prompt's logits within half-precision noise (each rank's partial
 // sums are rounded to the activation dtype before the all-reduce, which one GPU never does), and

@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <numeric>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cuda/cuda_backend.h"
 #include "common/status.h"
 #include "engine/philox.h"
 #include "engine/sampler.h"
@@ -17,29 +15,7 @@ namespace {
 
 using namespace testing_gpu;
 
-class CudaOps : public ::testing::TestWithParam<DType> {
- protected:
-  void SetUp() override {
-    LLMSERVE_REQUIRE_GPU();
-    gpu_ = std::make_unique<CudaBackend>(GetParam());
-  }
-  DType dt() const { return GetParam(); }
-  double tol() const { return dt() == DType::kF16 ? 2e-3 : 1.2e-2; }
-  // The same values on both backends (GPU in dt(), CPU in fp32 after rounding through dt()).
-  std::pair<Tensor, Tensor> both(const std::vector<float>& v, std::initializer_list<int64_t> dims) {
-    const auto r = rounded(v, dt());
-    return {make_tensor(cpu_, cpu_mem_, r, DType::kF32, dims), make_tensor(*gpu_, gpu_mem_, r, dt(), dims)};
-  }
-  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims, DType gpu_dtype) {
-    return {cpu_.allocate_tensor(cpu_mem_, DType::kF32, dims), gpu_->allocate_tensor(gpu_mem_, gpu_dtype, dims)};
-  }
-  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims) { return both_empty(dims, dt()); }
-
-  CpuBackend cpu_;
-  std::unique_ptr<CudaBackend> gpu_;
-  std::vector<Buffer> cpu_mem_, gpu_mem_;
-  std::mt19937 rng_{1234};
-};
+class CudaOps : public CudaVsCpu {};
 
 // A batch of sequences with random lengths and scattered KV blocks, uploaded to both backends.
 struct TestBatch {

@@ -1,9 +1,9 @@
-// int8 weight-only quantization (--quantization int8-wo): the per-row round trip stays within half
-// a step, and whole models quantized at load stay close to the unquantized ones on the fixtures and
-// on the embedded default model: relative L2 of the logits, greedy-token agreement, and the
-// perplexity of a held-out text under teacher forcing. The thresholds are the measured figures
-// (in the comments) with margin; a broken scale (e.g. off by a factor, or per tensor instead of
-// per row) moves the logits by O(1) and fails them.
+// Weight quantization at load (--quantization int8-wo and fp8): the int8 per-row and fp8 per-tensor
+// round trips stay within half a step, and whole models quantized at load stay close to the
+// unquantized ones on the fixtures and on the embedded default model: relative L2 of the logits,
+// greedy-token agreement, and the perplexity of a held-out text under teacher forcing. The
+// thresholds are the measured figures (in the comments) with margin; a broken scale (e.g. off by a
+// factor, or per tensor instead of per row) moves the logits by O(1) and fails them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,11 +15,12 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "common/half.h"
 #include "engine/engine.h"
 #include "engine/model_runner.h"
 #include "engine/rank_pool.h"
 #include "model/model.h"
-#include "model/weight_loader.h"
+#include "model/quantize.h"
 #include "testing/reference_cases.h"
 #include "tokenizer/tokenizer.h"
 
@@ -30,17 +31,30 @@ const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) 
 const std::filesystem::path kDefault =
     std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
 
-// Thresholds: measured (Release, 2026-11-25) -> bound. The fixtures are random tiny models whose
-// top-1 margins are small, so free-running greedy decoding diverges sooner there than on the
+struct Bounds {
+  double max_rel_l2;
+  double min_greedy;
+  double max_ppl_diff;
+};
+
+// int8-wo thresholds: measured (Release, 2026-11-25) -> bound. The fixtures are random tiny models
+// whose top-1 margins are small, so free-running greedy decoding diverges sooner there than on the
 // trained default model. Measured per fixture (tp 1 / tp 2): rel L2 0.019-0.035, greedy agreement
 // over 20 steps 0.56-0.90, ppl relative difference 0.006-0.019. Default model: rel L2 0.0013,
 // greedy agreement over 32 steps x 4 prompts 0.93, ppl relative difference 0.00002.
-constexpr double kFixtureMaxRelL2 = 0.07;
-constexpr double kFixtureMinGreedy = 0.45;
-constexpr double kFixtureMaxPplDiff = 0.05;
-constexpr double kDefaultMaxRelL2 = 0.005;
-constexpr double kDefaultMinGreedy = 0.8;
-constexpr double kDefaultMaxPplDiff = 1e-3;
+constexpr Bounds kInt8Fixture{0.07, 0.45, 0.05};
+constexpr Bounds kInt8Default{0.005, 0.8, 1e-3};
+// fp8 thresholds: weights per tensor and every matmul's input per call go through e4m3 (3 mantissa
+// bits: ~3.6 % RMS relative rounding error per value, against ~1 % for int8 per-row weights, and
+// the activations are rounded too), so about 6x int8's logit error. Measured (Release, 2026-12-05) ->
+// bound. Per fixture (tp 1 / tp 2): rel L2 0.117-0.236 (GPT-2 0.12, Llama 0.20-0.24: the gated
+// MLP multiplies two rounded matmuls), greedy agreement 0.13-0.33, ppl relative difference
+// 0.033-0.217. Default model: rel L2 0.0086, greedy agreement 0.77, ppl relative difference 0.0012.
+// Weight scales stored 2x too large measured rel L2 0.49-0.81 and ppl difference 0.47-3.5 on the
+// fixtures and 0.43 / 4.9 on the default model: the L2 and perplexity bounds separate them. Greedy
+// agreement does not on the random fixtures (0.01-0.13 broken), only on the default model (0.08).
+constexpr Bounds kFp8Fixture{0.35, 0.08, 0.35};
+constexpr Bounds kFp8Default{0.02, 0.6, 0.004};
 
 TEST(Int8Quantization, RoundTripWithinHalfAStep) {
   constexpr int64_t kRows = 6, kCols = 77;
@@ -75,6 +89,53 @@ TEST(Int8Quantization, RoundTripWithinHalfAStep) {
     }
   }
   for (int64_t c = 0; c < kCols; ++c) EXPECT_EQ(q[static_cast<size_t>(5 * kCols + c)], 0);
+}
+
+// Per tensor: the largest |w| maps to +-448; every value is within half an e4m3 step of its
+// original (2^-4 relative for normal codes, half the subnormal step 2^-10 * scale below them).
+TEST(Fp8Quantization, RoundTripWithinHalfAStep) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(4000);
+  for (size_t i = 0; i < w.size(); ++i) {
+    w[i] = std::pow(10.0f, static_cast<float>(i % 5) - 3.0f) * normal(rng);  // 1e-3 .. 10
+  }
+  w[17] = 0.0f;
+  std::vector<uint8_t> q(w.size());
+  const float scale = quantize_tensor_fp8(w, q);
+  float amax = 0;
+  for (float v : w) amax = std::max(amax, std::abs(v));
+  EXPECT_FLOAT_EQ(scale, amax / 448.0f);
+  const std::vector<float> back = dequantize_tensor_fp8(q, scale);
+  int extreme = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const float normal_min = std::ldexp(1.0f, -6) * scale;
+    const float bound = std::abs(w[i]) >= normal_min ? std::abs(w[i]) * 0x1p-4f : 0x1p-10f * scale;
+    EXPECT_LE(std::abs(back[i] - w[i]), bound * (1.0f + 1e-5f)) << i << ": " << w[i];
+    extreme += (q[i] & 0x7f) == 0x7e ? 1 : 0;
+  }
+  EXPECT_GE(extreme, 1) << "the largest |w| must map to +-448";
+  EXPECT_EQ(q[17], 0);
+  std::vector<float> zeros(8, 0.0f);
+  std::vector<uint8_t> zq(8, 0xaa);
+  EXPECT_EQ(quantize_tensor_fp8(zeros, zq), 0.0f);
+  for (uint8_t c : zq) EXPECT_EQ(c, 0);
+}
+
+// The loader's dispatch: int8-wo keeps one scale per row and I8 codes, fp8 one scale and e4m3 codes.
+TEST(QuantizeWeight, CodesAndScalesPerScheme) {
+  const std::vector<float> w = {1.0f, -2.0f, 0.5f, 0.25f, 4.0f, -8.0f};
+  const QuantizedWeight i8 = quantize_weight(w, 2, 3, Quantization::kInt8WeightOnly);
+  EXPECT_EQ(i8.dtype, DType::kI8);
+  ASSERT_EQ(i8.scales.size(), 2u);
+  EXPECT_FLOAT_EQ(i8.scales[1], 8.0f / 127.0f);
+  EXPECT_EQ(static_cast<int8_t>(i8.codes[1]), -127);
+  const QuantizedWeight f8 = quantize_weight(w, 2, 3, Quantization::kFp8);
+  EXPECT_EQ(f8.dtype, DType::kF8E4M3);
+  ASSERT_EQ(f8.scales.size(), 1u);
+  EXPECT_FLOAT_EQ(f8.scales[0], 8.0f / 448.0f);
+  EXPECT_EQ(f8.codes[5], 0xfe);  // -8 -> -448
+  EXPECT_FLOAT_EQ(e4m3_to_float(f8.codes[0]) * f8.scales[0], 1.0f);  // 56 in e4m3 is exact
 }
 
 // A model loaded (optionally quantized, optionally over `tp` CPU ranks) with a runner and one
@@ -191,15 +252,17 @@ Agreement compare(QuantHarness& base, QuantHarness& quant,
 
 struct FixtureCase {
   std::string model;
+  Quantization quantization = Quantization::kInt8WeightOnly;
   int32_t tp = 1;
 };
 
-class Int8Fixtures : public ::testing::TestWithParam<FixtureCase> {};
+class QuantizedFixtures : public ::testing::TestWithParam<FixtureCase> {};
 
 // Held-out text: each case's prompt followed by the reference greedy continuation; tp 2 quantizes
-// each rank's slice (row-parallel layers get their own per-row scales per slice).
-TEST_P(Int8Fixtures, CloseToUnquantized) {
-  const auto dir = kModels / GetParam().model;
+// each rank's slice (row-parallel layers get their own scales per slice).
+TEST_P(QuantizedFixtures, CloseToUnquantized) {
+  const FixtureCase& p = GetParam();
+  const auto dir = kModels / p.model;
   const auto cases = testing::read_reference_cases(dir);
   std::vector<std::vector<int32_t>> texts, prompts;
   for (const auto& c : cases) {
@@ -208,28 +271,32 @@ TEST_P(Int8Fixtures, CloseToUnquantized) {
     texts.push_back(t);
     prompts.push_back(c.prompt);
   }
-  QuantHarness base(dir, Quantization::kNone),
-      quant(dir, Quantization::kInt8WeightOnly, GetParam().tp);
+  QuantHarness base(dir, Quantization::kNone), quant(dir, p.quantization, p.tp);
   const Agreement a = compare(base, quant, texts, prompts, 20);
-  std::printf(
-      "[ int8-wo ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
-      GetParam().model.c_str(), GetParam().tp, a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
-  EXPECT_LT(a.max_rel_l2, kFixtureMaxRelL2);
-  EXPECT_GE(a.greedy_rate, kFixtureMinGreedy);
-  EXPECT_LT(a.ppl_rel_diff, kFixtureMaxPplDiff);
+  std::printf("[ %s ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+              std::string(quantization_name(p.quantization)).c_str(), p.model.c_str(), p.tp, a.max_rel_l2,
+              a.greedy_rate, a.ppl_rel_diff);
+  const Bounds& b = p.quantization == Quantization::kFp8 ? kFp8Fixture : kInt8Fixture;
+  EXPECT_LT(a.max_rel_l2, b.max_rel_l2);
+  EXPECT_GE(a.greedy_rate, b.min_greedy);
+  EXPECT_LT(a.ppl_rel_diff, b.max_ppl_diff);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Int8Fixtures,
-                         ::testing::Values(FixtureCase{"gpt2-tiny"}, FixtureCase{"gpt2-tiny-fp16"},
-                                           FixtureCase{"llama-tiny"},
-                                           FixtureCase{"llama-tiny-bf16"},
-                                           FixtureCase{"gpt2-tiny", 2},
-                                           FixtureCase{"llama-tiny", 2}),
-                         [](const ::testing::TestParamInfo<FixtureCase>& info) {
-                           std::string n = info.param.model + "_tp" + std::to_string(info.param.tp);
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+std::string fixture_case_name(const ::testing::TestParamInfo<FixtureCase>& info) {
+  std::string n = info.param.model + "_tp" + std::to_string(info.param.tp);
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+}
+
+std::vector<FixtureCase> fixture_cases(Quantization q) {
+  return {{"gpt2-tiny", q},  {"gpt2-tiny-fp16", q}, {"llama-tiny", q},
+          {"llama-tiny-bf16", q}, {"gpt2-tiny", q, 2}, {"llama-tiny", q, 2}};
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8, QuantizedFixtures, ::testing::ValuesIn(fixture_cases(Quantization::kInt8WeightOnly)),
+                         fixture_case_name);
+INSTANTIATE_TEST_SUITE_P(Fp8, QuantizedFixtures, ::testing::ValuesIn(fixture_cases(Quantization::kFp8)),
+                         fixture_case_name);
 
 // Held out from nothing in particular: Shakespeare (the default model's training corpus is Tiny
 // Shakespeare, so this passage may have been seen; the comparison is between two versions of the
@@ -243,7 +310,13 @@ constexpr const char* kPassage =
     "Deny thy father and refuse thy name;\nOr, if thou wilt not, be but sworn my love,\n"
     "And I'll no longer be a Capulet.\n";
 
-TEST(Int8DefaultModel, CloseToUnquantized) {
+std::string scheme_name(const ::testing::TestParamInfo<Quantization>& info) {
+  return info.param == Quantization::kFp8 ? "fp8" : "int8";
+}
+
+class QuantizedDefaultModel : public ::testing::TestWithParam<Quantization> {};
+
+TEST_P(QuantizedDefaultModel, CloseToUnquantized) {
   auto tokenizer = Tokenizer::from_dir(kDefault);
   const std::vector<int32_t> text = tokenizer->encode(kPassage);
   std::vector<std::vector<int32_t>> prompts;
@@ -251,46 +324,61 @@ TEST(Int8DefaultModel, CloseToUnquantized) {
                         "To be, or not to be", "MENENIUS:\nWhat work's, my countrymen"}) {
     prompts.push_back(tokenizer->encode(p));
   }
-  QuantHarness base(kDefault, Quantization::kNone), quant(kDefault, Quantization::kInt8WeightOnly);
+  QuantHarness base(kDefault, Quantization::kNone), quant(kDefault, GetParam());
   const Agreement a = compare(base, quant, {text}, prompts, 32);
-  std::printf(
-      "[ int8-wo ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
-      a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
-  EXPECT_LT(a.max_rel_l2, kDefaultMaxRelL2);
-  EXPECT_GE(a.greedy_rate, kDefaultMinGreedy);
-  EXPECT_LT(a.ppl_rel_diff, kDefaultMaxPplDiff);
+  std::printf("[ %s ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+              std::string(quantization_name(GetParam())).c_str(), a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  const Bounds& b = GetParam() == Quantization::kFp8 ? kFp8Default : kInt8Default;
+  EXPECT_LT(a.max_rel_l2, b.max_rel_l2);
+  EXPECT_GE(a.greedy_rate, b.min_greedy);
+  EXPECT_LT(a.ppl_rel_diff, b.max_ppl_diff);
 }
 
-TEST(Int8Engine, RefusedOffTheCpu) {
-  EngineConfig c;
-  c.model_dir = kModels / "gpt2-tiny";
-  c.quantization = Quantization::kInt8WeightOnly;
-  EXPECT_TRUE(c.validate().is_ok()) << c.validate().to_string();
-  for (DeviceKind device : {DeviceKind::kCuda, DeviceKind::kNull}) {
-    c.device = device;
-    const Status s = c.validate();
-    EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
-    EXPECT_NE(s.message().find("--quantization int8-wo"), std::string::npos) << s.message();
+INSTANTIATE_TEST_SUITE_P(Schemes, QuantizedDefaultModel,
+                         ::testing::Values(Quantization::kInt8WeightOnly, Quantization::kFp8),
+                         scheme_name);
+
+TEST(QuantizedEngineConfig, RefusedOffTheCpu) {
+  for (Quantization q : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
+    EngineConfig c;
+    c.model_dir = kModels / "gpt2-tiny";
+    c.quantization = q;
+    EXPECT_TRUE(c.validate().is_ok()) << c.validate().to_string();
+    for (DeviceKind device : {DeviceKind::kCuda, DeviceKind::kNull}) {
+      c.device = device;
+      const Status s = c.validate();
+      EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
+      EXPECT_NE(s.message().find("--quantization " + std::string(quantization_name(q))), std::string::npos)
+          << s.message();
+      if (device == DeviceKind::kCuda) {
+        EXPECT_NE(s.message().find("not yet verified on GPUs"), std::string::npos) << s.message();
+      }
+    }
   }
   EXPECT_EQ(parse_quantization("int8-wo"), Quantization::kInt8WeightOnly);
+  EXPECT_EQ(parse_quantization("fp8"), Quantization::kFp8);
   EXPECT_EQ(parse_quantization("none"), Quantization::kNone);
   EXPECT_FALSE(parse_quantization("int4").has_value());
+  EXPECT_FALSE(parse_quantization("fp8-e5m2").has_value());
   EXPECT_EQ(quantization_name(Quantization::kInt8WeightOnly), "int8-wo");
+  EXPECT_EQ(quantization_name(Quantization::kFp8), "fp8");
 }
 
 // Through the engine (two tensor-parallel ranks): the greedy tokens of the quantized model are
 // those of the runner-level harness over the same two ranks.
-TEST(Int8Engine, GeneratesOnTheCpuWithTensorParallel) {
+class QuantizedEngine : public ::testing::TestWithParam<Quantization> {};
+
+TEST_P(QuantizedEngine, GeneratesOnTheCpuWithTensorParallel) {
   const auto dir = kModels / "gpt2-tiny";
   const auto cases = testing::read_reference_cases(dir);
-  QuantHarness quant(dir, Quantization::kInt8WeightOnly, 2);
+  QuantHarness quant(dir, GetParam(), 2);
   const std::vector<int32_t> want = quant.greedy(cases[0].prompt, 8);
   EngineConfig c;
   c.model_dir = dir;
   c.num_kv_blocks = 64;
   c.seed = 1;
   c.tensor_parallel_size = 2;
-  c.quantization = Quantization::kInt8WeightOnly;
+  c.quantization = GetParam();
   Engine engine(c);
   Request r;
   r.prompt_token_ids = cases[0].prompt;
@@ -307,6 +395,9 @@ TEST(Int8Engine, GeneratesOnTheCpuWithTensorParallel) {
   }
   EXPECT_EQ(got, want);
 }
+
+INSTANTIATE_TEST_SUITE_P(Schemes, QuantizedEngine, ::testing::Values(Quantization::kInt8WeightOnly, Quantization::kFp8),
+                         scheme_name);
 
 }  // namespace
 }  // namespace llmserve

@@ -26,7 +26,7 @@ class RunnerHarness {
  public:
   static constexpr int32_t kBlockSize = 16, kBlocks = 128;
   RunnerHarness(const std::filesystem::path& dir, DeviceKind device, DType dtype, int32_t graph_batch = 0,
-                int32_t tp = 1, int32_t pp = 1, const LoadOptions& load = {})
+                int32_t tp = 1, int32_t pp = 1, Quantization quantization = Quantization::kNone)
       : backends_(create_backend_group(device, dtype, tp, pp)),
         pool_(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); }),
         models_(static_cast<size_t>(tp * pp)),
@@ -38,7 +38,7 @@ class RunnerHarness {
     o.max_graph_batch_size = graph_batch;
     pool_.run([&](int32_t r) {
       const auto i = static_cast<size_t>(r);
-      models_[i] = load_model(dir, *backends_[i], load);
+      models_[i] = load_model(dir, *backends_[i], LoadOptions{quantization});
       kv_[i] = backends_[i]->allocate_kv_cache(models_[i]->kv_cache_spec(kBlockSize, kBlocks + 1));
       models_[i]->reserve(o.max_num_tokens, o.max_num_tokens);
     });
