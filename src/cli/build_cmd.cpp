@@ -31,10 +31,7 @@ int run_build(BuildFlags flags) {
   const std::optional<Quantization> q = parse_quantization(flags.quantization);
   if (!q) fail(StatusCode::kInvalidArgument, "--quantization must be none, int8-wo or fp8, got '{}'", flags.quantization);
   o.quantization = *q;
-  o.progress = flags.progress == "auto"  ? default_progress_style()
-               : flags.progress == "bar" ? ProgressStyle::kBar
-               : flags.progress == "log" ? ProgressStyle::kLog
-                                         : ProgressStyle::kNone;
+  o.progress = progress_style_from_flag(flags.progress);
   const builder::BuildResult r = builder::build_engine(o, flags.output);
   std::cout << r.dir.string() << std::endl;
   return 0;

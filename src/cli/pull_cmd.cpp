@@ -23,15 +23,7 @@ int run_pull(PullFlags flags) {
   if (flags.timeout_s <= 0)
     fail(StatusCode::kInvalidArgument, "--timeout must be > 0, got {}", flags.timeout_s);
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.timeout_s * 1000));
-  if (flags.progress == "auto") {
-    o.progress = default_progress_style();
-  } else if (flags.progress == "bar") {
-    o.progress = ProgressStyle::kBar;
-  } else if (flags.progress == "log") {
-    o.progress = ProgressStyle::kLog;
-  } else {
-    o.progress = ProgressStyle::kNone;
-  }
+  o.progress = progress_style_from_flag(flags.progress);
   auto result = hub::pull(o);
   std::cout << result.dir.string() << std::endl;
   return 0;

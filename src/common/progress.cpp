@@ -24,6 +24,13 @@ ProgressStyle default_progress_style() {
   return isatty(STDERR_FILENO) ? ProgressStyle::kBar : ProgressStyle::kLog;
 }
 
+ProgressStyle progress_style_from_flag(std::string_view flag) {
+  if (flag == "auto") return default_progress_style();
+  if (flag == "bar") return ProgressStyle::kBar;
+  if (flag == "log") return ProgressStyle::kLog;
+  return ProgressStyle::kNone;
+}
+
 std::string format_bytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "kB", "MB", "GB", "TB"};
   double v = static_cast<double>(bytes);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace llmserve {
@@ -15,6 +16,8 @@ enum class ProgressStyle { kBar, kLog, kNone };
 
 // kBar when stderr is a terminal, else kLog.
 ProgressStyle default_progress_style();
+// The --progress flag: "auto" (default_progress_style), "bar", "log", anything else none.
+ProgressStyle progress_style_from_flag(std::string_view flag);
 
 // "15.3 MB", "812 B", "1.02 GB" (SI units, as the hub shows sizes).
 std::string format_bytes(uint64_t bytes);

@@ -13,5 +13,12 @@ TEST(Progress, FormatsBytesAsTheHubShowsThem) {
   EXPECT_EQ(format_bytes(16'060'522'240ull), "16.1 GB");
 }
 
+TEST(Progress, FlagSpellings) {
+  EXPECT_EQ(progress_style_from_flag("bar"), ProgressStyle::kBar);
+  EXPECT_EQ(progress_style_from_flag("log"), ProgressStyle::kLog);
+  EXPECT_EQ(progress_style_from_flag("none"), ProgressStyle::kNone);
+  EXPECT_EQ(progress_style_from_flag("auto"), default_progress_style());
+}
+
 }  // namespace
 }  // namespace llmserve
