@@ -51,6 +51,20 @@ void EngineFlags::add_to(CLI::App& app) {
       ->envname("LLMSERVE_BLOCK_SIZE")->capture_default_str();
   app.add_option("--num-kv-blocks", c.num_kv_blocks, "KV blocks in the pool; 0 sizes it from --kv-cache-memory-fraction")
       ->envname("LLMSERVE_NUM_KV_BLOCKS")->capture_default_str();
+  app.add_option_function<std::string>(
+         "--kv-cache-dtype",
+         [&c](const std::string& name) {
+           if (name == "auto") {
+             c.kv_cache_dtype.reset();
+           } else if (name == "fp8" || name == "fp8_e4m3") {
+             c.kv_cache_dtype = DType::kF8E4M3;
+           } else {
+             throw CLI::ValidationError("--kv-cache-dtype", "must be auto or fp8, got '" + name + "'");
+           }
+         },
+         "auto (the activation dtype) or fp8: keys and values stored as fp8 e4m3 (scale 1), a quarter of "
+         "fp32's KV bytes (cpu only for now)")
+      ->envname("LLMSERVE_KV_CACHE_DTYPE")->default_str("auto");
   app.add_option("--kv-cache-memory-fraction", c.kv_cache_memory_fraction,
                  "Fraction of free memory after weights for the KV cache (default 0.9 on cuda, 0.2 on cpu)")
       ->envname("LLMSERVE_KV_CACHE_MEMORY_FRACTION");

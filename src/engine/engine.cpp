@@ -35,6 +35,13 @@ Status EngineConfig::validate() const {
   if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
     return invalid_argument("--dtype {}: the cpu device computes in float32 only", dtype_name(*dtype));
   }
+  if (kv_cache_dtype && *kv_cache_dtype != DType::kF8E4M3) {
+    return invalid_argument("--kv-cache-dtype must be auto or fp8, got {}", dtype_name(*kv_cache_dtype));
+  }
+  if (kv_cache_dtype && device == DeviceKind::kCuda) {
+    return {StatusCode::kUnimplemented,
+            "--kv-cache-dtype fp8 runs on --device cpu only for now: the CUDA attention kernels read fp16/bf16 KV"};
+  }
   if (quantization != Quantization::kNone && device != DeviceKind::kCpu) {
     // The CUDA kernels exist; they are enabled once their tests (tests/unit/cuda) pass on a GPU.
     return {StatusCode::kUnimplemented,
@@ -160,10 +167,16 @@ Engine::~Engine() {
   if (thread_.joinable()) thread_.join();
 }
 
+KvCacheSpec Engine::kv_spec(const Model& model, int32_t num_blocks) const {
+  KvCacheSpec spec = model.kv_cache_spec(config_.block_size, num_blocks);
+  if (config_.kv_cache_dtype) spec.dtype = *config_.kv_cache_dtype;
+  return spec;
+}
+
 void Engine::size_kv_cache() {
   // Per rank, a block holds its heads of its stage's layers; the largest rank decides.
   size_t bytes_per_block = 0;
-  for (const auto& m : models_) bytes_per_block = std::max(bytes_per_block, m->kv_cache_spec(config_.block_size, 1).bytes_per_block());
+  for (const auto& m : models_) bytes_per_block = std::max(bytes_per_block, kv_spec(*m, 1).bytes_per_block());
   int32_t num_blocks = config_.num_kv_blocks;
   if (num_blocks == 0) {
     double fraction = config_.kv_cache_memory_fraction;
@@ -190,11 +203,12 @@ void Engine::size_kv_cache() {
   kv_caches_.resize(backends_.size());
   pool_->run([&](int32_t r) {
     const auto i = static_cast<size_t>(r);
-    kv_caches_[i] = backends_[i]->allocate_kv_cache(models_[i]->kv_cache_spec(config_.block_size, num_blocks + 1));
+    kv_caches_[i] = backends_[i]->allocate_kv_cache(kv_spec(*models_[i], num_blocks + 1));
   });
-  LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB on {}{}", num_blocks, config_.block_size,
+  LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB ({}) on {}{}", num_blocks, config_.block_size,
            static_cast<int64_t>(num_blocks) * config_.block_size,
-           static_cast<double>(bytes_per_block) * num_blocks / (1 << 20), backends_[0]->name(),
+           static_cast<double>(bytes_per_block) * num_blocks / (1 << 20),
+           dtype_name(kv_caches_[0].spec.dtype), backends_[0]->name(),
            backends_.size() > 1 ? fmt::format(" per rank ({} ranks)", backends_.size()) : "");
 }
 

@@ -45,6 +45,9 @@ struct EngineConfig {
   bool enable_chunked_prefill = true;
   uint64_t seed = 0;                      // base for per-request seeds when a request has none
   Quantization quantization = Quantization::kNone;  // of the linear weights at load; cpu only for now
+  // Element type of the KV cache: nullopt = the activation dtype; F8E4M3 stores keys and values
+  // as fp8 e4m3 (scale 1, saturating), a quarter of fp32's bytes (cpu only for now).
+  std::optional<DType> kv_cache_dtype;
 
   Status validate() const;
 };
@@ -107,6 +110,8 @@ class Engine {
     std::vector<uint64_t> cancels;
   };
 
+  // The KV pool shape of `model` in the configured KV dtype.
+  KvCacheSpec kv_spec(const Model& model, int32_t num_blocks) const;
   void size_kv_cache();
   void loop();
   bool take_inbox(Inbox& inbox);  // waits while idle; false when stopping

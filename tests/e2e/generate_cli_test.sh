@@ -35,6 +35,12 @@ check "stop string finish reason" [ "$(echo "$out" | json "d['finish_reason']")"
 out=$("$BIN" generate --prompt "ROMEO:" --max-tokens 5 --temperature 0 --logprobs 2 --json)
 check "logprobs: one entry per token with 2 alternatives" [ "$(echo "$out" | json "len(d['logprobs']), len(d['logprobs'][0]['top'])")" == "5 2" ]
 
+# fp8 KV cache: the trained default model keeps its greedy text (agreement 0.99 in quantization_test).
+fp8_err=$("$BIN" generate --prompt "ROMEO:" --max-tokens 40 --temperature 0 --ignore-eos --kv-cache-dtype fp8 2>&1 >/dev/null)
+check "--kv-cache-dtype fp8 allocates an e4m3 cache" grep -q "KV cache: .*(F8_E4M3)" <<<"$fp8_err"
+fp8_text=$("$BIN" generate --prompt "ROMEO:" --max-tokens 40 --temperature 0 --ignore-eos --kv-cache-dtype fp8 2>/dev/null)
+check "--kv-cache-dtype fp8 greedy text equals the fp32 cache's" [ "$fp8_text" == "$text" ]
+
 # tokenize / detokenize round trip.
 ids=$("$BIN" tokenize --text "Hello world" | json "','.join(map(str, d['ids']))")
 check "tokenize gpt2 ids" [ "$ids" == "15496,995" ]
@@ -52,6 +58,7 @@ expect_error "top_p out of range" "top_p" generate --prompt hi --top-p 1.5
 expect_error "missing model dir" "/nonexistent/model" generate --model /nonexistent/model --prompt hi
 expect_error "context overflow" "context of 256" generate --prompt hi --max-tokens 1000
 expect_error "unknown flag" "--bogus" generate --prompt hi --bogus
+expect_error "unknown KV cache dtype" "--kv-cache-dtype" generate --prompt hi --kv-cache-dtype int4
 expect_error "bad ids" "not a token id" detokenize --ids 1,x
 expect_error "id past vocab" "outside the vocabulary" detokenize --ids 99999999
 

@@ -17,6 +17,25 @@ namespace llmserve {
 
 namespace {
 
+// Whether the layer's cache holds fp8 e4m3 codes (--kv-cache-dtype fp8); otherwise fp32.
+bool kv_is_fp8(const KvLayer& kv) {
+  if (kv.k.dtype == DType::kF8E4M3) return true;
+  if (kv.k.dtype != DType::kF32) {
+    fail(StatusCode::kInternal, "cpu backend: KV cache of {} (fp32 or F8_E4M3 only)", dtype_name(kv.k.dtype));
+  }
+  return false;
+}
+
+// e4m3 code -> fp32, for the attention loop's reads of an fp8 cache.
+const std::array<float, 256>& e4m3_table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
+    return t;
+  }();
+  return table;
+}
+
 void require_f32(const Tensor& t, const char* what) {
   if (t.dtype != DType::kF32) {
     fail(StatusCode::kInternal, "cpu backend: {} must be F32, got {}", what, dtype_name(t.dtype));
@@ -339,13 +358,22 @@ void CpuBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchTe
   const int32_t heads = shape.num_q_heads + 2 * hk;
   const int32_t* slots = batch.slot_mapping.as<int32_t>();
   const float* x = qkv.as<float>();
-  float* kc = kv.k.as<float>();
-  float* vc = kv.v.as<float>();
   const int64_t row = static_cast<int64_t>(hk) * d;
+  const bool fp8 = kv_is_fp8(kv);
   for (int32_t t = 0; t < batch.num_tokens; ++t) {
     const float* k = x + (static_cast<int64_t>(t) * heads + shape.num_q_heads) * d;
-    std::copy(k, k + row, kc + slots[t] * row);
-    std::copy(k + row, k + 2 * row, vc + slots[t] * row);
+    const int64_t at = slots[t] * row;
+    if (fp8) {  // --kv-cache-dtype fp8: e4m3 codes, scale 1, saturating
+      uint8_t* kc = kv.k.as<uint8_t>() + at;
+      uint8_t* vc = kv.v.as<uint8_t>() + at;
+      for (int64_t i = 0; i < row; ++i) {
+        kc[i] = float_to_e4m3(k[i]);
+        vc[i] = float_to_e4m3(k[row + i]);
+      }
+    } else {
+      std::copy(k, k + row, kv.k.as<float>() + at);
+      std::copy(k + row, k + 2 * row, kv.v.as<float>() + at);
+    }
   }
 }
 
@@ -356,10 +384,17 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   const int32_t* pos = batch.positions.as<int32_t>();
   const int32_t* tables = batch.block_tables.as<int32_t>();
   const float* x = qkv.as<float>();
-  const float* kc = kv.k.as<float>();
-  const float* vc = kv.v.as<float>();
+  const bool fp8 = kv_is_fp8(kv);
   float* o = out.as<float>();
   const int64_t kv_row = static_cast<int64_t>(hk) * d;
+  // One head's key or value of a cached token as fp32: in place, or decoded from e4m3 into `tmp`.
+  const auto head_row = [&](const Tensor& cache, int64_t slot, int32_t kvh, float* tmp) -> const float* {
+    const int64_t at = slot * kv_row + static_cast<int64_t>(kvh) * d;
+    if (!fp8) return cache.as<const float>() + at;
+    const uint8_t* codes = cache.as<const uint8_t>() + at;
+    for (int32_t i = 0; i < d; ++i) tmp[i] = e4m3_table()[codes[i]];
+    return tmp;
+  };
   const int64_t work = static_cast<int64_t>(batch.num_tokens) * hq;
   // Threads only pay off above ~100k multiply-adds; below that the fork/join costs more, and on a
   // loaded machine a barrier can wait a whole scheduler time slice.
@@ -367,6 +402,7 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
 #pragma omp parallel if (is_big)
   {
     std::vector<float> scores(static_cast<size_t>(batch.max_context_len));
+    std::vector<float> decoded(static_cast<size_t>(d));
 #pragma omp for
     for (int64_t item = 0; item < work; ++item) {
       const int32_t t = static_cast<int32_t>(item / hq), h = static_cast<int32_t>(item % hq);
@@ -377,7 +413,7 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
       float max_score = -INFINITY;
       for (int32_t j = 0; j < len; ++j) {
         const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        const float* k = kc + slot * kv_row + kvh * d;
+        const float* k = head_row(kv.k, slot, kvh, decoded.data());
         float dot = 0;
         for (int32_t i = 0; i < d; ++i) dot += q[i] * k[i];
         scores[static_cast<size_t>(j)] = dot * shape.scale;
@@ -393,7 +429,7 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
       const float inv = static_cast<float>(1.0 / sum);
       for (int32_t j = 0; j < len; ++j) {
         const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        const float* v = vc + slot * kv_row + kvh * d;
+        const float* v = head_row(kv.v, slot, kvh, decoded.data());
         const float p = scores[static_cast<size_t>(j)] * inv;
         for (int32_t i = 0; i < d; ++i) out_row[i] += p * v[i];
       }

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -55,6 +56,14 @@ constexpr Bounds kInt8Default{0.005, 0.8, 1e-3};
 // agreement does not on the random fixtures (0.01-0.13 broken), only on the default model (0.08).
 constexpr Bounds kFp8Fixture{0.35, 0.08, 0.35};
 constexpr Bounds kFp8Default{0.02, 0.6, 0.004};
+// fp8 KV cache thresholds (--kv-cache-dtype fp8: keys and values rounded to e4m3, scale 1; weights
+// and activations untouched). Measured (ASan build, 2026-12-05) -> bound. Per fixture (tp 1 / 2):
+// rel L2 0.055-0.101, greedy agreement 0.30-0.66, ppl relative difference 0.018-0.067. Default
+// model: rel L2 0.0015, greedy agreement 0.99, ppl relative difference 0.0010. A cache read back
+// 2x too large measured rel L2 0.59-0.78 and ppl difference 0.70-3.7 on the fixtures and 0.18 /
+// 0.76 (greedy 0.06) on the default model: every bound below separates it.
+constexpr Bounds kKvFp8Fixture{0.2, 0.2, 0.15};
+constexpr Bounds kKvFp8Default{0.005, 0.9, 0.004};
 
 TEST(Int8Quantization, RoundTripWithinHalfAStep) {
   constexpr int64_t kRows = 6, kCols = 77;
@@ -143,7 +152,8 @@ TEST(QuantizeWeight, CodesAndScalesPerScheme) {
 class QuantHarness {
  public:
   static constexpr int32_t kBlockSize = 16, kBlocks = 32;
-  QuantHarness(const std::filesystem::path& dir, Quantization quantization, int32_t tp = 1)
+  QuantHarness(const std::filesystem::path& dir, Quantization quantization, int32_t tp = 1,
+               std::optional<DType> kv_dtype = std::nullopt)
       : backends_(create_backend_group(DeviceKind::kCpu, DType::kF32, tp)),
         pool_(tp, [](int32_t) {}),
         models_(static_cast<size_t>(tp)),
@@ -154,7 +164,9 @@ class QuantHarness {
     pool_.run([&](int32_t r) {
       const auto i = static_cast<size_t>(r);
       models_[i] = load_model(dir, *backends_[i], LoadOptions{quantization});
-      kv_[i] = backends_[i]->allocate_kv_cache(models_[i]->kv_cache_spec(kBlockSize, kBlocks));
+      KvCacheSpec spec = models_[i]->kv_cache_spec(kBlockSize, kBlocks);
+      if (kv_dtype) spec.dtype = *kv_dtype;
+      kv_[i] = backends_[i]->allocate_kv_cache(spec);
     });
     o.max_model_len = std::min(kBlocks * kBlockSize, models_[0]->config().max_position_embeddings);
     std::vector<RunnerRank> ranks;
@@ -250,6 +262,20 @@ Agreement compare(QuantHarness& base, QuantHarness& quant,
   return a;
 }
 
+// A fixture's held-out texts (each case's prompt followed by its reference greedy continuation)
+// and its prompts.
+std::pair<std::vector<std::vector<int32_t>>, std::vector<std::vector<int32_t>>> held_out(
+    const std::filesystem::path& dir) {
+  std::vector<std::vector<int32_t>> texts, prompts;
+  for (const auto& c : testing::read_reference_cases(dir)) {
+    std::vector<int32_t> t = c.prompt;
+    t.insert(t.end(), c.greedy.begin(), c.greedy.end());
+    texts.push_back(t);
+    prompts.push_back(c.prompt);
+  }
+  return {texts, prompts};
+}
+
 struct FixtureCase {
   std::string model;
   Quantization quantization = Quantization::kInt8WeightOnly;
@@ -263,14 +289,7 @@ class QuantizedFixtures : public ::testing::TestWithParam<FixtureCase> {};
 TEST_P(QuantizedFixtures, CloseToUnquantized) {
   const FixtureCase& p = GetParam();
   const auto dir = kModels / p.model;
-  const auto cases = testing::read_reference_cases(dir);
-  std::vector<std::vector<int32_t>> texts, prompts;
-  for (const auto& c : cases) {
-    std::vector<int32_t> t = c.prompt;
-    t.insert(t.end(), c.greedy.begin(), c.greedy.end());
-    texts.push_back(t);
-    prompts.push_back(c.prompt);
-  }
+  const auto [texts, prompts] = held_out(dir);
   QuantHarness base(dir, Quantization::kNone), quant(dir, p.quantization, p.tp);
   const Agreement a = compare(base, quant, texts, prompts, 20);
   std::printf("[ %s ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
@@ -314,16 +333,21 @@ std::string scheme_name(const ::testing::TestParamInfo<Quantization>& info) {
   return info.param == Quantization::kFp8 ? "fp8" : "int8";
 }
 
-class QuantizedDefaultModel : public ::testing::TestWithParam<Quantization> {};
-
-TEST_P(QuantizedDefaultModel, CloseToUnquantized) {
+// The passage and four prompts, as the default model's tokens.
+std::pair<std::vector<int32_t>, std::vector<std::vector<int32_t>>> default_model_texts() {
   auto tokenizer = Tokenizer::from_dir(kDefault);
-  const std::vector<int32_t> text = tokenizer->encode(kPassage);
   std::vector<std::vector<int32_t>> prompts;
   for (const char* p : {"First Citizen:\nBefore we proceed", "KING RICHARD III:\nNow is the winter",
                         "To be, or not to be", "MENENIUS:\nWhat work's, my countrymen"}) {
     prompts.push_back(tokenizer->encode(p));
   }
+  return {tokenizer->encode(kPassage), prompts};
+}
+
+class QuantizedDefaultModel : public ::testing::TestWithParam<Quantization> {};
+
+TEST_P(QuantizedDefaultModel, CloseToUnquantized) {
+  const auto [text, prompts] = default_model_texts();
   QuantHarness base(kDefault, Quantization::kNone), quant(kDefault, GetParam());
   const Agreement a = compare(base, quant, {text}, prompts, 32);
   std::printf("[ %s ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
@@ -398,6 +422,52 @@ TEST_P(QuantizedEngine, GeneratesOnTheCpuWithTensorParallel) {
 
 INSTANTIATE_TEST_SUITE_P(Schemes, QuantizedEngine, ::testing::Values(Quantization::kInt8WeightOnly, Quantization::kFp8),
                          scheme_name);
+
+// --kv-cache-dtype fp8: keys and values stored as e4m3 (scale 1) and read back through the table,
+// weights unquantized. Compared with the fp32 cache on the same texts and prompts as above.
+class KvFp8Fixtures : public ::testing::TestWithParam<FixtureCase> {};
+
+TEST_P(KvFp8Fixtures, CloseToFp32Cache) {
+  const FixtureCase& p = GetParam();
+  const auto dir = kModels / p.model;
+  const auto [texts, prompts] = held_out(dir);
+  QuantHarness base(dir, Quantization::kNone), fp8(dir, Quantization::kNone, p.tp, DType::kF8E4M3);
+  const Agreement a = compare(base, fp8, texts, prompts, 20);
+  std::printf("[ kv fp8 ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n", p.model.c_str(),
+              p.tp, a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  EXPECT_LT(a.max_rel_l2, kKvFp8Fixture.max_rel_l2);
+  EXPECT_GE(a.greedy_rate, kKvFp8Fixture.min_greedy);
+  EXPECT_LT(a.ppl_rel_diff, kKvFp8Fixture.max_ppl_diff);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, KvFp8Fixtures, ::testing::ValuesIn(fixture_cases(Quantization::kNone)),
+                         fixture_case_name);
+
+TEST(KvFp8DefaultModel, CloseToFp32Cache) {
+  const auto [text, prompts] = default_model_texts();
+  QuantHarness base(kDefault, Quantization::kNone), fp8(kDefault, Quantization::kNone, 1, DType::kF8E4M3);
+  const Agreement a = compare(base, fp8, {text}, prompts, 32);
+  std::printf("[ kv fp8 ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+              a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  EXPECT_LT(a.max_rel_l2, kKvFp8Default.max_rel_l2);
+  EXPECT_GE(a.greedy_rate, kKvFp8Default.min_greedy);
+  EXPECT_LT(a.ppl_rel_diff, kKvFp8Default.max_ppl_diff);
+}
+
+TEST(KvFp8, QuarterOfFp32BytesAndRefusedOnCuda) {
+  KvCacheSpec spec{2, 4, 64, 16, 1, DType::kF32};
+  const size_t fp32 = spec.bytes_per_block();
+  spec.dtype = DType::kF8E4M3;
+  EXPECT_EQ(spec.bytes_per_block() * 4, fp32);
+  EngineConfig c;
+  c.device = DeviceKind::kCuda;
+  c.kv_cache_dtype = DType::kF8E4M3;
+  EXPECT_NE(c.validate().message().find("--kv-cache-dtype fp8"), std::string::npos);
+  c.device = DeviceKind::kCpu;
+  EXPECT_TRUE(c.validate().is_ok());
+  c.kv_cache_dtype = DType::kBF16;
+  EXPECT_NE(c.validate().message().find("--kv-cache-dtype"), std::string::npos);
+}
 
 }  // namespace
 }  // namespace llmserve
