@@ -2,7 +2,7 @@
 # The Helm chart (deploy/helm/llmserve) and the client manifests (deploy/clients), offline:
 #  1. `helm lint --strict` + `helm template` for every values file and for the optional features (KEDA,
 #     Ingress, PVC cache, CPU device, engine build off, int8-wo on cpu); the schema must reject bad values
-#     and the template a grace period shorter than the drain timeout and int8-wo on a GPU.
+#     and the template a grace period shorter than the drain timeout and int8-wo or fp8 on a GPU.
 #  2. Every rendered object validated against the Kubernetes / prometheus-operator / KEDA API schemas
 #     (npm kubernetes-models), and the seed's ports, labels, rules and HPA target asserted
 #     (tests/deploy/check_chart.mjs); `promtool check rules` on each rendered PrometheusRule spec. The
@@ -108,6 +108,7 @@ refuse "a grace period not above preStop + drain" "must exceed" --set server.ter
 refuse "minimum above maximum replicas" "exceeds autoscaling.replicas.maximum" --set autoscaling.replicas.minimum=5
 refuse "an unknown quantization" "model.quantization" --set model.quantization=int4
 refuse "int8-wo on a GPU device" "cpu only" -f "$CHART/values-gpt2.yaml" --set model.quantization=int8-wo
+refuse "fp8 on a GPU device" "cpu only" -f "$CHART/values-gpt2.yaml" --set model.quantization=fp8
 refuse "a malformed gpuArch" "model.engine.gpuArch" --set model.engine.gpuArch=hopper
 refuse "a negative maxSeqLen" "model.engine.maxSeqLen" --set model.engine.maxSeqLen=-1
 refuse "an unknown model.engine key" "Additional property" --set model.engine.cache=/x
