@@ -351,12 +351,13 @@ std::string engine_key(const BuildOptions& o, const std::string& checkpoint) {
   return h.hex_digest();
 }
 
-BuildResult build_engine(const BuildOptions& options, const fs::path& output_arg) {
-  const auto start = Clock::now();
-  const BuildOptions o = resolve_build_options(options);
+namespace {
+
+// build_engine once the options are resolved and the checkpoint hashed (cached_engine has done
+// both to name its directory).
+BuildResult build_into(const BuildOptions& o, const std::string& checkpoint, const std::string& key,
+                       const fs::path& output_arg, Clock::time_point start) {
   const fs::path output = fs::absolute(output_arg).lexically_normal();
-  const std::string checkpoint = checkpoint_hash(o.model_dir);
-  const std::string key = engine_key(o, checkpoint);
   auto up_to_date = [&]() -> std::optional<BuildResult> {
     auto m = existing_engine(output, key);
     if (!m) return std::nullopt;
@@ -393,10 +394,20 @@ BuildResult build_engine(const BuildOptions& options, const fs::path& output_arg
   return {BuildOutcome::kBuilt, output, std::move(m), secs};
 }
 
+}  // namespace
+
+BuildResult build_engine(const BuildOptions& options, const fs::path& output) {
+  const auto start = Clock::now();
+  const BuildOptions o = resolve_build_options(options);
+  const std::string checkpoint = checkpoint_hash(o.model_dir);
+  return build_into(o, checkpoint, engine_key(o, checkpoint), output, start);
+}
+
 BuildResult cached_engine(const BuildOptions& options, const fs::path& cache_dir) {
   const auto start = Clock::now();
   BuildOptions o = resolve_build_options(options);
-  const std::string key = engine_key(o, checkpoint_hash(o.model_dir));
+  const std::string checkpoint = checkpoint_hash(o.model_dir);
+  const std::string key = engine_key(o, checkpoint);
   const fs::path model = fs::absolute(o.model_dir).lexically_normal();
   std::string name = model.filename().string();
   // A pulled checkpoint's directory is named by its revision (main, a commit): name it by its repo.
@@ -414,9 +425,7 @@ BuildResult cached_engine(const BuildOptions& options, const fs::path& cache_dir
   LOG_INFO("engine cache: no engine for '{}' with these options in '{}' yet; building it", model.string(),
            cache_dir.string());
   o.force = true;  // the cache owns its directories
-  BuildResult r = build_engine(o, dir);
-  r.seconds = seconds_since(start);
-  return r;
+  return build_into(o, checkpoint, key, dir, start);
 }
 
 }  // namespace llmserve::builder

@@ -87,7 +87,8 @@ void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
 Engine::Engine(const EngineConfig& config) : config_(config) {
   if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
   if (config_.seed == 0) config_.seed = std::random_device{}() | 1ull << 40;
-  if (is_engine_dir(config_.model_dir)) {
+  const bool from_engine = is_engine_dir(config_.model_dir);
+  if (from_engine) {
     const EngineManifest manifest = read_engine_manifest(config_.model_dir);
     apply_engine_manifest(config_, manifest);
     if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
@@ -157,7 +158,7 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   // The cold-start breakdown (docs/performance.md tracks process start -> ready).
   LOG_INFO("engine ready in {:.0f} ms: device set-up {:.0f} ms, weights {:.0f} ms ({}), activations + KV cache {:.0f} ms, "
            "graphs {:.0f} ms", ms(load_start, done), ms(load_start, backend_ready), ms(backend_ready, weights_ready),
-           is_engine_dir(config_.model_dir) ? "built engine" : "checkpoint", ms(weights_ready, kv_ready), ms(kv_ready, done));
+           from_engine ? "built engine" : "checkpoint", ms(weights_ready, kv_ready), ms(kv_ready, done));
   publish_stats();
   thread_ = std::thread([this] { loop(); });
 }

@@ -73,15 +73,15 @@ void WeightLoader::record(const std::string& key, const Tensor& t) {
   if (recorder_ != nullptr && !in_linear_) recorder_->record(key, t);
 }
 
-Tensor WeightLoader::upload_stored(const std::string& key, std::span<const int64_t> dims, std::optional<DType> dtype) {
+Tensor WeightLoader::upload_stored(const std::string& key, std::span<const int64_t> dims, DType dtype) {
   if (!store_.contains(key)) {
     fail(StatusCode::kDataLoss, "engine '{}' has no tensor '{}' for rank {} of stage {}: the engine is incomplete; "
          "rebuild it with llmserve build", store_.dir().string(), key, shard_.rank, shard_.stage);
   }
   const TensorInfo& info = store_.info(key);
-  if ((dtype && info.dtype != *dtype) || !std::equal(info.shape.begin(), info.shape.end(), dims.begin(), dims.end())) {
+  if (info.dtype != dtype || !std::equal(info.shape.begin(), info.shape.end(), dims.begin(), dims.end())) {
     fail(StatusCode::kDataLoss, "engine tensor '{}' in '{}' is {} {}, expected {} {}", key, store_.file_of(key).string(),
-         dtype_name(info.dtype), shape_string(info.shape), dtype ? dtype_name(*dtype) : "any", shape_string(dims));
+         dtype_name(info.dtype), shape_string(info.shape), dtype_name(dtype), shape_string(dims));
   }
   Tensor t = info.shape.size() == 1 ? backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0]})
                                     : backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0], info.shape[1]});

@@ -5,7 +5,6 @@
 
 #include <functional>
 #include <initializer_list>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -101,7 +100,7 @@ class WeightLoader {
   // recorder sees it. Inside linear() over an engine with quantized weights, only notes key and
   // dims (linear() uploads the codes and scales) and returns an empty tensor.
   Tensor prepared(const std::string& key, std::vector<int64_t> dims, const std::function<Tensor()>& make);
-  Tensor upload_stored(const std::string& key, std::span<const int64_t> dims, std::optional<DType> dtype);
+  Tensor upload_stored(const std::string& key, std::span<const int64_t> dims, DType dtype);
   void record(const std::string& key, const Tensor& t);
 
   const WeightStore& store_;
