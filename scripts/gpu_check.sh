@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [ncu] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [quant] [ncu] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -168,6 +168,28 @@ PY
         echo "== throughput $1: $2 x 128/128, max batch $3 ${THROUGHPUT_FLAGS:-}" | tee -a "$summary"
         tail -1 "$OUT/throughput_$1.log" | tee -a "$summary"
         grep -E "recorded|KV cache" "$OUT/throughput_$1.log" | head -2 | tee -a "$summary"
+      done
+      ;;
+    quant)  # Llama-3-8B quantized against bf16, same call: batch-1 decode (bf16, fp8, int8-wo), the
+      # 1,000 x 128/128 offline throughput and the 2,048-token TTFT (bf16, fp8). QUANT_SCHEMES narrows.
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      for q in ${QUANT_SCHEMES:-none fp8 int8-wo}; do
+        decode_ours /tmp/llama-3-8b "llama-3-8b-decode-$q" "${OUTPUT_LEN:-256}" --max-model-len 4096 --quantization "$q"
+      done
+      for q in ${QUANT_SCHEMES:-none fp8}; do
+        [ "$q" = int8-wo ] && continue
+        "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b --num-requests 1000 --warmup 8 --input-len 128 \
+          --output-len 128 --max-batch-size 256 --cuda-graph-max-batch-size 256 --max-model-len 256 --max-num-tokens 8192 \
+          --no-prefix-caching --quantization "$q" --json "$OUT/quant_throughput_$q.json" >"$OUT/quant_throughput_$q.log" 2>&1 ||
+          { note "throughput $q: bench failed"; tail -5 "$OUT/quant_throughput_$q.log"; }
+        echo "== throughput llama-3-8b --quantization $q: 1000 x 128/128, max batch 256" | tee -a "$summary"
+        tail -1 "$OUT/quant_throughput_$q.log" | tee -a "$summary"
+        "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b --num-requests 1 --warmup 2 --input-len 2048 \
+          --output-len 1 --max-batch-size 1 --max-model-len 4096 --max-num-tokens 8192 --no-prefix-caching \
+          --quantization "$q" --json "$OUT/quant_ttft_$q.json" >"$OUT/quant_ttft_$q.log" 2>&1 ||
+          { note "ttft $q: bench failed"; tail -5 "$OUT/quant_ttft_$q.log"; }
+        python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"llama-3-8b ttft 2048-token prompt --quantization {sys.argv[2]}: {r['ttft']['mean_ms']:.1f} ms\")" \
+          "$OUT/quant_ttft_$q.json" "$q" 2>/dev/null | tee -a "$summary"
       done
       ;;
     ncu)  # per-kernel GPU time and DRAM traffic (Nsight Compute, clocks left alone) of one decode step at

@@ -53,8 +53,22 @@ void Backend::matmul_q8(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*
   fail(StatusCode::kUnimplemented, "--quantization int8-wo: the {} backend has no int8 matmul", name());
 }
 
-void Backend::matmul_fp8(Tensor /*x*/, Tensor /*w*/, Tensor /*w_scale*/, Tensor /*bias*/, Tensor /*out*/) {
+void Backend::quantize_fp8_rows(Tensor /*x*/, const Fp8Rows& /*out*/) {
+  fail(StatusCode::kUnimplemented, "--quantization fp8: the {} backend has no fp8 quantization", name());
+}
+
+void Backend::matmul_fp8(const Fp8Rows& /*x*/, Tensor /*w*/, Tensor /*w_scales*/, Tensor /*bias*/, Tensor /*out*/) {
   fail(StatusCode::kUnimplemented, "--quantization fp8: the {} backend has no fp8 matmul", name());
+}
+
+void Backend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q) {
+  add_rms_norm(residual, x, w, eps, out);
+  quantize_fp8_rows(out, q);
+}
+
+void Backend::silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) {
+  silu_mul(gate_up, out);
+  quantize_fp8_rows(out, q);
 }
 
 void Backend::argmax_rows(Tensor logits, Tensor ids) {

@@ -26,6 +26,12 @@
 
 namespace llmserve {
 
+// An activation [T, K] quantized per row (per token) to fp8 e4m3: x[t, k] ~ e4m3(q[t, k]) * scales[t].
+struct Fp8Rows {
+  Tensor q;       // F8E4M3 [T, K]
+  Tensor scales;  // F32 [T]
+};
+
 // The shape of one attention layer over a fused QKV activation [T, Hq + 2*Hk, d]:
 // heads [0, Hq) are queries, [Hq, Hq+Hk) keys, [Hq+Hk, Hq+2Hk) values.
 struct AttentionShape {
@@ -99,11 +105,22 @@ class Backend {
   // out[M, N] = x[M, K] @ (w[N, K] * scales[N])^T (+ bias[N] when bias has data): int8 weight-only
   // quantization, w I8 with one F32 scale per output row. Default: throws Error(kUnimplemented).
   virtual void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out);
-  // out[M, N] = (q(x) * sx) @ (w[N, K] * w_scale)^T (+ bias[N]): fp8 (e4m3) weights with one F32
-  // scale per tensor (w_scale: F32 [1] in backend memory), and x quantized to e4m3 per call with
-  // sx = max|x| / 448, q(x) = e4m3(x / sx) (0 when x is all zero), products summed in fp32, as
-  // an fp8 tensor-core GEMM does. Default: throws Error(kUnimplemented).
-  virtual void matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out);
+  // --- fp8 (e4m3) W8A8: per-token activation scales, per-channel weight scales ------------------
+  // x quantized row by row: out.scales[t] = max_k |x[t, k]| / 448 (0 for an all-zero row) and
+  // out.q[t, k] = e4m3(x[t, k] / out.scales[t]) (round to nearest even, saturating; 0 when the scale
+  // is 0). x: [T, K] in the activation dtype. Default: throws Error(kUnimplemented).
+  virtual void quantize_fp8_rows(Tensor x, const Fp8Rows& out);
+  // out[M, N] = sum_k e4m3(x.q[m, k]) * e4m3(w[n, k]) * x.scales[m] * w_scales[n] (+ bias[N]):
+  // e4m3 products summed in fp32 (as an fp8 tensor-core GEMM does), then both scales. w F8E4M3
+  // [N, K], w_scales F32 [N], bias and out in the activation dtype. Default: throws
+  // Error(kUnimplemented).
+  virtual void matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out);
+  // add_rms_norm, then the normalised rows quantized into q (quantize_fp8_rows). `out` [T, D] is
+  // the op's to use: the default composition normalises into it and quantizes from there; a
+  // fused backend may leave it untouched.
+  virtual void add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q);
+  // silu_mul, then quantized into q; `out` [T, F] as in add_rms_norm_fp8.
+  virtual void silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q);
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
   virtual void gelu_tanh(Tensor x) = 0;
   // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).

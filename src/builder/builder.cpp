@@ -277,10 +277,6 @@ BuildOptions resolve_build_options(BuildOptions o) {
   if (o.device == "cuda" && *o.dtype == DType::kF32) {
     fail(StatusCode::kInvalidArgument, "--dtype float32: --device cuda runs float16 or bfloat16");
   }
-  if (o.quantization != Quantization::kNone && o.device != "cpu") {
-    fail(StatusCode::kUnimplemented, "--quantization {} runs on --device cpu only for now (its CUDA kernels are not "
-         "yet verified on GPUs)", quantization_name(o.quantization));
-  }
   if (o.max_seq_len < 0 || o.max_seq_len > config.max_position_embeddings) {
     fail(StatusCode::kInvalidArgument, "--max-seq-len must be in [0, {}] (the model's max_position_embeddings), got {}",
          config.max_position_embeddings, o.max_seq_len);

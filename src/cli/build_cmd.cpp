@@ -57,7 +57,7 @@ void add_build_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--quantization", flags->quantization,
                   "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 weights "
-                  "(per-tensor scale) and activations (cpu only for now)")
+                  "(per-output-row scales) and activations (per-token scales), W8A8 as fp8 tensor cores compute")
       ->capture_default_str();
   cmd->add_option("--tp,--tensor-parallel-size", o.tp, "Tensor-parallel ranks: one weights file per rank")
       ->capture_default_str();

@@ -34,7 +34,7 @@ void EngineFlags::add_to(CLI::App& app) {
            c.quantization = *q;
          },
          "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 linear weights "
-         "(one scale per tensor) and inputs (one scale per matmul), as fp8 tensor cores compute (cpu only for now)")
+         "(per-output-row scales) and inputs (per-token scales), W8A8 as fp8 tensor cores compute")
       ->envname("LLMSERVE_QUANTIZATION")->default_str("none");
   app.add_option("--tp,--tensor-parallel-size", c.tensor_parallel_size,
                  "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, threads on cpu")

@@ -54,8 +54,8 @@ json EngineManifest::to_json() const {
   const char* scale_layout =
       quantization == Quantization::kInt8WeightOnly
           ? "I8 codes under the weight's key, one F32 scale per output row under <key>.scales"
-      : quantization == Quantization::kFp8 ? "F8_E4M3 codes under the weight's key, one F32 scale for the tensor under "
-                                             "<key>.scales; activations quantized per tensor at run time"
+      : quantization == Quantization::kFp8 ? "F8_E4M3 codes under the weight's key, one F32 scale per output row under "
+                                             "<key>.scales; activations quantized per token at run time"
                                            : "";
   return {
       {"format", "llmserve-engine"},

@@ -27,7 +27,7 @@ namespace llmserve {
 
 inline constexpr const char* kEngineManifestName = "llmserve-engine.json";
 // The layout of engine files; bump it whenever what a rank file holds or how it is keyed changes.
-inline constexpr int32_t kEngineFormatVersion = 1;
+inline constexpr int32_t kEngineFormatVersion = 2;  // 2: fp8 weight scales per output row
 
 struct EngineRankFile {
   int32_t stage = 0;

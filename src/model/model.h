@@ -39,9 +39,10 @@ struct ModelShard {
 // slicing (src/model/quantize.h has the math).
 // kInt8WeightOnly: int8 with one fp32 scale per output row (symmetric, scale = max|row| / 127,
 // round to nearest); activations stay in the backend's dtype.
-// kFp8: fp8 e4m3 with one fp32 scale per tensor (scale = max|w| / 448, round to nearest even);
-// each matmul also quantizes its input to e4m3 with one scale per call (max|x| / 448), as an fp8
-// tensor-core GEMM does (Backend::matmul_fp8).
+// kFp8: fp8 e4m3 W8A8 with one fp32 scale per output row (scale = max|row| / 448, round to nearest
+// even); each linear layer's input is quantized to e4m3 per token (max|x[t]| / 448) and the
+// products summed in fp32, as an fp8 tensor-core GEMM does (Backend::quantize_fp8_rows,
+// Backend::matmul_fp8).
 enum class Quantization { kNone, kInt8WeightOnly, kFp8 };
 
 // "none" / "int8-wo" / "fp8".

@@ -15,6 +15,8 @@ void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, st
     fail(StatusCode::kInternal, "quantize_rows_int8: {} values, {} codes, {} scales for [{}, {}]", w.size(), q.size(),
          scales.size(), rows, cols);
   }
+  // Rows are independent: quantizing an 8B model at load is seconds across cores, not a minute.
+#pragma omp parallel for if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w.data() + r * cols;
     float amax = 0.0f;
@@ -43,22 +45,35 @@ std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<con
   return w;
 }
 
-float quantize_tensor_fp8(std::span<const float> w, std::span<uint8_t> q) {
-  if (q.size() != w.size()) fail(StatusCode::kInternal, "quantize_tensor_fp8: {} values, {} codes", w.size(), q.size());
-  float amax = 0.0f;
-  for (float v : w) amax = std::max(amax, std::abs(v));
-  const float scale = amax / kE4m3Max;
-  for (size_t i = 0; i < w.size(); ++i) {
+void quantize_rows_fp8(std::span<const float> w, int64_t rows, int64_t cols, std::span<uint8_t> q,
+                       std::span<float> scales) {
+  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() || scales.size() != static_cast<size_t>(rows)) {
+    fail(StatusCode::kInternal, "quantize_rows_fp8: {} values, {} codes, {} scales for [{}, {}]", w.size(), q.size(),
+         scales.size(), rows, cols);
+  }
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = w.data() + r * cols;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::abs(row[k]));
+    const float scale = amax / kE4m3Max;
+    scales[static_cast<size_t>(r)] = scale;
+    uint8_t* out = q.data() + r * cols;
     // Divide rather than multiply by 1/scale: the GPU quantizes activations the same way, and
     // the largest |w| then lands on 448 (or just above, which saturates to it).
-    q[i] = scale > 0.0f ? float_to_e4m3(w[i] / scale) : 0;
+    for (int64_t k = 0; k < cols; ++k) out[k] = scale > 0.0f ? float_to_e4m3(row[k] / scale) : 0;
   }
-  return scale;
 }
 
-std::vector<float> dequantize_tensor_fp8(std::span<const uint8_t> q, float scale) {
-  std::vector<float> w(q.size());
-  for (size_t i = 0; i < q.size(); ++i) w[i] = e4m3_to_float(q[i]) * scale;
+std::vector<float> dequantize_rows_fp8(std::span<const uint8_t> q, std::span<const float> scales, int64_t rows,
+                                       int64_t cols) {
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < cols; ++k) {
+      const auto i = static_cast<size_t>(r * cols + k);
+      w[i] = e4m3_to_float(q[i]) * scales[static_cast<size_t>(r)];
+    }
+  }
   return w;
 }
 
@@ -74,7 +89,8 @@ QuantizedWeight quantize_weight(std::span<const float> w, int64_t rows, int64_t 
       break;
     case Quantization::kFp8:
       out.dtype = DType::kF8E4M3;
-      out.scales = {quantize_tensor_fp8(w, out.codes)};
+      out.scales.resize(static_cast<size_t>(rows));
+      quantize_rows_fp8(w, rows, cols, out.codes, out.scales);
       break;
   }
   return out;
@@ -86,6 +102,7 @@ std::vector<float> to_float32(std::span<const uint8_t> bytes, DType dtype) {
     case DType::kF32: std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float)); break;
     case DType::kF16:
     case DType::kBF16:
+#pragma omp parallel for if (out.size() > (1 << 16))
       for (size_t i = 0; i < out.size(); ++i) {
         uint16_t h;
         std::memcpy(&h, bytes.data() + 2 * i, 2);

@@ -1,5 +1,5 @@
 // The arithmetic of --quantization on the host: how the weight loader turns a linear layer's fp32
-// weight into codes + scales (int8 per output row, fp8 e4m3 per tensor), the inverse of each (for
+// weight into codes + scales (int8 and fp8 e4m3, both with one scale per output row), the inverse of each (for
 // tests and reference computations), and reading F32/F16/BF16 bytes as fp32 (the loader quantizes
 // from whatever dtype the backend staged the weight in). The matmuls that consume the codes are
 // backend ops (Backend::matmul_q8, Backend::matmul_fp8).
@@ -22,14 +22,17 @@ void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, st
 std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
                                         int64_t cols);
 
-// fp8 e4m3 with one scale per tensor: returns scale = max|w| / 448 (0 for an all-zero tensor) and
-// writes q[i] = float_to_e4m3(w[i] / scale) (saturating, round to nearest even; 0 when scale is 0).
-float quantize_tensor_fp8(std::span<const float> w, std::span<uint8_t> q);
-// w[i] = e4m3_to_float(q[i]) * scale.
-std::vector<float> dequantize_tensor_fp8(std::span<const uint8_t> q, float scale);
+// Per-row fp8 e4m3: scales[r] = max_k |w[r, k]| / 448 (0 for an all-zero row) and
+// q[r, k] = float_to_e4m3(w[r, k] / scales[r]) (saturating, round to nearest even; 0 when the
+// scale is 0). The same arithmetic as Backend::quantize_fp8_rows on activations.
+void quantize_rows_fp8(std::span<const float> w, int64_t rows, int64_t cols, std::span<uint8_t> q,
+                       std::span<float> scales);
+// w[r, k] = e4m3_to_float(q[r, k]) * scales[r].
+std::vector<float> dequantize_rows_fp8(std::span<const uint8_t> q, std::span<const float> scales, int64_t rows,
+                                       int64_t cols);
 
 // A quantized [rows, cols] weight as the backend stores it: codes (I8 or F8E4M3, row-major) and
-// F32 scales ([rows] for int8, [1] for fp8).
+// one F32 scale per row.
 struct QuantizedWeight {
   DType dtype = DType::kI8;
   std::vector<uint8_t> codes;

@@ -37,21 +37,38 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-void linear(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
+void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out) {
   switch (w.w.dtype) {
-    case DType::kI8: backend.matmul_q8(x, w.w, w.scales, bias, out); break;
-    case DType::kF8E4M3: backend.matmul_fp8(x, w.w, w.scales, bias, out); break;
-    default: backend.matmul(x, w.w, bias, out); break;
+    case DType::kI8: backend.matmul_q8(in.x, w.w, w.scales, bias, out); break;
+    case DType::kF8E4M3:
+      if (in.fp8.q.data == nullptr) fail(StatusCode::kInternal, "an fp8 linear layer without room for its input codes");
+      if (!in.is_quantized) backend.quantize_fp8_rows(in.x, in.fp8);
+      backend.matmul_fp8(in.fp8, w.w, w.scales, bias, out);
+      break;
+    default: backend.matmul(in.x, w.w, bias, out); break;
   }
 }
 
-void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out) {
+void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out) {
   if (w.is_quantized()) {
-    linear(backend, x, w, bias, out);
+    linear(backend, in, w, bias, out);
     backend.gelu_tanh(out);
   } else {
-    backend.matmul_gelu(x, w.w, bias, out);
+    backend.matmul_gelu(in.x, w.w, bias, out);
   }
+}
+
+LinearInput DecoderActivations::input(Tensor x, bool is_quantized) const {
+  LinearInput in{x, {}, is_quantized};
+  if (fp8.q.data != nullptr) {
+    const int64_t t = x.dim(0), k = x.dim(-1);
+    if (t > fp8.q.dim(0) || k > fp8.q.dim(-1)) {
+      fail(StatusCode::kInternal, "fp8 codes for a [{}, {}] input in a {} workspace", t, k, fp8.q.shape_string());
+    }
+    in.fp8.q = Tensor(fp8.q.data, DType::kF8E4M3, {t, k});
+    in.fp8.scales = fp8.scales.rows(0, t);
+  }
+  return in;
 }
 
 WeightLoader::WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard,
@@ -121,11 +138,11 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
       InLinear scope(*this);
       load();  // notes the key and dims; uploads nothing
     }
-    // int8: I8 codes, one scale per output row; fp8: E4M3 codes, one scale for the tensor.
+    // I8 (int8-wo) or E4M3 (fp8) codes, one scale per output row.
     const bool int8 = quantization_ == Quantization::kInt8WeightOnly;
     LinearWeight out;
     out.w = upload_stored(linear_key_, linear_dims_, int8 ? DType::kI8 : DType::kF8E4M3);
-    const int64_t scales[] = {int8 ? linear_dims_.at(0) : 1};
+    const int64_t scales[] = {linear_dims_.at(0)};
     out.scales = upload_stored(linear_key_ + ".scales", scales, DType::kF32);
     return out;
   }
@@ -343,8 +360,9 @@ Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const st
   });
 }
 
-DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& c, bool gated_mlp,
+DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& c, const WorkspaceLayout& layout,
                                          int32_t num_tokens, int32_t num_logits) {
+  const bool gated_mlp = layout.gated_mlp;
   if (num_tokens > token_capacity_ || num_logits > logit_capacity_) {
     token_capacity_ = std::max(num_tokens, token_capacity_);
     logit_capacity_ = std::max({num_logits, logit_capacity_, 1});
@@ -365,6 +383,11 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
     a.mlp_act = gated_mlp ? backend.allocate_tensor(buffers_, act, {t, f}) : Tensor();
     a.gathered = backend.allocate_tensor(buffers_, act, {l, d});
     a.logits = backend.allocate_tensor(buffers_, DType::kF32, {l, c.vocab_size});
+    if (layout.fp8_inputs) {
+      const int64_t widest = std::max({d, static_cast<int64_t>(c.num_q_heads) * c.head_dim, f});
+      a.fp8.q = backend.allocate_tensor(buffers_, DType::kF8E4M3, {t, widest});
+      a.fp8.scales = backend.allocate_tensor(buffers_, DType::kF32, {t});
+    }
   }
   const DecoderActivations& a = full_;
   DecoderActivations w;
@@ -377,6 +400,7 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
   w.mlp_act = a.mlp_act.data != nullptr ? a.mlp_act.rows(0, num_tokens) : Tensor();
   w.gathered = a.gathered.rows(0, num_logits);
   w.logits = a.logits.rows(0, num_logits);
+  if (a.fp8.q.data != nullptr) w.fp8 = {a.fp8.q.rows(0, num_tokens), a.fp8.scales.rows(0, num_tokens)};
   return w;
 }
 

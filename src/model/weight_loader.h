@@ -24,18 +24,28 @@ enum class Split { kNone, kRows, kCols };
 
 // The weight of a linear layer, [out, in], told apart by w.dtype: the activation dtype (scales
 // empty); I8 under int8 weight-only quantization, with one F32 scale per output row
-// (w[n, k] ~ q[n, k] * scales[n]); or F8E4M3 under fp8, with one F32 scale for the tensor
-// (w[n, k] ~ e4m3(q[n, k]) * scales[0]).
+// (w[n, k] ~ q[n, k] * scales[n]); or F8E4M3 under fp8, with one F32 scale per output row
+// (w[n, k] ~ e4m3(q[n, k]) * scales[n]).
 struct LinearWeight {
   Tensor w;
-  Tensor scales;  // F32 [out] (I8) or [1] (F8E4M3); no data unless quantized
+  Tensor scales;  // F32 [out]; no data unless quantized
   bool is_quantized() const { return scales.data != nullptr; }
+  bool is_fp8() const { return w.dtype == DType::kF8E4M3; }
 };
 
-// out = x @ w^T (+ bias): Backend::matmul, or matmul_q8 / matmul_fp8 for a quantized weight.
-void linear(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out);
+// A linear layer's input: x [T, K] in the activation dtype and, for fp8 weights, `fp8`: views
+// [T, K] / [T] of the workspace for x's per-token e4m3 codes. `is_quantized`: the op that produced
+// x wrote them already (Backend::add_rms_norm_fp8, silu_mul_fp8); otherwise linear() quantizes x.
+struct LinearInput {
+  Tensor x;
+  Fp8Rows fp8;
+  bool is_quantized = false;
+};
+
+// out = x @ w^T (+ bias): Backend::matmul, matmul_q8, or quantize_fp8_rows + matmul_fp8.
+void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out);
 // out = gelu_tanh(x @ w^T + bias).
-void linear_gelu(Backend& backend, Tensor x, const LinearWeight& w, Tensor bias, Tensor out);
+void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out);
 
 // Loads a model's weights onto a backend, from one of two sources:
 // - a Hugging Face checkpoint: each weight is read, fused, sliced for this rank, converted to the
@@ -116,6 +126,12 @@ class WeightLoader {
   std::vector<int64_t> linear_dims_;
 };
 
+// What a decoder's activation buffers must hold besides the common ones.
+struct WorkspaceLayout {
+  bool gated_mlp = false;   // [T, 2F] up projection and a [T, F] activation (SwiGLU)
+  bool fp8_inputs = false;  // per-token e4m3 codes of linear inputs (fp8 weights)
+};
+
 // Activation tensors of one decoder forward step.
 struct DecoderActivations {
   Tensor residual;   // [T, D] the residual stream
@@ -127,6 +143,11 @@ struct DecoderActivations {
   Tensor mlp_act;    // [T, F] (gated MLP only)
   Tensor gathered;   // [L, D]
   Tensor logits;     // [L, V]
+  Fp8Rows fp8;       // [T, max(D, Hq * d, F)] codes and [T] scales (fp8_inputs only)
+
+  // x [T, K] as a linear layer's input, with this step's fp8 code views sized to it (empty
+  // without fp8_inputs); `is_quantized` as in LinearInput.
+  LinearInput input(Tensor x, bool is_quantized = false) const;
 };
 
 // Owns the activation buffers, grown on demand to the largest batch seen (Model::reserve sizes
@@ -135,7 +156,7 @@ class DecoderWorkspace {
  public:
   // Ensures capacity for `num_tokens` tokens and `num_logits` logit rows; returns views of the
   // right sizes for this step.
-  DecoderActivations sized(Backend& backend, const ModelConfig& c, bool gated_mlp,
+  DecoderActivations sized(Backend& backend, const ModelConfig& c, const WorkspaceLayout& layout,
                            int32_t num_tokens, int32_t num_logits);
 
  private:

@@ -26,14 +26,14 @@ bool kv_is_fp8(const KvLayer& kv) {
   return false;
 }
 
-// e4m3 code -> fp32, for the attention loop's reads of an fp8 cache.
-const std::array<float, 256>& e4m3_table() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
-    return t;
+// The fp32 value of every e4m3 code (fp8 weights, inputs and KV cache entries).
+const std::array<float, 256>& e4m3_values() {
+  static const std::array<float, 256> values = [] {
+    std::array<float, 256> v{};
+    for (int c = 0; c < 256; ++c) v[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
+    return v;
   }();
-  return table;
+  return values;
 }
 
 void require_f32(const Tensor& t, const char* what) {
@@ -76,16 +76,6 @@ void gemm_dequantized(const float* x, int64_t m, int64_t k, int64_t n, float alp
       for (int64_t c = 0; c < n; ++c) out[r * n + c] += bias[c];
     }
   }
-}
-
-// The fp32 value of every e4m3 code.
-const std::array<float, 256>& e4m3_values() {
-  static const std::array<float, 256> values = [] {
-    std::array<float, 256> v{};
-    for (int c = 0; c < 256; ++c) v[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
-    return v;
-  }();
-  return values;
 }
 
 }  // namespace
@@ -269,38 +259,65 @@ void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tenso
   });
 }
 
-void CpuBackend::matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) {
-  require_f32(x, "matmul_fp8 input");
-  require_f32(w_scale, "matmul_fp8 scale");
-  if (w.dtype != DType::kF8E4M3) {
-    fail(StatusCode::kInternal, "cpu backend: matmul_fp8 weight must be F8_E4M3, got {}", dtype_name(w.dtype));
+void CpuBackend::quantize_fp8_rows(Tensor x, const Fp8Rows& out) {
+  require_f32(x, "quantize_fp8_rows input");
+  const int64_t m = x.dim(0), k = x.dim(-1);
+  if (out.q.dtype != DType::kF8E4M3 || out.q.numel() != m * k || out.scales.dtype != DType::kF32 ||
+      out.scales.numel() != m) {
+    fail(StatusCode::kInternal, "quantize_fp8_rows: x {} codes {} ({}) scales {} ({})", x.shape_string(),
+         out.q.shape_string(), dtype_name(out.q.dtype), out.scales.shape_string(), dtype_name(out.scales.dtype));
   }
-  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
-  if (w.dim(1) != k || out.numel() != m * n || w_scale.numel() != 1 || (bias.data != nullptr && bias.numel() != n)) {
-    fail(StatusCode::kInternal, "matmul_fp8 shapes: x {} w {} w_scale {} out {}", x.shape_string(), w.shape_string(),
-         w_scale.shape_string(), out.shape_string());
-  }
-  // x through e4m3 with one scale for the whole call, kept unscaled (the code's value) so that
-  // the products are the exact e4m3 x e4m3 products a tensor core sums; both scales go in alpha.
   const float* xs = x.as<float>();
-  const int64_t numel = m * k;
-  float amax = 0.0f;
-#pragma omp parallel for reduction(max : amax) if (numel > (1 << 16))
-  for (int64_t i = 0; i < numel; ++i) amax = std::max(amax, std::abs(xs[i]));
-  const float x_scale = amax / kE4m3Max;
+  auto* q = out.q.as<uint8_t>();
+  float* scales = out.scales.as<float>();
+#pragma omp parallel for if (m * k > (1 << 16))
+  for (int64_t r = 0; r < m; ++r) {
+    const float* row = xs + r * k;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::abs(row[i]));
+    const float scale = amax / kE4m3Max;
+    scales[r] = scale;
+    // x / scale, not x * (1 / scale): the CUDA kernels divide too, so both pick the same codes.
+    for (int64_t i = 0; i < k; ++i) q[r * k + i] = scale > 0.0f ? float_to_e4m3(row[i] / scale) : 0;
+  }
+}
+
+void CpuBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out) {
+  require_f32(x.scales, "matmul_fp8 input scales");
+  require_f32(w_scales, "matmul_fp8 weight scales");
+  require_f32(out, "matmul_fp8 output");
+  if (w.dtype != DType::kF8E4M3 || x.q.dtype != DType::kF8E4M3) {
+    fail(StatusCode::kInternal, "cpu backend: matmul_fp8 takes F8_E4M3 weights and inputs, got {} and {}",
+         dtype_name(w.dtype), dtype_name(x.q.dtype));
+  }
+  const int64_t m = x.q.dim(0), k = x.q.dim(-1), n = w.dim(0);
+  if (w.dim(1) != k || x.scales.numel() != m || out.numel() != m * n || w_scales.numel() != n ||
+      (bias.data != nullptr && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_fp8 shapes: x {} x scales {} w {} w scales {} out {}", x.q.shape_string(),
+         x.scales.shape_string(), w.shape_string(), w_scales.shape_string(), out.shape_string());
+  }
+  // The codes' values, unscaled: their products are the exact e4m3 x e4m3 products a tensor core
+  // sums in fp32; the scales multiply each finished sum.
   const std::array<float, 256>& values = e4m3_values();
-  fp8_x_scratch_.resize(static_cast<size_t>(numel));
-  float* xq = fp8_x_scratch_.data();
-#pragma omp parallel for if (numel > (1 << 16))
-  for (int64_t i = 0; i < numel; ++i) xq[i] = x_scale > 0.0f ? values[float_to_e4m3(xs[i] / x_scale)] : 0.0f;
+  const auto* xq = x.q.as<uint8_t>();
+  fp8_x_scratch_.resize(static_cast<size_t>(m * k));
+  float* xv = fp8_x_scratch_.data();
+#pragma omp parallel for if (m * k > (1 << 16))
+  for (int64_t i = 0; i < m * k; ++i) xv[i] = values[xq[i]];
   const auto* codes = w.as<uint8_t>();
-  const float alpha = x_scale * w_scale.as<float>()[0];
-  const float* bs = bias.data != nullptr ? bias.as<float>() : nullptr;
-  gemm_dequantized(xq, m, k, n, alpha, bs, out.as<float>(), q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
+  float* o = out.as<float>();
+  gemm_dequantized(xv, m, k, n, 1.0f, nullptr, o, q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
     const uint8_t* src = codes + c0 * k;
 #pragma omp parallel for if (rows * k > (1 << 16))
     for (int64_t i = 0; i < rows * k; ++i) dst[i] = values[src[i]];
   });
+  const float* sx = x.scales.as<float>();
+  const float* sw = w_scales.as<float>();
+  const float* bs = bias.data != nullptr ? bias.as<float>() : nullptr;
+#pragma omp parallel for if (m * n > (1 << 16))
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t c = 0; c < n; ++c) o[r * n + c] = o[r * n + c] * sx[r] * sw[c] + (bs != nullptr ? bs[c] : 0.0f);
+  }
 }
 
 void CpuBackend::gelu_tanh(Tensor x) {
@@ -392,7 +409,7 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
     const int64_t at = slot * kv_row + static_cast<int64_t>(kvh) * d;
     if (!fp8) return cache.as<const float>() + at;
     const uint8_t* codes = cache.as<const uint8_t>() + at;
-    for (int32_t i = 0; i < d; ++i) tmp[i] = e4m3_table()[codes[i]];
+    for (int32_t i = 0; i < d; ++i) tmp[i] = e4m3_values()[codes[i]];
     return tmp;
   };
   const int64_t work = static_cast<int64_t>(batch.num_tokens) * hq;

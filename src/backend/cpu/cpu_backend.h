@@ -2,8 +2,8 @@
 // backend is tested against. GEMMs go to OpenBLAS; loops over rows/heads use OpenMP.
 // Tensors live in host memory (64-byte aligned). Only F32 activations and weights are supported;
 // the loader converts F16/BF16 checkpoints at load time. Exceptions: matmul_q8's int8 weights
-// (--quantization int8-wo), dequantized on the fly, and matmul_fp8's e4m3 weights (--quantization
-// fp8), whose inputs it rounds through e4m3 as a GPU would before multiplying in fp32.
+// (--quantization int8-wo), dequantized on the fly, and the e4m3 codes of fp8 W8A8 (--quantization
+// fp8: quantize_fp8_rows, matmul_fp8), whose exact products it sums in fp32 as a GPU would.
 #pragma once
 
 #include <memory>
@@ -44,7 +44,8 @@ class CpuBackend final : public Backend {
   void add(Tensor a, Tensor b) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
-  void matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) override;
+  void quantize_fp8_rows(Tensor x, const Fp8Rows& out) override;
+  void matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
   void argmax_rows(Tensor logits, Tensor ids) override;  // in place: tensors are host memory
@@ -62,7 +63,7 @@ class CpuBackend final : public Backend {
   ForwardBatch batch_copy_;
   std::vector<int32_t> seq_of_token_;
   std::vector<float> q8_scratch_;  // matmul_q8 / matmul_fp8: a block of dequantized weight rows
-  std::vector<float> fp8_x_scratch_;  // matmul_fp8: x rounded through e4m3, unscaled
+  std::vector<float> fp8_x_scratch_;  // matmul_fp8: the values of x's codes, unscaled
   int32_t global_rank() const { return stage_ * group_size() + rank_; }
   std::shared_ptr<HostGroup> group_;
   int32_t rank_ = 0;

@@ -38,15 +38,13 @@ cudaDataType_t cuda_type(DType t) {
 constexpr size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 // The quantized matmuls' operand of one cuBLASLt call lives here: matmul_q8's dequantized weight
-// columns (4,096 columns of K = 4,096 in fp16) or matmul_fp8's e4m3 input rows (8,192 rows of
-// K = 4,096): enough for GEMMs near full tensor-core speed, and one fixed allocation (graphs bake
-// in its address) instead of the largest operand's size. Ahead of it: the absmax partials and the
-// fp8 input scale.
+// columns (4,096 columns of K = 4,096 in fp16), or the fp32 output rows of matmul_fp8 when
+// cuBLASLt cannot scale per row and column itself: enough for GEMMs near full tensor-core speed,
+// and one fixed allocation (graphs bake in its address) instead of the largest operand's size.
 constexpr size_t kQuantBufferBytes = 32u << 20;
 // cuBLASLt picks algorithms assuming 256-byte aligned operands (its default minimum alignment):
 // chunk offsets are whole multiples of 128 rows or columns, which keeps them so.
 constexpr int64_t kQuantChunkAlign = 128;
-constexpr size_t kQuantHeaderBytes = align_up(cuda::kAbsmaxMaxPartials * sizeof(float) + sizeof(float), 256);
 
 class CudaGraph final : public StepGraph {
  public:
@@ -151,6 +149,9 @@ CudaBackend::CudaBackend(DType activation_dtype, int device) : dtype_(activation
   arch_ = fmt::format("sm_{}{}", prop.major, prop.minor);
   LOG_INFO("CUDA device {}: {} ({} SMs, {:.1f} GiB), activations {}", device_, prop.name, prop.multiProcessorCount,
            static_cast<double>(prop.totalGlobalMem) / (1ull << 30), dtype_name(dtype_));
+  if (const char* p = std::getenv("LLMSERVE_FP8_SCALING"); p != nullptr && std::string(p) == "pass") {
+    fp8_cublaslt_scales_ = false;  // the fallback of matmul_fp8, for comparison and its tests
+  }
   if (const char* p = std::getenv("LLMSERVE_CUDA_PROFILE"); p != nullptr && std::string(p) == "1") {
     profile_ = std::make_unique<Profile>();
     LOG_WARN("LLMSERVE_CUDA_PROFILE=1: timing every eager op (serialises the GPU; for diagnosis only)");
@@ -165,6 +166,7 @@ CudaBackend::~CudaBackend() {
     LOG_INFO("per-op GPU time of eager steps (nested ops count in both):\n{}", profile_report());
   }
   for (auto& [key, p] : plans_) {
+    if (p.desc == nullptr) continue;  // a key with no algorithm
     cublasLtMatrixLayoutDestroy(p.a);
     cublasLtMatrixLayoutDestroy(p.b);
     cublasLtMatrixLayoutDestroy(p.c);
@@ -223,21 +225,16 @@ void* CudaBackend::scratch(size_t bytes) {
   return p;
 }
 
-CudaBackend::QuantScratch CudaBackend::quant_scratch() {
+void* CudaBackend::quant_scratch() {
   if (quant_scratch_ == nullptr) {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     check(cudaStreamIsCapturing(stream_, &capturing), "cudaStreamIsCapturing");
     if (capturing != cudaStreamCaptureStatusNone) {
       fail(StatusCode::kInternal, "a quantized matmul was first run inside a graph capture; run the step eagerly first");
     }
-    check(cudaMalloc(&quant_scratch_, kQuantHeaderBytes + kQuantBufferBytes), "cudaMalloc(quantization scratch)");
+    check(cudaMalloc(&quant_scratch_, kQuantBufferBytes), "cudaMalloc(quantization scratch)");
   }
-  auto* base = static_cast<uint8_t*>(quant_scratch_);
-  QuantScratch s;
-  s.absmax_partials = reinterpret_cast<float*>(base);
-  s.x_scale = s.absmax_partials + cuda::kAbsmaxMaxPartials;
-  s.buffer = base + kQuantHeaderBytes;
-  return s;
+  return quant_scratch_;
 }
 
 namespace {
@@ -388,9 +385,9 @@ void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, T
         "add_rms_norm");
 }
 
-const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
-  if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [m, n, k, ldc, xt, wt, ot, has_bias] = key;
+const CudaBackend::MatmulPlan* CudaBackend::plan_for(const PlanKey& key) {
+  if (auto it = plans_.find(key); it != plans_.end()) return it->second.desc != nullptr ? &it->second : nullptr;
+  const auto [m, n, k, ldc, xt, wt, ot, has_bias, outer_scales] = key;
   MatmulPlan p;
   // Row-major out[M, N] = x[M, K] @ w[N, K]^T is column-major out^T[N, M] = w^T... : with A = w
   // (column-major [K, N], transposed) and B = x (column-major [K, M]), D = A^T B is [N, M].
@@ -406,6 +403,13 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
     check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
              "BIAS_DATA_TYPE");
   }
+  if (outer_scales) {
+    // D[n, m] = (A^T B)[n, m] * a_scale[n] * b_scale[m]: per-output-row weight scales (A has N
+    // rows in D) and per-token input scales (B has M columns).
+    const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode), "A_SCALE_MODE");
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode), "B_SCALE_MODE");
+  }
   check_lt(cublasLtMatrixLayoutCreate(&p.a, cuda_type(wt), static_cast<uint64_t>(k), static_cast<uint64_t>(n), k), "layout A");
   check_lt(cublasLtMatrixLayoutCreate(&p.b, cuda_type(xt), static_cast<uint64_t>(k), static_cast<uint64_t>(m), k), "layout B");
   check_lt(cublasLtMatrixLayoutCreate(&p.c, cuda_type(ot), static_cast<uint64_t>(n), static_cast<uint64_t>(m), ldc),
@@ -420,27 +424,36 @@ const CudaBackend::MatmulPlan& CudaBackend::plan_for(const PlanKey& key) {
   const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS || found == 0) {
-    fail(StatusCode::kInternal, "cuBLASLt has no algorithm for [{}x{}] @ [{}x{}]^T ({} x {} -> {})", m, k, n, k,
-         dtype_name(xt), dtype_name(wt), dtype_name(ot));
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.desc);
+    plans_.emplace(key, MatmulPlan{});  // remembered: no algorithm
+    return nullptr;
   }
   p.algo = result.algo;
-  return plans_.emplace(key, p).first->second;
+  return &plans_.emplace(key, p).first->second;
 }
 
 void CudaBackend::run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
-                           const float* w_scale, const float* x_scale) {
-  const MatmulPlan& p = plan_for(key);
-  if (key.has_bias) {
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "BIAS_POINTER");
+                           const float* w_scales, const float* x_scales) {
+  const MatmulPlan* p = plan_for(key);
+  if (p == nullptr) {
+    fail(StatusCode::kInternal, "cuBLASLt has no algorithm for [{}x{}] @ [{}x{}]^T ({} x {} -> {}{}{})", key.m, key.k,
+         key.n, key.k, dtype_name(key.x_dtype), dtype_name(key.w_dtype), dtype_name(key.out_dtype),
+         key.has_bias ? ", bias" : "", key.outer_scales ? ", per-row/column scales" : "");
   }
-  if (key.w_dtype == DType::kF8E4M3) {  // A is w, B is x (see plan_for)
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof w_scale),
+  if (key.has_bias) {
+    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "BIAS_POINTER");
+  }
+  if (key.outer_scales) {  // A is w, B is x (see plan_for)
+    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scales, sizeof w_scales),
              "A_SCALE_POINTER");
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale),
+    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scales, sizeof x_scales),
              "B_SCALE_POINTER");
   }
   const float alpha = 1.0f, beta = 0.0f;
-  check_lt(cublasLtMatmul(lt_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c, &p.algo, lt_workspace_,
+  check_lt(cublasLtMatmul(lt_, p->desc, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c, &p->algo, lt_workspace_,
                           lt_workspace_bytes_, stream_),
            "cublasLtMatmul");
 }
@@ -491,7 +504,7 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
   const int64_t chunk = std::min<int64_t>(
       n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) / kQuantChunkAlign * kQuantChunkAlign);
   if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_q8: K = {} is too long for the dequantization buffer", k);
-  void* buffer = quant_scratch().buffer;
+  void* buffer = quant_scratch();
   for (int64_t n0 = 0; n0 < n; n0 += chunk) {
     const int64_t cols = std::min(chunk, n - n0);
     check(cuda::launch_dequantize_rows_int8(dtype_, w.as<int8_t>() + n0 * k, scales.as<float>() + n0,
@@ -503,37 +516,99 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
   }
 }
 
-void CudaBackend::matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) {
+void CudaBackend::quantize_fp8_rows(Tensor x, const Fp8Rows& out) {
+  const OpTimer timer(profile_.get(), stream_, "quantize_fp8");
+  const int64_t m = x.dim(0), k = x.dim(-1);
+  if (x.dtype != dtype_ || out.q.dtype != DType::kF8E4M3 || out.q.numel() != m * k ||
+      out.scales.dtype != DType::kF32 || out.scales.numel() != m) {
+    fail(StatusCode::kInternal, "quantize_fp8_rows: x {} ({}) codes {} ({}) scales {}", x.shape_string(),
+         dtype_name(x.dtype), out.q.shape_string(), dtype_name(out.q.dtype), out.scales.shape_string());
+  }
+  check(cuda::launch_quantize_fp8_rows(dtype_, x.data, static_cast<int32_t>(m), static_cast<int32_t>(k), out.q.data,
+                                       out.scales.as<float>(), stream_),
+        "quantize_fp8_rows");
+}
+
+void CudaBackend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q) {
+  const OpTimer timer(profile_.get(), stream_, "add_rms_norm_fp8");
+  const cudaError_t e =
+      cuda::launch_add_rms_norm_fp8(dtype_, residual.data, x.data, w.data, eps, static_cast<int32_t>(residual.dim(0)),
+                                    static_cast<int32_t>(residual.dim(-1)), q.q.data, q.scales.as<float>(), stream_);
+  if (e == cudaErrorNotSupported) {
+    Backend::add_rms_norm_fp8(residual, x, w, eps, out, q);  // a shape the fused kernel does not take
+    return;
+  }
+  check(e, "add_rms_norm_fp8");
+}
+
+void CudaBackend::silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) {
+  const OpTimer timer(profile_.get(), stream_, "silu_mul_fp8");
+  const cudaError_t e = cuda::launch_silu_mul_fp8(dtype_, gate_up.data, static_cast<int32_t>(out.dim(0)),
+                                                  static_cast<int32_t>(out.dim(-1)), q.q.data, q.scales.as<float>(),
+                                                  stream_);
+  if (e == cudaErrorNotSupported) {
+    Backend::silu_mul_fp8(gate_up, out, q);
+    return;
+  }
+  check(e, "silu_mul_fp8");
+}
+
+void CudaBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "matmul_fp8");
-  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  const int64_t m = x.q.dim(0), k = x.q.dim(-1), n = w.dim(0);
   const bool has_bias = bias.data != nullptr;
-  if (w.dtype != DType::kF8E4M3 || w_scale.dtype != DType::kF32 || w_scale.numel() != 1 || x.dtype != dtype_ ||
-      out.dtype != dtype_ || (has_bias && bias.dtype != dtype_) || w.dim(-1) != k || out.dim(0) != m ||
-      out.dim(-1) != n || (has_bias && bias.numel() != n)) {
-    fail(StatusCode::kInternal, "matmul_fp8: x {} ({}) w {} ({}) w_scale {} out {} ({})", x.shape_string(),
-         dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype), w_scale.shape_string(), out.shape_string(),
-         dtype_name(out.dtype));
+  if (w.dtype != DType::kF8E4M3 || x.q.dtype != DType::kF8E4M3 || x.scales.dtype != DType::kF32 ||
+      x.scales.numel() != m || w_scales.dtype != DType::kF32 || w_scales.numel() != n || out.dtype != dtype_ ||
+      (has_bias && bias.dtype != dtype_) || w.dim(-1) != k || out.dim(0) != m || out.dim(-1) != n ||
+      (has_bias && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_fp8: x {} ({}) x scales {} w {} ({}) w scales {} out {} ({})",
+         x.q.shape_string(), dtype_name(x.q.dtype), x.scales.shape_string(), w.shape_string(), dtype_name(w.dtype),
+         w_scales.shape_string(), out.shape_string(), dtype_name(out.dtype));
   }
   if (k % 16 != 0 || n % 16 != 0) {
     fail(StatusCode::kUnimplemented,
          "--quantization fp8 on cuda: fp8 GEMMs need K and N multiples of 16, got a [{}, {}] weight", n, k);
   }
   if (m == 0) return;
-  const QuantScratch s = quant_scratch();
-  // One scale for all of x, then its e4m3 codes and the GEMM by row chunks of the buffer.
-  check(cuda::launch_absmax(dtype_, x.data, m * k, s.absmax_partials, stream_), "absmax");
-  const int32_t num_partials = cuda::absmax_num_partials(m * k);
-  // e4m3: one byte a value; whole kQuantChunkAlign rows keep x and out chunks 256-byte aligned.
-  const int64_t chunk = static_cast<int64_t>(kQuantBufferBytes) / k / kQuantChunkAlign * kQuantChunkAlign;
-  if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_fp8: K = {} is too long for the quantization buffer", k);
+  cuda::GemvFp8Args a;
+  a.dtype = dtype_;
+  a.x = x.q.data;
+  a.x_scales = x.scales.as<float>();
+  a.w = w.data;
+  a.w_scales = w_scales.as<float>();
+  a.bias = bias.data;
+  a.out = out.data;
+  a.m = static_cast<int32_t>(m);
+  a.n = static_cast<int32_t>(n);
+  a.k = static_cast<int32_t>(k);
+  if (cuda::gemv_fp8_supports(a)) {
+    check(cuda::launch_gemv_fp8(a, stream_), "gemv_fp8");
+    return;
+  }
+  // cuBLASLt applies the per-token and per-row scales itself (outer-vector scaling) where it can.
+  const PlanKey scaled{m, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, has_bias, /*outer_scales=*/true};
+  if (fp8_cublaslt_scales_) {
+    if (plan_for(scaled) != nullptr) {
+      run_gemm(scaled, x.q.data, w.data, bias.data, out.data, w_scales.as<float>(), x.scales.as<float>());
+      return;
+    }
+    LOG_WARN("cuBLASLt has no fp8 GEMM with per-token and per-channel scales for [{}x{}] @ [{}x{}]^T; scaling in a "
+             "separate pass", m, k, n, k);
+  }
+  // Otherwise the unscaled products in fp32, by row chunks of the scratch buffer, then the scales
+  // and the bias in one more pass.
+  const int64_t chunk = std::min<int64_t>(m, static_cast<int64_t>(kQuantBufferBytes) / (n * 4));
+  if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_fp8: N = {} is too wide for the scratch buffer", n);
+  auto* acc = static_cast<float*>(quant_scratch());
   const size_t esize = dtype_size(dtype_);
   for (int64_t r0 = 0; r0 < m; r0 += chunk) {
     const int64_t rows = std::min(chunk, m - r0);
-    check(cuda::launch_quantize_fp8(dtype_, static_cast<const uint8_t*>(x.data) + r0 * k * esize, rows * k,
-                                    s.absmax_partials, num_partials, s.x_scale, s.buffer, stream_),
-          "quantize_fp8");
-    run_gemm(PlanKey{rows, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, has_bias}, s.buffer, w.data, bias.data,
-             static_cast<uint8_t*>(out.data) + r0 * n * esize, w_scale.as<float>(), s.x_scale);
+    run_gemm(PlanKey{rows, n, k, n, DType::kF8E4M3, DType::kF8E4M3, DType::kF32, false, false},
+             x.q.as<uint8_t>() + r0 * k, w.data, nullptr, acc);
+    check(cuda::launch_scale_fp8_output(dtype_, acc, x.scales.as<float>() + r0, w_scales.as<float>(), bias.data, rows,
+                                        static_cast<int32_t>(n), static_cast<uint8_t*>(out.data) + r0 * n * esize,
+                                        stream_),
+          "scale_fp8_output");
   }
 }
 

@@ -4,9 +4,12 @@
 // (kernels.h, attention.h). All work is enqueued on one stream, so a step can be captured into a
 // CUDA graph (capture()) and replayed. Host <-> device copies synchronise the stream.
 // Quantized weights (--quantization): matmul_q8 runs an int8 GEMV up to kGemvMaxRows rows and
-// otherwise dequantizes column chunks of the weight into a fixed scratch buffer ahead of cuBLASLt;
-// matmul_fp8 quantizes its input to e4m3 into that buffer (scale computed and kept on the device)
-// ahead of an fp8 cuBLASLt GEMM whose A/B scales are device pointers.
+// otherwise dequantizes column chunks of the weight into a fixed scratch buffer ahead of cuBLASLt.
+// fp8 W8A8: activations are quantized per token by the op that produces them (add_rms_norm_fp8,
+// silu_mul_fp8) or by quantize_fp8_rows; matmul_fp8 runs a tensor-core GEMV up to
+// kGemvFp8MaxRows tokens and above that an fp8 cuBLASLt GEMM scaled per token and per output row
+// (outer-vector scales; where cuBLASLt has no such kernel, an unscaled fp32 GEMM into the scratch
+// buffer and a scaling pass).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -53,8 +56,12 @@ class CudaBackend final : public Backend {
   void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
+  void quantize_fp8_rows(Tensor x, const Fp8Rows& out) override;
   // Needs K and N multiples of 16 (cuBLASLt's fp8 kernels); throws Error(kUnimplemented) otherwise.
-  void matmul_fp8(Tensor x, Tensor w, Tensor w_scale, Tensor bias, Tensor out) override;
+  void matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out) override;
+  // Fused (one kernel each; `out` untouched) where the row shape allows, else the composition.
+  void add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q) override;
+  void silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) override;
   void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
@@ -114,32 +121,31 @@ class CudaBackend final : public Backend {
     cublasLtMatmulAlgo_t algo{};
   };
   // One cuBLASLt GEMM: out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N]), out's rows ldc >= N apart
-  // (a column block of a wider output when ldc > N).
+  // (a column block of a wider output when ldc > N); with outer_scales (fp8), each product
+  // out[m, n] is multiplied by w_scales[n] * x_scales[m] (device vectors).
   struct PlanKey {
     int64_t m = 0, n = 0, k = 0, ldc = 0;
     DType x_dtype = DType::kF16, w_dtype = DType::kF16, out_dtype = DType::kF16;
     bool has_bias = false;
+    bool outer_scales = false;
     auto operator<=>(const PlanKey&) const = default;
   };
-  const MatmulPlan& plan_for(const PlanKey& key);
-  // Enqueues the GEMM of `key` (bias may be null only when !key.has_bias); an fp8 GEMM (w_dtype
-  // F8E4M3) multiplies by the device scalars *w_scale and *x_scale.
+  // The cached plan of `key`; nullptr when cuBLASLt has no algorithm for it (also cached).
+  const MatmulPlan* plan_for(const PlanKey& key);
+  // Enqueues the GEMM of `key` (bias may be null only when !key.has_bias); throws when plan_for
+  // has no plan.
   void run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
-                const float* w_scale = nullptr, const float* x_scale = nullptr);
+                const float* w_scales = nullptr, const float* x_scales = nullptr);
   // Small-M path (gemv.cu); false when it does not apply.
   bool try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out);
   // Device scratch of at least `bytes`; grows by allocating a new buffer and keeping the old ones
   // alive, so graphs captured earlier keep valid pointers.
   void* scratch(size_t bytes);
-  // The quantized matmuls' device scratch, allocated on first use, which must be outside a graph
-  // capture (the model runner runs a step eagerly before recording it); fixed afterwards, so
-  // recorded graphs keep valid pointers.
-  struct QuantScratch {
-    float* absmax_partials = nullptr;  // [cuda::kAbsmaxMaxPartials]
-    float* x_scale = nullptr;          // matmul_fp8's input scale
-    void* buffer = nullptr;            // kQuantBufferBytes: dequantized weight columns / e4m3 input rows
-  };
-  QuantScratch quant_scratch();
+  // The quantized matmuls' device scratch (kQuantBufferBytes: dequantized weight columns, or
+  // fp8 GEMM outputs in fp32), allocated on first use, which must be outside a graph capture (the
+  // model runner runs a step eagerly before recording it); fixed afterwards, so recorded graphs
+  // keep valid pointers.
+  void* quant_scratch();
   void leave_group();  // destroys the NCCL communicator (nccl_group.cpp)
 
   DType dtype_;
@@ -150,6 +156,9 @@ class CudaBackend final : public Backend {
   void* lt_workspace_ = nullptr;
   size_t lt_workspace_bytes_ = 0;
   std::map<PlanKey, MatmulPlan> plans_;
+  // matmul_fp8 above the GEMV: cuBLASLt's outer-vector scales (default), or an unscaled fp32 GEMM
+  // and a scaling pass (LLMSERVE_FP8_SCALING=pass, and wherever cuBLASLt has no such kernel).
+  bool fp8_cublaslt_scales_ = true;
 
   // The uploaded batch: one pinned host staging area, one device area, one copy per step.
   void* batch_host_ = nullptr;

@@ -60,6 +60,18 @@ __device__ __forceinline__ float block_sum(float x, float* scratch) {
   return warp_sum(x);
 }
 
+// Max over the block; every thread gets the result. `scratch` holds 32 floats.
+__device__ __forceinline__ float block_max(float x, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  x = warp_max(x);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = x;
+  __syncthreads();
+  const int num_warps = (blockDim.x + 31) >> 5;
+  x = lane < num_warps ? scratch[lane] : 0.0f;
+  return warp_max(x);
+}
+
 // Programmatic dependent launch (sm_90): a kernel launched with launch() may start while the
 // previous kernel on the stream is still running; it must call pdl_wait() before touching global
 // memory (every kernel of ours does so first), which returns once the previous grid has finished

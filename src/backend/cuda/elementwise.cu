@@ -1,9 +1,10 @@
 // Elementwise kernels: embedding lookup, residual add, activations, row gather.
 // Grid mapping: one block per token row for row-shaped ops (8 elements per thread per step,
 // 16-byte accesses when the row allows), a flat grid-stride loop for the pure elementwise ones.
-#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/fp8_common.cuh"
 #include "backend/cuda/kernels.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
@@ -99,6 +100,46 @@ __global__ void silu_mul_vec_kernel(const T* __restrict__ gate_up, int32_t ffn, 
   *reinterpret_cast<Vec8<T>*>(out + t * ffn + c) = o;
 }
 
+// silu(g) * u of 8 elements rounded to T (what silu_mul stores), as fp32.
+template <typename T>
+__device__ __forceinline__ void silu_mul8(const Vec8<T>& g, const Vec8<T>& u, float (&out)[8]) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const float gf = to_float(g.v[j]);
+    out[j] = to_float(from_float<T>(gf / (1.0f + __expf(-gf)) * to_float(u.v[j])));
+  }
+}
+
+// grid (T), block (256): one row per block, F % 8 == 0, 16-byte vectors. Two passes over the row's
+// gate and up halves (max |silu(g) * u|, then the codes; the second reads hit L1/L2), writing
+// per-row fp8 codes q [T, F] and scales [T] of the values silu_mul would store.
+template <typename T>
+__global__ void silu_mul_fp8_kernel(const T* __restrict__ gate_up, int32_t ffn, uint8_t* __restrict__ q,
+                                    float* __restrict__ scales) {
+  pdl_wait();
+  pdl_trigger();
+  __shared__ float scratch[32];
+  const int64_t t = blockIdx.x;
+  const auto* g = reinterpret_cast<const Vec8<T>*>(gate_up + t * 2 * ffn);
+  const auto* u = reinterpret_cast<const Vec8<T>*>(gate_up + t * 2 * ffn + ffn);
+  const int vecs = ffn / 8;
+  float amax = 0.0f;
+  for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
+    float v[8];
+    silu_mul8(g[i], u[i], v);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(v[j]));
+  }
+  const float scale = block_max(amax, scratch) / 448.0f;
+  if (threadIdx.x == 0) scales[t] = scale;
+  auto* qs = reinterpret_cast<uint2*>(q + t * ffn);
+  for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
+    float v[8];
+    silu_mul8(g[i], u[i], v);
+    qs[i] = scale > 0.0f ? e4m3x8(v, scale) : make_uint2(0, 0);
+  }
+}
+
 // grid (rows), block (256): out[r] = x[indices[r]].
 template <typename T>
 __global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ indices, int32_t dim,
@@ -185,6 +226,22 @@ cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens
       launched = launch(silu_mul_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<const T*>(gate_up),
                         num_tokens, ffn, static_cast<T*>(out));
     }
+  });
+  return e != cudaSuccess ? e : launched;
+}
+
+cudaError_t launch_silu_mul_fp8(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* q,
+                                float* scales, cudaStream_t stream) {
+  const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+  if ((dtype != DType::kF16 && dtype != DType::kBF16) || ffn % 8 != 0 || !aligned(gate_up, 16) || !aligned(q, 8)) {
+    return cudaErrorNotSupported;
+  }
+  if (num_tokens == 0 || ffn == 0) return cudaSuccess;
+  const int threads = std::min(kThreads, (ffn / 8 + 31) / 32 * 32);
+  cudaError_t launched = cudaSuccess;
+  const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launched = launch(silu_mul_fp8_kernel<T>, num_tokens, threads, 0, stream, static_cast<const T*>(gate_up), ffn,
+                      static_cast<uint8_t*>(q), scales);
   });
   return e != cudaSuccess ? e : launched;
 }

@@ -1,5 +1,6 @@
 // Small-batch GEMMs for decode steps: out[M, N] = act(x[M, K] @ w[N, K]^T + bias) with 16-bit
-// weights (gemv.cu) and with int8 weights scaled per output row (gemv_q8.cu).
+// weights (gemv.cu), with int8 weights scaled per output row (gemv_q8.cu), and fp8 W8A8 on the
+// tensor cores (gemv_fp8.cu).
 #pragma once
 
 #include <cstdint>
@@ -49,5 +50,24 @@ struct GemvQ8Args {
 // aligned x and w, 16-bit x).
 bool gemv_q8_supports(const GemvQ8Args& a);
 cudaError_t launch_gemv_q8(const GemvQ8Args& a, cudaStream_t stream);
+
+// fp8 W8A8 (Backend::matmul_fp8): out[M, N] = (q(x)[M, K] @ q(w)[N, K]^T) * x_scales[M] *
+// w_scales[N] (+ bias[N]), e4m3 codes, fp32 scales.
+constexpr int32_t kGemvFp8MaxRows = 8;
+struct GemvFp8Args {
+  DType dtype = DType::kBF16;       // of bias and out: kF16 or kBF16
+  const void* x = nullptr;          // [M, K] e4m3
+  const float* x_scales = nullptr;  // [M]
+  const void* w = nullptr;          // [N, K] e4m3
+  const float* w_scales = nullptr;  // [N]
+  const void* bias = nullptr;       // [N] or null
+  void* out = nullptr;              // [M, N]
+  int32_t m = 0, n = 0, k = 0;
+};
+
+// Whether launch_gemv_fp8 handles these arguments (M <= kGemvFp8MaxRows, K % 32 == 0,
+// N % 16 == 0, 16-byte aligned x and w).
+bool gemv_fp8_supports(const GemvFp8Args& a);
+cudaError_t launch_gemv_fp8(const GemvFp8Args& a, cudaStream_t stream);
 
 }  // namespace llmserve::cuda

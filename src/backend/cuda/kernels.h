@@ -27,6 +27,11 @@ cudaError_t launch_gelu_tanh(DType dtype, void* x, int64_t n, cudaStream_t strea
 // out[t, i] = silu(gate_up[t, i]) * gate_up[t, F + i]; gate_up [T, 2F], out [T, F].
 cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* out,
                             cudaStream_t stream);
+// silu_mul written as per-row fp8 codes q [T, F] and scales fp32 [T] (of the values silu_mul would
+// have stored in `dtype`). 16-bit types, F % 8 == 0, 16-byte aligned gate_up, 8-byte aligned q;
+// cudaErrorNotSupported otherwise, launching nothing.
+cudaError_t launch_silu_mul_fp8(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* q,
+                                float* scales, cudaStream_t stream);
 // out[i, :] = x[indices[i], :] for i < num_rows; x, out [*, dim].
 cudaError_t launch_gather_rows(DType dtype, const void* x, const int32_t* indices, int32_t num_rows,
                                int32_t dim, void* out, cudaStream_t stream);
@@ -39,6 +44,13 @@ cudaError_t launch_add_layer_norm(DType dtype, void* residual, const void* x, co
 // Same with RMSNorm: out = residual / sqrt(mean(residual^2) + eps) * w.
 cudaError_t launch_add_rms_norm(DType dtype, void* residual, const void* x, const void* w, float eps,
                                 int32_t num_tokens, int32_t dim, void* out, cudaStream_t stream);
+// add_rms_norm whose output is written as per-row fp8 codes q [T, D] and scales fp32 [T] instead
+// (launch_quantize_fp8_rows's arithmetic on the values add_rms_norm would have stored). 16-bit
+// types, D % 8 == 0, 16-byte aligned residual/x/w, 8-byte aligned q, D <= 32,768; returns
+// cudaErrorNotSupported otherwise, launching nothing (the caller composes add_rms_norm +
+// quantize_fp8_rows).
+cudaError_t launch_add_rms_norm_fp8(DType dtype, void* residual, const void* x, const void* w, float eps,
+                                    int32_t num_tokens, int32_t dim, void* q, float* scales, cudaStream_t stream);
 
 // rope_kv.cu
 // Rotates the query and key heads of qkv [T, (Hq + 2Hk) * d] in place, rotate-half pairing
@@ -64,16 +76,14 @@ cudaError_t launch_rope_write_kv(DType dtype, void* qkv, const float* rope_table
 // out [rows, k].
 cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const float* scales, int32_t rows, int32_t k,
                                         void* out, cudaStream_t stream);
-// fp8 input of matmul_fp8, in two launches. x [n] in `dtype`, n % 8 == 0, 16-byte aligned.
-// launch_absmax writes absmax_num_partials(n) partial maxima of |x| (at most kAbsmaxMaxPartials);
-// launch_quantize_fp8 reduces them to scale = max|x| / 448 (stored at *scale, device memory) and
-// writes q[i] = e4m3(x[i] / scale) (0 when the scale is 0) into q [n] (8-byte aligned). With x
-// split into parts, absmax runs over all of it and quantize_fp8 once per part (same scale).
-constexpr int32_t kAbsmaxMaxPartials = 1024;
-int32_t absmax_num_partials(int64_t n);
-cudaError_t launch_absmax(DType dtype, const void* x, int64_t n, float* partials, cudaStream_t stream);
-cudaError_t launch_quantize_fp8(DType dtype, const void* x, int64_t n, const float* partials, int32_t num_partials,
-                                float* scale, void* q, cudaStream_t stream);
+// x [T, K] quantized per row to fp8 e4m3 (Backend::quantize_fp8_rows): scales[t] = max|x[t]| / 448,
+// q[t, k] = e4m3(x[t, k] / scales[t]) (0 when the scale is 0). q [T, K] bytes, scales fp32 [T].
+cudaError_t launch_quantize_fp8_rows(DType dtype, const void* x, int32_t num_rows, int32_t k, void* q, float* scales,
+                                     cudaStream_t stream);
+// out[m, n] = acc[m, n] * x_scales[m] * w_scales[n] (+ bias[n] when bias != nullptr): the epilogue of
+// an unscaled fp8 GEMM (acc fp32 [M, N]); out and bias in `dtype`.
+cudaError_t launch_scale_fp8_output(DType dtype, const float* acc, const float* x_scales, const float* w_scales,
+                                    const void* bias, int64_t m, int32_t n, void* out, cudaStream_t stream);
 
 }  // namespace llmserve::cuda
 

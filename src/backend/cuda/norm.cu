@@ -9,7 +9,10 @@
 // that is one memory round trip instead of the scalar path's dependent load-store-load per
 // element (ncu on the H200: 15 us per Llama-3-8B add_rms_norm before, for a 4096-element row).
 // Scalar path (anything else): 256 threads striding over the row, three passes.
-#include "backend/cuda/cuda_common.cuh"
+// fp8 outputs (add_rms_norm_fp8): the vector path, with the normalised row (rounded to T, as the
+// unfused norm would store it) quantized per row from registers: one more block reduction (max)
+// and 8 bytes of codes per 16-byte vector instead of the 16-bit output.
+#include "backend/cuda/fp8_common.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace llmserve::cuda {
@@ -165,6 +168,41 @@ __global__ void norm_vec_kernel(T* residual, const T* __restrict__ x, const T* _
   }
 }
 
+// grid (T), block as norm_vec_kernel: RMSNorm of residual (+= x), written as per-row fp8 codes
+// q [T, D] and scales [T].
+template <typename T, int kV>
+__global__ void rms_norm_fp8_vec_kernel(T* residual, const T* __restrict__ x, const T* __restrict__ w, float eps,
+                                        int32_t dim, uint8_t* __restrict__ q, float* __restrict__ scales) {
+  pdl_wait();
+  pdl_trigger();
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  float v[kV][8];
+  const float inv = rsqrtf(block_sum(load_row<T, kV, true>(residual, x, row, dim, v), scratch) / dim + eps);
+  const int vecs = dim / 8;
+  const auto* wv = reinterpret_cast<const Vec8<T>*>(w);
+  float amax = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kV; ++u) {
+    const int i = threadIdx.x + u * blockDim.x;
+    if (i >= vecs) continue;
+    const Vec8<T> wi = wv[i];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      v[u][j] = to_float(from_float<T>(v[u][j] * inv * to_float(wi.v[j])));
+      amax = fmaxf(amax, fabsf(v[u][j]));
+    }
+  }
+  const float scale = block_max(amax, scratch) / 448.0f;
+  if (threadIdx.x == 0) scales[row] = scale;
+  auto* qs = reinterpret_cast<uint2*>(q + row * dim);
+#pragma unroll
+  for (int u = 0; u < kV; ++u) {
+    const int i = threadIdx.x + u * blockDim.x;
+    if (i < vecs) qs[i] = scale > 0.0f ? e4m3x8(v[u], scale) : make_uint2(0, 0);
+  }
+}
+
 constexpr int kMaxVecThreads = 512;
 
 // Launches the vector path when it applies; false otherwise (the caller takes the scalar path).
@@ -191,6 +229,39 @@ bool launch_norm_vec(T* residual, const T* x, const T* w, const T* b, float eps,
 }
 
 }  // namespace
+
+cudaError_t launch_add_rms_norm_fp8(DType dtype, void* residual, const void* x, const void* w, float eps,
+                                    int32_t num_tokens, int32_t dim, void* q, float* scales, cudaStream_t stream) {
+  const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+  if ((dtype != DType::kF16 && dtype != DType::kBF16) || dim % 8 != 0 || !aligned(residual, 16) || !aligned(x, 16) ||
+      !aligned(w, 16) || !aligned(q, 8)) {
+    return cudaErrorNotSupported;
+  }
+  if (num_tokens == 0) return cudaSuccess;
+  const int vecs = dim / 8;
+  const auto threads_for = [&](int kv) { return ((vecs + kv - 1) / kv + 31) / 32 * 32; };
+  cudaError_t launched = cudaErrorNotSupported;  // rows longer than 8 vectors per thread
+  const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    if constexpr (sizeof(T) == 2) {
+      auto* r = static_cast<T*>(residual);
+      const auto *xp = static_cast<const T*>(x), *wp = static_cast<const T*>(w);
+      auto* qp = static_cast<uint8_t*>(q);
+      const auto go = [&](auto kernel, int kv) {
+        launched = launch(kernel, num_tokens, threads_for(kv), 0, stream, r, xp, wp, eps, dim, qp, scales);
+      };
+      if (threads_for(1) <= kMaxVecThreads) {
+        go(rms_norm_fp8_vec_kernel<T, 1>, 1);
+      } else if (threads_for(2) <= kMaxVecThreads) {
+        go(rms_norm_fp8_vec_kernel<T, 2>, 2);
+      } else if (threads_for(4) <= kMaxVecThreads) {
+        go(rms_norm_fp8_vec_kernel<T, 4>, 4);
+      } else if (threads_for(8) <= kMaxVecThreads) {
+        go(rms_norm_fp8_vec_kernel<T, 8>, 8);
+      }
+    }
+  });
+  return e != cudaSuccess ? e : launched;
+}
 
 cudaError_t launch_add_layer_norm(DType dtype, void* residual, const void* x, const void* w, const void* b,
                                   float eps, int32_t num_tokens, int32_t dim, void* out, cudaStream_t stream) {

@@ -1,13 +1,11 @@
 // Quantization kernels of the CUDA backend: int8 weight rows dequantized to the activation dtype
-// (matmul_q8 above kGemvMaxRows rows, ahead of a cuBLASLt GEMM), and a matmul input quantized to
-// fp8 e4m3 with one scale per call (matmul_fp8: max |x| in two kernels, then the codes, ahead of
-// an fp8 cuBLASLt GEMM). The fp8 scale never leaves the device, and nothing here allocates or
-// synchronises, so a step using them can be captured in a CUDA graph. The arithmetic is the host's
-// (model/quantize.h, CpuBackend::matmul_fp8): scale = max|x| / 448, code = e4m3(x / scale) rounded
-// to nearest even and saturated (cvt.rn.satfinite), 0 when the scale is 0.
-#include <cuda_fp8.h>
-
-#include "backend/cuda/cuda_common.cuh"
+// (matmul_q8 above kGemvMaxRows rows, ahead of a cuBLASLt GEMM); activations quantized to fp8 e4m3
+// per row (per token) for matmul_fp8; and the epilogue of the fp8 GEMM when cuBLASLt cannot apply
+// per-row/per-column scales itself. Nothing here allocates or synchronises, so a step using them
+// can be captured in a CUDA graph. The arithmetic is the host's (model/quantize.h,
+// CpuBackend::quantize_fp8_rows): scale = max|x[t]| / 448, code = e4m3(x / scale) rounded to
+// nearest even and saturated (cvt.rn.satfinite), 0 when the scale is 0.
+#include "backend/cuda/fp8_common.cuh"
 #include "backend/cuda/kernels.h"
 
 #include <algorithm>
@@ -52,64 +50,62 @@ __global__ void dequantize_rows_int8_kernel(const int8_t* __restrict__ q, const 
   }
 }
 
-// Max |x| over one part of x per block: grid absmax_num_partials(n) blocks of kThreads, 8 elements
-// (one 16-byte load) per thread and step of a grid-stride loop; partials[block] = the part's max.
-// NaN is ignored (fmaxf). Block maxima meet through an atomicMax on float bits: for values >= 0
-// the integers order as the floats do.
-template <typename T>
-__global__ void absmax_kernel(const T* __restrict__ x, int64_t n, float* __restrict__ partials) {
+// grid (T), block (kThreads): one row of x [T, K] per block, read twice (max |x| over the row, then
+// its codes: the second read hits L1/L2, the row was just read). kVector (K % 8 == 0, 16-byte
+// aligned x, 8-byte aligned q): 8 elements per 16-byte load and one 8-byte store of codes;
+// otherwise element by element. NaN is ignored by the max (fmaxf).
+template <typename T, bool kVector>
+__global__ void quantize_fp8_rows_kernel(const T* __restrict__ x, int32_t k, uint8_t* __restrict__ q,
+                                         float* __restrict__ scales) {
   pdl_wait();
   pdl_trigger();
-  __shared__ unsigned int block_max;
-  if (threadIdx.x == 0) block_max = 0;
-  __syncthreads();
-  const auto* xs = reinterpret_cast<const Vec8<T>*>(x);
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * k;
+  uint8_t* qr = q + row * k;
   float m = 0.0f;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n / 8;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const Vec8<T> v = xs[i];
+  if constexpr (kVector) {
+    const auto* xs = reinterpret_cast<const Vec8<T>*>(xr);
+    for (int32_t i = threadIdx.x; i < k / 8; i += blockDim.x) {
+      const Vec8<T> v = xs[i];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(to_float(v.v[j])));
+      for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(to_float(v.v[j])));
+    }
+  } else {
+    for (int32_t i = threadIdx.x; i < k; i += blockDim.x) m = fmaxf(m, fabsf(to_float(xr[i])));
   }
-  m = warp_max(m);
-  if ((threadIdx.x & 31) == 0) atomicMax(&block_max, __float_as_uint(m));
-  __syncthreads();
-  if (threadIdx.x == 0) partials[blockIdx.x] = __uint_as_float(block_max);
+  const float scale = block_max(m, scratch) / 448.0f;
+  if (threadIdx.x == 0) scales[row] = scale;
+  if constexpr (kVector) {
+    const auto* xs = reinterpret_cast<const Vec8<T>*>(xr);
+    auto* qs = reinterpret_cast<uint2*>(qr);
+    for (int32_t i = threadIdx.x; i < k / 8; i += blockDim.x) {
+      const Vec8<T> v = xs[i];
+      qs[i] = scale > 0.0f ? e4m3x8(v, scale) : make_uint2(0, 0);
+    }
+  } else {
+    for (int32_t i = threadIdx.x; i < k; i += blockDim.x) {
+      // x / scale, not x * (1 / scale): the host's rounding, so both backends pick the same codes.
+      qr[i] = scale > 0.0f ? __nv_cvt_float_to_fp8(to_float(xr[i]) / scale, __NV_SATFINITE, __NV_E4M3) : 0;
+    }
+  }
 }
 
-// Every block first reduces the partials to max |x| and derives the scale (block 0 stores it for
-// the GEMM), then writes 8 codes per thread and step of its grid-stride loop (one 16-byte load,
-// one 8-byte store). x [n] T, q [n] e4m3.
+// grid-stride over M * N: out[m, n] = acc[m, n] * x_scales[m] * w_scales[n] (+ bias[n]), acc fp32
+// [M, N] (the unscaled fp8 GEMM), out and bias in T.
 template <typename T>
-__global__ void quantize_fp8_kernel(const T* __restrict__ x, int64_t n, const float* __restrict__ partials,
-                                    int32_t num_partials, float* __restrict__ scale_out, uint8_t* __restrict__ q) {
+__global__ void scale_fp8_output_kernel(const float* __restrict__ acc, const float* __restrict__ x_scales,
+                                        const float* __restrict__ w_scales, const T* __restrict__ bias, int64_t m,
+                                        int32_t n, T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
-  __shared__ unsigned int amax_bits;
-  if (threadIdx.x == 0) amax_bits = 0;
-  __syncthreads();
-  float m = 0.0f;
-  for (int i = threadIdx.x; i < num_partials; i += blockDim.x) m = fmaxf(m, partials[i]);
-  m = warp_max(m);
-  if ((threadIdx.x & 31) == 0) atomicMax(&amax_bits, __float_as_uint(m));
-  __syncthreads();
-  const float scale = __uint_as_float(amax_bits) / 448.0f;
-  if (blockIdx.x == 0 && threadIdx.x == 0) *scale_out = scale;
-  const auto* xs = reinterpret_cast<const Vec8<T>*>(x);
-  auto* qs = reinterpret_cast<uint2*>(q);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n / 8;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < m * n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const Vec8<T> v = xs[i];
-    uint32_t packed[2] = {0, 0};
-    if (scale > 0.0f) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        // x / scale, not x * (1 / scale): the host's rounding, so both backends pick the same codes.
-        const uint32_t code = __nv_cvt_float_to_fp8(to_float(v.v[j]) / scale, __NV_SATFINITE, __NV_E4M3);
-        packed[j / 4] |= code << (8 * (j % 4));
-      }
-    }
-    qs[i] = make_uint2(packed[0], packed[1]);
+    const int64_t r = i / n;
+    const int32_t c = static_cast<int32_t>(i % n);
+    float v = acc[i] * x_scales[r] * w_scales[c];
+    if (bias != nullptr) v += to_float(bias[c]);
+    out[i] = from_float<T>(v);
   }
 }
 
@@ -132,30 +128,30 @@ cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const floa
   return e != cudaSuccess ? e : launched;
 }
 
-int32_t absmax_num_partials(int64_t n) {
-  return static_cast<int32_t>(std::min<int64_t>(kAbsmaxMaxPartials, blocks_for(n / 8)));
-}
-
-cudaError_t launch_absmax(DType dtype, const void* x, int64_t n, float* partials, cudaStream_t stream) {
-  if (n % 8 != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0) return cudaErrorInvalidValue;
+cudaError_t launch_quantize_fp8_rows(DType dtype, const void* x, int32_t num_rows, int32_t k, void* q, float* scales,
+                                     cudaStream_t stream) {
+  if (num_rows == 0 || k == 0) return cudaSuccess;
+  const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+  const bool vector = k % 8 == 0 && aligned(x, 16) && aligned(q, 8);
+  // Enough threads for one pass of 16-byte loads over the row, at most kThreads.
+  const int threads = std::min(kThreads, std::max(32, ((vector ? k / 8 : k) + 31) / 32 * 32));
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launched = launch(absmax_kernel<T>, dim3(static_cast<unsigned>(absmax_num_partials(n))), dim3(kThreads), 0,
-                      stream, static_cast<const T*>(x), n, partials);
+    auto* kernel = vector ? quantize_fp8_rows_kernel<T, true> : quantize_fp8_rows_kernel<T, false>;
+    launched = launch(kernel, dim3(static_cast<unsigned>(num_rows)), dim3(threads), 0, stream, static_cast<const T*>(x),
+                      k, static_cast<uint8_t*>(q), scales);
   });
   return e != cudaSuccess ? e : launched;
 }
 
-cudaError_t launch_quantize_fp8(DType dtype, const void* x, int64_t n, const float* partials, int32_t num_partials,
-                                float* scale, void* q, cudaStream_t stream) {
-  const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
-  if (n % 8 != 0 || !aligned(x, 16) || !aligned(q, 8)) return cudaErrorInvalidValue;
-  // Enough blocks to cover the SMs several times over; each loops over the rest.
-  const unsigned blocks = std::min(blocks_for(n / 8), 4096u);
+cudaError_t launch_scale_fp8_output(DType dtype, const float* acc, const float* x_scales, const float* w_scales,
+                                    const void* bias, int64_t m, int32_t n, void* out, cudaStream_t stream) {
+  if (m == 0 || n == 0) return cudaSuccess;
+  const unsigned blocks = std::min(blocks_for(m * n), 8192u);
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launched = launch(quantize_fp8_kernel<T>, dim3(blocks), dim3(kThreads), 0, stream, static_cast<const T*>(x), n,
-                      partials, num_partials, scale, static_cast<uint8_t*>(q));
+    launched = launch(scale_fp8_output_kernel<T>, dim3(blocks), dim3(kThreads), 0, stream, acc, x_scales, w_scales,
+                      static_cast<const T*>(bias), m, n, static_cast<T*>(out));
   });
   return e != cudaSuccess ? e : launched;
 }

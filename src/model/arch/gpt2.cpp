@@ -50,15 +50,16 @@ class Gpt2Model final : public Model {
       lnf_w_ = w.load(p + "ln_f.weight", {d});
       lnf_b_ = w.load(p + "ln_f.bias", {d});
     }
+    layout_.fp8_inputs = !layers_.empty() && layers_[0].qkv_w.is_fp8();
   }
 
   void reserve(int32_t max_tokens, int32_t max_logits) override {
-    workspace_.sized(backend_, local_, /*gated_mlp=*/false, max_tokens, max_logits);
+    workspace_.sized(backend_, local_, layout_, max_tokens, max_logits);
   }
 
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
     const auto& c = local_;
-    auto a = workspace_.sized(backend_, c, /*gated_mlp=*/false, batch.num_tokens, batch.num_logits);
+    auto a = workspace_.sized(backend_, c, layout_, batch.num_tokens, batch.num_logits);
     if (shard_.is_first_stage()) {
       backend_.embedding(batch, wte_, wpe_, a.residual);
     } else {
@@ -71,14 +72,14 @@ class Gpt2Model final : public Model {
       AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
                            1.0f / std::sqrt(static_cast<float>(c.head_dim))};
       if (scale_by_layer) shape.scale /= static_cast<float>(first_layer() + static_cast<int32_t>(i) + 1);
-      linear(backend_, a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
+      linear(backend_, a.input(a.normed), layer.qkv_w, layer.qkv_b, a.qkv);
       backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
-      linear(backend_, a.attn, layer.proj_w, layer.proj_b, a.sublayer);
+      linear(backend_, a.input(a.attn), layer.proj_w, layer.proj_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       backend_.add_layer_norm(a.residual, a.sublayer, layer.ln2_w, layer.ln2_b, c.norm_eps, a.normed);
-      linear_gelu(backend_, a.normed, layer.fc_w, layer.fc_b, a.mlp_up);
-      linear(backend_, a.mlp_up, layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
+      linear_gelu(backend_, a.input(a.normed), layer.fc_w, layer.fc_b, a.mlp_up);
+      linear(backend_, a.input(a.mlp_up), layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
       if (last && !shard_.is_last_stage()) {
@@ -99,6 +100,7 @@ class Gpt2Model final : public Model {
   std::vector<Buffer> weights_;
   Tensor wte_, wpe_, lnf_w_, lnf_b_;
   std::vector<Gpt2Layer> layers_;
+  WorkspaceLayout layout_;
   DecoderWorkspace workspace_;
 };
 

@@ -63,34 +63,53 @@ class LlamaModel final : public Model {
     }
     rope_table_ = w.upload(build_rope_table(c.rope, c.head_dim, c.max_position_embeddings),
                            {c.max_position_embeddings, c.head_dim});
+    layout_.fp8_inputs = !layers_.empty() && layers_[0].qkv_w.is_fp8();
   }
 
   void reserve(int32_t max_tokens, int32_t max_logits) override {
-    workspace_.sized(backend_, local_, /*gated_mlp=*/true, max_tokens, max_logits);
+    workspace_.sized(backend_, local_, layout_, max_tokens, max_logits);
   }
 
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
     const auto& c = local_;
-    auto a = workspace_.sized(backend_, c, /*gated_mlp=*/true, batch.num_tokens, batch.num_logits);
+    auto a = workspace_.sized(backend_, c, layout_, batch.num_tokens, batch.num_logits);
     const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
                                1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+    // residual += x; normed = rms_norm(residual) * w, as the input of a linear layer: under fp8
+    // the norm writes the per-token codes too (one kernel instead of two).
+    const auto add_norm = [&](Tensor x, Tensor w) {
+      if (!layout_.fp8_inputs) {
+        backend_.add_rms_norm(a.residual, x, w, c.norm_eps, a.normed);
+        return a.input(a.normed);
+      }
+      LinearInput in = a.input(a.normed, /*is_quantized=*/true);
+      backend_.add_rms_norm_fp8(a.residual, x, w, c.norm_eps, a.normed, in.fp8);
+      return in;
+    };
     if (shard_.is_first_stage()) {
       backend_.embedding(batch, embed_, Tensor(), a.residual);
     } else {
       backend_.recv_from_prev_stage(a.residual);
     }
     backend_.rms_norm(a.residual, layers_[0].input_norm, c.norm_eps, a.normed);
+    LinearInput normed = a.input(a.normed);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const LlamaLayer& layer = layers_[i];
-      linear(backend_, a.normed, layer.qkv_w, layer.qkv_b, a.qkv);
+      linear(backend_, normed, layer.qkv_w, layer.qkv_b, a.qkv);
       backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
-      linear(backend_, a.attn, layer.o_w, layer.o_b, a.sublayer);
+      linear(backend_, a.input(a.attn), layer.o_w, layer.o_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
-      backend_.add_rms_norm(a.residual, a.sublayer, layer.post_norm, c.norm_eps, a.normed);
-      linear(backend_, a.normed, layer.gate_up_w, Tensor(), a.mlp_up);
-      backend_.silu_mul(a.mlp_up, a.mlp_act);
-      linear(backend_, a.mlp_act, layer.down_w, Tensor(), a.sublayer);
+      normed = add_norm(a.sublayer, layer.post_norm);
+      linear(backend_, normed, layer.gate_up_w, Tensor(), a.mlp_up);
+      if (layout_.fp8_inputs) {
+        const LinearInput act = a.input(a.mlp_act, /*is_quantized=*/true);
+        backend_.silu_mul_fp8(a.mlp_up, a.mlp_act, act.fp8);
+        linear(backend_, act, layer.down_w, Tensor(), a.sublayer);
+      } else {
+        backend_.silu_mul(a.mlp_up, a.mlp_act);
+        linear(backend_, a.input(a.mlp_act), layer.down_w, Tensor(), a.sublayer);
+      }
       backend_.all_reduce_sum(a.sublayer);
       const bool last = i + 1 == layers_.size();
       if (last && !shard_.is_last_stage()) {
@@ -98,8 +117,11 @@ class LlamaModel final : public Model {
         backend_.send_to_next_stage(a.residual);
         return Tensor();  // the last stage has the logits
       }
-      backend_.add_rms_norm(a.residual, a.sublayer, last ? final_norm_ : layers_[i + 1].input_norm,
-                            c.norm_eps, a.normed);
+      if (last) {
+        backend_.add_rms_norm(a.residual, a.sublayer, final_norm_, c.norm_eps, a.normed);
+      } else {
+        normed = add_norm(a.sublayer, layers_[i + 1].input_norm);
+      }
     }
     backend_.gather_rows(a.normed, batch, a.gathered);
     backend_.matmul(a.gathered, lm_head_, Tensor(), a.logits);
@@ -111,6 +133,7 @@ class LlamaModel final : public Model {
   std::vector<Buffer> weights_;
   Tensor embed_, final_norm_, lm_head_, rope_table_;
   std::vector<LlamaLayer> layers_;
+  WorkspaceLayout layout_{.gated_mlp = true};
   DecoderWorkspace workspace_;
 };
 

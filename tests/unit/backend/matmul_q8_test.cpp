@@ -86,9 +86,11 @@ TEST(QuantizedMatmul, RejectsAWeightOfTheWrongDtype) {
   for (Tensor w : {f32, f8}) {
     EXPECT_THROW(backend->matmul_q8(x, w, scales, Tensor(), out), Error) << dtype_name(w.dtype);
   }
+  const Fp8Rows xq{backend->allocate_tensor(owner, DType::kF8E4M3, {1, 8}), backend->allocate_tensor(owner, DType::kF32, {1})};
   for (Tensor w : {f32, i8}) {
-    EXPECT_THROW(backend->matmul_fp8(x, w, scales.rows(0, 1), Tensor(), out), Error) << dtype_name(w.dtype);
+    EXPECT_THROW(backend->matmul_fp8(xq, w, scales, Tensor(), out), Error) << dtype_name(w.dtype);
   }
+  EXPECT_THROW(backend->matmul_fp8(Fp8Rows{x, xq.scales}, f8, scales, Tensor(), out), Error) << "an F32 input";
 }
 
 TEST(QuantizedMatmul, BackendsWithoutItRefuse) {
@@ -104,8 +106,9 @@ TEST(QuantizedMatmul, BackendsWithoutItRefuse) {
   };
   expect_refusal([&] { backend->matmul_q8(Tensor(), Tensor(), Tensor(), Tensor(), Tensor()); },
                  "--quantization int8-wo");
-  expect_refusal([&] { backend->matmul_fp8(Tensor(), Tensor(), Tensor(), Tensor(), Tensor()); },
+  expect_refusal([&] { backend->matmul_fp8(Fp8Rows{}, Tensor(), Tensor(), Tensor(), Tensor()); },
                  "--quantization fp8");
+  expect_refusal([&] { backend->quantize_fp8_rows(Tensor(), Fp8Rows{}); }, "--quantization fp8");
 }
 
 }  // namespace

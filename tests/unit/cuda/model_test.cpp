@@ -5,6 +5,7 @@
 // tie, so token comparisons stop (and say so) at the first step whose reference margin is under
 // the dtype's noise; a flip anywhere else fails.
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <random>
@@ -111,39 +112,63 @@ TEST_P(CudaModel, GraphReplayMatchesEager) {
 }
 
 // Quantized models (--quantization int8-wo and fp8) on the GPU, decode steps replayed from graphs,
-// against the same quantization on the CPU backend: the prompt's logits and 8 teacher-forced
-// decode steps per case. Beyond the unquantized GPU-vs-CPU differences (logit_tol), the GPU
-// quantizes weights from their dt()-rounded values, and fp8 quantizes activations that differ by
-// dt() noise, which moves some e4m3 codes by a step. The thresholds are estimates made without a
-// GPU (2x logit_tol for int8-wo; 0.1 fp16 / 0.25 bf16 for fp8, whose CPU-vs-unquantized error on
-// these fixtures is 0.12-0.24): replace them with the first H100 run's figures plus margin.
+// teacher-forced over each case's prompt and 8 decode steps. int8-wo: against the same
+// quantization on the CPU backend, within 2x logit_tol (the GPU quantizes weights from their
+// dt()-rounded values; activations stay in dt()). fp8 quantizes the activations too, per token,
+// and dt() noise in them moves codes by a step that the tiny random fixtures amplify as much as
+// the quantization itself (first H100 run, per-tensor fp8: GPU vs CPU fp8 rel L2 0.10-0.30 with
+// the CPU's own error 0.12-0.24), so GPU and CPU fp8 are each compared with the unquantized CPU
+// model instead: the GPU's error must stay within 1.5x the CPU reference's plus logit_tol. A scale
+// bug (2x) moves the logits by O(1) and fails it; the ops tests pin the arithmetic exactly.
 TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
   auto cases = read_cases(dir());
+  Harness exact(dir(), DeviceKind::kCpu, DType::kF32);
   for (Quantization q : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
     const std::string scheme(quantization_name(q));
-    const double tol = q == Quantization::kFp8 ? (dt() == DType::kF16 ? 0.1 : 0.25) : 2 * logit_tol();
+    const bool fp8 = q == Quantization::kFp8;
     Harness cpu(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, q), gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, q);
+    double worst_gpu = 0, worst_cpu = 0;
     for (size_t ci = 0; ci < cases.size(); ++ci) {
       const Case& c = cases[ci];
       const auto t = static_cast<int32_t>(c.prompt.size());
       const auto steps = static_cast<int32_t>(std::min<size_t>(8, c.decode_tokens.size()));
-      auto cpu_table = cpu.new_table(t + steps + 1), gpu_table = gpu.new_table(t + steps + 1);
+      auto exact_table = exact.new_table(t + steps + 1), cpu_table = cpu.new_table(t + steps + 1),
+           gpu_table = gpu.new_table(t + steps + 1);
       const auto logits = [](Harness& h, const int32_t* tokens, int32_t n, int32_t computed, std::vector<int32_t>& table,
                              LogitRows rows) {
         RunnerSequence seq{tokens, n, computed, &table, rows};
         auto out = h.runner().execute({&seq, 1});
         return std::vector<float>(out.begin(), out.end());
       };
+      const auto expect_close = [&](const std::vector<float>& got, const std::vector<float>& want_q,
+                                    const std::vector<float>& want, const std::string& what) {
+        if (!fp8) {
+          EXPECT_CLOSE_REL(got, want_q, 2 * logit_tol(), what);
+          return;
+        }
+        const Diff g = compare(got, want), r = compare(want_q, want);
+        worst_gpu = std::max(worst_gpu, g.rel_l2);
+        worst_cpu = std::max(worst_cpu, r.rel_l2);
+        EXPECT_FALSE(g.has_nan) << what;
+        EXPECT_LE(g.rel_l2, 1.5 * r.rel_l2 + logit_tol())
+            << what << ": GPU fp8 vs unquantized " << g.rel_l2 << ", CPU fp8 vs unquantized " << r.rel_l2;
+      };
       const std::string what = scheme + " case " + std::to_string(ci);
       const auto got = logits(gpu, c.prompt.data(), t, 0, gpu_table, LogitRows::kAll);
-      const auto want = logits(cpu, c.prompt.data(), t, 0, cpu_table, LogitRows::kAll);
-      EXPECT_CLOSE_REL(got, want, tol, what + " prefill");
+      const auto want_q = logits(cpu, c.prompt.data(), t, 0, cpu_table, LogitRows::kAll);
+      const auto want = logits(exact, c.prompt.data(), t, 0, exact_table, LogitRows::kAll);
+      expect_close(got, want_q, want, what + " prefill");
       for (int32_t j = 0; j < steps; ++j) {
         const int32_t* token = &c.decode_tokens[static_cast<size_t>(j)];
         const auto got_step = logits(gpu, token, 1, t + j, gpu_table, LogitRows::kLast);
-        const auto want_step = logits(cpu, token, 1, t + j, cpu_table, LogitRows::kLast);
-        EXPECT_CLOSE_REL(got_step, want_step, tol, what + " decode " + std::to_string(j));
+        const auto want_q_step = logits(cpu, token, 1, t + j, cpu_table, LogitRows::kLast);
+        const auto want_step = logits(exact, token, 1, t + j, exact_table, LogitRows::kLast);
+        expect_close(got_step, want_q_step, want_step, what + " decode " + std::to_string(j));
       }
+    }
+    if (fp8) {
+      std::printf("[ note ] %s %s fp8 rel L2 vs unquantized, worst: GPU %.4f, CPU reference %.4f\n",
+                  GetParam().name.c_str(), dtype_label(dt()), worst_gpu, worst_cpu);
     }
     EXPECT_GT(gpu.runner().num_graph_replays(), 0) << scheme << ": decode steps did not replay graphs";
   }

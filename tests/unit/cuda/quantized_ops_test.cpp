@@ -1,15 +1,18 @@
-// The quantized matmuls on the CUDA backend against the CPU backend (whose own tests,
+// The quantized ops on the CUDA backend against the CPU backend (whose own tests,
 // tests/unit/backend/matmul_{q8,fp8}_test.cpp, pin it to the definition) on random shapes:
 // matmul_q8 through its GEMV (M <= 4, K % 16 == 0) and through dequantization + cuBLASLt (larger M,
-// K not a multiple of 16, a weight wider than one chunk of the quantization buffer); matmul_fp8
-// for decode and prefill sizes and an input longer than one chunk of that buffer. Both backends
-// see the same codes and scales and the same dt()-rounded inputs (and matmul_fp8 quantizes its
-// input with the same arithmetic on both), so the differences are fp32 summation order, the
-// output's rounding to dt() and, on the dequantization path, the weights' rounding to dt():
-// per-op thresholds are the ops tests' (2e-3 fp16, 1.2e-2 bf16). Also: both ops record into a CUDA
-// graph whose replay follows new inputs, and a first call inside a capture is refused.
-// Written without a GPU; skips without one.
+// K not a multiple of 16, a weight wider than one chunk of the quantization buffer). fp8 W8A8:
+// quantize_fp8_rows gives the CPU's codes and scales bit for bit (same dt()-rounded inputs, same
+// division and rounding); the fused add_rms_norm_fp8 / silu_mul_fp8 give exactly what their
+// compositions give; matmul_fp8 through the tensor-core GEMV (M <= 8, with and without the K % 64
+// tail) and cuBLASLt (per-token x per-row scales, or the fp32 + scaling-pass fallback) on the same
+// codes. The matmul differences are fp32 summation order, the output's rounding to dt() and, on
+// the dequantization path, the weights' rounding to dt(): per-op thresholds are the ops tests'
+// (2e-3 fp16, 1.2e-2 bf16). Also: the ops record into a CUDA graph whose replay follows new
+// inputs, and a first call inside a capture is refused.
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -46,18 +49,50 @@ class CudaQuantizedOps : public CudaVsCpu {
     scales = both_bytes(s.data(), DType::kF32, {n});
     return both_bytes(q.data(), DType::kI8, {n, k});
   }
-  // A random weight quantized per tensor to e4m3 (model/quantize.h), on both backends.
-  std::pair<Tensor, Tensor> fp8_weight(int64_t n, int64_t k, std::pair<Tensor, Tensor>& scale) {
-    const std::vector<float> w = random_vector(static_cast<size_t>(n * k), rng_, 0.05f);
+  // A random weight quantized per row to e4m3 (model/quantize.h), rows over two decades, on both
+  // backends.
+  std::pair<Tensor, Tensor> fp8_weight(int64_t n, int64_t k, std::pair<Tensor, Tensor>& scales) {
+    std::vector<float> w = random_vector(static_cast<size_t>(n * k), rng_, 0.05f);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t i = 0; i < k; ++i) w[static_cast<size_t>(r * k + i)] *= std::pow(10.0f, static_cast<float>(r % 3) - 1);
+    }
     std::vector<uint8_t> q(w.size());
-    const float s = quantize_tensor_fp8(w, q);
-    scale = both_bytes(&s, DType::kF32, {1});
+    std::vector<float> s(static_cast<size_t>(n));
+    quantize_rows_fp8(w, n, k, q, s);
+    scales = both_bytes(s.data(), DType::kF32, {n});
     return both_bytes(q.data(), DType::kF8E4M3, {n, k});
   }
-  // Normal inputs with one outlier, so the fp8 input scale is not the bulk's.
+  // fp8 codes of an input [m, k] (quantized on the CPU from input(m, k)) on both backends.
+  std::pair<Fp8Rows, Fp8Rows> fp8_input(int64_t m, int64_t k) {
+    auto [cx, gx] = both(input(m, k), {m, k});
+    (void)gx;
+    Fp8Rows c{cpu_.allocate_tensor(cpu_mem_, DType::kF8E4M3, {m, k}), cpu_.allocate_tensor(cpu_mem_, DType::kF32, {m})};
+    cpu_.quantize_fp8_rows(cx, c);
+    Fp8Rows g{both_bytes(c.q.data, DType::kF8E4M3, {m, k}).second, both_bytes(c.scales.data, DType::kF32, {m}).second};
+    return {c, g};
+  }
+  Fp8Rows gpu_rows(int64_t m, int64_t k) {
+    return {gpu_->allocate_tensor(gpu_mem_, DType::kF8E4M3, {m, k}), gpu_->allocate_tensor(gpu_mem_, DType::kF32, {m})};
+  }
+  std::vector<uint8_t> codes_of(Backend& b, const Fp8Rows& r) {
+    std::vector<uint8_t> out(r.q.nbytes());
+    b.download(r.q, out.data());
+    return out;
+  }
+  std::vector<float> scales_of(Backend& b, const Fp8Rows& r) {
+    std::vector<float> out(static_cast<size_t>(r.scales.numel()));
+    b.download(r.scales, out.data());
+    return out;
+  }
+  // Normal inputs with one outlier (so a row's fp8 scale is not the bulk's), rows over three
+  // decades, and row 2 (when there is one) all zero.
   std::vector<float> input(int64_t m, int64_t k) {
     std::vector<float> x = random_vector(static_cast<size_t>(m * k), rng_);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t i = 0; i < k; ++i) x[static_cast<size_t>(r * k + i)] *= std::pow(10.0f, static_cast<float>(r % 4) - 2);
+    }
     x[x.size() / 2] = 30.0f;
+    if (m > 2) std::fill(x.begin() + 2 * k, x.begin() + 3 * k, 0.0f);
     return x;
   }
 };
@@ -83,31 +118,104 @@ TEST_P(CudaQuantizedOps, MatmulQ8MatchesCpu) {
   }
 }
 
+TEST_P(CudaQuantizedOps, QuantizeFp8RowsMatchesCpuExactly) {
+  // K % 8 == 0 takes the vector kernel, other K the element-wise one; one row per block.
+  for (auto [m, k] : {std::pair<int64_t, int64_t>{1, 4096}, {3, 160}, {7, 72}, {5, 70}, {130, 1024}, {4, 14336}}) {
+    auto [cx, gx] = both(input(m, k), {m, k});
+    Fp8Rows c{cpu_.allocate_tensor(cpu_mem_, DType::kF8E4M3, {m, k}), cpu_.allocate_tensor(cpu_mem_, DType::kF32, {m})};
+    const Fp8Rows g = gpu_rows(m, k);
+    cpu_.quantize_fp8_rows(cx, c);
+    gpu_->quantize_fp8_rows(gx, g);
+    const std::string what = "quantize_fp8_rows " + std::to_string(m) + "x" + std::to_string(k);
+    EXPECT_EQ(scales_of(*gpu_, g), scales_of(cpu_, c)) << what;
+    const std::vector<uint8_t> got = codes_of(*gpu_, g), want = codes_of(cpu_, c);
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != want[i] ? 1 : 0;
+    EXPECT_EQ(differ, 0u) << what << ": codes differ";
+  }
+}
+
+// The fused producers write what their compositions write, bit for bit: the residual, the scales
+// and the codes (the norm's and silu's outputs are rounded to dt() before quantization in both).
+// D = 36 is a row the fused norm does not take (it falls back to the composition).
+TEST_P(CudaQuantizedOps, FusedFp8ProducersEqualTheirCompositions) {
+  for (int64_t d : {4096, 64, 72, 36}) {
+    const int64_t t = 5;
+    const std::vector<float> r0 = input(t, d), x0 = random_vector(static_cast<size_t>(t * d), rng_);
+    const std::vector<float> w0 = random_vector(static_cast<size_t>(d), rng_);
+    Tensor r_fused = make_tensor(*gpu_, gpu_mem_, r0, dt(), {t, d}), r_plain = make_tensor(*gpu_, gpu_mem_, r0, dt(), {t, d});
+    Tensor x = make_tensor(*gpu_, gpu_mem_, x0, dt(), {t, d}), w = make_tensor(*gpu_, gpu_mem_, w0, dt(), {d});
+    Tensor out = gpu_->allocate_tensor(gpu_mem_, dt(), {t, d});
+    const Fp8Rows fused = gpu_rows(t, d), plain = gpu_rows(t, d);
+    gpu_->add_rms_norm_fp8(r_fused, x, w, 1e-5f, out, fused);
+    gpu_->add_rms_norm(r_plain, x, w, 1e-5f, out);
+    gpu_->quantize_fp8_rows(out, plain);
+    const std::string what = "add_rms_norm_fp8 d " + std::to_string(d);
+    EXPECT_EQ(read_tensor(*gpu_, r_fused), read_tensor(*gpu_, r_plain)) << what << " residual";
+    EXPECT_EQ(scales_of(*gpu_, fused), scales_of(*gpu_, plain)) << what;
+    EXPECT_EQ(codes_of(*gpu_, fused), codes_of(*gpu_, plain)) << what;
+  }
+  for (int64_t f : {14336, 160, 36}) {
+    const int64_t t = 6;
+    Tensor gate_up = make_tensor(*gpu_, gpu_mem_, input(t, 2 * f), dt(), {t, 2 * f});
+    Tensor act = gpu_->allocate_tensor(gpu_mem_, dt(), {t, f});
+    const Fp8Rows fused = gpu_rows(t, f), plain = gpu_rows(t, f);
+    gpu_->silu_mul_fp8(gate_up, act, fused);
+    gpu_->silu_mul(gate_up, act);
+    gpu_->quantize_fp8_rows(act, plain);
+    const std::string what = "silu_mul_fp8 f " + std::to_string(f);
+    EXPECT_EQ(scales_of(*gpu_, fused), scales_of(*gpu_, plain)) << what;
+    EXPECT_EQ(codes_of(*gpu_, fused), codes_of(*gpu_, plain)) << what;
+  }
+}
+
 TEST_P(CudaQuantizedOps, MatmulFp8MatchesCpu) {
-  // 2100 x 16384 input bytes are more than the 32 MiB buffer: two row chunks under one scale.
+  // Tensor-core GEMV: M 1..8, K % 32 == 0 (K = 96 and 160 end in a 32-column tail). cuBLASLt: M > 8,
+  // and K % 32 != 0 at any M; 2100 x 32 fp32 outputs of K = 16384 also cover the fallback's chunks.
   for (const Shape s : {Shape{1, 48, 64, true}, Shape{2, 2304, 768, false}, Shape{3, 4096, 4096, true},
-                        Shape{4, 1024, 14336, false}, Shape{5, 80, 160, true}, Shape{64, 6144, 4096, true},
-                        Shape{130, 512, 256, false}, Shape{2100, 32, 16384, true}}) {
-    std::pair<Tensor, Tensor> scale;
-    auto [cq, gq] = fp8_weight(s.n, s.k, scale);
-    auto [cx, gx] = both(input(s.m, s.k), {s.m, s.k});
+                        Shape{4, 1024, 14336, false}, Shape{5, 80, 160, true}, Shape{8, 6144, 4096, false},
+                        Shape{6, 64, 96, true}, Shape{7, 128, 32, false}, Shape{2, 96, 48, true},
+                        Shape{9, 256, 4096, true}, Shape{64, 6144, 4096, true}, Shape{130, 512, 256, false},
+                        Shape{2100, 32, 16384, true}}) {
+    std::pair<Tensor, Tensor> scales;
+    auto [cq, gq] = fp8_weight(s.n, s.k, scales);
+    auto [cx, gx] = fp8_input(s.m, s.k);
     auto [cb, gb] = both(random_vector(static_cast<size_t>(s.n), rng_), {s.n});
     auto [co, go] = both_empty({s.m, s.n});
-    cpu_.matmul_fp8(cx, cq, scale.first, s.bias ? cb : Tensor(), co);
-    gpu_->matmul_fp8(gx, gq, scale.second, s.bias ? gb : Tensor(), go);
+    cpu_.matmul_fp8(cx, cq, scales.first, s.bias ? cb : Tensor(), co);
+    gpu_->matmul_fp8(gx, gq, scales.second, s.bias ? gb : Tensor(), go);
     const std::vector<float> got = read_tensor(*gpu_, go), want = read_tensor(cpu_, co);
     EXPECT_CLOSE_REL(got, want, tol(), label("matmul_fp8", s));
+    // The same above the GEMV through the fallback: an unscaled fp32 GEMM, then the scaling pass.
+    if (s.m > 8 || s.k % 32 != 0) {
+      setenv("LLMSERVE_FP8_SCALING", "pass", 1);
+      CudaBackend fallback(dt());
+      unsetenv("LLMSERVE_FP8_SCALING");
+      std::vector<Buffer> mem;
+      const auto copy = [&](Tensor t) {
+        Tensor c = t.ndim == 1 ? fallback.allocate_tensor(mem, t.dtype, {t.dim(0)})
+                               : fallback.allocate_tensor(mem, t.dtype, {t.dim(0), t.dim(1)});
+        std::vector<uint8_t> bytes(t.nbytes());
+        gpu_->download(t, bytes.data());
+        fallback.upload(bytes.data(), c);
+        return c;
+      };
+      Tensor o = fallback.allocate_tensor(mem, dt(), {s.m, s.n});
+      fallback.matmul_fp8(Fp8Rows{copy(gx.q), copy(gx.scales)}, copy(gq), copy(scales.second),
+                          s.bias ? copy(gb) : Tensor(), o);
+      EXPECT_CLOSE_REL(read_tensor(fallback, o), want, tol(), label("matmul_fp8 (scaling pass)", s));
+    }
   }
 }
 
 TEST_P(CudaQuantizedOps, MatmulFp8RefusesShapesCublasLtCannotTake) {
   for (auto [n, k] : {std::pair<int64_t, int64_t>{64, 72}, {40, 64}}) {
-    std::pair<Tensor, Tensor> scale;
-    auto [cq, gq] = fp8_weight(n, k, scale);
-    auto [cx, gx] = both(input(2, k), {2, k});
+    std::pair<Tensor, Tensor> scales;
+    auto [cq, gq] = fp8_weight(n, k, scales);
+    auto [cx, gx] = fp8_input(2, k);
     auto [co, go] = both_empty({2, n});
     try {
-      gpu_->matmul_fp8(gx, gq, scale.second, Tensor(), go);
+      gpu_->matmul_fp8(gx, gq, scales.second, Tensor(), go);
       ADD_FAILURE() << "an fp8 weight [" << n << ", " << k << "] was accepted";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), StatusCode::kUnimplemented);
@@ -121,16 +229,18 @@ TEST_P(CudaQuantizedOps, MatmulFp8RefusesShapesCublasLtCannotTake) {
 // on those inputs give (and not the recorded inputs' result).
 TEST_P(CudaQuantizedOps, RecordedInAGraph) {
   const int64_t n = 1024, k = 768;
-  std::pair<Tensor, Tensor> q8_scales, fp8_scale;
-  const Tensor q8 = int8_weight(n, k, q8_scales).second, f8 = fp8_weight(n, k, fp8_scale).second;
+  std::pair<Tensor, Tensor> q8_scales, fp8_scales;
+  const Tensor q8 = int8_weight(n, k, q8_scales).second, f8 = fp8_weight(n, k, fp8_scales).second;
   const Tensor bias = both(random_vector(static_cast<size_t>(n), rng_), {n}).second;
-  for (int64_t m : {3, 64}) {  // the int8 GEMV and the dequantization path
+  for (int64_t m : {3, 64}) {  // the GEMVs, then the dequantization path and cuBLASLt's fp8 GEMM
     Tensor x = make_tensor(*gpu_, gpu_mem_, input(m, k), dt(), {m, k});
+    const Fp8Rows codes = gpu_rows(m, k);
     Tensor graph_q8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}), graph_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
     Tensor eager_q8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}), eager_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
     const auto body = [&] {
       gpu_->matmul_q8(x, q8, q8_scales.second, bias, graph_q8);
-      gpu_->matmul_fp8(x, f8, fp8_scale.second, bias, graph_fp8);
+      gpu_->quantize_fp8_rows(x, codes);
+      gpu_->matmul_fp8(codes, f8, fp8_scales.second, bias, graph_fp8);
     };
     body();
     const std::vector<float> recorded = read_tensor(*gpu_, graph_fp8);
@@ -139,7 +249,8 @@ TEST_P(CudaQuantizedOps, RecordedInAGraph) {
     gpu_->upload(encode(input(m, k), dt()).data(), x);
     graph->replay();
     gpu_->matmul_q8(x, q8, q8_scales.second, bias, eager_q8);
-    gpu_->matmul_fp8(x, f8, fp8_scale.second, bias, eager_fp8);
+    gpu_->quantize_fp8_rows(x, codes);
+    gpu_->matmul_fp8(codes, f8, fp8_scales.second, bias, eager_fp8);
     const std::string what = "m " + std::to_string(m);
     const std::vector<float> replayed_q8 = read_tensor(*gpu_, graph_q8), replayed_fp8 = read_tensor(*gpu_, graph_fp8);
     const std::vector<float> want_q8 = read_tensor(*gpu_, eager_q8), want_fp8 = read_tensor(*gpu_, eager_fp8);
