@@ -104,6 +104,14 @@ int32_t cuda_device_count() { return 0; }
 std::string cuda_device_arch(int32_t /*device*/) { return {}; }
 #endif
 
+bool gpu_arch_has_fp8(std::string_view arch) {
+  if (!arch.starts_with("sm_")) return false;
+  int cc = 0;
+  size_t i = 3;
+  for (; i < arch.size() && arch[i] >= '0' && arch[i] <= '9'; ++i) cc = 10 * cc + (arch[i] - '0');
+  return i > 3 && cc >= 89;
+}
+
 std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType activation_dtype) {
   switch (kind) {
     case DeviceKind::kCpu: return std::make_unique<CpuBackend>();

@@ -187,6 +187,9 @@ bool cuda_device_available();
 int32_t cuda_device_count();
 // "sm_90" for an H100: the architecture of CUDA device `device`; empty when there is none.
 std::string cuda_device_arch(int32_t device = 0);
+// Whether GPUs of architecture `arch` ("sm_90", "sm_90a", ...) have fp8 (e4m3) tensor cores:
+// compute capability 8.9 and later. False for anything that does not parse.
+bool gpu_arch_has_fp8(std::string_view arch);
 // tp × pp backends: `pp` pipeline stages of `tp` tensor-parallel ranks each; backend i is stage
 // i / tp, rank i % tp, and computes on CUDA device i (ranks talk through NCCL) or on the host
 // (cpu/null: ranks are threads sharing memory; a way to test the sharded math without GPUs).

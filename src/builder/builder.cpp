@@ -292,6 +292,10 @@ BuildOptions resolve_build_options(BuildOptions o) {
     if (!std::regex_match(o.gpu_arch, std::regex("sm_[0-9]+a?"))) {
       fail(StatusCode::kInvalidArgument, "--gpu-arch must look like sm_90, got '{}'", o.gpu_arch);
     }
+    if (o.quantization == Quantization::kFp8 && !gpu_arch_has_fp8(o.gpu_arch)) {
+      fail(StatusCode::kInvalidArgument, "--quantization fp8 needs fp8 tensor cores (--gpu-arch sm_89 or later), "
+           "got --gpu-arch {}", o.gpu_arch);
+    }
   } else if (!o.gpu_arch.empty()) {
     fail(StatusCode::kInvalidArgument, "--gpu-arch is for --device cuda only");
   }

@@ -105,6 +105,11 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     shard_config(load_model_config(config_.model_dir), ModelShard{0, tp, 0, pp});
   }
   backends_ = create_backend_group(config_.device, dtype, tp, pp);
+  if (config_.quantization == Quantization::kFp8 && config_.device == DeviceKind::kCuda &&
+      !gpu_arch_has_fp8(backends_[0]->device_arch())) {
+    fail(StatusCode::kUnimplemented, "--quantization fp8 needs a GPU with fp8 tensor cores (compute capability 8.9+: "
+         "L4, L40S, H100, H200, ...); this one is {}. Use int8-wo", backends_[0]->device_arch());
+  }
   pool_ = std::make_unique<RankPool>(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
   const auto backend_ready = std::chrono::steady_clock::now();
   models_.resize(backends_.size());

@@ -68,6 +68,7 @@ CASES=(
   "kedaingress|gpt2|-f $CHART/values-gpt2.yaml --set autoscaling.keda.enable=true,autoscaling.keda.minReplicaCount=0,ingress.enable=true,ingress.host=llm.example.com|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"keda\":true,\"ingress\":true,\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"auto\"}}"
   "cpu|tiny|--set server.device=cpu,server.resources.cpu=2|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"\",\"gpuProducts\":[],\"modelName\":\"default\",\"cache\":\"hostPath\"}"
   "nobuild|llama-3-8b|-f $CHART/values-llama-3-8b.yaml --set model.engine.build=false|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/hf\",\"build\":false}"
+  "fp8gpu|llama-3-8b-fp8|-f $CHART/values-llama-3-8b.yaml --set model.quantization=fp8|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\",\"quantization\":\"fp8\"}}"
   "cpubuild|tiny|-f $CHART/values-gpt2.yaml --set server.device=cpu,server.resources.cpu=2,model.quantization=int8-wo,model.engine.maxSeqLen=128,model.engine.gpuArch=sm_90|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cpu\",\"dtype\":\"auto\",\"quantization\":\"int8-wo\",\"maxSeqLen\":\"128\"}}"
 )
 mkdir -p "$WORK/render" "$WORK/broken"
@@ -107,8 +108,6 @@ refuse "a PVC cache without a claim" "claimName" --set cache.type=pvc
 refuse "a grace period not above preStop + drain" "must exceed" --set server.terminationGracePeriodSeconds=35
 refuse "minimum above maximum replicas" "exceeds autoscaling.replicas.maximum" --set autoscaling.replicas.minimum=5
 refuse "an unknown quantization" "model.quantization" --set model.quantization=int4
-refuse "int8-wo on a GPU device" "cpu only" -f "$CHART/values-gpt2.yaml" --set model.quantization=int8-wo
-refuse "fp8 on a GPU device" "cpu only" -f "$CHART/values-gpt2.yaml" --set model.quantization=fp8
 refuse "a malformed gpuArch" "model.engine.gpuArch" --set model.engine.gpuArch=hopper
 refuse "a negative maxSeqLen" "model.engine.maxSeqLen" --set model.engine.maxSeqLen=-1
 refuse "an unknown model.engine key" "Additional property" --set model.engine.cache=/x

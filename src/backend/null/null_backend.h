@@ -5,11 +5,15 @@
 // at temperature > 0). The scheduler, block pool, sampler, detokenizer and protocol frontends all
 // run as usual, which makes `serve --device null` the way to measure the server's own overhead
 // and to load-test clients (`llmserve bench serve`) at thousands of streams without model
-// compute. Weights are not copied (upload is a no-op) and zeroed pages are mapped lazily, so the
+// compute. LLMSERVE_NULL_STEP_DELAY_MS paces every step (a sleep per batch): tests that need
+// requests to stay in flight for a known time (drain, cancellation) use it instead of racing the
+// machine's speed. Weights are not copied (upload is a no-op) and zeroed pages are mapped lazily, so the
 // weights and KV cache take address space but almost no resident memory.
 //
 // Thread-safety: like every backend, used by one thread (the engine thread) at a time.
 #pragma once
+
+#include <chrono>
 
 #include "backend/backend.h"
 
@@ -19,11 +23,12 @@ class NullBackend final : public Backend {
  public:
   // `dtype`: what activations and weights claim to be (F32 unless a built engine asks for its
   // own, so that its weights load as stored).
-  explicit NullBackend(DType dtype = DType::kF32) : dtype_(dtype) {}
+  explicit NullBackend(DType dtype = DType::kF32) : dtype_(dtype), step_delay_(step_delay_from_env()) {}
   // Rank `rank` of a group of `size` in stage `stage` of `num_stages`: the collectives stay
   // no-ops (nothing is computed).
   NullBackend(int32_t rank, int32_t size, int32_t stage, int32_t num_stages, DType dtype = DType::kF32)
-      : dtype_(dtype), rank_(rank), size_(size), stage_(stage), num_stages_(num_stages) {}
+      : dtype_(dtype), rank_(rank), size_(size), stage_(stage), num_stages_(num_stages),
+        step_delay_(step_delay_from_env()) {}
 
   std::string_view name() const override { return "null"; }
   DType activation_dtype() const override { return dtype_; }
@@ -56,6 +61,8 @@ class NullBackend final : public Backend {
   void argmax_rows(Tensor logits, Tensor ids) override;
 
  private:
+  // LLMSERVE_NULL_STEP_DELAY_MS (0 when unset); throws Error(kInvalidArgument) for a bad value.
+  static std::chrono::microseconds step_delay_from_env();
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
   DType dtype_ = DType::kF32;
@@ -63,6 +70,7 @@ class NullBackend final : public Backend {
   int32_t size_ = 1;
   int32_t stage_ = 0;
   int32_t num_stages_ = 1;
+  std::chrono::microseconds step_delay_{0};
 };
 
 }  // namespace llmserve

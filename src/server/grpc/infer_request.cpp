@@ -109,7 +109,9 @@ Status decode_input(const ModelInferRequest& wire, int index, TensorValues& t) {
   int64_t num_elements = 1;
   for (int64_t d : in.shape()) {
     if (d < 0) return invalid_argument("input '{}': shape dimension {} is negative", in.name(), d);
-    num_elements *= d;
+    if (__builtin_mul_overflow(num_elements, d, &num_elements)) {
+      return invalid_argument("input '{}': the shape's element count overflows int64", in.name());
+    }
   }
   if (wire.raw_input_contents_size() > 0) {
     if (has_contents(in.contents())) {

@@ -1,5 +1,7 @@
 #include "server/kserve/request_parsing.h"
 
+#include "server/http/json_body.h"
+
 #include <limits>
 
 #include "server/kserve/binary_tensors.h"
@@ -147,11 +149,7 @@ Status parse_requested_outputs(const json& body, ParsedRequest& parsed) {
 
 Status parse_json_body(const std::string& body, json& out) {
   if (body.empty()) return invalid_argument("the request body is empty; expected a JSON object");
-  try {
-    out = json::parse(body);
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
-    return invalid_argument("malformed JSON in the request body: {}", e.what());
-  }
+  if (Status s = parse_json(body, out); !s.is_ok()) return s;
   if (!out.is_object()) return invalid_argument("the request body must be a JSON object");
   return Status::ok();
 }

@@ -2,6 +2,8 @@
 // GenerationPump → one JSON reply or SSE chunks ending in [DONE] (spec §5.1, §5.2).
 #include "server/openai/openai_frontend.h"
 
+#include "server/http/json_body.h"
+
 #include <chrono>
 #include <random>
 
@@ -85,17 +87,28 @@ bool get_float(const json& body, const char* key, float& out) {
   return true;
 }
 
+// v as an int64, or a 400 naming `key`: an integral float (2.0) counts, a fraction or a value
+// beyond int64 (which a plain cast would wrap or make undefined) does not.
+int64_t as_int64(const json& v, const char* key) {
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    // 2^63 is exactly representable; every double below it in magnitude converts defined.
+    if (!(d >= -0x1p63 && d < 0x1p63) || d != static_cast<double>(static_cast<int64_t>(d))) {
+      throw bad(key, fmt::format("'{}' must be an integer", key));
+    }
+    return static_cast<int64_t>(d);
+  }
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    throw bad(key, fmt::format("'{}' is out of range: {}", key, v.get<uint64_t>()));
+  }
+  if (!v.is_number_integer()) throw bad(key, fmt::format("'{}' must be an integer", key));
+  return v.get<int64_t>();
+}
+
 bool get_int(const json& body, const char* key, int64_t& out) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return false;
-  if (it->is_number_float()) {
-    const double d = it->get<double>();
-    if (d != static_cast<double>(static_cast<int64_t>(d))) throw bad(key, fmt::format("'{}' must be an integer", key));
-    out = static_cast<int64_t>(d);
-    return true;
-  }
-  if (!it->is_number_integer()) throw bad(key, fmt::format("'{}' must be an integer", key));
-  out = it->get<int64_t>();
+  out = as_int64(*it, key);
   return true;
 }
 
@@ -342,7 +355,7 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
     if (!ids->is_array()) throw bad("stop_token_ids", "'stop_token_ids' must be an array of integers");
     for (const json& v : *ids) {
       if (!v.is_number_integer()) throw bad("stop_token_ids", "'stop_token_ids' must be an array of integers");
-      sp.stop_token_ids.push_back(v.get<int32_t>());
+      sp.stop_token_ids.push_back(to_int32("stop_token_ids", as_int64(v, "stop_token_ids"), 0, INT32_MAX));
     }
   }
 
@@ -397,11 +410,7 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
                      "service_unavailable", ""};
     }
     json body;
-    try {
-      body = json::parse(ex->request().body);
-    } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
-      throw bad("", fmt::format("the request body is not valid JSON: {}", e.what()));
-    }
+    if (Status s = parse_json(ex->request().body, body); !s.is_ok()) throw bad("", s.message());
     if (!body.is_object()) throw bad("", "the request body must be a JSON object");
     auto model = body.find("model");
     if (model == body.end() || model->is_null()) throw bad("model", "'model' is a required property");

@@ -152,6 +152,9 @@ async function main() {
   check('ModelInfer missing text_input -> INVALID_ARGUMENT', r.err?.code === grpc.status.INVALID_ARGUMENT && /text_input/.test(r.err.details), r.err?.message);
   r = await unary(client, 'ModelInfer', { model_name: 'default', inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [1, 1] }], raw_input_contents: [Buffer.from([9, 0, 0, 0, 65])] });
   check('ModelInfer truncated raw BYTES -> INVALID_ARGUMENT', r.err?.code === grpc.status.INVALID_ARGUMENT && /text_input/.test(r.err.details), r.err?.message);
+  // 7 x 7905747460161236407 is 1 modulo 2^64: a wrapping element count would accept one element.
+  r = await unary(client, 'ModelInfer', { model_name: 'default', inputs: [{ ...bytesInput('text_input', ['hi']), shape: ['7', '7905747460161236407'] }] });
+  check('ModelInfer shape whose element count overflows -> INVALID_ARGUMENT', r.err?.code === grpc.status.INVALID_ARGUMENT && /overflows/.test(r.err.details), r.err?.message);
   r = await unary(client, 'ModelInfer', generateRequest('ROMEO:', 1000));
   check('ModelInfer past the context -> INVALID_ARGUMENT', r.err?.code === grpc.status.INVALID_ARGUMENT, r.err?.message);
 

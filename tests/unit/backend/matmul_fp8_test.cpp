@@ -153,5 +153,10 @@ TEST(Fp8Producers, EqualTheirCompositions) {
   EXPECT_TRUE(same(fused_act, plain_act));
 }
 
+TEST(GpuArch, Fp8TensorCoresFromSm89) {
+  for (const char* yes : {"sm_89", "sm_90", "sm_90a", "sm_100", "sm_120"}) EXPECT_TRUE(gpu_arch_has_fp8(yes)) << yes;
+  for (const char* no : {"sm_80", "sm_86", "sm_75", "", "sm_", "hopper", "90"}) EXPECT_FALSE(gpu_arch_has_fp8(no)) << no;
+}
+
 }  // namespace
 }  // namespace llmserve

@@ -276,10 +276,17 @@ TEST(Build, OptionErrorsNameTheFlag) {
   o = cpu_options("gpt2-tiny");
   o.max_seq_len = 1 << 20;
   EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("--max-seq-len"), std::string::npos);
+  // Quantized cuda engines: int8-wo for any GPU, fp8 only for fp8 tensor cores (sm_89+).
   o = cpu_options("gpt2-tiny");
   o.device = "cuda";
+  o.gpu_arch = "sm_80";
   o.quantization = Quantization::kInt8WeightOnly;
-  EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("--quantization"), std::string::npos);
+  EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kInt8WeightOnly);
+  o.quantization = Quantization::kFp8;
+  EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("--quantization fp8 needs fp8 tensor cores"),
+            std::string::npos);
+  o.gpu_arch = "sm_90a";
+  EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kFp8);
   o = cpu_options("gpt2-tiny");
   o.device = "cuda";
   o.gpu_arch = "hopper";

@@ -44,17 +44,18 @@ struct Bounds {
 // greedy agreement over 32 steps x 4 prompts 0.93, ppl relative difference 0.00002.
 constexpr Bounds kInt8Fixture{0.07, 0.45, 0.05};
 constexpr Bounds kInt8Default{0.005, 0.8, 1e-3};
-// fp8 thresholds: weights per tensor and every matmul's input per call go through e4m3 (3 mantissa
-// bits: ~3.6 % RMS relative rounding error per value, against ~1 % for int8 per-row weights, and
-// the activations are rounded too), so about 6x int8's logit error. Measured (Release, 2026-12-05) ->
-// bound. Per fixture (tp 1 / tp 2): rel L2 0.117-0.236 (GPT-2 0.12, Llama 0.20-0.24: the gated
-// MLP multiplies two rounded matmuls), greedy agreement 0.13-0.33, ppl relative difference
-// 0.033-0.217. Default model: rel L2 0.0086, greedy agreement 0.77, ppl relative difference 0.0012.
-// Weight scales stored 2x too large measured rel L2 0.49-0.81 and ppl difference 0.47-3.5 on the
-// fixtures and 0.43 / 4.9 on the default model: the L2 and perplexity bounds separate them. Greedy
-// agreement does not on the random fixtures (0.01-0.13 broken), only on the default model (0.08).
-constexpr Bounds kFp8Fixture{0.35, 0.08, 0.35};
-constexpr Bounds kFp8Default{0.02, 0.6, 0.004};
+// fp8 thresholds: weights per output row and every linear layer's input per token go through e4m3
+// (3 mantissa bits: ~3.6 % RMS relative rounding error per value, against ~1 % for int8 per-row
+// weights, and the activations are rounded too), so several times int8's logit error. Measured
+// (Release, 2026-12-06) -> bound. Per fixture (tp 1 / tp 2): rel L2 0.111-0.194 (GPT-2 0.11, Llama
+// 0.19: the gated MLP multiplies two rounded matmuls), greedy agreement 0.20-0.49, ppl relative
+// difference 0.035-0.191. Default model: rel L2 0.0096, greedy agreement 0.92, ppl relative
+// difference 0.0003 (per-tensor scales, before: 0.0086 / 0.77 / 0.0012). Weight scales stored 2x
+// too large measured rel L2 0.49-0.82 and ppl difference 0.57-3.5 on the fixtures and 0.45 / 4.7
+// on the default model: the L2 and perplexity bounds separate them. Greedy agreement does not on
+// the random fixtures (0.03-0.11 broken), only on the default model (0.08).
+constexpr Bounds kFp8Fixture{0.3, 0.12, 0.3};
+constexpr Bounds kFp8Default{0.02, 0.8, 0.002};
 // fp8 KV cache thresholds (--kv-cache-dtype fp8: keys and values rounded to e4m3, scale 1; weights
 // and activations untouched). Measured (ASan build, 2026-12-05) -> bound. Per fixture (tp 1 / 2):
 // rel L2 0.055-0.101, greedy agreement 0.30-0.66, ppl relative difference 0.018-0.067. Default

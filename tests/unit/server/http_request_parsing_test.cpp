@@ -1,5 +1,7 @@
 #include "server/kserve/request_parsing.h"
 
+#include "server/http/json_body.h"
+
 #include <gtest/gtest.h>
 
 namespace llmserve::kserve {
@@ -77,6 +79,19 @@ TEST(GenerateParsing, ErrorsNameTheField) {
   // nlohmann throws out_of_range (not parse_error) for numbers beyond double: found by fuzzing.
   expect_error("{\"text_input\": \"a\", \"max_tokens\": 1e999}", "malformed JSON");
   expect_error("[1, 2]", "JSON object");
+  // Nesting: ~52,000 levels once overflowed an I/O thread's stack in the recursive walks after the
+  // parse; anything past kMaxJsonDepth is refused by the parse itself, and kMaxJsonDepth is fine.
+  const auto nested = [](int depth, const std::string& open, const std::string& close) {
+    std::string v;
+    for (int i = 0; i < depth; ++i) v += open;
+    v += "\"x\"";
+    for (int i = 0; i < depth; ++i) v += close;
+    return v;
+  };
+  expect_error("{\"text_input\": " + nested(52000, "[", "]") + "}", "more than 128 levels deep");
+  expect_error("{\"text_input\": \"a\", \"stop_words\": " + nested(200, "{\"a\":", "}") + "}", "levels deep");
+  json ok;
+  EXPECT_TRUE(parse_json_body("{\"a\": " + nested(kMaxJsonDepth - 1, "[", "]") + "}", ok).is_ok());
   expect_error("{\"text_input\": \"\xff\"}", "UTF-8");
   expect_error(R"({"max_tokens": 3})", "'text_input' is required");
   expect_error(R"({"text_input": ["a", "b"]})", "text_input");
