@@ -51,6 +51,8 @@ struct ServeOptions {
   std::string api_key;
   int32_t http_threads = 2;
   uint64_t max_body_bytes = 64ull << 20;
+  std::string http_read_timeout = "30s";
+  std::string http_idle_timeout = "65s";
   bool no_gpu_metrics = false;
 };
 
@@ -74,7 +76,10 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* fl
   } else {
     fail(StatusCode::kInvalidArgument, "{} must be a duration like 30s, 500ms or 2m, got '{}'", flag, text);
   }
-  if (ms < 0) fail(StatusCode::kInvalidArgument, "{} must not be negative, got '{}'", flag, text);
+  // At most a year: also keeps the conversion below defined (NaN and 1e300 fail here).
+  if (!(ms >= 0 && ms <= 365.0 * 86400 * 1000)) {
+    fail(StatusCode::kInvalidArgument, "{} must be between 0 and a year, got '{}'", flag, text);
+  }
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
@@ -143,6 +148,11 @@ int run_serve(const ServeOptions& opts) {
   http_options.port = opts.http_port;
   http_options.num_threads = opts.http_threads;
   http_options.max_body_bytes = opts.max_body_bytes;
+  http_options.read_timeout = parse_duration(opts.http_read_timeout, "--http-read-timeout");
+  http_options.idle_timeout = parse_duration(opts.http_idle_timeout, "--http-idle-timeout");
+  if (http_options.read_timeout.count() == 0 || http_options.idle_timeout.count() == 0) {
+    fail(StatusCode::kInvalidArgument, "--http-read-timeout and --http-idle-timeout must be above 0");
+  }
   auto server = std::make_unique<http::HttpServer>(http_options, router);
 
   const auto load_start = Clock::now();
@@ -256,6 +266,13 @@ void add_serve_command(CLI::App& app, Action& action) {
       ->envname("LLMSERVE_HTTP_THREADS")->capture_default_str();
   cmd->add_option("--max-body-bytes", opts->max_body_bytes, "Largest request body accepted (413 beyond)")
       ->envname("LLMSERVE_MAX_BODY_BYTES")->capture_default_str();
+  cmd->add_option("--http-read-timeout", opts->http_read_timeout,
+                  "A client slower than this sending one request (headers and body) is disconnected")
+      ->envname("LLMSERVE_HTTP_READ_TIMEOUT")->capture_default_str();
+  cmd->add_option("--http-idle-timeout", opts->http_idle_timeout,
+                  "A keep-alive connection idle this long between requests is closed (above the load "
+                  "balancer's own idle timeout, 60 s on most)")
+      ->envname("LLMSERVE_HTTP_IDLE_TIMEOUT")->capture_default_str();
   cmd->add_flag("--no-gpu-metrics", opts->no_gpu_metrics,
                "Do not export the nv_gpu_* gauges (exported through NVML when serving on cuda)")
       ->envname("LLMSERVE_NO_GPU_METRICS");

@@ -37,7 +37,7 @@ for tool in podman runc debootstrap curl python3 ldd dpkg-query; do
   command -v "$tool" > /dev/null || die "needs $tool: scripts/install_deps.sh --test installs it"
 done
 
-# The two podman workarounds this machine kind needs (../shared/spec/tooling.md §2.6): crun cannot
+# The two podman workarounds this machine kind needs: crun cannot
 # set rlimits or use the hybrid cgroup layout, and runc fails on the default ulimits.
 cat > "$WORK/containers.conf" << 'EOF'
 [containers]

@@ -168,6 +168,9 @@ AUTH="Authorization: Bearer sekret"
 check "401 without the api key" [ "$(code "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 401 ]
 check "401 with a wrong key" [ "$(code -H "Authorization: Bearer nope" "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 401 ]
 check "200 with the api key" [ "$(code -H "$AUTH" "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 200 ]
+check "200 with 'bearer' in lower case (the scheme is case-insensitive)" [ "$(code -H "authorization: bearer sekret" "$H/v2/models/default/generate" -d '{"text_input":"a","max_tokens":1}')" == 200 ]
+check "401, not 404, for an unknown route without the key" [ "$(code "$H/v2/nothing/here")" == 401 ]
+check "  ... 404 with it" [ "$(code -H "$AUTH" "$H/v2/nothing/here")" == 404 ]
 check "health stays open" [ "$(code "$H/v2/health/ready")" == 200 ]
 for i in 1 2 3 4 5; do
   curl -s -o "$WORK/ov$i.body" -D "$WORK/ov$i.headers" -w '%{http_code}' --max-time 120 -H "$AUTH" \
@@ -271,5 +274,34 @@ cut=0
 for i in 1 2 3 4; do grep -q '^data: {"error"' "$WORK/late$i" && cut=$((cut + 1)); done
 check "drain timeout: cut streams end with an SSE error event ($cut of 4)" [ $cut == 4 ]
 check "drain timeout: logged" grep -q "drain timeout" "$WORK/late.log"
+
+# ---------- slow clients cut by --http-read-timeout leave nothing in flight ----------
+# Each sends half a request line and stalls; the server closes it at the read timeout. Once no
+# request was ever complete, SIGTERM must find nothing to drain (it used to count some of these
+# as in flight and wait the whole --drain-timeout for them).
+start_server slow --http-read-timeout 1s --drain-timeout 20s
+python3 - "$PORT" <<'PY' > "$WORK/slow.out"
+import socket, sys, time
+socks = []
+for _ in range(60):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"POST /v2/models/default/generate HTTP/1.1\r\nHost: x\r\nContent-Le")
+    socks.append(s)
+time.sleep(2.5)
+closed = 0
+for s in socks:
+    s.settimeout(2)
+    try:
+        closed += s.recv(1) == b""
+    except OSError:
+        closed += 1
+print(closed)
+PY
+check "slow clients: all 60 closed at --http-read-timeout ($(cat "$WORK/slow.out"))" [ "$(cat "$WORK/slow.out")" == 60 ]
+t0=$(date +%s.%N)
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; rc=$?
+took=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
+check "slow clients: idle shutdown exits 0 in under 2 s (${took} s, exit $rc)" python3 -c "import sys; sys.exit(0 if $rc == 0 and $took < 2 else 1)"
+check "slow clients: nothing was left in flight" bash -c "! grep -q 'still in flight' '$WORK/slow.log'"
 
 finish

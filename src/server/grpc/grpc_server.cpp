@@ -6,6 +6,7 @@
 
 #include "grpc_service.grpc.pb.h"
 #include "health.grpc.pb.h"
+#include "server/api_key.h"
 #include "server/grpc/dispatcher.h"
 #include "server/grpc/infer_calls.h"
 #include "server/grpc/infer_request.h"
@@ -78,7 +79,7 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
     if (options_.api_key.empty()) return ::grpc::Status::OK;
     const auto& metadata = context->client_metadata();
     const auto it = metadata.find("authorization");
-    if (it != metadata.end() && std::string_view(it->second.data(), it->second.size()) == "Bearer " + options_.api_key) {
+    if (it != metadata.end() && api_key_matches(std::string_view(it->second.data(), it->second.size()), options_.api_key)) {
       return ::grpc::Status::OK;
     }
     return {::grpc::StatusCode::UNAUTHENTICATED, "missing or invalid api key (metadata 'authorization: Bearer <key>')"};
@@ -98,6 +99,7 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
 
   ServerUnaryReactor* ModelReady(CallbackServerContext* context, const ModelReadyRequest* request,
                                  ModelReadyResponse* response) override {
+    if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
     response->set_ready(check_model(request->name(), request->version()).is_ok());
     return finish_now(context, ::grpc::Status::OK);
   }

@@ -180,6 +180,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(beast::error_code ec) {
     disarm_timer();
+    // The read timer closed the socket first (a slow client): the read ends with whatever error the
+    // closed descriptor gives, and nobody is left to answer. Answering would count a response as
+    // in flight that can never be written, which held every later drain for its full timeout.
+    if (is_closed_) return;
     if (ec == bhttp::error::body_limit) {
       answer_and_close(413, fmt::format("request body exceeds the limit of {} bytes (--max-body-bytes)",
                                         shared_.options.max_body_bytes));
@@ -263,6 +267,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void answer_and_close(int status, const std::string& message) {
+    if (is_closed_) return;
     keep_alive_ = false;
     begin_response();
     enqueue(seq_, error_response(status, message), true);

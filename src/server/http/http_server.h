@@ -27,8 +27,8 @@ struct HttpServerOptions {
   uint16_t port = 8000;                            // 0: pick a free port (see port())
   int32_t num_threads = 2;
   uint64_t max_body_bytes = 64ull << 20;
-  std::chrono::seconds idle_timeout{65};           // keep-alive idle between requests
-  std::chrono::seconds read_timeout{30};           // to receive one complete request
+  std::chrono::milliseconds idle_timeout{65'000};  // keep-alive idle between requests (--http-idle-timeout)
+  std::chrono::milliseconds read_timeout{30'000};  // to receive one complete request (--http-read-timeout)
 };
 
 class HttpServer {

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/api_key.h"
+
 namespace llmserve::http {
 
 namespace {
@@ -120,23 +122,23 @@ void Router::respond(HttpExchange& ex, const std::string& path, int status, cons
 }
 
 bool Router::is_authorized(const HttpRequest& request) const {
-  if (api_key_.empty()) return true;
-  return request.header("authorization") == "Bearer " + api_key_;
+  return api_key_matches(request.header("authorization"), api_key_);
 }
 
 void Router::dispatch(const std::shared_ptr<HttpExchange>& ex, HttpRequest& request) const {
   Match m = match(request.method, request.path);
+  // Unknown routes and methods are answered only to an authorized client (server/api_key.h).
+  if ((!m.handler || m.access == RouteAccess::kProtected) && !is_authorized(request)) {
+    respond(*ex, request.path, 401, "Unauthorized: send 'Authorization: Bearer <api key>'",
+            {{"WWW-Authenticate", "Bearer"}});
+    return;
+  }
   if (!m.handler) {
     if (m.status == 405) {
       respond(*ex, request.path, 405, "Method Not Allowed", {{"Allow", m.allow}});
     } else {
       respond(*ex, request.path, 404, "Not Found");
     }
-    return;
-  }
-  if (m.access == RouteAccess::kProtected && !is_authorized(request)) {
-    respond(*ex, request.path, 401, "Unauthorized: send 'Authorization: Bearer <api key>'",
-            {{"WWW-Authenticate", "Bearer"}});
     return;
   }
   request.params = std::move(m.params);

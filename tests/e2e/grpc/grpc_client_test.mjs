@@ -219,6 +219,13 @@ async function main() {
   check('api key: stream without it -> UNAUTHENTICATED', s.err?.code === grpc.status.UNAUTHENTICATED, s.err?.message);
   r = await unary(authClient, 'ServerLive', {});
   check('api key: health needs none', !r.err && r.res.live === true, r.err?.message);
+  r = await unary(authClient, 'ServerReady', {});
+  check('api key: server readiness needs none', !r.err && r.res.ready === true, r.err?.message);
+  r = await unary(authClient, 'ModelReady', { name: 'default', version: '' });
+  check('api key: model readiness needs it, as on HTTP', r.err?.code === grpc.status.UNAUTHENTICATED, r.err?.message);
+  const lower = new grpc.Metadata(); lower.set('authorization', `bearer ${apiKey}`);
+  r = await unary(authClient, 'ModelReady', { name: 'default', version: '' }, lower);
+  check('api key: the scheme is case-insensitive', !r.err && r.res.ready === true, r.err?.message);
 
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed === 0 ? 0 : 1);
