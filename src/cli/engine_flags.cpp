@@ -74,7 +74,8 @@ void EngineFlags::add_to(CLI::App& app) {
       ->envname("LLMSERVE_MAX_BATCH_SIZE")->capture_default_str();
   app.add_option("--max-model-len", c.max_model_len, "Prompt + output limit per request; 0: the model's context")
       ->envname("LLMSERVE_MAX_MODEL_LEN")->capture_default_str();
-  app.add_option("--max-queue-size", c.max_queue_size, "Waiting requests before new ones are refused as overloaded; 0: unbounded")
+  app.add_option("--max-queue-size", c.max_queue_size, "Requests waiting for batch capacity (beyond the free slots of --max-batch-size) before new ones "
+                 "are refused as overloaded (HTTP 503, OpenAI 429, gRPC UNAVAILABLE); 0: unbounded")
       ->envname("LLMSERVE_MAX_QUEUE_SIZE")->capture_default_str();
   app.add_flag("--no-prefix-caching", no_prefix_caching, "Do not reuse the KV blocks of shared prompt prefixes")
       ->envname("LLMSERVE_NO_PREFIX_CACHING");

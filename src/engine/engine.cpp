@@ -230,9 +230,13 @@ Status Engine::submit(Request request, std::shared_ptr<RequestStream>& stream) {
   }
   std::lock_guard lock(mutex_);
   if (is_stopping_) return {StatusCode::kUnavailable, "the engine is shutting down"};
-  if (config_.max_queue_size > 0 && num_waiting_.load() >= config_.max_queue_size) {
+  // Requests the running batch can still take are not queued: a burst that arrives before the
+  // engine loop picks it up must not be shed while batch slots are free.
+  const int32_t free_slots = std::max(0, config_.max_batch_size - num_running_.load());
+  if (config_.max_queue_size > 0 && num_waiting_.load() >= config_.max_queue_size + free_slots) {
     return {StatusCode::kResourceExhausted,
-            fmt::format("overloaded: {} requests are already waiting (--max-queue-size)", config_.max_queue_size)};
+            fmt::format("overloaded: {} requests are already waiting for batch capacity (--max-queue-size)",
+                        config_.max_queue_size)};
   }
   stream = std::make_shared<RequestStream>(next_id_++);
   num_waiting_++;
@@ -347,17 +351,25 @@ void Engine::expire_deadlines() {
 
 void Engine::step() {
   SchedulerOutput out = scheduler_->schedule();
-  if (out.is_empty()) return;
   const auto now = Clock::now();
+  int32_t num_admitted = 0;
   for (uint64_t id : out.admitted_seq_ids) {
     auto it = live_.find(id);
     if (it == live_.end()) continue;
     if (!it->second.times.admitted) {
       it->second.times.admitted = now;
-      num_waiting_--;
+      ++num_admitted;
       it->second.num_cached_tokens = scheduler_->find(id)->num_cached_tokens;
     }
   }
+  {
+    // Both counters move together under submit()'s lock, so its load check never sees a request
+    // counted as neither waiting nor running (or as both).
+    std::lock_guard lock(mutex_);
+    num_waiting_ -= num_admitted;
+    num_running_ = scheduler_->num_running();
+  }
+  if (out.is_empty()) return;
   std::vector<RunnerSequence> batch;
   batch.reserve(out.scheduled.size());
   for (const ScheduledSequence& s : out.scheduled) {
@@ -468,6 +480,7 @@ void Engine::publish_stats() {
   std::lock_guard lock(mutex_);
   stats_ = totals_;
   stats_.num_running = s.num_running;
+  num_running_ = s.num_running;  // finished requests freed their slots
   stats_.num_total_blocks = scheduler_config_.num_blocks;
   stats_.num_used_blocks = s.num_used_blocks;
   stats_.num_free_blocks = s.num_free_blocks;

@@ -40,7 +40,7 @@ struct EngineConfig {
   int32_t max_num_tokens = 8192;          // token budget per step
   int32_t max_batch_size = 256;           // sequences per step
   int32_t max_model_len = 0;              // 0: the model's max_position_embeddings
-  int32_t max_queue_size = 0;             // waiting requests before "overloaded"; 0: unbounded
+  int32_t max_queue_size = 0;             // requests waiting beyond free batch slots before "overloaded"; 0: unbounded
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
   uint64_t seed = 0;                      // base for per-request seeds when a request has none
@@ -152,6 +152,7 @@ class Engine {
   EngineStats stats_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int32_t> num_waiting_{0};
+  std::atomic<int32_t> num_running_{0};  // as of the last step: submit() sheds load against it
   std::thread thread_;
 };
 

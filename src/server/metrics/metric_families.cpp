@@ -84,7 +84,9 @@ TritonMetrics build_triton(const Builder& b) {
       "requests)");
   m.pending_request_count =
       b.gauge("nv_inference_pending_request_count",
-              "Instantaneous number of pending requests awaiting execution per-model.");
+              "Instantaneous number of pending requests awaiting execution per-model (llmserve: "
+              "requests admitted and not finished, whether waiting for batch capacity or in the running "
+              "batch).");
   m.model_load_duration_secs = b.gauge("nv_model_load_duration_secs", "Model load time in seconds");
   return m;
 }
