@@ -8,7 +8,9 @@
 // kernel picks, including threads that libraries started before `serve` ran.
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 
@@ -51,6 +53,7 @@ struct ServeOptions {
   std::string api_key;
   int32_t http_threads = 2;
   uint64_t max_body_bytes = 64ull << 20;
+  int64_t max_connections = 0;  // 0: from the open-file limit
   std::string http_read_timeout = "30s";
   std::string http_idle_timeout = "65s";
   bool no_gpu_metrics = false;
@@ -81,6 +84,14 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* fl
     fail(StatusCode::kInvalidArgument, "{} must be between 0 and a year, got '{}'", flag, text);
   }
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+
+// --max-connections when not given: the open-file limit less what the rest of the process needs
+// (model files, gRPC, metrics, NCCL), so the server refuses with a 503 before accept() runs out.
+int64_t default_max_connections() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 65536;
+  return std::max<int64_t>(64, static_cast<int64_t>(limit.rlim_cur) - 256);
 }
 
 // The served name when --served-model-name is not given: NAME for a pulled ORG/NAME (its
@@ -153,6 +164,8 @@ int run_serve(const ServeOptions& opts) {
   if (http_options.read_timeout.count() == 0 || http_options.idle_timeout.count() == 0) {
     fail(StatusCode::kInvalidArgument, "--http-read-timeout and --http-idle-timeout must be above 0");
   }
+  if (opts.max_connections < 0) fail(StatusCode::kInvalidArgument, "--max-connections must be >= 0");
+  http_options.max_connections = opts.max_connections > 0 ? opts.max_connections : default_max_connections();
   auto server = std::make_unique<http::HttpServer>(http_options, router);
 
   const auto load_start = Clock::now();
@@ -185,7 +198,10 @@ int run_serve(const ServeOptions& opts) {
   std::unique_ptr<http::HttpServer> metrics_server;
   if (opts.metrics_port >= 0) {
     if (config.device == DeviceKind::kCuda && !opts.no_gpu_metrics) add_gpu_metrics(metrics);
-    metrics.start_polling([&engine] { return engine->stats(); });
+    metrics.start_polling([&engine, &server, &metrics] {
+      metrics.set_http_connections(server->num_connections(), server->num_refused_connections());
+      return engine->stats();
+    });
     metrics_router.add(
         "GET", "/metrics",
         [&metrics](const std::shared_ptr<http::HttpExchange>& ex) {
@@ -266,6 +282,10 @@ void add_serve_command(CLI::App& app, Action& action) {
       ->envname("LLMSERVE_HTTP_THREADS")->capture_default_str();
   cmd->add_option("--max-body-bytes", opts->max_body_bytes, "Largest request body accepted (413 beyond)")
       ->envname("LLMSERVE_MAX_BODY_BYTES")->capture_default_str();
+  cmd->add_option("--max-connections", opts->max_connections,
+                  "Open HTTP connections beyond which new ones get 503 and are closed; 0: the open-file limit "
+                  "less 256")
+      ->envname("LLMSERVE_MAX_CONNECTIONS")->capture_default_str();
   cmd->add_option("--http-read-timeout", opts->http_read_timeout,
                   "A client slower than this sending one request (headers and body) is disconnected")
       ->envname("LLMSERVE_HTTP_READ_TIMEOUT")->capture_default_str();

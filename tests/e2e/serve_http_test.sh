@@ -275,6 +275,37 @@ for i in 1 2 3 4; do grep -q '^data: {"error"' "$WORK/late$i" && cut=$((cut + 1)
 check "drain timeout: cut streams end with an SSE error event ($cut of 4)" [ $cut == 4 ]
 check "drain timeout: logged" grep -q "drain timeout" "$WORK/late.log"
 
+# ---------- --max-connections: beyond it a 503 + Connection: close, counted; then room again ----------
+METRICS_PORT=$(free_port)
+start_server conns --max-connections 4
+H=127.0.0.1:$PORT
+python3 - "$PORT" <<'PY' > "$WORK/conns.out"
+import socket, sys, time
+port = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+time.sleep(0.3)
+extra = socket.create_connection(("127.0.0.1", port))
+extra.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+extra.settimeout(5)
+reply = b""
+while True:
+    chunk = extra.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+print(reply.split(b"\r\n")[0].decode(), "close" if b"Connection: close" in reply else "keep")
+for s in held:
+    s.close()
+PY
+check "max-connections: the fifth gets 503 and is closed ($(cat "$WORK/conns.out"))" grep -q "^HTTP/1.1 503 .* close$" "$WORK/conns.out"
+for _ in $(seq 20); do [ "$(code "$H/v2/health/live")" == 200 ] && break; sleep 0.1; done
+check "max-connections: room again once they close" [ "$(code "$H/v2/health/live")" == 200 ]
+sleep 1.2  # one metrics poll
+refused=$(curl -s "127.0.0.1:$METRICS_PORT/metrics" | awk '/^llmserve_http_refused_connections_total[ {]/ {print $2}')
+check "max-connections: llmserve_http_refused_connections_total counts it ($refused)" [ "${refused%.*}" -ge 1 ]
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"
+unset METRICS_PORT
+
 # ---------- slow clients cut by --http-read-timeout leave nothing in flight ----------
 # Each sends half a request line and stalls; the server closes it at the read timeout. Once no
 # request was ever complete, SIGTERM must find nothing to drain (it used to count some of these

@@ -32,7 +32,19 @@ struct Shared {
   const Router& router;
   HttpServerOptions options;
   std::shared_ptr<std::atomic<int64_t>> num_active;
+  std::shared_ptr<std::atomic<int64_t>> num_connections;  // live Sessions
 };
+
+// What a connection beyond --max-connections gets before it is closed.
+const std::string& too_many_connections() {
+  static const std::string response = [] {
+    const std::string body = R"({"error":"too many connections (--max-connections)"})";
+    return fmt::format("HTTP/1.1 503 Service Unavailable\r\nServer: llmserve\r\nContent-Type: application/json\r\n"
+                       "Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
+                       body.size(), body);
+  }();
+  return response;
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -70,7 +82,10 @@ class BeastExchange : public HttpExchange {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const Shared& shared)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), shared_(shared) {}
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), shared_(shared) {
+    shared_.num_connections->fetch_add(1);
+  }
+  ~Session() { shared_.num_connections->fetch_sub(1); }
 
   void start() {
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->wait_for_bytes(); });
@@ -438,11 +453,19 @@ void BeastExchange::post(std::function<void()> fn) { asio::post(session_->execut
 }  // namespace
 
 struct HttpServer::Impl {
-  explicit Impl(const Shared& s) : shared(s), acceptor(ioc) {}
+  Impl(const Shared& s, std::shared_ptr<std::atomic<int64_t>> refused)
+      : shared(s), acceptor(ioc), backoff(ioc), num_refused(std::move(refused)) {}
+
   void accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (!acceptor.is_open()) return;
-      if (!ec) {
+      if (ec) {
+        on_accept_error(ec);
+        return;
+      }
+      if (shared.options.max_connections > 0 && shared.num_connections->load() >= shared.options.max_connections) {
+        refuse(std::move(socket));
+      } else {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         std::make_shared<Session>(std::move(socket), shared)->start();
@@ -450,9 +473,43 @@ struct HttpServer::Impl {
       accept();
     });
   }
+
+  // Over the limit: a 503 and the connection closed, so the client backs off instead of waiting.
+  void refuse(tcp::socket socket) {
+    num_refused->fetch_add(1);
+    auto s = std::make_shared<tcp::socket>(std::move(socket));
+    asio::async_write(*s, asio::buffer(too_many_connections()), [s](beast::error_code, size_t) {
+      beast::error_code ignored;
+      s->shutdown(tcp::socket::shutdown_both, ignored);
+      s->close(ignored);
+    });
+  }
+
+  // Out of file descriptors (EMFILE/ENFILE) or buffers: accepting again at once fails again at
+  // once, a busy loop that starves the I/O threads. Wait a little, say so (once a minute at most).
+  void on_accept_error(beast::error_code ec) {
+    ++num_accept_errors;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_accept_log > std::chrono::minutes(1)) {
+      LOG_WARN("HTTP accept failed {} time(s) since the last report: {}; backing off (raise the open-file limit "
+               "or lower --max-connections)", num_accept_errors, ec.message());
+      num_accept_errors = 0;
+      last_accept_log = now;
+    }
+    backoff.expires_after(std::chrono::milliseconds(50));
+    backoff.async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec && acceptor.is_open()) accept();
+    });
+  }
+
   Shared shared;
   asio::io_context ioc;
   tcp::acceptor acceptor;
+  asio::steady_timer backoff;
+  std::shared_ptr<std::atomic<int64_t>> num_refused;
+  // Touched only by the accept chain (one outstanding accept or back-off at a time).
+  int64_t num_accept_errors = 0;
+  std::chrono::steady_clock::time_point last_accept_log{};
 };
 
 HttpServer::HttpServer(HttpServerOptions options, const Router& router) : options_(std::move(options)), router_(router) {}
@@ -460,7 +517,7 @@ HttpServer::HttpServer(HttpServerOptions options, const Router& router) : option
 HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::start() {
-  impl_ = std::make_unique<Impl>(Shared{router_, options_, num_active_});
+  impl_ = std::make_unique<Impl>(Shared{router_, options_, num_active_, num_connections_}, num_refused_);
   beast::error_code ec;
   auto address = asio::ip::make_address(options_.host, ec);
   if (ec) fail(StatusCode::kInvalidArgument, "--host '{}' is not an IP address: {}", options_.host, ec.message());
@@ -483,6 +540,7 @@ void HttpServer::stop() {
   asio::post(impl_->ioc, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+    impl_->backoff.cancel();
   });
   impl_->ioc.stop();
   for (auto& t : threads_) t.join();

@@ -5,7 +5,9 @@
 // work to the exchange when the engine has output.
 //
 // Limits: request bodies over max_body_bytes → 413, headers over 16 KiB → 431; a connection idle
-// for idle_timeout between requests, or slower than read_timeout sending one, is closed.
+// for idle_timeout between requests, or slower than read_timeout sending one, is closed; beyond
+// max_connections open connections a new one gets 503 and is closed. When accept() fails (out of
+// file descriptors) the acceptor backs off 50 ms instead of spinning, and logs it.
 //
 // Thread-safety: start()/stop() from one controlling thread; num_active_requests() anywhere.
 #pragma once
@@ -29,6 +31,9 @@ struct HttpServerOptions {
   uint64_t max_body_bytes = 64ull << 20;
   std::chrono::milliseconds idle_timeout{65'000};  // keep-alive idle between requests (--http-idle-timeout)
   std::chrono::milliseconds read_timeout{30'000};  // to receive one complete request (--http-read-timeout)
+  // Open connections beyond this are answered 503 + Connection: close (--max-connections); 0: no
+  // limit (the process's open-file limit is then the only one).
+  int64_t max_connections = 0;
 };
 
 class HttpServer {
@@ -45,6 +50,9 @@ class HttpServer {
   uint16_t port() const { return bound_port_; }
   // Requests received whose response is not fully written yet (for graceful drain).
   int64_t num_active_requests() const { return num_active_->load(); }
+  // Open connections, and connections refused over max_connections since start.
+  int64_t num_connections() const { return num_connections_->load(); }
+  int64_t num_refused_connections() const { return num_refused_->load(); }
 
  private:
   struct Impl;
@@ -53,6 +61,8 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
   std::vector<std::thread> threads_;
   std::shared_ptr<std::atomic<int64_t>> num_active_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::shared_ptr<std::atomic<int64_t>> num_connections_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::shared_ptr<std::atomic<int64_t>> num_refused_ = std::make_shared<std::atomic<int64_t>>(0);
   uint16_t bound_port_ = 0;
 };
 

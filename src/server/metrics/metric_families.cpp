@@ -152,6 +152,9 @@ LlmMetrics build_llm(const Builder& b) {
       "llmserve_queue_compute_ratio",
       "Sum of queue time over sum of compute-infer time of requests completed in the sliding "
       "window; the live value of triton:queue_compute:ratio");
+  m.http_open_connections = b.gauge("llmserve_http_open_connections", "Open connections of the HTTP server (:8000)");
+  m.http_refused_connections = b.counter("llmserve_http_refused_connections_total",
+                                         "HTTP connections refused with 503 over --max-connections");
   return m;
 }
 

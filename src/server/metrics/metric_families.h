@@ -68,6 +68,8 @@ struct LlmMetrics {
   prometheus::Gauge* num_requests_waiting;
   prometheus::Gauge* kv_cache_usage_ratio;
   prometheus::Gauge* queue_compute_ratio;
+  prometheus::Gauge* http_open_connections;
+  prometheus::Counter* http_refused_connections;
 };
 
 struct MetricFamilies {

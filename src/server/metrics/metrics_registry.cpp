@@ -199,6 +199,15 @@ void MetricsRegistry::set_model_load_seconds(double seconds) {
   families_->triton.model_load_duration_secs->Set(seconds);
 }
 
+void MetricsRegistry::set_http_connections(int64_t num_open, int64_t num_refused_total) {
+  std::lock_guard lock(mutex_);
+  families_->llm.http_open_connections->Set(static_cast<double>(num_open));
+  if (num_refused_total > last_http_refused_) {
+    families_->llm.http_refused_connections->Increment(static_cast<double>(num_refused_total - last_http_refused_));
+    last_http_refused_ = num_refused_total;
+  }
+}
+
 void MetricsRegistry::set_max_active_requests(int32_t num_requests) {
   std::lock_guard lock(mutex_);
   if (!max_active_requests_) {

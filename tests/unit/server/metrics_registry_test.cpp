@@ -307,6 +307,20 @@ TEST(MetricsRegistryTest, CallerSetGauges) {
       256);
 }
 
+TEST(MetricsRegistryTest, HttpConnectionsGaugeAndRefusalCounter) {
+  MetricsRegistry metrics("llama");
+  metrics.set_http_connections(7, 0);
+  std::string text = metrics.render_text();
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_http_open_connections" + kLabels), 7);
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_http_refused_connections_total" + kLabels), 0);
+  metrics.set_http_connections(3, 5);
+  metrics.set_http_connections(2, 5);  // totals: the counter moves by the difference only
+  metrics.set_http_connections(4, 9);
+  text = metrics.render_text();
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_http_open_connections" + kLabels), 4);
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_http_refused_connections_total" + kLabels), 9);
+}
+
 TEST(MetricsRegistryTest, QueueComputeRatioOverSlidingWindow) {
   MetricsRegistry metrics("llama");
   const Clock::time_point now = Clock::now();
