@@ -1,5 +1,7 @@
 #include "server/generation_service.h"
 
+#include <algorithm>
+
 namespace llmserve {
 
 GenerationHandle::GenerationHandle(Engine& engine, const Tokenizer& tokenizer, const GenerateRequest& request,
@@ -79,10 +81,24 @@ void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
   record_.output_duration += Clock::now() - start;
 }
 
+GenerationService::GenerationService(Engine& engine, const Tokenizer& tokenizer) : engine_(engine), tokenizer_(tokenizer) {
+  // Every token covers at least one byte of its text and at most its own bytes' length.
+  size_t longest = 1;
+  for (int32_t id = 0; id < tokenizer_.vocab_size(); ++id) {
+    longest = std::max({longest, tokenizer_.token_bytes(id).size(), tokenizer_.id_to_token(id).size()});
+  }
+  max_prompt_bytes_ = static_cast<int64_t>(engine_.max_model_len()) * static_cast<int64_t>(longest) * 4;
+}
+
 Status GenerationService::start(const GenerateRequest& request, std::shared_ptr<GenerationHandle>& handle) {
   const auto start = Clock::now();
   std::vector<int32_t> ids;
   if (const auto* text = std::get_if<std::string>(&request.prompt)) {
+    if (static_cast<int64_t>(text->size()) > max_prompt_bytes_) {
+      return {StatusCode::kOutOfRange,
+              fmt::format("the prompt is {} bytes, more than max_model_len ({} tokens) can hold ({} bytes at most)",
+                          text->size(), engine_.max_model_len(), max_prompt_bytes_)};
+    }
     EncodeOptions enc;
     enc.add_special_tokens = request.add_special_tokens;
     ids = tokenizer_.encode(*text, enc);

@@ -84,9 +84,11 @@ class GenerationHandle {
 
 class GenerationService {
  public:
-  GenerationService(Engine& engine, const Tokenizer& tokenizer) : engine_(engine), tokenizer_(tokenizer) {}
+  GenerationService(Engine& engine, const Tokenizer& tokenizer);
 
-  // Tokenizes and submits. On error (bad params, prompt too long, overloaded, shutting down)
+  // Tokenizes and submits. A text prompt longer than max_prompt_bytes() is refused before any
+  // tokenizer work (kOutOfRange, as a prompt of too many tokens). On error (bad params, prompt too
+  // long, overloaded, shutting down)
   // returns the engine's Status and `handle` stays null; the caller reports it and should call
   // finish() with a record built by make_rejected_record().
   Status start(const GenerateRequest& request, std::shared_ptr<GenerationHandle>& handle);
@@ -98,12 +100,17 @@ class GenerationService {
   // gRPC ModelStatistics render these).
   const ModelStats& stats() const { return stats_; }
 
+  // Bytes beyond which a text prompt cannot fit the engine's max_model_len in tokens: max_model_len
+  // times the longest token's bytes, times 4 for normalizers that shrink text.
+  int64_t max_prompt_bytes() const { return max_prompt_bytes_; }
+
   Engine& engine() { return engine_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
 
  private:
   Engine& engine_;
   const Tokenizer& tokenizer_;
+  int64_t max_prompt_bytes_ = 0;
   std::vector<RequestObserver*> observers_;
   ModelStats stats_;
 };

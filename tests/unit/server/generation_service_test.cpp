@@ -107,5 +107,22 @@ TEST(GenerationService, TokenPromptAndRejection) {
   EXPECT_EQ(stats.fail.count, 1u);
 }
 
+// A text prompt that cannot fit max_model_len tokens is refused by its size in bytes, before the
+// tokenizer sees it (60 MB prompts once held every I/O thread for seconds); the bound is never
+// below what max_model_len tokens of the longest token can hold.
+TEST(GenerationService, OversizedTextPromptRefusedBeforeTokenizing) {
+  Fixture f;
+  const int64_t cap = f.service->max_prompt_bytes();
+  EXPECT_GE(cap, static_cast<int64_t>(f.engine->max_model_len()) * 4);
+  GenerateRequest req;
+  req.prompt = std::string(static_cast<size_t>(cap) + 1, 'a');
+  req.sampling.max_tokens = 1;
+  std::shared_ptr<GenerationHandle> h;
+  Status s = f.service->start(req, h);
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+  EXPECT_NE(s.message().find("bytes"), std::string::npos) << s.message();
+  EXPECT_EQ(h, nullptr);
+}
+
 }  // namespace
 }  // namespace llmserve
