@@ -38,7 +38,7 @@ struct Shared {
 // What a connection beyond --max-connections gets before it is closed.
 const std::string& too_many_connections() {
   static const std::string response = [] {
-    const std::string body = R"({"error":"too many connections (--max-connections)"})";
+    const std::string body = R"js({"error":"too many connections (--max-connections)"})js";
     return fmt::format("HTTP/1.1 503 Service Unavailable\r\nServer: llmserve\r\nContent-Type: application/json\r\n"
                        "Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
                        body.size(), body);
