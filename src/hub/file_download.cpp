@@ -1,6 +1,8 @@
 #include "hub/file_download.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -46,6 +48,26 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<FILE, FileCloser>;
 
+// `path` opened to append or rewrite, never through a symbolic link (O_NOFOLLOW): a link planted
+// where a download goes would otherwise have it overwrite a file outside the destination.
+FilePtr open_no_follow(const fs::path& path, bool is_append) {
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (is_append ? O_APPEND : O_TRUNC);
+  const int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      fail(StatusCode::kFailedPrecondition, "refusing to write {}: it is a symbolic link (remove it and pull again)",
+           path.string());
+    }
+    fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(), std::strerror(errno));
+  }
+  FilePtr out(::fdopen(fd, is_append ? "ab" : "wb"));
+  if (!out) {
+    ::close(fd);
+    fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(), std::strerror(errno));
+  }
+  return out;
+}
+
 enum class Attempt { kComplete, kRetry };
 
 // One file's download across its attempts.
@@ -61,7 +83,7 @@ class Download {
         what_(what) {}
 
   uint64_t run() {
-    fs::create_directories(dest_.parent_path());
+    create_real_directories(ctx_.root, dest_.parent_path());
     bool has_restarted = false;
     for (;;) {
       uint64_t offset = size_on_disk(part_);
@@ -103,8 +125,21 @@ class Download {
     FilePtr out;
     const uint64_t moved_before = moved_;
     BodyCallbacks body;
-    body.on_head = [&](const FetchResult& head) { out = open_part(head, offset); };
+    uint64_t at = offset;  // bytes of the file on disk
+    body.on_head = [&](const FetchResult& head) {
+      out = open_part(head, offset);
+      at = offset;
+    };
     body.on_data = [&](std::string_view data) {
+      // Never past the listed size: a server sending more is cut off at once, not after it
+      // filled the disk.
+      if (expected_.size && at + data.size() > *expected_.size) {
+        out.reset();
+        fs::remove(part_);
+        fail(StatusCode::kDataLoss, "{}: the server sent more than the {} bytes the hub lists; the download was "
+             "removed", what_.file, *expected_.size);
+      }
+      at += data.size();
       if (std::fwrite(data.data(), 1, data.size(), out.get()) != data.size()) {
         fail(StatusCode::kResourceExhausted, "cannot write {}: {}", part_.string(),
              std::strerror(errno));
@@ -167,12 +202,14 @@ class Download {
       if (offset > 0) LOG_INFO("{}: the server sent the whole file; starting over", what_.file);
       offset = 0;
       auto length = head.headers.get("Content-Length");
-      if (!expected_.size && length) expected_.size = parse_u64(*length);
+      const std::optional<uint64_t> sent = length ? parse_u64(*length) : std::nullopt;
+      if (expected_.size && sent && *sent != *expected_.size) {
+        fail(StatusCode::kDataLoss, "{}: the server sends {} bytes of a file the hub lists at {}", what_.file, *sent,
+             *expected_.size);
+      }
+      if (!expected_.size && sent) expected_.size = sent;
     }
-    FilePtr out(std::fopen(part_.c_str(), is_append ? "ab" : "wb"));
-    if (!out)
-      fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", part_.string(),
-           std::strerror(errno));
+    FilePtr out = open_no_follow(part_, is_append);
     if (!has_begun_) {
       ctx_.progress.begin_file(what_.file, expected_.size.value_or(0), offset);
       has_begun_ = true;
@@ -275,6 +312,29 @@ std::string verify_file(const fs::path& path, const RepoFile& file) {
       return fmt::format("git blob id is {}, the hub says {}", got, *file.blob_id);
   }
   return "";
+}
+
+void create_real_directories(const fs::path& root, const fs::path& dir) {
+  const fs::path rel = dir.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") {
+    fail(StatusCode::kInvalidArgument, "{} is outside the destination {}", dir.string(), root.string());
+  }
+  fs::path at = root;
+  for (const fs::path& part : rel) {
+    if (part == ".") continue;
+    at /= part;
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(at, ec);
+    if (fs::is_symlink(st)) {
+      fail(StatusCode::kFailedPrecondition, "refusing to download into {}: it is a symbolic link (remove it and pull "
+           "again)", at.string());
+    }
+    if (!fs::exists(st)) {
+      fs::create_directory(at);
+    } else if (!fs::is_directory(st)) {
+      fail(StatusCode::kFailedPrecondition, "cannot download into {}: it is not a directory", at.string());
+    }
+  }
 }
 
 uint64_t download_file(const DownloadContext& ctx, const RepoFile& file, const Url& url,

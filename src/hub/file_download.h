@@ -59,11 +59,18 @@ struct DownloadContext {
   const std::string& token;
   const RetryPolicy& retry;
   Progress& progress;
+  const std::filesystem::path& root;  // the destination directory; downloads stay under it
 };
 
-// Downloads `file` from `url` to `dest` (parent folders created). Returns the bytes transferred.
-// Throws Error: the hub's answer explained (see hub_error.h), kUnavailable after the retries are
-// spent, kDataLoss when the content does not match the hub's size or hash.
+// Creates the directories from `root` down to `dir` (which must lie under it), refusing any that
+// is a symbolic link: a link planted in the destination must not take a download elsewhere.
+void create_real_directories(const std::filesystem::path& root, const std::filesystem::path& dir);
+
+// Downloads `file` from `url` to `dest` (parent folders created under ctx.root, none through a
+// symbolic link; the part file is never opened through one either). Returns the bytes
+// transferred. Throws Error: the hub's answer explained (see hub_error.h), kUnavailable after the
+// retries are spent, kDataLoss when the content does not match the hub's size or hash, or the
+// server sends more bytes than the listing says (cut off at that size, not after).
 uint64_t download_file(const DownloadContext& ctx, const RepoFile& file, const Url& url,
                        const std::filesystem::path& dest, const HubRequestContext& what);
 

@@ -26,6 +26,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kManifestName = ".llmserve-pull.json";
+constexpr const char* kJournalName = ".llmserve-pull.journal";  // one line per file since the record
 constexpr const char* kLockName = ".llmserve-pull.lock";
 constexpr size_t kMaxListingBytes = 64 << 20;
 
@@ -38,7 +39,7 @@ std::string env(const char* name) {
 class DirLock {
  public:
   explicit DirLock(const fs::path& path) {
-    fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0)
       fail(StatusCode::kFailedPrecondition, "cannot create {}: {}", path.string(),
            std::strerror(errno));
@@ -69,15 +70,66 @@ json read_manifest(const fs::path& dir) {
   return m.is_object() && m.contains("files") && m["files"].is_object() ? m : json::object();
 }
 
+// Opens `path` for writing (O_NOFOLLOW: never through a planted symbolic link).
+int open_for_write(const fs::path& path, int extra_flags) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | extra_flags, 0644);
+  if (fd < 0) {
+    fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(),
+         errno == ELOOP ? "it is a symbolic link" : std::strerror(errno));
+  }
+  return fd;
+}
+
+void write_all(int fd, std::string_view data, const fs::path& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail(StatusCode::kResourceExhausted, "cannot write {}: {}", path.string(), std::strerror(errno));
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
 void write_manifest(const fs::path& dir, const json& manifest) {
   const fs::path tmp = dir / (std::string(kManifestName) + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << manifest.dump(2) << "\n";
-    if (!out) fail(StatusCode::kResourceExhausted, "cannot write {}", tmp.string());
+  const int fd = open_for_write(tmp, O_TRUNC);
+  try {
+    write_all(fd, manifest.dump(2) + "\n", tmp);
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
+  ::close(fd);
   fs::rename(tmp, dir / kManifestName);
 }
+
+// The record of a pull in progress: each finished file appends one line to the journal (O(1) per
+// file; rewriting the whole record per file was quadratic: 22 s for 3,000 files); the record is
+// written whole once at the end and the journal removed. A pull cut short leaves the journal,
+// which the next one replays.
+class Journal {
+ public:
+  explicit Journal(const fs::path& dir) : path_(dir / kJournalName), fd_(open_for_write(path_, O_APPEND)) {}
+  ~Journal() { ::close(fd_); }
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+  void add(const std::string& commit, const std::string& file, const json& entry) {
+    write_all(fd_, json{{"commit", commit}, {"path", file}, {"entry", entry}}.dump() + "\n", path_);
+  }
+  // Applies the journal's lines for `commit` to manifest["files"].
+  static void replay(const fs::path& dir, const std::string& commit, json& manifest) {
+    std::ifstream in(dir / kJournalName);
+    for (std::string line; std::getline(in, line);) {
+      const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_object() || j.value("commit", "") != commit || !j.contains("path") || !j["path"].is_string()) continue;
+      manifest["files"][j["path"].get<std::string>()] = j.value("entry", json::object());
+    }
+  }
+  void remove() { fs::remove(path_); }
+
+ private:
+  fs::path path_;
+  int fd_;
+};
 
 json manifest_entry(const fs::path& target, const RepoFile& f) {
   json e = {{"size", fs::file_size(target)}, {"mtime", mtime_of(target)}};
@@ -90,7 +142,8 @@ json manifest_entry(const fs::path& target, const RepoFile& f) {
 // untouched since, or (not recorded) of the right size and, where the hub gave one, hash.
 bool is_complete(const fs::path& target, const RepoFile& f, const json& manifest) {
   std::error_code ec;
-  if (!fs::is_regular_file(target, ec)) return false;
+  // A symbolic link is never complete: the download replaces the link itself.
+  if (!fs::is_regular_file(fs::symlink_status(target, ec))) return false;
   const uint64_t size = fs::file_size(target, ec);
   if (ec || (f.size && size != *f.size)) return false;
   const json& files = manifest.contains("files") ? manifest["files"] : json::object();
@@ -226,8 +279,10 @@ PullResult pull(const PullOptions& o) {
   manifest["revision"] = o.revision;
   manifest["commit"] = result.commit;
   manifest["complete"] = false;
+  Journal::replay(result.dir, result.commit, manifest);
+  Journal journal(result.dir);
   Progress progress(o.progress);
-  DownloadContext ctx{client, endpoint, o.token, o.retry, progress};
+  DownloadContext ctx{client, endpoint, o.token, o.retry, progress, result.dir};
   for (const auto& f : files) {
     const fs::path target = result.dir / f.path;
     ++result.num_files;
@@ -240,10 +295,11 @@ PullResult pull(const PullOptions& o) {
       ++result.num_downloaded;
     }
     manifest["files"][f.path] = manifest_entry(target, f);
-    write_manifest(result.dir, manifest);
+    journal.add(result.commit, f.path, manifest["files"][f.path]);
   }
   manifest["complete"] = true;
   write_manifest(result.dir, manifest);
+  journal.remove();
   LOG_INFO("{} is complete in {} ({} of {} files downloaded, {})", o.repo, result.dir.string(),
            result.num_downloaded, result.num_files, format_bytes(result.bytes_downloaded));
   return result;

@@ -67,8 +67,9 @@ class Repo:
 
     def listing(self):
         siblings = []
+        listed_size = self.cfg.get("listed_size", {})  # file -> the size the listing claims
         for rel, f in self.files.items():
-            s = {"rfilename": rel, "size": f["size"], "blobId": f["blob"]}
+            s = {"rfilename": rel, "size": listed_size.get(rel, f["size"]), "blobId": f["blob"]}
             if "sha256" in f:
                 s["lfs"] = {"sha256": f["sha256"], "size": f["size"], "pointerSize": f["pointer_size"]}
             siblings.append(s)
@@ -121,8 +122,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             headers["X-Error-Code"] = code
         self.reply(status, json.dumps({"error": message}).encode(), headers)
 
-    def send_file(self, data, extra, corrupt=False, drop=False):
-        """200 or 206 (Range: bytes=N-) with `data`; `drop` sends half and cuts the connection."""
+    def send_file(self, data, extra, corrupt=False, drop=False, no_length=False):
+        """200 or 206 (Range: bytes=N-) with `data`; `drop` sends half and cuts the connection;
+        `no_length` sends no Content-Length (the body ends when the connection closes)."""
         m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
         start = int(m.group(1)) if m else 0
         if start > len(data) or (start == len(data) and len(data) > 0):
@@ -139,7 +141,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(part)))
+        if no_length:
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(part)))
         if m:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))
         self.end_headers()
@@ -217,7 +222,8 @@ class HubHandler(Handler):
                 "Location": location, "ETag": '"%s"' % f["blob"],
                 "X-Linked-Etag": '"%s"' % f["sha256"], "X-Linked-Size": str(f["size"])}))
             return
-        self.send_file(open(f["path"], "rb").read(), dict(common, ETag='"%s"' % f["blob"]))
+        self.send_file(open(f["path"], "rb").read(), dict(common, ETag='"%s"' % f["blob"]),
+                       no_length=m.group(3) in repo.cfg.get("no_length", []))
 
 
 class CdnHandler(Handler):

@@ -55,6 +55,12 @@ echo '{"token": "hf_right"}' > "$WORK/hub/acme/private.hub.json"
 cp "$R/config.json" "$R/model.safetensors" "$WORK/hub/acme/corrupt/"
 echo '{"corrupt": ["model.safetensors"]}' > "$WORK/hub/acme/corrupt.hub.json"
 ln -s "$SRC/models/default" "$WORK/hub/llmserve/tiny-shakespeare"
+# Hubs that lie about a file's size: with a Content-Length, and with none (the body ends at close).
+mkdir -p "$WORK/hub/acme/liar" "$WORK/hub/acme/liar-stream"
+head -c 2000000 /dev/urandom > "$WORK/hub/acme/liar/config.json"
+cp "$WORK/hub/acme/liar/config.json" "$WORK/hub/acme/liar-stream/config.json"
+echo '{"listed_size": {"config.json": 37}}' > "$WORK/hub/acme/liar.hub.json"
+echo '{"listed_size": {"config.json": 37}, "no_length": ["config.json"]}' > "$WORK/hub/acme/liar-stream.hub.json"
 start_hub "$WORK/ports"
 EP=http://127.0.0.1:$HUB_PORT
 echo "hub stand-in on :$HUB_PORT, its CDN on :$CDN_PORT"
@@ -127,6 +133,26 @@ check "  ... says which revision" grep -q "revision 'v9' not found in acme/small
 check "corrupted file fails" [ "$(err --repo acme/corrupt --dest "$WORK/c1")" != 0 ]
 check "  ... says the sha256 differs" grep -q "model.safetensors: sha256 is" "$WORK/err"
 check "  ... and keeps neither the file nor a .part" bash -c "[ ! -e '$WORK/c1/model.safetensors' ] && [ ! -e '$WORK/c1/model.safetensors.part' ]"
+check "a file larger than listed fails" [ "$(err --repo acme/liar --dest "$WORK/l1")" != 0 ]
+check "  ... at its head, naming both sizes" grep -q "sends 2000000 bytes of a file the hub lists at 37" "$WORK/err"
+check "a body without a length is cut at the listed size" [ "$(err --repo acme/liar-stream --dest "$WORK/l2")" != 0 ]
+check "  ... saying so" grep -q "sent more than the 37 bytes" "$WORK/err"
+check "  ... and keeps neither the file nor a .part" bash -c "[ ! -e '$WORK/l2/config.json' ] && [ ! -e '$WORK/l2/config.json.part' ]"
+mkdir -p "$WORK/s1"
+echo keep > "$WORK/outside"
+ln -s "$WORK/outside" "$WORK/s1/config.json.part"
+check "a .part planted as a symbolic link is refused" [ "$(err --repo acme/small --dest "$WORK/s1")" != 0 ]
+check "  ... saying so" grep -q "config.json.part: it is a symbolic link" "$WORK/err"
+check "  ... and the file it points at is untouched" [ "$(cat "$WORK/outside")" == keep ]
+mkdir -p "$WORK/s2" "$WORK/elsewhere"
+ln -s "$WORK/elsewhere" "$WORK/s2/original"
+check "a sub-directory planted as a symbolic link is refused" [ "$(err --repo acme/small --dest "$WORK/s2" --include 'original/*')" != 0 ]
+check "  ... saying so" grep -q "original: it is a symbolic link" "$WORK/err"
+check "  ... and nothing is written through it" [ -z "$(ls -A "$WORK/elsewhere")" ]
+mkdir -p "$WORK/s3"
+ln -s "$WORK/outside" "$WORK/s3/.llmserve-pull.json.tmp"
+check "a planted record .tmp link is refused" [ "$(err --repo acme/small --dest "$WORK/s3")" != 0 ]
+check "  ... and the file it points at is untouched" [ "$(cat "$WORK/outside")" == keep ]
 dead=$(free_port)
 start=$(date +%s)
 check "unreachable endpoint fails" [ "$("$BIN" pull --endpoint "http://127.0.0.1:$dead" --repo acme/small --dest "$WORK/u1" --retries 1 > /dev/null 2> "$WORK/err"; echo $?)" != 0 ]
