@@ -33,10 +33,11 @@ constexpr int kWarps = 8;
 constexpr int kUnroll = 4;
 
 // D += A(16x32 e4m3, row) * B(32x8 e4m3, col), fp32 accumulators.
-__device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                         uint32_t b1) {
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
   asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -45,9 +46,10 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1
 // block (kWarps * 32); grid (N / 16).
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
-    gemv_fp8_kernel(const uint8_t* __restrict__ x, const float* __restrict__ x_scales, const uint8_t* __restrict__ w,
-                    const float* __restrict__ w_scales, const T* __restrict__ bias, int32_t m_rows, int32_t n_cols,
-                    int32_t k, T* __restrict__ out) {
+    gemv_fp8_kernel(const uint8_t* __restrict__ x, const float* __restrict__ x_scales,
+                    const uint8_t* __restrict__ w, const float* __restrict__ w_scales,
+                    const T* __restrict__ bias, int32_t m_rows, int32_t n_cols, int32_t k,
+                    T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   __shared__ float partial[kWarps][32][4];
@@ -81,7 +83,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   if (k % 64 != 0 && warp == 0) {  // the last 32 columns: 8 bytes a lane, one mma
     const int64_t at = static_cast<int64_t>(chunks) * 64 - 8 * t;  // column 64 * chunks + 8t
-    const uint2 a_lo = *reinterpret_cast<const uint2*>(w_lo + at), a_hi = *reinterpret_cast<const uint2*>(w_hi + at);
+    const uint2 a_lo = *reinterpret_cast<const uint2*>(w_lo + at),
+                a_hi = *reinterpret_cast<const uint2*>(w_hi + at);
     const uint2 b = has_token ? *reinterpret_cast<const uint2*>(x_row + at) : make_uint2(0, 0);
     mma_e4m3(d, a_lo.x, a_hi.x, a_lo.y, a_hi.y, b.x, b.y);
   }
@@ -110,8 +113,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 bool gemv_fp8_supports(const GemvFp8Args& a) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return (a.dtype == DType::kF16 || a.dtype == DType::kBF16) && a.m >= 1 && a.m <= kGemvFp8MaxRows &&
-         a.k % 32 == 0 && a.n % 16 == 0 && aligned(a.x) && aligned(a.w);
+  return (a.dtype == DType::kF16 || a.dtype == DType::kBF16) && a.m >= 1 &&
+         a.m <= kGemvFp8MaxRows && a.k % 32 == 0 && a.n % 16 == 0 && aligned(a.x) && aligned(a.w);
 }
 
 cudaError_t launch_gemv_fp8(const GemvFp8Args& a, cudaStream_t stream) {
@@ -119,8 +122,9 @@ cudaError_t launch_gemv_fp8(const GemvFp8Args& a, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(a.dtype, [&]<typename T>() {
-    launched = launch(gemv_fp8_kernel<T>, dim3(static_cast<unsigned>(a.n / 16)), dim3(kWarps * 32), 0, stream, a.x,
-                      a.x_scales, a.w, a.w_scales, static_cast<const T*>(a.bias), a.m, a.n, a.k, static_cast<T*>(a.out));
+    launched = launch(gemv_fp8_kernel<T>, dim3(static_cast<unsigned>(a.n / 16)), dim3(kWarps * 32),
+                      0, stream, a.x, a.x_scales, a.w, a.w_scales, static_cast<const T*>(a.bias),
+                      a.m, a.n, a.k, static_cast<T*>(a.out));
   });
   return e != cudaSuccess ? e : launched;
 }
