@@ -307,23 +307,32 @@ kill -TERM "$SERVER_PID"; wait "$SERVER_PID"
 unset METRICS_PORT
 
 # ---------- slow clients cut by --http-read-timeout leave nothing in flight ----------
-# Each sends half a request line and stalls; the server closes it at the read timeout. Once no
-# request was ever complete, SIGTERM must find nothing to drain (it used to count some of these
-# as in flight and wait the whole --drain-timeout for them).
+# Each trickles a request line one byte every 10 ms and never finishes it; the server closes it at
+# the read timeout. Bytes arriving just as the timer fires used to start an error response on the
+# closed connection, counted in flight forever: SIGTERM then waited the whole --drain-timeout.
 start_server slow --http-read-timeout 1s --drain-timeout 20s
 python3 - "$PORT" <<'PY' > "$WORK/slow.out"
 import socket, sys, time
-socks = []
-for _ in range(60):
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-    s.sendall(b"POST /v2/models/default/generate HTTP/1.1\r\nHost: x\r\nContent-Le")
-    socks.append(s)
-time.sleep(2.5)
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(60)]
+line = b"POST /v2/models/default/generate?" + b"x" * 400
+open_socks = set(range(len(socks)))
+end = time.time() + 2.5
+i = 0
+while time.time() < end and open_socks:
+    for k in list(open_socks):
+        try:
+            socks[k].sendall(line[i % len(line):i % len(line) + 1])
+        except OSError:
+            open_socks.discard(k)
+    i += 1
+    time.sleep(0.01)
 closed = 0
 for s in socks:
     s.settimeout(2)
     try:
-        closed += s.recv(1) == b""
+        while s.recv(4096):
+            pass
+        closed += 1
     except OSError:
         closed += 1
 print(closed)
