@@ -83,6 +83,8 @@ check "  ... message" has_error "Request for unknown model: 'nope' is not found"
 check "404 unknown version" [ "$(code "$H/v2/models/default/versions/7/generate" -d '{"text_input":"a"}')" == 404 ]
 check "404 unknown route" [ "$(code "$H/v2/nothing/here")" == 404 ]
 check "405 wrong method" [ "$(code -X GET "$H/v2/models/default/generate")" == 405 ]
+check "HEAD on a GET route: 200, GET's Content-Length, no body" bash -c "[ \"\$(curl -s -I -o '$WORK/head' -w '%{http_code}' '$H/v2')\" == 200 ] && grep -qi '^content-length: [1-9]' '$WORK/head'"
+check "  ... and the connection stays usable (no stray body bytes)" [ "$(curl -s -o /dev/null -w '%{http_code}' -I "$H/v2" --next -s -o /dev/null -w '%{http_code}' "$H/v2/health/live")" == 200200 ]
 check "  ... Allow: POST" grep -qi "^allow: POST" "$WORK/headers"
 big=$(python3 -c 'print("{\"text_input\": \"" + "a " * 3000 + "\", \"max_tokens\": 1}")')
 check "413 body over --max-body-bytes" [ "$(code "$H/v2/models/default/generate" -d "$big")" == 413 ]

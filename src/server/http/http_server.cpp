@@ -408,12 +408,13 @@ std::string header_lines(const Headers& extra) {
 }
 
 void BeastExchange::respond(int status, std::string content_type, std::string body, Headers extra) {
+  const bool is_head = request_.method == "HEAD";  // the headers GET would send, no body
   asio::post(session_->executor(), [s = session_, seq = seq_, status, ct = std::move(content_type),
-                                    body = std::move(body), extra = std::move(extra)]() mutable {
+                                    body = std::move(body), extra = std::move(extra), is_head]() mutable {
     std::string head = status_line(status) + "Server: llmserve\r\nContent-Type: " + ct +
                        fmt::format("\r\nContent-Length: {}\r\n", body.size()) +
                        (s->is_keep_alive() ? "" : "Connection: close\r\n") + header_lines(extra) + "\r\n";
-    s->enqueue(seq, head + body, true);
+    s->enqueue(seq, is_head ? head : head + body, true);
   });
 }
 

@@ -1,5 +1,7 @@
 #include "server/http/router.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "server/api_key.h"
@@ -89,7 +91,8 @@ Router::Match Router::match(const std::string& method, const std::string& path) 
       }
     }
     if (!ok) continue;
-    if (r.method == method) {
+    // HEAD is GET without the body (RFC 9110 §9.3.2): the server drops the body when writing.
+    if (r.method == method || (method == "HEAD" && r.method == "GET")) {
       m.handler = &r.handler;
       m.params = std::move(params);
       m.access = r.access;
@@ -102,6 +105,7 @@ Router::Match Router::match(const std::string& method, const std::string& path) 
     return m;
   }
   m.status = 405;
+  if (std::find(allowed.begin(), allowed.end(), "GET") != allowed.end()) allowed.push_back("HEAD");
   for (const auto& a : allowed) {
     if (m.allow.find(a) != std::string::npos) continue;
     m.allow += m.allow.empty() ? a : ", " + a;

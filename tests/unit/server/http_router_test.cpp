@@ -117,6 +117,17 @@ TEST(HttpRouter, UnknownPathIs404WithTritonErrorBody) {
   EXPECT_TRUE(calls.empty());
 }
 
+// HEAD runs the GET handler (the server drops the body); GET routes allow HEAD in a 405's Allow.
+TEST(HttpRouter, HeadIsGetAndAllowedWithIt) {
+  std::vector<std::string> calls;
+  Router router = make_router(calls);
+  EXPECT_EQ(dispatch(router, "HEAD", "/v2/health/live").ex->status, 200);
+  EXPECT_EQ(dispatch(router, "HEAD", "/v2/models/m/generate").ex->status, 405);
+  auto d = dispatch(router, "POST", "/v2/health/live");
+  EXPECT_EQ(d.ex->status, 405);
+  EXPECT_EQ(d.ex->header("Allow"), "GET, HEAD");
+}
+
 TEST(HttpRouter, KnownPathWithOtherMethodIs405WithAllow) {
   std::vector<std::string> calls;
   Router router = make_router(calls);
