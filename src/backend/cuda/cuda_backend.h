@@ -8,8 +8,8 @@
 // fp8 W8A8: activations are quantized per token by the op that produces them (add_rms_norm_fp8,
 // silu_mul_fp8) or by quantize_fp8_rows; matmul_fp8 runs a tensor-core GEMV up to
 // kGemvFp8MaxRows tokens and above that an fp8 cuBLASLt GEMM scaled per token and per output row
-// (outer-vector scales; where cuBLASLt has no such kernel, an unscaled fp32 GEMM into the scratch
-// buffer and a scaling pass).
+// (outer-vector scales; where cuBLASLt has no such kernel, an unscaled GEMM into the output and a
+// scaling pass in place).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -135,14 +135,14 @@ class CudaBackend final : public Backend {
   // Enqueues the GEMM of `key` (bias may be null only when !key.has_bias); throws when plan_for
   // has no plan.
   void run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
-                const float* w_scales = nullptr, const float* x_scales = nullptr);
+                const float* w_scales = nullptr, const float* x_scales = nullptr, float alpha = 1.0f);
   // Small-M path (gemv.cu); false when it does not apply.
   bool try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out);
   // Device scratch of at least `bytes`; grows by allocating a new buffer and keeping the old ones
   // alive, so graphs captured earlier keep valid pointers.
   void* scratch(size_t bytes);
-  // The quantized matmuls' device scratch (kQuantBufferBytes: dequantized weight columns, or
-  // fp8 GEMM outputs in fp32), allocated on first use, which must be outside a graph capture (the
+  // matmul_q8's device scratch (kQuantBufferBytes of dequantized weight columns), allocated on
+  // first use, which must be outside a graph capture (the
   // model runner runs a step eagerly before recording it); fixed afterwards, so recorded graphs
   // keep valid pointers.
   void* quant_scratch();
@@ -156,9 +156,11 @@ class CudaBackend final : public Backend {
   void* lt_workspace_ = nullptr;
   size_t lt_workspace_bytes_ = 0;
   std::map<PlanKey, MatmulPlan> plans_;
-  // matmul_fp8 above the GEMV: cuBLASLt's outer-vector scales (default), or an unscaled fp32 GEMM
-  // and a scaling pass (LLMSERVE_FP8_SCALING=pass, and wherever cuBLASLt has no such kernel).
+  // matmul_fp8 above the GEMV: cuBLASLt's outer-vector scales (default), or an unscaled GEMM into
+  // the output and a scaling pass in place (LLMSERVE_FP8_SCALING=pass, and wherever cuBLASLt has
+  // no such kernel: cuBLASLt 13.1 on the H100 has none for these shapes).
   bool fp8_cublaslt_scales_ = true;
+  bool has_warned_fp8_scaling_ = false;
 
   // The uploaded batch: one pinned host staging area, one device area, one copy per step.
   void* batch_host_ = nullptr;

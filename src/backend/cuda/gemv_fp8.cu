@@ -25,12 +25,13 @@
 #include "backend/cuda/gemv_common.cuh"
 
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 
 namespace llmserve::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kUnroll = 4;
 
 // D += A(16x32 e4m3, row) * B(32x8 e4m3, col), fp32 accumulators.
 __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
@@ -43,8 +44,8 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// block (kWarps * 32); grid (N / 16).
-template <typename T>
+// block (kWarps * 32); grid (N / 16). kUnroll chunks' loads (3 x 16 bytes a lane each) in flight.
+template <typename T, int kUnroll>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_fp8_kernel(const uint8_t* __restrict__ x, const float* __restrict__ x_scales,
                     const uint8_t* __restrict__ w, const float* __restrict__ w_scales,
@@ -120,11 +121,23 @@ bool gemv_fp8_supports(const GemvFp8Args& a) {
 cudaError_t launch_gemv_fp8(const GemvFp8Args& a, cudaStream_t stream) {
   if (!gemv_fp8_supports(a)) return cudaErrorInvalidValue;
   if (a.n == 0) return cudaSuccess;
+  // LLMSERVE_GEMV_FP8_UNROLL=8 keeps twice the loads in flight (for measuring; 4 is the default).
+  static const bool unroll8 = [] {
+    const char* v = std::getenv("LLMSERVE_GEMV_FP8_UNROLL");
+    return v != nullptr && std::string_view(v) == "8";
+  }();
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(a.dtype, [&]<typename T>() {
-    launched = launch(gemv_fp8_kernel<T>, dim3(static_cast<unsigned>(a.n / 16)), dim3(kWarps * 32),
-                      0, stream, a.x, a.x_scales, a.w, a.w_scales, static_cast<const T*>(a.bias),
-                      a.m, a.n, a.k, static_cast<T*>(a.out));
+    const auto go = [&](auto kernel) {
+      launched = launch(kernel, dim3(static_cast<unsigned>(a.n / 16)), dim3(kWarps * 32), 0, stream,
+                        a.x, a.x_scales, a.w, a.w_scales, static_cast<const T*>(a.bias), a.m, a.n,
+                        a.k, static_cast<T*>(a.out));
+    };
+    if (unroll8) {
+      go(gemv_fp8_kernel<T, 8>);
+    } else {
+      go(gemv_fp8_kernel<T, 4>);
+    }
   });
   return e != cudaSuccess ? e : launched;
 }

@@ -28,8 +28,8 @@ cudaError_t launch_gelu_tanh(DType dtype, void* x, int64_t n, cudaStream_t strea
 cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* out,
                             cudaStream_t stream);
 // silu_mul written as per-row fp8 codes q [T, F] and scales fp32 [T] (of the values silu_mul would
-// have stored in `dtype`). 16-bit types, F % 8 == 0, 16-byte aligned gate_up, 8-byte aligned q;
-// cudaErrorNotSupported otherwise, launching nothing.
+// have stored in `dtype`). 16-bit types, F % 8 == 0, 16-byte aligned gate_up, 8-byte aligned q, and
+// at least 64 rows (one block per row); cudaErrorNotSupported otherwise, launching nothing.
 cudaError_t launch_silu_mul_fp8(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* q,
                                 float* scales, cudaStream_t stream);
 // out[i, :] = x[indices[i], :] for i < num_rows; x, out [*, dim].
@@ -80,10 +80,11 @@ cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const floa
 // q[t, k] = e4m3(x[t, k] / scales[t]) (0 when the scale is 0). q [T, K] bytes, scales fp32 [T].
 cudaError_t launch_quantize_fp8_rows(DType dtype, const void* x, int32_t num_rows, int32_t k, void* q, float* scales,
                                      cudaStream_t stream);
-// out[m, n] = acc[m, n] * x_scales[m] * w_scales[n] (+ bias[n] when bias != nullptr): the epilogue of
-// an unscaled fp8 GEMM (acc fp32 [M, N]); out and bias in `dtype`.
-cudaError_t launch_scale_fp8_output(DType dtype, const float* acc, const float* x_scales, const float* w_scales,
-                                    const void* bias, int64_t m, int32_t n, void* out, cudaStream_t stream);
+// out[m, n] = out[m, n] * pre * x_scales[m] * w_scales[n] (+ bias[n] when bias != nullptr), in place:
+// the epilogue of an unscaled fp8 GEMM that wrote its products (times 1 / pre) into out [M, N] in
+// `dtype`. N % 8 == 0 and a 16-byte aligned out, else cudaErrorInvalidValue.
+cudaError_t launch_scale_fp8_output(DType dtype, void* out, const float* x_scales, const float* w_scales,
+                                    const void* bias, float pre, int64_t m, int32_t n, cudaStream_t stream);
 
 }  // namespace llmserve::cuda
 

@@ -91,21 +91,31 @@ __global__ void quantize_fp8_rows_kernel(const T* __restrict__ x, int32_t k, uin
   }
 }
 
-// grid-stride over M * N: out[m, n] = acc[m, n] * x_scales[m] * w_scales[n] (+ bias[n]), acc fp32
-// [M, N] (the unscaled fp8 GEMM), out and bias in T.
+// grid-stride over M * N / 8: out[m, n] = out[m, n] * pre * x_scales[m] * w_scales[n] (+ bias[n]),
+// in place, 8 elements (one 16-byte vector) per thread and step; out [M, N] in T (N % 8 == 0,
+// 16-byte aligned), the unscaled fp8 GEMM's products as cuBLASLt stored them (times `pre`, the
+// inverse of the alpha it ran with).
 template <typename T>
-__global__ void scale_fp8_output_kernel(const float* __restrict__ acc, const float* __restrict__ x_scales,
-                                        const float* __restrict__ w_scales, const T* __restrict__ bias, int64_t m,
-                                        int32_t n, T* __restrict__ out) {
+__global__ void scale_fp8_output_kernel(T* __restrict__ out, const float* __restrict__ x_scales,
+                                        const float* __restrict__ w_scales, const T* __restrict__ bias, float pre,
+                                        int64_t m, int32_t n) {
   pdl_wait();
   pdl_trigger();
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < m * n;
+  const int32_t vecs_per_row = n / 8;
+  auto* o = reinterpret_cast<Vec8<T>*>(out);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < m * vecs_per_row;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / n;
-    const int32_t c = static_cast<int32_t>(i % n);
-    float v = acc[i] * x_scales[r] * w_scales[c];
-    if (bias != nullptr) v += to_float(bias[c]);
-    out[i] = from_float<T>(v);
+    const int64_t r = i / vecs_per_row;
+    const int32_t c0 = static_cast<int32_t>(i % vecs_per_row) * 8;
+    const float sx = pre * x_scales[r];
+    Vec8<T> v = o[i];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      float f = to_float(v.v[j]) * sx * w_scales[c0 + j];
+      if (bias != nullptr) f += to_float(bias[c0 + j]);
+      v.v[j] = from_float<T>(f);
+    }
+    o[i] = v;
   }
 }
 
@@ -144,14 +154,15 @@ cudaError_t launch_quantize_fp8_rows(DType dtype, const void* x, int32_t num_row
   return e != cudaSuccess ? e : launched;
 }
 
-cudaError_t launch_scale_fp8_output(DType dtype, const float* acc, const float* x_scales, const float* w_scales,
-                                    const void* bias, int64_t m, int32_t n, void* out, cudaStream_t stream) {
+cudaError_t launch_scale_fp8_output(DType dtype, void* out, const float* x_scales, const float* w_scales,
+                                    const void* bias, float pre, int64_t m, int32_t n, cudaStream_t stream) {
   if (m == 0 || n == 0) return cudaSuccess;
-  const unsigned blocks = std::min(blocks_for(m * n), 8192u);
+  if (n % 8 != 0 || reinterpret_cast<uintptr_t>(out) % 16 != 0) return cudaErrorInvalidValue;
+  const unsigned blocks = std::min(blocks_for(m * n / 8), 8192u);
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launched = launch(scale_fp8_output_kernel<T>, dim3(blocks), dim3(kThreads), 0, stream, acc, x_scales, w_scales,
-                      static_cast<const T*>(bias), m, n, static_cast<T*>(out));
+    launched = launch(scale_fp8_output_kernel<T>, dim3(blocks), dim3(kThreads), 0, stream, static_cast<T*>(out),
+                      x_scales, w_scales, static_cast<const T*>(bias), pre, m, n);
   });
   return e != cudaSuccess ? e : launched;
 }
