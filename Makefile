@@ -25,7 +25,7 @@ build-asan:
 	cmake --build --preset asan -j $(JOBS)
 
 format:
-	clang-format -i $$(git ls-files 'src/*.h' 'src/*.cpp' 'tests/*.h' 'tests/*.cpp')
+	clang-format -i $$(git ls-files 'src/*.h' 'src/*.cpp' 'src/*.cu' 'src/*.cuh' 'tests/*.h' 'tests/*.cpp')
 
 clean:
 	rm -rf build

@@ -13,7 +13,7 @@ packages=(
   libssl-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(nodejs npm clang libclang-rt-14-dev python3 python3-jinja2 python3-numpy curl prometheus
+  packages+=(nodejs npm clang clang-format libclang-rt-14-dev python3 python3-jinja2 python3-numpy curl prometheus
     python3-yaml nginx-light podman buildah fuse-overlayfs slirp4netns uidmap catatonit debootstrap runc unzip)
 fi
 

@@ -49,19 +49,24 @@ void Backend::matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) {
   gelu_tanh(out);
 }
 
-void Backend::matmul_q8(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*bias*/, Tensor /*out*/) {
-  fail(StatusCode::kUnimplemented, "--quantization int8-wo: the {} backend has no int8 matmul", name());
+void Backend::matmul_q8(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*bias*/,
+                        Tensor /*out*/) {
+  fail(StatusCode::kUnimplemented, "--quantization int8-wo: the {} backend has no int8 matmul",
+       name());
 }
 
 void Backend::quantize_fp8_rows(Tensor /*x*/, const Fp8Rows& /*out*/) {
-  fail(StatusCode::kUnimplemented, "--quantization fp8: the {} backend has no fp8 quantization", name());
+  fail(StatusCode::kUnimplemented, "--quantization fp8: the {} backend has no fp8 quantization",
+       name());
 }
 
-void Backend::matmul_fp8(const Fp8Rows& /*x*/, Tensor /*w*/, Tensor /*w_scales*/, Tensor /*bias*/, Tensor /*out*/) {
+void Backend::matmul_fp8(const Fp8Rows& /*x*/, Tensor /*w*/, Tensor /*w_scales*/, Tensor /*bias*/,
+                         Tensor /*out*/) {
   fail(StatusCode::kUnimplemented, "--quantization fp8: the {} backend has no fp8 matmul", name());
 }
 
-void Backend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q) {
+void Backend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out,
+                               const Fp8Rows& q) {
   add_rms_norm(residual, x, w, eps, out);
   quantize_fp8_rows(out, q);
 }
@@ -83,12 +88,13 @@ void Backend::argmax_rows(Tensor logits, Tensor ids) {
   upload(out.data(), ids);
 }
 
-void Backend::sample_rows(Tensor, const std::vector<RowSampling>&, const std::vector<TokenAdjustment>&, Tensor) {
+void Backend::sample_rows(Tensor, const std::vector<RowSampling>&,
+                          const std::vector<TokenAdjustment>&, Tensor) {
   fail(StatusCode::kUnimplemented, "the {} backend does not sample", name());
 }
 
-void Backend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
-                            const KvLayer& kv) {
+void Backend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+                            const BatchTensors& batch, const KvLayer& kv) {
   rope(qkv, shape, rope_table, batch);
   write_kv(qkv, shape, batch, kv);
 }
@@ -99,9 +105,15 @@ void Backend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tenso
 }
 
 #ifndef LLMSERVE_HAS_CUDA
-bool cuda_device_available() { return false; }
-int32_t cuda_device_count() { return 0; }
-std::string cuda_device_arch(int32_t /*device*/) { return {}; }
+bool cuda_device_available() {
+  return false;
+}
+int32_t cuda_device_count() {
+  return 0;
+}
+std::string cuda_device_arch(int32_t /*device*/) {
+  return {};
+}
 #endif
 
 bool gpu_arch_has_fp8(std::string_view arch) {
@@ -114,25 +126,29 @@ bool gpu_arch_has_fp8(std::string_view arch) {
 
 std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType activation_dtype) {
   switch (kind) {
-    case DeviceKind::kCpu: return std::make_unique<CpuBackend>();
-    case DeviceKind::kNull: return std::make_unique<NullBackend>(activation_dtype);
+    case DeviceKind::kCpu:
+      return std::make_unique<CpuBackend>();
+    case DeviceKind::kNull:
+      return std::make_unique<NullBackend>(activation_dtype);
     case DeviceKind::kCuda:
 #ifdef LLMSERVE_HAS_CUDA
       return std::make_unique<CudaBackend>(activation_dtype);
 #else
       fail(StatusCode::kUnavailable,
-           "--device cuda: this build has no CUDA backend (configure with nvcc available, -DLLMSERVE_CUDA=ON)");
+           "--device cuda: this build has no CUDA backend (configure with nvcc available, "
+           "-DLLMSERVE_CUDA=ON)");
 #endif
   }
   fail(StatusCode::kInternal, "unknown device kind");
 }
 
 #ifdef LLMSERVE_HAS_CUDA
-std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t tp, int32_t pp);  // cuda/
+std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t tp,
+                                                                int32_t pp);  // cuda/
 #endif
 
-std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t tp,
-                                                           int32_t pp) {
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype,
+                                                           int32_t tp, int32_t pp) {
   if (tp < 1) fail(StatusCode::kInvalidArgument, "--tp must be >= 1, got {}", tp);
   if (pp < 1) fail(StatusCode::kInvalidArgument, "--pp must be >= 1, got {}", pp);
   std::vector<std::unique_ptr<Backend>> ranks;
@@ -145,13 +161,15 @@ std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DTyp
       auto pipe = pp > 1 ? std::make_shared<HostPipe>() : nullptr;
       for (int32_t s = 0; s < pp; ++s) {
         auto group = tp > 1 ? std::make_shared<HostGroup>(tp) : nullptr;
-        for (int32_t r = 0; r < tp; ++r) ranks.push_back(std::make_unique<CpuBackend>(group, r, pipe, s, pp));
+        for (int32_t r = 0; r < tp; ++r)
+          ranks.push_back(std::make_unique<CpuBackend>(group, r, pipe, s, pp));
       }
       return ranks;
     }
     case DeviceKind::kNull:
       for (int32_t s = 0; s < pp; ++s) {
-        for (int32_t r = 0; r < tp; ++r) ranks.push_back(std::make_unique<NullBackend>(r, tp, s, pp, activation_dtype));
+        for (int32_t r = 0; r < tp; ++r)
+          ranks.push_back(std::make_unique<NullBackend>(r, tp, s, pp, activation_dtype));
       }
       return ranks;
     case DeviceKind::kCuda:

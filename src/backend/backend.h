@@ -26,7 +26,8 @@
 
 namespace llmserve {
 
-// An activation [T, K] quantized per row (per token) to fp8 e4m3: x[t, k] ~ e4m3(q[t, k]) * scales[t].
+// An activation [T, K] quantized per row (per token) to fp8 e4m3: x[t, k] ~ e4m3(q[t, k]) *
+// scales[t].
 struct Fp8Rows {
   Tensor q;       // F8E4M3 [T, K]
   Tensor scales;  // F32 [T]
@@ -70,7 +71,8 @@ class Backend {
   // --- memory -------------------------------------------------------------------------------
   virtual Buffer allocate(size_t nbytes) = 0;
   // Allocates a tensor and returns its view; the buffer is appended to `owner`.
-  Tensor allocate_tensor(std::vector<Buffer>& owner, DType dtype, std::initializer_list<int64_t> dims);
+  Tensor allocate_tensor(std::vector<Buffer>& owner, DType dtype,
+                         std::initializer_list<int64_t> dims);
   // Copies host bytes into a backend tensor (same dtype and element count).
   virtual void upload(const void* host, Tensor dst) = 0;
   virtual void download(Tensor src, void* host) = 0;
@@ -86,7 +88,9 @@ class Backend {
   virtual bool can_capture() const { return false; }
   // Records the ops `body` enqueues into a graph without running them; nullptr when the backend
   // has no graphs (the caller then runs eagerly). Buffers the body touches must outlive the graph.
-  virtual std::unique_ptr<StepGraph> capture(const std::function<void()>& /*body*/) { return nullptr; }
+  virtual std::unique_ptr<StepGraph> capture(const std::function<void()>& /*body*/) {
+    return nullptr;
+  }
 
   // --- ops ----------------------------------------------------------------------------------
   // out[t] = table[ids[t]] (+ pos_table[positions[t]] when pos_table has data). out: [T, D].
@@ -107,8 +111,8 @@ class Backend {
   virtual void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out);
   // --- fp8 (e4m3) W8A8: per-token activation scales, per-channel weight scales ------------------
   // x quantized row by row: out.scales[t] = max_k |x[t, k]| / 448 (0 for an all-zero row) and
-  // out.q[t, k] = e4m3(x[t, k] / out.scales[t]) (round to nearest even, saturating; 0 when the scale
-  // is 0). x: [T, K] in the activation dtype. Default: throws Error(kUnimplemented).
+  // out.q[t, k] = e4m3(x[t, k] / out.scales[t]) (round to nearest even, saturating; 0 when the
+  // scale is 0). x: [T, K] in the activation dtype. Default: throws Error(kUnimplemented).
   virtual void quantize_fp8_rows(Tensor x, const Fp8Rows& out);
   // out[M, N] = sum_k e4m3(x.q[m, k]) * e4m3(w[n, k]) * x.scales[m] * w_scales[n] (+ bias[N]):
   // e4m3 products summed in fp32 (as an fp8 tensor-core GEMM does), then both scales. w F8E4M3
@@ -118,7 +122,8 @@ class Backend {
   // add_rms_norm, then the normalised rows quantized into q (quantize_fp8_rows). `out` [T, D] is
   // the op's to use: the default composition normalises into it and quantizes from there; a
   // fused backend may leave it untouched.
-  virtual void add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q);
+  virtual void add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out,
+                                const Fp8Rows& q);
   // silu_mul, then quantized into q; `out` [T, F] as in add_rms_norm_fp8.
   virtual void silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q);
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
@@ -137,8 +142,8 @@ class Backend {
   virtual void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
                         const KvLayer& kv) = 0;
   // rope, then write_kv (RoPE architectures): one pass on backends that fuse them.
-  virtual void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
-                             const KvLayer& kv);
+  virtual void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+                             const BatchTensors& batch, const KvLayer& kv);
   // Causal attention of each new token over its sequence's cached context (which already holds
   // this step's keys). out: [T, Hq * d]. GQA: query head h reads KV head h / (Hq / Hk).
   virtual void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
@@ -195,7 +200,7 @@ bool gpu_arch_has_fp8(std::string_view arch);
 // (cpu/null: ranks are threads sharing memory; a way to test the sharded math without GPUs).
 // 1 × 1 is create_backend(). Throws Error(kInvalidArgument) when fewer devices are visible than
 // ranks asked for.
-std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype, int32_t tp,
-                                                           int32_t pp = 1);
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype,
+                                                           int32_t tp, int32_t pp = 1);
 
 }  // namespace llmserve

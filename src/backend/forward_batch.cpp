@@ -7,20 +7,22 @@
 namespace llmserve {
 
 void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
-                                int32_t num_computed_tokens, const std::vector<int32_t>& block_table,
-                                int32_t block_size, LogitRows logits) {
+                                int32_t num_computed_tokens,
+                                const std::vector<int32_t>& block_table, int32_t block_size,
+                                LogitRows logits) {
   if (query_start.empty()) query_start.push_back(0);
   int32_t context_len = num_computed_tokens + num_new_tokens;
   if (static_cast<int64_t>(block_table.size()) * block_size < context_len) {
-    fail(StatusCode::kInternal, "block table of {} blocks cannot hold {} tokens", block_table.size(),
-         context_len);
+    fail(StatusCode::kInternal, "block table of {} blocks cannot hold {} tokens",
+         block_table.size(), context_len);
   }
   for (int32_t i = 0; i < num_new_tokens; ++i) {
     int32_t pos = num_computed_tokens + i;
     if (logits == LogitRows::kAll) logits_indices.push_back(num_tokens());
     token_ids.push_back(tokens[i]);
     positions.push_back(pos);
-    slot_mapping.push_back(block_table[static_cast<size_t>(pos / block_size)] * block_size + pos % block_size);
+    slot_mapping.push_back(block_table[static_cast<size_t>(pos / block_size)] * block_size +
+                           pos % block_size);
   }
   if (logits == LogitRows::kLast && num_new_tokens > 0) logits_indices.push_back(num_tokens() - 1);
   query_start.push_back(num_tokens());
@@ -31,11 +33,13 @@ void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
 
 void ForwardBatch::finalize(int32_t min_blocks_per_seq) {
   max_blocks_per_seq = min_blocks_per_seq;
-  for (const auto& t : pending_tables_) max_blocks_per_seq = std::max<int32_t>(max_blocks_per_seq, static_cast<int32_t>(t.size()));
+  for (const auto& t : pending_tables_)
+    max_blocks_per_seq = std::max<int32_t>(max_blocks_per_seq, static_cast<int32_t>(t.size()));
   block_tables.assign(pending_tables_.size() * static_cast<size_t>(max_blocks_per_seq), 0);
   for (size_t s = 0; s < pending_tables_.size(); ++s) {
     std::copy(pending_tables_[s].begin(), pending_tables_[s].end(),
-              block_tables.begin() + static_cast<std::ptrdiff_t>(s * static_cast<size_t>(max_blocks_per_seq)));
+              block_tables.begin() +
+                  static_cast<std::ptrdiff_t>(s * static_cast<size_t>(max_blocks_per_seq)));
   }
   pending_tables_.clear();
 }

@@ -49,7 +49,8 @@ struct ForwardBatch {
 // Backend-side views of a ForwardBatch (int32 tensors in backend memory), valid until the next
 // upload_batch on the same backend.
 struct BatchTensors {
-  Tensor token_ids, positions, query_start, context_lens, slot_mapping, block_tables, logits_indices;
+  Tensor token_ids, positions, query_start, context_lens, slot_mapping, block_tables,
+      logits_indices;
   int32_t num_tokens = 0;
   int32_t num_seqs = 0;
   int32_t num_logits = 0;

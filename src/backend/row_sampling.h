@@ -12,8 +12,8 @@ namespace llmserve {
 // One token of a row whose logit is adjusted before sampling (each token at most once per row).
 struct TokenAdjustment {
   int32_t token = 0;
-  int32_t output_count = 0;  // times generated so far
-  int32_t flags = 0;         // kInPrompt | kMasked
+  int32_t output_count = 0;                // times generated so far
+  int32_t flags = 0;                       // kInPrompt | kMasked
   static constexpr int32_t kInPrompt = 1;  // counts for the repetition penalty
   static constexpr int32_t kMasked = 2;    // -inf (a stop/eos token before min_tokens)
 };

@@ -35,7 +35,8 @@ Tensor Tensor::view(std::initializer_list<int64_t> dims) const {
 
 std::string Tensor::shape_string() const {
   std::string s = "[";
-  for (int i = 0; i < ndim; ++i) s += (i ? ", " : "") + std::to_string(shape[static_cast<size_t>(i)]);
+  for (int i = 0; i < ndim; ++i)
+    s += (i ? ", " : "") + std::to_string(shape[static_cast<size_t>(i)]);
   return s + "]";
 }
 

@@ -31,7 +31,9 @@ struct Tensor {
   // Same memory, another shape with the same element count.
   Tensor view(std::initializer_list<int64_t> dims) const;
   template <typename T>
-  T* as() const { return static_cast<T*>(data); }
+  T* as() const {
+    return static_cast<T*>(data);
+  }
   std::string shape_string() const;
 };
 

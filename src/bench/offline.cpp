@@ -9,7 +9,9 @@
 namespace llmserve::bench {
 namespace {
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 std::vector<Request> make_requests(const Engine& engine, const OfflineOptions& o) {
   const int32_t vocab = engine.model_config().vocab_size;
@@ -40,7 +42,8 @@ void collect(RequestStream& stream, Trace& trace) {
   while (stream.next(out)) {
     for (size_t i = 0; i < out.token_ids.size(); ++i) trace.token_times.push_back(out.emitted);
     if (out.is_final()) {
-      trace.is_error = out.finish_reason == FinishReason::kError || out.finish_reason == FinishReason::kCancelled;
+      trace.is_error = out.finish_reason == FinishReason::kError ||
+                       out.finish_reason == FinishReason::kCancelled;
       return;
     }
   }
@@ -53,7 +56,8 @@ std::shared_ptr<RequestStream> submit_or_throw(Engine& engine, const Request& r)
 }
 
 OfflineResult summarize_run(const std::string& mode, const std::vector<Trace>& traces,
-                            Clock::time_point start, Clock::time_point end, const OfflineOptions& o) {
+                            Clock::time_point start, Clock::time_point end,
+                            const OfflineOptions& o) {
   OfflineResult r;
   r.mode = mode;
   r.num_requests = static_cast<int32_t>(traces.size());
@@ -68,11 +72,13 @@ OfflineResult summarize_run(const std::string& mode, const std::vector<Trace>& t
     r.num_input_tokens += o.input_len;
     ttft.push_back(seconds(t.token_times.front() - t.submitted));
     e2e.push_back(seconds(t.token_times.back() - t.submitted));
-    for (size_t i = 1; i < t.token_times.size(); ++i) itl.push_back(seconds(t.token_times[i] - t.token_times[i - 1]));
+    for (size_t i = 1; i < t.token_times.size(); ++i)
+      itl.push_back(seconds(t.token_times[i] - t.token_times[i - 1]));
   }
   r.requests_per_s = (r.num_requests - r.num_errors) / r.duration_s;
   r.output_tokens_per_s = static_cast<double>(r.num_output_tokens) / r.duration_s;
-  r.total_tokens_per_s = static_cast<double>(r.num_output_tokens + r.num_input_tokens) / r.duration_s;
+  r.total_tokens_per_s =
+      static_cast<double>(r.num_output_tokens + r.num_input_tokens) / r.duration_s;
   r.ttft = summarize(ttft);
   r.itl = summarize(itl);
   r.e2e = summarize(e2e);
@@ -91,7 +97,8 @@ LatencySummary summarize(std::vector<double> samples) {
     const size_t hi = std::min(lo + 1, samples.size() - 1);
     return samples[lo] + (samples[hi] - samples[lo]) * (idx - static_cast<double>(lo));
   };
-  s.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
+  s.mean =
+      std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
   s.p50 = pct(0.50);
   s.p90 = pct(0.90);
   s.p99 = pct(0.99);
@@ -100,7 +107,10 @@ LatencySummary summarize(std::vector<double> samples) {
 
 nlohmann::json to_json(const OfflineResult& r) {
   auto lat = [](const LatencySummary& l) {
-    return nlohmann::json{{"mean_ms", l.mean * 1e3}, {"p50_ms", l.p50 * 1e3}, {"p90_ms", l.p90 * 1e3}, {"p99_ms", l.p99 * 1e3}};
+    return nlohmann::json{{"mean_ms", l.mean * 1e3},
+                          {"p50_ms", l.p50 * 1e3},
+                          {"p90_ms", l.p90 * 1e3},
+                          {"p99_ms", l.p99 * 1e3}};
   };
   return {{"mode", r.mode},
           {"num_requests", r.num_requests},
@@ -117,9 +127,12 @@ nlohmann::json to_json(const OfflineResult& r) {
 }
 
 std::vector<OfflineResult> run_offline(Engine& engine, const OfflineOptions& o) {
-  if (o.num_requests <= 0) fail(StatusCode::kInvalidArgument, "--num-requests must be > 0, got {}", o.num_requests);
-  if (o.input_len <= 0) fail(StatusCode::kInvalidArgument, "--input-len must be > 0, got {}", o.input_len);
-  if (o.output_len <= 0) fail(StatusCode::kInvalidArgument, "--output-len must be > 0, got {}", o.output_len);
+  if (o.num_requests <= 0)
+    fail(StatusCode::kInvalidArgument, "--num-requests must be > 0, got {}", o.num_requests);
+  if (o.input_len <= 0)
+    fail(StatusCode::kInvalidArgument, "--input-len must be > 0, got {}", o.input_len);
+  if (o.output_len <= 0)
+    fail(StatusCode::kInvalidArgument, "--output-len must be > 0, got {}", o.output_len);
   auto requests = make_requests(engine, o);
   for (int32_t i = 0; i < std::min(o.num_warmup, o.num_requests); ++i) {
     Trace ignored;

@@ -29,15 +29,17 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr uint64_t kEdgeBytes = 1u << 20;          // hashed from each end of a weights file
+constexpr uint64_t kEdgeBytes = 1u << 20;            // hashed from each end of a weights file
 constexpr uint64_t kMaxCopiedFileBytes = 64u << 20;  // larger side files are not tokenizer files
 
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool is_weights_file(const std::string& name) {
-  for (const char* ext : {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".onnx", ".ckpt"}) {
+  for (const char* ext :
+       {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".onnx", ".ckpt"}) {
     if (ends_with(name, ext)) return true;
   }
   return name == "model.safetensors.index.json" || name == "pytorch_model.bin.index.json";
@@ -49,7 +51,8 @@ std::vector<fs::path> checkpoint_files(const fs::path& dir) {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || name.empty() || name[0] == '.' || ends_with(name, ".part") || ends_with(name, ".lock")) {
+    if (!e.is_regular_file() || name.empty() || name[0] == '.' || ends_with(name, ".part") ||
+        ends_with(name, ".lock")) {
       continue;
     }
     out.push_back(e.path());
@@ -82,7 +85,9 @@ std::string utc_now() {
   return buf;
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // An exclusive flock on `path`, held until destruction. Processes sharing a node cache (pods of a
 // scale-up, init containers) serialize on it; the kernel drops it if the holder dies.
@@ -90,11 +95,16 @@ class FileLock {
  public:
   explicit FileLock(const fs::path& path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail(StatusCode::kFailedPrecondition, "cannot open lock file '{}': {}", path.string(), std::strerror(errno));
+    if (fd_ < 0)
+      fail(StatusCode::kFailedPrecondition, "cannot open lock file '{}': {}", path.string(),
+           std::strerror(errno));
     if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
-    LOG_INFO("another process is building into the same place (lock '{}'); waiting for it", path.string());
+    LOG_INFO("another process is building into the same place (lock '{}'); waiting for it",
+             path.string());
     while (::flock(fd_, LOCK_EX) != 0) {
-      if (errno != EINTR) fail(StatusCode::kFailedPrecondition, "cannot lock '{}': {}", path.string(), std::strerror(errno));
+      if (errno != EINTR)
+        fail(StatusCode::kFailedPrecondition, "cannot lock '{}': {}", path.string(),
+             std::strerror(errno));
     }
   }
   ~FileLock() {
@@ -146,16 +156,20 @@ void sync_dir(const fs::path& dir) {
 }
 
 // Writes the whole engine into `dir` (which exists and is empty).
-EngineManifest write_engine(const BuildOptions& o, const std::string& checkpoint, const std::string& key,
-                            const fs::path& dir) {
+EngineManifest write_engine(const BuildOptions& o, const std::string& checkpoint,
+                            const std::string& key, const fs::path& dir) {
   const ModelConfig config = load_model_config(o.model_dir);
   EngineManifest m;
   m.llmserve_version = std::string(kVersion);
   m.architecture = config.architecture;
-  m.dims = {{"num_hidden_layers", config.num_layers},       {"hidden_size", config.hidden_size},
-            {"num_attention_heads", config.num_q_heads},    {"num_key_value_heads", config.num_kv_heads},
-            {"head_dim", config.head_dim},                  {"intermediate_size", config.intermediate_size},
-            {"vocab_size", config.vocab_size},              {"max_position_embeddings", config.max_position_embeddings}};
+  m.dims = {{"num_hidden_layers", config.num_layers},
+            {"hidden_size", config.hidden_size},
+            {"num_attention_heads", config.num_q_heads},
+            {"num_key_value_heads", config.num_kv_heads},
+            {"head_dim", config.head_dim},
+            {"intermediate_size", config.intermediate_size},
+            {"vocab_size", config.vocab_size},
+            {"max_position_embeddings", config.max_position_embeddings}};
   m.dtype = *o.dtype;
   m.quantization = o.quantization;
   m.device = o.device;
@@ -194,12 +208,13 @@ EngineManifest write_engine(const BuildOptions& o, const std::string& checkpoint
       tensors.push_back({name, t.dtype, shape, {static_cast<const uint8_t*>(t.data), t.nbytes()}});
       total += t.nbytes();
     }
-    LOG_INFO("rank {} of {} (stage {}, tensor-parallel rank {}): {} tensors prepared in {:.1f} s", i + 1, ranks,
-             rank.stage, rank.tp_rank, tensors.size(), seconds_since(load_start));
+    LOG_INFO("rank {} of {} (stage {}, tensor-parallel rank {}): {} tensors prepared in {:.1f} s",
+             i + 1, ranks, rank.stage, rank.tp_rank, tensors.size(), seconds_since(load_start));
     progress.begin_file(rank.file, total, 0);
-    rank.bytes = write_safetensors(dir / rank.file, tensors,
-                                   {{"format", "llmserve-engine"}, {"key", key}, {"rank", std::to_string(i)}},
-                                   [&](uint64_t n) { progress.advance(n); });
+    rank.bytes = write_safetensors(
+        dir / rank.file, tensors,
+        {{"format", "llmserve-engine"}, {"key", key}, {"rank", std::to_string(i)}},
+        [&](uint64_t n) { progress.advance(n); });
     progress.end_file();
     rank.num_tensors = static_cast<int32_t>(tensors.size());
     m.ranks.push_back(rank);
@@ -223,23 +238,28 @@ std::optional<EngineManifest> existing_engine(const fs::path& output, const std:
 void check_replaceable(const fs::path& output, bool force) {
   if (!fs::exists(output) || force) return;
   if (!fs::is_directory(output)) {
-    fail(StatusCode::kFailedPrecondition, "--output '{}' exists and is not a directory", output.string());
+    fail(StatusCode::kFailedPrecondition, "--output '{}' exists and is not a directory",
+         output.string());
   }
   if (is_engine_dir(output)) {
     std::string what = "another engine";
     try {
       const EngineManifest m = read_engine_manifest(output);
-      what = fmt::format("another engine (from {}, {} {} --quantization {} --tp {} --pp {}, built {})", m.source, m.device,
-                         dtype_name(m.dtype), quantization_name(m.quantization), m.tp, m.pp, m.created);
+      what = fmt::format(
+          "another engine (from {}, {} {} --quantization {} --tp {} --pp {}, built {})", m.source,
+          m.device, dtype_name(m.dtype), quantization_name(m.quantization), m.tp, m.pp, m.created);
     } catch (const Error& e) {
       what = fmt::format("another engine ({})", e.what());
     }
-    fail(StatusCode::kFailedPrecondition, "--output '{}' holds {}; pass --force to replace it, or choose another --output",
+    fail(StatusCode::kFailedPrecondition,
+         "--output '{}' holds {}; pass --force to replace it, or choose another --output",
          output.string(), what);
   }
   if (!fs::is_empty(output)) {
-    fail(StatusCode::kFailedPrecondition, "--output '{}' is a non-empty directory that is not an engine; "
-         "choose an empty or new directory (or pass --force to replace it)", output.string());
+    fail(StatusCode::kFailedPrecondition,
+         "--output '{}' is a non-empty directory that is not an engine; "
+         "choose an empty or new directory (or pass --force to replace it)",
+         output.string());
   }
 }
 
@@ -257,28 +277,39 @@ BuildOptions resolve_build_options(BuildOptions o) {
     fail(StatusCode::kInvalidArgument, "--device must be cuda or cpu, got '{}'", o.device);
   }
   if (is_engine_dir(o.model_dir)) {
-    fail(StatusCode::kInvalidArgument, "--model '{}' is a built engine already; build from the Hugging Face checkpoint "
-         "it came from", o.model_dir.string());
+    fail(StatusCode::kInvalidArgument,
+         "--model '{}' is a built engine already; build from the Hugging Face checkpoint "
+         "it came from",
+         o.model_dir.string());
   }
   const ModelConfig config = load_model_config(o.model_dir);
-  if (o.tp < 1 || o.tp > 64) fail(StatusCode::kInvalidArgument, "--tp must be in [1, 64], got {}", o.tp);
-  if (o.pp < 1 || o.pp > 64) fail(StatusCode::kInvalidArgument, "--pp must be in [1, 64], got {}", o.pp);
-  if (o.tp * o.pp > 64) fail(StatusCode::kInvalidArgument, "--tp {} x --pp {} is more than 64 ranks", o.tp, o.pp);
-  shard_config(config, ModelShard{0, o.tp, 0, o.pp});  // names the config field a split does not divide
+  if (o.tp < 1 || o.tp > 64)
+    fail(StatusCode::kInvalidArgument, "--tp must be in [1, 64], got {}", o.tp);
+  if (o.pp < 1 || o.pp > 64)
+    fail(StatusCode::kInvalidArgument, "--pp must be in [1, 64], got {}", o.pp);
+  if (o.tp * o.pp > 64)
+    fail(StatusCode::kInvalidArgument, "--tp {} x --pp {} is more than 64 ranks", o.tp, o.pp);
+  shard_config(config,
+               ModelShard{0, o.tp, 0, o.pp});  // names the config field a split does not divide
   if (!o.dtype) {
-    o.dtype = o.device == "cpu" ? DType::kF32 : config.checkpoint_dtype == DType::kBF16 ? DType::kBF16 : DType::kF16;
+    o.dtype = o.device == "cpu"                         ? DType::kF32
+              : config.checkpoint_dtype == DType::kBF16 ? DType::kBF16
+                                                        : DType::kF16;
   }
   if (*o.dtype != DType::kF32 && *o.dtype != DType::kF16 && *o.dtype != DType::kBF16) {
-    fail(StatusCode::kInvalidArgument, "--dtype must be float16, bfloat16 or float32, got {}", dtype_name(*o.dtype));
+    fail(StatusCode::kInvalidArgument, "--dtype must be float16, bfloat16 or float32, got {}",
+         dtype_name(*o.dtype));
   }
   if (o.device == "cpu" && *o.dtype != DType::kF32) {
-    fail(StatusCode::kInvalidArgument, "--dtype {}: --device cpu computes in float32 only", dtype_name(*o.dtype));
+    fail(StatusCode::kInvalidArgument, "--dtype {}: --device cpu computes in float32 only",
+         dtype_name(*o.dtype));
   }
   if (o.device == "cuda" && *o.dtype == DType::kF32) {
     fail(StatusCode::kInvalidArgument, "--dtype float32: --device cuda runs float16 or bfloat16");
   }
   if (o.max_seq_len < 0 || o.max_seq_len > config.max_position_embeddings) {
-    fail(StatusCode::kInvalidArgument, "--max-seq-len must be in [0, {}] (the model's max_position_embeddings), got {}",
+    fail(StatusCode::kInvalidArgument,
+         "--max-seq-len must be in [0, {}] (the model's max_position_embeddings), got {}",
          config.max_position_embeddings, o.max_seq_len);
   }
   if (o.device == "cuda") {
@@ -293,8 +324,10 @@ BuildOptions resolve_build_options(BuildOptions o) {
       fail(StatusCode::kInvalidArgument, "--gpu-arch must look like sm_90, got '{}'", o.gpu_arch);
     }
     if (o.quantization == Quantization::kFp8 && !gpu_arch_has_fp8(o.gpu_arch)) {
-      fail(StatusCode::kInvalidArgument, "--quantization fp8 needs fp8 tensor cores (--gpu-arch sm_89 or later), "
-           "got --gpu-arch {}", o.gpu_arch);
+      fail(StatusCode::kInvalidArgument,
+           "--quantization fp8 needs fp8 tensor cores (--gpu-arch sm_89 or later), "
+           "got --gpu-arch {}",
+           o.gpu_arch);
     }
   } else if (!o.gpu_arch.empty()) {
     fail(StatusCode::kInvalidArgument, "--gpu-arch is for --device cuda only");
@@ -322,15 +355,18 @@ std::string checkpoint_hash(const fs::path& model_dir) {
     if (ends_with(name, ".safetensors") && size >= 8) {
       const std::string len = read_range(p, 0, 8);
       uint64_t n = 0;
-      for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(len[static_cast<size_t>(i)])) << (8 * i);
+      for (int i = 0; i < 8; ++i)
+        n |= static_cast<uint64_t>(static_cast<uint8_t>(len[static_cast<size_t>(i)])) << (8 * i);
       const uint64_t header_end = std::min(size, 8 + n);
       feed("header:" + name, read_range(p, 0, header_end));
       const uint64_t data = size - header_end;
       feed("head:" + name, read_range(p, header_end, std::min(data, kEdgeBytes)));
-      feed("tail:" + name, read_range(p, size - std::min(data, kEdgeBytes), std::min(data, kEdgeBytes)));
+      feed("tail:" + name,
+           read_range(p, size - std::min(data, kEdgeBytes), std::min(data, kEdgeBytes)));
     } else {
       feed("head:" + name, read_range(p, 0, std::min(size, kEdgeBytes)));
-      feed("tail:" + name, read_range(p, size - std::min(size, kEdgeBytes), std::min(size, kEdgeBytes)));
+      feed("tail:" + name,
+           read_range(p, size - std::min(size, kEdgeBytes), std::min(size, kEdgeBytes)));
     }
   }
   return h.hex_digest();
@@ -361,7 +397,8 @@ BuildResult build_into(const BuildOptions& o, const std::string& checkpoint, con
   auto up_to_date = [&]() -> std::optional<BuildResult> {
     auto m = existing_engine(output, key);
     if (!m) return std::nullopt;
-    LOG_INFO("engine '{}' is up to date (key {}): nothing to build", output.string(), key.substr(0, 16));
+    LOG_INFO("engine '{}' is up to date (key {}): nothing to build", output.string(),
+             key.substr(0, 16));
     return BuildResult{BuildOutcome::kUpToDate, output, std::move(*m), seconds_since(start)};
   };
   if (auto r = up_to_date()) return *r;
@@ -377,8 +414,9 @@ BuildResult build_into(const BuildOptions& o, const std::string& checkpoint, con
   const fs::path temp = output.parent_path() / (temp_prefix + unique_suffix());
   fs::create_directories(temp);
   TempDir guard(temp);
-  LOG_INFO("building engine '{}' from '{}': {} {}, --quantization {}, --tp {} --pp {}{}", output.string(),
-           o.model_dir.string(), o.device == "cuda" ? o.device + " " + o.gpu_arch : o.device, dtype_name(*o.dtype),
+  LOG_INFO("building engine '{}' from '{}': {} {}, --quantization {}, --tp {} --pp {}{}",
+           output.string(), o.model_dir.string(),
+           o.device == "cuda" ? o.device + " " + o.gpu_arch : o.device, dtype_name(*o.dtype),
            quantization_name(o.quantization), o.tp, o.pp,
            o.max_seq_len > 0 ? fmt::format(", --max-seq-len {}", o.max_seq_len) : "");
   EngineManifest m = write_engine(o, checkpoint, key, temp);
@@ -417,13 +455,14 @@ BuildResult cached_engine(const BuildOptions& options, const fs::path& cache_dir
   for (char& c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
   }
-  const fs::path dir = fs::absolute(cache_dir).lexically_normal() / (name + "-" + key.substr(0, 16));
+  const fs::path dir =
+      fs::absolute(cache_dir).lexically_normal() / (name + "-" + key.substr(0, 16));
   if (auto m = existing_engine(dir, key)) {
     LOG_INFO("engine cache: using '{}'", dir.string());
     return {BuildOutcome::kUpToDate, dir, std::move(*m), seconds_since(start)};
   }
-  LOG_INFO("engine cache: no engine for '{}' with these options in '{}' yet; building it", model.string(),
-           cache_dir.string());
+  LOG_INFO("engine cache: no engine for '{}' with these options in '{}' yet; building it",
+           model.string(), cache_dir.string());
   o.force = true;  // the cache owns its directories
   return build_into(o, checkpoint, key, dir, start);
 }

@@ -21,7 +21,8 @@ class File {
  public:
   explicit File(const std::filesystem::path& path) : path_(path) {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail(StatusCode::kDataLoss, "cannot create '{}': {}", path.string(), std::strerror(errno));
+    if (fd_ < 0)
+      fail(StatusCode::kDataLoss, "cannot create '{}': {}", path.string(), std::strerror(errno));
   }
   ~File() {
     if (fd_ >= 0) ::close(fd_);
@@ -30,16 +31,19 @@ class File {
     while (n > 0) {
       const ssize_t w = ::write(fd_, p, n);
       if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail(StatusCode::kDataLoss, "cannot write '{}': {}", path_.string(), std::strerror(errno));
+      if (w <= 0)
+        fail(StatusCode::kDataLoss, "cannot write '{}': {}", path_.string(), std::strerror(errno));
       p += w;
       n -= static_cast<size_t>(w);
     }
   }
   void sync_and_close() {
-    if (::fsync(fd_) != 0) fail(StatusCode::kDataLoss, "cannot fsync '{}': {}", path_.string(), std::strerror(errno));
+    if (::fsync(fd_) != 0)
+      fail(StatusCode::kDataLoss, "cannot fsync '{}': {}", path_.string(), std::strerror(errno));
     const int fd = fd_;
     fd_ = -1;
-    if (::close(fd) != 0) fail(StatusCode::kDataLoss, "cannot close '{}': {}", path_.string(), std::strerror(errno));
+    if (::close(fd) != 0)
+      fail(StatusCode::kDataLoss, "cannot close '{}': {}", path_.string(), std::strerror(errno));
   }
 
  private:
@@ -49,7 +53,8 @@ class File {
 
 }  // namespace
 
-uint64_t write_safetensors(const std::filesystem::path& file, const std::vector<TensorToWrite>& tensors,
+uint64_t write_safetensors(const std::filesystem::path& file,
+                           const std::vector<TensorToWrite>& tensors,
                            const std::map<std::string, std::string>& metadata,
                            const std::function<void(uint64_t)>& on_bytes) {
   nlohmann::json header = nlohmann::json::object();
@@ -60,7 +65,8 @@ uint64_t write_safetensors(const std::filesystem::path& file, const std::vector<
     uint64_t numel = 1;
     for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
     if (numel * dtype_size(t.dtype) != t.bytes.size()) {
-      fail(StatusCode::kInternal, "tensor '{}': {} bytes for {} x {}", t.name, t.bytes.size(), dtype_name(t.dtype), numel);
+      fail(StatusCode::kInternal, "tensor '{}': {} bytes for {} x {}", t.name, t.bytes.size(),
+           dtype_name(t.dtype), numel);
     }
     if (!names.insert(t.name).second || t.name == "__metadata__") {
       fail(StatusCode::kInternal, "tensor name '{}' repeated or reserved", t.name);

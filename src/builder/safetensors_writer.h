@@ -25,7 +25,8 @@ struct TensorToWrite {
 // Writes `file` (fsynced before it returns) and returns its size. `on_bytes(n)` is called as data
 // is written. Throws Error(kDataLoss) naming the file when a write fails, Error(kInternal) for a
 // tensor whose bytes disagree with its dtype and shape or a repeated name.
-uint64_t write_safetensors(const std::filesystem::path& file, const std::vector<TensorToWrite>& tensors,
+uint64_t write_safetensors(const std::filesystem::path& file,
+                           const std::vector<TensorToWrite>& tensors,
                            const std::map<std::string, std::string>& metadata = {},
                            const std::function<void(uint64_t)>& on_bytes = {});
 

@@ -16,7 +16,9 @@ void WeightCaptureBackend::no_compute() {
 
 Buffer WeightCaptureBackend::allocate(size_t nbytes) {
   void* p = std::malloc(std::max<size_t>(nbytes, 1));
-  if (p == nullptr) fail(StatusCode::kResourceExhausted, "llmserve build: cannot allocate {} bytes of host memory", nbytes);
+  if (p == nullptr)
+    fail(StatusCode::kResourceExhausted, "llmserve build: cannot allocate {} bytes of host memory",
+         nbytes);
   return Buffer(p, nbytes, [](void* q) { std::free(q); });
 }
 
@@ -41,7 +43,8 @@ void WeightCaptureBackend::transpose(Tensor src, Tensor dst) {
     for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
       for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r) {
         for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) {
-          std::memcpy(out + static_cast<size_t>(c * rows + r) * e, in + static_cast<size_t>(r * cols + c) * e, e);
+          std::memcpy(out + static_cast<size_t>(c * rows + r) * e,
+                      in + static_cast<size_t>(r * cols + c) * e, e);
         }
       }
     }
@@ -50,7 +53,8 @@ void WeightCaptureBackend::transpose(Tensor src, Tensor dst) {
 
 size_t WeightCaptureBackend::free_memory() const {
   const long pages = sysconf(_SC_AVPHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size) : 0;
+  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size)
+                                    : 0;
 }
 
 }  // namespace llmserve::builder

@@ -2,7 +2,8 @@
 // memory in the engine's dtype and does the few memory ops loading needs (upload, download,
 // transpose); it computes nothing. The model's weights end up exactly as the target backend would
 // hold them (fused, sliced for one rank, converted, quantized), so the builder writes them out as
-// they are. Rank `rank` of `size` in stage `stage` of `num_stages`, like the backends it stands in for.
+// they are. Rank `rank` of `size` in stage `stage` of `num_stages`, like the backends it stands in
+// for.
 #pragma once
 
 #include "backend/backend.h"
@@ -37,8 +38,13 @@ class WeightCaptureBackend final : public Backend {
   void gelu_tanh(Tensor) override { no_compute(); }
   void silu_mul(Tensor, Tensor) override { no_compute(); }
   void rope(Tensor, const AttentionShape&, Tensor, const BatchTensors&) override { no_compute(); }
-  void write_kv(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&) override { no_compute(); }
-  void attention(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&, Tensor) override { no_compute(); }
+  void write_kv(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&) override {
+    no_compute();
+  }
+  void attention(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&,
+                 Tensor) override {
+    no_compute();
+  }
   void gather_rows(Tensor, const BatchTensors&, Tensor) override { no_compute(); }
 
  private:

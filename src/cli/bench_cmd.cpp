@@ -17,12 +17,14 @@ struct BenchOptions {
 };
 
 void print_table(const std::vector<bench::OfflineResult>& results) {
-  std::printf("%-11s %8s %9s %10s %12s %12s %10s %10s %10s %10s %7s\n", "mode", "requests", "req/s", "out tok/s",
-              "total tok/s", "ttft mean", "ttft p50", "ttft p99", "itl p50", "itl p99", "errors");
+  std::printf("%-11s %8s %9s %10s %12s %12s %10s %10s %10s %10s %7s\n", "mode", "requests", "req/s",
+              "out tok/s", "total tok/s", "ttft mean", "ttft p50", "ttft p99", "itl p50", "itl p99",
+              "errors");
   for (const auto& r : results) {
-    std::printf("%-11s %8d %9.2f %10.1f %12.1f %10.1fms %8.1fms %8.1fms %8.2fms %8.2fms %7d\n", r.mode.c_str(),
-                r.num_requests, r.requests_per_s, r.output_tokens_per_s, r.total_tokens_per_s, r.ttft.mean * 1e3,
-                r.ttft.p50 * 1e3, r.ttft.p99 * 1e3, r.itl.p50 * 1e3, r.itl.p99 * 1e3, r.num_errors);
+    std::printf("%-11s %8d %9.2f %10.1f %12.1f %10.1fms %8.1fms %8.1fms %8.2fms %8.2fms %7d\n",
+                r.mode.c_str(), r.num_requests, r.requests_per_s, r.output_tokens_per_s,
+                r.total_tokens_per_s, r.ttft.mean * 1e3, r.ttft.p50 * 1e3, r.ttft.p99 * 1e3,
+                r.itl.p50 * 1e3, r.itl.p99 * 1e3, r.num_errors);
   }
   if (results.size() == 2 && results[1].output_tokens_per_s > 0) {
     std::printf("in-flight batching speed-up over one-at-a-time: %.2fx output tok/s\n",
@@ -62,18 +64,25 @@ void add_bench_commands(CLI::App& app, Action& action) {
   bench->require_subcommand(1);
   auto opts = std::make_shared<BenchOptions>();
   CLI::App* offline = bench->add_subcommand(
-      "offline", "Offline throughput: synthetic requests all submitted at once to an in-process engine");
+      "offline",
+      "Offline throughput: synthetic requests all submitted at once to an in-process engine");
   opts->engine.add_to(*offline);
   auto& b = opts->offline;
   offline->add_option("--num-requests", b.num_requests, "Requests to run")->capture_default_str();
-  offline->add_option("--input-len", b.input_len, "Prompt tokens per request (random ids)")->capture_default_str();
-  offline->add_option("--output-len", b.output_len, "Generated tokens per request (eos ignored)")->capture_default_str();
-  offline->add_option("--temperature", b.temperature, "Sampling temperature; 0 is greedy")->capture_default_str();
+  offline->add_option("--input-len", b.input_len, "Prompt tokens per request (random ids)")
+      ->capture_default_str();
+  offline->add_option("--output-len", b.output_len, "Generated tokens per request (eos ignored)")
+      ->capture_default_str();
+  offline->add_option("--temperature", b.temperature, "Sampling temperature; 0 is greedy")
+      ->capture_default_str();
   offline->add_option("--seed", b.seed, "Seed of the synthetic prompts")->capture_default_str();
-  offline->add_option("--warmup", b.num_warmup, "Requests run before timing")->capture_default_str();
-  offline->add_flag("--baseline-sequential", b.baseline_sequential,
-                    "Also run the same requests one at a time (the baseline) and print the speed-up");
-  offline->add_option("--json", opts->json_path, "Also write the results as JSON to this file ('-' for stdout)");
+  offline->add_option("--warmup", b.num_warmup, "Requests run before timing")
+      ->capture_default_str();
+  offline->add_flag(
+      "--baseline-sequential", b.baseline_sequential,
+      "Also run the same requests one at a time (the baseline) and print the speed-up");
+  offline->add_option("--json", opts->json_path,
+                      "Also write the results as JSON to this file ('-' for stdout)");
   offline->callback([&action, opts] { action = [opts] { return run_offline_bench(*opts); }; });
   add_bench_serve_command(*bench, action);
 }

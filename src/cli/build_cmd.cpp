@@ -29,7 +29,9 @@ int run_build(BuildFlags flags) {
   o.device = flags.device == "auto" ? (cuda_device_available() ? "cuda" : "cpu") : flags.device;
   o.dtype = parse_dtype_flag(flags.dtype);
   const std::optional<Quantization> q = parse_quantization(flags.quantization);
-  if (!q) fail(StatusCode::kInvalidArgument, "--quantization must be none, int8-wo or fp8, got '{}'", flags.quantization);
+  if (!q)
+    fail(StatusCode::kInvalidArgument, "--quantization must be none, int8-wo or fp8, got '{}'",
+         flags.quantization);
   o.quantization = *q;
   o.progress = progress_style_from_flag(flags.progress);
   const builder::BuildResult r = builder::build_engine(o, flags.output);
@@ -42,33 +44,47 @@ int run_build(BuildFlags flags) {
 void add_build_command(CLI::App& app, Action& action) {
   auto flags = std::make_shared<BuildFlags>();
   auto& o = flags->options;
-  CLI::App* cmd = app.add_subcommand(
-      "build", "Build an engine directory from a Hugging Face checkpoint (fused, sliced per rank, converted, "
-               "quantized) and print its path; serve --model ENGINE_DIR loads it");
-  cmd->add_option("--model", flags->model, "Hugging Face checkpoint directory, or ORG/NAME to pull first")->required();
-  cmd->add_option("--output", flags->output, "Engine directory to write (created; an up-to-date engine is kept)")
+  CLI::App* cmd =
+      app.add_subcommand("build",
+                         "Build an engine directory from a Hugging Face checkpoint (fused, sliced "
+                         "per rank, converted, "
+                         "quantized) and print its path; serve --model ENGINE_DIR loads it");
+  cmd->add_option("--model", flags->model,
+                  "Hugging Face checkpoint directory, or ORG/NAME to pull first")
       ->required();
-  cmd->add_option("--device", flags->device, "Target: cuda, cpu, or auto (cuda when a GPU is visible)")
+  cmd->add_option("--output", flags->output,
+                  "Engine directory to write (created; an up-to-date engine is kept)")
+      ->required();
+  cmd->add_option("--device", flags->device,
+                  "Target: cuda, cpu, or auto (cuda when a GPU is visible)")
       ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
       ->capture_default_str();
   cmd->add_option("--dtype", flags->dtype,
-                  "auto, float16, bfloat16 or float32 (auto: bfloat16 for bfloat16 checkpoints, else float16 on "
+                  "auto, float16, bfloat16 or float32 (auto: bfloat16 for bfloat16 checkpoints, "
+                  "else float16 on "
                   "cuda; float32 on cpu)")
       ->capture_default_str();
   cmd->add_option("--quantization", flags->quantization,
-                  "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 weights "
-                  "(per-output-row scales) and activations (per-token scales), W8A8 as fp8 tensor cores compute")
+                  "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: "
+                  "e4m3 weights "
+                  "(per-output-row scales) and activations (per-token scales), W8A8 as fp8 tensor "
+                  "cores compute")
       ->capture_default_str();
-  cmd->add_option("--tp,--tensor-parallel-size", o.tp, "Tensor-parallel ranks: one weights file per rank")
+  cmd->add_option("--tp,--tensor-parallel-size", o.tp,
+                  "Tensor-parallel ranks: one weights file per rank")
       ->capture_default_str();
   cmd->add_option("--pp,--pipeline-parallel-size", o.pp, "Pipeline stages")->capture_default_str();
-  cmd->add_option("--max-seq-len", o.max_seq_len,
-                  "Longest prompt + output the engine serves (0: the model's max_position_embeddings)")
+  cmd->add_option(
+         "--max-seq-len", o.max_seq_len,
+         "Longest prompt + output the engine serves (0: the model's max_position_embeddings)")
       ->capture_default_str();
   cmd->add_option("--gpu-arch", o.gpu_arch,
-                  "cuda: the GPU architecture to build for, e.g. sm_90 (default: the visible GPU's, else sm_90)");
-  cmd->add_flag("--force", o.force, "Replace what --output holds (another engine, or a non-empty directory)");
-  cmd->add_option("--progress", flags->progress, "auto (a bar on a terminal, else log lines), bar, log or none")
+                  "cuda: the GPU architecture to build for, e.g. sm_90 (default: the visible "
+                  "GPU's, else sm_90)");
+  cmd->add_flag("--force", o.force,
+                "Replace what --output holds (another engine, or a non-empty directory)");
+  cmd->add_option("--progress", flags->progress,
+                  "auto (a bar on a terminal, else log lines), bar, log or none")
       ->check(CLI::IsMember({"auto", "bar", "log", "none"}))
       ->capture_default_str();
   cmd->callback([&action, flags] { action = [flags] { return run_build(*flags); }; });

@@ -12,13 +12,18 @@
 namespace llmserve::cli {
 
 int run(int argc, char** argv) {
-  CLI::App app{"llmserve: an LLM inference server (KServe v2, Triton generate, OpenAI) with a CPU reference backend"};
+  CLI::App app{
+      "llmserve: an LLM inference server (KServe v2, Triton generate, OpenAI) with a CPU reference "
+      "backend"};
   app.set_version_flag("--version", "llmserve " + std::string(kVersion));
   app.require_subcommand(1);
   std::string log_level = "info";
   std::string log_format = "text";
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")->capture_default_str();
-  app.add_option("--log-format", log_format, "text|json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")
+      ->capture_default_str();
+  app.add_option("--log-format", log_format, "text|json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   Action action;
   add_generate_command(app, action);
   add_tokenize_commands(app, action);

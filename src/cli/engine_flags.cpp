@@ -11,46 +11,65 @@ namespace llmserve::cli {
 
 void EngineFlags::add_to(CLI::App& app) {
   auto& c = config;
-  app.add_option("--model", model,
-                 "Hugging Face model directory, engine directory (llmserve build) or ORG/NAME to pull "
-                 "(default: the embedded default model)")
+  app.add_option(
+         "--model", model,
+         "Hugging Face model directory, engine directory (llmserve build) or ORG/NAME to pull "
+         "(default: the embedded default model)")
       ->envname("LLMSERVE_MODEL");
-  app.add_option("--engine-cache", engine_cache,
-                 "Build a Hugging Face --model into an engine in this directory on first use and load it "
-                 "from there after (shared safely by processes on one node)")
+  app.add_option(
+         "--engine-cache", engine_cache,
+         "Build a Hugging Face --model into an engine in this directory on first use and load it "
+         "from there after (shared safely by processes on one node)")
       ->envname("LLMSERVE_ENGINE_CACHE");
   app.add_option("--device", device,
-                 "auto (cuda when a GPU is visible, else cpu), cpu, cuda, or null (no compute: a benchmarking aid)")
-      ->envname("LLMSERVE_DEVICE")->capture_default_str();
+                 "auto (cuda when a GPU is visible, else cpu), cpu, cuda, or null (no compute: a "
+                 "benchmarking aid)")
+      ->envname("LLMSERVE_DEVICE")
+      ->capture_default_str();
   app.add_option("--dtype", dtype,
-                 "auto, float16, bfloat16 or float32: activations, weights and KV cache (auto: bfloat16 for "
+                 "auto, float16, bfloat16 or float32: activations, weights and KV cache (auto: "
+                 "bfloat16 for "
                  "bfloat16 checkpoints, else float16 on cuda; float32 on cpu)")
-      ->envname("LLMSERVE_DTYPE")->capture_default_str();
+      ->envname("LLMSERVE_DTYPE")
+      ->capture_default_str();
   app.add_option_function<std::string>(
          "--quantization",
          [&c](const std::string& name) {
            const std::optional<Quantization> q = parse_quantization(name);
-           if (!q) throw CLI::ValidationError("--quantization", "must be none, int8-wo or fp8, got '" + name + "'");
+           if (!q)
+             throw CLI::ValidationError("--quantization",
+                                        "must be none, int8-wo or fp8, got '" + name + "'");
            c.quantization = *q;
          },
-         "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 linear weights "
+         "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 "
+         "linear weights "
          "(per-output-row scales) and inputs (per-token scales), W8A8 as fp8 tensor cores compute")
-      ->envname("LLMSERVE_QUANTIZATION")->default_str("none");
+      ->envname("LLMSERVE_QUANTIZATION")
+      ->default_str("none");
   app.add_option("--tp,--tensor-parallel-size", c.tensor_parallel_size,
-                 "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, threads on cpu")
-      ->envname("LLMSERVE_TP")->capture_default_str();
+                 "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, "
+                 "threads on cpu")
+      ->envname("LLMSERVE_TP")
+      ->capture_default_str();
   app.add_option("--pp,--pipeline-parallel-size", c.pipeline_parallel_size,
-                 "Pipeline-parallel stages: consecutive layer ranges, each on its own --tp ranks (GPUs 0..tp*pp-1)")
-      ->envname("LLMSERVE_PP")->capture_default_str();
+                 "Pipeline-parallel stages: consecutive layer ranges, each on its own --tp ranks "
+                 "(GPUs 0..tp*pp-1)")
+      ->envname("LLMSERVE_PP")
+      ->capture_default_str();
   app.add_option("--cuda-graph-max-batch-size", c.max_graph_batch_size,
                  "Record CUDA graphs for decode steps of up to this many sequences at start-up")
-      ->envname("LLMSERVE_CUDA_GRAPH_MAX_BATCH_SIZE")->capture_default_str();
-  app.add_flag("--enforce-eager", enforce_eager, "Record no CUDA graphs (faster start-up, slower decode)")
+      ->envname("LLMSERVE_CUDA_GRAPH_MAX_BATCH_SIZE")
+      ->capture_default_str();
+  app.add_flag("--enforce-eager", enforce_eager,
+               "Record no CUDA graphs (faster start-up, slower decode)")
       ->envname("LLMSERVE_ENFORCE_EAGER");
   app.add_option("--block-size", c.block_size, "Tokens per KV-cache block")
-      ->envname("LLMSERVE_BLOCK_SIZE")->capture_default_str();
-  app.add_option("--num-kv-blocks", c.num_kv_blocks, "KV blocks in the pool; 0 sizes it from --kv-cache-memory-fraction")
-      ->envname("LLMSERVE_NUM_KV_BLOCKS")->capture_default_str();
+      ->envname("LLMSERVE_BLOCK_SIZE")
+      ->capture_default_str();
+  app.add_option("--num-kv-blocks", c.num_kv_blocks,
+                 "KV blocks in the pool; 0 sizes it from --kv-cache-memory-fraction")
+      ->envname("LLMSERVE_NUM_KV_BLOCKS")
+      ->capture_default_str();
   app.add_option_function<std::string>(
          "--kv-cache-dtype",
          [&c](const std::string& name) {
@@ -59,25 +78,38 @@ void EngineFlags::add_to(CLI::App& app) {
            } else if (name == "fp8" || name == "fp8_e4m3") {
              c.kv_cache_dtype = DType::kF8E4M3;
            } else {
-             throw CLI::ValidationError("--kv-cache-dtype", "must be auto or fp8, got '" + name + "'");
+             throw CLI::ValidationError("--kv-cache-dtype",
+                                        "must be auto or fp8, got '" + name + "'");
            }
          },
-         "auto (the activation dtype) or fp8: keys and values stored as fp8 e4m3 (scale 1), a quarter of "
+         "auto (the activation dtype) or fp8: keys and values stored as fp8 e4m3 (scale 1), a "
+         "quarter of "
          "fp32's KV bytes (cpu only for now)")
-      ->envname("LLMSERVE_KV_CACHE_DTYPE")->default_str("auto");
-  app.add_option("--kv-cache-memory-fraction", c.kv_cache_memory_fraction,
-                 "Fraction of free memory after weights for the KV cache (default 0.9 on cuda, 0.2 on cpu)")
+      ->envname("LLMSERVE_KV_CACHE_DTYPE")
+      ->default_str("auto");
+  app.add_option(
+         "--kv-cache-memory-fraction", c.kv_cache_memory_fraction,
+         "Fraction of free memory after weights for the KV cache (default 0.9 on cuda, 0.2 on cpu)")
       ->envname("LLMSERVE_KV_CACHE_MEMORY_FRACTION");
-  app.add_option("--max-num-tokens", c.max_num_tokens, "Token budget of one step (prefill chunks + decodes)")
-      ->envname("LLMSERVE_MAX_NUM_TOKENS")->capture_default_str();
+  app.add_option("--max-num-tokens", c.max_num_tokens,
+                 "Token budget of one step (prefill chunks + decodes)")
+      ->envname("LLMSERVE_MAX_NUM_TOKENS")
+      ->capture_default_str();
   app.add_option("--max-batch-size", c.max_batch_size, "Most sequences in one step")
-      ->envname("LLMSERVE_MAX_BATCH_SIZE")->capture_default_str();
-  app.add_option("--max-model-len", c.max_model_len, "Prompt + output limit per request; 0: the model's context")
-      ->envname("LLMSERVE_MAX_MODEL_LEN")->capture_default_str();
-  app.add_option("--max-queue-size", c.max_queue_size, "Requests waiting for batch capacity (beyond the free slots of --max-batch-size) before new ones "
+      ->envname("LLMSERVE_MAX_BATCH_SIZE")
+      ->capture_default_str();
+  app.add_option("--max-model-len", c.max_model_len,
+                 "Prompt + output limit per request; 0: the model's context")
+      ->envname("LLMSERVE_MAX_MODEL_LEN")
+      ->capture_default_str();
+  app.add_option("--max-queue-size", c.max_queue_size,
+                 "Requests waiting for batch capacity (beyond the free slots of --max-batch-size) "
+                 "before new ones "
                  "are refused as overloaded (HTTP 503, OpenAI 429, gRPC UNAVAILABLE); 0: unbounded")
-      ->envname("LLMSERVE_MAX_QUEUE_SIZE")->capture_default_str();
-  app.add_flag("--no-prefix-caching", no_prefix_caching, "Do not reuse the KV blocks of shared prompt prefixes")
+      ->envname("LLMSERVE_MAX_QUEUE_SIZE")
+      ->capture_default_str();
+  app.add_flag("--no-prefix-caching", no_prefix_caching,
+               "Do not reuse the KV blocks of shared prompt prefixes")
       ->envname("LLMSERVE_NO_PREFIX_CACHING");
   app.add_flag("--no-chunked-prefill", no_chunked_prefill, "Prefill each prompt in one step")
       ->envname("LLMSERVE_NO_CHUNKED_PREFILL");
@@ -95,14 +127,16 @@ EngineConfig EngineFlags::resolve() const {
   } else if (device == "null") {
     c.device = DeviceKind::kNull;
   } else {
-    fail(StatusCode::kInvalidArgument, "--device must be auto, cpu, cuda or null, got '{}'", device);
+    fail(StatusCode::kInvalidArgument, "--device must be auto, cpu, cuda or null, got '{}'",
+         device);
   }
   c.dtype = parse_dtype_flag(dtype);
   if (enforce_eager) c.max_graph_batch_size = 0;
   c.enable_prefix_caching = !no_prefix_caching;
   c.enable_chunked_prefill = !no_chunked_prefill;
   if (!engine_cache.empty() && !is_engine_dir(c.model_dir)) {
-    if (c.device == DeviceKind::kNull) fail(StatusCode::kInvalidArgument, "--engine-cache needs --device cpu or cuda");
+    if (c.device == DeviceKind::kNull)
+      fail(StatusCode::kInvalidArgument, "--engine-cache needs --device cpu or cuda");
     builder::BuildOptions b;
     b.model_dir = c.model_dir;
     b.device = c.device == DeviceKind::kCuda ? "cuda" : "cpu";
@@ -120,7 +154,9 @@ std::optional<DType> parse_dtype_flag(const std::string& value, const char* flag
   if (value == "float16" || value == "half" || value == "fp16") return DType::kF16;
   if (value == "bfloat16" || value == "bf16") return DType::kBF16;
   if (value == "float32" || value == "float" || value == "fp32") return DType::kF32;
-  if (value != "auto") fail(StatusCode::kInvalidArgument, "{} must be auto, float16, bfloat16 or float32, got '{}'", flag, value);
+  if (value != "auto")
+    fail(StatusCode::kInvalidArgument, "{} must be auto, float16, bfloat16 or float32, got '{}'",
+         flag, value);
   return std::nullopt;
 }
 

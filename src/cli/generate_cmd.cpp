@@ -34,7 +34,8 @@ int run_generate(const GenerateOptions& opts, const CLI::App& cmd) {
   config.max_batch_size = std::min(config.max_batch_size, 8);  // one request: keep the pool small
   if (config.num_kv_blocks == 0 && config.kv_cache_memory_fraction < 0) {
     const auto mc = load_model_config(config.model_dir);
-    config.num_kv_blocks = (mc.max_position_embeddings + config.block_size - 1) / config.block_size + 1;
+    config.num_kv_blocks =
+        (mc.max_position_embeddings + config.block_size - 1) / config.block_size + 1;
   }
   auto tokenizer = Tokenizer::from_dir(config.model_dir);
   Engine engine(config);
@@ -45,8 +46,10 @@ int run_generate(const GenerateOptions& opts, const CLI::App& cmd) {
   const int32_t num_prompt = static_cast<int32_t>(request.prompt_token_ids.size());
   std::shared_ptr<RequestStream> stream;
   if (Status s = engine.submit(request, stream); !s.is_ok()) {
-    if (s.code() == StatusCode::kOutOfRange && num_prompt + request.sampling.max_tokens > engine.max_model_len()) {
-      fail(StatusCode::kOutOfRange, "prompt ({} tokens) + --max-tokens ({}) exceeds the model's context of {} tokens",
+    if (s.code() == StatusCode::kOutOfRange &&
+        num_prompt + request.sampling.max_tokens > engine.max_model_len()) {
+      fail(StatusCode::kOutOfRange,
+           "prompt ({} tokens) + --max-tokens ({}) exceeds the model's context of {} tokens",
            num_prompt, request.sampling.max_tokens, engine.max_model_len());
     }
     throw Error(s);
@@ -74,10 +77,12 @@ int run_generate(const GenerateOptions& opts, const CLI::App& cmd) {
       token_ids.push_back(id);
       if (i < out.logprobs.size()) {
         nlohmann::json top = nlohmann::json::array();
-        for (const auto& t : out.logprobs[i].top_logprobs) top.push_back({{"id", t.token_id}, {"logprob", t.logprob}});
+        for (const auto& t : out.logprobs[i].top_logprobs)
+          top.push_back({{"id", t.token_id}, {"logprob", t.logprob}});
         logprobs.push_back({{"id", id}, {"logprob", out.logprobs[i].logprob}, {"top", top}});
       }
-      if (out.finish_reason == FinishReason::kStop && i + 1 == out.token_ids.size()) break;  // eos / stop id: no text
+      if (out.finish_reason == FinishReason::kStop && i + 1 == out.token_ids.size())
+        break;  // eos / stop id: no text
       if (is_stopped_by_text) continue;
       auto m = stops.push(detok.push(id));
       emit(m.text);
@@ -95,10 +100,11 @@ int run_generate(const GenerateOptions& opts, const CLI::App& cmd) {
   if (!is_stopped_by_text) emit(stops.push(detok.flush()).text + stops.flush());
   const RequestTimes& t = out.times;
   if (opts.json) {
-    nlohmann::json j = {{"text", text},
-                        {"token_ids", token_ids},
-                        {"finish_reason", finish_reason_name(reason)},
-                        {"usage", {{"prompt_tokens", num_prompt}, {"completion_tokens", token_ids.size()}}}};
+    nlohmann::json j = {
+        {"text", text},
+        {"token_ids", token_ids},
+        {"finish_reason", finish_reason_name(reason)},
+        {"usage", {{"prompt_tokens", num_prompt}, {"completion_tokens", token_ids.size()}}}};
     if (request.sampling.has_logprobs()) j["logprobs"] = logprobs;
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else if (t.admitted && t.first_token && t.finished) {
@@ -106,8 +112,11 @@ int run_generate(const GenerateOptions& opts, const CLI::App& cmd) {
     const double prefill = seconds_between(*t.admitted, *t.first_token);
     const double decode = seconds_between(*t.first_token, *t.finished);
     const size_t n = token_ids.size();
-    std::fprintf(stderr, "[finish_reason=%s prompt_tokens=%d completion_tokens=%zu prefill %.1f tok/s, decode %.1f tok/s]\n",
-                 std::string(finish_reason_name(reason)).c_str(), num_prompt, n, num_prompt / std::max(prefill, 1e-9),
+    std::fprintf(stderr,
+                 "[finish_reason=%s prompt_tokens=%d completion_tokens=%zu prefill %.1f tok/s, "
+                 "decode %.1f tok/s]\n",
+                 std::string(finish_reason_name(reason)).c_str(), num_prompt, n,
+                 num_prompt / std::max(prefill, 1e-9),
                  n > 1 ? static_cast<double>(n - 1) / std::max(decode, 1e-9) : 0.0);
   }
   return 0;
@@ -117,12 +126,16 @@ int run_generate(const GenerateOptions& opts, const CLI::App& cmd) {
 
 void add_generate_command(CLI::App& app, Action& action) {
   auto opts = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text for one prompt on this machine and stream it to stdout");
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Generate text for one prompt on this machine and stream it to stdout");
   opts->engine.add_to(*cmd);
   cmd->add_option("--prompt", opts->prompt, "Prompt text")->required();
-  cmd->add_flag("--json", opts->json, "Print one JSON object (text, token_ids, finish_reason, usage, logprobs) instead of streaming");
+  cmd->add_flag("--json", opts->json,
+                "Print one JSON object (text, token_ids, finish_reason, usage, logprobs) instead "
+                "of streaming");
   opts->sampling.add_to(*cmd);
-  cmd->callback([&action, opts, cmd] { action = [opts, cmd] { return run_generate(*opts, *cmd); }; });
+  cmd->callback(
+      [&action, opts, cmd] { action = [opts, cmd] { return run_generate(*opts, *cmd); }; });
 }
 
 }  // namespace llmserve::cli

@@ -28,14 +28,14 @@
 #include "engine/engine.h"
 #include "hub/url.h"
 #include "server/generation_service.h"
+#include "server/grpc/grpc_server.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/http/serving_state.h"
-#include "server/grpc/grpc_server.h"
 #include "server/kserve/kserve_frontend.h"
-#include "server/openai/openai_frontend.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/metrics/nvml_sampler.h"
+#include "server/openai/openai_frontend.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmserve::cli {
@@ -66,7 +66,8 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* fl
   try {
     value = std::stod(text, &pos);
   } catch (const std::exception&) {
-    fail(StatusCode::kInvalidArgument, "{} must be a duration like 30s, 500ms or 2m, got '{}'", flag, text);
+    fail(StatusCode::kInvalidArgument, "{} must be a duration like 30s, 500ms or 2m, got '{}'",
+         flag, text);
   }
   const std::string unit = text.substr(pos);
   double ms = 0;
@@ -77,7 +78,8 @@ std::chrono::milliseconds parse_duration(const std::string& text, const char* fl
   } else if (unit == "m") {
     ms = value * 60000;
   } else {
-    fail(StatusCode::kInvalidArgument, "{} must be a duration like 30s, 500ms or 2m, got '{}'", flag, text);
+    fail(StatusCode::kInvalidArgument, "{} must be a duration like 30s, 500ms or 2m, got '{}'",
+         flag, text);
   }
   // At most a year: also keeps the conversion below defined (NaN and 1e300 fail here).
   if (!(ms >= 0 && ms <= 365.0 * 86400 * 1000)) {
@@ -96,8 +98,10 @@ int64_t default_max_connections() {
 
 // The served name when --served-model-name is not given: NAME for a pulled ORG/NAME (its
 // directory ends in the revision), else the model directory's name.
-std::string default_served_name(const std::string& model_flag, const std::filesystem::path& model_dir) {
-  if (!model_flag.empty() && !std::filesystem::is_directory(model_flag) && hub::is_repo_id(model_flag)) {
+std::string default_served_name(const std::string& model_flag,
+                                const std::filesystem::path& model_dir) {
+  if (!model_flag.empty() && !std::filesystem::is_directory(model_flag) &&
+      hub::is_repo_id(model_flag)) {
     return model_flag.substr(model_flag.find('/') + 1);
   }
   auto p = model_dir.lexically_normal();
@@ -145,10 +149,13 @@ int run_serve(const ServeOptions& opts) {
   install_stop_handlers();
 
   const auto drain_timeout = parse_duration(opts.drain_timeout, "--drain-timeout");
-  if (opts.http_threads < 1) fail(StatusCode::kInvalidArgument, "--http-threads must be >= 1, got {}", opts.http_threads);
+  if (opts.http_threads < 1)
+    fail(StatusCode::kInvalidArgument, "--http-threads must be >= 1, got {}", opts.http_threads);
   EngineConfig config = opts.engine.resolve();
   kserve::ServedModel model;
-  model.name = opts.served_model_name.empty() ? default_served_name(opts.engine.model, config.model_dir) : opts.served_model_name;
+  model.name = opts.served_model_name.empty()
+                   ? default_served_name(opts.engine.model, config.model_dir)
+                   : opts.served_model_name;
   model.aliases = opts.model_aliases;
 
   http::ServingState state;
@@ -162,10 +169,13 @@ int run_serve(const ServeOptions& opts) {
   http_options.read_timeout = parse_duration(opts.http_read_timeout, "--http-read-timeout");
   http_options.idle_timeout = parse_duration(opts.http_idle_timeout, "--http-idle-timeout");
   if (http_options.read_timeout.count() == 0 || http_options.idle_timeout.count() == 0) {
-    fail(StatusCode::kInvalidArgument, "--http-read-timeout and --http-idle-timeout must be above 0");
+    fail(StatusCode::kInvalidArgument,
+         "--http-read-timeout and --http-idle-timeout must be above 0");
   }
-  if (opts.max_connections < 0) fail(StatusCode::kInvalidArgument, "--max-connections must be >= 0");
-  http_options.max_connections = opts.max_connections > 0 ? opts.max_connections : default_max_connections();
+  if (opts.max_connections < 0)
+    fail(StatusCode::kInvalidArgument, "--max-connections must be >= 0");
+  http_options.max_connections =
+      opts.max_connections > 0 ? opts.max_connections : default_max_connections();
   auto server = std::make_unique<http::HttpServer>(http_options, router);
 
   const auto load_start = Clock::now();
@@ -190,7 +200,8 @@ int run_serve(const ServeOptions& opts) {
     g.api_key = opts.api_key;
     grpc = std::make_unique<GrpcServer>(service, g);
     grpc->start(opts.host, opts.grpc_port);
-    LOG_INFO("gRPC (KServe v2 inference.GRPCInferenceService) listening on {}:{}", opts.host, grpc->port());
+    LOG_INFO("gRPC (KServe v2 inference.GRPCInferenceService) listening on {}:{}", opts.host,
+             grpc->port());
   }
   // /metrics is served by our own HTTP server: prometheus-cpp's civetweb exposer overflows its
   // small fixed thread stacks under AddressSanitizer.
@@ -214,29 +225,34 @@ int run_serve(const ServeOptions& opts) {
     mo.num_threads = 1;
     metrics_server = std::make_unique<http::HttpServer>(mo, metrics_router);
     metrics_server->start();
-    LOG_INFO("metrics (Prometheus, Triton names) on {}:{}/metrics", opts.host, metrics_server->port());
+    LOG_INFO("metrics (Prometheus, Triton names) on {}:{}/metrics", opts.host,
+             metrics_server->port());
   }
 
   server->start();
-  LOG_INFO("HTTP (KServe v2, generate) listening on {}:{} with {} I/O threads", opts.host, server->port(),
-           opts.http_threads);
+  LOG_INFO("HTTP (KServe v2, generate) listening on {}:{} with {} I/O threads", opts.host,
+           server->port(), opts.http_threads);
   state.is_ready = true;
-  LOG_INFO("model '{}'{} is ready ({:.1f} s after start)", model.name,
-           model.aliases.empty() ? "" : fmt::format(" (aliases: {})", fmt::join(model.aliases, ", ")),
-           std::chrono::duration<double>(Clock::now() - load_start).count());
+  LOG_INFO(
+      "model '{}'{} is ready ({:.1f} s after start)", model.name,
+      model.aliases.empty() ? "" : fmt::format(" (aliases: {})", fmt::join(model.aliases, ", ")),
+      std::chrono::duration<double>(Clock::now() - load_start).count());
 
   const int signal = wait_for_stop_signal();
   state.is_draining = true;
-  LOG_INFO("received {}: not ready, draining for up to {} ms", signal == SIGTERM ? "SIGTERM" : "SIGINT",
-           drain_timeout.count());
+  LOG_INFO("received {}: not ready, draining for up to {} ms",
+           signal == SIGTERM ? "SIGTERM" : "SIGINT", drain_timeout.count());
   const auto deadline = Clock::now() + drain_timeout;
   while (server->num_active_requests() > 0 && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // gRPC lets its in-flight RPCs finish until the same deadline, then cancels the rest.
-  if (grpc) grpc->shutdown(std::chrono::system_clock::now() + std::max(deadline - Clock::now(), Clock::duration::zero()));
+  if (grpc)
+    grpc->shutdown(std::chrono::system_clock::now() +
+                   std::max(deadline - Clock::now(), Clock::duration::zero()));
   if (server->num_active_requests() > 0) {
-    LOG_WARN("drain timeout: {} requests still in flight are cancelled", server->num_active_requests());
+    LOG_WARN("drain timeout: {} requests still in flight are cancelled",
+             server->num_active_requests());
     // Stopping the engine ends them with an error the frontends still send (503, or an SSE error
     // event); give those last writes a moment before the connections close.
     engine->stop();
@@ -260,41 +276,62 @@ int run_serve(const ServeOptions& opts) {
 
 void add_serve_command(CLI::App& app, Action& action) {
   auto opts = std::make_shared<ServeOptions>();
-  CLI::App* cmd = app.add_subcommand("serve", "Serve the model over HTTP: KServe v2 and Triton's generate extension");
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve the model over HTTP: KServe v2 and Triton's generate extension");
   opts->engine.add_to(*cmd);
-  cmd->add_option("--served-model-name", opts->served_model_name,
-                  "Model name clients use in /v2/models/<name>/... (default: the model directory's name)")
+  cmd->add_option(
+         "--served-model-name", opts->served_model_name,
+         "Model name clients use in /v2/models/<name>/... (default: the model directory's name)")
       ->envname("LLMSERVE_SERVED_MODEL_NAME");
-  cmd->add_option("--model-alias", opts->model_aliases, "Another name that reaches the model (repeatable)")
+  cmd->add_option("--model-alias", opts->model_aliases,
+                  "Another name that reaches the model (repeatable)")
       ->envname("LLMSERVE_MODEL_ALIAS");
-  cmd->add_option("--host", opts->host, "Address to listen on")->envname("LLMSERVE_HOST")->capture_default_str();
+  cmd->add_option("--host", opts->host, "Address to listen on")
+      ->envname("LLMSERVE_HOST")
+      ->capture_default_str();
   cmd->add_option("--grpc-port", opts->grpc_port, "gRPC port (0: any free port, -1: off)")
-      ->envname("LLMSERVE_GRPC_PORT")->capture_default_str();
-  cmd->add_option("--metrics-port", opts->metrics_port, "Prometheus metrics port (0: any free port, -1: off)")
-      ->envname("LLMSERVE_METRICS_PORT")->capture_default_str();
+      ->envname("LLMSERVE_GRPC_PORT")
+      ->capture_default_str();
+  cmd->add_option("--metrics-port", opts->metrics_port,
+                  "Prometheus metrics port (0: any free port, -1: off)")
+      ->envname("LLMSERVE_METRICS_PORT")
+      ->capture_default_str();
   cmd->add_option("--http-port", opts->http_port, "HTTP port (0: any free port)")
-      ->envname("LLMSERVE_HTTP_PORT")->capture_default_str();
-  cmd->add_option("--drain-timeout", opts->drain_timeout, "On SIGTERM, how long in-flight requests may take to finish")
-      ->envname("LLMSERVE_DRAIN_TIMEOUT")->capture_default_str();
-  cmd->add_option("--api-key", opts->api_key, "Require 'Authorization: Bearer KEY' on all but the health routes")
+      ->envname("LLMSERVE_HTTP_PORT")
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout", opts->drain_timeout,
+                  "On SIGTERM, how long in-flight requests may take to finish")
+      ->envname("LLMSERVE_DRAIN_TIMEOUT")
+      ->capture_default_str();
+  cmd->add_option("--api-key", opts->api_key,
+                  "Require 'Authorization: Bearer KEY' on all but the health routes")
       ->envname("LLMSERVE_API_KEY");
   cmd->add_option("--http-threads", opts->http_threads, "HTTP I/O threads")
-      ->envname("LLMSERVE_HTTP_THREADS")->capture_default_str();
-  cmd->add_option("--max-body-bytes", opts->max_body_bytes, "Largest request body accepted (413 beyond)")
-      ->envname("LLMSERVE_MAX_BODY_BYTES")->capture_default_str();
+      ->envname("LLMSERVE_HTTP_THREADS")
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", opts->max_body_bytes,
+                  "Largest request body accepted (413 beyond)")
+      ->envname("LLMSERVE_MAX_BODY_BYTES")
+      ->capture_default_str();
   cmd->add_option("--max-connections", opts->max_connections,
-                  "Open HTTP connections beyond which new ones get 503 and are closed; 0: the open-file limit "
+                  "Open HTTP connections beyond which new ones get 503 and are closed; 0: the "
+                  "open-file limit "
                   "less 256")
-      ->envname("LLMSERVE_MAX_CONNECTIONS")->capture_default_str();
-  cmd->add_option("--http-read-timeout", opts->http_read_timeout,
-                  "A client slower than this sending one request (headers and body) is disconnected")
-      ->envname("LLMSERVE_HTTP_READ_TIMEOUT")->capture_default_str();
-  cmd->add_option("--http-idle-timeout", opts->http_idle_timeout,
-                  "A keep-alive connection idle this long between requests is closed (above the load "
-                  "balancer's own idle timeout, 60 s on most)")
-      ->envname("LLMSERVE_HTTP_IDLE_TIMEOUT")->capture_default_str();
+      ->envname("LLMSERVE_MAX_CONNECTIONS")
+      ->capture_default_str();
+  cmd->add_option(
+         "--http-read-timeout", opts->http_read_timeout,
+         "A client slower than this sending one request (headers and body) is disconnected")
+      ->envname("LLMSERVE_HTTP_READ_TIMEOUT")
+      ->capture_default_str();
+  cmd->add_option(
+         "--http-idle-timeout", opts->http_idle_timeout,
+         "A keep-alive connection idle this long between requests is closed (above the load "
+         "balancer's own idle timeout, 60 s on most)")
+      ->envname("LLMSERVE_HTTP_IDLE_TIMEOUT")
+      ->capture_default_str();
   cmd->add_flag("--no-gpu-metrics", opts->no_gpu_metrics,
-               "Do not export the nv_gpu_* gauges (exported through NVML when serving on cuda)")
+                "Do not export the nv_gpu_* gauges (exported through NVML when serving on cuda)")
       ->envname("LLMSERVE_NO_GPU_METRICS");
   cmd->callback([&action, opts] { action = [opts] { return run_serve(*opts); }; });
 }

@@ -1,4 +1,5 @@
-// `llmserve tokenize` / `llmserve detokenize`: the model's tokenizer from the command line, as JSON.
+// `llmserve tokenize` / `llmserve detokenize`: the model's tokenizer from the command line, as
+// JSON.
 #include <iostream>
 #include <sstream>
 
@@ -45,7 +46,9 @@ int run_tokenize(const TokenizeOptions& o) {
   auto ids = tok->encode(o.text, enc);
   nlohmann::json tokens = nlohmann::json::array();
   for (int32_t id : ids) tokens.push_back(tok->id_to_token(id));
-  std::cout << nlohmann::json{{"ids", ids}, {"tokens", tokens}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << nlohmann::json{{"ids", ids}, {"tokens", tokens}}.dump(
+                   -1, ' ', false, nlohmann::json::error_handler_t::replace)
+            << "\n";
   return 0;
 }
 
@@ -53,7 +56,9 @@ int run_detokenize(const TokenizeOptions& o) {
   auto tok = Tokenizer::from_dir(resolve_model_dir(o.model));
   auto ids = parse_ids(o.ids);
   for (int32_t id : ids) {
-    if (id >= tok->vocab_size()) fail(StatusCode::kOutOfRange, "--ids: token id {} is outside the vocabulary of {}", id, tok->vocab_size());
+    if (id >= tok->vocab_size())
+      fail(StatusCode::kOutOfRange, "--ids: token id {} is outside the vocabulary of {}", id,
+           tok->vocab_size());
   }
   DecodeOptions dec;
   dec.skip_special_tokens = o.skip_special;
@@ -65,14 +70,18 @@ int run_detokenize(const TokenizeOptions& o) {
 
 void add_tokenize_commands(CLI::App& app, Action& action) {
   auto opts = std::make_shared<TokenizeOptions>();
-  CLI::App* tok = app.add_subcommand("tokenize", "Print the token ids and token strings of a text as JSON");
+  CLI::App* tok =
+      app.add_subcommand("tokenize", "Print the token ids and token strings of a text as JSON");
   tok->add_option("--model", opts->model, "Model directory (default: the embedded default model)");
   tok->add_option("--text", opts->text, "Text to encode")->required();
-  tok->add_flag("--no-special", opts->no_special, "Add no bos/eos and treat special-token text as plain text");
+  tok->add_flag("--no-special", opts->no_special,
+                "Add no bos/eos and treat special-token text as plain text");
   tok->callback([&action, opts] { action = [opts] { return run_tokenize(*opts); }; });
 
-  CLI::App* detok = app.add_subcommand("detokenize", "Print the text of comma-separated token ids as JSON");
-  detok->add_option("--model", opts->model, "Model directory (default: the embedded default model)");
+  CLI::App* detok =
+      app.add_subcommand("detokenize", "Print the text of comma-separated token ids as JSON");
+  detok->add_option("--model", opts->model,
+                    "Model directory (default: the embedded default model)");
   detok->add_option("--ids", opts->ids, "Token ids, comma separated, e.g. 15496,995")->required();
   detok->add_flag("--skip-special", opts->skip_special, "Leave special tokens out of the text");
   detok->callback([&action, opts] { action = [opts] { return run_detokenize(*opts); }; });

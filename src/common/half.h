@@ -65,14 +65,15 @@ inline uint16_t float_to_fp16(float f) {
   std::memcpy(&bits, &f, sizeof bits);
   uint32_t sign = (bits >> 16) & 0x8000u;
   uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
   if (abs < 0x38800000u) {  // subnormal or zero in fp16
     if (abs < 0x33000000u) return static_cast<uint16_t>(sign);
     // value * 2^24 = mant * 2^(exp - 126): round that to the nearest even integer.
     const uint32_t exp = abs >> 23;
     const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    return static_cast<uint16_t>(sign | shift_right_to_nearest_even(mant, 126 - exp));  // shift 14..24
+    return static_cast<uint16_t>(sign |
+                                 shift_right_to_nearest_even(mant, 126 - exp));  // shift 14..24
   }
   uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
   return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
@@ -113,7 +114,8 @@ inline uint8_t float_to_e4m3(float f) {
     // smallest normal's code, which is what the carry gives.
     const uint32_t exp = abs >> 23;
     const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    return static_cast<uint8_t>(sign | shift_right_to_nearest_even(mant, 141 - exp));  // shift 21..24
+    return static_cast<uint8_t>(sign |
+                                shift_right_to_nearest_even(mant, 141 - exp));  // shift 21..24
   }
   // Normal: keep 3 of 23 mantissa bits, round to nearest even (a carry into the exponent is right),
   // then rebias the exponent from 127 to 7.

@@ -19,7 +19,8 @@ void init_logging(std::string_view level, LogFormat format) {
       break;
     case LogFormat::kJson:
       // Messages are escaped by the callers that may contain quotes (none of ours do today).
-      logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+      logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})",
+                          spdlog::pattern_time_type::utc);
       break;
   }
   logger->set_level(lvl);

@@ -51,7 +51,8 @@ void Progress::begin_file(const std::string& name, uint64_t total, uint64_t done
   start_ = last_draw_ = Clock::now();
   if (style_ == ProgressStyle::kLog) {
     if (done > 0) {
-      LOG_INFO("{} {} ({}), resuming at {}", doing_, name_, format_bytes(total_), format_bytes(done));
+      LOG_INFO("{} {} ({}), resuming at {}", doing_, name_, format_bytes(total_),
+               format_bytes(done));
     } else {
       LOG_INFO("{} {} ({})", doing_, name_, format_bytes(total_));
     }

@@ -26,7 +26,8 @@ class Progress {
  public:
   // `doing` / `done` name the work in log lines: "downloading" / "downloaded" (the default),
   // "writing" / "wrote".
-  explicit Progress(ProgressStyle style, std::string doing = "downloading", std::string done = "downloaded")
+  explicit Progress(ProgressStyle style, std::string doing = "downloading",
+                    std::string done = "downloaded")
       : style_(style), doing_(std::move(doing)), done_verb_(std::move(done)) {}
 
   // A file of `total` bytes (0: unknown) starts with `done` bytes already on disk.

@@ -17,17 +17,17 @@ namespace llmserve {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,    // the caller sent something malformed (400)
-  kNotFound,           // unknown model, file, route (404)
-  kOutOfRange,         // prompt longer than the context, token id past the vocabulary (400)
-  kResourceExhausted,  // queue full, out of memory (503 / 429)
-  kUnavailable,        // draining, not ready (503)
-  kCancelled,          // the client went away or asked to stop
-  kDeadlineExceeded,   // the request's deadline passed
-  kFailedPrecondition, // e.g. an engine built for another GPU
-  kDataLoss,           // a truncated or corrupt file
-  kUnimplemented,      // a feature we recognise but do not support
-  kInternal,           // a bug on our side (500)
+  kInvalidArgument,     // the caller sent something malformed (400)
+  kNotFound,            // unknown model, file, route (404)
+  kOutOfRange,          // prompt longer than the context, token id past the vocabulary (400)
+  kResourceExhausted,   // queue full, out of memory (503 / 429)
+  kUnavailable,         // draining, not ready (503)
+  kCancelled,           // the client went away or asked to stop
+  kDeadlineExceeded,    // the request's deadline passed
+  kFailedPrecondition,  // e.g. an engine built for another GPU
+  kDataLoss,            // a truncated or corrupt file
+  kUnimplemented,       // a feature we recognise but do not support
+  kInternal,            // a bug on our side (500)
 };
 
 std::string_view status_code_name(StatusCode code);

@@ -11,17 +11,25 @@
 namespace llmserve {
 
 Status EngineConfig::validate() const {
-  if (block_size <= 0 || block_size > 1024) return invalid_argument("--block-size must be in [1, 1024], got {}", block_size);
-  if (num_kv_blocks < 0) return invalid_argument("--num-kv-blocks must be >= 0, got {}", num_kv_blocks);
+  if (block_size <= 0 || block_size > 1024)
+    return invalid_argument("--block-size must be in [1, 1024], got {}", block_size);
+  if (num_kv_blocks < 0)
+    return invalid_argument("--num-kv-blocks must be >= 0, got {}", num_kv_blocks);
   if (kv_cache_memory_fraction > 1.0) {
-    return invalid_argument("--kv-cache-memory-fraction must be in (0, 1], got {}", kv_cache_memory_fraction);
+    return invalid_argument("--kv-cache-memory-fraction must be in (0, 1], got {}",
+                            kv_cache_memory_fraction);
   }
-  if (max_num_tokens <= 0) return invalid_argument("--max-num-tokens must be > 0, got {}", max_num_tokens);
-  if (max_batch_size <= 0) return invalid_argument("--max-batch-size must be > 0, got {}", max_batch_size);
-  if (max_model_len < 0) return invalid_argument("--max-model-len must be >= 0, got {}", max_model_len);
-  if (max_queue_size < 0) return invalid_argument("--max-queue-size must be >= 0, got {}", max_queue_size);
+  if (max_num_tokens <= 0)
+    return invalid_argument("--max-num-tokens must be > 0, got {}", max_num_tokens);
+  if (max_batch_size <= 0)
+    return invalid_argument("--max-batch-size must be > 0, got {}", max_batch_size);
+  if (max_model_len < 0)
+    return invalid_argument("--max-model-len must be >= 0, got {}", max_model_len);
+  if (max_queue_size < 0)
+    return invalid_argument("--max-queue-size must be >= 0, got {}", max_queue_size);
   if (max_graph_batch_size < 0) {
-    return invalid_argument("--cuda-graph-max-batch-size must be >= 0, got {}", max_graph_batch_size);
+    return invalid_argument("--cuda-graph-max-batch-size must be >= 0, got {}",
+                            max_graph_batch_size);
   }
   if (tensor_parallel_size < 1 || tensor_parallel_size > 64) {
     return invalid_argument("--tp must be in [1, 64], got {}", tensor_parallel_size);
@@ -30,21 +38,26 @@ Status EngineConfig::validate() const {
     return invalid_argument("--pp must be in [1, 64], got {}", pipeline_parallel_size);
   }
   if (tensor_parallel_size * pipeline_parallel_size > 64) {
-    return invalid_argument("--tp {} x --pp {} is more than 64 ranks", tensor_parallel_size, pipeline_parallel_size);
+    return invalid_argument("--tp {} x --pp {} is more than 64 ranks", tensor_parallel_size,
+                            pipeline_parallel_size);
   }
   if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
-    return invalid_argument("--dtype {}: the cpu device computes in float32 only", dtype_name(*dtype));
+    return invalid_argument("--dtype {}: the cpu device computes in float32 only",
+                            dtype_name(*dtype));
   }
   if (kv_cache_dtype && *kv_cache_dtype != DType::kF8E4M3) {
-    return invalid_argument("--kv-cache-dtype must be auto or fp8, got {}", dtype_name(*kv_cache_dtype));
+    return invalid_argument("--kv-cache-dtype must be auto or fp8, got {}",
+                            dtype_name(*kv_cache_dtype));
   }
   if (kv_cache_dtype && device == DeviceKind::kCuda) {
     return {StatusCode::kUnimplemented,
-            "--kv-cache-dtype fp8 runs on --device cpu only for now: the CUDA attention kernels read fp16/bf16 KV"};
+            "--kv-cache-dtype fp8 runs on --device cpu only for now: the CUDA attention kernels "
+            "read fp16/bf16 KV"};
   }
   if (quantization != Quantization::kNone && device == DeviceKind::kNull) {
-    return {StatusCode::kUnimplemented, fmt::format("--quantization {}: the null backend has no quantized matmul",
-                                                    quantization_name(quantization))};
+    return {StatusCode::kUnimplemented,
+            fmt::format("--quantization {}: the null backend has no quantized matmul",
+                        quantization_name(quantization))};
   }
   return Status::ok();
 }
@@ -56,20 +69,25 @@ namespace {
 void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
   const std::string dir = c.model_dir.string();
   if (c.dtype && *c.dtype != m.dtype) {
-    fail(StatusCode::kInvalidArgument, "--dtype {}: engine '{}' was built for {}; leave --dtype at auto or build "
-         "another engine", dtype_name(*c.dtype), dir, dtype_name(m.dtype));
+    fail(StatusCode::kInvalidArgument,
+         "--dtype {}: engine '{}' was built for {}; leave --dtype at auto or build "
+         "another engine",
+         dtype_name(*c.dtype), dir, dtype_name(m.dtype));
   }
   if (c.quantization != Quantization::kNone && c.quantization != m.quantization) {
-    fail(StatusCode::kInvalidArgument, "--quantization {}: engine '{}' was built with {}; build another engine for {}",
-         quantization_name(c.quantization), dir, quantization_name(m.quantization), quantization_name(c.quantization));
+    fail(StatusCode::kInvalidArgument,
+         "--quantization {}: engine '{}' was built with {}; build another engine for {}",
+         quantization_name(c.quantization), dir, quantization_name(m.quantization),
+         quantization_name(c.quantization));
   }
   if ((c.tensor_parallel_size != 1 && c.tensor_parallel_size != m.tp) ||
       (c.pipeline_parallel_size != 1 && c.pipeline_parallel_size != m.pp)) {
-    fail(StatusCode::kInvalidArgument, "--tp {} --pp {}: engine '{}' was built for --tp {} --pp {}", c.tensor_parallel_size,
-         c.pipeline_parallel_size, dir, m.tp, m.pp);
+    fail(StatusCode::kInvalidArgument, "--tp {} --pp {}: engine '{}' was built for --tp {} --pp {}",
+         c.tensor_parallel_size, c.pipeline_parallel_size, dir, m.tp, m.pp);
   }
   if (m.max_seq_len > 0 && c.max_model_len > m.max_seq_len) {
-    fail(StatusCode::kInvalidArgument, "--max-model-len {} exceeds the engine's --max-seq-len {} ('{}')", c.max_model_len,
+    fail(StatusCode::kInvalidArgument,
+         "--max-model-len {} exceeds the engine's --max-seq-len {} ('{}')", c.max_model_len,
          m.max_seq_len, dir);
   }
   if (c.device == DeviceKind::kCuda || c.device == DeviceKind::kNull) c.dtype = m.dtype;
@@ -89,13 +107,15 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     const EngineManifest manifest = read_engine_manifest(config_.model_dir);
     apply_engine_manifest(config_, manifest);
     if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
-    LOG_INFO("engine '{}': built by llmserve {} on {} for {}{} {}, --quantization {}, --tp {} --pp {}",
-             config_.model_dir.string(), manifest.llmserve_version, manifest.created, manifest.device,
-             manifest.gpu_arch.empty() ? "" : " " + manifest.gpu_arch, dtype_name(manifest.dtype),
-             quantization_name(manifest.quantization), manifest.tp, manifest.pp);
+    LOG_INFO(
+        "engine '{}': built by llmserve {} on {} for {}{} {}, --quantization {}, --tp {} --pp {}",
+        config_.model_dir.string(), manifest.llmserve_version, manifest.created, manifest.device,
+        manifest.gpu_arch.empty() ? "" : " " + manifest.gpu_arch, dtype_name(manifest.dtype),
+        quantization_name(manifest.quantization), manifest.tp, manifest.pp);
   }
   DType dtype = DType::kF32;
-  if (config_.device == DeviceKind::kCuda || (config_.device == DeviceKind::kNull && config_.dtype)) {
+  if (config_.device == DeviceKind::kCuda ||
+      (config_.device == DeviceKind::kNull && config_.dtype)) {
     const DType stored = load_model_config(config_.model_dir).checkpoint_dtype;
     dtype = config_.dtype.value_or(stored == DType::kBF16 ? DType::kBF16 : DType::kF16);
   }
@@ -107,41 +127,52 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   backends_ = create_backend_group(config_.device, dtype, tp, pp);
   if (config_.quantization == Quantization::kFp8 && config_.device == DeviceKind::kCuda &&
       !gpu_arch_has_fp8(backends_[0]->device_arch())) {
-    fail(StatusCode::kUnimplemented, "--quantization fp8 needs a GPU with fp8 tensor cores (compute capability 8.9+: "
-         "L4, L40S, H100, H200, ...); this one is {}. Use int8-wo", backends_[0]->device_arch());
+    fail(StatusCode::kUnimplemented,
+         "--quantization fp8 needs a GPU with fp8 tensor cores (compute capability 8.9+: "
+         "L4, L40S, H100, H200, ...); this one is {}. Use int8-wo",
+         backends_[0]->device_arch());
   }
-  pool_ = std::make_unique<RankPool>(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
+  pool_ = std::make_unique<RankPool>(
+      tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
   const auto backend_ready = std::chrono::steady_clock::now();
   models_.resize(backends_.size());
   pool_->run([&](int32_t r) {
-    models_[static_cast<size_t>(r)] = load_model(config_.model_dir, *backends_[static_cast<size_t>(r)],
-                                                 LoadOptions{config_.quantization});
+    models_[static_cast<size_t>(r)] = load_model(
+        config_.model_dir, *backends_[static_cast<size_t>(r)], LoadOptions{config_.quantization});
   });
-  const auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  const auto ms = [](auto a, auto b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
   const auto weights_ready = std::chrono::steady_clock::now();
-  LOG_INFO("weights of '{}' on {}{} ({}) in {:.0f} ms (device set-up {:.0f} ms)", config_.model_dir.filename().string(),
-           backends_[0]->name(), tp * pp > 1 ? fmt::format(" (tp {} x pp {})", tp, pp) : "",
-           dtype_name(backends_[0]->activation_dtype()), ms(backend_ready, weights_ready), ms(load_start, backend_ready));
+  LOG_INFO("weights of '{}' on {}{} ({}) in {:.0f} ms (device set-up {:.0f} ms)",
+           config_.model_dir.filename().string(), backends_[0]->name(),
+           tp * pp > 1 ? fmt::format(" (tp {} x pp {})", tp, pp) : "",
+           dtype_name(backends_[0]->activation_dtype()), ms(backend_ready, weights_ready),
+           ms(load_start, backend_ready));
   const ModelConfig& mc = models_[0]->config();
   eos_token_ids_ = mc.eos_token_ids;
 
   scheduler_config_.block_size = config_.block_size;
   scheduler_config_.max_num_tokens = config_.max_num_tokens;
   scheduler_config_.max_batch_size = config_.max_batch_size;
-  scheduler_config_.max_model_len = config_.max_model_len > 0 ? config_.max_model_len : mc.max_position_embeddings;
+  scheduler_config_.max_model_len =
+      config_.max_model_len > 0 ? config_.max_model_len : mc.max_position_embeddings;
   if (scheduler_config_.max_model_len > mc.max_position_embeddings) {
-    fail(StatusCode::kInvalidArgument, "--max-model-len {} exceeds the model's max_position_embeddings {}",
+    fail(StatusCode::kInvalidArgument,
+         "--max-model-len {} exceeds the model's max_position_embeddings {}",
          scheduler_config_.max_model_len, mc.max_position_embeddings);
   }
   scheduler_config_.enable_prefix_caching = config_.enable_prefix_caching;
   scheduler_config_.enable_chunked_prefill = config_.enable_chunked_prefill;
-  if (!config_.enable_chunked_prefill && scheduler_config_.max_num_tokens < scheduler_config_.max_model_len) {
+  if (!config_.enable_chunked_prefill &&
+      scheduler_config_.max_num_tokens < scheduler_config_.max_model_len) {
     // Without chunking every prompt must fit in one step's budget.
     scheduler_config_.max_num_tokens = scheduler_config_.max_model_len;
   }
   // Activations first, so the KV cache is sized from what is really left.
   pool_->run([&](int32_t r) {
-    models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens, config_.max_batch_size);
+    models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens,
+                                             config_.max_batch_size);
   });
   size_kv_cache();
   scheduler_ = std::make_unique<Scheduler>(scheduler_config_);
@@ -150,17 +181,22 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   runner_options.max_batch_size = config_.max_batch_size;
   runner_options.max_model_len = scheduler_config_.max_model_len;
   runner_options.pad_block = scheduler_config_.num_blocks;  // the extra block size_kv_cache adds
-  runner_options.max_graph_batch_size = std::min(config_.max_graph_batch_size, config_.max_batch_size);
+  runner_options.max_graph_batch_size =
+      std::min(config_.max_graph_batch_size, config_.max_batch_size);
   std::vector<RunnerRank> ranks;
-  for (size_t r = 0; r < backends_.size(); ++r) ranks.push_back({models_[r].get(), backends_[r].get(), &kv_caches_[r]});
+  for (size_t r = 0; r < backends_.size(); ++r)
+    ranks.push_back({models_[r].get(), backends_[r].get(), &kv_caches_[r]});
   runner_ = std::make_unique<ModelRunner>(std::move(ranks), pool_.get(), runner_options);
   const auto kv_ready = std::chrono::steady_clock::now();
   runner_->capture_graphs();
   const auto done = std::chrono::steady_clock::now();
   // The cold-start breakdown (docs/performance.md tracks process start -> ready).
-  LOG_INFO("engine ready in {:.0f} ms: device set-up {:.0f} ms, weights {:.0f} ms ({}), activations + KV cache {:.0f} ms, "
-           "graphs {:.0f} ms", ms(load_start, done), ms(load_start, backend_ready), ms(backend_ready, weights_ready),
-           from_engine ? "built engine" : "checkpoint", ms(weights_ready, kv_ready), ms(kv_ready, done));
+  LOG_INFO(
+      "engine ready in {:.0f} ms: device set-up {:.0f} ms, weights {:.0f} ms ({}), activations + "
+      "KV cache {:.0f} ms, "
+      "graphs {:.0f} ms",
+      ms(load_start, done), ms(load_start, backend_ready), ms(backend_ready, weights_ready),
+      from_engine ? "built engine" : "checkpoint", ms(weights_ready, kv_ready), ms(kv_ready, done));
   publish_stats();
   thread_ = std::thread([this] { loop(); });
 }
@@ -179,27 +215,36 @@ KvCacheSpec Engine::kv_spec(const Model& model, int32_t num_blocks) const {
 void Engine::size_kv_cache() {
   // Per rank, a block holds its heads of its stage's layers; the largest rank decides.
   size_t bytes_per_block = 0;
-  for (const auto& m : models_) bytes_per_block = std::max(bytes_per_block, kv_spec(*m, 1).bytes_per_block());
+  for (const auto& m : models_)
+    bytes_per_block = std::max(bytes_per_block, kv_spec(*m, 1).bytes_per_block());
   int32_t num_blocks = config_.num_kv_blocks;
   if (num_blocks == 0) {
     double fraction = config_.kv_cache_memory_fraction;
     if (fraction <= 0) fraction = config_.device == DeviceKind::kCuda ? 0.9 : 0.2;
     // Every rank holds the same number of blocks (of its own heads): the tightest rank decides.
     std::vector<size_t> free(backends_.size());
-    pool_->run([&](int32_t r) { free[static_cast<size_t>(r)] = backends_[static_cast<size_t>(r)]->free_memory(); });
+    pool_->run([&](int32_t r) {
+      free[static_cast<size_t>(r)] = backends_[static_cast<size_t>(r)]->free_memory();
+    });
     const size_t least_free = *std::min_element(free.begin(), free.end());
-    const double budget = static_cast<double>(least_free) * fraction - static_cast<double>(bytes_per_block);
+    const double budget =
+        static_cast<double>(least_free) * fraction - static_cast<double>(bytes_per_block);
     // More blocks than max_batch_size full-length sequences can never be used at once.
-    const int64_t useful = static_cast<int64_t>(config_.max_batch_size) *
-                           ((scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size);
-    num_blocks = static_cast<int32_t>(std::min<int64_t>(useful, static_cast<int64_t>(budget / static_cast<double>(bytes_per_block))));
+    const int64_t useful =
+        static_cast<int64_t>(config_.max_batch_size) *
+        ((scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size);
+    num_blocks = static_cast<int32_t>(std::min<int64_t>(
+        useful, static_cast<int64_t>(budget / static_cast<double>(bytes_per_block))));
   }
-  const int32_t needed = (scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size;
+  const int32_t needed =
+      (scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size;
   if (num_blocks < needed) {
     fail(StatusCode::kResourceExhausted,
-         "the KV cache holds {} blocks of {} tokens ({} MiB each) but one sequence of max_model_len {} needs {}; "
+         "the KV cache holds {} blocks of {} tokens ({} MiB each) but one sequence of "
+         "max_model_len {} needs {}; "
          "raise --kv-cache-memory-fraction or --num-kv-blocks, or lower --max-model-len",
-         num_blocks, config_.block_size, bytes_per_block >> 20, scheduler_config_.max_model_len, needed);
+         num_blocks, config_.block_size, bytes_per_block >> 20, scheduler_config_.max_model_len,
+         needed);
   }
   scheduler_config_.num_blocks = num_blocks;
   // One block more than the scheduler may hand out: the target of padded graph decode steps.
@@ -208,8 +253,8 @@ void Engine::size_kv_cache() {
     const auto i = static_cast<size_t>(r);
     kv_caches_[i] = backends_[i]->allocate_kv_cache(kv_spec(*models_[i], num_blocks + 1));
   });
-  LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB ({}) on {}{}", num_blocks, config_.block_size,
-           static_cast<int64_t>(num_blocks) * config_.block_size,
+  LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB ({}) on {}{}", num_blocks,
+           config_.block_size, static_cast<int64_t>(num_blocks) * config_.block_size,
            static_cast<double>(bytes_per_block) * num_blocks / (1 << 20),
            dtype_name(kv_caches_[0].spec.dtype), backends_[0]->name(),
            backends_.size() > 1 ? fmt::format(" per rank ({} ranks)", backends_.size()) : "");
@@ -220,7 +265,8 @@ Status Engine::submit(Request request, std::shared_ptr<RequestStream>& stream) {
   if (Status s = request.sampling.validate(vocab); !s.is_ok()) return s;
   for (int32_t id : request.prompt_token_ids) {
     if (id < 0 || id >= vocab) {
-      return {StatusCode::kOutOfRange, fmt::format("prompt token id {} is outside the vocabulary of {}", id, vocab)};
+      return {StatusCode::kOutOfRange,
+              fmt::format("prompt token id {} is outside the vocabulary of {}", id, vocab)};
     }
   }
   if (Status s = scheduler_->check_admissible(static_cast<int32_t>(request.prompt_token_ids.size()),
@@ -235,8 +281,9 @@ Status Engine::submit(Request request, std::shared_ptr<RequestStream>& stream) {
   const int32_t free_slots = std::max(0, config_.max_batch_size - num_running_.load());
   if (config_.max_queue_size > 0 && num_waiting_.load() >= config_.max_queue_size + free_slots) {
     return {StatusCode::kResourceExhausted,
-            fmt::format("overloaded: {} requests are already waiting for batch capacity (--max-queue-size)",
-                        config_.max_queue_size)};
+            fmt::format(
+                "overloaded: {} requests are already waiting for batch capacity (--max-queue-size)",
+                config_.max_queue_size)};
   }
   stream = std::make_shared<RequestStream>(next_id_++);
   num_waiting_++;
@@ -268,7 +315,8 @@ bool Engine::take_inbox(Inbox& inbox) {
   std::unique_lock lock(mutex_);
   const bool is_idle = live_.empty();
   if (is_idle) {
-    wake_.wait(lock, [&] { return is_stopping_ || !inbox_.requests.empty() || !inbox_.cancels.empty(); });
+    wake_.wait(lock,
+               [&] { return is_stopping_ || !inbox_.requests.empty() || !inbox_.cancels.empty(); });
   }
   if (is_stopping_) return false;
   std::swap(inbox, inbox_);
@@ -306,7 +354,8 @@ void Engine::loop() {
   for (const auto& [id, live] : live_) ids.push_back(id);
   for (uint64_t id : ids) {
     scheduler_->abort(id);
-    finish_request(id, FinishReason::kCancelled, Status(StatusCode::kUnavailable, "the engine stopped"));
+    finish_request(id, FinishReason::kCancelled,
+                   Status(StatusCode::kUnavailable, "the engine stopped"));
   }
   std::lock_guard lock(mutex_);
   for (auto& [stream, request] : inbox_.requests) {
@@ -321,7 +370,8 @@ void Engine::loop() {
 void Engine::admit_new(Inbox& inbox) {
   for (auto& [stream, request] : inbox.requests) {
     const uint64_t id = stream->id();
-    auto seq = std::make_unique<Sequence>(id, request.prompt_token_ids, request.sampling.max_tokens);
+    auto seq =
+        std::make_unique<Sequence>(id, request.prompt_token_ids, request.sampling.max_tokens);
     if (Status s = scheduler_->add(std::move(seq)); !s.is_ok()) {
       num_waiting_--;
       RequestOutput out;
@@ -330,7 +380,8 @@ void Engine::admit_new(Inbox& inbox) {
       stream->push(std::move(out));
       continue;
     }
-    SamplingState state(request.sampling, request.prompt_token_ids, config_.seed ^ (id * 0x9E3779B97F4A7C15ull));
+    SamplingState state(request.sampling, request.prompt_token_ids,
+                        config_.seed ^ (id * 0x9E3779B97F4A7C15ull));
     RequestTimes times;
     times.arrival = request.arrival;
     live_.emplace(id, LiveRequest{std::move(request), std::move(state), stream, times, 0});
@@ -345,7 +396,8 @@ void Engine::expire_deadlines() {
   }
   for (uint64_t id : expired) {
     scheduler_->abort(id);
-    finish_request(id, FinishReason::kError, Status(StatusCode::kDeadlineExceeded, "the request's deadline passed"));
+    finish_request(id, FinishReason::kError,
+                   Status(StatusCode::kDeadlineExceeded, "the request's deadline passed"));
   }
 }
 
@@ -373,8 +425,9 @@ void Engine::step() {
   std::vector<RunnerSequence> batch;
   batch.reserve(out.scheduled.size());
   for (const ScheduledSequence& s : out.scheduled) {
-    batch.push_back({s.seq->token_ids.data() + s.num_computed_tokens, s.num_new_tokens, s.num_computed_tokens,
-                     &s.seq->block_table, s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
+    batch.push_back({s.seq->token_ids.data() + s.num_computed_tokens, s.num_new_tokens,
+                     s.num_computed_tokens, &s.seq->block_table,
+                     s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
     if (s.is_prefill_chunk) totals_.num_prompt_tokens += s.num_new_tokens;
   }
   // The token is chosen on the backend when it can: argmax when every row is plain greedy, the
@@ -388,7 +441,8 @@ void Engine::step() {
     const LiveRequest& live = live_.at(s.seq_id);
     any_logprobs = any_logprobs || live.request.sampling.has_logprobs();
     add_sampling_row(live);
-    plain_greedy = plain_greedy && live.request.sampling.is_greedy() && sampling_rows_.back().num_adjustments == 0;
+    plain_greedy = plain_greedy && live.request.sampling.is_greedy() &&
+                   sampling_rows_.back().num_adjustments == 0;
   }
   totals_.num_steps++;
   totals_.last_step_num_tokens = out.num_batched_tokens;
@@ -404,7 +458,8 @@ void Engine::step() {
 
 void Engine::add_sampling_row(const LiveRequest& live) {
   sampling_rows_.push_back(make_row_sampling(live.request.sampling, live.sampling_state,
-                                             std::span<const int32_t>(eos_token_ids_), adjustments_));
+                                             std::span<const int32_t>(eos_token_ids_),
+                                             adjustments_));
 }
 
 void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,
@@ -424,7 +479,8 @@ void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> 
       scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
                       logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
       ++row;
-      results.push_back(sample(scratch_, live.request.sampling, live.sampling_state, std::span<const int32_t>(eos_token_ids_)));
+      results.push_back(sample(scratch_, live.request.sampling, live.sampling_state,
+                               std::span<const int32_t>(eos_token_ids_)));
     }
     sampled.push_back(results.back().token_id);
     ids.push_back(s.seq_id);
@@ -443,7 +499,8 @@ void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> 
     o.num_prompt_tokens = static_cast<int32_t>(live.request.prompt_token_ids.size());
     o.num_cached_tokens = live.num_cached_tokens;
     o.num_generated_tokens = live.sampling_state.num_generated();
-    o.finish_reason = check_finish(live.request.sampling, o.num_generated_tokens, sampled[i], eos_token_ids_);
+    o.finish_reason =
+        check_finish(live.request.sampling, o.num_generated_tokens, sampled[i], eos_token_ids_);
     if (o.is_final()) {
       scheduler_->finish(ids[i]);
       live.times.finished = now;

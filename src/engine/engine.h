@@ -31,19 +31,21 @@ struct EngineConfig {
   // Activation / weight / KV dtype: nullopt picks bf16 for bf16 checkpoints and fp16 otherwise on
   // CUDA, fp32 on the CPU (which computes in fp32 only).
   std::optional<DType> dtype;
-  int32_t max_graph_batch_size = 256;     // decode batches up to this run as CUDA graphs; 0: eager
-  int32_t tensor_parallel_size = 1;       // ranks per pipeline stage
-  int32_t pipeline_parallel_size = 1;     // stages; tp x pp ranks = GPUs 0..n-1 on cuda, threads on cpu
+  int32_t max_graph_batch_size = 256;  // decode batches up to this run as CUDA graphs; 0: eager
+  int32_t tensor_parallel_size = 1;    // ranks per pipeline stage
+  int32_t pipeline_parallel_size =
+      1;  // stages; tp x pp ranks = GPUs 0..n-1 on cuda, threads on cpu
   int32_t block_size = 16;
-  int32_t num_kv_blocks = 0;              // > 0 overrides the memory fraction
-  double kv_cache_memory_fraction = -1;   // of free memory after weights; < 0: 0.9 cuda, 0.2 cpu
-  int32_t max_num_tokens = 8192;          // token budget per step
-  int32_t max_batch_size = 256;           // sequences per step
-  int32_t max_model_len = 0;              // 0: the model's max_position_embeddings
-  int32_t max_queue_size = 0;             // requests waiting beyond free batch slots before "overloaded"; 0: unbounded
+  int32_t num_kv_blocks = 0;             // > 0 overrides the memory fraction
+  double kv_cache_memory_fraction = -1;  // of free memory after weights; < 0: 0.9 cuda, 0.2 cpu
+  int32_t max_num_tokens = 8192;         // token budget per step
+  int32_t max_batch_size = 256;          // sequences per step
+  int32_t max_model_len = 0;             // 0: the model's max_position_embeddings
+  int32_t max_queue_size =
+      0;  // requests waiting beyond free batch slots before "overloaded"; 0: unbounded
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
-  uint64_t seed = 0;                      // base for per-request seeds when a request has none
+  uint64_t seed = 0;  // base for per-request seeds when a request has none
   Quantization quantization = Quantization::kNone;  // of the linear weights at load (cpu and cuda)
   // Element type of the KV cache: nullopt = the activation dtype; F8E4M3 stores keys and values
   // as fp8 e4m3 (scale 1, saturating), a quarter of fp32's bytes (cpu only for now).
@@ -54,7 +56,7 @@ struct EngineConfig {
 
 // A snapshot for metrics and logs; all counters cumulative since start.
 struct EngineStats {
-  int32_t num_waiting = 0;         // submitted, not yet admitted (includes the inbox)
+  int32_t num_waiting = 0;  // submitted, not yet admitted (includes the inbox)
   int32_t num_running = 0;
   int32_t num_total_blocks = 0;
   int32_t num_used_blocks = 0;
@@ -66,7 +68,7 @@ struct EngineStats {
   int64_t num_steps = 0;
   int32_t last_step_num_tokens = 0;
   int32_t last_step_num_seqs = 0;
-  int64_t num_prompt_tokens = 0;     // prefilled (recomputation included)
+  int64_t num_prompt_tokens = 0;  // prefilled (recomputation included)
   int64_t num_generated_tokens = 0;
 };
 
@@ -120,7 +122,8 @@ class Engine {
   void step();
   // Samples from `logits` on the host, or takes `greedy_ids` (the backend's choice, one per
   // sampled row) when given.
-  void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits, std::span<const int32_t> greedy_ids);
+  void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,
+                       std::span<const int32_t> greedy_ids);
   // Appends the request's RowSampling (and its token adjustments) for backend sampling.
   void add_sampling_row(const LiveRequest& live);
   void finish_request(uint64_t id, FinishReason reason, Status error);

@@ -8,7 +8,8 @@
 
 namespace llmserve {
 
-ModelRunner::ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache, RunnerOptions options)
+ModelRunner::ModelRunner(Model& model, Backend& backend, const KvCache& kv_cache,
+                         RunnerOptions options)
     : ModelRunner({RunnerRank{&model, &backend, &kv_cache}}, nullptr, options) {}
 
 namespace {
@@ -33,12 +34,13 @@ ModelRunner::ModelRunner(std::vector<RunnerRank> ranks, RankPool* pool, RunnerOp
       kv_cache_(*ranks_[output_].kv_cache),
       options_(options) {
   if (ranks_.size() > 1 && (pool_ == nullptr || pool_->size() != num_ranks())) {
-    fail(StatusCode::kInternal, "ModelRunner: {} ranks need a RankPool of that size", ranks_.size());
+    fail(StatusCode::kInternal, "ModelRunner: {} ranks need a RankPool of that size",
+         ranks_.size());
   }
   const int32_t bs = kv_cache_.spec.block_size;
   graph_blocks_per_seq_ = (options_.max_model_len + bs - 1) / bs;
-  const BatchLimits limits{std::max(options_.max_num_tokens, options_.max_batch_size), options_.max_batch_size + 1,
-                           graph_blocks_per_seq_};
+  const BatchLimits limits{std::max(options_.max_num_tokens, options_.max_batch_size),
+                           options_.max_batch_size + 1, graph_blocks_per_seq_};
   on_ranks([&](int32_t r) { ranks_[static_cast<size_t>(r)].backend->reserve_batch(limits); });
   if (options_.pad_block >= 0) pad_table_.assign(1, options_.pad_block);
 }
@@ -52,13 +54,16 @@ void ModelRunner::on_ranks(const std::function<void(int32_t)>& task) {
   }
 }
 
-void ModelRunner::build_batch(std::span<const RunnerSequence> sequences, int32_t padding, int32_t min_blocks) {
+void ModelRunner::build_batch(std::span<const RunnerSequence> sequences, int32_t padding,
+                              int32_t min_blocks) {
   batch_.clear();
   const int32_t bs = kv_cache_.spec.block_size;
   for (const RunnerSequence& s : sequences) {
-    batch_.add_sequence(s.new_tokens, s.num_new_tokens, s.num_computed_tokens, *s.block_table, bs, s.logits);
+    batch_.add_sequence(s.new_tokens, s.num_new_tokens, s.num_computed_tokens, *s.block_table, bs,
+                        s.logits);
   }
-  for (int32_t i = 0; i < padding; ++i) batch_.add_sequence(&pad_token_, 1, 0, pad_table_, bs, LogitRows::kLast);
+  for (int32_t i = 0; i < padding; ++i)
+    batch_.add_sequence(&pad_token_, 1, 0, pad_table_, bs, LogitRows::kLast);
   batch_.finalize(min_blocks);
 }
 
@@ -71,10 +76,12 @@ BatchTensors ModelRunner::upload_for_graph(Backend& backend) {
 }
 
 int32_t ModelRunner::capture_graphs() {
-  if (options_.pad_block < 0 || options_.max_graph_batch_size <= 0 || !backend_.can_capture()) return 0;
+  if (options_.pad_block < 0 || options_.max_graph_batch_size <= 0 || !backend_.can_capture())
+    return 0;
   const auto start = std::chrono::steady_clock::now();
   std::vector<int32_t> sizes;
-  for (int32_t n : {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512}) {
+  for (int32_t n :
+       {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512}) {
     if (n <= options_.max_graph_batch_size) sizes.push_back(n);
   }
   for (int32_t n : sizes) {
@@ -85,10 +92,13 @@ int32_t ModelRunner::capture_graphs() {
     on_ranks([&](int32_t r) {
       const RunnerRank& rank = ranks_[static_cast<size_t>(r)];
       BatchTensors b = upload_for_graph(*rank.backend);
-      rank.model->forward(b, *rank.kv_cache);  // eager first: plans, scratch and lazy buffers exist before recording
+      rank.model->forward(
+          b,
+          *rank.kv_cache);  // eager first: plans, scratch and lazy buffers exist before recording
       rank.backend->synchronize();
       Tensor logits;
-      g.graphs[static_cast<size_t>(r)] = rank.backend->capture([&] { logits = rank.model->forward(b, *rank.kv_cache); });
+      g.graphs[static_cast<size_t>(r)] =
+          rank.backend->capture([&] { logits = rank.model->forward(b, *rank.kv_cache); });
       if (static_cast<size_t>(r) == output_) g.logits = logits;
     });
     for (const auto& graph : g.graphs) {
@@ -96,8 +106,10 @@ int32_t ModelRunner::capture_graphs() {
     }
     graphs_.push_back(std::move(g));
   }
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  LOG_INFO("recorded {} decode graphs (batch sizes 1..{}) in {:.0f} ms", graphs_.size(), sizes.back(), ms);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  LOG_INFO("recorded {} decode graphs (batch sizes 1..{}) in {:.0f} ms", graphs_.size(),
+           sizes.back(), ms);
   return static_cast<int32_t>(graphs_.size());
 }
 
@@ -146,7 +158,8 @@ std::span<const float> ModelRunner::execute(std::span<const RunnerSequence> sequ
 Tensor ModelRunner::ids_for(int64_t rows) {
   if (ids_.numel() < rows) {
     ids_buffer_.clear();
-    ids_ = backend_.allocate_tensor(ids_buffer_, DType::kI32, {std::max<int64_t>(rows, options_.max_batch_size)});
+    ids_ = backend_.allocate_tensor(ids_buffer_, DType::kI32,
+                                    {std::max<int64_t>(rows, options_.max_batch_size)});
   }
   return ids_.rows(0, rows);
 }
@@ -162,9 +175,9 @@ std::span<const int32_t> ModelRunner::execute_greedy(std::span<const RunnerSeque
   return host_ids_;
 }
 
-std::span<const int32_t> ModelRunner::execute_sampled(std::span<const RunnerSequence> sequences,
-                                                      const std::vector<RowSampling>& rows,
-                                                      const std::vector<TokenAdjustment>& adjustments) {
+std::span<const int32_t> ModelRunner::execute_sampled(
+    std::span<const RunnerSequence> sequences, const std::vector<RowSampling>& rows,
+    const std::vector<TokenAdjustment>& adjustments) {
   Tensor logits = forward(sequences);
   const int64_t n = logits.dim(0);
   if (n != static_cast<int64_t>(rows.size())) {

@@ -29,16 +29,16 @@ namespace llmserve {
 struct RunnerSequence {
   const int32_t* new_tokens = nullptr;  // the tokens to process this step
   int32_t num_new_tokens = 0;
-  int32_t num_computed_tokens = 0;      // tokens already in the KV cache
+  int32_t num_computed_tokens = 0;  // tokens already in the KV cache
   const std::vector<int32_t>* block_table = nullptr;
   LogitRows logits = LogitRows::kLast;
 };
 
 struct RunnerOptions {
-  int32_t max_num_tokens = 8192;  // largest step
-  int32_t max_batch_size = 256;   // most sequences in a step
-  int32_t max_model_len = 2048;   // longest sequence
-  int32_t pad_block = -1;         // KV block for graph padding; < 0: no graphs
+  int32_t max_num_tokens = 8192;     // largest step
+  int32_t max_batch_size = 256;      // most sequences in a step
+  int32_t max_model_len = 2048;      // longest sequence
+  int32_t pad_block = -1;            // KV block for graph padding; < 0: no graphs
   int32_t max_graph_batch_size = 0;  // largest graphed decode batch; 0: no graphs
 };
 

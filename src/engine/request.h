@@ -41,15 +41,15 @@ struct RequestTimes {
 };
 
 struct RequestOutput {
-  std::vector<int32_t> token_ids;              // new tokens since the previous output
-  std::vector<SampleResult> logprobs;          // aligned with token_ids when logprobs requested
+  std::vector<int32_t> token_ids;      // new tokens since the previous output
+  std::vector<SampleResult> logprobs;  // aligned with token_ids when logprobs requested
   FinishReason finish_reason = FinishReason::kNone;
-  Status error;                                // set with kError / kCancelled
+  Status error;  // set with kError / kCancelled
   int32_t num_prompt_tokens = 0;
-  int32_t num_cached_tokens = 0;               // prompt tokens served from the prefix cache
-  int32_t num_generated_tokens = 0;            // total so far
-  RequestTimes times;                          // complete on the final output
-  Clock::time_point emitted;                   // when the engine produced this output
+  int32_t num_cached_tokens = 0;     // prompt tokens served from the prefix cache
+  int32_t num_generated_tokens = 0;  // total so far
+  RequestTimes times;                // complete on the final output
+  Clock::time_point emitted;         // when the engine produced this output
 
   bool is_final() const { return finish_reason != FinishReason::kNone; }
 };

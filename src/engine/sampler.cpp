@@ -322,7 +322,8 @@ SampleResult sample(std::span<float> logits, const SamplingParams& params,
 }
 
 RowSampling make_row_sampling(const SamplingParams& params, const SamplingState& state,
-                              std::span<const int32_t> eos_token_ids, std::vector<TokenAdjustment>& adjustments) {
+                              std::span<const int32_t> eos_token_ids,
+                              std::vector<TokenAdjustment>& adjustments) {
   RowSampling row;
   row.temperature = params.temperature;
   row.top_k = params.top_k;
@@ -335,13 +336,15 @@ RowSampling make_row_sampling(const SamplingParams& params, const SamplingState&
   row.first_adjustment = static_cast<int32_t>(adjustments.size());
   // Rule 3: one entry per token — the prompt set (kept only when the repetition penalty is on),
   // then the generated tokens not in it.
-  if (params.repetition_penalty != 1.0f || params.frequency_penalty != 0.0f || params.presence_penalty != 0.0f) {
+  if (params.repetition_penalty != 1.0f || params.frequency_penalty != 0.0f ||
+      params.presence_penalty != 0.0f) {
     const std::span<const int32_t> prompt = state.prompt_token_set();  // sorted, unique
     for (int32_t id : prompt) adjustments.push_back({id, 0, TokenAdjustment::kInPrompt});
     for (const auto& [id, count] : state.output_token_counts()) {
       const auto it = std::lower_bound(prompt.begin(), prompt.end(), id);
       if (it != prompt.end() && *it == id) {
-        adjustments[static_cast<size_t>(row.first_adjustment + (it - prompt.begin()))].output_count = count;
+        adjustments[static_cast<size_t>(row.first_adjustment + (it - prompt.begin()))]
+            .output_count = count;
       } else {
         adjustments.push_back({id, count, 0});
       }

@@ -116,6 +116,7 @@ int32_t argmax_token(std::span<const float> logits);
 // request without logprobs — its min-token masks and penalties as TokenAdjustments appended to
 // `adjustments` (one entry per token), its rule-5 parameters, and u from the same Philox stream.
 RowSampling make_row_sampling(const SamplingParams& params, const SamplingState& state,
-                              std::span<const int32_t> eos_token_ids, std::vector<TokenAdjustment>& adjustments);
+                              std::span<const int32_t> eos_token_ids,
+                              std::vector<TokenAdjustment>& adjustments);
 
 }  // namespace llmserve

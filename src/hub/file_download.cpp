@@ -10,9 +10,9 @@
 #include <memory>
 #include <thread>
 
+#include "common/hasher.h"
 #include "common/logging.h"
 #include "common/status.h"
-#include "common/hasher.h"
 
 namespace llmserve::hub {
 namespace fs = std::filesystem;
@@ -55,15 +55,17 @@ FilePtr open_no_follow(const fs::path& path, bool is_append) {
   const int fd = ::open(path.c_str(), flags, 0644);
   if (fd < 0) {
     if (errno == ELOOP) {
-      fail(StatusCode::kFailedPrecondition, "refusing to write {}: it is a symbolic link (remove it and pull again)",
-           path.string());
+      fail(StatusCode::kFailedPrecondition,
+           "refusing to write {}: it is a symbolic link (remove it and pull again)", path.string());
     }
-    fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(), std::strerror(errno));
+    fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(),
+         std::strerror(errno));
   }
   FilePtr out(::fdopen(fd, is_append ? "ab" : "wb"));
   if (!out) {
     ::close(fd);
-    fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(), std::strerror(errno));
+    fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(),
+         std::strerror(errno));
   }
   return out;
 }
@@ -136,8 +138,10 @@ class Download {
       if (expected_.size && at + data.size() > *expected_.size) {
         out.reset();
         fs::remove(part_);
-        fail(StatusCode::kDataLoss, "{}: the server sent more than the {} bytes the hub lists; the download was "
-             "removed", what_.file, *expected_.size);
+        fail(StatusCode::kDataLoss,
+             "{}: the server sent more than the {} bytes the hub lists; the download was "
+             "removed",
+             what_.file, *expected_.size);
       }
       at += data.size();
       if (std::fwrite(data.data(), 1, data.size(), out.get()) != data.size()) {
@@ -204,8 +208,8 @@ class Download {
       auto length = head.headers.get("Content-Length");
       const std::optional<uint64_t> sent = length ? parse_u64(*length) : std::nullopt;
       if (expected_.size && sent && *sent != *expected_.size) {
-        fail(StatusCode::kDataLoss, "{}: the server sends {} bytes of a file the hub lists at {}", what_.file, *sent,
-             *expected_.size);
+        fail(StatusCode::kDataLoss, "{}: the server sends {} bytes of a file the hub lists at {}",
+             what_.file, *sent, *expected_.size);
       }
       if (!expected_.size && sent) expected_.size = sent;
     }
@@ -317,7 +321,8 @@ std::string verify_file(const fs::path& path, const RepoFile& file) {
 void create_real_directories(const fs::path& root, const fs::path& dir) {
   const fs::path rel = dir.lexically_relative(root);
   if (rel.empty() || *rel.begin() == "..") {
-    fail(StatusCode::kInvalidArgument, "{} is outside the destination {}", dir.string(), root.string());
+    fail(StatusCode::kInvalidArgument, "{} is outside the destination {}", dir.string(),
+         root.string());
   }
   fs::path at = root;
   for (const fs::path& part : rel) {
@@ -326,13 +331,16 @@ void create_real_directories(const fs::path& root, const fs::path& dir) {
     std::error_code ec;
     const fs::file_status st = fs::symlink_status(at, ec);
     if (fs::is_symlink(st)) {
-      fail(StatusCode::kFailedPrecondition, "refusing to download into {}: it is a symbolic link (remove it and pull "
-           "again)", at.string());
+      fail(StatusCode::kFailedPrecondition,
+           "refusing to download into {}: it is a symbolic link (remove it and pull "
+           "again)",
+           at.string());
     }
     if (!fs::exists(st)) {
       fs::create_directory(at);
     } else if (!fs::is_directory(st)) {
-      fail(StatusCode::kFailedPrecondition, "cannot download into {}: it is not a directory", at.string());
+      fail(StatusCode::kFailedPrecondition, "cannot download into {}: it is not a directory",
+           at.string());
     }
   }
 }

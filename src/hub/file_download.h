@@ -11,9 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/progress.h"
 #include "hub/http_client.h"
 #include "hub/hub_error.h"
-#include "common/progress.h"
 #include "hub/repo_listing.h"
 
 namespace llmserve::hub {

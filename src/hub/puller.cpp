@@ -26,7 +26,8 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kManifestName = ".llmserve-pull.json";
-constexpr const char* kJournalName = ".llmserve-pull.journal";  // one line per file since the record
+constexpr const char* kJournalName =
+    ".llmserve-pull.journal";  // one line per file since the record
 constexpr const char* kLockName = ".llmserve-pull.lock";
 constexpr size_t kMaxListingBytes = 64 << 20;
 
@@ -72,7 +73,8 @@ json read_manifest(const fs::path& dir) {
 
 // Opens `path` for writing (O_NOFOLLOW: never through a planted symbolic link).
 int open_for_write(const fs::path& path, int extra_flags) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | extra_flags, 0644);
+  const int fd =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | extra_flags, 0644);
   if (fd < 0) {
     fail(StatusCode::kFailedPrecondition, "cannot write {}: {}", path.string(),
          errno == ELOOP ? "it is a symbolic link" : std::strerror(errno));
@@ -84,7 +86,9 @@ void write_all(int fd, std::string_view data, const fs::path& path) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail(StatusCode::kResourceExhausted, "cannot write {}: {}", path.string(), std::strerror(errno));
+    if (n <= 0)
+      fail(StatusCode::kResourceExhausted, "cannot write {}: {}", path.string(),
+           std::strerror(errno));
     data.remove_prefix(static_cast<size_t>(n));
   }
 }
@@ -108,7 +112,8 @@ void write_manifest(const fs::path& dir, const json& manifest) {
 // which the next one replays.
 class Journal {
  public:
-  explicit Journal(const fs::path& dir) : path_(dir / kJournalName), fd_(open_for_write(path_, O_APPEND)) {}
+  explicit Journal(const fs::path& dir)
+      : path_(dir / kJournalName), fd_(open_for_write(path_, O_APPEND)) {}
   ~Journal() { ::close(fd_); }
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -120,7 +125,9 @@ class Journal {
     std::ifstream in(dir / kJournalName);
     for (std::string line; std::getline(in, line);) {
       const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (!j.is_object() || j.value("commit", "") != commit || !j.contains("path") || !j["path"].is_string()) continue;
+      if (!j.is_object() || j.value("commit", "") != commit || !j.contains("path") ||
+          !j["path"].is_string())
+        continue;
       manifest["files"][j["path"].get<std::string>()] = j.value("entry", json::object());
     }
   }

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "hub/file_download.h"
 #include "common/progress.h"
+#include "hub/file_download.h"
 
 namespace llmserve::hub {
 

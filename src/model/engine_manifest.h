@@ -51,7 +51,7 @@ struct EngineManifest {
   int32_t max_seq_len = 0;  // 0: the model's max_position_embeddings
   std::string key;          // what the build was asked for: engine_key() in src/builder
   std::string checkpoint_hash;
-  std::string source;       // the checkpoint directory it was built from
+  std::string source;                       // the checkpoint directory it was built from
   std::vector<std::string> source_tensors;  // the checkpoint's tensor names, sorted
   std::vector<std::string> copied_files;
   std::vector<EngineRankFile> ranks;  // tp * pp, in rank order
@@ -73,6 +73,7 @@ void write_engine_manifest(const std::filesystem::path& dir, const EngineManifes
 std::string engine_device_name(const Backend& backend);
 // Throws Error(kFailedPrecondition) when `m` cannot load onto `backend`: another device, GPU
 // architecture, dtype or tp x pp. The null backend (no compute) takes any engine.
-void check_engine_target(const EngineManifest& m, const std::filesystem::path& dir, const Backend& backend);
+void check_engine_target(const EngineManifest& m, const std::filesystem::path& dir,
+                         const Backend& backend);
 
 }  // namespace llmserve

@@ -19,7 +19,8 @@ nlohmann::json read_json(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) fail(StatusCode::kNotFound, "cannot open '{}'", file.string());
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) fail(StatusCode::kInvalidArgument, "'{}' is not a JSON object", file.string());
+  if (j.is_discarded() || !j.is_object())
+    fail(StatusCode::kInvalidArgument, "'{}' is not a JSON object", file.string());
   return j;
 }
 
@@ -58,13 +59,15 @@ ModelConfig shard_config(const ModelConfig& c, ModelShard shard) {
     fail(StatusCode::kInvalidArgument, "pipeline stage {} of {}", shard.stage, shard.num_stages);
   }
   if (shard.num_stages > c.num_layers) {
-    fail(StatusCode::kInvalidArgument, "--pp {}: '{}' has only {} layers (num_hidden_layers); use at most that many stages",
+    fail(StatusCode::kInvalidArgument,
+         "--pp {}: '{}' has only {} layers (num_hidden_layers); use at most that many stages",
          shard.num_stages, (c.dir / "config.json").string(), c.num_layers);
   }
   auto divide = [&](int32_t v, const char* field) {
     if (v % shard.size != 0) {
       fail(StatusCode::kInvalidArgument,
-           "--tp {}: '{}' has {} {}, which does not split evenly over {} ranks (pick a --tp that divides it)",
+           "--tp {}: '{}' has {} {}, which does not split evenly over {} ranks (pick a --tp that "
+           "divides it)",
            shard.size, (c.dir / "config.json").string(), field, v, shard.size);
     }
     return v / shard.size;
@@ -128,7 +131,9 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   }
   ConfigReader reader(config.raw, file);
   std::string dtype = reader.get_string("torch_dtype", reader.get_string("dtype", "float32"));
-  config.checkpoint_dtype = dtype == "bfloat16" ? DType::kBF16 : dtype == "float16" ? DType::kF16 : DType::kF32;
+  config.checkpoint_dtype = dtype == "bfloat16"  ? DType::kBF16
+                            : dtype == "float16" ? DType::kF16
+                                                 : DType::kF32;
   read_special_ids(config.raw, config);
   arch->parse_config(reader, config);
   auto gen = dir / "generation_config.json";
@@ -139,9 +144,12 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
 
 std::string_view quantization_name(Quantization q) {
   switch (q) {
-    case Quantization::kNone: return "none";
-    case Quantization::kInt8WeightOnly: return "int8-wo";
-    case Quantization::kFp8: return "fp8";
+    case Quantization::kNone:
+      return "none";
+    case Quantization::kInt8WeightOnly:
+      return "int8-wo";
+    case Quantization::kFp8:
+      return "fp8";
   }
   return "?";
 }
@@ -153,7 +161,8 @@ std::optional<Quantization> parse_quantization(std::string_view name) {
   return std::nullopt;
 }
 
-std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend, const LoadOptions& options) {
+std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,
+                                  const LoadOptions& options) {
   ModelConfig config = load_model_config(dir);
   if (!is_engine_dir(dir)) {
     WeightStore weights = WeightStore::open(dir);
@@ -164,26 +173,30 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& bac
   const EngineManifest manifest = read_engine_manifest(dir);
   check_engine_target(manifest, dir, backend);
   if (manifest.architecture != config.architecture) {
-    fail(StatusCode::kDataLoss, "engine '{}' was built for {} but its config.json says {}", dir.string(),
-         manifest.architecture, config.architecture);
+    fail(StatusCode::kDataLoss, "engine '{}' was built for {} but its config.json says {}",
+         dir.string(), manifest.architecture, config.architecture);
   }
-  if (options.quantization != Quantization::kNone && options.quantization != manifest.quantization) {
-    fail(StatusCode::kFailedPrecondition, "engine '{}' was built with --quantization {}, not {}; build another engine for {}",
-         dir.string(), quantization_name(manifest.quantization), quantization_name(options.quantization),
-         quantization_name(options.quantization));
+  if (options.quantization != Quantization::kNone &&
+      options.quantization != manifest.quantization) {
+    fail(StatusCode::kFailedPrecondition,
+         "engine '{}' was built with --quantization {}, not {}; build another engine for {}",
+         dir.string(), quantization_name(manifest.quantization),
+         quantization_name(options.quantization), quantization_name(options.quantization));
   }
   const size_t rank = static_cast<size_t>(backend.stage() * manifest.tp + backend.rank());
   const EngineRankFile& file = manifest.ranks.at(rank);
   if (file.stage != backend.stage() || file.tp_rank != backend.rank()) {
-    fail(StatusCode::kDataLoss, "engine '{}': ranks[{}] is stage {} rank {}, expected stage {} rank {}", dir.string(), rank,
-         file.stage, file.tp_rank, backend.stage(), backend.rank());
+    fail(StatusCode::kDataLoss,
+         "engine '{}': ranks[{}] is stage {} rank {}, expected stage {} rank {}", dir.string(),
+         rank, file.stage, file.tp_rank, backend.stage(), backend.rank());
   }
   WeightStore weights = WeightStore::open_file(dir / file.file);
   LoadOptions engine_options = options;
   engine_options.quantization = manifest.quantization;
   engine_options.engine_source_tensors = &manifest.source_tensors;
   engine_options.recorder = nullptr;
-  auto model = ArchRegistry::find(config.architecture)->create(config, weights, backend, engine_options);
+  auto model =
+      ArchRegistry::find(config.architecture)->create(config, weights, backend, engine_options);
   model->activation_dtype_ = backend.activation_dtype();
   return model;
 }

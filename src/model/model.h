@@ -26,8 +26,8 @@ namespace llmserve {
 // Pipeline parallel: the layers are split into `num_stages` consecutive ranges; the first stage
 // embeds, each stage hands the residual stream to the next, the last computes the logits.
 struct ModelShard {
-  int32_t rank = 0;        // within the stage's tensor-parallel group
-  int32_t size = 1;        // tensor-parallel ranks per stage
+  int32_t rank = 0;  // within the stage's tensor-parallel group
+  int32_t size = 1;  // tensor-parallel ranks per stage
   int32_t stage = 0;
   int32_t num_stages = 1;
   bool is_first_stage() const { return stage == 0; }
@@ -94,7 +94,9 @@ class Model {
   // This rank's dims (heads, intermediate_size divided by the group size; num_layers: the
   // stage's): activations, KV.
   const ModelConfig& local_config() const { return local_; }
-  int32_t first_layer() const { return stage_first_layer(config_.num_layers, shard_.stage, shard_.num_stages); }
+  int32_t first_layer() const {
+    return stage_first_layer(config_.num_layers, shard_.stage, shard_.num_stages);
+  }
   // The KV pool shape this model needs for `num_blocks` blocks of `block_size` tokens, in the
   // activation dtype of the backend it was loaded on.
   KvCacheSpec kv_cache_spec(int32_t block_size, int32_t num_blocks) const;
@@ -120,7 +122,9 @@ struct Architecture {
   std::string name;  // as in config.json "architectures", e.g. "LlamaForCausalLM"
   // Reads the architecture's config.json fields into a ModelConfig (dir and raw already set).
   std::function<void(const ConfigReader&, ModelConfig&)> parse_config;
-  std::function<std::unique_ptr<Model>(const ModelConfig&, const WeightStore&, Backend&, const LoadOptions&)> create;
+  std::function<std::unique_ptr<Model>(const ModelConfig&, const WeightStore&, Backend&,
+                                       const LoadOptions&)>
+      create;
 };
 
 class ArchRegistry {
@@ -131,12 +135,12 @@ class ArchRegistry {
 };
 
 // Registers an architecture from a static initialiser in its own .cpp file.
-#define LLMSERVE_REGISTER_ARCH(ident, ...)                              \
-  namespace {                                                           \
-  const bool kRegistered_##ident = [] {                                 \
-    ::llmserve::ArchRegistry::add(__VA_ARGS__);                         \
-    return true;                                                        \
-  }();                                                                  \
+#define LLMSERVE_REGISTER_ARCH(ident, ...)      \
+  namespace {                                   \
+  const bool kRegistered_##ident = [] {         \
+    ::llmserve::ArchRegistry::add(__VA_ARGS__); \
+    return true;                                \
+  }();                                          \
   }
 
 // Reads config.json and generation_config.json of a HF model directory.
@@ -148,7 +152,8 @@ ModelConfig load_model_config(const std::filesystem::path& dir);
 // `dir` is a Hugging Face checkpoint or an engine built by `llmserve build` (it holds
 // llmserve-engine.json: src/model/engine_manifest.h), whose rank file is uploaded as it is after
 // check_engine_target; its quantization is the engine's (options.quantization must be kNone or
-// the same). `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo and fp8).
+// the same). `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo and
+// fp8).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,
                                   const LoadOptions& options = {});
 

@@ -8,7 +8,8 @@ int32_t ConfigReader::get_int(const std::string& key) const {
   if (!has(key)) fail(StatusCode::kInvalidArgument, "'{}' has no '{}'", file_.string(), key);
   const auto& v = j_[key];
   if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX) {
-    fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a non-negative integer, got {}", file_.string(), key, v.dump());
+    fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a non-negative integer, got {}",
+         file_.string(), key, v.dump());
   }
   return v.get<int32_t>();
 }
@@ -20,21 +21,27 @@ int32_t ConfigReader::get_int(const std::string& key, int32_t fallback) const {
 double ConfigReader::get_double(const std::string& key, double fallback) const {
   if (!has(key)) return fallback;
   const auto& v = j_[key];
-  if (!v.is_number()) fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a number, got {}", file_.string(), key, v.dump());
+  if (!v.is_number())
+    fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a number, got {}", file_.string(), key,
+         v.dump());
   return v.get<double>();
 }
 
 bool ConfigReader::get_bool(const std::string& key, bool fallback) const {
   if (!has(key)) return fallback;
   const auto& v = j_[key];
-  if (!v.is_boolean()) fail(StatusCode::kInvalidArgument, "'{}': '{}' must be true or false, got {}", file_.string(), key, v.dump());
+  if (!v.is_boolean())
+    fail(StatusCode::kInvalidArgument, "'{}': '{}' must be true or false, got {}", file_.string(),
+         key, v.dump());
   return v.get<bool>();
 }
 
 std::string ConfigReader::get_string(const std::string& key, const std::string& fallback) const {
   if (!has(key)) return fallback;
   const auto& v = j_[key];
-  if (!v.is_string()) fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a string, got {}", file_.string(), key, v.dump());
+  if (!v.is_string())
+    fail(StatusCode::kInvalidArgument, "'{}': '{}' must be a string, got {}", file_.string(), key,
+         v.dump());
   return v.get<std::string>();
 }
 
@@ -43,10 +50,13 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
   rope.type = RopeConfig::Type::kDefault;
   rope.theta = r.get_double("rope_theta", 10000.0);
   const nlohmann::json* params = nullptr;
-  if (r.has("rope_parameters")) params = &r.json()["rope_parameters"];
-  else if (r.has("rope_scaling")) params = &r.json()["rope_scaling"];
+  if (r.has("rope_parameters"))
+    params = &r.json()["rope_parameters"];
+  else if (r.has("rope_scaling"))
+    params = &r.json()["rope_scaling"];
   if (params == nullptr) return rope;
-  if (!params->is_object()) fail(StatusCode::kInvalidArgument, "'{}': rope_scaling must be an object", r.file().string());
+  if (!params->is_object())
+    fail(StatusCode::kInvalidArgument, "'{}': rope_scaling must be an object", r.file().string());
   ConfigReader p(*params, r.file());
   rope.theta = p.get_double("rope_theta", rope.theta);
   std::string type = p.get_string("rope_type", p.get_string("type", "default"));
@@ -62,19 +72,24 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
     rope.high_freq_factor = p.get_double("high_freq_factor", 4.0);
     rope.original_max_position_embeddings = p.get_int("original_max_position_embeddings", 8192);
     if (rope.high_freq_factor <= rope.low_freq_factor) {
-      fail(StatusCode::kInvalidArgument, "'{}': rope_scaling.high_freq_factor must exceed low_freq_factor", r.file().string());
+      fail(StatusCode::kInvalidArgument,
+           "'{}': rope_scaling.high_freq_factor must exceed low_freq_factor", r.file().string());
     }
   } else {
-    fail(StatusCode::kUnimplemented, "'{}': rope_scaling type '{}' is not supported (default, linear, llama3 are)",
+    fail(StatusCode::kUnimplemented,
+         "'{}': rope_scaling type '{}' is not supported (default, linear, llama3 are)",
          r.file().string(), type);
   }
-  if (rope.factor <= 0) fail(StatusCode::kInvalidArgument, "'{}': rope_scaling.factor must be > 0", r.file().string());
+  if (rope.factor <= 0)
+    fail(StatusCode::kInvalidArgument, "'{}': rope_scaling.factor must be > 0", r.file().string());
   return rope;
 }
 
 void validate_model_config(const ModelConfig& c) {
   auto positive = [&](int32_t v, const char* name) {
-    if (v <= 0) fail(StatusCode::kInvalidArgument, "'{}': {} must be > 0, got {}", (c.dir / "config.json").string(), name, v);
+    if (v <= 0)
+      fail(StatusCode::kInvalidArgument, "'{}': {} must be > 0, got {}",
+           (c.dir / "config.json").string(), name, v);
   };
   positive(c.vocab_size, "vocab_size");
   positive(c.hidden_size, "hidden_size");
@@ -85,11 +100,13 @@ void validate_model_config(const ModelConfig& c) {
   positive(c.intermediate_size, "intermediate_size");
   positive(c.max_position_embeddings, "max_position_embeddings");
   if (c.num_q_heads % c.num_kv_heads != 0) {
-    fail(StatusCode::kInvalidArgument, "'{}': num_attention_heads {} is not a multiple of num_key_value_heads {}",
+    fail(StatusCode::kInvalidArgument,
+         "'{}': num_attention_heads {} is not a multiple of num_key_value_heads {}",
          (c.dir / "config.json").string(), c.num_q_heads, c.num_kv_heads);
   }
   if (c.rope.type != RopeConfig::Type::kNone && c.head_dim % 2 != 0) {
-    fail(StatusCode::kInvalidArgument, "'{}': head_dim {} must be even for rotary embeddings", (c.dir / "config.json").string(), c.head_dim);
+    fail(StatusCode::kInvalidArgument, "'{}': head_dim {} must be even for rotary embeddings",
+         (c.dir / "config.json").string(), c.head_dim);
   }
 }
 

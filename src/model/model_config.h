@@ -50,7 +50,8 @@ struct ModelConfig {
 // Typed access to config.json fields with errors that name the file and key.
 class ConfigReader {
  public:
-  ConfigReader(const nlohmann::json& j, std::filesystem::path file) : j_(j), file_(std::move(file)) {}
+  ConfigReader(const nlohmann::json& j, std::filesystem::path file)
+      : j_(j), file_(std::move(file)) {}
   int32_t get_int(const std::string& key) const;
   int32_t get_int(const std::string& key, int32_t fallback) const;
   double get_double(const std::string& key, double fallback) const;

@@ -11,9 +11,10 @@ namespace llmserve {
 
 void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
                         std::span<float> scales) {
-  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() || scales.size() != static_cast<size_t>(rows)) {
-    fail(StatusCode::kInternal, "quantize_rows_int8: {} values, {} codes, {} scales for [{}, {}]", w.size(), q.size(),
-         scales.size(), rows, cols);
+  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() ||
+      scales.size() != static_cast<size_t>(rows)) {
+    fail(StatusCode::kInternal, "quantize_rows_int8: {} values, {} codes, {} scales for [{}, {}]",
+         w.size(), q.size(), scales.size(), rows, cols);
   }
   // Rows are independent: quantizing an 8B model at load is seconds across cores, not a minute.
 #pragma omp parallel for if (rows * cols > (1 << 16))
@@ -33,8 +34,8 @@ void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, st
   }
 }
 
-std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales, int64_t rows,
-                                        int64_t cols) {
+std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales,
+                                        int64_t rows, int64_t cols) {
   std::vector<float> w(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t k = 0; k < cols; ++k) {
@@ -47,9 +48,10 @@ std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<con
 
 void quantize_rows_fp8(std::span<const float> w, int64_t rows, int64_t cols, std::span<uint8_t> q,
                        std::span<float> scales) {
-  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() || scales.size() != static_cast<size_t>(rows)) {
-    fail(StatusCode::kInternal, "quantize_rows_fp8: {} values, {} codes, {} scales for [{}, {}]", w.size(), q.size(),
-         scales.size(), rows, cols);
+  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() ||
+      scales.size() != static_cast<size_t>(rows)) {
+    fail(StatusCode::kInternal, "quantize_rows_fp8: {} values, {} codes, {} scales for [{}, {}]",
+         w.size(), q.size(), scales.size(), rows, cols);
   }
 #pragma omp parallel for if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
@@ -65,8 +67,8 @@ void quantize_rows_fp8(std::span<const float> w, int64_t rows, int64_t cols, std
   }
 }
 
-std::vector<float> dequantize_rows_fp8(std::span<const uint8_t> q, std::span<const float> scales, int64_t rows,
-                                       int64_t cols) {
+std::vector<float> dequantize_rows_fp8(std::span<const uint8_t> q, std::span<const float> scales,
+                                       int64_t rows, int64_t cols) {
   std::vector<float> w(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t k = 0; k < cols; ++k) {
@@ -77,15 +79,19 @@ std::vector<float> dequantize_rows_fp8(std::span<const uint8_t> q, std::span<con
   return w;
 }
 
-QuantizedWeight quantize_weight(std::span<const float> w, int64_t rows, int64_t cols, Quantization quantization) {
+QuantizedWeight quantize_weight(std::span<const float> w, int64_t rows, int64_t cols,
+                                Quantization quantization) {
   QuantizedWeight out;
   out.codes.resize(w.size());
   switch (quantization) {
-    case Quantization::kNone: fail(StatusCode::kInternal, "quantize_weight without a quantization");
+    case Quantization::kNone:
+      fail(StatusCode::kInternal, "quantize_weight without a quantization");
     case Quantization::kInt8WeightOnly:
       out.dtype = DType::kI8;
       out.scales.resize(static_cast<size_t>(rows));
-      quantize_rows_int8(w, rows, cols, {reinterpret_cast<int8_t*>(out.codes.data()), out.codes.size()}, out.scales);
+      quantize_rows_int8(w, rows, cols,
+                         {reinterpret_cast<int8_t*>(out.codes.data()), out.codes.size()},
+                         out.scales);
       break;
     case Quantization::kFp8:
       out.dtype = DType::kF8E4M3;
@@ -99,7 +105,9 @@ QuantizedWeight quantize_weight(std::span<const float> w, int64_t rows, int64_t 
 std::vector<float> to_float32(std::span<const uint8_t> bytes, DType dtype) {
   std::vector<float> out(bytes.size() / dtype_size(dtype));
   switch (dtype) {
-    case DType::kF32: std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float)); break;
+    case DType::kF32:
+      std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+      break;
     case DType::kF16:
     case DType::kBF16:
 #pragma omp parallel for if (out.size() > (1 << 16))
@@ -109,7 +117,8 @@ std::vector<float> to_float32(std::span<const uint8_t> bytes, DType dtype) {
         out[i] = dtype == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
       }
       break;
-    default: fail(StatusCode::kUnimplemented, "cannot quantize weights held in {}", dtype_name(dtype));
+    default:
+      fail(StatusCode::kUnimplemented, "cannot quantize weights held in {}", dtype_name(dtype));
   }
   return out;
 }

@@ -10,7 +10,8 @@ std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t hea
   std::vector<double> inv(static_cast<size_t>(half));
   for (int32_t i = 0; i < half; ++i) {
     // HF computes the base frequencies in fp32; match that rounding.
-    inv[static_cast<size_t>(i)] = static_cast<float>(1.0 / std::pow(rope.theta, 2.0 * i / head_dim));
+    inv[static_cast<size_t>(i)] =
+        static_cast<float>(1.0 / std::pow(rope.theta, 2.0 * i / head_dim));
   }
   if (rope.type == RopeConfig::Type::kLlama3) {
     const double old_len = rope.original_max_position_embeddings;
@@ -31,7 +32,8 @@ std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t hea
   return inv;
 }
 
-std::vector<float> build_rope_table(const RopeConfig& rope, int32_t head_dim, int32_t max_positions) {
+std::vector<float> build_rope_table(const RopeConfig& rope, int32_t head_dim,
+                                    int32_t max_positions) {
   const auto inv = rope_inverse_frequencies(rope, head_dim);
   const int32_t half = head_dim / 2;
   std::vector<float> table(static_cast<size_t>(max_positions) * static_cast<size_t>(head_dim));

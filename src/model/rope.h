@@ -11,6 +11,7 @@ namespace llmserve {
 
 // inv_freq[i] for i in [0, head_dim/2), after scaling.
 std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t head_dim);
-std::vector<float> build_rope_table(const RopeConfig& rope, int32_t head_dim, int32_t max_positions);
+std::vector<float> build_rope_table(const RopeConfig& rope, int32_t head_dim,
+                                    int32_t max_positions);
 
 }  // namespace llmserve

@@ -35,7 +35,8 @@ TensorInfo parse_entry(const std::string& name, const nlohmann::json& entry,
   }
   uint64_t numel = 1;
   for (const auto& d : *shape) {
-    if (!d.is_number_unsigned()) corrupt(source, "tensor '" + name + "' has a bad dimension " + d.dump());
+    if (!d.is_number_unsigned())
+      corrupt(source, "tensor '" + name + "' has a bad dimension " + d.dump());
     uint64_t v = d.get<uint64_t>();
     if (v != 0 && numel > std::numeric_limits<uint32_t>::max() * 16ull / v) {
       corrupt(source, "tensor '" + name + "' has an absurd shape");
@@ -73,7 +74,8 @@ std::map<std::string, TensorInfo> parse_safetensors_header(std::span<const uint8
   if (file_prefix.size() < 8 || file_size < 8) corrupt(source, "file is shorter than 8 bytes");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = header_len << 8 | file_prefix[i];
-  if (header_len > kMaxHeaderBytes) corrupt(source, fmt::format("header length {} is too large", header_len));
+  if (header_len > kMaxHeaderBytes)
+    corrupt(source, fmt::format("header length {} is too large", header_len));
   if (8 + header_len > file_size || 8 + header_len > file_prefix.size()) {
     corrupt(source, fmt::format("file is truncated: header needs {} bytes, file has {}",
                                 8 + header_len, file_size));
@@ -96,8 +98,9 @@ std::map<std::string, TensorInfo> parse_safetensors_header(std::span<const uint8
   std::vector<const TensorInfo*> order;
   for (const auto& [name, info] : tensors) {
     if (info.end > data_size) {
-      corrupt(source, fmt::format("file is truncated: tensor '{}' ends at byte {} of a {}-byte data region",
-                                  name, info.end, data_size));
+      corrupt(source,
+              fmt::format("file is truncated: tensor '{}' ends at byte {} of a {}-byte data region",
+                          name, info.end, data_size));
     }
     order.push_back(&info);
   }

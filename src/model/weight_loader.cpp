@@ -16,7 +16,9 @@ namespace {
 std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
   std::vector<uint8_t> out(v.size() * dtype_size(dtype));
   switch (dtype) {
-    case DType::kF32: std::memcpy(out.data(), v.data(), out.size()); break;
+    case DType::kF32:
+      std::memcpy(out.data(), v.data(), out.size());
+      break;
     case DType::kF16:
     case DType::kBF16: {
       auto* h = reinterpret_cast<uint16_t*>(out.data());
@@ -24,7 +26,8 @@ std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
       for (size_t i = 0; i < v.size(); ++i) h[i] = bf16 ? float_to_bf16(v[i]) : float_to_fp16(v[i]);
       break;
     }
-    default: fail(StatusCode::kInternal, "weights cannot be stored as {}", dtype_name(dtype));
+    default:
+      fail(StatusCode::kInternal, "weights cannot be stored as {}", dtype_name(dtype));
   }
   return out;
 }
@@ -37,19 +40,26 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out) {
+void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias,
+            Tensor out) {
   switch (w.w.dtype) {
-    case DType::kI8: backend.matmul_q8(in.x, w.w, w.scales, bias, out); break;
+    case DType::kI8:
+      backend.matmul_q8(in.x, w.w, w.scales, bias, out);
+      break;
     case DType::kF8E4M3:
-      if (in.fp8.q.data == nullptr) fail(StatusCode::kInternal, "an fp8 linear layer without room for its input codes");
+      if (in.fp8.q.data == nullptr)
+        fail(StatusCode::kInternal, "an fp8 linear layer without room for its input codes");
       if (!in.is_quantized) backend.quantize_fp8_rows(in.x, in.fp8);
       backend.matmul_fp8(in.fp8, w.w, w.scales, bias, out);
       break;
-    default: backend.matmul(in.x, w.w, bias, out); break;
+    default:
+      backend.matmul(in.x, w.w, bias, out);
+      break;
   }
 }
 
-void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out) {
+void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias,
+                 Tensor out) {
   if (w.is_quantized()) {
     linear(backend, in, w, bias, out);
     backend.gelu_tanh(out);
@@ -63,7 +73,8 @@ LinearInput DecoderActivations::input(Tensor x, bool is_quantized) const {
   if (fp8.q.data != nullptr) {
     const int64_t t = x.dim(0), k = x.dim(-1);
     if (t > fp8.q.dim(0) || k > fp8.q.dim(-1)) {
-      fail(StatusCode::kInternal, "fp8 codes for a [{}, {}] input in a {} workspace", t, k, fp8.q.shape_string());
+      fail(StatusCode::kInternal, "fp8 codes for a [{}, {}] input in a {} workspace", t, k,
+           fp8.q.shape_string());
     }
     in.fp8.q = Tensor(fp8.q.data, DType::kF8E4M3, {t, k});
     in.fp8.scales = fp8.scales.rows(0, t);
@@ -71,8 +82,8 @@ LinearInput DecoderActivations::input(Tensor x, bool is_quantized) const {
   return in;
 }
 
-WeightLoader::WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard,
-                           const LoadOptions& options)
+WeightLoader::WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner,
+                           ModelShard shard, const LoadOptions& options)
     : store_(store),
       backend_(backend),
       owner_(&owner),
@@ -90,23 +101,30 @@ void WeightLoader::record(const std::string& key, const Tensor& t) {
   if (recorder_ != nullptr && !in_linear_) recorder_->record(key, t);
 }
 
-Tensor WeightLoader::upload_stored(const std::string& key, std::span<const int64_t> dims, DType dtype) {
+Tensor WeightLoader::upload_stored(const std::string& key, std::span<const int64_t> dims,
+                                   DType dtype) {
   if (!store_.contains(key)) {
-    fail(StatusCode::kDataLoss, "engine '{}' has no tensor '{}' for rank {} of stage {}: the engine is incomplete; "
-         "rebuild it with llmserve build", store_.dir().string(), key, shard_.rank, shard_.stage);
+    fail(StatusCode::kDataLoss,
+         "engine '{}' has no tensor '{}' for rank {} of stage {}: the engine is incomplete; "
+         "rebuild it with llmserve build",
+         store_.dir().string(), key, shard_.rank, shard_.stage);
   }
   const TensorInfo& info = store_.info(key);
-  if (info.dtype != dtype || !std::equal(info.shape.begin(), info.shape.end(), dims.begin(), dims.end())) {
-    fail(StatusCode::kDataLoss, "engine tensor '{}' in '{}' is {} {}, expected {} {}", key, store_.file_of(key).string(),
-         dtype_name(info.dtype), shape_string(info.shape), dtype_name(dtype), shape_string(dims));
+  if (info.dtype != dtype ||
+      !std::equal(info.shape.begin(), info.shape.end(), dims.begin(), dims.end())) {
+    fail(StatusCode::kDataLoss, "engine tensor '{}' in '{}' is {} {}, expected {} {}", key,
+         store_.file_of(key).string(), dtype_name(info.dtype), shape_string(info.shape),
+         dtype_name(dtype), shape_string(dims));
   }
-  Tensor t = info.shape.size() == 1 ? backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0]})
-                                    : backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0], info.shape[1]});
+  Tensor t = info.shape.size() == 1
+                 ? backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0]})
+                 : backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0], info.shape[1]});
   backend_.upload(store_.bytes(key).data(), t);
   return t;
 }
 
-Tensor WeightLoader::prepared(const std::string& key, std::vector<int64_t> dims, const std::function<Tensor()>& make) {
+Tensor WeightLoader::prepared(const std::string& key, std::vector<int64_t> dims,
+                              const std::function<Tensor()>& make) {
   if (in_linear_) {
     linear_key_ = key;
     linear_dims_ = dims;
@@ -158,11 +176,14 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
     throw;
   }
   owner_ = model_owner;
-  if (full.ndim != 2) fail(StatusCode::kInternal, "linear weight '{}' is {}, not 2-D", linear_key_, full.shape_string());
+  if (full.ndim != 2)
+    fail(StatusCode::kInternal, "linear weight '{}' is {}, not 2-D", linear_key_,
+         full.shape_string());
   const int64_t rows = full.dim(0), cols = full.dim(1);
   std::vector<uint8_t> staged(full.nbytes());
   backend_.download(full, staged.data());
-  const QuantizedWeight q = quantize_weight(to_float32(staged, full.dtype), rows, cols, quantization_);
+  const QuantizedWeight q =
+      quantize_weight(to_float32(staged, full.dtype), rows, cols, quantization_);
   LinearWeight out;
   out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols});
   backend_.upload(q.codes.data(), out.w);
@@ -181,7 +202,8 @@ Tensor WeightLoader::upload(const std::vector<float>& data, std::initializer_lis
   return t;
 }
 
-Tensor WeightLoader::upload_weight(const std::vector<float>& data, std::initializer_list<int64_t> dims) {
+Tensor WeightLoader::upload_weight(const std::vector<float>& data,
+                                   std::initializer_list<int64_t> dims) {
   Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), dims);
   if (static_cast<size_t>(t.numel()) != data.size()) {
     fail(StatusCode::kInternal, "upload of {} floats into {}", data.size(), t.shape_string());
@@ -192,18 +214,19 @@ Tensor WeightLoader::upload_weight(const std::vector<float>& data, std::initiali
 
 WeightLoader::Range WeightLoader::part(int64_t n) const {
   if (n % shard_.size != 0) {
-    fail(StatusCode::kInvalidArgument, "tensor parallel: {} does not split over {} ranks", n, shard_.size);
+    fail(StatusCode::kInvalidArgument, "tensor parallel: {} does not split over {} ranks", n,
+         shard_.size);
   }
   const int64_t each = n / shard_.size;
   return {each * shard_.rank, each};
 }
 
-void WeightLoader::upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst, int dim,
-                               const std::vector<Range>& ranges) {
+void WeightLoader::upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst,
+                               int dim, const std::vector<Range>& ranges) {
   const TensorInfo& info = store_.info(name);
   if (!std::equal(info.shape.begin(), info.shape.end(), shape.begin(), shape.end())) {
-    fail(StatusCode::kDataLoss, "tensor '{}' in '{}' has shape {}, expected {}", name, store_.file_of(name).string(),
-         shape_string(info.shape), shape_string(shape));
+    fail(StatusCode::kDataLoss, "tensor '{}' in '{}' has shape {}, expected {}", name,
+         store_.file_of(name).string(), shape_string(info.shape), shape_string(shape));
   }
   const std::span<const uint8_t> bytes = store_.bytes(name);
   const size_t esize = dtype_size(info.dtype);
@@ -216,7 +239,8 @@ void WeightLoader::upload_into(const std::string& name, std::span<const int64_t>
   if (!whole && dim == 0 && ranges.size() == 1) {
     // Rows are contiguous: upload straight from the mapped file.
     const size_t row_bytes = static_cast<size_t>(cols) * esize;
-    picked = bytes.subspan(static_cast<size_t>(ranges[0].begin) * row_bytes, static_cast<size_t>(ranges[0].count) * row_bytes);
+    picked = bytes.subspan(static_cast<size_t>(ranges[0].begin) * row_bytes,
+                           static_cast<size_t>(ranges[0].count) * row_bytes);
   } else if (!whole) {
     const size_t row_bytes = static_cast<size_t>(cols) * esize;
     auto copy = [&](size_t at, size_t n) {
@@ -238,7 +262,8 @@ void WeightLoader::upload_into(const std::string& name, std::span<const int64_t>
     picked = gathered;
   }
   if (picked.size() != static_cast<size_t>(dst.numel()) * esize) {
-    fail(StatusCode::kInternal, "weight '{}': {} bytes picked for {}", name, picked.size(), dst.shape_string());
+    fail(StatusCode::kInternal, "weight '{}': {} bytes picked for {}", name, picked.size(),
+         dst.shape_string());
   }
   if (info.dtype == dst.dtype) {
     backend_.upload(picked.data(), dst);  // stored as the backend wants it: no conversion
@@ -247,7 +272,9 @@ void WeightLoader::upload_into(const std::string& name, std::span<const int64_t>
   std::vector<float> f32(static_cast<size_t>(dst.numel()));
   for (size_t i = 0; i < f32.size(); ++i) {
     switch (info.dtype) {
-      case DType::kF32: std::memcpy(&f32[i], picked.data() + 4 * i, 4); break;
+      case DType::kF32:
+        std::memcpy(&f32[i], picked.data() + 4 * i, 4);
+        break;
       case DType::kF16:
       case DType::kBF16: {
         uint16_t h;
@@ -255,7 +282,9 @@ void WeightLoader::upload_into(const std::string& name, std::span<const int64_t>
         f32[i] = info.dtype == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
         break;
       }
-      default: fail(StatusCode::kDataLoss, "tensor '{}' has dtype {}, not a float type", name, dtype_name(info.dtype));
+      default:
+        fail(StatusCode::kDataLoss, "tensor '{}' has dtype {}, not a float type", name,
+             dtype_name(info.dtype));
     }
   }
   backend_.upload(encode(f32, dst.dtype).data(), dst);
@@ -270,7 +299,8 @@ Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t
   if (split != Split::kNone && shard_.size > 1) {
     dim = split == Split::kRows ? 0 : 1;
     const auto d = static_cast<size_t>(dim);
-    if (d >= shape.size()) fail(StatusCode::kInternal, "weight '{}' has no dim {} to split", name, dim);
+    if (d >= shape.size())
+      fail(StatusCode::kInternal, "weight '{}' has no dim {} to split", name, dim);
     const int64_t per_section = shape[d] / sections;
     local[d] = 0;
     for (int32_t s = 0; s < sections; ++s) {
@@ -280,15 +310,17 @@ Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t
     }
   }
   return prepared(name, local, [&] {
-    Tensor t = local.size() == 1 ? backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0]})
-                                 : backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0], local[1]});
+    Tensor t =
+        local.size() == 1
+            ? backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0]})
+            : backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0], local[1]});
     upload_into(name, shape, t, dim, ranges);
     return t;
   });
 }
 
-Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int64_t cols, Split split,
-                                     int32_t sections) {
+Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int64_t cols,
+                                     Split split, int32_t sections) {
   // The uploaded tensor is [cols, rows]: its rows are the stored columns. Pick this rank's part
   // of the stored tensor, upload it as stored, transpose on the backend (on a GPU that is a few
   // ms; on the host it was most of GPT-2's start-up).
@@ -313,18 +345,20 @@ Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int6
   }
   return prepared(name, {part_cols, part_rows}, [&] {
     std::vector<Buffer> staging;
-    Tensor stored = backend_.allocate_tensor(staging, backend_.activation_dtype(), {part_rows, part_cols});
+    Tensor stored =
+        backend_.allocate_tensor(staging, backend_.activation_dtype(), {part_rows, part_cols});
     const int64_t shape[] = {rows, cols};
     upload_into(name, shape, stored, dim, ranges);
-    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {part_cols, part_rows});
+    Tensor t =
+        backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {part_cols, part_rows});
     backend_.transpose(stored, t);
     backend_.synchronize();  // before the staging buffer is freed
     return t;
   });
 }
 
-Tensor WeightLoader::load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
-                                  int64_t cols, Split split) {
+Tensor WeightLoader::load_stacked(const std::vector<std::string>& names,
+                                  const std::vector<int64_t>& rows, int64_t cols, Split split) {
   const bool sharded = split == Split::kRows && shard_.size > 1;
   if (split == Split::kCols) fail(StatusCode::kInternal, "load_stacked splits rows only");
   int64_t total = 0;
@@ -342,8 +376,8 @@ Tensor WeightLoader::load_stacked(const std::vector<std::string>& names, const s
   });
 }
 
-Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
-                                 Split split) {
+Tensor WeightLoader::load_concat(const std::vector<std::string>& names,
+                                 const std::vector<int64_t>& sizes, Split split) {
   const bool sharded = split == Split::kRows && shard_.size > 1;
   int64_t total = 0;
   for (int64_t n : sizes) total += sharded ? part(n).count : n;
@@ -360,8 +394,9 @@ Tensor WeightLoader::load_concat(const std::vector<std::string>& names, const st
   });
 }
 
-DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& c, const WorkspaceLayout& layout,
-                                         int32_t num_tokens, int32_t num_logits) {
+DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& c,
+                                           const WorkspaceLayout& layout, int32_t num_tokens,
+                                           int32_t num_logits) {
   const bool gated_mlp = layout.gated_mlp;
   if (num_tokens > token_capacity_ || num_logits > logit_capacity_) {
     token_capacity_ = std::max(num_tokens, token_capacity_);
@@ -377,7 +412,8 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
     a.residual = backend.allocate_tensor(buffers_, act, {t, d});
     a.normed = backend.allocate_tensor(buffers_, act, {t, d});
     a.qkv = backend.allocate_tensor(buffers_, act, {t, qkv});
-    a.attn = backend.allocate_tensor(buffers_, act, {t, static_cast<int64_t>(c.num_q_heads) * c.head_dim});
+    a.attn = backend.allocate_tensor(buffers_, act,
+                                     {t, static_cast<int64_t>(c.num_q_heads) * c.head_dim});
     a.sublayer = backend.allocate_tensor(buffers_, act, {t, d});
     a.mlp_up = backend.allocate_tensor(buffers_, act, {t, gated_mlp ? 2 * f : f});
     a.mlp_act = gated_mlp ? backend.allocate_tensor(buffers_, act, {t, f}) : Tensor();
@@ -400,7 +436,8 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
   w.mlp_act = a.mlp_act.data != nullptr ? a.mlp_act.rows(0, num_tokens) : Tensor();
   w.gathered = a.gathered.rows(0, num_logits);
   w.logits = a.logits.rows(0, num_logits);
-  if (a.fp8.q.data != nullptr) w.fp8 = {a.fp8.q.rows(0, num_tokens), a.fp8.scales.rows(0, num_tokens)};
+  if (a.fp8.q.data != nullptr)
+    w.fp8 = {a.fp8.q.rows(0, num_tokens), a.fp8.scales.rows(0, num_tokens)};
   return w;
 }
 

@@ -43,9 +43,11 @@ struct LinearInput {
 };
 
 // out = x @ w^T (+ bias): Backend::matmul, matmul_q8, or quantize_fp8_rows + matmul_fp8.
-void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out);
+void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias,
+            Tensor out);
 // out = gelu_tanh(x @ w^T + bias).
-void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias, Tensor out);
+void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias,
+                 Tensor out);
 
 // Loads a model's weights onto a backend, from one of two sources:
 // - a Hugging Face checkpoint: each weight is read, fused, sliced for this rank, converted to the
@@ -58,8 +60,8 @@ void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w,
 // key + ".scales".
 class WeightLoader {
  public:
-  WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner, ModelShard shard = {},
-               const LoadOptions& options = {});
+  WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner,
+               ModelShard shard = {}, const LoadOptions& options = {});
 
   // Whether the checkpoint has tensor `name` (for a built engine: whether its checkpoint had).
   bool contains(const std::string& name) const;
@@ -74,17 +76,17 @@ class WeightLoader {
   // checkpoint stores that dtype already, in which case its bytes are uploaded as they are);
   // this rank's part of it under `split` (with `sections` > 1, the split dimension is that many
   // equal blocks split one by one, e.g. GPT-2's fused Q|K|V bias).
-  Tensor load(const std::string& name, std::initializer_list<int64_t> dims, Split split = Split::kNone,
-              int32_t sections = 1);
+  Tensor load(const std::string& name, std::initializer_list<int64_t> dims,
+              Split split = Split::kNone, int32_t sections = 1);
   // A tensor stored [rows, cols] (e.g. GPT-2 Conv1D [in, out]) uploaded as [cols, rows]. `split`
   // names a dimension of the uploaded tensor; with `sections` > 1 its rows are that many equal
   // blocks split one by one (GPT-2's fused Q|K|V).
-  Tensor load_transposed(const std::string& name, int64_t rows, int64_t cols, Split split = Split::kNone,
-                         int32_t sections = 1);
+  Tensor load_transposed(const std::string& name, int64_t rows, int64_t cols,
+                         Split split = Split::kNone, int32_t sections = 1);
   // Tensors stored [rows_i, cols] stacked into one [sum rows_i, cols] (QKV, gate/up fusion);
   // kRows splits each part's rows.
-  Tensor load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols,
-                      Split split = Split::kNone);
+  Tensor load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
+                      int64_t cols, Split split = Split::kNone);
   // 1-D tensors concatenated (fused biases); kRows splits each part.
   Tensor load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
                      Split split = Split::kNone);
@@ -109,7 +111,8 @@ class WeightLoader {
   // the activation dtype) uploaded as it is; from a checkpoint, `make()` builds it and the
   // recorder sees it. Inside linear() over an engine with quantized weights, only notes key and
   // dims (linear() uploads the codes and scales) and returns an empty tensor.
-  Tensor prepared(const std::string& key, std::vector<int64_t> dims, const std::function<Tensor()>& make);
+  Tensor prepared(const std::string& key, std::vector<int64_t> dims,
+                  const std::function<Tensor()>& make);
   Tensor upload_stored(const std::string& key, std::span<const int64_t> dims, DType dtype);
   void record(const std::string& key, const Tensor& t);
 
@@ -134,16 +137,16 @@ struct WorkspaceLayout {
 
 // Activation tensors of one decoder forward step.
 struct DecoderActivations {
-  Tensor residual;   // [T, D] the residual stream
-  Tensor normed;     // [T, D] input of the next sublayer
-  Tensor qkv;        // [T, (Hq + 2Hk) * d]
-  Tensor attn;       // [T, Hq * d]
-  Tensor sublayer;   // [T, D] output of attention / MLP before the residual add
-  Tensor mlp_up;     // [T, F] (GPT-2) or [T, 2F] (gated MLP)
-  Tensor mlp_act;    // [T, F] (gated MLP only)
-  Tensor gathered;   // [L, D]
-  Tensor logits;     // [L, V]
-  Fp8Rows fp8;       // [T, max(D, Hq * d, F)] codes and [T] scales (fp8_inputs only)
+  Tensor residual;  // [T, D] the residual stream
+  Tensor normed;    // [T, D] input of the next sublayer
+  Tensor qkv;       // [T, (Hq + 2Hk) * d]
+  Tensor attn;      // [T, Hq * d]
+  Tensor sublayer;  // [T, D] output of attention / MLP before the residual add
+  Tensor mlp_up;    // [T, F] (GPT-2) or [T, 2F] (gated MLP)
+  Tensor mlp_act;   // [T, F] (gated MLP only)
+  Tensor gathered;  // [L, D]
+  Tensor logits;    // [L, V]
+  Fp8Rows fp8;      // [T, max(D, Hq * d, F)] codes and [T] scales (fp8_inputs only)
 
   // x [T, K] as a linear layer's input, with this step's fp8 code views sized to it (empty
   // without fp8_inputs); `is_quantized` as in LinearInput.

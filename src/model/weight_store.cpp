@@ -27,27 +27,33 @@ WeightStore WeightStore::open(const std::filesystem::path& dir) {
     std::ifstream in(index);
     auto j = nlohmann::json::parse(in, nullptr, false);
     if (j.is_discarded() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
-      fail(StatusCode::kDataLoss, "'{}' is not a valid index: no weight_map object", index.string());
+      fail(StatusCode::kDataLoss, "'{}' is not a valid index: no weight_map object",
+           index.string());
     }
     std::set<std::string> shards;
     for (const auto& [name, file] : j["weight_map"].items()) {
-      if (!file.is_string()) fail(StatusCode::kDataLoss, "'{}': weight_map['{}'] is not a file name", index.string(), name);
+      if (!file.is_string())
+        fail(StatusCode::kDataLoss, "'{}': weight_map['{}'] is not a file name", index.string(),
+             name);
       auto f = file.get<std::string>();
       if (f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
-        fail(StatusCode::kDataLoss, "'{}': shard name '{}' must be a plain file name", index.string(), f);
+        fail(StatusCode::kDataLoss, "'{}': shard name '{}' must be a plain file name",
+             index.string(), f);
       }
       shards.insert(f);
     }
     for (const auto& f : shards) {
       if (!std::filesystem::exists(dir / f)) {
-        fail(StatusCode::kNotFound, "shard '{}' named by '{}' is missing", (dir / f).string(), index.string());
+        fail(StatusCode::kNotFound, "shard '{}' named by '{}' is missing", (dir / f).string(),
+             index.string());
       }
       shard_paths.push_back(dir / f);
     }
   } else if (std::filesystem::exists(single)) {
     shard_paths.push_back(single);
   } else {
-    fail(StatusCode::kNotFound, "no weights in '{}': expected model.safetensors or model.safetensors.index.json",
+    fail(StatusCode::kNotFound,
+         "no weights in '{}': expected model.safetensors or model.safetensors.index.json",
          dir.string());
   }
   store.add_files(shard_paths);
@@ -55,7 +61,8 @@ WeightStore WeightStore::open(const std::filesystem::path& dir) {
 }
 
 WeightStore WeightStore::open_file(const std::filesystem::path& file) {
-  if (!std::filesystem::exists(file)) fail(StatusCode::kNotFound, "weights file '{}' is missing", file.string());
+  if (!std::filesystem::exists(file))
+    fail(StatusCode::kNotFound, "weights file '{}' is missing", file.string());
   WeightStore store;
   store.dir_ = file.parent_path();
   store.add_files({file});
@@ -77,7 +84,9 @@ void WeightStore::add_files(const std::vector<std::filesystem::path>& paths) {
   }
 }
 
-bool WeightStore::contains(const std::string& name) const { return entries_.count(name) != 0; }
+bool WeightStore::contains(const std::string& name) const {
+  return entries_.count(name) != 0;
+}
 
 const WeightStore::Entry& WeightStore::entry(const std::string& name) const {
   auto it = entries_.find(name);
@@ -87,7 +96,9 @@ const WeightStore::Entry& WeightStore::entry(const std::string& name) const {
   return it->second;
 }
 
-const TensorInfo& WeightStore::info(const std::string& name) const { return *entry(name).info; }
+const TensorInfo& WeightStore::info(const std::string& name) const {
+  return *entry(name).info;
+}
 
 const std::filesystem::path& WeightStore::file_of(const std::string& name) const {
   return entry(name).file->path();
@@ -102,7 +113,8 @@ std::vector<float> WeightStore::load_f32(const std::string& name,
                                          std::span<const int64_t> expected_shape) const {
   const Entry& e = entry(name);
   const TensorInfo& info = *e.info;
-  if (!std::equal(info.shape.begin(), info.shape.end(), expected_shape.begin(), expected_shape.end())) {
+  if (!std::equal(info.shape.begin(), info.shape.end(), expected_shape.begin(),
+                  expected_shape.end())) {
     fail(StatusCode::kDataLoss, "tensor '{}' in '{}' has shape {}, expected {}", name,
          e.file->path().string(), shape_string(info.shape), shape_string(expected_shape));
   }
@@ -124,8 +136,9 @@ std::vector<float> WeightStore::load_f32(const std::string& name,
       break;
     }
     default:
-      fail(StatusCode::kDataLoss, "tensor '{}' in '{}' has dtype {}; weights must be F32, F16 or BF16",
-           name, e.file->path().string(), dtype_name(info.dtype));
+      fail(StatusCode::kDataLoss,
+           "tensor '{}' in '{}' has dtype {}; weights must be F32, F16 or BF16", name,
+           e.file->path().string(), dtype_name(info.dtype));
   }
   return out;
 }

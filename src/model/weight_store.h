@@ -31,8 +31,10 @@ class WeightStore {
   const std::filesystem::path& file_of(const std::string& name) const;
 
   // Converts the tensor (F32/F16/BF16) to fp32. `expected_shape` is checked exactly.
-  std::vector<float> load_f32(const std::string& name, std::span<const int64_t> expected_shape) const;
-  std::vector<float> load_f32(const std::string& name, std::initializer_list<int64_t> expected_shape) const {
+  std::vector<float> load_f32(const std::string& name,
+                              std::span<const int64_t> expected_shape) const;
+  std::vector<float> load_f32(const std::string& name,
+                              std::initializer_list<int64_t> expected_shape) const {
     return load_f32(name, std::span<const int64_t>(expected_shape.begin(), expected_shape.size()));
   }
   // Raw bytes inside the map (valid while the store lives).

@@ -4,8 +4,10 @@
 
 namespace llmserve {
 
-GenerationHandle::GenerationHandle(Engine& engine, const Tokenizer& tokenizer, const GenerateRequest& request,
-                                   std::shared_ptr<RequestStream> stream, std::vector<int32_t> prompt_token_ids)
+GenerationHandle::GenerationHandle(Engine& engine, const Tokenizer& tokenizer,
+                                   const GenerateRequest& request,
+                                   std::shared_ptr<RequestStream> stream,
+                                   std::vector<int32_t> prompt_token_ids)
     : engine_(engine),
       stream_(std::move(stream)),
       detokenizer_(tokenizer, DecodeOptions{.skip_special_tokens = request.skip_special_tokens}),
@@ -33,7 +35,9 @@ bool GenerationHandle::try_next(GenerateChunk& chunk) {
   return true;
 }
 
-void GenerationHandle::cancel() { engine_.cancel(stream_->id()); }
+void GenerationHandle::cancel() {
+  engine_.cancel(stream_->id());
+}
 
 void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
   const auto start = Clock::now();
@@ -57,7 +61,9 @@ void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
   }
   if (!out.token_ids.empty()) {
     const auto now = out.emitted;
-    if (last_emit_) record_.inter_token_seconds.push_back(std::chrono::duration<double>(now - *last_emit_).count());
+    if (last_emit_)
+      record_.inter_token_seconds.push_back(
+          std::chrono::duration<double>(now - *last_emit_).count());
     last_emit_ = now;
   }
   if (out.is_final()) {
@@ -72,31 +78,38 @@ void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
     record_.finished = out.times.finished;
     record_.num_cached_tokens = out.num_cached_tokens;
     record_.num_generated_tokens = out.num_generated_tokens;
-    record_.is_success = chunk.finish_reason == FinishReason::kStop || chunk.finish_reason == FinishReason::kLength;
+    record_.is_success =
+        chunk.finish_reason == FinishReason::kStop || chunk.finish_reason == FinishReason::kLength;
     if (!record_.is_success) {
       record_.status = chunk.error;
-      record_.failure = chunk.finish_reason == FinishReason::kCancelled ? FailureReason::kCancelled : FailureReason::kBackend;
+      record_.failure = chunk.finish_reason == FinishReason::kCancelled ? FailureReason::kCancelled
+                                                                        : FailureReason::kBackend;
     }
   }
   record_.output_duration += Clock::now() - start;
 }
 
-GenerationService::GenerationService(Engine& engine, const Tokenizer& tokenizer) : engine_(engine), tokenizer_(tokenizer) {
+GenerationService::GenerationService(Engine& engine, const Tokenizer& tokenizer)
+    : engine_(engine), tokenizer_(tokenizer) {
   // Every token covers at least one byte of its text and at most its own bytes' length.
   size_t longest = 1;
   for (int32_t id = 0; id < tokenizer_.vocab_size(); ++id) {
-    longest = std::max({longest, tokenizer_.token_bytes(id).size(), tokenizer_.id_to_token(id).size()});
+    longest =
+        std::max({longest, tokenizer_.token_bytes(id).size(), tokenizer_.id_to_token(id).size()});
   }
-  max_prompt_bytes_ = static_cast<int64_t>(engine_.max_model_len()) * static_cast<int64_t>(longest) * 4;
+  max_prompt_bytes_ =
+      static_cast<int64_t>(engine_.max_model_len()) * static_cast<int64_t>(longest) * 4;
 }
 
-Status GenerationService::start(const GenerateRequest& request, std::shared_ptr<GenerationHandle>& handle) {
+Status GenerationService::start(const GenerateRequest& request,
+                                std::shared_ptr<GenerationHandle>& handle) {
   const auto start = Clock::now();
   std::vector<int32_t> ids;
   if (const auto* text = std::get_if<std::string>(&request.prompt)) {
     if (static_cast<int64_t>(text->size()) > max_prompt_bytes_) {
       return {StatusCode::kOutOfRange,
-              fmt::format("the prompt is {} bytes, more than max_model_len ({} tokens) can hold ({} bytes at most)",
+              fmt::format("the prompt is {} bytes, more than max_model_len ({} tokens) can hold "
+                          "({} bytes at most)",
                           text->size(), engine_.max_model_len(), max_prompt_bytes_)};
     }
     EncodeOptions enc;
@@ -113,12 +126,14 @@ Status GenerationService::start(const GenerateRequest& request, std::shared_ptr<
   r.deadline = request.deadline;
   std::shared_ptr<RequestStream> stream;
   if (Status s = engine_.submit(std::move(r), stream); !s.is_ok()) return s;
-  handle.reset(new GenerationHandle(engine_, tokenizer_, request, std::move(stream), std::move(ids)));
+  handle.reset(
+      new GenerationHandle(engine_, tokenizer_, request, std::move(stream), std::move(ids)));
   handle->record_.input_duration = tokenized - start;
   return Status::ok();
 }
 
-RequestRecord GenerationService::make_rejected_record(const GenerateRequest& request, const Status& status) const {
+RequestRecord GenerationService::make_rejected_record(const GenerateRequest& request,
+                                                      const Status& status) const {
   RequestRecord r;
   r.model = request.model;
   r.protocol = request.protocol;

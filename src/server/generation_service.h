@@ -27,22 +27,22 @@ namespace llmserve {
 
 struct GenerateRequest {
   std::variant<std::string, std::vector<int32_t>> prompt;  // text, or token ids as-is
-  SamplingParams sampling;                  // sampling.stop holds the stop strings
-  bool add_special_tokens = true;           // bos for text prompts, as the tokenizer says
-  bool skip_special_tokens = true;          // in the output text
+  SamplingParams sampling;                                 // sampling.stop holds the stop strings
+  bool add_special_tokens = true;   // bos for text prompts, as the tokenizer says
+  bool skip_special_tokens = true;  // in the output text
   bool include_stop_str_in_output = false;
   Clock::time_point arrival = Clock::now();
   std::optional<Clock::time_point> deadline;
-  std::string model;                        // for the record
-  std::string protocol;                     // for the record
+  std::string model;     // for the record
+  std::string protocol;  // for the record
 };
 
 struct GenerateChunk {
-  std::string text;                         // new text (never half a UTF-8 character)
-  std::vector<int32_t> token_ids;           // new tokens
-  std::vector<SampleResult> logprobs;       // aligned with token_ids when asked for
+  std::string text;                    // new text (never half a UTF-8 character)
+  std::vector<int32_t> token_ids;      // new tokens
+  std::vector<SampleResult> logprobs;  // aligned with token_ids when asked for
   FinishReason finish_reason = FinishReason::kNone;
-  Status error;                             // with kError / kCancelled
+  Status error;  // with kError / kCancelled
   int32_t num_prompt_tokens = 0;
   int32_t num_cached_tokens = 0;
   int32_t num_generated_tokens = 0;

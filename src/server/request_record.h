@@ -21,22 +21,22 @@ namespace llmserve {
 enum class FailureReason { kNone, kRejected, kCancelled, kBackend, kOther };
 
 struct RequestRecord {
-  std::string model;          // the served model name the client used
-  std::string protocol;       // "kserve", "generate", "openai", "grpc"
+  std::string model;     // the served model name the client used
+  std::string protocol;  // "kserve", "generate", "openai", "grpc"
   bool is_success = false;
   FailureReason failure = FailureReason::kNone;
-  Status status;              // the error, when not a success
+  Status status;  // the error, when not a success
   Clock::time_point arrival;
   std::optional<Clock::time_point> admitted;
   std::optional<Clock::time_point> first_token;
-  std::optional<Clock::time_point> finished;   // engine side
-  Clock::time_point completed;                 // frontend side: the response was sent
-  Clock::duration input_duration{};            // tokenization (and template rendering)
-  Clock::duration output_duration{};           // detokenization + serialization
+  std::optional<Clock::time_point> finished;  // engine side
+  Clock::time_point completed;                // frontend side: the response was sent
+  Clock::duration input_duration{};           // tokenization (and template rendering)
+  Clock::duration output_duration{};          // detokenization + serialization
   int32_t num_prompt_tokens = 0;
   int32_t num_cached_tokens = 0;
   int32_t num_generated_tokens = 0;
-  std::vector<double> inter_token_seconds;     // gaps between consecutive output chunks
+  std::vector<double> inter_token_seconds;  // gaps between consecutive output chunks
 };
 
 // Implemented by the metrics registry; called on the thread that completed the request.

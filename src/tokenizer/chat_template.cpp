@@ -12,16 +12,17 @@ ChatTemplate ChatTemplate::compile(std::string_view source) {
   return ChatTemplate(std::make_shared<const jinja::NodeList>(jinja::parse_template(source)));
 }
 
-std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                 const std::string& bos_token, const std::string& eos_token,
-                                 const nlohmann::json& extra) const {
+std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
+                                 bool add_generation_prompt, const std::string& bos_token,
+                                 const std::string& eos_token, const nlohmann::json& extra) const {
   using jinja::Value;
   jinja::ValueDict globals = jinja::make_global_functions();
   // transformers always passes tools= and documents= (None unless given).
   globals.set("tools", Value::none());
   globals.set("documents", Value::none());
   if (!extra.is_null()) {
-    if (!extra.is_object()) fail(StatusCode::kInvalidArgument, "chat template: extra context must be a JSON object");
+    if (!extra.is_object())
+      fail(StatusCode::kInvalidArgument, "chat template: extra context must be a JSON object");
     for (const auto& [key, value] : extra.items()) globals.set(key, Value::from_json(value));
   }
   jinja::ValueList message_values;

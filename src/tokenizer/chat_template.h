@@ -45,14 +45,16 @@ class ChatTemplate {
 
   // Globals as transformers provides them: messages (list of dicts), add_generation_prompt,
   // bos_token, eos_token, tools and documents (None unless `extra` has them), raise_exception,
-  // strftime_now, plus each key of the `extra` object (e.g. tools, date_string). Throws Error(kInvalidArgument) for a failing template
-  // (raise_exception's message alone, otherwise "chat template line L column C: ...").
+  // strftime_now, plus each key of the `extra` object (e.g. tools, date_string). Throws
+  // Error(kInvalidArgument) for a failing template (raise_exception's message alone, otherwise
+  // "chat template line L column C: ...").
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                      const std::string& bos_token, const std::string& eos_token,
                      const nlohmann::json& extra = {}) const;
 
  private:
-  explicit ChatTemplate(std::shared_ptr<const std::vector<jinja::Node>> nodes) : nodes_(std::move(nodes)) {}
+  explicit ChatTemplate(std::shared_ptr<const std::vector<jinja::Node>> nodes)
+      : nodes_(std::move(nodes)) {}
 
   std::shared_ptr<const std::vector<jinja::Node>> nodes_;
 };

@@ -13,7 +13,8 @@ char32_t decode_code_point(std::string_view c) {
   const auto b0 = static_cast<unsigned char>(c[0]);
   if (c.size() == 1) return b0;
   char32_t cp = c.size() == 2 ? (b0 & 0x1F) : (c.size() == 3 ? (b0 & 0x0F) : (b0 & 0x07));
-  for (std::size_t i = 1; i < c.size(); ++i) cp = (cp << 6) | (static_cast<unsigned char>(c[i]) & 0x3F);
+  for (std::size_t i = 1; i < c.size(); ++i)
+    cp = (cp << 6) | (static_cast<unsigned char>(c[i]) & 0x3F);
   return cp;
 }
 
@@ -57,7 +58,9 @@ char32_t to_lower(char32_t cp) {
   return cp;
 }
 
-bool is_cased(char32_t cp) { return to_upper(cp) != cp || to_lower(cp) != cp || cp == 0xDF; }
+bool is_cased(char32_t cp) {
+  return to_upper(cp) != cp || to_lower(cp) != cp || cp == 0xDF;
+}
 
 void append_upper(char32_t cp, std::string& out) {
   if (cp == 0xDF) {
@@ -96,7 +99,8 @@ std::string change_case(std::string_view s, CaseChange change) {
         is_previous_cased = is_cased(cp);
         break;
       case CaseChange::kJinjaTitle: {
-        const bool is_separator = std::string_view("-({[< \t\n\r\v\f").find(c) != std::string_view::npos;
+        const bool is_separator =
+            std::string_view("-({[< \t\n\r\v\f").find(c) != std::string_view::npos;
         wants_upper = is_word_start;
         is_word_start = is_separator;
         break;
@@ -105,7 +109,8 @@ std::string change_case(std::string_view s, CaseChange change) {
     is_first = false;
     if (wants_upper) {
       append_upper(cp, out);
-    } else if (cp == 0x3A3 && i > 0 && is_cased(cps[i - 1]) && (i + 1 == cps.size() || !is_cased(cps[i + 1]))) {
+    } else if (cp == 0x3A3 && i > 0 && is_cased(cps[i - 1]) &&
+               (i + 1 == cps.size() || !is_cased(cps[i + 1]))) {
       utf8::append_codepoint(out, 0x3C2);  // Python's Final_Sigma rule
     } else {
       utf8::append_codepoint(out, to_lower(cp));

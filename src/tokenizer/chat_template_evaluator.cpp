@@ -13,7 +13,8 @@ namespace {
 // Variables of one scope; lookups fall back to the parent. Scopes are shared_ptr-owned so that a
 // macro can tell whether the scope it was defined in still exists when it is called.
 struct Scope : std::enable_shared_from_this<Scope> {
-  Scope(const Scope* parent_scope, ValueDict variables) : parent(parent_scope), vars(std::move(variables)) {}
+  Scope(const Scope* parent_scope, ValueDict variables)
+      : parent(parent_scope), vars(std::move(variables)) {}
 
   const Scope* parent = nullptr;
   ValueDict vars;
@@ -91,25 +92,30 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     }
   }
   if (op == "%" && a.is_string()) return Value::from_string(percent_format(a.as_string(), b));
-  if (op == "+" && a.is_string() && b.is_string()) return Value::from_string(a.as_string() + b.as_string());
+  if (op == "+" && a.is_string() && b.is_string())
+    return Value::from_string(a.as_string() + b.as_string());
   if (op == "+" && a.is_list() && b.is_list()) {
     ValueList out = a.list();
     out.insert(out.end(), b.list().begin(), b.list().end());
     return Value::from_list(std::move(out));
   }
-  if (op == "*" && (a.is_string() || a.is_list()) && b.kind() == ValueKind::kInt) return repeat(a, b.as_int());
-  if (op == "*" && (b.is_string() || b.is_list()) && a.kind() == ValueKind::kInt) return repeat(b, a.as_int());
+  if (op == "*" && (a.is_string() || a.is_list()) && b.kind() == ValueKind::kInt)
+    return repeat(a, b.as_int());
+  if (op == "*" && (b.is_string() || b.is_list()) && a.kind() == ValueKind::kInt)
+    return repeat(b, a.as_int());
   type_error(op, a, b);
 }
 
 bool contains(const Value& container, const Value& item) {
   if (container.is_string()) {
     if (!item.is_string()) {
-      fail(StatusCode::kInvalidArgument, "'in <string>' requires string as left operand, not {}", item.type_name());
+      fail(StatusCode::kInvalidArgument, "'in <string>' requires string as left operand, not {}",
+           item.type_name());
     }
     return container.as_string().find(item.as_string()) != std::string::npos;
   }
-  if (container.is_dict()) return item.is_string() && container.dict().find(item.as_string()) != nullptr;
+  if (container.is_dict())
+    return item.is_string() && container.dict().find(item.as_string()) != nullptr;
   for (const Value& v : iterate(container)) {
     if (values_equal(v, item)) return true;
   }
@@ -186,7 +192,8 @@ class Evaluator {
     if (node.is_attr_target) {
       const Value* target = scope.lookup(node.targets[0]);
       if (target == nullptr || !target->is_dict() || !target->dict().is_namespace) {
-        fail(StatusCode::kInvalidArgument, "cannot assign attribute on non-namespace object '{}'", node.targets[0]);
+        fail(StatusCode::kInvalidArgument, "cannot assign attribute on non-namespace object '{}'",
+             node.targets[0]);
       }
       target->dict().set(node.targets[1], value);
       return;
@@ -194,14 +201,16 @@ class Evaluator {
     bind_targets(node.targets, value, scope);
   }
 
-  static void bind_targets(const std::vector<std::string>& targets, const Value& value, Scope& scope) {
+  static void bind_targets(const std::vector<std::string>& targets, const Value& value,
+                           Scope& scope) {
     if (targets.size() == 1) {
       scope.vars.set(targets[0], value);
       return;
     }
     const ValueList items = iterate(value);
     if (items.size() != targets.size()) {
-      fail(StatusCode::kInvalidArgument, "cannot unpack {} values into {} names", items.size(), targets.size());
+      fail(StatusCode::kInvalidArgument, "cannot unpack {} values into {} names", items.size(),
+           targets.size());
     }
     for (std::size_t i = 0; i < targets.size(); ++i) scope.vars.set(targets[i], items[i]);
   }
@@ -236,12 +245,15 @@ class Evaluator {
       loop.set("length", Value::from_int(length));
       loop.set("depth", Value::from_int(1));
       loop.set("depth0", Value::from_int(0));
-      loop.set("previtem", i > 0 ? items[static_cast<std::size_t>(i - 1)] : Value::undefined("previtem"));
-      loop.set("nextitem", i + 1 < length ? items[static_cast<std::size_t>(i + 1)] : Value::undefined("nextitem"));
+      loop.set("previtem",
+               i > 0 ? items[static_cast<std::size_t>(i - 1)] : Value::undefined("previtem"));
+      loop.set("nextitem", i + 1 < length ? items[static_cast<std::size_t>(i + 1)]
+                                          : Value::undefined("nextitem"));
       loop.set("cycle", Value::from_function("cycle", [i](const CallArgs& args) {
-        if (args.positional.empty()) fail(StatusCode::kInvalidArgument, "no items for cycling given");
-        return args.positional[static_cast<std::size_t>(i) % args.positional.size()];
-      }));
+                 if (args.positional.empty())
+                   fail(StatusCode::kInvalidArgument, "no items for cycling given");
+                 return args.positional[static_cast<std::size_t>(i) % args.positional.size()];
+               }));
       body_scope.vars.set("loop", Value::from_dict(std::move(loop)));
       bind_targets(node.targets, items[static_cast<std::size_t>(i)], body_scope);
       if (exec_list(node.body, body_scope, out) == Flow::kBreak) break;
@@ -254,7 +266,9 @@ class Evaluator {
     std::weak_ptr<Scope> weak_scope = definition_scope.weak_from_this();
     return Value::from_function(node.text, [this, &node, weak_scope](const CallArgs& args) {
       const std::shared_ptr<Scope> definition = weak_scope.lock();
-      if (!definition) fail(StatusCode::kInvalidArgument, "macro '{}' called outside the block that defined it", node.text);
+      if (!definition)
+        fail(StatusCode::kInvalidArgument, "macro '{}' called outside the block that defined it",
+             node.text);
       const auto call_scope_ptr = std::make_shared<Scope>(definition.get(), ValueDict{});
       Scope& call_scope = *call_scope_ptr;
       for (std::size_t i = 0; i < node.params.size(); ++i) {
@@ -281,8 +295,10 @@ class Evaluator {
 
   CallArgs eval_args(const Expr& expr, Scope& scope) {
     CallArgs args;
-    for (std::size_t i = 1; i < expr.args.size(); ++i) args.positional.push_back(eval(*expr.args[i], scope));
-    for (const auto& [key, value] : expr.kwargs) args.keyword.emplace_back(key, eval(*value, scope));
+    for (std::size_t i = 1; i < expr.args.size(); ++i)
+      args.positional.push_back(eval(*expr.args[i], scope));
+    for (const auto& [key, value] : expr.kwargs)
+      args.keyword.emplace_back(key, eval(*value, scope));
     return args;
   }
 
@@ -306,13 +322,16 @@ class Evaluator {
       case ExprKind::kList: {
         ValueList items;
         for (const auto& arg : expr.args) items.push_back(eval(*arg, scope));
-        return expr.is_tuple ? Value::from_tuple(std::move(items)) : Value::from_list(std::move(items));
+        return expr.is_tuple ? Value::from_tuple(std::move(items))
+                             : Value::from_list(std::move(items));
       }
       case ExprKind::kDict: {
         ValueDict dict;
         for (std::size_t i = 0; i + 1 < expr.args.size(); i += 2) {
           const Value key = eval(*expr.args[i], scope);
-          if (!key.is_string()) fail(StatusCode::kInvalidArgument, "dict keys must be strings, got {}", key.type_name());
+          if (!key.is_string())
+            fail(StatusCode::kInvalidArgument, "dict keys must be strings, got {}",
+                 key.type_name());
           dict.set(key.as_string(), eval(*expr.args[i + 1], scope));
         }
         return Value::from_dict(std::move(dict));
@@ -327,7 +346,9 @@ class Evaluator {
       case ExprKind::kSlice: {
         const Value object = eval(*expr.args[0], scope);
         check_defined(object);
-        auto part = [&](std::size_t i) { return expr.args[i] ? eval(*expr.args[i], scope) : Value::none(); };
+        auto part = [&](std::size_t i) {
+          return expr.args[i] ? eval(*expr.args[i], scope) : Value::none();
+        };
         return python_slice(object, part(1), part(2), part(3));
       }
       case ExprKind::kCall:
@@ -348,9 +369,12 @@ class Evaluator {
         const Value v = eval(*expr.args[0], scope);
         if (expr.name == "not") return Value::from_bool(!v.is_truthy());
         check_defined(v);
-        if (!v.is_number()) fail(StatusCode::kInvalidArgument, "bad operand type for unary {}: '{}'", expr.name, v.type_name());
+        if (!v.is_number())
+          fail(StatusCode::kInvalidArgument, "bad operand type for unary {}: '{}'", expr.name,
+               v.type_name());
         if (expr.name == "+") return v.kind() == ValueKind::kBool ? Value::from_int(v.as_int()) : v;
-        return v.kind() == ValueKind::kFloat ? Value::from_float(-v.as_float()) : Value::from_int(-v.as_int());
+        return v.kind() == ValueKind::kFloat ? Value::from_float(-v.as_float())
+                                             : Value::from_int(-v.as_int());
       }
       case ExprKind::kBinary:
         return eval_binary(expr, scope);
@@ -389,7 +413,8 @@ class Evaluator {
 
   Value call_value(const Value& function, const CallArgs& args) {
     check_defined(function);
-    if (!function.is_function()) fail(StatusCode::kInvalidArgument, "'{}' object is not callable", function.type_name());
+    if (!function.is_function())
+      fail(StatusCode::kInvalidArgument, "'{}' object is not callable", function.type_name());
     return function.function()(args);
   }
 
@@ -423,12 +448,13 @@ std::string render_template(const NodeList& nodes, const ValueDict& globals) {
     std::string_view message = error.what();
     constexpr std::string_view kPrefix = "chat template: ";
     if (message.starts_with(kPrefix)) message.remove_prefix(kPrefix.size());
-    throw Error(error.code(), fmt::format("chat template line {} column {}: {}", pos.line, pos.column, message));
+    throw Error(error.code(),
+                fmt::format("chat template line {} column {}: {}", pos.line, pos.column, message));
   } catch (const std::exception& error) {
     // A library failure (a number out of range, say) is still the template's fault.
     const SourcePos pos = evaluator.current_pos();
-    throw Error(StatusCode::kInvalidArgument,
-                fmt::format("chat template line {} column {}: {}", pos.line, pos.column, error.what()));
+    throw Error(StatusCode::kInvalidArgument, fmt::format("chat template line {} column {}: {}",
+                                                          pos.line, pos.column, error.what()));
   }
 }
 

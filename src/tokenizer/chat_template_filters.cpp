@@ -28,7 +28,8 @@ Value length_of(const Value& value) {
     case ValueKind::kFunction:
       break;
   }
-  fail(StatusCode::kInvalidArgument, "chat template: object of type '{}' has no len()", value.type_name());
+  fail(StatusCode::kInvalidArgument, "chat template: object of type '{}' has no len()",
+       value.type_name());
 }
 
 // Attribute lookup for selectattr/map/join(attribute=...): "a.b" walks nested dicts.
@@ -37,9 +38,11 @@ Value attribute_of(const Value& item, const std::string& path) {
   std::size_t begin = 0;
   while (begin <= path.size()) {
     const std::size_t dot = path.find('.', begin);
-    const std::string part = path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin);
+    const std::string part =
+        path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin);
     bool is_index = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    current = python_index(current, is_index ? Value::from_int(std::stoll(part)) : Value::from_string(part));
+    current = python_index(current,
+                           is_index ? Value::from_int(std::stoll(part)) : Value::from_string(part));
     if (dot == std::string::npos) break;
     begin = dot + 1;
   }
@@ -58,10 +61,12 @@ Value to_json_filter(const Value& value, const CallArgs& args) {
     options.indent = json_indent(*indent);
     options.item_separator = ",";
   }
-  if (const Value* ensure_ascii = args.get(99, "ensure_ascii"); ensure_ascii != nullptr && ensure_ascii->is_truthy()) {
+  if (const Value* ensure_ascii = args.get(99, "ensure_ascii");
+      ensure_ascii != nullptr && ensure_ascii->is_truthy()) {
     fail(StatusCode::kInvalidArgument, "chat template: tojson(ensure_ascii=True) is not supported");
   }
-  if (const Value* separators = args.get(99, "separators"); separators != nullptr && !separators->is_none()) {
+  if (const Value* separators = args.get(99, "separators");
+      separators != nullptr && !separators->is_none()) {
     if (!separators->is_list() || separators->list().size() != 2) {
       fail(StatusCode::kInvalidArgument, "chat template: tojson separators must be a pair");
     }
@@ -109,7 +114,8 @@ Value float_filter(const Value& value, const CallArgs& args) {
 
 CallArgs shift_args(const CallArgs& args, std::size_t skip) {
   CallArgs rest;
-  for (std::size_t i = skip; i < args.positional.size(); ++i) rest.positional.push_back(args.positional[i]);
+  for (std::size_t i = skip; i < args.positional.size(); ++i)
+    rest.positional.push_back(args.positional[i]);
   rest.keyword = args.keyword;
   return rest;
 }
@@ -120,7 +126,8 @@ Value select_items(const Value& value, const CallArgs& args, bool has_attribute,
   std::string attribute;
   if (has_attribute) {
     if (args.positional.empty() || !args.positional[0].is_string()) {
-      fail(StatusCode::kInvalidArgument, "chat template: selectattr/rejectattr need an attribute name");
+      fail(StatusCode::kInvalidArgument,
+           "chat template: selectattr/rejectattr need an attribute name");
     }
     attribute = args.positional[next++].as_string();
   }
@@ -147,7 +154,8 @@ Value map_items(const Value& value, const CallArgs& args) {
     }
     return Value::from_list(std::move(out));
   }
-  if (args.positional.empty()) fail(StatusCode::kInvalidArgument, "chat template: map needs a filter name");
+  if (args.positional.empty())
+    fail(StatusCode::kInvalidArgument, "chat template: map needs a filter name");
   const std::string filter = args.positional[0].to_str();
   const CallArgs rest = shift_args(args, 1);
   for (const Value& item : iterate(value)) out.push_back(apply_filter(filter, item, rest));
@@ -165,9 +173,11 @@ Value indent_filter(const Value& value, const CallArgs& args) {
   bool is_first_line = true;
   while (true) {
     const std::size_t nl = s.find('\n', begin);
-    const std::string line = s.substr(begin, nl == std::string::npos ? std::string::npos : nl - begin);
-    const bool wants_pad = is_first_line ? (first != nullptr && first->is_truthy())
-                                         : (!line.empty() || (blank != nullptr && blank->is_truthy()));
+    const std::string line =
+        s.substr(begin, nl == std::string::npos ? std::string::npos : nl - begin);
+    const bool wants_pad = is_first_line
+                               ? (first != nullptr && first->is_truthy())
+                               : (!line.empty() || (blank != nullptr && blank->is_truthy()));
     if (wants_pad) out += pad;
     out += line;
     if (nl == std::string::npos) break;
@@ -190,12 +200,12 @@ Value sort_filter(const Value& value, const CallArgs& args) {
     }
     return k;
   };
-  std::stable_sort(items.begin(), items.end(),
-                   [&](const Value& a, const Value& b) { return compare_values(key(a), key(b)) < 0; });
+  std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
+    return compare_values(key(a), key(b)) < 0;
+  });
   if (reverse != nullptr && reverse->is_truthy()) std::reverse(items.begin(), items.end());
   return Value::from_list(std::move(items));
 }
-
 
 Value abs_filter(const Value& value) {
   if (value.kind() == ValueKind::kFloat) return Value::from_float(std::fabs(value.as_float()));
@@ -213,14 +223,16 @@ Value round_filter(const Value& value, const CallArgs& args) {
     return Value::from_float(std::nearbyint(value.as_float() / scale) * scale);
   }
   char buf[512];
-  std::snprintf(buf, sizeof(buf), "%.*f", static_cast<int>(std::min<int64_t>(precision, 300)), value.as_float());
+  std::snprintf(buf, sizeof(buf), "%.*f", static_cast<int>(std::min<int64_t>(precision, 300)),
+                value.as_float());
   return Value::from_float(std::strtod(buf, nullptr));
 }
 
 Value default_filter(const Value& value, const CallArgs& args) {
   const Value* fallback = args.get(0, "default_value");
   const Value* boolean = args.get(1, "boolean");
-  const bool use_default = value.is_undefined() || (boolean != nullptr && boolean->is_truthy() && !value.is_truthy());
+  const bool use_default =
+      value.is_undefined() || (boolean != nullptr && boolean->is_truthy() && !value.is_truthy());
   if (!use_default) return value;
   return fallback != nullptr ? *fallback : Value::from_string("");
 }
@@ -249,7 +261,8 @@ Value join_filter(const Value& value, const CallArgs& args) {
 
 Value items_filter(const Value& value) {
   if (value.is_undefined()) return Value::from_list({});
-  if (!value.is_dict()) fail(StatusCode::kInvalidArgument, "chat template: items of '{}'", value.type_name());
+  if (!value.is_dict())
+    fail(StatusCode::kInvalidArgument, "chat template: items of '{}'", value.type_name());
   return *call_method(value, "items", {});
 }
 
@@ -266,7 +279,8 @@ Value center_filter(const Value& value, const CallArgs& args) {
 }
 
 Value dictsort_filter(const Value& value, const CallArgs& args) {
-  if (!value.is_dict()) fail(StatusCode::kInvalidArgument, "chat template: dictsort of '{}'", value.type_name());
+  if (!value.is_dict())
+    fail(StatusCode::kInvalidArgument, "chat template: dictsort of '{}'", value.type_name());
   const Value* case_sensitive = args.get(0, "case_sensitive");
   const Value* by = args.get(1, "by");
   const Value* reverse = args.get(2, "reverse");
@@ -279,8 +293,9 @@ Value dictsort_filter(const Value& value, const CallArgs& args) {
     }
     return k;
   };
-  std::stable_sort(items.begin(), items.end(),
-                   [&](const Value& a, const Value& b) { return compare_values(key(a), key(b)) < 0; });
+  std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
+    return compare_values(key(a), key(b)) < 0;
+  });
   if (reverse != nullptr && reverse->is_truthy()) std::reverse(items.begin(), items.end());
   return Value::from_list(std::move(items));
 }
@@ -288,7 +303,8 @@ Value dictsort_filter(const Value& value, const CallArgs& args) {
 Value unique_filter(const Value& value) {
   ValueList out;
   for (const Value& item : iterate(value)) {
-    if (std::none_of(out.begin(), out.end(), [&](const Value& o) { return values_equal(o, item); })) {
+    if (std::none_of(out.begin(), out.end(),
+                     [&](const Value& o) { return values_equal(o, item); })) {
       out.push_back(item);
     }
   }
@@ -324,15 +340,19 @@ Value first_or_last(const Value& value, bool is_first) {
   return is_first ? items.front() : items.back();
 }
 
-Value string_value(std::string s) { return Value::from_string(std::move(s)); }
+Value string_value(std::string s) {
+  return Value::from_string(std::move(s));
+}
 
 }  // namespace
 
 Value apply_filter(std::string_view name, const Value& value, const CallArgs& args) {
-  if (name == "trim") return string_value(python_strip(value.to_str(), args.get(0, "chars"), true, true));
+  if (name == "trim")
+    return string_value(python_strip(value.to_str(), args.get(0, "chars"), true, true));
   if (name == "upper") return string_value(change_case(value.to_str(), CaseChange::kUpper));
   if (name == "lower") return string_value(change_case(value.to_str(), CaseChange::kLower));
-  if (name == "capitalize") return string_value(change_case(value.to_str(), CaseChange::kCapitalize));
+  if (name == "capitalize")
+    return string_value(change_case(value.to_str(), CaseChange::kCapitalize));
   if (name == "title") return string_value(change_case(value.to_str(), CaseChange::kJinjaTitle));
   if (name == "string") return string_value(value.to_str());
   if (name == "replace") return *call_method(string_value(value.to_str()), "replace", args);
@@ -351,8 +371,10 @@ Value apply_filter(std::string_view name, const Value& value, const CallArgs& ar
   if (name == "reverse") return reverse_filter(value);
   if (name == "join") return join_filter(value, args);
   if (name == "items") return items_filter(value);
-  if (name == "selectattr" || name == "rejectattr") return select_items(value, args, true, name == "selectattr");
-  if (name == "select" || name == "reject") return select_items(value, args, false, name == "select");
+  if (name == "selectattr" || name == "rejectattr")
+    return select_items(value, args, true, name == "selectattr");
+  if (name == "select" || name == "reject")
+    return select_items(value, args, false, name == "select");
   if (name == "map") return map_items(value, args);
   if (name == "sort") return sort_filter(value, args);
   if (name == "dictsort") return dictsort_filter(value, args);
@@ -365,7 +387,8 @@ Value apply_filter(std::string_view name, const Value& value, const CallArgs& ar
 bool apply_test(std::string_view name, const Value& value, const CallArgs& args) {
   const Value* a0 = args.get(0, "");
   auto need_arg = [&]() -> const Value& {
-    if (a0 == nullptr) fail(StatusCode::kInvalidArgument, "chat template: test '{}' needs an argument", name);
+    if (a0 == nullptr)
+      fail(StatusCode::kInvalidArgument, "chat template: test '{}' needs an argument", name);
     return *a0;
   };
   if (name == "defined") return !value.is_undefined();
@@ -384,7 +407,9 @@ bool apply_test(std::string_view name, const Value& value, const CallArgs& args)
   }
   if (name == "callable") return value.is_function();
   if (name == "even" || name == "odd") {
-    if (!value.is_number()) fail(StatusCode::kInvalidArgument, "chat template: '{}' test on '{}'", name, value.type_name());
+    if (!value.is_number())
+      fail(StatusCode::kInvalidArgument, "chat template: '{}' test on '{}'", name,
+           value.type_name());
     const int64_t r = value.as_int() % 2;
     return name == "even" ? r == 0 : r != 0;
   }
@@ -395,13 +420,17 @@ bool apply_test(std::string_view name, const Value& value, const CallArgs& args)
   }
   if (name == "eq" || name == "equalto" || name == "==") return values_equal(value, need_arg());
   if (name == "ne" || name == "!=") return !values_equal(value, need_arg());
-  if (name == "lt" || name == "lessthan" || name == "<") return compare_values(value, need_arg()) < 0;
+  if (name == "lt" || name == "lessthan" || name == "<")
+    return compare_values(value, need_arg()) < 0;
   if (name == "le" || name == "<=") return compare_values(value, need_arg()) <= 0;
-  if (name == "gt" || name == "greaterthan" || name == ">") return compare_values(value, need_arg()) > 0;
+  if (name == "gt" || name == "greaterthan" || name == ">")
+    return compare_values(value, need_arg()) > 0;
   if (name == "ge" || name == ">=") return compare_values(value, need_arg()) >= 0;
   if (name == "in") {
     const Value& container = need_arg();
-    if (container.is_string()) return value.is_string() && container.as_string().find(value.as_string()) != std::string::npos;
+    if (container.is_string())
+      return value.is_string() &&
+             container.as_string().find(value.as_string()) != std::string::npos;
     for (const Value& item : iterate(container)) {
       if (values_equal(item, value)) return true;
     }
@@ -413,7 +442,9 @@ bool apply_test(std::string_view name, const Value& value, const CallArgs& args)
     for (const char c : s) {
       if (std::isalpha(static_cast<unsigned char>(c))) {
         has_cased = true;
-        if (name == "lower" ? std::isupper(static_cast<unsigned char>(c)) : std::islower(static_cast<unsigned char>(c))) return false;
+        if (name == "lower" ? std::isupper(static_cast<unsigned char>(c))
+                            : std::islower(static_cast<unsigned char>(c)))
+          return false;
       }
     }
     return has_cased;

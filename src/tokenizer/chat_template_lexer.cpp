@@ -10,10 +10,18 @@
 namespace llmserve::jinja {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool is_name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 std::string normalize_newlines(std::string_view source) {
   std::string out;
@@ -57,9 +65,11 @@ class Lexer {
       if (sign == '-') {
         while (!text.empty() && is_space(text.back())) text.pop_back();
       } else if (sign != '+' && type != '{') {
-        const std::size_t line_begin = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+        const std::size_t line_begin =
+            text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
         if ((line_begin > 0 || is_line_start) && line_begin < text.size() &&
-            std::all_of(text.begin() + static_cast<std::ptrdiff_t>(line_begin), text.end(), is_space)) {
+            std::all_of(text.begin() + static_cast<std::ptrdiff_t>(line_begin), text.end(),
+                        is_space)) {
           text.resize(line_begin);
         }
       }
@@ -107,7 +117,8 @@ class Lexer {
 
   [[noreturn]] void error(std::size_t offset, std::string_view what) const {
     const SourcePos p = position(offset);
-    fail(StatusCode::kInvalidArgument, "chat template line {} column {}: {}", p.line, p.column, what);
+    fail(StatusCode::kInvalidArgument, "chat template line {} column {}: {}", p.line, p.column,
+         what);
   }
 
   std::size_t find_opener(std::size_t from) const {
@@ -238,24 +249,48 @@ class Lexer {
       if (pos_ >= src_.size()) error(start, "unterminated string literal");
       const char e = src_[pos_++];
       switch (e) {
-        case 'n': value += '\n'; break;
-        case 't': value += '\t'; break;
-        case 'r': value += '\r'; break;
-        case '0': value += '\0'; break;
-        case 'a': value += '\a'; break;
-        case 'b': value += '\b'; break;
-        case 'f': value += '\f'; break;
-        case 'v': value += '\v'; break;
-        case '\\': value += '\\'; break;
-        case '\'': value += '\''; break;
-        case '"': value += '"'; break;
-        case '\n': break;
+        case 'n':
+          value += '\n';
+          break;
+        case 't':
+          value += '\t';
+          break;
+        case 'r':
+          value += '\r';
+          break;
+        case '0':
+          value += '\0';
+          break;
+        case 'a':
+          value += '\a';
+          break;
+        case 'b':
+          value += '\b';
+          break;
+        case 'f':
+          value += '\f';
+          break;
+        case 'v':
+          value += '\v';
+          break;
+        case '\\':
+          value += '\\';
+          break;
+        case '\'':
+          value += '\'';
+          break;
+        case '"':
+          value += '"';
+          break;
+        case '\n':
+          break;
         case 'x':
         case 'u':
         case 'U': {
           const std::size_t n = e == 'x' ? 2 : (e == 'u' ? 4 : 8);
           if (pos_ + n > src_.size()) error(start, "truncated escape in string literal");
-          utf8::append_codepoint(value, static_cast<char32_t>(std::stoul(src_.substr(pos_, n), nullptr, 16)));
+          utf8::append_codepoint(
+              value, static_cast<char32_t>(std::stoul(src_.substr(pos_, n), nullptr, 16)));
           pos_ += n;
           break;
         }

@@ -62,7 +62,8 @@ bool matches_affix(const std::string& s, const Value& affix, bool is_prefix) {
   auto one = [&](const Value& v) {
     const std::string& a = require_string(&v, is_prefix ? "startswith" : "endswith");
     if (a.size() > s.size()) return false;
-    return is_prefix ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0;
+    return is_prefix ? s.compare(0, a.size(), a) == 0
+                     : s.compare(s.size() - a.size(), a.size(), a) == 0;
   };
   if (affix.is_list()) {
     return std::any_of(affix.list().begin(), affix.list().end(), one);
@@ -70,8 +71,8 @@ bool matches_affix(const std::string& s, const Value& affix, bool is_prefix) {
   return one(affix);
 }
 
-std::string replace_all(const std::string& s, const std::string& old_text, const std::string& new_text,
-                        int64_t count) {
+std::string replace_all(const std::string& s, const std::string& old_text,
+                        const std::string& new_text, int64_t count) {
   std::string out;
   if (old_text.empty()) {
     const std::vector<std::string> chars = split_code_points(s);
@@ -97,7 +98,8 @@ std::string replace_all(const std::string& s, const std::string& old_text, const
   return out;
 }
 
-std::optional<Value> string_method(const std::string& s, std::string_view name, const CallArgs& args) {
+std::optional<Value> string_method(const std::string& s, std::string_view name,
+                                   const CallArgs& args) {
   const Value* a0 = args.get(0, "");
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     return Value::from_string(python_strip(s, a0, name != "rstrip", name != "lstrip"));
@@ -120,7 +122,8 @@ std::optional<Value> string_method(const std::string& s, std::string_view name, 
     return Value::from_list(std::move(items));
   }
   if (name == "startswith" || name == "endswith") {
-    if (a0 == nullptr) fail(StatusCode::kInvalidArgument, "chat template: {} needs an argument", name);
+    if (a0 == nullptr)
+      fail(StatusCode::kInvalidArgument, "chat template: {} needs an argument", name);
     return Value::from_bool(matches_affix(s, *a0, name == "startswith"));
   }
   if (name == "replace") {
@@ -135,9 +138,12 @@ std::optional<Value> string_method(const std::string& s, std::string_view name, 
       if (at == std::string::npos) return Value::from_int(-1);
       return Value::from_int(static_cast<int64_t>(split_code_points(s.substr(0, at)).size()));
     }
-    if (needle.empty()) return Value::from_int(static_cast<int64_t>(split_code_points(s).size()) + 1);
+    if (needle.empty())
+      return Value::from_int(static_cast<int64_t>(split_code_points(s).size()) + 1);
     int64_t n = 0;
-    for (std::size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + needle.size())) ++n;
+    for (std::size_t at = s.find(needle); at != std::string::npos;
+         at = s.find(needle, at + needle.size()))
+      ++n;
     return Value::from_int(n);
   }
   if (name == "join") {
@@ -145,7 +151,8 @@ std::optional<Value> string_method(const std::string& s, std::string_view name, 
     std::string out;
     bool is_first = true;
     for (const Value& item : iterate(*a0)) {
-      if (!item.is_string()) fail(StatusCode::kInvalidArgument, "chat template: str.join expects strings");
+      if (!item.is_string())
+        fail(StatusCode::kInvalidArgument, "chat template: str.join expects strings");
       if (!is_first) out += s;
       out += item.as_string();
       is_first = false;
@@ -171,13 +178,17 @@ std::optional<Value> string_method(const std::string& s, std::string_view name, 
   return std::nullopt;
 }
 
-std::optional<Value> dict_method(const ValueDict& dict, std::string_view name, const CallArgs& args) {
+std::optional<Value> dict_method(const ValueDict& dict, std::string_view name,
+                                 const CallArgs& args) {
   if (name == "items" || name == "keys" || name == "values") {
     ValueList items;
     for (const auto& [key, value] : dict.items) {
-      if (name == "items") items.push_back(Value::from_tuple({Value::from_string(key), value}));
-      else if (name == "keys") items.push_back(Value::from_string(key));
-      else items.push_back(value);
+      if (name == "items")
+        items.push_back(Value::from_tuple({Value::from_string(key), value}));
+      else if (name == "keys")
+        items.push_back(Value::from_string(key));
+      else
+        items.push_back(value);
     }
     return Value::from_list(std::move(items));
   }
@@ -204,8 +215,9 @@ std::string strftime_now(const std::string& format) {
 }  // namespace
 
 std::string python_strip(std::string_view s, const Value* chars, bool is_left, bool is_right) {
-  const std::string_view set =
-      chars == nullptr || chars->is_none() ? kWhitespace : std::string_view(require_string(chars, "strip"));
+  const std::string_view set = chars == nullptr || chars->is_none()
+                                   ? kWhitespace
+                                   : std::string_view(require_string(chars, "strip"));
   std::size_t begin = 0;
   std::size_t end = s.size();
   if (is_left) {
@@ -227,7 +239,8 @@ std::string percent_format(const std::string& format, const Value& args) {
       continue;
     }
     std::size_t j = i + 1;
-    while (j < format.size() && std::string_view("-+ 0#").find(format[j]) != std::string_view::npos) ++j;
+    while (j < format.size() && std::string_view("-+ 0#").find(format[j]) != std::string_view::npos)
+      ++j;
     while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) ++j;
     if (j < format.size() && format[j] == '.') {
       ++j;
@@ -241,7 +254,8 @@ std::string percent_format(const std::string& format, const Value& args) {
       out += '%';
       continue;
     }
-    if (next >= values.size()) fail(StatusCode::kInvalidArgument, "chat template: not enough arguments for format string");
+    if (next >= values.size())
+      fail(StatusCode::kInvalidArgument, "chat template: not enough arguments for format string");
     const Value& v = values[next++];
     char buf[512];
     switch (conversion) {
@@ -251,9 +265,11 @@ std::string percent_format(const std::string& format, const Value& args) {
         const std::size_t flags_end = std::min(spec.find_first_not_of("-+ 0#", 1), spec.size());
         const bool is_left = spec.find('-') < flags_end;
         const std::size_t dot = spec.find('.');
-        const std::string width_text = spec.substr(flags_end, (dot == std::string::npos ? spec.size() : dot) - flags_end);
+        const std::string width_text =
+            spec.substr(flags_end, (dot == std::string::npos ? spec.size() : dot) - flags_end);
         if (dot != std::string::npos) {
-          const std::size_t precision = dot + 1 < spec.size() ? std::stoul(spec.substr(dot + 1)) : 0;
+          const std::size_t precision =
+              dot + 1 < spec.size() ? std::stoul(spec.substr(dot + 1)) : 0;
           const std::vector<std::string> chars = split_code_points(text);
           if (chars.size() > precision) {
             text.clear();
@@ -271,8 +287,11 @@ std::string percent_format(const std::string& format, const Value& args) {
       case 'x':
       case 'X':
       case 'o':
-        if (!v.is_number()) fail(StatusCode::kInvalidArgument, "chat template: %{} format: a number is required", conversion);
-        std::snprintf(buf, sizeof(buf), (spec + "ll" + (conversion == 'i' ? 'd' : conversion)).c_str(),
+        if (!v.is_number())
+          fail(StatusCode::kInvalidArgument, "chat template: %{} format: a number is required",
+               conversion);
+        std::snprintf(buf, sizeof(buf),
+                      (spec + "ll" + (conversion == 'i' ? 'd' : conversion)).c_str(),
                       static_cast<long long>(v.as_int()));
         out += buf;
         break;
@@ -282,15 +301,20 @@ std::string percent_format(const std::string& format, const Value& args) {
       case 'E':
       case 'g':
       case 'G':
-        if (!v.is_number()) fail(StatusCode::kInvalidArgument, "chat template: %{} format: a number is required", conversion);
+        if (!v.is_number())
+          fail(StatusCode::kInvalidArgument, "chat template: %{} format: a number is required",
+               conversion);
         std::snprintf(buf, sizeof(buf), (spec + conversion).c_str(), v.as_float());
         out += buf;
         break;
       default:
-        fail(StatusCode::kInvalidArgument, "chat template: unsupported format character '{}'", conversion);
+        fail(StatusCode::kInvalidArgument, "chat template: unsupported format character '{}'",
+             conversion);
     }
   }
-  if (next < values.size()) fail(StatusCode::kInvalidArgument, "chat template: not all arguments converted during string formatting");
+  if (next < values.size())
+    fail(StatusCode::kInvalidArgument,
+         "chat template: not all arguments converted during string formatting");
   return out;
 }
 
@@ -307,7 +331,8 @@ ValueList iterate(const Value& value) {
     }
     case ValueKind::kString: {
       ValueList chars;
-      for (auto& c : split_code_points(value.as_string())) chars.push_back(Value::from_string(std::move(c)));
+      for (auto& c : split_code_points(value.as_string()))
+        chars.push_back(Value::from_string(std::move(c)));
       return chars;
     }
     case ValueKind::kNone:
@@ -317,7 +342,8 @@ ValueList iterate(const Value& value) {
     case ValueKind::kFunction:
       break;
   }
-  fail(StatusCode::kInvalidArgument, "chat template: '{}' object is not iterable", value.type_name());
+  fail(StatusCode::kInvalidArgument, "chat template: '{}' object is not iterable",
+       value.type_name());
 }
 
 Value python_index(const Value& object, const Value& index) {
@@ -361,7 +387,8 @@ Value python_slice(const Value& object, const Value& start, const Value& stop, c
   const int64_t begin = bound(start, s > 0 ? 0 : n - 1);
   const int64_t end = bound(stop, s > 0 ? n : -1);
   ValueList out;
-  for (int64_t i = begin; s > 0 ? i < end : i > end; i += s) out.push_back(items[static_cast<std::size_t>(i)]);
+  for (int64_t i = begin; s > 0 ? i < end : i > end; i += s)
+    out.push_back(items[static_cast<std::size_t>(i)]);
   if (object.is_list()) return Value::from_list(std::move(out));
   std::string str;
   for (const Value& c : out) str += c.as_string();
@@ -370,10 +397,13 @@ Value python_slice(const Value& object, const Value& start, const Value& stop, c
 
 std::optional<Value> call_method(const Value& object, std::string_view name, const CallArgs& args) {
   if (object.is_string()) return string_method(object.as_string(), name, args);
-  if (object.is_dict() && !object.dict().is_namespace) return dict_method(object.dict(), name, args);
-  if (object.is_list() && (name == "append" || name == "extend" || name == "pop" || name == "insert")) {
+  if (object.is_dict() && !object.dict().is_namespace)
+    return dict_method(object.dict(), name, args);
+  if (object.is_list() &&
+      (name == "append" || name == "extend" || name == "pop" || name == "insert")) {
     fail(StatusCode::kInvalidArgument,
-         "chat template: list.{} is not allowed (Hugging Face renders in an immutable sandbox)", name);
+         "chat template: list.{} is not allowed (Hugging Face renders in an immutable sandbox)",
+         name);
   }
   return std::nullopt;
 }
@@ -381,30 +411,34 @@ std::optional<Value> call_method(const Value& object, std::string_view name, con
 ValueDict make_global_functions() {
   ValueDict globals;
   globals.set("range", Value::from_function("range", [](const CallArgs& args) {
-    int64_t start = 0;
-    int64_t stop = 0;
-    int64_t step = 1;
-    if (args.positional.size() == 1) {
-      stop = args.positional[0].as_int();
-    } else if (args.positional.size() >= 2) {
-      start = args.positional[0].as_int();
-      stop = args.positional[1].as_int();
-      if (args.positional.size() >= 3) step = args.positional[2].as_int();
-    }
-    if (step == 0) fail(StatusCode::kInvalidArgument, "chat template: range() step must not be zero");
-    ValueList items;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      if (items.size() > 100000) fail(StatusCode::kInvalidArgument, "chat template: range too long");
-      items.push_back(Value::from_int(i));
-    }
-    return Value::from_list(std::move(items));
-  }));
+                int64_t start = 0;
+                int64_t stop = 0;
+                int64_t step = 1;
+                if (args.positional.size() == 1) {
+                  stop = args.positional[0].as_int();
+                } else if (args.positional.size() >= 2) {
+                  start = args.positional[0].as_int();
+                  stop = args.positional[1].as_int();
+                  if (args.positional.size() >= 3) step = args.positional[2].as_int();
+                }
+                if (step == 0)
+                  fail(StatusCode::kInvalidArgument,
+                       "chat template: range() step must not be zero");
+                ValueList items;
+                for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+                  if (items.size() > 100000)
+                    fail(StatusCode::kInvalidArgument, "chat template: range too long");
+                  items.push_back(Value::from_int(i));
+                }
+                return Value::from_list(std::move(items));
+              }));
   auto make_dict = [](bool is_namespace) {
     return [is_namespace](const CallArgs& args) {
       ValueDict dict;
       dict.is_namespace = is_namespace;
       for (const Value& positional : args.positional) {
-        if (!positional.is_dict()) fail(StatusCode::kInvalidArgument, "chat template: expected a mapping");
+        if (!positional.is_dict())
+          fail(StatusCode::kInvalidArgument, "chat template: expected a mapping");
         for (const auto& [k, v] : positional.dict().items) dict.set(k, v);
       }
       for (const auto& [k, v] : args.keyword) dict.set(k, v);
@@ -413,13 +447,15 @@ ValueDict make_global_functions() {
   };
   globals.set("namespace", Value::from_function("namespace", make_dict(true)));
   globals.set("dict", Value::from_function("dict", make_dict(false)));
-  globals.set("raise_exception", Value::from_function("raise_exception", [](const CallArgs& args) -> Value {
-    const Value* message = args.get(0, "message");
-    throw TemplateRaise{message != nullptr ? message->to_str() : ""};
-  }));
+  globals.set("raise_exception",
+              Value::from_function("raise_exception", [](const CallArgs& args) -> Value {
+                const Value* message = args.get(0, "message");
+                throw TemplateRaise{message != nullptr ? message->to_str() : ""};
+              }));
   globals.set("strftime_now", Value::from_function("strftime_now", [](const CallArgs& args) {
-    return Value::from_string(strftime_now(require_string(args.get(0, "format"), "strftime_now")));
-  }));
+                return Value::from_string(
+                    strftime_now(require_string(args.get(0, "format"), "strftime_now")));
+              }));
   return globals;
 }
 

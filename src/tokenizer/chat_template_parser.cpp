@@ -50,7 +50,8 @@ class Parser {
     if (!skip_op(op)) error(peek(), fmt::format("expected '{}', got '{}'", op, peek().text));
   }
   std::string expect_name() {
-    if (peek().kind != TokenKind::kName) error(peek(), fmt::format("expected a name, got '{}'", peek().text));
+    if (peek().kind != TokenKind::kName)
+      error(peek(), fmt::format("expected a name, got '{}'", peek().text));
     return next().text;
   }
   void expect_block_end() {
@@ -103,8 +104,8 @@ class Parser {
         }
         case TokenKind::kEof: {
           if (end_names.size() > 0) {
-            error(token, fmt::format("unexpected end of template, expected '{}'",
-                                     *(end_names.end() - 1)));
+            error(token,
+                  fmt::format("unexpected end of template, expected '{}'", *(end_names.end() - 1)));
           }
           return nodes;
         }
@@ -249,7 +250,9 @@ class Parser {
     list->is_tuple = true;
     list->args.push_back(std::move(first));
     while (skip_op(",")) {
-      if (peek().kind == TokenKind::kBlockEnd || peek().kind == TokenKind::kVariableEnd || is_op(")")) break;
+      if (peek().kind == TokenKind::kBlockEnd || peek().kind == TokenKind::kVariableEnd ||
+          is_op(")"))
+        break;
       list->args.push_back(parse_expression(with_condexpr));
     }
     return list;
@@ -368,9 +371,12 @@ class Parser {
       case TokenKind::kName: {
         ++pos_;
         auto e = make(ExprKind::kLiteral, token.pos);
-        if (token.text == "true" || token.text == "True") e->literal = Value::from_bool(true);
-        else if (token.text == "false" || token.text == "False") e->literal = Value::from_bool(false);
-        else if (token.text == "none" || token.text == "None") e->literal = Value::none();
+        if (token.text == "true" || token.text == "True")
+          e->literal = Value::from_bool(true);
+        else if (token.text == "false" || token.text == "False")
+          e->literal = Value::from_bool(false);
+        else if (token.text == "none" || token.text == "None")
+          e->literal = Value::none();
         else {
           e->kind = ExprKind::kName;
           e->name = token.text;

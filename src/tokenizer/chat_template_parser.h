@@ -46,8 +46,8 @@ struct Expr {
   Value literal;
   std::string name;
   bool is_negated = false;
-  bool is_tuple = false;          // kList written as a tuple: (a, b)
-  std::vector<std::string> ops;   // kCompare: "==", "!=", "<", ">", "<=", ">=", "in", "not in"
+  bool is_tuple = false;         // kList written as a tuple: (a, b)
+  std::vector<std::string> ops;  // kCompare: "==", "!=", "<", ">", "<=", ">=", "in", "not in"
   std::vector<ExprPtr> args;
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
 };
@@ -65,7 +65,7 @@ struct Node {
   ExprPtr filter;                    // kFor "if" filter
   std::vector<std::string> targets;  // kFor/kSet names; kSet "ns.attr" as {"ns", "attr"} + is_attr
   bool is_attr_target = false;
-  std::vector<std::pair<ExprPtr, NodeList>> branches;  // kIf: (condition, body)
+  std::vector<std::pair<ExprPtr, NodeList>> branches;   // kIf: (condition, body)
   NodeList body;                                        // kFor, kSetBlock, kMacro
   NodeList else_body;                                   // kIf, kFor
   std::vector<std::pair<std::string, ExprPtr>> params;  // kMacro: (name, default or null)

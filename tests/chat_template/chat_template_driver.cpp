@@ -50,7 +50,8 @@ Json render_case(const ChatTemplate& chat_template, const Json& c) {
 }  // namespace
 
 int main() {
-  const std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  const std::string input((std::istreambuf_iterator<char>(std::cin)),
+                          std::istreambuf_iterator<char>());
   Json request;
   try {
     request = Json::parse(input);
@@ -60,7 +61,8 @@ int main() {
   }
   Json response;
   try {
-    const ChatTemplate chat_template = ChatTemplate::compile(request.at("template").get<std::string>());
+    const ChatTemplate chat_template =
+        ChatTemplate::compile(request.at("template").get<std::string>());
     Json results = Json::array();
     for (const Json& c : request.at("cases")) results.push_back(render_case(chat_template, c));
     response["results"] = std::move(results);

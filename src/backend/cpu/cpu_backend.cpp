@@ -21,7 +21,8 @@ namespace {
 bool kv_is_fp8(const KvLayer& kv) {
   if (kv.k.dtype == DType::kF8E4M3) return true;
   if (kv.k.dtype != DType::kF32) {
-    fail(StatusCode::kInternal, "cpu backend: KV cache of {} (fp32 or F8_E4M3 only)", dtype_name(kv.k.dtype));
+    fail(StatusCode::kInternal, "cpu backend: KV cache of {} (fp32 or F8_E4M3 only)",
+         dtype_name(kv.k.dtype));
   }
   return false;
 }
@@ -30,7 +31,8 @@ bool kv_is_fp8(const KvLayer& kv) {
 const std::array<float, 256>& e4m3_values() {
   static const std::array<float, 256> values = [] {
     std::array<float, 256> v{};
-    for (int c = 0; c < 256; ++c) v[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
+    for (int c = 0; c < 256; ++c)
+      v[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
     return v;
   }();
   return values;
@@ -60,16 +62,17 @@ constexpr int64_t kDequantBlockRows = 64;
 // kDequantBlockRows rows of W are written as fp32 into `scratch` by
 // dequantize(first_row, num_rows, dst) and multiplied by OpenBLAS.
 template <typename Dequantize>
-void gemm_dequantized(const float* x, int64_t m, int64_t k, int64_t n, float alpha, const float* bias, float* out,
-                      std::vector<float>& scratch, Dequantize&& dequantize) {
+void gemm_dequantized(const float* x, int64_t m, int64_t k, int64_t n, float alpha,
+                      const float* bias, float* out, std::vector<float>& scratch,
+                      Dequantize&& dequantize) {
   const int64_t block = std::min(kDequantBlockRows, n);
   scratch.resize(static_cast<size_t>(block * k));
   for (int64_t c0 = 0; c0 < n; c0 += block) {
     const int64_t rows = std::min(block, n - c0);
     dequantize(c0, rows, scratch.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(rows),
-                static_cast<int>(k), alpha, x, static_cast<int>(k), scratch.data(), static_cast<int>(k), 0.0f, out + c0,
-                static_cast<int>(n));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                static_cast<int>(rows), static_cast<int>(k), alpha, x, static_cast<int>(k),
+                scratch.data(), static_cast<int>(k), 0.0f, out + c0, static_cast<int>(n));
   }
   if (bias != nullptr) {
     for (int64_t r = 0; r < m; ++r) {
@@ -83,7 +86,8 @@ void gemm_dequantized(const float* x, int64_t m, int64_t k, int64_t n, float alp
 Buffer CpuBackend::allocate(size_t nbytes) {
   size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded);
-  if (p == nullptr) fail(StatusCode::kResourceExhausted, "cpu backend: cannot allocate {} bytes", nbytes);
+  if (p == nullptr)
+    fail(StatusCode::kResourceExhausted, "cpu backend: cannot allocate {} bytes", nbytes);
   return Buffer(p, nbytes, [](void* q) { std::free(q); });
 }
 
@@ -116,7 +120,8 @@ void CpuBackend::download(Tensor src, void* host) {
 size_t CpuBackend::free_memory() const {
   long pages = sysconf(_SC_AVPHYS_PAGES);
   long page_size = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size) : 0;
+  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size)
+                                    : 0;
 }
 
 BatchTensors CpuBackend::upload_batch(const ForwardBatch& batch) {
@@ -128,7 +133,8 @@ BatchTensors CpuBackend::upload_batch(const ForwardBatch& batch) {
     int32_t n = b.query_start[static_cast<size_t>(s) + 1] - b.query_start[static_cast<size_t>(s)];
     t.max_query_len = std::max(t.max_query_len, n);
     t.max_context_len = std::max(t.max_context_len, b.context_lens[static_cast<size_t>(s)]);
-    for (int32_t i = b.query_start[static_cast<size_t>(s)]; i < b.query_start[static_cast<size_t>(s) + 1]; ++i) {
+    for (int32_t i = b.query_start[static_cast<size_t>(s)];
+         i < b.query_start[static_cast<size_t>(s) + 1]; ++i) {
       seq_of_token_[static_cast<size_t>(i)] = s;
     }
   }
@@ -143,13 +149,15 @@ void CpuBackend::embedding(const BatchTensors& batch, Tensor table, Tensor pos_t
   float* o = out.as<float>();
   for (int32_t t = 0; t < batch.num_tokens; ++t) {
     if (ids[t] < 0 || ids[t] >= table.dim(0)) {
-      fail(StatusCode::kOutOfRange, "token id {} is outside the vocabulary of {}", ids[t], table.dim(0));
+      fail(StatusCode::kOutOfRange, "token id {} is outside the vocabulary of {}", ids[t],
+           table.dim(0));
     }
     const float* row = table.as<float>() + ids[t] * dim;
     std::copy(row, row + dim, o + t * dim);
     if (pos_table.data != nullptr) {
       if (pos[t] >= pos_table.dim(0)) {
-        fail(StatusCode::kOutOfRange, "position {} is past the model's {} positions", pos[t], pos_table.dim(0));
+        fail(StatusCode::kOutOfRange, "position {} is past the model's {} positions", pos[t],
+             pos_table.dim(0));
       }
       const float* p = pos_table.as<float>() + pos[t] * dim;
       for (int64_t i = 0; i < dim; ++i) o[t * dim + i] += p[i];
@@ -204,8 +212,8 @@ void CpuBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   require_f32(w, "matmul weight");
   const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
   if (w.dim(1) != k || out.numel() != m * n) {
-    fail(StatusCode::kInternal, "matmul shapes: x {} w {} out {}", x.shape_string(), w.shape_string(),
-         out.shape_string());
+    fail(StatusCode::kInternal, "matmul shapes: x {} w {} out {}", x.shape_string(),
+         w.shape_string(), out.shape_string());
   }
   float* o = out.as<float>();
   if (m == 1) {
@@ -227,11 +235,14 @@ void CpuBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
 void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
   require_f32(x, "matmul_q8 input");
   require_f32(scales, "matmul_q8 scales");
-  if (w.dtype != DType::kI8) fail(StatusCode::kInternal, "cpu backend: matmul_q8 weight must be I8, got {}", dtype_name(w.dtype));
+  if (w.dtype != DType::kI8)
+    fail(StatusCode::kInternal, "cpu backend: matmul_q8 weight must be I8, got {}",
+         dtype_name(w.dtype));
   const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
-  if (w.dim(1) != k || out.numel() != m * n || scales.numel() != n || (bias.data != nullptr && bias.numel() != n)) {
-    fail(StatusCode::kInternal, "matmul_q8 shapes: x {} w {} scales {} out {}", x.shape_string(), w.shape_string(),
-         scales.shape_string(), out.shape_string());
+  if (w.dim(1) != k || out.numel() != m * n || scales.numel() != n ||
+      (bias.data != nullptr && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_q8 shapes: x {} w {} scales {} out {}", x.shape_string(),
+         w.shape_string(), scales.shape_string(), out.shape_string());
   }
   const float* xs = x.as<float>();
   const int8_t* ws = w.as<int8_t>();
@@ -249,14 +260,16 @@ void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tenso
     }
     return;
   }
-  gemm_dequantized(xs, m, k, n, 1.0f, bs, o, q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
+  gemm_dequantized(xs, m, k, n, 1.0f, bs, o, q8_scratch_,
+                   [&](int64_t c0, int64_t rows, float* dst) {
 #pragma omp parallel for if (rows * k > (1 << 16))
-    for (int64_t c = 0; c < rows; ++c) {
-      const int8_t* src = ws + (c0 + c) * k;
-      const float s = ss[c0 + c];
-      for (int64_t i = 0; i < k; ++i) dst[c * k + i] = static_cast<float>(src[i]) * s;
-    }
-  });
+                     for (int64_t c = 0; c < rows; ++c) {
+                       const int8_t* src = ws + (c0 + c) * k;
+                       const float s = ss[c0 + c];
+                       for (int64_t i = 0; i < k; ++i)
+                         dst[c * k + i] = static_cast<float>(src[i]) * s;
+                     }
+                   });
 }
 
 void CpuBackend::quantize_fp8_rows(Tensor x, const Fp8Rows& out) {
@@ -264,8 +277,9 @@ void CpuBackend::quantize_fp8_rows(Tensor x, const Fp8Rows& out) {
   const int64_t m = x.dim(0), k = x.dim(-1);
   if (out.q.dtype != DType::kF8E4M3 || out.q.numel() != m * k || out.scales.dtype != DType::kF32 ||
       out.scales.numel() != m) {
-    fail(StatusCode::kInternal, "quantize_fp8_rows: x {} codes {} ({}) scales {} ({})", x.shape_string(),
-         out.q.shape_string(), dtype_name(out.q.dtype), out.scales.shape_string(), dtype_name(out.scales.dtype));
+    fail(StatusCode::kInternal, "quantize_fp8_rows: x {} codes {} ({}) scales {} ({})",
+         x.shape_string(), out.q.shape_string(), dtype_name(out.q.dtype), out.scales.shape_string(),
+         dtype_name(out.scales.dtype));
   }
   const float* xs = x.as<float>();
   auto* q = out.q.as<uint8_t>();
@@ -287,14 +301,16 @@ void CpuBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor 
   require_f32(w_scales, "matmul_fp8 weight scales");
   require_f32(out, "matmul_fp8 output");
   if (w.dtype != DType::kF8E4M3 || x.q.dtype != DType::kF8E4M3) {
-    fail(StatusCode::kInternal, "cpu backend: matmul_fp8 takes F8_E4M3 weights and inputs, got {} and {}",
+    fail(StatusCode::kInternal,
+         "cpu backend: matmul_fp8 takes F8_E4M3 weights and inputs, got {} and {}",
          dtype_name(w.dtype), dtype_name(x.q.dtype));
   }
   const int64_t m = x.q.dim(0), k = x.q.dim(-1), n = w.dim(0);
   if (w.dim(1) != k || x.scales.numel() != m || out.numel() != m * n || w_scales.numel() != n ||
       (bias.data != nullptr && bias.numel() != n)) {
-    fail(StatusCode::kInternal, "matmul_fp8 shapes: x {} x scales {} w {} w scales {} out {}", x.q.shape_string(),
-         x.scales.shape_string(), w.shape_string(), w_scales.shape_string(), out.shape_string());
+    fail(StatusCode::kInternal, "matmul_fp8 shapes: x {} x scales {} w {} w scales {} out {}",
+         x.q.shape_string(), x.scales.shape_string(), w.shape_string(), w_scales.shape_string(),
+         out.shape_string());
   }
   // The codes' values, unscaled: their products are the exact e4m3 x e4m3 products a tensor core
   // sums in fp32; the scales multiply each finished sum.
@@ -306,17 +322,19 @@ void CpuBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor 
   for (int64_t i = 0; i < m * k; ++i) xv[i] = values[xq[i]];
   const auto* codes = w.as<uint8_t>();
   float* o = out.as<float>();
-  gemm_dequantized(xv, m, k, n, 1.0f, nullptr, o, q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
-    const uint8_t* src = codes + c0 * k;
+  gemm_dequantized(xv, m, k, n, 1.0f, nullptr, o, q8_scratch_,
+                   [&](int64_t c0, int64_t rows, float* dst) {
+                     const uint8_t* src = codes + c0 * k;
 #pragma omp parallel for if (rows * k > (1 << 16))
-    for (int64_t i = 0; i < rows * k; ++i) dst[i] = values[src[i]];
-  });
+                     for (int64_t i = 0; i < rows * k; ++i) dst[i] = values[src[i]];
+                   });
   const float* sx = x.scales.as<float>();
   const float* sw = w_scales.as<float>();
   const float* bs = bias.data != nullptr ? bias.as<float>() : nullptr;
 #pragma omp parallel for if (m * n > (1 << 16))
   for (int64_t r = 0; r < m; ++r) {
-    for (int64_t c = 0; c < n; ++c) o[r * n + c] = o[r * n + c] * sx[r] * sw[c] + (bs != nullptr ? bs[c] : 0.0f);
+    for (int64_t c = 0; c < n; ++c)
+      o[r * n + c] = o[r * n + c] * sx[r] * sw[c] + (bs != nullptr ? bs[c] : 0.0f);
   }
 }
 
@@ -354,7 +372,8 @@ void CpuBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table
   const float* table = rope_table.as<float>();
   for (int32_t t = 0; t < batch.num_tokens; ++t) {
     if (pos[t] >= rope_table.dim(0)) {
-      fail(StatusCode::kOutOfRange, "position {} is past the rope table of {}", pos[t], rope_table.dim(0));
+      fail(StatusCode::kOutOfRange, "position {} is past the rope table of {}", pos[t],
+           rope_table.dim(0));
     }
     const float* cos = table + static_cast<int64_t>(pos[t]) * d;
     const float* sin = cos + half;
@@ -405,7 +424,8 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   float* o = out.as<float>();
   const int64_t kv_row = static_cast<int64_t>(hk) * d;
   // One head's key or value of a cached token as fp32: in place, or decoded from e4m3 into `tmp`.
-  const auto head_row = [&](const Tensor& cache, int64_t slot, int32_t kvh, float* tmp) -> const float* {
+  const auto head_row = [&](const Tensor& cache, int64_t slot, int32_t kvh,
+                            float* tmp) -> const float* {
     const int64_t at = slot * kv_row + static_cast<int64_t>(kvh) * d;
     if (!fp8) return cache.as<const float>() + at;
     const uint8_t* codes = cache.as<const uint8_t>() + at;

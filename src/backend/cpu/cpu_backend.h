@@ -19,9 +19,13 @@ class CpuBackend final : public Backend {
   CpuBackend() = default;
   // Rank `rank` of stage `stage`'s tensor-parallel group (whose ranks share `group`; null alone),
   // of `num_stages` stages talking through `pipe` (null for one stage).
-  CpuBackend(std::shared_ptr<HostGroup> group, int32_t rank, std::shared_ptr<HostPipe> pipe, int32_t stage,
-             int32_t num_stages)
-      : group_(std::move(group)), rank_(rank), pipe_(std::move(pipe)), stage_(stage), num_stages_(num_stages) {}
+  CpuBackend(std::shared_ptr<HostGroup> group, int32_t rank, std::shared_ptr<HostPipe> pipe,
+             int32_t stage, int32_t num_stages)
+      : group_(std::move(group)),
+        rank_(rank),
+        pipe_(std::move(pipe)),
+        stage_(stage),
+        num_stages_(num_stages) {}
 
   std::string_view name() const override { return "cpu"; }
   int32_t rank() const override { return rank_; }
@@ -62,7 +66,7 @@ class CpuBackend final : public Backend {
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
   std::vector<int32_t> seq_of_token_;
-  std::vector<float> q8_scratch_;  // matmul_q8 / matmul_fp8: a block of dequantized weight rows
+  std::vector<float> q8_scratch_;     // matmul_q8 / matmul_fp8: a block of dequantized weight rows
   std::vector<float> fp8_x_scratch_;  // matmul_fp8: the values of x's codes, unscaled
   int32_t global_rank() const { return stage_ * group_size() + rank_; }
   std::shared_ptr<HostGroup> group_;

@@ -7,7 +7,10 @@
 namespace llmserve {
 
 HostGroup::HostGroup(int32_t size)
-    : size_(size), barrier_(size), inputs_(static_cast<size_t>(size)), sums_(static_cast<size_t>(size)) {}
+    : size_(size),
+      barrier_(size),
+      inputs_(static_cast<size_t>(size)),
+      sums_(static_cast<size_t>(size)) {}
 
 void HostGroup::all_reduce_sum(int32_t rank, float* data, int64_t count) {
   const auto r = static_cast<size_t>(rank);
@@ -36,7 +39,8 @@ void HostPipe::recv(int32_t to, int32_t from, float* data, int64_t count) {
   queue.pop_front();
   lock.unlock();
   if (static_cast<int64_t>(message.size()) != count) {
-    fail(StatusCode::kInternal, "pipeline: rank {} sent {} values, rank {} expected {}", from, message.size(), to, count);
+    fail(StatusCode::kInternal, "pipeline: rank {} sent {} values, rank {} expected {}", from,
+         message.size(), to, count);
   }
   std::copy(message.begin(), message.end(), data);
 }

@@ -29,8 +29,8 @@ class HostGroup {
  private:
   int32_t size_;
   std::barrier<> barrier_;
-  std::vector<float*> inputs_;             // per rank, valid between the two barriers
-  std::vector<std::vector<float>> sums_;   // per rank
+  std::vector<float*> inputs_;            // per rank, valid between the two barriers
+  std::vector<std::vector<float>> sums_;  // per rank
 };
 
 // HostPipe: point-to-point messages between rank threads (pipeline stages hand the residual

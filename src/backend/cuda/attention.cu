@@ -383,11 +383,21 @@ cudaError_t attention_decode(const AttentionParams& p, cudaStream_t stream) {
       err = cudaErrorInvalidValue;
     } else {
       switch (p.head_dim) {
-        case 16: err = launch_decode<T, 16>(a, p.num_tokens, stream); break;
-        case 32: err = launch_decode<T, 32>(a, p.num_tokens, stream); break;
-        case 64: err = launch_decode<T, 64>(a, p.num_tokens, stream); break;
-        case 128: err = launch_decode<T, 128>(a, p.num_tokens, stream); break;
-        default: err = cudaErrorInvalidValue; break;
+        case 16:
+          err = launch_decode<T, 16>(a, p.num_tokens, stream);
+          break;
+        case 32:
+          err = launch_decode<T, 32>(a, p.num_tokens, stream);
+          break;
+        case 64:
+          err = launch_decode<T, 64>(a, p.num_tokens, stream);
+          break;
+        case 128:
+          err = launch_decode<T, 128>(a, p.num_tokens, stream);
+          break;
+        default:
+          err = cudaErrorInvalidValue;
+          break;
       }
     }
   });

@@ -23,7 +23,7 @@
 namespace llmserve::cuda {
 
 struct AttentionParams {
-  DType dtype = DType::kF16;   // of qkv, caches and out: kF16 or kBF16
+  DType dtype = DType::kF16;  // of qkv, caches and out: kF16 or kBF16
   const void* qkv = nullptr;
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
@@ -42,7 +42,7 @@ struct AttentionParams {
   int32_t max_context_len = 0;
   int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;
-  int32_t head_dim = 0;    // 16, 32, 64 or 128 (others: launch returns cudaErrorInvalidValue)
+  int32_t head_dim = 0;  // 16, 32, 64 or 128 (others: launch returns cudaErrorInvalidValue)
   int32_t block_size = 16;
   float scale = 1.0f;
   // Scratch for split-K partial results; at least attention_workspace_bytes(...) bytes.

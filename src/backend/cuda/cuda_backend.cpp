@@ -16,26 +16,36 @@ namespace {
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
-    const StatusCode code = e == cudaErrorMemoryAllocation ? StatusCode::kResourceExhausted : StatusCode::kInternal;
+    const StatusCode code =
+        e == cudaErrorMemoryAllocation ? StatusCode::kResourceExhausted : StatusCode::kInternal;
     fail(code, "CUDA error in {}: {} ({})", what, cudaGetErrorString(e), cudaGetErrorName(e));
   }
 }
 
 void check_lt(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) fail(StatusCode::kInternal, "cuBLASLt error in {}: status {}", what, static_cast<int>(s));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    fail(StatusCode::kInternal, "cuBLASLt error in {}: status {}", what, static_cast<int>(s));
 }
 
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
-    case DType::kF16: return CUDA_R_16F;
-    case DType::kBF16: return CUDA_R_16BF;
-    case DType::kF32: return CUDA_R_32F;
-    case DType::kF8E4M3: return CUDA_R_8F_E4M3;
-    default: fail(StatusCode::kInvalidArgument, "the CUDA backend has no GEMM for dtype {}", dtype_name(t));
+    case DType::kF16:
+      return CUDA_R_16F;
+    case DType::kBF16:
+      return CUDA_R_16BF;
+    case DType::kF32:
+      return CUDA_R_32F;
+    case DType::kF8E4M3:
+      return CUDA_R_8F_E4M3;
+    default:
+      fail(StatusCode::kInvalidArgument, "the CUDA backend has no GEMM for dtype {}",
+           dtype_name(t));
   }
 }
 
-constexpr size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+constexpr size_t align_up(size_t n, size_t a) {
+  return (n + a - 1) / a * a;
+}
 
 // matmul_q8's dequantized weight columns for one cuBLASLt call live here (4,096 columns of
 // K = 4,096 in fp16): enough for GEMMs near full tensor-core speed, and one fixed allocation
@@ -97,11 +107,14 @@ std::string CudaBackend::profile_report() const {
   for (const auto& [op, v] : profile_->ms_calls) all += v.first;
   std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(profile_->ms_calls.begin(),
                                                                        profile_->ms_calls.end());
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  std::string out = fmt::format("{:<16} {:>10} {:>9} {:>10} {:>6}\n", "op", "total ms", "calls", "us/call", "share");
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::string out = fmt::format("{:<16} {:>10} {:>9} {:>10} {:>6}\n", "op", "total ms", "calls",
+                                "us/call", "share");
   for (const auto& [op, v] : rows) {
     out += fmt::format("{:<16} {:>10.2f} {:>9} {:>10.2f} {:>5.1f}%\n", op, v.first, v.second,
-                       1e3 * v.first / static_cast<double>(v.second), all > 0 ? 100 * v.first / all : 0.0);
+                       1e3 * v.first / static_cast<double>(v.second),
+                       all > 0 ? 100 * v.first / all : 0.0);
   }
   return out;
 }
@@ -111,7 +124,9 @@ int32_t cuda_device_count() {
   return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
 
-void CudaBackend::bind_thread() { check(cudaSetDevice(device_), "cudaSetDevice"); }
+void CudaBackend::bind_thread() {
+  check(cudaSetDevice(device_), "cudaSetDevice");
+}
 
 bool cuda_device_available() {
   int n = 0;
@@ -127,17 +142,19 @@ std::string cuda_device_arch(int32_t device) {
   return fmt::format("sm_{}{}", major, minor);
 }
 
-CudaBackend::CudaBackend(DType activation_dtype, int device) : dtype_(activation_dtype), device_(device) {
+CudaBackend::CudaBackend(DType activation_dtype, int device)
+    : dtype_(activation_dtype), device_(device) {
   if (dtype_ != DType::kF16 && dtype_ != DType::kBF16) {
-    fail(StatusCode::kInvalidArgument, "--dtype: the CUDA backend computes in float16 or bfloat16, not {}",
-         dtype_name(dtype_));
+    fail(StatusCode::kInvalidArgument,
+         "--dtype: the CUDA backend computes in float16 or bfloat16, not {}", dtype_name(dtype_));
   }
   int n = 0;
   if (cudaError_t e = cudaGetDeviceCount(&n); e != cudaSuccess || n == 0) {
     fail(StatusCode::kUnavailable, "--device cuda: no CUDA device is visible ({})",
          e == cudaSuccess ? "device count 0" : cudaGetErrorString(e));
   }
-  if (device_ >= n) fail(StatusCode::kInvalidArgument, "CUDA device {} does not exist ({} visible)", device_, n);
+  if (device_ >= n)
+    fail(StatusCode::kInvalidArgument, "CUDA device {} does not exist ({} visible)", device_, n);
   check(cudaSetDevice(device_), "cudaSetDevice");
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   check_lt(cublasLtCreate(&lt_), "cublasLtCreate");
@@ -146,14 +163,17 @@ CudaBackend::CudaBackend(DType activation_dtype, int device) : dtype_(activation
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
   arch_ = fmt::format("sm_{}{}", prop.major, prop.minor);
-  LOG_INFO("CUDA device {}: {} ({} SMs, {:.1f} GiB), activations {}", device_, prop.name, prop.multiProcessorCount,
-           static_cast<double>(prop.totalGlobalMem) / (1ull << 30), dtype_name(dtype_));
-  if (const char* p = std::getenv("LLMSERVE_FP8_SCALING"); p != nullptr && std::string(p) == "pass") {
+  LOG_INFO("CUDA device {}: {} ({} SMs, {:.1f} GiB), activations {}", device_, prop.name,
+           prop.multiProcessorCount, static_cast<double>(prop.totalGlobalMem) / (1ull << 30),
+           dtype_name(dtype_));
+  if (const char* p = std::getenv("LLMSERVE_FP8_SCALING");
+      p != nullptr && std::string(p) == "pass") {
     fp8_cublaslt_scales_ = false;  // the fallback of matmul_fp8, for comparison and its tests
   }
   if (const char* p = std::getenv("LLMSERVE_CUDA_PROFILE"); p != nullptr && std::string(p) == "1") {
     profile_ = std::make_unique<Profile>();
-    LOG_WARN("LLMSERVE_CUDA_PROFILE=1: timing every eager op (serialises the GPU; for diagnosis only)");
+    LOG_WARN(
+        "LLMSERVE_CUDA_PROFILE=1: timing every eager op (serialises the GPU; for diagnosis only)");
   }
 }
 
@@ -187,7 +207,8 @@ Buffer CudaBackend::allocate(size_t nbytes) {
     cudaGetLastError();  // clear the sticky-free allocation error
     size_t free = 0, total = 0;
     cudaMemGetInfo(&free, &total);
-    fail(StatusCode::kResourceExhausted, "out of GPU memory: allocating {:.1f} MiB with {:.1f} MiB free of {:.1f} MiB",
+    fail(StatusCode::kResourceExhausted,
+         "out of GPU memory: allocating {:.1f} MiB with {:.1f} MiB free of {:.1f} MiB",
          static_cast<double>(nbytes) / (1 << 20), static_cast<double>(free) / (1 << 20),
          static_cast<double>(total) / (1 << 20));
   }
@@ -212,7 +233,9 @@ size_t CudaBackend::free_memory() const {
   return free > reserve ? free - reserve : 0;
 }
 
-void CudaBackend::synchronize() { check(cudaStreamSynchronize(stream_), "synchronize"); }
+void CudaBackend::synchronize() {
+  check(cudaStreamSynchronize(stream_), "synchronize");
+}
 
 void* CudaBackend::scratch(size_t bytes) {
   if (bytes <= scratch_bytes_ && !scratch_buffers_.empty()) return scratch_buffers_.back();
@@ -229,7 +252,8 @@ void* CudaBackend::quant_scratch() {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     check(cudaStreamIsCapturing(stream_, &capturing), "cudaStreamIsCapturing");
     if (capturing != cudaStreamCaptureStatusNone) {
-      fail(StatusCode::kInternal, "a quantized matmul was first run inside a graph capture; run the step eagerly first");
+      fail(StatusCode::kInternal,
+           "a quantized matmul was first run inside a graph capture; run the step eagerly first");
     }
     check(cudaMalloc(&quant_scratch_, kQuantBufferBytes), "cudaMalloc(quantization scratch)");
   }
@@ -240,7 +264,8 @@ namespace {
 // Byte layout of the uploaded batch; depends only on the array sizes, so equal-shaped batches land
 // at equal addresses (what a replayed graph relies on).
 struct BatchLayout {
-  size_t token_ids, positions, query_start, context_lens, slot_mapping, block_tables, logits_indices, total;
+  size_t token_ids, positions, query_start, context_lens, slot_mapping, block_tables,
+      logits_indices, total;
   BatchLayout(size_t t, size_t s, size_t l, size_t blocks) {
     size_t o = 0;
     auto take = [&o](size_t n) {
@@ -261,10 +286,12 @@ struct BatchLayout {
 }  // namespace
 
 void CudaBackend::reserve_batch(const BatchLimits& limits) {
-  const BatchLayout layout(static_cast<size_t>(limits.max_tokens), static_cast<size_t>(limits.max_seqs),
-                           static_cast<size_t>(limits.max_tokens), static_cast<size_t>(limits.max_blocks_per_seq));
+  const BatchLayout layout(
+      static_cast<size_t>(limits.max_tokens), static_cast<size_t>(limits.max_seqs),
+      static_cast<size_t>(limits.max_tokens), static_cast<size_t>(limits.max_blocks_per_seq));
   if (layout.total <= batch_capacity_) return;
-  if (has_captured_) fail(StatusCode::kInternal, "the batch buffer cannot grow once graphs are captured");
+  if (has_captured_)
+    fail(StatusCode::kInternal, "the batch buffer cannot grow once graphs are captured");
   cudaFree(batch_device_);
   cudaFreeHost(batch_host_);
   batch_device_ = batch_host_ = nullptr;
@@ -278,7 +305,8 @@ BatchTensors CudaBackend::upload_batch(const ForwardBatch& fb) {
   const size_t blocks = static_cast<size_t>(fb.max_blocks_per_seq);
   const BatchLayout layout(t, s, l, blocks);
   if (layout.total > batch_capacity_) {
-    reserve_batch(BatchLimits{static_cast<int32_t>(std::max({t, l, size_t{1}}) * 2), static_cast<int32_t>(s * 2 + 1),
+    reserve_batch(BatchLimits{static_cast<int32_t>(std::max({t, l, size_t{1}}) * 2),
+                              static_cast<int32_t>(s * 2 + 1),
                               static_cast<int32_t>(blocks * 2 + 1)});
   }
   auto* host = static_cast<uint8_t*>(batch_host_);
@@ -322,7 +350,8 @@ BatchTensors CudaBackend::upload_batch(const ForwardBatch& fb) {
 std::unique_ptr<StepGraph> CudaBackend::capture(const std::function<void()>& body) {
   has_captured_ = true;
   cudaGraph_t graph = nullptr;
-  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+        "cudaStreamBeginCapture");
   try {
     body();
   } catch (...) {
@@ -344,23 +373,25 @@ std::unique_ptr<StepGraph> CudaBackend::capture(const std::function<void()>& bod
 void CudaBackend::embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "embedding");
   check(cuda::launch_embedding(dtype_, table.data, pos_table.data, batch.token_ids.as<int32_t>(),
-                               batch.positions.as<int32_t>(), batch.num_tokens, static_cast<int32_t>(out.dim(-1)),
-                               out.data, stream_),
+                               batch.positions.as<int32_t>(), batch.num_tokens,
+                               static_cast<int32_t>(out.dim(-1)), out.data, stream_),
         "embedding");
 }
 
 void CudaBackend::layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "layer_norm");
   // Without a residual add the kernel normalises its first argument, read-only.
-  check(cuda::launch_add_layer_norm(dtype_, x.data, nullptr, w.data, b.data, eps, static_cast<int32_t>(x.dim(0)),
-                                    static_cast<int32_t>(x.dim(-1)), out.data, stream_),
+  check(cuda::launch_add_layer_norm(dtype_, x.data, nullptr, w.data, b.data, eps,
+                                    static_cast<int32_t>(x.dim(0)), static_cast<int32_t>(x.dim(-1)),
+                                    out.data, stream_),
         "layer_norm");
 }
 
 void CudaBackend::rms_norm(Tensor x, Tensor w, float eps, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "rms_norm");
-  check(cuda::launch_add_rms_norm(dtype_, x.data, nullptr, w.data, eps, static_cast<int32_t>(x.dim(0)),
-                                  static_cast<int32_t>(x.dim(-1)), out.data, stream_),
+  check(cuda::launch_add_rms_norm(dtype_, x.data, nullptr, w.data, eps,
+                                  static_cast<int32_t>(x.dim(0)), static_cast<int32_t>(x.dim(-1)),
+                                  out.data, stream_),
         "rms_norm");
 }
 
@@ -369,58 +400,78 @@ void CudaBackend::add(Tensor a, Tensor b) {
   check(cuda::launch_add(dtype_, a.data, b.data, a.numel(), stream_), "add");
 }
 
-void CudaBackend::add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out) {
+void CudaBackend::add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps,
+                                 Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "add_layer_norm");
   check(cuda::launch_add_layer_norm(dtype_, residual.data, x.data, w.data, b.data, eps,
-                                    static_cast<int32_t>(residual.dim(0)), static_cast<int32_t>(residual.dim(-1)),
-                                    out.data, stream_),
+                                    static_cast<int32_t>(residual.dim(0)),
+                                    static_cast<int32_t>(residual.dim(-1)), out.data, stream_),
         "add_layer_norm");
 }
 
 void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "add_rms_norm");
-  check(cuda::launch_add_rms_norm(dtype_, residual.data, x.data, w.data, eps, static_cast<int32_t>(residual.dim(0)),
+  check(cuda::launch_add_rms_norm(dtype_, residual.data, x.data, w.data, eps,
+                                  static_cast<int32_t>(residual.dim(0)),
                                   static_cast<int32_t>(residual.dim(-1)), out.data, stream_),
         "add_rms_norm");
 }
 
 const CudaBackend::MatmulPlan* CudaBackend::plan_for(const PlanKey& key) {
-  if (auto it = plans_.find(key); it != plans_.end()) return it->second.desc != nullptr ? &it->second : nullptr;
+  if (auto it = plans_.find(key); it != plans_.end())
+    return it->second.desc != nullptr ? &it->second : nullptr;
   const auto [m, n, k, ldc, xt, wt, ot, has_bias, outer_scales] = key;
   MatmulPlan p;
   // Row-major out[M, N] = x[M, K] @ w[N, K]^T is column-major out^T[N, M] = w^T... : with A = w
   // (column-major [K, N], transposed) and B = x (column-major [K, M]), D = A^T B is [N, M].
   check_lt(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "MatmulDescCreate");
   const cublasOperation_t trans = CUBLAS_OP_T, no_trans = CUBLAS_OP_N;
-  check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof trans), "TRANSA");
-  check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans, sizeof no_trans), "TRANSB");
+  check_lt(
+      cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof trans),
+      "TRANSA");
+  check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans,
+                                          sizeof no_trans),
+           "TRANSB");
   if (has_bias) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), "EPILOGUE");
+    check_lt(
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
+        "EPILOGUE");
     // The bias has the weights' type, except that fp8 GEMMs take it in the output's.
     const cudaDataType_t bias_type = cuda_type(wt == DType::kF8E4M3 ? ot : wt);
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                            sizeof bias_type),
              "BIAS_DATA_TYPE");
   }
   if (outer_scales) {
     // D[n, m] = (A^T B)[n, m] * a_scale[n] * b_scale[m]: per-output-row weight scales (A has N
     // rows in D) and per-token input scales (B has M columns).
     const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode), "A_SCALE_MODE");
-    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode), "B_SCALE_MODE");
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode,
+                                            sizeof mode),
+             "A_SCALE_MODE");
+    check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode,
+                                            sizeof mode),
+             "B_SCALE_MODE");
   }
-  check_lt(cublasLtMatrixLayoutCreate(&p.a, cuda_type(wt), static_cast<uint64_t>(k), static_cast<uint64_t>(n), k), "layout A");
-  check_lt(cublasLtMatrixLayoutCreate(&p.b, cuda_type(xt), static_cast<uint64_t>(k), static_cast<uint64_t>(m), k), "layout B");
-  check_lt(cublasLtMatrixLayoutCreate(&p.c, cuda_type(ot), static_cast<uint64_t>(n), static_cast<uint64_t>(m), ldc),
+  check_lt(cublasLtMatrixLayoutCreate(&p.a, cuda_type(wt), static_cast<uint64_t>(k),
+                                      static_cast<uint64_t>(n), k),
+           "layout A");
+  check_lt(cublasLtMatrixLayoutCreate(&p.b, cuda_type(xt), static_cast<uint64_t>(k),
+                                      static_cast<uint64_t>(m), k),
+           "layout B");
+  check_lt(cublasLtMatrixLayoutCreate(&p.c, cuda_type(ot), static_cast<uint64_t>(n),
+                                      static_cast<uint64_t>(m), ldc),
            "layout C");
   cublasLtMatmulPreference_t pref = nullptr;
   check_lt(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
-  check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_workspace_bytes_,
-                                                sizeof lt_workspace_bytes_),
+  check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                &lt_workspace_bytes_, sizeof lt_workspace_bytes_),
            "PREF_MAX_WORKSPACE_BYTES");
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  const cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS || found == 0) {
     cublasLtMatrixLayoutDestroy(p.a);
@@ -434,26 +485,31 @@ const CudaBackend::MatmulPlan* CudaBackend::plan_for(const PlanKey& key) {
   return &plans_.emplace(key, p).first->second;
 }
 
-void CudaBackend::run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
-                           const float* w_scales, const float* x_scales, float alpha) {
+void CudaBackend::run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias,
+                           void* out, const float* w_scales, const float* x_scales, float alpha) {
   const MatmulPlan* p = plan_for(key);
   if (p == nullptr) {
-    fail(StatusCode::kInternal, "cuBLASLt has no algorithm for [{}x{}] @ [{}x{}]^T ({} x {} -> {}{}{})", key.m, key.k,
+    fail(StatusCode::kInternal,
+         "cuBLASLt has no algorithm for [{}x{}] @ [{}x{}]^T ({} x {} -> {}{}{})", key.m, key.k,
          key.n, key.k, dtype_name(key.x_dtype), dtype_name(key.w_dtype), dtype_name(key.out_dtype),
          key.has_bias ? ", bias" : "", key.outer_scales ? ", per-row/column scales" : "");
   }
   if (key.has_bias) {
-    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "BIAS_POINTER");
+    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                            sizeof bias),
+             "BIAS_POINTER");
   }
   if (key.outer_scales) {  // A is w, B is x (see plan_for)
-    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scales, sizeof w_scales),
+    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                            &w_scales, sizeof w_scales),
              "A_SCALE_POINTER");
-    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scales, sizeof x_scales),
+    check_lt(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                            &x_scales, sizeof x_scales),
              "B_SCALE_POINTER");
   }
   const float beta = 0.0f;
-  check_lt(cublasLtMatmul(lt_, p->desc, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c, &p->algo, lt_workspace_,
-                          lt_workspace_bytes_, stream_),
+  check_lt(cublasLtMatmul(lt_, p->desc, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c,
+                          &p->algo, lt_workspace_, lt_workspace_bytes_, stream_),
            "cublasLtMatmul");
 }
 
@@ -461,12 +517,13 @@ void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "matmul");
   const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
   if (w.dim(-1) != k || out.dim(0) != m || out.dim(-1) != n) {
-    fail(StatusCode::kInternal, "matmul shapes: x {} w {} out {}", x.shape_string(), w.shape_string(),
-         out.shape_string());
+    fail(StatusCode::kInternal, "matmul shapes: x {} w {} out {}", x.shape_string(),
+         w.shape_string(), out.shape_string());
   }
   if (m == 0) return;
   if (try_gemv(x, w, bias, /*gelu=*/false, out)) return;
-  run_gemm(PlanKey{m, n, k, n, x.dtype, w.dtype, out.dtype, bias.data != nullptr}, x.data, w.data, bias.data, out.data);
+  run_gemm(PlanKey{m, n, k, n, x.dtype, w.dtype, out.dtype, bias.data != nullptr}, x.data, w.data,
+           bias.data, out.data);
 }
 
 void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
@@ -474,11 +531,12 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
   const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
   const bool has_bias = bias.data != nullptr;
   if (w.dtype != DType::kI8 || scales.dtype != DType::kF32 || x.dtype != dtype_ ||
-      (out.dtype != dtype_ && out.dtype != DType::kF32) || (has_bias && bias.dtype != dtype_) || w.dim(-1) != k ||
-      scales.numel() != n || out.dim(0) != m || out.dim(-1) != n || (has_bias && bias.numel() != n)) {
-    fail(StatusCode::kInternal, "matmul_q8: x {} ({}) w {} ({}) scales {} out {} ({})", x.shape_string(),
-         dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype), scales.shape_string(), out.shape_string(),
-         dtype_name(out.dtype));
+      (out.dtype != dtype_ && out.dtype != DType::kF32) || (has_bias && bias.dtype != dtype_) ||
+      w.dim(-1) != k || scales.numel() != n || out.dim(0) != m || out.dim(-1) != n ||
+      (has_bias && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_q8: x {} ({}) w {} ({}) scales {} out {} ({})",
+         x.shape_string(), dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype),
+         scales.shape_string(), out.shape_string(), dtype_name(out.dtype));
   }
   if (m == 0 || n == 0) return;
   cuda::GemvQ8Args a;
@@ -500,14 +558,17 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
   // straight into its columns of out (ldc = N). Chunks of kQuantChunkAlign columns keep the
   // output and bias pointers as aligned as cuBLASLt's heuristics assume.
   const size_t esize = dtype_size(dtype_), out_esize = dtype_size(out.dtype);
-  const int64_t chunk = std::min<int64_t>(
-      n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) / kQuantChunkAlign * kQuantChunkAlign);
-  if (chunk <= 0) fail(StatusCode::kUnimplemented, "matmul_q8: K = {} is too long for the dequantization buffer", k);
+  const int64_t chunk = std::min<int64_t>(n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) /
+                                                 kQuantChunkAlign * kQuantChunkAlign);
+  if (chunk <= 0)
+    fail(StatusCode::kUnimplemented, "matmul_q8: K = {} is too long for the dequantization buffer",
+         k);
   void* buffer = quant_scratch();
   for (int64_t n0 = 0; n0 < n; n0 += chunk) {
     const int64_t cols = std::min(chunk, n - n0);
-    check(cuda::launch_dequantize_rows_int8(dtype_, w.as<int8_t>() + n0 * k, scales.as<float>() + n0,
-                                            static_cast<int32_t>(cols), static_cast<int32_t>(k), buffer, stream_),
+    check(cuda::launch_dequantize_rows_int8(dtype_, w.as<int8_t>() + n0 * k,
+                                            scales.as<float>() + n0, static_cast<int32_t>(cols),
+                                            static_cast<int32_t>(k), buffer, stream_),
           "dequantize_rows_int8");
     run_gemm(PlanKey{m, cols, k, n, x.dtype, dtype_, out.dtype, has_bias}, x.data, buffer,
              has_bias ? static_cast<const uint8_t*>(bias.data) + n0 * esize : nullptr,
@@ -520,21 +581,25 @@ void CudaBackend::quantize_fp8_rows(Tensor x, const Fp8Rows& out) {
   const int64_t m = x.dim(0), k = x.dim(-1);
   if (x.dtype != dtype_ || out.q.dtype != DType::kF8E4M3 || out.q.numel() != m * k ||
       out.scales.dtype != DType::kF32 || out.scales.numel() != m) {
-    fail(StatusCode::kInternal, "quantize_fp8_rows: x {} ({}) codes {} ({}) scales {}", x.shape_string(),
-         dtype_name(x.dtype), out.q.shape_string(), dtype_name(out.q.dtype), out.scales.shape_string());
+    fail(StatusCode::kInternal, "quantize_fp8_rows: x {} ({}) codes {} ({}) scales {}",
+         x.shape_string(), dtype_name(x.dtype), out.q.shape_string(), dtype_name(out.q.dtype),
+         out.scales.shape_string());
   }
-  check(cuda::launch_quantize_fp8_rows(dtype_, x.data, static_cast<int32_t>(m), static_cast<int32_t>(k), out.q.data,
-                                       out.scales.as<float>(), stream_),
+  check(cuda::launch_quantize_fp8_rows(dtype_, x.data, static_cast<int32_t>(m),
+                                       static_cast<int32_t>(k), out.q.data, out.scales.as<float>(),
+                                       stream_),
         "quantize_fp8_rows");
 }
 
-void CudaBackend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q) {
+void CudaBackend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out,
+                                   const Fp8Rows& q) {
   const OpTimer timer(profile_.get(), stream_, "add_rms_norm_fp8");
-  const cudaError_t e =
-      cuda::launch_add_rms_norm_fp8(dtype_, residual.data, x.data, w.data, eps, static_cast<int32_t>(residual.dim(0)),
-                                    static_cast<int32_t>(residual.dim(-1)), q.q.data, q.scales.as<float>(), stream_);
+  const cudaError_t e = cuda::launch_add_rms_norm_fp8(
+      dtype_, residual.data, x.data, w.data, eps, static_cast<int32_t>(residual.dim(0)),
+      static_cast<int32_t>(residual.dim(-1)), q.q.data, q.scales.as<float>(), stream_);
   if (e == cudaErrorNotSupported) {
-    Backend::add_rms_norm_fp8(residual, x, w, eps, out, q);  // a shape the fused kernel does not take
+    Backend::add_rms_norm_fp8(residual, x, w, eps, out,
+                              q);  // a shape the fused kernel does not take
     return;
   }
   check(e, "add_rms_norm_fp8");
@@ -542,9 +607,9 @@ void CudaBackend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float ep
 
 void CudaBackend::silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) {
   const OpTimer timer(profile_.get(), stream_, "silu_mul_fp8");
-  const cudaError_t e = cuda::launch_silu_mul_fp8(dtype_, gate_up.data, static_cast<int32_t>(out.dim(0)),
-                                                  static_cast<int32_t>(out.dim(-1)), q.q.data, q.scales.as<float>(),
-                                                  stream_);
+  const cudaError_t e = cuda::launch_silu_mul_fp8(
+      dtype_, gate_up.data, static_cast<int32_t>(out.dim(0)), static_cast<int32_t>(out.dim(-1)),
+      q.q.data, q.scales.as<float>(), stream_);
   if (e == cudaErrorNotSupported) {
     Backend::silu_mul_fp8(gate_up, out, q);
     return;
@@ -557,16 +622,19 @@ void CudaBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor
   const int64_t m = x.q.dim(0), k = x.q.dim(-1), n = w.dim(0);
   const bool has_bias = bias.data != nullptr;
   if (w.dtype != DType::kF8E4M3 || x.q.dtype != DType::kF8E4M3 || x.scales.dtype != DType::kF32 ||
-      x.scales.numel() != m || w_scales.dtype != DType::kF32 || w_scales.numel() != n || out.dtype != dtype_ ||
-      (has_bias && bias.dtype != dtype_) || w.dim(-1) != k || out.dim(0) != m || out.dim(-1) != n ||
-      (has_bias && bias.numel() != n)) {
-    fail(StatusCode::kInternal, "matmul_fp8: x {} ({}) x scales {} w {} ({}) w scales {} out {} ({})",
-         x.q.shape_string(), dtype_name(x.q.dtype), x.scales.shape_string(), w.shape_string(), dtype_name(w.dtype),
+      x.scales.numel() != m || w_scales.dtype != DType::kF32 || w_scales.numel() != n ||
+      out.dtype != dtype_ || (has_bias && bias.dtype != dtype_) || w.dim(-1) != k ||
+      out.dim(0) != m || out.dim(-1) != n || (has_bias && bias.numel() != n)) {
+    fail(StatusCode::kInternal,
+         "matmul_fp8: x {} ({}) x scales {} w {} ({}) w scales {} out {} ({})", x.q.shape_string(),
+         dtype_name(x.q.dtype), x.scales.shape_string(), w.shape_string(), dtype_name(w.dtype),
          w_scales.shape_string(), out.shape_string(), dtype_name(out.dtype));
   }
   if (k % 16 != 0 || n % 16 != 0) {
-    fail(StatusCode::kUnimplemented,
-         "--quantization fp8 on cuda: fp8 GEMMs need K and N multiples of 16, got a [{}, {}] weight", n, k);
+    fail(
+        StatusCode::kUnimplemented,
+        "--quantization fp8 on cuda: fp8 GEMMs need K and N multiples of 16, got a [{}, {}] weight",
+        n, k);
   }
   if (m == 0) return;
   cuda::GemvFp8Args a;
@@ -585,15 +653,21 @@ void CudaBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor
     return;
   }
   // cuBLASLt applies the per-token and per-row scales itself (outer-vector scaling) where it can.
-  const PlanKey scaled{m, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, has_bias, /*outer_scales=*/true};
+  const PlanKey scaled{
+      m, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, has_bias, /*outer_scales=*/true};
   if (fp8_cublaslt_scales_) {
     if (plan_for(scaled) != nullptr) {
-      run_gemm(scaled, x.q.data, w.data, bias.data, out.data, w_scales.as<float>(), x.scales.as<float>());
+      run_gemm(scaled, x.q.data, w.data, bias.data, out.data, w_scales.as<float>(),
+               x.scales.as<float>());
       return;
     }
-    if (!has_warned_fp8_scaling_) {  // once: the fallback is the normal path on some cuBLASLt versions
-      LOG_INFO("cuBLASLt has no fp8 GEMM with per-token and per-channel scales ([{}x{}] @ [{}x{}]^T); fp8 GEMMs "
-               "scale in a separate pass", m, k, n, k);
+    if (!has_warned_fp8_scaling_) {  // once: the fallback is the normal path on some cuBLASLt
+                                     // versions
+      LOG_INFO(
+          "cuBLASLt has no fp8 GEMM with per-token and per-channel scales ([{}x{}] @ [{}x{}]^T); "
+          "fp8 GEMMs "
+          "scale in a separate pass",
+          m, k, n, k);
       has_warned_fp8_scaling_ = true;
     }
   }
@@ -602,16 +676,19 @@ void CudaBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor
   // its usual 8-bit mantissa; fp16 would overflow past 65,504, so its GEMM runs with alpha = 2^-16
   // (exact) and the pass multiplies it back.
   const float alpha = dtype_ == DType::kF16 ? 0x1p-16f : 1.0f;
-  run_gemm(PlanKey{m, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, false, false}, x.q.data, w.data, nullptr,
-           out.data, nullptr, nullptr, alpha);
-  check(cuda::launch_scale_fp8_output(dtype_, out.data, x.scales.as<float>(), w_scales.as<float>(), bias.data,
-                                      1.0f / alpha, m, static_cast<int32_t>(n), stream_),
+  run_gemm(PlanKey{m, n, k, n, DType::kF8E4M3, DType::kF8E4M3, dtype_, false, false}, x.q.data,
+           w.data, nullptr, out.data, nullptr, nullptr, alpha);
+  check(cuda::launch_scale_fp8_output(dtype_, out.data, x.scales.as<float>(), w_scales.as<float>(),
+                                      bias.data, 1.0f / alpha, m, static_cast<int32_t>(n), stream_),
         "scale_fp8_output");
 }
 
 void CudaBackend::transpose(Tensor src, Tensor dst) {
-  if (src.dtype != dst.dtype) fail(StatusCode::kInternal, "transpose from {} to {}", dtype_name(src.dtype), dtype_name(dst.dtype));
-  check(cuda::launch_transpose(src.dtype, src.data, src.dim(0), src.dim(-1), dst.data, stream_), "transpose");
+  if (src.dtype != dst.dtype)
+    fail(StatusCode::kInternal, "transpose from {} to {}", dtype_name(src.dtype),
+         dtype_name(dst.dtype));
+  check(cuda::launch_transpose(src.dtype, src.data, src.dim(0), src.dim(-1), dst.data, stream_),
+        "transpose");
 }
 
 bool CudaBackend::try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out) {
@@ -651,23 +728,27 @@ void CudaBackend::sample_rows(Tensor logits, const std::vector<RowSampling>& row
   const size_t rows_bytes = align_up(rows.size() * sizeof(RowSampling), 256);
   const size_t bytes = rows_bytes + adjustments.size() * sizeof(TokenAdjustment);
   if (bytes > sampling_capacity_) {
-    check(cudaStreamSynchronize(stream_), "sample_rows");  // earlier steps may still read the old array
+    check(cudaStreamSynchronize(stream_),
+          "sample_rows");  // earlier steps may still read the old array
     cudaFree(sampling_device_);
     sampling_device_ = nullptr;
     sampling_capacity_ = std::max<size_t>(bytes * 2, 64 << 10);
     check(cudaMalloc(&sampling_device_, sampling_capacity_), "cudaMalloc(sampling parameters)");
   }
   auto* dev = static_cast<uint8_t*>(sampling_device_);
-  check(cudaMemcpyAsync(dev, rows.data(), rows.size() * sizeof(RowSampling), cudaMemcpyHostToDevice, stream_),
+  check(cudaMemcpyAsync(dev, rows.data(), rows.size() * sizeof(RowSampling), cudaMemcpyHostToDevice,
+                        stream_),
         "sample_rows upload");
   if (!adjustments.empty()) {
-    check(cudaMemcpyAsync(dev + rows_bytes, adjustments.data(), adjustments.size() * sizeof(TokenAdjustment),
-                          cudaMemcpyHostToDevice, stream_),
+    check(cudaMemcpyAsync(dev + rows_bytes, adjustments.data(),
+                          adjustments.size() * sizeof(TokenAdjustment), cudaMemcpyHostToDevice,
+                          stream_),
           "sample_rows upload");
   }
-  check(cuda::launch_sample_rows(logits.as<float>(), static_cast<int32_t>(logits.dim(0)),
-                                 static_cast<int32_t>(logits.dim(-1)), reinterpret_cast<const RowSampling*>(dev),
-                                 reinterpret_cast<const TokenAdjustment*>(dev + rows_bytes), ids.as<int32_t>(), stream_),
+  check(cuda::launch_sample_rows(
+            logits.as<float>(), static_cast<int32_t>(logits.dim(0)),
+            static_cast<int32_t>(logits.dim(-1)), reinterpret_cast<const RowSampling*>(dev),
+            reinterpret_cast<const TokenAdjustment*>(dev + rows_bytes), ids.as<int32_t>(), stream_),
         "sample_rows");
 }
 
@@ -678,36 +759,41 @@ void CudaBackend::gelu_tanh(Tensor x) {
 
 void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "silu_mul");
-  check(cuda::launch_silu_mul(dtype_, gate_up.data, static_cast<int32_t>(out.dim(0)), static_cast<int32_t>(out.dim(-1)),
-                              out.data, stream_),
+  check(cuda::launch_silu_mul(dtype_, gate_up.data, static_cast<int32_t>(out.dim(0)),
+                              static_cast<int32_t>(out.dim(-1)), out.data, stream_),
         "silu_mul");
 }
 
-void CudaBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch) {
+void CudaBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+                       const BatchTensors& batch) {
   const OpTimer timer(profile_.get(), stream_, "rope");
-  check(cuda::launch_rope(dtype_, qkv.data, rope_table.as<float>(), batch.positions.as<int32_t>(), batch.num_tokens,
-                          shape.num_q_heads, shape.num_kv_heads, shape.head_dim, stream_),
+  check(cuda::launch_rope(dtype_, qkv.data, rope_table.as<float>(), batch.positions.as<int32_t>(),
+                          batch.num_tokens, shape.num_q_heads, shape.num_kv_heads, shape.head_dim,
+                          stream_),
         "rope");
 }
 
-void CudaBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv) {
+void CudaBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                           const KvLayer& kv) {
   const OpTimer timer(profile_.get(), stream_, "write_kv");
-  check(cuda::launch_write_kv(dtype_, qkv.data, batch.slot_mapping.as<int32_t>(), batch.num_tokens, shape.num_q_heads,
-                              shape.num_kv_heads, shape.head_dim, kv.k.data, kv.v.data, stream_),
+  check(cuda::launch_write_kv(dtype_, qkv.data, batch.slot_mapping.as<int32_t>(), batch.num_tokens,
+                              shape.num_q_heads, shape.num_kv_heads, shape.head_dim, kv.k.data,
+                              kv.v.data, stream_),
         "write_kv");
 }
 
-void CudaBackend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
-                                const KvLayer& kv) {
+void CudaBackend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+                                const BatchTensors& batch, const KvLayer& kv) {
   const OpTimer timer(profile_.get(), stream_, "rope_write_kv");
-  check(cuda::launch_rope_write_kv(dtype_, qkv.data, rope_table.as<float>(), batch.positions.as<int32_t>(),
-                                   batch.slot_mapping.as<int32_t>(), batch.num_tokens, shape.num_q_heads,
-                                   shape.num_kv_heads, shape.head_dim, kv.k.data, kv.v.data, stream_),
+  check(cuda::launch_rope_write_kv(dtype_, qkv.data, rope_table.as<float>(),
+                                   batch.positions.as<int32_t>(), batch.slot_mapping.as<int32_t>(),
+                                   batch.num_tokens, shape.num_q_heads, shape.num_kv_heads,
+                                   shape.head_dim, kv.k.data, kv.v.data, stream_),
         "rope_write_kv");
 }
 
-void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv,
-                            Tensor out) {
+void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                            const KvLayer& kv, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "attention");
   cuda::AttentionParams p;
   p.dtype = dtype_;
@@ -729,17 +815,18 @@ void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const Batch
   p.head_dim = shape.head_dim;
   p.block_size = kv.block_size;
   p.scale = shape.scale;
-  p.workspace_bytes = cuda::attention_workspace_bytes(batch.num_tokens, batch.num_seqs, shape.num_q_heads,
-                                                       shape.head_dim, batch.max_context_len);
+  p.workspace_bytes = cuda::attention_workspace_bytes(
+      batch.num_tokens, batch.num_seqs, shape.num_q_heads, shape.head_dim, batch.max_context_len);
   p.workspace = p.workspace_bytes > 0 ? scratch(p.workspace_bytes) : nullptr;
   check(cuda::launch_attention(p, stream_), "attention");
 }
 
 void CudaBackend::gather_rows(Tensor x, const BatchTensors& batch, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "gather_rows");
-  check(cuda::launch_gather_rows(dtype_, x.data, batch.logits_indices.as<int32_t>(), batch.num_logits,
-                                 static_cast<int32_t>(x.dim(-1)), out.data, stream_),
-        "gather_rows");
+  check(
+      cuda::launch_gather_rows(dtype_, x.data, batch.logits_indices.as<int32_t>(), batch.num_logits,
+                               static_cast<int32_t>(x.dim(-1)), out.data, stream_),
+      "gather_rows");
 }
 
 }  // namespace llmserve

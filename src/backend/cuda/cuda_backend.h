@@ -12,8 +12,8 @@
 // scaling pass in place).
 #pragma once
 
-#include <cuda_runtime.h>
 #include <cublasLt.h>
+#include <cuda_runtime.h>
 
 #include <map>
 #include <memory>
@@ -52,7 +52,8 @@ class CudaBackend final : public Backend {
   void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
   void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override;
   void add(Tensor a, Tensor b) override;
-  void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
+  void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps,
+                      Tensor out) override;
   void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
@@ -60,18 +61,21 @@ class CudaBackend final : public Backend {
   // Needs K and N multiples of 16 (cuBLASLt's fp8 kernels); throws Error(kUnimplemented) otherwise.
   void matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out) override;
   // Fused (one kernel each; `out` untouched) where the row shape allows, else the composition.
-  void add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out, const Fp8Rows& q) override;
+  void add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, Tensor out,
+                        const Fp8Rows& q) override;
   void silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) override;
   void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
   void silu_mul(Tensor gate_up, Tensor out) override;
-  void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch) override;
-  void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv) override;
-  void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch,
-                     const KvLayer& kv) override;
-  void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv,
-                 Tensor out) override;
+  void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+            const BatchTensors& batch) override;
+  void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                const KvLayer& kv) override;
+  void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+                     const BatchTensors& batch, const KvLayer& kv) override;
+  void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                 const KvLayer& kv, Tensor out) override;
   void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) override;
   void argmax_rows(Tensor logits, Tensor ids) override;
   bool can_sample() const override { return true; }
@@ -89,8 +93,8 @@ class CudaBackend final : public Backend {
   // Joins a group (nccl_group.cpp): `tp_comm` spans the stage's tensor-parallel ranks (null
   // alone), `world_comm` every rank of every stage (null for one stage). The backend destroys
   // both with itself.
-  void join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm, int32_t stage,
-                  int32_t num_stages);
+  void join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm,
+                  int32_t stage, int32_t num_stages);
   // Small all-reduces go through these peer-memory buffers instead of NCCL (nccl_group.cpp sets
   // them up; `owned` are this rank's allocations, freed with the backend).
   void use_peer_allreduce(const cuda::PeerAllReduceBuffers& buffers, std::vector<void*> owned);
@@ -135,7 +139,8 @@ class CudaBackend final : public Backend {
   // Enqueues the GEMM of `key` (bias may be null only when !key.has_bias); throws when plan_for
   // has no plan.
   void run_gemm(const PlanKey& key, const void* x, const void* w, const void* bias, void* out,
-                const float* w_scales = nullptr, const float* x_scales = nullptr, float alpha = 1.0f);
+                const float* w_scales = nullptr, const float* x_scales = nullptr,
+                float alpha = 1.0f);
   // Small-M path (gemv.cu); false when it does not apply.
   bool try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out);
   // Device scratch of at least `bytes`; grows by allocating a new buffer and keeping the old ones

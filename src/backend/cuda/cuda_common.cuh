@@ -15,20 +15,32 @@ namespace llmserve::cuda {
 template <typename T>
 __device__ __forceinline__ float to_float(T x);
 template <>
-__device__ __forceinline__ float to_float<float>(float x) { return x; }
+__device__ __forceinline__ float to_float<float>(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ float to_float<__half>(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float<__half>(__half x) {
+  return __half2float(x);
+}
 template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
 
 template <typename T>
 __device__ __forceinline__ T from_float(float x);
 template <>
-__device__ __forceinline__ float from_float<float>(float x) { return x; }
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
 
 // 8 elements of a 16-bit type in one 16-byte access.
 template <typename T>
@@ -76,8 +88,12 @@ __device__ __forceinline__ float block_max(float x, float* scratch) {
 // previous kernel on the stream is still running; it must call pdl_wait() before touching global
 // memory (every kernel of ours does so first), which returns once the previous grid has finished
 // and its writes are visible. pdl_trigger() lets the next kernel start launching early.
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+__device__ __forceinline__ void pdl_wait() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+__device__ __forceinline__ void pdl_trigger() {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
 
 // Whether launches use programmatic dependent launch (default on; LLMSERVE_CUDA_PDL=0 turns it
 // off, for comparison).
@@ -86,8 +102,8 @@ bool pdl_enabled();
 // kernel<<<grid, block, smem, stream>>>(args...), with programmatic stream serialisation when
 // pdl_enabled(). Returns the launch error.
 template <typename... KernelArgs, typename... Args>
-cudaError_t launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   Args&&... args) {
+cudaError_t launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                   cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr.val.programmaticStreamSerializationAllowed = 1;
@@ -106,10 +122,17 @@ cudaError_t launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t 
 template <typename F>
 cudaError_t dispatch_dtype(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::kF16: f.template operator()<__half>(); return cudaSuccess;
-    case DType::kBF16: f.template operator()<__nv_bfloat16>(); return cudaSuccess;
-    case DType::kF32: f.template operator()<float>(); return cudaSuccess;
-    default: return cudaErrorInvalidValue;
+    case DType::kF16:
+      f.template operator()<__half>();
+      return cudaSuccess;
+    case DType::kBF16:
+      f.template operator()<__nv_bfloat16>();
+      return cudaSuccess;
+    case DType::kF32:
+      f.template operator()<float>();
+      return cudaSuccess;
+    default:
+      return cudaErrorInvalidValue;
   }
 }
 

@@ -21,13 +21,15 @@ int flat_blocks(int64_t n) {
 // grid (T), block (256): out[t] = table[ids[t]] (+ pos_table[positions[t]]).
 template <typename T>
 __global__ void embedding_kernel(const T* __restrict__ table, const T* __restrict__ pos_table,
-                                 const int32_t* __restrict__ ids, const int32_t* __restrict__ positions,
-                                 int32_t dim, T* __restrict__ out) {
+                                 const int32_t* __restrict__ ids,
+                                 const int32_t* __restrict__ positions, int32_t dim,
+                                 T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int64_t t = blockIdx.x;
   const T* row = table + static_cast<int64_t>(ids[t]) * dim;
-  const T* prow = pos_table != nullptr ? pos_table + static_cast<int64_t>(positions[t]) * dim : nullptr;
+  const T* prow =
+      pos_table != nullptr ? pos_table + static_cast<int64_t>(positions[t]) * dim : nullptr;
   T* o = out + t * dim;
   for (int32_t i = threadIdx.x; i < dim; i += blockDim.x) {
     float v = to_float(row[i]);
@@ -83,7 +85,8 @@ __global__ void silu_mul_kernel(const T* __restrict__ gate_up, int64_t num_token
 // (F % 8 == 0, 16-byte aligned rows). The scalar kernel above did a 64-bit division per element
 // and reached 1.6 TB/s on the H200 (ncu, Llama-3-8B prefill); this one does one per 8.
 template <typename T>
-__global__ void silu_mul_vec_kernel(const T* __restrict__ gate_up, int32_t ffn, T* __restrict__ out) {
+__global__ void silu_mul_vec_kernel(const T* __restrict__ gate_up, int32_t ffn,
+                                    T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int64_t t = blockIdx.y;
@@ -111,14 +114,14 @@ __device__ __forceinline__ void silu_mul8(const Vec8<T>& g, const Vec8<T>& u, fl
 }
 
 // grid (T), block (kThreads): one row per block, F % 8 == 0, 16-byte vectors, writing per-row fp8
-// codes q [T, F] and scales [T] of the values silu_mul would store. kV > 0 (F / 8 <= kV * blockDim):
-// the row's silu(g) * u stays in registers between the max and the codes, one read of gate_up;
-// kV == 0: two passes over the row (the second reads hit L1/L2). One block per row, so the
+// codes q [T, F] and scales [T] of the values silu_mul would store. kV > 0 (F / 8 <= kV *
+// blockDim): the row's silu(g) * u stays in registers between the max and the codes, one read of
+// gate_up; kV == 0: two passes over the row (the second reads hit L1/L2). One block per row, so the
 // launcher uses it for batches of rows (prefill); a decode step's few rows go through silu_mul's
 // many-block kernel and quantize_fp8_rows instead.
 template <typename T, int kV>
-__global__ void silu_mul_fp8_kernel(const T* __restrict__ gate_up, int32_t ffn, uint8_t* __restrict__ q,
-                                    float* __restrict__ scales) {
+__global__ void silu_mul_fp8_kernel(const T* __restrict__ gate_up, int32_t ffn,
+                                    uint8_t* __restrict__ q, float* __restrict__ scales) {
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
@@ -165,8 +168,8 @@ __global__ void silu_mul_fp8_kernel(const T* __restrict__ gate_up, int32_t ffn, 
 
 // grid (rows), block (256): out[r] = x[indices[r]].
 template <typename T>
-__global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ indices, int32_t dim,
-                                   T* __restrict__ out) {
+__global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ indices,
+                                   int32_t dim, T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int64_t r = blockIdx.x;
@@ -177,7 +180,8 @@ __global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __res
 // grid (ceil(cols / 32), ceil(rows / 32)), block (32, 8): a 32x32 tile through shared memory
 // (padded a column against bank conflicts), coalesced on both sides.
 template <typename T>
-__global__ void transpose_kernel(const T* __restrict__ src, int64_t rows, int64_t cols, T* __restrict__ dst) {
+__global__ void transpose_kernel(const T* __restrict__ src, int64_t rows, int64_t cols,
+                                 T* __restrict__ dst) {
   pdl_wait();
   pdl_trigger();
   __shared__ T tile[32][33];
@@ -196,22 +200,25 @@ __global__ void transpose_kernel(const T* __restrict__ src, int64_t rows, int64_
 
 }  // namespace
 
-cudaError_t launch_transpose(DType dtype, const void* src, int64_t rows, int64_t cols, void* dst, cudaStream_t stream) {
+cudaError_t launch_transpose(DType dtype, const void* src, int64_t rows, int64_t cols, void* dst,
+                             cudaStream_t stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
-  const dim3 grid(static_cast<unsigned>((cols + 31) / 32), static_cast<unsigned>((rows + 31) / 32)), block(32, 8);
+  const dim3 grid(static_cast<unsigned>((cols + 31) / 32), static_cast<unsigned>((rows + 31) / 32)),
+      block(32, 8);
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launch(transpose_kernel<T>, grid, block, 0, stream, static_cast<const T*>(src), rows, cols, static_cast<T*>(dst));
+    launch(transpose_kernel<T>, grid, block, 0, stream, static_cast<const T*>(src), rows, cols,
+           static_cast<T*>(dst));
   });
   return e != cudaSuccess ? e : cudaGetLastError();
 }
 
-cudaError_t launch_embedding(DType dtype, const void* table, const void* pos_table, const int32_t* ids,
-                             const int32_t* positions, int32_t num_tokens, int32_t dim, void* out,
-                             cudaStream_t stream) {
+cudaError_t launch_embedding(DType dtype, const void* table, const void* pos_table,
+                             const int32_t* ids, const int32_t* positions, int32_t num_tokens,
+                             int32_t dim, void* out, cudaStream_t stream) {
   if (num_tokens == 0) return cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launch(embedding_kernel<T>, num_tokens, kThreads, 0, stream, 
-        static_cast<const T*>(table), static_cast<const T*>(pos_table), ids, positions, dim, static_cast<T*>(out));
+    launch(embedding_kernel<T>, num_tokens, kThreads, 0, stream, static_cast<const T*>(table),
+           static_cast<const T*>(pos_table), ids, positions, dim, static_cast<T*>(out));
   });
   return e != cudaSuccess ? e : cudaGetLastError();
 }
@@ -219,7 +226,8 @@ cudaError_t launch_embedding(DType dtype, const void* table, const void* pos_tab
 cudaError_t launch_add(DType dtype, void* a, const void* b, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launch(add_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<T*>(a), static_cast<const T*>(b), n);
+    launch(add_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<T*>(a),
+           static_cast<const T*>(b), n);
   });
   return e != cudaSuccess ? e : cudaGetLastError();
 }
@@ -232,8 +240,8 @@ cudaError_t launch_gelu_tanh(DType dtype, void* x, int64_t n, cudaStream_t strea
   return e != cudaSuccess ? e : cudaGetLastError();
 }
 
-cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* out,
-                            cudaStream_t stream) {
+cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
+                            void* out, cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(num_tokens) * ffn;
   if (n == 0) return cudaSuccess;
   const bool vec = ffn % 8 == 0 && reinterpret_cast<uintptr_t>(gate_up) % 16 == 0 &&
@@ -242,25 +250,28 @@ cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
     if (vec && sizeof(T) == 2) {
       constexpr int kVecThreads = 128;
-      const dim3 grid(static_cast<unsigned>((ffn / 8 + kVecThreads - 1) / kVecThreads), static_cast<unsigned>(num_tokens));
-      launched = launch(silu_mul_vec_kernel<T>, grid, kVecThreads, 0, stream, static_cast<const T*>(gate_up), ffn,
-                        static_cast<T*>(out));
+      const dim3 grid(static_cast<unsigned>((ffn / 8 + kVecThreads - 1) / kVecThreads),
+                      static_cast<unsigned>(num_tokens));
+      launched = launch(silu_mul_vec_kernel<T>, grid, kVecThreads, 0, stream,
+                        static_cast<const T*>(gate_up), ffn, static_cast<T*>(out));
     } else {
-      launched = launch(silu_mul_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<const T*>(gate_up),
-                        num_tokens, ffn, static_cast<T*>(out));
+      launched = launch(silu_mul_kernel<T>, flat_blocks(n), kThreads, 0, stream,
+                        static_cast<const T*>(gate_up), num_tokens, ffn, static_cast<T*>(out));
     }
   });
   return e != cudaSuccess ? e : launched;
 }
 
-cudaError_t launch_silu_mul_fp8(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn, void* q,
-                                float* scales, cudaStream_t stream) {
-  const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+cudaError_t launch_silu_mul_fp8(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
+                                void* q, float* scales, cudaStream_t stream) {
+  const auto aligned = [](const void* p, uintptr_t to) {
+    return reinterpret_cast<uintptr_t>(p) % to == 0;
+  };
   // Below a few dozen rows one block per row leaves most SMs idle (19 us for one Llama-3-8B row on
   // the H100, against ~11 for the many-block silu_mul + quantize_fp8_rows).
   constexpr int32_t kMinRows = 64;
-  if ((dtype != DType::kF16 && dtype != DType::kBF16) || ffn % 8 != 0 || !aligned(gate_up, 16) || !aligned(q, 8) ||
-      num_tokens < kMinRows) {
+  if ((dtype != DType::kF16 && dtype != DType::kBF16) || ffn % 8 != 0 || !aligned(gate_up, 16) ||
+      !aligned(q, 8) || num_tokens < kMinRows) {
     return cudaErrorNotSupported;
   }
   if (ffn == 0) return cudaSuccess;
@@ -287,8 +298,8 @@ cudaError_t launch_gather_rows(DType dtype, const void* x, const int32_t* indice
                                int32_t dim, void* out, cudaStream_t stream) {
   if (num_rows == 0) return cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launch(gather_rows_kernel<T>, num_rows, kThreads, 0, stream, static_cast<const T*>(x), indices, dim,
-                                                            static_cast<T*>(out));
+    launch(gather_rows_kernel<T>, num_rows, kThreads, 0, stream, static_cast<const T*>(x), indices,
+           dim, static_cast<T*>(out));
   });
   return e != cudaSuccess ? e : cudaGetLastError();
 }

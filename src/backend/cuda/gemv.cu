@@ -49,10 +49,10 @@ __device__ __forceinline__ float gelu_tanh(float x) {
 // or flat (ceil(N * split / kWarps), one pass). kUnroll 16-byte weight loads per lane are in
 // flight before the math. x [M, K] is staged in shared memory once per block when it fits.
 template <typename T, typename OutT, int M, int kUnroll>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
-                                                           const T* __restrict__ bias, int32_t n_cols, int32_t k,
-                                                           bool gelu, bool stage_x, int32_t split,
-                                                           OutT* __restrict__ out) {
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                int32_t n_cols, int32_t k, bool gelu, bool stage_x, int32_t split,
+                OutT* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -64,7 +64,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__
   const int step = 32 * split;  // chunk stride of one part
   const int64_t col_stride = static_cast<int64_t>(gridDim.x) * cols_per_block;
   // n0 is uniform across the block, so every thread reaches the barriers below.
-  for (int64_t n0 = static_cast<int64_t>(blockIdx.x) * cols_per_block; n0 < n_cols; n0 += col_stride) {
+  for (int64_t n0 = static_cast<int64_t>(blockIdx.x) * cols_per_block; n0 < n_cols;
+       n0 += col_stride) {
     const int64_t n = n0 + warp / split;
     float acc[M];
 #pragma unroll
@@ -134,7 +135,9 @@ int gemv_warps_per_column(int32_t n, int32_t chunks_per_row) {
   if (forced != 0) return forced;
   const int64_t target = static_cast<int64_t>(num_sms()) * 64;
   int split = 1;
-  while (split < kGemvWarps && static_cast<int64_t>(n) * split < target && chunks_per_row >= 32 * split * 4) split *= 2;
+  while (split < kGemvWarps && static_cast<int64_t>(n) * split < target &&
+         chunks_per_row >= 32 * split * 4)
+    split *= 2;
   return split;
 }
 
@@ -156,9 +159,9 @@ void launch_m(const GemvArgs& a, bool stage, size_t smem, cudaStream_t stream) {
     }();
     blocks = std::min<int64_t>(blocks, static_cast<int64_t>(num_sms()) * resident);
   }
-  launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), smem, stream, static_cast<const T*>(a.x),
-         static_cast<const T*>(a.w), static_cast<const T*>(a.bias), a.n, a.k, a.gelu, stage, split,
-         static_cast<OutT*>(a.out));
+  launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), smem, stream,
+         static_cast<const T*>(a.x), static_cast<const T*>(a.w), static_cast<const T*>(a.bias), a.n,
+         a.k, a.gelu, stage, split, static_cast<OutT*>(a.out));
 }
 
 template <typename T, typename OutT>
@@ -168,10 +171,22 @@ void launch_rows(const GemvArgs& a, cudaStream_t stream) {
   const size_t smem = stage ? x_bytes : 0;
   const bool persistent = gemv_persistent();
   switch (a.m) {
-    case 1: persistent ? launch_m<T, OutT, 1, 8>(a, stage, smem, stream) : launch_m<T, OutT, 1, 4>(a, stage, smem, stream); break;
-    case 2: persistent ? launch_m<T, OutT, 2, 8>(a, stage, smem, stream) : launch_m<T, OutT, 2, 4>(a, stage, smem, stream); break;
-    case 3: persistent ? launch_m<T, OutT, 3, 8>(a, stage, smem, stream) : launch_m<T, OutT, 3, 4>(a, stage, smem, stream); break;
-    default: persistent ? launch_m<T, OutT, 4, 8>(a, stage, smem, stream) : launch_m<T, OutT, 4, 4>(a, stage, smem, stream); break;
+    case 1:
+      persistent ? launch_m<T, OutT, 1, 8>(a, stage, smem, stream)
+                 : launch_m<T, OutT, 1, 4>(a, stage, smem, stream);
+      break;
+    case 2:
+      persistent ? launch_m<T, OutT, 2, 8>(a, stage, smem, stream)
+                 : launch_m<T, OutT, 2, 4>(a, stage, smem, stream);
+      break;
+    case 3:
+      persistent ? launch_m<T, OutT, 3, 8>(a, stage, smem, stream)
+                 : launch_m<T, OutT, 3, 4>(a, stage, smem, stream);
+      break;
+    default:
+      persistent ? launch_m<T, OutT, 4, 8>(a, stage, smem, stream)
+                 : launch_m<T, OutT, 4, 4>(a, stage, smem, stream);
+      break;
   }
 }
 

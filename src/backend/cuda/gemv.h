@@ -22,7 +22,7 @@ struct GemvArgs {
   const void* bias = nullptr;     // [N] or null
   void* out = nullptr;            // [M, N]
   int32_t m = 0, n = 0, k = 0;
-  bool gelu = false;              // apply gelu_tanh after the bias
+  bool gelu = false;  // apply gelu_tanh after the bias
 };
 
 // Whether launch_gemv handles these arguments (M <= kGemvMaxRows, K % 8 == 0, 16-byte aligned

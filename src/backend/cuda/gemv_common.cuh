@@ -13,7 +13,8 @@ constexpr int kGemvSmemXBytes = 48 * 1024;  // x is staged in shared memory up t
 // x [rows, k] (k % 8 == 0) as 16-byte vectors: copied into the block's dynamic shared memory
 // `smem` (rows * k * sizeof(T) bytes) when `stage`, else read where it is. Every thread calls it.
 template <typename T>
-__device__ __forceinline__ const Vec8<T>* stage_gemv_x(const T* x, int rows, int k, bool stage, unsigned char* smem) {
+__device__ __forceinline__ const Vec8<T>* stage_gemv_x(const T* x, int rows, int k, bool stage,
+                                                       unsigned char* smem) {
   const auto* xs = reinterpret_cast<const Vec8<T>*>(x);
   if (!stage) return xs;
   auto* sx = reinterpret_cast<Vec8<T>*>(smem);
@@ -26,8 +27,8 @@ __device__ __forceinline__ const Vec8<T>* stage_gemv_x(const T* x, int rows, int
 // column's totals (every lane). partial: shared [kGemvWarps][M]. Every thread of the block calls
 // it (it has barriers when split > 1, the second one before partial is reused).
 template <int M>
-__device__ __forceinline__ void sum_gemv_parts(float (&acc)[M], float (*partial)[M], int warp, int lane, int part,
-                                               int split) {
+__device__ __forceinline__ void sum_gemv_parts(float (&acc)[M], float (*partial)[M], int warp,
+                                               int lane, int part, int split) {
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
   if (split > 1) {

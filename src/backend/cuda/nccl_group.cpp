@@ -23,20 +23,26 @@ namespace llmserve {
 namespace {
 
 void check_nccl(ncclResult_t r, const char* what) {
-  if (r != ncclSuccess) fail(StatusCode::kInternal, "NCCL error in {}: {}", what, ncclGetErrorString(r));
+  if (r != ncclSuccess)
+    fail(StatusCode::kInternal, "NCCL error in {}: {}", what, ncclGetErrorString(r));
 }
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::kF16: return ncclFloat16;
-    case DType::kBF16: return ncclBfloat16;
-    case DType::kF32: return ncclFloat32;
-    default: fail(StatusCode::kInternal, "all_reduce_sum of {} tensors", dtype_name(t));
+    case DType::kF16:
+      return ncclFloat16;
+    case DType::kBF16:
+      return ncclBfloat16;
+    case DType::kF32:
+      return ncclFloat32;
+    default:
+      fail(StatusCode::kInternal, "all_reduce_sum of {} tensors", dtype_name(t));
   }
 }
 
 void check_cuda(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) fail(StatusCode::kInternal, "CUDA error in {}: {}", what, cudaGetErrorString(e));
+  if (e != cudaSuccess)
+    fail(StatusCode::kInternal, "CUDA error in {}: {}", what, cudaGetErrorString(e));
 }
 
 // Sets up the one-shot peer all-reduce for the tensor-parallel ranks `group` (devices `first`..):
@@ -47,12 +53,14 @@ void check_cuda(cudaError_t e, const char* what) {
 // when some pair of GPUs cannot reach each other's memory.
 bool setup_peer_allreduce(const std::vector<CudaBackend*>& group, int32_t first) {
   const auto n = static_cast<int32_t>(group.size());
-  if (const char* v = std::getenv("LLMSERVE_ALLREDUCE"); v == nullptr || std::string(v) != "peer") return false;
+  if (const char* v = std::getenv("LLMSERVE_ALLREDUCE"); v == nullptr || std::string(v) != "peer")
+    return false;
   if (n > cuda::kPeerAllReduceMaxRanks) return false;
   for (int32_t i = 0; i < n; ++i) {
     for (int32_t j = 0; j < n; ++j) {
       int ok = 0;
-      if (i != j && (cudaDeviceCanAccessPeer(&ok, first + i, first + j) != cudaSuccess || !ok)) return false;
+      if (i != j && (cudaDeviceCanAccessPeer(&ok, first + i, first + j) != cudaSuccess || !ok))
+        return false;
     }
   }
   cuda::PeerAllReduceBuffers shared;
@@ -78,8 +86,10 @@ bool setup_peer_allreduce(const std::vector<CudaBackend*>& group, int32_t first)
       shared.staging[i][b] = p;
     }
     void* flags = nullptr;
-    check_cuda(cudaMalloc(&flags, sizeof(uint32_t) * (cuda::kPeerAllReduceMaxRanks + 1)), "cudaMalloc(all-reduce flags)");
-    check_cuda(cudaMemset(flags, 0, sizeof(uint32_t) * (cuda::kPeerAllReduceMaxRanks + 1)), "cudaMemset");
+    check_cuda(cudaMalloc(&flags, sizeof(uint32_t) * (cuda::kPeerAllReduceMaxRanks + 1)),
+               "cudaMalloc(all-reduce flags)");
+    check_cuda(cudaMemset(flags, 0, sizeof(uint32_t) * (cuda::kPeerAllReduceMaxRanks + 1)),
+               "cudaMemset");
     mine.push_back(flags);
     shared.flags[i] = static_cast<uint32_t*>(flags);
     epochs[static_cast<size_t>(i)] = static_cast<uint32_t*>(flags) + cuda::kPeerAllReduceMaxRanks;
@@ -96,8 +106,8 @@ bool setup_peer_allreduce(const std::vector<CudaBackend*>& group, int32_t first)
 
 }  // namespace
 
-void CudaBackend::join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm, int32_t stage,
-                             int32_t num_stages) {
+void CudaBackend::join_group(ncclComm* tp_comm, int32_t rank, int32_t size, ncclComm* world_comm,
+                             int32_t stage, int32_t num_stages) {
   comm_ = tp_comm;
   rank_ = rank;
   group_size_ = size;
@@ -114,7 +124,8 @@ void CudaBackend::leave_group() {
   peer_owned_.clear();
 }
 
-void CudaBackend::use_peer_allreduce(const cuda::PeerAllReduceBuffers& buffers, std::vector<void*> owned) {
+void CudaBackend::use_peer_allreduce(const cuda::PeerAllReduceBuffers& buffers,
+                                     std::vector<void*> owned) {
   peer_ = buffers;
   peer_owned_ = std::move(owned);
   has_peer_allreduce_ = true;
@@ -124,36 +135,45 @@ void CudaBackend::send_to_next_stage(Tensor x) {
   if (world_comm_ == nullptr || x.numel() == 0) return;
   const OpTimer timer(profile_.get(), stream_, "stage_send");
   const int peer = (stage_ + 1) * group_size_ + rank_;
-  check_nccl(ncclSend(x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), peer, world_comm_, stream_), "ncclSend");
+  check_nccl(ncclSend(x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), peer, world_comm_,
+                      stream_),
+             "ncclSend");
 }
 
 void CudaBackend::recv_from_prev_stage(Tensor x) {
   if (world_comm_ == nullptr || x.numel() == 0) return;
   const OpTimer timer(profile_.get(), stream_, "stage_recv");
   const int peer = (stage_ - 1) * group_size_ + rank_;
-  check_nccl(ncclRecv(x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), peer, world_comm_, stream_), "ncclRecv");
+  check_nccl(ncclRecv(x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), peer, world_comm_,
+                      stream_),
+             "ncclRecv");
 }
 
 void CudaBackend::all_reduce_sum(Tensor x) {
   if (comm_ == nullptr || x.numel() == 0) return;
   if (has_peer_allreduce_ && x.nbytes() <= cuda::kPeerAllReduceMaxBytes) {
     const OpTimer timer(profile_.get(), stream_, "all_reduce (peer)");
-    if (cudaError_t e = cuda::launch_peer_allreduce(x.dtype, x.data, x.numel(), peer_, stream_); e != cudaSuccess) {
+    if (cudaError_t e = cuda::launch_peer_allreduce(x.dtype, x.data, x.numel(), peer_, stream_);
+        e != cudaSuccess) {
       fail(StatusCode::kInternal, "CUDA error in peer all-reduce: {}", cudaGetErrorString(e));
     }
     return;
   }
   const OpTimer timer(profile_.get(), stream_, "all_reduce");
-  check_nccl(ncclAllReduce(x.data, x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype), ncclSum, comm_, stream_),
+  check_nccl(ncclAllReduce(x.data, x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype),
+                           ncclSum, comm_, stream_),
              "ncclAllReduce");
 }
 
-std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t tp, int32_t pp) {
+std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation_dtype, int32_t tp,
+                                                                int32_t pp) {
   const int32_t size = tp * pp;
   const int32_t visible = cuda_device_count();
   if (visible < size) {
-    fail(StatusCode::kInvalidArgument, "--tp {} × --pp {} needs {} CUDA devices, {} visible (CUDA_VISIBLE_DEVICES={})", tp, pp,
-         size, visible, std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "unset");
+    fail(StatusCode::kInvalidArgument,
+         "--tp {} × --pp {} needs {} CUDA devices, {} visible (CUDA_VISIBLE_DEVICES={})", tp, pp,
+         size, visible,
+         std::getenv("CUDA_VISIBLE_DEVICES") ? std::getenv("CUDA_VISIBLE_DEVICES") : "unset");
   }
   setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
   std::vector<std::unique_ptr<Backend>> ranks;
@@ -169,7 +189,8 @@ std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation
     for (int32_t s = 0; s < pp; ++s) {
       std::vector<int> devices;
       for (int32_t r = 0; r < tp; ++r) devices.push_back(s * tp + r);
-      check_nccl(ncclCommInitAll(tp_comms.data() + static_cast<size_t>(s) * static_cast<size_t>(tp), tp, devices.data()),
+      check_nccl(ncclCommInitAll(tp_comms.data() + static_cast<size_t>(s) * static_cast<size_t>(tp),
+                                 tp, devices.data()),
                  "ncclCommInitAll(tensor parallel)");
     }
   }
@@ -190,8 +211,11 @@ std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation
   }
   int version = 0;
   ncclGetVersion(&version);
-  LOG_INFO("parallel: {} stage(s) x {} tensor-parallel rank(s) on CUDA devices 0..{} (NCCL {}; all-reduce up to {} KiB {})",
-           pp, tp, size - 1, version, cuda::kPeerAllReduceMaxBytes >> 10, peer ? "over peer memory" : "through NCCL");
+  LOG_INFO(
+      "parallel: {} stage(s) x {} tensor-parallel rank(s) on CUDA devices 0..{} (NCCL {}; "
+      "all-reduce up to {} KiB {})",
+      pp, tp, size - 1, version, cuda::kPeerAllReduceMaxBytes >> 10,
+      peer ? "over peer memory" : "through NCCL");
   return ranks;
 }
 
@@ -204,8 +228,9 @@ void CudaBackend::send_to_next_stage(Tensor) {}
 void CudaBackend::recv_from_prev_stage(Tensor) {}
 
 std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType, int32_t tp, int32_t pp) {
-  fail(StatusCode::kUnavailable, "--tp {} --pp {}: this build has no NCCL (install it with the CUDA toolkit and rebuild)",
-       tp, pp);
+  fail(StatusCode::kUnavailable,
+       "--tp {} --pp {}: this build has no NCCL (install it with the CUDA toolkit and rebuild)", tp,
+       pp);
 }
 
 #endif

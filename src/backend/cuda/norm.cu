@@ -22,8 +22,9 @@ constexpr int kThreads = 256;
 
 // grid (T), block (256).
 template <typename T>
-__global__ void add_layer_norm_kernel(T* __restrict__ residual, const T* __restrict__ x, const T* __restrict__ w,
-                                      const T* __restrict__ b, float eps, int32_t dim, T* __restrict__ out) {
+__global__ void add_layer_norm_kernel(T* __restrict__ residual, const T* __restrict__ x,
+                                      const T* __restrict__ w, const T* __restrict__ b, float eps,
+                                      int32_t dim, T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
@@ -55,8 +56,9 @@ __global__ void add_layer_norm_kernel(T* __restrict__ residual, const T* __restr
 
 // grid (T), block (256).
 template <typename T>
-__global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restrict__ x, const T* __restrict__ w,
-                                    float eps, int32_t dim, T* __restrict__ out) {
+__global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restrict__ x,
+                                    const T* __restrict__ w, float eps, int32_t dim,
+                                    T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
@@ -78,12 +80,12 @@ __global__ void add_rms_norm_kernel(T* __restrict__ residual, const T* __restric
   }
 }
 
-// The row's vectors i, i + blockDim, ... into registers (kV of them); residual += x stored when x is
-// given (the value normalised is the stored, rounded sum, as the unfused add then norm would see).
-// Returns the thread's sum (kRms: of squares) over its elements.
+// The row's vectors i, i + blockDim, ... into registers (kV of them); residual += x stored when x
+// is given (the value normalised is the stored, rounded sum, as the unfused add then norm would
+// see). Returns the thread's sum (kRms: of squares) over its elements.
 template <typename T, int kV, bool kRms>
-__device__ __forceinline__ float load_row(T* __restrict__ residual, const T* __restrict__ x, int64_t row, int32_t dim,
-                                          float (&v)[kV][8]) {
+__device__ __forceinline__ float load_row(T* __restrict__ residual, const T* __restrict__ x,
+                                          int64_t row, int32_t dim, float (&v)[kV][8]) {
   const int vecs = dim / 8;
   auto* r = reinterpret_cast<Vec8<T>*>(residual + row * dim);
   const auto* xr = x != nullptr ? reinterpret_cast<const Vec8<T>*>(x + row * dim) : nullptr;
@@ -171,14 +173,16 @@ __global__ void norm_vec_kernel(T* residual, const T* __restrict__ x, const T* _
 // grid (T), block as norm_vec_kernel: RMSNorm of residual (+= x), written as per-row fp8 codes
 // q [T, D] and scales [T].
 template <typename T, int kV>
-__global__ void rms_norm_fp8_vec_kernel(T* residual, const T* __restrict__ x, const T* __restrict__ w, float eps,
-                                        int32_t dim, uint8_t* __restrict__ q, float* __restrict__ scales) {
+__global__ void rms_norm_fp8_vec_kernel(T* residual, const T* __restrict__ x,
+                                        const T* __restrict__ w, float eps, int32_t dim,
+                                        uint8_t* __restrict__ q, float* __restrict__ scales) {
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float v[kV][8];
-  const float inv = rsqrtf(block_sum(load_row<T, kV, true>(residual, x, row, dim, v), scratch) / dim + eps);
+  const float inv =
+      rsqrtf(block_sum(load_row<T, kV, true>(residual, x, row, dim, v), scratch) / dim + eps);
   const int vecs = dim / 8;
   const auto* wv = reinterpret_cast<const Vec8<T>*>(w);
   float amax = 0.0f;
@@ -207,17 +211,20 @@ constexpr int kMaxVecThreads = 512;
 
 // Launches the vector path when it applies; false otherwise (the caller takes the scalar path).
 template <typename T, bool kRms>
-bool launch_norm_vec(T* residual, const T* x, const T* w, const T* b, float eps, int32_t num_tokens, int32_t dim,
-                     T* out, cudaStream_t stream, cudaError_t& error) {
+bool launch_norm_vec(T* residual, const T* x, const T* w, const T* b, float eps, int32_t num_tokens,
+                     int32_t dim, T* out, cudaStream_t stream, cudaError_t& error) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   if constexpr (sizeof(T) != 2) {
     return false;
   } else {
-    if (dim % 8 != 0 || !aligned(residual) || !aligned(x) || !aligned(w) || !aligned(b) || !aligned(out)) return false;
+    if (dim % 8 != 0 || !aligned(residual) || !aligned(x) || !aligned(w) || !aligned(b) ||
+        !aligned(out))
+      return false;
     const int vecs = dim / 8;
     const auto threads_for = [&](int kv) { return ((vecs + kv - 1) / kv + 31) / 32 * 32; };
     const auto go = [&](auto kernel, int kv) {
-      error = launch(kernel, num_tokens, threads_for(kv), 0, stream, residual, x, w, b, eps, dim, out);
+      error =
+          launch(kernel, num_tokens, threads_for(kv), 0, stream, residual, x, w, b, eps, dim, out);
       return true;
     };
     if (threads_for(1) <= kMaxVecThreads) return go(norm_vec_kernel<T, 1, kRms>, 1);
@@ -230,11 +237,14 @@ bool launch_norm_vec(T* residual, const T* x, const T* w, const T* b, float eps,
 
 }  // namespace
 
-cudaError_t launch_add_rms_norm_fp8(DType dtype, void* residual, const void* x, const void* w, float eps,
-                                    int32_t num_tokens, int32_t dim, void* q, float* scales, cudaStream_t stream) {
-  const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
-  if ((dtype != DType::kF16 && dtype != DType::kBF16) || dim % 8 != 0 || !aligned(residual, 16) || !aligned(x, 16) ||
-      !aligned(w, 16) || !aligned(q, 8)) {
+cudaError_t launch_add_rms_norm_fp8(DType dtype, void* residual, const void* x, const void* w,
+                                    float eps, int32_t num_tokens, int32_t dim, void* q,
+                                    float* scales, cudaStream_t stream) {
+  const auto aligned = [](const void* p, uintptr_t to) {
+    return reinterpret_cast<uintptr_t>(p) % to == 0;
+  };
+  if ((dtype != DType::kF16 && dtype != DType::kBF16) || dim % 8 != 0 || !aligned(residual, 16) ||
+      !aligned(x, 16) || !aligned(w, 16) || !aligned(q, 8)) {
     return cudaErrorNotSupported;
   }
   if (num_tokens == 0) return cudaSuccess;
@@ -247,7 +257,8 @@ cudaError_t launch_add_rms_norm_fp8(DType dtype, void* residual, const void* x, 
       const auto *xp = static_cast<const T*>(x), *wp = static_cast<const T*>(w);
       auto* qp = static_cast<uint8_t*>(q);
       const auto go = [&](auto kernel, int kv) {
-        launched = launch(kernel, num_tokens, threads_for(kv), 0, stream, r, xp, wp, eps, dim, qp, scales);
+        launched =
+            launch(kernel, num_tokens, threads_for(kv), 0, stream, r, xp, wp, eps, dim, qp, scales);
       };
       if (threads_for(1) <= kMaxVecThreads) {
         go(rms_norm_fp8_vec_kernel<T, 1>, 1);
@@ -263,31 +274,36 @@ cudaError_t launch_add_rms_norm_fp8(DType dtype, void* residual, const void* x, 
   return e != cudaSuccess ? e : launched;
 }
 
-cudaError_t launch_add_layer_norm(DType dtype, void* residual, const void* x, const void* w, const void* b,
-                                  float eps, int32_t num_tokens, int32_t dim, void* out, cudaStream_t stream) {
+cudaError_t launch_add_layer_norm(DType dtype, void* residual, const void* x, const void* w,
+                                  const void* b, float eps, int32_t num_tokens, int32_t dim,
+                                  void* out, cudaStream_t stream) {
   if (num_tokens == 0) return cudaSuccess;
   cudaError_t launched = cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
     auto* r = static_cast<T*>(residual);
-    const auto *xp = static_cast<const T*>(x), *wp = static_cast<const T*>(w), *bp = static_cast<const T*>(b);
-    if (!launch_norm_vec<T, false>(r, xp, wp, bp, eps, num_tokens, dim, static_cast<T*>(out), stream, launched)) {
-      launched = launch(add_layer_norm_kernel<T>, num_tokens, kThreads, 0, stream, r, xp, wp, bp, eps, dim,
-                        static_cast<T*>(out));
+    const auto *xp = static_cast<const T*>(x), *wp = static_cast<const T*>(w),
+               *bp = static_cast<const T*>(b);
+    if (!launch_norm_vec<T, false>(r, xp, wp, bp, eps, num_tokens, dim, static_cast<T*>(out),
+                                   stream, launched)) {
+      launched = launch(add_layer_norm_kernel<T>, num_tokens, kThreads, 0, stream, r, xp, wp, bp,
+                        eps, dim, static_cast<T*>(out));
     }
   });
   return e != cudaSuccess ? e : launched;
 }
 
-cudaError_t launch_add_rms_norm(DType dtype, void* residual, const void* x, const void* w, float eps,
-                                int32_t num_tokens, int32_t dim, void* out, cudaStream_t stream) {
+cudaError_t launch_add_rms_norm(DType dtype, void* residual, const void* x, const void* w,
+                                float eps, int32_t num_tokens, int32_t dim, void* out,
+                                cudaStream_t stream) {
   if (num_tokens == 0) return cudaSuccess;
   cudaError_t launched = cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
     auto* r = static_cast<T*>(residual);
     const auto *xp = static_cast<const T*>(x), *wp = static_cast<const T*>(w);
-    if (!launch_norm_vec<T, true>(r, xp, wp, nullptr, eps, num_tokens, dim, static_cast<T*>(out), stream, launched)) {
-      launched = launch(add_rms_norm_kernel<T>, num_tokens, kThreads, 0, stream, r, xp, wp, eps, dim,
-                        static_cast<T*>(out));
+    if (!launch_norm_vec<T, true>(r, xp, wp, nullptr, eps, num_tokens, dim, static_cast<T*>(out),
+                                  stream, launched)) {
+      launched = launch(add_rms_norm_kernel<T>, num_tokens, kThreads, 0, stream, r, xp, wp, eps,
+                        dim, static_cast<T*>(out));
     }
   });
   return e != cudaSuccess ? e : launched;

@@ -26,7 +26,8 @@ __device__ __forceinline__ uint32_t load_acquire_sys(const uint32_t* p) {
 }
 
 template <typename T>
-__global__ void __launch_bounds__(1024) peer_allreduce_kernel(T* x, int64_t n, PeerAllReduceBuffers b) {
+__global__ void __launch_bounds__(1024)
+    peer_allreduce_kernel(T* x, int64_t n, PeerAllReduceBuffers b) {
   const uint32_t epoch = *b.epoch + 1;
   const int parity = static_cast<int>(epoch & 1u);
   T* mine = static_cast<T*>(b.staging[b.rank][parity]);
@@ -42,7 +43,8 @@ __global__ void __launch_bounds__(1024) peer_allreduce_kernel(T* x, int64_t n, P
   __syncthreads();
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     float acc = 0.0f;
-    for (int r = 0; r < b.size; ++r) acc += to_float(static_cast<const T*>(b.staging[r][parity])[i]);
+    for (int r = 0; r < b.size; ++r)
+      acc += to_float(static_cast<const T*>(b.staging[r][parity])[i]);
     x[i] = from_float<T>(acc);
   }
   __syncthreads();
@@ -51,8 +53,8 @@ __global__ void __launch_bounds__(1024) peer_allreduce_kernel(T* x, int64_t n, P
 
 }  // namespace
 
-cudaError_t launch_peer_allreduce(DType dtype, void* x, int64_t n, const PeerAllReduceBuffers& buffers,
-                                  cudaStream_t stream) {
+cudaError_t launch_peer_allreduce(DType dtype, void* x, int64_t n,
+                                  const PeerAllReduceBuffers& buffers, cudaStream_t stream) {
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
     peer_allreduce_kernel<T><<<1, 1024, 0, stream>>>(static_cast<T*>(x), n, buffers);
   });

@@ -21,8 +21,9 @@ constexpr int kThreads = 256;
 // kVector (K % 16 == 0, q and out 16-byte aligned): one 16-byte load, two 16-byte stores;
 // otherwise element by element.
 template <typename T, bool kVector>
-__global__ void dequantize_rows_int8_kernel(const int8_t* __restrict__ q, const float* __restrict__ scales,
-                                            int32_t rows, int32_t k, T* __restrict__ out) {
+__global__ void dequantize_rows_int8_kernel(const int8_t* __restrict__ q,
+                                            const float* __restrict__ scales, int32_t rows,
+                                            int32_t k, T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int64_t groups_per_row = (k + 15) / 16;
@@ -46,7 +47,8 @@ __global__ void dequantize_rows_int8_kernel(const int8_t* __restrict__ q, const 
     dst[1] = hi;
   } else {
     const int64_t count = k - k0 < 16 ? k - k0 : 16;
-    for (int64_t j = 0; j < count; ++j) out[at + j] = from_float<T>(static_cast<float>(q[at + j]) * s);
+    for (int64_t j = 0; j < count; ++j)
+      out[at + j] = from_float<T>(static_cast<float>(q[at + j]) * s);
   }
 }
 
@@ -55,8 +57,8 @@ __global__ void dequantize_rows_int8_kernel(const int8_t* __restrict__ q, const 
 // aligned x, 8-byte aligned q): 8 elements per 16-byte load and one 8-byte store of codes;
 // otherwise element by element. NaN is ignored by the max (fmaxf).
 template <typename T, bool kVector>
-__global__ void quantize_fp8_rows_kernel(const T* __restrict__ x, int32_t k, uint8_t* __restrict__ q,
-                                         float* __restrict__ scales) {
+__global__ void quantize_fp8_rows_kernel(const T* __restrict__ x, int32_t k,
+                                         uint8_t* __restrict__ q, float* __restrict__ scales) {
   pdl_wait();
   pdl_trigger();
   __shared__ float scratch[32];
@@ -86,7 +88,9 @@ __global__ void quantize_fp8_rows_kernel(const T* __restrict__ x, int32_t k, uin
   } else {
     for (int32_t i = threadIdx.x; i < k; i += blockDim.x) {
       // x / scale, not x * (1 / scale): the host's rounding, so both backends pick the same codes.
-      qr[i] = scale > 0.0f ? __nv_cvt_float_to_fp8(to_float(xr[i]) / scale, __NV_SATFINITE, __NV_E4M3) : 0;
+      qr[i] = scale > 0.0f
+                  ? __nv_cvt_float_to_fp8(to_float(xr[i]) / scale, __NV_SATFINITE, __NV_E4M3)
+                  : 0;
     }
   }
 }
@@ -97,14 +101,15 @@ __global__ void quantize_fp8_rows_kernel(const T* __restrict__ x, int32_t k, uin
 // inverse of the alpha it ran with).
 template <typename T>
 __global__ void scale_fp8_output_kernel(T* __restrict__ out, const float* __restrict__ x_scales,
-                                        const float* __restrict__ w_scales, const T* __restrict__ bias, float pre,
-                                        int64_t m, int32_t n) {
+                                        const float* __restrict__ w_scales,
+                                        const T* __restrict__ bias, float pre, int64_t m,
+                                        int32_t n) {
   pdl_wait();
   pdl_trigger();
   const int32_t vecs_per_row = n / 8;
   auto* o = reinterpret_cast<Vec8<T>*>(out);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < m * vecs_per_row;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < m * vecs_per_row; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / vecs_per_row;
     const int32_t c0 = static_cast<int32_t>(i % vecs_per_row) * 8;
     const float sx = pre * x_scales[r];
@@ -119,50 +124,57 @@ __global__ void scale_fp8_output_kernel(T* __restrict__ out, const float* __rest
   }
 }
 
-unsigned blocks_for(int64_t threads) { return static_cast<unsigned>(std::max<int64_t>(1, (threads + kThreads - 1) / kThreads)); }
+unsigned blocks_for(int64_t threads) {
+  return static_cast<unsigned>(std::max<int64_t>(1, (threads + kThreads - 1) / kThreads));
+}
 
 }  // namespace
 
-cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const float* scales, int32_t rows, int32_t k,
-                                        void* out, cudaStream_t stream) {
+cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const float* scales,
+                                        int32_t rows, int32_t k, void* out, cudaStream_t stream) {
   if (rows == 0 || k == 0) return cudaSuccess;
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const bool vector = k % 16 == 0 && aligned(q) && aligned(out);
   const int64_t groups = static_cast<int64_t>(rows) * ((k + 15) / 16);
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    auto* kernel = vector ? dequantize_rows_int8_kernel<T, true> : dequantize_rows_int8_kernel<T, false>;
-    launched = launch(kernel, dim3(blocks_for(groups)), dim3(kThreads), 0, stream, q, scales, rows, k,
-                      static_cast<T*>(out));
+    auto* kernel =
+        vector ? dequantize_rows_int8_kernel<T, true> : dequantize_rows_int8_kernel<T, false>;
+    launched = launch(kernel, dim3(blocks_for(groups)), dim3(kThreads), 0, stream, q, scales, rows,
+                      k, static_cast<T*>(out));
   });
   return e != cudaSuccess ? e : launched;
 }
 
-cudaError_t launch_quantize_fp8_rows(DType dtype, const void* x, int32_t num_rows, int32_t k, void* q, float* scales,
-                                     cudaStream_t stream) {
+cudaError_t launch_quantize_fp8_rows(DType dtype, const void* x, int32_t num_rows, int32_t k,
+                                     void* q, float* scales, cudaStream_t stream) {
   if (num_rows == 0 || k == 0) return cudaSuccess;
-  const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+  const auto aligned = [](const void* p, uintptr_t to) {
+    return reinterpret_cast<uintptr_t>(p) % to == 0;
+  };
   const bool vector = k % 8 == 0 && aligned(x, 16) && aligned(q, 8);
   // Enough threads for one pass of 16-byte loads over the row, at most kThreads.
   const int threads = std::min(kThreads, std::max(32, ((vector ? k / 8 : k) + 31) / 32 * 32));
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
     auto* kernel = vector ? quantize_fp8_rows_kernel<T, true> : quantize_fp8_rows_kernel<T, false>;
-    launched = launch(kernel, dim3(static_cast<unsigned>(num_rows)), dim3(threads), 0, stream, static_cast<const T*>(x),
-                      k, static_cast<uint8_t*>(q), scales);
+    launched = launch(kernel, dim3(static_cast<unsigned>(num_rows)), dim3(threads), 0, stream,
+                      static_cast<const T*>(x), k, static_cast<uint8_t*>(q), scales);
   });
   return e != cudaSuccess ? e : launched;
 }
 
-cudaError_t launch_scale_fp8_output(DType dtype, void* out, const float* x_scales, const float* w_scales,
-                                    const void* bias, float pre, int64_t m, int32_t n, cudaStream_t stream) {
+cudaError_t launch_scale_fp8_output(DType dtype, void* out, const float* x_scales,
+                                    const float* w_scales, const void* bias, float pre, int64_t m,
+                                    int32_t n, cudaStream_t stream) {
   if (m == 0 || n == 0) return cudaSuccess;
   if (n % 8 != 0 || reinterpret_cast<uintptr_t>(out) % 16 != 0) return cudaErrorInvalidValue;
   const unsigned blocks = std::min(blocks_for(m * n / 8), 8192u);
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launched = launch(scale_fp8_output_kernel<T>, dim3(blocks), dim3(kThreads), 0, stream, static_cast<T*>(out),
-                      x_scales, w_scales, static_cast<const T*>(bias), pre, m, n);
+    launched =
+        launch(scale_fp8_output_kernel<T>, dim3(blocks), dim3(kThreads), 0, stream,
+               static_cast<T*>(out), x_scales, w_scales, static_cast<const T*>(bias), pre, m, n);
   });
   return e != cudaSuccess ? e : launched;
 }

@@ -14,8 +14,9 @@ constexpr int kThreads = 256;
 // grid (T), block (256): for each of the Hq + Hk rotated heads and each pair i < d/2:
 //   (x_i, x_{i+d/2}) <- (x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin).
 template <typename T>
-__global__ void rope_kernel(T* __restrict__ qkv, const float* __restrict__ table, const int32_t* __restrict__ positions,
-                            int32_t rotated_heads, int32_t row_heads, int32_t head_dim) {
+__global__ void rope_kernel(T* __restrict__ qkv, const float* __restrict__ table,
+                            const int32_t* __restrict__ positions, int32_t rotated_heads,
+                            int32_t row_heads, int32_t head_dim) {
   pdl_wait();
   pdl_trigger();
   const int64_t t = blockIdx.x;
@@ -34,8 +35,9 @@ __global__ void rope_kernel(T* __restrict__ qkv, const float* __restrict__ table
 
 // grid (T), block (256): k_cache[slot] = qkv[t, Hq:Hq+Hk], v_cache[slot] = qkv[t, Hq+Hk:].
 template <typename T>
-__global__ void write_kv_kernel(const T* __restrict__ qkv, const int32_t* __restrict__ slot_mapping, int32_t num_q_heads,
-                                int32_t num_kv_heads, int32_t head_dim, T* __restrict__ k_cache, T* __restrict__ v_cache) {
+__global__ void write_kv_kernel(const T* __restrict__ qkv, const int32_t* __restrict__ slot_mapping,
+                                int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                                T* __restrict__ k_cache, T* __restrict__ v_cache) {
   pdl_wait();
   pdl_trigger();
   const int64_t t = blockIdx.x;
@@ -55,8 +57,9 @@ __global__ void write_kv_kernel(const T* __restrict__ qkv, const int32_t* __rest
 // Needs d % 16 == 0 and 16-byte aligned qkv and caches (the launcher checks).
 template <typename T>
 __global__ void rope_write_kv_kernel(T* __restrict__ qkv, const float* __restrict__ table,
-                                     const int32_t* __restrict__ positions, const int32_t* __restrict__ slot_mapping,
-                                     int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                                     const int32_t* __restrict__ positions,
+                                     const int32_t* __restrict__ slot_mapping, int32_t num_q_heads,
+                                     int32_t num_kv_heads, int32_t head_dim,
                                      T* __restrict__ k_cache, T* __restrict__ v_cache) {
   pdl_wait();
   pdl_trigger();
@@ -79,7 +82,8 @@ __global__ void rope_write_kv_kernel(T* __restrict__ qkv, const float* __restric
     T* x = row + h * head_dim;
     Vec8<T> a = *reinterpret_cast<const Vec8<T>*>(x + i0);
     Vec8<T> b = *reinterpret_cast<const Vec8<T>*>(x + half + i0);
-    const float4 c0 = *reinterpret_cast<const float4*>(cs + i0), c1 = *reinterpret_cast<const float4*>(cs + i0 + 4);
+    const float4 c0 = *reinterpret_cast<const float4*>(cs + i0),
+                 c1 = *reinterpret_cast<const float4*>(cs + i0 + 4);
     const float4 s0 = *reinterpret_cast<const float4*>(cs + half + i0);
     const float4 s1 = *reinterpret_cast<const float4*>(cs + half + i0 + 4);
     const float c[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
@@ -103,48 +107,48 @@ __global__ void rope_write_kv_kernel(T* __restrict__ qkv, const float* __restric
 }  // namespace
 
 cudaError_t launch_rope(DType dtype, void* qkv, const float* rope_table, const int32_t* positions,
-                        int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
-                        cudaStream_t stream) {
+                        int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads,
+                        int32_t head_dim, cudaStream_t stream) {
   if (num_tokens == 0) return cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launch(rope_kernel<T>, num_tokens, kThreads, 0, stream, static_cast<T*>(qkv), rope_table, positions,
-                                                       num_q_heads + num_kv_heads, num_q_heads + 2 * num_kv_heads,
-                                                       head_dim);
+    launch(rope_kernel<T>, num_tokens, kThreads, 0, stream, static_cast<T*>(qkv), rope_table,
+           positions, num_q_heads + num_kv_heads, num_q_heads + 2 * num_kv_heads, head_dim);
   });
   return e != cudaSuccess ? e : cudaGetLastError();
 }
 
-cudaError_t launch_write_kv(DType dtype, const void* qkv, const int32_t* slot_mapping, int32_t num_tokens,
-                            int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim, void* k_cache,
-                            void* v_cache, cudaStream_t stream) {
+cudaError_t launch_write_kv(DType dtype, const void* qkv, const int32_t* slot_mapping,
+                            int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads,
+                            int32_t head_dim, void* k_cache, void* v_cache, cudaStream_t stream) {
   if (num_tokens == 0) return cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launch(write_kv_kernel<T>, num_tokens, kThreads, 0, stream, static_cast<const T*>(qkv), slot_mapping, num_q_heads,
-                                                           num_kv_heads, head_dim, static_cast<T*>(k_cache),
-                                                           static_cast<T*>(v_cache));
+    launch(write_kv_kernel<T>, num_tokens, kThreads, 0, stream, static_cast<const T*>(qkv),
+           slot_mapping, num_q_heads, num_kv_heads, head_dim, static_cast<T*>(k_cache),
+           static_cast<T*>(v_cache));
   });
   return e != cudaSuccess ? e : cudaGetLastError();
 }
 
-cudaError_t launch_rope_write_kv(DType dtype, void* qkv, const float* rope_table, const int32_t* positions,
-                                 const int32_t* slot_mapping, int32_t num_tokens, int32_t num_q_heads,
-                                 int32_t num_kv_heads, int32_t head_dim, void* k_cache, void* v_cache,
+cudaError_t launch_rope_write_kv(DType dtype, void* qkv, const float* rope_table,
+                                 const int32_t* positions, const int32_t* slot_mapping,
+                                 int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads,
+                                 int32_t head_dim, void* k_cache, void* v_cache,
                                  cudaStream_t stream) {
   if (num_tokens == 0) return cudaSuccess;
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (head_dim % 16 != 0 || dtype == DType::kF32 || !aligned(qkv) || !aligned(rope_table) || !aligned(k_cache) ||
-      !aligned(v_cache)) {
-    cudaError_t e = launch_rope(dtype, qkv, rope_table, positions, num_tokens, num_q_heads, num_kv_heads, head_dim,
-                                stream);
+  if (head_dim % 16 != 0 || dtype == DType::kF32 || !aligned(qkv) || !aligned(rope_table) ||
+      !aligned(k_cache) || !aligned(v_cache)) {
+    cudaError_t e = launch_rope(dtype, qkv, rope_table, positions, num_tokens, num_q_heads,
+                                num_kv_heads, head_dim, stream);
     if (e != cudaSuccess) return e;
-    return launch_write_kv(dtype, qkv, slot_mapping, num_tokens, num_q_heads, num_kv_heads, head_dim, k_cache,
-                           v_cache, stream);
+    return launch_write_kv(dtype, qkv, slot_mapping, num_tokens, num_q_heads, num_kv_heads,
+                           head_dim, k_cache, v_cache, stream);
   }
   cudaError_t launched = cudaSuccess;
   cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
-    launched = launch(rope_write_kv_kernel<T>, num_tokens, 128, 0, stream, static_cast<T*>(qkv), rope_table, positions,
-                      slot_mapping, num_q_heads, num_kv_heads, head_dim, static_cast<T*>(k_cache),
-                      static_cast<T*>(v_cache));
+    launched = launch(rope_write_kv_kernel<T>, num_tokens, 128, 0, stream, static_cast<T*>(qkv),
+                      rope_table, positions, slot_mapping, num_q_heads, num_kv_heads, head_dim,
+                      static_cast<T*>(k_cache), static_cast<T*>(v_cache));
   });
   return e != cudaSuccess ? e : launched;
 }

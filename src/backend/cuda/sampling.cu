@@ -20,7 +20,8 @@ __device__ __forceinline__ void better(float& best, int32_t& at, float v, int32_
 }
 
 // grid (L), block (512).
-__global__ void argmax_rows_kernel(const float* __restrict__ logits, int32_t vocab, int32_t* __restrict__ out) {
+__global__ void argmax_rows_kernel(const float* __restrict__ logits, int32_t vocab,
+                                   int32_t* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   __shared__ float s_val[kThreads];
@@ -71,11 +72,11 @@ cudaError_t launch_argmax_rows(const float* logits, int32_t num_rows, int32_t vo
 // ---------------------------------------------------------------------------------------------
 // Random sampling on the GPU, the host sampler's rules (src/engine/sampler.cpp): token
 // adjustments (min-token masks, repetition / frequency / presence penalties), then rule 5 as
-// thresholds: s = logits / T; top-k keeps s >= the k-th largest s; weights e = exp(s - max s); top-p keeps
-// the heaviest e whose mass reaches top_p of the top-k mass; min-p keeps e >= min_p; then the
-// token where the running sum of kept weights, in id order, first exceeds u * total. Thresholds
-// are found by radix selection over the bit patterns of s (order-preserving key) and of e
-// (positive floats order as their bits), one counting pass per bit; ties at a threshold keep
+// thresholds: s = logits / T; top-k keeps s >= the k-th largest s; weights e = exp(s - max s);
+// top-p keeps the heaviest e whose mass reaches top_p of the top-k mass; min-p keeps e >= min_p;
+// then the token where the running sum of kept weights, in id order, first exceeds u * total.
+// Thresholds are found by radix selection over the bit patterns of s (order-preserving key) and of
+// e (positive floats order as their bits), one counting pass per bit; ties at a threshold keep
 // every tied token (the host keeps the lowest ids), the only place the two may differ besides
 // rounding at the draw's boundary.
 //
@@ -110,15 +111,18 @@ __device__ float block_reduce_max(float v, float* scratch) {
   scratch[threadIdx.x] = v;
   __syncthreads();
   for (int s = kSampleThreads / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + s]);
+    if (threadIdx.x < s)
+      scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + s]);
     __syncthreads();
   }
   return scratch[0];
 }
 
 // grid (L), block (1024).
-__global__ void sample_rows_kernel(float* __restrict__ logits, int32_t vocab, const RowSampling* __restrict__ rows,
-                                   const TokenAdjustment* __restrict__ adjustments, int32_t* __restrict__ out) {
+__global__ void sample_rows_kernel(float* __restrict__ logits, int32_t vocab,
+                                   const RowSampling* __restrict__ rows,
+                                   const TokenAdjustment* __restrict__ adjustments,
+                                   int32_t* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   __shared__ double dscratch[kSampleThreads];
@@ -137,7 +141,8 @@ __global__ void sample_rows_kernel(float* __restrict__ logits, int32_t vocab, co
       l = -INFINITY;
     } else {
       const bool seen = (a.flags & TokenAdjustment::kInPrompt) != 0 || a.output_count > 0;
-      if (p.repetition_penalty != 1.0f && seen) l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
+      if (p.repetition_penalty != 1.0f && seen)
+        l = l > 0.0f ? l / p.repetition_penalty : l * p.repetition_penalty;
       l -= static_cast<float>(a.output_count) * p.frequency_penalty;
       if (a.output_count > 0) l -= p.presence_penalty;
     }
@@ -184,7 +189,8 @@ __global__ void sample_rows_kernel(float* __restrict__ logits, int32_t vocab, co
       const uint32_t candidate = tk | (1u << bit);
       int32_t count = 0;
       for (int32_t i = tid; i < vocab; i += kSampleThreads) count += order_key(x[i]) >= candidate;
-      const int32_t total = static_cast<int32_t>(block_reduce_sum(static_cast<double>(count), dscratch));
+      const int32_t total =
+          static_cast<int32_t>(block_reduce_sum(static_cast<double>(count), dscratch));
       if (total >= p.top_k) tk = candidate;
     }
   }
@@ -264,10 +270,12 @@ __global__ void sample_rows_kernel(float* __restrict__ logits, int32_t vocab, co
 
 }  // namespace
 
-cudaError_t launch_sample_rows(float* logits, int32_t num_rows, int32_t vocab, const RowSampling* rows,
-                               const TokenAdjustment* adjustments, int32_t* out, cudaStream_t stream) {
+cudaError_t launch_sample_rows(float* logits, int32_t num_rows, int32_t vocab,
+                               const RowSampling* rows, const TokenAdjustment* adjustments,
+                               int32_t* out, cudaStream_t stream) {
   if (num_rows == 0) return cudaSuccess;
-  launch(sample_rows_kernel, dim3(num_rows), dim3(kSampleThreads), 0, stream, logits, vocab, rows, adjustments, out);
+  launch(sample_rows_kernel, dim3(num_rows), dim3(kSampleThreads), 0, stream, logits, vocab, rows,
+         adjustments, out);
   return cudaGetLastError();
 }
 

@@ -19,7 +19,8 @@ std::chrono::microseconds NullBackend::step_delay_from_env() {
   char* end = nullptr;
   const double ms = std::strtod(v, &end);
   if (*end != '\0' || !(ms >= 0 && ms <= 60'000)) {
-    fail(StatusCode::kInvalidArgument, "LLMSERVE_NULL_STEP_DELAY_MS must be milliseconds in [0, 60000], got '{}'", v);
+    fail(StatusCode::kInvalidArgument,
+         "LLMSERVE_NULL_STEP_DELAY_MS must be milliseconds in [0, 60000], got '{}'", v);
   }
   return std::chrono::microseconds(static_cast<int64_t>(ms * 1000));
 }

@@ -7,8 +7,8 @@
 // and to load-test clients (`llmserve bench serve`) at thousands of streams without model
 // compute. LLMSERVE_NULL_STEP_DELAY_MS paces every step (a sleep per batch): tests that need
 // requests to stay in flight for a known time (drain, cancellation) use it instead of racing the
-// machine's speed. Weights are not copied (upload is a no-op) and zeroed pages are mapped lazily, so the
-// weights and KV cache take address space but almost no resident memory.
+// machine's speed. Weights are not copied (upload is a no-op) and zeroed pages are mapped lazily,
+// so the weights and KV cache take address space but almost no resident memory.
 //
 // Thread-safety: like every backend, used by one thread (the engine thread) at a time.
 #pragma once
@@ -23,11 +23,17 @@ class NullBackend final : public Backend {
  public:
   // `dtype`: what activations and weights claim to be (F32 unless a built engine asks for its
   // own, so that its weights load as stored).
-  explicit NullBackend(DType dtype = DType::kF32) : dtype_(dtype), step_delay_(step_delay_from_env()) {}
+  explicit NullBackend(DType dtype = DType::kF32)
+      : dtype_(dtype), step_delay_(step_delay_from_env()) {}
   // Rank `rank` of a group of `size` in stage `stage` of `num_stages`: the collectives stay
   // no-ops (nothing is computed).
-  NullBackend(int32_t rank, int32_t size, int32_t stage, int32_t num_stages, DType dtype = DType::kF32)
-      : dtype_(dtype), rank_(rank), size_(size), stage_(stage), num_stages_(num_stages),
+  NullBackend(int32_t rank, int32_t size, int32_t stage, int32_t num_stages,
+              DType dtype = DType::kF32)
+      : dtype_(dtype),
+        rank_(rank),
+        size_(size),
+        stage_(stage),
+        num_stages_(num_stages),
         step_delay_(step_delay_from_env()) {}
 
   std::string_view name() const override { return "null"; }
@@ -51,10 +57,12 @@ class NullBackend final : public Backend {
   void gelu_tanh(Tensor x) override {}
   void transpose(Tensor src, Tensor dst) override {}
   void silu_mul(Tensor gate_up, Tensor out) override {}
-  void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table, const BatchTensors& batch) override {}
-  void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv) override {}
-  void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch, const KvLayer& kv,
-                 Tensor out) override {}
+  void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
+            const BatchTensors& batch) override {}
+  void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                const KvLayer& kv) override {}
+  void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
+                 const KvLayer& kv, Tensor out) override {}
   void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) override {}
   // The logits are all zeros, so the argmax (ties to the lowest id) of every row is token 0:
   // written directly, without the base class's host copy of [rows, vocab] logits.

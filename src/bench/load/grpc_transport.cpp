@@ -91,7 +91,8 @@ class InFlight {
 class GrpcCall final : public grpc::ClientBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
   GrpcCall(inference::GRPCInferenceService::Stub& stub, asio::io_context& io,
-           const LoadOptions& options, const Prompt& prompt, Transport::DoneFn done, InFlight& in_flight)
+           const LoadOptions& options, const Prompt& prompt, Transport::DoneFn done,
+           InFlight& in_flight)
       : io_(io), done_(std::move(done)), in_flight_(in_flight) {
     in_flight_.enter();
     request_.set_model_name(options.model);
@@ -161,7 +162,9 @@ class GrpcCall final : public grpc::ClientBidiReactor<ModelInferRequest, ModelSt
     // transport is told this call is gone.
     asio::io_context& io = io_;
     InFlight& in_flight = in_flight_;
-    auto finished = [done = std::move(done_), trace = std::move(trace_)]() mutable { done(std::move(trace)); };
+    auto finished = [done = std::move(done_), trace = std::move(trace_)]() mutable {
+      done(std::move(trace));
+    };
     delete this;
     asio::post(io, std::move(finished));
     in_flight.leave();
@@ -190,7 +193,8 @@ class GrpcTransport final : public Transport {
   ~GrpcTransport() override { in_flight_.wait_idle(); }
 
   void send(const Prompt& prompt, DoneFn done) override {
-    new GrpcCall(*stub_, io_, options_, prompt, std::move(done), in_flight_);  // deletes itself in OnDone
+    new GrpcCall(*stub_, io_, options_, prompt, std::move(done),
+                 in_flight_);  // deletes itself in OnDone
   }
 
  private:

@@ -20,29 +20,36 @@ struct Gpt2Layer {
 
 class Gpt2Model final : public Model {
  public:
-  Gpt2Model(const ModelConfig& config, const WeightStore& store, Backend& backend, const LoadOptions& options)
+  Gpt2Model(const ModelConfig& config, const WeightStore& store, Backend& backend,
+            const LoadOptions& options)
       : Model(config, shard_of(backend)), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size;
     WeightLoader w(store, backend, weights_, shard_, options);
     const std::string p = w.contains("transformer.wte.weight") ? "transformer." : "";
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
-    if (shard_.is_first_stage() || shard_.is_last_stage()) wte_ = w.load(p + "wte.weight", {c.vocab_size, d});
+    if (shard_.is_first_stage() || shard_.is_last_stage())
+      wte_ = w.load(p + "wte.weight", {c.vocab_size, d});
     if (shard_.is_first_stage()) wpe_ = w.load(p + "wpe.weight", {c.max_position_embeddings, d});
     for (int32_t i = first_layer(); i < first_layer() + local_.num_layers; ++i) {
       const std::string l = p + "h." + std::to_string(i) + ".";
       Gpt2Layer layer;
       layer.ln1_w = w.load(l + "ln_1.weight", {d});
       layer.ln1_b = w.load(l + "ln_1.bias", {d});
-      layer.qkv_w = w.linear([&] { return w.load_transposed(l + "attn.c_attn.weight", d, 3 * d, Split::kRows, /*sections=*/3); });
+      layer.qkv_w = w.linear([&] {
+        return w.load_transposed(l + "attn.c_attn.weight", d, 3 * d, Split::kRows, /*sections=*/3);
+      });
       layer.qkv_b = w.load(l + "attn.c_attn.bias", {3 * d}, Split::kRows, /*sections=*/3);
-      layer.proj_w = w.linear([&] { return w.load_transposed(l + "attn.c_proj.weight", d, d, Split::kCols); });
+      layer.proj_w =
+          w.linear([&] { return w.load_transposed(l + "attn.c_proj.weight", d, d, Split::kCols); });
       layer.proj_b = first_rank ? w.load(l + "attn.c_proj.bias", {d}) : Tensor();
       layer.ln2_w = w.load(l + "ln_2.weight", {d});
       layer.ln2_b = w.load(l + "ln_2.bias", {d});
-      layer.fc_w = w.linear([&] { return w.load_transposed(l + "mlp.c_fc.weight", d, f, Split::kRows); });
+      layer.fc_w =
+          w.linear([&] { return w.load_transposed(l + "mlp.c_fc.weight", d, f, Split::kRows); });
       layer.fc_b = w.load(l + "mlp.c_fc.bias", {f}, Split::kRows);
-      layer.fc_proj_w = w.linear([&] { return w.load_transposed(l + "mlp.c_proj.weight", f, d, Split::kCols); });
+      layer.fc_proj_w =
+          w.linear([&] { return w.load_transposed(l + "mlp.c_proj.weight", f, d, Split::kCols); });
       layer.fc_proj_b = first_rank ? w.load(l + "mlp.c_proj.bias", {d}) : Tensor();
       layers_.push_back(layer);
     }
@@ -71,13 +78,15 @@ class Gpt2Model final : public Model {
       const Gpt2Layer& layer = layers_[i];
       AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
                            1.0f / std::sqrt(static_cast<float>(c.head_dim))};
-      if (scale_by_layer) shape.scale /= static_cast<float>(first_layer() + static_cast<int32_t>(i) + 1);
+      if (scale_by_layer)
+        shape.scale /= static_cast<float>(first_layer() + static_cast<int32_t>(i) + 1);
       linear(backend_, a.input(a.normed), layer.qkv_w, layer.qkv_b, a.qkv);
       backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
       backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
       linear(backend_, a.input(a.attn), layer.proj_w, layer.proj_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
-      backend_.add_layer_norm(a.residual, a.sublayer, layer.ln2_w, layer.ln2_b, c.norm_eps, a.normed);
+      backend_.add_layer_norm(a.residual, a.sublayer, layer.ln2_w, layer.ln2_b, c.norm_eps,
+                              a.normed);
       linear_gelu(backend_, a.input(a.normed), layer.fc_w, layer.fc_b, a.mlp_up);
       linear(backend_, a.input(a.mlp_up), layer.fc_proj_w, layer.fc_proj_b, a.sublayer);
       backend_.all_reduce_sum(a.sublayer);
@@ -118,21 +127,21 @@ void parse_gpt2_config(const ConfigReader& r, ModelConfig& c) {
   c.rope.type = RopeConfig::Type::kNone;
   std::string act = r.get_string("activation_function", "gelu_new");
   if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
-    fail(StatusCode::kUnimplemented, "'{}': activation_function '{}' is not supported (gelu_new is)",
-         r.file().string(), act);
+    fail(StatusCode::kUnimplemented,
+         "'{}': activation_function '{}' is not supported (gelu_new is)", r.file().string(), act);
   }
   if (c.num_q_heads > 0 && c.hidden_size % c.num_q_heads != 0) {
-    fail(StatusCode::kInvalidArgument, "'{}': n_embd {} is not a multiple of n_head {}", r.file().string(),
-         c.hidden_size, c.num_q_heads);
+    fail(StatusCode::kInvalidArgument, "'{}': n_embd {} is not a multiple of n_head {}",
+         r.file().string(), c.hidden_size, c.num_q_heads);
   }
 }
 
 }  // namespace
 
-LLMSERVE_REGISTER_ARCH(gpt2, Architecture{
-    "GPT2LMHeadModel", parse_gpt2_config,
-    [](const ModelConfig& c, const WeightStore& w, Backend& b, const LoadOptions& o) -> std::unique_ptr<Model> {
-      return std::make_unique<Gpt2Model>(c, w, b, o);
-    }})
+LLMSERVE_REGISTER_ARCH(gpt2, Architecture{"GPT2LMHeadModel", parse_gpt2_config,
+                                          [](const ModelConfig& c, const WeightStore& w, Backend& b,
+                                             const LoadOptions& o) -> std::unique_ptr<Model> {
+                                            return std::make_unique<Gpt2Model>(c, w, b, o);
+                                          }})
 
 }  // namespace llmserve

@@ -20,7 +20,8 @@ struct LlamaLayer {
 
 class LlamaModel final : public Model {
  public:
-  LlamaModel(const ModelConfig& config, const WeightStore& store, Backend& backend, const LoadOptions& options)
+  LlamaModel(const ModelConfig& config, const WeightStore& store, Backend& backend,
+             const LoadOptions& options)
       : Model(config, shard_of(backend)), backend_(backend) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
@@ -36,25 +37,34 @@ class LlamaModel final : public Model {
       LlamaLayer layer;
       layer.input_norm = w.load(l + "input_layernorm.weight", {d});
       layer.qkv_w = w.linear([&] {
-        return w.load_stacked({l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight", l + "self_attn.v_proj.weight"},
+        return w.load_stacked({l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight",
+                               l + "self_attn.v_proj.weight"},
                               {q_rows, kv_rows, kv_rows}, d, Split::kRows);
       });
       if (c.has_attention_bias) {
-        layer.qkv_b = w.load_concat({l + "self_attn.q_proj.bias", l + "self_attn.k_proj.bias",
-                                     l + "self_attn.v_proj.bias"},
-                                    {q_rows, kv_rows, kv_rows}, Split::kRows);
-        layer.o_b = first_rank && w.contains(l + "self_attn.o_proj.bias") ? w.load(l + "self_attn.o_proj.bias", {d})
-                                                                               : Tensor();
+        layer.qkv_b = w.load_concat(
+            {l + "self_attn.q_proj.bias", l + "self_attn.k_proj.bias", l + "self_attn.v_proj.bias"},
+            {q_rows, kv_rows, kv_rows}, Split::kRows);
+        layer.o_b = first_rank && w.contains(l + "self_attn.o_proj.bias")
+                        ? w.load(l + "self_attn.o_proj.bias", {d})
+                        : Tensor();
       }
-      layer.o_w = w.linear([&] { return w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols); });
+      layer.o_w = w.linear([&] {
+        return w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols);
+      });
       layer.post_norm = w.load(l + "post_attention_layernorm.weight", {d});
-      layer.gate_up_w = w.linear(
-          [&] { return w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d, Split::kRows); });
-      layer.down_w = w.linear([&] { return w.load(l + "mlp.down_proj.weight", {d, f}, Split::kCols); });
+      layer.gate_up_w = w.linear([&] {
+        return w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d,
+                              Split::kRows);
+      });
+      layer.down_w = w.linear([&] {
+        return w.load(l + "mlp.down_proj.weight", {d, f}, Split::kCols);
+      });
       layers_.push_back(layer);
     }
     if (!tied && !w.contains("lm_head.weight")) {
-      fail(StatusCode::kDataLoss, "checkpoint '{}' has no tensor 'lm_head.weight' and tie_word_embeddings is false",
+      fail(StatusCode::kDataLoss,
+           "checkpoint '{}' has no tensor 'lm_head.weight' and tie_word_embeddings is false",
            store.dir().string());
     }
     if (shard_.is_last_stage()) {
@@ -153,7 +163,8 @@ void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
   c.rope = parse_rope_config(r);
   std::string act = r.get_string("hidden_act", "silu");
   if (act != "silu") {
-    fail(StatusCode::kUnimplemented, "'{}': hidden_act '{}' is not supported (silu is)", r.file().string(), act);
+    fail(StatusCode::kUnimplemented, "'{}': hidden_act '{}' is not supported (silu is)",
+         r.file().string(), act);
   }
   if (c.has_mlp_bias) {
     fail(StatusCode::kUnimplemented, "'{}': mlp_bias true is not supported", r.file().string());
@@ -162,10 +173,11 @@ void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
 
 }  // namespace
 
-LLMSERVE_REGISTER_ARCH(llama, Architecture{
-    "LlamaForCausalLM", parse_llama_config,
-    [](const ModelConfig& c, const WeightStore& w, Backend& b, const LoadOptions& o) -> std::unique_ptr<Model> {
-      return std::make_unique<LlamaModel>(c, w, b, o);
-    }})
+LLMSERVE_REGISTER_ARCH(llama,
+                       Architecture{"LlamaForCausalLM", parse_llama_config,
+                                    [](const ModelConfig& c, const WeightStore& w, Backend& b,
+                                       const LoadOptions& o) -> std::unique_ptr<Model> {
+                                      return std::make_unique<LlamaModel>(c, w, b, o);
+                                    }})
 
 }  // namespace llmserve

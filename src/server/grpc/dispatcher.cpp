@@ -4,7 +4,9 @@ namespace llmserve::grpc_frontend {
 
 Dispatcher::Dispatcher() : thread_([this] { loop(); }) {}
 
-Dispatcher::~Dispatcher() { stop(); }
+Dispatcher::~Dispatcher() {
+  stop();
+}
 
 void Dispatcher::post(std::function<void()> task) {
   {

@@ -38,7 +38,8 @@ ServerUnaryReactor* finish_now(CallbackServerContext* context, const ::grpc::Sta
 }
 
 // Answers UNAUTHENTICATED at once on a stream without the api key.
-class RejectedStream : public ::grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
+class RejectedStream
+    : public ::grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse> {
  public:
   explicit RejectedStream(const ::grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -48,24 +49,30 @@ class RejectedStream : public ::grpc::ServerBidiReactor<ModelInferRequest, Model
 
 class InferenceService final : public GRPCInferenceService::CallbackService {
  public:
-  InferenceService(GenerationService& service, const GrpcServerOptions& options, const CallContext& call_context)
+  InferenceService(GenerationService& service, const GrpcServerOptions& options,
+                   const CallContext& call_context)
       : service_(service), options_(options), call_context_(call_context) {}
 
   bool is_ready() const { return !options_.is_ready || options_.is_ready(); }
 
   bool is_served_name(std::string_view name) const {
     return name == options_.model_name ||
-           std::find(options_.model_aliases.begin(), options_.model_aliases.end(), name) != options_.model_aliases.end();
+           std::find(options_.model_aliases.begin(), options_.model_aliases.end(), name) !=
+               options_.model_aliases.end();
   }
 
   Status check_model(const std::string& name, const std::string& version) const {
     if (!is_served_name(name)) {
-      return {StatusCode::kInvalidArgument, fmt::format("Request for unknown model: '{}' is not found", name)};
+      return {StatusCode::kInvalidArgument,
+              fmt::format("Request for unknown model: '{}' is not found", name)};
     }
     if (!version.empty() && version != kModelVersion) {
-      return {StatusCode::kNotFound, fmt::format("Request for unknown model: '{}' version {} is not found", name, version)};
+      return {
+          StatusCode::kNotFound,
+          fmt::format("Request for unknown model: '{}' version {} is not found", name, version)};
     }
-    if (!is_ready()) return {StatusCode::kUnavailable, fmt::format("model '{}' is not ready", name)};
+    if (!is_ready())
+      return {StatusCode::kUnavailable, fmt::format("model '{}' is not ready", name)};
     return Status::ok();
   }
 
@@ -79,10 +86,12 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
     if (options_.api_key.empty()) return ::grpc::Status::OK;
     const auto& metadata = context->client_metadata();
     const auto it = metadata.find("authorization");
-    if (it != metadata.end() && api_key_matches(std::string_view(it->second.data(), it->second.size()), options_.api_key)) {
+    if (it != metadata.end() &&
+        api_key_matches(std::string_view(it->second.data(), it->second.size()), options_.api_key)) {
       return ::grpc::Status::OK;
     }
-    return {::grpc::StatusCode::UNAUTHENTICATED, "missing or invalid api key (metadata 'authorization: Bearer <key>')"};
+    return {::grpc::StatusCode::UNAUTHENTICATED,
+            "missing or invalid api key (metadata 'authorization: Bearer <key>')"};
   }
 
   ServerUnaryReactor* ServerLive(CallbackServerContext* context, const ServerLiveRequest*,
@@ -115,10 +124,12 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
     return finish_now(context, ::grpc::Status::OK);
   }
 
-  ServerUnaryReactor* ModelMetadata(CallbackServerContext* context, const ModelMetadataRequest* request,
+  ServerUnaryReactor* ModelMetadata(CallbackServerContext* context,
+                                    const ModelMetadataRequest* request,
                                     ModelMetadataResponse* response) override {
     if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
-    if (auto s = find_model(request->name(), request->version()); !s.ok()) return finish_now(context, s);
+    if (auto s = find_model(request->name(), request->version()); !s.ok())
+      return finish_now(context, s);
     response->set_name(request->name());
     response->add_versions(std::string(kModelVersion));
     response->set_platform("llmserve");
@@ -136,7 +147,8 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
   ServerUnaryReactor* ModelConfig(CallbackServerContext* context, const ModelConfigRequest* request,
                                   ModelConfigResponse* response) override {
     if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
-    if (auto s = find_model(request->name(), request->version()); !s.ok()) return finish_now(context, s);
+    if (auto s = find_model(request->name(), request->version()); !s.ok())
+      return finish_now(context, s);
     inference::ModelConfig& c = *response->mutable_config();
     c.set_name(request->name());
     c.set_backend("llmserve");
@@ -155,11 +167,13 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
       out.set_data_type(config_datatype(spec.datatype));
       for (int64_t d : spec.dims) out.add_dims(d);
     }
-    (*c.mutable_parameters())["max_model_len"].set_string_value(std::to_string(service_.engine().max_model_len()));
+    (*c.mutable_parameters())["max_model_len"].set_string_value(
+        std::to_string(service_.engine().max_model_len()));
     return finish_now(context, ::grpc::Status::OK);
   }
 
-  ServerUnaryReactor* ModelStatistics(CallbackServerContext* context, const ModelStatisticsRequest* request,
+  ServerUnaryReactor* ModelStatistics(CallbackServerContext* context,
+                                      const ModelStatisticsRequest* request,
                                       ModelStatisticsResponse* response) override {
     if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
     const std::string& name = request->name().empty() ? options_.model_name : request->name();
@@ -171,7 +185,8 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
     return finish_now(context, ::grpc::Status::OK);
   }
 
-  ServerUnaryReactor* RepositoryIndex(CallbackServerContext* context, const RepositoryIndexRequest* request,
+  ServerUnaryReactor* RepositoryIndex(CallbackServerContext* context,
+                                      const RepositoryIndexRequest* request,
                                       RepositoryIndexResponse* response) override {
     if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
     const bool is_model_ready = is_ready();
@@ -187,16 +202,22 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
     return finish_now(context, ::grpc::Status::OK);
   }
 
-  ServerUnaryReactor* RepositoryModelLoad(CallbackServerContext* context, const RepositoryModelLoadRequest*,
+  ServerUnaryReactor* RepositoryModelLoad(CallbackServerContext* context,
+                                          const RepositoryModelLoadRequest*,
                                           RepositoryModelLoadResponse*) override {
     if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
-    return finish_now(context, {::grpc::StatusCode::UNAVAILABLE, "explicit model load / unload is not allowed: llmserve serves one model"});
+    return finish_now(context,
+                      {::grpc::StatusCode::UNAVAILABLE,
+                       "explicit model load / unload is not allowed: llmserve serves one model"});
   }
 
-  ServerUnaryReactor* RepositoryModelUnload(CallbackServerContext* context, const RepositoryModelUnloadRequest*,
+  ServerUnaryReactor* RepositoryModelUnload(CallbackServerContext* context,
+                                            const RepositoryModelUnloadRequest*,
                                             RepositoryModelUnloadResponse*) override {
     if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
-    return finish_now(context, {::grpc::StatusCode::UNAVAILABLE, "explicit model load / unload is not allowed: llmserve serves one model"});
+    return finish_now(context,
+                      {::grpc::StatusCode::UNAVAILABLE,
+                       "explicit model load / unload is not allowed: llmserve serves one model"});
   }
 
   ServerUnaryReactor* ModelInfer(CallbackServerContext* context, const ModelInferRequest* request,
@@ -221,14 +242,17 @@ class HealthService final : public ::grpc::health::v1::Health::CallbackService {
  public:
   explicit HealthService(const InferenceService& inference) : inference_(inference) {}
 
-  ServerUnaryReactor* Check(CallbackServerContext* context, const ::grpc::health::v1::HealthCheckRequest* request,
+  ServerUnaryReactor* Check(CallbackServerContext* context,
+                            const ::grpc::health::v1::HealthCheckRequest* request,
                             ::grpc::health::v1::HealthCheckResponse* response) override {
     using ::grpc::health::v1::HealthCheckResponse;
     const std::string& name = request->service();
-    if (!name.empty() && name != "inference.GRPCInferenceService" && !inference_.is_served_name(name)) {
+    if (!name.empty() && name != "inference.GRPCInferenceService" &&
+        !inference_.is_served_name(name)) {
       return finish_now(context, {::grpc::StatusCode::NOT_FOUND, "unknown service '" + name + "'"});
     }
-    response->set_status(inference_.is_ready() ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING);
+    response->set_status(inference_.is_ready() ? HealthCheckResponse::SERVING
+                                               : HealthCheckResponse::NOT_SERVING);
     return finish_now(context, ::grpc::Status::OK);
   }
 
@@ -238,9 +262,7 @@ class HealthService final : public ::grpc::health::v1::Health::CallbackService {
 
 struct GrpcServer::Impl {
   Impl(GenerationService& service, GrpcServerOptions opts)
-      : options(std::move(opts)),
-        inference(service, options, call_context),
-        health(inference) {
+      : options(std::move(opts)), inference(service, options, call_context), health(inference) {
     call_context.service = &service;
     call_context.dispatcher = &dispatcher;
     call_context.check_model = [this](const std::string& name, const std::string& version) {
@@ -260,10 +282,13 @@ struct GrpcServer::Impl {
 GrpcServer::GrpcServer(GenerationService& service, GrpcServerOptions options)
     : impl_(std::make_unique<Impl>(service, std::move(options))) {}
 
-GrpcServer::~GrpcServer() { shutdown(std::chrono::system_clock::now()); }
+GrpcServer::~GrpcServer() {
+  shutdown(std::chrono::system_clock::now());
+}
 
 void GrpcServer::start(const std::string& host, int port) {
-  const std::string address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  const std::string address =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   ::grpc::ServerBuilder builder;
   builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(&impl_->inference);
@@ -274,7 +299,8 @@ void GrpcServer::start(const std::string& host, int port) {
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || port_ == 0) {
     impl_->server.reset();
-    fail(StatusCode::kUnavailable, "gRPC: cannot listen on {} (port {} in use or not permitted)", address, port);
+    fail(StatusCode::kUnavailable, "gRPC: cannot listen on {} (port {} in use or not permitted)",
+         address, port);
   }
 }
 

@@ -26,11 +26,12 @@
 namespace llmserve {
 
 struct GrpcServerOptions {
-  std::string model_name = "default";          // the served model name
-  std::vector<std::string> model_aliases;      // further names that reach the same model
-  std::function<bool()> is_ready;              // null => ready; false => ServerReady/ModelReady false, infer UNAVAILABLE
-  std::string api_key;                         // non-empty => metadata `authorization: Bearer <key>` required
-  std::string server_name = "llmserve";        // ServerMetadata
+  std::string model_name = "default";      // the served model name
+  std::vector<std::string> model_aliases;  // further names that reach the same model
+  std::function<bool()>
+      is_ready;         // null => ready; false => ServerReady/ModelReady false, infer UNAVAILABLE
+  std::string api_key;  // non-empty => metadata `authorization: Bearer <key>` required
+  std::string server_name = "llmserve";  // ServerMetadata
   std::string server_version = "0.1.0";
 };
 

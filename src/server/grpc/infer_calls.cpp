@@ -21,7 +21,7 @@ struct Generation {
   std::shared_ptr<GenerationHandle> handle;
   InferOptions options;
   std::string model_name;
-  std::string text;  // what was read and not yet sent (non-streamed replies accumulate here)
+  std::string text;        // what was read and not yet sent (non-streamed replies accumulate here)
   int64_t num_tokens = 0;  // tokens behind `text`
 };
 
@@ -40,7 +40,8 @@ Status begin_generation(const CallContext& context, ::grpc::CallbackServerContex
   if (s.is_ok()) s = parse_infer_request(wire, request, generation.options);
   const auto deadline = server_context->deadline();
   if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
-    request.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(deadline - std::chrono::system_clock::now());
+    request.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                          deadline - std::chrono::system_clock::now());
   }
   if (s.is_ok()) s = context.service->start(request, generation.handle);
   if (!s.is_ok()) {
@@ -49,7 +50,8 @@ Status begin_generation(const CallContext& context, ::grpc::CallbackServerContex
     return s;
   }
   generation.model_name = wire.model_name();
-  if (!generation.options.is_input_excluded) generation.text = std::get<std::string>(request.prompt);
+  if (!generation.options.is_input_excluded)
+    generation.text = std::get<std::string>(request.prompt);
   return Status::ok();
 }
 
@@ -85,7 +87,8 @@ void listen(const std::shared_ptr<Call>& call, GenerationHandle& handle) {
   schedule_drain(call);  // outputs pushed before the listener was set
 }
 
-class UnaryInferCall : public ::grpc::ServerUnaryReactor, public std::enable_shared_from_this<UnaryInferCall> {
+class UnaryInferCall : public ::grpc::ServerUnaryReactor,
+                       public std::enable_shared_from_this<UnaryInferCall> {
  public:
   UnaryInferCall(const CallContext& c, ModelInferResponse* response, Generation generation)
       : context(c), response_(response), generation_(std::move(generation)) {}
@@ -114,7 +117,8 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor, public std::enable_sha
  private:
   void finish(const GenerateChunk& chunk) {
     is_finished_ = true;
-    if (is_success(chunk)) fill_text_response(generation_.model_name, generation_.options, generation_.text, *response_);
+    if (is_success(chunk))
+      fill_text_response(generation_.model_name, generation_.options, generation_.text, *response_);
     finish_record(context, generation_.handle->record());
     Finish(is_success(chunk) ? ::grpc::Status::OK : failure_status(chunk));
   }
@@ -126,8 +130,9 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor, public std::enable_sha
   std::shared_ptr<UnaryInferCall> self_;
 };
 
-class StreamInferCall : public ::grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>,
-                        public std::enable_shared_from_this<StreamInferCall> {
+class StreamInferCall
+    : public ::grpc::ServerBidiReactor<ModelInferRequest, ModelStreamInferResponse>,
+      public std::enable_shared_from_this<StreamInferCall> {
  public:
   StreamInferCall(const CallContext& c, ::grpc::CallbackServerContext* server_context)
       : context(c), server_context_(server_context) {}
@@ -267,7 +272,8 @@ class StreamInferCall : public ::grpc::ServerBidiReactor<ModelInferRequest, Mode
         to_write = &writes_.front();
       } else if (!is_reading_ && active_.empty() && (is_read_done_ || is_cancelled_)) {
         is_finished_ = true;
-        status = is_cancelled_ ? ::grpc::Status(::grpc::StatusCode::CANCELLED, "stream cancelled") : ::grpc::Status::OK;
+        status = is_cancelled_ ? ::grpc::Status(::grpc::StatusCode::CANCELLED, "stream cancelled")
+                               : ::grpc::Status::OK;
       }
     }
     if (to_write != nullptr) StartWrite(to_write);
@@ -293,24 +299,49 @@ class StreamInferCall : public ::grpc::ServerBidiReactor<ModelInferRequest, Mode
   using ::grpc::StatusCode;
   StatusCode code = StatusCode::UNKNOWN;
   switch (status.code()) {
-    case llmserve::StatusCode::kOk: return ::grpc::Status::OK;
-    case llmserve::StatusCode::kInvalidArgument: code = StatusCode::INVALID_ARGUMENT; break;
-    case llmserve::StatusCode::kNotFound: code = StatusCode::NOT_FOUND; break;
-    case llmserve::StatusCode::kOutOfRange: code = StatusCode::INVALID_ARGUMENT; break;
-    case llmserve::StatusCode::kResourceExhausted: code = StatusCode::UNAVAILABLE; break;
-    case llmserve::StatusCode::kUnavailable: code = StatusCode::UNAVAILABLE; break;
-    case llmserve::StatusCode::kCancelled: code = StatusCode::CANCELLED; break;
-    case llmserve::StatusCode::kDeadlineExceeded: code = StatusCode::DEADLINE_EXCEEDED; break;
-    case llmserve::StatusCode::kFailedPrecondition: code = StatusCode::FAILED_PRECONDITION; break;
-    case llmserve::StatusCode::kDataLoss: code = StatusCode::DATA_LOSS; break;
-    case llmserve::StatusCode::kUnimplemented: code = StatusCode::UNIMPLEMENTED; break;
-    case llmserve::StatusCode::kInternal: code = StatusCode::INTERNAL; break;
+    case llmserve::StatusCode::kOk:
+      return ::grpc::Status::OK;
+    case llmserve::StatusCode::kInvalidArgument:
+      code = StatusCode::INVALID_ARGUMENT;
+      break;
+    case llmserve::StatusCode::kNotFound:
+      code = StatusCode::NOT_FOUND;
+      break;
+    case llmserve::StatusCode::kOutOfRange:
+      code = StatusCode::INVALID_ARGUMENT;
+      break;
+    case llmserve::StatusCode::kResourceExhausted:
+      code = StatusCode::UNAVAILABLE;
+      break;
+    case llmserve::StatusCode::kUnavailable:
+      code = StatusCode::UNAVAILABLE;
+      break;
+    case llmserve::StatusCode::kCancelled:
+      code = StatusCode::CANCELLED;
+      break;
+    case llmserve::StatusCode::kDeadlineExceeded:
+      code = StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case llmserve::StatusCode::kFailedPrecondition:
+      code = StatusCode::FAILED_PRECONDITION;
+      break;
+    case llmserve::StatusCode::kDataLoss:
+      code = StatusCode::DATA_LOSS;
+      break;
+    case llmserve::StatusCode::kUnimplemented:
+      code = StatusCode::UNIMPLEMENTED;
+      break;
+    case llmserve::StatusCode::kInternal:
+      code = StatusCode::INTERNAL;
+      break;
   }
   return {code, status.message()};
 }
 
-::grpc::ServerUnaryReactor* start_model_infer(const CallContext& context, ::grpc::CallbackServerContext* server_context,
-                                              const ModelInferRequest* request, ModelInferResponse* response) {
+::grpc::ServerUnaryReactor* start_model_infer(const CallContext& context,
+                                              ::grpc::CallbackServerContext* server_context,
+                                              const ModelInferRequest* request,
+                                              ModelInferResponse* response) {
   Generation g;
   if (Status s = begin_generation(context, server_context, *request, g); !s.is_ok()) {
     auto* reactor = server_context->DefaultReactor();

@@ -36,10 +36,11 @@ struct CallContext {
 ::grpc::Status to_grpc_status(const Status& status);
 
 // Both validate the request (model, tensors) first; a bad one finishes at once.
-::grpc::ServerUnaryReactor* start_model_infer(const CallContext& context, ::grpc::CallbackServerContext* server_context,
+::grpc::ServerUnaryReactor* start_model_infer(const CallContext& context,
+                                              ::grpc::CallbackServerContext* server_context,
                                               const inference::ModelInferRequest* request,
                                               inference::ModelInferResponse* response);
-::grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>* start_model_stream_infer(
-    const CallContext& context, ::grpc::CallbackServerContext* server_context);
+::grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+start_model_stream_infer(const CallContext& context, ::grpc::CallbackServerContext* server_context);
 
 }  // namespace llmserve::grpc_frontend

@@ -19,7 +19,9 @@ struct TensorValues {
   std::vector<float> fp32s;
   std::vector<bool> bools;
 
-  size_t size() const { return bytes.size() + int32s.size() + uint64s.size() + fp32s.size() + bools.size(); }
+  size_t size() const {
+    return bytes.size() + int32s.size() + uint64s.size() + fp32s.size() + bools.size();
+  }
 };
 
 const TensorSpec* find_input_spec(std::string_view name) {
@@ -39,8 +41,9 @@ T read_le(const char* p) {
 template <typename T>
 Status decode_fixed_raw(const TensorValues& t, std::string_view raw, std::vector<T>& out) {
   if (raw.size() % sizeof(T) != 0) {
-    return invalid_argument("input '{}': raw content of {} bytes is not a whole number of {} values", t.name,
-                            raw.size(), t.datatype);
+    return invalid_argument(
+        "input '{}': raw content of {} bytes is not a whole number of {} values", t.name,
+        raw.size(), t.datatype);
   }
   for (size_t i = 0; i < raw.size(); i += sizeof(T)) out.push_back(read_le<T>(raw.data() + i));
   return Status::ok();
@@ -51,13 +54,15 @@ Status decode_raw(std::string_view raw, TensorValues& t) {
     size_t pos = 0;
     while (pos < raw.size()) {
       if (raw.size() - pos < 4) {
-        return invalid_argument("input '{}': truncated BYTES length prefix at byte {}", t.name, pos);
+        return invalid_argument("input '{}': truncated BYTES length prefix at byte {}", t.name,
+                                pos);
       }
       const uint32_t length = read_le<uint32_t>(raw.data() + pos);
       pos += 4;
       if (raw.size() - pos < length) {
-        return invalid_argument("input '{}': BYTES element of {} bytes runs past the {}-byte raw content", t.name,
-                                length, raw.size());
+        return invalid_argument(
+            "input '{}': BYTES element of {} bytes runs past the {}-byte raw content", t.name,
+            length, raw.size());
       }
       t.bytes.emplace_back(raw.substr(pos, length));
       pos += length;
@@ -88,8 +93,9 @@ void decode_contents(const inference::InferTensorContents& c, TensorValues& t) {
 }
 
 bool has_contents(const inference::InferTensorContents& c) {
-  return c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() + c.uint_contents_size() +
-             c.uint64_contents_size() + c.fp32_contents_size() + c.fp64_contents_size() + c.bytes_contents_size() >
+  return c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() +
+             c.uint_contents_size() + c.uint64_contents_size() + c.fp32_contents_size() +
+             c.fp64_contents_size() + c.bytes_contents_size() >
          0;
 }
 
@@ -98,13 +104,14 @@ Status decode_input(const ModelInferRequest& wire, int index, TensorValues& t) {
   const auto& in = wire.inputs(index);
   const TensorSpec* spec = find_input_spec(in.name());
   if (spec == nullptr) {
-    return invalid_argument("unexpected inference input '{}' for model '{}'", in.name(), wire.model_name());
+    return invalid_argument("unexpected inference input '{}' for model '{}'", in.name(),
+                            wire.model_name());
   }
   t.name = spec->name;
   t.datatype = spec->datatype;
   if (in.datatype() != spec->datatype) {
-    return invalid_argument("unexpected datatype {} for inference input '{}', expecting {}", in.datatype(), in.name(),
-                            spec->datatype);
+    return invalid_argument("unexpected datatype {} for inference input '{}', expecting {}",
+                            in.datatype(), in.name(), spec->datatype);
   }
   int64_t num_elements = 1;
   for (int64_t d : in.shape()) {
@@ -115,14 +122,16 @@ Status decode_input(const ModelInferRequest& wire, int index, TensorValues& t) {
   }
   if (wire.raw_input_contents_size() > 0) {
     if (has_contents(in.contents())) {
-      return invalid_argument("input '{}': contents must be empty when raw_input_contents is used", in.name());
+      return invalid_argument("input '{}': contents must be empty when raw_input_contents is used",
+                              in.name());
     }
     if (Status s = decode_raw(wire.raw_input_contents(index), t); !s.is_ok()) return s;
   } else {
     decode_contents(in.contents(), t);
   }
   if (static_cast<int64_t>(t.size()) != num_elements) {
-    return invalid_argument("input '{}': shape holds {} elements but {} were given", in.name(), num_elements, t.size());
+    return invalid_argument("input '{}': shape holds {} elements but {} were given", in.name(),
+                            num_elements, t.size());
   }
   return Status::ok();
 }
@@ -130,8 +139,9 @@ Status decode_input(const ModelInferRequest& wire, int index, TensorValues& t) {
 // A scalar input of a batch-1 request: exactly one element.
 Status expect_scalar(const TensorValues& t) {
   if (t.size() != 1) {
-    return invalid_argument("input '{}' must hold exactly one value (batch size 1 is served), got {}", t.name,
-                            t.size());
+    return invalid_argument(
+        "input '{}' must hold exactly one value (batch size 1 is served), got {}", t.name,
+        t.size());
   }
   return Status::ok();
 }
@@ -154,7 +164,8 @@ struct SamplingInputs {
   std::optional<float> top_p;
 };
 
-Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions& options, SamplingInputs& sampling) {
+Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions& options,
+                   SamplingInputs& sampling) {
   SamplingParams& p = request.sampling;
   const std::string_view n = t.name;
   if (n == "stop_words") {
@@ -195,7 +206,8 @@ Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions
   } else if (n == "stream") {
     options.is_streaming = t.bools[0];
   } else if (n == "beam_width" || n == "num_return_sequences") {
-    if (t.int32s[0] != 1) return invalid_argument("input '{}': only 1 is supported, got {}", n, t.int32s[0]);
+    if (t.int32s[0] != 1)
+      return invalid_argument("input '{}': only 1 is supported, got {}", n, t.int32s[0]);
   }
   // pad_id, length_penalty (beam search only) and return_log_probs are accepted and ignored.
   return Status::ok();
@@ -236,7 +248,8 @@ const std::vector<TensorSpec>& output_specs() {
   return specs;
 }
 
-Status parse_infer_request(const ModelInferRequest& wire, GenerateRequest& request, InferOptions& options) {
+Status parse_infer_request(const ModelInferRequest& wire, GenerateRequest& request,
+                           InferOptions& options) {
   options.id = wire.id();
   if (wire.raw_input_contents_size() > 0 && wire.raw_input_contents_size() != wire.inputs_size()) {
     return invalid_argument("raw_input_contents has {} entries but the request has {} inputs",
@@ -244,7 +257,8 @@ Status parse_infer_request(const ModelInferRequest& wire, GenerateRequest& reque
   }
   for (const auto& out : wire.outputs()) {
     if (out.name() != kTextOutput) {
-      return invalid_argument("unexpected inference output '{}' for model '{}'", out.name(), wire.model_name());
+      return invalid_argument("unexpected inference output '{}' for model '{}'", out.name(),
+                              wire.model_name());
     }
   }
   bool has_text_input = false;
@@ -255,7 +269,8 @@ Status parse_infer_request(const ModelInferRequest& wire, GenerateRequest& reque
     has_text_input = has_text_input || t.name == "text_input";
     if (Status s = apply_input(t, request, options, sampling); !s.is_ok()) return s;
   }
-  if (!has_text_input) return {StatusCode::kInvalidArgument, "expected input 'text_input' is missing"};
+  if (!has_text_input)
+    return {StatusCode::kInvalidArgument, "expected input 'text_input' is missing"};
   // TensorRT-LLM decodes greedily unless top_k or top_p asks for sampling; 0 turns either off.
   const int32_t top_k = sampling.top_k.value_or(0);
   const float top_p = sampling.top_p.value_or(0.0f);
@@ -274,8 +289,8 @@ std::string encode_raw_bytes(std::string_view element) {
   return out;
 }
 
-void fill_text_response(std::string_view model_name, const InferOptions& options, std::string_view text,
-                        inference::ModelInferResponse& response) {
+void fill_text_response(std::string_view model_name, const InferOptions& options,
+                        std::string_view text, inference::ModelInferResponse& response) {
   response.set_model_name(std::string(model_name));
   response.set_model_version("1");
   response.set_id(options.id);

@@ -42,9 +42,9 @@ inline constexpr std::string_view kOutputTokensParameter = "llmserve_output_toke
 
 // What a ModelInferRequest asks for, beyond the GenerateRequest itself.
 struct InferOptions {
-  std::string id;                       // echoed in every response
-  bool is_streaming = true;             // `stream` input; only ModelStreamInfer looks at it
-  bool is_input_excluded = true;        // `exclude_input_in_output`
+  std::string id;                 // echoed in every response
+  bool is_streaming = true;       // `stream` input; only ModelStreamInfer looks at it
+  bool is_input_excluded = true;  // `exclude_input_in_output`
 };
 
 // Fills `request` (prompt, sampling) and `options` from the tensors of `wire`; the model name is
@@ -57,7 +57,7 @@ std::string encode_raw_bytes(std::string_view element);
 
 // A response carrying `text` as text_output (BYTES, shape [1, 1], in raw_output_contents as
 // Triton sends it).
-void fill_text_response(std::string_view model_name, const InferOptions& options, std::string_view text,
-                        inference::ModelInferResponse& response);
+void fill_text_response(std::string_view model_name, const InferOptions& options,
+                        std::string_view text, inference::ModelInferResponse& response);
 
 }  // namespace llmserve::grpc_frontend

@@ -4,9 +4,10 @@
 
 namespace llmserve::http {
 
-void GenerationPump::start(std::shared_ptr<HttpExchange> ex, std::shared_ptr<GenerationHandle> handle,
-                           ChunkFn on_chunk) {
-  std::shared_ptr<GenerationPump> p(new GenerationPump(std::move(ex), std::move(handle), std::move(on_chunk)));
+void GenerationPump::start(std::shared_ptr<HttpExchange> ex,
+                           std::shared_ptr<GenerationHandle> handle, ChunkFn on_chunk) {
+  std::shared_ptr<GenerationPump> p(
+      new GenerationPump(std::move(ex), std::move(handle), std::move(on_chunk)));
   p->self_ = p;
   std::weak_ptr<GenerationPump> weak = p;
   // The stream owns the listener and the pump owns the handle (and so the stream): a weak

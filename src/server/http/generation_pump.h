@@ -19,10 +19,12 @@ namespace llmserve::http {
 class GenerationPump : public std::enable_shared_from_this<GenerationPump> {
  public:
   using ChunkFn = std::function<void(GenerateChunk& chunk)>;
-  static void start(std::shared_ptr<HttpExchange> ex, std::shared_ptr<GenerationHandle> handle, ChunkFn on_chunk);
+  static void start(std::shared_ptr<HttpExchange> ex, std::shared_ptr<GenerationHandle> handle,
+                    ChunkFn on_chunk);
 
  private:
-  GenerationPump(std::shared_ptr<HttpExchange> ex, std::shared_ptr<GenerationHandle> handle, ChunkFn on_chunk)
+  GenerationPump(std::shared_ptr<HttpExchange> ex, std::shared_ptr<GenerationHandle> handle,
+                 ChunkFn on_chunk)
       : ex_(std::move(ex)), handle_(std::move(handle)), on_chunk_(std::move(on_chunk)) {}
   void schedule();
   void drain();

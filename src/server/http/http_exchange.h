@@ -22,12 +22,12 @@ namespace llmserve::http {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
-  std::string method;                              // "GET", "POST", ...
-  std::string target;                              // as sent: path + query
-  std::string path;                                // percent-decoded, without the query
-  std::map<std::string, std::string> query;        // decoded ?k=v pairs
-  std::map<std::string, std::string> headers;      // keys lower-case
-  std::map<std::string, std::string> params;       // route parameters, e.g. {model}
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // as sent: path + query
+  std::string path;                            // percent-decoded, without the query
+  std::map<std::string, std::string> query;    // decoded ?k=v pairs
+  std::map<std::string, std::string> headers;  // keys lower-case
+  std::map<std::string, std::string> params;   // route parameters, e.g. {model}
   std::string body;
 
   // The header's value, or "" when absent; `name` lower-case.
@@ -41,7 +41,8 @@ class HttpExchange {
   virtual const HttpRequest& request() const = 0;
 
   // One complete response (Content-Length framed).
-  virtual void respond(int status, std::string content_type, std::string body, Headers extra = {}) = 0;
+  virtual void respond(int status, std::string content_type, std::string body,
+                       Headers extra = {}) = 0;
   // Starts a 200 text/event-stream response (chunked); each send_event() writes `data: <data>\n\n`
   // and flushes. send_event returns false once the client is gone (the event is dropped).
   virtual void start_sse(Headers extra = {}) = 0;

@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <deque>
 
+#include <fmt/format.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 
 #include "common/logging.h"
 #include "common/status.h"
@@ -39,16 +39,18 @@ struct Shared {
 const std::string& too_many_connections() {
   static const std::string response = [] {
     const std::string body = R"js({"error":"too many connections (--max-connections)"})js";
-    return fmt::format("HTTP/1.1 503 Service Unavailable\r\nServer: llmserve\r\nContent-Type: application/json\r\n"
-                       "Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
-                       body.size(), body);
+    return fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nServer: llmserve\r\nContent-Type: application/json\r\n"
+        "Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
+        body.size(), body);
   }();
   return response;
 }
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -131,9 +133,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!is_busy_) arm_timer(shared_.options.idle_timeout);
     is_watching_ = true;
-    socket_.async_read_some(buffer_.prepare(8192), [self = shared_from_this()](beast::error_code ec, size_t n) {
-      self->on_watch(ec, n);
-    });
+    socket_.async_read_some(
+        buffer_.prepare(8192),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_watch(ec, n); });
   }
 
   void on_watch(beast::error_code ec, size_t n) {
@@ -162,9 +164,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(shared_.options.max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
     arm_timer(shared_.options.read_timeout);
-    bhttp::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->on_header(ec);
-    });
+    bhttp::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
@@ -178,7 +180,8 @@ class Session : public std::enable_shared_from_this<Session> {
     };
     const auto& msg = parser_->get();
     auto expect = msg.find(bhttp::field::expect);
-    if (expect != msg.end() && beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
+    if (expect != msg.end() && beast::iequals(expect->value(), "100-continue") &&
+        !parser_->is_done()) {
       continue_ = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(socket_, asio::buffer(continue_),
                         [self = shared_from_this(), read_body](beast::error_code ec, size_t) {
@@ -200,15 +203,17 @@ class Session : public std::enable_shared_from_this<Session> {
     // in flight that can never be written, which held every later drain for its full timeout.
     if (is_closed_) return;
     if (ec == bhttp::error::body_limit) {
-      answer_and_close(413, fmt::format("request body exceeds the limit of {} bytes (--max-body-bytes)",
-                                        shared_.options.max_body_bytes));
+      answer_and_close(413,
+                       fmt::format("request body exceeds the limit of {} bytes (--max-body-bytes)",
+                                   shared_.options.max_body_bytes));
       return;
     }
     if (ec == bhttp::error::header_limit) {
       answer_and_close(431, "request headers too large");
       return;
     }
-    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::operation_aborted) {
       close();
       return;
     }
@@ -228,7 +233,8 @@ class Session : public std::enable_shared_from_this<Session> {
       for (const auto& kv : split_query(r.target.substr(q + 1))) r.query.insert(kv);
     }
     for (const auto& f : msg) {
-      r.headers[lower(std::string_view(f.name_string().data(), f.name_string().size()))] = std::string(f.value());
+      r.headers[lower(std::string_view(f.name_string().data(), f.name_string().size()))] =
+          std::string(f.value());
     }
     r.body = std::move(msg.body());
     begin_response();
@@ -277,8 +283,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::string error_response(int status, const std::string& message) {
     std::string body = fmt::format("{{\"error\":\"{}\"}}", message);  // our own messages: no quotes
-    return status_line(status) + fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n{}\r\n", body.size(),
-                                             keep_alive_ ? "" : "Connection: close\r\n") + body;
+    return status_line(status) +
+           fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+                       body.size(), keep_alive_ ? "" : "Connection: close\r\n") +
+           body;
   }
 
   void answer_and_close(int status, const std::string& message) {
@@ -290,9 +298,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void do_write() {
     is_writing_ = true;
-    asio::async_write(socket_, asio::buffer(writes_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->on_write(ec);
-    });
+    asio::async_write(
+        socket_, asio::buffer(writes_.front()),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
   }
 
   void on_write(beast::error_code ec) {
@@ -358,13 +366,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   void discard() {
     if (is_watching_) return;  // the watch read drains it
-    socket_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) {
-        self->close();
-        return;
-      }
-      self->discard();
-    });
+    socket_.async_read_some(asio::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) {
+                                self->close();
+                                return;
+                              }
+                              self->discard();
+                            });
   }
 
   void close() {
@@ -409,21 +418,24 @@ std::string header_lines(const Headers& extra) {
 
 void BeastExchange::respond(int status, std::string content_type, std::string body, Headers extra) {
   const bool is_head = request_.method == "HEAD";  // the headers GET would send, no body
-  asio::post(session_->executor(), [s = session_, seq = seq_, status, ct = std::move(content_type),
-                                    body = std::move(body), extra = std::move(extra), is_head]() mutable {
-    std::string head = status_line(status) + "Server: llmserve\r\nContent-Type: " + ct +
-                       fmt::format("\r\nContent-Length: {}\r\n", body.size()) +
-                       (s->is_keep_alive() ? "" : "Connection: close\r\n") + header_lines(extra) + "\r\n";
-    s->enqueue(seq, is_head ? head : head + body, true);
-  });
+  asio::post(session_->executor(),
+             [s = session_, seq = seq_, status, ct = std::move(content_type),
+              body = std::move(body), extra = std::move(extra), is_head]() mutable {
+               std::string head = status_line(status) + "Server: llmserve\r\nContent-Type: " + ct +
+                                  fmt::format("\r\nContent-Length: {}\r\n", body.size()) +
+                                  (s->is_keep_alive() ? "" : "Connection: close\r\n") +
+                                  header_lines(extra) + "\r\n";
+               s->enqueue(seq, is_head ? head : head + body, true);
+             });
 }
 
 void BeastExchange::start_sse(Headers extra) {
   asio::post(session_->executor(), [s = session_, seq = seq_, extra = std::move(extra)] {
-    std::string head = status_line(200) +
-                       "Server: llmserve\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
-                       "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n" +
-                       (s->is_keep_alive() ? "" : "Connection: close\r\n") + header_lines(extra) + "\r\n";
+    std::string head =
+        status_line(200) +
+        "Server: llmserve\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n" +
+        (s->is_keep_alive() ? "" : "Connection: close\r\n") + header_lines(extra) + "\r\n";
     s->enqueue(seq, std::move(head), false);
   });
 }
@@ -439,17 +451,23 @@ bool BeastExchange::send_event(std::string data) {
 }
 
 void BeastExchange::end() {
-  asio::post(session_->executor(), [s = session_, seq = seq_] { s->enqueue(seq, "0\r\n\r\n", true); });
+  asio::post(session_->executor(),
+             [s = session_, seq = seq_] { s->enqueue(seq, "0\r\n\r\n", true); });
 }
 
 void BeastExchange::on_disconnect(std::function<void()> callback) {
-  asio::post(session_->executor(),
-             [s = session_, seq = seq_, cb = std::move(callback)]() mutable { s->set_on_disconnect(seq, std::move(cb)); });
+  asio::post(session_->executor(), [s = session_, seq = seq_, cb = std::move(callback)]() mutable {
+    s->set_on_disconnect(seq, std::move(cb));
+  });
 }
 
-bool BeastExchange::is_client_gone() const { return session_->is_gone(seq_); }
+bool BeastExchange::is_client_gone() const {
+  return session_->is_gone(seq_);
+}
 
-void BeastExchange::post(std::function<void()> fn) { asio::post(session_->executor(), std::move(fn)); }
+void BeastExchange::post(std::function<void()> fn) {
+  asio::post(session_->executor(), std::move(fn));
+}
 
 }  // namespace
 
@@ -464,7 +482,8 @@ struct HttpServer::Impl {
         on_accept_error(ec);
         return;
       }
-      if (shared.options.max_connections > 0 && shared.num_connections->load() >= shared.options.max_connections) {
+      if (shared.options.max_connections > 0 &&
+          shared.num_connections->load() >= shared.options.max_connections) {
         refuse(std::move(socket));
       } else {
         beast::error_code ignored;
@@ -492,8 +511,11 @@ struct HttpServer::Impl {
     ++num_accept_errors;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_accept_log > std::chrono::minutes(1)) {
-      LOG_WARN("HTTP accept failed {} time(s) since the last report: {}; backing off (raise the open-file limit "
-               "or lower --max-connections)", num_accept_errors, ec.message());
+      LOG_WARN(
+          "HTTP accept failed {} time(s) since the last report: {}; backing off (raise the "
+          "open-file limit "
+          "or lower --max-connections)",
+          num_accept_errors, ec.message());
       num_accept_errors = 0;
       last_accept_log = now;
     }
@@ -513,22 +535,30 @@ struct HttpServer::Impl {
   std::chrono::steady_clock::time_point last_accept_log{};
 };
 
-HttpServer::HttpServer(HttpServerOptions options, const Router& router) : options_(std::move(options)), router_(router) {}
+HttpServer::HttpServer(HttpServerOptions options, const Router& router)
+    : options_(std::move(options)), router_(router) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 void HttpServer::start() {
-  impl_ = std::make_unique<Impl>(Shared{router_, options_, num_active_, num_connections_}, num_refused_);
+  impl_ = std::make_unique<Impl>(Shared{router_, options_, num_active_, num_connections_},
+                                 num_refused_);
   beast::error_code ec;
   auto address = asio::ip::make_address(options_.host, ec);
-  if (ec) fail(StatusCode::kInvalidArgument, "--host '{}' is not an IP address: {}", options_.host, ec.message());
+  if (ec)
+    fail(StatusCode::kInvalidArgument, "--host '{}' is not an IP address: {}", options_.host,
+         ec.message());
   tcp::endpoint endpoint(address, options_.port);
   auto& a = impl_->acceptor;
   a.open(endpoint.protocol(), ec);
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(endpoint, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) fail(StatusCode::kUnavailable, "cannot listen on {}:{}: {}", options_.host, options_.port, ec.message());
+  if (ec)
+    fail(StatusCode::kUnavailable, "cannot listen on {}:{}: {}", options_.host, options_.port,
+         ec.message());
   bound_port_ = a.local_endpoint().port();
   impl_->accept();
   for (int32_t i = 0; i < std::max(1, options_.num_threads); ++i) {

@@ -26,11 +26,13 @@ namespace llmserve::http {
 
 struct HttpServerOptions {
   std::string host = "0.0.0.0";
-  uint16_t port = 8000;                            // 0: pick a free port (see port())
+  uint16_t port = 8000;  // 0: pick a free port (see port())
   int32_t num_threads = 2;
   uint64_t max_body_bytes = 64ull << 20;
-  std::chrono::milliseconds idle_timeout{65'000};  // keep-alive idle between requests (--http-idle-timeout)
-  std::chrono::milliseconds read_timeout{30'000};  // to receive one complete request (--http-read-timeout)
+  std::chrono::milliseconds idle_timeout{
+      65'000};  // keep-alive idle between requests (--http-idle-timeout)
+  std::chrono::milliseconds read_timeout{
+      30'000};  // to receive one complete request (--http-read-timeout)
   // Open connections beyond this are answered 503 + Connection: close (--max-connections); 0: no
   // limit (the process's open-file limit is then the only one).
   int64_t max_connections = 0;
@@ -61,7 +63,8 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
   std::vector<std::thread> threads_;
   std::shared_ptr<std::atomic<int64_t>> num_active_ = std::make_shared<std::atomic<int64_t>>(0);
-  std::shared_ptr<std::atomic<int64_t>> num_connections_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::shared_ptr<std::atomic<int64_t>> num_connections_ =
+      std::make_shared<std::atomic<int64_t>>(0);
   std::shared_ptr<std::atomic<int64_t>> num_refused_ = std::make_shared<std::atomic<int64_t>>(0);
   uint16_t bound_port_ = 0;
 };

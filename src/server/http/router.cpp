@@ -37,7 +37,8 @@ void respond_json(HttpExchange& ex, int status, const std::string& json_body, He
 
 void respond_error(HttpExchange& ex, int status, const std::string& message, Headers extra) {
   nlohmann::json j = {{"error", message}};
-  respond_json(ex, status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::move(extra));
+  respond_json(ex, status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+               std::move(extra));
 }
 
 std::vector<std::string> split_path(const std::string& path) {
@@ -71,7 +72,8 @@ std::optional<std::string> url_decode(const std::string& s, bool is_query) {
   return out;
 }
 
-void Router::add(std::string method, const std::string& pattern, HttpHandler handler, RouteAccess access) {
+void Router::add(std::string method, const std::string& pattern, HttpHandler handler,
+                 RouteAccess access) {
   routes_.push_back({std::move(method), split_path(pattern), std::move(handler), access});
 }
 
@@ -117,10 +119,11 @@ void Router::set_error_body(std::string prefix, ErrorBody body) {
   error_bodies_.emplace_back(std::move(prefix), std::move(body));
 }
 
-void Router::respond(HttpExchange& ex, const std::string& path, int status, const std::string& message,
-                     Headers extra) const {
+void Router::respond(HttpExchange& ex, const std::string& path, int status,
+                     const std::string& message, Headers extra) const {
   for (const auto& [prefix, body] : error_bodies_) {
-    if (path.rfind(prefix, 0) == 0) return respond_json(ex, status, body(status, message), std::move(extra));
+    if (path.rfind(prefix, 0) == 0)
+      return respond_json(ex, status, body(status, message), std::move(extra));
   }
   respond_error(ex, status, message, std::move(extra));
 }

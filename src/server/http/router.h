@@ -1,9 +1,9 @@
 // Router: maps (method, path) to a handler. Patterns are '/'-separated segments, each literal or a
-// {name} parameter matching one non-empty segment, e.g. "/v2/models/{model}/versions/{version}/infer".
-// Unknown path → 404 {"error":"Not Found"}; a known path with another method → 405 with Allow.
-// Routes that are not public need `Authorization: Bearer <api key>` when an API key is set (401).
-// The router's own errors (401/404/405) use Triton's body, or the body a frontend registered for
-// its path prefix (OpenAI's envelope under /v1/).
+// {name} parameter matching one non-empty segment, e.g.
+// "/v2/models/{model}/versions/{version}/infer". Unknown path → 404 {"error":"Not Found"}; a known
+// path with another method → 405 with Allow. Routes that are not public need `Authorization: Bearer
+// <api key>` when an API key is set (401). The router's own errors (401/404/405) use Triton's body,
+// or the body a frontend registered for its path prefix (OpenAI's envelope under /v1/).
 //
 // Thread-safety: add routes before serving; dispatch() is then const and may run concurrently.
 #pragma once
@@ -30,9 +30,9 @@ class Router {
   void set_error_body(std::string prefix, ErrorBody body);
 
   struct Match {
-    const HttpHandler* handler = nullptr;        // null: see status
-    int status = 200;                            // 404 or 405 (or 401) when no handler
-    std::string allow;                           // for 405: "GET, POST"
+    const HttpHandler* handler = nullptr;  // null: see status
+    int status = 200;                      // 404 or 405 (or 401) when no handler
+    std::string allow;                     // for 405: "GET, POST"
     std::map<std::string, std::string> params;
     RouteAccess access = RouteAccess::kProtected;
   };

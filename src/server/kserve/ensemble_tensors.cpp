@@ -6,22 +6,32 @@ namespace llmserve::kserve {
 
 std::string_view datatype_name(DataType t) {
   switch (t) {
-    case DataType::kBytes: return "BYTES";
-    case DataType::kBool: return "BOOL";
-    case DataType::kInt32: return "INT32";
-    case DataType::kUint64: return "UINT64";
-    case DataType::kFp32: return "FP32";
+    case DataType::kBytes:
+      return "BYTES";
+    case DataType::kBool:
+      return "BOOL";
+    case DataType::kInt32:
+      return "INT32";
+    case DataType::kUint64:
+      return "UINT64";
+    case DataType::kFp32:
+      return "FP32";
   }
   return "BYTES";
 }
 
 std::string_view config_datatype_name(DataType t) {
   switch (t) {
-    case DataType::kBytes: return "TYPE_STRING";
-    case DataType::kBool: return "TYPE_BOOL";
-    case DataType::kInt32: return "TYPE_INT32";
-    case DataType::kUint64: return "TYPE_UINT64";
-    case DataType::kFp32: return "TYPE_FP32";
+    case DataType::kBytes:
+      return "TYPE_STRING";
+    case DataType::kBool:
+      return "TYPE_BOOL";
+    case DataType::kInt32:
+      return "TYPE_INT32";
+    case DataType::kUint64:
+      return "TYPE_UINT64";
+    case DataType::kFp32:
+      return "TYPE_FP32";
   }
   return "TYPE_STRING";
 }
@@ -77,10 +87,13 @@ const TensorSpec* find_input(std::string_view name) {
 
 bool is_element_of(const nlohmann::json& v, DataType t) {
   switch (t) {
-    case DataType::kBytes: return v.is_string();
-    case DataType::kBool: return v.is_boolean();
+    case DataType::kBytes:
+      return v.is_string();
+    case DataType::kBool:
+      return v.is_boolean();
     case DataType::kInt32:
-      if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max());
+      if (v.is_number_unsigned())
+        return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max());
       if (v.is_number_integer()) {
         const int64_t x = v.get<int64_t>();
         return x >= std::numeric_limits<int32_t>::min() && x <= std::numeric_limits<int32_t>::max();
@@ -88,7 +101,8 @@ bool is_element_of(const nlohmann::json& v, DataType t) {
       return false;
     case DataType::kUint64:
       return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
-    case DataType::kFp32: return v.is_number();
+    case DataType::kFp32:
+      return v.is_number();
   }
   return false;
 }

@@ -21,8 +21,9 @@ struct TensorSpec {
   bool is_optional = true;
 };
 
-std::string_view datatype_name(DataType t);         // "BYTES", "INT32", ... (protocol)
-std::string_view config_datatype_name(DataType t);  // "TYPE_STRING", "TYPE_INT32", ... (model config)
+std::string_view datatype_name(DataType t);  // "BYTES", "INT32", ... (protocol)
+std::string_view config_datatype_name(
+    DataType t);  // "TYPE_STRING", "TYPE_INT32", ... (model config)
 
 const std::vector<TensorSpec>& ensemble_inputs();
 const std::vector<TensorSpec>& ensemble_outputs();

@@ -2,8 +2,8 @@
 // GenerationService (spec §3). It registers its routes on a Router:
 //   GET  /v2/health/live, /v2/health/ready, /v2                          (public)
 //   GET  /v2/models/{m}[/versions/{v}], .../ready, .../config, .../stats, /v2/models/stats
-//   POST /v2/models/{m}[/versions/{v}]/infer (JSON or binary tensors), .../generate, .../generate_stream
-//   POST /v2/repository/index
+//   POST /v2/models/{m}[/versions/{v}]/infer (JSON or binary tensors), .../generate,
+//   .../generate_stream POST /v2/repository/index
 // Errors are Triton's {"error": "..."}: 400 bad input (naming the field) or unknown model name
 // (Triton's INVALID_ARG "Request for unknown model: '<m>' is not found"), 404 unknown version or
 // route, 503 + Retry-After when overloaded, not ready or draining.

@@ -16,7 +16,9 @@ using nlohmann::json;
 
 namespace {
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 // What a request has produced so far.
 struct Output {
@@ -39,7 +41,8 @@ void append(Output& out, const GenerateChunk& chunk, bool has_logprobs) {
 }
 
 // The generate extension's flat object: every output keyed by name.
-json generate_object(const std::string& model, const std::string& version, const std::string& id, const Output& out) {
+json generate_object(const std::string& model, const std::string& version, const std::string& id,
+                     const Output& out) {
   json j = {{"model_name", model}, {"model_version", version}};
   if (!id.empty()) j["id"] = id;
   j["text_output"] = out.text;
@@ -59,7 +62,8 @@ json infer_object(const std::string& model, const std::string& version, const Pa
   if (!parsed.id.empty()) j["id"] = parsed.id;
   const int64_t n = static_cast<int64_t>(out.logprobs.size());
   auto tensor = [](const char* name, const char* type, json shape, json data) {
-    return json{{"name", name}, {"datatype", type}, {"shape", std::move(shape)}, {"data", std::move(data)}};
+    return json{
+        {"name", name}, {"datatype", type}, {"shape", std::move(shape)}, {"data", std::move(data)}};
   };
   std::map<std::string, json> all = {
       {"text_output", tensor("text_output", "BYTES", {1, 1}, {out.text})},
@@ -86,12 +90,14 @@ json infer_object(const std::string& model, const std::string& version, const Pa
 void respond_infer(http::HttpExchange& ex, json response, const ParsedRequest& parsed) {
   std::string binary;
   const int num_binary = move_outputs_to_binary(
-      response, [&parsed](const std::string& name) { return parsed.is_binary_output(name); }, binary);
+      response, [&parsed](const std::string& name) { return parsed.is_binary_output(name); },
+      binary);
   if (num_binary == 0) return http::respond_json(ex, 200, dump(response));
   std::string body = dump(response);
   const std::string header_length = std::to_string(body.size());
   body += binary;
-  ex.respond(200, "application/octet-stream", std::move(body), {{kInferenceHeaderContentLength, header_length}});
+  ex.respond(200, "application/octet-stream", std::move(body),
+             {{kInferenceHeaderContentLength, header_length}});
 }
 
 Status check_requested_outputs(const ParsedRequest& parsed) {
@@ -105,11 +111,13 @@ Status check_requested_outputs(const ParsedRequest& parsed) {
 
 }  // namespace
 
-Status KServeFrontend::parse_request(const http::HttpRequest& request, Api api, ParsedRequest& parsed) const {
+Status KServeFrontend::parse_request(const http::HttpRequest& request, Api api,
+                                     ParsedRequest& parsed) const {
   InferBody parts{request.body, {}};
   if (api == Api::kInfer) {
     std::optional<std::string> header_length;
-    if (auto it = request.headers.find("inference-header-content-length"); it != request.headers.end()) {
+    if (auto it = request.headers.find("inference-header-content-length");
+        it != request.headers.end()) {
       header_length = it->second;
     }
     if (Status s = split_infer_body(request.body, header_length, parts); !s.is_ok()) return s;
@@ -125,7 +133,8 @@ Status KServeFrontend::parse_request(const http::HttpRequest& request, Api api, 
   }
   if (Status s = build_generate_request(inputs, parsed); !s.is_ok()) return s;
   if (api == Api::kInfer && parsed.is_stream) {
-    return invalid_argument("input 'stream' must be false for /infer; use /generate_stream to stream");
+    return invalid_argument(
+        "input 'stream' must be false for /infer; use /generate_stream to stream");
   }
   return Status::ok();
 }
@@ -138,9 +147,10 @@ void KServeFrontend::infer(const ExchangePtr& ex, Api api) {
   parsed->request.arrival = arrival;
   parsed->request.model = model_.name;
   parsed->request.protocol = api == Api::kInfer ? "kserve" : "generate";
-  Status s = state_.accepts_requests()
-                 ? parse_request(request, api, *parsed)
-                 : Status(StatusCode::kUnavailable, state_.is_draining ? "the server is shutting down" : "the model is not ready");
+  Status s = state_.accepts_requests() ? parse_request(request, api, *parsed)
+                                       : Status(StatusCode::kUnavailable,
+                                                state_.is_draining ? "the server is shutting down"
+                                                                   : "the model is not ready");
   std::shared_ptr<GenerationHandle> handle;
   if (s.is_ok()) s = service_.start(parsed->request, handle);
   if (!s.is_ok()) {
@@ -149,8 +159,8 @@ void KServeFrontend::infer(const ExchangePtr& ex, Api api) {
     service_.finish(record);
     return;
   }
-  LOG_DEBUG("request {}: {} tokens in, max_tokens {}", handle->id(), handle->prompt_token_ids().size(),
-            parsed->request.sampling.max_tokens);
+  LOG_DEBUG("request {}: {} tokens in, max_tokens {}", handle->id(),
+            handle->prompt_token_ids().size(), parsed->request.sampling.max_tokens);
   if (api == Api::kGenerateStream) {
     reply_stream(ex, parsed, handle);
   } else {
@@ -158,52 +168,62 @@ void KServeFrontend::infer(const ExchangePtr& ex, Api api) {
   }
 }
 
-void KServeFrontend::reply_unary(const ExchangePtr& ex, Api api, std::shared_ptr<ParsedRequest> parsed,
+void KServeFrontend::reply_unary(const ExchangePtr& ex, Api api,
+                                 std::shared_ptr<ParsedRequest> parsed,
                                  std::shared_ptr<GenerationHandle> handle) {
   auto out = std::make_shared<Output>();
   if (parsed->has_echo) out->text = std::get<std::string>(parsed->request.prompt);
   const std::string model = ex->request().param("model");
-  http::GenerationPump::start(ex, handle, [this, ex, api, parsed, handle, out, model](GenerateChunk& chunk) {
-    const auto start = Clock::now();
-    append(*out, chunk, parsed->has_logprobs);
-    if (!chunk.is_final()) return;
-    RequestRecord& record = handle->record();
-    if (chunk.finish_reason == FinishReason::kError || chunk.finish_reason == FinishReason::kCancelled) {
-      http::respond_status(*ex, chunk.error.is_ok() ? Status(StatusCode::kCancelled, "request cancelled") : chunk.error);
-    } else if (api == Api::kInfer) {
-      respond_infer(*ex, infer_object(model, model_.version, *parsed, *out), *parsed);
-    } else {
-      http::respond_json(*ex, 200, dump(generate_object(model, model_.version, parsed->id, *out)));
-    }
-    record.output_duration += Clock::now() - start;
-    service_.finish(record);
-  });
+  http::GenerationPump::start(
+      ex, handle, [this, ex, api, parsed, handle, out, model](GenerateChunk& chunk) {
+        const auto start = Clock::now();
+        append(*out, chunk, parsed->has_logprobs);
+        if (!chunk.is_final()) return;
+        RequestRecord& record = handle->record();
+        if (chunk.finish_reason == FinishReason::kError ||
+            chunk.finish_reason == FinishReason::kCancelled) {
+          http::respond_status(*ex, chunk.error.is_ok()
+                                        ? Status(StatusCode::kCancelled, "request cancelled")
+                                        : chunk.error);
+        } else if (api == Api::kInfer) {
+          respond_infer(*ex, infer_object(model, model_.version, *parsed, *out), *parsed);
+        } else {
+          http::respond_json(*ex, 200,
+                             dump(generate_object(model, model_.version, parsed->id, *out)));
+        }
+        record.output_duration += Clock::now() - start;
+        service_.finish(record);
+      });
 }
 
 void KServeFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
                                   std::shared_ptr<GenerationHandle> handle) {
   ex->start_sse();
-  auto echo = std::make_shared<std::string>(parsed->has_echo ? std::get<std::string>(parsed->request.prompt) : "");
+  auto echo = std::make_shared<std::string>(
+      parsed->has_echo ? std::get<std::string>(parsed->request.prompt) : "");
   const std::string model = ex->request().param("model");
-  http::GenerationPump::start(ex, handle, [this, ex, parsed, handle, echo, model](GenerateChunk& chunk) {
-    const auto start = Clock::now();
-    Output piece;
-    piece.text = std::move(*echo);
-    echo->clear();
-    append(piece, chunk, parsed->has_logprobs);
-    RequestRecord& record = handle->record();
-    if (!piece.text.empty()) ex->send_event(dump(generate_object(model, model_.version, parsed->id, piece)));
-    if (chunk.is_final()) {
-      if (chunk.finish_reason == FinishReason::kError ||
-          (chunk.finish_reason == FinishReason::kCancelled && !ex->is_client_gone())) {
-        const std::string message = chunk.error.is_ok() ? "request cancelled" : chunk.error.message();
-        ex->send_event(dump(json{{"error", message}}));
-      }
-      ex->end();
-    }
-    record.output_duration += Clock::now() - start;
-    if (chunk.is_final()) service_.finish(record);
-  });
+  http::GenerationPump::start(
+      ex, handle, [this, ex, parsed, handle, echo, model](GenerateChunk& chunk) {
+        const auto start = Clock::now();
+        Output piece;
+        piece.text = std::move(*echo);
+        echo->clear();
+        append(piece, chunk, parsed->has_logprobs);
+        RequestRecord& record = handle->record();
+        if (!piece.text.empty())
+          ex->send_event(dump(generate_object(model, model_.version, parsed->id, piece)));
+        if (chunk.is_final()) {
+          if (chunk.finish_reason == FinishReason::kError ||
+              (chunk.finish_reason == FinishReason::kCancelled && !ex->is_client_gone())) {
+            const std::string message =
+                chunk.error.is_ok() ? "request cancelled" : chunk.error.message();
+            ex->send_event(dump(json{{"error", message}}));
+          }
+          ex->end();
+        }
+        record.output_duration += Clock::now() - start;
+        if (chunk.is_final()) service_.finish(record);
+      });
 }
 
 }  // namespace llmserve::kserve

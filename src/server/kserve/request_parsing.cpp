@@ -16,7 +16,8 @@ namespace {
 Status check_elements(const TensorSpec& spec, const std::vector<json>& values) {
   for (const json& v : values) {
     if (!is_element_of(v, spec.datatype)) {
-      return invalid_argument("input '{}' expects {} values, got {}", spec.name, datatype_name(spec.datatype),
+      return invalid_argument("input '{}' expects {} values, got {}", spec.name,
+                              datatype_name(spec.datatype),
                               v.dump(-1, ' ', false, json::error_handler_t::replace));
     }
   }
@@ -37,14 +38,16 @@ Status scalar(const InputValues& inputs, const std::string& name, const json*& o
   auto it = inputs.find(name);
   if (it == inputs.end()) return Status::ok();
   if (it->second.size() != 1) {
-    return invalid_argument("input '{}' must have exactly 1 element, got {}", name, it->second.size());
+    return invalid_argument("input '{}' must have exactly 1 element, got {}", name,
+                            it->second.size());
   }
   out = &it->second[0];
   return Status::ok();
 }
 
 // parameters[key] into `out` when present; it must be a bool.
-Status bool_parameter(const json& parameters, const char* key, const std::string& owner, bool& out) {
+Status bool_parameter(const json& parameters, const char* key, const std::string& owner,
+                      bool& out) {
   auto it = parameters.find(key);
   if (it == parameters.end()) return Status::ok();
   if (!it->is_boolean()) {
@@ -57,7 +60,8 @@ Status bool_parameter(const json& parameters, const char* key, const std::string
 
 // One entry of /infer's "inputs": its elements from "data", or from the next binary_data_size
 // bytes of `binary` (advancing `binary_offset`).
-Status parse_infer_input(const json& t, std::string_view binary, size_t& binary_offset, InputValues& inputs) {
+Status parse_infer_input(const json& t, std::string_view binary, size_t& binary_offset,
+                         InputValues& inputs) {
   if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) {
     return invalid_argument("every entry of 'inputs' needs a string 'name'");
   }
@@ -69,10 +73,11 @@ Status parse_infer_input(const json& t, std::string_view binary, size_t& binary_
     return invalid_argument("input '{}' needs a string 'datatype'", name);
   }
   if (t["datatype"].get<std::string>() != datatype_name(spec->datatype)) {
-    return invalid_argument("input '{}' has datatype {}, expected {}", name, t["datatype"].get<std::string>(),
-                            datatype_name(spec->datatype));
+    return invalid_argument("input '{}' has datatype {}, expected {}", name,
+                            t["datatype"].get<std::string>(), datatype_name(spec->datatype));
   }
-  if (!t.contains("shape") || !t["shape"].is_array()) return invalid_argument("input '{}' needs a 'shape' array", name);
+  if (!t.contains("shape") || !t["shape"].is_array())
+    return invalid_argument("input '{}' needs a 'shape' array", name);
   int64_t num_elements = 1;
   for (const json& d : t["shape"]) {
     if (!d.is_number_integer() || d.get<int64_t>() < 0) {
@@ -80,31 +85,36 @@ Status parse_infer_input(const json& t, std::string_view binary, size_t& binary_
     }
     const int64_t dim = d.get<int64_t>();
     if (dim > 0 && num_elements > std::numeric_limits<int64_t>::max() / dim) {
-      return invalid_argument("input '{}' has a shape {} with too many elements", name, t["shape"].dump());
+      return invalid_argument("input '{}' has a shape {} with too many elements", name,
+                              t["shape"].dump());
     }
     num_elements *= dim;
   }
   std::optional<uint64_t> binary_size;
   if (auto p = t.find("parameters"); p != t.end()) {
-    if (!p->is_object()) return invalid_argument("input '{}': 'parameters' must be a JSON object", name);
+    if (!p->is_object())
+      return invalid_argument("input '{}': 'parameters' must be a JSON object", name);
     if (auto b = p->find("binary_data_size"); b != p->end()) {
       if (!b->is_number_unsigned() && !(b->is_number_integer() && b->get<int64_t>() >= 0)) {
-        return invalid_argument("input '{}': parameter 'binary_data_size' must be a non-negative integer, got {}",
-                                name, b->dump(-1, ' ', false, json::error_handler_t::replace));
+        return invalid_argument(
+            "input '{}': parameter 'binary_data_size' must be a non-negative integer, got {}", name,
+            b->dump(-1, ' ', false, json::error_handler_t::replace));
       }
       binary_size = b->get<uint64_t>();
     }
   }
   std::vector<json> values;
   if (binary_size) {
-    if (t.contains("data")) return invalid_argument("input '{}' has both 'data' and a binary_data_size parameter", name);
+    if (t.contains("data"))
+      return invalid_argument("input '{}' has both 'data' and a binary_data_size parameter", name);
     if (*binary_size > binary.size() - binary_offset) {
-      return invalid_argument("input '{}': binary_data_size {} exceeds the {} bytes of binary data left after the "
-                              "JSON header (see Inference-Header-Content-Length)",
-                              name, *binary_size, binary.size() - binary_offset);
+      return invalid_argument(
+          "input '{}': binary_data_size {} exceeds the {} bytes of binary data left after the "
+          "JSON header (see Inference-Header-Content-Length)",
+          name, *binary_size, binary.size() - binary_offset);
     }
-    if (Status s = decode_binary_tensor(name, spec->datatype, binary.substr(binary_offset, *binary_size),
-                                        num_elements, values);
+    if (Status s = decode_binary_tensor(
+            name, spec->datatype, binary.substr(binary_offset, *binary_size), num_elements, values);
         !s.is_ok()) {
       return s;
     }
@@ -113,8 +123,8 @@ Status parse_infer_input(const json& t, std::string_view binary, size_t& binary_
     if (!t.contains("data")) return invalid_argument("input '{}' has no 'data'", name);
     flatten(t["data"], values);
     if (static_cast<int64_t>(values.size()) != num_elements) {
-      return invalid_argument("input '{}' has {} elements in 'data' but shape {} needs {}", name, values.size(),
-                              t["shape"].dump(), num_elements);
+      return invalid_argument("input '{}' has {} elements in 'data' but shape {} needs {}", name,
+                              values.size(), t["shape"].dump(), num_elements);
     }
   }
   if (Status s = check_elements(*spec, values); !s.is_ok()) return s;
@@ -134,9 +144,11 @@ Status parse_requested_outputs(const json& body, ParsedRequest& parsed) {
     const std::string name = o["name"].get<std::string>();
     parsed.outputs.push_back(name);
     if (auto p = o.find("parameters"); p != o.end()) {
-      if (!p->is_object()) return invalid_argument("output '{}': 'parameters' must be a JSON object", name);
+      if (!p->is_object())
+        return invalid_argument("output '{}': 'parameters' must be a JSON object", name);
       bool is_binary = false;
-      if (Status s = bool_parameter(*p, "binary_data", fmt::format("output '{}'", name), is_binary); !s.is_ok()) {
+      if (Status s = bool_parameter(*p, "binary_data", fmt::format("output '{}'", name), is_binary);
+          !s.is_ok()) {
         return s;
       }
       if (p->contains("binary_data")) parsed.binary_outputs[name] = is_binary;
@@ -161,7 +173,8 @@ Status parse_generate_inputs(const json& body, InputValues& inputs, std::string&
     if (inputs.contains(key)) {
       return invalid_argument("'{}' is given both as a top-level key and inside 'parameters'", key);
     }
-    if (value.is_object()) return invalid_argument("input '{}' must be a value or an array, got an object", key);
+    if (value.is_object())
+      return invalid_argument("input '{}' must be a value or an array, got an object", key);
     std::vector<json> values;
     flatten(value, values);
     if (Status s = check_elements(*spec, values); !s.is_ok()) return s;
@@ -185,28 +198,32 @@ Status parse_generate_inputs(const json& body, InputValues& inputs, std::string&
   return Status::ok();
 }
 
-Status parse_infer_inputs(const json& body, InputValues& inputs, ParsedRequest& parsed, std::string_view binary) {
+Status parse_infer_inputs(const json& body, InputValues& inputs, ParsedRequest& parsed,
+                          std::string_view binary) {
   if (auto it = body.find("id"); it != body.end()) {
     if (!it->is_string()) return invalid_argument("'id' must be a string");
     parsed.id = it->get<std::string>();
   }
   if (auto it = body.find("parameters"); it != body.end()) {
     if (!it->is_object()) return invalid_argument("'parameters' must be a JSON object");
-    if (Status s = bool_parameter(*it, "binary_data_output", "the request", parsed.is_binary_output_default);
+    if (Status s = bool_parameter(*it, "binary_data_output", "the request",
+                                  parsed.is_binary_output_default);
         !s.is_ok()) {
       return s;
     }
   }
   auto in = body.find("inputs");
-  if (in == body.end() || !in->is_array()) return invalid_argument("'inputs' must be an array of tensors");
+  if (in == body.end() || !in->is_array())
+    return invalid_argument("'inputs' must be an array of tensors");
   size_t binary_offset = 0;  // the next binary input's bytes in `binary`
   for (const json& t : *in) {
     if (Status s = parse_infer_input(t, binary, binary_offset, inputs); !s.is_ok()) return s;
   }
   if (binary_offset != binary.size()) {
-    return invalid_argument("the request has {} bytes of binary data after the JSON header but the inputs' "
-                            "binary_data_size parameters add up to {}",
-                            binary.size(), binary_offset);
+    return invalid_argument(
+        "the request has {} bytes of binary data after the JSON header but the inputs' "
+        "binary_data_size parameters add up to {}",
+        binary.size(), binary_offset);
   }
   return parse_requested_outputs(body, parsed);
 }
@@ -221,7 +238,7 @@ Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) 
   SamplingParams& sp = r.sampling;
   const json* v = nullptr;
   auto get = [&](const char* name) -> Status { return scalar(inputs, name, v); };
-#define LLMSERVE_SCALAR(name) \
+#define LLMSERVE_SCALAR(name)                     \
   if (Status s = get(name); !s.is_ok()) return s; \
   if (v)
 
@@ -251,10 +268,13 @@ Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) 
   LLMSERVE_SCALAR("pad_id") {}
   LLMSERVE_SCALAR("length_penalty") {}  // only affects beam search, which we do not do
   LLMSERVE_SCALAR("beam_width") {
-    if (v->get<int32_t>() != 1) return invalid_argument("beam_width must be 1 (beam search is not supported), got {}", v->dump());
+    if (v->get<int32_t>() != 1)
+      return invalid_argument("beam_width must be 1 (beam search is not supported), got {}",
+                              v->dump());
   }
   LLMSERVE_SCALAR("num_return_sequences") {
-    if (v->get<int32_t>() != 1) return invalid_argument("num_return_sequences must be 1, got {}", v->dump());
+    if (v->get<int32_t>() != 1)
+      return invalid_argument("num_return_sequences must be 1, got {}", v->dump());
   }
 #undef LLMSERVE_SCALAR
   if (parsed.has_logprobs) sp.logprobs = 0;
@@ -265,7 +285,8 @@ Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) 
   }
   if (auto it = inputs.find("bad_words"); it != inputs.end()) {
     for (const json& w : it->second) {
-      if (!w.get<std::string>().empty()) return invalid_argument("input 'bad_words' is not supported (got {})", w.dump());
+      if (!w.get<std::string>().empty())
+        return invalid_argument("input 'bad_words' is not supported (got {})", w.dump());
     }
   }
   return Status::ok();

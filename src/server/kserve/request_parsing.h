@@ -22,11 +22,11 @@ using InputValues = std::map<std::string, std::vector<nlohmann::json>>;
 
 struct ParsedRequest {
   GenerateRequest request;
-  std::string id;                      // echoed when non-empty
-  bool is_stream = false;              // "stream": true
-  bool has_echo = false;               // exclude_input_in_output: false → prompt prepended
-  bool has_logprobs = false;           // return_log_probs
-  std::vector<std::string> outputs;    // /infer "outputs" names; empty = all
+  std::string id;                    // echoed when non-empty
+  bool is_stream = false;            // "stream": true
+  bool has_echo = false;             // exclude_input_in_output: false → prompt prepended
+  bool has_logprobs = false;         // return_log_probs
+  std::vector<std::string> outputs;  // /infer "outputs" names; empty = all
   // Binary tensor data extension: the request's binary_data_output and each output's binary_data.
   bool is_binary_output_default = false;
   std::map<std::string, bool> binary_outputs;

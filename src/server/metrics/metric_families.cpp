@@ -82,11 +82,11 @@ TritonMetrics build_triton(const Builder& b) {
       "nv_inference_compute_output_duration_us",
       "Cumulative inference compute output duration in microseconds (does not include cached "
       "requests)");
-  m.pending_request_count =
-      b.gauge("nv_inference_pending_request_count",
-              "Instantaneous number of pending requests awaiting execution per-model (llmserve: "
-              "requests admitted and not finished, whether waiting for batch capacity or in the running "
-              "batch).");
+  m.pending_request_count = b.gauge(
+      "nv_inference_pending_request_count",
+      "Instantaneous number of pending requests awaiting execution per-model (llmserve: "
+      "requests admitted and not finished, whether waiting for batch capacity or in the running "
+      "batch).");
   m.model_load_duration_secs = b.gauge("nv_model_load_duration_secs", "Model load time in seconds");
   return m;
 }
@@ -152,9 +152,11 @@ LlmMetrics build_llm(const Builder& b) {
       "llmserve_queue_compute_ratio",
       "Sum of queue time over sum of compute-infer time of requests completed in the sliding "
       "window; the live value of triton:queue_compute:ratio");
-  m.http_open_connections = b.gauge("llmserve_http_open_connections", "Open connections of the HTTP server (:8000)");
-  m.http_refused_connections = b.counter("llmserve_http_refused_connections_total",
-                                         "HTTP connections refused with 503 over --max-connections");
+  m.http_open_connections =
+      b.gauge("llmserve_http_open_connections", "Open connections of the HTTP server (:8000)");
+  m.http_refused_connections =
+      b.counter("llmserve_http_refused_connections_total",
+                "HTTP connections refused with 503 over --max-connections");
   return m;
 }
 

@@ -203,7 +203,8 @@ void MetricsRegistry::set_http_connections(int64_t num_open, int64_t num_refused
   std::lock_guard lock(mutex_);
   families_->llm.http_open_connections->Set(static_cast<double>(num_open));
   if (num_refused_total > last_http_refused_) {
-    families_->llm.http_refused_connections->Increment(static_cast<double>(num_refused_total - last_http_refused_));
+    families_->llm.http_refused_connections->Increment(
+        static_cast<double>(num_refused_total - last_http_refused_));
     last_http_refused_ = num_refused_total;
   }
 }

@@ -130,7 +130,6 @@ class MetricsRegistry final : public RequestObserver {
   void add_gpu_metrics(std::unique_ptr<GpuSampler> sampler);
   void update_gpu();  // samples the GPUs now (a no-op without add_gpu_metrics)
 
-
   // The Prometheus text exposition (format 0.0.4) of every family.
   std::string render_text() const;
 

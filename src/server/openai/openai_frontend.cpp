@@ -18,7 +18,9 @@ using nlohmann::json;
 
 namespace {
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 json error_body(const ApiError& e) {
   return json{{"error",
@@ -39,9 +41,19 @@ ApiError bad(std::string param, std::string message) {
 }
 
 // The sampling fields the engine names first in its messages ("temperature must be ...").
-const char* const kSamplingFields[] = {"temperature", "top_k", "top_p", "min_p", "repetition_penalty",
-                                       "presence_penalty", "frequency_penalty", "seed", "max_tokens",
-                                       "min_tokens", "stop_token_ids", "stop", "logprobs"};
+const char* const kSamplingFields[] = {"temperature",
+                                       "top_k",
+                                       "top_p",
+                                       "min_p",
+                                       "repetition_penalty",
+                                       "presence_penalty",
+                                       "frequency_penalty",
+                                       "seed",
+                                       "max_tokens",
+                                       "min_tokens",
+                                       "stop_token_ids",
+                                       "stop",
+                                       "logprobs"};
 
 ApiError from_status(const Status& s) {
   switch (s.code()) {
@@ -59,13 +71,19 @@ ApiError from_status(const Status& s) {
       if (param.empty() && s.message().find("prompt") != std::string::npos) param = "prompt";
       return ApiError{400, s.message(), param, "invalid_request_error", ""};
     }
-    case StatusCode::kNotFound: return ApiError{404, s.message(), "", "invalid_request_error", ""};
+    case StatusCode::kNotFound:
+      return ApiError{404, s.message(), "", "invalid_request_error", ""};
     case StatusCode::kResourceExhausted:
-      return ApiError{429, "the server is overloaded: " + s.message(), "", "rate_limit_exceeded", "rate_limit_exceeded"};
-    case StatusCode::kUnavailable: return ApiError{503, s.message(), "", "service_unavailable", ""};
-    case StatusCode::kDeadlineExceeded: return ApiError{504, s.message(), "", "timeout", ""};
-    case StatusCode::kCancelled: return ApiError{400, s.message(), "", "invalid_request_error", "cancelled"};
-    default: return ApiError{500, s.message(), "", "server_error", ""};
+      return ApiError{429, "the server is overloaded: " + s.message(), "", "rate_limit_exceeded",
+                      "rate_limit_exceeded"};
+    case StatusCode::kUnavailable:
+      return ApiError{503, s.message(), "", "service_unavailable", ""};
+    case StatusCode::kDeadlineExceeded:
+      return ApiError{504, s.message(), "", "timeout", ""};
+    case StatusCode::kCancelled:
+      return ApiError{400, s.message(), "", "invalid_request_error", "cancelled"};
+    default:
+      return ApiError{500, s.message(), "", "server_error", ""};
   }
 }
 
@@ -75,7 +93,9 @@ std::string random_id(const char* prefix) {
 }
 
 int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // Typed optional fields: absent or null leaves `out` as is; a wrong type is a 400 naming the field.
@@ -121,7 +141,8 @@ bool get_bool(const json& body, const char* key, bool& out) {
 }
 
 int32_t to_int32(const char* key, int64_t v, int64_t lo, int64_t hi) {
-  if (v < lo || v > hi) throw bad(key, fmt::format("'{}' must be in [{}, {}], got {}", key, lo, hi, v));
+  if (v < lo || v > hi)
+    throw bad(key, fmt::format("'{}' must be in [{}, {}], got {}", key, lo, hi, v));
   return static_cast<int32_t>(v);
 }
 
@@ -140,7 +161,8 @@ struct OpenAIFrontend::Parsed {
   int32_t prompt_len = 0;
 };
 
-OpenAIFrontend::OpenAIFrontend(GenerationService& service, const http::ServingState& state, kserve::ServedModel model)
+OpenAIFrontend::OpenAIFrontend(GenerationService& service, const http::ServingState& state,
+                               kserve::ServedModel model)
     : service_(service), state_(state), model_(std::move(model)), created_(unix_now()) {
   const Tokenizer& tok = service_.tokenizer();
   std::string source = tok.chat_template();
@@ -148,7 +170,8 @@ OpenAIFrontend::OpenAIFrontend(GenerationService& service, const http::ServingSt
     try {
       chat_template_.emplace(ChatTemplate::compile(source));
     } catch (const std::exception& e) {
-      LOG_WARN("the model's chat template does not compile ({}); using the default template", e.what());
+      LOG_WARN("the model's chat template does not compile ({}); using the default template",
+               e.what());
     }
   }
   if (!chat_template_) chat_template_.emplace(ChatTemplate::compile(default_chat_template()));
@@ -163,13 +186,17 @@ json OpenAIFrontend::model_card(const std::string& name) const {
 void OpenAIFrontend::add_routes(http::Router& router) {
   // 401/404/405 under /v1/ in OpenAI's envelope, as the official clients expect.
   router.set_error_body("/v1/", [](int status, const std::string& message) {
-    const char* code = status == 401 ? "invalid_api_key" : status == 404 ? "unknown_url" : "method_not_allowed";
+    const char* code = status == 401   ? "invalid_api_key"
+                       : status == 404 ? "unknown_url"
+                                       : "method_not_allowed";
     return dump(error_body(ApiError{status, message, "", "invalid_request_error", code}));
   });
   router.add("GET", "/v1/models", [this](const ExchangePtr& ex) { list_models(ex); });
   router.add("GET", "/v1/models/{model}", [this](const ExchangePtr& ex) { get_model(ex); });
-  router.add("POST", "/v1/completions", [this](const ExchangePtr& ex) { generate(ex, Api::kCompletions); });
-  router.add("POST", "/v1/chat/completions", [this](const ExchangePtr& ex) { generate(ex, Api::kChat); });
+  router.add("POST", "/v1/completions",
+             [this](const ExchangePtr& ex) { generate(ex, Api::kCompletions); });
+  router.add("POST", "/v1/chat/completions",
+             [this](const ExchangePtr& ex) { generate(ex, Api::kChat); });
 }
 
 void OpenAIFrontend::list_models(const ExchangePtr& ex) const {
@@ -182,8 +209,8 @@ void OpenAIFrontend::list_models(const ExchangePtr& ex) const {
 void OpenAIFrontend::get_model(const ExchangePtr& ex) const {
   const std::string& name = ex->request().param("model");
   if (!model_.is_name(name)) {
-    return respond_api_error(*ex, ApiError{404, fmt::format("The model `{}` does not exist.", name), "model",
-                                           "invalid_request_error", "model_not_found"});
+    return respond_api_error(*ex, ApiError{404, fmt::format("The model `{}` does not exist.", name),
+                                           "model", "invalid_request_error", "model_not_found"});
   }
   http::respond_json(*ex, 200, dump(model_card(name)));
 }
@@ -199,7 +226,8 @@ std::string OpenAIFrontend::render_chat(const json& body) const {
     if (!m.is_object()) throw bad(where, fmt::format("'{}' must be an object", where));
     ChatMessage msg;
     auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) throw bad(where + ".role", fmt::format("'{}.role' must be a string", where));
+    if (role == m.end() || !role->is_string())
+      throw bad(where + ".role", fmt::format("'{}.role' must be a string", where));
     msg.role = role->get<std::string>();
     auto content = m.find("content");
     if (content == m.end() || content->is_null()) {
@@ -211,23 +239,29 @@ std::string OpenAIFrontend::render_chat(const json& body) const {
         auto type = part.is_object() ? part.find("type") : part.end();
         if (!part.is_object() || type == part.end() || *type != "text" || !part.contains("text") ||
             !part["text"].is_string()) {
-          throw bad(where + ".content", fmt::format("'{}.content' parts must be {{\"type\": \"text\", \"text\": ...}}; "
-                                                    "other content types are not supported", where));
+          throw bad(where + ".content",
+                    fmt::format("'{}.content' parts must be {{\"type\": \"text\", \"text\": ...}}; "
+                                "other content types are not supported",
+                                where));
         }
         msg.content += part["text"].get<std::string>();
       }
     } else {
-      throw bad(where + ".content", fmt::format("'{}.content' must be a string or an array of text parts", where));
+      throw bad(where + ".content",
+                fmt::format("'{}.content' must be a string or an array of text parts", where));
     }
-    if (auto name = m.find("name"); name != m.end() && name->is_string()) msg.name = name->get<std::string>();
-    if (auto t = m.find("tool_call_id"); t != m.end() && t->is_string()) msg.tool_call_id = t->get<std::string>();
+    if (auto name = m.find("name"); name != m.end() && name->is_string())
+      msg.name = name->get<std::string>();
+    if (auto t = m.find("tool_call_id"); t != m.end() && t->is_string())
+      msg.tool_call_id = t->get<std::string>();
     if (auto t = m.find("tool_calls"); t != m.end() && !t->is_null()) msg.tool_calls = *t;
     messages.push_back(std::move(msg));
   }
   bool add_generation_prompt = true;
   get_bool(body, "add_generation_prompt", add_generation_prompt);
   json extra = json::object();
-  if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null()) extra["tools"] = *tools;
+  if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null())
+    extra["tools"] = *tools;
   try {
     return chat_template_->render(messages, add_generation_prompt, bos_token_, eos_token_, extra);
   } catch (const std::exception& e) {
@@ -246,12 +280,14 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
   if (api == Api::kChat) {
     const std::string text = render_chat(body);
     // The template already holds whatever special tokens the model wants.
-    ids = tok.encode(text, EncodeOptions{.add_special_tokens = false, .parse_special_tokens = true});
+    ids =
+        tok.encode(text, EncodeOptions{.add_special_tokens = false, .parse_special_tokens = true});
   } else {
     auto it = body.find("prompt");
     if (it == body.end() || it->is_null()) throw bad("prompt", "'prompt' is a required property");
     const json* prompt = &*it;
-    if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) prompt = &(*prompt)[0];
+    if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string())
+      prompt = &(*prompt)[0];
     if (prompt->is_string()) {
       p.echo_text = prompt->get<std::string>();
       ids = tok.encode(p.echo_text, EncodeOptions{});
@@ -260,7 +296,8 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
         if (!v.is_number_integer()) throw bad("prompt", "'prompt' token ids must all be integers");
         const int64_t id = v.get<int64_t>();
         if (id < 0 || id >= tok.vocab_size()) {
-          throw bad("prompt", fmt::format("'prompt' token id {} is outside the vocabulary [0, {})", id, tok.vocab_size()));
+          throw bad("prompt", fmt::format("'prompt' token id {} is outside the vocabulary [0, {})",
+                                          id, tok.vocab_size()));
         }
         ids.push_back(static_cast<int32_t>(id));
       }
@@ -268,15 +305,18 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
     } else if (prompt->is_array() && prompt->size() > 1) {
       throw bad("prompt", "batched prompts are not supported: send one prompt per request");
     } else {
-      throw bad("prompt", "'prompt' must be a string, an array of one string, or an array of token ids");
+      throw bad("prompt",
+                "'prompt' must be a string, an array of one string, or an array of token ids");
     }
   }
   if (ids.empty()) throw bad(prompt_param, fmt::format("'{}' must not be empty", prompt_param));
   p.prompt_len = static_cast<int32_t>(ids.size());
   if (p.prompt_len >= max_model_len) {
-    throw bad(prompt_param, fmt::format("This model's maximum context length (max_model_len) is {} tokens, but the "
-                                        "prompt has {} tokens; shorten the {}",
-                                        max_model_len, p.prompt_len, prompt_param));
+    throw bad(
+        prompt_param,
+        fmt::format("This model's maximum context length (max_model_len) is {} tokens, but the "
+                    "prompt has {} tokens; shorten the {}",
+                    max_model_len, p.prompt_len, prompt_param));
   }
   p.request.prompt = std::move(ids);
   p.request.add_special_tokens = false;
@@ -288,10 +328,12 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
   if (int64_t b = 1; get_int(body, "best_of", b) && b != 1) {
     throw bad("best_of", fmt::format("only best_of=1 is supported, got {}", b));
   }
-  if (auto lb = body.find("logit_bias"); lb != body.end() && !lb->is_null() && !(lb->is_object() && lb->empty())) {
+  if (auto lb = body.find("logit_bias");
+      lb != body.end() && !lb->is_null() && !(lb->is_object() && lb->empty())) {
     throw bad("logit_bias", "'logit_bias' is not currently supported");
   }
-  if (auto sfx = body.find("suffix"); sfx != body.end() && !sfx->is_null() && !(sfx->is_string() && sfx->get<std::string>().empty())) {
+  if (auto sfx = body.find("suffix"); sfx != body.end() && !sfx->is_null() &&
+                                      !(sfx->is_string() && sfx->get<std::string>().empty())) {
     throw bad("suffix", "'suffix' is not currently supported");
   }
 
@@ -307,17 +349,22 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
   }
   const int32_t room = max_model_len - p.prompt_len;
   if (has_max) {
-    if (max_tokens <= 0) throw bad(max_param, fmt::format("'{}' must be at least 1, got {}", max_param, max_tokens));
+    if (max_tokens <= 0)
+      throw bad(max_param, fmt::format("'{}' must be at least 1, got {}", max_param, max_tokens));
     if (max_tokens > room) {
-      throw bad(max_param, fmt::format("This model's maximum context length (max_model_len) is {} tokens; the prompt has "
-                                       "{} tokens, so '{}' can be at most {}, got {}",
-                                       max_model_len, p.prompt_len, max_param, room, max_tokens));
+      throw bad(
+          max_param,
+          fmt::format(
+              "This model's maximum context length (max_model_len) is {} tokens; the prompt has "
+              "{} tokens, so '{}' can be at most {}, got {}",
+              max_model_len, p.prompt_len, max_param, room, max_tokens));
     }
     sp.max_tokens = static_cast<int32_t>(max_tokens);
   } else {
     sp.max_tokens = api == Api::kChat ? room : std::min<int32_t>(16, room);
   }
-  if (int64_t v = 0; get_int(body, "min_tokens", v)) sp.min_tokens = to_int32("min_tokens", v, 0, sp.max_tokens);
+  if (int64_t v = 0; get_int(body, "min_tokens", v))
+    sp.min_tokens = to_int32("min_tokens", v, 0, sp.max_tokens);
 
   // Sampling.
   get_float(body, "temperature", sp.temperature);
@@ -352,10 +399,13 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
     }
   }
   if (auto ids = body.find("stop_token_ids"); ids != body.end() && !ids->is_null()) {
-    if (!ids->is_array()) throw bad("stop_token_ids", "'stop_token_ids' must be an array of integers");
+    if (!ids->is_array())
+      throw bad("stop_token_ids", "'stop_token_ids' must be an array of integers");
     for (const json& v : *ids) {
-      if (!v.is_number_integer()) throw bad("stop_token_ids", "'stop_token_ids' must be an array of integers");
-      sp.stop_token_ids.push_back(to_int32("stop_token_ids", as_int64(v, "stop_token_ids"), 0, INT32_MAX));
+      if (!v.is_number_integer())
+        throw bad("stop_token_ids", "'stop_token_ids' must be an array of integers");
+      sp.stop_token_ids.push_back(
+          to_int32("stop_token_ids", as_int64(v, "stop_token_ids"), 0, INT32_MAX));
     }
   }
 
@@ -365,7 +415,8 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
     get_bool(body, "logprobs", logprobs);
     int64_t top = 0;
     const bool has_top = get_int(body, "top_logprobs", top);
-    if (has_top && !logprobs) throw bad("top_logprobs", "'top_logprobs' needs 'logprobs' to be true");
+    if (has_top && !logprobs)
+      throw bad("top_logprobs", "'top_logprobs' needs 'logprobs' to be true");
     if (logprobs) sp.logprobs = to_int32("top_logprobs", top, 0, 20);
   } else {
     if (int64_t lp = 0; get_int(body, "logprobs", lp)) sp.logprobs = to_int32("logprobs", lp, 0, 5);
@@ -376,7 +427,9 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
   bool echo = false;
   if (api == Api::kCompletions) get_bool(body, "echo", echo);
   if (echo && p.has_logprobs) {
-    throw bad("echo", "'echo' together with 'logprobs' is not supported (prompt logprobs are not computed)");
+    throw bad(
+        "echo",
+        "'echo' together with 'logprobs' is not supported (prompt logprobs are not computed)");
   }
   if (!echo) p.echo_text.clear();
 
@@ -384,7 +437,8 @@ void OpenAIFrontend::parse(const json& body, Api api, Parsed& p) const {
   get_bool(body, "stream", p.is_stream);
   if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
     if (!so->is_object()) throw bad("stream_options", "'stream_options' must be an object");
-    if (!p.is_stream) throw bad("stream_options", "'stream_options' is only allowed when 'stream' is true");
+    if (!p.is_stream)
+      throw bad("stream_options", "'stream_options' is only allowed when 'stream' is true");
     get_bool(*so, "include_usage", p.include_usage);
   }
 
@@ -406,25 +460,29 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
   Status status;
   try {
     if (!state_.accepts_requests()) {
-      throw ApiError{503, state_.is_draining ? "the server is shutting down" : "the model is not ready", "",
-                     "service_unavailable", ""};
+      throw ApiError{503,
+                     state_.is_draining ? "the server is shutting down" : "the model is not ready",
+                     "", "service_unavailable", ""};
     }
     json body;
     if (Status s = parse_json(ex->request().body, body); !s.is_ok()) throw bad("", s.message());
     if (!body.is_object()) throw bad("", "the request body must be a JSON object");
     auto model = body.find("model");
-    if (model == body.end() || model->is_null()) throw bad("model", "'model' is a required property");
+    if (model == body.end() || model->is_null())
+      throw bad("model", "'model' is a required property");
     if (!model->is_string()) throw bad("model", "'model' must be a string");
     p.model = model->get<std::string>();
     if (!model_.is_name(p.model)) {
-      throw ApiError{404, fmt::format("The model `{}` does not exist.", p.model), "model", "invalid_request_error",
-                     "model_not_found"};
+      throw ApiError{404, fmt::format("The model `{}` does not exist.", p.model), "model",
+                     "invalid_request_error", "model_not_found"};
     }
     parse(body, api, p);
     status = service_.start(p.request, handle);
     if (!status.is_ok()) throw from_status(status);
   } catch (const ApiError& e) {
-    if (status.is_ok()) status = Status(e.status == 503 ? StatusCode::kUnavailable : StatusCode::kInvalidArgument, e.message);
+    if (status.is_ok())
+      status = Status(e.status == 503 ? StatusCode::kUnavailable : StatusCode::kInvalidArgument,
+                      e.message);
     RequestRecord record = service_.make_rejected_record(p.request, status);
     respond_api_error(*ex, e);
     service_.finish(record);
@@ -436,8 +494,8 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
     service_.finish(record);
     return;
   }
-  LOG_DEBUG("openai request {}: {} tokens in, max_tokens {}", handle->id(), handle->prompt_token_ids().size(),
-            p.request.sampling.max_tokens);
+  LOG_DEBUG("openai request {}: {} tokens in, max_tokens {}", handle->id(),
+            handle->prompt_token_ids().size(), p.request.sampling.max_tokens);
   if (p.is_stream) {
     reply_stream(ex, parsed, handle);
   } else {
@@ -447,10 +505,14 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
 
 namespace {
 
-const char* finish_name(FinishReason r) { return r == FinishReason::kLength ? "length" : "stop"; }
+const char* finish_name(FinishReason r) {
+  return r == FinishReason::kLength ? "length" : "stop";
+}
 
 json usage_object(int32_t prompt, int32_t completion) {
-  return json{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+  return json{{"prompt_tokens", prompt},
+              {"completion_tokens", completion},
+              {"total_tokens", prompt + completion}};
 }
 
 // Logprobs accumulated in the wire format of either API.
@@ -458,8 +520,10 @@ struct LogprobsBuilder {
   const Tokenizer& tok;
   bool is_chat = false;
   size_t text_offset = 0;  // completions: where the next token's text starts
-  json completion = json{{"tokens", json::array()}, {"token_logprobs", json::array()},
-                         {"top_logprobs", json::array()}, {"text_offset", json::array()}};
+  json completion = json{{"tokens", json::array()},
+                         {"token_logprobs", json::array()},
+                         {"top_logprobs", json::array()},
+                         {"text_offset", json::array()}};
   json chat = json{{"content", json::array()}};
 
   std::string piece(int32_t id) const { return tok.decode(std::span<const int32_t>(&id, 1)); }
@@ -477,8 +541,10 @@ struct LogprobsBuilder {
           const std::string s = piece(t.token_id);
           top.push_back({{"token", s}, {"logprob", t.logprob}, {"bytes", bytes_of(s)}});
         }
-        chat["content"].push_back(
-            {{"token", text}, {"logprob", r.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", std::move(top)}});
+        chat["content"].push_back({{"token", text},
+                                   {"logprob", r.logprob},
+                                   {"bytes", bytes_of(text)},
+                                   {"top_logprobs", std::move(top)}});
       } else {
         json top = json::object();
         for (const TokenLogprob& t : r.top_logprobs) top[piece(t.token_id)] = t.logprob;
@@ -501,37 +567,40 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<Parsed> 
   auto text = std::make_shared<std::string>(parsed->echo_text);
   auto logprobs = std::make_shared<LogprobsBuilder>(
       LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat, parsed->echo_text.size()});
-  http::GenerationPump::start(ex, handle, [this, ex, parsed, handle, text, logprobs](GenerateChunk& chunk) {
-    const auto start = Clock::now();
-    *text += chunk.text;
-    if (parsed->has_logprobs) logprobs->add(chunk.logprobs);
-    if (!chunk.is_final()) return;
-    RequestRecord& record = handle->record();
-    if (chunk.finish_reason == FinishReason::kError || chunk.finish_reason == FinishReason::kCancelled) {
-      respond_api_error(*ex, from_status(chunk.error.is_ok() ? Status(StatusCode::kCancelled, "request cancelled")
-                                                             : chunk.error));
-    } else {
-      const Parsed& p = *parsed;
-      json choice = {{"index", 0}};
-      if (p.api == Api::kChat) {
-        choice["message"] = {{"role", "assistant"}, {"content", *text}};
-      } else {
-        choice["text"] = *text;
-      }
-      choice["logprobs"] = p.has_logprobs ? logprobs->value() : json(nullptr);
-      choice["finish_reason"] = finish_name(chunk.finish_reason);
-      json body = {{"id", p.id},
-                   {"object", p.api == Api::kChat ? "chat.completion" : "text_completion"},
-                   {"created", p.created},
-                   {"model", p.model},
-                   {"system_fingerprint", nullptr},
-                   {"choices", json::array({std::move(choice)})},
-                   {"usage", usage_object(p.prompt_len, chunk.num_generated_tokens)}};
-      http::respond_json(*ex, 200, dump(body));
-    }
-    record.output_duration += Clock::now() - start;
-    service_.finish(record);
-  });
+  http::GenerationPump::start(
+      ex, handle, [this, ex, parsed, handle, text, logprobs](GenerateChunk& chunk) {
+        const auto start = Clock::now();
+        *text += chunk.text;
+        if (parsed->has_logprobs) logprobs->add(chunk.logprobs);
+        if (!chunk.is_final()) return;
+        RequestRecord& record = handle->record();
+        if (chunk.finish_reason == FinishReason::kError ||
+            chunk.finish_reason == FinishReason::kCancelled) {
+          respond_api_error(*ex, from_status(chunk.error.is_ok() ? Status(StatusCode::kCancelled,
+                                                                          "request cancelled")
+                                                                 : chunk.error));
+        } else {
+          const Parsed& p = *parsed;
+          json choice = {{"index", 0}};
+          if (p.api == Api::kChat) {
+            choice["message"] = {{"role", "assistant"}, {"content", *text}};
+          } else {
+            choice["text"] = *text;
+          }
+          choice["logprobs"] = p.has_logprobs ? logprobs->value() : json(nullptr);
+          choice["finish_reason"] = finish_name(chunk.finish_reason);
+          json body = {{"id", p.id},
+                       {"object", p.api == Api::kChat ? "chat.completion" : "text_completion"},
+                       {"created", p.created},
+                       {"model", p.model},
+                       {"system_fingerprint", nullptr},
+                       {"choices", json::array({std::move(choice)})},
+                       {"usage", usage_object(p.prompt_len, chunk.num_generated_tokens)}};
+          http::respond_json(*ex, 200, dump(body));
+        }
+        record.output_duration += Clock::now() - start;
+        service_.finish(record);
+      });
 }
 
 void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed,
@@ -550,58 +619,68 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<Parsed>
                 {"choices", json::array({std::move(choice)})}};
   };
   if (is_chat) {
-    ex->send_event(dump(make_chunk(
-        json{{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+    ex->send_event(dump(make_chunk(json{{"index", 0},
+                                        {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                        {"logprobs", nullptr},
+                                        {"finish_reason", nullptr}})));
   }
   auto pending_echo = std::make_shared<std::string>(p.echo_text);
   auto text_offset = std::make_shared<size_t>(p.echo_text.size());
-  http::GenerationPump::start(ex, handle, [this, ex, parsed, handle, make_chunk, is_chat, pending_echo, text_offset](
-                                              GenerateChunk& chunk) {
-    const auto start = Clock::now();
-    const Parsed& p = *parsed;
-    RequestRecord& record = handle->record();
-    const bool is_failed = chunk.finish_reason == FinishReason::kError || chunk.finish_reason == FinishReason::kCancelled;
-    std::string piece = std::move(*pending_echo) + chunk.text;
-    pending_echo->clear();
-    if (!is_failed && (!piece.empty() || chunk.is_final() || (p.has_logprobs && !chunk.logprobs.empty()))) {
-      json choice = {{"index", 0}};
-      if (is_chat) {
-        choice["delta"] = piece.empty() && chunk.is_final() ? json::object() : json{{"content", piece}};
-      } else {
-        choice["text"] = piece;
-      }
-      if (p.has_logprobs && !chunk.logprobs.empty()) {
-        LogprobsBuilder lb{service_.tokenizer(), is_chat, *text_offset};
-        lb.add(chunk.logprobs);
-        *text_offset = lb.text_offset;
-        choice["logprobs"] = lb.value();
-      } else {
-        choice["logprobs"] = nullptr;
-      }
-      choice["finish_reason"] = chunk.is_final() ? json(finish_name(chunk.finish_reason)) : json(nullptr);
-      ex->send_event(dump(make_chunk(std::move(choice))));
-    }
-    if (chunk.is_final()) {
-      if (is_failed) {
-        if (!ex->is_client_gone()) {
-          ex->send_event(dump(error_body(from_status(chunk.error.is_ok() ? Status(StatusCode::kCancelled, "request cancelled")
-                                                                         : chunk.error))));
+  http::GenerationPump::start(
+      ex, handle,
+      [this, ex, parsed, handle, make_chunk, is_chat, pending_echo,
+       text_offset](GenerateChunk& chunk) {
+        const auto start = Clock::now();
+        const Parsed& p = *parsed;
+        RequestRecord& record = handle->record();
+        const bool is_failed = chunk.finish_reason == FinishReason::kError ||
+                               chunk.finish_reason == FinishReason::kCancelled;
+        std::string piece = std::move(*pending_echo) + chunk.text;
+        pending_echo->clear();
+        if (!is_failed &&
+            (!piece.empty() || chunk.is_final() || (p.has_logprobs && !chunk.logprobs.empty()))) {
+          json choice = {{"index", 0}};
+          if (is_chat) {
+            choice["delta"] =
+                piece.empty() && chunk.is_final() ? json::object() : json{{"content", piece}};
+          } else {
+            choice["text"] = piece;
+          }
+          if (p.has_logprobs && !chunk.logprobs.empty()) {
+            LogprobsBuilder lb{service_.tokenizer(), is_chat, *text_offset};
+            lb.add(chunk.logprobs);
+            *text_offset = lb.text_offset;
+            choice["logprobs"] = lb.value();
+          } else {
+            choice["logprobs"] = nullptr;
+          }
+          choice["finish_reason"] =
+              chunk.is_final() ? json(finish_name(chunk.finish_reason)) : json(nullptr);
+          ex->send_event(dump(make_chunk(std::move(choice))));
         }
-      } else if (p.include_usage) {
-        ex->send_event(dump(json{{"id", p.id},
-                                 {"object", is_chat ? "chat.completion.chunk" : "text_completion"},
-                                 {"created", p.created},
-                                 {"model", p.model},
-                                 {"system_fingerprint", nullptr},
-                                 {"choices", json::array()},
-                                 {"usage", usage_object(p.prompt_len, chunk.num_generated_tokens)}}));
-      }
-      ex->send_event("[DONE]");
-      ex->end();
-    }
-    record.output_duration += Clock::now() - start;
-    if (chunk.is_final()) service_.finish(record);
-  });
+        if (chunk.is_final()) {
+          if (is_failed) {
+            if (!ex->is_client_gone()) {
+              ex->send_event(dump(error_body(from_status(
+                  chunk.error.is_ok() ? Status(StatusCode::kCancelled, "request cancelled")
+                                      : chunk.error))));
+            }
+          } else if (p.include_usage) {
+            ex->send_event(
+                dump(json{{"id", p.id},
+                          {"object", is_chat ? "chat.completion.chunk" : "text_completion"},
+                          {"created", p.created},
+                          {"model", p.model},
+                          {"system_fingerprint", nullptr},
+                          {"choices", json::array()},
+                          {"usage", usage_object(p.prompt_len, chunk.num_generated_tokens)}}));
+          }
+          ex->send_event("[DONE]");
+          ex->end();
+        }
+        record.output_duration += Clock::now() - start;
+        if (chunk.is_final()) service_.finish(record);
+      });
 }
 
 }  // namespace llmserve::openai

@@ -34,16 +34,17 @@ namespace llmserve::openai {
 struct ApiError {
   int status = 400;
   std::string message;
-  std::string param;                          // "" => null
+  std::string param;  // "" => null
   std::string type = "invalid_request_error";
-  std::string code;                           // "" => null
+  std::string code;  // "" => null
 };
 
 class OpenAIFrontend {
  public:
   // Compiles the tokenizer's chat template once (default_chat_template() when it has none, or
   // when it does not compile, with a warning).
-  OpenAIFrontend(GenerationService& service, const http::ServingState& state, kserve::ServedModel model);
+  OpenAIFrontend(GenerationService& service, const http::ServingState& state,
+                 kserve::ServedModel model);
   void add_routes(http::Router& router);
 
  private:
@@ -57,8 +58,10 @@ class OpenAIFrontend {
   // Throws ApiError.
   void parse(const nlohmann::json& body, Api api, Parsed& parsed) const;
   std::string render_chat(const nlohmann::json& body) const;
-  void reply_unary(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed, std::shared_ptr<GenerationHandle> handle);
-  void reply_stream(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed, std::shared_ptr<GenerationHandle> handle);
+  void reply_unary(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed,
+                   std::shared_ptr<GenerationHandle> handle);
+  void reply_stream(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed,
+                    std::shared_ptr<GenerationHandle> handle);
   nlohmann::json model_card(const std::string& name) const;
 
   GenerationService& service_;

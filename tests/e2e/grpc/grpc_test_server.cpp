@@ -14,7 +14,9 @@
 namespace {
 
 volatile std::sig_atomic_t g_is_stopping = 0;
-void on_signal(int) { g_is_stopping = 1; }
+void on_signal(int) {
+  g_is_stopping = 1;
+}
 
 }  // namespace
 
@@ -28,11 +30,14 @@ int main(int argc, char** argv) {
   options.model_name = "default";
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--api-key") options.api_key = argv[i + 1];
-    else if (flag == "--alias") options.model_aliases.push_back(argv[i + 1]);
+    if (flag == "--api-key")
+      options.api_key = argv[i + 1];
+    else if (flag == "--alias")
+      options.model_aliases.push_back(argv[i + 1]);
   }
   try {
-    const std::filesystem::path model_dir = std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
+    const std::filesystem::path model_dir =
+        std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
     auto tokenizer = Tokenizer::from_dir(model_dir);
     EngineConfig config;
     config.model_dir = model_dir;

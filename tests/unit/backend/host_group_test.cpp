@@ -24,7 +24,9 @@ TEST(HostGroup, EveryRankGetsTheSameSums) {
       std::uniform_real_distribution<float> u(-1, 1);
       for (int round = 0; round < kRounds; ++round) {
         std::vector<float> v(static_cast<size_t>(1 + round * 7));
-        for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(r + 1) * 1000.0f * static_cast<float>(round) + static_cast<float>(i);
+        for (size_t i = 0; i < v.size(); ++i)
+          v[i] = static_cast<float>(r + 1) * 1000.0f * static_cast<float>(round) +
+                 static_cast<float>(i);
         group.all_reduce_sum(r, v.data(), static_cast<int64_t>(v.size()));
         results[static_cast<size_t>(r)].push_back(v);
       }
@@ -35,9 +37,11 @@ TEST(HostGroup, EveryRankGetsTheSameSums) {
     const auto& v = results[0][static_cast<size_t>(round)];
     for (size_t i = 0; i < v.size(); ++i) {
       // sum over r of (r+1)*1000*round + i = 6000*round + 3i
-      ASSERT_EQ(v[i], 6000.0f * static_cast<float>(round) + 3.0f * static_cast<float>(i)) << round << " " << i;
+      ASSERT_EQ(v[i], 6000.0f * static_cast<float>(round) + 3.0f * static_cast<float>(i))
+          << round << " " << i;
     }
-    for (int32_t r = 1; r < kRanks; ++r) EXPECT_EQ(results[static_cast<size_t>(r)][static_cast<size_t>(round)], v);
+    for (int32_t r = 1; r < kRanks; ++r)
+      EXPECT_EQ(results[static_cast<size_t>(r)][static_cast<size_t>(round)], v);
   }
 }
 
@@ -49,7 +53,8 @@ TEST(HostGroup, CpuBackendGroupSumsTensorsInPlace) {
   std::vector<std::vector<Buffer>> owners(2);
   std::vector<Tensor> t;
   for (int r = 0; r < 2; ++r) {
-    t.push_back(ranks[static_cast<size_t>(r)]->allocate_tensor(owners[static_cast<size_t>(r)], DType::kF32, {2, 3}));
+    t.push_back(ranks[static_cast<size_t>(r)]->allocate_tensor(owners[static_cast<size_t>(r)],
+                                                               DType::kF32, {2, 3}));
     std::vector<float> v(6, static_cast<float>(r + 1));
     ranks[static_cast<size_t>(r)]->upload(v.data(), t.back());
   }

@@ -34,7 +34,8 @@ TEST_P(MatmulFp8Cpu, EqualsTheSumOverQuantizedValues) {
   std::mt19937 rng(static_cast<uint32_t>(m * 1000 + k + n));
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::uniform_int_distribution<int> code(0, 255);
-  std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n)), w_scales(static_cast<size_t>(n));
+  std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n)),
+      w_scales(static_cast<size_t>(n));
   for (int64_t t = 0; t < m; ++t) {
     const float range = x_range * std::pow(10.0f, static_cast<float>(t % 4) - 2.0f);
     for (int64_t i = 0; i < k; ++i) x[static_cast<size_t>(t * k + i)] = range * u(rng);
@@ -54,7 +55,8 @@ TEST_P(MatmulFp8Cpu, EqualsTheSumOverQuantizedValues) {
   std::vector<uint8_t> xq(x.size());
   for (int64_t t = 0; t < m; ++t) {
     float amax = 0;
-    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::abs(x[static_cast<size_t>(t * k + i)]));
+    for (int64_t i = 0; i < k; ++i)
+      amax = std::max(amax, std::abs(x[static_cast<size_t>(t * k + i)]));
     sx[static_cast<size_t>(t)] = amax / 448.0f;
     for (int64_t i = 0; i < k; ++i) {
       const auto at = static_cast<size_t>(t * k + i);
@@ -72,7 +74,8 @@ TEST_P(MatmulFp8Cpu, EqualsTheSumOverQuantizedValues) {
         mag += std::abs(p);
       }
       const auto o = static_cast<size_t>(r * n + c);
-      const double s = static_cast<double>(sx[static_cast<size_t>(r)]) * w_scales[static_cast<size_t>(c)];
+      const double s =
+          static_cast<double>(sx[static_cast<size_t>(r)]) * w_scales[static_cast<size_t>(c)];
       want[o] = acc * s + (has_bias ? bias[static_cast<size_t>(c)] : 0.0);
       magnitude[o] = mag * s;
     }
@@ -105,11 +108,12 @@ TEST_P(MatmulFp8Cpu, EqualsTheSumOverQuantizedValues) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, MatmulFp8Cpu,
-                         ::testing::Values(Fp8Case{1, 70, 130, true, 1.0f}, Fp8Case{1, 768, 2304, false, 30.0f},
-                                           Fp8Case{3, 33, 65, true, 1e-3f}, Fp8Case{4, 128, 64, false, 1.0f},
-                                           Fp8Case{5, 70, 130, true, 5.0f}, Fp8Case{17, 96, 200, false, 1.0f},
-                                           Fp8Case{64, 256, 129, true, 1.0f}, Fp8Case{2, 64, 48, true, 0.0f}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MatmulFp8Cpu,
+    ::testing::Values(Fp8Case{1, 70, 130, true, 1.0f}, Fp8Case{1, 768, 2304, false, 30.0f},
+                      Fp8Case{3, 33, 65, true, 1e-3f}, Fp8Case{4, 128, 64, false, 1.0f},
+                      Fp8Case{5, 70, 130, true, 5.0f}, Fp8Case{17, 96, 200, false, 1.0f},
+                      Fp8Case{64, 256, 129, true, 1.0f}, Fp8Case{2, 64, 48, true, 0.0f}));
 
 // The fused producers' default compositions: add_rms_norm_fp8 updates the residual as add_rms_norm
 // does and writes the codes of its output; silu_mul_fp8 likewise.
@@ -135,7 +139,8 @@ TEST(Fp8Producers, EqualTheirCompositions) {
   };
   const auto same = [](const Fp8Rows& a, const Fp8Rows& b) {
     return std::equal(a.q.as<uint8_t>(), a.q.as<uint8_t>() + a.q.numel(), b.q.as<uint8_t>()) &&
-           std::equal(a.scales.as<float>(), a.scales.as<float>() + a.scales.numel(), b.scales.as<float>());
+           std::equal(a.scales.as<float>(), a.scales.as<float>() + a.scales.numel(),
+                      b.scales.as<float>());
   };
   Tensor residual = random({t, d}), x = random({t, d}), w = random({d});
   Tensor residual2 = copy(residual), out = random({t, d}), out2 = random({t, d});
@@ -143,7 +148,8 @@ TEST(Fp8Producers, EqualTheirCompositions) {
   backend->add_rms_norm_fp8(residual, x, w, 1e-5f, out, fused);
   backend->add_rms_norm(residual2, x, w, 1e-5f, out2);
   backend->quantize_fp8_rows(out2, plain);
-  EXPECT_TRUE(std::equal(residual.as<float>(), residual.as<float>() + t * d, residual2.as<float>()));
+  EXPECT_TRUE(
+      std::equal(residual.as<float>(), residual.as<float>() + t * d, residual2.as<float>()));
   EXPECT_TRUE(same(fused, plain));
   Tensor gate_up = random({t, 2 * f}), act = random({t, f}), act2 = random({t, f});
   const Fp8Rows fused_act = rows(t, f), plain_act = rows(t, f);
@@ -154,8 +160,10 @@ TEST(Fp8Producers, EqualTheirCompositions) {
 }
 
 TEST(GpuArch, Fp8TensorCoresFromSm89) {
-  for (const char* yes : {"sm_89", "sm_90", "sm_90a", "sm_100", "sm_120"}) EXPECT_TRUE(gpu_arch_has_fp8(yes)) << yes;
-  for (const char* no : {"sm_80", "sm_86", "sm_75", "", "sm_", "hopper", "90"}) EXPECT_FALSE(gpu_arch_has_fp8(no)) << no;
+  for (const char* yes : {"sm_89", "sm_90", "sm_90a", "sm_100", "sm_120"})
+    EXPECT_TRUE(gpu_arch_has_fp8(yes)) << yes;
+  for (const char* no : {"sm_80", "sm_86", "sm_75", "", "sm_", "hopper", "90"})
+    EXPECT_FALSE(gpu_arch_has_fp8(no)) << no;
 }
 
 }  // namespace

@@ -6,8 +6,8 @@
 
 #include <cmath>
 #include <functional>
-#include <string>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -86,11 +86,13 @@ TEST(QuantizedMatmul, RejectsAWeightOfTheWrongDtype) {
   for (Tensor w : {f32, f8}) {
     EXPECT_THROW(backend->matmul_q8(x, w, scales, Tensor(), out), Error) << dtype_name(w.dtype);
   }
-  const Fp8Rows xq{backend->allocate_tensor(owner, DType::kF8E4M3, {1, 8}), backend->allocate_tensor(owner, DType::kF32, {1})};
+  const Fp8Rows xq{backend->allocate_tensor(owner, DType::kF8E4M3, {1, 8}),
+                   backend->allocate_tensor(owner, DType::kF32, {1})};
   for (Tensor w : {f32, i8}) {
     EXPECT_THROW(backend->matmul_fp8(xq, w, scales, Tensor(), out), Error) << dtype_name(w.dtype);
   }
-  EXPECT_THROW(backend->matmul_fp8(Fp8Rows{x, xq.scales}, f8, scales, Tensor(), out), Error) << "an F32 input";
+  EXPECT_THROW(backend->matmul_fp8(Fp8Rows{x, xq.scales}, f8, scales, Tensor(), out), Error)
+      << "an F32 input";
 }
 
 TEST(QuantizedMatmul, BackendsWithoutItRefuse) {

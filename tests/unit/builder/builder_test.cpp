@@ -31,7 +31,8 @@ namespace fs = std::filesystem;
 const fs::path kModels = fs::path(LLMSERVE_TEST_DATA) / "models";
 
 fs::path fresh(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("llmserve_builder_" + name + "_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("llmserve_builder_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -61,7 +62,8 @@ TEST_P(EngineEqualsCheckpoint, SameLogitsAndTokens) {
   const BuildResult r = build_engine(cpu_options(GetParam()), out);
   EXPECT_EQ(r.outcome, BuildOutcome::kBuilt);
   ASSERT_TRUE(is_engine_dir(out));
-  for (const char* f : {"config.json", "generation_config.json", "reference.json"}) EXPECT_TRUE(fs::exists(out / f)) << f;
+  for (const char* f : {"config.json", "generation_config.json", "reference.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
   EXPECT_FALSE(fs::exists(out / "reference.safetensors"));
   EXPECT_FALSE(fs::exists(out / "model.safetensors"));
   const auto cases = testing::read_reference_cases(kModels / GetParam());
@@ -71,13 +73,15 @@ TEST_P(EngineEqualsCheckpoint, SameLogitsAndTokens) {
   const testing::Greedy got = testing::run_greedy(from_engine, cases, 12, /*batched=*/true);
   for (size_t i = 0; i < want.tokens.size(); ++i) {
     EXPECT_EQ(got.tokens[i], want.tokens[i]) << "case " << i;
-    EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << "case " << i;  // the same bytes: exactly equal
+    EXPECT_EQ(got.last_logits[i], want.last_logits[i])
+        << "case " << i;  // the same bytes: exactly equal
   }
   fs::remove_all(out.parent_path());
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineEqualsCheckpoint,
-                         ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny", "llama-tiny-bf16"),
+                         ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
+                                           "llama-tiny-bf16"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
@@ -105,10 +109,12 @@ TEST_P(ShardedEngine, RankFilesGiveTheWholeModel) {
   const WeightStore whole = WeightStore::open(kModels / model);
   uint64_t sharded_bytes = 0;
   for (int32_t i = 0; i < tp * pp; ++i) {
-    const WeightStore rank = WeightStore::open_file(out / ("rank-" + std::to_string(i) + ".safetensors"));
+    const WeightStore rank =
+        WeightStore::open_file(out / ("rank-" + std::to_string(i) + ".safetensors"));
     sharded_bytes += fs::file_size(out / ("rank-" + std::to_string(i) + ".safetensors"));
     for (const std::string& name : rank.names()) {
-      if (name.find("+") == std::string::npos || name.find("layers.") == std::string::npos) continue;
+      if (name.find("+") == std::string::npos || name.find("layers.") == std::string::npos)
+        continue;
       // Stacked (QKV / gate-up) weights are column-parallel: each rank holds 1/tp of the rows.
       const int64_t rows = rank.info(name).shape[0];
       int64_t whole_rows = 0;
@@ -133,24 +139,29 @@ TEST_P(ShardedEngine, RankFilesGiveTheWholeModel) {
     EXPECT_LT(testing::rel_l2(got.last_logits[i], want.last_logits[i]), 1e-5) << "case " << i;
   }
   // A sharded engine loads only onto the split it was built for.
-  EXPECT_NE(message_of([&] { testing::RunnerHarness h(out, DeviceKind::kCpu, DType::kF32); }).find("--tp"),
+  EXPECT_NE(message_of([&] {
+              testing::RunnerHarness h(out, DeviceKind::kCpu, DType::kF32);
+            }).find("--tp"),
             std::string::npos);
   fs::remove_all(out.parent_path());
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ShardedEngine,
-                         ::testing::Values(ShardCase{"gpt2-tiny", 2, 1}, ShardCase{"llama-tiny", 2, 1},
-                                           ShardCase{"llama-tiny-bf16", 1, 2}, ShardCase{"gpt2-tiny-fp16", 2, 2}),
+                         ::testing::Values(ShardCase{"gpt2-tiny", 2, 1},
+                                           ShardCase{"llama-tiny", 2, 1},
+                                           ShardCase{"llama-tiny-bf16", 1, 2},
+                                           ShardCase{"gpt2-tiny-fp16", 2, 2}),
                          [](const auto& info) {
-                           std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
+                           std::string n = info.param.model + "_tp" +
+                                           std::to_string(info.param.tp) + "_pp" +
                                            std::to_string(info.param.pp);
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;
                          });
 
 // Quantized engines store the codes and scales the loader would compute (int8: I8 + one scale per
-// output row; fp8: E4M3 + one scale per output row), so they give exactly the logits of quantizing the
-// checkpoint at load.
+// output row; fp8: E4M3 + one scale per output row), so they give exactly the logits of quantizing
+// the checkpoint at load.
 TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
   for (const Quantization quant : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
     for (const std::string model : {"gpt2-tiny", "llama-tiny"}) {
@@ -166,9 +177,11 @@ TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
         if (rank.info(name).dtype != codes_dtype) continue;
         ++codes;
         ASSERT_TRUE(rank.contains(name + ".scales")) << name;
-        EXPECT_EQ(rank.info(name + ".scales").shape, std::vector<int64_t>{rank.info(name).shape[0]}) << name;
+        EXPECT_EQ(rank.info(name + ".scales").shape, std::vector<int64_t>{rank.info(name).shape[0]})
+            << name;
       }
-      EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers) << what;  // QKV, out, up(+gate), down
+      EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers)
+          << what;  // QKV, out, up(+gate), down
       EXPECT_EQ(read_engine_manifest(out).quantization, quant);
       const auto cases = testing::read_reference_cases(kModels / model);
       testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
@@ -198,8 +211,9 @@ TEST(CudaEngine, BuiltWithoutAGpuHoldsTargetDtype) {
   EXPECT_EQ(r.manifest.gpu_arch, "sm_90");
   const WeightStore rank = WeightStore::open_file(out / "rank-0.safetensors");
   const WeightStore src = WeightStore::open(kModels / "llama-tiny");
-  const std::string qkv = "model.layers.1.self_attn.q_proj.weight+model.layers.1.self_attn.k_proj.weight+"
-                          "model.layers.1.self_attn.v_proj.weight";
+  const std::string qkv =
+      "model.layers.1.self_attn.q_proj.weight+model.layers.1.self_attn.k_proj.weight+"
+      "model.layers.1.self_attn.v_proj.weight";
   ASSERT_TRUE(rank.contains(qkv));
   EXPECT_EQ(rank.info(qkv).dtype, DType::kBF16);
   // Rows: q, then k, then v; the first row of k is source k's first row, rounded to bf16.
@@ -221,7 +235,8 @@ TEST(CudaEngine, BuiltWithoutAGpuHoldsTargetDtype) {
     Engine engine(ec);
     EXPECT_EQ(engine.config().dtype, DType::kBF16);
   }
-  const std::string on_cpu = message_of([&] { testing::RunnerHarness h(out, DeviceKind::kCpu, DType::kF32); });
+  const std::string on_cpu =
+      message_of([&] { testing::RunnerHarness h(out, DeviceKind::kCpu, DType::kF32); });
   EXPECT_NE(on_cpu.find("built for --device cuda, not cpu"), std::string::npos) << on_cpu;
   EXPECT_NE(on_cpu.find("llmserve build"), std::string::npos) << on_cpu;
   EngineConfig bad;
@@ -260,8 +275,9 @@ TEST(Build, UpToDateRefusesOtherEnginesAndForceReplaces) {
   const fs::path occupied = root / "occupied";
   fs::create_directories(occupied);
   std::ofstream(occupied / "notes.txt") << "mine";
-  EXPECT_NE(message_of([&] { build_engine(cpu_options("gpt2-tiny"), occupied); }).find("not an engine"),
-            std::string::npos);
+  EXPECT_NE(
+      message_of([&] { build_engine(cpu_options("gpt2-tiny"), occupied); }).find("not an engine"),
+      std::string::npos);
   EXPECT_TRUE(fs::exists(occupied / "notes.txt"));
   fs::remove_all(root);
 }
@@ -272,7 +288,8 @@ TEST(Build, OptionErrorsNameTheFlag) {
   EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("--dtype"), std::string::npos);
   o = cpu_options("llama-tiny");
   o.tp = 4;  // 2 KV heads
-  EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("num_key_value_heads"), std::string::npos);
+  EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("num_key_value_heads"),
+            std::string::npos);
   o = cpu_options("gpt2-tiny");
   o.max_seq_len = 1 << 20;
   EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("--max-seq-len"), std::string::npos);
@@ -283,7 +300,9 @@ TEST(Build, OptionErrorsNameTheFlag) {
   o.quantization = Quantization::kInt8WeightOnly;
   EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kInt8WeightOnly);
   o.quantization = Quantization::kFp8;
-  EXPECT_NE(message_of([&] { resolve_build_options(o); }).find("--quantization fp8 needs fp8 tensor cores"),
+  EXPECT_NE(message_of([&] {
+              resolve_build_options(o);
+            }).find("--quantization fp8 needs fp8 tensor cores"),
             std::string::npos);
   o.gpu_arch = "sm_90a";
   EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kFp8);
@@ -313,9 +332,7 @@ TEST(Build, KeyFollowsCheckpointAndOptions) {
   EXPECT_NE(engine_key(o, h), engine_key(q8, h));
   EXPECT_EQ(engine_key(o, h), engine_key(o, h));
   // An edited config, or changed weight bytes, is another checkpoint.
-  {
-    std::ofstream(copy / "generation_config.json", std::ios::app) << " ";
-  }
+  { std::ofstream(copy / "generation_config.json", std::ios::app) << " "; }
   const std::string edited = checkpoint_hash(copy);
   EXPECT_NE(edited, h);
   {
@@ -333,7 +350,8 @@ TEST(EngineCache, ConcurrentCallersBuildOnce) {
   const fs::path cache = fresh("cache");
   std::vector<std::future<BuildResult>> calls;
   for (int i = 0; i < 4; ++i) {
-    calls.push_back(std::async(std::launch::async, [&] { return cached_engine(cpu_options("llama-tiny"), cache); }));
+    calls.push_back(std::async(std::launch::async,
+                               [&] { return cached_engine(cpu_options("llama-tiny"), cache); }));
   }
   int built = 0;
   fs::path dir;
@@ -362,17 +380,22 @@ TEST(Manifest, OtherBuilderVersionIsRefusedWithHowToRebuild) {
   std::ifstream(out / kEngineManifestName) >> j;
   j["builder_version"] = kEngineFormatVersion + 1;
   std::ofstream(out / kEngineManifestName) << j.dump();
-  const std::string refused = message_of([&] { testing::RunnerHarness h(out, DeviceKind::kCpu, DType::kF32); });
-  EXPECT_NE(refused.find("engine format " + std::to_string(kEngineFormatVersion + 1)), std::string::npos) << refused;
+  const std::string refused =
+      message_of([&] { testing::RunnerHarness h(out, DeviceKind::kCpu, DType::kF32); });
+  EXPECT_NE(refused.find("engine format " + std::to_string(kEngineFormatVersion + 1)),
+            std::string::npos)
+      << refused;
   EXPECT_NE(refused.find("llmserve build"), std::string::npos) << refused;
   // Building over it still needs --force: this llmserve cannot read it, but it is someone's engine.
-  EXPECT_NE(message_of([&] { build_engine(cpu_options("gpt2-tiny"), out); }).find("--force"), std::string::npos);
+  EXPECT_NE(message_of([&] { build_engine(cpu_options("gpt2-tiny"), out); }).find("--force"),
+            std::string::npos);
   j["builder_version"] = kEngineFormatVersion;
   j.erase("ranks");
   std::ofstream(out / kEngineManifestName) << j.dump();
   EXPECT_NE(message_of([&] { read_engine_manifest(out); }).find("'ranks'"), std::string::npos);
   std::ofstream(out / kEngineManifestName) << "{not json";
-  EXPECT_NE(message_of([&] { read_engine_manifest(out); }).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(message_of([&] { read_engine_manifest(out); }).find("not valid JSON"),
+            std::string::npos);
   fs::remove_all(out.parent_path());
 }
 
@@ -399,7 +422,8 @@ class ArchOnly final : public Backend {
   void silu_mul(Tensor, Tensor) override {}
   void rope(Tensor, const AttentionShape&, Tensor, const BatchTensors&) override {}
   void write_kv(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&) override {}
-  void attention(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&, Tensor) override {}
+  void attention(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&,
+                 Tensor) override {}
   void gather_rows(Tensor, const BatchTensors&, Tensor) override {}
 
  private:
@@ -414,9 +438,12 @@ TEST(Manifest, EngineForAnotherGpuArchitectureIsRefused) {
   m.dtype = DType::kF16;
   m.source = "/models/llama";
   EXPECT_NO_THROW(check_engine_target(m, "/engines/x", ArchOnly("sm_90", DType::kF16)));
-  const std::string refused = message_of([&] { check_engine_target(m, "/engines/x", ArchOnly("sm_80", DType::kF16)); });
+  const std::string refused =
+      message_of([&] { check_engine_target(m, "/engines/x", ArchOnly("sm_80", DType::kF16)); });
   EXPECT_NE(refused.find("built for sm_90 GPUs, this GPU is sm_80"), std::string::npos) << refused;
-  EXPECT_NE(refused.find("llmserve build --model /models/llama --output /engines/x"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("llmserve build --model /models/llama --output /engines/x"),
+            std::string::npos)
+      << refused;
 }
 
 TEST(SafetensorsWriter, RoundTripsThroughTheReader) {
@@ -443,8 +470,9 @@ TEST(SafetensorsWriter, RoundTripsThroughTheReader) {
   in.read(reinterpret_cast<char*>(&n), 8);
   EXPECT_EQ(n % 8, 0u);
   EXPECT_NE(message_of([&] {
-              write_safetensors(dir / "u.safetensors",
-                                {{"a", DType::kF32, {4}, {reinterpret_cast<const uint8_t*>(a.data()), 8}}});
+              write_safetensors(
+                  dir / "u.safetensors",
+                  {{"a", DType::kF32, {4}, {reinterpret_cast<const uint8_t*>(a.data()), 8}}});
             }).find("bytes"),
             std::string::npos);
   fs::remove_all(dir);

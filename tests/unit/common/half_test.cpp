@@ -20,7 +20,8 @@ namespace {
 double reference_value(int c) {
   const int sign = (c >> 7) & 1, exp = (c >> 3) & 0xf, mant = c & 0x7;
   if (exp == 0xf && mant == 0x7) return std::numeric_limits<double>::quiet_NaN();
-  const double magnitude = exp == 0 ? std::ldexp(mant / 8.0, -6) : std::ldexp(1.0 + mant / 8.0, exp - 7);
+  const double magnitude =
+      exp == 0 ? std::ldexp(mant / 8.0, -6) : std::ldexp(1.0 + mant / 8.0, exp - 7);
   return sign != 0 ? -magnitude : magnitude;
 }
 
@@ -42,7 +43,9 @@ int reference_code(float f) {
   return sign | best;
 }
 
-bool is_nan_code(int c) { return (c & 0x7f) == 0x7f; }
+bool is_nan_code(int c) {
+  return (c & 0x7f) == 0x7f;
+}
 
 TEST(E4m3, DecodesEveryCode) {
   for (int c = 0; c < 256; ++c) {
@@ -74,15 +77,18 @@ TEST(E4m3, MidpointsRoundToEven) {
       const float mid = (lo + hi) / 2;  // exact: both have at most 4 significant bits
       const int even = (c & 1) == 0 ? c : c + 1;
       EXPECT_EQ(float_to_e4m3(mid), sign | even) << "between codes " << c << " and " << c + 1;
-      EXPECT_EQ(float_to_e4m3(std::nextafter(mid, lo)), sign | c) << "just below the midpoint after " << c;
-      EXPECT_EQ(float_to_e4m3(std::nextafter(mid, hi)), sign | (c + 1)) << "just above the midpoint after " << c;
+      EXPECT_EQ(float_to_e4m3(std::nextafter(mid, lo)), sign | c)
+          << "just below the midpoint after " << c;
+      EXPECT_EQ(float_to_e4m3(std::nextafter(mid, hi)), sign | (c + 1))
+          << "just above the midpoint after " << c;
       EXPECT_EQ(float_to_e4m3(mid), reference_code(mid));
     }
   }
 }
 
 TEST(E4m3, SaturatesAndKeepsNan) {
-  for (float f : {448.0f, 449.0f, 464.0f, 480.0f, 1e6f, 3e38f, std::numeric_limits<float>::infinity()}) {
+  for (float f :
+       {448.0f, 449.0f, 464.0f, 480.0f, 1e6f, 3e38f, std::numeric_limits<float>::infinity()}) {
     EXPECT_EQ(float_to_e4m3(f), 0x7e) << f;
     EXPECT_EQ(float_to_e4m3(-f), 0xfe) << -f;
   }

@@ -19,8 +19,8 @@
 
 namespace llmserve::testing_gpu {
 
-#define LLMSERVE_REQUIRE_GPU()                                              \
-  do {                                                                      \
+#define LLMSERVE_REQUIRE_GPU()                                                  \
+  do {                                                                          \
     if (!::llmserve::cuda_device_available()) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
 
@@ -69,7 +69,8 @@ inline std::vector<float> decode(const std::vector<uint8_t>& bytes, DType dtype)
 }
 
 // A tensor on `backend` holding `values` as `dtype`.
-inline Tensor make_tensor(Backend& backend, std::vector<Buffer>& owner, const std::vector<float>& values, DType dtype,
+inline Tensor make_tensor(Backend& backend, std::vector<Buffer>& owner,
+                          const std::vector<float>& values, DType dtype,
                           std::initializer_list<int64_t> dims) {
   Tensor t = backend.allocate_tensor(owner, dtype, dims);
   backend.upload(encode(values, dtype).data(), t);
@@ -83,7 +84,7 @@ inline std::vector<float> read_tensor(Backend& backend, Tensor t) {
 }
 
 struct Diff {
-  double rel_l2 = 0;   // ||got - want|| / ||want||
+  double rel_l2 = 0;  // ||got - want|| / ||want||
   double max_abs = 0;
   size_t worst = 0;
   bool has_nan = false;
@@ -106,16 +107,18 @@ inline Diff compare(const std::vector<float>& got, const std::vector<float>& wan
   return d;
 }
 
-#define EXPECT_CLOSE_REL(got, want, tol, what)                                                    \
-  do {                                                                                           \
-    const auto _d = ::llmserve::testing_gpu::compare((got), (want));                             \
-    ASSERT_EQ((got).size(), (want).size()) << (what);                                            \
-    EXPECT_FALSE(_d.has_nan) << (what) << ": non-finite output";                                 \
-    EXPECT_LE(_d.rel_l2, (tol)) << (what) << ": worst at " << _d.worst << " got " << (got)[_d.worst] \
-                                << " want " << (want)[_d.worst];                                 \
+#define EXPECT_CLOSE_REL(got, want, tol, what)                                      \
+  do {                                                                              \
+    const auto _d = ::llmserve::testing_gpu::compare((got), (want));                \
+    ASSERT_EQ((got).size(), (want).size()) << (what);                               \
+    EXPECT_FALSE(_d.has_nan) << (what) << ": non-finite output";                    \
+    EXPECT_LE(_d.rel_l2, (tol)) << (what) << ": worst at " << _d.worst << " got "   \
+                                << (got)[_d.worst] << " want " << (want)[_d.worst]; \
   } while (0)
 
-inline const char* dtype_label(DType t) { return t == DType::kF16 ? "f16" : "bf16"; }
+inline const char* dtype_label(DType t) {
+  return t == DType::kF16 ? "f16" : "bf16";
+}
 
 // Ops tests: a CUDA backend computing in the parameter's dtype (fp16 or bf16) beside the CPU
 // backend (fp32), and inputs placed on both.
@@ -131,19 +134,25 @@ class CudaVsCpu : public ::testing::TestWithParam<DType> {
   // The same values on both backends (GPU in dt(), CPU in fp32 after rounding through dt()).
   std::pair<Tensor, Tensor> both(const std::vector<float>& v, std::initializer_list<int64_t> dims) {
     const auto r = rounded(v, dt());
-    return {make_tensor(cpu_, cpu_mem_, r, DType::kF32, dims), make_tensor(*gpu_, gpu_mem_, r, dt(), dims)};
+    return {make_tensor(cpu_, cpu_mem_, r, DType::kF32, dims),
+            make_tensor(*gpu_, gpu_mem_, r, dt(), dims)};
   }
   // The same bytes as `dtype` on both backends (quantized weights, fp32 scales).
-  std::pair<Tensor, Tensor> both_bytes(const void* host, DType dtype, std::initializer_list<int64_t> dims) {
-    std::pair<Tensor, Tensor> t{cpu_.allocate_tensor(cpu_mem_, dtype, dims), gpu_->allocate_tensor(gpu_mem_, dtype, dims)};
+  std::pair<Tensor, Tensor> both_bytes(const void* host, DType dtype,
+                                       std::initializer_list<int64_t> dims) {
+    std::pair<Tensor, Tensor> t{cpu_.allocate_tensor(cpu_mem_, dtype, dims),
+                                gpu_->allocate_tensor(gpu_mem_, dtype, dims)};
     cpu_.upload(host, t.first);
     gpu_->upload(host, t.second);
     return t;
   }
   std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims, DType gpu_dtype) {
-    return {cpu_.allocate_tensor(cpu_mem_, DType::kF32, dims), gpu_->allocate_tensor(gpu_mem_, gpu_dtype, dims)};
+    return {cpu_.allocate_tensor(cpu_mem_, DType::kF32, dims),
+            gpu_->allocate_tensor(gpu_mem_, gpu_dtype, dims)};
   }
-  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims) { return both_empty(dims, dt()); }
+  std::pair<Tensor, Tensor> both_empty(std::initializer_list<int64_t> dims) {
+    return both_empty(dims, dt());
+  }
 
   CpuBackend cpu_;
   std::unique_ptr<CudaBackend> gpu_;

@@ -6,10 +6,10 @@
 // the dtype's noise; a flip anywhere else fails.
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
-#include <random>
+#include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "backend/cuda/cuda_backend.h"
 #include "engine/model_runner.h"
@@ -28,7 +28,9 @@ const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) 
 
 using Case = testing::ReferenceCase;
 
-std::vector<Case> read_cases(const std::filesystem::path& dir) { return testing::read_reference_cases(dir); }
+std::vector<Case> read_cases(const std::filesystem::path& dir) {
+  return testing::read_reference_cases(dir);
+}
 
 using Harness = testing::RunnerHarness;
 
@@ -68,12 +70,14 @@ TEST_P(CudaModel, LogitsMatchTransformers) {
     std::vector<float> got(logits.begin(), logits.end());
     EXPECT_CLOSE_REL(got, c.prefill_logits, logit_tol(), "case " + std::to_string(ci) + " prefill");
     for (size_t j = 0; j < c.decode_tokens.size(); ++j) {
-      RunnerSequence step{&c.decode_tokens[j], 1, t + static_cast<int32_t>(j), &table, LogitRows::kLast};
+      RunnerSequence step{&c.decode_tokens[j], 1, t + static_cast<int32_t>(j), &table,
+                          LogitRows::kLast};
       auto row = h.runner().execute({&step, 1});
       std::vector<float> g(row.begin(), row.end());
       std::vector<float> want(c.decode_logits.begin() + static_cast<std::ptrdiff_t>(j * v),
                               c.decode_logits.begin() + static_cast<std::ptrdiff_t>((j + 1) * v));
-      EXPECT_CLOSE_REL(g, want, logit_tol(), "case " + std::to_string(ci) + " decode " + std::to_string(j));
+      EXPECT_CLOSE_REL(g, want, logit_tol(),
+                       "case " + std::to_string(ci) + " decode " + std::to_string(j));
     }
   }
 }
@@ -127,7 +131,8 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
   for (Quantization q : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
     const std::string scheme(quantization_name(q));
     const bool fp8 = q == Quantization::kFp8;
-    Harness cpu(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, q), gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, q);
+    Harness cpu(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, q),
+        gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, q);
     double worst_gpu = 0, worst_cpu = 0;
     for (size_t ci = 0; ci < cases.size(); ++ci) {
       const Case& c = cases[ci];
@@ -135,8 +140,8 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
       const auto steps = static_cast<int32_t>(std::min<size_t>(8, c.decode_tokens.size()));
       auto exact_table = exact.new_table(t + steps + 1), cpu_table = cpu.new_table(t + steps + 1),
            gpu_table = gpu.new_table(t + steps + 1);
-      const auto logits = [](Harness& h, const int32_t* tokens, int32_t n, int32_t computed, std::vector<int32_t>& table,
-                             LogitRows rows) {
+      const auto logits = [](Harness& h, const int32_t* tokens, int32_t n, int32_t computed,
+                             std::vector<int32_t>& table, LogitRows rows) {
         RunnerSequence seq{tokens, n, computed, &table, rows};
         auto out = h.runner().execute({&seq, 1});
         return std::vector<float>(out.begin(), out.end());
@@ -152,7 +157,8 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
         worst_cpu = std::max(worst_cpu, r.rel_l2);
         EXPECT_FALSE(g.has_nan) << what;
         EXPECT_LE(g.rel_l2, 1.5 * r.rel_l2 + logit_tol())
-            << what << ": GPU fp8 vs unquantized " << g.rel_l2 << ", CPU fp8 vs unquantized " << r.rel_l2;
+            << what << ": GPU fp8 vs unquantized " << g.rel_l2 << ", CPU fp8 vs unquantized "
+            << r.rel_l2;
       };
       const std::string what = scheme + " case " + std::to_string(ci);
       const auto got = logits(gpu, c.prompt.data(), t, 0, gpu_table, LogitRows::kAll);
@@ -171,7 +177,8 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
       std::printf("[ note ] %s %s fp8 rel L2 vs unquantized, worst: GPU %.4f, CPU reference %.4f\n",
                   GetParam().name.c_str(), dtype_label(dt()), worst_gpu, worst_cpu);
     }
-    EXPECT_GT(gpu.runner().num_graph_replays(), 0) << scheme << ": decode steps did not replay graphs";
+    EXPECT_GT(gpu.runner().num_graph_replays(), 0)
+        << scheme << ": decode steps did not replay graphs";
   }
 }
 
@@ -179,8 +186,8 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
 // one GPU, eager and graphed: the prompt's logits within half-precision noise (each rank's partial
 // sums are rounded to the activation dtype before the all-reduce, which one GPU never does), and
 // the same greedy tokens up to near-ties.
-void expect_tp_matches(Harness& one, Harness& two, const std::vector<Case>& cases, int32_t steps, double logit_tol,
-                       float tie_margin, const std::string& what) {
+void expect_tp_matches(Harness& one, Harness& two, const std::vector<Case>& cases, int32_t steps,
+                       double logit_tol, float tie_margin, const std::string& what) {
   const Greedy want = run_greedy(one, cases, steps, /*batched=*/true);
   const Greedy got = run_greedy(two, cases, steps, /*batched=*/true);
   for (size_t i = 0; i < want.first_logits.size(); ++i) {
@@ -193,12 +200,15 @@ void expect_tp_matches(Harness& one, Harness& two, const std::vector<Case>& case
 }
 
 TEST_P(CudaModel, TensorParallelMatchesOneGpu) {
-  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
+  if (cuda_device_count() < 2)
+    GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
   auto cases = read_cases(dir());
   for (int32_t graphs : {0, 8}) {
-    Harness one(dir(), DeviceKind::kCuda, dt(), graphs), two(dir(), DeviceKind::kCuda, dt(), graphs, /*tp=*/2);
+    Harness one(dir(), DeviceKind::kCuda, dt(), graphs),
+        two(dir(), DeviceKind::kCuda, dt(), graphs, /*tp=*/2);
     EXPECT_EQ(two.model(1).local_config().num_q_heads * 2, two.model(0).config().num_q_heads);
-    expect_tp_matches(one, two, cases, 20, logit_tol(), tie_margin(), graphs ? "tp=2 vs tp=1 (graphs)" : "tp=2 vs tp=1 (eager)");
+    expect_tp_matches(one, two, cases, 20, logit_tol(), tie_margin(),
+                      graphs ? "tp=2 vs tp=1 (graphs)" : "tp=2 vs tp=1 (eager)");
     if (graphs) {
       EXPECT_GT(two.runner().num_graph_replays(), 0);
     }
@@ -208,30 +218,36 @@ TEST_P(CudaModel, TensorParallelMatchesOneGpu) {
 // Two pipeline stages (one GPU each, NCCL send/recv of the residual stream) against one GPU: the
 // same arithmetic in the same order, so the logits agree to the last bit and so do the tokens.
 TEST_P(CudaModel, PipelineParallelMatchesOneGpu) {
-  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
+  if (cuda_device_count() < 2)
+    GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
   auto cases = read_cases(dir());
   for (int32_t graphs : {0, 8}) {
-    Harness one(dir(), DeviceKind::kCuda, dt(), graphs), two(dir(), DeviceKind::kCuda, dt(), graphs, /*tp=*/1, /*pp=*/2);
+    Harness one(dir(), DeviceKind::kCuda, dt(), graphs),
+        two(dir(), DeviceKind::kCuda, dt(), graphs, /*tp=*/1, /*pp=*/2);
     EXPECT_EQ(two.model(0).local_config().num_layers + two.model(1).local_config().num_layers,
               one.model().config().num_layers);
-    expect_tp_matches(one, two, cases, 20, 1e-3, tie_margin() / 4, graphs ? "pp=2 vs pp=1 (graphs)" : "pp=2 vs pp=1 (eager)");
+    expect_tp_matches(one, two, cases, 20, 1e-3, tie_margin() / 4,
+                      graphs ? "pp=2 vs pp=1 (graphs)" : "pp=2 vs pp=1 (eager)");
     if (graphs) {
       EXPECT_GT(two.runner().num_graph_replays(), 0);
     }
   }
 }
 
-// The same on a real-sized checkpoint named by LLMSERVE_TP_MODEL (and two pipeline stages) (scripts/gpu_check.sh tp: the
-// Llama-3-8B-shaped random model, bf16): 4 prompts of 64 random tokens, 32 greedy steps.
+// The same on a real-sized checkpoint named by LLMSERVE_TP_MODEL (and two pipeline stages)
+// (scripts/gpu_check.sh tp: the Llama-3-8B-shaped random model, bf16): 4 prompts of 64 random
+// tokens, 32 greedy steps.
 TEST(CudaTensorParallel, LargeModelMatchesOneGpu) {
   const char* model = std::getenv("LLMSERVE_TP_MODEL");
   if (model == nullptr) GTEST_SKIP() << "set LLMSERVE_TP_MODEL to a checkpoint directory";
-  if (cuda_device_count() < 2) GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
+  if (cuda_device_count() < 2)
+    GTEST_SKIP() << "needs 2 GPUs, " << cuda_device_count() << " visible";
   const ModelConfig config = load_model_config(model);
   std::mt19937 rng(11);
   std::vector<Case> cases(4);
   for (Case& c : cases) {
-    for (int i = 0; i < 64; ++i) c.prompt.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(config.vocab_size)));
+    for (int i = 0; i < 64; ++i)
+      c.prompt.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(config.vocab_size)));
   }
   Harness one(model, DeviceKind::kCuda, DType::kBF16, 8);
   {
@@ -245,8 +261,10 @@ TEST(CudaTensorParallel, LargeModelMatchesOneGpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,
-                         ::testing::Values(Fixture{"gpt2-tiny", DType::kF16}, Fixture{"gpt2-tiny-fp16", DType::kF16},
-                                           Fixture{"llama-tiny", DType::kF16}, Fixture{"llama-tiny", DType::kBF16},
+                         ::testing::Values(Fixture{"gpt2-tiny", DType::kF16},
+                                           Fixture{"gpt2-tiny-fp16", DType::kF16},
+                                           Fixture{"llama-tiny", DType::kF16},
+                                           Fixture{"llama-tiny", DType::kBF16},
                                            Fixture{"llama-tiny-bf16", DType::kBF16}),
                          fixture_name);
 

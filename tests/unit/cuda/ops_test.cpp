@@ -24,8 +24,9 @@ struct TestBatch {
   BatchTensors cpu, gpu;
 };
 
-TestBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs /* (computed, new) */, int32_t block_size,
-                     int32_t num_blocks, int32_t vocab, std::mt19937& rng, LogitRows rows) {
+TestBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs /* (computed, new) */,
+                     int32_t block_size, int32_t num_blocks, int32_t vocab, std::mt19937& rng,
+                     LogitRows rows) {
   TestBatch b;
   std::vector<int32_t> free(static_cast<size_t>(num_blocks));
   std::iota(free.begin(), free.end(), 0);
@@ -40,7 +41,8 @@ TestBatch make_batch(const std::vector<std::pair<int32_t, int32_t>>& seqs /* (co
     b.tokens.push_back(toks);
   }
   for (size_t i = 0; i < seqs.size(); ++i) {
-    b.fb.add_sequence(b.tokens[i].data(), seqs[i].second, seqs[i].first, b.tables[i], block_size, rows);
+    b.fb.add_sequence(b.tokens[i].data(), seqs[i].second, seqs[i].first, b.tables[i], block_size,
+                      rows);
   }
   b.fb.finalize();
   return b;
@@ -50,7 +52,8 @@ TEST_P(CudaOps, EmbeddingWithAndWithoutPositions) {
   const int64_t vocab = 300, dim = 96, positions = 64;
   auto [ct, gt] = both(random_vector(vocab * dim, rng_), {vocab, dim});
   auto [cp, gp] = both(random_vector(positions * dim, rng_), {positions, dim});
-  TestBatch b = make_batch({{0, 20}, {10, 5}, {30, 1}}, 16, 16, static_cast<int32_t>(vocab), rng_, LogitRows::kLast);
+  TestBatch b = make_batch({{0, 20}, {10, 5}, {30, 1}}, 16, 16, static_cast<int32_t>(vocab), rng_,
+                           LogitRows::kLast);
   BatchTensors cb = cpu_.upload_batch(b.fb), gb = gpu_->upload_batch(b.fb);
   const int64_t t = b.fb.num_tokens();
   for (bool with_pos : {false, true}) {
@@ -62,7 +65,8 @@ TEST_P(CudaOps, EmbeddingWithAndWithoutPositions) {
 }
 
 TEST_P(CudaOps, NormsFusedWithResidualAdd) {
-  for (int64_t dim : {64, 100, 768, 4096, 1000, 8192, 16384, 40000}) {  // vector path; 100, 40000: scalar
+  for (int64_t dim :
+       {64, 100, 768, 4096, 1000, 8192, 16384, 40000}) {  // vector path; 100, 40000: scalar
     for (int64_t t : {1, 7, 130}) {
       const auto res = random_vector(t * dim, rng_, 2.0f), x = random_vector(t * dim, rng_);
       const auto w = random_vector(dim, rng_), b = random_vector(dim, rng_, 0.1f);
@@ -74,10 +78,12 @@ TEST_P(CudaOps, NormsFusedWithResidualAdd) {
         auto [co, go] = both_empty({t, dim});
         cpu_.layer_norm(cx, cw, cb, 1e-5f, co);
         gpu_->layer_norm(gx, gw, gb, 1e-5f, go);
-        EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "layer_norm dim " + std::to_string(dim));
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+                         "layer_norm dim " + std::to_string(dim));
         cpu_.rms_norm(cx, cw, 1e-6f, co);
         gpu_->rms_norm(gx, gw, 1e-6f, go);
-        EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "rms_norm dim " + std::to_string(dim));
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+                         "rms_norm dim " + std::to_string(dim));
       }
       // fused: residual += x, then norm; both the residual and the output are checked
       for (bool rms : {false, true}) {
@@ -91,7 +97,8 @@ TEST_P(CudaOps, NormsFusedWithResidualAdd) {
           cpu_.add_layer_norm(cr, cx, cw, cb, 1e-5f, co);
           gpu_->add_layer_norm(gr, gx, gw, gb, 1e-5f, go);
         }
-        const std::string what = std::string(rms ? "add_rms_norm" : "add_layer_norm") + " dim " + std::to_string(dim);
+        const std::string what =
+            std::string(rms ? "add_rms_norm" : "add_layer_norm") + " dim " + std::to_string(dim);
         EXPECT_CLOSE_REL(read_tensor(*gpu_, gr), read_tensor(cpu_, cr), tol(), what + " residual");
         EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), what + " out");
       }
@@ -100,7 +107,11 @@ TEST_P(CudaOps, NormsFusedWithResidualAdd) {
 }
 
 TEST_P(CudaOps, MatmulShapesBiasAndFp32Output) {
-  struct Shape { int64_t m, n, k; bool bias; bool f32_out; };
+  struct Shape {
+    int64_t m, n, k;
+    bool bias;
+    bool f32_out;
+  };
   // M <= 4 takes the GEMV kernel (gemv.cu), larger M cuBLASLt.
   for (const Shape s : {Shape{1, 2304, 768, true, false}, Shape{2, 768, 3072, true, false},
                         Shape{3, 6144, 4096, false, false}, Shape{4, 4096, 14336, false, false},
@@ -115,8 +126,9 @@ TEST_P(CudaOps, MatmulShapesBiasAndFp32Output) {
     auto [co, go] = both_empty({s.m, s.n}, s.f32_out ? DType::kF32 : dt());
     cpu_.matmul(cx, cw, s.bias ? cb : Tensor(), co);
     gpu_->matmul(gx, gw, s.bias ? gb : Tensor(), go);
-    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
-                     "matmul " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k));
+    EXPECT_CLOSE_REL(
+        read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+        "matmul " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k));
   }
 }
 
@@ -129,7 +141,8 @@ TEST_P(CudaOps, MatmulGeluFusedEpilogue) {
     auto [co, go] = both_empty({m, n});
     cpu_.matmul_gelu(cx, cw, cb, co);
     gpu_->matmul_gelu(gx, gw, gb, go);
-    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "matmul_gelu m " + std::to_string(m));
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+                     "matmul_gelu m " + std::to_string(m));
   }
 }
 
@@ -165,7 +178,8 @@ TEST_P(CudaOps, TransposeIsExact) {
     const auto got = read_tensor(*gpu_, gt);
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < cols; ++c) {
-        ASSERT_EQ(got[static_cast<size_t>(c * rows + r)], v[static_cast<size_t>(r * cols + c)]) << r << "," << c;
+        ASSERT_EQ(got[static_cast<size_t>(c * rows + r)], v[static_cast<size_t>(r * cols + c)])
+            << r << "," << c;
       }
     }
   }
@@ -176,15 +190,24 @@ TEST_P(CudaOps, TransposeIsExact) {
 // rounding of a boundary between two tokens.
 TEST_P(CudaOps, SamplingMatchesHostSampler) {
   if (dt() != DType::kF16) GTEST_SKIP() << "dtype-independent (fp32 logits); run once";
-  struct Case { float temperature; int32_t top_k; float top_p; float min_p; float rep, freq, presence; int32_t min_tokens; };
+  struct Case {
+    float temperature;
+    int32_t top_k;
+    float top_p;
+    float min_p;
+    float rep, freq, presence;
+    int32_t min_tokens;
+  };
   const int64_t rows = 96, vocab = 50257;
   const std::vector<int32_t> eos = {50256};
   int64_t agree = 0, total = 0;
-  for (const Case c : {Case{0.7f, 0, 1.0f, 0.0f, 1, 0, 0, 0}, Case{1.0f, 40, 1.0f, 0.0f, 1, 0, 0, 0},
-                       Case{0.9f, 0, 0.9f, 0.0f, 1, 0, 0, 0}, Case{1.2f, 100, 0.8f, 0.05f, 1, 0, 0, 0},
-                       Case{1.0f, 0, 1.0f, 0.1f, 1, 0, 0, 0}, Case{0.0f, 0, 1.0f, 0.0f, 1, 0, 0, 0},
-                       Case{1.5f, 5000, 0.95f, 0.0f, 1, 0, 0, 0}, Case{0.8f, 50, 1.0f, 0.0f, 1.3f, 0.4f, 0.6f, 0},
-                       Case{0.0f, 0, 1.0f, 0.0f, 1.5f, 0.0f, 0.0f, 0}, Case{1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 50}}) {
+  for (const Case c :
+       {Case{0.7f, 0, 1.0f, 0.0f, 1, 0, 0, 0}, Case{1.0f, 40, 1.0f, 0.0f, 1, 0, 0, 0},
+        Case{0.9f, 0, 0.9f, 0.0f, 1, 0, 0, 0}, Case{1.2f, 100, 0.8f, 0.05f, 1, 0, 0, 0},
+        Case{1.0f, 0, 1.0f, 0.1f, 1, 0, 0, 0}, Case{0.0f, 0, 1.0f, 0.0f, 1, 0, 0, 0},
+        Case{1.5f, 5000, 0.95f, 0.0f, 1, 0, 0, 0}, Case{0.8f, 50, 1.0f, 0.0f, 1.3f, 0.4f, 0.6f, 0},
+        Case{0.0f, 0, 1.0f, 0.0f, 1.5f, 0.0f, 0.0f, 0},
+        Case{1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 50}}) {
     std::vector<float> logits = random_vector(static_cast<size_t>(rows * vocab), rng_, 3.0f);
     std::vector<RowSampling> params;
     std::vector<TokenAdjustment> adjustments;
@@ -204,7 +227,8 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
       // A prompt and a few generated tokens, some of them the row's current favourites, so the
       // penalties and masks change the outcome; eos is made the favourite where it is masked.
       float* row_logits = logits.data() + r * vocab;
-      const int32_t top = static_cast<int32_t>(std::max_element(row_logits, row_logits + vocab) - row_logits);
+      const int32_t top =
+          static_cast<int32_t>(std::max_element(row_logits, row_logits + vocab) - row_logits);
       const std::vector<int32_t> prompt = {top, 3, 5, static_cast<int32_t>(r)};
       SamplingState state(p, prompt, 0);
       for (int32_t t : {top, 9, 9, static_cast<int32_t>(100 + r)}) state.on_token(t);
@@ -227,9 +251,10 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
       }
       case_agree += got[static_cast<size_t>(r)] == want[static_cast<size_t>(r)];
     }
-    const std::string what = "T " + std::to_string(c.temperature) + " k " + std::to_string(c.top_k) + " p " +
-                             std::to_string(c.top_p) + " min_p " + std::to_string(c.min_p) + " rep " +
-                             std::to_string(c.rep) + " min_tokens " + std::to_string(c.min_tokens);
+    const std::string what = "T " + std::to_string(c.temperature) + " k " +
+                             std::to_string(c.top_k) + " p " + std::to_string(c.top_p) + " min_p " +
+                             std::to_string(c.min_p) + " rep " + std::to_string(c.rep) +
+                             " min_tokens " + std::to_string(c.min_tokens);
     if (c.temperature == 0.0f) {
       EXPECT_EQ(case_agree, rows) << what << ": greedy rows must agree exactly";
     }
@@ -237,8 +262,8 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
     agree += case_agree;
     total += rows;
   }
-  std::printf("[ note ] GPU sampler agreed with the host sampler on %ld of %ld draws\n", static_cast<long>(agree),
-              static_cast<long>(total));
+  std::printf("[ note ] GPU sampler agreed with the host sampler on %ld of %ld draws\n",
+              static_cast<long>(agree), static_cast<long>(total));
 }
 
 TEST_P(CudaOps, Activations) {
@@ -252,7 +277,8 @@ TEST_P(CudaOps, Activations) {
     auto [co, go] = both_empty({t, ffn});
     cpu_.silu_mul(cg, co);
     gpu_->silu_mul(gg, go);
-    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(), "silu_mul ffn " + std::to_string(ffn));
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+                     "silu_mul ffn " + std::to_string(ffn));
   }
   auto [ca, ga] = both(random_vector(t * f, rng_), {t, f});
   auto [cb2, gb2] = both(random_vector(t * f, rng_), {t, f});
@@ -262,14 +288,18 @@ TEST_P(CudaOps, Activations) {
 }
 
 // RoPE, KV write, attention and the row gather over one batch with prefill chunks and decodes,
-// for the head shapes of the fixtures (d 16), the default model (d 32), GPT-2 (d 64) and Llama (d 128).
+// for the head shapes of the fixtures (d 16), the default model (d 32), GPT-2 (d 64) and Llama (d
+// 128).
 TEST_P(CudaOps, RopeKvWriteAttentionGather) {
-  struct Heads { int32_t hq, hk, d; };
-  for (const Heads h : {Heads{4, 2, 16}, Heads{4, 4, 32}, Heads{12, 12, 64}, Heads{32, 8, 128}, Heads{8, 1, 128}}) {
+  struct Heads {
+    int32_t hq, hk, d;
+  };
+  for (const Heads h :
+       {Heads{4, 2, 16}, Heads{4, 4, 32}, Heads{12, 12, 64}, Heads{32, 8, 128}, Heads{8, 1, 128}}) {
     for (int32_t block_size : {16, 32}) {
       const int32_t num_blocks = 96, max_pos = 1024;
-      TestBatch b = make_batch({{0, 37}, {200, 50}, {15, 1}, {16, 1}, {0, 1}, {700, 1}}, block_size, num_blocks, 100,
-                               rng_, LogitRows::kLast);
+      TestBatch b = make_batch({{0, 37}, {200, 50}, {15, 1}, {16, 1}, {0, 1}, {700, 1}}, block_size,
+                               num_blocks, 100, rng_, LogitRows::kLast);
       BatchTensors cb = cpu_.upload_batch(b.fb), gb = gpu_->upload_batch(b.fb);
       const int64_t t = b.fb.num_tokens(), width = static_cast<int64_t>(h.hq + 2 * h.hk) * h.d;
       const AttentionShape shape{h.hq, h.hk, h.d, 1.0f / std::sqrt(static_cast<float>(h.d))};
@@ -284,14 +314,15 @@ TEST_P(CudaOps, RopeKvWriteAttentionGather) {
       Tensor crope = make_tensor(cpu_, cpu_mem_, table, DType::kF32, {max_pos, h.d});
       Tensor grope = make_tensor(*gpu_, gpu_mem_, table, DType::kF32, {max_pos, h.d});
       // The cache holds earlier context (random) for the sequences that have some.
-      const std::vector<float> cache = random_vector(static_cast<size_t>(num_blocks) * block_size * h.hk * h.d, rng_);
+      const std::vector<float> cache =
+          random_vector(static_cast<size_t>(num_blocks) * block_size * h.hk * h.d, rng_);
       auto [ck, gk] = both(cache, {num_blocks, block_size, h.hk, h.d});
       auto [cv, gv] = both(random_vector(cache.size(), rng_), {num_blocks, block_size, h.hk, h.d});
       KvLayer ckv{ck, cv, block_size}, gkv{gk, gv, block_size};
       auto [cq, gq] = both(random_vector(static_cast<size_t>(t * width), rng_), {t, width});
 
-      const std::string what = "hq " + std::to_string(h.hq) + " hk " + std::to_string(h.hk) + " d " +
-                               std::to_string(h.d) + " bs " + std::to_string(block_size);
+      const std::string what = "hq " + std::to_string(h.hq) + " hk " + std::to_string(h.hk) +
+                               " d " + std::to_string(h.d) + " bs " + std::to_string(block_size);
       {  // the fused rope_write_kv on the GPU against rope then write_kv on the CPU
         auto [fqc, fqg] = both(read_tensor(cpu_, cq), {t, width});
         auto [fkc, fkg] = both(cache, {num_blocks, block_size, h.hk, h.d});
@@ -299,9 +330,12 @@ TEST_P(CudaOps, RopeKvWriteAttentionGather) {
         const KvLayer fc{fkc, fvc, block_size}, fg{fkg, fvg, block_size};
         cpu_.rope_write_kv(fqc, shape, crope, cb, fc);
         gpu_->rope_write_kv(fqg, shape, grope, gb, fg);
-        EXPECT_CLOSE_REL(read_tensor(*gpu_, fqg), read_tensor(cpu_, fqc), tol(), what + " rope_write_kv qkv");
-        EXPECT_CLOSE_REL(read_tensor(*gpu_, fkg), read_tensor(cpu_, fkc), tol(), what + " rope_write_kv k cache");
-        EXPECT_CLOSE_REL(read_tensor(*gpu_, fvg), read_tensor(cpu_, fvc), tol(), what + " rope_write_kv v cache");
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, fqg), read_tensor(cpu_, fqc), tol(),
+                         what + " rope_write_kv qkv");
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, fkg), read_tensor(cpu_, fkc), tol(),
+                         what + " rope_write_kv k cache");
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, fvg), read_tensor(cpu_, fvc), tol(),
+                         what + " rope_write_kv v cache");
       }
       cpu_.rope(cq, shape, crope, cb);
       gpu_->rope(gq, shape, grope, gb);

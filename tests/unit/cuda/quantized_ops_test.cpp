@@ -32,8 +32,8 @@ struct Shape {
 };
 
 std::string label(const char* op, const Shape& s) {
-  return std::string(op) + " " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
-         (s.bias ? " +bias" : "") + (s.f32_out ? " ->f32" : "");
+  return std::string(op) + " " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+         std::to_string(s.k) + (s.bias ? " +bias" : "") + (s.f32_out ? " ->f32" : "");
 }
 
 class CudaQuantizedOps : public CudaVsCpu {
@@ -54,7 +54,8 @@ class CudaQuantizedOps : public CudaVsCpu {
   std::pair<Tensor, Tensor> fp8_weight(int64_t n, int64_t k, std::pair<Tensor, Tensor>& scales) {
     std::vector<float> w = random_vector(static_cast<size_t>(n * k), rng_, 0.05f);
     for (int64_t r = 0; r < n; ++r) {
-      for (int64_t i = 0; i < k; ++i) w[static_cast<size_t>(r * k + i)] *= std::pow(10.0f, static_cast<float>(r % 3) - 1);
+      for (int64_t i = 0; i < k; ++i)
+        w[static_cast<size_t>(r * k + i)] *= std::pow(10.0f, static_cast<float>(r % 3) - 1);
     }
     std::vector<uint8_t> q(w.size());
     std::vector<float> s(static_cast<size_t>(n));
@@ -66,13 +67,16 @@ class CudaQuantizedOps : public CudaVsCpu {
   std::pair<Fp8Rows, Fp8Rows> fp8_input(int64_t m, int64_t k) {
     auto [cx, gx] = both(input(m, k), {m, k});
     (void)gx;
-    Fp8Rows c{cpu_.allocate_tensor(cpu_mem_, DType::kF8E4M3, {m, k}), cpu_.allocate_tensor(cpu_mem_, DType::kF32, {m})};
+    Fp8Rows c{cpu_.allocate_tensor(cpu_mem_, DType::kF8E4M3, {m, k}),
+              cpu_.allocate_tensor(cpu_mem_, DType::kF32, {m})};
     cpu_.quantize_fp8_rows(cx, c);
-    Fp8Rows g{both_bytes(c.q.data, DType::kF8E4M3, {m, k}).second, both_bytes(c.scales.data, DType::kF32, {m}).second};
+    Fp8Rows g{both_bytes(c.q.data, DType::kF8E4M3, {m, k}).second,
+              both_bytes(c.scales.data, DType::kF32, {m}).second};
     return {c, g};
   }
   Fp8Rows gpu_rows(int64_t m, int64_t k) {
-    return {gpu_->allocate_tensor(gpu_mem_, DType::kF8E4M3, {m, k}), gpu_->allocate_tensor(gpu_mem_, DType::kF32, {m})};
+    return {gpu_->allocate_tensor(gpu_mem_, DType::kF8E4M3, {m, k}),
+            gpu_->allocate_tensor(gpu_mem_, DType::kF32, {m})};
   }
   std::vector<uint8_t> codes_of(Backend& b, const Fp8Rows& r) {
     std::vector<uint8_t> out(r.q.nbytes());
@@ -89,7 +93,8 @@ class CudaQuantizedOps : public CudaVsCpu {
   std::vector<float> input(int64_t m, int64_t k) {
     std::vector<float> x = random_vector(static_cast<size_t>(m * k), rng_);
     for (int64_t r = 0; r < m; ++r) {
-      for (int64_t i = 0; i < k; ++i) x[static_cast<size_t>(r * k + i)] *= std::pow(10.0f, static_cast<float>(r % 4) - 2);
+      for (int64_t i = 0; i < k; ++i)
+        x[static_cast<size_t>(r * k + i)] *= std::pow(10.0f, static_cast<float>(r % 4) - 2);
     }
     x[x.size() / 2] = 30.0f;
     if (m > 2) std::fill(x.begin() + 2 * k, x.begin() + 3 * k, 0.0f);
@@ -101,11 +106,12 @@ TEST_P(CudaQuantizedOps, MatmulQ8MatchesCpu) {
   // GEMV: M <= 4 and K % 16 == 0 (one and several warps per column, part-filled blocks, K under
   // one round of the lanes). Dequantization + cuBLASLt: K % 16 != 0 (the element-wise dequantize
   // kernel, even at M = 1) and M > 4, with 6144 x 4096 wider than one 4,096-column chunk.
-  for (const Shape s : {Shape{1, 2304, 768, true}, Shape{2, 768, 3072, true}, Shape{3, 6144, 4096, false},
-                        Shape{4, 4096, 14336, false}, Shape{1, 1001, 4096, true}, Shape{2, 37, 8192, false, true},
-                        Shape{4, 50, 48, true, true}, Shape{1, 130, 72, true}, Shape{3, 64, 40, false},
-                        Shape{5, 129, 64, true}, Shape{17, 200, 96, false}, Shape{64, 6144, 4096, true},
-                        Shape{130, 512, 256, false, true}, Shape{64, 300, 72, true}}) {
+  for (const Shape s :
+       {Shape{1, 2304, 768, true}, Shape{2, 768, 3072, true}, Shape{3, 6144, 4096, false},
+        Shape{4, 4096, 14336, false}, Shape{1, 1001, 4096, true}, Shape{2, 37, 8192, false, true},
+        Shape{4, 50, 48, true, true}, Shape{1, 130, 72, true}, Shape{3, 64, 40, false},
+        Shape{5, 129, 64, true}, Shape{17, 200, 96, false}, Shape{64, 6144, 4096, true},
+        Shape{130, 512, 256, false, true}, Shape{64, 300, 72, true}}) {
     std::pair<Tensor, Tensor> scales;
     auto [cq, gq] = int8_weight(s.n, s.k, scales);
     auto [cx, gx] = both(input(s.m, s.k), {s.m, s.k});
@@ -120,9 +126,15 @@ TEST_P(CudaQuantizedOps, MatmulQ8MatchesCpu) {
 
 TEST_P(CudaQuantizedOps, QuantizeFp8RowsMatchesCpuExactly) {
   // K % 8 == 0 takes the vector kernel, other K the element-wise one; one row per block.
-  for (auto [m, k] : {std::pair<int64_t, int64_t>{1, 4096}, {3, 160}, {7, 72}, {5, 70}, {130, 1024}, {4, 14336}}) {
+  for (auto [m, k] : {std::pair<int64_t, int64_t>{1, 4096},
+                      {3, 160},
+                      {7, 72},
+                      {5, 70},
+                      {130, 1024},
+                      {4, 14336}}) {
     auto [cx, gx] = both(input(m, k), {m, k});
-    Fp8Rows c{cpu_.allocate_tensor(cpu_mem_, DType::kF8E4M3, {m, k}), cpu_.allocate_tensor(cpu_mem_, DType::kF32, {m})};
+    Fp8Rows c{cpu_.allocate_tensor(cpu_mem_, DType::kF8E4M3, {m, k}),
+              cpu_.allocate_tensor(cpu_mem_, DType::kF32, {m})};
     const Fp8Rows g = gpu_rows(m, k);
     cpu_.quantize_fp8_rows(cx, c);
     gpu_->quantize_fp8_rows(gx, g);
@@ -143,8 +155,10 @@ TEST_P(CudaQuantizedOps, FusedFp8ProducersEqualTheirCompositions) {
     const int64_t t = 5;
     const std::vector<float> r0 = input(t, d), x0 = random_vector(static_cast<size_t>(t * d), rng_);
     const std::vector<float> w0 = random_vector(static_cast<size_t>(d), rng_);
-    Tensor r_fused = make_tensor(*gpu_, gpu_mem_, r0, dt(), {t, d}), r_plain = make_tensor(*gpu_, gpu_mem_, r0, dt(), {t, d});
-    Tensor x = make_tensor(*gpu_, gpu_mem_, x0, dt(), {t, d}), w = make_tensor(*gpu_, gpu_mem_, w0, dt(), {d});
+    Tensor r_fused = make_tensor(*gpu_, gpu_mem_, r0, dt(), {t, d}),
+           r_plain = make_tensor(*gpu_, gpu_mem_, r0, dt(), {t, d});
+    Tensor x = make_tensor(*gpu_, gpu_mem_, x0, dt(), {t, d}),
+           w = make_tensor(*gpu_, gpu_mem_, w0, dt(), {d});
     Tensor out = gpu_->allocate_tensor(gpu_mem_, dt(), {t, d});
     const Fp8Rows fused = gpu_rows(t, d), plain = gpu_rows(t, d);
     gpu_->add_rms_norm_fp8(r_fused, x, w, 1e-5f, out, fused);
@@ -157,7 +171,8 @@ TEST_P(CudaQuantizedOps, FusedFp8ProducersEqualTheirCompositions) {
   }
   // 70 rows take the fused kernel (registers for F = 14336 and 160, two passes for 40,000); 6
   // rows (decode) the composition.
-  for (auto [t, f] : {std::pair<int64_t, int64_t>{70, 14336}, {70, 160}, {70, 40000}, {6, 14336}, {6, 36}}) {
+  for (auto [t, f] :
+       {std::pair<int64_t, int64_t>{70, 14336}, {70, 160}, {70, 40000}, {6, 14336}, {6, 36}}) {
     Tensor gate_up = make_tensor(*gpu_, gpu_mem_, input(t, 2 * f), dt(), {t, 2 * f});
     Tensor act = gpu_->allocate_tensor(gpu_mem_, dt(), {t, f});
     const Fp8Rows fused = gpu_rows(t, f), plain = gpu_rows(t, f);
@@ -171,13 +186,15 @@ TEST_P(CudaQuantizedOps, FusedFp8ProducersEqualTheirCompositions) {
 }
 
 TEST_P(CudaQuantizedOps, MatmulFp8MatchesCpu) {
-  // Tensor-core GEMV: M 1..8, K % 32 == 0 (K = 96 and 160 end in a 32-column tail). cuBLASLt: M > 8,
-  // and K % 32 != 0 at any M; 2100 x 32 fp32 outputs of K = 16384 also cover the fallback's chunks.
-  for (const Shape s : {Shape{1, 48, 64, true}, Shape{2, 2304, 768, false}, Shape{3, 4096, 4096, true},
-                        Shape{4, 1024, 14336, false}, Shape{5, 80, 160, true}, Shape{8, 6144, 4096, false},
-                        Shape{6, 64, 96, true}, Shape{7, 128, 32, false}, Shape{2, 96, 48, true},
-                        Shape{9, 256, 4096, true}, Shape{64, 6144, 4096, true}, Shape{130, 512, 256, false},
-                        Shape{2100, 32, 16384, true}}) {
+  // Tensor-core GEMV: M 1..8, K % 32 == 0 (K = 96 and 160 end in a 32-column tail). cuBLASLt: M >
+  // 8, and K % 32 != 0 at any M; 2100 x 32 fp32 outputs of K = 16384 also cover the fallback's
+  // chunks.
+  for (const Shape s :
+       {Shape{1, 48, 64, true}, Shape{2, 2304, 768, false}, Shape{3, 4096, 4096, true},
+        Shape{4, 1024, 14336, false}, Shape{5, 80, 160, true}, Shape{8, 6144, 4096, false},
+        Shape{6, 64, 96, true}, Shape{7, 128, 32, false}, Shape{2, 96, 48, true},
+        Shape{9, 256, 4096, true}, Shape{64, 6144, 4096, true}, Shape{130, 512, 256, false},
+        Shape{2100, 32, 16384, true}}) {
     std::pair<Tensor, Tensor> scales;
     auto [cq, gq] = fp8_weight(s.n, s.k, scales);
     auto [cx, gx] = fp8_input(s.m, s.k);
@@ -204,7 +221,8 @@ TEST_P(CudaQuantizedOps, MatmulFp8MatchesCpu) {
       Tensor o = fallback.allocate_tensor(mem, dt(), {s.m, s.n});
       fallback.matmul_fp8(Fp8Rows{copy(gx.q), copy(gx.scales)}, copy(gq), copy(scales.second),
                           s.bias ? copy(gb) : Tensor(), o);
-      EXPECT_CLOSE_REL(read_tensor(fallback, o), want, tol(), label("matmul_fp8 (scaling pass)", s));
+      EXPECT_CLOSE_REL(read_tensor(fallback, o), want, tol(),
+                       label("matmul_fp8 (scaling pass)", s));
     }
   }
 }
@@ -236,8 +254,10 @@ TEST_P(CudaQuantizedOps, RecordedInAGraph) {
   for (int64_t m : {3, 64}) {  // the GEMVs, then the dequantization path and cuBLASLt's fp8 GEMM
     Tensor x = make_tensor(*gpu_, gpu_mem_, input(m, k), dt(), {m, k});
     const Fp8Rows codes = gpu_rows(m, k);
-    Tensor graph_q8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}), graph_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
-    Tensor eager_q8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}), eager_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
+    Tensor graph_q8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}),
+           graph_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
+    Tensor eager_q8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}),
+           eager_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
     const auto body = [&] {
       gpu_->matmul_q8(x, q8, q8_scales.second, bias, graph_q8);
       gpu_->quantize_fp8_rows(x, codes);
@@ -253,11 +273,14 @@ TEST_P(CudaQuantizedOps, RecordedInAGraph) {
     gpu_->quantize_fp8_rows(x, codes);
     gpu_->matmul_fp8(codes, f8, fp8_scales.second, bias, eager_fp8);
     const std::string what = "m " + std::to_string(m);
-    const std::vector<float> replayed_q8 = read_tensor(*gpu_, graph_q8), replayed_fp8 = read_tensor(*gpu_, graph_fp8);
-    const std::vector<float> want_q8 = read_tensor(*gpu_, eager_q8), want_fp8 = read_tensor(*gpu_, eager_fp8);
+    const std::vector<float> replayed_q8 = read_tensor(*gpu_, graph_q8),
+                             replayed_fp8 = read_tensor(*gpu_, graph_fp8);
+    const std::vector<float> want_q8 = read_tensor(*gpu_, eager_q8),
+                             want_fp8 = read_tensor(*gpu_, eager_fp8);
     EXPECT_CLOSE_REL(replayed_q8, want_q8, 1e-6, what + " matmul_q8 replay");
     EXPECT_CLOSE_REL(replayed_fp8, want_fp8, 1e-6, what + " matmul_fp8 replay");
-    EXPECT_GT(compare(replayed_fp8, recorded).rel_l2, 0.1) << what << ": the replay ignored the new input";
+    EXPECT_GT(compare(replayed_fp8, recorded).rel_l2, 0.1)
+        << what << ": the replay ignored the new input";
   }
 }
 

@@ -91,7 +91,8 @@ void expect_all_blocks_free(const Engine& engine) {
 
 // Stats are published after each step; wait for the step that finished the last request.
 void settle(const Engine& engine) {
-  for (int i = 0; i < 200 && (engine.stats().num_running > 0 || engine.stats().num_used_blocks > 0); ++i) {
+  for (int i = 0; i < 200 && (engine.stats().num_running > 0 || engine.stats().num_used_blocks > 0);
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
@@ -106,7 +107,8 @@ TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
     EngineConfig c = small_config(GetParam());
     c.enable_prefix_caching = false;
     Engine engine(c);
-    for (const auto& p : prompts) alone.push_back(drain(*must_submit(engine, greedy_request(p, kMaxTokens))).tokens);
+    for (const auto& p : prompts)
+      alone.push_back(drain(*must_submit(engine, greedy_request(p, kMaxTokens))).tokens);
   }
   // A small pool (preemption), a small token budget (chunked prefill), prefix reuse, and
   // requests arriving while others are mid-decode.
@@ -136,8 +138,8 @@ TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
   expect_all_blocks_free(engine);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, BatchingEquivalence, ::testing::Values("gpt2-tiny", "llama-tiny"),
-                         [](const auto& info) {
+INSTANTIATE_TEST_SUITE_P(Fixtures, BatchingEquivalence,
+                         ::testing::Values("gpt2-tiny", "llama-tiny"), [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "common/status.h"
 #include "common/hasher.h"
+#include "common/status.h"
 
 namespace llmserve::hub {
 namespace {
@@ -94,8 +94,9 @@ TEST_F(VerifyFile, ChecksSizeThenHash) {
   EXPECT_EQ(verify_file(path_, f), "");
   f.blob_id = "0000000000000000000000000000000000000000";
   EXPECT_NE(verify_file(path_, f).find("git blob id is ce0136"), std::string::npos);
-  f.sha256 = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";  // sha256("hello\n");
-                                                                                  // wins
+  f.sha256 =
+      "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";  // sha256("hello\n");
+                                                                           // wins
   EXPECT_EQ(verify_file(path_, f), "");
   f.sha256 = std::string(64, '0');
   EXPECT_NE(verify_file(path_, f).find("sha256 is 5891b5b5"), std::string::npos);

@@ -41,7 +41,9 @@ inline std::string safetensors_bytes(const std::map<std::string, TestTensor>& te
   std::string data;
   for (const auto& [name, t] : tensors) {
     std::string bytes = encode_values(t);
-    header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+    header[name] = {{"dtype", t.dtype},
+                    {"shape", t.shape},
+                    {"data_offsets", {data.size(), data.size() + bytes.size()}}};
     data += bytes;
   }
   std::string h = header.dump();
@@ -58,7 +60,8 @@ inline void write_file(const std::filesystem::path& path, const std::string& byt
 }
 
 inline std::filesystem::path fresh_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("llmserve_test_" + name + "_" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() /
+             ("llmserve_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -64,13 +64,16 @@ TEST(DefaultModel, MatchesTransformersReference) {
     const auto want_greedy = prompt["greedy"].get<std::vector<int32_t>>();
     int32_t computed = 0;
     while (tokens.size() < ids.size() + want_greedy.size()) {
-      RunnerSequence step{tokens.data() + computed, static_cast<int32_t>(tokens.size()) - computed, computed,
-                          &table, LogitRows::kLast};
+      RunnerSequence step{tokens.data() + computed, static_cast<int32_t>(tokens.size()) - computed,
+                          computed, &table, LogitRows::kLast};
       auto row = runner.execute({&step, 1});
       computed = static_cast<int32_t>(tokens.size());
-      tokens.push_back(static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));
+      tokens.push_back(
+          static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));
     }
-    EXPECT_EQ(std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(ids.size()), tokens.end()), want_greedy);
+    EXPECT_EQ(std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(ids.size()),
+                                   tokens.end()),
+              want_greedy);
     EXPECT_EQ(tokenizer->decode(want_greedy), prompt["greedy_text"].get<std::string>());
   }
 }

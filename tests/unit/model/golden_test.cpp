@@ -22,9 +22,12 @@ constexpr float kRelTol = 1e-4f;
 
 using Case = testing::ReferenceCase;
 
-std::vector<Case> read_cases(const std::filesystem::path& dir) { return testing::read_reference_cases(dir); }
+std::vector<Case> read_cases(const std::filesystem::path& dir) {
+  return testing::read_reference_cases(dir);
+}
 
-void expect_close(std::span<const float> got, std::span<const float> want, const std::string& what) {
+void expect_close(std::span<const float> got, std::span<const float> want,
+                  const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   float worst = 0;
   size_t worst_at = 0;
@@ -86,7 +89,8 @@ TEST_P(Golden, PrefillDecodeAndGreedyAlone) {
     auto logits = h.runner().execute({&seq, 1});
     expect_close(logits, c.prefill_logits, GetParam() + " case " + std::to_string(ci) + " prefill");
     for (size_t j = 0; j < c.decode_tokens.size(); ++j) {
-      RunnerSequence step{&c.decode_tokens[j], 1, t + static_cast<int32_t>(j), &table, LogitRows::kLast};
+      RunnerSequence step{&c.decode_tokens[j], 1, t + static_cast<int32_t>(j), &table,
+                          LogitRows::kLast};
       auto row = h.runner().execute({&step, 1});
       expect_close(row, std::span<const float>(c.decode_logits).subspan(j * v, v),
                    GetParam() + " case " + std::to_string(ci) + " decode " + std::to_string(j));
@@ -111,7 +115,8 @@ TEST_P(Golden, GreedyBatchedMatchesReference) {
     std::vector<RunnerSequence> seqs;
     for (size_t i = 0; i < cases.size(); ++i) {
       const int32_t n = static_cast<int32_t>(tokens[i].size()) - computed[i];
-      seqs.push_back({tokens[i].data() + computed[i], n, computed[i], &tables[i], LogitRows::kLast});
+      seqs.push_back(
+          {tokens[i].data() + computed[i], n, computed[i], &tables[i], LogitRows::kLast});
     }
     auto logits = h.runner().execute(seqs);
     for (size_t i = 0; i < cases.size(); ++i) {
@@ -120,7 +125,8 @@ TEST_P(Golden, GreedyBatchedMatchesReference) {
     }
   }
   for (size_t i = 0; i < cases.size(); ++i) {
-    std::vector<int32_t> got(tokens[i].begin() + static_cast<std::ptrdiff_t>(cases[i].prompt.size()), tokens[i].end());
+    std::vector<int32_t> got(
+        tokens[i].begin() + static_cast<std::ptrdiff_t>(cases[i].prompt.size()), tokens[i].end());
     EXPECT_EQ(got, cases[i].greedy) << GetParam() << " case " << i;
   }
 }
@@ -141,12 +147,14 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
     RunnerSequence seq{c.prompt.data() + done, n, done, &table, LogitRows::kLast};
     last = h.runner().execute({&seq, 1});
   }
-  expect_close(last, std::span<const float>(c.prefill_logits).subspan(static_cast<size_t>((t - 1) * v), v),
-               GetParam() + " chunked");
+  expect_close(
+      last, std::span<const float>(c.prefill_logits).subspan(static_cast<size_t>((t - 1) * v), v),
+      GetParam() + " chunked");
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
-                         ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny", "llama-tiny-bf16"),
+                         ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
+                                           "llama-tiny-bf16"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

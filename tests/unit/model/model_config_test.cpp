@@ -21,10 +21,17 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 nlohmann::json llama_config() {
-  return {{"architectures", {"LlamaForCausalLM"}}, {"vocab_size", 32}, {"hidden_size", 16},
-          {"num_hidden_layers", 1}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-          {"intermediate_size", 24}, {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-5},
-          {"eos_token_id", {2, 3}}, {"bos_token_id", 1}};
+  return {{"architectures", {"LlamaForCausalLM"}},
+          {"vocab_size", 32},
+          {"hidden_size", 16},
+          {"num_hidden_layers", 1},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},
+          {"intermediate_size", 24},
+          {"max_position_embeddings", 64},
+          {"rms_norm_eps", 1e-5},
+          {"eos_token_id", {2, 3}},
+          {"bos_token_id", 1}};
 }
 
 TEST(ModelConfig, ReadsLlamaFieldsAndGenerationConfig) {
@@ -42,8 +49,10 @@ TEST(ModelConfig, ReadsLlamaFieldsAndGenerationConfig) {
 
 TEST(ModelConfig, ErrorsNameFileAndField) {
   auto dir = testing::fresh_dir("cfg_errors");
-  EXPECT_NE(error_of([&] { load_model_config(dir); }).find("config.json' is missing"), std::string::npos);
-  EXPECT_NE(error_of([&] { load_model_config(dir / "nope"); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_model_config(dir); }).find("config.json' is missing"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_model_config(dir / "nope"); }).find("does not exist"),
+            std::string::npos);
 
   auto j = llama_config();
   j["architectures"] = {"FancyForCausalLM"};
@@ -78,8 +87,10 @@ TEST(ModelConfig, ErrorsNameFileAndField) {
 TEST(ModelConfig, MissingWeightNamesTensor) {
   auto dir = testing::fresh_dir("cfg_missing_weight");
   testing::write_file(dir / "config.json", llama_config().dump());
-  testing::write_file(dir / "model.safetensors",
-                      testing::safetensors_bytes({{"model.embed_tokens.weight", {"F32", {32, 16}, testing::random_values(512, 1)}}}));
+  testing::write_file(
+      dir / "model.safetensors",
+      testing::safetensors_bytes(
+          {{"model.embed_tokens.weight", {"F32", {32, 16}, testing::random_values(512, 1)}}}));
   auto backend = create_backend(DeviceKind::kCpu);
   auto msg = error_of([&] { load_model(dir, *backend); });
   EXPECT_NE(msg.find("model.layers.0.input_layernorm.weight"), std::string::npos) << msg;
@@ -103,9 +114,13 @@ TEST(Rope, Llama3ScalingMatchesFormula) {
     EXPECT_LE(inv[i], base[i] * (1 + 1e-12));
     EXPECT_GE(inv[i], base[i] / 8.0 * (1 - 1e-12));
   }
-  nlohmann::json j = {{"rope_parameters", {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
-                                          {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                                          {"original_max_position_embeddings", 8192}}}};
+  nlohmann::json j = {{"rope_parameters",
+                       {{"rope_type", "llama3"},
+                        {"rope_theta", 500000.0},
+                        {"factor", 8.0},
+                        {"low_freq_factor", 1.0},
+                        {"high_freq_factor", 4.0},
+                        {"original_max_position_embeddings", 8192}}}};
   auto parsed = parse_rope_config(ConfigReader(j, "config.json"));
   EXPECT_EQ(parsed.type, RopeConfig::Type::kLlama3);
   EXPECT_EQ(parsed.theta, 500000.0);

@@ -1,8 +1,9 @@
-// Weight quantization at load (--quantization int8-wo and fp8): the int8 and fp8 per-row round trips stay within half a step, and whole models quantized at load stay close to the
-// unquantized ones on the fixtures and on the embedded default model: relative L2 of the logits,
-// greedy-token agreement, and the perplexity of a held-out text under teacher forcing. The
-// thresholds are the measured figures (in the comments) with margin; a broken scale (e.g. off by a
-// factor, or per tensor instead of per row) moves the logits by O(1) and fails them.
+// Weight quantization at load (--quantization int8-wo and fp8): the int8 and fp8 per-row round
+// trips stay within half a step, and whole models quantized at load stay close to the unquantized
+// ones on the fixtures and on the embedded default model: relative L2 of the logits, greedy-token
+// agreement, and the perplexity of a held-out text under teacher forcing. The thresholds are the
+// measured figures (in the comments) with margin; a broken scale (e.g. off by a factor, or per
+// tensor instead of per row) moves the logits by O(1) and fails them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -109,10 +110,12 @@ TEST(Fp8Quantization, RoundTripWithinHalfAStep) {
   std::vector<float> w(static_cast<size_t>(kRows * kCols));
   for (size_t i = 0; i < w.size(); ++i) {
     // 1e-3 .. 10 within a row, and rows a decade apart: per-row scales must follow them.
-    w[i] = std::pow(10.0f, static_cast<float>(i % 5) - 3.0f + static_cast<float>(i / kCols)) * normal(rng);
+    w[i] = std::pow(10.0f, static_cast<float>(i % 5) - 3.0f + static_cast<float>(i / kCols)) *
+           normal(rng);
   }
   w[17] = 0.0f;
-  for (int64_t c = 0; c < kCols; ++c) w[static_cast<size_t>(3 * kCols + c)] = 0.0f;  // an all-zero row
+  for (int64_t c = 0; c < kCols; ++c)
+    w[static_cast<size_t>(3 * kCols + c)] = 0.0f;  // an all-zero row
   std::vector<uint8_t> q(w.size());
   std::vector<float> scales(kRows);
   quantize_rows_fp8(w, kRows, kCols, q, scales);
@@ -121,12 +124,14 @@ TEST(Fp8Quantization, RoundTripWithinHalfAStep) {
     const float scale = scales[static_cast<size_t>(r)];
     float amax = 0;
     int extreme = 0;
-    for (int64_t c = 0; c < kCols; ++c) amax = std::max(amax, std::abs(w[static_cast<size_t>(r * kCols + c)]));
+    for (int64_t c = 0; c < kCols; ++c)
+      amax = std::max(amax, std::abs(w[static_cast<size_t>(r * kCols + c)]));
     EXPECT_FLOAT_EQ(scale, amax / 448.0f) << "row " << r;
     for (int64_t c = 0; c < kCols; ++c) {
       const auto i = static_cast<size_t>(r * kCols + c);
       const float normal_min = std::ldexp(1.0f, -6) * scale;
-      const float bound = std::abs(w[i]) >= normal_min ? std::abs(w[i]) * 0x1p-4f : 0x1p-10f * scale;
+      const float bound =
+          std::abs(w[i]) >= normal_min ? std::abs(w[i]) * 0x1p-4f : 0x1p-10f * scale;
       EXPECT_LE(std::abs(back[i] - w[i]), bound * (1.0f + 1e-5f)) << r << "," << c << ": " << w[i];
       extreme += (q[i] & 0x7f) == 0x7e ? 1 : 0;
     }
@@ -139,7 +144,8 @@ TEST(Fp8Quantization, RoundTripWithinHalfAStep) {
   EXPECT_EQ(q[17], 0);
 }
 
-// The loader's dispatch: int8-wo keeps one scale per row and I8 codes, fp8 one scale per row and e4m3 codes.
+// The loader's dispatch: int8-wo keeps one scale per row and I8 codes, fp8 one scale per row and
+// e4m3 codes.
 TEST(QuantizeWeight, CodesAndScalesPerScheme) {
   const std::vector<float> w = {1.0f, -2.0f, 0.5f, 0.25f, 4.0f, -8.0f};
   const QuantizedWeight i8 = quantize_weight(w, 2, 3, Quantization::kInt8WeightOnly);
@@ -152,8 +158,8 @@ TEST(QuantizeWeight, CodesAndScalesPerScheme) {
   ASSERT_EQ(f8.scales.size(), 2u);
   EXPECT_FLOAT_EQ(f8.scales[0], 2.0f / 448.0f);
   EXPECT_FLOAT_EQ(f8.scales[1], 8.0f / 448.0f);
-  EXPECT_EQ(f8.codes[1], 0xfe);  // -2 -> -448 in row 0
-  EXPECT_EQ(f8.codes[5], 0xfe);  // -8 -> -448 in row 1
+  EXPECT_EQ(f8.codes[1], 0xfe);                                      // -2 -> -448 in row 0
+  EXPECT_EQ(f8.codes[5], 0xfe);                                      // -8 -> -448 in row 1
   EXPECT_FLOAT_EQ(e4m3_to_float(f8.codes[0]) * f8.scales[0], 1.0f);  // 224 in e4m3 is exact
 }
 
@@ -303,8 +309,8 @@ TEST_P(QuantizedFixtures, CloseToUnquantized) {
   QuantHarness base(dir, Quantization::kNone), quant(dir, p.quantization, p.tp);
   const Agreement a = compare(base, quant, texts, prompts, 20);
   std::printf("[ %s ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
-              std::string(quantization_name(p.quantization)).c_str(), p.model.c_str(), p.tp, a.max_rel_l2,
-              a.greedy_rate, a.ppl_rel_diff);
+              std::string(quantization_name(p.quantization)).c_str(), p.model.c_str(), p.tp,
+              a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
   const Bounds& b = p.quantization == Quantization::kFp8 ? kFp8Fixture : kInt8Fixture;
   EXPECT_LT(a.max_rel_l2, b.max_rel_l2);
   EXPECT_GE(a.greedy_rate, b.min_greedy);
@@ -318,14 +324,15 @@ std::string fixture_case_name(const ::testing::TestParamInfo<FixtureCase>& info)
 }
 
 std::vector<FixtureCase> fixture_cases(Quantization q) {
-  return {{"gpt2-tiny", q},  {"gpt2-tiny-fp16", q}, {"llama-tiny", q},
-          {"llama-tiny-bf16", q}, {"gpt2-tiny", q, 2}, {"llama-tiny", q, 2}};
+  return {{"gpt2-tiny", q},       {"gpt2-tiny-fp16", q}, {"llama-tiny", q},
+          {"llama-tiny-bf16", q}, {"gpt2-tiny", q, 2},   {"llama-tiny", q, 2}};
 }
 
-INSTANTIATE_TEST_SUITE_P(Int8, QuantizedFixtures, ::testing::ValuesIn(fixture_cases(Quantization::kInt8WeightOnly)),
+INSTANTIATE_TEST_SUITE_P(Int8, QuantizedFixtures,
+                         ::testing::ValuesIn(fixture_cases(Quantization::kInt8WeightOnly)),
                          fixture_case_name);
-INSTANTIATE_TEST_SUITE_P(Fp8, QuantizedFixtures, ::testing::ValuesIn(fixture_cases(Quantization::kFp8)),
-                         fixture_case_name);
+INSTANTIATE_TEST_SUITE_P(Fp8, QuantizedFixtures,
+                         ::testing::ValuesIn(fixture_cases(Quantization::kFp8)), fixture_case_name);
 
 // Held out from nothing in particular: Shakespeare (the default model's training corpus is Tiny
 // Shakespeare, so this passage may have been seen; the comparison is between two versions of the
@@ -360,8 +367,10 @@ TEST_P(QuantizedDefaultModel, CloseToUnquantized) {
   const auto [text, prompts] = default_model_texts();
   QuantHarness base(kDefault, Quantization::kNone), quant(kDefault, GetParam());
   const Agreement a = compare(base, quant, {text}, prompts, 32);
-  std::printf("[ %s ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
-              std::string(quantization_name(GetParam())).c_str(), a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  std::printf(
+      "[ %s ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+      std::string(quantization_name(GetParam())).c_str(), a.max_rel_l2, a.greedy_rate,
+      a.ppl_rel_diff);
   const Bounds& b = GetParam() == Quantization::kFp8 ? kFp8Default : kInt8Default;
   EXPECT_LT(a.max_rel_l2, b.max_rel_l2);
   EXPECT_GE(a.greedy_rate, b.min_greedy);
@@ -383,7 +392,8 @@ TEST(QuantizedEngineConfig, AcceptedOnCpuAndCudaRefusedOnNull) {
     c.device = DeviceKind::kNull;
     const Status s = c.validate();
     EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
-    EXPECT_NE(s.message().find("--quantization " + std::string(quantization_name(q))), std::string::npos)
+    EXPECT_NE(s.message().find("--quantization " + std::string(quantization_name(q))),
+              std::string::npos)
         << s.message();
   }
   EXPECT_EQ(parse_quantization("int8-wo"), Quantization::kInt8WeightOnly);
@@ -427,7 +437,8 @@ TEST_P(QuantizedEngine, GeneratesOnTheCpuWithTensorParallel) {
   EXPECT_EQ(got, want);
 }
 
-INSTANTIATE_TEST_SUITE_P(Schemes, QuantizedEngine, ::testing::Values(Quantization::kInt8WeightOnly, Quantization::kFp8),
+INSTANTIATE_TEST_SUITE_P(Schemes, QuantizedEngine,
+                         ::testing::Values(Quantization::kInt8WeightOnly, Quantization::kFp8),
                          scheme_name);
 
 // --kv-cache-dtype fp8: keys and values stored as e4m3 (scale 1) and read back through the table,
@@ -440,22 +451,25 @@ TEST_P(KvFp8Fixtures, CloseToFp32Cache) {
   const auto [texts, prompts] = held_out(dir);
   QuantHarness base(dir, Quantization::kNone), fp8(dir, Quantization::kNone, p.tp, DType::kF8E4M3);
   const Agreement a = compare(base, fp8, texts, prompts, 20);
-  std::printf("[ kv fp8 ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n", p.model.c_str(),
-              p.tp, a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  std::printf("[ kv fp8 ] %s tp %d: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+              p.model.c_str(), p.tp, a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
   EXPECT_LT(a.max_rel_l2, kKvFp8Fixture.max_rel_l2);
   EXPECT_GE(a.greedy_rate, kKvFp8Fixture.min_greedy);
   EXPECT_LT(a.ppl_rel_diff, kKvFp8Fixture.max_ppl_diff);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, KvFp8Fixtures, ::testing::ValuesIn(fixture_cases(Quantization::kNone)),
+INSTANTIATE_TEST_SUITE_P(Fixtures, KvFp8Fixtures,
+                         ::testing::ValuesIn(fixture_cases(Quantization::kNone)),
                          fixture_case_name);
 
 TEST(KvFp8DefaultModel, CloseToFp32Cache) {
   const auto [text, prompts] = default_model_texts();
-  QuantHarness base(kDefault, Quantization::kNone), fp8(kDefault, Quantization::kNone, 1, DType::kF8E4M3);
+  QuantHarness base(kDefault, Quantization::kNone),
+      fp8(kDefault, Quantization::kNone, 1, DType::kF8E4M3);
   const Agreement a = compare(base, fp8, {text}, prompts, 32);
-  std::printf("[ kv fp8 ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
-              a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
+  std::printf(
+      "[ kv fp8 ] default model: logits rel L2 %.5f, greedy agreement %.3f, ppl rel diff %.5f\n",
+      a.max_rel_l2, a.greedy_rate, a.ppl_rel_diff);
   EXPECT_LT(a.max_rel_l2, kKvFp8Default.max_rel_l2);
   EXPECT_GE(a.greedy_rate, kKvFp8Default.min_greedy);
   EXPECT_LT(a.ppl_rel_diff, kKvFp8Default.max_ppl_diff);

@@ -85,7 +85,8 @@ TEST(Safetensors, CorruptHeadersAreRejected) {
       {R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", "bad dimension"},
       {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", "end < begin"},
       {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", "data_offsets"},
-      {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", "overlap"},
+      {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
+       "overlap"},
       {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4000]}})", "holds 4000 bytes"},
       {R"({"a":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}})", "truncated"},
       {R"({"__metadata__":"x"})", "__metadata__"},
@@ -117,8 +118,10 @@ TEST(WeightStore, ShardedIndex) {
                       testing::safetensors_bytes({{"x", {"F32", {1}, {1}}}}));
   testing::write_file(dir / "model-00002-of-00002.safetensors",
                       testing::safetensors_bytes({{"y", {"F32", {1}, {2}}}}));
-  nlohmann::json index = {{"metadata", {{"total_size", 8}}},
-                          {"weight_map", {{"x", "model-00001-of-00002.safetensors"}, {"y", "model-00002-of-00002.safetensors"}}}};
+  nlohmann::json index = {
+      {"metadata", {{"total_size", 8}}},
+      {"weight_map",
+       {{"x", "model-00001-of-00002.safetensors"}, {"y", "model-00002-of-00002.safetensors"}}}};
   testing::write_file(dir / "model.safetensors.index.json", index.dump());
   auto store = WeightStore::open(dir);
   EXPECT_EQ(store.load_f32("y", {1})[0], 2.0f);
@@ -139,12 +142,13 @@ TEST(WeightStore, NoWeightsAtAll) {
 }
 
 TEST(Half, RoundTripsAndRounds) {
-  for (float v : {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f}) {
+  for (float v :
+       {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f}) {
     EXPECT_EQ(fp16_to_float(float_to_fp16(v)), v) << v;
   }
   EXPECT_EQ(fp16_to_float(float_to_fp16(1e6f)), INFINITY);
   EXPECT_EQ(fp16_to_float(float_to_fp16(1.0f + 1.0f / 4096)), 1.0f);  // ties to even
-  EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 1.0f / 256)), 1.0f);    // ties to even
+  EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 1.0f / 256)), 1.0f);   // ties to even
   EXPECT_EQ(bf16_to_float(float_to_bf16(3.0f)), 3.0f);
   EXPECT_TRUE(std::isnan(fp16_to_float(float_to_fp16(NAN))));
   // Every fp16 bit pattern survives fp16 -> fp32 -> fp16.

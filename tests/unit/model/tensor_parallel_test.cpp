@@ -34,8 +34,10 @@ TEST_P(TensorParallelCpu, ShardedMatchesWhole) {
   testing::RunnerHarness whole(dir, DeviceKind::kCpu, DType::kF32),
       sharded(dir, DeviceKind::kCpu, DType::kF32, 0, tp, pp);
   EXPECT_EQ(sharded.runner().num_ranks(), tp * pp);
-  EXPECT_EQ(sharded.model(tp - 1).local_config().num_kv_heads * tp, whole.model().config().num_kv_heads);
-  EXPECT_EQ(sharded.model(tp - 1).local_config().intermediate_size * tp, whole.model().config().intermediate_size);
+  EXPECT_EQ(sharded.model(tp - 1).local_config().num_kv_heads * tp,
+            whole.model().config().num_kv_heads);
+  EXPECT_EQ(sharded.model(tp - 1).local_config().intermediate_size * tp,
+            whole.model().config().intermediate_size);
   // KV per rank: its heads of its stage's layers.
   int32_t layers = 0;
   for (int32_t s = 0; s < pp; ++s) layers += sharded.model(s * tp).local_config().num_layers;
@@ -51,13 +53,15 @@ TEST_P(TensorParallelCpu, ShardedMatchesWhole) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelCpu,
-                         ::testing::Values(TpCase{"gpt2-tiny", 2}, TpCase{"gpt2-tiny", 4}, TpCase{"gpt2-tiny-fp16", 2},
-                                           TpCase{"llama-tiny", 2}, TpCase{"llama-tiny-bf16", 2},
+                         ::testing::Values(TpCase{"gpt2-tiny", 2}, TpCase{"gpt2-tiny", 4},
+                                           TpCase{"gpt2-tiny-fp16", 2}, TpCase{"llama-tiny", 2},
+                                           TpCase{"llama-tiny-bf16", 2},
                                            TpCase{"llama-tiny-bf16", 4}, TpCase{"gpt2-tiny", 1, 2},
                                            TpCase{"llama-tiny", 1, 2}, TpCase{"llama-tiny", 2, 2},
                                            TpCase{"gpt2-tiny", 2, 2}),
                          [](const ::testing::TestParamInfo<TpCase>& info) {
-                           std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
+                           std::string n = info.param.model + "_tp" +
+                                           std::to_string(info.param.tp) + "_pp" +
                                            std::to_string(info.param.pp);
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;

@@ -9,7 +9,8 @@
 namespace llmserve {
 namespace {
 
-const std::filesystem::path kDefault = std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
+const std::filesystem::path kDefault =
+    std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
 
 class Recorder : public RequestObserver {
  public:

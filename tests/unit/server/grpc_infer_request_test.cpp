@@ -9,7 +9,8 @@ namespace {
 
 using inference::ModelInferRequest;
 
-ModelInferRequest::InferInputTensor* add_input(ModelInferRequest& r, const std::string& name, const std::string& datatype) {
+ModelInferRequest::InferInputTensor* add_input(ModelInferRequest& r, const std::string& name,
+                                               const std::string& datatype) {
   auto* in = r.add_inputs();
   in->set_name(name);
   in->set_datatype(datatype);
@@ -71,7 +72,10 @@ TEST(GrpcInferRequest, ErrorsNameTheTensor) {
   expect_error(unknown, "'text_inptu'");
   ModelInferRequest truncated;
   add_input(truncated, "text_input", "BYTES");
-  truncated.add_raw_input_contents(std::string("\x09\x00\x00\x00" "A", 5));
+  truncated.add_raw_input_contents(
+      std::string("\x09\x00\x00\x00"
+                  "A",
+                  5));
   expect_error(truncated, "'text_input'");
   ModelInferRequest wrong_count;
   add_input(wrong_count, "text_input", "BYTES")->mutable_contents()->add_bytes_contents("a");

@@ -36,11 +36,15 @@ TEST(GenerateParsing, SeedClientBody) {
 
 TEST(GenerateParsing, SamplingKeysTopLevelAndNested) {
   ParsedRequest p;
-  ASSERT_TRUE(parse_generate(R"({"id": "x7", "text_input": "a", "max_tokens": 5, "temperature": 0.5, "top_k": 40,
+  ASSERT_TRUE(
+      parse_generate(
+          R"({"id": "x7", "text_input": "a", "max_tokens": 5, "temperature": 0.5, "top_k": 40,
       "parameters": {"top_p": 0.9, "seed": 11, "stop_words": ["\n\n", ""], "repetition_penalty": 1.1,
                      "presence_penalty": 0.2, "frequency_penalty": -0.3, "min_length": 2, "end_id": 50256,
                      "return_log_probs": true, "exclude_input_in_output": false, "stream": true,
-                     "beam_width": 1, "unrelated": {"a": 1}}})", p).is_ok());
+                     "beam_width": 1, "unrelated": {"a": 1}}})",
+          p)
+          .is_ok());
   const SamplingParams& sp = p.request.sampling;
   EXPECT_EQ(p.id, "x7");
   EXPECT_FLOAT_EQ(sp.temperature, 0.5f);
@@ -89,7 +93,8 @@ TEST(GenerateParsing, ErrorsNameTheField) {
     return v;
   };
   expect_error("{\"text_input\": " + nested(52000, "[", "]") + "}", "more than 128 levels deep");
-  expect_error("{\"text_input\": \"a\", \"stop_words\": " + nested(200, "{\"a\":", "}") + "}", "levels deep");
+  expect_error("{\"text_input\": \"a\", \"stop_words\": " + nested(200, "{\"a\":", "}") + "}",
+               "levels deep");
   json ok;
   EXPECT_TRUE(parse_json_body("{\"a\": " + nested(kMaxJsonDepth - 1, "[", "]") + "}", ok).is_ok());
   expect_error("{\"text_input\": \"\xff\"}", "UTF-8");
@@ -102,7 +107,8 @@ TEST(GenerateParsing, ErrorsNameTheField) {
   expect_error(R"({"text_input": "a", "seed": -1})", "'seed' expects UINT64");
   expect_error(R"({"text_input": "a", "stream": "yes"})", "'stream' expects BOOL");
   expect_error(R"({"text_input": "a", "top_k": [1, 2]})", "'top_k' must have exactly 1 element");
-  expect_error(R"({"text_input": "a", "max_tokens": 3, "parameters": {"max_tokens": 4}})", "max_tokens");
+  expect_error(R"({"text_input": "a", "max_tokens": 3, "parameters": {"max_tokens": 4}})",
+               "max_tokens");
   expect_error(R"({"text_input": "a", "parameters": 3})", "parameters");
   expect_error(R"({"text_input": "a", "bad_words": ["x"]})", "bad_words");
   expect_error(R"({"text_input": "a", "beam_width": 4})", "beam_width");
@@ -116,7 +122,9 @@ TEST(InferParsing, TensorsMapOntoTheRequest) {
       {"name": "text_input", "datatype": "BYTES", "shape": [1, 1], "data": [["hello"]]},
       {"name": "max_tokens", "datatype": "INT32", "shape": [1, 1], "data": [9]},
       {"name": "stop_words", "datatype": "BYTES", "shape": [1, 2], "data": ["a", "b"]}],
-      "outputs": [{"name": "text_output"}]})", p).is_ok());
+      "outputs": [{"name": "text_output"}]})",
+                          p)
+                  .is_ok());
   EXPECT_EQ(std::get<std::string>(p.request.prompt), "hello");
   EXPECT_EQ(p.request.sampling.max_tokens, 9);
   EXPECT_EQ(p.request.sampling.stop, (std::vector<std::string>{"a", "b"}));
@@ -133,19 +141,27 @@ void expect_infer_error(const std::string& body, const std::string& fragment) {
 
 TEST(InferParsing, ShapeAndTypeErrorsNameTheTensor) {
   expect_infer_error(R"({})", "'inputs'");
-  expect_infer_error(R"({"inputs": [{"name": "nope", "datatype": "BYTES", "shape": [1], "data": ["a"]}]})", "'nope'");
-  expect_infer_error(R"({"inputs": [{"name": "text_input", "datatype": "INT32", "shape": [1], "data": [1]}]})",
-                     "input 'text_input' has datatype INT32, expected BYTES");
-  expect_infer_error(R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [2], "data": ["a"]}]})",
-                     "input 'text_input' has 1 elements");
-  expect_infer_error(R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [-1], "data": ["a"]}]})",
-                     "invalid shape");
-  expect_infer_error(R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1], "data": [3]}]})",
-                     "'text_input' expects BYTES");
-  expect_infer_error(R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1]}]})", "no 'data'");
-  expect_infer_error(R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["a"]},
+  expect_infer_error(
+      R"({"inputs": [{"name": "nope", "datatype": "BYTES", "shape": [1], "data": ["a"]}]})",
+      "'nope'");
+  expect_infer_error(
+      R"({"inputs": [{"name": "text_input", "datatype": "INT32", "shape": [1], "data": [1]}]})",
+      "input 'text_input' has datatype INT32, expected BYTES");
+  expect_infer_error(
+      R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [2], "data": ["a"]}]})",
+      "input 'text_input' has 1 elements");
+  expect_infer_error(
+      R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [-1], "data": ["a"]}]})",
+      "invalid shape");
+  expect_infer_error(
+      R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1], "data": [3]}]})",
+      "'text_input' expects BYTES");
+  expect_infer_error(R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1]}]})",
+                     "no 'data'");
+  expect_infer_error(
+      R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["a"]},
                                     {"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["a"]}]})",
-                     "given twice");
+      "given twice");
 }
 
 }  // namespace

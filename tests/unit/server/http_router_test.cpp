@@ -1,5 +1,5 @@
-#include "server/http/router.h"
 #include "server/api_key.h"
+#include "server/http/router.h"
 
 #include <gtest/gtest.h>
 
@@ -140,18 +140,24 @@ TEST(HttpRouter, KnownPathWithOtherMethodIs405WithAllow) {
 TEST(HttpRouter, PrefixErrorBodyReplacesTritonsUnderItsPrefixOnly) {
   std::vector<std::string> calls;
   Router router = make_router(calls);
-  router.add("POST", "/v1/completions", [&calls](const std::shared_ptr<HttpExchange>&) { calls.push_back("completions"); });
+  router.add("POST", "/v1/completions",
+             [&calls](const std::shared_ptr<HttpExchange>&) { calls.push_back("completions"); });
   router.set_api_key("k1");
   router.set_error_body("/v1/", [](int status, const std::string& message) {
-    return "{\"error\":{\"message\":\"" + message + "\",\"status\":" + std::to_string(status) + "}}";
+    return "{\"error\":{\"message\":\"" + message + "\",\"status\":" + std::to_string(status) +
+           "}}";
   });
   auto d = dispatch(router, "POST", "/v1/completions");
   EXPECT_EQ(d.ex->status, 401);
   EXPECT_EQ(d.ex->header("WWW-Authenticate"), "Bearer");
-  EXPECT_EQ(d.ex->body, R"({"error":{"message":"Unauthorized: send 'Authorization: Bearer <api key>'","status":401}})");
+  EXPECT_EQ(
+      d.ex->body,
+      R"({"error":{"message":"Unauthorized: send 'Authorization: Bearer <api key>'","status":401}})");
   const std::map<std::string, std::string> key = {{"authorization", "Bearer k1"}};
-  EXPECT_EQ(dispatch(router, "GET", "/v1/nothing", key).ex->body, R"({"error":{"message":"Not Found","status":404}})");
-  EXPECT_EQ(dispatch(router, "GET", "/v2/nothing", key).ex->body, R"({"error":"Not Found"})");  // Triton's, outside /v1/
+  EXPECT_EQ(dispatch(router, "GET", "/v1/nothing", key).ex->body,
+            R"({"error":{"message":"Not Found","status":404}})");
+  EXPECT_EQ(dispatch(router, "GET", "/v2/nothing", key).ex->body,
+            R"({"error":"Not Found"})");  // Triton's, outside /v1/
   EXPECT_TRUE(calls.empty());
 }
 
@@ -162,17 +168,28 @@ TEST(HttpRouter, ApiKeyGuardsProtectedRoutesOnly) {
   auto d = dispatch(router, "POST", "/v2/models/m/generate");
   EXPECT_EQ(d.ex->status, 401);
   EXPECT_EQ(d.ex->header("WWW-Authenticate"), "Bearer");
-  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "Bearer k2"}}).ex->status, 401);
-  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "Bearer k1"}}).ex->status, 200);
-  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "bearer k1"}}).ex->status, 200);
-  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "BEARER   k1"}}).ex->status, 200);
+  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "Bearer k2"}})
+                .ex->status,
+            401);
+  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "Bearer k1"}})
+                .ex->status,
+            200);
+  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "bearer k1"}})
+                .ex->status,
+            200);
+  EXPECT_EQ(dispatch(router, "POST", "/v2/models/m/generate", {{"authorization", "BEARER   k1"}})
+                .ex->status,
+            200);
   EXPECT_EQ(dispatch(router, "GET", "/v2/health/live").ex->status, 200);
   // Unknown routes and methods are 401 to an unauthorized client, so routes cannot be enumerated;
   // with the key they are the usual 404 / 405.
   EXPECT_EQ(dispatch(router, "GET", "/v2/nothing").ex->status, 401);
   EXPECT_EQ(dispatch(router, "GET", "/v2/models/m/generate").ex->status, 401);
-  EXPECT_EQ(dispatch(router, "GET", "/v2/nothing", {{"authorization", "Bearer k1"}}).ex->status, 404);
-  EXPECT_EQ(dispatch(router, "GET", "/v2/models/m/generate", {{"authorization", "Bearer k1"}}).ex->status, 405);
+  EXPECT_EQ(dispatch(router, "GET", "/v2/nothing", {{"authorization", "Bearer k1"}}).ex->status,
+            404);
+  EXPECT_EQ(
+      dispatch(router, "GET", "/v2/models/m/generate", {{"authorization", "Bearer k1"}}).ex->status,
+      405);
 }
 
 TEST(ApiKey, BearerSchemeAnyCaseAndExactKey) {
@@ -181,8 +198,9 @@ TEST(ApiKey, BearerSchemeAnyCaseAndExactKey) {
   EXPECT_TRUE(api_key_matches("Bearer s3cret", "s3cret"));
   EXPECT_TRUE(api_key_matches("bearer s3cret", "s3cret"));
   EXPECT_TRUE(api_key_matches("bEaReR  s3cret", "s3cret"));
-  for (const char* no : {"", "Bearer", "Bearer ", "Bearers3cret", "Basic s3cret", "Bearer s3cre", "Bearer s3cret2",
-                         "Bearer S3CRET", "Bearer s3cret ", "s3cret", "Token s3cret"}) {
+  for (const char* no :
+       {"", "Bearer", "Bearer ", "Bearers3cret", "Basic s3cret", "Bearer s3cre", "Bearer s3cret2",
+        "Bearer S3CRET", "Bearer s3cret ", "s3cret", "Token s3cret"}) {
     EXPECT_FALSE(api_key_matches(no, "s3cret")) << no;
   }
 }

@@ -18,7 +18,7 @@ struct ReferenceCase {
   std::vector<int32_t> prompt;
   std::vector<float> prefill_logits;  // [T, V]
   std::vector<int32_t> decode_tokens;
-  std::vector<float> decode_logits;   // [S, V]
+  std::vector<float> decode_logits;  // [S, V]
   std::vector<int32_t> greedy;
 };
 
@@ -37,7 +37,8 @@ inline std::vector<int32_t> read_reference_ids(const SafetensorsFile& f, const s
 
 inline std::vector<float> read_reference_floats(const SafetensorsFile& f, const std::string& name) {
   const TensorInfo* info = f.find(name);
-  if (info == nullptr || info->dtype != DType::kF32) throw std::runtime_error("reference has no f32 " + name);
+  if (info == nullptr || info->dtype != DType::kF32)
+    throw std::runtime_error("reference has no f32 " + name);
   auto bytes = f.data(*info);
   std::vector<float> out(static_cast<size_t>(info->numel()));
   std::memcpy(out.data(), bytes.data(), bytes.size());
@@ -49,9 +50,10 @@ inline std::vector<ReferenceCase> read_reference_cases(const std::filesystem::pa
   std::vector<ReferenceCase> cases;
   for (int i = 0; f.find("case" + std::to_string(i) + ".prompt") != nullptr; ++i) {
     const std::string p = "case" + std::to_string(i) + ".";
-    cases.push_back({read_reference_ids(f, p + "prompt"), read_reference_floats(f, p + "prefill_logits"),
-                     read_reference_ids(f, p + "decode_tokens"), read_reference_floats(f, p + "decode_logits"),
-                     read_reference_ids(f, p + "greedy")});
+    cases.push_back(
+        {read_reference_ids(f, p + "prompt"), read_reference_floats(f, p + "prefill_logits"),
+         read_reference_ids(f, p + "decode_tokens"), read_reference_floats(f, p + "decode_logits"),
+         read_reference_ids(f, p + "greedy")});
   }
   return cases;
 }

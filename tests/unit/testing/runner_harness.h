@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <span>
-#include <string>
 #include <filesystem>
 #include <memory>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -25,8 +25,9 @@ namespace llmserve::testing {
 class RunnerHarness {
  public:
   static constexpr int32_t kBlockSize = 16, kBlocks = 128;
-  RunnerHarness(const std::filesystem::path& dir, DeviceKind device, DType dtype, int32_t graph_batch = 0,
-                int32_t tp = 1, int32_t pp = 1, Quantization quantization = Quantization::kNone)
+  RunnerHarness(const std::filesystem::path& dir, DeviceKind device, DType dtype,
+                int32_t graph_batch = 0, int32_t tp = 1, int32_t pp = 1,
+                Quantization quantization = Quantization::kNone)
       : backends_(create_backend_group(device, dtype, tp, pp)),
         pool_(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); }),
         models_(static_cast<size_t>(tp * pp)),
@@ -44,7 +45,8 @@ class RunnerHarness {
     });
     o.max_model_len = std::min(512, models_[0]->config().max_position_embeddings);
     std::vector<RunnerRank> ranks;
-    for (size_t i = 0; i < models_.size(); ++i) ranks.push_back({models_[i].get(), backends_[i].get(), &kv_[i]});
+    for (size_t i = 0; i < models_.size(); ++i)
+      ranks.push_back({models_[i].get(), backends_[i].get(), &kv_[i]});
     runner_ = std::make_unique<ModelRunner>(std::move(ranks), &pool_, o);
     runner_->capture_graphs();
   }
@@ -97,10 +99,12 @@ inline double rel_l2(const std::vector<float>& got, const std::vector<float>& wa
 struct Greedy {
   std::vector<std::vector<int32_t>> tokens;
   std::vector<std::vector<float>> margins;
-  std::vector<std::vector<float>> first_logits;  // of the prompt's last token (same input for any run)
+  std::vector<std::vector<float>>
+      first_logits;  // of the prompt's last token (same input for any run)
   std::vector<std::vector<float>> last_logits;
 };
-inline Greedy run_greedy(RunnerHarness& h, const std::vector<ReferenceCase>& cases, int32_t steps, bool batched) {
+inline Greedy run_greedy(RunnerHarness& h, const std::vector<ReferenceCase>& cases, int32_t steps,
+                         bool batched) {
   Greedy g;
   const int32_t v = h.vocab();
   std::vector<std::vector<int32_t>> seq_tokens, tables;
@@ -125,7 +129,8 @@ inline Greedy run_greedy(RunnerHarness& h, const std::vector<ReferenceCase>& cas
       std::vector<RunnerSequence> seqs;
       for (size_t i = first; i < first + n; ++i) {
         const int32_t fresh = static_cast<int32_t>(seq_tokens[i].size()) - computed[i];
-        seqs.push_back({seq_tokens[i].data() + computed[i], fresh, computed[i], &tables[i], LogitRows::kLast});
+        seqs.push_back(
+            {seq_tokens[i].data() + computed[i], fresh, computed[i], &tables[i], LogitRows::kLast});
       }
       auto logits = h.runner().execute(seqs);
       for (size_t i = first; i < first + n; ++i) {
@@ -145,7 +150,8 @@ inline Greedy run_greedy(RunnerHarness& h, const std::vector<ReferenceCase>& cas
 }
 
 // Tokens must agree until the reference's margin says the step was a near-tie.
-inline void expect_same_greedy(const Greedy& got, const Greedy& want, float tie_margin, const std::string& what) {
+inline void expect_same_greedy(const Greedy& got, const Greedy& want, float tie_margin,
+                               const std::string& what) {
   for (size_t i = 0; i < want.tokens.size(); ++i) {
     size_t agreed = 0;
     for (; agreed < want.tokens[i].size(); ++agreed) {
@@ -153,10 +159,12 @@ inline void expect_same_greedy(const Greedy& got, const Greedy& want, float tie_
     }
     if (agreed == want.tokens[i].size()) continue;
     EXPECT_LT(want.margins[i][agreed], tie_margin)
-        << what << " case " << i << ": token " << agreed << " differs (" << got.tokens[i][agreed] << " vs "
-        << want.tokens[i][agreed] << ") with a reference top-2 margin of " << want.margins[i][agreed];
-    std::printf("[ note ] %s case %zu: agreed for %zu of %zu tokens, then a near-tie (margin %.4f)\n", what.c_str(), i,
-                agreed, want.tokens[i].size(), want.margins[i][agreed]);
+        << what << " case " << i << ": token " << agreed << " differs (" << got.tokens[i][agreed]
+        << " vs " << want.tokens[i][agreed] << ") with a reference top-2 margin of "
+        << want.margins[i][agreed];
+    std::printf(
+        "[ note ] %s case %zu: agreed for %zu of %zu tokens, then a near-tie (margin %.4f)\n",
+        what.c_str(), i, agreed, want.tokens[i].size(), want.margins[i][agreed]);
   }
 }
 
