@@ -40,21 +40,27 @@ def note(key, value=1):
         else:
             out[key] += value
 
-def generate(tokens):  # a complete request: 200, or shed as overload
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"text_input": "ROMEO:", "max_tokens": tokens, "ignore_eos": True})
-    c.request("POST", "/v2/models/default/generate", body)
-    r = c.getresponse()
-    r.read()
-    note("ok" if r.status == 200 else "shed" if r.status == 503 else "other", 1 if r.status in (200, 503) else r.status)
+def complete(path, body, shed_status):  # a well-behaved client: retries when shed, until served
+    for _ in range(400):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if r.status == 200:
+            note("ok")
+            return
+        if r.status != shed_status:
+            note("other", r.status)
+            return
+        note("shed")
+        time.sleep(0.02)
+    note("other", "never served")
+
+def generate(tokens):
+    complete("/v2/models/default/generate", {"text_input": "ROMEO:", "max_tokens": tokens, "ignore_eos": True}, 503)
 
 def openai(tokens):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"model": "default", "prompt": "ROMEO:", "max_tokens": tokens, "ignore_eos": True})
-    c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
-    r = c.getresponse()
-    r.read()
-    note("ok" if r.status == 200 else "shed" if r.status == 429 else "other", 1 if r.status in (200, 429) else r.status)
+    complete("/v1/completions", {"model": "default", "prompt": "ROMEO:", "max_tokens": tokens, "ignore_eos": True}, 429)
 
 def cancelled_stream():  # reads two events of a long stream, then hangs up (retried while shed)
     body = json.dumps({"text_input": "KING:", "max_tokens": 200, "ignore_eos": True}).encode()
@@ -118,9 +124,9 @@ print(json.dumps(out))
 PY
 echo "     clients: $(cat "$WORK/chaos.json")"
 val() { json "d['$1']" < "$WORK/chaos.json"; }
-check "every complete request answered 200 or shed (503/429), nothing else ($(val other))" [ "$(val other)" == "[]" ]
-check "  ... some were served ($(val ok)) and the burst was shed in part ($(val shed))" \
-  bash -c "[ $(val ok) -ge 1 ] && [ $(val shed) -ge 1 ] && [ $(( $(val ok) + $(val shed) )) == 30 ]"
+check "every answer to a complete request was 200 or a shed 503/429, nothing else ($(val other))" [ "$(val other)" == "[]" ]
+check "  ... the burst was shed in part ($(val shed) times) and every request served in the end ($(val ok)/30)" \
+  bash -c "[ $(val shed) -ge 1 ] && [ $(val ok) == 30 ]"
 check "all 12 streams were cut by their clients mid-way ($(val cancelled))" [ "$(val cancelled)" == 12 ]
 check "all 10 slow clients were closed by the read timeout ($(val slow_closed))" [ "$(val slow_closed)" == 10 ]
 check "health answered 200 throughout ($(val health_fail) failures)" [ "$(val health_fail)" == 0 ]
