@@ -9,29 +9,43 @@
 
 namespace llmserve {
 
-void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
-                        std::span<float> scales) {
+namespace {
+
+// Symmetric per-row quantization: scales[r] = max_k |w[r, k]| / code_max, and each row's values
+// written by encode(row, scale, out, cols). Rows are independent: quantizing an 8B model at load is
+// seconds across cores, not a minute.
+template <typename Code, typename Encode>
+void quantize_rows(const char* what, std::span<const float> w, int64_t rows, int64_t cols,
+                   float code_max, std::span<Code> q, std::span<float> scales, Encode&& encode) {
   if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() ||
       scales.size() != static_cast<size_t>(rows)) {
-    fail(StatusCode::kInternal, "quantize_rows_int8: {} values, {} codes, {} scales for [{}, {}]",
-         w.size(), q.size(), scales.size(), rows, cols);
+    fail(StatusCode::kInternal, "{}: {} values, {} codes, {} scales for [{}, {}]", what, w.size(),
+         q.size(), scales.size(), rows, cols);
   }
-  // Rows are independent: quantizing an 8B model at load is seconds across cores, not a minute.
 #pragma omp parallel for if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w.data() + r * cols;
     float amax = 0.0f;
     for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::abs(row[k]));
-    const float scale = amax / 127.0f;
+    const float scale = amax / code_max;
     scales[static_cast<size_t>(r)] = scale;
-    const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-    int8_t* out = q.data() + r * cols;
-    for (int64_t k = 0; k < cols; ++k) {
-      // |row[k] * inv| <= 127 up to rounding of inv; the clamp keeps the cast defined.
-      const float v = std::clamp(std::nearbyint(row[k] * inv), -127.0f, 127.0f);
-      out[k] = static_cast<int8_t>(v);
-    }
+    encode(row, scale, q.data() + r * cols, cols);
   }
+}
+
+}  // namespace
+
+void quantize_rows_int8(std::span<const float> w, int64_t rows, int64_t cols, std::span<int8_t> q,
+                        std::span<float> scales) {
+  quantize_rows(
+      "quantize_rows_int8", w, rows, cols, 127.0f, q, scales,
+      [](const float* row, float scale, int8_t* out, int64_t n) {
+        const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        for (int64_t k = 0; k < n; ++k) {
+          // |row[k] * inv| <= 127 up to rounding of inv; the clamp keeps the cast defined.
+          out[k] = static_cast<int8_t>(std::clamp(std::nearbyint(row[k] * inv), -127.0f, 127.0f));
+        }
+      });
 }
 
 std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<const float> scales,
@@ -48,23 +62,13 @@ std::vector<float> dequantize_rows_int8(std::span<const int8_t> q, std::span<con
 
 void quantize_rows_fp8(std::span<const float> w, int64_t rows, int64_t cols, std::span<uint8_t> q,
                        std::span<float> scales) {
-  if (w.size() != static_cast<size_t>(rows * cols) || q.size() != w.size() ||
-      scales.size() != static_cast<size_t>(rows)) {
-    fail(StatusCode::kInternal, "quantize_rows_fp8: {} values, {} codes, {} scales for [{}, {}]",
-         w.size(), q.size(), scales.size(), rows, cols);
-  }
-#pragma omp parallel for if (rows * cols > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = w.data() + r * cols;
-    float amax = 0.0f;
-    for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::abs(row[k]));
-    const float scale = amax / kE4m3Max;
-    scales[static_cast<size_t>(r)] = scale;
-    uint8_t* out = q.data() + r * cols;
-    // Divide rather than multiply by 1/scale: the GPU quantizes activations the same way, and
-    // the largest |w| then lands on 448 (or just above, which saturates to it).
-    for (int64_t k = 0; k < cols; ++k) out[k] = scale > 0.0f ? float_to_e4m3(row[k] / scale) : 0;
-  }
+  quantize_rows("quantize_rows_fp8", w, rows, cols, kE4m3Max, q, scales,
+                [](const float* row, float scale, uint8_t* out, int64_t n) {
+                  // Divide rather than multiply by 1/scale: the GPU quantizes activations the same
+                  // way, and the largest |w| then lands on 448 (or just above, which saturates).
+                  for (int64_t k = 0; k < n; ++k)
+                    out[k] = scale > 0.0f ? float_to_e4m3(row[k] / scale) : 0;
+                });
 }
 
 std::vector<float> dequantize_rows_fp8(std::span<const uint8_t> q, std::span<const float> scales,

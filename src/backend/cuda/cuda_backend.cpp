@@ -637,17 +637,16 @@ void CudaBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor
         n, k);
   }
   if (m == 0) return;
-  cuda::GemvFp8Args a;
-  a.dtype = dtype_;
-  a.x = x.q.data;
-  a.x_scales = x.scales.as<float>();
-  a.w = w.data;
-  a.w_scales = w_scales.as<float>();
-  a.bias = bias.data;
-  a.out = out.data;
-  a.m = static_cast<int32_t>(m);
-  a.n = static_cast<int32_t>(n);
-  a.k = static_cast<int32_t>(k);
+  const cuda::GemvFp8Args a{.dtype = dtype_,
+                            .x = x.q.data,
+                            .x_scales = x.scales.as<float>(),
+                            .w = w.data,
+                            .w_scales = w_scales.as<float>(),
+                            .bias = bias.data,
+                            .out = out.data,
+                            .m = static_cast<int32_t>(m),
+                            .n = static_cast<int32_t>(n),
+                            .k = static_cast<int32_t>(k)};
   if (cuda::gemv_fp8_supports(a)) {
     check(cuda::launch_gemv_fp8(a, stream_), "gemv_fp8");
     return;
