@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The NVML GPU gauges on a real GPU: starts `llmserve serve --device cuda`, sends a little load,
-# scrapes :metrics and checks Triton's six GPU families (spec §2.3) — present, label gpu_uuid
+# scrapes :metrics and checks Triton's six GPU families (docs/server.md) — present, label gpu_uuid
 # only ("GPU-..."), one series per visible GPU, sane values (utilization in 0..1, memory used ≤
 # total and > 0, power > 0 and ≤ its limit, energy counted since start > 0) — then that
 # --no-gpu-metrics turns them off. Exits non-zero on any failure.

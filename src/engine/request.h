@@ -32,7 +32,7 @@ struct Request {
   std::optional<Clock::time_point> deadline;  // finished with kDeadlineExceeded when passed
 };
 
-// The life of a request, for metrics (see DESIGN.md "Time and metric semantics").
+// The life of a request, for metrics (see docs/server.md, Metrics).
 struct RequestTimes {
   Clock::time_point arrival;
   std::optional<Clock::time_point> admitted;     // first scheduled into the running batch

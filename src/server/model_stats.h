@@ -1,4 +1,4 @@
-// ModelStats: the cumulative counters behind Triton's statistics extension (spec §3.8) for the
+// ModelStats: the cumulative counters behind Triton's statistics extension (docs/server.md) for the
 // one served model, fed one RequestRecord per finished request of any protocol or alias by
 // GenerationService::finish(). Both renderings read the same Snapshot: HTTP's
 // GET /v2/models[/{m}]/stats JSON (kserve/model_stats.h) and gRPC's ModelStatistics

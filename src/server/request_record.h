@@ -2,9 +2,10 @@
 // GenerationHandle as the request runs, completed by the frontend (which alone knows when the
 // last byte went out), then handed to every RequestObserver once.
 //
-// Time semantics (DESIGN.md): queue = admitted - arrival; compute_input = tokenization;
-// compute_infer = finished - admitted; compute_output = detokenization + serialization;
-// request = end to end. A request refused before reaching the engine has no admitted time.
+// Time semantics (docs/server.md, Metrics): queue = admitted - arrival; compute_input =
+// tokenization; compute_infer = finished - admitted; compute_output = detokenization +
+// serialization; request = end to end. A request refused before reaching the engine has no admitted
+// time.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// KServe's binary tensor data extension (`binary_tensor_data`, spec §3.6) for HTTP /infer: the
+// KServe's binary tensor data extension (`binary_tensor_data`, docs/server.md) for HTTP /infer: the
 // body is a JSON header of `Inference-Header-Content-Length` bytes followed by raw tensor bytes,
 // input after input in the order of "inputs", each input's share given by its `binary_data_size`
 // parameter. Outputs go binary when asked (`binary_data` per output, `binary_data_output` for the

@@ -1,5 +1,5 @@
-// The tensors of the TensorRT-LLM `ensemble` model that Triton clients know (spec §3.7): names,
-// datatypes and shapes (without the batch dimension). Model metadata, model config, /infer
+// The tensors of the TensorRT-LLM `ensemble` model that Triton clients know (docs/server.md):
+// names, datatypes and shapes (without the batch dimension). Model metadata, model config, /infer
 // validation and /generate key matching all read this one table.
 #pragma once
 

@@ -1,5 +1,5 @@
 // KServeFrontend: the KServe v2 HTTP protocol and Triton's generate extension over the one
-// GenerationService (spec §3). It registers its routes on a Router:
+// GenerationService (docs/server.md). It registers its routes on a Router:
 //   GET  /v2/health/live, /v2/health/ready, /v2                          (public)
 //   GET  /v2/models/{m}[/versions/{v}], .../ready, .../config, .../stats, /v2/models/stats
 //   POST /v2/models/{m}[/versions/{v}]/infer (JSON or binary tensors), .../generate,

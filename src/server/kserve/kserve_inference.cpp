@@ -1,5 +1,5 @@
 // KServe v2 /infer and Triton's /generate and /generate_stream: parse → GenerationService::start
-// → GenerationPump → one JSON reply or one SSE event per chunk (spec §3.5, §3.7). /infer also
+// → GenerationPump → one JSON reply or one SSE event per chunk (docs/server.md). /infer also
 // speaks the binary tensor data extension (§3.6, binary_tensors.h).
 #include <numeric>
 

@@ -1,4 +1,4 @@
-// KServe v2 health, metadata, model config, statistics and repository routes (spec §3.1-3.4,
+// KServe v2 health, metadata, model config, statistics and repository routes (docs/server.md,
 // 3.8, 3.9), and the route table of the frontend.
 #include <algorithm>
 

@@ -1,5 +1,5 @@
-// The statistics extension's HTTP JSON (GET /v2/models[/{m}]/stats, spec §3.8) rendered from the
-// shared ModelStats (server/model_stats.h), which gRPC's ModelStatistics renders too.
+// The statistics extension's HTTP JSON (GET /v2/models[/{m}]/stats, docs/server.md) rendered from
+// the shared ModelStats (server/model_stats.h), which gRPC's ModelStatistics renders too.
 #pragma once
 
 #include <string>

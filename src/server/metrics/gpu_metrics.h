@@ -1,4 +1,4 @@
-// GpuMetrics: Triton's per-GPU gauges (spec §2.3), label gpu_uuid only, refreshed from a
+// GpuMetrics: Triton's per-GPU gauges (docs/server.md), label gpu_uuid only, refreshed from a
 // GpuSampler every metrics poll:
 //   nv_gpu_utilization          gauge    fraction 0.0-1.0 of the last sample period the GPU was
 //   busy nv_gpu_memory_total_bytes   gauge    bytes nv_gpu_memory_used_bytes    gauge    bytes

@@ -1,5 +1,5 @@
 // OpenAI /v1/models, /v1/completions, /v1/chat/completions: parse → GenerationService::start →
-// GenerationPump → one JSON reply or SSE chunks ending in [DONE] (spec §5.1, §5.2).
+// GenerationPump → one JSON reply or SSE chunks ending in [DONE] (docs/server.md).
 #include "server/openai/openai_frontend.h"
 
 #include "server/http/json_body.h"

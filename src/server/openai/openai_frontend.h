@@ -1,5 +1,5 @@
-// OpenAIFrontend: the OpenAI-compatible API over the one GenerationService (spec §5). It registers
-// its routes on a Router:
+// OpenAIFrontend: the OpenAI-compatible API over the one GenerationService (docs/server.md). It
+// registers its routes on a Router:
 //   GET  /v1/models                 the served name and its aliases
 //   GET  /v1/models/{model}
 //   POST /v1/completions            prompt: string | [string] (one) | [int] token ids

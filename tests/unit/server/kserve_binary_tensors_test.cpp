@@ -1,4 +1,4 @@
-// The binary tensor data extension (spec §3.6): body splitting, element codecs, /infer inputs
+// The binary tensor data extension (docs/server.md): body splitting, element codecs, /infer inputs
 // taken from the bytes after the JSON header, and binary outputs. Bytes are written out by hand
 // (little-endian) so the tests check the wire format, not our encoder against our decoder.
 #include "server/kserve/binary_tensors.h"
