@@ -43,7 +43,9 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   // A reused connection the server had already closed: try once more on a fresh one.
   bool retry_fresh(const error_code& ec);
   void fail(const error_code& ec, const char* what);
-  void finish();
+  // Ends the trace at `end`: a unary reply passes the instant its body completed, so its TTFT
+  // (the same instant) equals its e2e exactly instead of differing by the JSON parse.
+  void finish(Clock::time_point end = Clock::now());
 
   HttpTransport& transport_;
   Transport::DoneFn done_;
@@ -202,6 +204,7 @@ void HttpCall::take_body_bytes(size_t n) {
 }
 
 void HttpCall::end_body() {
+  const Clock::time_point body_end = Clock::now();
   const Target target = transport_.options_.target;
   if (status_ != 200) {
     take_error_reply(status_, body_, trace_);
@@ -210,7 +213,7 @@ void HttpCall::end_body() {
     // Triton's generate_stream has no end marker: the end of the body is the end.
     if (target == Target::kGenerateStream) trace_.is_complete = true;
   } else {
-    take_payload(target, body_, Clock::now(), trace_);
+    take_payload(target, body_, body_end, trace_);
     trace_.is_complete = true;
   }
   if (trace_.is_ok() && !trace_.is_complete)
@@ -218,7 +221,8 @@ void HttpCall::end_body() {
   if (parser_->keep_alive() && !is_timed_out_) {
     transport_.idle_.push_back(std::move(socket_));
   }
-  finish();
+  // A stream's last pieces are timed as the SSE parser flushes them, after body_end.
+  finish(is_streaming(target) ? Clock::now() : body_end);
 }
 
 void HttpCall::fail(const error_code& ec, const char* what) {
@@ -232,11 +236,11 @@ void HttpCall::fail(const error_code& ec, const char* what) {
   finish();
 }
 
-void HttpCall::finish() {
+void HttpCall::finish(Clock::time_point end) {
   if (is_finished_) return;
   is_finished_ = true;
   deadline_.cancel();
-  trace_.end = Clock::now();
+  trace_.end = end;
   done_(std::move(trace_));
 }
 
