@@ -25,6 +25,7 @@
 #include "cli/engine_flags.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "common/worker_pool.h"
 #include "engine/engine.h"
 #include "hub/url.h"
 #include "server/generation_service.h"
@@ -53,7 +54,9 @@ struct ServeOptions {
   std::string api_key;
   int32_t http_threads = 2;
   uint64_t max_body_bytes = 64ull << 20;
-  int64_t max_connections = 0;  // 0: from the open-file limit
+  int64_t max_connections = 0;    // 0: from the open-file limit
+  int32_t tokenizer_threads = 0;  // 0: from the core count
+  int64_t tokenizer_queue_size = 4096;
   std::string http_read_timeout = "30s";
   std::string http_idle_timeout = "65s";
   bool no_gpu_metrics = false;
@@ -172,6 +175,13 @@ int run_serve(const ServeOptions& opts) {
     fail(StatusCode::kInvalidArgument,
          "--http-read-timeout and --http-idle-timeout must be above 0");
   }
+  if (opts.tokenizer_threads < 0)
+    fail(StatusCode::kInvalidArgument, "--tokenizer-threads must be >= 0, got {}",
+         opts.tokenizer_threads);
+  if (opts.tokenizer_queue_size < 1) {
+    fail(StatusCode::kInvalidArgument, "--tokenizer-queue-size must be >= 1, got {}",
+         opts.tokenizer_queue_size);
+  }
   if (opts.max_connections < 0)
     fail(StatusCode::kInvalidArgument, "--max-connections must be >= 0");
   http_options.max_connections =
@@ -187,6 +197,15 @@ int run_serve(const ServeOptions& opts) {
   metrics.set_max_active_requests(config.max_batch_size);
   GenerationService service(*engine, *tokenizer);
   service.add_observer(&metrics);
+  // Request bodies are parsed and tokenized here, off the HTTP and gRPC threads; reset after the
+  // servers stop and before the engine goes (queued tasks use the service).
+  const int32_t num_tokenizer_threads =
+      opts.tokenizer_threads > 0
+          ? opts.tokenizer_threads
+          : std::clamp(static_cast<int32_t>(std::thread::hardware_concurrency()) / 4, 2, 8);
+  auto workers =
+      std::make_unique<WorkerPool>(num_tokenizer_threads, opts.tokenizer_queue_size, "tokenizer");
+  router.set_workers(workers.get());
   kserve::KServeFrontend kserve(service, state, model);
   kserve.add_routes(router);
   openai::OpenAIFrontend openai(service, state, model);
@@ -198,6 +217,7 @@ int run_serve(const ServeOptions& opts) {
     g.model_aliases = model.aliases;
     g.is_ready = [&state] { return state.accepts_requests(); };
     g.api_key = opts.api_key;
+    g.workers = workers.get();
     grpc = std::make_unique<GrpcServer>(service, g);
     grpc->start(opts.host, opts.grpc_port);
     LOG_INFO("gRPC (KServe v2 inference.GRPCInferenceService) listening on {}:{}", opts.host,
@@ -209,8 +229,10 @@ int run_serve(const ServeOptions& opts) {
   std::unique_ptr<http::HttpServer> metrics_server;
   if (opts.metrics_port >= 0) {
     if (config.device == DeviceKind::kCuda && !opts.no_gpu_metrics) add_gpu_metrics(metrics);
-    metrics.start_polling([&engine, &server, &metrics] {
+    metrics.start_polling([&engine, &server, &metrics, &workers] {
       metrics.set_http_connections(server->num_connections(), server->num_refused_connections());
+      metrics.set_tokenizer_queue(workers->num_queued() + workers->num_running(),
+                                  workers->num_refused());
       return engine->stats();
     });
     metrics_router.add(
@@ -230,8 +252,10 @@ int run_serve(const ServeOptions& opts) {
   }
 
   server->start();
-  LOG_INFO("HTTP (KServe v2, generate) listening on {}:{} with {} I/O threads", opts.host,
-           server->port(), opts.http_threads);
+  LOG_INFO(
+      "HTTP (KServe v2, generate) listening on {}:{} with {} I/O threads, {} tokenizer "
+      "threads",
+      opts.host, server->port(), opts.http_threads, num_tokenizer_threads);
   state.is_ready = true;
   LOG_INFO(
       "model '{}'{} is ready ({:.1f} s after start)", model.name,
@@ -262,8 +286,9 @@ int run_serve(const ServeOptions& opts) {
     }
   }
   server->stop();
+  metrics.stop_polling();  // it reads the workers' counters
+  workers.reset();         // runs what is still queued (answered 503: the state is draining)
   engine->stop();
-  metrics.stop_polling();
   if (metrics_server) metrics_server->stop();
   grpc.reset();
   engine.reset();  // joins the engine thread and drops the streams that still hold exchanges
@@ -318,6 +343,16 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "open-file limit "
                   "less 256")
       ->envname("LLMSERVE_MAX_CONNECTIONS")
+      ->capture_default_str();
+  cmd->add_option("--tokenizer-threads", opts->tokenizer_threads,
+                  "Threads that parse and tokenize request bodies off the HTTP I/O and gRPC "
+                  "threads; 0: a quarter of the cores, 2 to 8")
+      ->envname("LLMSERVE_TOKENIZER_THREADS")
+      ->capture_default_str();
+  cmd->add_option("--tokenizer-queue-size", opts->tokenizer_queue_size,
+                  "Requests waiting for a tokenizer thread beyond which new ones get 503 (gRPC: "
+                  "UNAVAILABLE)")
+      ->envname("LLMSERVE_TOKENIZER_QUEUE_SIZE")
       ->capture_default_str();
   cmd->add_option(
          "--http-read-timeout", opts->http_read_timeout,

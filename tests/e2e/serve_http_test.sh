@@ -308,6 +308,42 @@ check "max-connections: llmserve_http_refused_connections_total counts it ($refu
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID"
 unset METRICS_PORT
 
+# ---------- large bodies are parsed and tokenized off the I/O threads ----------
+# Two bodies of 3 M array elements each keep both tokenizer threads busy parsing for a while; with
+# the two I/O threads free, health checks meanwhile answer at once (before the tokenizer threads,
+# each waited for a whole parse).
+start_server big --http-threads 2 --tokenizer-threads 2 --max-body-bytes 100000000
+python3 - "$PORT" <<'PY' > "$WORK/big.out"
+import http.client, sys, threading, time
+port = int(sys.argv[1])
+body = b'{"text_input": "hi", "max_tokens": 1, "x": [' + b"0," * 3_000_000 + b"0]}"
+took = []
+def post():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    t = time.time()
+    c.request("POST", "/v2/models/default/generate", body)
+    c.getresponse().read()
+    took.append(time.time() - t)
+health = []
+posts = [threading.Thread(target=post) for _ in range(2)]
+for t in posts:
+    t.start()
+time.sleep(0.3)  # both bodies are on the wire
+while any(t.is_alive() for t in posts):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    t = time.time()
+    c.request("GET", "/v2/health/ready")
+    c.getresponse().read()
+    health.append(time.time() - t)
+    time.sleep(0.05)
+print(round(min(took), 2), round(max(health), 3), len(health))
+PY
+read -r big_s health_s health_n < "$WORK/big.out"
+check "large bodies: each took a while to parse (${big_s} s)" python3 -c "import sys; sys.exit(0 if $big_s >= 0.5 else 1)"
+check "large bodies: health answered meanwhile ($health_n checks, slowest ${health_s} s)" \
+  python3 -c "import sys; sys.exit(0 if $health_n >= 3 and $health_s < max(0.3, $big_s / 4) else 1)"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID"
+
 # ---------- slow clients cut by --http-read-timeout leave nothing in flight ----------
 # Each trickles a request line one byte every 10 ms and never finishes it; the server closes it at
 # the read timeout. Bytes arriving just as the timer fires used to start an error response on the
@@ -340,6 +376,32 @@ for s in socks:
 print(closed)
 PY
 check "slow clients: all 60 closed at --http-read-timeout ($(cat "$WORK/slow.out"))" [ "$(cat "$WORK/slow.out")" == 60 ]
+# A body that stops arriving (headers complete, 10 of 100 bytes sent) is answered 408, then closed.
+python3 - "$PORT" <<'PY' > "$WORK/stalled.out"
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(5)]
+for s in socks:
+    s.sendall(b"POST /v2/models/default/generate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"text_in")
+t0 = time.time()
+replies = []
+for s in socks:
+    s.settimeout(10)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    replies.append(data)
+ok = sum(r.startswith(b"HTTP/1.1 408 ") and b"--http-read-timeout" in r for r in replies)
+print(ok, round(time.time() - t0, 1))
+PY
+read -r stalled_ok stalled_s < "$WORK/stalled.out"
+check "stalled bodies: all 5 answered 408 naming --http-read-timeout ($stalled_ok)" [ "$stalled_ok" == 5 ]
+check "stalled bodies: answered at the 1 s read timeout (${stalled_s} s)" python3 -c "import sys; sys.exit(0 if 0.8 <= $stalled_s < 5 else 1)"
 t0=$(date +%s.%N)
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; rc=$?
 took=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")

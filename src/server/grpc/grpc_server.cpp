@@ -265,6 +265,7 @@ struct GrpcServer::Impl {
       : options(std::move(opts)), inference(service, options, call_context), health(inference) {
     call_context.service = &service;
     call_context.dispatcher = &dispatcher;
+    call_context.workers = options.workers;
     call_context.check_model = [this](const std::string& name, const std::string& version) {
       return inference.check_model(name, version);
     };

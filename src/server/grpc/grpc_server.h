@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/worker_pool.h"
 #include "server/generation_service.h"
 
 namespace llmserve {
@@ -33,6 +34,9 @@ struct GrpcServerOptions {
   std::string api_key;  // non-empty => metadata `authorization: Bearer <key>` required
   std::string server_name = "llmserve";  // ServerMetadata
   std::string server_version = "0.1.0";
+  // Where inference requests are validated and tokenized (null: on gRPC's callback threads).
+  // Must outlive shutdown(); a full queue answers UNAVAILABLE.
+  WorkerPool* workers = nullptr;
 };
 
 class GrpcServer {

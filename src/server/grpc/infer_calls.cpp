@@ -87,20 +87,37 @@ void listen(const std::shared_ptr<Call>& call, GenerationHandle& handle) {
   schedule_drain(call);  // outputs pushed before the listener was set
 }
 
+const ::grpc::Status& busy_status() {
+  static const ::grpc::Status status(
+      ::grpc::StatusCode::UNAVAILABLE,
+      "the server is busy: too many requests are waiting to be tokenized "
+      "(--tokenizer-queue-size); retry later");
+  return status;
+}
+
 class UnaryInferCall : public ::grpc::ServerUnaryReactor,
                        public std::enable_shared_from_this<UnaryInferCall> {
  public:
-  UnaryInferCall(const CallContext& c, ModelInferResponse* response, Generation generation)
-      : context(c), response_(response), generation_(std::move(generation)) {}
+  UnaryInferCall(const CallContext& c, ModelInferResponse* response)
+      : context(c), response_(response) {}
 
-  void begin() {
+  // Prepares `request` on the context's workers (or here without them), then generates.
+  void begin(::grpc::CallbackServerContext* server_context, const ModelInferRequest* request) {
     self_ = shared_from_this();
-    listen(self_, *generation_.handle);
+    auto prepare = [self = self_, server_context, request] {
+      self->prepare(server_context, *request);
+    };
+    if (context.workers == nullptr) return prepare();
+    if (!context.workers->try_post(std::move(prepare))) {
+      std::lock_guard lock(mutex_);
+      is_finished_ = true;
+      Finish(busy_status());
+    }
   }
 
   void drain() {
     std::lock_guard lock(mutex_);
-    if (is_finished_) return;
+    if (is_finished_ || !generation_.handle) return;
     GenerateChunk chunk;
     while (generation_.handle->try_next(chunk)) {
       generation_.text += chunk.text;
@@ -108,13 +125,31 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor,
     }
   }
 
-  void OnCancel() override { generation_.handle->cancel(); }
+  void OnCancel() override {
+    std::lock_guard lock(mutex_);
+    is_cancelled_ = true;
+    if (generation_.handle) generation_.handle->cancel();
+  }
   void OnDone() override { self_.reset(); }
 
   const CallContext context;
   std::atomic<bool> is_drain_scheduled{false};
 
  private:
+  void prepare(::grpc::CallbackServerContext* server_context, const ModelInferRequest& request) {
+    Generation g;
+    const Status s = begin_generation(context, server_context, request, g);
+    std::lock_guard lock(mutex_);
+    if (!s.is_ok()) {
+      is_finished_ = true;
+      Finish(to_grpc_status(s));
+      return;
+    }
+    generation_ = std::move(g);
+    if (is_cancelled_) generation_.handle->cancel();  // the final chunk still finishes the call
+    listen(self_, *generation_.handle);
+  }
+
   void finish(const GenerateChunk& chunk) {
     is_finished_ = true;
     if (is_success(chunk))
@@ -127,6 +162,7 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor,
   ModelInferResponse* response_;
   Generation generation_;
   bool is_finished_ = false;
+  bool is_cancelled_ = false;
   std::shared_ptr<UnaryInferCall> self_;
 };
 
@@ -147,20 +183,24 @@ class StreamInferCall
   }
 
   void OnReadDone(bool ok) override {
-    bool should_read = false;
     {
       std::lock_guard lock(mutex_);
-      is_reading_ = false;
       if (!ok) {
+        is_reading_ = false;
         is_read_done_ = true;
-      } else if (!is_finished_ && !is_cancelled_) {
-        begin_request();
-        should_read = true;
-        is_reading_ = true;
+      } else if (is_finished_ || is_cancelled_) {
+        is_reading_ = false;
+      } else if (context.workers != nullptr) {
+        // is_reading_ stays true until the request is prepared and the next read starts, so the
+        // call cannot finish meanwhile and requests start in the order they came.
+        auto request = std::make_shared<ModelInferRequest>(std::move(request_));
+        if (context.workers->try_post([self = self_, request] { self->prepare(*request); })) return;
+        in_band_error(*request, busy_status().error_message());
+      } else {
+        begin_request(request_);
       }
     }
-    if (should_read) StartRead(&request_);
-    pump();
+    read_next();
   }
 
   void OnWriteDone(bool ok) override {
@@ -203,19 +243,42 @@ class StreamInferCall
   std::atomic<bool> is_drain_scheduled{false};
 
  private:
-  // Under the lock: starts request_ or answers its error in band.
-  void begin_request() {
-    Generation g;
-    if (Status s = begin_generation(context, server_context_, request_, g); !s.is_ok()) {
-      ModelStreamInferResponse& r = writes_.emplace_back();
-      r.set_error_message(s.message());
-      r.mutable_infer_response()->set_model_name(request_.model_name());
-      r.mutable_infer_response()->set_id(request_.id());
-      return;
+  // On a worker: starts `request` (or answers its error in band), then reads the next one.
+  void prepare(const ModelInferRequest& request) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!is_finished_ && !is_cancelled_) begin_request(request);
     }
+    read_next();
+  }
+
+  // Starts the next read unless the call is ending; then pumps what is queued.
+  void read_next() {
+    bool should_read = false;
+    {
+      std::lock_guard lock(mutex_);
+      should_read = !is_finished_ && !is_cancelled_ && !is_read_done_;
+      is_reading_ = should_read;
+    }
+    if (should_read) StartRead(&request_);
+    pump();
+  }
+
+  // Under the lock: starts `request` or answers its error in band.
+  void begin_request(const ModelInferRequest& request) {
+    Generation g;
+    if (Status s = begin_generation(context, server_context_, request, g); !s.is_ok())
+      return in_band_error(request, s.message());
     GenerationHandle& handle = *g.handle;
     active_.emplace(handle.id(), std::move(g));
     listen(self_, handle);
+  }
+
+  void in_band_error(const ModelInferRequest& request, const std::string& message) {
+    ModelStreamInferResponse& r = writes_.emplace_back();
+    r.set_error_message(message);
+    r.mutable_infer_response()->set_model_name(request.model_name());
+    r.mutable_infer_response()->set_id(request.id());
   }
 
   // Under the lock: reads what `g` has; true once it ended.
@@ -342,14 +405,8 @@ class StreamInferCall
                                               ::grpc::CallbackServerContext* server_context,
                                               const ModelInferRequest* request,
                                               ModelInferResponse* response) {
-  Generation g;
-  if (Status s = begin_generation(context, server_context, *request, g); !s.is_ok()) {
-    auto* reactor = server_context->DefaultReactor();
-    reactor->Finish(to_grpc_status(s));
-    return reactor;
-  }
-  auto call = std::make_shared<UnaryInferCall>(context, response, std::move(g));
-  call->begin();
+  auto call = std::make_shared<UnaryInferCall>(context, response);
+  call->begin(server_context, request);
   return call.get();
 }
 

@@ -9,8 +9,12 @@
 // The client cancelling (deadline, RST_STREAM, closed stream) cancels every generation of the
 // call in the engine.
 //
-// Thread-safety: reactor callbacks (gRPC threads) and drains (dispatcher thread) meet under one
-// mutex per call; gRPC operations are started outside it.
+// Validating and tokenizing a request runs on CallContext::workers when set (a stream reads its
+// next request only once the previous one was prepared, so replies keep the requests' order); a
+// full worker queue answers UNAVAILABLE (unary) or an in-band error (stream).
+//
+// Thread-safety: reactor callbacks (gRPC threads), preparation (worker threads) and drains
+// (dispatcher thread) meet under one mutex per call; gRPC operations are started outside it.
 #pragma once
 
 #include <functional>
@@ -18,6 +22,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/worker_pool.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/generation_service.h"
 #include "server/grpc/dispatcher.h"
@@ -28,6 +33,7 @@ namespace llmserve::grpc_frontend {
 struct CallContext {
   GenerationService* service = nullptr;
   Dispatcher* dispatcher = nullptr;
+  WorkerPool* workers = nullptr;  // prepares requests off gRPC's threads; null: inline
   // Ok, kInvalidArgument (unknown model), kNotFound (unknown version) or kUnavailable (not
   // ready) for a request's model.
   std::function<Status(const std::string& name, const std::string& version)> check_model;

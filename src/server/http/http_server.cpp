@@ -120,6 +120,18 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!ec && gen == self->timer_gen_) self->close();
     });
   }
+  // The request must arrive whole within read_timeout. When it does not, the pending read is
+  // cancelled and on_read answers 408 (RFC 9110 §15.5.9) before closing.
+  void arm_read_timer() {
+    const uint64_t gen = ++timer_gen_;
+    timer_.expires_after(shared_.options.read_timeout);
+    timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (ec || gen != self->timer_gen_) return;
+      self->is_read_timed_out_ = true;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
   void disarm_timer() {
     ++timer_gen_;
     timer_.cancel();
@@ -163,7 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(shared_.options.max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
-    arm_timer(shared_.options.read_timeout);
+    arm_read_timer();
     bhttp::async_read_header(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -202,6 +214,12 @@ class Session : public std::enable_shared_from_this<Session> {
     // closed descriptor gives, and nobody is left to answer. Answering would count a response as
     // in flight that can never be written, which held every later drain for its full timeout.
     if (is_closed_) return;
+    if (std::exchange(is_read_timed_out_, false) && ec) {
+      answer_and_close(408, fmt::format("the request was not received in full within {} ms "
+                                        "(--http-read-timeout)",
+                                        shared_.options.read_timeout.count()));
+      return;
+    }
     if (ec == bhttp::error::body_limit) {
       answer_and_close(413,
                        fmt::format("request body exceeds the limit of {} bytes (--max-body-bytes)",
@@ -294,6 +312,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;
     begin_response();
     enqueue(seq_, error_response(status, message), true);
+    arm_timer(kLingerTimeout);  // a peer that reads nothing cannot hold the connection
   }
 
   void do_write() {
@@ -406,6 +425,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool is_closed_ = false;
   bool is_lingering_ = false;
   bool is_resume_pending_ = false;
+  bool is_read_timed_out_ = false;
   bool keep_alive_ = true;
   std::atomic<bool> is_client_gone_{false};
 };

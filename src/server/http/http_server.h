@@ -5,9 +5,10 @@
 // work to the exchange when the engine has output.
 //
 // Limits: request bodies over max_body_bytes → 413, headers over 16 KiB → 431; a connection idle
-// for idle_timeout between requests, or slower than read_timeout sending one, is closed; beyond
-// max_connections open connections a new one gets 503 and is closed. When accept() fails (out of
-// file descriptors) the acceptor backs off 50 ms instead of spinning, and logs it.
+// for idle_timeout between requests is closed, one slower than read_timeout sending a request gets
+// 408 and is closed; beyond max_connections open connections a new one gets 503 and is closed.
+// When accept() fails (out of file descriptors) the acceptor backs off 50 ms instead of spinning,
+// and logs it.
 //
 // Thread-safety: start()/stop() from one controlling thread; num_active_requests() anywhere.
 #pragma once

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/logging.h"
 #include "server/api_key.h"
 
 namespace llmserve::http {
@@ -149,7 +151,25 @@ void Router::dispatch(const std::shared_ptr<HttpExchange>& ex, HttpRequest& requ
     return;
   }
   request.params = std::move(m.params);
-  (*m.handler)(ex);
+  if (request.method != "POST" || workers_ == nullptr) {
+    (*m.handler)(ex);
+    return;
+  }
+  const bool is_queued = workers_->try_post([handler = m.handler, ex] {
+    try {
+      (*handler)(ex);
+    } catch (const std::exception& e) {  // as the I/O thread's dispatch does (http_server.cpp)
+      LOG_ERROR("http handler for {} failed: {}", ex->request().path, e.what());
+      ex->respond(500, "application/json", R"({"error":"internal error"})");
+    }
+  });
+  if (!is_queued) {
+    respond(*ex, request.path, 503,
+            fmt::format("the server is busy: {} requests are waiting to be tokenized "
+                        "(--tokenizer-queue-size); retry later",
+                        workers_->max_queued()),
+            {{"Retry-After", "1"}});
+  }
 }
 
 }  // namespace llmserve::http

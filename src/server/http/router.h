@@ -5,6 +5,12 @@
 // <api key>` when an API key is set (401). The router's own errors (401/404/405) use Triton's body,
 // or the body a frontend registered for its path prefix (OpenAI's envelope under /v1/).
 //
+// POST requests carry bodies whose handling grows with their size (JSON parse, chat template,
+// tokenization): dispatch() hands them to the WorkerPool set with set_workers(), so the I/O thread
+// goes straight back to other connections and GET routes (health, metadata) stay fast. When the
+// pool's queue is full a POST gets 503 + Retry-After (--request-queue-size). Without a pool every
+// handler runs on the I/O thread.
+//
 // Thread-safety: add routes before serving; dispatch() is then const and may run concurrently.
 #pragma once
 
@@ -14,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/worker_pool.h"
 #include "server/http/http_exchange.h"
 
 namespace llmserve::http {
@@ -25,6 +32,8 @@ class Router {
   void add(std::string method, const std::string& pattern, HttpHandler handler,
            RouteAccess access = RouteAccess::kProtected);
   void set_api_key(std::string key) { api_key_ = std::move(key); }
+  // Where POST handlers run; must outlive the serving. nullptr: on the I/O thread.
+  void set_workers(WorkerPool* workers) { workers_ = workers; }
   // The JSON body of the router's own errors for paths under `prefix`.
   using ErrorBody = std::function<std::string(int status, const std::string& message)>;
   void set_error_body(std::string prefix, ErrorBody body);
@@ -54,6 +63,7 @@ class Router {
 
   std::vector<Route> routes_;
   std::string api_key_;
+  WorkerPool* workers_ = nullptr;
   std::vector<std::pair<std::string, ErrorBody>> error_bodies_;
 };
 

@@ -157,6 +157,14 @@ LlmMetrics build_llm(const Builder& b) {
   m.http_refused_connections =
       b.counter("llmserve_http_refused_connections_total",
                 "HTTP connections refused with 503 over --max-connections");
+  m.tokenizer_pending_requests =
+      b.gauge("llmserve_tokenizer_pending_requests",
+              "Requests (HTTP POST, gRPC infer) waiting for or being parsed and tokenized by a "
+              "tokenizer thread (--tokenizer-threads)");
+  m.tokenizer_refused_requests =
+      b.counter("llmserve_tokenizer_refused_requests_total",
+                "Requests refused (HTTP 503, gRPC UNAVAILABLE) because --tokenizer-queue-size "
+                "requests were waiting for a tokenizer thread");
   return m;
 }
 

@@ -70,6 +70,8 @@ struct LlmMetrics {
   prometheus::Gauge* queue_compute_ratio;
   prometheus::Gauge* http_open_connections;
   prometheus::Counter* http_refused_connections;
+  prometheus::Gauge* tokenizer_pending_requests;
+  prometheus::Counter* tokenizer_refused_requests;
 };
 
 struct MetricFamilies {

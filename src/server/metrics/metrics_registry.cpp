@@ -15,6 +15,14 @@
 namespace llmserve {
 namespace {
 
+// Moves `counter` up to `total`, a running total kept by its owner; `last` is the total it was
+// given before.
+void advance_to(prometheus::Counter& counter, int64_t total, int64_t& last) {
+  if (total <= last) return;
+  counter.Increment(static_cast<double>(total - last));
+  last = total;
+}
+
 // Triton adds integer microseconds (ns / 1000, truncated) per request.
 int64_t whole_us(Clock::duration d) {
   return std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -202,11 +210,14 @@ void MetricsRegistry::set_model_load_seconds(double seconds) {
 void MetricsRegistry::set_http_connections(int64_t num_open, int64_t num_refused_total) {
   std::lock_guard lock(mutex_);
   families_->llm.http_open_connections->Set(static_cast<double>(num_open));
-  if (num_refused_total > last_http_refused_) {
-    families_->llm.http_refused_connections->Increment(
-        static_cast<double>(num_refused_total - last_http_refused_));
-    last_http_refused_ = num_refused_total;
-  }
+  advance_to(*families_->llm.http_refused_connections, num_refused_total, last_http_refused_);
+}
+
+void MetricsRegistry::set_tokenizer_queue(int64_t num_pending, int64_t num_refused_total) {
+  std::lock_guard lock(mutex_);
+  families_->llm.tokenizer_pending_requests->Set(static_cast<double>(num_pending));
+  advance_to(*families_->llm.tokenizer_refused_requests, num_refused_total,
+             last_tokenizer_refused_);
 }
 
 void MetricsRegistry::set_max_active_requests(int32_t num_requests) {

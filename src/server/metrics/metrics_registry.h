@@ -136,6 +136,8 @@ class MetricsRegistry final : public RequestObserver {
   void set_model_load_seconds(double seconds);
   // The HTTP server's open connections and its refusals since start (cumulative). Thread-safe.
   void set_http_connections(int64_t num_open, int64_t num_refused_total);
+  // Requests queued for or being handled by a tokenizer thread; refused over its queue bound.
+  void set_tokenizer_queue(int64_t num_pending, int64_t num_refused_total);
   // Creates nv_trt_llm_request_metrics{request_type="max"} (the engine's max batch size).
   void set_max_active_requests(int32_t num_requests);
 
@@ -159,6 +161,7 @@ class MetricsRegistry final : public RequestObserver {
   EngineStats last_stats_;
   prometheus::Gauge* max_active_requests_ = nullptr;
   int64_t last_http_refused_ = 0;
+  int64_t last_tokenizer_refused_ = 0;
 
   std::mutex gpu_mutex_;  // guards gpu_
   std::unique_ptr<GpuMetrics> gpu_;

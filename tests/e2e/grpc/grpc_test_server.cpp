@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "common/worker_pool.h"
 #include "server/generation_service.h"
 #include "server/grpc/grpc_server.h"
 
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
     config.num_kv_blocks = 256;
     Engine engine(config);
     GenerationService service(engine, *tokenizer);
+    WorkerPool workers(2, 64,
+                       "tokenizer");  // requests are prepared off gRPC's threads, as in serve
+    options.workers = &workers;
     GrpcServer server(service, options);
     server.start("127.0.0.1", std::stoi(argv[1]));
     std::signal(SIGTERM, on_signal);

@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
 #include "server/http/status_mapping.h"
 
 namespace llmserve::http {
@@ -190,6 +195,59 @@ TEST(HttpRouter, ApiKeyGuardsProtectedRoutesOnly) {
   EXPECT_EQ(
       dispatch(router, "GET", "/v2/models/m/generate", {{"authorization", "Bearer k1"}}).ex->status,
       405);
+}
+
+TEST(HttpRouter, PostHandlersRunOnTheWorkersGetHandlersInline) {
+  Router router;
+  std::promise<std::thread::id> post_thread;
+  std::thread::id get_thread;
+  router.add("POST", "/v2/models/{model}/generate", [&](const std::shared_ptr<HttpExchange>&) {
+    post_thread.set_value(std::this_thread::get_id());
+  });
+  router.add("GET", "/v2", [&](const std::shared_ptr<HttpExchange>&) {
+    get_thread = std::this_thread::get_id();
+  });
+  WorkerPool workers(1, 10, "test");
+  router.set_workers(&workers);
+  dispatch(router, "GET", "/v2");
+  EXPECT_EQ(get_thread, std::this_thread::get_id());
+  auto d = dispatch(router, "POST", "/v2/models/m/generate");
+  auto post_id = post_thread.get_future();
+  ASSERT_EQ(post_id.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_NE(post_id.get(), std::this_thread::get_id());
+  EXPECT_EQ(d.ex->request().param("model"), "m");
+}
+
+TEST(HttpRouter, PostBeyondTheWorkerQueueIs503WithRetryAfter) {
+  Router router;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> started;
+  std::promise<void> handled;
+  router.add("POST", "/slow", [&](const std::shared_ptr<HttpExchange>&) {
+    started.set_value();
+    released.wait();
+  });
+  router.add("POST", "/v1/completions", [&](const std::shared_ptr<HttpExchange>& ex) {
+    ex->respond(200, "application/json", "{}", {});
+    handled.set_value();
+  });
+  router.set_error_body("/v1/", [](int status, const std::string& message) {
+    return "{\"openai\": " + std::to_string(status) + ", \"m\": \"" + message + "\"}";
+  });
+  WorkerPool workers(1, 1, "test");
+  router.set_workers(&workers);
+  dispatch(router, "POST", "/slow");
+  started.get_future().wait();                                 // the worker is busy
+  auto queued = dispatch(router, "POST", "/v1/completions");   // fills the queue
+  auto refused = dispatch(router, "POST", "/v1/completions");  // beyond it
+  EXPECT_EQ(refused.ex->status, 503);
+  EXPECT_EQ(refused.ex->header("Retry-After"), "1");
+  EXPECT_NE(refused.ex->body.find("\"openai\": 503"), std::string::npos) << refused.ex->body;
+  EXPECT_NE(refused.ex->body.find("--tokenizer-queue-size"), std::string::npos) << refused.ex->body;
+  release.set_value();
+  ASSERT_EQ(handled.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(queued.ex->status, 200);
 }
 
 TEST(ApiKey, BearerSchemeAnyCaseAndExactKey) {

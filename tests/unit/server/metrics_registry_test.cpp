@@ -321,6 +321,19 @@ TEST(MetricsRegistryTest, HttpConnectionsGaugeAndRefusalCounter) {
   EXPECT_DOUBLE_EQ(sample(text, "llmserve_http_refused_connections_total" + kLabels), 9);
 }
 
+TEST(MetricsRegistryTest, TokenizerQueueGaugeAndRefusalCounter) {
+  MetricsRegistry metrics("llama");
+  metrics.set_tokenizer_queue(3, 0);
+  std::string text = metrics.render_text();
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_tokenizer_pending_requests" + kLabels), 3);
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_tokenizer_refused_requests_total" + kLabels), 0);
+  metrics.set_tokenizer_queue(9, 4);
+  metrics.set_tokenizer_queue(0, 6);
+  text = metrics.render_text();
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_tokenizer_pending_requests" + kLabels), 0);
+  EXPECT_DOUBLE_EQ(sample(text, "llmserve_tokenizer_refused_requests_total" + kLabels), 6);
+}
+
 TEST(MetricsRegistryTest, QueueComputeRatioOverSlidingWindow) {
   MetricsRegistry metrics("llama");
   const Clock::time_point now = Clock::now();
