@@ -97,6 +97,14 @@ void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
   if (m.max_seq_len > 0 && c.max_model_len == 0) c.max_model_len = m.max_seq_len;
 }
 
+// The final output of a request that ends without a token.
+RequestOutput ending(FinishReason reason, Status error) {
+  RequestOutput out;
+  out.finish_reason = reason;
+  out.error = std::move(error);
+  return out;
+}
+
 }  // namespace
 
 Engine::Engine(const EngineConfig& config) : config_(config) {
@@ -274,20 +282,25 @@ Status Engine::submit(Request request, std::shared_ptr<RequestStream>& stream) {
       !s.is_ok()) {
     return s;
   }
+  const uint64_t id = next_id_++;
+  auto new_stream = std::make_shared<RequestStream>(id);
+  auto seq = std::make_unique<Sequence>(id, std::move(request), new_stream,
+                                        config_.seed ^ (id * 0x9E3779B97F4A7C15ull));
   std::lock_guard lock(mutex_);
   if (is_stopping_) return {StatusCode::kUnavailable, "the engine is shutting down"};
   // Requests the running batch can still take are not queued: a burst that arrives before the
   // engine loop picks it up must not be shed while batch slots are free.
-  const int32_t free_slots = std::max(0, config_.max_batch_size - num_running_.load());
-  if (config_.max_queue_size > 0 && num_waiting_.load() >= config_.max_queue_size + free_slots) {
+  const int32_t num_waiting =
+      num_waiting_in_scheduler_ + static_cast<int32_t>(inbox_.sequences.size());
+  const int32_t free_slots = std::max(0, config_.max_batch_size - num_running_);
+  if (config_.max_queue_size > 0 && num_waiting >= config_.max_queue_size + free_slots) {
     return {StatusCode::kResourceExhausted,
             fmt::format(
                 "overloaded: {} requests are already waiting for batch capacity (--max-queue-size)",
                 config_.max_queue_size)};
   }
-  stream = std::make_shared<RequestStream>(next_id_++);
-  num_waiting_++;
-  inbox_.requests.emplace_back(stream, std::move(request));
+  inbox_.sequences.push_back(std::move(seq));
+  stream = std::move(new_stream);
   wake_.notify_one();
   return Status::ok();
 }
@@ -307,119 +320,94 @@ void Engine::stop() {
 EngineStats Engine::stats() const {
   std::lock_guard lock(mutex_);
   EngineStats s = stats_;
-  s.num_waiting = num_waiting_.load();
+  s.num_waiting = num_waiting_in_scheduler_ + static_cast<int32_t>(inbox_.sequences.size());
   return s;
 }
 
-bool Engine::take_inbox(Inbox& inbox) {
-  std::unique_lock lock(mutex_);
-  const bool is_idle = live_.empty();
-  if (is_idle) {
-    wake_.wait(lock,
-               [&] { return is_stopping_ || !inbox_.requests.empty() || !inbox_.cancels.empty(); });
+bool Engine::take_inbox(std::vector<uint64_t>& cancels) {
+  std::vector<std::pair<std::shared_ptr<RequestStream>, Status>> refused;
+  {
+    std::unique_lock lock(mutex_);
+    if (!scheduler_->has_unfinished()) {
+      wake_.wait(lock, [&] {
+        return is_stopping_ || !inbox_.sequences.empty() || !inbox_.cancels.empty();
+      });
+    }
+    if (is_stopping_) return false;
+    for (auto& seq : inbox_.sequences) {
+      std::shared_ptr<RequestStream> stream = seq->stream;
+      // submit() checked admissibility, so this refuses nothing today; if it did, say so.
+      if (Status s = scheduler_->add(std::move(seq)); !s.is_ok())
+        refused.emplace_back(std::move(stream), std::move(s));
+    }
+    inbox_.sequences.clear();
+    std::swap(cancels, inbox_.cancels);
+    publish_counts_locked();
   }
-  if (is_stopping_) return false;
-  std::swap(inbox, inbox_);
+  for (auto& [stream, status] : refused)  // outside the lock: push() runs the stream's listener
+    stream->push(ending(FinishReason::kError, std::move(status)));
   return true;
 }
 
 void Engine::loop() {
-  Inbox inbox;
-  while (take_inbox(inbox)) {
+  std::vector<uint64_t> cancels;
+  while (take_inbox(cancels)) {
     try {
-      admit_new(inbox);
-      for (uint64_t id : inbox.cancels) {
-        if (live_.contains(id)) {
-          scheduler_->abort(id);
-          finish_request(id, FinishReason::kCancelled, Status(StatusCode::kCancelled, "cancelled"));
-        }
-      }
-      inbox.requests.clear();
-      inbox.cancels.clear();
+      for (uint64_t id : cancels)
+        end(id, FinishReason::kCancelled, Status(StatusCode::kCancelled, "cancelled"));
+      cancels.clear();
       expire_deadlines();
-      if (!live_.empty()) step();
+      if (scheduler_->has_unfinished()) step();
     } catch (const std::exception& e) {
       // A failed step (e.g. out of device memory) fails the requests in flight, not the server.
-      LOG_ERROR("engine step failed: {}; failing {} requests", e.what(), live_.size());
-      std::vector<uint64_t> ids;
-      for (const auto& [id, live] : live_) ids.push_back(id);
-      for (uint64_t id : ids) {
-        scheduler_->abort(id);
-        finish_request(id, FinishReason::kError, Status(StatusCode::kInternal, e.what()));
-      }
+      LOG_ERROR("engine step failed: {}; failing {} requests", e.what(),
+                scheduler_->num_waiting() + scheduler_->num_running());
+      end_all(FinishReason::kError, Status(StatusCode::kInternal, e.what()));
     }
     publish_stats();
   }
-  std::vector<uint64_t> ids;
-  for (const auto& [id, live] : live_) ids.push_back(id);
-  for (uint64_t id : ids) {
-    scheduler_->abort(id);
-    finish_request(id, FinishReason::kCancelled,
-                   Status(StatusCode::kUnavailable, "the engine stopped"));
-  }
+  end_all(FinishReason::kCancelled, Status(StatusCode::kUnavailable, "the engine stopped"));
   std::lock_guard lock(mutex_);
-  for (auto& [stream, request] : inbox_.requests) {
-    RequestOutput out;
-    out.finish_reason = FinishReason::kCancelled;
-    out.error = Status(StatusCode::kUnavailable, "the engine stopped");
-    stream->push(std::move(out));
+  for (auto& seq : inbox_.sequences) {
+    seq->stream->push(
+        ending(FinishReason::kCancelled, Status(StatusCode::kUnavailable, "the engine stopped")));
   }
-  inbox_.requests.clear();
+  inbox_.sequences.clear();
+  publish_counts_locked();
 }
 
-void Engine::admit_new(Inbox& inbox) {
-  for (auto& [stream, request] : inbox.requests) {
-    const uint64_t id = stream->id();
-    auto seq =
-        std::make_unique<Sequence>(id, request.prompt_token_ids, request.sampling.max_tokens);
-    if (Status s = scheduler_->add(std::move(seq)); !s.is_ok()) {
-      num_waiting_--;
-      RequestOutput out;
-      out.finish_reason = FinishReason::kError;
-      out.error = s;
-      stream->push(std::move(out));
-      continue;
-    }
-    SamplingState state(request.sampling, request.prompt_token_ids,
-                        config_.seed ^ (id * 0x9E3779B97F4A7C15ull));
-    RequestTimes times;
-    times.arrival = request.arrival;
-    live_.emplace(id, LiveRequest{std::move(request), std::move(state), stream, times, 0});
-  }
+void Engine::end_all(FinishReason reason, const Status& error) {
+  std::vector<uint64_t> ids;
+  scheduler_->for_each([&](const Sequence& seq) { ids.push_back(seq.id); });
+  for (uint64_t id : ids) end(id, reason, error);
 }
 
 void Engine::expire_deadlines() {
   const auto now = Clock::now();
   std::vector<uint64_t> expired;
-  for (const auto& [id, live] : live_) {
-    if (live.request.deadline && *live.request.deadline <= now) expired.push_back(id);
-  }
+  scheduler_->for_each([&](const Sequence& seq) {
+    if (seq.deadline && *seq.deadline <= now) expired.push_back(seq.id);
+  });
   for (uint64_t id : expired) {
-    scheduler_->abort(id);
-    finish_request(id, FinishReason::kError,
-                   Status(StatusCode::kDeadlineExceeded, "the request's deadline passed"));
+    end(id, FinishReason::kError,
+        Status(StatusCode::kDeadlineExceeded, "the request's deadline passed"));
   }
 }
 
 void Engine::step() {
   SchedulerOutput out = scheduler_->schedule();
   const auto now = Clock::now();
-  int32_t num_admitted = 0;
   for (uint64_t id : out.admitted_seq_ids) {
-    auto it = live_.find(id);
-    if (it == live_.end()) continue;
-    if (!it->second.times.admitted) {
-      it->second.times.admitted = now;
-      ++num_admitted;
-      it->second.num_cached_tokens = scheduler_->find(id)->num_cached_tokens;
-    }
+    Sequence* seq = scheduler_->find(id);
+    if (seq == nullptr || seq->was_admitted()) continue;  // re-admitted after a preemption
+    seq->times.admitted = now;
+    seq->num_prompt_cached_tokens = seq->num_cached_tokens;
   }
   {
-    // Both counters move together under submit()'s lock, so its load check never sees a request
-    // counted as neither waiting nor running (or as both).
+    // Admission moved requests from waiting to running: both counts change together under
+    // submit()'s lock, so its load check never sees a request as neither (or as both).
     std::lock_guard lock(mutex_);
-    num_waiting_ -= num_admitted;
-    num_running_ = scheduler_->num_running();
+    publish_counts_locked();
   }
   if (out.is_empty()) return;
   std::vector<RunnerSequence> batch;
@@ -438,11 +426,10 @@ void Engine::step() {
   adjustments_.clear();
   for (const ScheduledSequence& s : out.scheduled) {
     if (!s.needs_sample) continue;
-    const LiveRequest& live = live_.at(s.seq_id);
-    any_logprobs = any_logprobs || live.request.sampling.has_logprobs();
-    add_sampling_row(live);
-    plain_greedy = plain_greedy && live.request.sampling.is_greedy() &&
-                   sampling_rows_.back().num_adjustments == 0;
+    any_logprobs = any_logprobs || s.seq->sampling.has_logprobs();
+    add_sampling_row(*s.seq);
+    plain_greedy =
+        plain_greedy && s.seq->sampling.is_greedy() && sampling_rows_.back().num_adjustments == 0;
   }
   totals_.num_steps++;
   totals_.last_step_num_tokens = out.num_batched_tokens;
@@ -456,10 +443,9 @@ void Engine::step() {
   }
 }
 
-void Engine::add_sampling_row(const LiveRequest& live) {
-  sampling_rows_.push_back(make_row_sampling(live.request.sampling, live.sampling_state,
-                                             std::span<const int32_t>(eos_token_ids_),
-                                             adjustments_));
+void Engine::add_sampling_row(const Sequence& seq) {
+  sampling_rows_.push_back(make_row_sampling(
+      seq.sampling, seq.sampling_state, std::span<const int32_t>(eos_token_ids_), adjustments_));
 }
 
 void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,
@@ -467,11 +453,9 @@ void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> 
   const int32_t vocab = runner_->vocab_size();
   std::vector<int32_t> sampled;
   std::vector<SampleResult> results;
-  std::vector<uint64_t> ids;
   size_t row = 0;
   for (const ScheduledSequence& s : out.scheduled) {
     if (!s.needs_sample) continue;
-    LiveRequest& live = live_.at(s.seq_id);
     if (!greedy_ids.empty()) {
       results.push_back(SampleResult{});
       results.back().token_id = greedy_ids[row++];
@@ -479,57 +463,59 @@ void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> 
       scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
                       logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
       ++row;
-      results.push_back(sample(scratch_, live.request.sampling, live.sampling_state,
+      results.push_back(sample(scratch_, s.seq->sampling, s.seq->sampling_state,
                                std::span<const int32_t>(eos_token_ids_)));
     }
     sampled.push_back(results.back().token_id);
-    ids.push_back(s.seq_id);
   }
   scheduler_->update(out, sampled);
   const auto now = Clock::now();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    LiveRequest& live = live_.at(ids[i]);
-    live.sampling_state.on_token(sampled[i]);
+  size_t i = 0;
+  for (const ScheduledSequence& s : out.scheduled) {
+    if (!s.needs_sample) continue;
+    Sequence& seq = *s.seq;
+    const int32_t token = sampled[i];
+    SampleResult& result = results[i++];
+    seq.sampling_state.on_token(token);
     totals_.num_generated_tokens++;
-    if (!live.times.first_token) live.times.first_token = now;
+    if (!seq.times.first_token) seq.times.first_token = now;
     RequestOutput o;
-    o.emitted = now;
-    o.token_ids.push_back(sampled[i]);
-    if (live.request.sampling.has_logprobs()) o.logprobs.push_back(std::move(results[i]));
-    o.num_prompt_tokens = static_cast<int32_t>(live.request.prompt_token_ids.size());
-    o.num_cached_tokens = live.num_cached_tokens;
-    o.num_generated_tokens = live.sampling_state.num_generated();
+    o.token_ids.push_back(token);
+    if (seq.sampling.has_logprobs()) o.logprobs.push_back(std::move(result));
     o.finish_reason =
-        check_finish(live.request.sampling, o.num_generated_tokens, sampled[i], eos_token_ids_);
-    if (o.is_final()) {
-      scheduler_->finish(ids[i]);
-      live.times.finished = now;
-      o.times = live.times;
-      live.stream->push(std::move(o));
-      live_.erase(ids[i]);
-    } else {
-      o.times = live.times;
-      live.stream->push(std::move(o));
-    }
+        check_finish(seq.sampling, seq.sampling_state.num_generated(), token, eos_token_ids_);
+    emit(seq, std::move(o), now);  // may finish `seq`: the last use of s.seq
   }
 }
 
-void Engine::finish_request(uint64_t id, FinishReason reason, Status error) {
-  auto it = live_.find(id);
-  if (it == live_.end()) return;
-  LiveRequest& live = it->second;
-  if (!live.times.admitted) num_waiting_--;
-  live.times.finished = Clock::now();
-  RequestOutput out;
-  out.emitted = live.times.finished.value();
-  out.finish_reason = reason;
-  out.error = std::move(error);
-  out.num_prompt_tokens = static_cast<int32_t>(live.request.prompt_token_ids.size());
-  out.num_cached_tokens = live.num_cached_tokens;
-  out.num_generated_tokens = live.sampling_state.num_generated();
-  out.times = live.times;
-  live.stream->push(std::move(out));
-  live_.erase(it);
+void Engine::emit(Sequence& seq, RequestOutput out, Clock::time_point now) {
+  out.emitted = now;
+  out.num_prompt_tokens = seq.num_prompt_tokens;
+  out.num_cached_tokens = seq.num_prompt_cached_tokens;
+  out.num_generated_tokens = seq.sampling_state.num_generated();
+  if (out.is_final()) seq.times.finished = now;
+  out.times = seq.times;
+  std::shared_ptr<RequestStream> stream = seq.stream;
+  if (out.is_final()) {
+    const bool was_waiting = !seq.was_admitted();
+    scheduler_->finish(seq.id);  // destroys `seq`
+    if (was_waiting) {  // the waiting count drops before its client hears of the end
+      std::lock_guard lock(mutex_);
+      publish_counts_locked();
+    }
+  }
+  stream->push(std::move(out));
+}
+
+void Engine::end(uint64_t id, FinishReason reason, Status error) {
+  Sequence* seq = scheduler_->find(id);
+  if (seq == nullptr) return;
+  emit(*seq, ending(reason, std::move(error)), Clock::now());
+}
+
+void Engine::publish_counts_locked() {
+  num_waiting_in_scheduler_ = scheduler_->num_waiting_new();
+  num_running_ = scheduler_->num_running();
 }
 
 void Engine::publish_stats() {
@@ -537,7 +523,7 @@ void Engine::publish_stats() {
   std::lock_guard lock(mutex_);
   stats_ = totals_;
   stats_.num_running = s.num_running;
-  num_running_ = s.num_running;  // finished requests freed their slots
+  publish_counts_locked();  // finished requests freed their slots
   stats_.num_total_blocks = scheduler_config_.num_blocks;
   stats_.num_used_blocks = s.num_used_blocks;
   stats_.num_free_blocks = s.num_free_blocks;

@@ -1,11 +1,13 @@
 // Engine: in-flight batching over a paged KV cache, on one engine thread.
 //
 // Frontends call submit() from any thread and read the returned RequestStream; cancel() from any
-// thread aborts a request at the next step boundary and frees its KV blocks. The engine thread
-// owns the scheduler, the block pool, the model runner and every sequence: it takes new requests
-// and cancellations from a locked inbox, then loops schedule → execute → sample → update, and
-// pushes each request's new tokens to its stream. Nothing in the step loop takes a lock except
-// the inbox swap and the stats snapshot.
+// thread ends a request at the next step boundary and frees its KV blocks. submit() turns the
+// request into its Sequence (sequence.h: the one per-request object) and queues it in a locked
+// inbox; the engine thread moves the inbox into the scheduler, which owns every sequence from
+// then on, and loops schedule → execute → sample → update, pushing each request's new tokens to
+// its stream. However a request ends, end() is the one place that finishes its sequence in the
+// scheduler and sends its final output. Nothing in the step loop takes a lock except the inbox
+// swap and the stats snapshot.
 #pragma once
 
 #include <atomic>
@@ -21,6 +23,7 @@
 #include "engine/model_runner.h"
 #include "engine/request.h"
 #include "engine/scheduler.h"
+#include "engine/sequence.h"
 #include "model/model.h"
 
 namespace llmserve {
@@ -100,15 +103,8 @@ class Engine {
   int32_t num_ranks() const { return static_cast<int32_t>(backends_.size()); }
 
  private:
-  struct LiveRequest {
-    Request request;
-    SamplingState sampling_state;
-    std::shared_ptr<RequestStream> stream;
-    RequestTimes times;
-    int32_t num_cached_tokens = 0;
-  };
   struct Inbox {
-    std::vector<std::pair<std::shared_ptr<RequestStream>, Request>> requests;
+    std::vector<std::unique_ptr<Sequence>> sequences;
     std::vector<uint64_t> cancels;
   };
 
@@ -116,17 +112,26 @@ class Engine {
   KvCacheSpec kv_spec(const Model& model, int32_t num_blocks) const;
   void size_kv_cache();
   void loop();
-  bool take_inbox(Inbox& inbox);  // waits while idle; false when stopping
-  void admit_new(Inbox& inbox);
+  // Waits while idle; moves the inbox's sequences into the scheduler (under the lock, so submit()
+  // always counts them as waiting) and hands back the cancels. False when stopping.
+  bool take_inbox(std::vector<uint64_t>& cancels);
   void expire_deadlines();
+  // Ends every live sequence with `reason` and `error`.
+  void end_all(FinishReason reason, const Status& error);
   void step();
   // Samples from `logits` on the host, or takes `greedy_ids` (the backend's choice, one per
   // sampled row) when given.
   void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,
                        std::span<const int32_t> greedy_ids);
-  // Appends the request's RowSampling (and its token adjustments) for backend sampling.
-  void add_sampling_row(const LiveRequest& live);
-  void finish_request(uint64_t id, FinishReason reason, Status error);
+  // Appends the sequence's RowSampling (and its token adjustments) for backend sampling.
+  void add_sampling_row(const Sequence& seq);
+  // Sends `seq` its output for this step (its last when `out.finish_reason` is set, which also
+  // finishes it in the scheduler).
+  void emit(Sequence& seq, RequestOutput out, Clock::time_point now);
+  // Ends a live request early (cancel, deadline, failure, stop). A no-op for unknown ids.
+  void end(uint64_t id, FinishReason reason, Status error);
+  // The counters submit() and stats() read, under the lock.
+  void publish_counts_locked();
   void publish_stats();
 
   EngineConfig config_;
@@ -141,7 +146,6 @@ class Engine {
   std::vector<int32_t> eos_token_ids_;
 
   // Engine thread only.
-  std::unordered_map<uint64_t, LiveRequest> live_;
   std::vector<float> scratch_;
   std::vector<RowSampling> sampling_rows_;
   std::vector<TokenAdjustment> adjustments_;
@@ -154,8 +158,9 @@ class Engine {
   bool is_stopping_ = false;
   EngineStats stats_;
   std::atomic<uint64_t> next_id_{1};
-  std::atomic<int32_t> num_waiting_{0};
-  std::atomic<int32_t> num_running_{0};  // as of the last step: submit() sheds load against it
+  // As of the last publish: submit() sheds load against them (with the inbox's size).
+  int32_t num_waiting_in_scheduler_ = 0;  // never admitted yet
+  int32_t num_running_ = 0;
   std::thread thread_;
 };
 

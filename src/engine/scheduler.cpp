@@ -85,7 +85,7 @@ Status Scheduler::check_admissible(int32_t num_prompt_tokens, int32_t max_tokens
 
 Status Scheduler::add(std::unique_ptr<Sequence> seq) {
   if (seq == nullptr) return invalid_argument("add: null sequence");
-  if (Status status = check_admissible(seq->num_tokens(), seq->max_tokens); !status.is_ok()) {
+  if (Status status = check_admissible(seq->num_tokens(), seq->max_tokens()); !status.is_ok()) {
     return status;
   }
   if (sequences_.contains(seq->id)) return invalid_argument("sequence id {} is live", seq->id);
@@ -99,15 +99,7 @@ Status Scheduler::add(std::unique_ptr<Sequence> seq) {
   return Status::ok();
 }
 
-std::unique_ptr<Sequence> Scheduler::abort(uint64_t seq_id) {
-  return remove(seq_id);
-}
-
 std::unique_ptr<Sequence> Scheduler::finish(uint64_t seq_id) {
-  return remove(seq_id);
-}
-
-std::unique_ptr<Sequence> Scheduler::remove(uint64_t seq_id) {
   const auto it = sequences_.find(seq_id);
   if (it == sequences_.end()) return nullptr;
   Sequence* seq = it->second.get();
@@ -240,6 +232,16 @@ void Scheduler::update(const SchedulerOutput& output, std::span<const int32_t> s
 const Sequence* Scheduler::find(uint64_t seq_id) const {
   const auto it = sequences_.find(seq_id);
   return it == sequences_.end() ? nullptr : it->second.get();
+}
+
+Sequence* Scheduler::find(uint64_t seq_id) {
+  const auto it = sequences_.find(seq_id);
+  return it == sequences_.end() ? nullptr : it->second.get();
+}
+
+int32_t Scheduler::num_waiting_new() const {
+  return static_cast<int32_t>(
+      std::ranges::count_if(waiting_, [](const Sequence* s) { return s->num_preemptions == 0; }));
 }
 
 SchedulerStats Scheduler::stats() const {

@@ -19,9 +19,9 @@
 // The earliest-admitted sequence is never preempted by a later one, so it always progresses;
 // check_admissible() guarantees any admitted sequence fits the pool and the context alone.
 //
-// Ownership: add() takes the Sequence; finish() and abort() hand it back with its blocks freed.
-// Raw Sequence pointers (in SchedulerOutput) are valid until then.
-// Thread-safety: none. The engine thread calls everything, abort() and finish() included, and
+// Ownership: add() takes the Sequence; finish() hands it back with its blocks freed. Raw Sequence
+// pointers (in SchedulerOutput) are valid until then.
+// Thread-safety: none. The engine thread calls everything, finish() included, and
 // calls update() once after each schedule() with the same output.
 #pragma once
 
@@ -73,9 +73,9 @@ class Scheduler {
   Status check_admissible(int32_t num_prompt_tokens, int32_t max_tokens) const;
   // Queues seq (FCFS) after check_admissible; also rejects a live duplicate id.
   Status add(std::unique_ptr<Sequence> seq);
-  // Removes a waiting or running sequence now and frees its blocks. nullptr if unknown.
-  std::unique_ptr<Sequence> abort(uint64_t seq_id);
-  // Marks it finished (eos, stop, max_tokens: the engine decides) and frees its blocks.
+  // Removes a waiting or running sequence, however it ended (eos, stop, max_tokens, cancelled,
+  // failed: the engine decides), frees its blocks and hands it back marked kFinished. nullptr if
+  // unknown. A step scheduled before keeps working: update() skips it.
   std::unique_ptr<Sequence> finish(uint64_t seq_id);
 
   SchedulerOutput schedule();
@@ -87,8 +87,16 @@ class Scheduler {
 
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  // Waiting sequences never admitted yet (preempted ones are waiting too, but ran before).
+  int32_t num_waiting_new() const;
   bool has_unfinished() const { return !sequences_.empty(); }
   const Sequence* find(uint64_t seq_id) const;
+  Sequence* find(uint64_t seq_id);
+  // Every live sequence (waiting and running), in no particular order. `fn` must not add or finish.
+  template <typename Fn>
+  void for_each(Fn&& fn) {
+    for (auto& [id, seq] : sequences_) fn(*seq);
+  }
   const SchedulerConfig& config() const { return config_; }
   const BlockPool& block_pool() const { return block_pool_; }
   SchedulerStats stats() const;
@@ -109,7 +117,6 @@ class Scheduler {
   void add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_new_tokens);
   // Frees the latest-admitted running sequence and queues it at the front of waiting.
   void preempt_latest(SchedulerOutput& out, StepBudget& budget);
-  std::unique_ptr<Sequence> remove(uint64_t seq_id);
 
   SchedulerConfig config_;
   BlockPool block_pool_;

@@ -1,4 +1,6 @@
-// Sequence: one request's tokens and its place in the paged KV cache, as the scheduler sees it.
+// Sequence: the engine's one object per request — its tokens and place in the paged KV cache (what
+// the scheduler reads and writes), and the request's sampling parameters, sampling state, stop
+// rules, deadline, timings and output stream (what the engine reads and writes).
 //
 // token_ids holds the prompt followed by every sampled token. num_computed_tokens of them have
 // their KV in the cache (in the blocks of block_table, in order); the rest are this sequence's
@@ -10,38 +12,53 @@
 //   ceil(num_computed_tokens / block_size) <= block_table.size() <= ceil(num_tokens() / block_size)
 //   status == kWaiting  =>  block_table empty and num_computed_tokens == 0
 //
-// Ownership and threads: the Scheduler owns every live Sequence (std::unique_ptr), hands out raw
-// pointers that stay valid until finish() or abort() hands the object back, and is the only
-// writer of these fields (with the BlockPool it owns, for block_table and the two counts). The
-// engine and model runner read them, on the engine thread only. Sampling parameters are not here:
-// the engine keeps them beside the sequence, keyed by id.
+// Ownership and threads: Engine::submit creates the Sequence on the caller's thread; from then on
+// the Scheduler owns it (std::unique_ptr) on the engine thread, hands out raw pointers that stay
+// valid until finish() hands the object back, and is the only writer of the KV fields (with the
+// BlockPool it owns, for block_table and the two counts). The engine writes the request fields;
+// the model runner reads both.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
 #include <vector>
+
+#include "engine/request.h"
 
 namespace llmserve {
 
 enum class SequenceStatus {
   kWaiting,   // queued: never admitted, or preempted and waiting to be recomputed
   kRunning,   // admitted: holds blocks and is scheduled every step it can be
-  kFinished,  // handed back by finish() or abort(); holds no blocks
+  kFinished,  // handed back by Scheduler::finish(); holds no blocks
 };
 
 struct Sequence {
+  // A request as the engine runs it; `default_seed` seeds its sampling when the request has none.
+  Sequence(uint64_t id, Request request, std::shared_ptr<RequestStream> stream,
+           uint64_t default_seed);
+  // Tokens only (scheduler tests): default sampling but for the completion limit.
   Sequence(uint64_t id, std::vector<int32_t> prompt_token_ids, int32_t max_tokens);
 
   uint64_t id;
   std::vector<int32_t> token_ids;    // prompt, then sampled tokens
   int32_t num_prompt_tokens;         // fixed at creation; completion = token_ids past it
-  int32_t max_tokens;                // completion limit; bounds the worst-case blocks needed
+  SamplingParams sampling;           // sampling.max_tokens: the completion limit
   int32_t num_computed_tokens = 0;   // tokens whose KV is in the cache
   int32_t num_cached_tokens = 0;     // of those, how many came from prefix reuse at admission
   std::vector<int32_t> block_table;  // block ids; token at position p lives in block p / size
   SequenceStatus status = SequenceStatus::kWaiting;
   uint64_t arrival_index = 0;  // set by Scheduler::add; FCFS order
   int32_t num_preemptions = 0;
+
+  // The request's side, kept by the engine.
+  SamplingState sampling_state;               // rng step, penalties' counts
+  std::optional<Clock::time_point> deadline;  // ended with kDeadlineExceeded when passed
+  RequestTimes times;                         // arrival, first admission, first token, end
+  int32_t num_prompt_cached_tokens = 0;       // num_cached_tokens at the first admission
+  std::shared_ptr<RequestStream> stream;      // where outputs go; null in scheduler tests
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_completion_tokens() const { return num_tokens() - num_prompt_tokens; }
@@ -53,7 +70,9 @@ struct Sequence {
   bool is_decoding() const {
     return num_uncomputed_tokens() == 1 && num_computed_tokens >= num_prompt_tokens;
   }
-  bool has_reached_max_tokens() const { return num_completion_tokens() >= max_tokens; }
+  int32_t max_tokens() const { return sampling.max_tokens; }
+  bool has_reached_max_tokens() const { return num_completion_tokens() >= max_tokens(); }
+  bool was_admitted() const { return times.admitted.has_value(); }
   bool is_finished() const { return status == SequenceStatus::kFinished; }
   std::span<const int32_t> completion_token_ids() const {
     return std::span<const int32_t>(token_ids).subspan(num_prompt_tokens);

@@ -405,20 +405,20 @@ TEST_F(SchedulerTest, AbortFreesBlocksMidPrefillMidDecodeAndWhileWaiting) {
   sim.add({{1, 20, 4}, {2, 3, 10}});
   EXPECT_EQ(sim.step(), "1:p8");
   EXPECT_EQ(sim.step(), "1:p8");
-  std::unique_ptr<Sequence> aborted = sim.scheduler().abort(1);  // mid-prefill
+  std::unique_ptr<Sequence> aborted = sim.scheduler().finish(1);  // mid-prefill
   ASSERT_NE(aborted, nullptr);
   EXPECT_EQ(aborted->status, SequenceStatus::kFinished);
   EXPECT_TRUE(aborted->block_table.empty());
   EXPECT_EQ(sim.scheduler().block_pool().num_used_blocks(), 0);
   EXPECT_EQ(sim.step(), "2:p3!");
   EXPECT_EQ(sim.step(), "2:d");
-  EXPECT_NE(sim.scheduler().abort(2), nullptr);  // mid-decode
+  EXPECT_NE(sim.scheduler().finish(2), nullptr);  // mid-decode
   EXPECT_EQ(sim.scheduler().block_pool().num_used_blocks(), 0);
   sim.add(3, prompt_of(3, 4), 1);
   EXPECT_EQ(sim.scheduler().num_waiting(), 1);
-  EXPECT_NE(sim.scheduler().abort(3), nullptr);  // while waiting
+  EXPECT_NE(sim.scheduler().finish(3), nullptr);  // while waiting
   EXPECT_EQ(sim.scheduler().num_waiting(), 0);
-  EXPECT_EQ(sim.scheduler().abort(42), nullptr);
+  EXPECT_EQ(sim.scheduler().finish(42), nullptr);
   EXPECT_EQ(sim.step(), "idle");
 }
 
@@ -430,7 +430,7 @@ TEST_F(SchedulerTest, AbortBetweenScheduleAndUpdateKeepsSamplesAligned) {
   const SchedulerOutput out = scheduler.schedule();
   const std::vector<int32_t> sampled = sim.runner().execute(out, scheduler.block_pool());
   ASSERT_EQ(sampled.size(), 2u);
-  EXPECT_NE(scheduler.abort(1), nullptr);
+  EXPECT_NE(scheduler.finish(1), nullptr);
   EXPECT_THROW(scheduler.update(out, std::span(sampled).first(1)), Error);  // misaligned
   scheduler.update(out, sampled);
   EXPECT_EQ(sim.run(), Trace({
@@ -477,7 +477,7 @@ TEST_F(SchedulerTest, CheckAdmissibleNamesTheLimit) {
   EXPECT_THAT(scheduler.add(std::make_unique<Sequence>(1, prompt_of(1, 3), 3)).message(),
               HasSubstr("sequence id 1 is live"));
   EXPECT_EQ(scheduler.num_waiting(), 1);
-  EXPECT_NE(scheduler.abort(1), nullptr);
+  EXPECT_NE(scheduler.finish(1), nullptr);
 }
 
 TEST_F(SchedulerTest, ConfigValidationNamesTheField) {
@@ -546,7 +546,7 @@ TEST_P(SchedulerStressTest, MatchesUnpressuredOutput) {
       sim.add(next_id, prompt, max_tokens[next_id]);
       ++next_id;
     }
-    if (uniform(0, 19) == 0) sim.scheduler().abort(uniform(1, static_cast<int32_t>(next_id)));
+    if (uniform(0, 19) == 0) sim.scheduler().finish(uniform(1, static_cast<int32_t>(next_id)));
     sim.step();
   }
   EXPECT_FALSE(sim.scheduler().has_unfinished());
