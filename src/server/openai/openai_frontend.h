@@ -26,18 +26,10 @@
 #include "server/http/router.h"
 #include "server/http/serving_state.h"
 #include "server/kserve/kserve_frontend.h"
+#include "server/openai/request_parsing.h"
 #include "tokenizer/chat_template.h"
 
 namespace llmserve::openai {
-
-// A request the frontend refuses, as OpenAI reports it.
-struct ApiError {
-  int status = 400;
-  std::string message;
-  std::string param;  // "" => null
-  std::string type = "invalid_request_error";
-  std::string code;  // "" => null
-};
 
 class OpenAIFrontend {
  public:
@@ -48,19 +40,16 @@ class OpenAIFrontend {
   void add_routes(http::Router& router);
 
  private:
-  enum class Api { kCompletions, kChat };
   using ExchangePtr = std::shared_ptr<http::HttpExchange>;
-  struct Parsed;  // openai_frontend.cpp
 
   void list_models(const ExchangePtr& ex) const;
   void get_model(const ExchangePtr& ex) const;
   void generate(const ExchangePtr& ex, Api api);
-  // Throws ApiError.
-  void parse(const nlohmann::json& body, Api api, Parsed& parsed) const;
-  std::string render_chat(const nlohmann::json& body) const;
-  void reply_unary(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed,
+  // What parse_request needs: the service's tokenizer and limits, the compiled template.
+  ParseContext parse_context() const;
+  void reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
                    std::shared_ptr<GenerationHandle> handle);
-  void reply_stream(const ExchangePtr& ex, std::shared_ptr<Parsed> parsed,
+  void reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
                     std::shared_ptr<GenerationHandle> handle);
   nlohmann::json model_card(const std::string& name) const;
 

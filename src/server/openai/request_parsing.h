@@ -1,0 +1,78 @@
+// OpenAI request bodies → GenerateRequest, without a GenerationService: what /v1/completions and
+// /v1/chat/completions accept (docs/server.md), checked field by field, the chat messages rendered
+// with the model's chat template and the prompt tokenized so that its length is known. The
+// frontend (openai_frontend.cpp) calls parse_request with its service's tokenizer and limits; the
+// fuzz target (tests/fuzz/openai_request_fuzz.cpp) and the unit tests call it with a tokenizer of
+// their own.
+//
+// Thread-safety: pure functions over their arguments (the tokenizer's encode/decode and the chat
+// template's render are const).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "server/generation_service.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llmserve::openai {
+
+// A request the frontend refuses, as OpenAI reports it.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string param;  // "" => null
+  std::string type = "invalid_request_error";
+  std::string code;  // "" => null
+};
+
+enum class Api { kCompletions, kChat };
+
+// What parsing needs from the served model.
+struct ParseContext {
+  const Tokenizer& tokenizer;
+  const ChatTemplate* chat_template = nullptr;  // chat requests need one
+  std::string bos_token;                        // the template's bos_token / eos_token
+  std::string eos_token;
+  int32_t max_model_len = 0;
+  // A text prompt (completions' string, the rendered chat) longer than this is refused before the
+  // tokenizer sees it; GenerationService::max_prompt_bytes() for the served model.
+  int64_t max_prompt_bytes = 0;
+};
+
+// One parsed request: the GenerateRequest and what the reply needs.
+struct ParsedRequest {
+  Api api = Api::kCompletions;
+  GenerateRequest request;
+  std::string model;  // as the client named it (echoed back); set by the frontend
+  std::string id;
+  int64_t created = 0;
+  bool is_stream = false;
+  bool include_usage = false;
+  bool has_logprobs = false;
+  std::string echo_text;  // completions with echo: the prompt, sent before the output
+  int32_t prompt_len = 0;
+};
+
+// A 400 invalid_request_error naming `param`.
+ApiError bad(std::string param, std::string message);
+
+// An engine / service Status as OpenAI reports it (400 naming the sampling field the message
+// starts with, 404, 429, 503, 504, 500).
+ApiError from_status(const Status& s);
+
+// Fills `parsed.request` (token-id prompt, sampling) and the reply fields from `body`, a JSON
+// object of `api`'s request (the model name is the caller's business). Throws ApiError for anything
+// the API refuses, naming the param.
+void parse_request(const nlohmann::json& body, Api api, const ParseContext& context,
+                   ParsedRequest& parsed);
+
+// The chat prompt: body's messages (and tools) rendered with context.chat_template. Throws ApiError
+// naming "messages" (or the message's field) when they are malformed or the template fails.
+std::string render_chat(const nlohmann::json& body, const ParseContext& context);
+
+}  // namespace llmserve::openai

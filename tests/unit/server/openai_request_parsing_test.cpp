@@ -1,0 +1,140 @@
+// openai::parse_request without a server: the default model's tokenizer and chat template, the
+// prompt's byte cap (checked before the tokenizer runs) and a few of the fields around it.
+#include "server/openai/request_parsing.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+namespace llmserve::openai {
+namespace {
+
+using nlohmann::json;
+
+const std::filesystem::path kDefault =
+    std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models/default";
+
+class OpenAIRequestParsing : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tokenizer_ = Tokenizer::from_dir(kDefault).release();
+    chat_template_ = new ChatTemplate(ChatTemplate::compile(tokenizer_->chat_template()));
+  }
+  static void TearDownTestSuite() {
+    delete chat_template_;
+    delete tokenizer_;
+  }
+
+  static ParseContext context(int64_t max_prompt_bytes = 1 << 20) {
+    return ParseContext{.tokenizer = *tokenizer_,
+                        .chat_template = chat_template_,
+                        .bos_token = "<|endoftext|>",
+                        .eos_token = "<|endoftext|>",
+                        .max_model_len = 256,
+                        .max_prompt_bytes = max_prompt_bytes};
+  }
+
+  // The ApiError parse_request throws; fails the test when it accepts the body.
+  static ApiError refusal(const json& body, Api api, const ParseContext& ctx) {
+    ParsedRequest parsed;
+    try {
+      parse_request(body, api, ctx, parsed);
+    } catch (const ApiError& e) {
+      return e;
+    }
+    ADD_FAILURE() << "accepted: " << body.dump();
+    return {};
+  }
+
+  static inline Tokenizer* tokenizer_ = nullptr;
+  static inline ChatTemplate* chat_template_ = nullptr;
+};
+
+TEST_F(OpenAIRequestParsing, CompletionsTextPromptIsTokenized) {
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", "ROMEO:"}, {"max_tokens", 8}, {"logprobs", 2}}, Api::kCompletions,
+                context(), parsed);
+  const auto& ids = std::get<std::vector<int32_t>>(parsed.request.prompt);
+  EXPECT_EQ(ids, tokenizer_->encode("ROMEO:", EncodeOptions{}));
+  EXPECT_EQ(parsed.prompt_len, static_cast<int32_t>(ids.size()));
+  EXPECT_EQ(parsed.request.sampling.max_tokens, 8);
+  EXPECT_TRUE(parsed.has_logprobs);
+  EXPECT_FALSE(parsed.request.add_special_tokens);
+}
+
+TEST_F(OpenAIRequestParsing, ChatRendersMessagesToolsAndToolCalls) {
+  const json body = json::parse(R"({
+    "messages": [
+      {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+      {"role": "user", "content": "Who art thou?"},
+      {"role": "assistant", "content": null,
+       "tool_calls": [{"id": "c1", "type": "function",
+                       "function": {"name": "f", "arguments": "{\"a\": [1, {\"b\": 2}]}"}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": "3"}],
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    "stream": true, "stream_options": {"include_usage": true}})");
+  EXPECT_EQ(render_chat(body, context()),
+            "SYSTEM:\nBe brief.\n\nUSER:\nWho art thou?\n\nASSISTANT:\n\n\nTOOL:\n3\n\n"
+            "ASSISTANT:\n");
+  ParsedRequest parsed;
+  parse_request(body, Api::kChat, context(), parsed);
+  EXPECT_TRUE(parsed.is_stream);
+  EXPECT_TRUE(parsed.include_usage);
+  // Chat's default max_tokens is the room left in max_model_len.
+  EXPECT_EQ(parsed.request.sampling.max_tokens, 256 - parsed.prompt_len);
+}
+
+// A text prompt longer than max_prompt_bytes is a 400 naming the param, decided by its size alone:
+// with a cap of 16 bytes a 17-byte prompt of a few tokens (far below max_model_len) is refused.
+TEST_F(OpenAIRequestParsing, CompletionsPromptOverByteCapRefusedBeforeTokenizing) {
+  const std::string prompt(17, 'a');
+  const ApiError e = refusal(json{{"prompt", prompt}}, Api::kCompletions, context(16));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "prompt");
+  EXPECT_EQ(e.message,
+            "the prompt is 17 bytes, more than max_model_len (256 tokens) can hold (16 bytes at "
+            "most)");
+  // The same prompt as an array of one string; and exactly the cap is accepted.
+  EXPECT_EQ(refusal(json{{"prompt", json::array({prompt})}}, Api::kCompletions, context(16)).param,
+            "prompt");
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", prompt}}, Api::kCompletions, context(17), parsed);
+  EXPECT_GT(parsed.prompt_len, 0);
+}
+
+TEST_F(OpenAIRequestParsing, ChatPromptOverByteCapRefusedBeforeTokenizing) {
+  const json body = {{"messages", json::array({{{"role", "user"}, {"content", "Who art thou?"}}})}};
+  const std::string rendered = render_chat(body, context());
+  const ApiError e = refusal(body, Api::kChat, context(static_cast<int64_t>(rendered.size()) - 1));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "messages");
+  EXPECT_NE(e.message.find(std::to_string(rendered.size()) + " bytes"), std::string::npos)
+      << e.message;
+  ParsedRequest parsed;
+  parse_request(body, Api::kChat, context(static_cast<int64_t>(rendered.size())), parsed);
+  EXPECT_GT(parsed.prompt_len, 0);
+}
+
+// Under the byte cap, a prompt of too many tokens is still refused by its token count.
+TEST_F(OpenAIRequestParsing, PromptOfTooManyTokensRefusedByCount) {
+  std::string prompt;
+  for (int i = 0; i < 300; ++i) prompt += " the";
+  const ApiError e = refusal(json{{"prompt", prompt}}, Api::kCompletions, context());
+  EXPECT_EQ(e.param, "prompt");
+  EXPECT_NE(e.message.find("maximum context length"), std::string::npos) << e.message;
+}
+
+// Token-id prompts have no text to cap; their length is checked in tokens.
+TEST_F(OpenAIRequestParsing, TokenIdPromptIsNotByteCapped) {
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", json::array({464, 995, 318, 257})}, {"echo", true}},
+                Api::kCompletions, context(1), parsed);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(parsed.request.prompt).size(), 4u);
+  EXPECT_FALSE(parsed.echo_text.empty());
+}
+
+}  // namespace
+}  // namespace llmserve::openai
