@@ -21,8 +21,7 @@ void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
     if (logits == LogitRows::kAll) logits_indices.push_back(num_tokens());
     token_ids.push_back(tokens[i]);
     positions.push_back(pos);
-    slot_mapping.push_back(block_table[static_cast<size_t>(pos / block_size)] * block_size +
-                           pos % block_size);
+    slot_mapping.push_back(slot_of(block_table, block_size, pos));
   }
   if (logits == LogitRows::kLast && num_new_tokens > 0) logits_indices.push_back(num_tokens() - 1);
   query_start.push_back(num_tokens());

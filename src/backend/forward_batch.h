@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/tensor.h"
@@ -18,6 +19,13 @@ namespace llmserve {
 // Which of a sequence's new tokens need logits: none (a middle prefill chunk), the last one (to
 // sample the next token) or all of them (scoring, tests against reference logits).
 enum class LogitRows { kNone, kLast, kAll };
+
+// The KV slot of the token at `position` of a sequence: the flat index its K/V are written to.
+// The one place the formula lives (the KV cache layout: docs/architecture.md).
+inline int32_t slot_of(std::span<const int32_t> block_table, int32_t block_size, int32_t position) {
+  return block_table[static_cast<size_t>(position / block_size)] * block_size +
+         position % block_size;
+}
 
 struct ForwardBatch {
   std::vector<int32_t> token_ids;       // [num_tokens]

@@ -313,11 +313,4 @@ Status BlockPool::check_invariants(std::span<const Sequence* const> sequences) c
   return Status::ok();
 }
 
-void append_slot_mapping(std::span<const int32_t> block_table, int32_t block_size, int32_t begin,
-                         int32_t end, std::vector<int64_t>& slot_mapping) {
-  for (int32_t position = begin; position < end; ++position) {
-    slot_mapping.push_back(slot_of(block_table, block_size, position));
-  }
-}
-
 }  // namespace llmserve

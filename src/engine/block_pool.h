@@ -137,15 +137,4 @@ class BlockPool {
   PrefixCacheStats stats_;
 };
 
-// The KV slot of the token at position in a sequence: the flat index the runner writes its K/V
-// to. slot = block_table[position / block_size] * block_size + position % block_size.
-inline int64_t slot_of(std::span<const int32_t> block_table, int32_t block_size, int32_t position) {
-  return static_cast<int64_t>(block_table[position / block_size]) * block_size +
-         position % block_size;
-}
-
-// Appends the slots of positions [begin, end) of a sequence to slot_mapping.
-void append_slot_mapping(std::span<const int32_t> block_table, int32_t block_size, int32_t begin,
-                         int32_t end, std::vector<int64_t>& slot_mapping);
-
 }  // namespace llmserve

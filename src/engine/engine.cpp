@@ -396,11 +396,11 @@ void Engine::expire_deadlines() {
 
 void Engine::step() {
   SchedulerOutput out = scheduler_->schedule();
-  const auto now = Clock::now();
+  const auto scheduled = Clock::now();
   for (uint64_t id : out.admitted_seq_ids) {
     Sequence* seq = scheduler_->find(id);
     if (seq == nullptr || seq->was_admitted()) continue;  // re-admitted after a preemption
-    seq->times.admitted = now;
+    seq->times.admitted = scheduled;
     seq->num_prompt_cached_tokens = seq->num_cached_tokens;
   }
   {
@@ -410,80 +410,30 @@ void Engine::step() {
     publish_counts_locked();
   }
   if (out.is_empty()) return;
-  std::vector<RunnerSequence> batch;
-  batch.reserve(out.scheduled.size());
   for (const ScheduledSequence& s : out.scheduled) {
-    batch.push_back({s.seq->token_ids.data() + s.num_computed_tokens, s.num_new_tokens,
-                     s.num_computed_tokens, &s.seq->block_table,
-                     s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
     if (s.is_prefill_chunk) totals_.num_prompt_tokens += s.num_new_tokens;
-  }
-  // The token is chosen on the backend when it can: argmax when every row is plain greedy, the
-  // backend's sampler when it has one and no row wants logprobs; only token ids come back.
-  // Otherwise the logits come to the host sampler.
-  bool plain_greedy = true, any_logprobs = false;
-  sampling_rows_.clear();
-  adjustments_.clear();
-  for (const ScheduledSequence& s : out.scheduled) {
-    if (!s.needs_sample) continue;
-    any_logprobs = any_logprobs || s.seq->sampling.has_logprobs();
-    add_sampling_row(*s.seq);
-    plain_greedy =
-        plain_greedy && s.seq->sampling.is_greedy() && sampling_rows_.back().num_adjustments == 0;
   }
   totals_.num_steps++;
   totals_.last_step_num_tokens = out.num_batched_tokens;
   totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
-  if (!any_logprobs && plain_greedy) {
-    sample_and_emit(out, {}, runner_->execute_greedy(batch));
-  } else if (!any_logprobs && backends_[0]->can_sample()) {
-    sample_and_emit(out, {}, runner_->execute_sampled(batch, sampling_rows_, adjustments_));
-  } else {
-    sample_and_emit(out, runner_->execute(batch), {});
-  }
-}
-
-void Engine::add_sampling_row(const Sequence& seq) {
-  sampling_rows_.push_back(make_row_sampling(
-      seq.sampling, seq.sampling_state, std::span<const int32_t>(eos_token_ids_), adjustments_));
-}
-
-void Engine::sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,
-                             std::span<const int32_t> greedy_ids) {
-  const int32_t vocab = runner_->vocab_size();
-  std::vector<int32_t> sampled;
-  std::vector<SampleResult> results;
-  size_t row = 0;
-  for (const ScheduledSequence& s : out.scheduled) {
-    if (!s.needs_sample) continue;
-    if (!greedy_ids.empty()) {
-      results.push_back(SampleResult{});
-      results.back().token_id = greedy_ids[row++];
-    } else {
-      scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
-                      logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
-      ++row;
-      results.push_back(sample(scratch_, s.seq->sampling, s.seq->sampling_state,
-                               std::span<const int32_t>(eos_token_ids_)));
-    }
-    sampled.push_back(results.back().token_id);
-  }
-  scheduler_->update(out, sampled);
+  const StepResult& result = runner_->step(out);
+  sampled_.clear();
+  for (const SampleResult& r : result.samples) sampled_.push_back(r.token_id);
+  scheduler_->update(out, sampled_);
   const auto now = Clock::now();
   size_t i = 0;
   for (const ScheduledSequence& s : out.scheduled) {
     if (!s.needs_sample) continue;
     Sequence& seq = *s.seq;
-    const int32_t token = sampled[i];
-    SampleResult& result = results[i++];
-    seq.sampling_state.on_token(token);
+    const SampleResult& sample = result.samples[i++];
+    seq.sampling_state.on_token(sample.token_id);
     totals_.num_generated_tokens++;
     if (!seq.times.first_token) seq.times.first_token = now;
     RequestOutput o;
-    o.token_ids.push_back(token);
-    if (seq.sampling.has_logprobs()) o.logprobs.push_back(std::move(result));
-    o.finish_reason =
-        check_finish(seq.sampling, seq.sampling_state.num_generated(), token, eos_token_ids_);
+    o.token_ids.push_back(sample.token_id);
+    if (seq.sampling.has_logprobs()) o.logprobs.push_back(sample);
+    o.finish_reason = check_finish(seq.sampling, seq.sampling_state.num_generated(),
+                                   sample.token_id, eos_token_ids_);
     emit(seq, std::move(o), now);  // may finish `seq`: the last use of s.seq
   }
 }
@@ -499,7 +449,7 @@ void Engine::emit(Sequence& seq, RequestOutput out, Clock::time_point now) {
   if (out.is_final()) {
     const bool was_waiting = !seq.was_admitted();
     scheduler_->finish(seq.id);  // destroys `seq`
-    if (was_waiting) {  // the waiting count drops before its client hears of the end
+    if (was_waiting) {           // the waiting count drops before its client hears of the end
       std::lock_guard lock(mutex_);
       publish_counts_locked();
     }

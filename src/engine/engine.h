@@ -4,7 +4,7 @@
 // thread ends a request at the next step boundary and frees its KV blocks. submit() turns the
 // request into its Sequence (sequence.h: the one per-request object) and queues it in a locked
 // inbox; the engine thread moves the inbox into the scheduler, which owns every sequence from
-// then on, and loops schedule → execute → sample → update, pushing each request's new tokens to
+// then on, and loops schedule → runner step → update, pushing each request's new tokens to
 // its stream. However a request ends, end() is the one place that finishes its sequence in the
 // scheduler and sends its final output. Nothing in the step loop takes a lock except the inbox
 // swap and the stats snapshot.
@@ -118,13 +118,8 @@ class Engine {
   void expire_deadlines();
   // Ends every live sequence with `reason` and `error`.
   void end_all(FinishReason reason, const Status& error);
+  // schedule → runner step → scheduler update → one output per sampled sequence.
   void step();
-  // Samples from `logits` on the host, or takes `greedy_ids` (the backend's choice, one per
-  // sampled row) when given.
-  void sample_and_emit(const SchedulerOutput& out, std::span<const float> logits,
-                       std::span<const int32_t> greedy_ids);
-  // Appends the sequence's RowSampling (and its token adjustments) for backend sampling.
-  void add_sampling_row(const Sequence& seq);
   // Sends `seq` its output for this step (its last when `out.finish_reason` is set, which also
   // finishes it in the scheduler).
   void emit(Sequence& seq, RequestOutput out, Clock::time_point now);
@@ -146,9 +141,7 @@ class Engine {
   std::vector<int32_t> eos_token_ids_;
 
   // Engine thread only.
-  std::vector<float> scratch_;
-  std::vector<RowSampling> sampling_rows_;
-  std::vector<TokenAdjustment> adjustments_;
+  std::vector<int32_t> sampled_;  // this step's token per sampled sequence, for update()
   EngineStats totals_;
 
   // Shared with frontends.

@@ -148,11 +148,50 @@ Tensor ModelRunner::forward(std::span<const RunnerSequence> sequences) {
   return logits;
 }
 
-std::span<const float> ModelRunner::execute(std::span<const RunnerSequence> sequences) {
+std::span<const float> ModelRunner::forward_logits(std::span<const RunnerSequence> sequences) {
   Tensor logits = forward(sequences);
   logits_.resize(static_cast<size_t>(logits.numel()));
   backend_.download(logits, logits_.data());
   return logits_;
+}
+
+const StepResult& ModelRunner::step(const SchedulerOutput& out) {
+  step_sequences_.clear();
+  sampling_rows_.clear();
+  adjustments_.clear();
+  const std::span<const int32_t> eos = model_.config().eos_token_ids;
+  bool is_plain_greedy = true, wants_logprobs = false;
+  for (const ScheduledSequence& s : out.scheduled) {
+    step_sequences_.push_back({s.seq->token_ids.data() + s.num_computed_tokens, s.num_new_tokens,
+                               s.num_computed_tokens, &s.seq->block_table,
+                               s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
+    if (!s.needs_sample) continue;
+    const SamplingParams& params = s.seq->sampling;
+    wants_logprobs = wants_logprobs || params.has_logprobs();
+    sampling_rows_.push_back(make_row_sampling(params, s.seq->sampling_state, eos, adjustments_));
+    is_plain_greedy =
+        is_plain_greedy && params.is_greedy() && sampling_rows_.back().num_adjustments == 0;
+  }
+  result_.samples.clear();
+  if (!wants_logprobs && (is_plain_greedy || backend_.can_sample())) {
+    Tensor logits = forward(step_sequences_);
+    const std::span<const int32_t> ids =
+        is_plain_greedy ? greedy_ids(logits) : sampled_ids(logits, sampling_rows_, adjustments_);
+    result_.samples.resize(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) result_.samples[i].token_id = ids[i];
+    return result_;
+  }
+  const std::span<const float> logits = forward_logits(step_sequences_);
+  const auto vocab = static_cast<size_t>(vocab_size());
+  size_t row = 0;
+  for (const ScheduledSequence& s : out.scheduled) {
+    if (!s.needs_sample) continue;
+    scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
+                    logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
+    ++row;
+    result_.samples.push_back(sample(scratch_, s.seq->sampling, s.seq->sampling_state, eos));
+  }
+  return result_;
 }
 
 Tensor ModelRunner::ids_for(int64_t rows) {
@@ -164,8 +203,7 @@ Tensor ModelRunner::ids_for(int64_t rows) {
   return ids_.rows(0, rows);
 }
 
-std::span<const int32_t> ModelRunner::execute_greedy(std::span<const RunnerSequence> sequences) {
-  Tensor logits = forward(sequences);
+std::span<const int32_t> ModelRunner::greedy_ids(Tensor logits) {
   const int64_t rows = logits.dim(0);
   host_ids_.resize(static_cast<size_t>(rows));
   if (rows == 0) return host_ids_;  // a step of prefill chunks only: nothing to sample
@@ -175,13 +213,12 @@ std::span<const int32_t> ModelRunner::execute_greedy(std::span<const RunnerSeque
   return host_ids_;
 }
 
-std::span<const int32_t> ModelRunner::execute_sampled(
-    std::span<const RunnerSequence> sequences, const std::vector<RowSampling>& rows,
-    const std::vector<TokenAdjustment>& adjustments) {
-  Tensor logits = forward(sequences);
+std::span<const int32_t> ModelRunner::sampled_ids(Tensor logits,
+                                                  const std::vector<RowSampling>& rows,
+                                                  const std::vector<TokenAdjustment>& adjustments) {
   const int64_t n = logits.dim(0);
   if (n != static_cast<int64_t>(rows.size())) {
-    fail(StatusCode::kInternal, "execute_sampled: {} logit rows, {} sampling rows", n, rows.size());
+    fail(StatusCode::kInternal, "step: {} logit rows, {} sampling rows", n, rows.size());
   }
   host_ids_.resize(static_cast<size_t>(n));
   if (n == 0) return host_ids_;

@@ -1,6 +1,8 @@
-// ModelRunner: turns a list of scheduled sequences into one flat, padding-free ForwardBatch,
-// runs the model on the backend and returns the wanted logits on the host.
-// It knows nothing about queues or requests; the scheduler decides what runs.
+// ModelRunner: runs one step the scheduler planned. step(SchedulerOutput) is the engine's one
+// entry: it packs the scheduled sequences into one flat, padding-free ForwardBatch (positions,
+// slots and block tables all derived from the SchedulerOutput), runs the model on the backend and
+// chooses each sampled sequence's next token under its SamplingParams. It knows nothing about
+// queues or request lifetimes; the scheduler decides what runs and the engine what a token means.
 //
 // Decode steps (every sequence one new token, one logit row) can run as replayed graphs on
 // backends that record them (CUDA): capture_graphs() records one forward per batch-size bucket;
@@ -22,10 +24,20 @@
 
 #include "backend/backend.h"
 #include "engine/rank_pool.h"
+#include "engine/sampler.h"
+#include "engine/scheduler_output.h"
 #include "model/model.h"
 
 namespace llmserve {
 
+// What one step produced: for each entry of the SchedulerOutput with needs_sample, in batch order,
+// its next token, with its logprobs filled in when its sequence asked for them.
+struct StepResult {
+  std::vector<SampleResult> samples;
+};
+
+// A sequence's tokens for forward_logits(): any tokens at any positions, with logits for none,
+// the last or all of them (tests and teacher-forced scoring).
 struct RunnerSequence {
   const int32_t* new_tokens = nullptr;  // the tokens to process this step
   int32_t num_new_tokens = 0;
@@ -59,17 +71,15 @@ class ModelRunner {
   // Returns how many were recorded; logs their count and the time taken.
   int32_t capture_graphs();
 
-  // Runs one step; returns [num logit rows, vocab] fp32, row-major, in sequence order.
-  // The span is valid until the next execute*().
-  std::span<const float> execute(std::span<const RunnerSequence> sequences);
-  // Runs one step and returns the greedy token (argmax, lowest id on ties) of each logit row,
-  // computed on the backend: only the ids cross to the host.
-  std::span<const int32_t> execute_greedy(std::span<const RunnerSequence> sequences);
-  // Runs one step and draws each logit row's token on the backend (Backend::can_sample) under
-  // rows[i]; only the ids cross to the host.
-  std::span<const int32_t> execute_sampled(std::span<const RunnerSequence> sequences,
-                                           const std::vector<RowSampling>& rows,
-                                           const std::vector<TokenAdjustment>& adjustments);
+  // Runs the step `out` plans and picks the next token of every entry with needs_sample: on the
+  // backend when it can — argmax when every row is plain greedy, the backend's sampler
+  // (Backend::can_sample) when no row wants logprobs; only token ids cross to the host — else the
+  // host sampler over downloaded logits. Valid until the next call.
+  const StepResult& step(const SchedulerOutput& out);
+
+  // Runs `sequences` as one batch; returns [num logit rows, vocab] fp32, row-major, in sequence
+  // order. Valid until the next call of either entry.
+  std::span<const float> forward_logits(std::span<const RunnerSequence> sequences);
 
   int32_t vocab_size() const { return model_.config().vocab_size; }
   int32_t block_size() const { return kv_cache_.spec.block_size; }
@@ -93,6 +103,11 @@ class ModelRunner {
   // Runs the step (graph or eager) and returns the logits in backend memory.
   Tensor forward(std::span<const RunnerSequence> sequences);
   Tensor ids_for(int64_t rows);  // backend I32 [rows] for token ids
+  // The greedy token (argmax, lowest id on ties) of each logit row, on the backend.
+  std::span<const int32_t> greedy_ids(Tensor logits);
+  // Each logit row's token drawn on the backend under rows[i].
+  std::span<const int32_t> sampled_ids(Tensor logits, const std::vector<RowSampling>& rows,
+                                       const std::vector<TokenAdjustment>& adjustments);
 
   std::vector<RunnerRank> ranks_;
   RankPool* pool_ = nullptr;
@@ -113,6 +128,12 @@ class ModelRunner {
   Tensor ids_;  // I32 [max logit rows] in backend memory
   std::vector<int32_t> host_ids_;
   int64_t num_graph_replays_ = 0;
+  // step()'s working sets, kept to reuse their memory.
+  std::vector<RunnerSequence> step_sequences_;
+  std::vector<RowSampling> sampling_rows_;
+  std::vector<TokenAdjustment> adjustments_;
+  std::vector<float> scratch_;  // one row of logits for the host sampler
+  StepResult result_;
 };
 
 }  // namespace llmserve

@@ -5,7 +5,7 @@
 // one padding-free batch in that order and builds everything else from it:
 //   token ids   seq->token_ids[num_computed_tokens, num_computed_tokens + num_new_tokens)
 //   positions   num_computed_tokens ... num_computed_tokens + num_new_tokens - 1
-//   slots       slot_of(seq->block_table, block_size, position)  (append_slot_mapping)
+//   slots       slot_of(seq->block_table, block_size, position)  (backend/forward_batch.h)
 //   attention   each query attends to positions [0, its own] through seq->block_table, which
 //               covers every position above; positions below num_computed_tokens are cached KV
 //   logits      one row per entry with needs_sample, for its last token, in `scheduled` order;

@@ -66,13 +66,13 @@ TEST_P(CudaModel, LogitsMatchTransformers) {
     const int32_t v = h.vocab(), t = static_cast<int32_t>(c.prompt.size());
     auto table = h.new_table(t + static_cast<int32_t>(c.decode_tokens.size()) + 1);
     RunnerSequence seq{c.prompt.data(), t, 0, &table, LogitRows::kAll};
-    auto logits = h.runner().execute({&seq, 1});
+    auto logits = h.runner().forward_logits({&seq, 1});
     std::vector<float> got(logits.begin(), logits.end());
     EXPECT_CLOSE_REL(got, c.prefill_logits, logit_tol(), "case " + std::to_string(ci) + " prefill");
     for (size_t j = 0; j < c.decode_tokens.size(); ++j) {
       RunnerSequence step{&c.decode_tokens[j], 1, t + static_cast<int32_t>(j), &table,
                           LogitRows::kLast};
-      auto row = h.runner().execute({&step, 1});
+      auto row = h.runner().forward_logits({&step, 1});
       std::vector<float> g(row.begin(), row.end());
       std::vector<float> want(c.decode_logits.begin() + static_cast<std::ptrdiff_t>(j * v),
                               c.decode_logits.begin() + static_cast<std::ptrdiff_t>((j + 1) * v));
@@ -143,7 +143,7 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
       const auto logits = [](Harness& h, const int32_t* tokens, int32_t n, int32_t computed,
                              std::vector<int32_t>& table, LogitRows rows) {
         RunnerSequence seq{tokens, n, computed, &table, rows};
-        auto out = h.runner().execute({&seq, 1});
+        auto out = h.runner().forward_logits({&seq, 1});
         return std::vector<float>(out.begin(), out.end());
       };
       const auto expect_close = [&](const std::vector<float>& got, const std::vector<float>& want_q,

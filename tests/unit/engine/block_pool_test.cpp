@@ -8,6 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "backend/forward_batch.h"
+
 namespace llmserve {
 namespace {
 
@@ -107,9 +109,10 @@ TEST(BlockPoolTest, SlotMappingFollowsBlockTable) {
   EXPECT_EQ(slot_of(block_table, kBlockSize, 3), 23);
   EXPECT_EQ(slot_of(block_table, kBlockSize, 4), 8);
   EXPECT_EQ(slot_of(block_table, kBlockSize, 9), 29);
-  std::vector<int64_t> slots;
-  append_slot_mapping(block_table, kBlockSize, 2, 6, slots);
-  EXPECT_THAT(slots, ElementsAre(22, 23, 8, 9));
+  ForwardBatch batch;  // the runner's batch uses the same slots
+  const std::vector<int32_t> tokens = {1, 2, 3, 4};
+  batch.add_sequence(tokens.data(), 4, 2, block_table, kBlockSize, LogitRows::kLast);
+  EXPECT_THAT(batch.slot_mapping, ElementsAre(22, 23, 8, 9));
 }
 
 TEST(BlockPoolTest, PrefixReuseFollowsTheHashChain) {

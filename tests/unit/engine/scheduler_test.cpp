@@ -22,8 +22,10 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include "backend/forward_batch.h"
 
 namespace llmserve {
 namespace {

@@ -47,7 +47,7 @@ TEST(DefaultModel, MatchesTransformersReference) {
     std::vector<float> want(static_cast<size_t>(info->numel()));
     std::memcpy(want.data(), tensors.data(*info).data(), want.size() * sizeof(float));
     RunnerSequence seq{ids.data(), static_cast<int32_t>(ids.size()), 0, &table, LogitRows::kAll};
-    auto got = runner.execute({&seq, 1});
+    auto got = runner.forward_logits({&seq, 1});
     auto positions = prompt["logits_positions"].get<std::vector<int32_t>>();
     for (size_t r = 0; r < positions.size(); ++r) {
       float worst = 0;
@@ -66,7 +66,7 @@ TEST(DefaultModel, MatchesTransformersReference) {
     while (tokens.size() < ids.size() + want_greedy.size()) {
       RunnerSequence step{tokens.data() + computed, static_cast<int32_t>(tokens.size()) - computed,
                           computed, &table, LogitRows::kLast};
-      auto row = runner.execute({&step, 1});
+      auto row = runner.forward_logits({&step, 1});
       computed = static_cast<int32_t>(tokens.size());
       tokens.push_back(
           static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));

@@ -86,12 +86,12 @@ TEST_P(Golden, PrefillDecodeAndGreedyAlone) {
     const int32_t t = static_cast<int32_t>(c.prompt.size());
     auto table = h.new_table(t + static_cast<int32_t>(c.decode_tokens.size()) + 1);
     RunnerSequence seq{c.prompt.data(), t, 0, &table, LogitRows::kAll};
-    auto logits = h.runner().execute({&seq, 1});
+    auto logits = h.runner().forward_logits({&seq, 1});
     expect_close(logits, c.prefill_logits, GetParam() + " case " + std::to_string(ci) + " prefill");
     for (size_t j = 0; j < c.decode_tokens.size(); ++j) {
       RunnerSequence step{&c.decode_tokens[j], 1, t + static_cast<int32_t>(j), &table,
                           LogitRows::kLast};
-      auto row = h.runner().execute({&step, 1});
+      auto row = h.runner().forward_logits({&step, 1});
       expect_close(row, std::span<const float>(c.decode_logits).subspan(j * v, v),
                    GetParam() + " case " + std::to_string(ci) + " decode " + std::to_string(j));
     }
@@ -118,7 +118,7 @@ TEST_P(Golden, GreedyBatchedMatchesReference) {
       seqs.push_back(
           {tokens[i].data() + computed[i], n, computed[i], &tables[i], LogitRows::kLast});
     }
-    auto logits = h.runner().execute(seqs);
+    auto logits = h.runner().forward_logits(seqs);
     for (size_t i = 0; i < cases.size(); ++i) {
       computed[i] = static_cast<int32_t>(tokens[i].size());
       tokens[i].push_back(argmax(logits.subspan(i * h.vocab(), h.vocab())));
@@ -145,7 +145,7 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
   for (int32_t done = 0; done < t; done += 7) {
     const int32_t n = std::min(7, t - done);
     RunnerSequence seq{c.prompt.data() + done, n, done, &table, LogitRows::kLast};
-    last = h.runner().execute({&seq, 1});
+    last = h.runner().forward_logits({&seq, 1});
   }
   expect_close(
       last, std::span<const float>(c.prefill_logits).subspan(static_cast<size_t>((t - 1) * v), v),

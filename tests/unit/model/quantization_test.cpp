@@ -197,7 +197,7 @@ class QuantHarness {
   std::vector<float> all_logits(const std::vector<int32_t>& tokens) {
     RunnerSequence seq{tokens.data(), static_cast<int32_t>(tokens.size()), 0, &table_,
                        LogitRows::kAll};
-    auto logits = runner_->execute({&seq, 1});
+    auto logits = runner_->forward_logits({&seq, 1});
     return {logits.begin(), logits.end()};
   }
 
@@ -208,7 +208,7 @@ class QuantHarness {
     for (int32_t s = 0; s < steps; ++s) {
       const int32_t fresh = static_cast<int32_t>(tokens.size()) - computed;
       RunnerSequence seq{tokens.data() + computed, fresh, computed, &table_, LogitRows::kLast};
-      auto logits = runner_->execute({&seq, 1});
+      auto logits = runner_->forward_logits({&seq, 1});
       const auto best =
           static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       computed = static_cast<int32_t>(tokens.size());

@@ -132,7 +132,7 @@ inline Greedy run_greedy(RunnerHarness& h, const std::vector<ReferenceCase>& cas
         seqs.push_back(
             {seq_tokens[i].data() + computed[i], fresh, computed[i], &tables[i], LogitRows::kLast});
       }
-      auto logits = h.runner().execute(seqs);
+      auto logits = h.runner().forward_logits(seqs);
       for (size_t i = first; i < first + n; ++i) {
         auto row = logits.subspan((i - first) * static_cast<size_t>(v), static_cast<size_t>(v));
         const Top2 t = top2(row);
