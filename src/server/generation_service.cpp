@@ -2,21 +2,37 @@
 
 #include <algorithm>
 
+#include "common/logging.h"
+
 namespace llmserve {
 
-GenerationHandle::GenerationHandle(Engine& engine, const Tokenizer& tokenizer,
-                                   const GenerateRequest& request,
+GenerationHandle::GenerationHandle(GenerationService& service, const GenerateRequest& request,
                                    std::shared_ptr<RequestStream> stream,
                                    std::vector<int32_t> prompt_token_ids)
-    : engine_(engine),
+    : service_(service),
       stream_(std::move(stream)),
-      detokenizer_(tokenizer, DecodeOptions{.skip_special_tokens = request.skip_special_tokens}),
+      detokenizer_(service.tokenizer(),
+                   DecodeOptions{.skip_special_tokens = request.skip_special_tokens}),
       stop_matcher_(request.sampling.stop, request.include_stop_str_in_output),
       prompt_token_ids_(std::move(prompt_token_ids)) {
   record_.model = request.model;
   record_.protocol = request.protocol;
   record_.arrival = request.arrival;
   record_.num_prompt_tokens = static_cast<int32_t>(prompt_token_ids_.size());
+}
+
+GenerationHandle::~GenerationHandle() {
+  if (!is_done_) {  // dropped before the end: nobody reads what the engine would still make
+    service_.engine().cancel(stream_->id());
+    record_.failure = FailureReason::kCancelled;
+    record_.status = Status(StatusCode::kCancelled, "the frontend dropped the request");
+  }
+  record_.completed = Clock::now();
+  try {
+    service_.report(record_);
+  } catch (const std::exception& e) {  // a destructor must not throw; metrics are not worth a crash
+    LOG_ERROR("request {}: reporting its record failed: {}", stream_->id(), e.what());
+  }
 }
 
 bool GenerationHandle::next(GenerateChunk& chunk, std::chrono::milliseconds timeout) {
@@ -36,7 +52,7 @@ bool GenerationHandle::try_next(GenerateChunk& chunk) {
 }
 
 void GenerationHandle::cancel() {
-  engine_.cancel(stream_->id());
+  service_.engine().cancel(stream_->id());
 }
 
 void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
@@ -56,7 +72,7 @@ void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
     chunk.text += m.text;
     if (m.stopped) {
       is_stopped_by_text_ = true;
-      engine_.cancel(stream_->id());
+      service_.engine().cancel(stream_->id());
     }
   }
   if (!out.token_ids.empty()) {
@@ -126,14 +142,12 @@ Status GenerationService::start(const GenerateRequest& request,
   r.deadline = request.deadline;
   std::shared_ptr<RequestStream> stream;
   if (Status s = engine_.submit(std::move(r), stream); !s.is_ok()) return s;
-  handle.reset(
-      new GenerationHandle(engine_, tokenizer_, request, std::move(stream), std::move(ids)));
+  handle.reset(new GenerationHandle(*this, request, std::move(stream), std::move(ids)));
   handle->record_.input_duration = tokenized - start;
   return Status::ok();
 }
 
-RequestRecord GenerationService::make_rejected_record(const GenerateRequest& request,
-                                                      const Status& status) const {
+void GenerationService::reject(const GenerateRequest& request, const Status& status) {
   RequestRecord r;
   r.model = request.model;
   r.protocol = request.protocol;
@@ -141,11 +155,10 @@ RequestRecord GenerationService::make_rejected_record(const GenerateRequest& req
   r.status = status;
   r.failure = FailureReason::kRejected;
   r.completed = Clock::now();
-  return r;
+  report(r);
 }
 
-void GenerationService::finish(RequestRecord& record) {
-  if (record.completed == Clock::time_point{}) record.completed = Clock::now();
+void GenerationService::report(RequestRecord& record) {
   stats_.on_request_done(record);
   for (RequestObserver* o : observers_) o->on_request_done(record);
 }

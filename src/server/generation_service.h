@@ -5,8 +5,12 @@
 // matching happen in GenerationHandle::next() on the reader's thread, so the engine thread only
 // runs the model. A stop string cancels the engine request and ends the stream with kStop.
 //
-// Thread-safety: start(), finish() and stats() from any thread. A handle is read by one thread at a
-// time; cancel() from any thread. Observers are added before requests start.
+// Every request is counted once in stats() and reported once to the observers (metrics): a
+// started one by its GenerationHandle when the frontend lets go of it (after the last byte went
+// out, however the request ended), a refused one by reject().
+//
+// Thread-safety: start(), reject() and stats() from any thread. A handle is read by one thread at
+// a time; cancel() from any thread. Observers are added before requests start.
 #pragma once
 
 #include <chrono>
@@ -49,8 +53,16 @@ struct GenerateChunk {
   bool is_final() const { return finish_reason != FinishReason::kNone; }
 };
 
+class GenerationService;
+
 class GenerationHandle {
  public:
+  // Reports the record: `completed` is now. A request dropped before its final chunk is cancelled
+  // in the engine and recorded as cancelled.
+  ~GenerationHandle();
+  GenerationHandle(const GenerationHandle&) = delete;
+  GenerationHandle& operator=(const GenerationHandle&) = delete;
+
   uint64_t id() const { return stream_->id(); }
   // Next chunk, blocking up to `timeout`; false on timeout. After the final chunk, false at once.
   bool next(GenerateChunk& chunk, std::chrono::milliseconds timeout = std::chrono::hours(24));
@@ -61,17 +73,17 @@ class GenerationHandle {
   void cancel();  // e.g. the client disconnected; the stream then ends with kCancelled
   bool is_done() const { return is_done_; }
   const std::vector<int32_t>& prompt_token_ids() const { return prompt_token_ids_; }
-  // The record so far (complete once the final chunk was read); the frontend sets `completed`
-  // and hands it to the observers through GenerationService::finish().
+  // The record so far (complete once the final chunk was read); frontends add their
+  // serialization time to output_duration. Reported when the handle goes.
   RequestRecord& record() { return record_; }
 
  private:
   friend class GenerationService;
-  GenerationHandle(Engine& engine, const Tokenizer& tokenizer, const GenerateRequest& request,
+  GenerationHandle(GenerationService& service, const GenerateRequest& request,
                    std::shared_ptr<RequestStream> stream, std::vector<int32_t> prompt_token_ids);
   void convert(RequestOutput& out, GenerateChunk& chunk);
 
-  Engine& engine_;
+  GenerationService& service_;
   std::shared_ptr<RequestStream> stream_;
   IncrementalDetokenizer detokenizer_;
   StopMatcher stop_matcher_;
@@ -88,13 +100,11 @@ class GenerationService {
 
   // Tokenizes and submits. A text prompt longer than max_prompt_bytes() is refused before any
   // tokenizer work (kOutOfRange, as a prompt of too many tokens). On error (bad params, prompt too
-  // long, overloaded, shutting down)
-  // returns the engine's Status and `handle` stays null; the caller reports it and should call
-  // finish() with a record built by make_rejected_record().
+  // long, overloaded, shutting down) returns the engine's Status and `handle` stays null; the
+  // frontend answers its client and calls reject(), as for a request it refused itself.
   Status start(const GenerateRequest& request, std::shared_ptr<GenerationHandle>& handle);
-  RequestRecord make_rejected_record(const GenerateRequest& request, const Status& status) const;
-  // Counts a completed record in stats() and hands it to every observer.
-  void finish(RequestRecord& record);
+  // Records a request refused before it started (failure kRejected, completed now).
+  void reject(const GenerateRequest& request, const Status& status);
   void add_observer(RequestObserver* observer) { observers_.push_back(observer); }
   // The statistics extension's counters over every request of every protocol (HTTP /stats and
   // gRPC ModelStatistics render these).
@@ -108,6 +118,10 @@ class GenerationService {
   const Tokenizer& tokenizer() const { return tokenizer_; }
 
  private:
+  friend class GenerationHandle;
+  // Counts a completed record in stats() and hands it to every observer.
+  void report(RequestRecord& record);
+
   Engine& engine_;
   const Tokenizer& tokenizer_;
   int64_t max_prompt_bytes_ = 0;

@@ -1,7 +1,7 @@
 // ModelStats: the cumulative counters behind Triton's statistics extension (docs/server.md) for the
 // one served model, fed one RequestRecord per finished request of any protocol or alias by
-// GenerationService::finish(). Both renderings read the same Snapshot: HTTP's
-// GET /v2/models[/{m}]/stats JSON (kserve/model_stats.h) and gRPC's ModelStatistics
+// GenerationService (a handle when it goes, or reject()). Both renderings read the same Snapshot:
+// HTTP's GET /v2/models[/{m}]/stats JSON (kserve/model_stats.h) and gRPC's ModelStatistics
 // (grpc/model_stats.h). Durations are cumulative nanoseconds, as Triton reports them; failures
 // (cancellations included) count in `fail` with the end-to-end time, cancellations also in
 // num_cancelled; successes in the other durations. execution_count = inference_count (batch

@@ -25,11 +25,6 @@ struct Generation {
   int64_t num_tokens = 0;  // tokens behind `text`
 };
 
-void finish_record(const CallContext& context, RequestRecord& record) {
-  record.completed = Clock::now();
-  context.service->finish(record);
-}
-
 // Validates and starts one request. On failure the rejection is recorded and returned.
 Status begin_generation(const CallContext& context, ::grpc::CallbackServerContext* server_context,
                         const ModelInferRequest& wire, Generation& generation) {
@@ -45,8 +40,7 @@ Status begin_generation(const CallContext& context, ::grpc::CallbackServerContex
   }
   if (s.is_ok()) s = context.service->start(request, generation.handle);
   if (!s.is_ok()) {
-    RequestRecord record = context.service->make_rejected_record(request, s);
-    finish_record(context, record);
+    context.service->reject(request, s);
     return s;
   }
   generation.model_name = wire.model_name();
@@ -154,7 +148,7 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor,
     is_finished_ = true;
     if (is_success(chunk))
       fill_text_response(generation_.model_name, generation_.options, generation_.text, *response_);
-    finish_record(context, generation_.handle->record());
+    generation_.handle.reset();  // reports the record before the client can see the reply
     Finish(is_success(chunk) ? ::grpc::Status::OK : failure_status(chunk));
   }
 
@@ -287,8 +281,7 @@ class StreamInferCall
     while (g.handle->try_next(chunk)) {
       g.text += chunk.text;
       g.num_tokens += static_cast<int64_t>(chunk.token_ids.size());
-      if (chunk.is_final()) {
-        finish_record(context, g.handle->record());
+      if (chunk.is_final()) {  // the caller drops `g`: its handle reports the record
         if (is_success(chunk)) {
           queue_text(g, true);
         } else if (!is_cancelled_) {

@@ -154,9 +154,8 @@ void KServeFrontend::infer(const ExchangePtr& ex, Api api) {
   std::shared_ptr<GenerationHandle> handle;
   if (s.is_ok()) s = service_.start(parsed->request, handle);
   if (!s.is_ok()) {
-    RequestRecord record = service_.make_rejected_record(parsed->request, s);
     http::respond_status(*ex, s);
-    service_.finish(record);
+    service_.reject(parsed->request, s);
     return;
   }
   LOG_DEBUG("request {}: {} tokens in, max_tokens {}", handle->id(),
@@ -192,7 +191,6 @@ void KServeFrontend::reply_unary(const ExchangePtr& ex, Api api,
                              dump(generate_object(model, model_.version, parsed->id, *out)));
         }
         record.output_duration += Clock::now() - start;
-        service_.finish(record);
       });
 }
 
@@ -222,7 +220,6 @@ void KServeFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
           ex->end();
         }
         record.output_duration += Clock::now() - start;
-        if (chunk.is_final()) service_.finish(record);
       });
 }
 

@@ -151,15 +151,12 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
     if (status.is_ok())
       status = Status(e.status == 503 ? StatusCode::kUnavailable : StatusCode::kInvalidArgument,
                       e.message);
-    RequestRecord record = service_.make_rejected_record(p.request, status);
     respond_api_error(*ex, e);
-    service_.finish(record);
+    service_.reject(p.request, status);
     return;
   } catch (const std::exception& e) {
-    status = Status(StatusCode::kInternal, e.what());
-    RequestRecord record = service_.make_rejected_record(p.request, status);
     respond_api_error(*ex, ApiError{500, e.what(), "", "server_error", ""});
-    service_.finish(record);
+    service_.reject(p.request, Status(StatusCode::kInternal, e.what()));
     return;
   }
   LOG_DEBUG("openai request {}: {} tokens in, max_tokens {}", handle->id(),
@@ -267,7 +264,6 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
           http::respond_json(*ex, 200, dump(body));
         }
         record.output_duration += Clock::now() - start;
-        service_.finish(record);
       });
 }
 
@@ -347,7 +343,6 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
           ex->end();
         }
         record.output_duration += Clock::now() - start;
-        if (chunk.is_final()) service_.finish(record);
       });
 }
 

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -43,8 +45,7 @@ std::string run(GenerationService& service, const GenerateRequest& req, Generate
     text += c.text;
     last = c;
   }
-  service.finish(h->record());
-  return text;
+  return text;  // dropping the handle reports its record
 }
 
 TEST(GenerationService, GreedyTextMatchesTransformers) {
@@ -99,13 +100,37 @@ TEST(GenerationService, TokenPromptAndRejection) {
   Status s = f.service->start(req, h);
   EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
   EXPECT_EQ(h, nullptr);
-  auto rec = f.service->make_rejected_record(req, s);
-  f.service->finish(rec);
+  f.service->reject(req, s);
   EXPECT_EQ(f.recorder.records.back().failure, FailureReason::kRejected);
   // The statistics extension counts every finished request, whichever frontend finished it.
   const ModelStats::Snapshot stats = f.service->stats().snapshot();
   EXPECT_EQ(stats.inference_count, 1u);
   EXPECT_EQ(stats.fail.count, 1u);
+}
+
+// However a request ends, its handle reports it once: here the frontend drops it mid-stream (the
+// engine request is cancelled, the record says so) and the KV blocks come back.
+TEST(GenerationService, HandleDroppedMidStreamIsRecordedOnceAsCancelled) {
+  Fixture f;
+  GenerateRequest req;
+  req.prompt = std::string("ROMEO:");
+  req.sampling.temperature = 0;
+  req.sampling.max_tokens = 200;
+  req.sampling.ignore_eos = true;
+  std::shared_ptr<GenerationHandle> h;
+  ASSERT_TRUE(f.service->start(req, h).is_ok());
+  GenerateChunk c;
+  ASSERT_TRUE(h->next(c));
+  EXPECT_FALSE(c.is_final());
+  EXPECT_TRUE(f.recorder.records.empty());
+  h.reset();
+  ASSERT_EQ(f.recorder.records.size(), 1u);
+  EXPECT_FALSE(f.recorder.records[0].is_success);
+  EXPECT_EQ(f.recorder.records[0].failure, FailureReason::kCancelled);
+  for (int i = 0; i < 400 && f.engine->stats().num_used_blocks > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(f.engine->stats().num_used_blocks, 0);
+  EXPECT_EQ(f.service->stats().snapshot().fail.count, 1u);
 }
 
 // A text prompt that cannot fit max_model_len tokens is refused by its size in bytes, before the
