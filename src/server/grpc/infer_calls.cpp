@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "server/grpc/infer_request.h"
+#include "server/status_table.h"
 
 namespace llmserve::grpc_frontend {
 namespace {
@@ -352,46 +353,9 @@ class StreamInferCall
 }  // namespace
 
 ::grpc::Status to_grpc_status(const Status& status) {
-  using ::grpc::StatusCode;
-  StatusCode code = StatusCode::UNKNOWN;
-  switch (status.code()) {
-    case llmserve::StatusCode::kOk:
-      return ::grpc::Status::OK;
-    case llmserve::StatusCode::kInvalidArgument:
-      code = StatusCode::INVALID_ARGUMENT;
-      break;
-    case llmserve::StatusCode::kNotFound:
-      code = StatusCode::NOT_FOUND;
-      break;
-    case llmserve::StatusCode::kOutOfRange:
-      code = StatusCode::INVALID_ARGUMENT;
-      break;
-    case llmserve::StatusCode::kResourceExhausted:
-      code = StatusCode::UNAVAILABLE;
-      break;
-    case llmserve::StatusCode::kUnavailable:
-      code = StatusCode::UNAVAILABLE;
-      break;
-    case llmserve::StatusCode::kCancelled:
-      code = StatusCode::CANCELLED;
-      break;
-    case llmserve::StatusCode::kDeadlineExceeded:
-      code = StatusCode::DEADLINE_EXCEEDED;
-      break;
-    case llmserve::StatusCode::kFailedPrecondition:
-      code = StatusCode::FAILED_PRECONDITION;
-      break;
-    case llmserve::StatusCode::kDataLoss:
-      code = StatusCode::DATA_LOSS;
-      break;
-    case llmserve::StatusCode::kUnimplemented:
-      code = StatusCode::UNIMPLEMENTED;
-      break;
-    case llmserve::StatusCode::kInternal:
-      code = StatusCode::INTERNAL;
-      break;
-  }
-  return {code, status.message()};
+  if (status.is_ok()) return ::grpc::Status::OK;
+  return {static_cast<::grpc::StatusCode>(protocol_status(status.code()).grpc_code),
+          status.message()};
 }
 
 ::grpc::ServerUnaryReactor* start_model_infer(const CallContext& context,

@@ -1,35 +1,11 @@
 #include "server/http/status_mapping.h"
 
+#include "server/status_table.h"
+
 namespace llmserve::http {
 
 int http_status_for(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return 200;
-    case StatusCode::kInvalidArgument:
-      return 400;
-    case StatusCode::kOutOfRange:
-      return 400;
-    case StatusCode::kCancelled:
-      return 400;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kResourceExhausted:
-      return 503;
-    case StatusCode::kUnavailable:
-      return 503;
-    case StatusCode::kDeadlineExceeded:
-      return 504;
-    case StatusCode::kUnimplemented:
-      return 501;
-    case StatusCode::kFailedPrecondition:
-      return 400;
-    case StatusCode::kDataLoss:
-      return 500;
-    case StatusCode::kInternal:
-      return 500;
-  }
-  return 500;
+  return protocol_status(code).http;
 }
 
 void respond_status(HttpExchange& ex, const Status& status) {

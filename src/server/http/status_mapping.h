@@ -1,5 +1,5 @@
-// StatusCode → HTTP status, as Triton maps its error codes (docs/server.md), plus Retry-After on
-// 503 so load balancers and clients back off from an overloaded or draining server.
+// StatusCode → HTTP status, as Triton maps its error codes (server/status_table.h), plus
+// Retry-After on 503 so load balancers and clients back off from an overloaded or draining server.
 #pragma once
 
 #include "common/status.h"

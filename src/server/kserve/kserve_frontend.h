@@ -8,8 +8,9 @@
 // (Triton's INVALID_ARG "Request for unknown model: '<m>' is not found"), 404 unknown version or
 // route, 503 + Retry-After when overloaded, not ready or draining.
 //
-// Thread-safety: handlers run on the connections' I/O threads concurrently; the frontend holds
-// no mutable state of its own (statistics live in GenerationService, readiness in ServingState).
+// Thread-safety: handlers run concurrently (GETs on the connections' I/O threads, POSTs on the
+// tokenizer threads: router.h); the frontend holds no mutable state of its own (statistics live in
+// GenerationService, readiness in ServingState).
 #pragma once
 
 #include <memory>
@@ -43,6 +44,7 @@ class KServeFrontend {
   using ExchangePtr = std::shared_ptr<http::HttpExchange>;
 
   // kserve_metadata.cpp
+  void add_metadata_routes(http::Router& router);
   void server_metadata(const ExchangePtr& ex) const;
   void model_metadata(const ExchangePtr& ex) const;
   void model_ready(const ExchangePtr& ex) const;
@@ -54,6 +56,7 @@ class KServeFrontend {
   Status resolve_model(const http::HttpRequest& request) const;
 
   // kserve_inference.cpp
+  void add_inference_routes(http::Router& router);
   void infer(const ExchangePtr& ex, Api api);
   Status parse_request(const http::HttpRequest& request, Api api, ParsedRequest& parsed) const;
   void reply_unary(const ExchangePtr& ex, Api api, std::shared_ptr<ParsedRequest> parsed,

@@ -139,6 +139,16 @@ Status KServeFrontend::parse_request(const http::HttpRequest& request, Api api,
   return Status::ok();
 }
 
+void KServeFrontend::add_inference_routes(http::Router& router) {
+  for (const std::string prefix : {"/v2/models/{model}", "/v2/models/{model}/versions/{version}"}) {
+    for (const auto& [path, api] : {std::pair{"/infer", Api::kInfer},
+                                    {"/generate", Api::kGenerate},
+                                    {"/generate_stream", Api::kGenerateStream}}) {
+      router.add("POST", prefix + path, [this, api](const ExchangePtr& ex) { infer(ex, api); });
+    }
+  }
+}
+
 void KServeFrontend::infer(const ExchangePtr& ex, Api api) {
   const auto arrival = Clock::now();
   const http::HttpRequest& request = ex->request();

@@ -33,12 +33,14 @@ KServeFrontend::KServeFrontend(GenerationService& service, const http::ServingSt
     : service_(service), state_(state), model_(std::move(model)) {}
 
 void KServeFrontend::add_routes(http::Router& router) {
+  add_metadata_routes(router);
+  add_inference_routes(router);
+}
+
+void KServeFrontend::add_metadata_routes(http::Router& router) {
   using http::RouteAccess;
   auto bind = [this](void (KServeFrontend::*fn)(const ExchangePtr&) const) {
     return [this, fn](const ExchangePtr& ex) { (this->*fn)(ex); };
-  };
-  auto bind_infer = [this](Api api) {
-    return [this, api](const ExchangePtr& ex) { infer(ex, api); };
   };
   router.add(
       "GET", "/v2/health/live",
@@ -63,9 +65,6 @@ void KServeFrontend::add_routes(http::Router& router) {
     router.add("GET", prefix + "/ready", bind(&KServeFrontend::model_ready));
     router.add("GET", prefix + "/config", bind(&KServeFrontend::model_config));
     router.add("GET", prefix + "/stats", bind(&KServeFrontend::model_stats));
-    router.add("POST", prefix + "/infer", bind_infer(Api::kInfer));
-    router.add("POST", prefix + "/generate", bind_infer(Api::kGenerate));
-    router.add("POST", prefix + "/generate_stream", bind_infer(Api::kGenerateStream));
   }
 }
 

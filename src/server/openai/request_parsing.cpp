@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "server/status_table.h"
+
 namespace llmserve::openai {
 
 using nlohmann::json;
@@ -93,35 +95,21 @@ ApiError bad(std::string param, std::string message) {
 }
 
 ApiError from_status(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange:
-    case StatusCode::kFailedPrecondition: {
-      std::string param;
-      for (const char* f : kSamplingFields) {
-        const std::string name(f);
-        if (s.message().rfind(name + " ", 0) == 0 || s.message().rfind(name + "[", 0) == 0) {
-          param = name;
-          break;
-        }
+  const ProtocolStatus& p = protocol_status(s.code());
+  ApiError e{p.openai_http, s.message(), "", p.openai_type, p.openai_code};
+  if (s.code() == StatusCode::kResourceExhausted)
+    e.message = "the server is overloaded: " + e.message;
+  if (e.status == 400 && s.code() != StatusCode::kCancelled) {  // name the param when we can
+    for (const char* f : kSamplingFields) {
+      const std::string name(f);
+      if (s.message().rfind(name + " ", 0) == 0 || s.message().rfind(name + "[", 0) == 0) {
+        e.param = name;
+        break;
       }
-      if (param.empty() && s.message().find("prompt") != std::string::npos) param = "prompt";
-      return ApiError{400, s.message(), param, "invalid_request_error", ""};
     }
-    case StatusCode::kNotFound:
-      return ApiError{404, s.message(), "", "invalid_request_error", ""};
-    case StatusCode::kResourceExhausted:
-      return ApiError{429, "the server is overloaded: " + s.message(), "", "rate_limit_exceeded",
-                      "rate_limit_exceeded"};
-    case StatusCode::kUnavailable:
-      return ApiError{503, s.message(), "", "service_unavailable", ""};
-    case StatusCode::kDeadlineExceeded:
-      return ApiError{504, s.message(), "", "timeout", ""};
-    case StatusCode::kCancelled:
-      return ApiError{400, s.message(), "", "invalid_request_error", "cancelled"};
-    default:
-      return ApiError{500, s.message(), "", "server_error", ""};
+    if (e.param.empty() && s.message().find("prompt") != std::string::npos) e.param = "prompt";
   }
+  return e;
 }
 
 std::string render_chat(const json& body, const ParseContext& context) {
