@@ -23,6 +23,12 @@ Status EngineConfig::validate() const {
     return invalid_argument("--max-num-tokens must be > 0, got {}", max_num_tokens);
   if (max_batch_size <= 0)
     return invalid_argument("--max-batch-size must be > 0, got {}", max_batch_size);
+  if (max_num_tokens < max_batch_size) {  // checked here, before any weight is loaded
+    return invalid_argument(
+        "--max-num-tokens ({}) must be >= --max-batch-size ({}) so every running sequence can "
+        "decode each step",
+        max_num_tokens, max_batch_size);
+  }
   if (max_model_len < 0)
     return invalid_argument("--max-model-len must be >= 0, got {}", max_model_len);
   if (max_queue_size < 0)

@@ -338,6 +338,12 @@ TEST(Engine, ConfigErrorsNameTheFlag) {
   cfg.max_batch_size = 0;
   EXPECT_NE(cfg.validate().message().find("--max-batch-size"), std::string::npos);
   cfg = small_config("llama-tiny");
+  cfg.max_num_tokens = 100;  // refused before the model loads, naming both flags
+  cfg.max_batch_size = 256;
+  EXPECT_EQ(cfg.validate().message(),
+            "--max-num-tokens (100) must be >= --max-batch-size (256) so every running sequence "
+            "can decode each step");
+  cfg = small_config("llama-tiny");
   cfg.num_kv_blocks = 2;
   try {
     Engine e(cfg);
