@@ -146,11 +146,11 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
          "L4, L40S, H100, H200, ...); this one is {}. Use int8-wo",
          backends_[0]->device_arch());
   }
-  pool_ = std::make_unique<RankPool>(
+  rank_pool_ = std::make_unique<RankPool>(
       tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); });
   const auto backend_ready = std::chrono::steady_clock::now();
   models_.resize(backends_.size());
-  pool_->run([&](int32_t r) {
+  rank_pool_->run([&](int32_t r) {
     models_[static_cast<size_t>(r)] = load_model(
         config_.model_dir, *backends_[static_cast<size_t>(r)], LoadOptions{config_.quantization});
   });
@@ -184,7 +184,7 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     scheduler_config_.max_num_tokens = scheduler_config_.max_model_len;
   }
   // Activations first, so the KV cache is sized from what is really left.
-  pool_->run([&](int32_t r) {
+  rank_pool_->run([&](int32_t r) {
     models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens,
                                              config_.max_batch_size);
   });
@@ -200,7 +200,7 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   std::vector<RunnerRank> ranks;
   for (size_t r = 0; r < backends_.size(); ++r)
     ranks.push_back({models_[r].get(), backends_[r].get(), &kv_caches_[r]});
-  runner_ = std::make_unique<ModelRunner>(std::move(ranks), pool_.get(), runner_options);
+  runner_ = std::make_unique<ModelRunner>(std::move(ranks), rank_pool_.get(), runner_options);
   const auto kv_ready = std::chrono::steady_clock::now();
   runner_->capture_graphs();
   const auto done = std::chrono::steady_clock::now();
@@ -237,7 +237,7 @@ void Engine::size_kv_cache() {
     if (fraction <= 0) fraction = config_.device == DeviceKind::kCuda ? 0.9 : 0.2;
     // Every rank holds the same number of blocks (of its own heads): the tightest rank decides.
     std::vector<size_t> free(backends_.size());
-    pool_->run([&](int32_t r) {
+    rank_pool_->run([&](int32_t r) {
       free[static_cast<size_t>(r)] = backends_[static_cast<size_t>(r)]->free_memory();
     });
     const size_t least_free = *std::min_element(free.begin(), free.end());
@@ -263,7 +263,7 @@ void Engine::size_kv_cache() {
   scheduler_config_.num_blocks = num_blocks;
   // One block more than the scheduler may hand out: the target of padded graph decode steps.
   kv_caches_.resize(backends_.size());
-  pool_->run([&](int32_t r) {
+  rank_pool_->run([&](int32_t r) {
     const auto i = static_cast<size_t>(r);
     kv_caches_[i] = backends_[i]->allocate_kv_cache(kv_spec(*models_[i], num_blocks + 1));
   });

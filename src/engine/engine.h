@@ -133,7 +133,7 @@ class Engine {
   SchedulerConfig scheduler_config_;
   // One per tensor-parallel rank (one alone); rank 0 samples. The pool runs a task on every rank.
   std::vector<std::unique_ptr<Backend>> backends_;
-  std::unique_ptr<RankPool> pool_;
+  std::unique_ptr<RankPool> rank_pool_;
   std::vector<std::unique_ptr<Model>> models_;
   std::vector<KvCache> kv_caches_;
   std::unique_ptr<ModelRunner> runner_;

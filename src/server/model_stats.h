@@ -1,8 +1,8 @@
 // ModelStats: the cumulative counters behind Triton's statistics extension (docs/server.md) for the
 // one served model, fed one RequestRecord per finished request of any protocol or alias by
 // GenerationService (a handle when it goes, or reject()). Both renderings read the same Snapshot:
-// HTTP's GET /v2/models[/{m}]/stats JSON (kserve/model_stats.h) and gRPC's ModelStatistics
-// (grpc/model_stats.h). Durations are cumulative nanoseconds, as Triton reports them; failures
+// HTTP's GET /v2/models[/{m}]/stats JSON (kserve/stats_json.h) and gRPC's ModelStatistics
+// (grpc/stats_proto.h). Durations are cumulative nanoseconds, as Triton reports them; failures
 // (cancellations included) count in `fail` with the end-to-end time, cancellations also in
 // num_cancelled; successes in the other durations. execution_count = inference_count (batch
 // size 1 per request), batch_stats and memory_usage stay empty.

@@ -10,7 +10,7 @@
 #include "server/grpc/dispatcher.h"
 #include "server/grpc/infer_calls.h"
 #include "server/grpc/infer_request.h"
-#include "server/grpc/model_stats.h"
+#include "server/grpc/stats_proto.h"
 
 namespace llmserve {
 namespace {

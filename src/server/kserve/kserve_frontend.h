@@ -22,8 +22,8 @@
 #include "server/generation_service.h"
 #include "server/http/router.h"
 #include "server/http/serving_state.h"
-#include "server/kserve/model_stats.h"
 #include "server/kserve/request_parsing.h"
+#include "server/kserve/stats_json.h"
 
 namespace llmserve::kserve {
 

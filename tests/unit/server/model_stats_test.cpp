@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "server/grpc/model_stats.h"
-#include "server/kserve/model_stats.h"
+#include "server/grpc/stats_proto.h"
+#include "server/kserve/stats_json.h"
 
 namespace llmserve {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/kserve/model_stats.h"
+#include "server/kserve/stats_json.h"
 
 namespace llmserve::kserve {
 

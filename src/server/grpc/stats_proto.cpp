@@ -1,4 +1,4 @@
-#include "server/grpc/model_stats.h"
+#include "server/grpc/stats_proto.h"
 
 namespace llmserve::grpc_frontend {
 
