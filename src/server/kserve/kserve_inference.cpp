@@ -144,7 +144,8 @@ void KServeFrontend::add_inference_routes(http::Router& router) {
     for (const auto& [path, api] : {std::pair{"/infer", Api::kInfer},
                                     {"/generate", Api::kGenerate},
                                     {"/generate_stream", Api::kGenerateStream}}) {
-      router.add("POST", prefix + path, [this, api](const ExchangePtr& ex) { infer(ex, api); });
+      router.add("POST", prefix + path,
+                 [this, api = api](const ExchangePtr& ex) { infer(ex, api); });
     }
   }
 }
