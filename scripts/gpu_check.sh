@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [quant] [ncu] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [quant] [ncu] [gemv] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -181,8 +181,16 @@ PY
             >"$OUT/build_$q.log" 2>&1 || { note "build --quantization $q failed"; tail -3 "$OUT/build_$q.log"; }
           grep -h "built engine" "$OUT/build_$q.log" | tee -a "$summary"
         fi
-        decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q" "${OUTPUT_LEN:-256}" --max-model-len 4096
+        # QUANT_TC_VARIANTS="0 2 7": the decode once per tensor-core GEMV tile variant (gemv.h)
+        for v in ${QUANT_TC_VARIANTS:-default}; do
+          if [ "$v" = default ]; then
+            decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q" "${OUTPUT_LEN:-256}" --max-model-len 4096
+          else
+            LLMSERVE_GEMV_TC_VARIANT=$v decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-v$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
+          fi
+        done
       done
+      [ -n "${QUANT_DECODE_ONLY:-}" ] && continue
       for q in ${QUANT_SCHEMES:-none fp8}; do
         [ "$q" = int8-wo ] && continue
         m=$(quant_model "$q")
@@ -223,6 +231,20 @@ PY
       # 512 x 128-token prompts = 8 prefill steps of ~115 kernels, then decode steps of 512
       ncu_run gpt2-decode-b512 1000 130 --model /tmp/gpt2-124m --num-requests 512 --input-len 128 --output-len 4 --max-batch-size 512 --max-model-len 256
       ncu_run llama-decode-b256 1400 360 --model /tmp/llama-3-8b --num-requests 256 --input-len 128 --output-len 4 --max-batch-size 256 --max-model-len 256
+      ;;
+    gemv)  # every decode GEMV kernel and tile variant on Llama-3-8B's weight shapes (tests/kernel_bench)
+      "$dist/gemv_bench" --dtype bf16 >"$OUT/gemv_bench.txt" 2>&1 || note "gemv_bench: exit $?"
+      echo "== gemv_bench (bf16): one layer's GEMVs, fastest first per M" | tee -a "$summary"
+      grep " a layer " "$OUT/gemv_bench.txt" | sort -k3,3n -k4,4n | awk '{c[$3]++} c[$3] <= 12' | tee -a "$summary"
+      grep "lm_head" "$OUT/gemv_bench.txt" | sort -k5,5n | head -6 | tee -a "$summary"
+      ;;
+    decode-ab)  # batch-1 decode, the tensor-core GEMVs against the CUDA-core ones, same call
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      for v in ${GEMV_AB:-simt tc}; do  # LLMSERVE_GEMV: CUDA-core or tensor-core GEMVs
+        LLMSERVE_GEMV=$v decode_ours /tmp/llama-3-8b "llama-3-8b-bf16-gemv-$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
+        LLMSERVE_GEMV=$v decode_ours /tmp/gpt2-124m "gpt2-124m-fp16-gemv-$v" "${OUTPUT_LEN:-256}"
+      done
       ;;
     startup)
       [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null

@@ -136,6 +136,9 @@ CudaBackend::CudaBackend(DType activation_dtype, int device)
       p != nullptr && std::string(p) == "pass") {
     fp8_cublaslt_scales_ = false;  // the fallback of matmul_fp8, for comparison and its tests
   }
+  if (const char* p = std::getenv("LLMSERVE_GEMV"); p != nullptr) {
+    gemv_simt_ = std::string(p) != "tc";  // which decode GEMVs the 16-bit and int8 matmuls take
+  }
   if (const char* p = std::getenv("LLMSERVE_CUDA_PROFILE"); p != nullptr && std::string(p) == "1") {
     profile_ = std::make_unique<Profile>();
     LOG_WARN(
@@ -240,8 +243,8 @@ struct BatchLayout {
 
 void CudaBackend::reserve_batch(const BatchLimits& limits) {
   const BatchLayout layout(
-      static_cast<size_t>(limits.max_tokens), static_cast<size_t>(limits.max_seqs),
-      static_cast<size_t>(limits.max_tokens), static_cast<size_t>(limits.max_blocks_per_seq));
+      static_cast<size_t>(limits.max_num_tokens), static_cast<size_t>(limits.max_batch_size),
+      static_cast<size_t>(limits.max_num_tokens), static_cast<size_t>(limits.max_blocks_per_seq));
   if (layout.total <= batch_capacity_) return;
   if (has_captured_)
     fail(StatusCode::kInternal, "the batch buffer cannot grow once graphs are captured");
@@ -258,9 +261,10 @@ BatchTensors CudaBackend::upload_batch(const ForwardBatch& fb) {
   const size_t blocks = static_cast<size_t>(fb.max_blocks_per_seq);
   const BatchLayout layout(t, s, l, blocks);
   if (layout.total > batch_capacity_) {
-    reserve_batch(BatchLimits{static_cast<int32_t>(std::max({t, l, size_t{1}}) * 2),
-                              static_cast<int32_t>(s * 2 + 1),
-                              static_cast<int32_t>(blocks * 2 + 1)});
+    reserve_batch(
+        BatchLimits{.max_num_tokens = static_cast<int32_t>(std::max({t, l, size_t{1}}) * 2),
+                    .max_batch_size = static_cast<int32_t>(s * 2 + 1),
+                    .max_blocks_per_seq = static_cast<int32_t>(blocks * 2 + 1)});
   }
   auto* host = static_cast<uint8_t*>(batch_host_);
   auto* dev = static_cast<uint8_t*>(batch_device_);

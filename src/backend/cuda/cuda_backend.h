@@ -3,11 +3,12 @@
 // (descriptors + heuristic algorithm) cached per shape; everything else is our kernels
 // (kernels.h, attention.h). All work is enqueued on one stream, so a step can be captured into a
 // CUDA graph (capture()) and replayed. Host <-> device copies synchronise the stream.
-// Quantized weights (--quantization): matmul_q8 runs an int8 GEMV up to kGemvMaxRows rows and
-// otherwise dequantizes column chunks of the weight into a fixed scratch buffer ahead of cuBLASLt.
+// Decode steps (M <= kGemvMaxRows, kGemvTcMaxRows for quantized weights) run the tensor-core GEMV
+// (gemv.h). Quantized weights (--quantization): matmul_q8 runs the int8 GEMV and otherwise
+// dequantizes column chunks of the weight into a fixed scratch buffer ahead of cuBLASLt.
 // fp8 W8A8: activations are quantized per token by the op that produces them (add_rms_norm_fp8,
-// silu_mul_fp8) or by quantize_fp8_rows; matmul_fp8 runs a tensor-core GEMV up to
-// kGemvFp8MaxRows tokens and above that an fp8 cuBLASLt GEMM scaled per token and per output row
+// silu_mul_fp8) or by quantize_fp8_rows; matmul_fp8 runs the fp8 GEMV up to
+// kGemvTcMaxRows tokens and above that an fp8 cuBLASLt GEMM scaled per token and per output row
 // (outer-vector scales; where cuBLASLt has no such kernel, an unscaled GEMM into the output and a
 // scaling pass in place).
 #pragma once
@@ -166,6 +167,10 @@ class CudaBackend final : public Backend {
   // no such kernel: cuBLASLt 13.1 on the H100 has none for these shapes).
   bool fp8_cublaslt_scales_ = true;
   bool has_warned_fp8_scaling_ = false;
+  // Decode GEMVs of 16-bit and int8 weights: the CUDA-core kernels (gemv.cu, gemv_q8.cu; default
+  // until the tensor-core one is measured on a GPU) or the tensor-core one (LLMSERVE_GEMV=tc).
+  // fp8 always takes the tensor-core kernel.
+  bool gemv_simt_ = true;
 
   // The uploaded batch: one pinned host staging area, one device area, one copy per step.
   void* batch_host_ = nullptr;

@@ -179,6 +179,21 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
          scales.shape_string(), out.shape_string(), dtype_name(out.dtype));
   }
   if (m == 0 || n == 0) return;
+  const cuda::GemvTcArgs tc{.weights = cuda::GemvWeights::kInt8,
+                            .dtype = x.dtype,
+                            .out_dtype = out.dtype,
+                            .x = x.data,
+                            .w = w.data,
+                            .w_scales = scales.as<float>(),
+                            .bias = bias.data,
+                            .out = out.data,
+                            .m = static_cast<int32_t>(m),
+                            .n = static_cast<int32_t>(n),
+                            .k = static_cast<int32_t>(k)};
+  if (!gemv_simt_ && cuda::gemv_tc_supports(tc)) {
+    check(cuda::launch_gemv_tc(tc, stream_), "gemv_tc int8");
+    return;
+  }
   cuda::GemvQ8Args a;
   a.dtype = x.dtype;
   a.out_dtype = out.dtype;
@@ -277,18 +292,20 @@ void CudaBackend::matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor
         n, k);
   }
   if (m == 0) return;
-  const cuda::GemvFp8Args a{.dtype = dtype_,
-                            .x = x.q.data,
-                            .x_scales = x.scales.as<float>(),
-                            .w = w.data,
-                            .w_scales = w_scales.as<float>(),
-                            .bias = bias.data,
-                            .out = out.data,
-                            .m = static_cast<int32_t>(m),
-                            .n = static_cast<int32_t>(n),
-                            .k = static_cast<int32_t>(k)};
-  if (cuda::gemv_fp8_supports(a)) {
-    check(cuda::launch_gemv_fp8(a, stream_), "gemv_fp8");
+  const cuda::GemvTcArgs a{.weights = cuda::GemvWeights::kFp8,
+                           .dtype = dtype_,
+                           .out_dtype = dtype_,
+                           .x = x.q.data,
+                           .x_scales = x.scales.as<float>(),
+                           .w = w.data,
+                           .w_scales = w_scales.as<float>(),
+                           .bias = bias.data,
+                           .out = out.data,
+                           .m = static_cast<int32_t>(m),
+                           .n = static_cast<int32_t>(n),
+                           .k = static_cast<int32_t>(k)};
+  if (cuda::gemv_tc_supports(a)) {
+    check(cuda::launch_gemv_tc(a, stream_), "gemv_tc fp8");
     return;
   }
   // cuBLASLt applies the per-token and per-row scales itself (outer-vector scaling) where it can.
@@ -331,6 +348,26 @@ void CudaBackend::transpose(Tensor src, Tensor dst) {
 }
 
 bool CudaBackend::try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor out) {
+  if (w.dtype != x.dtype) return false;
+  const auto m = static_cast<int32_t>(x.dim(0)), n = static_cast<int32_t>(w.dim(0)),
+             k = static_cast<int32_t>(x.dim(-1));
+  if (!gemv_simt_) {
+    const cuda::GemvTcArgs tc{.weights = cuda::GemvWeights::k16Bit,
+                              .dtype = x.dtype,
+                              .out_dtype = out.dtype,
+                              .x = x.data,
+                              .w = w.data,
+                              .bias = bias.data,
+                              .out = out.data,
+                              .m = m,
+                              .n = n,
+                              .k = k,
+                              .gelu = gelu};
+    if (m <= cuda::kGemvMaxRows && cuda::gemv_tc_supports(tc)) {
+      check(cuda::launch_gemv_tc(tc, stream_), "gemv_tc");
+      return true;
+    }
+  }
   cuda::GemvArgs a;
   a.dtype = x.dtype;
   a.out_dtype = out.dtype;
@@ -338,11 +375,11 @@ bool CudaBackend::try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor ou
   a.w = w.data;
   a.bias = bias.data;
   a.out = out.data;
-  a.m = static_cast<int32_t>(x.dim(0));
-  a.n = static_cast<int32_t>(w.dim(0));
-  a.k = static_cast<int32_t>(x.dim(-1));
+  a.m = m;
+  a.n = n;
+  a.k = k;
   a.gelu = gelu;
-  if (w.dtype != x.dtype || !cuda::gemv_supports(a)) return false;
+  if (!cuda::gemv_supports(a)) return false;
   check(cuda::launch_gemv(a, stream_), "gemv");
   return true;
 }

@@ -15,6 +15,7 @@
 // The host picks the smallest split giving ~64 warps per SM (LLMSERVE_GEMV_SPLIT overrides).
 // fp32 accumulation, warp-shuffle reduction, bias + GELU fused into the store.
 #include "backend/cuda/gemv_common.cuh"
+#include "backend/cuda/gemv_tc.cuh"
 
 #include <algorithm>
 #include <cstdlib>
@@ -38,11 +39,6 @@ __device__ __forceinline__ Vec8<T> load_stream(const Vec8<T>* p) {
   Vec8<T> out;
   *reinterpret_cast<int4*>(&out) = v;
   return out;
-}
-
-__device__ __forceinline__ float gelu_tanh(float x) {
-  const float k0 = 0.7978845608028654f, k1 = 0.044715f;
-  return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
 }
 
 // block (kWarps * 32); grid: persistent (SMs x resident blocks per SM, blocks loop over columns)
@@ -212,6 +208,38 @@ cudaError_t launch_gemv(const GemvArgs& a, cudaStream_t stream) {
     }
   });
   return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+bool gemv_tc_supports(const GemvTcArgs& a) {
+  const bool fp8 = a.weights == GemvWeights::kFp8;
+  const bool types = (a.dtype == DType::kF16 || a.dtype == DType::kBF16) &&
+                     (a.out_dtype == a.dtype || (a.out_dtype == DType::kF32 && !fp8));
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return types && a.m >= 1 && a.m <= kGemvTcMaxRows && a.n >= 1 && a.k % (fp8 ? 32 : 16) == 0 &&
+         aligned(a.x) && aligned(a.w) && (!fp8 || a.x_scales != nullptr) &&
+         (a.weights == GemvWeights::k16Bit || a.w_scales != nullptr);
+}
+
+cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant) {
+  if (!gemv_tc_supports(a)) return cudaErrorInvalidValue;
+  if (variant < 0) {
+    // The default tile shape, measured per format (docs/performance.md, gemv_bench);
+    // LLMSERVE_GEMV_TC_VARIANT=i forces variant i for every format.
+    static const int forced = [] {
+      const char* e = std::getenv("LLMSERVE_GEMV_TC_VARIANT");
+      return e != nullptr ? std::atoi(e) : -1;
+    }();
+    variant = forced >= 0 && forced < kGemvTcVariants ? forced : 0;
+  }
+  switch (a.weights) {
+    case GemvWeights::k16Bit:
+      return launch_gemv_tc_16bit(a, variant, stream);
+    case GemvWeights::kInt8:
+      return launch_gemv_tc_int8(a, variant, stream);
+    case GemvWeights::kFp8:
+      return launch_gemv_tc_fp8(a, variant, stream);
+  }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace llmserve::cuda

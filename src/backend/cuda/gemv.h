@@ -1,6 +1,6 @@
 // Small-batch GEMMs for decode steps: out[M, N] = act(x[M, K] @ w[N, K]^T + bias) with 16-bit
-// weights (gemv.cu), with int8 weights scaled per output row (gemv_q8.cu), and fp8 W8A8 on the
-// tensor cores (gemv_fp8.cu).
+// weights on the CUDA cores (gemv.cu), with int8 weights scaled per output row (gemv_q8.cu), and
+// the tensor-core GEMV for 16-bit, int8 and fp8 W8A8 weights (gemv_tc.cuh).
 #pragma once
 
 #include <cstdint>
@@ -51,23 +51,36 @@ struct GemvQ8Args {
 bool gemv_q8_supports(const GemvQ8Args& a);
 cudaError_t launch_gemv_q8(const GemvQ8Args& a, cudaStream_t stream);
 
-// fp8 W8A8 (Backend::matmul_fp8): out[M, N] = (q(x)[M, K] @ q(w)[N, K]^T) * x_scales[M] *
-// w_scales[N] (+ bias[N]), e4m3 codes, fp32 scales.
-constexpr int32_t kGemvFp8MaxRows = 8;
-struct GemvFp8Args {
-  DType dtype = DType::kBF16;       // of bias and out: kF16 or kBF16
-  const void* x = nullptr;          // [M, K] e4m3
-  const float* x_scales = nullptr;  // [M]
-  const void* w = nullptr;          // [N, K] e4m3
-  const float* w_scales = nullptr;  // [N]
+// The tensor-core GEMV (gemv_tc.cuh): one grid mapping, the weights as the mma's 16-row operand
+// and up to 8 tokens as its 8-column operand, for three weight formats:
+//   out[M, N] = act((x[M, K] @ w[N, K]^T) * x_scales[M] * w_scales[N] + bias[N]).
+enum class GemvWeights {
+  k16Bit,  // w in x's dtype; no scales
+  kInt8,   // w int8, w_scales per row; x 16-bit (int8 weight-only, Backend::matmul_q8)
+  kFp8,    // w and x e4m3 codes, w_scales per row, x_scales per token (Backend::matmul_fp8)
+};
+constexpr int32_t kGemvTcMaxRows = 8;
+constexpr int kGemvTcVariants = 8;  // tile shapes, gemv_tc.cuh kGemvTcShapes
+
+struct GemvTcArgs {
+  GemvWeights weights = GemvWeights::k16Bit;
+  DType dtype = DType::kBF16;       // of x (16-bit, int8) or out (fp8), and bias: kF16 or kBF16
+  DType out_dtype = DType::kBF16;   // dtype, or kF32 (16-bit and int8 weights)
+  const void* x = nullptr;          // [M, K]
+  const float* x_scales = nullptr;  // [M] (fp8)
+  const void* w = nullptr;          // [N, K]
+  const float* w_scales = nullptr;  // [N] (int8, fp8)
   const void* bias = nullptr;       // [N] or null
   void* out = nullptr;              // [M, N]
   int32_t m = 0, n = 0, k = 0;
+  bool gelu = false;  // gelu_tanh after the bias
 };
 
-// Whether launch_gemv_fp8 handles these arguments (M <= kGemvFp8MaxRows, K % 32 == 0,
-// N % 16 == 0, 16-byte aligned x and w).
-bool gemv_fp8_supports(const GemvFp8Args& a);
-cudaError_t launch_gemv_fp8(const GemvFp8Args& a, cudaStream_t stream);
+// Whether launch_gemv_tc handles these arguments: 1 <= M <= kGemvTcMaxRows, K a multiple of 16
+// (32 for fp8), 16-byte aligned x and w, the dtypes above.
+bool gemv_tc_supports(const GemvTcArgs& a);
+// variant in [0, kGemvTcVariants) picks a tile shape (for measuring); -1 the format's default
+// (LLMSERVE_GEMV_TC_VARIANT overrides it).
+cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant = -1);
 
 }  // namespace llmserve::cuda

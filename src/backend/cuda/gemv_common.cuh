@@ -1,12 +1,17 @@
-// Device helpers of the two GEMV kernels (gemv.cu: 16-bit weights, gemv_q8.cu: int8 weights),
-// which share their grid mapping: x staged in shared memory once per block, and the sums of a
-// column's `split` warps (one per part of the row) met in shared memory.
+// Device helpers of the GEMV kernels. The two on the CUDA cores (gemv.cu: 16-bit weights,
+// gemv_q8.cu: int8 weights) share their grid mapping: x staged in shared memory once per block,
+// and the sums of a column's `split` warps (one per part of the row) met in shared memory.
 #pragma once
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/gemv.h"
 
 namespace llmserve::cuda {
+
+__device__ __forceinline__ float gelu_tanh(float x) {
+  const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+  return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
+}
 
 constexpr int kGemvSmemXBytes = 48 * 1024;  // x is staged in shared memory up to this size
 

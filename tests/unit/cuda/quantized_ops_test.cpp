@@ -15,7 +15,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <tuple>
 
+#include "backend/cuda/gemv.h"
 #include "common/status.h"
 #include "gpu_test_util.h"
 #include "model/quantize.h"
@@ -87,6 +89,15 @@ class CudaQuantizedOps : public CudaVsCpu {
     std::vector<float> out(static_cast<size_t>(r.scales.numel()));
     b.download(r.scales, out.data());
     return out;
+  }
+  // A copy of gpu_'s 1- or 2-d tensor t on another backend (one made with other settings).
+  Tensor copy_to(CudaBackend& other, std::vector<Buffer>& mem, Tensor t) {
+    Tensor c = t.ndim == 1 ? other.allocate_tensor(mem, t.dtype, {t.dim(0)})
+                           : other.allocate_tensor(mem, t.dtype, {t.dim(0), t.dim(1)});
+    std::vector<uint8_t> bytes(t.nbytes());
+    gpu_->download(t, bytes.data());
+    other.upload(bytes.data(), c);
+    return c;
   }
   // Normal inputs with one outlier (so a row's fp8 scale is not the bulk's), rows over three
   // decades, and row 2 (when there is one) all zero.
@@ -210,14 +221,7 @@ TEST_P(CudaQuantizedOps, MatmulFp8MatchesCpu) {
       CudaBackend fallback(dt());
       unsetenv("LLMSERVE_FP8_SCALING");
       std::vector<Buffer> mem;
-      const auto copy = [&](Tensor t) {
-        Tensor c = t.ndim == 1 ? fallback.allocate_tensor(mem, t.dtype, {t.dim(0)})
-                               : fallback.allocate_tensor(mem, t.dtype, {t.dim(0), t.dim(1)});
-        std::vector<uint8_t> bytes(t.nbytes());
-        gpu_->download(t, bytes.data());
-        fallback.upload(bytes.data(), c);
-        return c;
-      };
+      const auto copy = [&](Tensor t) { return copy_to(fallback, mem, t); };
       Tensor o = fallback.allocate_tensor(mem, dt(), {s.m, s.n});
       fallback.matmul_fp8(Fp8Rows{copy(gx.q), copy(gx.scales)}, copy(gq), copy(scales.second),
                           s.bias ? copy(gb) : Tensor(), o);
@@ -239,6 +243,104 @@ TEST_P(CudaQuantizedOps, MatmulFp8RefusesShapesCublasLtCannotTake) {
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), StatusCode::kUnimplemented);
       EXPECT_NE(std::string(e.what()).find("multiples of 16"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Every tile variant of the tensor-core GEMV (gemv_tc.cuh: loads per lane, chunks in flight,
+// warps, weights loaded before the PDL wait), launched directly, for each weight format against
+// the CPU op of the same format: N not a multiple of 16 (rows past N re-read the last row and are
+// not stored), K with and without a tail after the last whole chunk, M 1..8, bias, fp32 output,
+// the GELU epilogue. Then the backend ops with the other GEMV choice than the default one
+// (LLMSERVE_GEMV=tc).
+TEST_P(CudaQuantizedOps, TensorCoreGemvVariantsMatchCpu) {
+  using cuda::GemvWeights;
+  const auto run = [&](int variant, cuda::GemvTcArgs a) {
+    ASSERT_TRUE(cuda::gemv_tc_supports(a));
+    ASSERT_EQ(cuda::launch_gemv_tc(a, /*stream=*/nullptr, variant), cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  };
+  for (const Shape s :
+       {Shape{1, 4096, 4096, true}, Shape{8, 1001, 416, true}, Shape{5, 40, 4128, false, true},
+        Shape{2, 16, 32, false}, Shape{3, 300, 400, true}}) {
+    auto [cx, gx] = both(input(s.m, s.k), {s.m, s.k});
+    auto [cw, gw] = both(random_vector(static_cast<size_t>(s.n * s.k), rng_, 0.05f), {s.n, s.k});
+    auto [cb, gb] = both(random_vector(static_cast<size_t>(s.n), rng_), {s.n});
+    std::pair<Tensor, Tensor> q8_scales, fp8_scales;
+    auto [cq, gq] = int8_weight(s.n, s.k, q8_scales);
+    auto [co, go] = both_empty({s.m, s.n}, s.f32_out ? DType::kF32 : dt());
+    const bool fp8_shape = s.k % 32 == 0;
+    std::pair<Tensor, Tensor> f8, f8x_pair;
+    Fp8Rows f8x_cpu, f8x_gpu;
+    if (fp8_shape) {
+      f8 = fp8_weight(s.n, s.k, fp8_scales);
+      std::tie(f8x_cpu, f8x_gpu) = fp8_input(s.m, s.k);
+    }
+    std::vector<float> want_16, want_gelu, want_q8, want_fp8;
+    cpu_.matmul(cx, cw, s.bias ? cb : Tensor(), co);
+    want_16 = read_tensor(cpu_, co);
+    cpu_.matmul_gelu(cx, cw, cb, co);
+    want_gelu = read_tensor(cpu_, co);
+    cpu_.matmul_q8(cx, cq, q8_scales.first, s.bias ? cb : Tensor(), co);
+    want_q8 = read_tensor(cpu_, co);
+    Tensor co16 = cpu_.allocate_tensor(cpu_mem_, DType::kF32, {s.m, s.n});
+    Tensor go16 = gpu_->allocate_tensor(gpu_mem_, dt(), {s.m, s.n});
+    if (fp8_shape) {
+      cpu_.matmul_fp8(f8x_cpu, f8.first, fp8_scales.first, s.bias ? cb : Tensor(), co16);
+      want_fp8 = read_tensor(cpu_, co16);
+    }
+    const cuda::GemvTcArgs base{.dtype = dt(),
+                                .out_dtype = go.dtype,
+                                .x = gx.data,
+                                .bias = s.bias ? gb.data : nullptr,
+                                .out = go.data,
+                                .m = static_cast<int32_t>(s.m),
+                                .n = static_cast<int32_t>(s.n),
+                                .k = static_cast<int32_t>(s.k)};
+    for (int v = 0; v < cuda::kGemvTcVariants; ++v) {
+      const std::string what = " variant " + std::to_string(v);
+      cuda::GemvTcArgs a = base;
+      a.w = gw.data;
+      run(v, a);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), want_16, tol(), label("gemv_tc 16-bit", s) + what);
+      a.gelu = true;
+      a.bias = gb.data;
+      run(v, a);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), want_gelu, tol(), label("gemv_tc gelu", s) + what);
+      a = base;
+      a.weights = GemvWeights::kInt8;
+      a.w = gq.data;
+      a.w_scales = q8_scales.second.as<float>();
+      run(v, a);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), want_q8, tol(), label("gemv_tc int8", s) + what);
+      if (fp8_shape) {
+        a = base;
+        a.weights = GemvWeights::kFp8;
+        a.out_dtype = dt();
+        a.out = go16.data;
+        a.x = f8x_gpu.q.data;
+        a.x_scales = f8x_gpu.scales.as<float>();
+        a.w = f8.second.data;
+        a.w_scales = fp8_scales.second.as<float>();
+        run(v, a);
+        EXPECT_CLOSE_REL(read_tensor(*gpu_, go16), want_fp8, tol(), label("gemv_tc fp8", s) + what);
+      }
+    }
+    // The backend's ops with LLMSERVE_GEMV=tc (the ops tests cover the default), where the
+    // 16-bit GEMV applies (M <= 4).
+    if (s.m <= cuda::kGemvMaxRows) {
+      setenv("LLMSERVE_GEMV", "tc", 1);
+      CudaBackend other(dt());
+      unsetenv("LLMSERVE_GEMV");
+      std::vector<Buffer> mem;
+      const auto copy = [&](Tensor t) { return copy_to(other, mem, t); };
+      Tensor o = other.allocate_tensor(mem, go.dtype, {s.m, s.n});
+      const Tensor x = copy(gx), bias = s.bias ? copy(gb) : Tensor();
+      other.matmul(x, copy(gw), bias, o);
+      EXPECT_CLOSE_REL(read_tensor(other, o), want_16, tol(), label("matmul, LLMSERVE_GEMV=tc", s));
+      other.matmul_q8(x, copy(gq), copy(q8_scales.second), bias, o);
+      EXPECT_CLOSE_REL(read_tensor(other, o), want_q8, tol(),
+                       label("matmul_q8, LLMSERVE_GEMV=tc", s));
     }
   }
 }
