@@ -20,12 +20,18 @@ WorkerPool::WorkerPool(int32_t num_threads, int64_t max_queued, const std::strin
 }
 
 WorkerPool::~WorkerPool() {
+  stop();
+}
+
+void WorkerPool::stop() {
   {
     std::lock_guard lock(mutex_);
     is_stopping_ = true;
   }
   has_work_.notify_all();
-  for (std::thread& t : threads_) t.join();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 bool WorkerPool::try_post(std::function<void()> task) {

@@ -26,13 +26,16 @@ class WorkerPool {
  public:
   // `name` prefixes the threads' names (at most 15 characters in all on Linux).
   WorkerPool(int32_t num_threads, int64_t max_queued, const std::string& name);
-  ~WorkerPool();
+  ~WorkerPool();  // stop()
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Queues `task`, or returns false (task untouched) when max_queued tasks are waiting already.
   // A task that throws is logged; the worker goes on.
   bool try_post(std::function<void()> task);
+
+  // Stops taking tasks, runs those already queued, and joins the threads. Idempotent.
+  void stop();
 
   int32_t num_threads() const { return static_cast<int32_t>(threads_.size()); }
   int64_t max_queued() const { return max_queued_; }

@@ -1,13 +1,13 @@
 #include "server/grpc/grpc_server.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <grpcpp/grpcpp.h>
 
 #include "grpc_service.grpc.pb.h"
 #include "health.grpc.pb.h"
 #include "server/api_key.h"
-#include "server/grpc/dispatcher.h"
 #include "server/grpc/infer_calls.h"
 #include "server/grpc/infer_request.h"
 #include "server/grpc/stats_proto.h"
@@ -264,7 +264,7 @@ struct GrpcServer::Impl {
   Impl(GenerationService& service, GrpcServerOptions opts)
       : options(std::move(opts)), inference(service, options, call_context), health(inference) {
     call_context.service = &service;
-    call_context.dispatcher = &dispatcher;
+    call_context.drains = &drains;
     call_context.workers = options.workers;
     call_context.check_model = [this](const std::string& name, const std::string& version) {
       return inference.check_model(name, version);
@@ -272,7 +272,8 @@ struct GrpcServer::Impl {
   }
 
   GrpcServerOptions options;
-  grpc_frontend::Dispatcher dispatcher;
+  // The generations' drains: one thread, tasks in order, never refused (they must run).
+  WorkerPool drains{1, std::numeric_limits<int64_t>::max(), "grpc-drain"};
   CallContext call_context;
   InferenceService inference;
   HealthService health;
@@ -312,7 +313,7 @@ void GrpcServer::shutdown(std::chrono::system_clock::time_point deadline) {
     impl_->server->Shutdown(deadline);
     impl_->server->Wait();
   }
-  impl_->dispatcher.stop();
+  impl_->drains.stop();
 }
 
 }  // namespace llmserve

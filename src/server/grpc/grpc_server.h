@@ -12,7 +12,7 @@
 // with live/ready false instead of failing, and need no api key (probes carry none).
 //
 // Thread-safety: start() and shutdown() from the owning thread; RPCs run on gRPC's callback
-// threads and one dispatcher thread (no thread per call or per stream).
+// threads and one drain thread (no thread per call or per stream).
 #pragma once
 
 #include <chrono>

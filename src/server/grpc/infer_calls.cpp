@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 
+#include "server/generation_pump.h"
 #include "server/grpc/infer_request.h"
 #include "server/status_table.h"
 
@@ -17,9 +18,10 @@ using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 using inference::ModelStreamInferResponse;
 
-// A request the client started and the engine accepted.
+// A request the client started and the engine accepted; `pump` reads it (after begin_generation).
 struct Generation {
-  std::shared_ptr<GenerationHandle> handle;
+  std::shared_ptr<GenerationHandle> handle;  // until the pump takes it
+  std::shared_ptr<GenerationPump> pump;
   InferOptions options;
   std::string model_name;
   std::string text;        // what was read and not yet sent (non-streamed replies accumulate here)
@@ -60,26 +62,22 @@ bool is_success(const GenerateChunk& chunk) {
   return chunk.finish_reason == FinishReason::kStop || chunk.finish_reason == FinishReason::kLength;
 }
 
-// Posts one drain of `call` unless one is already queued.
+// Pumps g's handle on the context's drain thread into call->on_chunk / call->on_done (keyed by
+// the handle's id); the call is held weakly.
 template <typename Call>
-void schedule_drain(const std::shared_ptr<Call>& call) {
-  if (call->is_drain_scheduled.exchange(true)) return;
+void pump(const std::shared_ptr<Call>& call, Generation& g) {
+  const uint64_t id = g.handle->id();
   std::weak_ptr<Call> weak = call;
-  call->context.dispatcher->post([weak] {
-    if (auto c = weak.lock()) {
-      c->is_drain_scheduled = false;
-      c->drain();
-    }
-  });
-}
-
-template <typename Call>
-void listen(const std::shared_ptr<Call>& call, GenerationHandle& handle) {
-  std::weak_ptr<Call> weak = call;
-  handle.set_listener([weak] {
-    if (auto c = weak.lock()) schedule_drain(c);
-  });
-  schedule_drain(call);  // outputs pushed before the listener was set
+  WorkerPool* drains = call->context.drains;
+  g.pump = GenerationPump::start(
+      std::move(g.handle),
+      [drains](std::function<void()> task) { drains->try_post(std::move(task)); },
+      [weak, id](GenerateChunk& chunk, GenerationHandle&) {
+        if (auto c = weak.lock()) c->on_chunk(id, chunk);
+      },
+      [weak, id] {
+        if (auto c = weak.lock()) c->on_done(id);
+      });
 }
 
 const ::grpc::Status& busy_status() {
@@ -110,25 +108,32 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor,
     }
   }
 
-  void drain() {
+  void on_chunk(uint64_t, const GenerateChunk& chunk) {
     std::lock_guard lock(mutex_);
-    if (is_finished_ || !generation_.handle) return;
-    GenerateChunk chunk;
-    while (generation_.handle->try_next(chunk)) {
-      generation_.text += chunk.text;
-      if (chunk.is_final()) return finish(chunk);
-    }
+    generation_.text += chunk.text;
+    if (chunk.is_final()) final_ = chunk;
+  }
+
+  // After the final chunk, once the handle reported the request's record.
+  void on_done(uint64_t) {
+    std::lock_guard lock(mutex_);
+    is_finished_ = true;
+    const bool ok = final_ && is_success(*final_);
+    if (ok)
+      fill_text_response(generation_.model_name, generation_.options, generation_.text, *response_);
+    Finish(ok       ? ::grpc::Status::OK
+           : final_ ? failure_status(*final_)
+                    : ::grpc::Status(::grpc::StatusCode::CANCELLED, "request cancelled"));
   }
 
   void OnCancel() override {
     std::lock_guard lock(mutex_);
     is_cancelled_ = true;
-    if (generation_.handle) generation_.handle->cancel();
+    if (generation_.pump) generation_.pump->cancel();
   }
   void OnDone() override { self_.reset(); }
 
   const CallContext context;
-  std::atomic<bool> is_drain_scheduled{false};
 
  private:
   void prepare(::grpc::CallbackServerContext* server_context, const ModelInferRequest& request) {
@@ -141,21 +146,14 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor,
       return;
     }
     generation_ = std::move(g);
-    if (is_cancelled_) generation_.handle->cancel();  // the final chunk still finishes the call
-    listen(self_, *generation_.handle);
-  }
-
-  void finish(const GenerateChunk& chunk) {
-    is_finished_ = true;
-    if (is_success(chunk))
-      fill_text_response(generation_.model_name, generation_.options, generation_.text, *response_);
-    generation_.handle.reset();  // reports the record before the client can see the reply
-    Finish(is_success(chunk) ? ::grpc::Status::OK : failure_status(chunk));
+    pump(self_, generation_);
+    if (is_cancelled_) generation_.pump->cancel();  // the final chunk still finishes the call
   }
 
   std::mutex mutex_;
   ModelInferResponse* response_;
   Generation generation_;
+  std::optional<GenerateChunk> final_;
   bool is_finished_ = false;
   bool is_cancelled_ = false;
   std::shared_ptr<UnaryInferCall> self_;
@@ -205,7 +203,7 @@ class StreamInferCall
       is_writing_ = false;
       if (!ok) cancel_all();  // the client is gone
     }
-    pump();
+    write_next();
   }
 
   void OnCancel() override {
@@ -213,29 +211,35 @@ class StreamInferCall
       std::lock_guard lock(mutex_);
       cancel_all();
     }
-    pump();
+    write_next();
   }
 
   void OnDone() override {
     {
       std::lock_guard lock(mutex_);
-      for (auto& [id, g] : active_) g.handle->cancel();
+      for (auto& [id, g] : active_) g.pump->cancel();
     }
     self_.reset();
   }
 
-  void drain() {
+  void on_chunk(uint64_t id, const GenerateChunk& chunk) {
     {
       std::lock_guard lock(mutex_);
-      for (auto it = active_.begin(); it != active_.end();) {
-        it = drain_one(it->second) ? active_.erase(it) : std::next(it);
-      }
+      if (auto it = active_.find(id); it != active_.end()) add_chunk(it->second, chunk);
     }
-    pump();
+    write_next();
+  }
+
+  // After the final chunk, once the handle reported the request's record.
+  void on_done(uint64_t id) {
+    {
+      std::lock_guard lock(mutex_);
+      active_.erase(id);
+    }
+    write_next();
   }
 
   const CallContext context;
-  std::atomic<bool> is_drain_scheduled{false};
 
  private:
   // On a worker: starts `request` (or answers its error in band), then reads the next one.
@@ -256,7 +260,7 @@ class StreamInferCall
       is_reading_ = should_read;
     }
     if (should_read) StartRead(&request_);
-    pump();
+    write_next();
   }
 
   // Under the lock: starts `request` or answers its error in band.
@@ -264,9 +268,9 @@ class StreamInferCall
     Generation g;
     if (Status s = begin_generation(context, server_context_, request, g); !s.is_ok())
       return in_band_error(request, s.message());
-    GenerationHandle& handle = *g.handle;
-    active_.emplace(handle.id(), std::move(g));
-    listen(self_, handle);
+    const uint64_t id = g.handle->id();
+    Generation& started = active_.emplace(id, std::move(g)).first->second;
+    pump(self_, started);
   }
 
   void in_band_error(const ModelInferRequest& request, const std::string& message) {
@@ -276,26 +280,22 @@ class StreamInferCall
     r.mutable_infer_response()->set_id(request.id());
   }
 
-  // Under the lock: reads what `g` has; true once it ended.
-  bool drain_one(Generation& g) {
-    GenerateChunk chunk;
-    while (g.handle->try_next(chunk)) {
-      g.text += chunk.text;
-      g.num_tokens += static_cast<int64_t>(chunk.token_ids.size());
-      if (chunk.is_final()) {  // the caller drops `g`: its handle reports the record
-        if (is_success(chunk)) {
-          queue_text(g, true);
-        } else if (!is_cancelled_) {
-          ModelStreamInferResponse& r = writes_.emplace_back();
-          r.set_error_message(failure_status(chunk).error_message());
-          r.mutable_infer_response()->set_model_name(g.model_name);
-          r.mutable_infer_response()->set_id(g.options.id);
-        }
-        return true;
+  // Under the lock: queues the responses of one chunk of `g`.
+  void add_chunk(Generation& g, const GenerateChunk& chunk) {
+    g.text += chunk.text;
+    g.num_tokens += static_cast<int64_t>(chunk.token_ids.size());
+    if (chunk.is_final()) {
+      if (is_success(chunk)) {
+        queue_text(g, true);
+      } else if (!is_cancelled_) {
+        ModelStreamInferResponse& r = writes_.emplace_back();
+        r.set_error_message(failure_status(chunk).error_message());
+        r.mutable_infer_response()->set_model_name(g.model_name);
+        r.mutable_infer_response()->set_id(g.options.id);
       }
-      if (g.options.is_streaming && !g.text.empty()) queue_text(g, false);
+    } else if (g.options.is_streaming && !g.text.empty()) {
+      queue_text(g, false);
     }
-    return false;
   }
 
   void queue_text(Generation& g, bool is_final) {
@@ -313,11 +313,11 @@ class StreamInferCall
 
   void cancel_all() {
     is_cancelled_ = true;
-    for (auto& [id, g] : active_) g.handle->cancel();
+    for (auto& [id, g] : active_) g.pump->cancel();
   }
 
   // Starts the next write, or finishes the call once nothing is left to read, run or write.
-  void pump() {
+  void write_next() {
     ModelStreamInferResponse* to_write = nullptr;
     std::optional<::grpc::Status> status;
     {

@@ -3,9 +3,10 @@
 // response per chunk of new text, each carrying `triton_final_response`; a failed request answers
 // in band with `error_message` and the stream stays open).
 //
-// No thread is held per call. A GenerationHandle's listener (engine thread) only posts a drain
-// task to the Dispatcher; the drain reads the handle, builds responses and starts writes. A call
-// owns itself (a shared_ptr to itself, dropped in OnDone); queued drain tasks hold weak pointers.
+// No thread is held per call. Each generation is read by a GenerationPump
+// (server/generation_pump.h) whose drains run on CallContext::drains (one thread): they hand the
+// call each chunk (on_chunk builds responses and starts writes) and then on_done. A call owns
+// itself (a shared_ptr to itself, dropped in OnDone); pumps hold it weakly.
 // The client cancelling (deadline, RST_STREAM, closed stream) cancels every generation of the
 // call in the engine.
 //
@@ -14,7 +15,7 @@
 // full worker queue answers UNAVAILABLE (unary) or an in-band error (stream).
 //
 // Thread-safety: reactor callbacks (gRPC threads), preparation (worker threads) and drains
-// (dispatcher thread) meet under one mutex per call; gRPC operations are started outside it.
+// (the drain thread) meet under one mutex per call.
 #pragma once
 
 #include <functional>
@@ -25,14 +26,13 @@
 #include "common/worker_pool.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/generation_service.h"
-#include "server/grpc/dispatcher.h"
 
 namespace llmserve::grpc_frontend {
 
 // What every call needs from the server; outlives the calls.
 struct CallContext {
   GenerationService* service = nullptr;
-  Dispatcher* dispatcher = nullptr;
+  WorkerPool* drains = nullptr;   // runs the generations' drains, in order (one thread)
   WorkerPool* workers = nullptr;  // prepares requests off gRPC's threads; null: inline
   // Ok, kInvalidArgument (unknown model), kNotFound (unknown version) or kUnavailable (not
   // ready) for a request's model.

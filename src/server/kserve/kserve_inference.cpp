@@ -1,10 +1,10 @@
 // KServe v2 /infer and Triton's /generate and /generate_stream: parse → GenerationService::start
-// → GenerationPump → one JSON reply or one SSE event per chunk (docs/server.md). /infer also
-// speaks the binary tensor data extension (§3.6, binary_tensors.h).
+// → GenerationPump (server/generation_pump.h) → one JSON reply or one SSE event per chunk
+// (docs/server.md). /infer also speaks the binary tensor data extension (§3.6, binary_tensors.h).
 #include <numeric>
 
 #include "common/logging.h"
-#include "server/http/generation_pump.h"
+#include "server/http/exchange_pump.h"
 #include "server/http/status_mapping.h"
 #include "server/kserve/binary_tensors.h"
 #include "server/kserve/ensemble_tensors.h"
@@ -184,12 +184,13 @@ void KServeFrontend::reply_unary(const ExchangePtr& ex, Api api,
   auto out = std::make_shared<Output>();
   if (parsed->has_echo) out->text = std::get<std::string>(parsed->request.prompt);
   const std::string model = ex->request().param("model");
-  http::GenerationPump::start(
-      ex, handle, [this, ex, api, parsed, handle, out, model](GenerateChunk& chunk) {
+  http::pump_generation(
+      ex, std::move(handle),
+      [this, ex, api, parsed, out, model](GenerateChunk& chunk, GenerationHandle& generation) {
         const auto start = Clock::now();
         append(*out, chunk, parsed->has_logprobs);
         if (!chunk.is_final()) return;
-        RequestRecord& record = handle->record();
+        RequestRecord& record = generation.record();
         if (chunk.finish_reason == FinishReason::kError ||
             chunk.finish_reason == FinishReason::kCancelled) {
           http::respond_status(*ex, chunk.error.is_ok()
@@ -211,14 +212,15 @@ void KServeFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
   auto echo = std::make_shared<std::string>(
       parsed->has_echo ? std::get<std::string>(parsed->request.prompt) : "");
   const std::string model = ex->request().param("model");
-  http::GenerationPump::start(
-      ex, handle, [this, ex, parsed, handle, echo, model](GenerateChunk& chunk) {
+  http::pump_generation(
+      ex, std::move(handle),
+      [this, ex, parsed, echo, model](GenerateChunk& chunk, GenerationHandle& generation) {
         const auto start = Clock::now();
         Output piece;
         piece.text = std::move(*echo);
         echo->clear();
         append(piece, chunk, parsed->has_logprobs);
-        RequestRecord& record = handle->record();
+        RequestRecord& record = generation.record();
         if (!piece.text.empty())
           ex->send_event(dump(generate_object(model, model_.version, parsed->id, piece)));
         if (chunk.is_final()) {

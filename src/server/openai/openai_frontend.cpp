@@ -1,6 +1,6 @@
 // OpenAI /v1/models, /v1/completions, /v1/chat/completions: parse (request_parsing.h) →
-// GenerationService::start → GenerationPump → one JSON reply or SSE chunks ending in [DONE]
-// (docs/server.md).
+// GenerationService::start → GenerationPump (server/generation_pump.h) → one JSON reply or SSE
+// chunks ending in [DONE] (docs/server.md).
 #include "server/openai/openai_frontend.h"
 
 #include "server/http/json_body.h"
@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "common/logging.h"
-#include "server/http/generation_pump.h"
+#include "server/http/exchange_pump.h"
 
 namespace llmserve::openai {
 
@@ -232,13 +232,14 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
   auto text = std::make_shared<std::string>(parsed->echo_text);
   auto logprobs = std::make_shared<LogprobsBuilder>(
       LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat, parsed->echo_text.size()});
-  http::GenerationPump::start(
-      ex, handle, [this, ex, parsed, handle, text, logprobs](GenerateChunk& chunk) {
+  http::pump_generation(
+      ex, std::move(handle),
+      [this, ex, parsed, text, logprobs](GenerateChunk& chunk, GenerationHandle& generation) {
         const auto start = Clock::now();
         *text += chunk.text;
         if (parsed->has_logprobs) logprobs->add(chunk.logprobs);
         if (!chunk.is_final()) return;
-        RequestRecord& record = handle->record();
+        RequestRecord& record = generation.record();
         if (chunk.finish_reason == FinishReason::kError ||
             chunk.finish_reason == FinishReason::kCancelled) {
           respond_api_error(*ex, from_status(chunk.error.is_ok() ? Status(StatusCode::kCancelled,
@@ -290,13 +291,13 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
   }
   auto pending_echo = std::make_shared<std::string>(p.echo_text);
   auto text_offset = std::make_shared<size_t>(p.echo_text.size());
-  http::GenerationPump::start(
-      ex, handle,
-      [this, ex, parsed, handle, make_chunk, is_chat, pending_echo,
-       text_offset](GenerateChunk& chunk) {
+  http::pump_generation(
+      ex, std::move(handle),
+      [this, ex, parsed, make_chunk, is_chat, pending_echo, text_offset](
+          GenerateChunk& chunk, GenerationHandle& generation) {
         const auto start = Clock::now();
         const ParsedRequest& p = *parsed;
-        RequestRecord& record = handle->record();
+        RequestRecord& record = generation.record();
         const bool is_failed = chunk.finish_reason == FinishReason::kError ||
                                chunk.finish_reason == FinishReason::kCancelled;
         std::string piece = std::move(*pending_echo) + chunk.text;
