@@ -52,8 +52,8 @@ class StepGraph {
 // The largest batch a backend must accept; buffers whose addresses recorded graphs bake in are
 // sized from it once, before any capture.
 struct BatchLimits {
-  int32_t max_tokens = 0;
-  int32_t max_seqs = 0;
+  int32_t max_num_tokens = 0;  // tokens (and logit rows) of one step
+  int32_t max_batch_size = 0;  // sequences of one step
   int32_t max_blocks_per_seq = 0;
 };
 

@@ -423,9 +423,7 @@ void Engine::step() {
   totals_.last_step_num_tokens = out.num_batched_tokens;
   totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
   const StepResult& result = runner_->step(out);
-  sampled_.clear();
-  for (const SampleResult& r : result.samples) sampled_.push_back(r.token_id);
-  scheduler_->update(out, sampled_);
+  scheduler_->update(out, result);
   const auto now = Clock::now();
   size_t i = 0;
   for (const ScheduledSequence& s : out.scheduled) {

@@ -141,7 +141,6 @@ class Engine {
   std::vector<int32_t> eos_token_ids_;
 
   // Engine thread only.
-  std::vector<int32_t> sampled_;  // this step's token per sampled sequence, for update()
   EngineStats totals_;
 
   // Shared with frontends.

@@ -39,8 +39,10 @@ ModelRunner::ModelRunner(std::vector<RunnerRank> ranks, RankPool* pool, RunnerOp
   }
   const int32_t bs = kv_cache_.spec.block_size;
   graph_blocks_per_seq_ = (options_.max_model_len + bs - 1) / bs;
-  const BatchLimits limits{std::max(options_.max_num_tokens, options_.max_batch_size),
-                           options_.max_batch_size + 1, graph_blocks_per_seq_};
+  const BatchLimits limits{
+      .max_num_tokens = std::max(options_.max_num_tokens, options_.max_batch_size),
+      .max_batch_size = options_.max_batch_size + 1,
+      .max_blocks_per_seq = graph_blocks_per_seq_};
   on_ranks([&](int32_t r) { ranks_[static_cast<size_t>(r)].backend->reserve_batch(limits); });
   if (options_.pad_block >= 0) pad_table_.assign(1, options_.pad_block);
 }

@@ -30,12 +30,6 @@
 
 namespace llmserve {
 
-// What one step produced: for each entry of the SchedulerOutput with needs_sample, in batch order,
-// its next token, with its logprobs filled in when its sequence asked for them.
-struct StepResult {
-  std::vector<SampleResult> samples;
-};
-
 // A sequence's tokens for forward_logits(): any tokens at any positions, with logits for none,
 // the last or all of them (tests and teacher-forced scoring).
 struct RunnerSequence {

@@ -208,14 +208,14 @@ void Scheduler::preempt_latest(SchedulerOutput& out, StepBudget& budget) {
   budget.has_preempted = true;
 }
 
-void Scheduler::update(const SchedulerOutput& output, std::span<const int32_t> sampled) {
-  if (static_cast<int32_t>(sampled.size()) != output.num_sampled()) {
+void Scheduler::update(const SchedulerOutput& output, const StepResult& result) {
+  if (static_cast<int32_t>(result.samples.size()) != output.num_sampled()) {
     fail(StatusCode::kInternal, "update: {} sampled tokens for {} sequences that sample",
-         sampled.size(), output.num_sampled());
+         result.samples.size(), output.num_sampled());
   }
   size_t next_sampled = 0;
   for (const ScheduledSequence& s : output.scheduled) {
-    const int32_t* token = s.needs_sample ? &sampled[next_sampled++] : nullptr;
+    const int32_t* token = s.needs_sample ? &result.samples[next_sampled++].token_id : nullptr;
     const auto it = sequences_.find(s.seq_id);
     if (it == sequences_.end() || it->second.get() != s.seq) continue;  // aborted/finished
     Sequence& seq = *s.seq;

@@ -79,11 +79,11 @@ class Scheduler {
   std::unique_ptr<Sequence> finish(uint64_t seq_id);
 
   SchedulerOutput schedule();
-  // Advances num_computed_tokens by each entry's num_new_tokens, appends sampled[i] to the i-th
-  // entry with needs_sample, and caches newly full blocks. Entries whose sequence was aborted or
-  // finished since schedule() are skipped (their sampled token too). Throws Error(kInternal) if
-  // sampled.size() != output.num_sampled().
-  void update(const SchedulerOutput& output, std::span<const int32_t> sampled);
+  // Advances num_computed_tokens by each entry's num_new_tokens, appends result.samples[i] to the
+  // i-th entry with needs_sample, and caches newly full blocks. Entries whose sequence was
+  // aborted or finished since schedule() are skipped (their sample too). Throws Error(kInternal)
+  // if result.samples.size() != output.num_sampled().
+  void update(const SchedulerOutput& output, const StepResult& result);
 
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }

@@ -9,7 +9,8 @@
 //   attention   each query attends to positions [0, its own] through seq->block_table, which
 //               covers every position above; positions below num_computed_tokens are cached KV
 //   logits      one row per entry with needs_sample, for its last token, in `scheduled` order;
-//               Scheduler::update takes the sampled tokens in that same order.
+//               the runner's StepResult holds their samples in that order, and
+//               Scheduler::update takes it as it is.
 // Invariants: num_batched_tokens == sum of num_new_tokens; every num_new_tokens >= 1; a sequence
 // appears at most once; preempted sequences do not appear in `scheduled`.
 //
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "engine/sequence.h"
 
 namespace llmserve {
@@ -46,6 +48,13 @@ struct SchedulerOutput {
     for (const ScheduledSequence& s : scheduled) n += s.needs_sample ? 1 : 0;
     return n;
   }
+};
+
+// What one step produced (ModelRunner::step): for each entry of the SchedulerOutput with
+// needs_sample, in batch order, its next token, with its logprobs filled in when its sequence
+// asked for them.
+struct StepResult {
+  std::vector<SampleResult> samples;
 };
 
 }  // namespace llmserve

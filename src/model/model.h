@@ -101,9 +101,10 @@ class Model {
   // activation dtype of the backend it was loaded on.
   KvCacheSpec kv_cache_spec(int32_t block_size, int32_t num_blocks) const;
 
-  // Allocates the activation buffers for steps of up to `max_tokens` tokens and `max_logits`
-  // logit rows now, so memory left for the KV cache is known and later steps do not allocate.
-  virtual void reserve(int32_t max_tokens, int32_t max_logits) = 0;
+  // Allocates the activation buffers for steps of up to `max_num_tokens` tokens and
+  // `max_logit_rows` logit rows (serving: one per sequence, so the batch limit) now, so memory
+  // left for the KV cache is known and later steps do not allocate.
+  virtual void reserve(int32_t max_num_tokens, int32_t max_logit_rows) = 0;
 
   // Runs one step. Writes K/V of the batch's tokens into `kv` and returns the logits of the rows
   // in batch.logits_indices: [L, vocab] fp32 in backend memory, valid until the next forward.

@@ -89,20 +89,20 @@ __device__ __forceinline__ uint32_t int8_pair(uint32_t biased, int h) {
 // The mmas of one 32-bit word of int8 weights (4 columns) of rows g (lo) and g + 8 (hi) with the
 // x pair words b0 (columns 0-1) and b1 (2-3).
 template <typename T>
-__device__ __forceinline__ void mma_int8_word(float (&d)[4], uint32_t lo, uint32_t hi,
-                                              uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma_int8_word(float (&d)[4], uint32_t lo, uint32_t hi, uint32_t b0,
+                                              uint32_t b1) {
   lo ^= 0x80808080u;
   hi ^= 0x80808080u;
-  mma_k16<T>(d, int8_pair<T>(lo, 0), int8_pair<T>(hi, 0), int8_pair<T>(lo, 1),
-             int8_pair<T>(hi, 1), b0, b1);
+  mma_k16<T>(d, int8_pair<T>(lo, 0), int8_pair<T>(hi, 0), int8_pair<T>(lo, 1), int8_pair<T>(hi, 1),
+             b0, b1);
 }
 
 template <GemvWeights W>
 struct GemvTcFormat {
-  static constexpr int kWBytes = W == GemvWeights::k16Bit ? 2 : 1;   // bytes of one weight
-  static constexpr int kXPerW = W == GemvWeights::kInt8 ? 2 : 1;     // x vectors per w vector
-  static constexpr int kXBytes = W == GemvWeights::kFp8 ? 1 : 2;     // bytes of one x value
-  static constexpr int kStepCols = W == GemvWeights::kFp8 ? 32 : 16; // columns of one mma
+  static constexpr int kWBytes = W == GemvWeights::k16Bit ? 2 : 1;    // bytes of one weight
+  static constexpr int kXPerW = W == GemvWeights::kInt8 ? 2 : 1;      // x vectors per w vector
+  static constexpr int kXBytes = W == GemvWeights::kFp8 ? 1 : 2;      // bytes of one x value
+  static constexpr int kStepCols = W == GemvWeights::kFp8 ? 32 : 16;  // columns of one mma
 };
 
 // The mmas of one 16-byte weight vector of rows g (lo) and g + 8 (hi) against the x values of the
@@ -127,22 +127,20 @@ __device__ __forceinline__ void mma_vector(float (&d)[4], const int4& lo, const 
 // One mma step (kStepCols columns) starting at column `col`, for the K tail.
 template <GemvWeights W, typename T>
 __device__ __forceinline__ void mma_step(float (&d)[4], const uint8_t* w_lo, const uint8_t* w_hi,
-                                         const uint8_t* x_row, bool has_token, int64_t col,
-                                         int t) {
+                                         const uint8_t* x_row, bool has_token, int64_t col, int t) {
   using F = GemvTcFormat<W>;
   if constexpr (W == GemvWeights::kInt8) {  // 4 weights a lane: one word, 8 bytes of x
     const int64_t c = col + 4 * t;
     const uint32_t lo = *reinterpret_cast<const uint32_t*>(w_lo + c);
     const uint32_t hi = *reinterpret_cast<const uint32_t*>(w_hi + c);
-    const uint2 b =
-        has_token ? *reinterpret_cast<const uint2*>(x_row + 2 * c) : make_uint2(0u, 0u);
+    const uint2 b = has_token ? *reinterpret_cast<const uint2*>(x_row + 2 * c) : make_uint2(0u, 0u);
     mma_int8_word<T>(d, lo, hi, b.x, b.y);
   } else {  // 8 bytes a lane: 4 16-bit weights or 8 e4m3 codes
     const int64_t c = col + (8 / F::kWBytes) * t;
     const uint2 lo = *reinterpret_cast<const uint2*>(w_lo + c * F::kWBytes);
     const uint2 hi = *reinterpret_cast<const uint2*>(w_hi + c * F::kWBytes);
-    const uint2 b = has_token ? *reinterpret_cast<const uint2*>(x_row + c * F::kXBytes)
-                              : make_uint2(0u, 0u);
+    const uint2 b =
+        has_token ? *reinterpret_cast<const uint2*>(x_row + c * F::kXBytes) : make_uint2(0u, 0u);
     if constexpr (W == GemvWeights::k16Bit) {
       mma_k16<T>(d, lo.x, hi.x, lo.y, hi.y, b.x, b.y);
     } else {
@@ -156,9 +154,9 @@ template <GemvWeights W, typename T, typename OutT, int kVec, int kUnroll, int k
           bool kPreload>
 __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a) {
   using F = GemvTcFormat<W>;
-  constexpr int kLaneBytes = 16 * kVec;                     // weight bytes of a lane-row a chunk
-  constexpr int kChunkCols = 4 * kLaneBytes / F::kWBytes;   // columns of one chunk
-  constexpr int kXVecs = kVec * F::kXPerW;                  // x vectors of a lane a chunk
+  constexpr int kLaneBytes = 16 * kVec;                    // weight bytes of a lane-row a chunk
+  constexpr int kChunkCols = 4 * kLaneBytes / F::kWBytes;  // columns of one chunk
+  constexpr int kXVecs = kVec * F::kXPerW;                 // x vectors of a lane a chunk
   __shared__ float partial[kWarps][32][4];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -211,7 +209,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a
     for (int u = 0; u < kUnroll; ++u) {
       if (c0 + u * kWarps < chunks) {
 #pragma unroll
-        for (int v = 0; v < kVec; ++v) mma_vector<W, T>(d, lo[u][v], hi[u][v], &xv[u][v * F::kXPerW]);
+        for (int v = 0; v < kVec; ++v)
+          mma_vector<W, T>(d, lo[u][v], hi[u][v], &xv[u][v * F::kXPerW]);
       }
     }
   }

@@ -76,8 +76,8 @@ class LlamaModel final : public Model {
     layout_.fp8_inputs = !layers_.empty() && layers_[0].qkv_w.is_fp8();
   }
 
-  void reserve(int32_t max_tokens, int32_t max_logits) override {
-    workspace_.sized(backend_, local_, layout_, max_tokens, max_logits);
+  void reserve(int32_t max_num_tokens, int32_t max_logit_rows) override {
+    workspace_.sized(backend_, local_, layout_, max_num_tokens, max_logit_rows);
   }
 
   Tensor forward(const BatchTensors& batch, const KvCache& kv) override {

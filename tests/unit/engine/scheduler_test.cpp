@@ -55,7 +55,7 @@ class FakeRunner {
   FakeRunner(int32_t num_blocks, int32_t block_size)
       : kv_(static_cast<size_t>(num_blocks) * block_size) {}
 
-  std::vector<int32_t> execute(const SchedulerOutput& out, const BlockPool& pool) {
+  StepResult execute(const SchedulerOutput& out, const BlockPool& pool) {
     for (const ScheduledSequence& s : out.scheduled) {  // write this step's KV
       const Sequence& seq = *s.seq;
       for (int32_t pos = s.num_computed_tokens; pos < s.num_computed_tokens + s.num_new_tokens;
@@ -65,7 +65,7 @@ class FakeRunner {
         kv_[slot_of(seq.block_table, out.block_size, pos)] = {seq.token_ids[pos], pos};
       }
     }
-    std::vector<int32_t> sampled;
+    StepResult sampled;
     for (const ScheduledSequence& s : out.scheduled) {  // read each sampler's context back
       if (!s.needs_sample) continue;
       const Sequence& seq = *s.seq;
@@ -79,7 +79,7 @@ class FakeRunner {
       }
       const int32_t last =
           kv_[slot_of(seq.block_table, out.block_size, seq.num_tokens() - 1)].token;
-      sampled.push_back((last + 1) % 1000);
+      sampled.samples.emplace_back().token_id = (last + 1) % 1000;
     }
     return sampled;
   }
@@ -430,10 +430,12 @@ TEST_F(SchedulerTest, AbortBetweenScheduleAndUpdateKeepsSamplesAligned) {
   EXPECT_EQ(sim.step(), "1:p2! 2:p2!");
   Scheduler& scheduler = sim.scheduler();
   const SchedulerOutput out = scheduler.schedule();
-  const std::vector<int32_t> sampled = sim.runner().execute(out, scheduler.block_pool());
-  ASSERT_EQ(sampled.size(), 2u);
+  const StepResult sampled = sim.runner().execute(out, scheduler.block_pool());
+  ASSERT_EQ(sampled.samples.size(), 2u);
   EXPECT_NE(scheduler.finish(1), nullptr);
-  EXPECT_THROW(scheduler.update(out, std::span(sampled).first(1)), Error);  // misaligned
+  StepResult misaligned = sampled;
+  misaligned.samples.pop_back();
+  EXPECT_THROW(scheduler.update(out, misaligned), Error);
   scheduler.update(out, sampled);
   EXPECT_EQ(sim.run(), Trace({
                            "2:d | finish 2",
