@@ -1,28 +1,25 @@
 // LlamaForCausalLM: RMSNorm, rotary positions (default / linear / llama3 scaling), grouped-query
 // attention, SwiGLU MLP, tied or untied lm_head. Q/K/V are fused into one [Hq+2Hk heads] matmul and
-// gate/up into one [2F] matmul at load. Under tensor parallelism each rank holds its heads and FFN
-// columns (ModelShard) and sums the row-parallel o_proj/down_proj outputs with an all-reduce;
-// under pipeline parallelism each stage holds its layers and hands the residual stream on.
+// gate/up into one [2F] matmul at load; the step is DecoderModel's (model/decoder.h). Under tensor
+// parallelism each rank loads its heads and FFN columns (ModelShard), under pipeline parallelism
+// each stage its layers.
 #include <cmath>
 
 #include "common/status.h"
-#include "model/model.h"
+#include "model/decoder.h"
 #include "model/rope.h"
-#include "model/weight_loader.h"
 
 namespace llmserve {
 namespace {
 
-struct LlamaLayer {
-  Tensor input_norm, qkv_b, o_b, post_norm;
-  LinearWeight qkv_w, o_w, gate_up_w, down_w;
-};
-
-class LlamaModel final : public Model {
+class LlamaModel final : public DecoderModel {
  public:
   LlamaModel(const ModelConfig& config, const WeightStore& store, Backend& backend,
              const LoadOptions& options)
-      : Model(config, shard_of(backend)), backend_(backend) {
+      : DecoderModel(config, backend,
+                     {.norm = DecoderSpec::Norm::kRmsNorm,
+                      .mlp = DecoderSpec::Mlp::kSwiGlu,
+                      .rotary = true}) {
     const auto& c = config_;
     const int64_t d = c.hidden_size, f = c.intermediate_size, hd = c.head_dim;
     const int64_t q_rows = c.num_q_heads * hd, kv_rows = c.num_kv_heads * hd;
@@ -34,8 +31,9 @@ class LlamaModel final : public Model {
     }
     for (int32_t i = first_layer(); i < first_layer() + local_.num_layers; ++i) {
       const std::string l = "model.layers." + std::to_string(i) + ".";
-      LlamaLayer layer;
-      layer.input_norm = w.load(l + "input_layernorm.weight", {d});
+      DecoderLayer layer;
+      layer.attention_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      layer.input_norm.w = w.load(l + "input_layernorm.weight", {d});
       layer.qkv_w = w.linear([&] {
         return w.load_stacked({l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight",
                                l + "self_attn.v_proj.weight"},
@@ -52,8 +50,8 @@ class LlamaModel final : public Model {
       layer.o_w = w.linear([&] {
         return w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols);
       });
-      layer.post_norm = w.load(l + "post_attention_layernorm.weight", {d});
-      layer.gate_up_w = w.linear([&] {
+      layer.post_norm.w = w.load(l + "post_attention_layernorm.weight", {d});
+      layer.up_w = w.linear([&] {
         return w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d,
                               Split::kRows);
       });
@@ -68,83 +66,13 @@ class LlamaModel final : public Model {
            store.dir().string());
     }
     if (shard_.is_last_stage()) {
-      final_norm_ = w.load("model.norm.weight", {d});
+      final_norm_.w = w.load("model.norm.weight", {d});
       lm_head_ = tied ? embed_ : w.load("lm_head.weight", {c.vocab_size, d});
     }
     rope_table_ = w.upload(build_rope_table(c.rope, c.head_dim, c.max_position_embeddings),
                            {c.max_position_embeddings, c.head_dim});
-    layout_.fp8_inputs = !layers_.empty() && layers_[0].qkv_w.is_fp8();
+    finish_loading();
   }
-
-  void reserve(int32_t max_num_tokens, int32_t max_logit_rows) override {
-    workspace_.sized(backend_, local_, layout_, max_num_tokens, max_logit_rows);
-  }
-
-  Tensor forward(const BatchTensors& batch, const KvCache& kv) override {
-    const auto& c = local_;
-    auto a = workspace_.sized(backend_, c, layout_, batch.num_tokens, batch.num_logits);
-    const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim,
-                               1.0f / std::sqrt(static_cast<float>(c.head_dim))};
-    // residual += x; normed = rms_norm(residual) * w, as the input of a linear layer: under fp8
-    // the norm writes the per-token codes too (one kernel instead of two).
-    const auto add_norm = [&](Tensor x, Tensor w) {
-      if (!layout_.fp8_inputs) {
-        backend_.add_rms_norm(a.residual, x, w, c.norm_eps, a.normed);
-        return a.input(a.normed);
-      }
-      LinearInput in = a.input(a.normed, /*is_quantized=*/true);
-      backend_.add_rms_norm_fp8(a.residual, x, w, c.norm_eps, a.normed, in.fp8);
-      return in;
-    };
-    if (shard_.is_first_stage()) {
-      backend_.embedding(batch, embed_, Tensor(), a.residual);
-    } else {
-      backend_.recv_from_prev_stage(a.residual);
-    }
-    backend_.rms_norm(a.residual, layers_[0].input_norm, c.norm_eps, a.normed);
-    LinearInput normed = a.input(a.normed);
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      const LlamaLayer& layer = layers_[i];
-      linear(backend_, normed, layer.qkv_w, layer.qkv_b, a.qkv);
-      backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
-      backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
-      linear(backend_, a.input(a.attn), layer.o_w, layer.o_b, a.sublayer);
-      backend_.all_reduce_sum(a.sublayer);
-      normed = add_norm(a.sublayer, layer.post_norm);
-      linear(backend_, normed, layer.gate_up_w, Tensor(), a.mlp_up);
-      if (layout_.fp8_inputs) {
-        const LinearInput act = a.input(a.mlp_act, /*is_quantized=*/true);
-        backend_.silu_mul_fp8(a.mlp_up, a.mlp_act, act.fp8);
-        linear(backend_, act, layer.down_w, Tensor(), a.sublayer);
-      } else {
-        backend_.silu_mul(a.mlp_up, a.mlp_act);
-        linear(backend_, a.input(a.mlp_act), layer.down_w, Tensor(), a.sublayer);
-      }
-      backend_.all_reduce_sum(a.sublayer);
-      const bool last = i + 1 == layers_.size();
-      if (last && !shard_.is_last_stage()) {
-        backend_.add(a.residual, a.sublayer);
-        backend_.send_to_next_stage(a.residual);
-        return Tensor();  // the last stage has the logits
-      }
-      if (last) {
-        backend_.add_rms_norm(a.residual, a.sublayer, final_norm_, c.norm_eps, a.normed);
-      } else {
-        normed = add_norm(a.sublayer, layers_[i + 1].input_norm);
-      }
-    }
-    backend_.gather_rows(a.normed, batch, a.gathered);
-    backend_.matmul(a.gathered, lm_head_, Tensor(), a.logits);
-    return a.logits;
-  }
-
- private:
-  Backend& backend_;
-  std::vector<Buffer> weights_;
-  Tensor embed_, final_norm_, lm_head_, rope_table_;
-  std::vector<LlamaLayer> layers_;
-  WorkspaceLayout layout_{.gated_mlp = true};
-  DecoderWorkspace workspace_;
 };
 
 void parse_llama_config(const ConfigReader& r, ModelConfig& c) {

@@ -1,0 +1,92 @@
+#include "model/decoder.h"
+
+namespace llmserve {
+
+DecoderModel::DecoderModel(const ModelConfig& config, Backend& backend, DecoderSpec spec)
+    : Model(config, shard_of(backend)), backend_(backend), spec_(spec) {
+  layout_.gated_mlp = spec.mlp == DecoderSpec::Mlp::kSwiGlu;
+}
+
+void DecoderModel::finish_loading() {
+  layout_.fp8_inputs = !layers_.empty() && layers_[0].qkv_w.is_fp8();
+}
+
+void DecoderModel::reserve(int32_t max_num_tokens, int32_t max_logit_rows) {
+  workspace_.sized(backend_, local_, layout_, max_num_tokens, max_logit_rows);
+}
+
+Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
+  const auto& c = local_;
+  auto a = workspace_.sized(backend_, c, layout_, batch.num_tokens, batch.num_logits);
+  const bool rms = spec_.norm == DecoderSpec::Norm::kRmsNorm;
+  // residual += x; normed = norm(residual), as the input of a linear layer. Under fp8 the RMSNorm
+  // writes the per-token codes too (one kernel instead of two); `quantize` false for the final
+  // norm, whose output feeds the 16-bit lm_head.
+  const auto add_norm = [&](Tensor x, const NormWeights& n, bool quantize = true) {
+    if (!rms) {
+      backend_.add_layer_norm(a.residual, x, n.w, n.b, c.norm_eps, a.normed);
+      return a.input(a.normed);
+    }
+    if (!layout_.fp8_inputs || !quantize) {
+      backend_.add_rms_norm(a.residual, x, n.w, c.norm_eps, a.normed);
+      return a.input(a.normed);
+    }
+    LinearInput in = a.input(a.normed, /*is_quantized=*/true);
+    backend_.add_rms_norm_fp8(a.residual, x, n.w, c.norm_eps, a.normed, in.fp8);
+    return in;
+  };
+  if (shard_.is_first_stage()) {
+    backend_.embedding(batch, embed_, pos_embed_, a.residual);
+  } else {
+    backend_.recv_from_prev_stage(a.residual);
+  }
+  const NormWeights& first = layers_[0].input_norm;
+  if (rms) {
+    backend_.rms_norm(a.residual, first.w, c.norm_eps, a.normed);
+  } else {
+    backend_.layer_norm(a.residual, first.w, first.b, c.norm_eps, a.normed);
+  }
+  LinearInput normed = a.input(a.normed);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayer& layer = layers_[i];
+    const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim, layer.attention_scale};
+    linear(backend_, normed, layer.qkv_w, layer.qkv_b, a.qkv);
+    if (spec_.rotary) {
+      backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
+    } else {
+      backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
+    }
+    backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
+    linear(backend_, a.input(a.attn), layer.o_w, layer.o_b, a.sublayer);
+    backend_.all_reduce_sum(a.sublayer);
+    normed = add_norm(a.sublayer, layer.post_norm);
+    if (spec_.mlp == DecoderSpec::Mlp::kGeluTanh) {
+      linear_gelu(backend_, normed, layer.up_w, layer.up_b, a.mlp_up);
+      linear(backend_, a.input(a.mlp_up), layer.down_w, layer.down_b, a.sublayer);
+    } else {
+      linear(backend_, normed, layer.up_w, layer.up_b, a.mlp_up);
+      if (layout_.fp8_inputs) {
+        const LinearInput act = a.input(a.mlp_act, /*is_quantized=*/true);
+        backend_.silu_mul_fp8(a.mlp_up, a.mlp_act, act.fp8);
+        linear(backend_, act, layer.down_w, layer.down_b, a.sublayer);
+      } else {
+        backend_.silu_mul(a.mlp_up, a.mlp_act);
+        linear(backend_, a.input(a.mlp_act), layer.down_w, layer.down_b, a.sublayer);
+      }
+    }
+    backend_.all_reduce_sum(a.sublayer);
+    const bool last = i + 1 == layers_.size();
+    if (last && !shard_.is_last_stage()) {
+      backend_.add(a.residual, a.sublayer);
+      backend_.send_to_next_stage(a.residual);
+      return Tensor();  // the last stage has the logits
+    }
+    normed = last ? add_norm(a.sublayer, final_norm_, /*quantize=*/false)
+                  : add_norm(a.sublayer, layers_[i + 1].input_norm);
+  }
+  backend_.gather_rows(a.normed, batch, a.gathered);
+  backend_.matmul(a.gathered, lm_head_, Tensor(), a.logits);
+  return a.logits;
+}
+
+}  // namespace llmserve

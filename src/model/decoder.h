@@ -1,0 +1,71 @@
+// DecoderModel: the step of a pre-norm decoder-only transformer, written once for every
+// architecture (model/arch/*.cpp). An architecture's constructor only loads its checkpoint's
+// tensors into DecoderLayer / the members below (names, fusions, transposes and splits differ
+// between families) and says in DecoderSpec which norm, MLP and positions it uses; forward() is
+// this file's. A family that differs somewhere else (a bias, a scale, a norm more) adds the
+// option here and its use in forward(), rather than a copy of the loop.
+//
+// One layer: normed = norm(residual) → QKV (+ bias) → RoPE / KV write → paged attention → o_proj
+// → all-reduce → residual += · and the next norm (fused) → MLP (GELU(fc) or SiLU(gate)·up) →
+// down → all-reduce → residual += · and the next norm. Under tensor parallelism each rank holds
+// its heads and FFN columns (row-parallel biases on rank 0 only); under pipeline parallelism
+// each stage runs its layers and hands the residual stream on. fp8 linear inputs (fp8 weights)
+// come quantized out of the RMSNorm and SiLU·mul that produce them.
+#pragma once
+
+#include <vector>
+
+#include "model/model.h"
+#include "model/weight_loader.h"
+
+namespace llmserve {
+
+struct NormWeights {
+  Tensor w;
+  Tensor b;  // LayerNorm's bias; empty for RMSNorm
+};
+
+struct DecoderLayer {
+  NormWeights input_norm;  // before attention
+  NormWeights post_norm;   // before the MLP
+  LinearWeight qkv_w, o_w;
+  LinearWeight up_w;    // [2F, D] gate then up (SwiGLU), or [F, D] (GELU)
+  LinearWeight down_w;  // [D, F]
+  Tensor qkv_b, o_b, up_b, down_b;  // each may be empty; o_b and down_b on rank 0 only
+  float attention_scale = 0;        // softmax scale of this layer's attention
+};
+
+struct DecoderSpec {
+  enum class Norm { kLayerNorm, kRmsNorm };
+  enum class Mlp { kGeluTanh, kSwiGlu };
+  Norm norm = Norm::kRmsNorm;
+  Mlp mlp = Mlp::kSwiGlu;
+  bool rotary = true;  // RoPE from rope_table_; else learned positions (pos_embed_) in embedding
+};
+
+class DecoderModel : public Model {
+ public:
+  void reserve(int32_t max_num_tokens, int32_t max_logit_rows) override;
+  Tensor forward(const BatchTensors& batch, const KvCache& kv) override;
+
+ protected:
+  DecoderModel(const ModelConfig& config, Backend& backend, DecoderSpec spec);
+  // Call once the weights are loaded.
+  void finish_loading();
+
+  Backend& backend_;
+  std::vector<Buffer> weights_;
+  Tensor embed_;      // [V, D] (first stage; and the last when the lm_head is tied)
+  Tensor pos_embed_;  // [P, D] learned positions (first stage), or empty
+  Tensor rope_table_;
+  std::vector<DecoderLayer> layers_;  // this stage's
+  NormWeights final_norm_;            // last stage
+  Tensor lm_head_;                    // [V, D] last stage
+
+ private:
+  DecoderSpec spec_;
+  WorkspaceLayout layout_;
+  DecoderWorkspace workspace_;
+};
+
+}  // namespace llmserve
