@@ -183,6 +183,9 @@ PY
         fi
         # QUANT_TC_VARIANTS="0 2 7": the decode once per tensor-core GEMV tile variant (gemv.h)
         for v in ${QUANT_TC_VARIANTS:-default}; do
+          if [ "$v" = best ]; then  # the gemv step's fastest variant for this format
+            if [ "$q" = fp8 ]; then v=${GEMV_BEST_FP8:-0}; else v=${GEMV_BEST_INT8:-0}; fi
+          fi
           if [ "$v" = default ]; then
             decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q" "${OUTPUT_LEN:-256}" --max-model-len 4096
           else
@@ -237,13 +240,22 @@ PY
       echo "== gemv_bench (bf16): one layer's GEMVs, fastest first per M" | tee -a "$summary"
       grep " a layer " "$OUT/gemv_bench.txt" | sort -k3,3n -k4,4n | awk '{c[$3]++} c[$3] <= 12' | tee -a "$summary"
       grep "lm_head" "$OUT/gemv_bench.txt" | sort -k5,5n | head -6 | tee -a "$summary"
+      # The fastest tensor-core variant per format at M = 1, for the decode steps below ("best").
+      for f in 16bit int8 fp8; do
+        v=$(grep -E "^tc-$f-v[0-9]+ +M 1 " "$OUT/gemv_bench.txt" | sort -k4,4n | head -1 | sed -E 's/^tc-[a-z0-9]+-v([0-9]+).*/\1/')
+        export "GEMV_BEST_${f^^}=${v:-0}"
+        note "gemv: fastest tensor-core variant at M=1 for $f: v${v:-0}"
+      done
       ;;
     decode-ab)  # batch-1 decode, the tensor-core GEMVs against the CUDA-core ones, same call
       [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
       [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
-      for v in ${GEMV_AB:-simt tc}; do  # LLMSERVE_GEMV: CUDA-core or tensor-core GEMVs
-        LLMSERVE_GEMV=$v decode_ours /tmp/llama-3-8b "llama-3-8b-bf16-gemv-$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
-        LLMSERVE_GEMV=$v decode_ours /tmp/gpt2-124m "gpt2-124m-fp16-gemv-$v" "${OUTPUT_LEN:-256}"
+      # LLMSERVE_GEMV: CUDA-core (simt) or tensor-core (tc) GEMVs; tc-best: the variant the gemv
+      # step found fastest for 16-bit weights
+      for v in ${GEMV_AB:-simt tc}; do
+        variant=-1; [ "$v" = tc-best ] && variant=${GEMV_BEST_16BIT:-0}
+        LLMSERVE_GEMV=${v%-best} LLMSERVE_GEMV_TC_VARIANT=$variant decode_ours /tmp/llama-3-8b "llama-3-8b-bf16-gemv-$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
+        LLMSERVE_GEMV=${v%-best} LLMSERVE_GEMV_TC_VARIANT=$variant decode_ours /tmp/gpt2-124m "gpt2-124m-fp16-gemv-$v" "${OUTPUT_LEN:-256}"
       done
       ;;
     startup)
