@@ -14,6 +14,7 @@ struct TokenAdjustment {
   int32_t token = 0;
   int32_t output_count = 0;                // times generated so far
   int32_t flags = 0;                       // kInPrompt | kMasked
+  float bias = 0.0f;                       // logit_bias, added before the penalties
   static constexpr int32_t kInPrompt = 1;  // counts for the repetition penalty
   static constexpr int32_t kMasked = 2;    // -inf (a stop/eos token before min_tokens)
 };

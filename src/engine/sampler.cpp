@@ -50,6 +50,13 @@ float max_logit(std::span<const float> logits) {
 }
 
 // Rule 2.
+void apply_logit_bias(std::span<float> logits, const SamplingParams& params) {
+  for (const LogitBias& b : params.logit_bias) {
+    check_token_id(b.token, logits.size());
+    logits[b.token] += b.bias;
+  }
+}
+
 void mask_stop_tokens(std::span<float> logits, const SamplingParams& params,
                       const SamplingState& state, std::span<const int32_t> eos_token_ids) {
   if (state.num_generated() >= params.min_tokens) return;
@@ -252,6 +259,7 @@ void SamplingState::on_token(int32_t token_id) {
 
 void process_logits(std::span<float> logits, const SamplingParams& params,
                     const SamplingState& state, std::span<const int32_t> eos_token_ids) {
+  apply_logit_bias(logits, params);
   mask_stop_tokens(logits, params, state, eos_token_ids);
   apply_penalties(logits, params, state);
   if (params.is_greedy()) return;
@@ -339,33 +347,32 @@ RowSampling make_row_sampling(const SamplingParams& params, const SamplingState&
   if (params.repetition_penalty != 1.0f || params.frequency_penalty != 0.0f ||
       params.presence_penalty != 0.0f) {
     const std::span<const int32_t> prompt = state.prompt_token_set();  // sorted, unique
-    for (int32_t id : prompt) adjustments.push_back({id, 0, TokenAdjustment::kInPrompt});
+    for (int32_t id : prompt) adjustments.push_back({id, 0, TokenAdjustment::kInPrompt, 0.0f});
     for (const auto& [id, count] : state.output_token_counts()) {
       const auto it = std::lower_bound(prompt.begin(), prompt.end(), id);
       if (it != prompt.end() && *it == id) {
         adjustments[static_cast<size_t>(row.first_adjustment + (it - prompt.begin()))]
             .output_count = count;
       } else {
-        adjustments.push_back({id, count, 0});
+        adjustments.push_back({id, count, 0, 0.0f});
       }
     }
   }
+  // The row's entry of token `id` (one per token: the device applies them in parallel).
+  const auto entry = [&](int32_t id) -> TokenAdjustment& {
+    for (size_t i = static_cast<size_t>(row.first_adjustment); i < adjustments.size(); ++i) {
+      if (adjustments[i].token == id) return adjustments[i];
+    }
+    return adjustments.emplace_back(TokenAdjustment{.token = id});
+  };
   // Rule 2: before min_tokens, stop tokens (and eos unless ignored) cannot be drawn.
   if (state.num_generated() < params.min_tokens) {
-    auto mask = [&](int32_t id) {
-      for (size_t i = static_cast<size_t>(row.first_adjustment); i < adjustments.size(); ++i) {
-        if (adjustments[i].token == id) {
-          adjustments[i].flags |= TokenAdjustment::kMasked;
-          return;
-        }
-      }
-      adjustments.push_back({id, 0, TokenAdjustment::kMasked});
-    };
-    for (int32_t id : params.stop_token_ids) mask(id);
+    for (int32_t id : params.stop_token_ids) entry(id).flags |= TokenAdjustment::kMasked;
     if (!params.ignore_eos) {
-      for (int32_t id : eos_token_ids) mask(id);
+      for (int32_t id : eos_token_ids) entry(id).flags |= TokenAdjustment::kMasked;
     }
   }
+  for (const LogitBias& b : params.logit_bias) entry(b.token).bias = b.bias;
   row.num_adjustments = static_cast<int32_t>(adjustments.size()) - row.first_adjustment;
   return row;
 }

@@ -4,6 +4,7 @@
 // problems is told about the first field. Every comparison is written so that NaN fails it.
 #include "engine/sampling_params.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace llmserve {
@@ -62,6 +63,29 @@ Status validate_stops(const SamplingParams& p, int32_t vocab_size) {
   return Status::ok();
 }
 
+Status validate_logit_bias(const SamplingParams& p, int32_t vocab_size) {
+  if (p.logit_bias.size() > kMaxLogitBiasEntries) {
+    return invalid_argument("logit_bias must hold at most {} tokens, got {}", kMaxLogitBiasEntries,
+                            p.logit_bias.size());
+  }
+  std::vector<int32_t> seen;
+  for (const LogitBias& b : p.logit_bias) {
+    if (b.token < 0 || b.token >= vocab_size) {
+      return {StatusCode::kOutOfRange,
+              fmt::format("logit_bias token {} is not in [0, {})", b.token, vocab_size)};
+    }
+    if (!std::isfinite(b.bias) || std::abs(b.bias) > kMaxLogitBias) {
+      return invalid_argument("logit_bias of token {} must be in [-{}, {}], got {}", b.token,
+                              kMaxLogitBias, kMaxLogitBias, b.bias);
+    }
+    seen.push_back(b.token);
+  }
+  std::sort(seen.begin(), seen.end());
+  if (const auto dup = std::adjacent_find(seen.begin(), seen.end()); dup != seen.end())
+    return invalid_argument("logit_bias names token {} twice", *dup);
+  return Status::ok();
+}
+
 }  // namespace
 
 Status SamplingParams::validate(int32_t vocab_size) const {
@@ -76,6 +100,7 @@ Status SamplingParams::validate(int32_t vocab_size) const {
                             min_tokens);
   }
   if (Status s = validate_stops(*this, vocab_size); !s.is_ok()) return s;
+  if (Status s = validate_logit_bias(*this, vocab_size); !s.is_ok()) return s;
   if (logprobs < -1 || logprobs > kMaxLogprobs) {
     return invalid_argument("logprobs must be in [-1, {}] (-1 = none), got {}", kMaxLogprobs,
                             logprobs);

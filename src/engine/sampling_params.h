@@ -22,6 +22,13 @@ namespace llmserve {
 inline constexpr float kMaxPresencePenalty = 2.0f;  // |presence_penalty| and |frequency_penalty|
 inline constexpr int32_t kMaxLogprobs = 20;         // top alternatives a request may ask for
 inline constexpr size_t kMaxNumStopStrings = 16;
+inline constexpr float kMaxLogitBias = 100.0f;  // |bias| of a logit_bias entry (OpenAI's range)
+inline constexpr size_t kMaxLogitBiasEntries = 1024;
+
+struct LogitBias {
+  int32_t token = 0;
+  float bias = 0.0f;  // added to the token's logit before penalties, masks and temperature
+};
 
 struct SamplingParams {
   float temperature = 1.0f;         // >= 0; 0 => greedy (argmax, ties to the lowest id)
@@ -38,6 +45,9 @@ struct SamplingParams {
   std::vector<int32_t> stop_token_ids{};  // each in [0, vocab_size)
   std::vector<std::string> stop{};        // stop strings: non-empty, at most kMaxNumStopStrings
   int32_t logprobs = -1;  // -1 => none; 0..20 => sampled token's logprob + this many alternatives
+  // OpenAI logit_bias: tokens in [0, vocab_size), each once, |bias| <= kMaxLogitBias. Logprobs
+  // stay those of the model's own distribution.
+  std::vector<LogitBias> logit_bias{};
 
   bool is_greedy() const { return temperature == 0.0f; }
   bool has_logprobs() const { return logprobs >= 0; }

@@ -29,8 +29,8 @@ struct DecoderLayer {
   NormWeights input_norm;  // before attention
   NormWeights post_norm;   // before the MLP
   LinearWeight qkv_w, o_w;
-  LinearWeight up_w;    // [2F, D] gate then up (SwiGLU), or [F, D] (GELU)
-  LinearWeight down_w;  // [D, F]
+  LinearWeight up_w;                // [2F, D] gate then up (SwiGLU), or [F, D] (GELU)
+  LinearWeight down_w;              // [D, F]
   Tensor qkv_b, o_b, up_b, down_b;  // each may be empty; o_b and down_b on rank 0 only
   float attention_scale = 0;        // softmax scale of this layer's attention
 };

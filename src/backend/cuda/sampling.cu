@@ -136,7 +136,7 @@ __global__ void sample_rows_kernel(float* __restrict__ logits, int32_t vocab,
   for (int32_t j = tid; j < p.num_adjustments; j += kSampleThreads) {
     const TokenAdjustment a = adjustments[p.first_adjustment + j];
     if (a.token < 0 || a.token >= vocab) continue;
-    float l = x[a.token];
+    float l = x[a.token] + a.bias;
     if ((a.flags & TokenAdjustment::kMasked) != 0) {
       l = -INFINITY;
     } else {

@@ -3,6 +3,7 @@
 #include "server/openai/request_parsing.h"
 
 #include <algorithm>
+#include <charconv>
 #include <vector>
 
 #include <fmt/format.h>
@@ -222,16 +223,49 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   p.request.prompt = std::move(ids);
   p.request.add_special_tokens = false;
 
-  // n, best_of, logit_bias, suffix: only the defaults.
+  // n, best_of, suffix: only the defaults.
   if (int64_t n = 1; get_int(body, "n", n) && n != 1) {
     throw bad("n", fmt::format("only n=1 is supported, got n={}", n));
   }
   if (int64_t b = 1; get_int(body, "best_of", b) && b != 1) {
     throw bad("best_of", fmt::format("only best_of=1 is supported, got {}", b));
   }
-  if (auto lb = body.find("logit_bias");
-      lb != body.end() && !lb->is_null() && !(lb->is_object() && lb->empty())) {
-    throw bad("logit_bias", "'logit_bias' is not currently supported");
+  // logit_bias: {"<token id>": bias in [-100, 100], ...}; the ids' range is checked with the
+  // vocabulary in SamplingParams::validate.
+  if (auto lb = body.find("logit_bias"); lb != body.end() && !lb->is_null()) {
+    if (!lb->is_object())
+      throw bad("logit_bias", "'logit_bias' must be an object of token ids to numbers");
+    for (const auto& [key, value] : lb->items()) {
+      int32_t token = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), token);
+      if (ec != std::errc() || end != key.data() + key.size() || token < 0) {
+        throw bad(
+            "logit_bias",
+            fmt::format("'logit_bias' keys must be token ids (integers >= 0), got \"{}\"", key));
+      }
+      if (!value.is_number()) {
+        throw bad("logit_bias", fmt::format("'logit_bias' of token {} must be a number", token));
+      }
+      sp.logit_bias.push_back({token, value.get<float>()});
+    }
+  }
+  // Structured outputs and forced tool calls need constrained decoding, which is not built yet:
+  // refused rather than answered with unconstrained text.
+  if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
+    const auto type = rf->is_object() ? rf->find("type") : rf->end();
+    if (!rf->is_object() || type == rf->end() || !type->is_string())
+      throw bad("response_format", "'response_format' must be an object with a string 'type'");
+    if (type->get<std::string>() != "text") {
+      throw bad("response_format",
+                fmt::format("response_format type '{}' is not supported yet (only 'text')",
+                            type->get<std::string>()));
+    }
+  }
+  if (auto tc = body.find("tool_choice"); tc != body.end() && !tc->is_null()) {
+    if (!(tc->is_string() && (*tc == "none" || *tc == "auto"))) {
+      throw bad("tool_choice",
+                "only tool_choice 'none' and 'auto' are supported yet (no forced tool calls)");
+    }
   }
   if (auto sfx = body.find("suffix"); sfx != body.end() && !sfx->is_null() &&
                                       !(sfx->is_string() && sfx->get<std::string>().empty())) {

@@ -119,6 +119,41 @@ await step('logprobs', async () => {
         && content.every((t) => typeof t.token === 'string' && t.top_logprobs.length === 2), c.choices[0].logprobs);
 });
 
+await step('logit_bias', async () => {
+  const greedy = reference.prompts[0].greedy;
+  const ask = (logit_bias, n) => client.completions.create({ model: 'default', prompt, max_tokens: n, temperature: 0,
+                                                             logprobs: 1, logit_bias });
+  const plain = await ask(undefined, 1);
+  const banned = await ask({ [greedy[0]]: -100 }, 1);
+  check('logit_bias -100 bans the greedy token', banned.choices[0].text !== plain.choices[0].text,
+        { plain: plain.choices[0].text, banned: banned.choices[0].text });
+  check('logit_bias leaves logprobs those of the model', banned.choices[0].logprobs.top_logprobs[0][plain.choices[0].text] !== undefined,
+        banned.choices[0].logprobs);
+  const forced_id = reference.prompts[0].ids[1];
+  const forced = await ask({ [forced_id]: 100 }, 3);
+  const tokens = forced.choices[0].logprobs?.tokens ?? [];
+  check('logit_bias +100 forces one token every step', tokens.length === 3 && tokens.every((t) => t === tokens[0])
+        && forced.choices[0].text === tokens.join(''), tokens);
+  const chat = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }],
+                                                     max_tokens: 2, temperature: 0, logit_bias: { [forced_id]: 100 } });
+  check('chat logit_bias forces the token too', chat.choices[0].message.content === tokens[0] + tokens[0], chat.choices[0].message);
+});
+await expectError('logit_bias key not a token id', () => client.completions.create({ model: 'default', prompt, max_tokens: 2, logit_bias: { abc: 1 } }), 400, 'logit_bias');
+await expectError('logit_bias above 100', () => client.completions.create({ model: 'default', prompt, max_tokens: 2, logit_bias: { 5: 101 } }), 400)
+  .then((e) => { if (e) check('logit_bias range named', /logit_bias/.test(e.error?.message ?? ''), e?.error); });
+await expectError('logit_bias token outside the vocabulary', () => client.completions.create({ model: 'default', prompt, max_tokens: 2, logit_bias: { 99999999: 1 } }), 400)
+  .then((e) => { if (e) check('logit_bias vocabulary named', /logit_bias token 99999999/.test(e.error?.message ?? ''), e?.error); });
+
+await expectError('response_format json_schema', () => client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2,
+  response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } } }), 400, 'response_format');
+await expectError('tool_choice required', () => client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2,
+  tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }], tool_choice: 'required' }), 400, 'tool_choice');
+await step('response_format text', async () => {
+  const r = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2,
+                                                  temperature: 0, response_format: { type: 'text' } });
+  check('response_format text is plain generation', r.choices[0].message.content.length > 0, r.choices[0]);
+});
+
 await step('echo', async () => {
   const r = await client.completions.create({ model: 'default', prompt, max_tokens: 40, temperature: 0, echo: true });
   check('echo prepends the prompt', r.choices[0].text === prompt + want, r.choices[0].text);

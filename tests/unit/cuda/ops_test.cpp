@@ -197,6 +197,7 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
     float min_p;
     float rep, freq, presence;
     int32_t min_tokens;
+    bool logit_bias = false;  // bias the favourite down and two other tokens up
   };
   const int64_t rows = 96, vocab = 50257;
   const std::vector<int32_t> eos = {50256};
@@ -207,7 +208,9 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
         Case{1.0f, 0, 1.0f, 0.1f, 1, 0, 0, 0}, Case{0.0f, 0, 1.0f, 0.0f, 1, 0, 0, 0},
         Case{1.5f, 5000, 0.95f, 0.0f, 1, 0, 0, 0}, Case{0.8f, 50, 1.0f, 0.0f, 1.3f, 0.4f, 0.6f, 0},
         Case{0.0f, 0, 1.0f, 0.0f, 1.5f, 0.0f, 0.0f, 0},
-        Case{1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 50}}) {
+        Case{1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 50},
+        Case{0.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0, true},
+        Case{0.9f, 0, 1.0f, 0.0f, 1.2f, 0.3f, 0.0f, 3, true}}) {
     std::vector<float> logits = random_vector(static_cast<size_t>(rows * vocab), rng_, 3.0f);
     std::vector<RowSampling> params;
     std::vector<TokenAdjustment> adjustments;
@@ -233,6 +236,9 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
       SamplingState state(p, prompt, 0);
       for (int32_t t : {top, 9, 9, static_cast<int32_t>(100 + r)}) state.on_token(t);
       if (c.min_tokens > 0) row_logits[eos[0]] = row_logits[top] + 5.0f;
+      if (c.logit_bias) {  // entries shared with the prompt, the output and a masked stop token
+        p.logit_bias = {{top, -4.0f}, {9, 2.5f}, {7, 50.0f}, {static_cast<int32_t>(200 + r), 6.0f}};
+      }
       std::vector<float> row(row_logits, row_logits + vocab);
       want.push_back(sample(row, p, state, std::span<const int32_t>(eos)).token_id);
       params.push_back(make_row_sampling(p, state, eos, adjustments));
@@ -254,7 +260,8 @@ TEST_P(CudaOps, SamplingMatchesHostSampler) {
     const std::string what = "T " + std::to_string(c.temperature) + " k " +
                              std::to_string(c.top_k) + " p " + std::to_string(c.top_p) + " min_p " +
                              std::to_string(c.min_p) + " rep " + std::to_string(c.rep) +
-                             " min_tokens " + std::to_string(c.min_tokens);
+                             " min_tokens " + std::to_string(c.min_tokens) +
+                             (c.logit_bias ? " logit_bias" : "");
     if (c.temperature == 0.0f) {
       EXPECT_EQ(case_agree, rows) << what << ": greedy rows must agree exactly";
     }

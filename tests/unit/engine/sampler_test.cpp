@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <random>
 #include <set>
@@ -254,6 +255,53 @@ TEST(SamplerTest, MinTokensMasksEosAndStopIdsUntilReached) {
             (Logits{1, kNegInf, kNegInf, 4, kNegInf}));
   p.min_tokens = 0;
   EXPECT_EQ(processed(logits, p, state_after(p, {}, {}), {4}), logits);
+}
+
+TEST(SamplerTest, LogitBiasIsAddedBeforePenaltiesAndMasks) {
+  SamplingParams p{.repetition_penalty = 2.0f, .min_tokens = 1, .stop_token_ids = {1}};
+  p.logit_bias = {{0, 3.0f}, {1, 100.0f}, {3, -2.0f}};
+  const Logits logits = {1, 2, 3, 4, 5};
+  // Token 0: 1 + 3 = 4, then halved by the repetition penalty (it is in the prompt): 2. Token 1:
+  // masked before min_tokens whatever its bias. Token 3: 4 - 2.
+  EXPECT_EQ(processed(logits, p, state_after(p, {0}, {})), (Logits{2, kNegInf, 3, 2, 5}));
+  p.min_tokens = 0;  // the stop token is no longer held back: its bias makes it the favourite
+  EXPECT_EQ(processed(logits, p, state_after(p, {0}, {})), (Logits{2, 102, 3, 2, 5}));
+  p.temperature = 0.0f;
+  EXPECT_EQ(sample_copy(logits, p, state_after(p, {0}, {}), std::nullopt).token_id, 1);
+}
+
+TEST(SamplerTest, LogitBiasLeavesLogprobsRaw) {
+  SamplingParams p{.temperature = 0.0f, .logprobs = 1};
+  p.logit_bias = {{0, 50.0f}};
+  const SampleResult r = sample_copy({1, 2, 3}, p, state_after(p, {}, {}), std::nullopt);
+  EXPECT_EQ(r.token_id, 0);
+  const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+  EXPECT_NEAR(r.logprob, 1.0 - lse, 1e-5);
+  ASSERT_EQ(r.top_logprobs.size(), 1u);
+  EXPECT_EQ(r.top_logprobs[0].token_id, 2);
+}
+
+TEST(SamplerTest, RowSamplingHasOneEntryPerTokenWithItsBias) {
+  SamplingParams p{.repetition_penalty = 1.5f, .min_tokens = 3, .stop_token_ids = {7}};
+  p.logit_bias = {{7, 5.0f}, {4, -1.0f}, {9, 2.0f}};
+  const SamplingState state = state_after(p, {4, 5}, {5, 9});
+  std::vector<TokenAdjustment> adjustments(2);  // another row's entries come first
+  const RowSampling row = make_row_sampling(p, state, std::vector<int32_t>{8}, adjustments);
+  EXPECT_EQ(row.first_adjustment, 2);
+  std::map<int32_t, TokenAdjustment> by_token;
+  for (int32_t i = 0; i < row.num_adjustments; ++i) {
+    const TokenAdjustment& a = adjustments[static_cast<size_t>(row.first_adjustment + i)];
+    EXPECT_TRUE(by_token.emplace(a.token, a).second) << "token " << a.token << " twice";
+  }
+  ASSERT_EQ(by_token.size(), 5u);  // prompt 4, 5; output 9; masked 7, 8
+  EXPECT_EQ(by_token[4].bias, -1.0f);
+  EXPECT_EQ(by_token[4].flags, TokenAdjustment::kInPrompt);
+  EXPECT_EQ(by_token[9].bias, 2.0f);
+  EXPECT_EQ(by_token[9].output_count, 1);
+  EXPECT_EQ(by_token[7].bias, 5.0f);
+  EXPECT_EQ(by_token[7].flags, TokenAdjustment::kMasked);
+  EXPECT_EQ(by_token[8].flags, TokenAdjustment::kMasked);
+  EXPECT_EQ(by_token[5].bias, 0.0f);
 }
 
 TEST(SamplerTest, GreedyAvoidsEosUntilMinTokens) {

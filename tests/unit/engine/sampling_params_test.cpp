@@ -130,6 +130,31 @@ TEST(SamplingParamsTest, StopTokenIdsMustBeInsideVocabulary) {
                StatusCode::kOutOfRange);
 }
 
+TEST(SamplingParamsTest, LogitBiasTokensInVocabularyOnceAndBiasWithinHundred) {
+  EXPECT_TRUE(validate_with([](SamplingParams& p) {
+                p.logit_bias = {{0, -100.0f}, {kVocabSize - 1, 100.0f}};
+              }).is_ok());
+  const Status past = validate_with([](SamplingParams& p) { p.logit_bias = {{kVocabSize, 1}}; });
+  expect_error(past, "logit_bias", StatusCode::kOutOfRange);
+  EXPECT_EQ(past.message(), "logit_bias token 100 is not in [0, 100)");
+  expect_error(validate_with([](SamplingParams& p) {
+                 p.logit_bias = {{-1, 1}};
+               }),
+               "logit_bias", StatusCode::kOutOfRange);
+  expect_error(validate_with([](SamplingParams& p) {
+                 p.logit_bias = {{3, 100.5f}};
+               }),
+               "logit_bias of token 3");
+  expect_error(validate_with([](SamplingParams& p) {
+                 p.logit_bias = {{3, NAN}};
+               }),
+               "logit_bias of token 3");
+  expect_error(validate_with([](SamplingParams& p) {
+                 p.logit_bias = {{3, 1}, {4, 1}, {3, 2}};
+               }),
+               "logit_bias names token 3 twice");
+}
+
 TEST(SamplingParamsTest, StopStringsAreNonEmptyAndAtMostSixteen) {
   const Status empty = validate_with([](SamplingParams& p) { p.stop = {"a", ""}; });
   expect_error(empty, "stop[1]");
