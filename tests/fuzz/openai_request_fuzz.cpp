@@ -1,10 +1,11 @@
 // Fuzzes the OpenAI frontend's request parsing: /v1/completions and /v1/chat/completions bodies
-// through parse_json and openai::parse_request with the embedded default model's tokenizer and
-// chat template (messages, content parts, tools and tool_calls become template values). Any input
-// must produce a parsed request or an ApiError — never a crash, hang, leak, undefined behaviour
-// or another exception (which the server would answer with a 500). The first byte picks the API:
-// odd is chat ('1'), even completions ('0'); the rest is the body.
-// Also replayed over tests/fuzz/corpus/openai by ctest (fuzz_regression_main.cpp).
+// through parse_json and openai::parse_request (and parse_tokenize / parse_detokenize) with the
+// embedded default model's tokenizer and chat template (messages, content parts, tools and
+// tool_calls become template values). Any input must produce a parsed request or an ApiError —
+// never a crash, hang, leak, undefined behaviour or another exception (which the server would
+// answer with a 500). The first byte picks the API: odd is chat ('1'), even completions ('0'); the
+// rest is the body. Also replayed over tests/fuzz/corpus/openai by ctest
+// (fuzz_regression_main.cpp).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -67,6 +68,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   nlohmann::json body;
   if (!parse_json(text, body).is_ok() || !body.is_object()) return 0;
+  if (data[0] % 4 >= 2) {  // the same body as /tokenize and /detokenize (vLLM's routes)
+    try {
+      const std::vector<int32_t> ids = openai::parse_tokenize(body, m.context);
+      for (int32_t id : ids) {
+        if (id < 0 || id >= m.context.tokenizer.vocab_size()) __builtin_trap();
+      }
+    } catch (const openai::ApiError& e) {
+      if (e.status != 400 || e.message.empty()) __builtin_trap();
+    }
+    try {
+      (void)openai::parse_detokenize(body, m.context);
+    } catch (const openai::ApiError& e) {
+      if (e.status != 400 || e.message.empty()) __builtin_trap();
+    }
+  }
   openai::ParsedRequest parsed;
   try {
     openai::parse_request(body, api, m.context, parsed);

@@ -95,6 +95,51 @@ void OpenAIFrontend::add_routes(http::Router& router) {
              [this](const ExchangePtr& ex) { generate(ex, Api::kCompletions); });
   router.add("POST", "/v1/chat/completions",
              [this](const ExchangePtr& ex) { generate(ex, Api::kChat); });
+  // vLLM's tokenizer routes: errors in OpenAI's envelope too.
+  router.set_error_body("/tokenize", [](int status, const std::string& message) {
+    return dump(error_body(ApiError{status, message, "", "invalid_request_error", ""}));
+  });
+  router.set_error_body("/detokenize", [](int status, const std::string& message) {
+    return dump(error_body(ApiError{status, message, "", "invalid_request_error", ""}));
+  });
+  router.add("POST", "/tokenize", [this](const ExchangePtr& ex) { tokenize(ex, false); });
+  router.add("POST", "/detokenize", [this](const ExchangePtr& ex) { tokenize(ex, true); });
+}
+
+json OpenAIFrontend::model_body(const ExchangePtr& ex, std::string& model) const {
+  json body;
+  if (Status s = parse_json(ex->request().body, body); !s.is_ok()) throw bad("", s.message());
+  if (!body.is_object()) throw bad("", "the request body must be a JSON object");
+  auto it = body.find("model");
+  if (it == body.end() || it->is_null()) throw bad("model", "'model' is a required property");
+  if (!it->is_string()) throw bad("model", "'model' must be a string");
+  model = it->get<std::string>();
+  if (!model_.is_name(model)) {
+    throw ApiError{404, fmt::format("The model `{}` does not exist.", model), "model",
+                   "invalid_request_error", "model_not_found"};
+  }
+  return body;
+}
+
+void OpenAIFrontend::tokenize(const ExchangePtr& ex, bool is_detokenize) const {
+  try {
+    std::string model;
+    const json body = model_body(ex, model);
+    const ParseContext context = parse_context();
+    if (is_detokenize) {
+      http::respond_json(*ex, 200, dump(json{{"prompt", parse_detokenize(body, context)}}));
+      return;
+    }
+    const std::vector<int32_t> ids = parse_tokenize(body, context);
+    http::respond_json(
+        *ex, 200,
+        dump(json{
+            {"count", ids.size()}, {"max_model_len", context.max_model_len}, {"tokens", ids}}));
+  } catch (const ApiError& e) {
+    respond_api_error(*ex, e);
+  } catch (const std::exception& e) {
+    respond_api_error(*ex, ApiError{500, e.what(), "", "server_error", ""});
+  }
 }
 
 void OpenAIFrontend::list_models(const ExchangePtr& ex) const {
@@ -132,18 +177,7 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
                      state_.is_draining ? "the server is shutting down" : "the model is not ready",
                      "", "service_unavailable", ""};
     }
-    json body;
-    if (Status s = parse_json(ex->request().body, body); !s.is_ok()) throw bad("", s.message());
-    if (!body.is_object()) throw bad("", "the request body must be a JSON object");
-    auto model = body.find("model");
-    if (model == body.end() || model->is_null())
-      throw bad("model", "'model' is a required property");
-    if (!model->is_string()) throw bad("model", "'model' must be a string");
-    p.model = model->get<std::string>();
-    if (!model_.is_name(p.model)) {
-      throw ApiError{404, fmt::format("The model `{}` does not exist.", p.model), "model",
-                     "invalid_request_error", "model_not_found"};
-    }
+    const json body = model_body(ex, p.model);
     parse_request(body, api, parse_context(), p);
     status = service_.start(p.request, handle);
     if (!status.is_ok()) throw from_status(status);

@@ -45,6 +45,10 @@ class OpenAIFrontend {
   void list_models(const ExchangePtr& ex) const;
   void get_model(const ExchangePtr& ex) const;
   void generate(const ExchangePtr& ex, Api api);
+  // vLLM's /tokenize and /detokenize (no generation: nothing is recorded in the metrics).
+  void tokenize(const ExchangePtr& ex, bool is_detokenize) const;
+  // The request body as a JSON object naming a served model; throws ApiError otherwise.
+  nlohmann::json model_body(const ExchangePtr& ex, std::string& model) const;
   // What parse_request needs: the service's tokenizer and limits, the compiled template.
   ParseContext parse_context() const;
   void reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,

@@ -380,4 +380,42 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   if (Status s = sp.validate(tok.vocab_size()); !s.is_ok()) throw from_status(s);
 }
 
+std::vector<int32_t> parse_tokenize(const json& body, const ParseContext& context) {
+  const Tokenizer& tok = context.tokenizer;
+  if (body.contains("messages")) {
+    const std::string text = render_chat(body, context);
+    check_prompt_bytes(text, "messages", "the chat prompt rendered from 'messages'", context);
+    return tok.encode(text,
+                      EncodeOptions{.add_special_tokens = false, .parse_special_tokens = true});
+  }
+  auto it = body.find("prompt");
+  if (it == body.end() || it->is_null())
+    throw bad("prompt", "'prompt' (or 'messages') is a required property");
+  if (!it->is_string()) throw bad("prompt", "'prompt' must be a string");
+  const std::string& text = it->get_ref<const std::string&>();
+  check_prompt_bytes(text, "prompt", "the prompt", context);
+  bool add_special_tokens = true;
+  get_bool(body, "add_special_tokens", add_special_tokens);
+  return tok.encode(text, EncodeOptions{.add_special_tokens = add_special_tokens});
+}
+
+std::string parse_detokenize(const json& body, const ParseContext& context) {
+  const Tokenizer& tok = context.tokenizer;
+  auto it = body.find("tokens");
+  if (it == body.end() || it->is_null()) throw bad("tokens", "'tokens' is a required property");
+  if (!it->is_array()) throw bad("tokens", "'tokens' must be an array of token ids");
+  std::vector<int32_t> ids;
+  ids.reserve(it->size());
+  for (const json& v : *it) {
+    if (!v.is_number_integer()) throw bad("tokens", "'tokens' must all be integers");
+    const int64_t id = v.get<int64_t>();
+    if (id < 0 || id >= tok.vocab_size()) {
+      throw bad("tokens", fmt::format("'tokens' id {} is outside the vocabulary [0, {})", id,
+                                      tok.vocab_size()));
+    }
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  return tok.decode(ids);
+}
+
 }  // namespace llmserve::openai

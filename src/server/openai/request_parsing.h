@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -74,5 +75,13 @@ void parse_request(const nlohmann::json& body, Api api, const ParseContext& cont
 // The chat prompt: body's messages (and tools) rendered with context.chat_template. Throws ApiError
 // naming "messages" (or the message's field) when they are malformed or the template fails.
 std::string render_chat(const nlohmann::json& body, const ParseContext& context);
+
+// vLLM's /tokenize: {prompt, add_special_tokens (default true)} or {messages, tools,
+// add_generation_prompt} (the chat template's text, whose special tokens it holds) → token ids.
+// Throws ApiError naming the param.
+std::vector<int32_t> parse_tokenize(const nlohmann::json& body, const ParseContext& context);
+
+// vLLM's /detokenize: {tokens: [ids in the vocabulary]} → the text (special tokens kept).
+std::string parse_detokenize(const nlohmann::json& body, const ParseContext& context);
 
 }  // namespace llmserve::openai

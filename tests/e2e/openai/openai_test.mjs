@@ -166,6 +166,32 @@ await expectError('max_tokens 0', () => client.completions.create({ model: 'defa
 await expectError('chat without messages', () => client.chat.completions.create({ model: 'default', messages: [] }), 400, 'messages');
 await expectError('prompt too long', () => client.completions.create({ model: 'default', prompt: 'a '.repeat(5000), max_tokens: 4 }), 400, 'prompt')
   .then((e) => { if (e) check('prompt too long names max_model_len', /max_model_len/.test(e.error?.message ?? ''), e?.error); });
+await step('tokenize / detokenize', async () => {
+  const root = process.env.BASE_URL.replace(/\/v1\/?$/, '');
+  const post = async (path, body) => {
+    const res = await fetch(`${root}${path}`, { method: 'POST', body: JSON.stringify(body),
+                                                headers: { 'content-type': 'application/json', authorization: 'Bearer x' } });
+    return { status: res.status, body: await res.json() };
+  };
+  const ids = reference.prompts[0].ids;
+  const t = await post('/tokenize', { model: 'default', prompt });
+  check('tokenize gives the reference ids', JSON.stringify(t.body.tokens) === JSON.stringify(ids) && t.body.count === ids.length
+        && t.body.max_model_len > ids.length, t.body);
+  const d = await post('/detokenize', { model: 'default', tokens: ids });
+  check('detokenize gives the prompt back', d.status === 200 && d.body.prompt === prompt, d.body);
+  const c = await post('/tokenize', { model: 'default', messages: [{ role: 'user', content: 'Hi' }] });
+  const chat = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1 });
+  check('tokenize messages counts the chat prompt', c.body.count === chat.usage.prompt_tokens, { tokenize: c.body, usage: chat.usage });
+  const bad = await post('/detokenize', { model: 'default', tokens: [1, 99999999] });
+  check('detokenize outside the vocabulary 400 names tokens', bad.status === 400 && bad.body.error?.param === 'tokens', bad);
+  const unknown = await post('/tokenize', { model: 'nope', prompt: 'x' });
+  check('tokenize unknown model 404', unknown.status === 404 && unknown.body.error?.code === 'model_not_found', unknown);
+  const missing = await post('/tokenize', { model: 'default' });
+  check('tokenize without prompt 400 names prompt', missing.status === 400 && missing.body.error?.param === 'prompt', missing);
+  const res = await fetch(`${root}/tokenize`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+  check('tokenize needs the api key', res.status === 401, res.status);
+});
+
 await step('malformed JSON', async () => {
   const res = await fetch(`${process.env.BASE_URL}/completions`, { method: 'POST', body: '{"model": ', headers: { 'content-type': 'application/json', authorization: 'Bearer x' } });
   const body = await res.json();
