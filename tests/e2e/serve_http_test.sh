@@ -71,7 +71,7 @@ check "  ... message" has_error "text_input"
 check "live 200" [ "$(code "$H/v2/health/live")" == 200 ]
 check "ready 200" [ "$(code "$H/v2/health/ready")" == 200 ]
 check "model ready 200" [ "$(code "$H/v2/models/default/ready")" == 200 ]
-check "server metadata" [ "$(curl -s "$H/v2" | json "d['name'], 'generate' in d['extensions']")" == "llmserve True" ]
+check "server metadata" [ "$(curl -s "$H/v2" | json "d['name'], 'generate' in d['extensions'], 'model_repository' in d['extensions']")" == "llmserve True False" ]
 check "model metadata" [ "$(curl -s "$H/v2/models/default" | json "d['name'], d['versions'], [t['datatype'] for t in d['inputs'] if t['name']=='text_input']")" == "default ['1'] ['BYTES']" ]
 check "model config" [ "$(curl -s "$H/v2/models/default/config" | json "[t['data_type'] for t in d['input'] if t['name']=='text_input'][0], d['max_batch_size'] > 0")" == "TYPE_STRING True" ]
 check "model stats count successes" [ "$(curl -s "$H/v2/models/default/stats" | json "d['model_stats'][0]['inference_stats']['success']['count'] >= 5")" == True ]

@@ -118,7 +118,8 @@ class InferenceService final : public GRPCInferenceService::CallbackService {
     if (auto s = authorize(context); !s.ok()) return finish_now(context, s);
     response->set_name(options_.server_name);
     response->set_version(options_.server_version);
-    for (const char* e : {"model_repository", "model_configuration", "statistics", "parameters"}) {
+    // Not model_repository: RepositoryIndex answers, but load and unload do not exist.
+    for (const char* e : {"model_configuration", "statistics", "parameters"}) {
       response->add_extensions(e);
     }
     return finish_now(context, ::grpc::Status::OK);

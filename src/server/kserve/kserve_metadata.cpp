@@ -83,11 +83,12 @@ Status KServeFrontend::resolve_model(const http::HttpRequest& request) const {
 }
 
 void KServeFrontend::server_metadata(const ExchangePtr& ex) const {
-  json j = {{"name", "llmserve"},
-            {"version", kServerVersion},
-            {"extensions",
-             {"model_configuration", "statistics", "generate", "model_repository",
-              "binary_tensor_data"}}};
+  json j = {
+      {"name", "llmserve"},
+      {"version", kServerVersion},
+      // Not model_repository: its index answers, but load and unload do not exist (one
+      // model, served from start to exit), and clients read the list as a promise.
+      {"extensions", {"model_configuration", "statistics", "generate", "binary_tensor_data"}}};
   http::respond_json(*ex, 200, dump(j));
 }
 

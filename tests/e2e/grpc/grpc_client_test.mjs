@@ -98,7 +98,8 @@ async function main() {
   r = await unary(client, 'ModelReady', { name: 'nope' });
   check('ModelReady unknown is false', !r.err && r.res.ready === false, r.err?.message);
   r = await unary(client, 'ServerMetadata', {});
-  check('ServerMetadata', !r.err && r.res.name === 'llmserve' && r.res.extensions.includes('statistics'), JSON.stringify(r.res ?? r.err?.message));
+  check('ServerMetadata', !r.err && r.res.name === 'llmserve' && r.res.extensions.includes('statistics')
+        && !r.res.extensions.includes('model_repository'), JSON.stringify(r.res ?? r.err?.message));
   r = await unary(client, 'ModelMetadata', { name: 'default' });
   const textIn = r.res?.inputs.find((t) => t.name === 'text_input');
   check('ModelMetadata text_input BYTES [-1,1]', !r.err && textIn?.datatype === 'BYTES' && textIn.shape.join(',') === '-1,1' &&
