@@ -4,8 +4,9 @@
 
 namespace llmserve::http {
 
-void pump_generation(const std::shared_ptr<HttpExchange>& ex,
-                     std::shared_ptr<GenerationHandle> handle, GenerationPump::ChunkFn on_chunk) {
+std::shared_ptr<GenerationPump> pump_generation(const std::shared_ptr<HttpExchange>& ex,
+                                                std::shared_ptr<GenerationHandle> handle,
+                                                GenerationPump::ChunkFn on_chunk) {
   auto pump = GenerationPump::start(
       std::move(handle), [ex](std::function<void()> task) { ex->post(std::move(task)); },
       std::move(on_chunk));
@@ -14,6 +15,7 @@ void pump_generation(const std::shared_ptr<HttpExchange>& ex,
     if (auto p = weak.lock(); p && p->cancel())
       LOG_INFO("request {} cancelled: the client disconnected", p->id());
   });
+  return pump;
 }
 
 }  // namespace llmserve::http

@@ -10,8 +10,10 @@
 namespace llmserve::http {
 
 // on_chunk runs on the exchange's strand; the request is cancelled in the engine if the client
-// goes before the final chunk (which on_chunk then sees as kCancelled).
-void pump_generation(const std::shared_ptr<HttpExchange>& ex,
-                     std::shared_ptr<GenerationHandle> handle, GenerationPump::ChunkFn on_chunk);
+// goes before the final chunk (which on_chunk then sees as kCancelled). Returns the pump (to
+// cancel it from elsewhere); it keeps itself alive until its final chunk.
+std::shared_ptr<GenerationPump> pump_generation(const std::shared_ptr<HttpExchange>& ex,
+                                                std::shared_ptr<GenerationHandle> handle,
+                                                GenerationPump::ChunkFn on_chunk);
 
 }  // namespace llmserve::http

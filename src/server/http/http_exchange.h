@@ -49,7 +49,7 @@ class HttpExchange {
   virtual bool send_event(std::string data) = 0;
   virtual void end() = 0;  // ends the event stream
   // `callback` runs (on the connection's strand) if the peer closes before the response is
-  // complete, e.g. to cancel the engine request. At most one callback; set it early.
+  // complete, e.g. to cancel the engine request (each callback given runs; set them early).
   virtual void on_disconnect(std::function<void()> callback) = 0;
   virtual bool is_client_gone() const = 0;
   // Runs `fn` on the connection's strand (serialized with the I/O of this connection).

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <vector>
 
 #include <fmt/format.h>
 #include <boost/asio.hpp>
@@ -106,7 +107,7 @@ class Session : public std::enable_shared_from_this<Session> {
       cb();
       return;
     }
-    on_disconnect_ = std::move(cb);
+    on_disconnect_.push_back(std::move(cb));
   }
   bool is_keep_alive() const { return keep_alive_; }
   bool is_gone(uint64_t seq) const { return is_client_gone_.load() || seq != seq_atomic_.load(); }
@@ -295,7 +296,7 @@ class Session : public std::enable_shared_from_this<Session> {
     seq_atomic_ = seq_;
     is_busy_ = true;
     is_response_complete_ = false;
-    on_disconnect_ = nullptr;
+    on_disconnect_.clear();
     shared_.num_active->fetch_add(1);
   }
 
@@ -359,17 +360,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void end_busy() {
     if (!is_busy_) return;
     is_busy_ = false;
-    on_disconnect_ = nullptr;
+    on_disconnect_.clear();
     shared_.num_active->fetch_sub(1);
   }
 
   void peer_gone() {
     is_client_gone_ = true;
     // Once the handler queued its last write the request is complete, whatever the peer does.
-    if (is_busy_ && !is_response_complete_ && on_disconnect_) {
-      auto cb = std::move(on_disconnect_);
-      on_disconnect_ = nullptr;
-      cb();
+    if (is_busy_ && !is_response_complete_) {
+      auto callbacks = std::move(on_disconnect_);
+      on_disconnect_.clear();
+      for (auto& cb : callbacks) cb();
     }
     close();
   }
@@ -414,7 +415,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string continue_;
   std::array<char, 4096> discard_{};
   std::deque<std::string> writes_;
-  std::function<void()> on_disconnect_;
+  std::vector<std::function<void()>> on_disconnect_;
   uint64_t seq_ = 0;
   std::atomic<uint64_t> seq_atomic_{0};
   uint64_t timer_gen_ = 0;

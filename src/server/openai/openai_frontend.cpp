@@ -169,7 +169,7 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
   p.id = random_id(api == Api::kChat ? "chatcmpl-" : "cmpl-");
   p.created = unix_now();
 
-  std::shared_ptr<GenerationHandle> handle;
+  std::vector<std::shared_ptr<GenerationHandle>> handles;
   Status status;
   try {
     if (!state_.accepts_requests()) {
@@ -179,8 +179,14 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
     }
     const json body = model_body(ex, p.model);
     parse_request(body, api, parse_context(), p);
-    status = service_.start(p.request, handle);
-    if (!status.is_ok()) throw from_status(status);
+    // n choices are n engine requests over the same prompt: prefix caching shares its KV. A
+    // request seed gives choice i the seed + i, so the choices differ and each is reproducible.
+    for (int32_t i = 0; i < p.n; ++i) {
+      GenerateRequest choice = p.request;
+      if (choice.sampling.seed && i > 0) *choice.sampling.seed += static_cast<uint64_t>(i);
+      status = service_.start(choice, handles.emplace_back());
+      if (!status.is_ok()) throw from_status(status);  // started choices are cancelled as they go
+    }
   } catch (const ApiError& e) {
     if (status.is_ok())
       status = Status(e.status == 503 ? StatusCode::kUnavailable : StatusCode::kInvalidArgument,
@@ -193,12 +199,12 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
     service_.reject(p.request, Status(StatusCode::kInternal, e.what()));
     return;
   }
-  LOG_DEBUG("openai request {}: {} tokens in, max_tokens {}", handle->id(),
-            handle->prompt_token_ids().size(), p.request.sampling.max_tokens);
+  LOG_DEBUG("openai request {}: {} tokens in, max_tokens {}, n {}", handles[0]->id(),
+            handles[0]->prompt_token_ids().size(), p.request.sampling.max_tokens, p.n);
   if (p.is_stream) {
-    reply_stream(ex, parsed, handle);
+    reply_stream(ex, parsed, std::move(handles));
   } else {
-    reply_unary(ex, parsed, handle);
+    reply_unary(ex, parsed, std::move(handles));
   }
 }
 
@@ -261,49 +267,96 @@ struct LogprobsBuilder {
 
 }  // namespace
 
+namespace {
+
+// The choices of one request, read by one pump each on the exchange's strand (so no lock): the
+// reply goes out once every choice ended, or at the first failure, which cancels the others.
+struct Choices {
+  std::vector<std::shared_ptr<GenerationPump>> pumps;
+  int32_t remaining = 0;
+  int32_t completion_tokens = 0;
+  bool is_answered = false;
+
+  void cancel_all() {
+    for (auto& p : pumps) p->cancel();
+  }
+};
+
+bool is_failure(const GenerateChunk& chunk) {
+  return chunk.finish_reason == FinishReason::kError ||
+         chunk.finish_reason == FinishReason::kCancelled;
+}
+
+ApiError failure_error(const GenerateChunk& chunk) {
+  return from_status(chunk.error.is_ok() ? Status(StatusCode::kCancelled, "request cancelled")
+                                         : chunk.error);
+}
+
+}  // namespace
+
 void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                                 std::shared_ptr<GenerationHandle> handle) {
-  auto text = std::make_shared<std::string>(parsed->echo_text);
-  auto logprobs = std::make_shared<LogprobsBuilder>(
-      LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat, parsed->echo_text.size()});
-  http::pump_generation(
-      ex, std::move(handle),
-      [this, ex, parsed, text, logprobs](GenerateChunk& chunk, GenerationHandle& generation) {
-        const auto start = Clock::now();
-        *text += chunk.text;
-        if (parsed->has_logprobs) logprobs->add(chunk.logprobs);
-        if (!chunk.is_final()) return;
-        RequestRecord& record = generation.record();
-        if (chunk.finish_reason == FinishReason::kError ||
-            chunk.finish_reason == FinishReason::kCancelled) {
-          respond_api_error(*ex, from_status(chunk.error.is_ok() ? Status(StatusCode::kCancelled,
-                                                                          "request cancelled")
-                                                                 : chunk.error));
-        } else {
-          const ParsedRequest& p = *parsed;
-          json choice = {{"index", 0}};
-          if (p.api == Api::kChat) {
-            choice["message"] = {{"role", "assistant"}, {"content", *text}};
-          } else {
-            choice["text"] = *text;
+                                 std::vector<std::shared_ptr<GenerationHandle>> handles) {
+  struct Choice {
+    std::string text;
+    LogprobsBuilder logprobs;
+    FinishReason finish = FinishReason::kNone;
+  };
+  auto choices = std::make_shared<Choices>();
+  auto state = std::make_shared<std::vector<Choice>>();
+  for (size_t i = 0; i < handles.size(); ++i) {
+    state->push_back(
+        Choice{parsed->echo_text, LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat,
+                                                  parsed->echo_text.size()}});
+  }
+  choices->remaining = static_cast<int32_t>(handles.size());
+  for (size_t i = 0; i < handles.size(); ++i) {
+    choices->pumps.push_back(http::pump_generation(
+        ex, std::move(handles[i]),
+        [this, ex, parsed, choices, state, i](GenerateChunk& chunk, GenerationHandle& generation) {
+          const auto start = Clock::now();
+          Choice& c = (*state)[i];
+          c.text += chunk.text;
+          if (parsed->has_logprobs) c.logprobs.add(chunk.logprobs);
+          if (!chunk.is_final()) return;
+          choices->remaining--;
+          choices->completion_tokens += chunk.num_generated_tokens;
+          c.finish = chunk.finish_reason;
+          if (is_failure(chunk) && !choices->is_answered) {
+            choices->is_answered = true;
+            choices->cancel_all();
+            respond_api_error(*ex, failure_error(chunk));
+          } else if (choices->remaining == 0 && !choices->is_answered) {
+            choices->is_answered = true;
+            const ParsedRequest& p = *parsed;
+            json list = json::array();
+            for (size_t j = 0; j < state->size(); ++j) {
+              const Choice& cj = (*state)[j];
+              json choice = {{"index", j}};
+              if (p.api == Api::kChat) {
+                choice["message"] = {{"role", "assistant"}, {"content", cj.text}};
+              } else {
+                choice["text"] = cj.text;
+              }
+              choice["logprobs"] = p.has_logprobs ? cj.logprobs.value() : json(nullptr);
+              choice["finish_reason"] = finish_name(cj.finish);
+              list.push_back(std::move(choice));
+            }
+            json body = {{"id", p.id},
+                         {"object", p.api == Api::kChat ? "chat.completion" : "text_completion"},
+                         {"created", p.created},
+                         {"model", p.model},
+                         {"system_fingerprint", nullptr},
+                         {"choices", std::move(list)},
+                         {"usage", usage_object(p.prompt_len, choices->completion_tokens)}};
+            http::respond_json(*ex, 200, dump(body));
           }
-          choice["logprobs"] = p.has_logprobs ? logprobs->value() : json(nullptr);
-          choice["finish_reason"] = finish_name(chunk.finish_reason);
-          json body = {{"id", p.id},
-                       {"object", p.api == Api::kChat ? "chat.completion" : "text_completion"},
-                       {"created", p.created},
-                       {"model", p.model},
-                       {"system_fingerprint", nullptr},
-                       {"choices", json::array({std::move(choice)})},
-                       {"usage", usage_object(p.prompt_len, chunk.num_generated_tokens)}};
-          http::respond_json(*ex, 200, dump(body));
-        }
-        record.output_duration += Clock::now() - start;
-      });
+          generation.record().output_duration += Clock::now() - start;
+        }));
+  }
 }
 
 void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                                  std::shared_ptr<GenerationHandle> handle) {
+                                  std::vector<std::shared_ptr<GenerationHandle>> handles) {
   ex->start_sse();
   const ParsedRequest& p = *parsed;
   const bool is_chat = p.api == Api::kChat;
@@ -318,67 +371,78 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
                 {"choices", json::array({std::move(choice)})}};
   };
   if (is_chat) {
-    ex->send_event(dump(make_chunk(json{{"index", 0},
-                                        {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                        {"logprobs", nullptr},
-                                        {"finish_reason", nullptr}})));
+    for (size_t i = 0; i < handles.size(); ++i) {
+      ex->send_event(dump(make_chunk(json{{"index", i},
+                                          {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                          {"logprobs", nullptr},
+                                          {"finish_reason", nullptr}})));
+    }
   }
-  auto pending_echo = std::make_shared<std::string>(p.echo_text);
-  auto text_offset = std::make_shared<size_t>(p.echo_text.size());
-  http::pump_generation(
-      ex, std::move(handle),
-      [this, ex, parsed, make_chunk, is_chat, pending_echo, text_offset](
-          GenerateChunk& chunk, GenerationHandle& generation) {
-        const auto start = Clock::now();
-        const ParsedRequest& p = *parsed;
-        RequestRecord& record = generation.record();
-        const bool is_failed = chunk.finish_reason == FinishReason::kError ||
-                               chunk.finish_reason == FinishReason::kCancelled;
-        std::string piece = std::move(*pending_echo) + chunk.text;
-        pending_echo->clear();
-        if (!is_failed &&
-            (!piece.empty() || chunk.is_final() || (p.has_logprobs && !chunk.logprobs.empty()))) {
-          json choice = {{"index", 0}};
-          if (is_chat) {
-            choice["delta"] =
-                piece.empty() && chunk.is_final() ? json::object() : json{{"content", piece}};
-          } else {
-            choice["text"] = piece;
-          }
-          if (p.has_logprobs && !chunk.logprobs.empty()) {
-            LogprobsBuilder lb{service_.tokenizer(), is_chat, *text_offset};
-            lb.add(chunk.logprobs);
-            *text_offset = lb.text_offset;
-            choice["logprobs"] = lb.value();
-          } else {
-            choice["logprobs"] = nullptr;
-          }
-          choice["finish_reason"] =
-              chunk.is_final() ? json(finish_name(chunk.finish_reason)) : json(nullptr);
-          ex->send_event(dump(make_chunk(std::move(choice))));
-        }
-        if (chunk.is_final()) {
-          if (is_failed) {
-            if (!ex->is_client_gone()) {
-              ex->send_event(dump(error_body(from_status(
-                  chunk.error.is_ok() ? Status(StatusCode::kCancelled, "request cancelled")
-                                      : chunk.error))));
+  auto choices = std::make_shared<Choices>();
+  choices->remaining = static_cast<int32_t>(handles.size());
+  for (size_t i = 0; i < handles.size(); ++i) {
+    auto pending_echo = std::make_shared<std::string>(p.echo_text);
+    auto text_offset = std::make_shared<size_t>(p.echo_text.size());
+    choices->pumps.push_back(http::pump_generation(
+        ex, std::move(handles[i]),
+        [this, ex, parsed, make_chunk, is_chat, pending_echo, text_offset, choices, i](
+            GenerateChunk& chunk, GenerationHandle& generation) {
+          const auto start = Clock::now();
+          const ParsedRequest& p = *parsed;
+          RequestRecord& record = generation.record();
+          if (choices->is_answered) return;  // a sibling failed: the stream has ended
+          const bool is_failed = is_failure(chunk);
+          std::string piece = std::move(*pending_echo) + chunk.text;
+          pending_echo->clear();
+          if (!is_failed &&
+              (!piece.empty() || chunk.is_final() || (p.has_logprobs && !chunk.logprobs.empty()))) {
+            json choice = {{"index", i}};
+            if (is_chat) {
+              choice["delta"] =
+                  piece.empty() && chunk.is_final() ? json::object() : json{{"content", piece}};
+            } else {
+              choice["text"] = piece;
             }
-          } else if (p.include_usage) {
-            ex->send_event(
-                dump(json{{"id", p.id},
-                          {"object", is_chat ? "chat.completion.chunk" : "text_completion"},
-                          {"created", p.created},
-                          {"model", p.model},
-                          {"system_fingerprint", nullptr},
-                          {"choices", json::array()},
-                          {"usage", usage_object(p.prompt_len, chunk.num_generated_tokens)}}));
+            if (p.has_logprobs && !chunk.logprobs.empty()) {
+              LogprobsBuilder lb{service_.tokenizer(), is_chat, *text_offset};
+              lb.add(chunk.logprobs);
+              *text_offset = lb.text_offset;
+              choice["logprobs"] = lb.value();
+            } else {
+              choice["logprobs"] = nullptr;
+            }
+            choice["finish_reason"] =
+                chunk.is_final() ? json(finish_name(chunk.finish_reason)) : json(nullptr);
+            ex->send_event(dump(make_chunk(std::move(choice))));
           }
-          ex->send_event("[DONE]");
-          ex->end();
-        }
-        record.output_duration += Clock::now() - start;
-      });
+          if (chunk.is_final()) {
+            choices->remaining--;
+            choices->completion_tokens += chunk.num_generated_tokens;
+            if (is_failed) {
+              choices->is_answered = true;
+              choices->cancel_all();
+              if (!ex->is_client_gone()) ex->send_event(dump(error_body(failure_error(chunk))));
+            } else if (choices->remaining == 0) {
+              choices->is_answered = true;
+              if (p.include_usage) {
+                ex->send_event(
+                    dump(json{{"id", p.id},
+                              {"object", is_chat ? "chat.completion.chunk" : "text_completion"},
+                              {"created", p.created},
+                              {"model", p.model},
+                              {"system_fingerprint", nullptr},
+                              {"choices", json::array()},
+                              {"usage", usage_object(p.prompt_len, choices->completion_tokens)}}));
+              }
+            }
+            if (choices->is_answered) {
+              ex->send_event("[DONE]");
+              ex->end();
+            }
+          }
+          record.output_duration += Clock::now() - start;
+        }));
+  }
 }
 
 }  // namespace llmserve::openai

@@ -51,10 +51,11 @@ class OpenAIFrontend {
   nlohmann::json model_body(const ExchangePtr& ex, std::string& model) const;
   // What parse_request needs: the service's tokenizer and limits, the compiled template.
   ParseContext parse_context() const;
+  // One engine request per choice (n); the reply gathers them.
   void reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                   std::shared_ptr<GenerationHandle> handle);
+                   std::vector<std::shared_ptr<GenerationHandle>> handles);
   void reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                    std::shared_ptr<GenerationHandle> handle);
+                    std::vector<std::shared_ptr<GenerationHandle>> handles);
   nlohmann::json model_card(const std::string& name) const;
 
   GenerationService& service_;

@@ -223,12 +223,11 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   p.request.prompt = std::move(ids);
   p.request.add_special_tokens = false;
 
-  // n, best_of, suffix: only the defaults.
-  if (int64_t n = 1; get_int(body, "n", n) && n != 1) {
-    throw bad("n", fmt::format("only n=1 is supported, got n={}", n));
-  }
-  if (int64_t b = 1; get_int(body, "best_of", b) && b != 1) {
-    throw bad("best_of", fmt::format("only best_of=1 is supported, got {}", b));
+  // n choices (each its own engine request); best_of only as n (no ranking of choices).
+  if (int64_t n = 1; get_int(body, "n", n)) p.n = to_int32("n", n, 1, kMaxChoices);
+  if (int64_t b = 1; get_int(body, "best_of", b) && b != p.n) {
+    throw bad("best_of",
+              fmt::format("best_of must equal n ({}) (choices are not ranked), got {}", p.n, b));
   }
   // logit_bias: {"<token id>": bias in [-100, 100], ...}; the ids' range is checked with the
   // vocabulary in SamplingParams::validate.

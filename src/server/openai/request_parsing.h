@@ -57,7 +57,10 @@ struct ParsedRequest {
   bool has_logprobs = false;
   std::string echo_text;  // completions with echo: the prompt, sent before the output
   int32_t prompt_len = 0;
+  int32_t n = 1;  // choices: 1..kMaxChoices engine requests over the same prompt
 };
+
+inline constexpr int32_t kMaxChoices = 16;  // the most choices (n) one request may ask for
 
 // A 400 invalid_request_error naming `param`.
 ApiError bad(std::string param, std::string message);

@@ -161,7 +161,36 @@ await step('echo', async () => {
 
 await expectError('unknown model', () => client.completions.create({ model: 'nope', prompt, max_tokens: 4 }), 404, 'model')
   .then((e) => { if (e) check('unknown model is NotFoundError', e instanceof OpenAI.NotFoundError && e.code === 'model_not_found', e?.error); });
-await expectError('n=2', () => client.completions.create({ model: 'default', prompt, max_tokens: 4, n: 2 }), 400, 'n');
+await step('n choices', async () => {
+  const greedy = await client.completions.create({ model: 'default', prompt, max_tokens: 40, temperature: 0, n: 2 });
+  check('n=2 greedy: two choices equal to the reference', greedy.choices.length === 2
+        && greedy.choices.every((c, i) => c.index === i && c.text === want && c.finish_reason === 'length')
+        && greedy.usage.completion_tokens === 80, greedy);
+  const ask = () => client.completions.create({ model: 'default', prompt, max_tokens: 12, temperature: 1.0, n: 3, seed: 7 });
+  const [a, b] = [await ask(), await ask()];
+  check('n=3 sampled: choices differ', new Set(a.choices.map((c) => c.text)).size > 1, a.choices.map((c) => c.text));
+  check('n=3 with a seed is reproducible', JSON.stringify(a.choices) === JSON.stringify(b.choices), { a: a.choices, b: b.choices });
+  const one = await client.completions.create({ model: 'default', prompt, max_tokens: 12, temperature: 1.0, seed: 7 });
+  check('choice 0 of n=3 equals n=1 with the same seed', one.choices[0].text === a.choices[0].text, { one: one.choices[0].text, a: a.choices[0].text });
+  const stream = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6,
+                                                        temperature: 0, n: 2, stream: true, stream_options: { include_usage: true } });
+  const texts = ['', ''], roles = [null, null], finishes = [null, null];
+  let usage = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) {
+      if (ch.delta?.role) roles[ch.index] = ch.delta.role;
+      texts[ch.index] += ch.delta?.content ?? '';
+      if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+    }
+  }
+  const plain = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 0 });
+  check('chat stream n=2: both choices streamed in full', texts.every((t) => t === plain.choices[0].message.content)
+        && roles.every((r) => r === 'assistant') && finishes.every((f) => f !== null), { texts, roles, finishes });
+  check('chat stream n=2: usage sums the choices', usage?.completion_tokens === 2 * plain.usage.completion_tokens, usage);
+});
+await expectError('n=17', () => client.completions.create({ model: 'default', prompt, max_tokens: 4, n: 17 }), 400, 'n');
+await expectError('best_of other than n', () => client.completions.create({ model: 'default', prompt, max_tokens: 4, n: 2, best_of: 3 }), 400, 'best_of');
 await expectError('max_tokens 0', () => client.completions.create({ model: 'default', prompt, max_tokens: 0 }), 400, 'max_tokens');
 await expectError('chat without messages', () => client.chat.completions.create({ model: 'default', messages: [] }), 400, 'messages');
 await expectError('prompt too long', () => client.completions.create({ model: 'default', prompt: 'a '.repeat(5000), max_tokens: 4 }), 400, 'prompt')
