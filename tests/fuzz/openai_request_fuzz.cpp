@@ -97,5 +97,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       parsed.prompt_len + parsed.request.sampling.max_tokens > m.context.max_model_len) {
     __builtin_trap();
   }
+  for (const openai::ParsedRequest::Prompt& more : parsed.more_prompts) {
+    const auto len = static_cast<int32_t>(more.ids.size());
+    if (len == 0 || len + parsed.request.sampling.max_tokens > m.context.max_model_len)
+      __builtin_trap();
+  }
+  if ((parsed.more_prompts.size() + 1) * static_cast<size_t>(parsed.n) > openai::kMaxPrompts)
+    __builtin_trap();
   return 0;
 }

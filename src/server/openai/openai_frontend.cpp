@@ -169,7 +169,7 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
   p.id = random_id(api == Api::kChat ? "chatcmpl-" : "cmpl-");
   p.created = unix_now();
 
-  std::vector<std::shared_ptr<GenerationHandle>> handles;
+  std::vector<ChoiceStart> starts;
   Status status;
   try {
     if (!state_.accepts_requests()) {
@@ -179,13 +179,18 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
     }
     const json body = model_body(ex, p.model);
     parse_request(body, api, parse_context(), p);
-    // n choices are n engine requests over the same prompt: prefix caching shares its KV. A
+    // n choices of a prompt are n engine requests over it: prefix caching shares its KV. A
     // request seed gives choice i the seed + i, so the choices differ and each is reproducible.
-    for (int32_t i = 0; i < p.n; ++i) {
-      GenerateRequest choice = p.request;
-      if (choice.sampling.seed && i > 0) *choice.sampling.seed += static_cast<uint64_t>(i);
-      status = service_.start(choice, handles.emplace_back());
-      if (!status.is_ok()) throw from_status(status);  // started choices are cancelled as they go
+    for (size_t b = 0; b <= p.more_prompts.size(); ++b) {
+      for (int32_t i = 0; i < p.n; ++i) {
+        GenerateRequest choice = p.request;
+        if (b > 0) choice.prompt = p.more_prompts[b - 1].ids;
+        if (choice.sampling.seed && i > 0) *choice.sampling.seed += static_cast<uint64_t>(i);
+        ChoiceStart& start = starts.emplace_back();
+        start.echo_text = b > 0 ? p.more_prompts[b - 1].echo_text : p.echo_text;
+        status = service_.start(choice, start.handle);
+        if (!status.is_ok()) throw from_status(status);  // started ones are cancelled as they go
+      }
     }
   } catch (const ApiError& e) {
     if (status.is_ok())
@@ -199,12 +204,12 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
     service_.reject(p.request, Status(StatusCode::kInternal, e.what()));
     return;
   }
-  LOG_DEBUG("openai request {}: {} tokens in, max_tokens {}, n {}", handles[0]->id(),
-            handles[0]->prompt_token_ids().size(), p.request.sampling.max_tokens, p.n);
+  LOG_DEBUG("openai request {}: {} tokens in, max_tokens {}, {} choices", starts[0].handle->id(),
+            p.num_prompt_tokens(), p.request.sampling.max_tokens, starts.size());
   if (p.is_stream) {
-    reply_stream(ex, parsed, std::move(handles));
+    reply_stream(ex, parsed, std::move(starts));
   } else {
-    reply_unary(ex, parsed, std::move(handles));
+    reply_unary(ex, parsed, std::move(starts));
   }
 }
 
@@ -295,7 +300,7 @@ ApiError failure_error(const GenerateChunk& chunk) {
 }  // namespace
 
 void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                                 std::vector<std::shared_ptr<GenerationHandle>> handles) {
+                                 std::vector<ChoiceStart> starts) {
   struct Choice {
     std::string text;
     LogprobsBuilder logprobs;
@@ -303,15 +308,15 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
   };
   auto choices = std::make_shared<Choices>();
   auto state = std::make_shared<std::vector<Choice>>();
-  for (size_t i = 0; i < handles.size(); ++i) {
-    state->push_back(
-        Choice{parsed->echo_text, LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat,
-                                                  parsed->echo_text.size()}});
+  for (const ChoiceStart& start : starts) {
+    state->push_back(Choice{
+        start.echo_text,
+        LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat, start.echo_text.size()}});
   }
-  choices->remaining = static_cast<int32_t>(handles.size());
-  for (size_t i = 0; i < handles.size(); ++i) {
+  choices->remaining = static_cast<int32_t>(starts.size());
+  for (size_t i = 0; i < starts.size(); ++i) {
     choices->pumps.push_back(http::pump_generation(
-        ex, std::move(handles[i]),
+        ex, std::move(starts[i].handle),
         [this, ex, parsed, choices, state, i](GenerateChunk& chunk, GenerationHandle& generation) {
           const auto start = Clock::now();
           Choice& c = (*state)[i];
@@ -341,13 +346,14 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
               choice["finish_reason"] = finish_name(cj.finish);
               list.push_back(std::move(choice));
             }
-            json body = {{"id", p.id},
-                         {"object", p.api == Api::kChat ? "chat.completion" : "text_completion"},
-                         {"created", p.created},
-                         {"model", p.model},
-                         {"system_fingerprint", nullptr},
-                         {"choices", std::move(list)},
-                         {"usage", usage_object(p.prompt_len, choices->completion_tokens)}};
+            json body = {
+                {"id", p.id},
+                {"object", p.api == Api::kChat ? "chat.completion" : "text_completion"},
+                {"created", p.created},
+                {"model", p.model},
+                {"system_fingerprint", nullptr},
+                {"choices", std::move(list)},
+                {"usage", usage_object(p.num_prompt_tokens(), choices->completion_tokens)}};
             http::respond_json(*ex, 200, dump(body));
           }
           generation.record().output_duration += Clock::now() - start;
@@ -356,7 +362,7 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
 }
 
 void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                                  std::vector<std::shared_ptr<GenerationHandle>> handles) {
+                                  std::vector<ChoiceStart> starts) {
   ex->start_sse();
   const ParsedRequest& p = *parsed;
   const bool is_chat = p.api == Api::kChat;
@@ -371,7 +377,7 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
                 {"choices", json::array({std::move(choice)})}};
   };
   if (is_chat) {
-    for (size_t i = 0; i < handles.size(); ++i) {
+    for (size_t i = 0; i < starts.size(); ++i) {
       ex->send_event(dump(make_chunk(json{{"index", i},
                                           {"delta", {{"role", "assistant"}, {"content", ""}}},
                                           {"logprobs", nullptr},
@@ -379,12 +385,12 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
     }
   }
   auto choices = std::make_shared<Choices>();
-  choices->remaining = static_cast<int32_t>(handles.size());
-  for (size_t i = 0; i < handles.size(); ++i) {
-    auto pending_echo = std::make_shared<std::string>(p.echo_text);
-    auto text_offset = std::make_shared<size_t>(p.echo_text.size());
+  choices->remaining = static_cast<int32_t>(starts.size());
+  for (size_t i = 0; i < starts.size(); ++i) {
+    auto pending_echo = std::make_shared<std::string>(starts[i].echo_text);
+    auto text_offset = std::make_shared<size_t>(starts[i].echo_text.size());
     choices->pumps.push_back(http::pump_generation(
-        ex, std::move(handles[i]),
+        ex, std::move(starts[i].handle),
         [this, ex, parsed, make_chunk, is_chat, pending_echo, text_offset, choices, i](
             GenerateChunk& chunk, GenerationHandle& generation) {
           const auto start = Clock::now();
@@ -425,14 +431,14 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
             } else if (choices->remaining == 0) {
               choices->is_answered = true;
               if (p.include_usage) {
-                ex->send_event(
-                    dump(json{{"id", p.id},
-                              {"object", is_chat ? "chat.completion.chunk" : "text_completion"},
-                              {"created", p.created},
-                              {"model", p.model},
-                              {"system_fingerprint", nullptr},
-                              {"choices", json::array()},
-                              {"usage", usage_object(p.prompt_len, choices->completion_tokens)}}));
+                ex->send_event(dump(json{
+                    {"id", p.id},
+                    {"object", is_chat ? "chat.completion.chunk" : "text_completion"},
+                    {"created", p.created},
+                    {"model", p.model},
+                    {"system_fingerprint", nullptr},
+                    {"choices", json::array()},
+                    {"usage", usage_object(p.num_prompt_tokens(), choices->completion_tokens)}}));
               }
             }
             if (choices->is_answered) {

@@ -51,11 +51,15 @@ class OpenAIFrontend {
   nlohmann::json model_body(const ExchangePtr& ex, std::string& model) const;
   // What parse_request needs: the service's tokenizer and limits, the compiled template.
   ParseContext parse_context() const;
-  // One engine request per choice (n); the reply gathers them.
+  // One engine request per choice (prompts x n); the reply gathers them in index order.
+  struct ChoiceStart {
+    std::shared_ptr<GenerationHandle> handle;
+    std::string echo_text;  // what the choice's text starts with (completions' echo)
+  };
   void reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                   std::vector<std::shared_ptr<GenerationHandle>> handles);
+                   std::vector<ChoiceStart> starts);
   void reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedRequest> parsed,
-                    std::vector<std::shared_ptr<GenerationHandle>> handles);
+                    std::vector<ChoiceStart> starts);
   nlohmann::json model_card(const std::string& name) const;
 
   GenerationService& service_;

@@ -89,7 +89,21 @@ void check_prompt_bytes(const std::string& text, const char* param, const char* 
                                what, text.size(), context.max_model_len, context.max_prompt_bytes));
 }
 
+// The first prompt's ids (`first`, before it moves into the request) and the others'.
+std::vector<const std::vector<int32_t>*> all_prompt_ids(const std::vector<int32_t>& first,
+                                                        const ParsedRequest& p) {
+  std::vector<const std::vector<int32_t>*> all = {&first};
+  for (const ParsedRequest::Prompt& more : p.more_prompts) all.push_back(&more.ids);
+  return all;
+}
+
 }  // namespace
+
+int32_t ParsedRequest::num_prompt_tokens() const {
+  int32_t total = prompt_len;
+  for (const Prompt& more : more_prompts) total += static_cast<int32_t>(more.ids.size());
+  return total;
+}
 
 ApiError bad(std::string param, std::string message) {
   return ApiError{400, std::move(message), std::move(param), "invalid_request_error", ""};
@@ -186,45 +200,79 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   } else {
     auto it = body.find("prompt");
     if (it == body.end() || it->is_null()) throw bad("prompt", "'prompt' is a required property");
-    const json* prompt = &*it;
-    if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string())
-      prompt = &(*prompt)[0];
-    if (prompt->is_string()) {
-      p.echo_text = prompt->get<std::string>();
-      check_prompt_bytes(p.echo_text, "prompt", "the prompt", context);
-      ids = tok.encode(p.echo_text, EncodeOptions{});
-    } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number_integer()) {
-      for (const json& v : *prompt) {
-        if (!v.is_number_integer()) throw bad("prompt", "'prompt' token ids must all be integers");
-        const int64_t id = v.get<int64_t>();
+    const json& prompt = *it;
+    const auto is_ids = [](const json& v) {
+      return v.is_array() && !v.empty() &&
+             std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_number_integer(); });
+    };
+    // One prompt: a string, or token ids; several: an array of those.
+    std::vector<const json*> prompts;
+    if (prompt.is_string() || is_ids(prompt)) {
+      prompts.push_back(&prompt);
+    } else if (prompt.is_array() && !prompt.empty()) {
+      if (prompt.size() > kMaxPrompts) {
+        throw bad("prompt", fmt::format("'prompt' holds {} prompts, at most {} are accepted",
+                                        prompt.size(), kMaxPrompts));
+      }
+      for (const json& v : prompt) {
+        if (!v.is_string() && !is_ids(v)) {
+          throw bad("prompt",
+                    "'prompt' must be a string, token ids, or an array of strings or of token-id "
+                    "arrays");
+        }
+        prompts.push_back(&v);
+      }
+    } else {
+      throw bad("prompt",
+                "'prompt' must be a string, token ids, or an array of strings or of token-id "
+                "arrays");
+    }
+    const auto read = [&](const json& v, std::vector<int32_t>& out, std::string& echo) {
+      if (v.is_string()) {
+        echo = v.get<std::string>();
+        check_prompt_bytes(echo, "prompt", "the prompt", context);
+        out = tok.encode(echo, EncodeOptions{});
+        return;
+      }
+      for (const json& x : v) {
+        const int64_t id = x.get<int64_t>();
         if (id < 0 || id >= tok.vocab_size()) {
           throw bad("prompt", fmt::format("'prompt' token id {} is outside the vocabulary [0, {})",
                                           id, tok.vocab_size()));
         }
-        ids.push_back(static_cast<int32_t>(id));
+        out.push_back(static_cast<int32_t>(id));
       }
-      p.echo_text = tok.decode(ids);
-    } else if (prompt->is_array() && prompt->size() > 1) {
-      throw bad("prompt", "batched prompts are not supported: send one prompt per request");
-    } else {
-      throw bad("prompt",
-                "'prompt' must be a string, an array of one string, or an array of token ids");
+      echo = tok.decode(out);
+    };
+    read(*prompts[0], ids, p.echo_text);
+    for (size_t i = 1; i < prompts.size(); ++i) {
+      ParsedRequest::Prompt& more = p.more_prompts.emplace_back();
+      read(*prompts[i], more.ids, more.echo_text);
     }
   }
-  if (ids.empty()) throw bad(prompt_param, fmt::format("'{}' must not be empty", prompt_param));
-  p.prompt_len = static_cast<int32_t>(ids.size());
-  if (p.prompt_len >= max_model_len) {
-    throw bad(
-        prompt_param,
-        fmt::format("This model's maximum context length (max_model_len) is {} tokens, but the "
-                    "prompt has {} tokens; shorten the {}",
-                    max_model_len, p.prompt_len, prompt_param));
+  int32_t longest = 0;  // of the prompts, which all share max_tokens
+  for (const std::vector<int32_t>* prompt_ids : all_prompt_ids(ids, p)) {
+    if (prompt_ids->empty())
+      throw bad(prompt_param, fmt::format("'{}' must not be empty", prompt_param));
+    const auto len = static_cast<int32_t>(prompt_ids->size());
+    if (len >= max_model_len) {
+      throw bad(prompt_param,
+                fmt::format("This model's maximum context length (max_model_len) is {} tokens, "
+                            "but the prompt has {} tokens; shorten the {}",
+                            max_model_len, len, prompt_param));
+    }
+    longest = std::max(longest, len);
   }
+  p.prompt_len = static_cast<int32_t>(ids.size());
   p.request.prompt = std::move(ids);
   p.request.add_special_tokens = false;
 
   // n choices (each its own engine request); best_of only as n (no ranking of choices).
   if (int64_t n = 1; get_int(body, "n", n)) p.n = to_int32("n", n, 1, kMaxChoices);
+  if ((p.more_prompts.size() + 1) * static_cast<size_t>(p.n) > kMaxPrompts) {
+    throw bad("n", fmt::format("{} prompts x n {} are more than {} choices",
+                               p.more_prompts.size() + 1, p.n, kMaxPrompts));
+  }
   if (int64_t b = 1; get_int(body, "best_of", b) && b != p.n) {
     throw bad("best_of",
               fmt::format("best_of must equal n ({}) (choices are not ranked), got {}", p.n, b));
@@ -281,7 +329,7 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   } else {
     has_max = get_int(body, "max_tokens", max_tokens);
   }
-  const int32_t room = max_model_len - p.prompt_len;
+  const int32_t room = max_model_len - longest;
   if (has_max) {
     if (max_tokens <= 0)
       throw bad(max_param, fmt::format("'{}' must be at least 1, got {}", max_param, max_tokens));
@@ -291,7 +339,7 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
           fmt::format(
               "This model's maximum context length (max_model_len) is {} tokens; the prompt has "
               "{} tokens, so '{}' can be at most {}, got {}",
-              max_model_len, p.prompt_len, max_param, room, max_tokens));
+              max_model_len, longest, max_param, room, max_tokens));
     }
     sp.max_tokens = static_cast<int32_t>(max_tokens);
   } else {
@@ -365,7 +413,10 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
         "echo",
         "'echo' together with 'logprobs' is not supported (prompt logprobs are not computed)");
   }
-  if (!echo) p.echo_text.clear();
+  if (!echo) {
+    p.echo_text.clear();
+    for (ParsedRequest::Prompt& more : p.more_prompts) more.echo_text.clear();
+  }
 
   // Streaming.
   get_bool(body, "stream", p.is_stream);

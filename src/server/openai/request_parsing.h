@@ -57,10 +57,20 @@ struct ParsedRequest {
   bool has_logprobs = false;
   std::string echo_text;  // completions with echo: the prompt, sent before the output
   int32_t prompt_len = 0;
-  int32_t n = 1;  // choices: 1..kMaxChoices engine requests over the same prompt
+  int32_t n = 1;  // choices per prompt: 1..kMaxChoices engine requests over the same prompt
+  // Completions with an array of prompts: the second and later ones (the first is request.prompt /
+  // echo_text / prompt_len). Choice index = prompt index * n + choice.
+  struct Prompt {
+    std::vector<int32_t> ids;
+    std::string echo_text;
+  };
+  std::vector<Prompt> more_prompts;
+
+  int32_t num_prompt_tokens() const;  // of every prompt (usage.prompt_tokens)
 };
 
-inline constexpr int32_t kMaxChoices = 16;  // the most choices (n) one request may ask for
+inline constexpr int32_t kMaxChoices = 16;  // the most choices (n) one prompt may ask for
+inline constexpr size_t kMaxPrompts = 64;   // prompts in one completions request, and choices
 
 // A 400 invalid_request_error naming `param`.
 ApiError bad(std::string param, std::string message);

@@ -189,6 +189,21 @@ await step('n choices', async () => {
         && roles.every((r) => r === 'assistant') && finishes.every((f) => f !== null), { texts, roles, finishes });
   check('chat stream n=2: usage sums the choices', usage?.completion_tokens === 2 * plain.usage.completion_tokens, usage);
 });
+await step('batched prompts', async () => {
+  const ids = reference.prompts[0].ids;
+  const other = reference.prompts[1]?.prompt ?? 'JULIET:';
+  const r = await client.completions.create({ model: 'default', prompt: [prompt, other], max_tokens: 40, temperature: 0, n: 2 });
+  const solo = await client.completions.create({ model: 'default', prompt: other, max_tokens: 40, temperature: 0 });
+  check('two prompts x n=2: four choices in prompt-major order', r.choices.length === 4
+        && r.choices.every((c, i) => c.index === i) && r.choices[0].text === want && r.choices[1].text === want
+        && r.choices[2].text === solo.choices[0].text && r.choices[3].text === solo.choices[0].text, r.choices);
+  check('batched usage sums prompts and choices', r.usage.prompt_tokens === ids.length + solo.usage.prompt_tokens
+        && r.usage.completion_tokens === 160, r.usage);
+  const t = await client.completions.create({ model: 'default', prompt: [ids, ids], max_tokens: 40, temperature: 0 });
+  check('array of token-id prompts', t.choices.length === 2 && t.choices.every((c) => c.text === want), t.choices);
+});
+await expectError('65 prompts', () => client.completions.create({ model: 'default', prompt: Array(65).fill('a'), max_tokens: 2 }), 400, 'prompt');
+await expectError('prompts x n above 64', () => client.completions.create({ model: 'default', prompt: Array(10).fill('a'), max_tokens: 2, n: 7 }), 400, 'n');
 await expectError('n=17', () => client.completions.create({ model: 'default', prompt, max_tokens: 4, n: 17 }), 400, 'n');
 await expectError('best_of other than n', () => client.completions.create({ model: 'default', prompt, max_tokens: 4, n: 2, best_of: 3 }), 400, 'best_of');
 await expectError('max_tokens 0', () => client.completions.create({ model: 'default', prompt, max_tokens: 0 }), 400, 'max_tokens');
