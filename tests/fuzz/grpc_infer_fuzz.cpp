@@ -24,8 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (prompt == nullptr) __builtin_trap();  // text_input is required and always text
   (void)request.sampling.validate(50257);   // the default model's vocabulary
   inference::ModelInferResponse response;
-  grpc_frontend::fill_text_response(wire.model_name(), options, *prompt, response);
+  const float logprobs[] = {-0.5f, -1.25f};
+  grpc_frontend::fill_text_response(wire.model_name(), options, *prompt, logprobs, response);
   std::string out;
   if (!response.SerializeToString(&out)) __builtin_trap();
+  if (response.outputs_size() != (options.has_logprobs ? 3 : 1) ||
+      response.raw_output_contents_size() != response.outputs_size()) {
+    __builtin_trap();
+  }
   return 0;
 }

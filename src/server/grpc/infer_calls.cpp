@@ -26,6 +26,7 @@ struct Generation {
   std::string model_name;
   std::string text;        // what was read and not yet sent (non-streamed replies accumulate here)
   int64_t num_tokens = 0;  // tokens behind `text`
+  std::vector<float> logprobs;  // of those tokens (return_log_probs)
 };
 
 // Validates and starts one request. On failure the rejection is recorded and returned.
@@ -111,6 +112,7 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor,
   void on_chunk(uint64_t, const GenerateChunk& chunk) {
     std::lock_guard lock(mutex_);
     generation_.text += chunk.text;
+    for (const SampleResult& r : chunk.logprobs) generation_.logprobs.push_back(r.logprob);
     if (chunk.is_final()) final_ = chunk;
   }
 
@@ -120,7 +122,8 @@ class UnaryInferCall : public ::grpc::ServerUnaryReactor,
     is_finished_ = true;
     const bool ok = final_ && is_success(*final_);
     if (ok)
-      fill_text_response(generation_.model_name, generation_.options, generation_.text, *response_);
+      fill_text_response(generation_.model_name, generation_.options, generation_.text,
+                         generation_.logprobs, *response_);
     Finish(ok       ? ::grpc::Status::OK
            : final_ ? failure_status(*final_)
                     : ::grpc::Status(::grpc::StatusCode::CANCELLED, "request cancelled"));
@@ -284,6 +287,7 @@ class StreamInferCall
   void add_chunk(Generation& g, const GenerateChunk& chunk) {
     g.text += chunk.text;
     g.num_tokens += static_cast<int64_t>(chunk.token_ids.size());
+    for (const SampleResult& r : chunk.logprobs) g.logprobs.push_back(r.logprob);
     if (chunk.is_final()) {
       if (is_success(chunk)) {
         queue_text(g, true);
@@ -302,13 +306,14 @@ class StreamInferCall
     if (is_cancelled_) return;
     ModelStreamInferResponse& r = writes_.emplace_back();
     ModelInferResponse& ir = *r.mutable_infer_response();
-    fill_text_response(g.model_name, g.options, g.text, ir);
+    fill_text_response(g.model_name, g.options, g.text, g.logprobs, ir);
     (*ir.mutable_parameters())[std::string(kFinalResponseParameter)].set_bool_param(is_final);
     // Not Triton's: how many generated tokens this response's text carries (load generators
     // count tokens exactly from it; Triton's clients ignore unknown parameters).
     (*ir.mutable_parameters())[std::string(kOutputTokensParameter)].set_int64_param(g.num_tokens);
     g.text.clear();
     g.num_tokens = 0;
+    g.logprobs.clear();
   }
 
   void cancel_all() {

@@ -1,6 +1,7 @@
 #include "server/grpc/infer_request.h"
 
 #include <cstring>
+#include <numeric>
 #include <optional>
 
 namespace llmserve::grpc_frontend {
@@ -205,11 +206,14 @@ Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions
     options.is_input_excluded = t.bools[0];
   } else if (n == "stream") {
     options.is_streaming = t.bools[0];
+  } else if (n == "return_log_probs") {
+    options.has_logprobs = t.bools[0];
+    if (options.has_logprobs) p.logprobs = 0;
   } else if (n == "beam_width" || n == "num_return_sequences") {
     if (t.int32s[0] != 1)
       return invalid_argument("input '{}': only 1 is supported, got {}", n, t.int32s[0]);
   }
-  // pad_id, length_penalty (beam search only) and return_log_probs are accepted and ignored.
+  // pad_id and length_penalty (beam search only) are accepted and ignored.
   return Status::ok();
 }
 
@@ -290,7 +294,8 @@ std::string encode_raw_bytes(std::string_view element) {
 }
 
 void fill_text_response(std::string_view model_name, const InferOptions& options,
-                        std::string_view text, inference::ModelInferResponse& response) {
+                        std::string_view text, std::span<const float> logprobs,
+                        inference::ModelInferResponse& response) {
   response.set_model_name(std::string(model_name));
   response.set_model_version("1");
   response.set_id(options.id);
@@ -300,6 +305,20 @@ void fill_text_response(std::string_view model_name, const InferOptions& options
   out->add_shape(1);
   out->add_shape(1);
   response.add_raw_output_contents(encode_raw_bytes(text));
+  if (!options.has_logprobs) return;
+  const auto add_fp32 = [&](const char* name, std::vector<int64_t> shape,
+                            std::span<const float> values) {
+    auto* t = response.add_outputs();
+    t->set_name(name);
+    t->set_datatype("FP32");
+    for (int64_t d : shape) t->add_shape(d);
+    std::string raw(values.size() * sizeof(float), '\0');  // little-endian, as Triton's raw form
+    std::memcpy(raw.data(), values.data(), raw.size());
+    response.add_raw_output_contents(std::move(raw));
+  };
+  const float sum = std::accumulate(logprobs.begin(), logprobs.end(), 0.0f);
+  add_fp32("cum_log_probs", {1, 1}, std::span<const float>(&sum, 1));
+  add_fp32("output_log_probs", {1, 1, static_cast<int64_t>(logprobs.size())}, logprobs);
 }
 
 }  // namespace llmserve::grpc_frontend

@@ -15,6 +15,7 @@
 // Thread-safety: pure functions over their arguments.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,7 @@ struct InferOptions {
   std::string id;                 // echoed in every response
   bool is_streaming = true;       // `stream` input; only ModelStreamInfer looks at it
   bool is_input_excluded = true;  // `exclude_input_in_output`
+  bool has_logprobs = false;      // `return_log_probs`: cum_log_probs and output_log_probs too
 };
 
 // Fills `request` (prompt, sampling) and `options` from the tensors of `wire`; the model name is
@@ -56,8 +58,11 @@ Status parse_infer_request(const inference::ModelInferRequest& wire, GenerateReq
 std::string encode_raw_bytes(std::string_view element);
 
 // A response carrying `text` as text_output (BYTES, shape [1, 1], in raw_output_contents as
-// Triton sends it).
+// Triton sends it); with options.has_logprobs also the log probabilities of the tokens behind it
+// as TensorRT-LLM's ensemble names them: cum_log_probs (FP32 [1, 1], their sum) and
+// output_log_probs (FP32 [1, 1, n]).
 void fill_text_response(std::string_view model_name, const InferOptions& options,
-                        std::string_view text, inference::ModelInferResponse& response);
+                        std::string_view text, std::span<const float> logprobs,
+                        inference::ModelInferResponse& response);
 
 }  // namespace llmserve::grpc_frontend

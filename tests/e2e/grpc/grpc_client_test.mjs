@@ -131,6 +131,22 @@ async function main() {
   r = await unary(client, 'ModelInfer', generateRequest('ROMEO:', 5, { inputs: [{ name: 'exclude_input_in_output', datatype: 'BOOL', shape: [1, 1], contents: { bool_contents: [false] } }] }));
   check('exclude_input_in_output=false echoes the prompt', !r.err && textOutput(r.res).startsWith('ROMEO:\n'), r.err?.message ?? textOutput(r.res));
 
+  r = await unary(client, 'ModelInfer', generateRequest('ROMEO:', 6, { inputs: [{ name: 'return_log_probs', datatype: 'BOOL', shape: [1, 1], contents: { bool_contents: [true] } }] }));
+  {
+    const fp32 = (name) => {
+      const i = r.res?.outputs.findIndex((o) => o.name === name) ?? -1;
+      if (i < 0) return undefined;
+      const raw = r.res.raw_output_contents[i];
+      return { shape: r.res.outputs[i].shape.map(Number), values: Array.from({ length: raw.length / 4 }, (_, k) => raw.readFloatLE(4 * k)) };
+    };
+    const out = fp32('output_log_probs'), cum = fp32('cum_log_probs');
+    check('return_log_probs: output_log_probs has one value per token, all <= 0', !r.err && out?.values.length === 6
+          && JSON.stringify(out.shape) === '[1,1,6]' && out.values.every((x) => x <= 0), r.err?.message ?? JSON.stringify(out));
+    check('return_log_probs: cum_log_probs is their sum', cum?.values.length === 1
+          && Math.abs(cum.values[0] - out.values.reduce((a, b) => a + b, 0)) < 1e-3, JSON.stringify(cum));
+    check('return_log_probs leaves the text as without it', textOutput(r.res) === greedyText.slice(0, textOutput(r.res).length), textOutput(r.res));
+  }
+
   // raw_input_contents: every tensor in its raw little-endian form.
   const maxTokensRaw = Buffer.alloc(4); maxTokensRaw.writeInt32LE(40);
   const temperatureRaw = Buffer.alloc(4); temperatureRaw.writeFloatLE(0);
