@@ -137,7 +137,9 @@ CudaBackend::CudaBackend(DType activation_dtype, int device)
     fp8_cublaslt_scales_ = false;  // the fallback of matmul_fp8, for comparison and its tests
   }
   if (const char* p = std::getenv("LLMSERVE_GEMV"); p != nullptr) {
-    gemv_simt_ = std::string(p) != "tc";  // which decode GEMVs the 16-bit and int8 matmuls take
+    gemv_simt_ =
+        std::string(p) == "simt" ||
+        std::string(p) == "persistent";  // which decode GEMVs the 16-bit and int8 matmuls take
   }
   if (const char* p = std::getenv("LLMSERVE_CUDA_PROFILE"); p != nullptr && std::string(p) == "1") {
     profile_ = std::make_unique<Profile>();

@@ -229,7 +229,14 @@ cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant
       const char* e = std::getenv("LLMSERVE_GEMV_TC_VARIANT");
       return e != nullptr ? std::atoi(e) : -1;
     }();
-    variant = forced >= 0 && forced < kGemvTcVariants ? forced : 0;
+    if (forced >= 0 && forced < kGemvTcVariants) {
+      variant = forced;
+    } else if (a.k < 4096) {
+      variant = 0;  // small matrices (GPT-2 124M): fewer bytes in flight decode faster end to end
+    } else {
+      // Fastest at M = 1..8 on Llama-3-8B's shapes, H100 80GB (gemv_bench, 2026-12-07)
+      variant = a.weights == GemvWeights::k16Bit ? 7 : a.weights == GemvWeights::kInt8 ? 6 : 2;
+    }
   }
   switch (a.weights) {
     case GemvWeights::k16Bit:
