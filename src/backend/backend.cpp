@@ -55,6 +55,11 @@ void Backend::matmul_q8(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*
        name());
 }
 
+void Backend::fused_linear(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*bias*/,
+                           const LinearFusion& /*f*/, Tensor /*out*/) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no fused linear layers", name());
+}
+
 void Backend::quantize_fp8_rows(Tensor /*x*/, const Fp8Rows& /*out*/) {
   fail(StatusCode::kUnimplemented, "--quantization fp8: the {} backend has no fp8 quantization",
        name());

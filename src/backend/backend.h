@@ -33,6 +33,20 @@ struct Fp8Rows {
   Tensor scales;  // F32 [T]
 };
 
+// What Backend::fused_linear does around out = x' @ w^T (+ bias), in a decode step of a pre-norm
+// decoder (the ops it replaces then need no kernel of their own):
+//   norm_w given: x' = rms_norm(x, norm_w, norm_eps) (x [T, K]);
+//   silu_mul:     x' = silu(x[:, :K]) * x[:, K:] (x [T, 2K]);
+//   otherwise:    x' = x;
+//   accumulate:   out += the product, rounded to out's dtype first (the residual add), else
+//                 out = the product.
+struct LinearFusion {
+  Tensor norm_w{};
+  float norm_eps = 0.0f;
+  bool silu_mul = false;
+  bool accumulate = false;
+};
+
 // The shape of one attention layer over a fused QKV activation [T, Hq + 2*Hk, d]:
 // heads [0, Hq) are queries, [Hq, Hq+Hk) keys, [Hq+Hk, Hq+2Hk) values.
 struct AttentionShape {
@@ -126,6 +140,17 @@ class Backend {
                                 const Fp8Rows& q);
   // silu_mul, then quantized into q; `out` [T, F] as in add_rms_norm_fp8.
   virtual void silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q);
+  // --- decode-step fusions ---------------------------------------------------------------------
+  // Whether fused_linear takes a step of num_tokens rows against weights of weight_dtype (the
+  // activation dtype, or I8 with scales). Default: false (no backend must fuse).
+  virtual bool can_fuse_linear(int64_t /*num_tokens*/, DType /*weight_dtype*/) const {
+    return false;
+  }
+  // out = fusion(x @ w^T (+ bias)) as LinearFusion says; w in the activation dtype (scales without
+  // data) or I8 with one F32 scale per row (as matmul_q8). Only where can_fuse_linear said yes;
+  // the default throws Error(kUnimplemented).
+  virtual void fused_linear(Tensor x, Tensor w, Tensor scales, Tensor bias, const LinearFusion& f,
+                            Tensor out);
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
   virtual void gelu_tanh(Tensor x) = 0;
   // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).

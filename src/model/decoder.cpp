@@ -15,9 +15,44 @@ void DecoderModel::reserve(int32_t max_num_tokens, int32_t max_logit_rows) {
   workspace_.sized(backend_, local_, layout_, max_num_tokens, max_logit_rows);
 }
 
+bool DecoderModel::can_fuse(int32_t num_tokens) const {
+  return spec_.norm == DecoderSpec::Norm::kRmsNorm && spec_.mlp == DecoderSpec::Mlp::kSwiGlu &&
+         !layout_.fp8_inputs && backend_.group_size() == 1 && backend_.num_stages() == 1 &&
+         !layers_.empty() && backend_.can_fuse_linear(num_tokens, layers_[0].qkv_w.w.dtype);
+}
+
+Tensor DecoderModel::forward_fused(const BatchTensors& batch, const KvCache& kv,
+                                   const DecoderActivations& a) {
+  const auto& c = local_;
+  const auto fused = [&](Tensor x, const LinearWeight& w, Tensor bias, const LinearFusion& f,
+                         Tensor out) { backend_.fused_linear(x, w.w, w.scales, bias, f, out); };
+  backend_.embedding(batch, embed_, pos_embed_, a.residual);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayer& layer = layers_[i];
+    const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim, layer.attention_scale};
+    fused(a.residual, layer.qkv_w, layer.qkv_b,
+          {.norm_w = layer.input_norm.w, .norm_eps = c.norm_eps}, a.qkv);
+    if (spec_.rotary) {
+      backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
+    } else {
+      backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
+    }
+    backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
+    fused(a.attn, layer.o_w, layer.o_b, {.accumulate = true}, a.residual);
+    fused(a.residual, layer.up_w, layer.up_b, {.norm_w = layer.post_norm.w, .norm_eps = c.norm_eps},
+          a.mlp_up);
+    fused(a.mlp_up, layer.down_w, layer.down_b, {.silu_mul = true, .accumulate = true}, a.residual);
+  }
+  backend_.rms_norm(a.residual, final_norm_.w, c.norm_eps, a.normed);
+  backend_.gather_rows(a.normed, batch, a.gathered);
+  backend_.matmul(a.gathered, lm_head_, Tensor(), a.logits);
+  return a.logits;
+}
+
 Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
   const auto& c = local_;
   auto a = workspace_.sized(backend_, c, layout_, batch.num_tokens, batch.num_logits);
+  if (can_fuse(batch.num_tokens)) return forward_fused(batch, kv, a);
   const bool rms = spec_.norm == DecoderSpec::Norm::kRmsNorm;
   // residual += x; normed = norm(residual), as the input of a linear layer. Under fp8 the RMSNorm
   // writes the per-token codes too (one kernel instead of two); `quantize` false for the final

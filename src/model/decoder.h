@@ -10,7 +10,9 @@
 // down → all-reduce → residual += · and the next norm. Under tensor parallelism each rank holds
 // its heads and FFN columns (row-parallel biases on rank 0 only); under pipeline parallelism
 // each stage runs its layers and hands the residual stream on. fp8 linear inputs (fp8 weights)
-// come quantized out of the RMSNorm and SiLU·mul that produce them.
+// come quantized out of the RMSNorm and SiLU·mul that produce them. Small decode steps on a backend
+// with fused linear layers (Backend::fused_linear) take forward_fused: the same math in fewer
+// kernels.
 #pragma once
 
 #include <vector>
@@ -63,6 +65,13 @@ class DecoderModel : public Model {
   Tensor lm_head_;                    // [V, D] last stage
 
  private:
+  // Whether this step runs as forward_fused: a decode step small enough for the backend's fused
+  // linear layers (Backend::can_fuse_linear), RMSNorm + SwiGLU, one rank, no fp8 inputs.
+  bool can_fuse(int32_t num_tokens) const;
+  // The same step with each norm, SiLU·mul and residual add folded into the linear layer next to
+  // it: 5 launches a layer (QKV, RoPE/KV write, attention, o_proj, gate_up, down) less 3.
+  Tensor forward_fused(const BatchTensors& batch, const KvCache& kv, const DecoderActivations& a);
+
   DecoderSpec spec_;
   WorkspaceLayout layout_;
   DecoderWorkspace workspace_;

@@ -141,6 +141,9 @@ CudaBackend::CudaBackend(DType activation_dtype, int device)
         std::string(p) == "simt" ||
         std::string(p) == "persistent";  // which decode GEMVs the 16-bit and int8 matmuls take
   }
+  if (const char* p = std::getenv("LLMSERVE_DECODE_FUSION"); p != nullptr) {
+    fuse_decode_ = std::string(p) != "0";
+  }
   if (const char* p = std::getenv("LLMSERVE_CUDA_PROFILE"); p != nullptr && std::string(p) == "1") {
     profile_ = std::make_unique<Profile>();
     LOG_WARN(

@@ -66,6 +66,11 @@ class CudaBackend final : public Backend {
                         const Fp8Rows& q) override;
   void silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) override;
   void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  // Decode steps of up to 8 tokens with 16-bit or int8 weights: the tensor-core GEMV with the
+  // norm / SiLU·mul prologue and the residual add (LLMSERVE_DECODE_FUSION=0 turns it off).
+  bool can_fuse_linear(int64_t num_tokens, DType weight_dtype) const override;
+  void fused_linear(Tensor x, Tensor w, Tensor scales, Tensor bias, const LinearFusion& f,
+                    Tensor out) override;
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
   void silu_mul(Tensor gate_up, Tensor out) override;
@@ -171,6 +176,7 @@ class CudaBackend final : public Backend {
   // the bf16 and 4x the int8 bandwidth of the others on an H100) or the CUDA-core kernels (gemv.cu,
   // gemv_q8.cu; LLMSERVE_GEMV=simt). fp8 always takes the tensor-core kernel.
   bool gemv_simt_ = false;
+  bool fuse_decode_ = true;  // can_fuse_linear; LLMSERVE_DECODE_FUSION=0 for comparison
 
   // The uploaded batch: one pinned host staging area, one device area, one copy per step.
   void* batch_host_ = nullptr;

@@ -363,7 +363,7 @@ bool CudaBackend::try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor ou
                               .n = n,
                               .k = k,
                               .gelu = gelu};
-    if (m <= cuda::kGemvMaxRows && cuda::gemv_tc_supports(tc)) {
+    if (cuda::gemv_tc_supports(tc)) {
       check(cuda::launch_gemv_tc(tc, stream_), "gemv_tc");
       return true;
     }
@@ -382,6 +382,44 @@ bool CudaBackend::try_gemv(Tensor x, Tensor w, Tensor bias, bool gelu, Tensor ou
   if (!cuda::gemv_supports(a)) return false;
   check(cuda::launch_gemv(a, stream_), "gemv");
   return true;
+}
+
+bool CudaBackend::can_fuse_linear(int64_t num_tokens, DType weight_dtype) const {
+  return fuse_decode_ && !gemv_simt_ && num_tokens >= 1 && num_tokens <= cuda::kGemvTcMaxRows &&
+         (weight_dtype == dtype_ || weight_dtype == DType::kI8) && dtype_ != DType::kF32;
+}
+
+void CudaBackend::fused_linear(Tensor x, Tensor w, Tensor scales, Tensor bias,
+                               const LinearFusion& f, Tensor out) {
+  const OpTimer timer(profile_.get(), stream_, "fused_linear");
+  const int64_t m = x.dim(0), n = w.dim(0), k = w.dim(-1);
+  const bool int8 = w.dtype == DType::kI8;
+  const cuda::GemvTcArgs a{.weights = int8 ? cuda::GemvWeights::kInt8 : cuda::GemvWeights::k16Bit,
+                           .dtype = x.dtype,
+                           .out_dtype = out.dtype,
+                           .x = x.data,
+                           .w = w.data,
+                           .w_scales = int8 ? scales.as<float>() : nullptr,
+                           .bias = bias.data,
+                           .out = out.data,
+                           .m = static_cast<int32_t>(m),
+                           .n = static_cast<int32_t>(n),
+                           .k = static_cast<int32_t>(k),
+                           .prologue = f.silu_mul                 ? cuda::GemvPrologue::kSiluMul
+                                       : f.norm_w.data != nullptr ? cuda::GemvPrologue::kRmsNorm
+                                                                  : cuda::GemvPrologue::kNone,
+                           .norm_w = f.norm_w.data,
+                           .norm_eps = f.norm_eps,
+                           .accumulate = f.accumulate};
+  const int64_t x_cols = f.silu_mul ? 2 * k : k;
+  if (!can_fuse_linear(m, w.dtype) || x.dim(-1) != x_cols || out.dim(0) != m || out.dim(-1) != n ||
+      (f.norm_w.data != nullptr && f.norm_w.numel() != k) || (int8 && scales.numel() != n) ||
+      !cuda::gemv_tc_supports(a)) {
+    fail(StatusCode::kInternal, "fused_linear: x {} ({}) w {} ({}) out {} ({}), {} tokens",
+         x.shape_string(), dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype),
+         out.shape_string(), dtype_name(out.dtype), m);
+  }
+  check(cuda::launch_gemv_tc(a, stream_), "gemv_tc fused");
 }
 
 void CudaBackend::matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) {

@@ -215,8 +215,15 @@ bool gemv_tc_supports(const GemvTcArgs& a) {
   const bool types = (a.dtype == DType::kF16 || a.dtype == DType::kBF16) &&
                      (a.out_dtype == a.dtype || (a.out_dtype == DType::kF32 && !fp8));
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return types && a.m >= 1 && a.m <= kGemvTcMaxRows && a.n >= 1 && a.k % (fp8 ? 32 : 16) == 0 &&
-         aligned(a.x) && aligned(a.w) && (!fp8 || a.x_scales != nullptr) &&
+  const bool fused = a.prologue != GemvPrologue::kNone || a.accumulate;
+  const bool fusions =
+      !fused ||
+      (!fp8 && !a.gelu && (a.prologue == GemvPrologue::kNone || a.out_dtype == a.dtype) &&
+       (!a.accumulate || a.out_dtype == a.dtype) &&
+       (a.prologue != GemvPrologue::kRmsNorm || (a.norm_w != nullptr && aligned(a.norm_w))));
+  return types && fusions && a.m >= 1 && a.m <= kGemvTcMaxRows && a.n >= 1 &&
+         a.k % (fp8 ? 32 : 16) == 0 && aligned(a.x) && aligned(a.w) &&
+         (!fp8 || a.x_scales != nullptr) &&
          (a.weights == GemvWeights::k16Bit || a.w_scales != nullptr);
 }
 
@@ -229,7 +236,7 @@ cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant
       const char* e = std::getenv("LLMSERVE_GEMV_TC_VARIANT");
       return e != nullptr ? std::atoi(e) : -1;
     }();
-    if (forced >= 0 && forced < kGemvTcVariants) {
+    if (forced >= 0 && forced < kGemvTcVariants && a.prologue == GemvPrologue::kNone) {
       variant = forced;
     } else if (a.k < 4096) {
       variant = 0;  // small matrices (GPT-2 124M): fewer bytes in flight decode faster end to end

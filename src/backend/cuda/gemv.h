@@ -59,6 +59,13 @@ enum class GemvWeights {
   kInt8,   // w int8, w_scales per row; x 16-bit (int8 weight-only, Backend::matmul_q8)
   kFp8,    // w and x e4m3 codes, w_scales per row, x_scales per token (Backend::matmul_fp8)
 };
+// What the tensor-core GEMV does to x before the product (16-bit and int8 weights; decode steps
+// of a pre-norm decoder, so the op that produced x needs no kernel of its own):
+enum class GemvPrologue {
+  kNone,
+  kRmsNorm,  // x' = x / sqrt(mean(x^2) + norm_eps) * norm_w, per token row (Backend::rms_norm)
+  kSiluMul,  // x is [M, 2K]: x' = silu(x[:, :K]) * x[:, K:] (Backend::silu_mul)
+};
 constexpr int32_t kGemvTcMaxRows = 8;
 constexpr int kGemvTcVariants = 8;  // tile shapes, gemv_tc.cuh kGemvTcShapes
 
@@ -74,13 +81,21 @@ struct GemvTcArgs {
   void* out = nullptr;              // [M, N]
   int32_t m = 0, n = 0, k = 0;
   bool gelu = false;  // gelu_tanh after the bias
+  // Fusions (not with fp8): x' rounded to x's dtype as the unfused op would store it, and with
+  // accumulate, out += the result rounded to out's dtype (a residual add; out must be x's dtype).
+  GemvPrologue prologue = GemvPrologue::kNone;
+  const void* norm_w = nullptr;  // [K], x's dtype (kRmsNorm)
+  float norm_eps = 0.0f;
+  bool accumulate = false;
 };
 
 // Whether launch_gemv_tc handles these arguments: 1 <= M <= kGemvTcMaxRows, K a multiple of 16
-// (32 for fp8), 16-byte aligned x and w, the dtypes above.
+// (32 for fp8), 16-byte aligned x and w (and norm_w), the dtypes above, fusions only with 16-bit
+// or int8 weights (accumulate: out in x's dtype, no GELU).
 bool gemv_tc_supports(const GemvTcArgs& a);
 // variant in [0, kGemvTcVariants) picks a tile shape (for measuring); -1 the format's default
-// (LLMSERVE_GEMV_TC_VARIANT overrides it).
+// (LLMSERVE_GEMV_TC_VARIANT overrides it). With a prologue only the default variants are built
+// (0, 6 and 7); another one is refused with cudaErrorInvalidValue.
 cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant = -1);
 
 }  // namespace llmserve::cuda

@@ -125,22 +125,31 @@ __device__ __forceinline__ void mma_vector(float (&d)[4], const int4& lo, const 
 }
 
 // One mma step (kStepCols columns) starting at column `col`, for the K tail.
-template <GemvWeights W, typename T>
-__device__ __forceinline__ void mma_step(float (&d)[4], const uint8_t* w_lo, const uint8_t* w_hi,
-                                         const uint8_t* x_row, bool has_token, int64_t col, int t) {
+template <GemvWeights W, typename T, GemvPrologue P>
+__device__ __forceinline__ void mma_step(const GemvTcArgs& a, float (&d)[4], const uint8_t* w_lo,
+                                         const uint8_t* w_hi, const uint8_t* x_row, bool has_token,
+                                         int64_t col, int t, float rstd) {
   using F = GemvTcFormat<W>;
+  // x at columns c..c + 3 (16-bit x; 8 e4m3 codes for fp8)
+  const auto x4 = [&](int64_t c) {
+    if (!has_token) return make_uint2(0u, 0u);
+    if constexpr (P == GemvPrologue::kNone) {
+      return *reinterpret_cast<const uint2*>(x_row + c * F::kXBytes);
+    } else {
+      return prologue_x<P, T, uint2>(a, reinterpret_cast<const T*>(x_row), c, rstd);
+    }
+  };
   if constexpr (W == GemvWeights::kInt8) {  // 4 weights a lane: one word, 8 bytes of x
     const int64_t c = col + 4 * t;
     const uint32_t lo = *reinterpret_cast<const uint32_t*>(w_lo + c);
     const uint32_t hi = *reinterpret_cast<const uint32_t*>(w_hi + c);
-    const uint2 b = has_token ? *reinterpret_cast<const uint2*>(x_row + 2 * c) : make_uint2(0u, 0u);
+    const uint2 b = x4(c);
     mma_int8_word<T>(d, lo, hi, b.x, b.y);
   } else {  // 8 bytes a lane: 4 16-bit weights or 8 e4m3 codes
     const int64_t c = col + (8 / F::kWBytes) * t;
     const uint2 lo = *reinterpret_cast<const uint2*>(w_lo + c * F::kWBytes);
     const uint2 hi = *reinterpret_cast<const uint2*>(w_hi + c * F::kWBytes);
-    const uint2 b =
-        has_token ? *reinterpret_cast<const uint2*>(x_row + c * F::kXBytes) : make_uint2(0u, 0u);
+    const uint2 b = x4(c);
     if constexpr (W == GemvWeights::k16Bit) {
       mma_k16<T>(d, lo.x, hi.x, lo.y, hi.y, b.x, b.y);
     } else {
@@ -149,11 +158,70 @@ __device__ __forceinline__ void mma_step(float (&d)[4], const uint8_t* w_lo, con
   }
 }
 
+// kN values of x from element e of token row x_row (kN = 4 or 8: a uint2 or an int4 of T) through
+// prologue P, each rounded to T as the unfused op (rms_norm, silu_mul) would store it. x_row is a
+// row of K values (kRmsNorm, with the token's 1 / rms in rstd) or of 2K (kSiluMul: gate | up).
+template <GemvPrologue P, typename T, typename V>
+__device__ __forceinline__ V prologue_x(const GemvTcArgs& a, const T* x_row, int64_t e,
+                                        float rstd) {
+  constexpr int kN = sizeof(V) / sizeof(T);
+  V out;
+  T* o = reinterpret_cast<T*>(&out);
+  const V xv = __ldg(reinterpret_cast<const V*>(x_row + e));
+  const T* xs = reinterpret_cast<const T*>(&xv);
+  if constexpr (P == GemvPrologue::kRmsNorm) {
+    const V wv = __ldg(reinterpret_cast<const V*>(static_cast<const T*>(a.norm_w) + e));
+    const T* ws = reinterpret_cast<const T*>(&wv);
+#pragma unroll
+    for (int j = 0; j < kN; ++j) o[j] = from_float<T>(to_float(xs[j]) * rstd * to_float(ws[j]));
+  } else {
+    const V uv = __ldg(reinterpret_cast<const V*>(x_row + a.k + e));
+    const T* us = reinterpret_cast<const T*>(&uv);
+#pragma unroll
+    for (int j = 0; j < kN; ++j) {
+      const float g = to_float(xs[j]);
+      o[j] = from_float<T>(g / (1.0f + __expf(-g)) * to_float(us[j]));
+    }
+  }
+  return out;
+}
+
+// kRmsNorm: 1 / sqrt(mean(x^2) + eps) of token rows 0..M-1 into rstd[], computed by the whole
+// block (each warp sums a K slice of every row; x is read from L2, K * M values a block).
+template <typename T, int kWarps>
+__device__ __forceinline__ void block_rstd(const GemvTcArgs& a, float (&partial)[kWarps][32][4],
+                                           float* rstd) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int vecs = a.k / 8, per_warp = (vecs + kWarps - 1) / kWarps;
+  const int first = warp * per_warp, last = min(first + per_warp, vecs);
+  float* sums = &partial[0][0][0];  // [kWarps][kGemvTcMaxRows], before the tile sums use it
+  for (int m = 0; m < a.m; ++m) {
+    const auto* row = reinterpret_cast<const Vec8<T>*>(static_cast<const T*>(a.x) +
+                                                       static_cast<int64_t>(m) * a.k);
+    float s = 0.0f;
+    for (int i = first + lane; i < last; i += 32) {
+      const Vec8<T> v = row[i];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s += to_float(v.v[j]) * to_float(v.v[j]);
+    }
+    s = warp_sum(s);
+    if (lane == 0) sums[warp * kGemvTcMaxRows + m] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x < a.m) {
+    float s = 0.0f;
+    for (int w = 0; w < kWarps; ++w) s += sums[w * kGemvTcMaxRows + threadIdx.x];
+    rstd[threadIdx.x] = rsqrtf(s / static_cast<float>(a.k) + a.norm_eps);
+  }
+  __syncthreads();
+}
+
 // block (kWarps * 32); grid (ceil(N / 16)). T: x's dtype (16-bit, int8) or out's (fp8).
 template <GemvWeights W, typename T, typename OutT, int kVec, int kUnroll, int kWarps,
-          bool kPreload>
+          bool kPreload, GemvPrologue P = GemvPrologue::kNone>
 __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a) {
   using F = GemvTcFormat<W>;
+  static_assert(P == GemvPrologue::kNone || W != GemvWeights::kFp8, "fp8 x comes quantized");
   constexpr int kLaneBytes = 16 * kVec;                    // weight bytes of a lane-row a chunk
   constexpr int kChunkCols = 4 * kLaneBytes / F::kWBytes;  // columns of one chunk
   constexpr int kXVecs = kVec * F::kXPerW;                 // x vectors of a lane a chunk
@@ -167,8 +235,10 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a
   const auto* w_lo = static_cast<const uint8_t*>(a.w) + row_lo * k * F::kWBytes;
   const auto* w_hi = static_cast<const uint8_t*>(a.w) + row_hi * k * F::kWBytes;
   const bool has_token = g < a.m;
-  const auto* x_row =
-      static_cast<const uint8_t*>(a.x) + static_cast<int64_t>(has_token ? g : 0) * k * F::kXBytes;
+  constexpr int64_t kXRowCols = P == GemvPrologue::kSiluMul ? 2 : 1;  // x row: K or 2K values
+  const auto* x_row = static_cast<const uint8_t*>(a.x) +
+                      static_cast<int64_t>(has_token ? g : 0) * kXRowCols * k * F::kXBytes;
+  const T* x_row_t = reinterpret_cast<const T*>(x_row);
   const int chunks = k / kChunkCols;
   constexpr int kStride = kWarps * kUnroll;
   int4 lo[kUnroll][kVec], hi[kUnroll][kVec], xv[kUnroll][kXVecs];
@@ -189,6 +259,12 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a
   if constexpr (kPreload) load_weights(warp);
   pdl_wait();
   pdl_trigger();
+  float rstd = 0.0f;
+  if constexpr (P == GemvPrologue::kRmsNorm) {
+    __shared__ float rstd_s[kGemvTcMaxRows];
+    block_rstd<T, kWarps>(a, partial, rstd_s);
+    rstd = rstd_s[has_token ? g : 0];
+  }
   float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int c0 = warp; c0 < chunks; c0 += kStride) {
     if (!kPreload || c0 != warp) load_weights(c0);
@@ -199,9 +275,14 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a
         const int64_t col = static_cast<int64_t>(c) * kChunkCols + t * (kChunkCols / 4);
 #pragma unroll
         for (int i = 0; i < kXVecs; ++i) {
-          xv[u][i] = has_token
-                         ? __ldg(reinterpret_cast<const int4*>(x_row + col * F::kXBytes + 16 * i))
-                         : make_int4(0, 0, 0, 0);
+          if constexpr (P == GemvPrologue::kNone) {
+            xv[u][i] = has_token
+                           ? __ldg(reinterpret_cast<const int4*>(x_row + col * F::kXBytes + 16 * i))
+                           : make_int4(0, 0, 0, 0);
+          } else {
+            xv[u][i] = has_token ? prologue_x<P, T, int4>(a, x_row_t, col + 8 * i, rstd)
+                                 : make_int4(0, 0, 0, 0);
+          }
         }
       }
     }
@@ -217,8 +298,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a
   const int64_t tail = static_cast<int64_t>(chunks) * kChunkCols;
   const int tail_steps = static_cast<int>((k - tail) / F::kStepCols);
   for (int s = warp; s < tail_steps; s += kWarps)
-    mma_step<W, T>(d, w_lo, w_hi, x_row, has_token, tail + static_cast<int64_t>(s) * F::kStepCols,
-                   t);
+    mma_step<W, T, P>(a, d, w_lo, w_hi, x_row, has_token,
+                      tail + static_cast<int64_t>(s) * F::kStepCols, t, rstd);
 #pragma unroll
   for (int i = 0; i < 4; ++i) partial[warp][lane][i] = d[i];
   __syncthreads();
@@ -240,7 +321,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a
       if constexpr (W != GemvWeights::k16Bit) v *= a.w_scales[row];
       if (bias != nullptr) v += to_float(bias[row]);
       if (a.gelu) v = gelu_tanh(v);
-      out[static_cast<int64_t>(token) * n + row] = from_float<OutT>(v);
+      OutT& o = out[static_cast<int64_t>(token) * n + row];
+      if constexpr (std::is_same_v<OutT, T>) {
+        if (a.accumulate) v = to_float(o) + to_float(from_float<T>(v));  // as a separate add would
+      }
+      o = from_float<OutT>(v);
     }
   }
 }
@@ -267,6 +352,26 @@ cudaError_t launch_gemv_tc_variant(const GemvTcArgs& a, int variant, cudaStream_
   }
 }
 
+// With a prologue (out in T): the default variants only, so the fusions cost 12 kernels a format.
+template <GemvWeights W, typename T, GemvPrologue P>
+cudaError_t launch_gemv_tc_prologue(const GemvTcArgs& a, int variant, cudaStream_t stream) {
+  const auto go = [&]<int V>() {
+    constexpr GemvTcShape s = kGemvTcShapes[V];
+    return launch(gemv_tc_kernel<W, T, T, s.vec, s.unroll, s.warps, s.preload, P>,
+                  dim3(static_cast<unsigned>((a.n + 15) / 16)), dim3(s.warps * 32), 0, stream, a);
+  };
+  switch (variant) {
+    case 0:
+      return go.template operator()<0>();
+    case 6:
+      return go.template operator()<6>();
+    case 7:
+      return go.template operator()<7>();
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
 // Launches format W's kernel for a's dtypes (16-bit T, out T or fp32).
 template <GemvWeights W>
 cudaError_t launch_gemv_tc_format(const GemvTcArgs& a, int variant, cudaStream_t stream) {
@@ -276,6 +381,14 @@ cudaError_t launch_gemv_tc_format(const GemvTcArgs& a, int variant, cudaStream_t
       launched = cudaErrorInvalidValue;
     } else {
       if constexpr (W != GemvWeights::kFp8) {
+        if (a.prologue == GemvPrologue::kRmsNorm) {
+          launched = launch_gemv_tc_prologue<W, T, GemvPrologue::kRmsNorm>(a, variant, stream);
+          return;
+        }
+        if (a.prologue == GemvPrologue::kSiluMul) {
+          launched = launch_gemv_tc_prologue<W, T, GemvPrologue::kSiluMul>(a, variant, stream);
+          return;
+        }
         if (a.out_dtype == DType::kF32) {
           launched = launch_gemv_tc_variant<W, T, float>(a, variant, stream);
           return;

@@ -115,6 +115,23 @@ TEST_P(CudaModel, GraphReplayMatchesEager) {
   }
 }
 
+// Decode steps of up to 8 tokens take DecoderModel::forward_fused on the GPU (norms, SiLU·mul and
+// residual adds folded into the linear layers); LLMSERVE_DECODE_FUSION=0 runs the ops apart. Same
+// math, same roundings but for the RMS's summation order: the logits agree to a few ulps of dt().
+TEST_P(CudaModel, FusedDecodeMatchesUnfused) {
+  auto cases = read_cases(dir());
+  setenv("LLMSERVE_DECODE_FUSION", "0", 1);
+  Harness apart(dir(), DeviceKind::kCuda, dt(), 8);
+  unsetenv("LLMSERVE_DECODE_FUSION");
+  Harness fused(dir(), DeviceKind::kCuda, dt(), 8);
+  const Greedy want = run_greedy(apart, cases, 20, /*batched=*/true);
+  const Greedy got = run_greedy(fused, cases, 20, /*batched=*/true);
+  expect_same_greedy(got, want, tie_margin() / 4, "fused vs unfused decode");
+  for (size_t i = 0; i < want.last_logits.size(); ++i) {
+    EXPECT_CLOSE_REL(got.last_logits[i], want.last_logits[i], 1e-2, "fused vs unfused logits");
+  }
+}
+
 // Quantized models (--quantization int8-wo and fp8) on the GPU, decode steps replayed from graphs,
 // teacher-forced over each case's prompt and 8 decode steps. int8-wo: against the same
 // quantization on the CPU backend, within 2x logit_tol (the GPU quantizes weights from their

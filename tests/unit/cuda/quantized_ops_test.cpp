@@ -253,6 +253,61 @@ TEST_P(CudaQuantizedOps, MatmulFp8RefusesShapesCublasLtCannotTake) {
 // not stored), K with and without a tail after the last whole chunk, M 1..8, bias, fp32 output,
 // the GELU epilogue. Then the backend ops with the other GEMV choice than the default one
 // (LLMSERVE_GEMV=tc).
+// Backend::fused_linear (the decode-step fusions of model/decoder.cpp) against the CPU's
+// composition of the ops it replaces: rms_norm then matmul (QKV, gate_up), matmul then add into
+// the residual (o_proj), silu_mul then matmul then add (down), with 16-bit and int8 weights.
+TEST_P(CudaQuantizedOps, FusedLinearMatchesComposition) {
+  for (const Shape s : {Shape{1, 4096, 4096, false}, Shape{8, 1001, 416, true},
+                        Shape{5, 40, 4128, false}, Shape{3, 300, 400, true}}) {
+    ASSERT_TRUE(gpu_->can_fuse_linear(s.m, dt()));
+    ASSERT_FALSE(gpu_->can_fuse_linear(cuda::kGemvTcMaxRows + 1, dt()));
+    auto [cx, gx] = both(input(s.m, s.k), {s.m, s.k});
+    auto [cx2, gx2] = both(input(s.m, 2 * s.k), {s.m, 2 * s.k});  // gate | up
+    auto [cg, gg] = both(random_vector(static_cast<size_t>(s.k), rng_, 0.5f), {s.k});
+    auto [cw, gw] = both(random_vector(static_cast<size_t>(s.n * s.k), rng_, 0.05f), {s.n, s.k});
+    std::pair<Tensor, Tensor> q8_scales;
+    auto [cq, gq] = int8_weight(s.n, s.k, q8_scales);
+    auto [cb, gb] = both(random_vector(static_cast<size_t>(s.n), rng_), {s.n});
+    const std::vector<float> residual = random_vector(static_cast<size_t>(s.m * s.n), rng_);
+    Tensor bias_c = s.bias ? cb : Tensor(), bias_g = s.bias ? gb : Tensor();
+    Tensor cn = cpu_.allocate_tensor(cpu_mem_, DType::kF32, {s.m, s.k});
+    auto [co, go] = both_empty({s.m, s.n});
+    for (const bool int8 : {false, true}) {
+      const Tensor cwt = int8 ? cq : cw, gwt = int8 ? gq : gw;
+      const Tensor cs = int8 ? q8_scales.first : Tensor(), gs = int8 ? q8_scales.second : Tensor();
+      const auto cpu_linear = [&](Tensor x, Tensor out) {
+        if (int8) {
+          cpu_.matmul_q8(x, cwt, cs, bias_c, out);
+        } else {
+          cpu_.matmul(x, cwt, bias_c, out);
+        }
+      };
+      const std::string what = std::string(int8 ? " int8" : " 16-bit");
+      // QKV / gate_up: the RMSNorm prologue.
+      cpu_.rms_norm(cx, cg, 1e-5f, cn);
+      cpu_linear(cn, co);
+      gpu_->fused_linear(gx, gwt, gs, bias_g, {.norm_w = gg, .norm_eps = 1e-5f}, go);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), 2 * tol(),
+                       label("fused_linear rms_norm", s) + what);
+      // o_proj: the residual add.
+      auto [cr, gr] = both(residual, {s.m, s.n});
+      cpu_linear(cx, co);
+      cpu_.add(cr, co);
+      gpu_->fused_linear(gx, gwt, gs, bias_g, {.accumulate = true}, gr);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, gr), read_tensor(cpu_, cr), tol(),
+                       label("fused_linear accumulate", s) + what);
+      // down: SiLU·mul prologue and the residual add.
+      auto [cr2, gr2] = both(residual, {s.m, s.n});
+      cpu_.silu_mul(cx2, cn);
+      cpu_linear(cn, co);
+      cpu_.add(cr2, co);
+      gpu_->fused_linear(gx2, gwt, gs, bias_g, {.silu_mul = true, .accumulate = true}, gr2);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, gr2), read_tensor(cpu_, cr2), 2 * tol(),
+                       label("fused_linear silu_mul accumulate", s) + what);
+    }
+  }
+}
+
 TEST_P(CudaQuantizedOps, TensorCoreGemvVariantsMatchCpu) {
   using cuda::GemvWeights;
   const auto run = [&](int variant, cuda::GemvTcArgs a) {
@@ -326,10 +381,10 @@ TEST_P(CudaQuantizedOps, TensorCoreGemvVariantsMatchCpu) {
         EXPECT_CLOSE_REL(read_tensor(*gpu_, go16), want_fp8, tol(), label("gemv_tc fp8", s) + what);
       }
     }
-    // The backend's ops with LLMSERVE_GEMV=tc (the ops tests cover the default), where the
-    // 16-bit GEMV applies (M <= 4).
+    // The backend's ops with LLMSERVE_GEMV=simt (the CUDA-core GEMVs; the ops tests cover the
+    // default), where those apply (M <= 4).
     if (s.m <= cuda::kGemvMaxRows) {
-      setenv("LLMSERVE_GEMV", "tc", 1);
+      setenv("LLMSERVE_GEMV", "simt", 1);
       CudaBackend other(dt());
       unsetenv("LLMSERVE_GEMV");
       std::vector<Buffer> mem;
@@ -337,10 +392,11 @@ TEST_P(CudaQuantizedOps, TensorCoreGemvVariantsMatchCpu) {
       Tensor o = other.allocate_tensor(mem, go.dtype, {s.m, s.n});
       const Tensor x = copy(gx), bias = s.bias ? copy(gb) : Tensor();
       other.matmul(x, copy(gw), bias, o);
-      EXPECT_CLOSE_REL(read_tensor(other, o), want_16, tol(), label("matmul, LLMSERVE_GEMV=tc", s));
+      EXPECT_CLOSE_REL(read_tensor(other, o), want_16, tol(),
+                       label("matmul, LLMSERVE_GEMV=simt", s));
       other.matmul_q8(x, copy(gq), copy(q8_scales.second), bias, o);
       EXPECT_CLOSE_REL(read_tensor(other, o), want_q8, tol(),
-                       label("matmul_q8, LLMSERVE_GEMV=tc", s));
+                       label("matmul_q8, LLMSERVE_GEMV=simt", s));
     }
   }
 }
