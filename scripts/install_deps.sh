@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-  libopenblas-openmp-dev libpcre2-dev
+  libopenblas-openmp-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
   libssl-dev

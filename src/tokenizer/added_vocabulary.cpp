@@ -69,45 +69,56 @@ const AddedToken* AddedVocabulary::find(std::string_view content) const {
   return it == index_.end() ? nullptr : &tokens_[it->second];
 }
 
-int32_t AddedVocabulary::child(int32_t node, uint8_t byte) const {
-  const auto& children = trie_[node].children;
+int32_t AddedVocabulary::Matcher::child(int32_t node, uint8_t byte) const {
+  const auto& children = trie[node].children;
   const auto it =
       std::lower_bound(children.begin(), children.end(), std::make_pair(byte, int32_t{-1}));
   return it != children.end() && it->first == byte ? it->second : -1;
 }
 
-void AddedVocabulary::finalize() {
-  trie_.assign(1, Node{});
-  is_first_byte_.fill(false);
-  for (std::size_t i = 0; i < tokens_.size(); ++i) {
-    is_first_byte_[static_cast<uint8_t>(tokens_[i].content[0])] = true;
-    int32_t node = 0;
-    for (char c : tokens_[i].content) {
-      const auto byte = static_cast<uint8_t>(c);
-      int32_t next = child(node, byte);
-      if (next < 0) {
-        next = static_cast<int32_t>(trie_.size());
-        trie_.push_back(Node{});
-        auto& children = trie_[node].children;
-        children.insert(
-            std::lower_bound(children.begin(), children.end(), std::make_pair(byte, next)),
-            std::make_pair(byte, next));
-      }
-      node = next;
+void AddedVocabulary::Matcher::add(std::string_view pattern, int32_t token_index) {
+  if (pattern.empty()) return;  // a token that normalizes to nothing cannot be matched
+  is_first_byte[static_cast<uint8_t>(pattern[0])] = true;
+  int32_t node = 0;
+  for (char c : pattern) {
+    const auto byte = static_cast<uint8_t>(c);
+    int32_t next = child(node, byte);
+    if (next < 0) {
+      next = static_cast<int32_t>(trie.size());
+      trie.push_back(Node{});
+      auto& children = trie[node].children;
+      children.insert(
+          std::lower_bound(children.begin(), children.end(), std::make_pair(byte, next)),
+          std::make_pair(byte, next));
     }
-    trie_[node].token_index = static_cast<int32_t>(i);
+    node = next;
+  }
+  trie[node].token_index = token_index;
+}
+
+void AddedVocabulary::finalize(const NormalizeFn& normalize) {
+  for (Matcher& matcher : matchers_) matcher = Matcher{{Node{}}, {}};
+  for (std::size_t i = 0; i < tokens_.size(); ++i) {
+    const AddedToken& token = tokens_[i];
+    const auto index = static_cast<int32_t>(i);
+    if (!token.normalized) {
+      matchers_[0].add(token.content, index);
+    } else {
+      matchers_[1].add(normalize ? normalize(token.content) : token.content, index);
+    }
   }
 }
 
-std::pair<int32_t, std::size_t> AddedVocabulary::longest_match(std::string_view text,
+std::pair<int32_t, std::size_t> AddedVocabulary::longest_match(const Matcher& matcher,
+                                                               std::string_view text,
                                                                std::size_t pos,
                                                                SpecialTokens special) const {
   std::pair<int32_t, std::size_t> best{-1, 0};
   int32_t node = 0;
   for (std::size_t i = pos; i < text.size(); ++i) {
-    node = child(node, static_cast<uint8_t>(text[i]));
+    node = matcher.child(node, static_cast<uint8_t>(text[i]));
     if (node < 0) break;
-    const int32_t index = trie_[node].token_index;
+    const int32_t index = matcher.trie[node].token_index;
     if (index < 0) continue;
     const AddedToken& token = tokens_[index];
     if (token.is_special && special == SpecialTokens::kTreatAsText) continue;
@@ -121,16 +132,17 @@ std::pair<int32_t, std::size_t> AddedVocabulary::longest_match(std::string_view 
   return best;
 }
 
-void AddedVocabulary::split(std::string_view text, SpecialTokens special,
+void AddedVocabulary::split(std::string_view text, SpecialTokens special, Pass pass,
                             std::vector<Segment>& out) const {
+  const Matcher& matcher = matchers_[pass == Pass::kRaw ? 0 : 1];
   std::size_t text_begin = 0;  // start of the ordinary stretch not yet emitted
   std::size_t pos = 0;
   while (pos < text.size()) {
-    if (!is_first_byte_[static_cast<uint8_t>(text[pos])]) {
+    if (!matcher.is_first_byte[static_cast<uint8_t>(text[pos])]) {
       ++pos;
       continue;
     }
-    const auto [index, length] = longest_match(text, pos, special);
+    const auto [index, length] = longest_match(matcher, text, pos, special);
     if (index < 0) {
       ++pos;
       continue;

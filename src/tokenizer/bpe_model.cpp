@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/json_fields.h"
+#include "tokenizer/utf8.h"
 
 namespace llmserve {
 
@@ -61,9 +62,7 @@ uint64_t pair_key(int32_t left, int32_t right) {
 
 BpeModel::BpeModel(TokenIdMap vocab, const std::vector<Merge>& merges, const Options& options,
                    std::string_view where)
-    : token_to_id_(std::move(vocab)),
-      ignore_merges_(options.ignore_merges),
-      cache_(std::make_unique<WordCache>()) {
+    : token_to_id_(std::move(vocab)), options_(options), cache_(std::make_unique<WordCache>()) {
   int32_t max_id = -1;
   for (const auto& [token, id] : token_to_id_) {
     if (id < 0 || id > json_fields::kMaxTokenId) {
@@ -73,12 +72,29 @@ BpeModel::BpeModel(TokenIdMap vocab, const std::vector<Merge>& merges, const Opt
     max_id = std::max(max_id, id);
   }
   byte_id_.fill(-1);
-  bytes_to_id_.reserve(token_to_id_.size());
-  for (const auto& [token, id] : token_to_id_) {
-    auto bytes = byte_level::decode(token);
-    if (!bytes) continue;
-    if (bytes->size() == 1) byte_id_[static_cast<uint8_t>((*bytes)[0])] = id;
-    bytes_to_id_.emplace(std::move(*bytes), id);
+  if (options_.byte_level) {
+    bytes_to_id_.reserve(token_to_id_.size());
+    for (const auto& [token, id] : token_to_id_) {
+      auto bytes = byte_level::decode(token);
+      if (!bytes) continue;
+      if (bytes->size() == 1) byte_id_[static_cast<uint8_t>((*bytes)[0])] = id;
+      bytes_to_id_.emplace(std::move(*bytes), id);
+    }
+    // Symbols are raw bytes here, so the affixes are too.
+    for (std::string* affix : {&options_.continuing_subword_prefix, &options_.end_of_word_suffix}) {
+      auto bytes = byte_level::decode(*affix);
+      if (!bytes) {
+        fail(StatusCode::kInvalidArgument, "{}: affix '{}' is not in the byte-level alphabet",
+             where, *affix);
+      }
+      *affix = std::move(*bytes);
+    }
+  }
+  fallback_id_.fill(-1);
+  if (options_.byte_fallback) {
+    for (int b = 0; b < 256; ++b) {
+      if (const auto id = token_to_id(fmt::format("<0x{:02X}>", b))) fallback_id_[b] = *id;
+    }
   }
   id_to_token_.resize(static_cast<std::size_t>(max_id + 1));
   std::vector<bool> is_taken(id_to_token_.size(), false);
@@ -138,8 +154,9 @@ const BpeModel::MergeTarget* BpeModel::find_merge(int32_t left, int32_t right) c
 
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
-  if (ignore_merges_) {
-    if (const auto it = bytes_to_id_.find(word); it != bytes_to_id_.end()) {
+  if (options_.ignore_merges) {
+    const TokenIdMap& whole = options_.byte_level ? bytes_to_id_ : token_to_id_;
+    if (const auto it = whole.find(word); it != whole.end()) {
       out.push_back(it->second);
       return;
     }
@@ -148,6 +165,58 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   const std::size_t first = out.size();
   merge_word(word, out);
   cache_->insert(word, std::vector<int32_t>(out.begin() + first, out.end()));
+}
+
+std::optional<int32_t> BpeModel::symbol_id(std::string_view symbol) const {
+  if (!options_.byte_level) return token_to_id(symbol);
+  if (symbol.size() == 1) {
+    const int32_t id = byte_id_[static_cast<uint8_t>(symbol[0])];
+    return id < 0 ? std::nullopt : std::optional<int32_t>(id);
+  }
+  const auto it = bytes_to_id_.find(symbol);
+  return it == bytes_to_id_.end() ? std::nullopt : std::optional<int32_t>(it->second);
+}
+
+void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids) const {
+  const bool has_affix =
+      !options_.continuing_subword_prefix.empty() || !options_.end_of_word_suffix.empty();
+  std::string symbol;
+  bool has_unk = false;  // an unk waiting to be emitted (so that fuse_unk can extend it)
+  for (std::size_t pos = 0; pos < word.size();) {
+    const std::size_t length = options_.byte_level ? 1 : utf8::decode_step(word, pos).length;
+    std::string_view unit = word.substr(pos, length);
+    const bool is_first = pos == 0;
+    pos += length;
+    if (has_affix) {
+      symbol.clear();
+      if (!is_first) symbol += options_.continuing_subword_prefix;
+      symbol += unit;
+      if (pos == word.size()) symbol += options_.end_of_word_suffix;
+      unit = symbol;
+    }
+    if (const auto id = symbol_id(unit)) {
+      if (has_unk) ids.push_back(*unk_id_);
+      has_unk = false;
+      ids.push_back(*id);
+      continue;
+    }
+    if (options_.byte_fallback) {
+      // Hugging Face falls back on the symbol as the vocabulary writes it, affixes included.
+      const std::string written =
+          options_.byte_level ? byte_level::encode(unit) : std::string(unit);
+      bool has_all = true;
+      for (char c : written) has_all = has_all && fallback_id_[static_cast<uint8_t>(c)] >= 0;
+      if (has_all) {
+        // As in Hugging Face, a pending unk stays pending across the fallback bytes.
+        for (char c : written) ids.push_back(fallback_id_[static_cast<uint8_t>(c)]);
+        continue;
+      }
+    }
+    if (!unk_id_) continue;  // Hugging Face drops symbols it cannot represent
+    if (has_unk && !options_.fuse_unk) ids.push_back(*unk_id_);
+    has_unk = true;
+  }
+  if (has_unk) ids.push_back(*unk_id_);
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -159,18 +228,15 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     int32_t next;
     bool is_alive;
   };
+  std::vector<int32_t> ids;
+  initial_symbols(word, ids);
+  if (ids.empty()) return;
   std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
-  for (char c : word) {
-    int32_t id = byte_id_[static_cast<uint8_t>(c)];
-    if (id < 0) {
-      if (!unk_id_) continue;  // Hugging Face drops characters it cannot represent
-      id = *unk_id_;
-    }
+  symbols.reserve(ids.size());
+  for (int32_t id : ids) {
     const auto index = static_cast<int32_t>(symbols.size());
     symbols.push_back({id, index - 1, index + 1, true});
   }
-  if (symbols.empty()) return;
   symbols.back().next = -1;
 
   struct Candidate {

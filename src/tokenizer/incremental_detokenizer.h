@@ -1,14 +1,18 @@
 // IncrementalDetokenizer: streaming decode for one request. Each push() returns the text that
-// the new token completes; bytes of a UTF-8 character cut short by a token boundary are held back
-// until the character is whole (or proven broken, then it becomes U+FFFD). The contract:
+// the new token completes; what later tokens may still change is held back: bytes of a UTF-8
+// character cut short by a token boundary (byte-level), a run of byte-fallback tokens ("<0xNN>",
+// which decode as U+FFFD per byte if the run is not valid UTF-8 as a whole), trailing characters
+// a decoder's Strip may cut. The leading-space rules (Strip after Fuse, Metaspace) apply only at
+// the start of the text, as in a whole decode. The contract:
 //   concat(push(id) for all ids) + flush() == tokenizer.decode(ids)
-// for the same DecodeOptions. It holds at most 3 bytes back.
+// for the same DecodeOptions; both run the tokenizer's decoder chain (decoder.h).
 // Thread-safety: one per request; not thread-safe. The Tokenizer must outlive it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "tokenizer/decoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmserve {
@@ -20,15 +24,13 @@ class IncrementalDetokenizer {
   // Text newly completed by this token (possibly empty). Throws Error(kOutOfRange) for an id
   // outside the vocabulary (and then holds the same state as before the call).
   std::string push(int32_t id);
-  // Whatever is held back, with an incomplete character as U+FFFD; resets the held bytes.
+  // Whatever is held back, as if the text ended here (an incomplete character as U+FFFD).
   std::string flush();
-
-  bool has_pending() const { return !pending_.empty(); }
 
  private:
   const Tokenizer& tokenizer_;
   DecodeOptions options_;
-  std::string pending_;  // an incomplete UTF-8 character: at most 3 bytes
+  DecoderStream stream_;
 };
 
 }  // namespace llmserve

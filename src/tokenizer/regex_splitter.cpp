@@ -117,59 +117,107 @@ RegexSplitter::~RegexSplitter() {
   pcre2_code_free(static_cast<pcre2_code*>(code_));
 }
 
-void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& out) const {
-  if (text.empty()) return;
-  auto* code = static_cast<pcre2_code*>(code_);
-  pcre2_match_data* match_data = pcre2_match_data_create_from_pattern(code, nullptr);
-  if (!match_data) fail(StatusCode::kResourceExhausted, "pre-tokenizer: out of memory");
-  try {
-    std::size_t valid_begin = 0;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-      if (static_cast<uint8_t>(text[pos]) < 0x80) {
-        ++pos;
-        continue;
-      }
-      const utf8::Step step = utf8::decode_step(text, pos);
-      if (step.is_valid) {
-        pos += step.length;
-        continue;
-      }
-      // Gather the whole run of invalid subparts into one piece.
-      std::size_t end = pos + step.length;
-      while (end < text.size()) {
-        const utf8::Step next = utf8::decode_step(text, end);
-        if (next.is_valid) break;
-        end += next.length;
-      }
-      split_valid(text.substr(valid_begin, pos - valid_begin), match_data, out);
-      out.push_back(text.substr(pos, end - pos));
-      pos = valid_begin = end;
+void RegexSplitter::for_each_stretch(std::string_view text, const StretchSink& sink) {
+  std::size_t valid_begin = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    if (static_cast<uint8_t>(text[pos]) < 0x80) {
+      ++pos;
+      continue;
     }
-    split_valid(text.substr(valid_begin), match_data, out);
-  } catch (...) {
-    pcre2_match_data_free(match_data);
-    throw;
+    const utf8::Step step = utf8::decode_step(text, pos);
+    if (step.is_valid) {
+      pos += step.length;
+      continue;
+    }
+    // Gather the whole run of invalid subparts into one stretch.
+    std::size_t end = pos + step.length;
+    while (end < text.size()) {
+      const utf8::Step next = utf8::decode_step(text, end);
+      if (next.is_valid) break;
+      end += next.length;
+    }
+    if (pos > valid_begin) sink(valid_begin, pos, true);
+    sink(pos, end, false);
+    pos = valid_begin = end;
   }
-  pcre2_match_data_free(match_data);
+  if (text.size() > valid_begin) sink(valid_begin, text.size(), true);
 }
 
-void RegexSplitter::split_valid(std::string_view text, void* match_data_ptr,
-                                std::vector<std::string_view>& out) const {
+namespace {
+
+// Match data for one call, freed on every path.
+struct MatchData {
+  pcre2_match_data* data;
+  explicit MatchData(void* code) {
+    data = pcre2_match_data_create_from_pattern(static_cast<pcre2_code*>(code), nullptr);
+    if (!data) fail(StatusCode::kResourceExhausted, "regex: out of memory");
+  }
+  ~MatchData() { pcre2_match_data_free(data); }
+  MatchData(const MatchData&) = delete;
+  MatchData& operator=(const MatchData&) = delete;
+};
+
+}  // namespace
+
+void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& out) const {
+  if (text.empty()) return;
+  MatchData match_data(code_);
+  for_each_stretch(text, [&](std::size_t begin, std::size_t end, bool is_valid) {
+    const std::string_view stretch = text.substr(begin, end - begin);
+    if (!is_valid) {
+      out.push_back(stretch);  // each invalid run is a piece of its own
+      return;
+    }
+    std::size_t gap_begin = 0;  // end of the previous match
+    match_valid(stretch, match_data.data, [&](std::size_t match_begin, std::size_t match_end) {
+      if (match_begin > gap_begin)
+        out.push_back(stretch.substr(gap_begin, match_begin - gap_begin));
+      out.push_back(stretch.substr(match_begin, match_end - match_begin));
+      gap_begin = match_end;
+    });
+    if (gap_begin < stretch.size()) out.push_back(stretch.substr(gap_begin));
+  });
+}
+
+void RegexSplitter::for_each_match(std::string_view text, const MatchSink& sink) const {
+  if (text.empty()) return;
+  MatchData match_data(code_);
+  for_each_stretch(text, [&](std::size_t begin, std::size_t end, bool is_valid) {
+    if (!is_valid) return;
+    match_valid(text.substr(begin, end - begin), match_data.data,
+                [&](std::size_t b, std::size_t e) { sink(begin + b, begin + e); });
+  });
+}
+
+std::string RegexSplitter::replace_all(std::string_view text, std::string_view content) const {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t copied = 0;
+  for_each_match(text, [&](std::size_t begin, std::size_t end) {
+    out.append(text.substr(copied, begin - copied));
+    out.append(content);
+    copied = end;
+  });
+  out.append(text.substr(copied));
+  return out;
+}
+
+void RegexSplitter::match_valid(std::string_view text, void* match_data_ptr,
+                                const MatchSink& sink) const {
   if (text.empty()) return;
   auto* code = static_cast<pcre2_code*>(code_);
   auto* match_data = static_cast<pcre2_match_data*>(match_data_ptr);
   pcre2_match_context* context = thread_match_context();
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  std::size_t gap_begin = 0;  // end of the previous match
-  std::size_t start = 0;      // where the next search begins
+  std::size_t start = 0;  // where the next search begins
   while (start <= text.size()) {
     const int rc =
         pcre2_match(code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, match_data, context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
-      fail(StatusCode::kResourceExhausted, "pre-tokenizer regex failed on a {}-byte input: {}",
-           text.size(), pcre2_message(rc));
+      fail(StatusCode::kResourceExhausted, "regex failed on a {}-byte input: {}", text.size(),
+           pcre2_message(rc));
     }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data);
     const std::size_t match_begin = ovector[0];
@@ -180,11 +228,9 @@ void RegexSplitter::split_valid(std::string_view text, void* match_data_ptr,
       start = match_end + utf8::decode_step(text, match_end).length;
       continue;
     }
-    if (match_begin > gap_begin) out.push_back(text.substr(gap_begin, match_begin - gap_begin));
-    out.push_back(text.substr(match_begin, match_end - match_begin));
-    gap_begin = start = match_end;
+    sink(match_begin, match_end);
+    start = match_end;
   }
-  if (gap_begin < text.size()) out.push_back(text.substr(gap_begin));
 }
 
 }  // namespace llmserve

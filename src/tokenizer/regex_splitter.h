@@ -11,6 +11,7 @@
 // (match state is per call, the JIT stack per thread).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,11 +32,21 @@ class RegexSplitter {
   // Appends the pieces of text to out (views into text).
   void split(std::string_view text, std::vector<std::string_view>& out) const;
 
+  // Calls sink(begin, end) for each non-empty match, left to right, not overlapping; invalid
+  // UTF-8 never matches. For Replace (normalizer and decoder).
+  using MatchSink = std::function<void(std::size_t begin, std::size_t end)>;
+  void for_each_match(std::string_view text, const MatchSink& sink) const;
+
+  // text with every match replaced by content (verbatim, no group references).
+  std::string replace_all(std::string_view text, std::string_view content) const;
+
   const std::string& pattern() const { return pattern_; }
 
  private:
-  void split_valid(std::string_view text, void* match_data,
-                   std::vector<std::string_view>& out) const;
+  // sink(begin, end, is_valid) for the valid stretches and the invalid runs of text, in order.
+  using StretchSink = std::function<void(std::size_t begin, std::size_t end, bool is_valid)>;
+  static void for_each_stretch(std::string_view text, const StretchSink& sink);
+  void match_valid(std::string_view text, void* match_data, const MatchSink& sink) const;
 
   std::string pattern_;   // as compiled, after the \s rewrite
   void* code_ = nullptr;  // pcre2_code_8*

@@ -3,6 +3,7 @@
 
 #include "common/status.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/decoder.h"
 #include "tokenizer/tokenizer_spec.h"
 #include "tokenizer/utf8.h"
 
@@ -37,8 +38,12 @@ std::unique_ptr<Tokenizer> Tokenizer::from_dir(const fs::path& dir) {
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<TokenizerSpec> spec) {
-  spec->added_tokens.finalize();
-  const BpeModel& model = *spec->model;
+  const Normalizer& normalizer = spec->normalizer;
+  spec->added_tokens.finalize(
+      [&normalizer](std::string_view content) { return normalizer.normalize(content); });
+  const Model& model = *spec->model;
+  const Decoder& decoder = spec->decoder;
+  const bool is_byte_level = decoder.starts_with_byte_level();
   int32_t size = model.vocab_size();
   for (const AddedToken& token : spec->added_tokens.tokens()) size = std::max(size, token.id + 1);
   id_to_token_.resize(size);
@@ -46,10 +51,14 @@ Tokenizer::Tokenizer(std::unique_ptr<TokenizerSpec> spec) {
   is_special_.assign(size, false);
   for (int32_t id = 0; id < model.vocab_size(); ++id) {
     id_to_token_[id] = model.id_to_token(id);
-    // Hugging Face's ByteLevel decoder keeps a token with a character outside the byte alphabet
-    // as its raw UTF-8.
-    auto bytes = byte_level::decode(id_to_token_[id]);
-    token_bytes_[id] = bytes ? std::move(*bytes) : id_to_token_[id];
+    if (is_byte_level) {
+      // Hugging Face's ByteLevel decoder keeps a token with a character outside the byte
+      // alphabet as its raw UTF-8.
+      auto bytes = byte_level::decode(id_to_token_[id]);
+      token_bytes_[id] = bytes ? std::move(*bytes) : id_to_token_[id];
+    } else {
+      token_bytes_[id] = decoder.token_text(id_to_token_[id]);
+    }
   }
   // Added tokens stand for their content verbatim (not byte-level), so "é" stays "é".
   for (const AddedToken& token : spec->added_tokens.tokens()) {
@@ -57,6 +66,8 @@ Tokenizer::Tokenizer(std::unique_ptr<TokenizerSpec> spec) {
     token_bytes_[token.id] = token.content;
     is_special_[token.id] = token.is_special;
   }
+  // What each id hands the decoder chain: a ByteLevel chain takes bytes, the others the strings.
+  decode_pieces_ = is_byte_level ? &token_bytes_ : &id_to_token_;
   for (int32_t id : spec->prefix_ids) check_id(id);
   for (int32_t id : spec->suffix_ids) check_id(id);
   bos_token_id_ = spec->bos_token_id;
@@ -75,27 +86,48 @@ void Tokenizer::check_id(int32_t id) const {
   }
 }
 
-void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
-  const BpeModel& model = *spec_->model;
-  spec_->pre_tokenizer.for_each_piece(
-      text, [&](std::string_view piece) { model.encode_word(piece, out); });
+// One stretch of raw text between non-normalized added tokens: normalize it, cut out the
+// normalized added tokens, pre-tokenize and encode the rest. at_start: the stretch begins the
+// input (Metaspace's prepend_scheme "first").
+void Tokenizer::encode_stretch(std::string_view raw, bool at_start, bool parse_special,
+                               std::vector<int32_t>& out) const {
+  const auto special = parse_special ? AddedVocabulary::SpecialTokens::kMatch
+                                     : AddedVocabulary::SpecialTokens::kTreatAsText;
+  const Model& model = *spec_->model;
+  std::string normalized;
+  std::string_view text = raw;
+  if (!spec_->normalizer.empty()) {
+    normalized = spec_->normalizer.normalize(raw);
+    text = normalized;
+  }
+  std::vector<AddedVocabulary::Segment> segments;
+  spec_->added_tokens.split(text, special, AddedVocabulary::Pass::kNormalized, segments);
+  for (const auto& segment : segments) {
+    if (segment.id >= 0) {
+      out.push_back(segment.id);
+      continue;
+    }
+    spec_->pre_tokenizer.for_each_piece(
+        text.substr(segment.begin, segment.end - segment.begin),
+        [&](std::string_view piece) { model.encode_word(piece, out); },
+        at_start && segment.begin == 0);
+  }
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
   if (options.add_special_tokens) ids = spec_->prefix_ids;
+  const auto special = options.parse_special_tokens ? AddedVocabulary::SpecialTokens::kMatch
+                                                    : AddedVocabulary::SpecialTokens::kTreatAsText;
   std::vector<AddedVocabulary::Segment> segments;
-  spec_->added_tokens.split(text,
-                            options.parse_special_tokens
-                                ? AddedVocabulary::SpecialTokens::kMatch
-                                : AddedVocabulary::SpecialTokens::kTreatAsText,
-                            segments);
+  spec_->added_tokens.split(text, special, AddedVocabulary::Pass::kRaw, segments);
   for (const auto& segment : segments) {
     if (segment.id >= 0) {
       ids.push_back(segment.id);
     } else {
-      encode_text(text.substr(segment.begin, segment.end - segment.begin), ids);
+      encode_stretch(text.substr(segment.begin, segment.end - segment.begin), segment.begin == 0,
+                     options.parse_special_tokens, ids);
     }
   }
   if (options.add_special_tokens) {
@@ -105,13 +137,21 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, const DecodeOptions& options) const {
-  std::string bytes;
-  for (int32_t id : ids) {
-    check_id(id);
-    if (options.skip_special_tokens && is_special_[id]) continue;
-    bytes += token_bytes_[id];
-  }
-  return utf8::to_valid_lossy(bytes);
+  DecoderStream stream(spec_->decoder);
+  std::string text;
+  for (int32_t id : ids) text += decode_step(stream, id, options);
+  return text + stream.finish();
+}
+
+std::string Tokenizer::decode_step(DecoderStream& stream, int32_t id,
+                                   const DecodeOptions& options) const {
+  check_id(id);
+  if (options.skip_special_tokens && is_special_[id]) return {};
+  return stream.push((*decode_pieces_)[id]);
+}
+
+const Decoder& Tokenizer::decoder() const {
+  return spec_->decoder;
 }
 
 const std::string& Tokenizer::token_bytes(int32_t id) const {

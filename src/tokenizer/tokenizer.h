@@ -1,20 +1,23 @@
-// Tokenizer: text <-> token ids for one model, loaded from a Hugging Face tokenizer directory.
-// Supports byte-level BPE (GPT-2, Llama-3, and the many models built the same way): tokenizer.json
-// (model BPE; pre_tokenizer ByteLevel / Split / Sequence; added_tokens; post_processor
-// TemplateProcessing / ByteLevel / Roberta / Bert / Sequence; decoder ByteLevel), or the older
-// vocab.json + merges.txt pair, plus an optional tokenizer_config.json (bos/eos tokens,
-// add_bos_token, chat_template, added_tokens_decoder, model_max_length). Anything else is
+// Tokenizer: text <-> token ids for one model, loaded from a Hugging Face tokenizer directory, as
+// Hugging Face tokenizers runs it: tokenizer.json (model BPE or Unigram; normalizer, pre_tokenizer,
+// decoder and added tokens as listed in tokenizer_json_pipeline.h / decoder.h; post_processor
+// TemplateProcessing / ByteLevel / Roberta / Bert / Sequence), or the older vocab.json +
+// merges.txt pair, plus an optional tokenizer_config.json (bos/eos tokens, add_bos_token /
+// add_eos_token, chat_template, added_tokens_decoder, model_max_length). Anything else is
 // rejected at load time with an Error naming the file and field.
 //
-// Encoding: added tokens are cut out of the text first (special ones only when
-// parse_special_tokens), the rest is pre-tokenized and BPE-encoded, then the post-processor's bos
-// (and eos) are added when add_special_tokens. Input need not be valid UTF-8: each maximal run of
-// invalid bytes becomes a pre-token of its own (BPE-encoded like any other), so the token bytes
-// still concatenate to the input.
-// Decoding: token bytes are concatenated and invalid UTF-8 is replaced with U+FFFD per maximal
-// invalid subpart, as Hugging Face's ByteLevel decoder does. A model token's bytes are its
-// byte-level string mapped back to bytes (its raw UTF-8 if it has characters outside the byte
-// alphabet, as Hugging Face does); an added token's bytes are its content as written. Ids outside
+// Encoding: added tokens with normalized=false are cut out of the text first (special ones only
+// when parse_special_tokens); each stretch between them is normalized, the normalized added tokens
+// are cut out of it, the rest is pre-tokenized and encoded by the model; then the post-processor's
+// bos (and eos) are added when add_special_tokens. Input need not be valid UTF-8: for byte-level
+// BPE each maximal run of invalid bytes becomes a pre-token of its own (BPE-encoded like any
+// other), so the token bytes still concatenate to the input; character-level models see a
+// maximal invalid subpart as one unknown character (byte fallback or unk).
+// Decoding: the decoder chain (decoder.h) over the tokens' strings; for a ByteLevel decoder the
+// token bytes are concatenated and invalid UTF-8 is replaced with U+FFFD per maximal invalid
+// subpart, as Hugging Face's ByteLevel decoder does. A model token's bytes are its byte-level
+// string mapped back to bytes (its raw UTF-8 if it has characters outside the byte alphabet, as
+// Hugging Face does); an added token's bytes are its content as written. Ids outside
 // [0, vocab_size()) throw Error(kOutOfRange); ids inside it with no token (holes in the
 // vocabulary) decode to nothing.
 //
@@ -33,6 +36,8 @@
 namespace llmserve {
 
 struct TokenizerSpec;
+class Decoder;
+class DecoderStream;
 
 struct EncodeOptions {
   bool add_special_tokens = true;    // add the bos/eos the post-processor or config asks for
@@ -56,7 +61,9 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, const EncodeOptions& options = {}) const;
   std::string decode(std::span<const int32_t> ids, const DecodeOptions& options = {}) const;
 
-  // The raw bytes this token stands for (not necessarily valid UTF-8). Throws kOutOfRange.
+  // The raw bytes this token stands for (not necessarily valid UTF-8): for non-byte-level
+  // tokenizers, the decoder's per-token steps on its string ("<0xNN>" -> that byte, "▁" -> ' ').
+  // Throws kOutOfRange.
   const std::string& token_bytes(int32_t id) const;
   // By the token's string as written in the vocabulary ("Ġhello") or an added token's content.
   std::optional<int32_t> token_to_id(std::string_view token) const;
@@ -73,14 +80,21 @@ class Tokenizer {
   // tokenizer_config.json's model_max_length when it is a real limit (not HF's 1e30 sentinel).
   std::optional<int64_t> model_max_length() const { return model_max_length_; }
 
+  // Streaming decode (IncrementalDetokenizer): feeds one id into a stream made from decoder();
+  // throws kOutOfRange (the stream unchanged) for an id outside the vocabulary.
+  const Decoder& decoder() const;
+  std::string decode_step(DecoderStream& stream, int32_t id, const DecodeOptions& options) const;
+
  private:
   explicit Tokenizer(std::unique_ptr<TokenizerSpec> spec);
   void check_id(int32_t id) const;
-  void encode_text(std::string_view text, std::vector<int32_t>& out) const;
+  void encode_stretch(std::string_view raw, bool at_start, bool parse_special,
+                      std::vector<int32_t>& out) const;
 
   std::unique_ptr<const TokenizerSpec> spec_;
   std::vector<std::string> id_to_token_;  // added tokens override the model's strings
   std::vector<std::string> token_bytes_;
+  const std::vector<std::string>* decode_pieces_ = nullptr;  // what decode() feeds the chain
   std::vector<bool> is_special_;
   std::optional<int32_t> bos_token_id_;
   std::optional<int32_t> eos_token_id_;

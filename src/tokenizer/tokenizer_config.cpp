@@ -61,6 +61,7 @@ void read_added_tokens_decoder(const Json& decoder, std::string_view where, Toke
     token.lstrip = json_fields::bool_or(value, "lstrip", false, entry_where);
     token.rstrip = json_fields::bool_or(value, "rstrip", false, entry_where);
     token.single_word = json_fields::bool_or(value, "single_word", false, entry_where);
+    token.normalized = json_fields::bool_or(value, "normalized", !token.is_special, entry_where);
     spec.added_tokens.add(std::move(token));
   }
 }

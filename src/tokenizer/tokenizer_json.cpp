@@ -1,10 +1,13 @@
-// Loader for Hugging Face tokenizers' tokenizer.json: the byte-level BPE subset (see tokenizer.h).
+// Loader for Hugging Face tokenizers' tokenizer.json (see tokenizer.h for the supported subset):
+// the model, post-processor and added tokens here, the text pipeline in tokenizer_json_pipeline.
 // Each unsupported component is rejected by name so a user knows what their checkpoint needs.
 #include <string>
 
 #include "common/status.h"
 #include "tokenizer/json_fields.h"
+#include "tokenizer/tokenizer_json_pipeline.h"
 #include "tokenizer/tokenizer_spec.h"
+#include "tokenizer/unigram_model.h"
 
 namespace llmserve {
 namespace {
@@ -16,69 +19,9 @@ using json_fields::get_token_id;
 using json_fields::Json;
 using json_fields::require;
 
-std::string field(std::string_view where, std::string_view key) {
-  return fmt::format("{}.{}", where, key);
-}
-std::string element(std::string_view where, std::size_t i) {
-  return fmt::format("{}[{}]", where, i);
-}
-
-std::string type_of(const Json& node, std::string_view where) {
-  return get_string(require(node, "type", where), field(where, "type"));
-}
-
-void add_pre_tokenizer(const Json& node, std::string_view where, PreTokenizer& out) {
-  const std::string type = type_of(node, where);
-  if (type == "Sequence") {
-    const Json& steps = require(node, "pretokenizers", where);
-    const std::string steps_where = field(where, "pretokenizers");
-    if (!steps.is_array()) json_fields::fail_type(steps_where, "an array", steps);
-    for (std::size_t i = 0; i < steps.size(); ++i) {
-      add_pre_tokenizer(steps[i], element(steps_where, i), out);
-    }
-  } else if (type == "ByteLevel") {
-    out.add_byte_level(json_fields::bool_or(node, "add_prefix_space", true, where),
-                       json_fields::bool_or(node, "use_regex", true, where));
-  } else if (type == "Split") {
-    const std::string behavior =
-        get_string(require(node, "behavior", where), field(where, "behavior"));
-    if (behavior != "Isolated") {
-      fail(StatusCode::kUnimplemented, "{}.behavior: '{}' is not supported (only Isolated)", where,
-           behavior);
-    }
-    if (json_fields::bool_or(node, "invert", false, where)) {
-      fail(StatusCode::kUnimplemented, "{}.invert: true is not supported", where);
-    }
-    const Json& pattern = require(node, "pattern", where);
-    const std::string pattern_where = field(where, "pattern");
-    if (const Json* regex = find(pattern, "Regex")) {
-      out.add_split(get_string(*regex, field(pattern_where, "Regex")),
-                    RegexSplitter::PatternKind::kRegex, field(pattern_where, "Regex"));
-    } else if (const Json* literal = find(pattern, "String")) {
-      out.add_split(get_string(*literal, field(pattern_where, "String")),
-                    RegexSplitter::PatternKind::kLiteral, field(pattern_where, "String"));
-    } else {
-      fail(StatusCode::kInvalidArgument, "{}: expected {{\"Regex\": ...}} or {{\"String\": ...}}",
-           pattern_where);
-    }
-  } else {
-    fail(StatusCode::kUnimplemented, "{}.type: pre-tokenizer '{}' is not supported", where, type);
-  }
-}
-
-void check_decoder(const Json& node, std::string_view where) {
-  const std::string type = type_of(node, where);
-  if (type == "ByteLevel") return;
-  if (type == "Sequence") {
-    const Json& steps = require(node, "decoders", where);
-    const std::string steps_where = field(where, "decoders");
-    if (!steps.is_array()) json_fields::fail_type(steps_where, "an array", steps);
-    for (std::size_t i = 0; i < steps.size(); ++i) check_decoder(steps[i], element(steps_where, i));
-    return;
-  }
-  fail(StatusCode::kUnimplemented, "{}.type: decoder '{}' is not supported (only ByteLevel)", where,
-       type);
-}
+using tokenizer_json::element;
+using tokenizer_json::field;
+using tokenizer_json::type_of;
 
 // TemplateProcessing's "single": special tokens before $A go to prefix_ids, after it to suffix_ids.
 void read_template(const Json& node, std::string_view where, TokenizerSpec& spec) {
@@ -168,32 +111,24 @@ std::vector<BpeModel::Merge> read_merges(const Json& merges, std::string_view wh
   return out;
 }
 
-std::unique_ptr<BpeModel> read_model(const Json& model, std::string_view where) {
-  if (!model.is_object()) json_fields::fail_type(where, "an object", model);
-  // Old files omit "type"; a vocab with merges can only be BPE.
-  const std::string type = find(model, "type") ? type_of(model, where) : "BPE";
-  if (type != "BPE") {
-    fail(StatusCode::kUnimplemented, "{}.type: model '{}' is not supported (only BPE)", where,
-         type);
-  }
+std::unique_ptr<Model> read_bpe(const Json& model, std::string_view where, bool byte_level) {
+  // HF treats a dropout of 0 as none; any other value makes encoding random.
   if (const Json* dropout = find(model, "dropout");
       dropout && !(dropout->is_number() && dropout->get<double>() == 0.0)) {
-    fail(StatusCode::kUnimplemented, "{}.dropout: BPE dropout is not supported", where);
-  }
-  if (json_fields::bool_or(model, "byte_fallback", false, where)) {
-    fail(StatusCode::kUnimplemented, "{}.byte_fallback: true is not supported", where);
-  }
-  for (std::string_view key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    if (const Json* affix = find(model, key);
-        affix && !get_string(*affix, field(where, key)).empty()) {
-      fail(StatusCode::kUnimplemented, "{}.{}: '{}' is not supported", where, key,
-           affix->get<std::string>());
-    }
+    fail(StatusCode::kUnimplemented, "{}.dropout: BPE dropout is not supported (only null)", where);
   }
   BpeModel::Options options;
+  options.byte_level = byte_level;
   options.ignore_merges = json_fields::bool_or(model, "ignore_merges", false, where);
+  options.byte_fallback = json_fields::bool_or(model, "byte_fallback", false, where);
+  options.fuse_unk = json_fields::bool_or(model, "fuse_unk", false, where);
   if (const Json* unk = find(model, "unk_token")) {
     options.unk_token = get_string(*unk, field(where, "unk_token"));
+  }
+  for (auto [key, affix] :
+       {std::pair{"continuing_subword_prefix", &options.continuing_subword_prefix},
+        std::pair{"end_of_word_suffix", &options.end_of_word_suffix}}) {
+    if (const Json* value = find(model, key)) *affix = get_string(*value, field(where, key));
   }
   const Json& vocab_json = require(model, "vocab", where);
   const std::string vocab_where = field(where, "vocab");
@@ -205,6 +140,38 @@ std::unique_ptr<BpeModel> read_model(const Json& model, std::string_view where) 
   }
   const auto merges = read_merges(require(model, "merges", where), field(where, "merges"));
   return std::make_unique<BpeModel>(std::move(vocab), merges, options, where);
+}
+
+// "vocab": [[piece, score], ...] (ids are positions), "unk_id", "byte_fallback".
+std::unique_ptr<Model> read_unigram(const Json& model, std::string_view where) {
+  const Json& vocab = tokenizer_json::require_array(model, "vocab", where);
+  const std::string vocab_where = field(where, "vocab");
+  std::vector<UnigramModel::Piece> pieces;
+  pieces.reserve(vocab.size());
+  for (std::size_t i = 0; i < vocab.size(); ++i) {
+    const std::string item_where = element(vocab_where, i);
+    const Json& item = vocab[i];
+    if (!item.is_array() || item.size() != 2 || !item[1].is_number()) {
+      json_fields::fail_type(item_where, "[piece, score]", item);
+    }
+    pieces.push_back({get_string(item[0], element(item_where, 0)), item[1].get<double>()});
+  }
+  UnigramModel::Options options;
+  if (const Json* unk = find(model, "unk_id")) {
+    options.unk_id = get_token_id(*unk, field(where, "unk_id"));
+  }
+  options.byte_fallback = json_fields::bool_or(model, "byte_fallback", false, where);
+  return std::make_unique<UnigramModel>(std::move(pieces), options, vocab_where);
+}
+
+std::unique_ptr<Model> read_model(const Json& model, std::string_view where, bool byte_level) {
+  if (!model.is_object()) json_fields::fail_type(where, "an object", model);
+  // Old files omit "type"; a vocab with merges can only be BPE.
+  const std::string type = find(model, "type") ? type_of(model, where) : "BPE";
+  if (type == "BPE") return read_bpe(model, where, byte_level);
+  if (type == "Unigram") return read_unigram(model, where);
+  fail(StatusCode::kUnimplemented, "{}.type: model '{}' is not supported (only BPE and Unigram)",
+       where, type);
 }
 
 void read_added_tokens(const Json& tokens, std::string_view where, AddedVocabulary& out) {
@@ -220,6 +187,9 @@ void read_added_tokens(const Json& tokens, std::string_view where, AddedVocabula
     token.lstrip = json_fields::bool_or(tokens[i], "lstrip", false, token_where);
     token.rstrip = json_fields::bool_or(tokens[i], "rstrip", false, token_where);
     token.single_word = json_fields::bool_or(tokens[i], "single_word", false, token_where);
+    // Hugging Face's AddedToken defaults: special tokens are not normalized, others are.
+    token.normalized =
+        json_fields::bool_or(tokens[i], "normalized", !token.is_special, token_where);
     out.add(std::move(token));
   }
 }
@@ -230,24 +200,19 @@ void load_tokenizer_json(const std::filesystem::path& path, TokenizerSpec& spec)
   const Json root = json_fields::read_file(path);
   const std::string file = path.string();
   if (!root.is_object()) json_fields::fail_type(file, "an object", root);
-  spec.model = read_model(require(root, "model", file), file + ": model");
   if (const Json* normalizer = find(root, "normalizer")) {
-    const Json* type = find(*normalizer, "type");
-    fail(StatusCode::kUnimplemented, "{}: normalizer.type: '{}' is not supported (only null)", file,
-         type && type->is_string() ? type->get<std::string>() : normalizer->dump());
+    tokenizer_json::read_normalizer(*normalizer, file + ": normalizer", spec.normalizer);
   }
-  const Json* pre_tokenizer = find(root, "pre_tokenizer");
-  if (pre_tokenizer)
-    add_pre_tokenizer(*pre_tokenizer, file + ": pre_tokenizer", spec.pre_tokenizer);
-  if (!spec.pre_tokenizer.has_byte_level()) {
-    fail(StatusCode::kUnimplemented,
-         "{}: pre_tokenizer: no ByteLevel step; only byte-level BPE tokenizers are supported",
-         file);
+  if (const Json* pre_tokenizer = find(root, "pre_tokenizer")) {
+    tokenizer_json::read_pre_tokenizer(*pre_tokenizer, file + ": pre_tokenizer",
+                                       spec.pre_tokenizer);
   }
+  // A ByteLevel pre-tokenizer maps bytes into the alphabet the BPE vocabulary is written in.
+  spec.model = read_model(require(root, "model", file), file + ": model",
+                          spec.pre_tokenizer.has_byte_level());
   const Json* decoder = find(root, "decoder");
-  if (!decoder)
-    fail(StatusCode::kUnimplemented, "{}: decoder: null is not supported (only ByteLevel)", file);
-  check_decoder(*decoder, file + ": decoder");
+  if (!decoder) fail(StatusCode::kUnimplemented, "{}: decoder: null is not supported", file);
+  tokenizer_json::read_decoder(*decoder, file + ": decoder", spec.decoder);
   if (const Json* post = find(root, "post_processor")) {
     read_post_processor(*post, file + ": post_processor", spec);
   }

@@ -15,13 +15,18 @@
 
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe_model.h"
+#include "tokenizer/decoder.h"
+#include "tokenizer/model.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
 
 namespace llmserve {
 
 struct TokenizerSpec {
-  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<Model> model;
+  Normalizer normalizer;
   PreTokenizer pre_tokenizer;
+  Decoder decoder;               // vocab.json + merges.txt: ByteLevel
   AddedVocabulary added_tokens;  // finalized by the Tokenizer
   // What the post-processor puts around a single sequence when add_special_tokens is on.
   std::vector<int32_t> prefix_ids;
@@ -38,7 +43,8 @@ struct TokenizerSpec {
   std::optional<int64_t> model_max_length;
 };
 
-// Fills model, pre_tokenizer, added_tokens and prefix/suffix ids from tokenizer.json.
+// Fills model, normalizer, pre_tokenizer, decoder, added_tokens and prefix/suffix ids from
+// tokenizer.json.
 void load_tokenizer_json(const std::filesystem::path& path, TokenizerSpec& spec);
 
 // Fills model, pre_tokenizer (GPT-2's ByteLevel) and GPT-2's defaults ("<|endoftext|>" as bos,

@@ -51,6 +51,7 @@ void load_vocab_merges(const std::filesystem::path& vocab_path,
                                           BpeModel::Options{}, merges_path.string());
   spec.is_vocab_merges = true;
   spec.pre_tokenizer.add_byte_level(/*add_prefix_space=*/false, /*use_regex=*/true);
+  spec.decoder.add_byte_level(merges_path.string());
   if (const auto id = spec.model->token_to_id(kEndOfText)) {
     spec.added_tokens.add({.id = *id, .content = std::string(kEndOfText), .is_special = true});
     spec.bos_token = std::string(kEndOfText);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Differential test of llmserve's tokenizer against js-tiktoken and gpt-3-encoder (see
-# tests/tokenizer_diff/README.md). Exits 0 when every id, decode and token byte matches.
+# Differential test of llmserve's tokenizer against js-tiktoken, gpt-3-encoder and Hugging Face
+# tokenizers (see tests/tokenizer_diff/README.md): tokenizer_diff.mjs (byte-level BPE), then
+# sentencepiece_diff.mjs (SentencePiece-style tokenizer.json files). Exits 0 when every id, decode
+# and token byte matches in both.
 #
 # The C++ side is tests/tokenizer_diff/tokenize_driver: $TOKENIZE_DRIVER if set, else the one in
 # the build tree that holds $LLMSERVE (built there on demand). npm packages are installed from
@@ -32,8 +34,12 @@ if [[ ! -x "$driver" ]]; then
   exit 1
 fi
 
-if [[ ! -d "$diff_dir/node_modules/js-tiktoken" || ! -d "$diff_dir/node_modules/gpt-3-encoder" ]]; then
+if [[ ! -d "$diff_dir/node_modules/js-tiktoken" || ! -d "$diff_dir/node_modules/gpt-3-encoder" ||
+      ! -d "$diff_dir/node_modules/tokenizers" ]]; then
   (cd "$diff_dir" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }) >&2
 fi
 
-exec node "$diff_dir/tokenizer_diff.mjs" --driver "$driver" "$@"
+status=0
+node "$diff_dir/tokenizer_diff.mjs" --driver "$driver" "$@" || status=1
+node "$diff_dir/sentencepiece_diff.mjs" --driver "$driver" "$@" || status=1
+exit "$status"

@@ -56,8 +56,9 @@ TEST(BpeModelTest, IgnoreMergesEmitsWholeVocabularyWords) {
   // "abc" is in the vocabulary but no merge produces it.
   const BpeModel plain = make_model({{"a", "b"}}, {"abc"});
   EXPECT_EQ(encode(plain, "abc"), (Ids{*plain.token_to_id("ab"), 2}));
-  const BpeModel llama3 =
-      make_model({{"a", "b"}}, {"abc"}, {.ignore_merges = true, .unk_token = std::nullopt});
+  BpeModel::Options options;
+  options.ignore_merges = true;
+  const BpeModel llama3 = make_model({{"a", "b"}}, {"abc"}, options);
   EXPECT_EQ(encode(llama3, "abc"), (Ids{*llama3.token_to_id("abc")}));
   EXPECT_EQ(encode(llama3, "abcd"), (Ids{*llama3.token_to_id("ab"), 2, 3}));
 }
@@ -65,7 +66,9 @@ TEST(BpeModelTest, IgnoreMergesEmitsWholeVocabularyWords) {
 TEST(BpeModelTest, UnknownCharactersAreDroppedOrUnk) {
   const BpeModel drop = make_model({});
   EXPECT_EQ(encode(drop, "axb"), (Ids{0, 1}));
-  const BpeModel unk = make_model({}, {"<unk>"}, {.ignore_merges = false, .unk_token = "<unk>"});
+  BpeModel::Options options;
+  options.unk_token = "<unk>";
+  const BpeModel unk = make_model({}, {"<unk>"}, options);
   EXPECT_EQ(encode(unk, "axb"), (Ids{0, *unk.token_to_id("<unk>"), 1}));
 }
 

@@ -78,19 +78,28 @@ TEST(TokenizerLoadErrorsTest, UnsupportedComponentsAreNamed) {
   };
   const std::vector<Case> cases = {
       {"/model/type", R"("WordPiece")", "model.type"},
-      {"/model/byte_fallback", "true", "model.byte_fallback"},
       {"/model/dropout", "0.1", "model.dropout"},
-      {"/normalizer", R"({"type": "NFC"})", "normalizer.type: 'NFC'"},
+      {"/normalizer", R"({"type": "Precompiled", "precompiled_charsmap": ""})",
+       "normalizer.type: normalizer 'Precompiled'"},
+      {"/normalizer",
+       R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "BertNormalizer"}]})",
+       "normalizer.normalizers[1].type"},
       {"/pre_tokenizer", R"({"type": "Whitespace"})", "pre_tokenizer.type"},
       {"/pre_tokenizer", R"({"type": "Sequence", "pretokenizers": [
           {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed", "invert": false},
           {"type": "ByteLevel"}]})",
        "pre_tokenizer.pretokenizers[0].behavior"},
-      {"/pre_tokenizer",
-       R"({"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated"})",
-       "no ByteLevel step"},
       {"/decoder", R"({"type": "WordPiece"})", "decoder.type"},
       {"/decoder", "null", "decoder: null"},
+      {"/decoder",
+       R"({"type": "Sequence", "decoders": [{"type": "Fuse"}, {"type": "ByteFallback"}]})",
+       "decoder.decoders[1]: decoder 'ByteFallback' after Fuse"},
+      {"/decoder", R"({"type": "Sequence", "decoders": [{"type": "Fuse"},
+          {"type": "Replace", "pattern": {"Regex": "a+"}, "content": "b"}]})",
+       "decoder.decoders[1]: decoder 'Replace' with a Regex pattern after Fuse"},
+      {"/decoder",
+       R"({"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "ByteLevel"}]})",
+       "decoder.decoders[1]: decoder 'ByteLevel' is only supported as the first"},
       {"/post_processor", R"({"type": "Unknown"})", "post_processor.type"},
   };
   for (const auto& c : cases) {
