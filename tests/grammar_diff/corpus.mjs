@@ -1,0 +1,62 @@
+// The schemas and regexes the differential test runs, with hand-written valid documents.
+// Together the schemas use every JSON Schema keyword the engine supports (docs/grammar.md).
+
+export const schemas = [
+  { name: "object_basic", schema: { type: "object", properties: { name: { type: "string" }, age: { type: "integer" } }, required: ["name", "age"] },
+    valid: ['{"name":"Ann","age":3}', '{"name": "B\\"o\\u00e9", "age": -12}'] },
+  { name: "optional_props", schema: { type: "object", properties: { a: { type: "boolean" }, b: { type: "null" }, c: { type: "number" } }, required: ["b"] },
+    valid: ['{"b":null}', '{"a":true,"b":null,"c":1.5e3}', '{"b":null,"c":0}'] },
+  { name: "additional_true", schema: { type: "object", properties: { id: { type: "integer" } }, additionalProperties: true },
+    valid: ['{}', '{"id":1,"x":[1,{"y":null}]}'] },
+  { name: "additional_schema", schema: { type: "object", additionalProperties: { type: "string", maxLength: 3 } },
+    valid: ['{"k":"abc","l":""}'] },
+  { name: "enum_const", schema: { type: "object", properties: { color: { enum: ["red", "green", "blue", 7, null] }, kind: { const: "fixed" } }, required: ["color", "kind"] },
+    valid: ['{"color":"green","kind":"fixed"}', '{"color":null,"kind":"fixed"}'] },
+  { name: "type_list", schema: { type: ["string", "integer", "null"] }, valid: ['"x"', "12", "null"] },
+  { name: "array_bounds", schema: { type: "array", items: { type: "integer", minimum: 0, maximum: 9 }, minItems: 2, maxItems: 5 },
+    valid: ["[1,2]", "[0, 9, 3, 4, 5]"] },
+  { name: "prefix_items", schema: { type: "array", prefixItems: [{ type: "string" }, { type: "integer" }], items: false, minItems: 1 },
+    valid: ['["a"]', '["a",1]'] },
+  { name: "prefix_then_items", schema: { type: "array", prefixItems: [{ type: "boolean" }], items: { type: "string", enum: ["x", "y"] }, maxItems: 4 },
+    valid: ["[]", '[true,"x","y"]'] },
+  { name: "array_of_objects", schema: { type: "array", items: { type: "object", properties: { sku: { type: "string", minLength: 1, maxLength: 8 }, qty: { type: "integer", minimum: 1 } }, required: ["sku", "qty"] }, maxItems: 3 },
+    valid: ['[{"sku":"a1","qty":2}]', "[]"] },
+  { name: "nested", schema: { type: "object", properties: { user: { type: "object", properties: { name: { type: "string" }, address: { type: "object", properties: { city: { type: "string" }, zip: { type: "string", pattern: "^[0-9]{5}$" } }, required: ["zip"] } }, required: ["name", "address"] } }, required: ["user"] },
+    valid: ['{"user":{"name":"x","address":{"zip":"12345"}}}'] },
+  { name: "defs_ref", schema: { $defs: { point: { type: "object", properties: { x: { type: "number" }, y: { type: "number" } }, required: ["x", "y"] } }, type: "array", items: { $ref: "#/$defs/point" }, maxItems: 3 },
+    valid: ['[{"x":1,"y":-2.5}]'] },
+  { name: "recursive_tree", schema: { $ref: "#/definitions/node", definitions: { node: { type: "object", properties: { value: { type: "integer" }, children: { type: "array", items: { $ref: "#/definitions/node" }, maxItems: 2 } }, required: ["value"] } } },
+    valid: ['{"value":1,"children":[{"value":2},{"value":3,"children":[]}]}'] },
+  { name: "any_of", schema: { anyOf: [{ type: "integer", minimum: 100 }, { type: "string", format: "date" }, { type: "boolean" }] },
+    valid: ["100", '"2024-02-28"', "false"] },
+  { name: "one_of_all_of", schema: { type: "object", properties: { shape: { oneOf: [{ type: "object", properties: { r: { type: "number", minimum: 0 } }, required: ["r"] }, { type: "object", properties: { w: { type: "integer" }, h: { type: "integer" } }, required: ["w", "h"] }] }, tag: { allOf: [{ type: "string", maxLength: 4 }] } }, required: ["shape"] },
+    valid: ['{"shape":{"r":2}}', '{"shape":{"w":1,"h":2},"tag":"ab"}'] },
+  { name: "string_lengths", schema: { type: "object", properties: { short: { type: "string", maxLength: 2 }, long: { type: "string", minLength: 3 } }, required: ["short", "long"] },
+    valid: ['{"short":"","long":"abc\\n"}', '{"short":"\u00e9\u00e9","long":"\ud83d\ude00xyz"}'] },
+  { name: "formats", schema: { type: "object", properties: { d: { type: "string", format: "date" }, t: { type: "string", format: "time" }, dt: { type: "string", format: "date-time" }, u: { type: "string", format: "uuid" }, ip: { type: "string", format: "ipv4" } }, required: ["d", "t", "dt", "u", "ip"] },
+    valid: ['{"d":"2023-04-30","t":"12:00:00Z","dt":"2023-01-01T00:00:00.5+05:30","u":"123e4567-e89b-12d3-a456-426614174000","ip":"10.0.255.1"}'] },
+  // The engine's email is a documented subset (lowercase domains, short labels): faker's
+  // addresses are not all in it, so only hand-written ones are checked.
+  { name: "email", fakerSkip: true, schema: { type: "array", items: { type: "string", format: "email" }, maxItems: 2 },
+    valid: ['["a.b@c.io","x_y+z@mail.example.org"]'] },
+  { name: "patterns", schema: { type: "object", properties: { code: { type: "string", pattern: "^[A-Z]{2}-\\d{3,4}$" }, quoted: { type: "string", pattern: "^\"[a-z]*\\\\?\"$" }, free: { type: "string", pattern: "^(foo|bar)+.?$" } }, required: ["code", "quoted", "free"] },
+    valid: ['{"code":"AB-123","quoted":"\\"ab\\\\\\"","free":"foobar!"}'] },
+  { name: "integer_ranges", schema: { type: "object", properties: { a: { type: "integer", minimum: -50, maximum: 50 }, b: { type: "integer", exclusiveMinimum: 0 }, c: { type: "integer", maximum: -10 }, d: { type: "integer", minimum: 1000, maximum: 123456 } }, required: ["a", "b", "c", "d"] },
+    valid: ['{"a":-50,"b":1,"c":-10,"d":123456}'] },
+  { name: "number_signs", schema: { type: "object", properties: { p: { type: "number", minimum: 0 }, n: { type: "number", maximum: 0 } }, required: ["p", "n"] },
+    valid: ['{"p":0.25,"n":-3e2}'] },
+  { name: "boolean_schemas", schema: { type: "object", properties: { anything: true, list: { type: "array", items: true, maxItems: 2 } }, required: ["anything"] },
+    valid: ['{"anything":{"deep":[1,"x"]}}'] },
+];
+
+// Regexes checked against JavaScript's RegExp (anchored, u flag).
+export const regexes = [
+  { pattern: "[a-z]+@[a-z]+\\.(com|org)", valid: ["ab@cd.com"] },
+  { pattern: "\\d{3}-\\d{2,4}", valid: ["123-45"] },
+  { pattern: "(\\w+\\s?){1,3}", valid: ["hello world"] },
+  { pattern: "[^\\d\\s]{2,5}", valid: ["ab\u00e9"] },
+  { pattern: "(?:yes|no|maybe)!?", valid: ["maybe!"] },
+  { pattern: "-?(0|[1-9]\\d*)(\\.\\d+)?", valid: ["-0.5"] },
+  { pattern: "\\u00e9+.\\.x*", valid: ["\u00e9\u00e9\u20ac.xx"] },
+  { pattern: "([A-F0-9]{2}:){2}[A-F0-9]{2}", valid: ["0A:FF:12"] },
+];
