@@ -182,15 +182,15 @@ PY
           grep -h "built engine" "$OUT/build_$q.log" | tee -a "$summary"
         fi
         # QUANT_TC_VARIANTS="0 2 7": the decode once per tensor-core GEMV tile variant (gemv.h);
-        # "default unfused": the defaults with and without the decode fusions
+        # "default fused": the defaults without and with the decode fusions
         for v in ${QUANT_TC_VARIANTS:-default}; do
           if [ "$v" = best ]; then  # the gemv step's fastest variant for this format
             if [ "$q" = fp8 ]; then v=${GEMV_BEST_FP8:-0}; else v=${GEMV_BEST_INT8:-0}; fi
           fi
           if [ "$v" = default ]; then
             decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q" "${OUTPUT_LEN:-256}" --max-model-len 4096
-          elif [ "$v" = unfused ]; then  # without the decode fusions (int8-wo and bf16 take them)
-            LLMSERVE_DECODE_FUSION=0 decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-unfused" "${OUTPUT_LEN:-256}" --max-model-len 4096
+          elif [ "$v" = fused ]; then  # with the decode fusions (int8-wo and bf16 take them)
+            LLMSERVE_DECODE_FUSION=1 decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-fused" "${OUTPUT_LEN:-256}" --max-model-len 4096
           else
             LLMSERVE_GEMV_TC_VARIANT=$v decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-v$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
           fi
@@ -254,11 +254,11 @@ PY
       [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
       [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
       # LLMSERVE_GEMV: CUDA-core (simt) or tensor-core (tc) GEMVs; tc-best: the variant the gemv
-      # step found fastest for 16-bit weights; unfused: the default GEMVs without the decode
-      # fusions (LLMSERVE_DECODE_FUSION=0)
-      for v in ${GEMV_AB:-simt unfused tc}; do
+      # step found fastest for 16-bit weights; fused: the default GEMVs with the decode fusions
+      # (LLMSERVE_DECODE_FUSION=1)
+      for v in ${GEMV_AB:-simt tc fused}; do
         variant=-1; [ "$v" = tc-best ] && variant=${GEMV_BEST_16BIT:-0}
-        fusion=1; gemv=${v%-best}; [ "$v" = unfused ] && { fusion=0; gemv=tc; }
+        fusion=0; gemv=${v%-best}; [ "$v" = fused ] && { fusion=1; gemv=tc; }
         LLMSERVE_GEMV=$gemv LLMSERVE_DECODE_FUSION=$fusion LLMSERVE_GEMV_TC_VARIANT=$variant decode_ours /tmp/llama-3-8b "llama-3-8b-bf16-gemv-$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
         LLMSERVE_GEMV=$gemv LLMSERVE_DECODE_FUSION=$fusion LLMSERVE_GEMV_TC_VARIANT=$variant decode_ours /tmp/gpt2-124m "gpt2-124m-fp16-gemv-$v" "${OUTPUT_LEN:-256}"
       done

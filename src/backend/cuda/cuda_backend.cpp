@@ -142,7 +142,7 @@ CudaBackend::CudaBackend(DType activation_dtype, int device)
         std::string(p) == "persistent";  // which decode GEMVs the 16-bit and int8 matmuls take
   }
   if (const char* p = std::getenv("LLMSERVE_DECODE_FUSION"); p != nullptr) {
-    fuse_decode_ = std::string(p) != "0";
+    fuse_decode_ = std::string(p) == "1";
   }
   if (const char* p = std::getenv("LLMSERVE_CUDA_PROFILE"); p != nullptr && std::string(p) == "1") {
     profile_ = std::make_unique<Profile>();

@@ -67,8 +67,11 @@ class CudaBackend final : public Backend {
   void silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) override;
   void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   // Decode steps of up to 8 tokens with 16-bit or int8 weights: the tensor-core GEMV with the
-  // norm / SiLU·mul prologue and the residual add (LLMSERVE_DECODE_FUSION=0 turns it off).
+  // norm / SiLU·mul prologue and the residual add. Off unless LLMSERVE_DECODE_FUSION=1: measured
+  // slower (docs/performance.md: the prologue's x transform runs on the 4 lanes a warp that hold a
+  // token, once per chunk and per block).
   bool can_fuse_linear(int64_t num_tokens, DType weight_dtype) const override;
+  void set_decode_fusion(bool on) { fuse_decode_ = on; }  // as LLMSERVE_DECODE_FUSION=1 / 0
   void fused_linear(Tensor x, Tensor w, Tensor scales, Tensor bias, const LinearFusion& f,
                     Tensor out) override;
   void gelu_tanh(Tensor x) override;
@@ -176,7 +179,7 @@ class CudaBackend final : public Backend {
   // the bf16 and 4x the int8 bandwidth of the others on an H100) or the CUDA-core kernels (gemv.cu,
   // gemv_q8.cu; LLMSERVE_GEMV=simt). fp8 always takes the tensor-core kernel.
   bool gemv_simt_ = false;
-  bool fuse_decode_ = true;  // can_fuse_linear; LLMSERVE_DECODE_FUSION=0 for comparison
+  bool fuse_decode_ = false;  // can_fuse_linear; LLMSERVE_DECODE_FUSION=1 for comparison
 
   // The uploaded batch: one pinned host staging area, one device area, one copy per step.
   void* batch_host_ = nullptr;

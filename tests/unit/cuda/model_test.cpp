@@ -115,15 +115,16 @@ TEST_P(CudaModel, GraphReplayMatchesEager) {
   }
 }
 
-// Decode steps of up to 8 tokens take DecoderModel::forward_fused on the GPU (norms, SiLU·mul and
-// residual adds folded into the linear layers); LLMSERVE_DECODE_FUSION=0 runs the ops apart. Same
-// math, same roundings but for the RMS's summation order: the logits agree to a few ulps of dt().
+// With LLMSERVE_DECODE_FUSION=1 decode steps of up to 8 tokens take DecoderModel::forward_fused on
+// the GPU (norms, SiLU·mul and residual adds folded into the linear layers); by default the ops
+// run apart. Same math, same roundings but for the RMS's summation order: the logits agree to a
+// few ulps of dt().
 TEST_P(CudaModel, FusedDecodeMatchesUnfused) {
   auto cases = read_cases(dir());
-  setenv("LLMSERVE_DECODE_FUSION", "0", 1);
   Harness apart(dir(), DeviceKind::kCuda, dt(), 8);
-  unsetenv("LLMSERVE_DECODE_FUSION");
+  setenv("LLMSERVE_DECODE_FUSION", "1", 1);
   Harness fused(dir(), DeviceKind::kCuda, dt(), 8);
+  unsetenv("LLMSERVE_DECODE_FUSION");
   const Greedy want = run_greedy(apart, cases, 20, /*batched=*/true);
   const Greedy got = run_greedy(fused, cases, 20, /*batched=*/true);
   expect_same_greedy(got, want, tie_margin() / 4, "fused vs unfused decode");

@@ -257,10 +257,13 @@ TEST_P(CudaQuantizedOps, MatmulFp8RefusesShapesCublasLtCannotTake) {
 // composition of the ops it replaces: rms_norm then matmul (QKV, gate_up), matmul then add into
 // the residual (o_proj), silu_mul then matmul then add (down), with 16-bit and int8 weights.
 TEST_P(CudaQuantizedOps, FusedLinearMatchesComposition) {
+  ASSERT_FALSE(gpu_->can_fuse_linear(1, dt())) << "off by default";
+  gpu_->set_decode_fusion(true);
+  CudaBackend* fusing = gpu_.get();
   for (const Shape s : {Shape{1, 4096, 4096, false}, Shape{8, 1001, 416, true},
                         Shape{5, 40, 4128, false}, Shape{3, 300, 400, true}}) {
-    ASSERT_TRUE(gpu_->can_fuse_linear(s.m, dt()));
-    ASSERT_FALSE(gpu_->can_fuse_linear(cuda::kGemvTcMaxRows + 1, dt()));
+    ASSERT_TRUE(fusing->can_fuse_linear(s.m, dt()));
+    ASSERT_FALSE(fusing->can_fuse_linear(cuda::kGemvTcMaxRows + 1, dt()));
     auto [cx, gx] = both(input(s.m, s.k), {s.m, s.k});
     auto [cx2, gx2] = both(input(s.m, 2 * s.k), {s.m, 2 * s.k});  // gate | up
     auto [cg, gg] = both(random_vector(static_cast<size_t>(s.k), rng_, 0.5f), {s.k});
@@ -286,14 +289,14 @@ TEST_P(CudaQuantizedOps, FusedLinearMatchesComposition) {
       // QKV / gate_up: the RMSNorm prologue.
       cpu_.rms_norm(cx, cg, 1e-5f, cn);
       cpu_linear(cn, co);
-      gpu_->fused_linear(gx, gwt, gs, bias_g, {.norm_w = gg, .norm_eps = 1e-5f}, go);
+      fusing->fused_linear(gx, gwt, gs, bias_g, {.norm_w = gg, .norm_eps = 1e-5f}, go);
       EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), 2 * tol(),
                        label("fused_linear rms_norm", s) + what);
       // o_proj: the residual add.
       auto [cr, gr] = both(residual, {s.m, s.n});
       cpu_linear(cx, co);
       cpu_.add(cr, co);
-      gpu_->fused_linear(gx, gwt, gs, bias_g, {.accumulate = true}, gr);
+      fusing->fused_linear(gx, gwt, gs, bias_g, {.accumulate = true}, gr);
       EXPECT_CLOSE_REL(read_tensor(*gpu_, gr), read_tensor(cpu_, cr), tol(),
                        label("fused_linear accumulate", s) + what);
       // down: SiLU·mul prologue and the residual add.
@@ -301,7 +304,7 @@ TEST_P(CudaQuantizedOps, FusedLinearMatchesComposition) {
       cpu_.silu_mul(cx2, cn);
       cpu_linear(cn, co);
       cpu_.add(cr2, co);
-      gpu_->fused_linear(gx2, gwt, gs, bias_g, {.silu_mul = true, .accumulate = true}, gr2);
+      fusing->fused_linear(gx2, gwt, gs, bias_g, {.silu_mul = true, .accumulate = true}, gr2);
       EXPECT_CLOSE_REL(read_tensor(*gpu_, gr2), read_tensor(cpu_, cr2), 2 * tol(),
                        label("fused_linear silu_mul accumulate", s) + what);
     }
