@@ -162,20 +162,21 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
   sampling_rows_.clear();
   adjustments_.clear();
   const std::span<const int32_t> eos = model_.config().eos_token_ids;
-  bool is_plain_greedy = true, wants_logprobs = false;
+  bool is_plain_greedy = true, needs_host = false;
   for (const ScheduledSequence& s : out.scheduled) {
     step_sequences_.push_back({s.seq->token_ids.data() + s.num_computed_tokens, s.num_new_tokens,
                                s.num_computed_tokens, &s.seq->block_table,
                                s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
     if (!s.needs_sample) continue;
     const SamplingParams& params = s.seq->sampling;
-    wants_logprobs = wants_logprobs || params.has_logprobs();
+    // Logprobs and grammar masks are the host sampler's (sampler.h).
+    needs_host = needs_host || params.has_logprobs() || params.grammar != nullptr;
     sampling_rows_.push_back(make_row_sampling(params, s.seq->sampling_state, eos, adjustments_));
     is_plain_greedy =
         is_plain_greedy && params.is_greedy() && sampling_rows_.back().num_adjustments == 0;
   }
   result_.samples.clear();
-  if (!wants_logprobs && (is_plain_greedy || backend_.can_sample())) {
+  if (!needs_host && (is_plain_greedy || backend_.can_sample())) {
     Tensor logits = forward(step_sequences_);
     const std::span<const int32_t> ids =
         is_plain_greedy ? greedy_ids(logits) : sampled_ids(logits, sampling_rows_, adjustments_);

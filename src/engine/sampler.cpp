@@ -57,6 +57,20 @@ void apply_logit_bias(std::span<float> logits, const SamplingParams& params) {
   }
 }
 
+// Rule 2b: tokens the request's grammar cannot take next become -inf.
+void mask_outside_grammar(std::span<float> logits, const SamplingState& state) {
+  const grammar::GrammarMatcher* m = state.matcher();
+  if (m == nullptr) return;
+  thread_local std::vector<uint32_t> mask;
+  mask.resize(static_cast<size_t>(m->mask_words()));
+  m->fill_next_token_bitmask(mask);
+  const size_t n = std::min(logits.size(), mask.size() * 32);
+  for (size_t i = 0; i < n; ++i) {
+    if ((mask[i / 32] >> (i % 32) & 1u) == 0) logits[i] = kNegInf;
+  }
+  for (size_t i = n; i < logits.size(); ++i) logits[i] = kNegInf;
+}
+
 void mask_stop_tokens(std::span<float> logits, const SamplingParams& params,
                       const SamplingState& state, std::span<const int32_t> eos_token_ids) {
   if (state.num_generated() >= params.min_tokens) return;
@@ -243,7 +257,9 @@ void fill_logprobs(std::span<const float> raw, int32_t num_top, SampleResult& re
 
 SamplingState::SamplingState(const SamplingParams& params, std::span<const int32_t> prompt_ids,
                              uint64_t default_seed)
-    : seed_(params.seed.value_or(default_seed)) {
+    : seed_(params.seed.value_or(default_seed)),
+      matcher_(params.grammar != nullptr ? std::make_shared<grammar::GrammarMatcher>(params.grammar)
+                                         : nullptr) {
   if (params.repetition_penalty != 1.0f) {
     prompt_token_set_.assign(prompt_ids.begin(), prompt_ids.end());
     std::sort(prompt_token_set_.begin(), prompt_token_set_.end());
@@ -255,12 +271,16 @@ SamplingState::SamplingState(const SamplingParams& params, std::span<const int32
 void SamplingState::on_token(int32_t token_id) {
   ++output_token_counts_[token_id];
   ++num_generated_;
+  if (matcher_ != nullptr && !matcher_->accept_token(token_id)) {
+    fail(StatusCode::kInternal, "token {} is outside the request's grammar", token_id);
+  }
 }
 
 void process_logits(std::span<float> logits, const SamplingParams& params,
                     const SamplingState& state, std::span<const int32_t> eos_token_ids) {
   apply_logit_bias(logits, params);
   mask_stop_tokens(logits, params, state, eos_token_ids);
+  mask_outside_grammar(logits, state);
   apply_penalties(logits, params, state);
   if (params.is_greedy()) return;
   if (params.temperature != 1.0f) {

@@ -9,7 +9,9 @@
 //   2. min_tokens: while state.num_generated() < params.min_tokens, every stop_token_id and, unless
 //      params.ignore_eos, every eos id is set to -inf: exactly the tokens that would end the
 //      sequence (stop_rules.h). ignore_eos only means eos does not end the sequence; it never
-//      masks eos by itself.
+//      masks eos by itself. (Before this, logit_bias is added.)
+//   2b. Structured output (params.grammar): every token the grammar cannot take next is set to
+//      -inf (GrammarMatcher::fill_next_token_bitmask; eos only where the grammar may end).
 //   3. Penalties. Repetition (HF/CTRL) over the set of prompt + generated tokens:
 //      logit > 0 ? logit / p : logit * p. Then, over generated tokens only (OpenAI):
 //      logit -= count * frequency_penalty + (count > 0 ? presence_penalty : 0).
@@ -44,6 +46,7 @@
 #include <vector>
 
 #include "engine/sampling_params.h"
+#include "grammar/matcher.h"
 
 namespace llmserve {
 
@@ -67,8 +70,11 @@ class SamplingState {
   SamplingState(const SamplingParams& params, std::span<const int32_t> prompt_ids,
                 uint64_t default_seed);
 
-  // Records a sampled (and accepted) token; advances the rng step.
+  // Records a sampled (and accepted) token; advances the rng step and the grammar. Throws
+  // Error(kInternal) for a token the grammar refuses (the sampler never draws one).
   void on_token(int32_t token_id);
+  // The request's position in its grammar (params.grammar), or null.
+  const grammar::GrammarMatcher* matcher() const { return matcher_.get(); }
 
   int32_t num_generated() const { return num_generated_; }
   uint64_t seed() const { return seed_; }
@@ -84,6 +90,9 @@ class SamplingState {
   int32_t num_generated_ = 0;
   std::vector<int32_t> prompt_token_set_;
   std::unordered_map<int32_t, int32_t> output_token_counts_;
+  // Shared by copies (only tests copy a Sequence; the engine moves them): a copy advancing it
+  // would advance the original too.
+  std::shared_ptr<grammar::GrammarMatcher> matcher_;
 };
 
 // Samples the next token. logits: (vocab,) fp32, used as scratch (contents afterwards

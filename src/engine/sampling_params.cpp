@@ -105,6 +105,23 @@ Status SamplingParams::validate(int32_t vocab_size) const {
     return invalid_argument("logprobs must be in [-1, {}] (-1 = none), got {}", kMaxLogprobs,
                             logprobs);
   }
+  if (grammar != nullptr) {
+    if (ignore_eos) {
+      return invalid_argument(
+          "ignore_eos cannot be combined with structured output: the grammar "
+          "decides where the output ends");
+    }
+    if (min_tokens > 0) {
+      return invalid_argument(
+          "min_tokens cannot be combined with structured output: the grammar "
+          "decides where the output ends");
+    }
+    if (grammar->tokenizer().vocab_size() != vocab_size) {
+      return {StatusCode::kInternal,
+              fmt::format("structured output compiled for {} tokens, the model has {}",
+                          grammar->tokenizer().vocab_size(), vocab_size)};
+    }
+  }
   return Status::ok();
 }
 

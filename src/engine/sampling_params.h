@@ -11,11 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "grammar/compiled_grammar.h"
 
 namespace llmserve {
 
@@ -48,6 +50,10 @@ struct SamplingParams {
   // OpenAI logit_bias: tokens in [0, vocab_size), each once, |bias| <= kMaxLogitBias. Logprobs
   // stay those of the model's own distribution.
   std::vector<LogitBias> logit_bias{};
+  // Structured output (response_format, guided_*): only tokens the grammar accepts next may be
+  // drawn, and eos only where the grammar may end (sampler.h rule 2b). Compiled for this model's
+  // vocabulary; not combinable with ignore_eos or min_tokens (the grammar decides the end).
+  std::shared_ptr<const grammar::CompiledGrammar> grammar{};
 
   bool is_greedy() const { return temperature == 0.0f; }
   bool has_logprobs() const { return logprobs >= 0; }

@@ -106,7 +106,10 @@ void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
 }
 
 GenerationService::GenerationService(Engine& engine, const Tokenizer& tokenizer)
-    : engine_(engine), tokenizer_(tokenizer) {
+    : engine_(engine),
+      tokenizer_(tokenizer),
+      structured_(tokenizer, engine.model_config().vocab_size,
+                  engine.model_config().eos_token_ids) {
   // Every token covers at least one byte of its text and at most its own bytes' length.
   size_t longest = 1;
   for (int32_t id = 0; id < tokenizer_.vocab_size(); ++id) {
@@ -138,6 +141,13 @@ Status GenerationService::start(const GenerateRequest& request,
   Request r;
   r.prompt_token_ids = ids;
   r.sampling = request.sampling;
+  if (request.guide.kind != GuideKind::kNone) {
+    if (Status s = structured_.compile(request.guide.kind, request.guide.text, request.guide.field,
+                                       r.sampling.grammar);
+        !s.is_ok()) {
+      return s;
+    }
+  }
   r.arrival = request.arrival;
   r.deadline = request.deadline;
   std::shared_ptr<RequestStream> stream;

@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "server/model_stats.h"
 #include "server/request_record.h"
+#include "server/structured_output.h"
 #include "tokenizer/incremental_detokenizer.h"
 #include "tokenizer/stop_matcher.h"
 #include "tokenizer/tokenizer.h"
@@ -35,6 +36,7 @@ struct GenerateRequest {
   bool add_special_tokens = true;   // bos for text prompts, as the tokenizer says
   bool skip_special_tokens = true;  // in the output text
   bool include_stop_str_in_output = false;
+  Guide guide;  // structured output: compiled by start() into sampling.grammar
   Clock::time_point arrival = Clock::now();
   std::optional<Clock::time_point> deadline;
   std::string model;     // for the record
@@ -116,6 +118,8 @@ class GenerationService {
 
   Engine& engine() { return engine_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
+  // Compiles response_format / guided_* guides for this model (cached).
+  StructuredOutputs& structured_outputs() { return structured_; }
 
  private:
   friend class GenerationHandle;
@@ -125,6 +129,7 @@ class GenerationService {
   Engine& engine_;
   const Tokenizer& tokenizer_;
   int64_t max_prompt_bytes_ = 0;
+  StructuredOutputs structured_;
   std::vector<RequestObserver*> observers_;
   ModelStats stats_;
 };

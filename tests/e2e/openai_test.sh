@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions) end to end with
-# the official `openai` npm client (tests/e2e/openai/openai_test.mjs) against `llmserve serve`
-# with the embedded default model. Needs node + npm; runs `npm ci` when node_modules is missing.
+# the official `openai` npm client (tests/e2e/openai/openai_test.mjs; structured outputs with zod
+# and ajv in structured_test.mjs) against `llmserve serve` with the embedded default model. Needs node + npm; runs `npm ci` when node_modules is missing.
 set -uo pipefail
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -16,7 +16,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 command -v node > /dev/null || { echo "node not found"; echo "0 passed, 1 failed"; exit 1; }
-if [ ! -d "$DIR/node_modules/openai" ]; then
+if [ ! -d "$DIR/node_modules/zod" ]; then
   (cd "$DIR" && timeout 300 npm ci --no-audit --no-fund) || { echo "npm ci failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
@@ -37,5 +37,7 @@ fi
 REFERENCE="$SRC/models/default/reference.json" BASE_URL="http://127.0.0.1:$PORT/v1" \
   timeout 300 node "$DIR/openai_test.mjs"
 rc=$?
+# Structured outputs (tests/e2e/openai/structured_test.mjs) against the same server.
+BASE_URL="http://127.0.0.1:$PORT/v1" timeout 300 node "$DIR/structured_test.mjs" || rc=1
 if [ $rc != 0 ]; then echo "--- server log (tail) ---"; tail -30 "$WORK/server.log"; fi
 exit $rc

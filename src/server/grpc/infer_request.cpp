@@ -163,6 +163,7 @@ void split_stop_words(const std::vector<std::string>& elements, std::vector<std:
 struct SamplingInputs {
   std::optional<int32_t> top_k;
   std::optional<float> top_p;
+  std::optional<std::string> guide_type, guide;  // TensorRT-LLM's guided decoding
 };
 
 Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions& options,
@@ -180,7 +181,11 @@ Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions
     return Status::ok();
   }
   if (Status s = expect_scalar(t); !s.is_ok()) return s;
-  if (n == "text_input") {
+  if (n == "guided_decoding_guide_type") {
+    sampling.guide_type = t.bytes[0];
+  } else if (n == "guided_decoding_guide") {
+    sampling.guide = t.bytes[0];
+  } else if (n == "text_input") {
     request.prompt = t.bytes[0];
   } else if (n == "max_tokens") {
     p.max_tokens = t.int32s[0];
@@ -243,6 +248,8 @@ const std::vector<TensorSpec>& input_specs() {
       {"beam_width", "INT32", {1}},
       {"num_return_sequences", "INT32", {1}},
       {"stream", "BOOL", {1}},
+      {"guided_decoding_guide_type", "BYTES", {1}},
+      {"guided_decoding_guide", "BYTES", {1}},
   };
   return specs;
 }
@@ -275,6 +282,8 @@ Status parse_infer_request(const ModelInferRequest& wire, GenerateRequest& reque
   }
   if (!has_text_input)
     return {StatusCode::kInvalidArgument, "expected input 'text_input' is missing"};
+  if (Status s = guide_from_trtllm(sampling.guide_type, sampling.guide, request.guide); !s.is_ok())
+    return s;
   // TensorRT-LLM decodes greedily unless top_k or top_p asks for sampling; 0 turns either off.
   const int32_t top_k = sampling.top_k.value_or(0);
   const float top_p = sampling.top_p.value_or(0.0f);

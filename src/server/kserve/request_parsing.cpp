@@ -3,6 +3,7 @@
 #include "server/http/json_body.h"
 
 #include <limits>
+#include <optional>
 
 #include "server/kserve/binary_tensors.h"
 #include "server/kserve/ensemble_tensors.h"
@@ -233,6 +234,26 @@ bool ParsedRequest::is_binary_output(const std::string& name) const {
   return it != binary_outputs.end() ? it->second : is_binary_output_default;
 }
 
+namespace {
+
+// The TensorRT-LLM guided-decoding inputs → GenerateRequest::guide.
+Status read_guide(const InputValues& inputs, Guide& guide) {
+  const auto one_string = [&](const char* name, std::optional<std::string>& out) -> Status {
+    auto it = inputs.find(name);
+    if (it == inputs.end()) return Status::ok();
+    if (it->second.size() != 1 || !it->second[0].is_string())
+      return invalid_argument("input '{}' must be one string", name);
+    out = it->second[0].get<std::string>();
+    return Status::ok();
+  };
+  std::optional<std::string> type, text;
+  if (Status s = one_string("guided_decoding_guide_type", type); !s.is_ok()) return s;
+  if (Status s = one_string("guided_decoding_guide", text); !s.is_ok()) return s;
+  return guide_from_trtllm(type, text, guide);
+}
+
+}  // namespace
+
 Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) {
   GenerateRequest& r = parsed.request;
   SamplingParams& sp = r.sampling;
@@ -283,6 +304,7 @@ Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) 
       if (!w.get<std::string>().empty()) sp.stop.push_back(w.get<std::string>());
     }
   }
+  if (Status s = read_guide(inputs, r.guide); !s.is_ok()) return s;
   if (auto it = inputs.find("bad_words"); it != inputs.end()) {
     for (const json& w : it->second) {
       if (!w.get<std::string>().empty())

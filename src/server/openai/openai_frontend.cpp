@@ -96,12 +96,11 @@ void OpenAIFrontend::add_routes(http::Router& router) {
   router.add("POST", "/v1/chat/completions",
              [this](const ExchangePtr& ex) { generate(ex, Api::kChat); });
   // vLLM's tokenizer routes: errors in OpenAI's envelope too.
-  router.set_error_body("/tokenize", [](int status, const std::string& message) {
+  const auto plain_error = [](int status, const std::string& message) {
     return dump(error_body(ApiError{status, message, "", "invalid_request_error", ""}));
-  });
-  router.set_error_body("/detokenize", [](int status, const std::string& message) {
-    return dump(error_body(ApiError{status, message, "", "invalid_request_error", ""}));
-  });
+  };
+  router.set_error_body("/tokenize", plain_error);
+  router.set_error_body("/detokenize", plain_error);
   router.add("POST", "/tokenize", [this](const ExchangePtr& ex) { tokenize(ex, false); });
   router.add("POST", "/detokenize", [this](const ExchangePtr& ex) { tokenize(ex, true); });
 }
@@ -178,7 +177,9 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
                      "", "service_unavailable", ""};
     }
     const json body = model_body(ex, p.model);
-    parse_request(body, api, parse_context(), p);
+    ParseContext context = parse_context();
+    context.raw_body = ex->request().body;
+    parse_request(body, api, context, p);
     // n choices of a prompt are n engine requests over it: prefix caching shares its KV. A
     // request seed gives choice i the seed + i, so the choices differ and each is reproducible.
     for (size_t b = 0; b <= p.more_prompts.size(); ++b) {

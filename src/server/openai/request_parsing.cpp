@@ -1,6 +1,7 @@
 // OpenAI request parsing (request_parsing.h): typed field readers, the chat template's rendering
 // and every check of /v1/completions and /v1/chat/completions bodies.
 #include "server/openai/request_parsing.h"
+#include "server/openai/structured_request.h"
 
 #include <algorithm>
 #include <charconv>
@@ -29,7 +30,8 @@ const char* const kSamplingFields[] = {"temperature",
                                        "min_tokens",
                                        "stop_token_ids",
                                        "stop",
-                                       "logprobs"};
+                                       "logprobs",
+                                       "ignore_eos"};
 
 // Typed optional fields: absent or null leaves `out` as is; a wrong type is a 400 naming the field.
 bool get_float(const json& body, const char* key, float& out) {
@@ -120,6 +122,16 @@ ApiError from_status(const Status& s) {
       if (s.message().rfind(name + " ", 0) == 0 || s.message().rfind(name + "[", 0) == 0) {
         e.param = name;
         break;
+      }
+    }
+    // A guide that does not compile: its message starts with the field (structured_request.h).
+    for (const char* f :
+         {"response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}) {
+      const std::string name(f);
+      if (e.param.empty() && s.message().rfind(name, 0) == 0 &&
+          (s.message().size() == name.size() ||
+           std::string_view(".:[ ").find(s.message()[name.size()]) != std::string_view::npos)) {
+        e.param = name;
       }
     }
     if (e.param.empty() && s.message().find("prompt") != std::string::npos) e.param = "prompt";
@@ -296,18 +308,9 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
       sp.logit_bias.push_back({token, value.get<float>()});
     }
   }
-  // Structured outputs and forced tool calls need constrained decoding, which is not built yet:
-  // refused rather than answered with unconstrained text.
-  if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-    const auto type = rf->is_object() ? rf->find("type") : rf->end();
-    if (!rf->is_object() || type == rf->end() || !type->is_string())
-      throw bad("response_format", "'response_format' must be an object with a string 'type'");
-    if (type->get<std::string>() != "text") {
-      throw bad("response_format",
-                fmt::format("response_format type '{}' is not supported yet (only 'text')",
-                            type->get<std::string>()));
-    }
-  }
+  parse_guide(body, context, p.request.guide);
+  // Forced tool calls need the tool-call grammar, which is not built yet: refused rather than
+  // answered with unconstrained text.
   if (auto tc = body.find("tool_choice"); tc != body.end() && !tc->is_null()) {
     if (!(tc->is_string() && (*tc == "none" || *tc == "auto"))) {
       throw bad("tool_choice",

@@ -43,6 +43,9 @@ struct ParseContext {
   // A text prompt (completions' string, the rendered chat) longer than this is refused before the
   // tokenizer sees it; GenerationService::max_prompt_bytes() for the served model.
   int64_t max_prompt_bytes = 0;
+  // The request's raw JSON, when at hand: a JSON Schema is re-read from it in document order (the
+  // parsed body's objects sort their keys; the schema's property order is the output's).
+  std::string_view raw_body;
 };
 
 // One parsed request: the GenerateRequest and what the reply needs.
