@@ -46,6 +46,7 @@ struct ServeOptions {
   EngineFlags engine;
   std::string served_model_name;
   std::vector<std::string> model_aliases;
+  std::string tool_call_parser = "auto";
   std::string host = "0.0.0.0";
   uint16_t http_port = 8000;
   int grpc_port = 8001;     // -1: no gRPC listener
@@ -208,7 +209,8 @@ int run_serve(const ServeOptions& opts) {
   router.set_workers(workers.get());
   kserve::KServeFrontend kserve(service, state, model);
   kserve.add_routes(router);
-  openai::OpenAIFrontend openai(service, state, model);
+  openai::OpenAIFrontend openai(service, state, model,
+                                openai::tool_call_format_from_name(opts.tool_call_parser));
   openai.add_routes(router);
   std::unique_ptr<GrpcServer> grpc;
   if (opts.grpc_port >= 0) {
@@ -327,6 +329,12 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--drain-timeout", opts->drain_timeout,
                   "On SIGTERM, how long in-flight requests may take to finish")
       ->envname("LLMSERVE_DRAIN_TIMEOUT")
+      ->capture_default_str();
+  cmd->add_option("--tool-call-parser", opts->tool_call_parser,
+                  "How the model writes tool calls: auto (from the chat template), hermes, "
+                  "llama3_json, mistral, none")
+      ->check(CLI::IsMember({"auto", "hermes", "llama3_json", "mistral", "none"}))
+      ->envname("LLMSERVE_TOOL_CALL_PARSER")
       ->capture_default_str();
   cmd->add_option("--api-key", opts->api_key,
                   "Require 'Authorization: Bearer KEY' on all but the health routes")

@@ -22,6 +22,8 @@ std::string_view guide_kind_name(GuideKind kind) {
       return "choice";
     case GuideKind::kGrammar:
       return "grammar";
+    case GuideKind::kToolCall:
+      return "tool_call";
   }
   return "unknown";
 }
@@ -63,6 +65,34 @@ Status guide_from_trtllm(const std::optional<std::string>& type,
 
 namespace {
 
+// GuideKind::kToolCall: begin doc (separator doc)* end around the schema's grammar.
+Status tool_call_grammar(std::string_view text, std::string_view field, grammar::Grammar& out) {
+  const auto guide = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!guide.is_object() || !guide.contains("schema")) {
+    return invalid_argument("{}: not a tool-call guide", field);
+  }
+  const auto literal = [&](const char* key) {
+    auto it = guide.find(key);
+    return it != guide.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (Status s = grammar::json_schema_grammar_from_json(guide["schema"], field, out); !s.is_ok())
+    return s;
+  const int32_t doc = out.root();
+  using grammar::Element;
+  grammar::Sequence seq;
+  if (!literal("begin").empty()) seq.push_back(Element::text(literal("begin")));
+  seq.push_back(Element::ref(doc));
+  if (guide.value("parallel", false)) {
+    grammar::Sequence more;
+    if (!literal("separator").empty()) more.push_back(Element::text(literal("separator")));
+    more.push_back(Element::ref(doc));
+    seq.push_back(Element::repeat(out.add_rule("more_calls", {more}), 0, -1));
+  }
+  if (!literal("end").empty()) seq.push_back(Element::text(literal("end")));
+  out.set_root(out.add_rule("tool_calls", {seq}));
+  return Status::ok();
+}
+
 Status build_grammar(GuideKind kind, std::string_view text, std::string_view field,
                      grammar::Grammar& out) {
   switch (kind) {
@@ -77,6 +107,8 @@ Status build_grammar(GuideKind kind, std::string_view text, std::string_view fie
       return grammar::regex_grammar(text, field, out);
     case GuideKind::kGrammar:
       return grammar::ebnf_grammar(text, field, out);
+    case GuideKind::kToolCall:
+      return tool_call_grammar(text, field, out);
     case GuideKind::kChoice: {
       const auto choices = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (!choices.is_array() || choices.empty()) {

@@ -35,6 +35,10 @@ enum class GuideKind {
   kRegex,       // text: a regular expression (grammar/regex.h)
   kChoice,      // text: a JSON array of strings, the output is one of them exactly
   kGrammar,     // text: GBNF-style EBNF (grammar/ebnf.h)
+  // text: {"schema": S, "begin": B, "separator": P, "end": E, "parallel": bool}: B, one JSON
+  // document of schema S (or, with parallel, one or more joined by P), E — forced tool calls
+  // (src/server/openai/tool_calls.h writes these).
+  kToolCall,
 };
 
 // "none", "json_object", "json_schema", "regex", "choice", "grammar".

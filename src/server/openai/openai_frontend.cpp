@@ -51,10 +51,12 @@ int64_t unix_now() {
 }  // namespace
 
 OpenAIFrontend::OpenAIFrontend(GenerationService& service, const http::ServingState& state,
-                               kserve::ServedModel model)
+                               kserve::ServedModel model,
+                               std::optional<ToolCallFormat> tool_call_format)
     : service_(service), state_(state), model_(std::move(model)), created_(unix_now()) {
   const Tokenizer& tok = service_.tokenizer();
   std::string source = tok.chat_template();
+  tool_call_format_ = tool_call_format.value_or(detect_tool_call_format(source));
   if (!source.empty()) {
     try {
       chat_template_.emplace(ChatTemplate::compile(source));
@@ -74,7 +76,8 @@ ParseContext OpenAIFrontend::parse_context() const {
                       .bos_token = bos_token_,
                       .eos_token = eos_token_,
                       .max_model_len = service_.engine().max_model_len(),
-                      .max_prompt_bytes = service_.max_prompt_bytes()};
+                      .max_prompt_bytes = service_.max_prompt_bytes(),
+                      .tool_call_format = tool_call_format_};
 }
 
 json OpenAIFrontend::model_card(const std::string& name) const {
@@ -216,8 +219,22 @@ void OpenAIFrontend::generate(const ExchangePtr& ex, Api api) {
 
 namespace {
 
-const char* finish_name(FinishReason r) {
-  return r == FinishReason::kLength ? "length" : "stop";
+const char* finish_name(FinishReason r, bool has_tool_calls = false) {
+  if (r == FinishReason::kLength) return "length";
+  return has_tool_calls ? "tool_calls" : "stop";
+}
+
+// OpenAI's tool_calls entries; `first_index` numbers them within the choice (streams).
+json tool_calls_json(const std::vector<ToolCall>& calls, size_t first_index, bool with_index) {
+  json list = json::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    json c = {{"id", calls[k].id},
+              {"type", "function"},
+              {"function", {{"name", calls[k].name}, {"arguments", calls[k].arguments}}}};
+    if (with_index) c["index"] = first_index + k;
+    list.push_back(std::move(c));
+  }
+  return list;
 }
 
 json usage_object(int32_t prompt, int32_t completion) {
@@ -338,13 +355,20 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
             for (size_t j = 0; j < state->size(); ++j) {
               const Choice& cj = (*state)[j];
               json choice = {{"index", j}};
+              bool has_calls = false;
               if (p.api == Api::kChat) {
-                choice["message"] = {{"role", "assistant"}, {"content", cj.text}};
+                ToolCallOutput out = parse_tool_calls(p.tool_format, cj.text);
+                has_calls = !out.calls.empty();
+                choice["message"] = {{"role", "assistant"}, {"content", out.content}};
+                if (has_calls) {
+                  if (out.content.empty()) choice["message"]["content"] = nullptr;
+                  choice["message"]["tool_calls"] = tool_calls_json(out.calls, 0, false);
+                }
               } else {
                 choice["text"] = cj.text;
               }
               choice["logprobs"] = p.has_logprobs ? cj.logprobs.value() : json(nullptr);
-              choice["finish_reason"] = finish_name(cj.finish);
+              choice["finish_reason"] = finish_name(cj.finish, has_calls);
               list.push_back(std::move(choice));
             }
             json body = {
@@ -390,9 +414,10 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
   for (size_t i = 0; i < starts.size(); ++i) {
     auto pending_echo = std::make_shared<std::string>(starts[i].echo_text);
     auto text_offset = std::make_shared<size_t>(starts[i].echo_text.size());
+    auto tools = std::make_shared<ToolCallStream>(p.tool_format);
     choices->pumps.push_back(http::pump_generation(
         ex, std::move(starts[i].handle),
-        [this, ex, parsed, make_chunk, is_chat, pending_echo, text_offset, choices, i](
+        [this, ex, parsed, make_chunk, is_chat, pending_echo, text_offset, tools, choices, i](
             GenerateChunk& chunk, GenerationHandle& generation) {
           const auto start = Clock::now();
           const ParsedRequest& p = *parsed;
@@ -401,12 +426,31 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
           const bool is_failed = is_failure(chunk);
           std::string piece = std::move(*pending_echo) + chunk.text;
           pending_echo->clear();
-          if (!is_failed &&
-              (!piece.empty() || chunk.is_final() || (p.has_logprobs && !chunk.logprobs.empty()))) {
+          // Chat with tools: text that may be a call is held back; finished calls go out as
+          // delta.tool_calls.
+          std::vector<ToolCall> calls;
+          const int calls_before = tools->num_calls();
+          if (is_chat && p.tool_format != ToolCallFormat::kNone) {
+            ToolCallOutput out = tools->push(piece);
+            if (chunk.is_final()) {
+              ToolCallOutput rest = tools->finish();
+              out.content += rest.content;
+              for (ToolCall& c : rest.calls) out.calls.push_back(std::move(c));
+            }
+            piece = std::move(out.content);
+            calls = std::move(out.calls);
+          }
+          if (!is_failed && (!piece.empty() || !calls.empty() || chunk.is_final() ||
+                             (p.has_logprobs && !chunk.logprobs.empty()))) {
             json choice = {{"index", i}};
             if (is_chat) {
-              choice["delta"] =
-                  piece.empty() && chunk.is_final() ? json::object() : json{{"content", piece}};
+              choice["delta"] = json::object();
+              if (!piece.empty() || (calls.empty() && !chunk.is_final()))
+                choice["delta"]["content"] = piece;
+              if (!calls.empty()) {
+                choice["delta"]["tool_calls"] =
+                    tool_calls_json(calls, static_cast<size_t>(calls_before), true);
+              }
             } else {
               choice["text"] = piece;
             }
@@ -419,7 +463,8 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
               choice["logprobs"] = nullptr;
             }
             choice["finish_reason"] =
-                chunk.is_final() ? json(finish_name(chunk.finish_reason)) : json(nullptr);
+                chunk.is_final() ? json(finish_name(chunk.finish_reason, tools->num_calls() > 0))
+                                 : json(nullptr);
             ex->send_event(dump(make_chunk(std::move(choice))));
           }
           if (chunk.is_final()) {

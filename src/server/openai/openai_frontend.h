@@ -35,8 +35,10 @@ class OpenAIFrontend {
  public:
   // Compiles the tokenizer's chat template once (default_chat_template() when it has none, or
   // when it does not compile, with a warning).
+  // tool_call_format: how the model writes tool calls; nullopt detects it from the chat template.
   OpenAIFrontend(GenerationService& service, const http::ServingState& state,
-                 kserve::ServedModel model);
+                 kserve::ServedModel model,
+                 std::optional<ToolCallFormat> tool_call_format = std::nullopt);
   void add_routes(http::Router& router);
 
  private:
@@ -66,6 +68,7 @@ class OpenAIFrontend {
   const http::ServingState& state_;
   kserve::ServedModel model_;
   std::optional<ChatTemplate> chat_template_;
+  ToolCallFormat tool_call_format_ = ToolCallFormat::kHermes;
   std::string bos_token_;
   std::string eos_token_;
   int64_t created_ = 0;  // load time, seconds since the epoch

@@ -125,8 +125,8 @@ ApiError from_status(const Status& s) {
       }
     }
     // A guide that does not compile: its message starts with the field (structured_request.h).
-    for (const char* f :
-         {"response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}) {
+    for (const char* f : {"response_format", "guided_json", "guided_regex", "guided_choice",
+                          "guided_grammar", "tool_choice"}) {
       const std::string name(f);
       if (e.param.empty() && s.message().rfind(name, 0) == 0 &&
           (s.message().size() == name.size() ||
@@ -309,14 +309,7 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
     }
   }
   parse_guide(body, context, p.request.guide);
-  // Forced tool calls need the tool-call grammar, which is not built yet: refused rather than
-  // answered with unconstrained text.
-  if (auto tc = body.find("tool_choice"); tc != body.end() && !tc->is_null()) {
-    if (!(tc->is_string() && (*tc == "none" || *tc == "auto"))) {
-      throw bad("tool_choice",
-                "only tool_choice 'none' and 'auto' are supported yet (no forced tool calls)");
-    }
-  }
+  parse_tool_choice(body, api == Api::kChat, context, p);
   if (auto sfx = body.find("suffix"); sfx != body.end() && !sfx->is_null() &&
                                       !(sfx->is_string() && sfx->get<std::string>().empty())) {
     throw bad("suffix", "'suffix' is not currently supported");

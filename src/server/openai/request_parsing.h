@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "server/generation_service.h"
+#include "server/openai/tool_calls.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -43,9 +44,11 @@ struct ParseContext {
   // A text prompt (completions' string, the rendered chat) longer than this is refused before the
   // tokenizer sees it; GenerationService::max_prompt_bytes() for the served model.
   int64_t max_prompt_bytes = 0;
+  // How the model writes tool calls (--tool-call-parser, or detected from the chat template).
+  ToolCallFormat tool_call_format = ToolCallFormat::kHermes;
   // The request's raw JSON, when at hand: a JSON Schema is re-read from it in document order (the
   // parsed body's objects sort their keys; the schema's property order is the output's).
-  std::string_view raw_body;
+  std::string_view raw_body{};
 };
 
 // One parsed request: the GenerateRequest and what the reply needs.
@@ -61,6 +64,8 @@ struct ParsedRequest {
   std::string echo_text;  // completions with echo: the prompt, sent before the output
   int32_t prompt_len = 0;
   int32_t n = 1;  // choices per prompt: 1..kMaxChoices engine requests over the same prompt
+  // Chat with tools (tool_choice not "none"): the format the reply's tool calls are parsed in.
+  ToolCallFormat tool_format = ToolCallFormat::kNone;
   // Completions with an array of prompts: the second and later ones (the first is request.prompt /
   // echo_text / prompt_len). Choice index = prompt index * n + choice.
   struct Prompt {

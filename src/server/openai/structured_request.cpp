@@ -59,8 +59,8 @@ void add_response_format(const json& body, const ParseContext& context, std::vec
   }
   if (auto name = js->find("name"); name != js->end() && !name->is_string())
     throw bad("response_format", "'response_format.json_schema.name' must be a string");
-  if (auto strict = js->find("strict"); strict != js->end() && !strict->is_null() &&
-                                        !strict->is_boolean()) {
+  if (auto strict = js->find("strict");
+      strict != js->end() && !strict->is_null() && !strict->is_boolean()) {
     throw bad("response_format", "'response_format.json_schema.strict' must be a boolean");
   }
   const auto schema = js->find("schema");
@@ -72,15 +72,16 @@ void add_response_format(const json& body, const ParseContext& context, std::vec
   if (!schema->is_object() && !schema->is_boolean())
     throw bad("response_format", "'response_format.json_schema.schema' must be a JSON Schema");
   out.push_back({{GuideKind::kJsonSchema,
-                 schema_text(*schema, context, {"response_format", "json_schema", "schema"}),
-                 "response_format.json_schema.schema"},
-                "response_format"});
+                  schema_text(*schema, context, {"response_format", "json_schema", "schema"}),
+                  "response_format.json_schema.schema"},
+                 "response_format"});
 }
 
 void add_guided(const json& body, const ParseContext& context, std::vector<Found>& out) {
   if (auto g = body.find("guided_json"); g != body.end() && !g->is_null()) {
     if (g->is_string()) {
-      out.push_back({{GuideKind::kJsonSchema, g->get<std::string>(), "guided_json"}, "guided_json"});
+      out.push_back(
+          {{GuideKind::kJsonSchema, g->get<std::string>(), "guided_json"}, "guided_json"});
     } else if (g->is_object() || g->is_boolean()) {
       out.push_back(
           {{GuideKind::kJsonSchema, schema_text(*g, context, {"guided_json"}), "guided_json"},
@@ -99,11 +100,83 @@ void add_guided(const json& body, const ParseContext& context, std::vector<Found
   }
   if (auto g = body.find("guided_grammar"); g != body.end() && !g->is_null()) {
     if (!g->is_string()) throw bad("guided_grammar", "'guided_grammar' must be a string");
-    out.push_back({{GuideKind::kGrammar, g->get<std::string>(), "guided_grammar"}, "guided_grammar"});
+    out.push_back(
+        {{GuideKind::kGrammar, g->get<std::string>(), "guided_grammar"}, "guided_grammar"});
+  }
+}
+
+// tools: [{"type": "function", "function": {"name", "description"?, "parameters"?}}, ...].
+void check_tools(const json& tools) {
+  if (!tools.is_array()) throw bad("tools", "'tools' must be an array of tools");
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const json& t = tools[i];
+    const std::string at = fmt::format("tools[{}]", i);
+    if (!t.is_object() || t.value("type", "") != "function")
+      throw bad("tools", fmt::format("'{}' must be an object with type 'function'", at));
+    auto fn = t.find("function");
+    if (fn == t.end() || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
+      throw bad("tools", fmt::format("'{}.function' must be an object with a string 'name'", at));
+    if (auto p = fn->find("parameters"); p != fn->end() && !p->is_null() && !p->is_object())
+      throw bad("tools", fmt::format("'{}.function.parameters' must be a JSON Schema object", at));
   }
 }
 
 }  // namespace
+
+void parse_tool_choice(const json& body, bool is_chat, const ParseContext& context,
+                       ParsedRequest& p) {
+  auto tools = body.find("tools");
+  const bool has_tools = tools != body.end() && !tools->is_null();
+  if (has_tools && !is_chat) throw bad("tools", "'tools' is a chat completions field");
+  if (has_tools) check_tools(*tools);
+  bool parallel = true;
+  if (auto pc = body.find("parallel_tool_calls"); pc != body.end() && !pc->is_null()) {
+    if (!pc->is_boolean())
+      throw bad("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+    parallel = pc->get<bool>();
+  }
+  std::string choice = "auto";
+  std::optional<std::string> named;
+  if (auto tc = body.find("tool_choice"); tc != body.end() && !tc->is_null()) {
+    if (tc->is_string() && (*tc == "none" || *tc == "auto" || *tc == "required")) {
+      choice = tc->get<std::string>();
+    } else if (tc->is_object() && tc->value("type", "") == "function" && tc->contains("function") &&
+               (*tc)["function"].is_object() && (*tc)["function"].contains("name") &&
+               (*tc)["function"]["name"].is_string()) {
+      choice = "named";
+      named = (*tc)["function"]["name"].get<std::string>();
+    } else {
+      throw bad("tool_choice",
+                "'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", "
+                "\"function\": {\"name\": ...}}");
+    }
+  }
+  if (!has_tools || tools->empty()) {
+    if (choice == "required" || choice == "named")
+      throw bad("tool_choice", "tool_choice needs a non-empty 'tools' to choose from");
+    return;
+  }
+  if (choice == "none") return;
+  p.tool_format = context.tool_call_format;
+  if (choice == "auto") return;
+  if (named) {
+    bool found = false;
+    for (const json& t : *tools) found = found || t["function"]["name"] == *named;
+    if (!found)
+      throw bad("tool_choice",
+                fmt::format("tool_choice names '{}', which is not in 'tools'", *named));
+  }
+  if (p.request.guide.kind != GuideKind::kNone) {
+    throw bad("tool_choice", fmt::format("tool_choice '{}' and '{}' both constrain the output",
+                                         choice, p.request.guide.field));
+  }
+  const ToolCallFormat format = context.tool_call_format == ToolCallFormat::kNone
+                                    ? ToolCallFormat::kHermes
+                                    : context.tool_call_format;
+  p.tool_format = format;
+  p.request.guide = {GuideKind::kToolCall,
+                     tool_call_guide(format, *tools, named, parallel && !named), "tool_choice"};
+}
 
 void parse_guide(const json& body, const ParseContext& context, Guide& guide) {
   std::vector<Found> guides;

@@ -1,11 +1,12 @@
-// Structured outputs end to end (docs/grammar.md, docs/server.md): the official `openai` client's
-// chat.completions.parse with a zod schema, response_format json_object / json_schema, vLLM's
+// Structured outputs and tool calls end to end (docs/grammar.md, docs/server.md): the official
+// `openai` client's chat.completions.parse with a zod schema and zod tools, forced tool calls
+// (tool_choice required / named) streamed and not, response_format json_object / json_schema, vLLM's
 // guided_json / guided_regex / guided_choice / guided_grammar, Triton generate's
 // guided_decoding_guide_type, streamed and not, greedy and sampled. Every output is checked by a
 // real validator (zod through the client, ajv, JavaScript's RegExp), and bad guides must be 400s
 // naming the field. Run by tests/e2e/openai_test.sh against `llmserve serve` with the default model.
 import OpenAI from 'openai';
-import { zodResponseFormat } from 'openai/helpers/zod';
+import { zodFunction, zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import Ajv from 'ajv';
 
@@ -140,6 +141,108 @@ await expect400('EBNF without root', () => client.completions.create({ model: 'd
   guided_grammar: 'start ::= "a"' }), 'guided_grammar');
 await expect400('ignore_eos with a grammar', () => client.completions.create({ model: 'default', prompt: 'x', max_tokens: 4,
   guided_choice: ['a'], ignore_eos: true }), 'ignore_eos', /structured output/);
+
+// Tool calls: tool_choice "required" and a named function are forced by the grammar (the
+// default model would never write a call by itself), so the arguments always parse and match
+// the function's parameters.
+const tools = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 10 }, unit: { type: 'string', enum: ['c', 'f'] } },
+                  required: ['city', 'unit'], additionalProperties: false } } },
+  { type: 'function', function: { name: 'get_time',
+    parameters: { type: 'object', properties: { zone: { type: 'integer', minimum: -12, maximum: 14 } }, required: ['zone'] } } },
+];
+const validators = Object.fromEntries(tools.map((t) => [t.function.name, ajv.compile(t.function.parameters)]));
+function checkCall(name, call) {
+  let args = null;
+  try { args = JSON.parse(call.function.arguments); } catch { /* checked below */ }
+  check(`${name}: a function call with an id`, call.type === 'function' && /^call_/.test(call.id), call);
+  check(`${name}: a known function`, call.function.name in validators, call);
+  check(`${name}: arguments validate`, args !== null && validators[call.function.name]?.(args), { call, errors: validators[call.function.name]?.errors });
+}
+const toolMessages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+
+await step('tool_choice required', async () => {
+  const r = await client.chat.completions.create({ model: 'default', messages: toolMessages, tools, tool_choice: 'required',
+                                                   parallel_tool_calls: false, max_tokens: 100, temperature: 0 });
+  const c = r.choices[0];
+  check('required: finish_reason tool_calls', c.finish_reason === 'tool_calls', c);
+  check('required: content null', c.message.content === null, c.message);
+  check('required: one call', c.message.tool_calls?.length === 1, c.message);
+  if (c.message.tool_calls?.length) checkCall('required', c.message.tool_calls[0]);
+});
+
+await step('tool_choice named', async () => {
+  const r = await client.chat.completions.create({ model: 'default', messages: toolMessages, tools, max_tokens: 100, temperature: 0.7, seed: 5,
+                                                   tool_choice: { type: 'function', function: { name: 'get_time' } } });
+  const calls = r.choices[0].message.tool_calls ?? [];
+  check('named: one call of get_time', calls.length === 1 && calls[0].function.name === 'get_time', r.choices[0]);
+  if (calls.length) checkCall('named', calls[0]);
+});
+
+await step('tool_choice required, sampled, parallel', async () => {
+  for (let seed = 1; seed <= 4; seed++) {
+    const r = await client.chat.completions.create({ model: 'default', messages: toolMessages, tools, tool_choice: 'required',
+                                                     max_tokens: 120, temperature: 1, seed });
+    const c = r.choices[0];
+    check(`seed ${seed}: calls`, c.finish_reason === 'tool_calls' ? c.message.tool_calls?.length >= 1 : c.finish_reason === 'length', c);
+    if (c.finish_reason === 'tool_calls') c.message.tool_calls.forEach((call, k) => checkCall(`seed ${seed} call ${k}`, call));
+  }
+});
+
+await step('tool calls streamed', async () => {
+  const args = { model: 'default', messages: toolMessages, tools, tool_choice: 'required', parallel_tool_calls: false,
+                 max_tokens: 100, temperature: 0 };
+  const plain = await client.chat.completions.create(args);
+  const stream = await client.chat.completions.create({ ...args, stream: true });
+  const calls = [];
+  let finish = null, content = '';
+  for await (const chunk of stream) {
+    const d = chunk.choices[0]?.delta ?? {};
+    content += d.content ?? '';
+    for (const tc of d.tool_calls ?? []) {
+      calls[tc.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } };
+      if (tc.id) calls[tc.index].id = tc.id;
+      if (tc.function?.name) calls[tc.index].function.name += tc.function.name;
+      if (tc.function?.arguments) calls[tc.index].function.arguments += tc.function.arguments;
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  check('stream: finish_reason tool_calls', finish === 'tool_calls', finish);
+  check('stream: no content', content === '', content);
+  const want = plain.choices[0].message.tool_calls ?? [];
+  check('stream: the same call as unary', calls.length === want.length && calls.every((c, k) =>
+    c.function.name === want[k].function.name && c.function.arguments === want[k].function.arguments), { calls, want });
+  calls.forEach((call, k) => checkCall(`stream call ${k}`, call));
+});
+
+await step('zod tools through chat.completions.parse', async () => {
+  const Weather = z.object({ city: z.string().max(10), unit: z.enum(['c', 'f']) });
+  const r = await client.beta.chat.completions.parse({ model: 'default', messages: toolMessages, max_tokens: 100, temperature: 0,
+    tools: [zodFunction({ name: 'get_weather', parameters: Weather })], tool_choice: 'required', parallel_tool_calls: false });
+  const call = r.choices[0].message.tool_calls?.[0];
+  check('zod tool: parsed_arguments validate with zod', call && Weather.safeParse(call.function.parsed_arguments).success, r.choices[0].message);
+});
+
+await step('tool results rendered back through the template', async () => {
+  const r = await client.chat.completions.create({ model: 'default', max_tokens: 8, temperature: 0, tools, messages: [
+    ...toolMessages,
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","unit":"c"}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '21 degrees' }] });
+  check('tool round trip answers', typeof r.choices[0].message.content === 'string', r.choices[0]);
+});
+
+await expect400('named tool not in tools', () => client.chat.completions.create({ model: 'default', messages: toolMessages, tools, max_tokens: 4,
+  tool_choice: { type: 'function', function: { name: 'nope' } } }), 'tool_choice', /nope/);
+await expect400('tool_choice required without tools', () => client.chat.completions.create({ model: 'default', messages: toolMessages,
+  max_tokens: 4, tool_choice: 'required' }), 'tool_choice');
+await expect400('malformed tool', () => client.chat.completions.create({ model: 'default', messages: toolMessages, max_tokens: 4,
+  tools: [{ type: 'function', function: { parameters: {} } }] }), 'tools', /tools\[0\]/);
+await expect400('tool_choice required with response_format', () => client.chat.completions.create({ model: 'default', messages: toolMessages,
+  max_tokens: 4, tools, tool_choice: 'required', response_format: { type: 'json_object' } }), 'tool_choice');
+await expect400('tool parameters the engine cannot honour', () => client.chat.completions.create({ model: 'default', messages: toolMessages,
+  max_tokens: 4, tool_choice: 'required', tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { u: { type: 'string', format: 'uri' } } } } }] }),
+  'tool_choice', /format/);
 
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 && passed > 0 ? 0 : 1);
