@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 
 #include "common/logging.h"
 #include "common/status.h"
@@ -185,15 +186,30 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
     return result_;
   }
   const std::span<const float> logits = forward_logits(step_sequences_);
-  const auto vocab = static_cast<size_t>(vocab_size());
-  size_t row = 0;
+  const auto vocab = static_cast<std::ptrdiff_t>(vocab_size());
+  host_rows_.clear();
   for (const ScheduledSequence& s : out.scheduled) {
-    if (!s.needs_sample) continue;
-    scratch_.assign(logits.begin() + static_cast<std::ptrdiff_t>(row * vocab),
-                    logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * vocab));
-    ++row;
-    result_.samples.push_back(sample(scratch_, s.seq->sampling, s.seq->sampling_state, eos));
+    if (s.needs_sample) host_rows_.push_back(s.seq);
   }
+  const auto rows = static_cast<int64_t>(host_rows_.size());
+  result_.samples.assign(host_rows_.size(), SampleResult{});
+  // Rows are independent: sample() is pure and each row's state (its grammar's matcher included)
+  // is its own, so they run in parallel; an exception cannot leave an OpenMP region, so the first
+  // is carried out.
+  std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic) if (rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    try {
+      thread_local std::vector<float> row;
+      row.assign(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab);
+      const Sequence& seq = *host_rows_[static_cast<size_t>(r)];
+      result_.samples[static_cast<size_t>(r)] = sample(row, seq.sampling, seq.sampling_state, eos);
+    } catch (...) {
+#pragma omp critical(llmserve_host_sampling)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
   return result_;
 }
 

@@ -127,7 +127,7 @@ class ModelRunner {
   std::vector<RunnerSequence> step_sequences_;
   std::vector<RowSampling> sampling_rows_;
   std::vector<TokenAdjustment> adjustments_;
-  std::vector<float> scratch_;  // one row of logits for the host sampler
+  std::vector<const Sequence*> host_rows_;  // the rows the host sampler draws, in order
   StepResult result_;
 };
 

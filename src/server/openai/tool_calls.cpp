@@ -272,8 +272,8 @@ std::string tool_call_guide(ToolCallFormat format, const json& tools,
     alternatives.push_back(std::move(call));
   }
   nlohmann::ordered_json guide;
-  guide["schema"] = alternatives.size() == 1 ? alternatives[0]
-                                             : nlohmann::ordered_json{{"anyOf", alternatives}};
+  guide["schema"] =
+      alternatives.size() == 1 ? alternatives[0] : nlohmann::ordered_json{{"anyOf", alternatives}};
   switch (format) {
     case ToolCallFormat::kLlama3Json:
       guide["separator"] = "; ";

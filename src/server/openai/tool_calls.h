@@ -26,7 +26,6 @@
 
 #include <nlohmann/json.hpp>
 
-
 namespace llmserve::openai {
 
 enum class ToolCallFormat { kNone, kHermes, kLlama3Json, kMistral };
@@ -38,7 +37,7 @@ std::string_view tool_call_format_name(ToolCallFormat format);
 ToolCallFormat detect_tool_call_format(std::string_view chat_template);
 
 struct ToolCall {
-  std::string id;         // "call_" + 24 random hex digits
+  std::string id;  // "call_" + 24 random hex digits
   std::string name;
   std::string arguments;  // a JSON object's text
 };
