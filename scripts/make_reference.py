@@ -19,7 +19,7 @@ reference.safetensors, for each case i (prompt lengths 1, 5, 17, 40; the same pr
   case{i}.decode_logits   float32 [S, V]  row j = logits after feeding decode_tokens[j]
   case{i}.greedy          int64   [N]     N=20 greedy new tokens (generate, EOS never stops it);
                                           greedy[:S] == decode_tokens
-Llama models also carry rope.inv_freq (float32 [head_dim / 2]), the RoPE frequencies that were used.
+Llama and Qwen2 models also carry rope.inv_freq (float32 [head_dim / 2]), the RoPE frequencies that were used.
 
 Everything is computed in float32 with eager attention from the weights exactly as saved (bf16 and fp16
 checkpoints are upcast, which is exact), so an fp32 implementation reading the same files should agree
@@ -90,6 +90,15 @@ MODEL_SPECS = {
         "rope_scaling": None,
     },
     "gpt2-tiny-fp16": {"arch": "gpt2", "seed": 4000, "save_dtype": "float16"},
+    # Qwen2: Llama's layer with biases on q/k/v (none on o_proj), tied embeddings as Qwen2-0.5B.
+    "qwen2-tiny": {
+        "arch": "qwen2",
+        "seed": 5000,
+        "save_dtype": "float32",
+        "num_kv_heads": 2,
+        "tie": True,
+        "rope_scaling": None,
+    },
 }
 
 GPT2_SHAPE = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 128}
@@ -223,23 +232,23 @@ def make_config(transformers, spec: dict):
             num_key_value_heads=spec["num_kv_heads"],
             hidden_act="silu",
             rms_norm_eps=1e-5,
-            attention_bias=False,
-            mlp_bias=False,
             attention_dropout=0.0,
             tie_word_embeddings=spec["tie"],
             **LLAMA_SHAPE,
             **LLAMA_SPECIAL,
         )
+        if spec["arch"] == "qwen2":
+            cls, kwargs = transformers.Qwen2Config, {**kwargs, "use_sliding_window": False}
+        else:
+            cls, kwargs = transformers.LlamaConfig, {**kwargs, "attention_bias": False, "mlp_bias": False}
         scaling = spec["rope_scaling"]
         if llama_config_uses_rope_parameters(transformers):
             rope = {"rope_type": "default", "rope_theta": ROPE_THETA}
             if scaling:
                 rope.update(scaling)
-            config = transformers.LlamaConfig(rope_parameters=rope, **kwargs)
+            config = cls(rope_parameters=rope, **kwargs)
         else:
-            config = transformers.LlamaConfig(
-                rope_theta=ROPE_THETA, rope_scaling=dict(scaling) if scaling else None, **kwargs
-            )
+            config = cls(rope_theta=ROPE_THETA, rope_scaling=dict(scaling) if scaling else None, **kwargs)
     try:
         config._attn_implementation = "eager"
     except Exception:  # noqa: BLE001 - only affects the in-memory model; references use a reload
@@ -248,7 +257,11 @@ def make_config(transformers, spec: dict):
 
 
 def model_class(transformers, spec: dict):
-    return transformers.GPT2LMHeadModel if spec["arch"] == "gpt2" else transformers.LlamaForCausalLM
+    return {
+        "gpt2": transformers.GPT2LMHeadModel,
+        "llama": transformers.LlamaForCausalLM,
+        "qwen2": transformers.Qwen2ForCausalLM,
+    }[spec["arch"]]
 
 
 def init_weights_(torch, model, seed: int) -> None:
@@ -593,7 +606,7 @@ def build_one(torch, transformers, name: str, spec: dict, out_root: Path, prompt
         ref = load_fp32(torch, cls, model_dir)
         verify_reload(torch, ref, tensors, tied)
         inv_freq, rope_note = (None, "")
-        if spec["arch"] == "llama":
+        if spec["arch"] != "gpt2":
             inv_freq, rope_note = verify_rope(torch, ref, spec)
             print(f"  rope: {rope_note}")
 
@@ -644,7 +657,7 @@ def build_one(torch, transformers, name: str, spec: dict, out_root: Path, prompt
         "reference_keys": sorted(out),
         "versions": versions(),
     }
-    if spec["arch"] == "llama":
+    if spec["arch"] != "gpt2":
         meta["rope"] = {"theta": ROPE_THETA, "scaling": spec["rope_scaling"], "check": rope_note}
         if spec["rope_scaling"]:
             meta["rope"]["regimes"] = rope_regimes(ROPE_THETA, LLAMA_SHAPE["head_dim"], spec["rope_scaling"])
@@ -680,7 +693,7 @@ Each folder is a tiny random Hugging Face checkpoint (vocab 512, no tokenizer fi
 | `case{i}.decode_tokens` | int64 | [6] | greedy tokens fed one at a time through the KV cache |
 | `case{i}.decode_logits` | float32 | [6, V] | row j: logits after feeding `decode_tokens[j]` |
 | `case{i}.greedy` | int64 | [20] | greedy continuation, EOS ignored; `greedy[:6] == decode_tokens` |
-| `rope.inv_freq` (llama only) | float32 | [head_dim/2] | RoPE frequencies used |
+| `rope.inv_freq` (llama, qwen2) | float32 | [head_dim/2] | RoPE frequencies used |
 
 References are float32 on the CPU with eager attention, from the saved weights upcast
 (bf16/fp16 checkpoints included). Every top-1 logit beats the runner-up by more than 1e-3.
@@ -691,6 +704,7 @@ References are float32 on the CPU with eager attention, from the saved weights u
 | gpt2-tiny-fp16 | GPT2LMHeadModel | same shapes, other seed, float16 |
 | llama-tiny | LlamaForCausalLM | fp32, GQA 4 q / 2 kv heads, llama3 rope scaling, untied, sharded |
 | llama-tiny-bf16 | LlamaForCausalLM | bfloat16, MHA, tied lm_head (not stored), plain RoPE |
+| qwen2-tiny | Qwen2ForCausalLM | fp32, q/k/v biases (none on o_proj), GQA 4 q / 2 kv heads, tied lm_head, plain RoPE |
 """
 
 

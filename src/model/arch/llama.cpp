@@ -5,6 +5,8 @@
 // each stage its layers.
 #include <cmath>
 
+#include "model/arch/llama.h"
+
 #include "common/status.h"
 #include "model/decoder.h"
 #include "model/rope.h"
@@ -75,6 +77,8 @@ class LlamaModel final : public DecoderModel {
   }
 };
 
+}  // namespace
+
 void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
   c.vocab_size = r.get_int("vocab_size");
   c.hidden_size = r.get_int("hidden_size");
@@ -99,13 +103,12 @@ void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
   }
 }
 
-}  // namespace
+std::unique_ptr<Model> make_llama_model(const ModelConfig& config, const WeightStore& store,
+                                        Backend& backend, const LoadOptions& options) {
+  return std::make_unique<LlamaModel>(config, store, backend, options);
+}
 
 LLMSERVE_REGISTER_ARCH(llama,
-                       Architecture{"LlamaForCausalLM", parse_llama_config,
-                                    [](const ModelConfig& c, const WeightStore& w, Backend& b,
-                                       const LoadOptions& o) -> std::unique_ptr<Model> {
-                                      return std::make_unique<LlamaModel>(c, w, b, o);
-                                    }})
+                       Architecture{"LlamaForCausalLM", parse_llama_config, make_llama_model})
 
 }  // namespace llmserve

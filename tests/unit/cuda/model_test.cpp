@@ -283,7 +283,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,
                                            Fixture{"gpt2-tiny-fp16", DType::kF16},
                                            Fixture{"llama-tiny", DType::kF16},
                                            Fixture{"llama-tiny", DType::kBF16},
-                                           Fixture{"llama-tiny-bf16", DType::kBF16}),
+                                           Fixture{"llama-tiny-bf16", DType::kBF16},
+                                           Fixture{"qwen2-tiny", DType::kBF16}),
                          fixture_name);
 
 }  // namespace

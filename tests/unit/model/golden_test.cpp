@@ -154,7 +154,7 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
-                                           "llama-tiny-bf16"),
+                                           "llama-tiny-bf16", "qwen2-tiny"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
