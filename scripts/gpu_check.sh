@@ -13,7 +13,7 @@ OUT=${OUT:-$root/out}
 mkdir -p "$OUT"
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(tests gpt2 startup)
-tar -C /tmp -xzf "$root/gpu_dist/dist.tar.gz" || { echo "no gpu_dist/dist.tar.gz: run scripts/gpu_dist.sh and carry gpu_dist"; exit 2; }
+tar -C /tmp -xJf "$root/gpu_dist/dist.tar.xz" || { echo "no gpu_dist/dist.tar.xz: run scripts/gpu_dist.sh and carry gpu_dist"; exit 2; }
 dist=/tmp/gpu_dist
 export LD_LIBRARY_PATH=$dist/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 # NCCL is not shipped in gpu_dist (200 MiB): take the GPU machine's, from CUDA or PyTorch's wheel.

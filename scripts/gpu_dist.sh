@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs what the GPU machine needs to run our CUDA build into gpu_dist/dist.tar.gz (git-ignored;
+# Packs what the GPU machine needs to run our CUDA build into gpu_dist/dist.tar.xz (git-ignored;
 # compressed because a call carries at most 64 MiB, and OpenBLAS alone is 36 MiB): the
 # llmserve binary, the GPU test binary and every shared library they load that the GPU machine's
 # image lacks (our Debian packages: gRPC, protobuf, Boost, OpenBLAS, ...). CUDA's own libraries
@@ -31,5 +31,7 @@ for b in "${bins[@]}"; do
     if [[ ! $name =~ $skip ]]; then cp -L "$path" "$dist/lib/$name"; fi
   done
 done
-tar -C "$stage" -czf "$dist_root/dist.tar.gz" gpu_dist
-echo "gpu_dist/dist.tar.gz: $(du -sh "$dist_root/dist.tar.gz" | cut -f1) ($(du -sh "$dist" | cut -f1) unpacked, $(ls "$dist/lib" | wc -l) libraries)"
+# xz: the carry to the GPU machine is capped (64 MiB with the tree); ICU data halves under xz.
+rm -f "$dist_root/dist.tar.gz"
+XZ_OPT="-T2 -6" tar -C "$stage" -cJf "$dist_root/dist.tar.xz" gpu_dist
+echo "gpu_dist/dist.tar.xz: $(du -sh "$dist_root/dist.tar.xz" | cut -f1) ($(du -sh "$dist" | cut -f1) unpacked, $(ls "$dist/lib" | wc -l) libraries)"
