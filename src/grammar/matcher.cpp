@@ -11,7 +11,7 @@ constexpr size_t kMaskCacheEntries = 64;
 
 std::string state_key(const ParseState& s) {
   std::string key(s.heads.size() * sizeof(Head) + 1, '\0');
-  std::memcpy(key.data(), s.heads.data(), s.heads.size() * sizeof(Head));
+  if (!s.heads.empty()) std::memcpy(key.data(), s.heads.data(), s.heads.size() * sizeof(Head));
   key.back() = s.at_bottom ? '\1' : '\0';
   return key;
 }
