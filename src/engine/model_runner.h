@@ -68,8 +68,7 @@ class ModelRunner {
   // Runs the step `out` plans and picks the next token of every entry with needs_sample: on the
   // backend when it can — argmax when every row is plain greedy, the backend's sampler
   // (Backend::can_sample) when no row wants logprobs or has a grammar; only token ids cross to the
-  // host — else the
-  // host sampler over downloaded logits. Valid until the next call.
+  // host — else the host sampler over downloaded logits. Valid until the next call.
   const StepResult& step(const SchedulerOutput& out);
 
   // Runs `sequences` as one batch; returns [num logit rows, vocab] fp32, row-major, in sequence

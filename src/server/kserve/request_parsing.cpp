@@ -239,11 +239,10 @@ namespace {
 // The TensorRT-LLM guided-decoding inputs → GenerateRequest::guide.
 Status read_guide(const InputValues& inputs, Guide& guide) {
   const auto one_string = [&](const char* name, std::optional<std::string>& out) -> Status {
-    auto it = inputs.find(name);
-    if (it == inputs.end()) return Status::ok();
-    if (it->second.size() != 1 || !it->second[0].is_string())
-      return invalid_argument("input '{}' must be one string", name);
-    out = it->second[0].get<std::string>();
+    const json* v = nullptr;
+    if (Status s = scalar(inputs, name, v); !s.is_ok() || v == nullptr) return s;
+    if (!v->is_string()) return invalid_argument("input '{}' must be a string", name);
+    out = v->get<std::string>();
     return Status::ok();
   };
   std::optional<std::string> type, text;
