@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [quant] [ncu] [gemv] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -159,15 +159,37 @@ PY
     throughput)  # the offline workloads: 1,000 x 128/128 (Llama-3-8B), 2,000 x 128/128 (GPT-2)
       [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
       [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      # LLAMA_BATCH / GPT2_BATCH may list several max batch sizes ("256 1024"), one run each.
       for spec in "llama-3-8b 1000 ${LLAMA_BATCH:-256}" "gpt2-124m 2000 ${GPT2_BATCH:-512}"; do
         set -- $spec
-        "$LLMSERVE" bench offline --device cuda --model /tmp/$1 --num-requests $2 --warmup 8 --input-len 128 --output-len 128 \
-          --max-batch-size $3 --cuda-graph-max-batch-size $3 --max-model-len 256 --max-num-tokens 8192 --no-prefix-caching \
-          ${THROUGHPUT_FLAGS:-} --json "$OUT/throughput_$1.json" >"$OUT/throughput_$1.log" 2>&1 ||
-          { note "throughput $1: bench failed"; tail -5 "$OUT/throughput_$1.log"; }
-        echo "== throughput $1: $2 x 128/128, max batch $3 ${THROUGHPUT_FLAGS:-}" | tee -a "$summary"
-        tail -1 "$OUT/throughput_$1.log" | tee -a "$summary"
-        grep -E "recorded|KV cache" "$OUT/throughput_$1.log" | head -2 | tee -a "$summary"
+        model=$1 num=$2
+        shift 2
+        for b in "$@"; do
+          "$LLMSERVE" bench offline --device cuda --model /tmp/$model --num-requests $num --warmup 8 --input-len 128 \
+            --output-len 128 --max-batch-size $b --cuda-graph-max-batch-size $b --max-model-len 256 --max-num-tokens 8192 \
+            --no-prefix-caching --step-timing ${THROUGHPUT_FLAGS:-} --json "$OUT/throughput_${model}_b$b.json" \
+            >"$OUT/throughput_${model}_b$b.log" 2>&1 || { note "throughput $model: bench failed"; tail -5 "$OUT/throughput_${model}_b$b.log"; }
+          echo "== throughput $model: $num x 128/128, max batch $b ${THROUGHPUT_FLAGS:-}" | tee -a "$summary"
+          grep -E "^batched" "$OUT/throughput_${model}_b$b.log" | tee -a "$summary"
+          grep -E "recorded|KV cache" "$OUT/throughput_${model}_b$b.log" | head -2 | tee -a "$summary"
+        done
+      done
+      ;;
+    overlap)  # offline throughput with the output thread off and on (--output-thread), alternating, same call
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      for round in 1 2; do
+        for spec in "llama-3-8b 1000 256" "gpt2-124m 2000 512"; do
+          set -- $spec
+          for o in off on; do
+            "$LLMSERVE" bench offline --device cuda --model /tmp/$1 --num-requests $2 --warmup 8 --input-len 128 \
+              --output-len 128 --max-batch-size $3 --cuda-graph-max-batch-size $3 --max-model-len 256 --max-num-tokens 8192 \
+              --no-prefix-caching --step-timing --output-thread $o --json "$OUT/overlap_$1_${o}_$round.json" \
+              >"$OUT/overlap_$1_${o}_$round.log" 2>&1 || { note "overlap $1 $o: bench failed"; tail -5 "$OUT/overlap_$1_${o}_$round.log"; }
+            echo "== $1 $2 x 128/128, max batch $3, --output-thread $o (round $round)" | tee -a "$summary"
+            grep -E "^batched" "$OUT/overlap_$1_${o}_$round.log" | tee -a "$summary"
+          done
+        done
       done
       ;;
     quant)  # Llama-3-8B quantized against bf16, same call: batch-1 decode (bf16, fp8, int8-wo), the
@@ -200,12 +222,14 @@ PY
       for q in ${QUANT_SCHEMES:-none fp8}; do
         [ "$q" = int8-wo ] && continue
         m=$(quant_model "$q")
-        "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests 1000 --warmup 8 --input-len 128 \
-          --output-len 128 --max-batch-size 256 --cuda-graph-max-batch-size 256 --max-model-len 256 --max-num-tokens 8192 \
-          --no-prefix-caching --json "$OUT/quant_throughput_$q.json" >"$OUT/quant_throughput_$q.log" 2>&1 ||
-          { note "throughput $q: bench failed"; tail -5 "$OUT/quant_throughput_$q.log"; }
-        echo "== throughput llama-3-8b --quantization $q: 1000 x 128/128, max batch 256" | tee -a "$summary"
-        tail -1 "$OUT/quant_throughput_$q.log" | tee -a "$summary"
+        for b in ${QUANT_BATCH:-256}; do  # max batch sizes of the throughput run, one run each
+          "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests 1000 --warmup 8 --input-len 128 \
+            --output-len 128 --max-batch-size $b --cuda-graph-max-batch-size $b --max-model-len 256 --max-num-tokens 8192 \
+            --no-prefix-caching --step-timing --json "$OUT/quant_throughput_${q}_b$b.json" >"$OUT/quant_throughput_${q}_b$b.log" 2>&1 ||
+            { note "throughput $q: bench failed"; tail -5 "$OUT/quant_throughput_${q}_b$b.log"; }
+          echo "== throughput llama-3-8b --quantization $q: 1000 x 128/128, max batch $b" | tee -a "$summary"
+          grep -E "^batched" "$OUT/quant_throughput_${q}_b$b.log" | tee -a "$summary"
+        done
         "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests 1 --warmup 2 --input-len 2048 \
           --output-len 1 --max-batch-size 1 --max-model-len 4096 --max-num-tokens 8192 --no-prefix-caching \
           --json "$OUT/quant_ttft_$q.json" >"$OUT/quant_ttft_$q.log" 2>&1 ||

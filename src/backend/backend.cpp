@@ -11,6 +11,19 @@
 
 namespace llmserve {
 
+void Backend::mark_step(bool begin) {
+  using Ms = std::chrono::duration<double, std::milli>;
+  const auto now = std::chrono::steady_clock::now();
+  if (begin) {
+    if (timeline_.num_steps > 0) timeline_.idle_ms += Ms(now - step_end_).count();
+    step_begin_ = now;
+    return;
+  }
+  timeline_.busy_ms += Ms(now - step_begin_).count();
+  timeline_.num_steps++;
+  step_end_ = now;
+}
+
 size_t KvCacheSpec::bytes_per_block() const {
   return 2ull * static_cast<size_t>(num_layers) * static_cast<size_t>(block_size) *
          static_cast<size_t>(num_kv_heads) * static_cast<size_t>(head_dim) * dtype_size(dtype);

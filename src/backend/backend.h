@@ -12,6 +12,7 @@
 // Thread-safety: a backend is used by one thread (the engine thread) at a time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -69,6 +70,16 @@ struct BatchLimits {
   int32_t max_num_tokens = 0;  // tokens (and logit rows) of one step
   int32_t max_batch_size = 0;  // sequences of one step
   int32_t max_blocks_per_seq = 0;
+};
+
+// The device's view of the runner's steps (bench offline --step-timing): busy from a step's
+// first upload to the download of its results, idle from that download to the next step's
+// first upload (the host's scheduling, bookkeeping and streaming between steps, which the device
+// waits through).
+struct StepTimeline {
+  int64_t num_steps = 0;
+  double busy_ms = 0;
+  double idle_ms = 0;
 };
 
 class Backend {
@@ -203,6 +214,28 @@ class Backend {
   // Makes the calling thread issue work to this backend's device (CUDA: cudaSetDevice); a rank's
   // worker thread calls it once before its first op.
   virtual void bind_thread() {}
+
+  // --- step timing --------------------------------------------------------------------------
+  // Off until enabled (it costs two events and a query a step on CUDA). The runner marks a step's
+  // first upload and the return of its last download; step_timeline() sums what lies between.
+  void enable_step_timing() { step_timing_ = true; }
+  void mark_step_begin() {
+    if (step_timing_) mark_step(true);
+  }
+  void mark_step_end() {
+    if (step_timing_) mark_step(false);
+  }
+  StepTimeline step_timeline() const { return timeline_; }
+
+ protected:
+  // Adds to timeline_. The default reads the host's clock (right for backends that compute on
+  // the calling thread); CUDA records events on its stream, so it sees the device's own gaps.
+  virtual void mark_step(bool begin);
+  StepTimeline timeline_;
+
+ private:
+  bool step_timing_ = false;
+  std::chrono::steady_clock::time_point step_begin_{}, step_end_{};
 };
 
 // kNull: no compute, zero logits (src/backend/null): for measuring the server and load tests.

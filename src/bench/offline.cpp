@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include "common/status.h"
 
@@ -105,6 +108,22 @@ LatencySummary summarize(std::vector<double> samples) {
   return s;
 }
 
+std::string describe(const StepBreakdown& s) {
+  if (s.num_steps == 0) return "no steps";
+  const auto n = static_cast<double>(s.num_steps);
+  std::string out =
+      fmt::format("{} steps; host a step: schedule {:.3f} ms, runner {:.3f} ms, update {:.3f} ms",
+                  s.num_steps, s.schedule_ms / n, s.runner_ms / n, s.update_ms / n);
+  if (s.device.num_steps > 0) {
+    const auto dn = static_cast<double>(s.device.num_steps);
+    const double all = s.device.busy_ms + s.device.idle_ms;
+    out += fmt::format("; device a step: busy {:.3f} ms, idle {:.3f} ms between steps ({:.1f} %)",
+                       s.device.busy_ms / dn, s.device.idle_ms / dn,
+                       all > 0 ? 100.0 * s.device.idle_ms / all : 0.0);
+  }
+  return out;
+}
+
 nlohmann::json to_json(const OfflineResult& r) {
   auto lat = [](const LatencySummary& l) {
     return nlohmann::json{{"mean_ms", l.mean * 1e3},
@@ -112,6 +131,15 @@ nlohmann::json to_json(const OfflineResult& r) {
                           {"p90_ms", l.p90 * 1e3},
                           {"p99_ms", l.p99 * 1e3}};
   };
+  nlohmann::json steps = {{"num_steps", r.steps.num_steps},
+                          {"schedule_ms", r.steps.schedule_ms},
+                          {"runner_ms", r.steps.runner_ms},
+                          {"update_ms", r.steps.update_ms}};
+  if (r.steps.device.num_steps > 0) {
+    steps["device"] = {{"num_steps", r.steps.device.num_steps},
+                       {"busy_ms", r.steps.device.busy_ms},
+                       {"idle_ms", r.steps.device.idle_ms}};
+  }
   return {{"mode", r.mode},
           {"num_requests", r.num_requests},
           {"num_errors", r.num_errors},
@@ -123,7 +151,31 @@ nlohmann::json to_json(const OfflineResult& r) {
           {"num_output_tokens", r.num_output_tokens},
           {"ttft", lat(r.ttft)},
           {"itl", lat(r.itl)},
-          {"e2e", lat(r.e2e)}};
+          {"e2e", lat(r.e2e)},
+          {"steps", steps}};
+}
+
+// The engine publishes its counters after each step, so the last one may trail the last token
+// by a moment: wait (briefly) until nothing is in flight.
+EngineStats settled_stats(const Engine& engine) {
+  EngineStats s = engine.stats();
+  for (int i = 0; i < 1000 && (s.num_running > 0 || s.num_waiting > 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    s = engine.stats();
+  }
+  return s;
+}
+
+StepBreakdown difference(const EngineStats& a, const EngineStats& b) {
+  StepBreakdown d;
+  d.num_steps = b.num_steps - a.num_steps;
+  d.schedule_ms = b.schedule_ms - a.schedule_ms;
+  d.runner_ms = b.runner_ms - a.runner_ms;
+  d.update_ms = b.update_ms - a.update_ms;
+  d.device.num_steps = b.device_steps.num_steps - a.device_steps.num_steps;
+  d.device.busy_ms = b.device_steps.busy_ms - a.device_steps.busy_ms;
+  d.device.idle_ms = b.device_steps.idle_ms - a.device_steps.idle_ms;
+  return d;
 }
 
 std::vector<OfflineResult> run_offline(Engine& engine, const OfflineOptions& o) {
@@ -142,6 +194,7 @@ std::vector<OfflineResult> run_offline(Engine& engine, const OfflineOptions& o) 
   {
     std::vector<Trace> traces(requests.size());
     std::vector<std::shared_ptr<RequestStream>> streams;
+    const EngineStats before = settled_stats(engine);
     const auto start = Clock::now();
     for (size_t i = 0; i < requests.size(); ++i) {
       traces[i].submitted = Clock::now();
@@ -149,15 +202,18 @@ std::vector<OfflineResult> run_offline(Engine& engine, const OfflineOptions& o) 
     }
     for (size_t i = 0; i < streams.size(); ++i) collect(*streams[i], traces[i]);
     results.push_back(summarize_run("batched", traces, start, Clock::now(), o));
+    results.back().steps = difference(before, settled_stats(engine));
   }
   if (o.baseline_sequential) {
     std::vector<Trace> traces(requests.size());
+    const EngineStats before = settled_stats(engine);
     const auto start = Clock::now();
     for (size_t i = 0; i < requests.size(); ++i) {
       traces[i].submitted = Clock::now();
       collect(*submit_or_throw(engine, requests[i]), traces[i]);
     }
     results.push_back(summarize_run("sequential", traces, start, Clock::now(), o));
+    results.back().steps = difference(before, settled_stats(engine));
   }
   return results;
 }

@@ -14,6 +14,7 @@ struct BenchOptions {
   EngineFlags engine;
   bench::OfflineOptions offline;
   std::string json_path;
+  bool step_timing = false;
 };
 
 void print_table(const std::vector<bench::OfflineResult>& results) {
@@ -26,6 +27,7 @@ void print_table(const std::vector<bench::OfflineResult>& results) {
                 r.total_tokens_per_s, r.ttft.mean * 1e3, r.ttft.p50 * 1e3, r.ttft.p99 * 1e3,
                 r.itl.p50 * 1e3, r.itl.p99 * 1e3, r.num_errors);
   }
+  for (const auto& r : results) std::printf("%s: %s\n", r.mode.c_str(), describe(r.steps).c_str());
   if (results.size() == 2 && results[1].output_tokens_per_s > 0) {
     std::printf("in-flight batching speed-up over one-at-a-time: %.2fx output tok/s\n",
                 results[0].output_tokens_per_s / results[1].output_tokens_per_s);
@@ -33,7 +35,9 @@ void print_table(const std::vector<bench::OfflineResult>& results) {
 }
 
 int run_offline_bench(const BenchOptions& o) {
-  Engine engine(o.engine.resolve());
+  EngineConfig config = o.engine.resolve();
+  config.step_timing = o.step_timing;
+  Engine engine(config);
   auto results = bench::run_offline(engine, o.offline);
   print_table(results);
   if (!o.json_path.empty()) {
@@ -81,6 +85,9 @@ void add_bench_commands(CLI::App& app, Action& action) {
   offline->add_flag(
       "--baseline-sequential", b.baseline_sequential,
       "Also run the same requests one at a time (the baseline) and print the speed-up");
+  offline->add_flag("--step-timing", opts->step_timing,
+                    "Also time each step on the device (CUDA events): its busy time and the idle "
+                    "gap the host leaves between steps");
   offline->add_option("--json", opts->json_path,
                       "Also write the results as JSON to this file ('-' for stdout)");
   offline->callback([&action, opts] { action = [opts] { return run_offline_bench(*opts); }; });

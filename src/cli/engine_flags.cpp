@@ -113,6 +113,22 @@ void EngineFlags::add_to(CLI::App& app) {
       ->envname("LLMSERVE_NO_PREFIX_CACHING");
   app.add_flag("--no-chunked-prefill", no_chunked_prefill, "Prefill each prompt in one step")
       ->envname("LLMSERVE_NO_CHUNKED_PREFILL");
+  app.add_option_function<std::string>(
+         "--output-thread",
+         [&c](const std::string& v) {
+           if (v == "auto") {
+             c.output_thread.reset();
+           } else if (v == "on" || v == "off") {
+             c.output_thread = v == "on";
+           } else {
+             throw CLI::ValidationError("--output-thread",
+                                        "must be auto, on or off, got '" + v + "'");
+           }
+         },
+         "Push each step's tokens to the request streams from a thread of their own while the "
+         "next step runs (auto: on for cuda, off for cpu, whose forward uses every core)")
+      ->envname("LLMSERVE_OUTPUT_THREAD")
+      ->default_str("auto");
 }
 
 EngineConfig EngineFlags::resolve() const {

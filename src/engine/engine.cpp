@@ -197,6 +197,7 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   runner_options.pad_block = scheduler_config_.num_blocks;  // the extra block size_kv_cache adds
   runner_options.max_graph_batch_size =
       std::min(config_.max_graph_batch_size, config_.max_batch_size);
+  runner_options.step_timing = config_.step_timing;
   std::vector<RunnerRank> ranks;
   for (size_t r = 0; r < backends_.size(); ++r)
     ranks.push_back({models_[r].get(), backends_[r].get(), &kv_caches_[r]});
@@ -212,6 +213,8 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
       ms(load_start, done), ms(load_start, backend_ready), ms(backend_ready, weights_ready),
       from_engine ? "built engine" : "checkpoint", ms(weights_ready, kv_ready), ms(kv_ready, done));
   publish_stats();
+  writer_ = std::make_unique<OutputWriter>(
+      config_.output_thread.value_or(config_.device != DeviceKind::kCpu));
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -370,9 +373,11 @@ void Engine::loop() {
                 scheduler_->num_waiting() + scheduler_->num_running());
       end_all(FinishReason::kError, Status(StatusCode::kInternal, e.what()));
     }
+    writer_->flush();  // threaded: pushed while the next step runs
     publish_stats();
   }
   end_all(FinishReason::kCancelled, Status(StatusCode::kUnavailable, "the engine stopped"));
+  writer_->drain();
   std::lock_guard lock(mutex_);
   for (auto& seq : inbox_.sequences) {
     seq->stream->push(
@@ -401,8 +406,11 @@ void Engine::expire_deadlines() {
 }
 
 void Engine::step() {
+  using Ms = std::chrono::duration<double, std::milli>;
+  const auto begin = Clock::now();
   SchedulerOutput out = scheduler_->schedule();
   const auto scheduled = Clock::now();
+  totals_.schedule_ms += Ms(scheduled - begin).count();
   for (uint64_t id : out.admitted_seq_ids) {
     Sequence* seq = scheduler_->find(id);
     if (seq == nullptr || seq->was_admitted()) continue;  // re-admitted after a preemption
@@ -422,9 +430,11 @@ void Engine::step() {
   totals_.num_steps++;
   totals_.last_step_num_tokens = out.num_batched_tokens;
   totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
+  const auto run_begin = Clock::now();
   const StepResult& result = runner_->step(out);
-  scheduler_->update(out, result);
   const auto now = Clock::now();
+  totals_.runner_ms += Ms(now - run_begin).count();
+  scheduler_->update(out, result);
   size_t i = 0;
   for (const ScheduledSequence& s : out.scheduled) {
     if (!s.needs_sample) continue;
@@ -440,6 +450,7 @@ void Engine::step() {
                                    sample.token_id, eos_token_ids_);
     emit(seq, std::move(o), now);  // may finish `seq`: the last use of s.seq
   }
+  totals_.update_ms += Ms(Clock::now() - now).count();
 }
 
 void Engine::emit(Sequence& seq, RequestOutput out, Clock::time_point now) {
@@ -458,7 +469,7 @@ void Engine::emit(Sequence& seq, RequestOutput out, Clock::time_point now) {
       publish_counts_locked();
     }
   }
-  stream->push(std::move(out));
+  writer_->add(std::move(stream), std::move(out));
 }
 
 void Engine::end(uint64_t id, FinishReason reason, Status error) {
@@ -476,6 +487,7 @@ void Engine::publish_stats() {
   SchedulerStats s = scheduler_->stats();
   std::lock_guard lock(mutex_);
   stats_ = totals_;
+  stats_.device_steps = runner_->step_timeline();
   stats_.num_running = s.num_running;
   publish_counts_locked();  // finished requests freed their slots
   stats_.num_total_blocks = scheduler_config_.num_blocks;

@@ -21,6 +21,7 @@
 
 #include "backend/backend.h"
 #include "engine/model_runner.h"
+#include "engine/output_writer.h"
 #include "engine/request.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
@@ -53,6 +54,12 @@ struct EngineConfig {
   // Element type of the KV cache: nullopt = the activation dtype; F8E4M3 stores keys and values
   // as fp8 e4m3 (scale 1, saturating), a quarter of fp32's bytes (cpu only for now).
   std::optional<DType> kv_cache_dtype;
+  // Time the device side of every step (EngineStats::device_steps; bench offline --step-timing):
+  // two CUDA events and a query a step.
+  bool step_timing = false;
+  // Push outputs to their streams from a thread of their own (output_writer.h), so the device
+  // does not wait through them; nullopt: on for cuda and null, off for cpu.
+  std::optional<bool> output_thread;
 
   Status validate() const;
 };
@@ -73,6 +80,13 @@ struct EngineStats {
   int32_t last_step_num_seqs = 0;
   int64_t num_prompt_tokens = 0;  // prefilled (recomputation included)
   int64_t num_generated_tokens = 0;
+  // Host time of the engine thread's steps, in its three parts: scheduling, the runner's step
+  // (forward + sampling, waiting on the device included) and the update after it (stop rules,
+  // pushing tokens to the streams). Always kept: a clock read each.
+  double schedule_ms = 0;
+  double runner_ms = 0;
+  double update_ms = 0;
+  StepTimeline device_steps;  // when EngineConfig::step_timing
 };
 
 class Engine {
@@ -139,6 +153,7 @@ class Engine {
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;
   std::vector<int32_t> eos_token_ids_;
+  std::unique_ptr<OutputWriter> writer_;  // every output of a live sequence goes through it
 
   // Engine thread only.
   EngineStats totals_;

@@ -46,6 +46,7 @@ ModelRunner::ModelRunner(std::vector<RunnerRank> ranks, RankPool* pool, RunnerOp
       .max_blocks_per_seq = graph_blocks_per_seq_};
   on_ranks([&](int32_t r) { ranks_[static_cast<size_t>(r)].backend->reserve_batch(limits); });
   if (options_.pad_block >= 0) pad_table_.assign(1, options_.pad_block);
+  if (options_.step_timing) backend_.enable_step_timing();
 }
 
 void ModelRunner::on_ranks(const std::function<void(int32_t)>& task) {
@@ -83,8 +84,8 @@ int32_t ModelRunner::capture_graphs() {
     return 0;
   const auto start = std::chrono::steady_clock::now();
   std::vector<int32_t> sizes;
-  for (int32_t n :
-       {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512}) {
+  for (int32_t n : {1,   2,   4,   8,   16,  24,  32,  48,  64,  96,  128, 160,
+                    192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024}) {
     if (n <= options_.max_graph_batch_size) sizes.push_back(n);
   }
   for (int32_t n : sizes) {
@@ -133,6 +134,7 @@ Tensor ModelRunner::forward(std::span<const RunnerSequence> sequences) {
   if (Graph* g = graph_for(sequences)) {
     const auto n = static_cast<int32_t>(sequences.size());
     build_batch(sequences, g->batch_size - n, graph_blocks_per_seq_);
+    backend_.mark_step_begin();
     on_ranks([&](int32_t r) {
       upload_for_graph(*ranks_[static_cast<size_t>(r)].backend);
       g->graphs[static_cast<size_t>(r)]->replay();
@@ -141,6 +143,7 @@ Tensor ModelRunner::forward(std::span<const RunnerSequence> sequences) {
     return g->logits.rows(0, n);
   }
   build_batch(sequences, 0, 0);
+  backend_.mark_step_begin();
   Tensor logits;
   on_ranks([&](int32_t r) {
     const RunnerRank& rank = ranks_[static_cast<size_t>(r)];
@@ -181,11 +184,13 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
     Tensor logits = forward(step_sequences_);
     const std::span<const int32_t> ids =
         is_plain_greedy ? greedy_ids(logits) : sampled_ids(logits, sampling_rows_, adjustments_);
+    backend_.mark_step_end();
     result_.samples.resize(ids.size());
     for (size_t i = 0; i < ids.size(); ++i) result_.samples[i].token_id = ids[i];
     return result_;
   }
   const std::span<const float> logits = forward_logits(step_sequences_);
+  backend_.mark_step_end();
   const auto vocab = static_cast<std::ptrdiff_t>(vocab_size());
   host_rows_.clear();
   for (const ScheduledSequence& s : out.scheduled) {

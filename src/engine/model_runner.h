@@ -46,6 +46,7 @@ struct RunnerOptions {
   int32_t max_model_len = 2048;      // longest sequence
   int32_t pad_block = -1;            // KV block for graph padding; < 0: no graphs
   int32_t max_graph_batch_size = 0;  // largest graphed decode batch; 0: no graphs
+  bool step_timing = false;          // Backend::enable_step_timing on the output rank
 };
 
 // One tensor-parallel rank: its model shard, the backend it runs on and its KV cache.
@@ -76,6 +77,8 @@ class ModelRunner {
   std::span<const float> forward_logits(std::span<const RunnerSequence> sequences);
 
   int32_t vocab_size() const { return model_.config().vocab_size; }
+  // The output rank's device time of the steps so far (empty unless options.step_timing).
+  StepTimeline step_timeline() const { return backend_.step_timeline(); }
   int32_t block_size() const { return kv_cache_.spec.block_size; }
   int32_t num_blocks() const { return kv_cache_.spec.num_blocks; }
   int32_t num_ranks() const { return static_cast<int32_t>(ranks_.size()); }

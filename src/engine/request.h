@@ -63,8 +63,9 @@ class RequestStream {
   // Blocks until an output is available (or timeout); false on timeout.
   bool next(RequestOutput& out, std::chrono::milliseconds timeout = std::chrono::hours(24));
   bool try_next(RequestOutput& out);
-  // Called (on the engine thread, without the lock held) after each push. Must be cheap and must
-  // not call back into the engine synchronously; e.g. post to an I/O loop. Set before outputs flow.
+  // Called (on the engine's output thread, output_writer.h, without the lock held) after each
+  // push. Must be cheap and must not call back into the engine synchronously; e.g. post to an I/O
+  // loop. Set before outputs flow.
   void set_listener(std::function<void()> listener);
   bool is_finished() const;
 

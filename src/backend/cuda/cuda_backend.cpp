@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
@@ -165,6 +166,9 @@ CudaBackend::~CudaBackend() {
     cublasLtMatrixLayoutDestroy(p.c);
     cublasLtMatmulDescDestroy(p.desc);
   }
+  for (cudaEvent_t e : {step_begin_event_, step_end_event_, prev_step_end_event_}) {
+    if (e != nullptr) cudaEventDestroy(e);
+  }
   for (void* p : scratch_buffers_) cudaFree(p);
   cudaFree(quant_scratch_);
   cudaFree(sampling_device_);
@@ -205,6 +209,30 @@ size_t CudaBackend::free_memory() const {
   // Keep room for graphs, cuBLASLt internals and attention scratch.
   const size_t reserve = 512ull << 20;
   return free > reserve ? free - reserve : 0;
+}
+
+void CudaBackend::mark_step(bool begin) {
+  bind_thread();  // the engine thread, which may last have driven another rank's device
+  if (step_begin_event_ == nullptr) {
+    for (cudaEvent_t* e : {&step_begin_event_, &step_end_event_, &prev_step_end_event_})
+      check(cudaEventCreate(e), "cudaEventCreate(step timing)");
+  }
+  if (begin) {
+    check(cudaEventRecord(step_begin_event_, stream_), "cudaEventRecord(step begin)");
+    return;
+  }
+  check(cudaEventRecord(step_end_event_, stream_), "cudaEventRecord(step end)");
+  check(cudaEventSynchronize(step_end_event_), "cudaEventSynchronize(step end)");
+  float busy = 0, idle = 0;
+  check(cudaEventElapsedTime(&busy, step_begin_event_, step_end_event_), "cudaEventElapsedTime");
+  if (timeline_.num_steps > 0) {
+    check(cudaEventElapsedTime(&idle, prev_step_end_event_, step_begin_event_),
+          "cudaEventElapsedTime");
+  }
+  timeline_.busy_ms += busy;
+  timeline_.idle_ms += idle;
+  timeline_.num_steps++;
+  std::swap(step_end_event_, prev_step_end_event_);
 }
 
 void CudaBackend::synchronize() {

@@ -112,6 +112,10 @@ class CudaBackend final : public Backend {
   // The per-op time table when LLMSERVE_CUDA_PROFILE=1 (also logged at destruction); else "".
   std::string profile_report() const;
 
+ protected:
+  // Events on the stream: the device's own timestamps of a step's first upload and last download.
+  void mark_step(bool begin) override;
+
  private:
   struct Profile;
   class OpTimer {
@@ -188,6 +192,9 @@ class CudaBackend final : public Backend {
   bool has_captured_ = false;
 
   std::unique_ptr<Profile> profile_;
+  // mark_step's events: this step's begin and end, the previous step's end (null until first used).
+  cudaEvent_t step_begin_event_ = nullptr, step_end_event_ = nullptr,
+              prev_step_end_event_ = nullptr;
   // Sampling parameters of a step: RowSampling rows, then TokenAdjustments, in one device array.
   void* sampling_device_ = nullptr;
   size_t sampling_capacity_ = 0;  // bytes

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
+#include <tuple>
 
 namespace llmserve {
 namespace {
@@ -97,14 +99,16 @@ void settle(const Engine& engine) {
   }
 }
 
-class BatchingEquivalence : public ::testing::TestWithParam<std::string> {};
+// (fixture, whether the batched engine pushes its outputs from the output thread)
+class BatchingEquivalence : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
+  const auto& [model, output_thread] = GetParam();
   const auto prompts = make_prompts(12);
   constexpr int32_t kMaxTokens = 24;
   std::vector<std::vector<int32_t>> alone;
   {
-    EngineConfig c = small_config(GetParam());
+    EngineConfig c = small_config(model);
     c.enable_prefix_caching = false;
     Engine engine(c);
     for (const auto& p : prompts)
@@ -112,7 +116,8 @@ TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
   }
   // A small pool (preemption), a small token budget (chunked prefill), prefix reuse, and
   // requests arriving while others are mid-decode.
-  EngineConfig c = small_config(GetParam());
+  EngineConfig c = small_config(model);
+  c.output_thread = output_thread;
   // 12 blocks (192 tokens) hold at most two of these sequences (up to 124 tokens each), so
   // preemption happens however the engine and this thread interleave.
   c.max_model_len = 128;
@@ -139,11 +144,40 @@ TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, BatchingEquivalence,
-                         ::testing::Values("gpt2-tiny", "llama-tiny"), [](const auto& info) {
-                           std::string n = info.param;
+                         ::testing::Combine(::testing::Values("gpt2-tiny", "llama-tiny"),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           std::string n = std::get<0>(info.param);
                            std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
+                           return n + (std::get<1>(info.param) ? "_output_thread" : "");
                          });
+
+TEST(Engine, StepTimesAreCounted) {
+  EngineConfig c = small_config("gpt2-tiny");
+  c.step_timing = true;
+  Engine engine(c);
+  const Collected out = drain(*must_submit(engine, greedy_request({5, 6, 7}, 6)));
+  ASSERT_EQ(out.tokens.size(), 6u);
+  settle(engine);
+  const EngineStats s = engine.stats();
+  EXPECT_EQ(s.num_steps, 6);  // one prefill step (its sample is the first token), five decodes
+  EXPECT_GT(s.runner_ms, 0);
+  EXPECT_GE(s.schedule_ms, 0);
+  EXPECT_GE(s.update_ms, 0);
+  // The CPU backend times its steps on the host clock: every runner step, busy and idle.
+  EXPECT_EQ(s.device_steps.num_steps, 6);
+  EXPECT_GT(s.device_steps.busy_ms, 0);
+  EXPECT_LE(s.device_steps.busy_ms, s.runner_ms);
+  EXPECT_GE(s.device_steps.idle_ms, 0);
+}
+
+TEST(Engine, StepTimingIsOffByDefault) {
+  Engine engine(small_config("gpt2-tiny"));
+  drain(*must_submit(engine, greedy_request({5, 6, 7}, 3)));
+  settle(engine);
+  EXPECT_EQ(engine.stats().device_steps.num_steps, 0);
+  EXPECT_GT(engine.stats().runner_ms, 0);
+}
 
 TEST(Engine, TimesAreOrderedAndUsageReported) {
   Engine engine(small_config("llama-tiny"));
