@@ -345,9 +345,13 @@ bool Engine::take_inbox(std::vector<uint64_t>& cancels) {
     if (is_stopping_) return false;
     for (auto& seq : inbox_.sequences) {
       std::shared_ptr<RequestStream> stream = seq->stream;
+      const bool has_deadline = seq->deadline || seq->queue_deadline;
       // submit() checked admissibility, so this refuses nothing today; if it did, say so.
-      if (Status s = scheduler_->add(std::move(seq)); !s.is_ok())
+      if (Status s = scheduler_->add(std::move(seq)); !s.is_ok()) {
         refused.emplace_back(std::move(stream), std::move(s));
+      } else if (has_deadline) {
+        ++num_deadlines_;
+      }
     }
     inbox_.sequences.clear();
     std::swap(cancels, inbox_.cancels);
@@ -394,15 +398,27 @@ void Engine::end_all(FinishReason reason, const Status& error) {
 }
 
 void Engine::expire_deadlines() {
+  if (num_deadlines_ == 0) return;  // the common case: no request has one
   const auto now = Clock::now();
-  std::vector<uint64_t> expired;
+  std::vector<uint64_t> expired, queue_expired;
   scheduler_->for_each([&](const Sequence& seq) {
-    if (seq.deadline && *seq.deadline <= now) expired.push_back(seq.id);
+    if (seq.deadline && *seq.deadline <= now) {
+      expired.push_back(seq.id);
+    } else if (seq.queue_deadline && *seq.queue_deadline <= now && !seq.was_admitted()) {
+      queue_expired.push_back(seq.id);
+    }
   });
   for (uint64_t id : expired) {
     end(id, FinishReason::kError,
         Status(StatusCode::kDeadlineExceeded, "the request's deadline passed"));
   }
+  for (uint64_t id : queue_expired) {
+    end(id, FinishReason::kError,
+        Status(StatusCode::kUnavailable,
+               "request timeout expired: the request waited longer than its queue timeout"));
+  }
+  totals_.num_deadlines_exceeded += static_cast<int64_t>(expired.size());
+  totals_.num_queue_timeouts += static_cast<int64_t>(queue_expired.size());
 }
 
 void Engine::step() {
@@ -462,6 +478,7 @@ void Engine::emit(Sequence& seq, RequestOutput out, Clock::time_point now) {
   out.times = seq.times;
   std::shared_ptr<RequestStream> stream = seq.stream;
   if (out.is_final()) {
+    if (seq.deadline || seq.queue_deadline) --num_deadlines_;
     const bool was_waiting = !seq.was_admitted();
     scheduler_->finish(seq.id);  // destroys `seq`
     if (was_waiting) {           // the waiting count drops before its client hears of the end
@@ -497,6 +514,7 @@ void Engine::publish_stats() {
   stats_.num_prefix_query_tokens = s.prefix_cache.num_query_tokens;
   stats_.num_prefix_hit_tokens = s.prefix_cache.num_hit_tokens;
   stats_.num_preemptions = s.num_preemptions;
+  stats_.num_priority_admissions = s.num_priority_admissions;
 }
 
 }  // namespace llmserve

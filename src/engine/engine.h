@@ -75,6 +75,9 @@ struct EngineStats {
   int64_t num_prefix_query_tokens = 0;
   int64_t num_prefix_hit_tokens = 0;
   int64_t num_preemptions = 0;
+  int64_t num_priority_admissions = 0;  // admitted ahead of an earlier arrival (lower priority)
+  int64_t num_queue_timeouts = 0;       // ended waiting: Request::queue_deadline passed
+  int64_t num_deadlines_exceeded = 0;   // ended: Request::deadline passed
   int64_t num_steps = 0;
   int32_t last_step_num_tokens = 0;
   int32_t last_step_num_seqs = 0;
@@ -157,6 +160,7 @@ class Engine {
 
   // Engine thread only.
   EngineStats totals_;
+  int64_t num_deadlines_ = 0;  // live sequences with a deadline or a queue deadline
 
   // Shared with frontends.
   mutable std::mutex mutex_;

@@ -30,6 +30,12 @@ struct Request {
   SamplingParams sampling;
   Clock::time_point arrival = Clock::now();
   std::optional<Clock::time_point> deadline;  // finished with kDeadlineExceeded when passed
+  // Still waiting for its first admission at this time: finished with kUnavailable ("request
+  // timeout expired", Triton's queue `timeout`).
+  std::optional<Clock::time_point> queue_deadline;
+  // Lower is admitted first (vLLM's `priority`); equal priorities in arrival order. A decode that
+  // needs a block preempts the lowest-priority running sequence (the latest admitted of those).
+  int32_t priority = 0;
 };
 
 // The life of a request, for metrics (see docs/server.md, Metrics).

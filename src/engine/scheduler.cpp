@@ -94,7 +94,7 @@ Status Scheduler::add(std::unique_ptr<Sequence> seq) {
   seq->num_computed_tokens = 0;
   seq->num_cached_tokens = 0;
   seq->block_table.clear();
-  waiting_.push_back(seq.get());
+  enqueue_waiting(seq.get());
   sequences_.emplace(seq->id, std::move(seq));
   return Status::ok();
 }
@@ -128,18 +128,23 @@ SchedulerOutput Scheduler::schedule() {
 
 void Scheduler::schedule_decodes(SchedulerOutput& out, StepBudget& budget) {
   // validate() keeps max_batch_size <= max_num_tokens, so every decode fits the budget.
-  for (size_t i = 0; i < running_.size() && budget.num_tokens > 0; ++i) {
+  for (size_t i = 0; i < running_.size() && budget.num_tokens > 0;) {
     Sequence& seq = *running_[i];
-    if (!seq.is_decoding()) continue;
+    if (!seq.is_decoding()) {
+      ++i;
+      continue;
+    }
     bool is_self_preempted = false;
     while (!is_self_preempted && !block_pool_.can_append(seq, 1)) {
-      is_self_preempted = running_.back() == &seq;
-      preempt_latest(out, budget);
+      Sequence* victim = preemption_victim(i);
+      is_self_preempted = victim == &seq;
+      preempt(out, budget, victim);
     }
-    if (is_self_preempted) break;  // it was the latest: nothing after it is left
+    if (is_self_preempted) continue;  // running_[i] is now the sequence after it
     block_pool_.may_append(seq, 1);
     add_to_output(out, seq, 1);
     budget.num_tokens -= 1;
+    ++i;
   }
 }
 
@@ -170,6 +175,13 @@ void Scheduler::admit_waiting(SchedulerOutput& out, StepBudget& budget) {
     if (num_new < num_uncached && !config_.enable_chunked_prefill) break;
     if (!block_pool_.can_allocate(match, match.num_tokens + num_new)) break;
     waiting_.pop_front();
+    // Mixed priorities (waiting_ is sorted, so front and back differ): did it jump the queue?
+    if (!waiting_.empty() && waiting_.back()->priority != seq.priority &&
+        std::ranges::any_of(waiting_, [&](const Sequence* w) {
+          return w->arrival_index < seq.arrival_index && w->num_preemptions == 0;
+        })) {
+      ++num_priority_admissions_;
+    }
     block_pool_.allocate(seq, match, match.num_tokens + num_new);
     seq.status = SequenceStatus::kRunning;
     running_.push_back(&seq);
@@ -191,21 +203,41 @@ void Scheduler::add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_n
   out.num_batched_tokens += num_new_tokens;
 }
 
-void Scheduler::preempt_latest(SchedulerOutput& out, StepBudget& budget) {
-  Sequence* victim = running_.back();
+Sequence* Scheduler::preemption_victim(size_t first) const {
+  Sequence* victim = running_[first];
+  for (size_t i = first + 1; i < running_.size(); ++i) {
+    if (running_[i]->priority >= victim->priority) victim = running_[i];
+  }
+  return victim;
+}
+
+void Scheduler::preempt(SchedulerOutput& out, StepBudget& budget, Sequence* victim) {
   if (is_scheduled(out, victim)) {
     fail(StatusCode::kInternal, "preempting sequence {} already scheduled this step", victim->id);
   }
-  running_.pop_back();
+  std::erase(running_, victim);
   block_pool_.deallocate(*victim);
   victim->num_computed_tokens = 0;  // recomputed from scratch (minus prefix hits) later
   victim->num_cached_tokens = 0;
   victim->status = SequenceStatus::kWaiting;
   ++victim->num_preemptions;
   ++num_preemptions_;
-  waiting_.push_front(victim);
+  enqueue_waiting(victim);
   out.preempted_seq_ids.push_back(victim->id);
   budget.has_preempted = true;
+}
+
+void Scheduler::enqueue_waiting(Sequence* seq) {
+  const auto before = [](const Sequence* a, const Sequence* b) {
+    return a->priority != b->priority ? a->priority < b->priority
+                                      : a->arrival_index < b->arrival_index;
+  };
+  // New arrivals of one priority land at the back: check it first.
+  if (waiting_.empty() || before(waiting_.back(), seq)) {
+    waiting_.push_back(seq);
+  } else {
+    waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, before), seq);
+  }
 }
 
 void Scheduler::update(const SchedulerOutput& output, const StepResult& result) {
@@ -253,12 +285,21 @@ SchedulerStats Scheduler::stats() const {
       .num_cached_blocks = block_pool_.num_cached_blocks(),
       .prefix_cache = block_pool_.prefix_cache_stats(),
       .num_preemptions = num_preemptions_,
+      .num_priority_admissions = num_priority_admissions_,
       .num_batched_tokens = last_num_batched_tokens_,
   };
 }
 
 Status Scheduler::check_invariants() const {
   std::vector<const Sequence*> live;
+  for (size_t i = 1; i < waiting_.size(); ++i) {
+    const Sequence& a = *waiting_[i - 1];
+    const Sequence& b = *waiting_[i];
+    if (a.priority > b.priority ||
+        (a.priority == b.priority && a.arrival_index > b.arrival_index)) {
+      return internal_error("waiting sequence {} is queued after {}", a.id, b.id);
+    }
+  }
   for (const Sequence* seq : waiting_) {
     if (seq->status != SequenceStatus::kWaiting || !seq->block_table.empty() ||
         seq->num_computed_tokens != 0) {

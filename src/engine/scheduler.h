@@ -53,11 +53,14 @@ struct SchedulerConfig {
 struct SchedulerStats {
   int32_t num_waiting = 0;
   int32_t num_running = 0;
-  int32_t num_free_blocks = 0;     // free + evictable cached
-  int32_t num_used_blocks = 0;     // referenced by a block table
-  int32_t num_cached_blocks = 0;   // in the prefix cache (in use or evictable)
-  PrefixCacheStats prefix_cache;   // cumulative
-  int64_t num_preemptions = 0;     // cumulative
+  int32_t num_free_blocks = 0;    // free + evictable cached
+  int32_t num_used_blocks = 0;    // referenced by a block table
+  int32_t num_cached_blocks = 0;  // in the prefix cache (in use or evictable)
+  PrefixCacheStats prefix_cache;  // cumulative
+  int64_t num_preemptions = 0;    // cumulative
+  // Cumulative: admissions ahead of a sequence that arrived earlier and was still waiting (a
+  // lower `priority` value jumped the queue).
+  int64_t num_priority_admissions = 0;
   int32_t num_batched_tokens = 0;  // last step's
 };
 
@@ -115,14 +118,23 @@ class Scheduler {
   void schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget);
   void admit_waiting(SchedulerOutput& out, StepBudget& budget);
   void add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_new_tokens);
-  // Frees the latest-admitted running sequence and queues it at the front of waiting.
-  void preempt_latest(SchedulerOutput& out, StepBudget& budget);
+  // The running sequence a decode at running_[first] preempts when it needs a block: the lowest
+  // priority among running_[first..] (those not yet scheduled this step), the latest admitted of
+  // equals — so with one priority, always the latest admitted.
+  Sequence* preemption_victim(size_t first) const;
+  // Frees `victim`'s blocks and queues it (waiting_ order) to be recomputed.
+  void preempt(SchedulerOutput& out, StepBudget& budget, Sequence* victim);
+  // Inserts into waiting_ by (priority, arrival_index).
+  void enqueue_waiting(Sequence* seq);
 
   SchedulerConfig config_;
   BlockPool block_pool_;
   std::unordered_map<uint64_t, std::unique_ptr<Sequence>> sequences_;  // all live, by id
-  std::deque<Sequence*> waiting_;   // FCFS; preempted ones at the front
-  std::vector<Sequence*> running_;  // admission order; preemption takes from the back
+  // By (priority, arrival_index): FCFS within a priority, so a preempted sequence (which arrived
+  // before anything still waiting at its priority) goes back to the front of its priority.
+  std::deque<Sequence*> waiting_;
+  std::vector<Sequence*> running_;  // admission order
+  int64_t num_priority_admissions_ = 0;
   uint64_t next_arrival_index_ = 0;
   int64_t num_preemptions_ = 0;
   int32_t last_num_batched_tokens_ = 0;

@@ -23,7 +23,9 @@ Sequence::Sequence(uint64_t id, Request request, std::shared_ptr<RequestStream> 
       sampling(std::move(request.sampling)),
       sampling_state(sampling, token_ids, default_seed),
       deadline(request.deadline),
+      queue_deadline(request.queue_deadline),
       stream(std::move(stream)) {
+  priority = request.priority;
   times.arrival = request.arrival;
 }
 

@@ -50,15 +50,17 @@ struct Sequence {
   int32_t num_cached_tokens = 0;     // of those, how many came from prefix reuse at admission
   std::vector<int32_t> block_table;  // block ids; token at position p lives in block p / size
   SequenceStatus status = SequenceStatus::kWaiting;
-  uint64_t arrival_index = 0;  // set by Scheduler::add; FCFS order
+  uint64_t arrival_index = 0;  // set by Scheduler::add; FCFS order within a priority
+  int32_t priority = 0;        // lower first (Request::priority)
   int32_t num_preemptions = 0;
 
   // The request's side, kept by the engine.
-  SamplingState sampling_state;               // rng step, penalties' counts
-  std::optional<Clock::time_point> deadline;  // ended with kDeadlineExceeded when passed
-  RequestTimes times;                         // arrival, first admission, first token, end
-  int32_t num_prompt_cached_tokens = 0;       // num_cached_tokens at the first admission
-  std::shared_ptr<RequestStream> stream;      // where outputs go; null in scheduler tests
+  SamplingState sampling_state;                     // rng step, penalties' counts
+  std::optional<Clock::time_point> deadline;        // ended with kDeadlineExceeded when passed
+  std::optional<Clock::time_point> queue_deadline;  // ended with kUnavailable if not yet admitted
+  RequestTimes times;                               // arrival, first admission, first token, end
+  int32_t num_prompt_cached_tokens = 0;             // num_cached_tokens at the first admission
+  std::shared_ptr<RequestStream> stream;            // where outputs go; null in scheduler tests
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_completion_tokens() const { return num_tokens() - num_prompt_tokens; }

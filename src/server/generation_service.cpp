@@ -98,8 +98,15 @@ void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
         chunk.finish_reason == FinishReason::kStop || chunk.finish_reason == FinishReason::kLength;
     if (!record_.is_success) {
       record_.status = chunk.error;
-      record_.failure = chunk.finish_reason == FinishReason::kCancelled ? FailureReason::kCancelled
-                                                                        : FailureReason::kBackend;
+      // Triton's reasons: a queue timeout before admission is REJECTED (its "Request timeout
+      // expired"), a cancel CANCELED, anything else the backend's.
+      if (chunk.finish_reason == FinishReason::kCancelled) {
+        record_.failure = FailureReason::kCancelled;
+      } else if (chunk.error.code() == StatusCode::kUnavailable && !out.times.admitted) {
+        record_.failure = FailureReason::kRejected;
+      } else {
+        record_.failure = FailureReason::kBackend;
+      }
     }
   }
   record_.output_duration += Clock::now() - start;
@@ -150,10 +157,40 @@ Status GenerationService::start(const GenerateRequest& request,
   }
   r.arrival = request.arrival;
   r.deadline = request.deadline;
+  r.queue_deadline = request.queue_deadline;
+  r.priority = request.priority;
   std::shared_ptr<RequestStream> stream;
   if (Status s = engine_.submit(std::move(r), stream); !s.is_ok()) return s;
   handle.reset(new GenerationHandle(*this, request, std::move(stream), std::move(ids)));
   handle->record_.input_duration = tokenized - start;
+  return Status::ok();
+}
+
+bool is_triton_scheduling_parameter(std::string_view key) {
+  return key == "priority" || key == "timeout";
+}
+
+Status apply_triton_scheduling(std::string_view key, uint64_t value, GenerateRequest& r) {
+  if (key == "priority") {
+    if (value > static_cast<uint64_t>(kMaxTritonPriority)) {
+      return invalid_argument(
+          "parameter 'priority' must be in [0, {}] (0: the default level), got {}",
+          kMaxTritonPriority, value);
+    }
+    r.priority = value == 0 ? 0 : kTritonPriorityBase + static_cast<int32_t>(value);
+  } else if (key == "timeout") {
+    // A day at most: beyond it a steady_clock deadline is no limit anyway.
+    constexpr uint64_t kMaxUs = 24ull * 3600 * 1'000'000;
+    if (value > kMaxUs) {
+      return invalid_argument("parameter 'timeout' (microseconds) must be at most {}, got {}",
+                              kMaxUs, value);
+    }
+    if (value == 0) {
+      r.queue_deadline.reset();
+    } else {
+      r.queue_deadline = r.arrival + std::chrono::microseconds(value);
+    }
+  }
   return Status::ok();
 }
 

@@ -39,8 +39,10 @@ struct GenerateRequest {
   Guide guide;  // structured output: compiled by start() into sampling.grammar
   Clock::time_point arrival = Clock::now();
   std::optional<Clock::time_point> deadline;
-  std::string model;     // for the record
-  std::string protocol;  // for the record
+  std::optional<Clock::time_point> queue_deadline;  // Triton's `timeout`: unadmitted by then → 503
+  int32_t priority = 0;                             // lower first (Request::priority)
+  std::string model;                                // for the record
+  std::string protocol;                             // for the record
 };
 
 struct GenerateChunk {
@@ -54,6 +56,18 @@ struct GenerateChunk {
   int32_t num_generated_tokens = 0;
   bool is_final() const { return finish_reason != FinishReason::kNone; }
 };
+
+// Triton's reserved scheduling parameters (KServe HTTP and gRPC) onto `r`:
+//   priority: 0 is the default level; levels 1..kMaxTritonPriority are admitted ahead of
+//             requests without one, 1 first (Request::priority kTritonPriorityBase + level);
+//   timeout:  microseconds the request may wait for its first admission (0: no limit); past it
+//             the request ends with 503 / UNAVAILABLE "request timeout expired" (Triton's
+//             REJECTED).
+// Other keys are not scheduling parameters: ok, `r` untouched. A value out of range → 400.
+inline constexpr int64_t kMaxTritonPriority = 1'000'000;
+inline constexpr int32_t kTritonPriorityBase = -1'000'001;
+Status apply_triton_scheduling(std::string_view key, uint64_t value, GenerateRequest& r);
+bool is_triton_scheduling_parameter(std::string_view key);
 
 class GenerationService;
 

@@ -43,11 +43,22 @@ done
 wait_for_jobs() { for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j";; esac; done; }
 wait_for_jobs
 curl -s -X POST "127.0.0.1:$HP/v2/models/nope/generate" -d '{"text_input": "x"}' > /dev/null
+# Triton's queue timeout (µs): 1 µs has passed before the engine can admit the request, so it
+# ends unadmitted — 503 "request timeout expired", counted as a REJECTED failure.
+code=$(curl -s -o "$WORK/timeout.json" -w '%{http_code}' -X POST "127.0.0.1:$HP/v2/models/default/generate" \
+  -d '{"text_input": "ROMEO:", "max_tokens": 4, "parameters": {"timeout": 1, "priority": 2}}')
+check "a queue timeout answers 503 ($code)" [ "$code" == "503" ]
+check "its error says the timeout expired" grep -q 'request timeout expired' "$WORK/timeout.json"
+code=$(curl -s -o "$WORK/bad_priority.json" -w '%{http_code}' -X POST "127.0.0.1:$HP/v2/models/default/generate" \
+  -d '{"text_input": "ROMEO:", "parameters": {"priority": -1}}')
+check "a negative priority is a 400 naming it ($code)" [ "$code" == "400" ]
+check "  ... naming it" grep -q "parameter 'priority'" "$WORK/bad_priority.json"
 # The gauges come from an engine snapshot taken every second: scrape until it has seen the
-# requests finish (pending back to 0), at most 3 s.
+# requests finish (pending back to 0) and the queue timeout, at most 3 s.
 for _ in $(seq 30); do
   curl -s "127.0.0.1:$MP/metrics" > "$WORK/scrape.txt"
-  grep -q '^nv_inference_pending_request_count{model="default",version="1"} 0' "$WORK/scrape.txt" && break
+  grep -q '^nv_inference_pending_request_count{model="default",version="1"} 0' "$WORK/scrape.txt" &&
+    grep -q '^llmserve_queue_timeouts_total{model="default",version="1"} 1' "$WORK/scrape.txt" && break
   sleep 0.1
 done
 
@@ -59,6 +70,10 @@ check "nv_inference_request_success counts 6" [ "$(value 'nv_inference_request_s
 check "nv_inference_count counts 6" [ "$(value 'nv_inference_count{model="default",version="1"}')" == "6" ]
 check "compute_infer_duration_us grew" [ "$(value 'nv_inference_compute_infer_duration_us{model="default",version="1"}')" -gt 0 ]
 check "request_duration_us >= compute_infer" [ "$(value 'nv_inference_request_duration_us{model="default",version="1"}')" -ge "$(value 'nv_inference_compute_infer_duration_us{model="default",version="1"}')" ]
+# REJECTED: the queue timeout and the 400 (refused before it started)
+check "the queue timeout is a REJECTED failure" [ "$(value 'nv_inference_request_failure{model="default",reason="REJECTED",version="1"}')" == "2" ]
+check "  ... not a BACKEND one" [ "$(value 'nv_inference_request_failure{model="default",reason="BACKEND",version="1"}')" == "0" ]
+check "llmserve_queue_timeouts_total counts it" [ "$(value 'llmserve_queue_timeouts_total{model="default",version="1"}')" == "1" ]
 check "pending count gauge present" grep -q '^nv_inference_pending_request_count{model="default",version="1"} 0' "$WORK/scrape.txt"
 check "kv cache block gauge present" grep -q '^nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max"' "$WORK/scrape.txt"
 
@@ -69,6 +84,6 @@ for _ in $(seq 1 40); do
   sleep 0.5
 done
 check "Prometheus evaluates triton:queue_compute:ratio from a live scrape ($got)" [ -n "$got" ]
-[ "$fails" -eq 0 ] || { echo "--- server log"; tail -40 "$WORK/serve.log"; }
+[ "$fails" -eq 0 ] || { grep -E "failure|timeouts" "$WORK/scrape.txt"; echo "--- server log"; tail -40 "$WORK/serve.log"; }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

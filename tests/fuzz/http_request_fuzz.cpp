@@ -49,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!kserve::parse_json_body(input, body).is_ok()) return 0;
       kserve::InputValues inputs;
       kserve::ParsedRequest parsed;
-      if (kserve::parse_generate_inputs(body, inputs, parsed.id).is_ok()) {
+      if (kserve::parse_generate_inputs(body, inputs, parsed).is_ok()) {
         (void)kserve::build_generate_request(inputs, parsed);
       }
       break;

@@ -272,6 +272,21 @@ Status parse_infer_request(const ModelInferRequest& wire, GenerateRequest& reque
                               wire.model_name());
     }
   }
+  // Triton's reserved scheduling parameters; the others (e.g. triton_*) are not ours to read.
+  for (const auto& [key, param] : wire.parameters()) {
+    if (!is_triton_scheduling_parameter(key)) continue;
+    uint64_t value = 0;
+    if (param.parameter_choice_case() == inference::InferParameter::kUint64Param) {
+      value = param.uint64_param();
+    } else if (param.parameter_choice_case() == inference::InferParameter::kInt64Param &&
+               param.int64_param() >= 0) {
+      value = static_cast<uint64_t>(param.int64_param());
+    } else {
+      return invalid_argument("parameter '{}' must be a non-negative int64_param or uint64_param",
+                              key);
+    }
+    if (Status s = apply_triton_scheduling(key, value, request); !s.is_ok()) return s;
+  }
   bool has_text_input = false;
   SamplingInputs sampling;
   for (int i = 0; i < wire.inputs_size(); ++i) {

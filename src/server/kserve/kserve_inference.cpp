@@ -129,7 +129,7 @@ Status KServeFrontend::parse_request(const http::HttpRequest& request, Api api,
     if (Status s = parse_infer_inputs(body, inputs, parsed, parts.binary); !s.is_ok()) return s;
     if (Status s = check_requested_outputs(parsed); !s.is_ok()) return s;
   } else {
-    if (Status s = parse_generate_inputs(body, inputs, parsed.id); !s.is_ok()) return s;
+    if (Status s = parse_generate_inputs(body, inputs, parsed); !s.is_ok()) return s;
   }
   if (Status s = build_generate_request(inputs, parsed); !s.is_ok()) return s;
   if (api == Api::kInfer && parsed.is_stream) {

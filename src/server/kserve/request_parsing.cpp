@@ -167,8 +167,19 @@ Status parse_json_body(const std::string& body, json& out) {
   return Status::ok();
 }
 
-Status parse_generate_inputs(const json& body, InputValues& inputs, std::string& id) {
+// Triton's reserved scheduling parameters (apply_triton_scheduling) from a JSON value.
+Status scheduling_parameter(const std::string& key, const json& value, GenerateRequest& r) {
+  if (!is_triton_scheduling_parameter(key)) return Status::ok();
+  if (!value.is_number_unsigned()) {
+    return invalid_argument("parameter '{}' must be a non-negative integer, got {}", key,
+                            value.dump());
+  }
+  return apply_triton_scheduling(key, value.get<uint64_t>(), r);
+}
+
+Status parse_generate_inputs(const json& body, InputValues& inputs, ParsedRequest& parsed) {
   auto add = [&](const std::string& key, const json& value) -> Status {
+    if (Status s = scheduling_parameter(key, value, parsed.request); !s.is_ok()) return s;
     const TensorSpec* spec = find_input(key);
     if (!spec) return Status::ok();  // a request parameter we do not use
     if (inputs.contains(key)) {
@@ -194,7 +205,7 @@ Status parse_generate_inputs(const json& body, InputValues& inputs, std::string&
   }
   if (auto it = body.find("id"); it != body.end()) {
     if (!it->is_string()) return invalid_argument("'id' must be a string");
-    id = it->get<std::string>();
+    parsed.id = it->get<std::string>();
   }
   return Status::ok();
 }
@@ -211,6 +222,9 @@ Status parse_infer_inputs(const json& body, InputValues& inputs, ParsedRequest& 
                                   parsed.is_binary_output_default);
         !s.is_ok()) {
       return s;
+    }
+    for (const auto& [key, value] : it->items()) {
+      if (Status s = scheduling_parameter(key, value, parsed.request); !s.is_ok()) return s;
     }
   }
   auto in = body.find("inputs");

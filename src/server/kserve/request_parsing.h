@@ -36,7 +36,10 @@ struct ParsedRequest {
 // Parses a body as JSON whatever the Content-Type; malformed JSON (or invalid UTF-8) → error.
 Status parse_json_body(const std::string& body, nlohmann::json& out);
 // /generate: an object whose keys matching input names become inputs; others are ignored.
-Status parse_generate_inputs(const nlohmann::json& body, InputValues& inputs, std::string& id);
+// Triton's `priority` and `timeout` parameters (top-level or in "parameters") go to
+// parsed.request (apply_triton_scheduling); "id" to parsed.id.
+Status parse_generate_inputs(const nlohmann::json& body, InputValues& inputs,
+                             ParsedRequest& parsed);
 // /infer: {"id"?, "parameters"?, "inputs": [{"name","shape","datatype","data"|"parameters"}],
 // "outputs"?: [{"name","parameters"?}]}. An input with parameter binary_data_size takes its
 // elements from `binary` (the bytes after the JSON header, binary_tensors.h) in input order;

@@ -142,6 +142,14 @@ LlmMetrics build_llm(const Builder& b) {
       b.counter("llmserve_prefix_cache_hits_total", "Prompt tokens found in the prefix cache");
   m.num_preemptions =
       b.counter("llmserve_num_preemptions_total", "Sequences preempted to free KV blocks");
+  m.priority_admissions =
+      b.counter("llmserve_priority_admissions_total",
+                "Requests admitted ahead of an earlier arrival by their priority");
+  m.queue_timeouts =
+      b.counter("llmserve_queue_timeouts_total",
+                "Requests ended because their queue timeout passed before admission");
+  m.deadlines_exceeded = b.counter("llmserve_deadlines_exceeded_total",
+                                   "Requests ended because their deadline passed");
   m.num_requests_running =
       b.gauge("llmserve_num_requests_running", "Requests in the running batch");
   m.num_requests_waiting =

@@ -64,6 +64,9 @@ struct LlmMetrics {
   prometheus::Counter* prefix_cache_queries;
   prometheus::Counter* prefix_cache_hits;
   prometheus::Counter* num_preemptions;
+  prometheus::Counter* priority_admissions;
+  prometheus::Counter* queue_timeouts;
+  prometheus::Counter* deadlines_exceeded;
   prometheus::Gauge* num_requests_running;
   prometheus::Gauge* num_requests_waiting;
   prometheus::Gauge* kv_cache_usage_ratio;

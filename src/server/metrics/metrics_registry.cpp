@@ -152,6 +152,11 @@ void MetricsRegistry::update(const EngineStats& stats, Clock::time_point now) {
             last_stats_.num_prefix_query_tokens);
   add_delta(llm.prefix_cache_hits, stats.num_prefix_hit_tokens, last_stats_.num_prefix_hit_tokens);
   add_delta(llm.num_preemptions, stats.num_preemptions, last_stats_.num_preemptions);
+  add_delta(llm.priority_admissions, stats.num_priority_admissions,
+            last_stats_.num_priority_admissions);
+  add_delta(llm.queue_timeouts, stats.num_queue_timeouts, last_stats_.num_queue_timeouts);
+  add_delta(llm.deadlines_exceeded, stats.num_deadlines_exceeded,
+            last_stats_.num_deadlines_exceeded);
   last_stats_ = stats;
   llm.queue_compute_ratio->Set(window_.ratio(now));
 }

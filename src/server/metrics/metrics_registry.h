@@ -53,6 +53,9 @@
 //     llmserve_generation_tokens_total (counter)        generated tokens of finished requests
 //     llmserve_prefix_cache_queries_total, llmserve_prefix_cache_hits_total (counters, tokens),
 //     llmserve_num_preemptions_total (counter)          from EngineStats' cumulative fields
+//     llmserve_priority_admissions_total, llmserve_queue_timeouts_total,
+//     llmserve_deadlines_exceeded_total (counters)      the same: what the priority order, the
+//                                                       queue timeouts and the deadlines did
 //     llmserve_num_requests_running, llmserve_num_requests_waiting (gauges)
 //     llmserve_kv_cache_usage_ratio (gauge)             used / total blocks
 //     llmserve_queue_compute_ratio (gauge)              the HPA's triton:queue_compute:ratio over

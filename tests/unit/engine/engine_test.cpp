@@ -237,6 +237,55 @@ TEST(Engine, DeadlineEndsRequest) {
   EXPECT_EQ(c.last.error.code(), StatusCode::kDeadlineExceeded);
   settle(engine);
   expect_all_blocks_free(engine);
+  EXPECT_EQ(engine.stats().num_deadlines_exceeded, 1);
+}
+
+TEST(Engine, QueueTimeoutEndsOnlyRequestsNotYetAdmitted) {
+  Engine engine(small_config("llama-tiny"));
+  Request late = greedy_request({5, 6, 7}, 20);
+  late.queue_deadline = Clock::now();  // passed before the engine first looks at it
+  const Collected expired = drain(*must_submit(engine, std::move(late)));
+  EXPECT_EQ(expired.last.finish_reason, FinishReason::kError);
+  EXPECT_EQ(expired.last.error.code(), StatusCode::kUnavailable);
+  EXPECT_NE(expired.last.error.message().find("request timeout expired"), std::string::npos);
+  EXPECT_TRUE(expired.tokens.empty());
+  EXPECT_FALSE(expired.last.times.admitted.has_value());
+
+  // Admitted well before its queue timeout: the timeout no longer applies however long it runs.
+  Request in_time = greedy_request({5, 6, 7}, 20);
+  in_time.queue_deadline = Clock::now() + std::chrono::hours(1);
+  auto stream = must_submit(engine, std::move(in_time));
+  Collected ok;
+  read_until(*stream, ok);
+  EXPECT_EQ(ok.last.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(ok.tokens.size(), 20u);
+  settle(engine);
+  expect_all_blocks_free(engine);
+  EXPECT_EQ(engine.stats().num_queue_timeouts, 1);
+  EXPECT_EQ(engine.stats().num_deadlines_exceeded, 0);
+}
+
+TEST(Engine, PriorityOrdersAdmission) {
+  EngineConfig cfg = small_config("llama-tiny");
+  cfg.max_batch_size = 1;
+  Engine engine(cfg);
+  // The first request holds the one batch slot long enough for the others to queue behind it.
+  auto first = must_submit(engine, greedy_request({5, 6, 7}, 100));
+  Collected head;
+  read_until(*first, head, 1);
+  Request low = greedy_request({8, 9}, 2);
+  low.priority = 5;
+  Request high = greedy_request({10, 11}, 2);
+  high.priority = -5;
+  auto low_stream = must_submit(engine, std::move(low));
+  auto high_stream = must_submit(engine, std::move(high));
+  const Collected high_out = drain(*high_stream);
+  const Collected low_out = drain(*low_stream);
+  drain(*first);
+  ASSERT_TRUE(high_out.last.times.admitted && low_out.last.times.admitted);
+  EXPECT_LT(*high_out.last.times.admitted, *low_out.last.times.admitted);
+  settle(engine);
+  EXPECT_EQ(engine.stats().num_priority_admissions, 1);
 }
 
 TEST(Engine, QueueLimitRejectsWithOverloaded) {

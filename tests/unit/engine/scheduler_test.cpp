@@ -104,8 +104,11 @@ class Sim {
   explicit Sim(const SchedulerConfig& config)
       : scheduler_(config), runner_(config.num_blocks, config.block_size) {}
 
-  void add(uint64_t id, const std::vector<int32_t>& prompt, int32_t max_tokens) {
-    const Status status = scheduler_.add(std::make_unique<Sequence>(id, prompt, max_tokens));
+  void add(uint64_t id, const std::vector<int32_t>& prompt, int32_t max_tokens,
+           int32_t priority = 0) {
+    auto seq = std::make_unique<Sequence>(id, prompt, max_tokens);
+    seq->priority = priority;
+    const Status status = scheduler_.add(std::move(seq));
     ASSERT_TRUE(status.is_ok()) << status.to_string();
   }
   // {id, prompt length, max_tokens} each, with prompt_of(id, length).
@@ -346,6 +349,50 @@ TEST_F(SchedulerTest, SequenceNeedingTheBlockPreemptsItselfWhenLatest) {
     EXPECT_EQ(sim_->finished().at(2).num_cached_tokens, enable_prefix_caching ? 8 : 0);
     EXPECT_EQ(sim_->finished().at(2).completion, expected_completion(prompt_of(2, 4), 6));
   }
+}
+
+TEST_F(SchedulerTest, LowerPriorityValuesAreAdmittedFirstThenArrivalOrder) {
+  Sim& sim = start(small_config(64, 16, 1, 16));
+  // {id, priority}: 1 and 3 default, 2 and 4 urgent, 5 least urgent.
+  for (const auto& [id, priority] :
+       std::vector<std::pair<int32_t, int32_t>>{{1, 0}, {2, -1}, {3, 0}, {4, -1}, {5, 3}}) {
+    sim.add(static_cast<uint64_t>(id), prompt_of(static_cast<uint64_t>(id), 2), 1, priority);
+  }
+  EXPECT_EQ(sim.run(), Trace({
+                           "2:p2! | finish 2",
+                           "4:p2! | finish 4",
+                           "1:p2! | finish 1",
+                           "3:p2! | finish 3",
+                           "5:p2! | finish 5",
+                       }));
+  // 2 and 4 went ahead of 1 (and 4 ahead of 3); 1 and 3 and 5 were admitted in their turn.
+  EXPECT_EQ(sim.scheduler().stats().num_priority_admissions, 2);
+}
+
+TEST_F(SchedulerTest, OnePriorityIsFirstComeFirstServed) {
+  Sim& sim = start(small_config(64, 16, 1, 16));
+  for (uint64_t id : {1, 2, 3}) sim.add(id, prompt_of(id, 2), 1, 7);
+  EXPECT_EQ(sim.run(), Trace({"1:p2! | finish 1", "2:p2! | finish 2", "3:p2! | finish 3"}));
+  EXPECT_EQ(sim.scheduler().stats().num_priority_admissions, 0);
+}
+
+TEST_F(SchedulerTest, DecodeNeedingABlockPreemptsTheLowestPriorityNotTheLatest) {
+  SchedulerConfig config = small_config(6, 16, 4, 16);
+  config.enable_prefix_caching = false;
+  Sim& sim = start(config);
+  // 1 is the least urgent but admitted first; 2 is admitted later. The pool (6 blocks) holds
+  // both until 1 needs its 4th: the victim is 1 itself (lowest priority), not 2 (the latest).
+  sim.add(1, prompt_of(1, 6), 8, 5);
+  sim.add(2, prompt_of(2, 6), 8, 0);
+  const Trace trace = sim.run();
+  ASSERT_GE(trace.size(), 2u);
+  EXPECT_EQ(trace[0], "2:p6! 1:p6!");  // 2 is admitted first: lower value
+  EXPECT_THAT(trace, ::testing::Contains(HasSubstr("| preempt 1")));
+  EXPECT_THAT(trace, ::testing::Not(::testing::Contains(HasSubstr("preempt 2"))));
+  EXPECT_EQ(sim.finished().at(1).num_preemptions, 1);
+  EXPECT_EQ(sim.finished().at(2).num_preemptions, 0);
+  EXPECT_EQ(sim.finished().at(1).completion, expected_completion(prompt_of(1, 6), 8));
+  EXPECT_EQ(sim.finished().at(2).completion, expected_completion(prompt_of(2, 6), 8));
 }
 
 TEST_F(SchedulerTest, PrefixHitsSkipCachedTokens) {

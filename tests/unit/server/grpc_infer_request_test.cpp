@@ -86,5 +86,25 @@ TEST(GrpcInferRequest, ErrorsNameTheTensor) {
   expect_error(missing, "text_input");
 }
 
+TEST(GrpcInferRequest, TritonPriorityAndTimeoutParameters) {
+  ModelInferRequest wire;
+  add_input(wire, "text_input", "BYTES")->mutable_contents()->add_bytes_contents("x");
+  (*wire.mutable_parameters())["priority"].set_uint64_param(1);
+  (*wire.mutable_parameters())["timeout"].set_int64_param(500);
+  (*wire.mutable_parameters())["triton_enable_empty_final_response"].set_bool_param(true);
+  GenerateRequest request;
+  InferOptions options;
+  ASSERT_TRUE(parse_infer_request(wire, request, options).is_ok());
+  EXPECT_EQ(request.priority, kTritonPriorityBase + 1);
+  ASSERT_TRUE(request.queue_deadline.has_value());
+  EXPECT_EQ(*request.queue_deadline - request.arrival, std::chrono::microseconds(500));
+
+  (*wire.mutable_parameters())["priority"].set_int64_param(-2);
+  GenerateRequest bad;
+  const Status s = parse_infer_request(wire, bad, options);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("parameter 'priority'"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace llmserve::grpc_frontend

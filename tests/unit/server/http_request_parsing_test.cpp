@@ -13,7 +13,7 @@ Status parse_generate(const std::string& body, ParsedRequest& parsed) {
   json j;
   if (Status s = parse_json_body(body, j); !s.is_ok()) return s;
   InputValues inputs;
-  if (Status s = parse_generate_inputs(j, inputs, parsed.id); !s.is_ok()) return s;
+  if (Status s = parse_generate_inputs(j, inputs, parsed); !s.is_ok()) return s;
   return build_generate_request(inputs, parsed);
 }
 
@@ -162,6 +162,49 @@ TEST(InferParsing, ShapeAndTypeErrorsNameTheTensor) {
       R"({"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["a"]},
                                     {"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["a"]}]})",
       "given twice");
+}
+
+TEST(GenerateParsing, TritonPriorityAndTimeout) {
+  ParsedRequest p;
+  ASSERT_TRUE(
+      parse_generate(R"({"text_input": "x", "parameters": {"priority": 1, "timeout": 2500}})", p)
+          .is_ok());
+  // Level 1 is Triton's highest: ahead of requests without a priority (0) and of level 2.
+  EXPECT_LT(p.request.priority, 0);
+  ParsedRequest level2;
+  ASSERT_TRUE(parse_generate(R"({"text_input": "x", "priority": 2})", level2).is_ok());
+  EXPECT_LT(p.request.priority, level2.request.priority);
+  EXPECT_LT(level2.request.priority, 0);
+  ASSERT_TRUE(p.request.queue_deadline.has_value());
+  EXPECT_EQ(*p.request.queue_deadline - p.request.arrival, std::chrono::microseconds(2500));
+
+  ParsedRequest defaults;
+  ASSERT_TRUE(parse_generate(R"({"text_input": "x", "parameters": {"priority": 0, "timeout": 0}})",
+                             defaults)
+                  .is_ok());
+  EXPECT_EQ(defaults.request.priority, 0);
+  EXPECT_FALSE(defaults.request.queue_deadline.has_value());
+
+  for (const char* body : {R"({"text_input": "x", "parameters": {"priority": -1}})",
+                           R"({"text_input": "x", "parameters": {"priority": "high"}})",
+                           R"({"text_input": "x", "parameters": {"priority": 1000001}})",
+                           R"({"text_input": "x", "parameters": {"timeout": 1.5}})",
+                           R"({"text_input": "x", "timeout": 100000000000})"}) {
+    ParsedRequest bad;
+    const Status s = parse_generate(body, bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_NE(s.message().find("parameter '"), std::string::npos) << s.message();
+  }
+}
+
+TEST(InferParsing, TritonPriorityAndTimeoutParameters) {
+  ParsedRequest p;
+  ASSERT_TRUE(parse_infer(R"({"parameters": {"priority": 3, "timeout": 10},
+      "inputs": [{"name": "text_input", "shape": [1, 1], "datatype": "BYTES", "data": ["x"]}]})",
+                          p)
+                  .is_ok());
+  EXPECT_EQ(p.request.priority, kTritonPriorityBase + 3);
+  EXPECT_EQ(*p.request.queue_deadline - p.request.arrival, std::chrono::microseconds(10));
 }
 
 }  // namespace

@@ -238,6 +238,9 @@ EngineStats busy_stats() {
   s.num_prefix_query_tokens = 128;
   s.num_prefix_hit_tokens = 64;
   s.num_preemptions = 2;
+  s.num_priority_admissions = 4;
+  s.num_queue_timeouts = 1;
+  s.num_deadlines_exceeded = 6;
   s.num_steps = 42;
   s.last_step_num_tokens = 300;
   s.last_step_num_seqs = 5;
@@ -273,6 +276,9 @@ TEST(MetricsRegistryTest, EngineStatsGauges) {
   EXPECT_EQ(sample(text, "llmserve_prefix_cache_queries_total" + kLabels), 128);
   EXPECT_EQ(sample(text, "llmserve_prefix_cache_hits_total" + kLabels), 64);
   EXPECT_EQ(sample(text, "llmserve_num_preemptions_total" + kLabels), 2);
+  EXPECT_EQ(sample(text, "llmserve_priority_admissions_total" + kLabels), 4);
+  EXPECT_EQ(sample(text, "llmserve_queue_timeouts_total" + kLabels), 1);
+  EXPECT_EQ(sample(text, "llmserve_deadlines_exceeded_total" + kLabels), 6);
 
   // Cumulative engine totals become counter deltas; gauges follow the latest snapshot. An idle
   // engine's stale last-step count does not make `scheduled` exceed `active`.
@@ -281,8 +287,10 @@ TEST(MetricsRegistryTest, EngineStatsGauges) {
   idle.num_running = 0;
   idle.num_steps = 50;
   idle.num_prefix_hit_tokens = 96;
+  idle.num_queue_timeouts = 3;
   metrics.update(idle);
   text = metrics.render_text();
+  EXPECT_EQ(sample(text, "llmserve_queue_timeouts_total" + kLabels), 3);
   EXPECT_EQ(sample(text, "nv_inference_exec_count" + kLabels), 50);
   EXPECT_EQ(sample(text, "llmserve_prefix_cache_hits_total" + kLabels), 96);
   EXPECT_EQ(sample(text, "nv_inference_pending_request_count" + kLabels), 0);

@@ -136,5 +136,19 @@ TEST_F(OpenAIRequestParsing, TokenIdPromptIsNotByteCapped) {
   EXPECT_FALSE(parsed.echo_text.empty());
 }
 
+TEST_F(OpenAIRequestParsing, PriorityIsVllmsLowerFirst) {
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", "ROMEO:"}, {"priority", -3}}, Api::kCompletions, context(), parsed);
+  EXPECT_EQ(parsed.request.priority, -3);
+  ParsedRequest unset;
+  parse_request(json{{"prompt", "ROMEO:"}}, Api::kCompletions, context(), unset);
+  EXPECT_EQ(unset.request.priority, 0);
+  EXPECT_EQ(
+      refusal(json{{"prompt", "x"}, {"priority", "high"}}, Api::kCompletions, context()).param,
+      "priority");
+  EXPECT_EQ(refusal(json{{"prompt", "x"}, {"priority", 1e12}}, Api::kCompletions, context()).param,
+            "priority");
+}
+
 }  // namespace
 }  // namespace llmserve::openai
