@@ -16,7 +16,7 @@ struct TokenAdjustment {
   int32_t flags = 0;                       // kInPrompt | kMasked
   float bias = 0.0f;                       // logit_bias, added before the penalties
   static constexpr int32_t kInPrompt = 1;  // counts for the repetition penalty
-  static constexpr int32_t kMasked = 2;    // -inf (a stop/eos token before min_tokens)
+  static constexpr int32_t kMasked = 2;    // -inf (stop/eos before min_tokens; a bad word)
 };
 
 struct RowSampling {

@@ -71,6 +71,19 @@ void mask_outside_grammar(std::span<float> logits, const SamplingState& state) {
   for (size_t i = n; i < logits.size(); ++i) logits[i] = kNegInf;
 }
 
+// Rule 2c.
+void mask_bad_words(std::span<float> logits, const SamplingParams& params,
+                    const SamplingState& state) {
+  if (params.bad_words.empty()) return;
+  thread_local std::vector<int32_t> banned;
+  banned.clear();
+  banned_tokens(params, state, banned);
+  for (int32_t id : banned) {
+    check_token_id(id, logits.size());
+    logits[id] = kNegInf;
+  }
+}
+
 void mask_stop_tokens(std::span<float> logits, const SamplingParams& params,
                       const SamplingState& state, std::span<const int32_t> eos_token_ids) {
   if (state.num_generated() >= params.min_tokens) return;
@@ -260,6 +273,7 @@ SamplingState::SamplingState(const SamplingParams& params, std::span<const int32
     : seed_(params.seed.value_or(default_seed)),
       matcher_(params.grammar != nullptr ? std::make_shared<grammar::GrammarMatcher>(params.grammar)
                                          : nullptr) {
+  keeps_output_tokens_ = !params.bad_words.empty();
   if (params.repetition_penalty != 1.0f) {
     prompt_token_set_.assign(prompt_ids.begin(), prompt_ids.end());
     std::sort(prompt_token_set_.begin(), prompt_token_set_.end());
@@ -271,6 +285,7 @@ SamplingState::SamplingState(const SamplingParams& params, std::span<const int32
 void SamplingState::on_token(int32_t token_id) {
   ++output_token_counts_[token_id];
   ++num_generated_;
+  if (keeps_output_tokens_) output_tokens_.push_back(token_id);
   if (matcher_ != nullptr && !matcher_->accept_token(token_id)) {
     fail(StatusCode::kInternal, "token {} is outside the request's grammar", token_id);
   }
@@ -281,6 +296,7 @@ void process_logits(std::span<float> logits, const SamplingParams& params,
   apply_logit_bias(logits, params);
   mask_stop_tokens(logits, params, state, eos_token_ids);
   mask_outside_grammar(logits, state);
+  mask_bad_words(logits, params, state);
   apply_penalties(logits, params, state);
   if (params.is_greedy()) return;
   if (params.temperature != 1.0f) {
@@ -349,6 +365,18 @@ SampleResult sample(std::span<float> logits, const SamplingParams& params,
   return sample(logits, params, state, std::span<const int32_t>(&*eos_token_id, 1));
 }
 
+void banned_tokens(const SamplingParams& params, const SamplingState& state,
+                   std::vector<int32_t>& out) {
+  const std::span<const int32_t> output = state.output_tokens();
+  for (const std::vector<int32_t>& word : params.bad_words) {
+    const size_t prefix = word.size() - 1;
+    if (prefix > output.size()) continue;
+    if (std::equal(word.begin(), word.end() - 1,
+                   output.end() - static_cast<std::ptrdiff_t>(prefix)))
+      out.push_back(word.back());
+  }
+}
+
 RowSampling make_row_sampling(const SamplingParams& params, const SamplingState& state,
                               std::span<const int32_t> eos_token_ids,
                               std::vector<TokenAdjustment>& adjustments) {
@@ -393,6 +421,13 @@ RowSampling make_row_sampling(const SamplingParams& params, const SamplingState&
     }
   }
   for (const LogitBias& b : params.logit_bias) entry(b.token).bias = b.bias;
+  // Rule 2c.
+  if (!params.bad_words.empty()) {
+    thread_local std::vector<int32_t> banned;
+    banned.clear();
+    banned_tokens(params, state, banned);
+    for (int32_t id : banned) entry(id).flags |= TokenAdjustment::kMasked;
+  }
   row.num_adjustments = static_cast<int32_t>(adjustments.size()) - row.first_adjustment;
   return row;
 }

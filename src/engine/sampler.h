@@ -12,6 +12,8 @@
 //      masks eos by itself. (Before this, logit_bias is added.)
 //   2b. Structured output (params.grammar): every token the grammar cannot take next is set to
 //      -inf (GrammarMatcher::fill_next_token_bitmask; eos only where the grammar may end).
+//   2c. bad_words: the last token of each word whose other tokens end the generated output so far
+//      (all of a one-token word) is set to -inf (banned_tokens()).
 //   3. Penalties. Repetition (HF/CTRL) over the set of prompt + generated tokens:
 //      logit > 0 ? logit / p : logit * p. Then, over generated tokens only (OpenAI):
 //      logit -= count * frequency_penalty + (count > 0 ? presence_penalty : 0).
@@ -84,16 +86,24 @@ class SamplingState {
   const std::unordered_map<int32_t, int32_t>& output_token_counts() const {
     return output_token_counts_;
   }
+  // The generated tokens in order, kept only when params.bad_words is set (else empty).
+  std::span<const int32_t> output_tokens() const { return output_tokens_; }
 
  private:
   uint64_t seed_ = 0;
   int32_t num_generated_ = 0;
   std::vector<int32_t> prompt_token_set_;
   std::unordered_map<int32_t, int32_t> output_token_counts_;
+  bool keeps_output_tokens_ = false;
+  std::vector<int32_t> output_tokens_;
   // Shared by copies (only tests copy a Sequence; the engine moves them): a copy advancing it
   // would advance the original too.
   std::shared_ptr<grammar::GrammarMatcher> matcher_;
 };
+
+// Rule 2c: the tokens bad_words forbids next, given the output so far (duplicates possible).
+void banned_tokens(const SamplingParams& params, const SamplingState& state,
+                   std::vector<int32_t>& out);
 
 // Samples the next token. logits: (vocab,) fp32, used as scratch (contents afterwards
 // unspecified). eos_token_ids: the model's end-of-sequence ids (several for e.g. Llama 3, empty for

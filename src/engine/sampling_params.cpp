@@ -101,6 +101,22 @@ Status SamplingParams::validate(int32_t vocab_size) const {
   }
   if (Status s = validate_stops(*this, vocab_size); !s.is_ok()) return s;
   if (Status s = validate_logit_bias(*this, vocab_size); !s.is_ok()) return s;
+  if (bad_words.size() > kMaxBadWords) {
+    return invalid_argument("bad_words must hold at most {} words, got {}", kMaxBadWords,
+                            bad_words.size());
+  }
+  for (const auto& word : bad_words) {
+    if (word.empty() || word.size() > kMaxBadWordTokens) {
+      return invalid_argument("bad_words: each word must be 1 to {} tokens, got {}",
+                              kMaxBadWordTokens, word.size());
+    }
+    for (int32_t id : word) {
+      if (id < 0 || id >= vocab_size) {
+        return {StatusCode::kOutOfRange,
+                fmt::format("bad_words token {} is not in [0, {})", id, vocab_size)};
+      }
+    }
+  }
   if (logprobs < -1 || logprobs > kMaxLogprobs) {
     return invalid_argument("logprobs must be in [-1, {}] (-1 = none), got {}", kMaxLogprobs,
                             logprobs);
@@ -115,6 +131,11 @@ Status SamplingParams::validate(int32_t vocab_size) const {
       return invalid_argument(
           "min_tokens cannot be combined with structured output: the grammar "
           "decides where the output ends");
+    }
+    if (!bad_words.empty()) {
+      return invalid_argument(
+          "bad_words cannot be combined with structured output: the grammar decides which "
+          "tokens may come next");
     }
     if (grammar->tokenizer().vocab_size() != vocab_size) {
       return {StatusCode::kInternal,

@@ -26,6 +26,8 @@ inline constexpr int32_t kMaxLogprobs = 20;         // top alternatives a reques
 inline constexpr size_t kMaxNumStopStrings = 16;
 inline constexpr float kMaxLogitBias = 100.0f;  // |bias| of a logit_bias entry (OpenAI's range)
 inline constexpr size_t kMaxLogitBiasEntries = 1024;
+inline constexpr size_t kMaxBadWords = 128;      // token sequences of bad_words
+inline constexpr size_t kMaxBadWordTokens = 32;  // tokens of one
 
 struct LogitBias {
   int32_t token = 0;
@@ -50,6 +52,10 @@ struct SamplingParams {
   // OpenAI logit_bias: tokens in [0, vocab_size), each once, |bias| <= kMaxLogitBias. Logprobs
   // stay those of the model's own distribution.
   std::vector<LogitBias> logit_bias{};
+  // bad_words (vLLM, TensorRT-LLM) as token sequences: the last token of each cannot be drawn
+  // where the tokens before it end the output so far (a one-token word: never). Each non-empty,
+  // ids in [0, vocab_size); not combinable with a grammar.
+  std::vector<std::vector<int32_t>> bad_words{};
   // Structured output (response_format, guided_*): only tokens the grammar accepts next may be
   // drawn, and eos only where the grammar may end (sampler.h rule 2b). Compiled for this model's
   // vocabulary; not combinable with ignore_eos or min_tokens (the grammar decides the end).

@@ -148,6 +148,20 @@ Status GenerationService::start(const GenerateRequest& request,
   Request r;
   r.prompt_token_ids = ids;
   r.sampling = request.sampling;
+  if (request.bad_words.size() > kMaxBadWords) {
+    return invalid_argument("bad_words must hold at most {} words, got {}", kMaxBadWords,
+                            request.bad_words.size());
+  }
+  for (const std::string& word : request.bad_words) {
+    const size_t first = word.find_first_not_of(' ');
+    if (first == std::string::npos) return invalid_argument("bad_words: a word is empty");
+    const std::string bare = word.substr(first);
+    const EncodeOptions enc{.add_special_tokens = false};
+    std::vector<int32_t> plain = tokenizer_.encode(bare, enc);
+    std::vector<int32_t> spaced = tokenizer_.encode(" " + bare, enc);
+    if (spaced != plain) r.sampling.bad_words.push_back(std::move(spaced));
+    r.sampling.bad_words.push_back(std::move(plain));
+  }
   if (request.guide.kind != GuideKind::kNone) {
     if (Status s = structured_.compile(request.guide.kind, request.guide.text, request.guide.field,
                                        r.sampling.grammar);

@@ -37,6 +37,9 @@ struct GenerateRequest {
   bool skip_special_tokens = true;  // in the output text
   bool include_stop_str_in_output = false;
   Guide guide;  // structured output: compiled by start() into sampling.grammar
+  // Words that must not be generated: start() tokenizes each into sampling.bad_words, as is and
+  // with a leading space (the word's form after another word), as vLLM does.
+  std::vector<std::string> bad_words;
   Clock::time_point arrival = Clock::now();
   std::optional<Clock::time_point> deadline;
   std::optional<Clock::time_point> queue_deadline;  // Triton's `timeout`: unadmitted by then → 503

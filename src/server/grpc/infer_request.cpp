@@ -174,10 +174,8 @@ Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions
     split_stop_words(t.bytes, p.stop);
     return Status::ok();
   }
-  if (n == "bad_words") {
-    if (!t.bytes.empty() && !(t.bytes.size() == 1 && t.bytes[0].empty())) {
-      return {StatusCode::kInvalidArgument, "input 'bad_words' is not supported"};
-    }
+  if (n == "bad_words") {  // comma-separated words per element, as stop_words
+    split_stop_words(t.bytes, request.bad_words);
     return Status::ok();
   }
   if (Status s = expect_scalar(t); !s.is_ok()) return s;

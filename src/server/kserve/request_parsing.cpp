@@ -320,8 +320,7 @@ Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) 
   if (Status s = read_guide(inputs, r.guide); !s.is_ok()) return s;
   if (auto it = inputs.find("bad_words"); it != inputs.end()) {
     for (const json& w : it->second) {
-      if (!w.get<std::string>().empty())
-        return invalid_argument("input 'bad_words' is not supported (got {})", w.dump());
+      if (!w.get<std::string>().empty()) r.bad_words.push_back(w.get<std::string>());
     }
   }
   return Status::ok();

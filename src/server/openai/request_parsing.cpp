@@ -31,7 +31,8 @@ const char* const kSamplingFields[] = {"temperature",
                                        "stop_token_ids",
                                        "stop",
                                        "logprobs",
-                                       "ignore_eos"};
+                                       "ignore_eos",
+                                       "bad_words"};
 
 // Typed optional fields: absent or null leaves `out` as is; a wrong type is a 400 naming the field.
 bool get_float(const json& body, const char* key, float& out) {
@@ -377,6 +378,15 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
       }
     } else {
       throw bad("stop", "'stop' must be a string or an array of strings");
+    }
+  }
+  // vLLM's bad_words: strings never to generate (GenerationService::start tokenizes them).
+  if (auto words = body.find("bad_words"); words != body.end() && !words->is_null()) {
+    if (!words->is_array()) throw bad("bad_words", "'bad_words' must be an array of strings");
+    for (const json& w : *words) {
+      if (!w.is_string() || w.get<std::string>().find_first_not_of(' ') == std::string::npos)
+        throw bad("bad_words", "'bad_words' must be an array of non-empty strings");
+      p.request.bad_words.push_back(w.get<std::string>());
     }
   }
   if (auto ids = body.find("stop_token_ids"); ids != body.end() && !ids->is_null()) {

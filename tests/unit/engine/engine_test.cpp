@@ -237,6 +237,9 @@ TEST(Engine, DeadlineEndsRequest) {
   EXPECT_EQ(c.last.error.code(), StatusCode::kDeadlineExceeded);
   settle(engine);
   expect_all_blocks_free(engine);
+  // The stats snapshot follows the loop iteration that ended the request.
+  for (int i = 0; i < 200 && engine.stats().num_deadlines_exceeded == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(engine.stats().num_deadlines_exceeded, 1);
 }
 

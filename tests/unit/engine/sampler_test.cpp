@@ -304,6 +304,41 @@ TEST(SamplerTest, RowSamplingHasOneEntryPerTokenWithItsBias) {
   EXPECT_EQ(by_token[5].bias, 0.0f);
 }
 
+TEST(SamplerTest, BadWordsMaskTheTokenThatWouldCompleteAWord) {
+  SamplingParams p;
+  p.bad_words = {{3}, {1, 2}, {0, 1, 4}};
+  const Logits logits = {1, 2, 3, 4, 5};
+  // Nothing generated: only the one-token word is banned.
+  EXPECT_EQ(processed(logits, p, state_after(p, {1}, {})), (Logits{1, 2, 3, kNegInf, 5}));
+  // After 1: "1 2" would complete; after 0 1: "0 1 4" too. The prompt does not count.
+  EXPECT_EQ(processed(logits, p, state_after(p, {0}, {1})), (Logits{1, 2, kNegInf, kNegInf, 5}));
+  EXPECT_EQ(processed(logits, p, state_after(p, {}, {0, 1})),
+            (Logits{1, 2, kNegInf, kNegInf, kNegInf}));
+  EXPECT_EQ(processed(logits, p, state_after(p, {}, {1, 0})), (Logits{1, 2, 3, kNegInf, 5}));
+  // Greedy steps around the ban: token 4 is the favourite but "0 1 4" is a bad word.
+  p.temperature = 0.0f;
+  EXPECT_EQ(sample_copy(logits, p, state_after(p, {}, {0, 1}), std::nullopt).token_id, 1);
+}
+
+TEST(SamplerTest, RowSamplingMasksBadWordsAsTheHostSamplerDoes) {
+  SamplingParams p;
+  p.bad_words = {{6}, {2, 9}};
+  const SamplingState state = state_after(p, {}, {5, 2});
+  std::vector<TokenAdjustment> adjustments;
+  const RowSampling row = make_row_sampling(p, state, std::vector<int32_t>{}, adjustments);
+  std::vector<int32_t> masked;
+  for (int32_t i = 0; i < row.num_adjustments; ++i) {
+    const TokenAdjustment& a = adjustments[static_cast<size_t>(row.first_adjustment + i)];
+    if (a.flags & TokenAdjustment::kMasked) masked.push_back(a.token);
+  }
+  std::sort(masked.begin(), masked.end());
+  EXPECT_EQ(masked, (std::vector<int32_t>{6, 9}));
+  std::vector<int32_t> banned;
+  banned_tokens(p, state, banned);
+  std::sort(banned.begin(), banned.end());
+  EXPECT_EQ(banned, masked);
+}
+
 TEST(SamplerTest, GreedyAvoidsEosUntilMinTokens) {
   const SamplingParams p{.temperature = 0.0f, .min_tokens = 2};
   SamplingState state(p, {}, 0);

@@ -155,6 +155,23 @@ TEST(SamplingParamsTest, LogitBiasTokensInVocabularyOnceAndBiasWithinHundred) {
                "logit_bias names token 3 twice");
 }
 
+TEST(SamplingParamsTest, BadWordsAreShortNonEmptyAndInsideVocabulary) {
+  EXPECT_TRUE(validate_with([](SamplingParams& p) {
+                p.bad_words = {{0}, {5, kVocabSize - 1}};
+              }).is_ok());
+  expect_error(validate_with([](SamplingParams& p) { p.bad_words = {{1}, {}}; }), "bad_words");
+  expect_error(validate_with([](SamplingParams& p) {
+                 p.bad_words = {{1, kVocabSize}};
+               }),
+               "bad_words token 100", StatusCode::kOutOfRange);
+  expect_error(validate_with([](SamplingParams& p) { p.bad_words.assign(kMaxBadWords + 1, {1}); }),
+               "bad_words must hold at most");
+  expect_error(validate_with([](SamplingParams& p) {
+                 p.bad_words = {std::vector<int32_t>(kMaxBadWordTokens + 1, 1)};
+               }),
+               "bad_words: each word");
+}
+
 TEST(SamplingParamsTest, StopStringsAreNonEmptyAndAtMostSixteen) {
   const Status empty = validate_with([](SamplingParams& p) { p.stop = {"a", ""}; });
   expect_error(empty, "stop[1]");

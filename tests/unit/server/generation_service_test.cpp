@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -85,6 +86,51 @@ TEST(GenerationService, StopStringEndsWithStop) {
   EXPECT_EQ(last.finish_reason, FinishReason::kStop);
   req.include_stop_str_in_output = true;
   EXPECT_EQ(run(*f.service, req, last), "\nI'll be a man");
+}
+
+// Whether `needle` occurs in `ids` as a contiguous run.
+bool contains_run(const std::vector<int32_t>& ids, const std::vector<int32_t>& needle) {
+  return std::search(ids.begin(), ids.end(), needle.begin(), needle.end()) != ids.end();
+}
+
+TEST(GenerationService, BadWordsAreNeverGenerated) {
+  Fixture f;
+  GenerateRequest req;
+  req.prompt = std::string("ROMEO:");
+  req.sampling.temperature = 0;
+  req.sampling.max_tokens = 40;
+  req.sampling.ignore_eos = true;
+  const auto tokens_of = [&](const GenerateRequest& r, std::string& text) {
+    std::shared_ptr<GenerationHandle> h;
+    const Status s = f.service->start(r, h);
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+    std::vector<int32_t> ids;
+    GenerateChunk c;
+    while (h != nullptr && h->next(c)) {
+      ids.insert(ids.end(), c.token_ids.begin(), c.token_ids.end());
+      text += c.text;
+    }
+    return ids;
+  };
+  const EncodeOptions enc{.add_special_tokens = false};
+  const std::vector<int32_t> plain = f.tokenizer->encode("man", enc);
+  const std::vector<int32_t> spaced = f.tokenizer->encode(" man", enc);
+  std::string free_text;
+  const std::vector<int32_t> free = tokens_of(req, free_text);
+  ASSERT_TRUE(contains_run(free, plain) || contains_run(free, spaced)) << free_text;
+
+  req.bad_words = {"man"};
+  std::string banned_text;
+  const std::vector<int32_t> banned = tokens_of(req, banned_text);
+  EXPECT_EQ(banned.size(), 40u);
+  EXPECT_FALSE(contains_run(banned, plain)) << banned_text;
+  EXPECT_FALSE(contains_run(banned, spaced)) << banned_text;
+  EXPECT_EQ(banned_text.rfind("\nI'll be a ", 0), 0u) << banned_text;  // same until the ban bites
+  EXPECT_NE(banned_text, free_text);
+
+  req.bad_words = {"  "};
+  std::shared_ptr<GenerationHandle> h;
+  EXPECT_EQ(f.service->start(req, h).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(GenerationService, TokenPromptAndRejection) {

@@ -106,5 +106,15 @@ TEST(GrpcInferRequest, TritonPriorityAndTimeoutParameters) {
   EXPECT_NE(s.message().find("parameter 'priority'"), std::string::npos) << s.message();
 }
 
+TEST(GrpcInferRequest, BadWordsSplitOnCommasAsStopWords) {
+  ModelInferRequest wire;
+  add_input(wire, "text_input", "BYTES")->mutable_contents()->add_bytes_contents("x");
+  add_input(wire, "bad_words", "BYTES")->mutable_contents()->add_bytes_contents("man,the king");
+  GenerateRequest request;
+  InferOptions options;
+  ASSERT_TRUE(parse_infer_request(wire, request, options).is_ok());
+  EXPECT_EQ(request.bad_words, (std::vector<std::string>{"man", "the king"}));
+}
+
 }  // namespace
 }  // namespace llmserve::grpc_frontend

@@ -110,7 +110,7 @@ TEST(GenerateParsing, ErrorsNameTheField) {
   expect_error(R"({"text_input": "a", "max_tokens": 3, "parameters": {"max_tokens": 4}})",
                "max_tokens");
   expect_error(R"({"text_input": "a", "parameters": 3})", "parameters");
-  expect_error(R"({"text_input": "a", "bad_words": ["x"]})", "bad_words");
+  expect_error(R"({"text_input": "a", "bad_words": [1]})", "bad_words");
   expect_error(R"({"text_input": "a", "beam_width": 4})", "beam_width");
   expect_error(R"({"text_input": "a", "id": 5})", "'id'");
   expect_error(R"({"text_input": {"a": 1}})", "text_input");
@@ -205,6 +205,13 @@ TEST(InferParsing, TritonPriorityAndTimeoutParameters) {
                   .is_ok());
   EXPECT_EQ(p.request.priority, kTritonPriorityBase + 3);
   EXPECT_EQ(*p.request.queue_deadline - p.request.arrival, std::chrono::microseconds(10));
+}
+
+TEST(GenerateParsing, BadWordsInput) {
+  ParsedRequest p;
+  ASSERT_TRUE(
+      parse_generate(R"({"text_input": "x", "bad_words": ["man", "", "the king"]})", p).is_ok());
+  EXPECT_EQ(p.request.bad_words, (std::vector<std::string>{"man", "the king"}));
 }
 
 }  // namespace

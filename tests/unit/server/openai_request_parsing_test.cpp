@@ -150,5 +150,18 @@ TEST_F(OpenAIRequestParsing, PriorityIsVllmsLowerFirst) {
             "priority");
 }
 
+TEST_F(OpenAIRequestParsing, BadWordsAreCollectedForTheService) {
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", "ROMEO:"}, {"bad_words", {"man", " the"}}}, Api::kCompletions,
+                context(), parsed);
+  EXPECT_EQ(parsed.request.bad_words, (std::vector<std::string>{"man", " the"}));
+  for (const json& bad : {json("man"), json({1, 2}), json({"ok", ""}), json({"  "})}) {
+    EXPECT_EQ(
+        refusal(json{{"prompt", "x"}, {"bad_words", bad}}, Api::kCompletions, context()).param,
+        "bad_words")
+        << bad.dump();
+  }
+}
+
 }  // namespace
 }  // namespace llmserve::openai
