@@ -3,21 +3,25 @@
 //
 // One step (schedule()):
 //   1. decodes: every running sequence that is decoding gets 1 token. If it needs a block and
-//      none is free, the latest-admitted running sequence is preempted (blocks freed, computed
-//      tokens forgotten, pushed to the FRONT of waiting; its sampled tokens are kept and are
-//      recomputed like prompt); if the one needing the block is itself the latest, it is the
-//      one preempted.
+//      none is free, a running sequence not yet scheduled this step is preempted (blocks freed,
+//      computed tokens forgotten, back into waiting; its sampled tokens are kept and are
+//      recomputed like prompt): the one with the lowest priority (highest `priority` value),
+//      the latest admitted of equals — with one priority, the latest admitted; if that is the
+//      one needing the block, it is the one preempted.
 //   2. prefill chunk: the running sequence still prefilling (with chunked prefill there is at
 //      most one) gets what remains of the token budget, cut to the free blocks; with none free
 //      it waits a step (decodes hold the blocks and progress).
-//   3. admission (skipped in a step that preempted): waiting sequences FCFS, each after prefix
-//      reuse, while the token budget (max_num_tokens), the batch limit (max_batch_size running
-//      sequences) and free blocks for its first chunk allow. With chunked prefill the chunk is
-//      what remains of the budget; without it a prompt larger than the remaining budget waits.
-//      If the head of waiting cannot be admitted, the ones behind it wait too: no skipping, so
-//      a long prompt is never starved by short ones.
-// The earliest-admitted sequence is never preempted by a later one, so it always progresses;
-// check_admissible() guarantees any admitted sequence fits the pool and the context alone.
+//   3. admission (skipped in a step that preempted): waiting sequences in (priority, arrival)
+//      order — first come, first served within a priority, a preempted sequence back at the front
+//      of its priority — each after prefix reuse, while the token budget (max_num_tokens), the
+//      batch limit (max_batch_size running sequences) and free blocks for its first chunk allow.
+//      With chunked prefill the chunk is what remains of the budget; without it a prompt larger
+//      than the remaining budget waits. If the head of waiting cannot be admitted, the ones
+//      behind it wait too: no skipping, so a long prompt is never starved by short ones of its
+//      priority (lower priorities can wait as long as higher ones keep arriving, by design).
+// The earliest-admitted sequence of the highest priority is never preempted by another, so it
+// always progresses; check_admissible() guarantees any admitted sequence fits the pool and the
+// context alone.
 //
 // Ownership: add() takes the Sequence; finish() hands it back with its blocks freed. Raw Sequence
 // pointers (in SchedulerOutput) are valid until then.
@@ -74,7 +78,8 @@ class Scheduler {
   // Whether a request could ever run: prompt non-empty, max_tokens >= 1, prompt + max_tokens
   // within max_model_len and within the whole pool. kInvalidArgument / kOutOfRange otherwise.
   Status check_admissible(int32_t num_prompt_tokens, int32_t max_tokens) const;
-  // Queues seq (FCFS) after check_admissible; also rejects a live duplicate id.
+  // Queues seq (by priority, then arrival) after check_admissible; also rejects a live
+  // duplicate id.
   Status add(std::unique_ptr<Sequence> seq);
   // Removes a waiting or running sequence, however it ended (eos, stop, max_tokens, cancelled,
   // failed: the engine decides), frees its blocks and hands it back marked kFinished. nullptr if
