@@ -94,6 +94,7 @@ Status Scheduler::add(std::unique_ptr<Sequence> seq) {
   seq->num_computed_tokens = 0;
   seq->num_cached_tokens = 0;
   seq->block_table.clear();
+  if (seq->num_preemptions == 0) ++num_waiting_new_;
   enqueue_waiting(seq.get());
   sequences_.emplace(seq->id, std::move(seq));
   return Status::ok();
@@ -108,6 +109,7 @@ std::unique_ptr<Sequence> Scheduler::finish(uint64_t seq_id) {
     block_pool_.deallocate(*seq);
   } else {
     std::erase(waiting_, seq);
+    if (seq->num_preemptions == 0) --num_waiting_new_;
   }
   seq->status = SequenceStatus::kFinished;
   std::unique_ptr<Sequence> owned = std::move(it->second);
@@ -175,6 +177,7 @@ void Scheduler::admit_waiting(SchedulerOutput& out, StepBudget& budget) {
     if (num_new < num_uncached && !config_.enable_chunked_prefill) break;
     if (!block_pool_.can_allocate(match, match.num_tokens + num_new)) break;
     waiting_.pop_front();
+    if (seq.num_preemptions == 0) --num_waiting_new_;
     // Mixed priorities (waiting_ is sorted, so front and back differ): did it jump the queue?
     if (!waiting_.empty() && waiting_.back()->priority != seq.priority &&
         std::ranges::any_of(waiting_, [&](const Sequence* w) {
@@ -272,8 +275,7 @@ Sequence* Scheduler::find(uint64_t seq_id) {
 }
 
 int32_t Scheduler::num_waiting_new() const {
-  return static_cast<int32_t>(
-      std::ranges::count_if(waiting_, [](const Sequence* s) { return s->num_preemptions == 0; }));
+  return num_waiting_new_;
 }
 
 SchedulerStats Scheduler::stats() const {
@@ -324,6 +326,13 @@ Status Scheduler::check_invariants() const {
   // either stops admission for that step: so at most one sequence is ever mid-prefill.
   if (std::ranges::count_if(running_, [](const Sequence* s) { return !s->is_decoding(); }) > 1) {
     return internal_error("more than one running sequence is mid-prefill");
+  }
+  if (std::ranges::count_if(waiting_, [](const Sequence* s) { return s->num_preemptions == 0; }) !=
+      num_waiting_new_) {
+    return internal_error(
+        "{} waiting sequences never admitted, counted {}",
+        std::ranges::count_if(waiting_, [](const Sequence* s) { return s->num_preemptions == 0; }),
+        num_waiting_new_);
   }
   if (num_running() > config_.max_batch_size) {
     return internal_error("{} running > max_batch_size {}", num_running(), config_.max_batch_size);

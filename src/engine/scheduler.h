@@ -140,6 +140,7 @@ class Scheduler {
   std::deque<Sequence*> waiting_;
   std::vector<Sequence*> running_;  // admission order
   int64_t num_priority_admissions_ = 0;
+  int32_t num_waiting_new_ = 0;  // waiting_ entries never admitted (num_preemptions == 0)
   uint64_t next_arrival_index_ = 0;
   int64_t num_preemptions_ = 0;
   int32_t last_num_batched_tokens_ = 0;
