@@ -244,6 +244,10 @@ enum class DeviceKind { kCpu, kCuda, kNull };
 // Creates the backend for a device with its activation dtype (ignored by backends that compute in
 // F32 only). Throws Error(kUnavailable) when the device is not built in or not present.
 std::unique_ptr<Backend> create_backend(DeviceKind kind, DType activation_dtype = DType::kF32);
+// Sizes the cpu device's compute pool (OpenMP, which OpenBLAS's OpenMP build shares) and logs the
+// choice: `requested` > 0 (--cpu-threads), else OMP_NUM_THREADS when set, else the CPU budget
+// (common/cpu_budget.h: the affinity mask capped by the cgroup's CPU quota). Returns the count.
+int32_t configure_cpu_threads(int32_t requested);
 // Whether this build has the CUDA backend and a CUDA device is visible.
 bool cuda_device_available();
 // CUDA devices visible to this process (0 without the CUDA backend or a driver).

@@ -113,6 +113,11 @@ void EngineFlags::add_to(CLI::App& app) {
       ->envname("LLMSERVE_NO_PREFIX_CACHING");
   app.add_flag("--no-chunked-prefill", no_chunked_prefill, "Prefill each prompt in one step")
       ->envname("LLMSERVE_NO_CHUNKED_PREFILL");
+  app.add_option("--cpu-threads", c.cpu_threads,
+                 "Compute threads on --device cpu; 0: the CPUs this process may use (affinity mask "
+                 "capped by the cgroup's CPU quota, e.g. a Kubernetes CPU limit)")
+      ->envname("LLMSERVE_CPU_THREADS")
+      ->capture_default_str();
   app.add_option_function<std::string>(
          "--output-thread",
          [&c](const std::string& v) {

@@ -33,6 +33,9 @@ Status EngineConfig::validate() const {
     return invalid_argument("--max-model-len must be >= 0, got {}", max_model_len);
   if (max_queue_size < 0)
     return invalid_argument("--max-queue-size must be >= 0, got {}", max_queue_size);
+  if (cpu_threads < 0 || cpu_threads > 1024)
+    return invalid_argument("--cpu-threads must be in [0, 1024] (0: from the CPU quota), got {}",
+                            cpu_threads);
   if (max_graph_batch_size < 0) {
     return invalid_argument("--cuda-graph-max-batch-size must be >= 0, got {}",
                             max_graph_batch_size);
@@ -138,6 +141,7 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   if (tp * pp > 1) {  // a clear error before any GPU work
     shard_config(load_model_config(config_.model_dir), ModelShard{0, tp, 0, pp});
   }
+  if (config_.device == DeviceKind::kCpu) configure_cpu_threads(config_.cpu_threads);
   backends_ = create_backend_group(config_.device, dtype, tp, pp);
   if (config_.quantization == Quantization::kFp8 && config_.device == DeviceKind::kCuda &&
       !gpu_arch_has_fp8(backends_[0]->device_arch())) {

@@ -60,6 +60,9 @@ struct EngineConfig {
   // Push outputs to their streams from a thread of their own (output_writer.h), so the device
   // does not wait through them; nullopt: on for cuda and null, off for cpu.
   std::optional<bool> output_thread;
+  // Compute threads of the cpu device (OpenMP + OpenBLAS); 0: from the CPU quota
+  // (configure_cpu_threads).
+  int32_t cpu_threads = 0;
 
   Status validate() const;
 };

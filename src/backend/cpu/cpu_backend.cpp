@@ -9,11 +9,38 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <omp.h>
+
 #include "backend/host_batch.h"
+#include "common/cpu_budget.h"
 #include "common/half.h"
+#include "common/logging.h"
 #include "common/status.h"
 
 namespace llmserve {
+
+int32_t configure_cpu_threads(int32_t requested) {
+  int32_t threads = requested;
+  std::string why;
+  if (threads > 0) {
+    why = "--cpu-threads";
+  } else if (const char* env = std::getenv("OMP_NUM_THREADS"); env != nullptr && *env != 0) {
+    // OpenMP read it at start-up: keep its pool, and size OpenBLAS alike.
+    threads = std::max(1, omp_get_max_threads());
+    why = "OMP_NUM_THREADS";
+  } else {
+    const CpuBudget budget = cpu_budget();
+    threads = budget.threads;
+    why = budget.quota ? fmt::format("{} CPUs in the affinity mask, cgroup quota {:.2f} CPUs ({})",
+                                     budget.affinity_cpus, *budget.quota, budget.quota_source)
+                       : fmt::format("{} CPUs in the affinity mask, no cgroup CPU quota",
+                                     budget.affinity_cpus);
+  }
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+  LOG_INFO("CPU compute threads: {} ({})", threads, why);
+  return threads;
+}
 
 namespace {
 
