@@ -440,6 +440,53 @@ void CpuBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchTe
   }
 }
 
+namespace {
+
+// x86-64: an AVX2 + FMA clone (x86-64-v3) picked at load time where the CPU has it, else the
+// baseline; each function is one whole query-head's attention, so the dispatch is once per head.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LLMSERVE_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LLMSERVE_CPU_CLONES
+#endif
+
+// One query head over `len` cached positions: out = softmax(scale * q·k_j) · v_j. `key(j)` /
+// `value(j)` give position j's fp32 row of this head. `scores` holds at least `len` floats.
+template <typename Row>
+LLMSERVE_CPU_CLONES void attend_head(const float* q, int32_t d, int32_t len, float scale,
+                                     const Row& key, const Row& value, float* scores, float* out) {
+  float max_score = -INFINITY;
+  for (int32_t j = 0; j < len; ++j) {
+    const float* k = key(j);
+    // Eight partial sums (one vector register on AVX2), added pairwise at the end: the same
+    // order in every clone, so the result does not depend on the CPU.
+    float acc[8] = {};
+    int32_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+      for (int32_t l = 0; l < 8; ++l) acc[l] += q[i + l] * k[i + l];
+    }
+    for (; i < d; ++i) acc[i % 8] += q[i] * k[i];
+    const float dot =
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    scores[j] = dot * scale;
+    max_score = std::max(max_score, scores[j]);
+  }
+  double sum = 0;
+  for (int32_t j = 0; j < len; ++j) {
+    scores[j] = std::exp(scores[j] - max_score);
+    sum += scores[j];
+  }
+  std::fill(out, out + d, 0.0f);
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int32_t j = 0; j < len; ++j) {
+    const float* v = value(j);
+    const float p = scores[j] * inv;
+    for (int32_t i = 0; i < d; ++i) out[i] += p * v[i];
+  }
+}
+
+}  // namespace
+
 void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
                            const KvLayer& kv, Tensor out) {
   const int32_t d = shape.head_dim, hq = shape.num_q_heads, hk = shape.num_kv_heads;
@@ -450,15 +497,6 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   const bool fp8 = kv_is_fp8(kv);
   float* o = out.as<float>();
   const int64_t kv_row = static_cast<int64_t>(hk) * d;
-  // One head's key or value of a cached token as fp32: in place, or decoded from e4m3 into `tmp`.
-  const auto head_row = [&](const Tensor& cache, int64_t slot, int32_t kvh,
-                            float* tmp) -> const float* {
-    const int64_t at = slot * kv_row + static_cast<int64_t>(kvh) * d;
-    if (!fp8) return cache.as<const float>() + at;
-    const uint8_t* codes = cache.as<const uint8_t>() + at;
-    for (int32_t i = 0; i < d; ++i) tmp[i] = e4m3_values()[codes[i]];
-    return tmp;
-  };
   const int64_t work = static_cast<int64_t>(batch.num_tokens) * hq;
   // Threads only pay off above ~100k multiply-adds; below that the fork/join costs more, and on a
   // loaded machine a barrier can wait a whole scheduler time slice.
@@ -474,29 +512,19 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
       const int32_t* table = tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
       const float* q = x + (static_cast<int64_t>(t) * heads + h) * d;
       const int32_t len = pos[t] + 1;  // causal: the token sees positions 0..pos
-      float max_score = -INFINITY;
-      for (int32_t j = 0; j < len; ++j) {
-        const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        const float* k = head_row(kv.k, slot, kvh, decoded.data());
-        float dot = 0;
-        for (int32_t i = 0; i < d; ++i) dot += q[i] * k[i];
-        scores[static_cast<size_t>(j)] = dot * shape.scale;
-        max_score = std::max(max_score, scores[static_cast<size_t>(j)]);
-      }
-      double sum = 0;
-      for (int32_t j = 0; j < len; ++j) {
-        scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - max_score);
-        sum += scores[static_cast<size_t>(j)];
-      }
       float* out_row = o + (static_cast<int64_t>(t) * hq + h) * d;
-      std::fill(out_row, out_row + d, 0.0f);
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int32_t j = 0; j < len; ++j) {
-        const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        const float* v = head_row(kv.v, slot, kvh, decoded.data());
-        const float p = scores[static_cast<size_t>(j)] * inv;
-        for (int32_t i = 0; i < d; ++i) out_row[i] += p * v[i];
-      }
+      // Position j's row of this head in `cache`: in place, or decoded from e4m3 into `decoded`.
+      const auto row_of = [&](const Tensor& cache) {
+        return [&, cache](int32_t j) -> const float* {
+          const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+          const int64_t at = slot * kv_row + static_cast<int64_t>(kvh) * d;
+          if (!fp8) return cache.as<const float>() + at;
+          const uint8_t* codes = cache.as<const uint8_t>() + at;
+          for (int32_t i = 0; i < d; ++i) decoded[static_cast<size_t>(i)] = e4m3_values()[codes[i]];
+          return decoded.data();
+        };
+      };
+      attend_head(q, d, len, shape.scale, row_of(kv.k), row_of(kv.v), scores.data(), out_row);
     }
   }
 }
