@@ -444,7 +444,9 @@ namespace {
 
 // x86-64: an AVX2 + FMA clone (x86-64-v3) picked at load time where the CPU has it, else the
 // baseline; each function is one whole query-head's attention, so the dispatch is once per head.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Not under AddressSanitizer, whose ifunc resolvers run before its runtime is up.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #define LLMSERVE_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define LLMSERVE_CPU_CLONES
