@@ -327,12 +327,11 @@ Status Scheduler::check_invariants() const {
   if (std::ranges::count_if(running_, [](const Sequence* s) { return !s->is_decoding(); }) > 1) {
     return internal_error("more than one running sequence is mid-prefill");
   }
-  if (std::ranges::count_if(waiting_, [](const Sequence* s) { return s->num_preemptions == 0; }) !=
-      num_waiting_new_) {
-    return internal_error(
-        "{} waiting sequences never admitted, counted {}",
-        std::ranges::count_if(waiting_, [](const Sequence* s) { return s->num_preemptions == 0; }),
-        num_waiting_new_);
+  if (const auto never_admitted = std::ranges::count_if(
+          waiting_, [](const Sequence* s) { return s->num_preemptions == 0; });
+      never_admitted != num_waiting_new_) {
+    return internal_error("{} waiting sequences never admitted, counted {}", never_admitted,
+                          num_waiting_new_);
   }
   if (num_running() > config_.max_batch_size) {
     return internal_error("{} running > max_batch_size {}", num_running(), config_.max_batch_size);
