@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [tprofile] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -261,6 +261,27 @@ PY
       # 512 x 128-token prompts = 8 prefill steps of ~115 kernels, then decode steps of 512
       ncu_run gpt2-decode-b512 1000 130 --model /tmp/gpt2-124m --num-requests 512 --input-len 128 --output-len 4 --max-batch-size 512 --max-model-len 256
       ncu_run llama-decode-b256 1400 360 --model /tmp/llama-3-8b --num-requests 256 --input-len 128 --output-len 4 --max-batch-size 256 --max-model-len 256
+      ;;
+    gemm)  # cuBLASLt GEMMs on Llama-3-8B's layer shapes: bf16 and each fp8 scaling mode (tests/kernel_bench)
+      "$dist/gemm_bench" ${GEMM_M:+--m $GEMM_M} >"$OUT/gemm_bench.txt" 2>&1 || note "gemm_bench: exit $?"
+      grep -E "^check|version" "$OUT/gemm_bench.txt" | tee -a "$summary"
+      grep -E "^(qkv|gate_up) " "$OUT/gemm_bench.txt" | grep -E "M +(256|1024|8192) " | tee -a "$summary"
+      ;;
+    tprofile)  # per-op GPU time of the 1,000 x 128/128 throughput workload (eager, serialised: shares)
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      for q in ${QUANT_SCHEMES:-none fp8}; do
+        m=/tmp/llama-3-8b; [ "$q" != none ] && m=/tmp/llama-3-8b-$q
+        if [ ! -d "$m" ]; then
+          "$LLMSERVE" build --model /tmp/llama-3-8b --output "$m" --device cuda --quantization "$q" >"$OUT/build_$q.log" 2>&1 ||
+            { note "build --quantization $q failed"; tail -3 "$OUT/build_$q.log"; continue; }
+        fi
+        b=${TPROFILE_BATCH:-1024}
+        LLMSERVE_CUDA_PROFILE=1 "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests 1000 --warmup 0 \
+          --input-len 128 --output-len 128 --max-batch-size $b --max-model-len 256 --max-num-tokens 8192 \
+          --no-prefix-caching --enforce-eager >"$OUT/tprofile_$q.log" 2>&1 || note "tprofile $q: exit $?"
+        echo "== per-op profile, 1000 x 128/128, max batch $b, --quantization $q (eager)" | tee -a "$summary"
+        sed -n '/per-op GPU time/,$p' "$OUT/tprofile_$q.log" | head -24 | tee -a "$summary"
+      done
       ;;
     gemv)  # every decode GEMV kernel and tile variant on Llama-3-8B's weight shapes (tests/kernel_bench)
       "$dist/gemv_bench" --dtype bf16 >"$OUT/gemv_bench.txt" 2>&1 || note "gemv_bench: exit $?"
