@@ -22,11 +22,14 @@ std::vector<Request> make_requests(const Engine& engine, const OfflineOptions& o
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<int32_t> token(0, vocab - 1);
   std::vector<Request> requests(static_cast<size_t>(o.num_requests));
+  const int32_t period = o.repeat_period > 0 ? std::min(o.repeat_period, o.input_len) : o.input_len;
   for (auto& r : requests) {
-    while (static_cast<int32_t>(r.prompt_token_ids.size()) < o.input_len) {
+    while (static_cast<int32_t>(r.prompt_token_ids.size()) < period) {
       int32_t t = token(rng);
       if (std::find(eos.begin(), eos.end(), t) == eos.end()) r.prompt_token_ids.push_back(t);
     }
+    for (int32_t i = period; i < o.input_len; ++i)
+      r.prompt_token_ids.push_back(r.prompt_token_ids[static_cast<size_t>(i - period)]);
     r.sampling.max_tokens = o.output_len;
     r.sampling.ignore_eos = true;
     r.sampling.temperature = o.temperature;
@@ -121,6 +124,14 @@ std::string describe(const StepBreakdown& s) {
                        s.device.busy_ms / dn, s.device.idle_ms / dn,
                        all > 0 ? 100.0 * s.device.idle_ms / all : 0.0);
   }
+  if (s.num_spec_decodes > 0) {
+    out += fmt::format(
+        "; speculative: {} drafts in {} decodes, {} accepted ({:.1f} %, {:.2f} tokens a decode)",
+        s.num_draft_tokens, s.num_spec_decodes, s.num_accepted_tokens,
+        100.0 * static_cast<double>(s.num_accepted_tokens) /
+            static_cast<double>(s.num_draft_tokens),
+        1.0 + static_cast<double>(s.num_accepted_tokens) / static_cast<double>(s.num_spec_decodes));
+  }
   return out;
 }
 
@@ -135,6 +146,11 @@ nlohmann::json to_json(const OfflineResult& r) {
                           {"schedule_ms", r.steps.schedule_ms},
                           {"runner_ms", r.steps.runner_ms},
                           {"update_ms", r.steps.update_ms}};
+  if (r.steps.num_spec_decodes > 0) {
+    steps["speculative"] = {{"num_spec_decodes", r.steps.num_spec_decodes},
+                            {"num_draft_tokens", r.steps.num_draft_tokens},
+                            {"num_accepted_tokens", r.steps.num_accepted_tokens}};
+  }
   if (r.steps.device.num_steps > 0) {
     steps["device"] = {{"num_steps", r.steps.device.num_steps},
                        {"busy_ms", r.steps.device.busy_ms},
@@ -175,6 +191,9 @@ StepBreakdown difference(const EngineStats& a, const EngineStats& b) {
   d.device.num_steps = b.device_steps.num_steps - a.device_steps.num_steps;
   d.device.busy_ms = b.device_steps.busy_ms - a.device_steps.busy_ms;
   d.device.idle_ms = b.device_steps.idle_ms - a.device_steps.idle_ms;
+  d.num_spec_decodes = b.num_spec_decodes - a.num_spec_decodes;
+  d.num_draft_tokens = b.num_draft_tokens - a.num_draft_tokens;
+  d.num_accepted_tokens = b.num_accepted_tokens - a.num_accepted_tokens;
   return d;
 }
 
@@ -185,6 +204,8 @@ std::vector<OfflineResult> run_offline(Engine& engine, const OfflineOptions& o) 
     fail(StatusCode::kInvalidArgument, "--input-len must be > 0, got {}", o.input_len);
   if (o.output_len <= 0)
     fail(StatusCode::kInvalidArgument, "--output-len must be > 0, got {}", o.output_len);
+  if (o.repeat_period < 0)
+    fail(StatusCode::kInvalidArgument, "--repeat-period must be >= 0, got {}", o.repeat_period);
   auto requests = make_requests(engine, o);
   for (int32_t i = 0; i < std::min(o.num_warmup, o.num_requests); ++i) {
     Trace ignored;

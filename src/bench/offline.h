@@ -19,6 +19,9 @@ struct OfflineOptions {
   int32_t output_len = 128;
   float temperature = 0.0f;
   uint64_t seed = 1;
+  // > 0: each prompt is one random run of this many tokens repeated to input_len (text that
+  // copies itself, where prompt-lookup speculation has something to find); 0: random tokens.
+  int32_t repeat_period = 0;
   bool baseline_sequential = false;  // also run the requests one at a time
   int32_t num_warmup = 2;            // requests run (and discarded) before timing
 };
@@ -34,6 +37,10 @@ struct StepBreakdown {
   double runner_ms = 0;
   double update_ms = 0;
   StepTimeline device;  // the device's busy / idle time; empty unless EngineConfig::step_timing
+  // Speculative decoding (EngineStats): decodes that carried drafts, drafts, drafts accepted.
+  int64_t num_spec_decodes = 0;
+  int64_t num_draft_tokens = 0;
+  int64_t num_accepted_tokens = 0;
 };
 
 struct OfflineResult {

@@ -43,13 +43,17 @@ int run_offline_bench(const BenchOptions& o) {
   if (!o.json_path.empty()) {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : results) j.push_back(bench::to_json(r));
-    nlohmann::json doc = {{"model", engine.config().model_dir.string()},
-                          {"device", std::string(engine.device_name())},
-                          {"input_len", o.offline.input_len},
-                          {"output_len", o.offline.output_len},
-                          {"max_batch_size", engine.config().max_batch_size},
-                          {"max_num_tokens", engine.config().max_num_tokens},
-                          {"results", j}};
+    nlohmann::json doc = {
+        {"model", engine.config().model_dir.string()},
+        {"device", std::string(engine.device_name())},
+        {"input_len", o.offline.input_len},
+        {"output_len", o.offline.output_len},
+        {"max_batch_size", engine.config().max_batch_size},
+        {"max_num_tokens", engine.config().max_num_tokens},
+        {"repeat_period", o.offline.repeat_period},
+        {"speculative", speculative_mode_name(engine.config().speculative.mode)},
+        {"num_speculative_tokens", engine.config().speculative.num_speculative_tokens},
+        {"results", j}};
     if (o.json_path == "-") {
       std::cout << doc.dump(2) << "\n";
     } else {
@@ -76,6 +80,11 @@ void add_bench_commands(CLI::App& app, Action& action) {
   offline->add_option("--input-len", b.input_len, "Prompt tokens per request (random ids)")
       ->capture_default_str();
   offline->add_option("--output-len", b.output_len, "Generated tokens per request (eos ignored)")
+      ->capture_default_str();
+  offline
+      ->add_option("--repeat-period", b.repeat_period,
+                   "> 0: each prompt repeats one random run of this many tokens (text that copies "
+                   "itself, for --speculative ngram); 0: random tokens")
       ->capture_default_str();
   offline->add_option("--temperature", b.temperature, "Sampling temperature; 0 is greedy")
       ->capture_default_str();

@@ -134,6 +134,34 @@ void EngineFlags::add_to(CLI::App& app) {
          "next step runs (auto: on for cuda, off for cpu, whose forward uses every core)")
       ->envname("LLMSERVE_OUTPUT_THREAD")
       ->default_str("auto");
+  app.add_option_function<std::string>(
+         "--speculative",
+         [&c](const std::string& name) {
+           if (Status s = parse_speculative_mode(name, c.speculative.mode); !s.is_ok())
+             throw CLI::ValidationError("--speculative", s.message());
+         },
+         "Speculative decoding: none, or ngram (prompt lookup: propose what followed the latest "
+         "earlier occurrence of the output's last tokens, verify in one step; the output is "
+         "unchanged, greedy or seeded)")
+      ->envname("LLMSERVE_SPECULATIVE")
+      ->default_str("none");
+  app.add_option("--num-speculative-tokens", c.speculative.num_speculative_tokens,
+                 "Drafts proposed per sequence and step with --speculative")
+      ->envname("LLMSERVE_NUM_SPECULATIVE_TOKENS")
+      ->capture_default_str();
+  app.add_option("--ngram-min", c.speculative.ngram_min,
+                 "Shortest suffix of the output that --speculative ngram looks up")
+      ->envname("LLMSERVE_NGRAM_MIN")
+      ->capture_default_str();
+  app.add_option("--ngram-max", c.speculative.ngram_max,
+                 "Longest suffix of the output that --speculative ngram looks up")
+      ->envname("LLMSERVE_NGRAM_MAX")
+      ->capture_default_str();
+  app.add_option("--speculative-max-batch-size", c.speculative.max_batch_size,
+                 "Speculate only while at most this many sequences decode in a step (larger "
+                 "batches are no longer bound by the weight read; 0: never)")
+      ->envname("LLMSERVE_SPECULATIVE_MAX_BATCH_SIZE")
+      ->capture_default_str();
 }
 
 EngineConfig EngineFlags::resolve() const {

@@ -185,6 +185,14 @@ void BlockPool::deallocate(Sequence& seq) {
   seq.block_table.clear();
 }
 
+void BlockPool::trim(Sequence& seq) {
+  const int32_t num_needed = num_blocks_for(seq.num_tokens());
+  while (static_cast<int32_t>(seq.block_table.size()) > num_needed) {
+    release_block(seq.block_table.back());
+    seq.block_table.pop_back();
+  }
+}
+
 int32_t BlockPool::take_block() {
   int32_t block_id = -1;
   if (!free_block_ids_.empty()) {

@@ -94,6 +94,9 @@ class BlockPool {
   void may_append(Sequence& seq, int32_t num_new_tokens);
   // How many tokens past num_computed_tokens seq could hold with the blocks available now.
   int32_t num_appendable_tokens(const Sequence& seq) const;
+  // Releases seq's blocks past what its tokens need (num_blocks_for(num_tokens())): those a
+  // speculative step took for drafts that were rejected. They hold no computed token.
+  void trim(Sequence& seq);
   // Registers seq's newly full, computed blocks in the prefix cache. Call after each step.
   void cache_full_blocks(const Sequence& seq);
   // Releases seq's blocks (tail first, so a prefix outlives its tail in the cache) and clears

@@ -36,6 +36,22 @@ Status EngineConfig::validate() const {
   if (cpu_threads < 0 || cpu_threads > 1024)
     return invalid_argument("--cpu-threads must be in [0, 1024] (0: from the CPU quota), got {}",
                             cpu_threads);
+  if (speculative.enabled()) {
+    if (speculative.num_speculative_tokens < 1 ||
+        speculative.num_speculative_tokens > kMaxSpeculativeTokens) {
+      return invalid_argument("--num-speculative-tokens must be in [1, {}], got {}",
+                              kMaxSpeculativeTokens, speculative.num_speculative_tokens);
+    }
+    if (speculative.ngram_min < 1 || speculative.ngram_max < speculative.ngram_min) {
+      return invalid_argument(
+          "--ngram-min ({}) must be >= 1 and --ngram-max ({}) must be >= --ngram-min",
+          speculative.ngram_min, speculative.ngram_max);
+    }
+    if (speculative.max_batch_size < 0) {
+      return invalid_argument("--speculative-max-batch-size must be >= 0, got {}",
+                              speculative.max_batch_size);
+    }
+  }
   if (max_graph_batch_size < 0) {
     return invalid_argument("--cuda-graph-max-batch-size must be >= 0, got {}",
                             max_graph_batch_size);
@@ -182,15 +198,22 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   }
   scheduler_config_.enable_prefix_caching = config_.enable_prefix_caching;
   scheduler_config_.enable_chunked_prefill = config_.enable_chunked_prefill;
+  scheduler_config_.speculative = config_.speculative;
   if (!config_.enable_chunked_prefill &&
       scheduler_config_.max_num_tokens < scheduler_config_.max_model_len) {
     // Without chunking every prompt must fit in one step's budget.
     scheduler_config_.max_num_tokens = scheduler_config_.max_model_len;
   }
-  // Activations first, so the KV cache is sized from what is really left.
+  // Activations first, so the KV cache is sized from what is really left. A logit row per
+  // sequence, or per position of the speculative decodes of a step.
+  int32_t max_logit_rows = config_.max_batch_size;
+  if (config_.speculative.enabled()) {
+    max_logit_rows = std::max(max_logit_rows,
+                              std::min(config_.speculative.max_batch_size, config_.max_batch_size) *
+                                  (1 + config_.speculative.num_speculative_tokens));
+  }
   rank_pool_->run([&](int32_t r) {
-    models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens,
-                                             config_.max_batch_size);
+    models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens, max_logit_rows);
   });
   size_kv_cache();
   scheduler_ = std::make_unique<Scheduler>(scheduler_config_);
@@ -455,19 +478,27 @@ void Engine::step() {
   const auto now = Clock::now();
   totals_.runner_ms += Ms(now - run_begin).count();
   scheduler_->update(out, result);
-  size_t i = 0;
+  size_t next_sample = 0, sampled_index = 0;
   for (const ScheduledSequence& s : out.scheduled) {
     if (!s.needs_sample) continue;
     Sequence& seq = *s.seq;
-    const SampleResult& sample = result.samples[i++];
-    seq.sampling_state.on_token(sample.token_id);
-    totals_.num_generated_tokens++;
+    // One token, or a speculative decode's accepted drafts and the token after them: each counts
+    // as generated and is checked against the stop rules in turn; the first that finishes the
+    // sequence is its last (update() appended the rest, which the finished sequence drops).
+    const int32_t num_tokens = 1 + result.num_accepted(sampled_index++);
+    const SampleResult* samples = &result.samples[next_sample];
+    next_sample += static_cast<size_t>(num_tokens);
     if (!seq.times.first_token) seq.times.first_token = now;
     RequestOutput o;
-    o.token_ids.push_back(sample.token_id);
-    if (seq.sampling.has_logprobs()) o.logprobs.push_back(sample);
-    o.finish_reason = check_finish(seq.sampling, seq.sampling_state.num_generated(),
-                                   sample.token_id, eos_token_ids_);
+    for (int32_t j = 0; j < num_tokens && !o.is_final(); ++j) {
+      const SampleResult& sample = samples[j];
+      seq.sampling_state.on_token(sample.token_id);
+      totals_.num_generated_tokens++;
+      o.token_ids.push_back(sample.token_id);
+      if (seq.sampling.has_logprobs()) o.logprobs.push_back(sample);
+      o.finish_reason = check_finish(seq.sampling, seq.sampling_state.num_generated(),
+                                     sample.token_id, eos_token_ids_);
+    }
     emit(seq, std::move(o), now);  // may finish `seq`: the last use of s.seq
   }
   totals_.update_ms += Ms(Clock::now() - now).count();
@@ -519,6 +550,9 @@ void Engine::publish_stats() {
   stats_.num_prefix_hit_tokens = s.prefix_cache.num_hit_tokens;
   stats_.num_preemptions = s.num_preemptions;
   stats_.num_priority_admissions = s.num_priority_admissions;
+  stats_.num_spec_decodes = s.num_spec_decodes;
+  stats_.num_draft_tokens = s.num_draft_tokens;
+  stats_.num_accepted_tokens = s.num_accepted_tokens;
 }
 
 }  // namespace llmserve

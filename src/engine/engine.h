@@ -63,6 +63,8 @@ struct EngineConfig {
   // Compute threads of the cpu device (OpenMP + OpenBLAS); 0: from the CPU quota
   // (configure_cpu_threads).
   int32_t cpu_threads = 0;
+  // Speculative decoding (speculative.h): off unless mode is set.
+  SpeculativeConfig speculative;
 
   Status validate() const;
 };
@@ -78,6 +80,10 @@ struct EngineStats {
   int64_t num_prefix_query_tokens = 0;
   int64_t num_prefix_hit_tokens = 0;
   int64_t num_preemptions = 0;
+  // Speculative decoding: decodes that carried drafts, drafts proposed, drafts accepted.
+  int64_t num_spec_decodes = 0;
+  int64_t num_draft_tokens = 0;
+  int64_t num_accepted_tokens = 0;
   int64_t num_priority_admissions = 0;  // admitted ahead of an earlier arrival (lower priority)
   int64_t num_queue_timeouts = 0;       // ended waiting: Request::queue_deadline passed
   int64_t num_deadlines_exceeded = 0;   // ended: Request::deadline passed

@@ -165,39 +165,78 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
   step_sequences_.clear();
   sampling_rows_.clear();
   adjustments_.clear();
+  host_rows_.clear();
+  spec_states_.clear();
+  // A speculative decode's rows after the first sample under the state its drafts lead to: one
+  // copy per such row, never reallocated while host_rows_ points into it.
+  spec_states_.reserve(static_cast<size_t>(out.num_drafts));
   const std::span<const int32_t> eos = model_.config().eos_token_ids;
   bool is_plain_greedy = true, needs_host = false;
   for (const ScheduledSequence& s : out.scheduled) {
-    step_sequences_.push_back({s.seq->token_ids.data() + s.num_computed_tokens, s.num_new_tokens,
-                               s.num_computed_tokens, &s.seq->block_table,
-                               s.needs_sample ? LogitRows::kLast : LogitRows::kNone});
+    const bool verifies = s.num_drafts() > 0;
+    step_sequences_.push_back(
+        {verifies ? s.verify_tokens.data() : s.seq->token_ids.data() + s.num_computed_tokens,
+         s.num_new_tokens, s.num_computed_tokens, &s.seq->block_table,
+         !s.needs_sample ? LogitRows::kNone
+         : verifies      ? LogitRows::kAll
+                         : LogitRows::kLast});
     if (!s.needs_sample) continue;
     const SamplingParams& params = s.seq->sampling;
     // Logprobs and grammar masks are the host sampler's (sampler.h).
     needs_host = needs_host || params.has_logprobs() || params.grammar != nullptr;
-    sampling_rows_.push_back(make_row_sampling(params, s.seq->sampling_state, eos, adjustments_));
-    is_plain_greedy =
-        is_plain_greedy && params.is_greedy() && sampling_rows_.back().num_adjustments == 0;
+    if (verifies && params.grammar != nullptr) {
+      fail(StatusCode::kInternal, "step: sequence {} has drafts and a grammar", s.seq_id);
+    }
+    // Position j of a speculative decode samples as a plain decode would after drafts [0, j).
+    const SamplingState* state = &s.seq->sampling_state;
+    for (int32_t j = 0; j <= s.num_drafts(); ++j) {
+      if (j > 0) {
+        spec_states_.push_back(*state);
+        spec_states_.back().on_token(s.verify_tokens[static_cast<size_t>(j)]);
+        state = &spec_states_.back();
+      }
+      host_rows_.push_back({s.seq, state});
+      sampling_rows_.push_back(make_row_sampling(params, *state, eos, adjustments_));
+      is_plain_greedy =
+          is_plain_greedy && params.is_greedy() && sampling_rows_.back().num_adjustments == 0;
+    }
   }
-  result_.samples.clear();
+  row_samples_.assign(host_rows_.size(), SampleResult{});
   if (!needs_host && (is_plain_greedy || backend_.can_sample())) {
     Tensor logits = forward(step_sequences_);
     const std::span<const int32_t> ids =
         is_plain_greedy ? greedy_ids(logits) : sampled_ids(logits, sampling_rows_, adjustments_);
     backend_.mark_step_end();
-    result_.samples.resize(ids.size());
-    for (size_t i = 0; i < ids.size(); ++i) result_.samples[i].token_id = ids[i];
-    return result_;
+    for (size_t i = 0; i < ids.size(); ++i) row_samples_[i].token_id = ids[i];
+  } else {
+    const std::span<const float> logits = forward_logits(step_sequences_);
+    backend_.mark_step_end();
+    sample_on_host(logits, eos);
   }
-  const std::span<const float> logits = forward_logits(step_sequences_);
-  backend_.mark_step_end();
-  const auto vocab = static_cast<std::ptrdiff_t>(vocab_size());
-  host_rows_.clear();
+  result_.samples.clear();
+  result_.accepted.clear();
+  size_t row = 0;
   for (const ScheduledSequence& s : out.scheduled) {
-    if (s.needs_sample) host_rows_.push_back(s.seq);
+    if (!s.needs_sample) continue;
+    // Drafts are accepted while they are what was chosen at their position; the first choice
+    // that differs (or the one after the last draft) ends the step's tokens.
+    int32_t accepted = 0;
+    for (int32_t j = 0; j <= s.num_drafts(); ++j) {
+      const SampleResult& chosen = row_samples_[row + static_cast<size_t>(j)];
+      result_.samples.push_back(chosen);
+      if (j == s.num_drafts() || chosen.token_id != s.verify_tokens[static_cast<size_t>(j) + 1])
+        break;
+      ++accepted;
+    }
+    row += static_cast<size_t>(1 + s.num_drafts());
+    if (out.num_drafts > 0) result_.accepted.push_back(accepted);
   }
+  return result_;
+}
+
+void ModelRunner::sample_on_host(std::span<const float> logits, std::span<const int32_t> eos) {
+  const auto vocab = static_cast<std::ptrdiff_t>(vocab_size());
   const auto rows = static_cast<int64_t>(host_rows_.size());
-  result_.samples.assign(host_rows_.size(), SampleResult{});
   // Rows are independent: sample() is pure and each row's state (its grammar's matcher included)
   // is its own, so they run in parallel; an exception cannot leave an OpenMP region, so the first
   // is carried out.
@@ -207,15 +246,14 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
     try {
       thread_local std::vector<float> row;
       row.assign(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab);
-      const Sequence& seq = *host_rows_[static_cast<size_t>(r)];
-      result_.samples[static_cast<size_t>(r)] = sample(row, seq.sampling, seq.sampling_state, eos);
+      const HostRow& h = host_rows_[static_cast<size_t>(r)];
+      row_samples_[static_cast<size_t>(r)] = sample(row, h.seq->sampling, *h.state, eos);
     } catch (...) {
 #pragma omp critical(llmserve_host_sampling)
       if (!failure) failure = std::current_exception();
     }
   }
   if (failure) std::rethrow_exception(failure);
-  return result_;
 }
 
 Tensor ModelRunner::ids_for(int64_t rows) {

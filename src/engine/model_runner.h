@@ -66,7 +66,8 @@ class ModelRunner {
   // Returns how many were recorded; logs their count and the time taken.
   int32_t capture_graphs();
 
-  // Runs the step `out` plans and picks the next token of every entry with needs_sample: on the
+  // Runs the step `out` plans and picks the next token of every entry with needs_sample (and
+  // verifies a speculative decode's drafts, speculative.h: StepResult::accepted): on the
   // backend when it can — argmax when every row is plain greedy, the backend's sampler
   // (Backend::can_sample) when no row wants logprobs or has a grammar; only token ids cross to the
   // host — else the host sampler over downloaded logits. Valid until the next call.
@@ -129,7 +130,16 @@ class ModelRunner {
   std::vector<RunnerSequence> step_sequences_;
   std::vector<RowSampling> sampling_rows_;
   std::vector<TokenAdjustment> adjustments_;
-  std::vector<const Sequence*> host_rows_;  // the rows the host sampler draws, in order
+  // Per logit row of a step: whose it is and the sampling state it is drawn under.
+  struct HostRow {
+    const Sequence* seq = nullptr;
+    const SamplingState* state = nullptr;
+  };
+  // Samples every row of `logits` (downloaded) on the host into row_samples_.
+  void sample_on_host(std::span<const float> logits, std::span<const int32_t> eos);
+  std::vector<HostRow> host_rows_;
+  std::vector<SamplingState> spec_states_;
+  std::vector<SampleResult> row_samples_;
   StepResult result_;
 };
 

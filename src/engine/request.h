@@ -36,6 +36,8 @@ struct Request {
   // Lower is admitted first (vLLM's `priority`); equal priorities in arrival order. A decode that
   // needs a block preempts the lowest-priority running sequence (the latest admitted of those).
   int32_t priority = 0;
+  // false: this request's decodes never carry drafts (speculative.h), whatever the server runs.
+  bool speculative = true;
 };
 
 // The life of a request, for metrics (see docs/server.md, Metrics).

@@ -55,6 +55,7 @@ Status Scheduler::validate(const SchedulerConfig& config) {
         "prompt could never be scheduled",
         config.max_num_tokens, config.max_model_len);
   }
+  if (Status status = config.speculative.validate(); !status.is_ok()) return status;
   return BlockPool::validate(block_pool_config(config));
 }
 
@@ -129,25 +130,61 @@ SchedulerOutput Scheduler::schedule() {
 }
 
 void Scheduler::schedule_decodes(SchedulerOutput& out, StepBudget& budget) {
-  // validate() keeps max_batch_size <= max_num_tokens, so every decode fits the budget.
+  // validate() keeps max_batch_size <= max_num_tokens, so every decode fits the budget; drafts
+  // take only what is left after one token for each decode still to come.
+  const SpeculativeConfig& spec = config_.speculative;
+  int32_t num_decodes_left = 0;
+  if (spec.enabled()) {
+    num_decodes_left = static_cast<int32_t>(
+        std::ranges::count_if(running_, [](const Sequence* s) { return s->is_decoding(); }));
+  }
+  const bool speculate = spec.enabled() && num_decodes_left <= spec.max_batch_size;
   for (size_t i = 0; i < running_.size() && budget.num_tokens > 0;) {
     Sequence& seq = *running_[i];
     if (!seq.is_decoding()) {
       ++i;
       continue;
     }
+    --num_decodes_left;
+    drafts_.clear();
+    if (speculate) propose_drafts(seq, budget.num_tokens - 1 - num_decodes_left, drafts_);
+    const auto num_drafts = static_cast<int32_t>(drafts_.size());
     bool is_self_preempted = false;
-    while (!is_self_preempted && !block_pool_.can_append(seq, 1)) {
+    while (num_drafts == 0 && !is_self_preempted && !block_pool_.can_append(seq, 1)) {
       Sequence* victim = preemption_victim(i);
       is_self_preempted = victim == &seq;
       preempt(out, budget, victim);
     }
     if (is_self_preempted) continue;  // running_[i] is now the sequence after it
-    block_pool_.may_append(seq, 1);
-    add_to_output(out, seq, 1);
-    budget.num_tokens -= 1;
+    block_pool_.may_append(seq, 1 + num_drafts);
+    add_to_output(out, seq, 1 + num_drafts);
+    if (num_drafts > 0) {
+      ScheduledSequence& s = out.scheduled.back();
+      s.verify_tokens.reserve(static_cast<size_t>(1 + num_drafts));
+      s.verify_tokens.push_back(seq.last_token());
+      s.verify_tokens.insert(s.verify_tokens.end(), drafts_.begin(), drafts_.end());
+      out.num_drafts += num_drafts;
+      ++num_spec_decodes_;
+      num_draft_tokens_ += num_drafts;
+    }
+    budget.num_tokens -= 1 + num_drafts;
     ++i;
   }
+}
+
+void Scheduler::propose_drafts(const Sequence& seq, int32_t max_drafts,
+                               std::vector<int32_t>& drafts) const {
+  // The grammar's matcher cannot be advanced tentatively; the token after the drafts counts
+  // toward the completion limit too.
+  if (!seq.allows_speculation || seq.sampling.grammar != nullptr) return;
+  const SpeculativeConfig& spec = config_.speculative;
+  max_drafts = std::min({max_drafts, spec.num_speculative_tokens,
+                         seq.max_tokens() - seq.num_completion_tokens() - 1});
+  if (max_drafts <= 0) return;
+  propose_ngram(seq.token_ids, spec.ngram_min, spec.ngram_max, max_drafts, drafts);
+  // Drafts never preempt: keep those the free blocks can hold.
+  while (!drafts.empty() && !block_pool_.can_append(seq, 1 + static_cast<int32_t>(drafts.size())))
+    drafts.pop_back();
 }
 
 void Scheduler::schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget) {
@@ -201,7 +238,8 @@ void Scheduler::add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_n
       .num_computed_tokens = seq.num_computed_tokens,
       .num_new_tokens = num_new_tokens,
       .is_prefill_chunk = !seq.is_decoding(),
-      .needs_sample = seq.num_computed_tokens + num_new_tokens == seq.num_tokens(),
+      // (>: a speculative decode's drafts go past the sequence's tokens)
+      .needs_sample = seq.num_computed_tokens + num_new_tokens >= seq.num_tokens(),
   });
   out.num_batched_tokens += num_new_tokens;
 }
@@ -244,13 +282,31 @@ void Scheduler::enqueue_waiting(Sequence* seq) {
 }
 
 void Scheduler::update(const SchedulerOutput& output, const StepResult& result) {
-  if (static_cast<int32_t>(result.samples.size()) != output.num_sampled()) {
-    fail(StatusCode::kInternal, "update: {} sampled tokens for {} sequences that sample",
-         result.samples.size(), output.num_sampled());
+  const int32_t num_sampled = output.num_sampled();
+  int64_t num_accepted = 0;
+  if (!result.accepted.empty()) {
+    if (static_cast<int32_t>(result.accepted.size()) != num_sampled) {
+      fail(StatusCode::kInternal, "update: {} accepted counts for {} sequences that sample",
+           result.accepted.size(), num_sampled);
+    }
+    for (int32_t a : result.accepted) num_accepted += a;
   }
-  size_t next_sampled = 0;
+  if (static_cast<int64_t>(result.samples.size()) != num_sampled + num_accepted) {
+    fail(StatusCode::kInternal, "update: {} sampled tokens for {} sequences that sample",
+         result.samples.size(), num_sampled);
+  }
+  size_t next_sample = 0, sampled_index = 0;
   for (const ScheduledSequence& s : output.scheduled) {
-    const int32_t* token = s.needs_sample ? &result.samples[next_sampled++].token_id : nullptr;
+    int32_t accepted = 0;
+    const SampleResult* samples = nullptr;
+    if (s.needs_sample) {
+      accepted = result.num_accepted(sampled_index++);
+      if (accepted > s.num_drafts()) {
+        fail(StatusCode::kInternal, "update: {} drafts accepted of {}", accepted, s.num_drafts());
+      }
+      samples = &result.samples[next_sample];
+      next_sample += static_cast<size_t>(1 + accepted);
+    }
     const auto it = sequences_.find(s.seq_id);
     if (it == sequences_.end() || it->second.get() != s.seq) continue;  // aborted/finished
     Sequence& seq = *s.seq;
@@ -258,8 +314,23 @@ void Scheduler::update(const SchedulerOutput& output, const StepResult& result) 
         seq.num_computed_tokens != s.num_computed_tokens) {
       fail(StatusCode::kInternal, "update: sequence {} changed since schedule()", seq.id);
     }
-    seq.num_computed_tokens += s.num_new_tokens;
-    if (token != nullptr) seq.token_ids.push_back(*token);
+    if (s.num_drafts() == 0) {
+      seq.num_computed_tokens += s.num_new_tokens;
+      if (samples != nullptr) seq.token_ids.push_back(samples->token_id);
+    } else {
+      // The KV of the last token and of the accepted drafts stays; the token chosen after them
+      // is the next step's input. The rejected drafts' blocks go back.
+      for (int32_t j = 0; j < accepted; ++j) {
+        if (samples[j].token_id != s.verify_tokens[static_cast<size_t>(j) + 1]) {
+          fail(StatusCode::kInternal, "update: sequence {} accepted a token that is not its draft",
+               seq.id);
+        }
+      }
+      seq.num_computed_tokens += 1 + accepted;
+      for (int32_t j = 0; j <= accepted; ++j) seq.token_ids.push_back(samples[j].token_id);
+      block_pool_.trim(seq);
+      num_accepted_tokens_ += accepted;
+    }
     block_pool_.cache_full_blocks(seq);
   }
 }
@@ -287,6 +358,9 @@ SchedulerStats Scheduler::stats() const {
       .num_cached_blocks = block_pool_.num_cached_blocks(),
       .prefix_cache = block_pool_.prefix_cache_stats(),
       .num_preemptions = num_preemptions_,
+      .num_spec_decodes = num_spec_decodes_,
+      .num_draft_tokens = num_draft_tokens_,
+      .num_accepted_tokens = num_accepted_tokens_,
       .num_priority_admissions = num_priority_admissions_,
       .num_batched_tokens = last_num_batched_tokens_,
   };

@@ -2,7 +2,10 @@
 // and how many tokens each (SchedulerOutput); after the model ran, update() records the results.
 //
 // One step (schedule()):
-//   1. decodes: every running sequence that is decoding gets 1 token. If it needs a block and
+//   1. decodes: every running sequence that is decoding gets 1 token — with speculation on and
+//      at most speculative.max_batch_size sequences decoding, 1 + its drafts (speculative.h),
+//      when the token budget left after the other decodes and the free blocks allow them (drafts
+//      never preempt: without room a sequence decodes plainly). If it needs a block and
 //      none is free, a running sequence not yet scheduled this step is preempted (blocks freed,
 //      computed tokens forgotten, back into waiting; its sampled tokens are kept and are
 //      recomputed like prompt): the one with the lowest priority (highest `priority` value),
@@ -40,6 +43,7 @@
 #include "engine/block_pool.h"
 #include "engine/scheduler_output.h"
 #include "engine/sequence.h"
+#include "engine/speculative.h"
 
 namespace llmserve {
 
@@ -51,6 +55,7 @@ struct SchedulerConfig {
   int32_t max_model_len = 0;      // prompt + max_tokens limit per sequence
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
+  SpeculativeConfig speculative;  // drafts for decodes (speculative.h); off by default
 };
 
 // Live view for metrics and logs.
@@ -62,6 +67,11 @@ struct SchedulerStats {
   int32_t num_cached_blocks = 0;  // in the prefix cache (in use or evictable)
   PrefixCacheStats prefix_cache;  // cumulative
   int64_t num_preemptions = 0;    // cumulative
+  // Cumulative speculative-decoding counts: decodes that carried drafts, drafts proposed, drafts
+  // accepted (tokens gained over plain decoding).
+  int64_t num_spec_decodes = 0;
+  int64_t num_draft_tokens = 0;
+  int64_t num_accepted_tokens = 0;
   // Cumulative: admissions ahead of a sequence that arrived earlier and was still waiting (a
   // lower `priority` value jumped the queue).
   int64_t num_priority_admissions = 0;
@@ -88,9 +98,10 @@ class Scheduler {
 
   SchedulerOutput schedule();
   // Advances num_computed_tokens by each entry's num_new_tokens, appends result.samples[i] to the
-  // i-th entry with needs_sample, and caches newly full blocks. Entries whose sequence was
-  // aborted or finished since schedule() are skipped (their sample too). Throws Error(kInternal)
-  // if result.samples.size() != output.num_sampled().
+  // i-th entry with needs_sample, and caches newly full blocks. A speculative decode advances by
+  // 1 + its accepted drafts instead, appends its 1 + accepted samples and gives back the blocks
+  // its rejected drafts held. Entries whose sequence was aborted or finished since schedule() are
+  // skipped (their samples too). Throws Error(kInternal) if the samples do not match the output.
   void update(const SchedulerOutput& output, const StepResult& result);
 
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
@@ -123,6 +134,9 @@ class Scheduler {
   void schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget);
   void admit_waiting(SchedulerOutput& out, StepBudget& budget);
   void add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_new_tokens);
+  // Prompt-lookup drafts for a decoding seq, cut to what its completion limit, `max_drafts` and
+  // the free blocks allow; empty when it does not speculate.
+  void propose_drafts(const Sequence& seq, int32_t max_drafts, std::vector<int32_t>& drafts) const;
   // The running sequence a decode at running_[first] preempts when it needs a block: the lowest
   // priority among running_[first..] (those not yet scheduled this step), the latest admitted of
   // equals — so with one priority, always the latest admitted.
@@ -143,7 +157,11 @@ class Scheduler {
   int32_t num_waiting_new_ = 0;  // waiting_ entries never admitted (num_preemptions == 0)
   uint64_t next_arrival_index_ = 0;
   int64_t num_preemptions_ = 0;
+  int64_t num_spec_decodes_ = 0;
+  int64_t num_draft_tokens_ = 0;
+  int64_t num_accepted_tokens_ = 0;
   int32_t last_num_batched_tokens_ = 0;
+  std::vector<int32_t> drafts_;  // propose_drafts' scratch
 };
 
 }  // namespace llmserve

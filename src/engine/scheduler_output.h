@@ -11,6 +11,9 @@
 //   logits      one row per entry with needs_sample, for its last token, in `scheduled` order;
 //               the runner's StepResult holds their samples in that order, and
 //               Scheduler::update takes it as it is.
+// A speculative decode (speculative.h) feeds verify_tokens instead — the last sampled token then
+// the drafts — at positions num_computed_tokens...; it has logits at every one of them and
+// samples 1 to num_new_tokens tokens (StepResult::accepted).
 // Invariants: num_batched_tokens == sum of num_new_tokens; every num_new_tokens >= 1; a sequence
 // appears at most once; preempted sequences do not appear in `scheduled`.
 //
@@ -33,6 +36,13 @@ struct ScheduledSequence {
   int32_t num_new_tokens = 0;       // this step's tokens: a prompt chunk or 1 decode token
   bool is_prefill_chunk = false;    // false only for a decode (Sequence::is_decoding)
   bool needs_sample = false;        // after this step all its tokens are computed: sample one
+  // A speculative decode only: the last sampled token, then the drafts (num_new_tokens of them in
+  // all); empty otherwise, the tokens then being seq->token_ids from num_computed_tokens.
+  std::vector<int32_t> verify_tokens;
+
+  int32_t num_drafts() const {
+    return verify_tokens.empty() ? 0 : static_cast<int32_t>(verify_tokens.size()) - 1;
+  }
 };
 
 struct SchedulerOutput {
@@ -43,6 +53,8 @@ struct SchedulerOutput {
   int32_t block_size = 0;                    // for slot_of
 
   bool is_empty() const { return scheduled.empty(); }
+  int32_t num_drafts = 0;  // sum of the entries' num_drafts()
+
   int32_t num_sampled() const {
     int32_t n = 0;
     for (const ScheduledSequence& s : scheduled) n += s.needs_sample ? 1 : 0;
@@ -51,10 +63,18 @@ struct SchedulerOutput {
 };
 
 // What one step produced (ModelRunner::step): for each entry of the SchedulerOutput with
-// needs_sample, in batch order, its next token, with its logprobs filled in when its sequence
-// asked for them.
+// needs_sample, in batch order, its next tokens, with their logprobs filled in when its sequence
+// asked for them — one token, or for a speculative decode 1 + accepted[i] (the accepted drafts,
+// then the token chosen after them), consecutive in `samples`.
 struct StepResult {
   std::vector<SampleResult> samples;
+  // Per entry with needs_sample: how many of its drafts were accepted. Empty when no entry of the
+  // step speculated (every entry then has exactly one sample).
+  std::vector<int32_t> accepted;
+
+  int32_t num_accepted(size_t sampled_index) const {
+    return accepted.empty() ? 0 : accepted[sampled_index];
+  }
 };
 
 }  // namespace llmserve

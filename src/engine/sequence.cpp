@@ -26,6 +26,7 @@ Sequence::Sequence(uint64_t id, Request request, std::shared_ptr<RequestStream> 
       queue_deadline(request.queue_deadline),
       stream(std::move(stream)) {
   priority = request.priority;
+  allows_speculation = request.speculative;
   times.arrival = request.arrival;
 }
 

@@ -53,6 +53,7 @@ struct Sequence {
   uint64_t arrival_index = 0;  // set by Scheduler::add; FCFS order within a priority
   int32_t priority = 0;        // lower first (Request::priority)
   int32_t num_preemptions = 0;
+  bool allows_speculation = true;  // Request::speculative
 
   // The request's side, kept by the engine.
   SamplingState sampling_state;                     // rng step, penalties' counts

@@ -173,6 +173,7 @@ Status GenerationService::start(const GenerateRequest& request,
   r.deadline = request.deadline;
   r.queue_deadline = request.queue_deadline;
   r.priority = request.priority;
+  r.speculative = request.speculative;
   std::shared_ptr<RequestStream> stream;
   if (Status s = engine_.submit(std::move(r), stream); !s.is_ok()) return s;
   handle.reset(new GenerationHandle(*this, request, std::move(stream), std::move(ids)));

@@ -44,8 +44,9 @@ struct GenerateRequest {
   std::optional<Clock::time_point> deadline;
   std::optional<Clock::time_point> queue_deadline;  // Triton's `timeout`: unadmitted by then → 503
   int32_t priority = 0;                             // lower first (Request::priority)
-  std::string model;                                // for the record
-  std::string protocol;                             // for the record
+  bool speculative = true;  // false: no speculative drafts for this request (Request::speculative)
+  std::string model;        // for the record
+  std::string protocol;     // for the record
 };
 
 struct GenerateChunk {

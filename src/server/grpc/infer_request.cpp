@@ -209,6 +209,8 @@ Status apply_input(const TensorValues& t, GenerateRequest& request, InferOptions
     options.is_input_excluded = t.bools[0];
   } else if (n == "stream") {
     options.is_streaming = t.bools[0];
+  } else if (n == "speculative") {  // llmserve's: false keeps the request out of --speculative
+    request.speculative = t.bools[0];
   } else if (n == "return_log_probs") {
     options.has_logprobs = t.bools[0];
     if (options.has_logprobs) p.logprobs = 0;
@@ -246,6 +248,7 @@ const std::vector<TensorSpec>& input_specs() {
       {"beam_width", "INT32", {1}},
       {"num_return_sequences", "INT32", {1}},
       {"stream", "BOOL", {1}},
+      {"speculative", "BOOL", {1}},
       {"guided_decoding_guide_type", "BYTES", {1}},
       {"guided_decoding_guide", "BYTES", {1}},
   };

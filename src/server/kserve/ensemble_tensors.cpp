@@ -60,7 +60,8 @@ const std::vector<TensorSpec>& ensemble_inputs() {
       {"beam_width", DataType::kInt32, {1}},
       {"num_return_sequences", DataType::kInt32, {1}},
       {"stream", DataType::kBool, {1}},
-      {"ignore_eos", DataType::kBool, {1}},  // llmserve extension: generate to max_tokens
+      {"ignore_eos", DataType::kBool, {1}},   // llmserve extension: generate to max_tokens
+      {"speculative", DataType::kBool, {1}},  // llmserve extension: false = no drafts
       // TensorRT-LLM's guided decoding: json, json_schema, regex, ebnf_grammar
       {"guided_decoding_guide_type", DataType::kBytes, {1}},
       {"guided_decoding_guide", DataType::kBytes, {1}},

@@ -295,6 +295,7 @@ Status build_generate_request(const InputValues& inputs, ParsedRequest& parsed) 
   LLMSERVE_SCALAR("random_seed") sp.seed = v->get<uint64_t>();
   LLMSERVE_SCALAR("seed") sp.seed = v->get<uint64_t>();
   LLMSERVE_SCALAR("ignore_eos") sp.ignore_eos = v->get<bool>();
+  LLMSERVE_SCALAR("speculative") parsed.request.speculative = v->get<bool>();
   LLMSERVE_SCALAR("return_log_probs") parsed.has_logprobs = v->get<bool>();
   LLMSERVE_SCALAR("exclude_input_in_output") parsed.has_echo = !v->get<bool>();
   LLMSERVE_SCALAR("stream") parsed.is_stream = v->get<bool>();

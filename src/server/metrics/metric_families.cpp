@@ -150,6 +150,14 @@ LlmMetrics build_llm(const Builder& b) {
                 "Requests ended because their queue timeout passed before admission");
   m.deadlines_exceeded = b.counter("llmserve_deadlines_exceeded_total",
                                    "Requests ended because their deadline passed");
+  m.spec_decode_num_drafts =
+      b.counter("llmserve_spec_decode_num_drafts_total",
+                "Decode steps of a sequence that carried speculative drafts (--speculative)");
+  m.spec_decode_num_draft_tokens = b.counter("llmserve_spec_decode_num_draft_tokens_total",
+                                             "Speculative draft tokens proposed and verified");
+  m.spec_decode_num_accepted_tokens =
+      b.counter("llmserve_spec_decode_num_accepted_tokens_total",
+                "Speculative draft tokens accepted: tokens gained over plain decoding");
   m.num_requests_running =
       b.gauge("llmserve_num_requests_running", "Requests in the running batch");
   m.num_requests_waiting =

@@ -67,6 +67,9 @@ struct LlmMetrics {
   prometheus::Counter* priority_admissions;
   prometheus::Counter* queue_timeouts;
   prometheus::Counter* deadlines_exceeded;
+  prometheus::Counter* spec_decode_num_drafts;
+  prometheus::Counter* spec_decode_num_draft_tokens;
+  prometheus::Counter* spec_decode_num_accepted_tokens;
   prometheus::Gauge* num_requests_running;
   prometheus::Gauge* num_requests_waiting;
   prometheus::Gauge* kv_cache_usage_ratio;

@@ -157,6 +157,10 @@ void MetricsRegistry::update(const EngineStats& stats, Clock::time_point now) {
   add_delta(llm.queue_timeouts, stats.num_queue_timeouts, last_stats_.num_queue_timeouts);
   add_delta(llm.deadlines_exceeded, stats.num_deadlines_exceeded,
             last_stats_.num_deadlines_exceeded);
+  add_delta(llm.spec_decode_num_drafts, stats.num_spec_decodes, last_stats_.num_spec_decodes);
+  add_delta(llm.spec_decode_num_draft_tokens, stats.num_draft_tokens, last_stats_.num_draft_tokens);
+  add_delta(llm.spec_decode_num_accepted_tokens, stats.num_accepted_tokens,
+            last_stats_.num_accepted_tokens);
   last_stats_ = stats;
   llm.queue_compute_ratio->Set(window_.ratio(now));
 }

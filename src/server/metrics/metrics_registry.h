@@ -56,6 +56,9 @@
 //     llmserve_priority_admissions_total, llmserve_queue_timeouts_total,
 //     llmserve_deadlines_exceeded_total (counters)      the same: what the priority order, the
 //                                                       queue timeouts and the deadlines did
+//     llmserve_spec_decode_num_drafts_total, llmserve_spec_decode_num_draft_tokens_total,
+//     llmserve_spec_decode_num_accepted_tokens_total (counters)  speculative decoding: decodes
+//                                                       with drafts, drafts, drafts accepted
 //     llmserve_num_requests_running, llmserve_num_requests_waiting (gauges)
 //     llmserve_kv_cache_usage_ratio (gauge)             used / total blocks
 //     llmserve_queue_compute_ratio (gauge)              the HPA's triton:queue_compute:ratio over

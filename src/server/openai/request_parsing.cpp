@@ -366,6 +366,8 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   // vLLM's scheduling priority: lower values are admitted first (default 0).
   if (int64_t v = 0; get_int(body, "priority", v))
     p.request.priority = to_int32("priority", v, INT32_MIN, INT32_MAX);
+  // llmserve's: false keeps this request out of speculative decoding (--speculative).
+  get_bool(body, "speculative", p.request.speculative);
   get_bool(body, "skip_special_tokens", p.request.skip_special_tokens);
   get_bool(body, "include_stop_str_in_output", p.request.include_stop_str_in_output);
   if (auto stop = body.find("stop"); stop != body.end() && !stop->is_null()) {

@@ -106,6 +106,20 @@ TEST(GrpcInferRequest, TritonPriorityAndTimeoutParameters) {
   EXPECT_NE(s.message().find("parameter 'priority'"), std::string::npos) << s.message();
 }
 
+TEST(GrpcInferRequest, SpeculativeOptOut) {
+  ModelInferRequest wire;
+  add_input(wire, "text_input", "BYTES")->mutable_contents()->add_bytes_contents("x");
+  add_input(wire, "speculative", "BOOL")->mutable_contents()->add_bool_contents(false);
+  GenerateRequest request;
+  InferOptions options;
+  ASSERT_TRUE(parse_infer_request(wire, request, options).is_ok());
+  EXPECT_FALSE(request.speculative);
+  GenerateRequest defaults;
+  wire.mutable_inputs()->RemoveLast();
+  ASSERT_TRUE(parse_infer_request(wire, defaults, options).is_ok());
+  EXPECT_TRUE(defaults.speculative);
+}
+
 TEST(GrpcInferRequest, BadWordsSplitOnCommasAsStopWords) {
   ModelInferRequest wire;
   add_input(wire, "text_input", "BYTES")->mutable_contents()->add_bytes_contents("x");

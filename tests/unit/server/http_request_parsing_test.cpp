@@ -164,6 +164,18 @@ TEST(InferParsing, ShapeAndTypeErrorsNameTheTensor) {
       "given twice");
 }
 
+TEST(GenerateParsing, SpeculativeOptOut) {
+  ParsedRequest p;
+  ASSERT_TRUE(parse_generate(R"({"text_input": "x", "speculative": false})", p).is_ok());
+  EXPECT_FALSE(p.request.speculative);
+  ParsedRequest defaults;
+  ASSERT_TRUE(parse_generate(R"({"text_input": "x"})", defaults).is_ok());
+  EXPECT_TRUE(defaults.request.speculative);
+  ParsedRequest bad;
+  EXPECT_EQ(parse_generate(R"({"text_input": "x", "speculative": 3})", bad).code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(GenerateParsing, TritonPriorityAndTimeout) {
   ParsedRequest p;
   ASSERT_TRUE(

@@ -241,6 +241,9 @@ EngineStats busy_stats() {
   s.num_priority_admissions = 4;
   s.num_queue_timeouts = 1;
   s.num_deadlines_exceeded = 6;
+  s.num_spec_decodes = 7;
+  s.num_draft_tokens = 28;
+  s.num_accepted_tokens = 19;
   s.num_steps = 42;
   s.last_step_num_tokens = 300;
   s.last_step_num_seqs = 5;
@@ -279,6 +282,9 @@ TEST(MetricsRegistryTest, EngineStatsGauges) {
   EXPECT_EQ(sample(text, "llmserve_priority_admissions_total" + kLabels), 4);
   EXPECT_EQ(sample(text, "llmserve_queue_timeouts_total" + kLabels), 1);
   EXPECT_EQ(sample(text, "llmserve_deadlines_exceeded_total" + kLabels), 6);
+  EXPECT_EQ(sample(text, "llmserve_spec_decode_num_drafts_total" + kLabels), 7);
+  EXPECT_EQ(sample(text, "llmserve_spec_decode_num_draft_tokens_total" + kLabels), 28);
+  EXPECT_EQ(sample(text, "llmserve_spec_decode_num_accepted_tokens_total" + kLabels), 19);
 
   // Cumulative engine totals become counter deltas; gauges follow the latest snapshot. An idle
   // engine's stale last-step count does not make `scheduled` exceed `active`.

@@ -136,6 +136,19 @@ TEST_F(OpenAIRequestParsing, TokenIdPromptIsNotByteCapped) {
   EXPECT_FALSE(parsed.echo_text.empty());
 }
 
+TEST_F(OpenAIRequestParsing, SpeculativeOptOut) {
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", "x"}, {"speculative", false}}, Api::kCompletions, context(),
+                parsed);
+  EXPECT_FALSE(parsed.request.speculative);
+  ParsedRequest unset;
+  parse_request(json{{"prompt", "x"}}, Api::kCompletions, context(), unset);
+  EXPECT_TRUE(unset.request.speculative);
+  EXPECT_EQ(
+      refusal(json{{"prompt", "x"}, {"speculative", "no"}}, Api::kCompletions, context()).param,
+      "speculative");
+}
+
 TEST_F(OpenAIRequestParsing, PriorityIsVllmsLowerFirst) {
   ParsedRequest parsed;
   parse_request(json{{"prompt", "ROMEO:"}, {"priority", -3}}, Api::kCompletions, context(), parsed);
