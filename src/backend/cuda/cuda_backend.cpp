@@ -137,6 +137,12 @@ CudaBackend::CudaBackend(DType activation_dtype, int device)
       p != nullptr && std::string(p) == "pass") {
     fp8_cublaslt_scales_ = false;  // the fallback of matmul_fp8, for comparison and its tests
   }
+  if (const char* p = std::getenv("LLMSERVE_FP8_FAST_ACCUM"); p != nullptr) {
+    fp8_fast_accum_ = std::string(p) != "0";
+  }
+  if (const char* p = std::getenv("LLMSERVE_FP8_SILU_FUSED"); p != nullptr) {
+    fuse_silu_fp8_ = std::string(p) == "1";
+  }
   if (const char* p = std::getenv("LLMSERVE_GEMV"); p != nullptr) {
     gemv_simt_ =
         std::string(p) == "simt" ||

@@ -178,6 +178,12 @@ class CudaBackend final : public Backend {
   // the output and a scaling pass in place (LLMSERVE_FP8_SCALING=pass, and wherever cuBLASLt has
   // no such kernel: cuBLASLt 13.1 on the H100 has none for these shapes).
   bool fp8_cublaslt_scales_ = true;
+  // cuBLASLt fp8 GEMMs with fast accumulation (LLMSERVE_FP8_FAST_ACCUM=0: off): 3-8 % faster on
+  // the H100 (tests/kernel_bench/gemm_bench.cpp, docs/performance.md).
+  bool fp8_fast_accum_ = true;
+  // silu_mul_fp8 as one fused kernel (LLMSERVE_FP8_SILU_FUSED=1) instead of silu_mul +
+  // quantize_fp8_rows: measured slower at batch 1,024 (114 vs ~70 us a Llama-3-8B call).
+  bool fuse_silu_fp8_ = false;
   bool has_warned_fp8_scaling_ = false;
   // Decode GEMVs of 16-bit and int8 weights: the tensor-core kernel (gemv_tc.cuh; default, 1.1x
   // the bf16 and 4x the int8 bandwidth of the others on an H100) or the CUDA-core kernels (gemv.cu,

@@ -72,6 +72,12 @@ const CudaBackend::MatmulPlan* CudaBackend::plan_for(const PlanKey& key) {
   check_lt(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans,
                                           sizeof no_trans),
            "TRANSB");
+  if (wt == DType::kF8E4M3 && fp8_fast_accum_) {
+    const int8_t fast = 1;
+    check_lt(
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast),
+        "FAST_ACCUM");
+  }
   if (has_bias) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     check_lt(
@@ -261,6 +267,10 @@ void CudaBackend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float ep
 }
 
 void CudaBackend::silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) {
+  if (!fuse_silu_fp8_) {
+    Backend::silu_mul_fp8(gate_up, out, q);
+    return;
+  }
   const OpTimer timer(profile_.get(), stream_, "silu_mul_fp8");
   const cudaError_t e = cuda::launch_silu_mul_fp8(
       dtype_, gate_up.data, static_cast<int32_t>(out.dim(0)), static_cast<int32_t>(out.dim(-1)),
