@@ -2,7 +2,8 @@
 # Runs the PyTorch generators on the GPU machine and packs what they write into $OUT.
 #
 #   bash scripts/run_on_device.sh references [args for make_reference.py]
-#       -> $OUT/fixtures.tar (models/<name>/..., unpack with: tar -C tests/data -xf fixtures.tar)
+#       -> $OUT/fixtures.tar (models/<name>/..., unpack with: tar -C tests/data -xf fixtures.tar),
+#          make_quantized_reference.py's models too unless --only is given
 #          $OUT/references.log
 #   bash scripts/run_on_device.sh train [args for train_default_model.py, e.g. --steps 800 --seed 1234]
 #       -> $OUT/model.safetensors (float16, just under 16 MB)
@@ -54,6 +55,12 @@ case "$mode" in
     environment >"$log"
     "$PY" scripts/make_reference.py --out "$work/models" "$@" 2>&1 | tee -a "$log"
     rc=${PIPESTATUS[0]}
+    # The pre-quantized checkpoints (fp8 compressed-tensors and block-wise, AWQ, GPTQ) unless
+    # --only picked models of make_reference.py alone.
+    if [[ " $* " != *" --only "* ]]; then
+      "$PY" scripts/make_quantized_reference.py --out "$work/models" 2>&1 | tee -a "$log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+    fi
     if [ "$rc" -eq 0 ] && [ -d "$work/models" ]; then
       tar -C "$work" -cf "$OUT/fixtures.tar" models/
       tar -tvf "$OUT/fixtures.tar" >>"$log"
