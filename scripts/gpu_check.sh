@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [tprofile] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -266,6 +266,23 @@ PY
       "$dist/gemm_bench" ${GEMM_M:+--m $GEMM_M} >"$OUT/gemm_bench.txt" 2>&1 || note "gemm_bench: exit $?"
       grep -E "^check|version" "$OUT/gemm_bench.txt" | tee -a "$summary"
       grep -E "^(qkv|gate_up) " "$OUT/gemm_bench.txt" | grep -E "M +(256|1024|8192) " | tee -a "$summary"
+      ;;
+    spec)  # speculative decoding (prompt lookup) against plain decoding, batch 1 and 16, same call:
+      # prompts that repeat a 32-token run, so prompt lookup has something to copy
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      # "draft": the model drafts for itself — acceptance 1, the mechanics' upper bound at k = 4.
+      for b in ${SPEC_BATCH:-1 16}; do
+        for s in none ngram draft; do
+          [ "$s" = draft ] && [ "$b" != 1 ] && continue
+          flags=(--speculative $s)
+          [ "$s" = draft ] && flags+=(--draft-model /tmp/llama-3-8b)
+          "$LLMSERVE" bench offline --device cuda --model /tmp/llama-3-8b --num-requests $((b * 2)) --warmup 1 \
+            --input-len 256 --repeat-period 32 --output-len 256 --max-batch-size $b --max-model-len 1024 \
+            "${flags[@]}" --json "$OUT/spec_${s}_b$b.json" >"$OUT/spec_${s}_b$b.log" 2>&1 || note "spec $s b$b: exit $?"
+          echo "== llama-3-8b batch $b, --speculative $s, 256 repeating prompt tokens, 256 out" | tee -a "$summary"
+          grep -E "^batched" "$OUT/spec_${s}_b$b.log" | tee -a "$summary"
+        done
+      done
       ;;
     tprofile)  # per-op GPU time of the 1,000 x 128/128 throughput workload (eager, serialised: shares)
       [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null

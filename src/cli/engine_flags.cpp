@@ -140,11 +140,17 @@ void EngineFlags::add_to(CLI::App& app) {
            if (Status s = parse_speculative_mode(name, c.speculative.mode); !s.is_ok())
              throw CLI::ValidationError("--speculative", s.message());
          },
-         "Speculative decoding: none, or ngram (prompt lookup: propose what followed the latest "
-         "earlier occurrence of the output's last tokens, verify in one step; the output is "
-         "unchanged, greedy or seeded)")
+         "Speculative decoding: none; ngram (prompt lookup: propose what followed the latest "
+         "earlier occurrence of the output's last tokens); draft (a small model with the same "
+         "tokenizer, --draft-model, decodes the guesses). Guesses are verified in one step and the "
+         "output is unchanged, greedy or seeded")
       ->envname("LLMSERVE_SPECULATIVE")
       ->default_str("none");
+  app.add_option(
+         "--draft-model", c.speculative.draft_model_dir,
+         "Hugging Face model directory of the draft model for --speculative draft (same "
+         "vocabulary as --model; loaded on the same device, its KV cache beside the model's)")
+      ->envname("LLMSERVE_DRAFT_MODEL");
   app.add_option("--num-speculative-tokens", c.speculative.num_speculative_tokens,
                  "Drafts proposed per sequence and step with --speculative")
       ->envname("LLMSERVE_NUM_SPECULATIVE_TOKENS")

@@ -51,6 +51,16 @@ Status EngineConfig::validate() const {
       return invalid_argument("--speculative-max-batch-size must be >= 0, got {}",
                               speculative.max_batch_size);
     }
+    if (speculative.mode == SpeculativeMode::kDraft) {
+      if (speculative.draft_model_dir.empty())
+        return invalid_argument("--speculative draft needs --draft-model");
+      if (tensor_parallel_size * pipeline_parallel_size != 1) {
+        return invalid_argument(
+            "--speculative draft runs with one rank for now; --tp {} --pp {} need --speculative "
+            "ngram or none",
+            tensor_parallel_size, pipeline_parallel_size);
+      }
+    }
   }
   if (max_graph_batch_size < 0) {
     return invalid_argument("--cuda-graph-max-batch-size must be >= 0, got {}",
@@ -185,6 +195,19 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
            ms(load_start, backend_ready));
   const ModelConfig& mc = models_[0]->config();
   eos_token_ids_ = mc.eos_token_ids;
+  if (config_.speculative.mode == SpeculativeMode::kDraft) {
+    draft_model_ = load_model(config_.speculative.draft_model_dir, *backends_[0], LoadOptions{});
+    if (draft_model_->config().vocab_size != mc.vocab_size) {
+      fail(StatusCode::kInvalidArgument,
+           "--draft-model '{}' has a vocabulary of {} tokens, the model {}: the draft must share "
+           "the model's tokenizer",
+           config_.speculative.draft_model_dir.string(), draft_model_->config().vocab_size,
+           mc.vocab_size);
+    }
+    LOG_INFO("draft model '{}' ({} layers) for speculative decoding",
+             config_.speculative.draft_model_dir.filename().string(),
+             draft_model_->config().num_layers);
+  }
 
   scheduler_config_.block_size = config_.block_size;
   scheduler_config_.max_num_tokens = config_.max_num_tokens;
@@ -215,6 +238,10 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   rank_pool_->run([&](int32_t r) {
     models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens, max_logit_rows);
   });
+  if (draft_model_) {
+    draft_model_->reserve(scheduler_config_.max_num_tokens,
+                          std::max(1, config_.speculative.max_batch_size));
+  }
   size_kv_cache();
   scheduler_ = std::make_unique<Scheduler>(scheduler_config_);
   RunnerOptions runner_options;
@@ -229,6 +256,15 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   for (size_t r = 0; r < backends_.size(); ++r)
     ranks.push_back({models_[r].get(), backends_[r].get(), &kv_caches_[r]});
   runner_ = std::make_unique<ModelRunner>(std::move(ranks), rank_pool_.get(), runner_options);
+  if (draft_model_) {
+    RunnerOptions draft_options = runner_options;
+    draft_options.max_batch_size = std::max(1, config_.speculative.max_batch_size);
+    draft_options.pad_block = -1;  // eager: no graphs
+    draft_options.max_graph_batch_size = 0;
+    draft_options.step_timing = false;
+    draft_runner_ =
+        std::make_unique<ModelRunner>(*draft_model_, *backends_[0], draft_kv_, draft_options);
+  }
   const auto kv_ready = std::chrono::steady_clock::now();
   runner_->capture_graphs();
   const auto done = std::chrono::steady_clock::now();
@@ -261,6 +297,8 @@ void Engine::size_kv_cache() {
   size_t bytes_per_block = 0;
   for (const auto& m : models_)
     bytes_per_block = std::max(bytes_per_block, kv_spec(*m, 1).bytes_per_block());
+  // A draft model's cache shares the block ids (speculative.h): each block costs both.
+  if (draft_model_) bytes_per_block += kv_spec(*draft_model_, 1).bytes_per_block();
   int32_t num_blocks = config_.num_kv_blocks;
   if (num_blocks == 0) {
     double fraction = config_.kv_cache_memory_fraction;
@@ -297,6 +335,8 @@ void Engine::size_kv_cache() {
     const auto i = static_cast<size_t>(r);
     kv_caches_[i] = backends_[i]->allocate_kv_cache(kv_spec(*models_[i], num_blocks + 1));
   });
+  if (draft_model_)
+    draft_kv_ = backends_[0]->allocate_kv_cache(kv_spec(*draft_model_, num_blocks + 1));
   LOG_INFO("KV cache: {} blocks x {} tokens = {} tokens, {:.1f} MiB ({}) on {}{}", num_blocks,
            config_.block_size, static_cast<int64_t>(num_blocks) * config_.block_size,
            static_cast<double>(bytes_per_block) * num_blocks / (1 << 20),
@@ -473,7 +513,8 @@ void Engine::step() {
   totals_.num_steps++;
   totals_.last_step_num_tokens = out.num_batched_tokens;
   totals_.last_step_num_seqs = static_cast<int32_t>(out.scheduled.size());
-  const auto run_begin = Clock::now();
+  const auto run_begin = Clock::now();  // the draft model's proposals count as the runner's
+  if (draft_runner_ && out.num_drafts > 0) propose_with_draft(out);
   const StepResult& result = runner_->step(out);
   const auto now = Clock::now();
   totals_.runner_ms += Ms(now - run_begin).count();
@@ -486,6 +527,12 @@ void Engine::step() {
     // as generated and is checked against the stop rules in turn; the first that finishes the
     // sequence is its last (update() appended the rest, which the finished sequence drops).
     const int32_t num_tokens = 1 + result.num_accepted(sampled_index++);
+    if (draft_runner_ && s.num_drafts() > 0) {
+      // The draft saw the last token and drafts [0, d - 1) at positions from num_computed_tokens:
+      // valid as far as the accepted drafts go.
+      seq.num_draft_computed_tokens =
+          s.num_computed_tokens + 1 + std::min(num_tokens - 1, s.num_drafts() - 1);
+    }
     const SampleResult* samples = &result.samples[next_sample];
     next_sample += static_cast<size_t>(num_tokens);
     if (!seq.times.first_token) seq.times.first_token = now;
@@ -502,6 +549,42 @@ void Engine::step() {
     emit(seq, std::move(o), now);  // may finish `seq`: the last use of s.seq
   }
   totals_.update_ms += Ms(Clock::now() - now).count();
+}
+
+void Engine::propose_with_draft(SchedulerOutput& out) {
+  // Round 0 feeds each speculating sequence what its draft cache lacks, up to its last token;
+  // round j > 0 feeds draft j - 1. Every round's greedy pick is the next draft.
+  std::vector<ScheduledSequence*> spec;
+  for (ScheduledSequence& s : out.scheduled) {
+    if (s.num_drafts() > 0) spec.push_back(&s);
+  }
+  int32_t max_drafts = 0;
+  for (const ScheduledSequence* s : spec) max_drafts = std::max(max_drafts, s->num_drafts());
+  const auto vocab = static_cast<size_t>(draft_runner_->vocab_size());
+  std::vector<RunnerSequence> batch;
+  std::vector<ScheduledSequence*> rows;
+  for (int32_t round = 0; round < max_drafts; ++round) {
+    batch.clear();
+    rows.clear();
+    for (ScheduledSequence* s : spec) {
+      if (round >= s->num_drafts()) continue;
+      Sequence& seq = *s->seq;
+      if (round == 0) {
+        const int32_t from = std::min(seq.num_draft_computed_tokens, s->num_computed_tokens);
+        batch.push_back({seq.token_ids.data() + from, seq.num_tokens() - from, from,
+                         &seq.block_table, LogitRows::kLast});
+      } else {
+        batch.push_back({&s->verify_tokens[static_cast<size_t>(round)], 1,
+                         s->num_computed_tokens + round, &seq.block_table, LogitRows::kLast});
+      }
+      rows.push_back(s);
+    }
+    const std::span<const float> logits = draft_runner_->forward_logits(batch);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      rows[r]->verify_tokens[static_cast<size_t>(round) + 1] =
+          argmax_token(logits.subspan(r * vocab, vocab));
+    }
+  }
 }
 
 void Engine::emit(Sequence& seq, RequestOutput out, Clock::time_point now) {

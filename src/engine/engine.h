@@ -146,6 +146,8 @@ class Engine {
   void end_all(FinishReason reason, const Status& error);
   // schedule → runner step → scheduler update → one output per sampled sequence.
   void step();
+  // Fills the drafts of `out`'s speculative decodes from the draft model (speculative.h).
+  void propose_with_draft(SchedulerOutput& out);
   // Sends `seq` its output for this step (its last when `out.finish_reason` is set, which also
   // finishes it in the scheduler).
   void emit(Sequence& seq, RequestOutput out, Clock::time_point now);
@@ -163,6 +165,11 @@ class Engine {
   std::vector<std::unique_ptr<Model>> models_;
   std::vector<KvCache> kv_caches_;
   std::unique_ptr<ModelRunner> runner_;
+  // --speculative draft: the draft model on rank 0's backend, its KV cache (the target's block
+  // ids) and an eager runner for it.
+  std::unique_ptr<Model> draft_model_;
+  KvCache draft_kv_;
+  std::unique_ptr<ModelRunner> draft_runner_;
   std::unique_ptr<Scheduler> scheduler_;
   std::vector<int32_t> eos_token_ids_;
   std::unique_ptr<OutputWriter> writer_;  // every output of a live sequence goes through it

@@ -181,7 +181,11 @@ void Scheduler::propose_drafts(const Sequence& seq, int32_t max_drafts,
   max_drafts = std::min({max_drafts, spec.num_speculative_tokens,
                          seq.max_tokens() - seq.num_completion_tokens() - 1});
   if (max_drafts <= 0) return;
-  propose_ngram(seq.token_ids, spec.ngram_min, spec.ngram_max, max_drafts, drafts);
+  if (spec.mode == SpeculativeMode::kDraft) {
+    drafts.assign(static_cast<size_t>(max_drafts), 0);  // the engine's draft model fills them
+  } else {
+    propose_ngram(seq.token_ids, spec.ngram_min, spec.ngram_max, max_drafts, drafts);
+  }
   // Drafts never preempt: keep those the free blocks can hold.
   while (!drafts.empty() && !block_pool_.can_append(seq, 1 + static_cast<int32_t>(drafts.size())))
     drafts.pop_back();
@@ -260,6 +264,7 @@ void Scheduler::preempt(SchedulerOutput& out, StepBudget& budget, Sequence* vict
   block_pool_.deallocate(*victim);
   victim->num_computed_tokens = 0;  // recomputed from scratch (minus prefix hits) later
   victim->num_cached_tokens = 0;
+  victim->num_draft_computed_tokens = 0;
   victim->status = SequenceStatus::kWaiting;
   ++victim->num_preemptions;
   ++num_preemptions_;

@@ -37,7 +37,8 @@ struct ScheduledSequence {
   bool is_prefill_chunk = false;    // false only for a decode (Sequence::is_decoding)
   bool needs_sample = false;        // after this step all its tokens are computed: sample one
   // A speculative decode only: the last sampled token, then the drafts (num_new_tokens of them in
-  // all); empty otherwise, the tokens then being seq->token_ids from num_computed_tokens.
+  // all); empty otherwise, the tokens then being seq->token_ids from num_computed_tokens. With a
+  // draft model the scheduler leaves placeholders that the engine fills before the step runs.
   std::vector<int32_t> verify_tokens;
 
   int32_t num_drafts() const {

@@ -54,6 +54,9 @@ struct Sequence {
   int32_t priority = 0;        // lower first (Request::priority)
   int32_t num_preemptions = 0;
   bool allows_speculation = true;  // Request::speculative
+  // Speculative decoding with a draft model: positions [0, this) of the draft's KV cache are
+  // valid (speculative.h). Reset with num_computed_tokens at a preemption.
+  int32_t num_draft_computed_tokens = 0;
 
   // The request's side, kept by the engine.
   SamplingState sampling_state;                     // rng step, penalties' counts

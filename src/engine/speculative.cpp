@@ -10,18 +10,30 @@ Status parse_speculative_mode(std::string_view name, SpeculativeMode& mode) {
     mode = SpeculativeMode::kNone;
   } else if (name == "ngram") {
     mode = SpeculativeMode::kNgram;
+  } else if (name == "draft") {
+    mode = SpeculativeMode::kDraft;
   } else {
-    return invalid_argument("speculative must be one of none, ngram; got '{}'", name);
+    return invalid_argument("speculative must be one of none, ngram, draft; got '{}'", name);
   }
   return Status::ok();
 }
 
 const char* speculative_mode_name(SpeculativeMode mode) {
-  return mode == SpeculativeMode::kNgram ? "ngram" : "none";
+  switch (mode) {
+    case SpeculativeMode::kNgram:
+      return "ngram";
+    case SpeculativeMode::kDraft:
+      return "draft";
+    default:
+      return "none";
+  }
 }
 
 Status SpeculativeConfig::validate() const {
   if (!enabled()) return Status::ok();
+  if (mode == SpeculativeMode::kDraft && draft_model_dir.empty()) {
+    return invalid_argument("draft_model_dir is required with speculative mode draft");
+  }
   if (num_speculative_tokens < 1 || num_speculative_tokens > kMaxSpeculativeTokens) {
     return invalid_argument("num_speculative_tokens must be in [1, {}], got {}",
                             kMaxSpeculativeTokens, num_speculative_tokens);

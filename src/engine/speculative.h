@@ -2,11 +2,17 @@
 // guesses in one forward pass of the model, so a step can yield several tokens for one read of
 // the weights (a batch-1 decode step is bound by that read).
 //
-// Proposal (here): prompt lookup. The longest suffix of the sequence's tokens (n tokens, n from
-// ngram_max down to ngram_min) that also occurs earlier in them is looked up, latest occurrence
-// first, and the tokens that followed that occurrence are proposed, up to k of them. It costs no
-// model and wins where outputs copy from their context (code edits, summaries, extraction,
+// Proposal, prompt lookup (kNgram, here): the longest suffix of the sequence's tokens (n tokens, n
+// from ngram_max down to ngram_min) that also occurs earlier in them is looked up, latest
+// occurrence first, and the tokens that followed that occurrence are proposed, up to k of them. It
+// costs no model and wins where outputs copy from their context (code edits, summaries, extraction,
 // repetitive text).
+// Proposal, draft model (kDraft, Engine::propose_with_draft): a small model with the same
+// vocabulary decodes k tokens greedily, one batched forward per token, with a KV cache of its own
+// that shares the target's block tables (same block ids and slots, so blocks, prefix reuse,
+// trimming and preemption need no second bookkeeping). Sequence::num_draft_computed_tokens says
+// how much of it is valid; a proposal first feeds the draft what it has not seen (the whole prompt
+// the first time, then the last step's tokens).
 //
 // Verification (ModelRunner::step, verify_drafts in sampler.h): the step feeds the last sampled
 // token followed by the d drafts (d <= k) and takes logits at all d + 1 positions. Position j's
@@ -28,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -36,17 +43,18 @@
 
 namespace llmserve {
 
-enum class SpeculativeMode { kNone, kNgram };
+enum class SpeculativeMode { kNone, kNgram, kDraft };
 
-// "none" / "ngram"; kInvalidArgument naming the accepted values otherwise.
+// "none" / "ngram" / "draft"; kInvalidArgument naming the accepted values otherwise.
 Status parse_speculative_mode(std::string_view name, SpeculativeMode& mode);
 const char* speculative_mode_name(SpeculativeMode mode);
 
 struct SpeculativeConfig {
   SpeculativeMode mode = SpeculativeMode::kNone;
-  int32_t num_speculative_tokens = 4;  // k: drafts proposed per sequence and step
-  int32_t ngram_min = 1;               // shortest suffix looked up
-  int32_t ngram_max = 4;               // longest suffix looked up
+  std::filesystem::path draft_model_dir;  // kDraft: the draft model (same vocabulary)
+  int32_t num_speculative_tokens = 4;     // k: drafts proposed per sequence and step
+  int32_t ngram_min = 1;                  // shortest suffix looked up
+  int32_t ngram_max = 4;                  // longest suffix looked up
   // Speculate only while at most this many sequences decode in a step (0: never).
   int32_t max_batch_size = 16;
 

@@ -234,14 +234,19 @@ TEST(SpeculativeScheduler, DraftsNeverPreempt) {
 
 const std::filesystem::path kModels = std::filesystem::path(LLMSERVE_TEST_DATA) / "models";
 
-EngineConfig engine_config(const std::string& model, bool speculate) {
+// speculate: "" (off), "ngram", or "draft:<fixture>" (that fixture as the draft model).
+EngineConfig engine_config(const std::string& model, const std::string& speculate) {
   EngineConfig c;
   c.model_dir = kModels / model;
   c.seed = 42;
   c.max_model_len = 128;
   c.num_kv_blocks = 64;
-  if (speculate) {
+  if (!speculate.empty()) {
     c.speculative.mode = SpeculativeMode::kNgram;
+    if (speculate.starts_with("draft:")) {
+      c.speculative.mode = SpeculativeMode::kDraft;
+      c.speculative.draft_model_dir = kModels / speculate.substr(6);
+    }
     c.speculative.num_speculative_tokens = 4;
     c.speculative.max_batch_size = 16;
   }
@@ -288,8 +293,8 @@ struct EngineRun {
 };
 
 // Submits every request at once into a small engine (preemption, chunked prefill) and collects.
-EngineRun run_all(const std::string& model, bool speculate, const std::vector<Request>& requests,
-                  int32_t num_kv_blocks = 12) {
+EngineRun run_all(const std::string& model, const std::string& speculate,
+                  const std::vector<Request>& requests, int32_t num_kv_blocks = 12) {
   EngineConfig c = engine_config(model, speculate);
   c.num_kv_blocks = num_kv_blocks;
   c.max_num_tokens = 32;
@@ -325,8 +330,8 @@ TEST_P(SpeculativeEngine, GreedyOutputIsUnchanged) {
     r.sampling.ignore_eos = true;
     requests.push_back(r);
   }
-  const EngineRun plain = run_all(GetParam(), false, requests);
-  const EngineRun spec = run_all(GetParam(), true, requests);
+  const EngineRun plain = run_all(GetParam(), "", requests);
+  const EngineRun spec = run_all(GetParam(), "ngram", requests);
   for (size_t i = 0; i < requests.size(); ++i) {
     EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << "request " << i;
     EXPECT_EQ(spec.last[i].finish_reason, FinishReason::kLength);
@@ -340,8 +345,8 @@ TEST_P(SpeculativeEngine, GreedyOutputIsUnchanged) {
   // Alone, each accepted draft saves exactly one step: the prefill (one or more chunks), then 23
   // tokens from decodes that each yield 1 + their accepted drafts.
   for (size_t i = 0; i < 3; ++i) {
-    const EngineRun one_plain = run_all(GetParam(), false, {requests[i]}, 64);
-    const EngineRun one_spec = run_all(GetParam(), true, {requests[i]}, 64);
+    const EngineRun one_plain = run_all(GetParam(), "", {requests[i]}, 64);
+    const EngineRun one_spec = run_all(GetParam(), "ngram", {requests[i]}, 64);
     EXPECT_EQ(one_spec.tokens[0], plain.tokens[i]);
     EXPECT_EQ(one_spec.stats.num_steps,
               one_plain.stats.num_steps - one_spec.stats.num_accepted_tokens)
@@ -368,8 +373,8 @@ TEST_P(SpeculativeEngine, SeededSamplingIsUnchanged) {
     requests.push_back(r);
     ++i;
   }
-  const EngineRun plain = run_all(GetParam(), false, requests, 64);
-  const EngineRun spec = run_all(GetParam(), true, requests, 64);
+  const EngineRun plain = run_all(GetParam(), "", requests, 64);
+  const EngineRun spec = run_all(GetParam(), "ngram", requests, 64);
   for (size_t k = 0; k < requests.size(); ++k) {
     EXPECT_EQ(spec.tokens[k], plain.tokens[k]) << "request " << k;
     EXPECT_EQ(spec.last[k].num_generated_tokens, 20);
@@ -385,7 +390,7 @@ TEST_P(SpeculativeEngine, AStopTokenAmongAcceptedDraftsEndsThere) {
   r.sampling.temperature = 0;
   r.sampling.max_tokens = 32;
   r.sampling.ignore_eos = true;
-  const EngineRun plain = run_all(GetParam(), false, {r}, 64);
+  const EngineRun plain = run_all(GetParam(), "", {r}, 64);
   const std::vector<int32_t>& full = plain.tokens[0];
   ASSERT_EQ(full.size(), 32u);
   for (size_t at : {size_t{5}, size_t{11}, size_t{20}}) {
@@ -394,7 +399,7 @@ TEST_P(SpeculativeEngine, AStopTokenAmongAcceptedDraftsEndsThere) {
         static_cast<size_t>(std::find(full.begin(), full.end(), stop) - full.begin());
     Request s = r;
     s.sampling.stop_token_ids = {stop};
-    const EngineRun spec = run_all(GetParam(), true, {s}, 64);
+    const EngineRun spec = run_all(GetParam(), "ngram", {s}, 64);
     EXPECT_EQ(spec.tokens[0], std::vector<int32_t>(full.begin(), full.begin() + first + 1));
     EXPECT_EQ(spec.last[0].finish_reason, FinishReason::kStop);
     EXPECT_EQ(spec.last[0].num_generated_tokens, static_cast<int32_t>(first + 1));
@@ -408,15 +413,75 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, SpeculativeEngine, ::testing::Values("gpt2-ti
                            return n;
                          });
 
+std::vector<Request> greedy_requests(int n, int32_t max_tokens) {
+  std::vector<Request> requests;
+  for (const auto& p : repetitive_prompts(n)) {
+    Request r;
+    r.prompt_token_ids = p;
+    r.sampling.temperature = 0;
+    r.sampling.max_tokens = max_tokens;
+    r.sampling.ignore_eos = true;
+    requests.push_back(r);
+  }
+  return requests;
+}
+
+TEST(DraftModel, TheModelAsItsOwnDraftIsAlwaysRight) {
+  // Greedy drafts of the model itself are what verification picks: every draft is accepted, so
+  // alone a request needs the prefill and ceil(23 / 5) decode steps. The draft's cache is fed
+  // everything it has not seen each time, including after the preemptions of the batched run.
+  const std::vector<Request> requests = greedy_requests(8, 24);
+  const EngineRun plain = run_all("llama-tiny", "", requests);
+  const EngineRun spec = run_all("llama-tiny", "draft:llama-tiny", requests);
+  for (size_t i = 0; i < requests.size(); ++i)
+    EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << "request " << i;
+  EXPECT_GT(spec.stats.num_draft_tokens, 0);
+  EXPECT_EQ(spec.stats.num_accepted_tokens, spec.stats.num_draft_tokens);
+  EXPECT_GT(spec.stats.num_preemptions, 0) << "the pool was meant to be too small";
+  const EngineRun one_plain = run_all("llama-tiny", "", {requests[1]}, 64);
+  const EngineRun one = run_all("llama-tiny", "draft:llama-tiny", {requests[1]}, 64);
+  EXPECT_EQ(one.tokens[0], plain.tokens[1]);
+  EXPECT_EQ(one.stats.num_steps, one_plain.stats.num_steps - 23 + 5);
+}
+
+TEST(DraftModel, AnotherModelsDraftsLeaveTheOutputUnchanged) {
+  // gpt2-tiny drafting for llama-tiny (same 512-token vocabulary): mostly wrong guesses.
+  const std::vector<Request> requests = greedy_requests(8, 24);
+  const EngineRun plain = run_all("llama-tiny", "", requests);
+  const EngineRun spec = run_all("llama-tiny", "draft:gpt2-tiny", requests);
+  for (size_t i = 0; i < requests.size(); ++i)
+    EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << "request " << i;
+  EXPECT_GT(spec.stats.num_draft_tokens, 0);
+  EXPECT_LT(spec.stats.num_accepted_tokens, spec.stats.num_draft_tokens);
+}
+
+TEST(DraftModel, RefusedWithoutADraftOrWithAnotherVocabulary) {
+  EngineConfig c = engine_config("llama-tiny", "draft:llama-tiny");
+  c.speculative.draft_model_dir.clear();
+  EXPECT_NE(c.validate().message().find("--draft-model"), std::string::npos);
+  c = engine_config("llama-tiny", "draft:llama-tiny");
+  c.tensor_parallel_size = 2;
+  EXPECT_NE(c.validate().message().find("--speculative draft"), std::string::npos);
+  // The embedded default model has GPT-2's 50,257 tokens; the fixtures 512.
+  c = engine_config("gpt2-tiny", "draft:gpt2-tiny");
+  c.speculative.draft_model_dir = std::filesystem::path(LLMSERVE_SOURCE_DIR) / "models" / "default";
+  try {
+    Engine engine(c);
+    ADD_FAILURE() << "a draft with another vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SpeculativeEngine, ConfigErrorsNameTheFlag) {
-  EngineConfig c = engine_config("llama-tiny", true);
+  EngineConfig c = engine_config("llama-tiny", "ngram");
   c.speculative.num_speculative_tokens = 17;
   EXPECT_NE(c.validate().message().find("--num-speculative-tokens"), std::string::npos);
-  c = engine_config("llama-tiny", true);
+  c = engine_config("llama-tiny", "ngram");
   c.speculative.ngram_min = 3;
   c.speculative.ngram_max = 2;
   EXPECT_NE(c.validate().message().find("--ngram-max"), std::string::npos);
-  c = engine_config("llama-tiny", true);
+  c = engine_config("llama-tiny", "ngram");
   c.speculative.max_batch_size = -1;
   EXPECT_NE(c.validate().message().find("--speculative-max-batch-size"), std::string::npos);
 }
