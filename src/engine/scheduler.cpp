@@ -172,11 +172,15 @@ void Scheduler::schedule_decodes(SchedulerOutput& out, StepBudget& budget) {
   }
 }
 
-void Scheduler::propose_drafts(const Sequence& seq, int32_t max_drafts,
+void Scheduler::propose_drafts(Sequence& seq, int32_t max_drafts,
                                std::vector<int32_t>& drafts) const {
   // The grammar's matcher cannot be advanced tentatively; the token after the drafts counts
   // toward the completion limit too.
   if (!seq.allows_speculation || seq.sampling.grammar != nullptr) return;
+  if (seq.num_spec_skips > 0) {  // backing off: its recent drafts were all rejected
+    --seq.num_spec_skips;
+    return;
+  }
   const SpeculativeConfig& spec = config_.speculative;
   max_drafts = std::min({max_drafts, spec.num_speculative_tokens,
                          seq.max_tokens() - seq.num_completion_tokens() - 1});
@@ -335,6 +339,14 @@ void Scheduler::update(const SchedulerOutput& output, const StepResult& result) 
       for (int32_t j = 0; j <= accepted; ++j) seq.token_ids.push_back(samples[j].token_id);
       block_pool_.trim(seq);
       num_accepted_tokens_ += accepted;
+      // A verify step costs more than a decode (and a CUDA decode loses its graph): after n
+      // fruitless ones in a row, the next 2^n - 1 decodes (at most 63) go without drafts.
+      if (accepted > 0) {
+        seq.num_spec_misses = 0;
+      } else {
+        seq.num_spec_misses = std::min(seq.num_spec_misses + 1, 6);
+        seq.num_spec_skips = (1 << seq.num_spec_misses) - 1;
+      }
     }
     block_pool_.cache_full_blocks(seq);
   }

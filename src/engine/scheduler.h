@@ -134,9 +134,10 @@ class Scheduler {
   void schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget);
   void admit_waiting(SchedulerOutput& out, StepBudget& budget);
   void add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_new_tokens);
-  // Prompt-lookup drafts for a decoding seq, cut to what its completion limit, `max_drafts` and
-  // the free blocks allow; empty when it does not speculate.
-  void propose_drafts(const Sequence& seq, int32_t max_drafts, std::vector<int32_t>& drafts) const;
+  // Drafts for a decoding seq (prompt lookup, or placeholders for the draft model), cut to what
+  // its completion limit, `max_drafts` and the free blocks allow; empty when it does not
+  // speculate this step (also while it backs off after rejections).
+  void propose_drafts(Sequence& seq, int32_t max_drafts, std::vector<int32_t>& drafts) const;
   // The running sequence a decode at running_[first] preempts when it needs a block: the lowest
   // priority among running_[first..] (those not yet scheduled this step), the latest admitted of
   // equals — so with one priority, always the latest admitted.

@@ -57,6 +57,10 @@ struct Sequence {
   // Speculative decoding with a draft model: positions [0, this) of the draft's KV cache are
   // valid (speculative.h). Reset with num_computed_tokens at a preemption.
   int32_t num_draft_computed_tokens = 0;
+  // Speculation back-off (Scheduler): verify steps in a row that accepted no draft, and the
+  // decodes still to run without drafts because of them.
+  int32_t num_spec_misses = 0;
+  int32_t num_spec_skips = 0;
 
   // The request's side, kept by the engine.
   SamplingState sampling_state;                     // rng step, penalties' counts

@@ -27,6 +27,10 @@
 // drafts are overwritten later and blocks past the accepted tokens go back to the pool
 // (BlockPool::trim).
 //
+// Back-off (Scheduler::update): a sequence whose last n verify steps accepted nothing decodes the
+// next 2^n - 1 steps (at most 63) without drafts; an accepted draft resets it. Text the proposer
+// cannot predict then costs a few verify steps, not one per token.
+//
 // Policy (Scheduler): only sequences in a plain decode speculate — not with a grammar (its matcher
 // cannot be advanced tentatively), not with an explicit per-request opt-out — and only while at
 // most max_batch_size sequences decode: past that a step is no longer bound by the weight read and

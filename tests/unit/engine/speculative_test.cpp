@@ -185,6 +185,32 @@ TEST(SpeculativeScheduler, AcceptedDraftsAdvanceTheSequence) {
   EXPECT_THROW(s.update(out, r), Error);
 }
 
+TEST(SpeculativeScheduler, BacksOffAfterRejections) {
+  Scheduler s(spec_scheduler_config(/*num_blocks=*/32));
+  ASSERT_TRUE(s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 1, 2, 1}, 40)).is_ok());
+  prefill(s, 2);
+  // Reject every draft: speculation comes back after 1, 3, 7 plain decodes.
+  std::vector<int32_t> plain_runs;
+  int32_t run = 0;
+  for (int step = 0; step < 16; ++step) {
+    SchedulerOutput out = s.schedule();
+    ASSERT_EQ(out.scheduled.size(), 1u);
+    StepResult r;
+    r.samples = {{.token_id = 1 + s.find(1)->num_tokens() % 2}};  // keeps the text periodic
+    if (out.num_drafts > 0) {
+      r.samples[0].token_id = out.scheduled[0].verify_tokens[1] + 7;  // never the draft
+      r.accepted = {0};
+      if (step > 0) plain_runs.push_back(run);
+      run = 0;
+    } else {
+      ++run;
+    }
+    s.update(out, r);
+  }
+  EXPECT_EQ(plain_runs, (std::vector<int32_t>{1, 3, 7}));
+  EXPECT_EQ(s.find(1)->num_spec_misses, 4);
+}
+
 TEST(SpeculativeScheduler, DraftsRespectTheCompletionLimit) {
   Scheduler s(spec_scheduler_config());
   // max_tokens 3: after the prefill's token, 2 remain, so at most 1 draft.
