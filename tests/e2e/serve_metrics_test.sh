@@ -2,7 +2,8 @@
 # `llmserve serve` metrics on :8002 as Prometheus sees them: a live scrape passes
 # `promtool check metrics` (exit 3 = lint only: Triton's names have no _total), Triton's counters
 # count what was served, and a real Prometheus scraping the server evaluates the seed's recording
-# rule triton:queue_compute:ratio.
+# rule triton:queue_compute:ratio. A second server with --speculative ngram gives the same greedy
+# text and counts its drafts.
 set -euo pipefail
 BIN=${LLMSERVE:?}
 WORK=$(mktemp -d)
@@ -84,6 +85,31 @@ for _ in $(seq 1 40); do
   sleep 0.5
 done
 check "Prometheus evaluates triton:queue_compute:ratio from a live scrape ($got)" [ -n "$got" ]
+# Speculative decoding (--speculative ngram): the same greedy text as the server without it, and
+# its counters on /metrics.
+SP=$(free_port); SMP=$(free_port)
+"$BIN" serve --host 127.0.0.1 --http-port "$SP" --grpc-port -1 --metrics-port "$SMP" --num-kv-blocks 64 \
+  --speculative ngram > "$WORK/serve_spec.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do curl -sf "127.0.0.1:$SP/v2/health/ready" >/dev/null && break; sleep 0.25; done
+body='{"text_input": "ROMEO: to be or not to be, to be or not to be, to be or", "max_tokens": 48, "temperature": 0}'
+curl -s -X POST "127.0.0.1:$HP/v2/models/default/generate" -d "$body" > "$WORK/plain.json"
+curl -s -X POST "127.0.0.1:$SP/v2/models/default/generate" -d "$body" > "$WORK/spec.json"
+text() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["text_output"])' "$1"; }
+check "greedy text with --speculative ngram equals the text without it" [ "$(text "$WORK/plain.json")" == "$(text "$WORK/spec.json")" ]
+check "  ... and is not empty" [ -n "$(text "$WORK/spec.json")" ]
+opt_out='{"text_input": "ROMEO: to be or not to be, to be or", "max_tokens": 8, "temperature": 0, "speculative": false}'
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "127.0.0.1:$SP/v2/models/default/generate" -d "$opt_out")
+check "a request may opt out with \"speculative\": false ($code)" [ "$code" == "200" ]
+for _ in $(seq 30); do
+  curl -s "127.0.0.1:$SMP/metrics" > "$WORK/scrape_spec.txt"
+  grep -q '^llmserve_spec_decode_num_draft_tokens_total{model="default",version="1"} [1-9]' "$WORK/scrape_spec.txt" && break
+  sleep 0.1
+done
+check "llmserve_spec_decode_num_draft_tokens_total counts the drafts" grep -q '^llmserve_spec_decode_num_draft_tokens_total{model="default",version="1"} [1-9]' "$WORK/scrape_spec.txt"
+check "llmserve_spec_decode_num_accepted_tokens_total is exported" grep -q '^llmserve_spec_decode_num_accepted_tokens_total{model="default",version="1"} ' "$WORK/scrape_spec.txt"
+check "without speculation the counters stay 0" grep -q '^llmserve_spec_decode_num_drafts_total{model="default",version="1"} 0' "$WORK/scrape.txt"
+
 [ "$fails" -eq 0 ] || { grep -E "failure|timeouts" "$WORK/scrape.txt"; echo "--- server log"; tail -40 "$WORK/serve.log"; }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
