@@ -187,7 +187,8 @@ TEST(SpeculativeScheduler, AcceptedDraftsAdvanceTheSequence) {
 
 TEST(SpeculativeScheduler, BacksOffAfterRejections) {
   Scheduler s(spec_scheduler_config(/*num_blocks=*/32));
-  ASSERT_TRUE(s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 1, 2, 1}, 40)).is_ok());
+  ASSERT_TRUE(
+      s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 1, 2, 1}, 40)).is_ok());
   prefill(s, 2);
   // Reject every draft: speculation comes back after 1, 3, 7 plain decodes.
   std::vector<int32_t> plain_runs;
@@ -320,8 +321,11 @@ struct EngineRun {
 
 // Submits every request at once into a small engine (preemption, chunked prefill) and collects.
 EngineRun run_all(const std::string& model, const std::string& speculate,
-                  const std::vector<Request>& requests, int32_t num_kv_blocks = 12) {
+                  const std::vector<Request>& requests, int32_t num_kv_blocks = 12, int32_t tp = 1,
+                  int32_t pp = 1) {
   EngineConfig c = engine_config(model, speculate);
+  c.tensor_parallel_size = tp;
+  c.pipeline_parallel_size = pp;
   c.num_kv_blocks = num_kv_blocks;
   c.max_num_tokens = 32;
   c.max_batch_size = 8;
@@ -496,6 +500,18 @@ TEST(DraftModel, RefusedWithoutADraftOrWithAnotherVocabulary) {
     ADD_FAILURE() << "a draft with another vocabulary was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SpeculativeEngine, ParallelRanksVerifyAlike) {
+  // Prompt lookup with the model split over CPU ranks (tensor and pipeline parallel): the verify
+  // step's logits at every position come from the last stage's rank 0, as a decode's do.
+  const std::vector<Request> requests = greedy_requests(6, 20);
+  const EngineRun plain = run_all("llama-tiny", "", requests, 64);
+  for (auto [tp, pp] : {std::pair{2, 1}, std::pair{1, 2}}) {
+    const EngineRun spec = run_all("llama-tiny", "ngram", requests, 64, tp, pp);
+    EXPECT_EQ(spec.tokens, plain.tokens) << "tp " << tp << " pp " << pp;
+    EXPECT_GT(spec.stats.num_draft_tokens, 0);
   }
 }
 
