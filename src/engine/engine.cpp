@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include "model/quantized_checkpoint.h"
 
 #include "common/logging.h"
 #include "engine/philox.h"
 #include "model/engine_manifest.h"
+#include "model/quantized_checkpoint.h"
 
 namespace llmserve {
 
@@ -155,6 +157,23 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
         config_.model_dir.string(), manifest.llmserve_version, manifest.created, manifest.device,
         manifest.gpu_arch.empty() ? "" : " " + manifest.gpu_arch, dtype_name(manifest.dtype),
         quantization_name(manifest.quantization), manifest.tp, manifest.pp);
+  }
+  if (!from_engine) {
+    // A pre-quantized checkpoint is read dequantized (model/quantized_checkpoint.h); fp8 ones
+    // are served as fp8 again on cuda (lossless for per-channel scales) unless asked otherwise.
+    const CheckpointQuantizationConfig q = read_checkpoint_quantization(config_.model_dir);
+    if (q.kind != CheckpointQuantization::kNone) {
+      if (q.is_fp8() && config_.device == DeviceKind::kCuda &&
+          config_.quantization == Quantization::kNone) {
+        config_.quantization = Quantization::kFp8;
+      }
+      LOG_INFO(
+          "checkpoint quantized with {} ({}): weights dequantized at load, served {}",
+          checkpoint_quantization_name(q.kind), q.method,
+          config_.quantization == Quantization::kNone
+              ? "in the activation dtype (no 4-bit kernels yet)"
+              : fmt::format("with --quantization {}", quantization_name(config_.quantization)));
+    }
   }
   DType dtype = DType::kF32;
   if (config_.device == DeviceKind::kCuda ||

@@ -57,7 +57,32 @@ WeightStore WeightStore::open(const std::filesystem::path& dir) {
          dir.string());
   }
   store.add_files(shard_paths);
+  store.quantization_ = read_checkpoint_quantization(dir);
+  if (store.quantization_.kind != CheckpointQuantization::kNone) store.add_dequantized();
   return store;
+}
+
+void WeightStore::add_dequantized() {
+  for (DequantizedWeight& w : find_quantized_weights(quantization_, *this)) {
+    auto s = std::make_unique<Synthetic>();
+    s->info.name = w.name;
+    s->info.dtype = DType::kF32;
+    s->info.shape = {w.out, w.in};
+    const std::string stored = quantization_.is_fp8() ? w.name : w.prefix + ".qweight";
+    s->source = entry(stored).file;
+    s->weight = std::move(w);
+    entries_[s->info.name] = Entry{s->source, &s->info, s.get()};
+    synthetic_.push_back(std::move(s));
+  }
+}
+
+const std::vector<float>& WeightStore::values_of(Synthetic& s) const {
+  std::call_once(s.made, [&] {
+    const std::string stored = quantization_.is_fp8() ? s.info.name : s.weight.prefix + ".qweight";
+    const TensorInfo* codes = s.source->find(stored);  // the file's own entry, not this one
+    s.values = dequantize_weight(quantization_, *this, s.weight, s.source->data(*codes));
+  });
+  return s.values;
 }
 
 WeightStore WeightStore::open_file(const std::filesystem::path& file) {
@@ -106,6 +131,10 @@ const std::filesystem::path& WeightStore::file_of(const std::string& name) const
 
 std::span<const uint8_t> WeightStore::bytes(const std::string& name) const {
   const Entry& e = entry(name);
+  if (e.synthetic != nullptr) {
+    const std::vector<float>& v = values_of(*e.synthetic);
+    return {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)};
+  }
   return e.file->data(*e.info);
 }
 
@@ -118,6 +147,7 @@ std::vector<float> WeightStore::load_f32(const std::string& name,
     fail(StatusCode::kDataLoss, "tensor '{}' in '{}' has shape {}, expected {}", name,
          e.file->path().string(), shape_string(info.shape), shape_string(expected_shape));
   }
+  if (e.synthetic != nullptr) return values_of(*e.synthetic);
   auto raw = e.file->data(info);
   size_t n = static_cast<size_t>(info.numel());
   std::vector<float> out(n);

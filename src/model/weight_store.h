@@ -2,17 +2,21 @@
 //
 // Accepts `model.safetensors`, or `model.safetensors.index.json` + the shard files its weight_map
 // names. Lookups return typed host copies (fp32 for the CPU backend) after checking the shape,
-// with errors that name the tensor and its file.
+// with errors that name the tensor and its file. A pre-quantized checkpoint (config.json's
+// quantization_config: fp8, AWQ, GPTQ; model/quantized_checkpoint.h) also serves each quantized
+// linear layer's `<prefix>.weight` as F32, dequantized on first use.
 #pragma once
 
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "model/quantized_checkpoint.h"
 #include "model/safetensors.h"
 
 namespace llmserve {
@@ -42,18 +46,33 @@ class WeightStore {
 
   std::vector<std::string> names() const;
   const std::filesystem::path& dir() const { return dir_; }
+  // The checkpoint's own quantization (kNone for most; open() only).
+  const CheckpointQuantizationConfig& quantization() const { return quantization_; }
 
  private:
+  // A dequantized weight: its header entry, and its values once asked for.
+  struct Synthetic {
+    DequantizedWeight weight;
+    TensorInfo info;
+    const SafetensorsFile* source = nullptr;  // the file of its stored codes, for messages
+    std::once_flag made;
+    std::vector<float> values;
+  };
   struct Entry {
     const SafetensorsFile* file;
     const TensorInfo* info;
+    Synthetic* synthetic = nullptr;
   };
+  const std::vector<float>& values_of(Synthetic& s) const;
+  void add_dequantized();
   const Entry& entry(const std::string& name) const;
   void add_files(const std::vector<std::filesystem::path>& paths);
 
   std::filesystem::path dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, Entry> entries_;
+  CheckpointQuantizationConfig quantization_;
+  std::vector<std::unique_ptr<Synthetic>> synthetic_;
 };
 
 std::string shape_string(std::span<const int64_t> shape);

@@ -154,7 +154,12 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
-                                           "llama-tiny-bf16", "qwen2-tiny"),
+                                           "llama-tiny-bf16", "qwen2-tiny",
+                                           // pre-quantized checkpoints, dequantized at load
+                                           // (model/quantized_checkpoint.h); references from
+                                           // the same dequantized weights
+                                           "llama-tiny-fp8-ct", "llama-tiny-fp8-block",
+                                           "llama-tiny-awq", "llama-tiny-gptq"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
