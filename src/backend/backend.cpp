@@ -89,6 +89,11 @@ void Backend::add_rms_norm_fp8(Tensor residual, Tensor x, Tensor w, float eps, T
   quantize_fp8_rows(out, q);
 }
 
+void Backend::qk_rms_norm(Tensor, const AttentionShape&, Tensor, Tensor, float) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no qk_rms_norm (per-head q/k RMSNorm)",
+       name());
+}
+
 void Backend::silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) {
   silu_mul(gate_up, out);
   quantize_fp8_rows(out, q);

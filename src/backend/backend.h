@@ -124,6 +124,11 @@ class Backend {
   virtual void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) = 0;
   // out = x / sqrt(mean(x^2) + eps) * w, per row.
   virtual void rms_norm(Tensor x, Tensor w, float eps, Tensor out) = 0;
+  // Per-head RMSNorm of the queries and keys in place (Qwen3): in qkv [T, (Hq + 2Hk) * d] each of
+  // the Hq query heads' d values is rms-normalised and scaled by q_w [d], each of the Hk key
+  // heads' by k_w [d]; values untouched. Default: Error(kUnimplemented).
+  virtual void qk_rms_norm(Tensor qkv, const AttentionShape& shape, Tensor q_w, Tensor k_w,
+                           float eps);
   // a += b, elementwise, same shape.
   virtual void add(Tensor a, Tensor b) = 0;
   // residual += x; out = layer_norm(residual). Default: add then layer_norm.

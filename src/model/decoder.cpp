@@ -17,8 +17,9 @@ void DecoderModel::reserve(int32_t max_num_tokens, int32_t max_logit_rows) {
 
 bool DecoderModel::can_fuse(int32_t num_tokens) const {
   return spec_.norm == DecoderSpec::Norm::kRmsNorm && spec_.mlp == DecoderSpec::Mlp::kSwiGlu &&
-         !layout_.fp8_inputs && backend_.group_size() == 1 && backend_.num_stages() == 1 &&
-         !layers_.empty() && backend_.can_fuse_linear(num_tokens, layers_[0].qkv_w.w.dtype);
+         !layout_.fp8_inputs && !config_.has_qk_norm && backend_.group_size() == 1 &&
+         backend_.num_stages() == 1 && !layers_.empty() &&
+         backend_.can_fuse_linear(num_tokens, layers_[0].qkv_w.w.dtype);
 }
 
 Tensor DecoderModel::forward_fused(const BatchTensors& batch, const KvCache& kv,
@@ -86,6 +87,9 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
     const DecoderLayer& layer = layers_[i];
     const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim, layer.attention_scale};
     linear(backend_, normed, layer.qkv_w, layer.qkv_b, a.qkv);
+    if (layer.q_norm_w.data != nullptr) {
+      backend_.qk_rms_norm(a.qkv, shape, layer.q_norm_w, layer.k_norm_w, c.norm_eps);
+    }
     if (spec_.rotary) {
       backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
     } else {

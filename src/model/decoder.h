@@ -35,6 +35,7 @@ struct DecoderLayer {
   LinearWeight down_w;              // [D, F]
   Tensor qkv_b, o_b, up_b, down_b;  // each may be empty; o_b and down_b on rank 0 only
   float attention_scale = 0;        // softmax scale of this layer's attention
+  Tensor q_norm_w, k_norm_w;        // [head_dim] per-head q/k RMSNorm (Qwen3); else empty
 };
 
 struct DecoderSpec {

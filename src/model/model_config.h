@@ -39,6 +39,7 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
   bool tie_word_embeddings = false;
   bool has_attention_bias = false;
+  bool has_qk_norm = false;  // per-head RMSNorm of q and k before RoPE (Qwen3)
   bool has_mlp_bias = false;
   RopeConfig rope;
   DType checkpoint_dtype = DType::kF32;

@@ -228,6 +228,26 @@ void CpuBackend::rms_norm(Tensor x, Tensor w, float eps, Tensor out) {
   }
 }
 
+void CpuBackend::qk_rms_norm(Tensor qkv, const AttentionShape& shape, Tensor q_w, Tensor k_w,
+                             float eps) {
+  const int64_t tokens = qkv.dim(0), d = shape.head_dim;
+  const int64_t heads = shape.num_q_heads + 2 * shape.num_kv_heads;
+  const int64_t normed = shape.num_q_heads + shape.num_kv_heads;  // q heads, then k heads
+  float* x = qkv.as<float>();
+  const float* qw = q_w.as<float>();
+  const float* kw = k_w.as<float>();
+#pragma omp parallel for if (tokens * normed * d > (1 << 16))
+  for (int64_t item = 0; item < tokens * normed; ++item) {
+    const int64_t t = item / normed, h = item % normed;
+    float* row = x + (t * heads + h) * d;
+    const float* w = h < shape.num_q_heads ? qw : kw;
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(row[i]) * row[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
+    for (int64_t i = 0; i < d; ++i) row[i] = row[i] * inv * w[i];
+  }
+}
+
 void CpuBackend::add(Tensor a, Tensor b) {
   float* as = a.as<float>();
   const float* bs = b.as<float>();

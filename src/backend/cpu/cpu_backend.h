@@ -45,6 +45,8 @@ class CpuBackend final : public Backend {
   void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) override;
   void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) override;
   void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override;
+  void qk_rms_norm(Tensor qkv, const AttentionShape& shape, Tensor q_w, Tensor k_w,
+                   float eps) override;
   void add(Tensor a, Tensor b) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;

@@ -391,6 +391,15 @@ void CudaBackend::rms_norm(Tensor x, Tensor w, float eps, Tensor out) {
         "rms_norm");
 }
 
+void CudaBackend::qk_rms_norm(Tensor qkv, const AttentionShape& shape, Tensor q_w, Tensor k_w,
+                              float eps) {
+  const OpTimer timer(profile_.get(), stream_, "qk_rms_norm");
+  check(cuda::launch_qk_rms_norm(dtype_, qkv.data, q_w.data, k_w.data,
+                                 static_cast<int32_t>(qkv.dim(0)), shape.num_q_heads,
+                                 shape.num_kv_heads, shape.head_dim, eps, stream_),
+        "qk_rms_norm");
+}
+
 void CudaBackend::add(Tensor a, Tensor b) {
   const OpTimer timer(profile_.get(), stream_, "add");
   check(cuda::launch_add(dtype_, a.data, b.data, a.numel(), stream_), "add");

@@ -44,6 +44,10 @@ cudaError_t launch_add_layer_norm(DType dtype, void* residual, const void* x, co
                                   const void* b, float eps, int32_t num_tokens, int32_t dim,
                                   void* out, cudaStream_t stream);
 // Same with RMSNorm: out = residual / sqrt(mean(residual^2) + eps) * w.
+// Backend::qk_rms_norm: one warp per (token, q or k head), in place in qkv.
+cudaError_t launch_qk_rms_norm(DType dtype, void* qkv, const void* q_w, const void* k_w,
+                               int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads,
+                               int32_t head_dim, float eps, cudaStream_t stream);
 cudaError_t launch_add_rms_norm(DType dtype, void* residual, const void* x, const void* w,
                                 float eps, int32_t num_tokens, int32_t dim, void* out,
                                 cudaStream_t stream);

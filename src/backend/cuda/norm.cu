@@ -309,4 +309,45 @@ cudaError_t launch_add_rms_norm(DType dtype, void* residual, const void* x, cons
   return e != cudaSuccess ? e : launched;
 }
 
+// One warp per (token, head) of the first Hq + Hk heads of a qkv row (the queries, then the keys).
+template <typename T>
+__global__ void qk_rms_norm_kernel(T* __restrict__ qkv, const T* __restrict__ q_w,
+                                   const T* __restrict__ k_w, int64_t items, int32_t num_q_heads,
+                                   int32_t num_kv_heads, int32_t head_dim, float eps) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t item = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  if (item >= items) return;
+  const int32_t normed = num_q_heads + num_kv_heads;
+  const int64_t t = item / normed;
+  const int32_t h = static_cast<int32_t>(item % normed);
+  T* row = qkv + (t * (num_q_heads + 2 * num_kv_heads) + h) * head_dim;
+  const T* w = h < num_q_heads ? q_w : k_w;
+  float sq = 0.0f;
+  for (int32_t i = lane; i < head_dim; i += 32) {
+    const float v = to_float(row[i]);
+    sq += v * v;
+  }
+  const float inv = rsqrtf(warp_sum(sq) / static_cast<float>(head_dim) + eps);
+  for (int32_t i = lane; i < head_dim; i += 32)
+    row[i] = from_float<T>(to_float(row[i]) * inv * to_float(w[i]));
+}
+
+cudaError_t launch_qk_rms_norm(DType dtype, void* qkv, const void* q_w, const void* k_w,
+                               int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads,
+                               int32_t head_dim, float eps, cudaStream_t stream) {
+  const int64_t items = static_cast<int64_t>(num_tokens) * (num_q_heads + num_kv_heads);
+  if (items == 0) return cudaSuccess;
+  constexpr int kWarps = 8;
+  const auto blocks = static_cast<int32_t>((items + kWarps - 1) / kWarps);
+  cudaError_t launched = cudaSuccess;
+  const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launched = launch(qk_rms_norm_kernel<T>, blocks, kWarps * 32, 0, stream, static_cast<T*>(qkv),
+                      static_cast<const T*>(q_w), static_cast<const T*>(k_w), items, num_q_heads,
+                      num_kv_heads, head_dim, eps);
+  });
+  return e != cudaSuccess ? e : launched;
+}
+
 }  // namespace llmserve::cuda

@@ -52,6 +52,7 @@ class NullBackend final : public Backend {
   void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) override {}
   void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) override {}
   void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override {}
+  void qk_rms_norm(Tensor, const AttentionShape&, Tensor, Tensor, float) override {}
   void add(Tensor a, Tensor b) override {}
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override {}
   void gelu_tanh(Tensor x) override {}

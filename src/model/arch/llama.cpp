@@ -49,6 +49,10 @@ class LlamaModel final : public DecoderModel {
                         ? w.load(l + "self_attn.o_proj.bias", {d})
                         : Tensor();
       }
+      if (c.has_qk_norm) {
+        layer.q_norm_w = w.load(l + "self_attn.q_norm.weight", {hd});
+        layer.k_norm_w = w.load(l + "self_attn.k_norm.weight", {hd});
+      }
       layer.o_w = w.linear([&] {
         return w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols);
       });

@@ -1,5 +1,6 @@
 // The Llama layer (llama.cpp), for the families that are Llama plus a difference in their config
-// (qwen2.cpp): their files parse with parse_llama_config, adjust, and build with make_llama_model.
+// (qwen2.cpp, qwen3.cpp): their files parse with parse_llama_config, adjust, and build with
+// make_llama_model.
 #pragma once
 
 #include <memory>
@@ -11,8 +12,8 @@ namespace llmserve {
 // LlamaForCausalLM's config.json fields into c (throws Error naming the file for what is not
 // supported).
 void parse_llama_config(const ConfigReader& r, ModelConfig& c);
-// The model: RMSNorm, RoPE, grouped-query attention (q/k/v biases when c.has_attention_bias),
-// SwiGLU, tied or untied lm_head.
+// The model: RMSNorm, RoPE, grouped-query attention (q/k/v biases when c.has_attention_bias,
+// per-head q/k RMSNorm when c.has_qk_norm), SwiGLU, tied or untied lm_head.
 std::unique_ptr<Model> make_llama_model(const ModelConfig& config, const WeightStore& store,
                                         Backend& backend, const LoadOptions& options);
 

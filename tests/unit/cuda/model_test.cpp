@@ -278,14 +278,14 @@ TEST(CudaTensorParallel, LargeModelMatchesOneGpu) {
   expect_tp_matches(one, stages, cases, 32, 1e-3, 0.1f, "large model pp=2 vs pp=1");
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel,
-                         ::testing::Values(Fixture{"gpt2-tiny", DType::kF16},
-                                           Fixture{"gpt2-tiny-fp16", DType::kF16},
-                                           Fixture{"llama-tiny", DType::kF16},
-                                           Fixture{"llama-tiny", DType::kBF16},
-                                           Fixture{"llama-tiny-bf16", DType::kBF16},
-                                           Fixture{"qwen2-tiny", DType::kBF16}),
-                         fixture_name);
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, CudaModel,
+    ::testing::Values(Fixture{"gpt2-tiny", DType::kF16}, Fixture{"gpt2-tiny-fp16", DType::kF16},
+                      Fixture{"llama-tiny", DType::kF16}, Fixture{"llama-tiny", DType::kBF16},
+                      Fixture{"llama-tiny-bf16", DType::kBF16}, Fixture{"qwen2-tiny", DType::kBF16},
+                      Fixture{"qwen3-tiny", DType::kBF16},
+                      Fixture{"llama32-tied-tiny", DType::kBF16}),
+    fixture_name);
 
 }  // namespace
 }  // namespace llmserve

@@ -154,7 +154,8 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
-                                           "llama-tiny-bf16", "qwen2-tiny",
+                                           "llama-tiny-bf16", "qwen2-tiny", "qwen3-tiny",
+                                           "llama32-tied-tiny",
                                            // pre-quantized checkpoints, dequantized at load
                                            // (model/quantized_checkpoint.h); references from
                                            // the same dequantized weights
