@@ -66,6 +66,12 @@ TEST(SpeculativeConfig, ValidateNamesTheField) {
   EXPECT_NE(parse_speculative_mode("eagle", mode).message().find("none, ngram"), std::string::npos);
 }
 
+SampleResult sampled(int32_t token) {
+  SampleResult r;
+  r.token_id = token;
+  return r;
+}
+
 SchedulerConfig spec_scheduler_config(int32_t num_blocks = 16) {
   SchedulerConfig c;
   c.block_size = 4;
@@ -87,7 +93,7 @@ void prefill(Scheduler& s, int32_t next) {
   for (const ScheduledSequence& e : out.scheduled) {
     ASSERT_TRUE(e.needs_sample);
     ASSERT_TRUE(e.verify_tokens.empty());
-    r.samples.push_back({.token_id = next});
+    r.samples.push_back(sampled(next));
   }
   s.update(out, r);
 }
@@ -95,8 +101,9 @@ void prefill(Scheduler& s, int32_t next) {
 TEST(SpeculativeScheduler, DraftsAreVerifiedAndRejectedBlocksReturn) {
   Scheduler s(spec_scheduler_config());
   // 10 11 12 13 10 11 12 13 10 11 -> suffix [10, 11] was followed by 12 13 10 11.
-  s.add(
-      std::make_unique<Sequence>(1, std::vector<int32_t>{10, 11, 12, 13, 10, 11, 12, 13, 10}, 32));
+  ASSERT_TRUE(s.add(std::make_unique<Sequence>(
+                        1, std::vector<int32_t>{10, 11, 12, 13, 10, 11, 12, 13, 10}, 32))
+                  .is_ok());
   prefill(s, 11);
   SchedulerOutput out = s.schedule();
   ASSERT_EQ(out.scheduled.size(), 1u);
@@ -109,7 +116,7 @@ TEST(SpeculativeScheduler, DraftsAreVerifiedAndRejectedBlocksReturn) {
   EXPECT_EQ(seq.block_table.size(), 4u);  // 15 positions of 4 tokens
   // The first draft is accepted, the second replaced: tokens 12, then 99.
   StepResult r;
-  r.samples = {{.token_id = 12}, {.token_id = 99}};
+  r.samples = {sampled(12), sampled(99)};
   r.accepted = {1};
   s.update(out, r);
   EXPECT_EQ(seq.num_computed_tokens, 11);  // the last token and one draft
@@ -125,14 +132,16 @@ TEST(SpeculativeScheduler, DraftsAreVerifiedAndRejectedBlocksReturn) {
 TEST(SpeculativeScheduler, BlocksPastTheAcceptedTokensAreTrimmed) {
   // 12 tokens after the prefill (3 full blocks); drafts 1 2 3 4 put positions 12-15 in a 4th.
   Scheduler s(spec_scheduler_config());
-  s.add(std::make_unique<Sequence>(2, std::vector<int32_t>{1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5}, 32));
+  ASSERT_TRUE(s.add(std::make_unique<Sequence>(
+                        2, std::vector<int32_t>{1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5}, 32))
+                  .is_ok());
   prefill(s, 6);
   SchedulerOutput out = s.schedule();
   ASSERT_EQ(out.scheduled[0].verify_tokens, (std::vector<int32_t>{6, 1, 2, 3, 4}));
   EXPECT_EQ(s.find(2)->block_table.size(), 4u);
   const int32_t free_with_drafts = s.block_pool().num_free_blocks();
   StepResult r;
-  r.samples = {{.token_id = 42}};  // the first draft is rejected
+  r.samples = {sampled(42)};  // the first draft is rejected
   r.accepted = {0};
   s.update(out, r);
   EXPECT_EQ(s.find(2)->num_tokens(), 13);
@@ -146,14 +155,15 @@ TEST(SpeculativeScheduler, BlocksPastTheAcceptedTokensAreTrimmed) {
   SchedulerConfig wide = spec_scheduler_config();
   wide.speculative.num_speculative_tokens = 8;
   Scheduler t(wide);
-  t.add(std::make_unique<Sequence>(
-      1, std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 1}, 32));
+  ASSERT_TRUE(t.add(std::make_unique<Sequence>(
+                        1, std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 1}, 32))
+                  .is_ok());
   prefill(t, 2);
   out = t.schedule();
   ASSERT_EQ(out.scheduled[0].num_drafts(), 7);
   EXPECT_EQ(t.find(1)->block_table.size(), 6u);
   const int32_t free_before = t.block_pool().num_free_blocks();
-  r.samples = {{.token_id = 99}};
+  r.samples = {sampled(99)};
   r.accepted = {0};
   t.update(out, r);
   EXPECT_EQ(t.find(1)->num_tokens(), 17);
@@ -164,13 +174,14 @@ TEST(SpeculativeScheduler, BlocksPastTheAcceptedTokensAreTrimmed) {
 
 TEST(SpeculativeScheduler, AcceptedDraftsAdvanceTheSequence) {
   Scheduler s(spec_scheduler_config());
-  s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{5, 6, 7, 8, 5, 6, 7}, 32));
+  ASSERT_TRUE(
+      s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{5, 6, 7, 8, 5, 6, 7}, 32)).is_ok());
   prefill(s, 8);  // 5 6 7 8 5 6 7 8: suffix [5, 6, 7, 8] was followed by 5 6 7 8
   SchedulerOutput out = s.schedule();
   ASSERT_EQ(out.scheduled[0].verify_tokens, (std::vector<int32_t>{8, 5, 6, 7, 8}));
   EXPECT_EQ(s.find(1)->block_table.size(), 3u);
   StepResult r;
-  r.samples = {{.token_id = 5}, {.token_id = 6}, {.token_id = 8}};
+  r.samples = {sampled(5), sampled(6), sampled(8)};
   r.accepted = {2};
   s.update(out, r);
   EXPECT_EQ(s.find(1)->num_tokens(), 11);
@@ -180,7 +191,7 @@ TEST(SpeculativeScheduler, AcceptedDraftsAdvanceTheSequence) {
   // A sample that claims a draft it is not: an internal error, not a silent corruption.
   out = s.schedule();
   ASSERT_GT(out.scheduled[0].num_drafts(), 0);
-  r.samples = {{.token_id = out.scheduled[0].verify_tokens[1] + 1}, {.token_id = 3}};
+  r.samples = {sampled(out.scheduled[0].verify_tokens[1] + 1), sampled(3)};
   r.accepted = {1};
   EXPECT_THROW(s.update(out, r), Error);
 }
@@ -197,7 +208,7 @@ TEST(SpeculativeScheduler, BacksOffAfterRejections) {
     SchedulerOutput out = s.schedule();
     ASSERT_EQ(out.scheduled.size(), 1u);
     StepResult r;
-    r.samples = {{.token_id = 1 + s.find(1)->num_tokens() % 2}};  // keeps the text periodic
+    r.samples = {sampled(1 + s.find(1)->num_tokens() % 2)};  // keeps the text periodic
     if (out.num_drafts > 0) {
       r.samples[0].token_id = out.scheduled[0].verify_tokens[1] + 7;  // never the draft
       r.accepted = {0};
@@ -215,7 +226,8 @@ TEST(SpeculativeScheduler, BacksOffAfterRejections) {
 TEST(SpeculativeScheduler, DraftsRespectTheCompletionLimit) {
   Scheduler s(spec_scheduler_config());
   // max_tokens 3: after the prefill's token, 2 remain, so at most 1 draft.
-  s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 3, 1, 2, 3, 1, 2}, 3));
+  ASSERT_TRUE(s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 3, 1, 2, 3, 1, 2}, 3))
+                  .is_ok());
   prefill(s, 3);
   SchedulerOutput out = s.schedule();
   EXPECT_EQ(out.scheduled[0].num_drafts(), 1);
@@ -224,12 +236,13 @@ TEST(SpeculativeScheduler, DraftsRespectTheCompletionLimit) {
 TEST(SpeculativeScheduler, OffWhenTheBatchIsLargeOrTheRequestOptsOut) {
   Scheduler s(spec_scheduler_config());  // speculates while at most 2 sequences decode
   for (uint64_t id = 1; id <= 3; ++id)
-    s.add(std::make_unique<Sequence>(id, std::vector<int32_t>{1, 2, 1, 2, 1}, 16));
+    ASSERT_TRUE(
+        s.add(std::make_unique<Sequence>(id, std::vector<int32_t>{1, 2, 1, 2, 1}, 16)).is_ok());
   prefill(s, 2);
   SchedulerOutput out = s.schedule();
   EXPECT_EQ(out.num_drafts, 0) << "3 decodes > speculative max_batch_size 2";
   StepResult r;
-  for (size_t i = 0; i < out.scheduled.size(); ++i) r.samples.push_back({.token_id = 1});
+  for (size_t i = 0; i < out.scheduled.size(); ++i) r.samples.push_back(sampled(1));
   s.update(out, r);
   s.finish(3);
   out = s.schedule();
@@ -239,7 +252,7 @@ TEST(SpeculativeScheduler, OffWhenTheBatchIsLargeOrTheRequestOptsOut) {
   Scheduler t(spec_scheduler_config());
   auto seq = std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 1, 2, 1}, 16);
   seq->allows_speculation = false;
-  t.add(std::move(seq));
+  ASSERT_TRUE(t.add(std::move(seq)).is_ok());
   prefill(t, 2);
   EXPECT_EQ(t.schedule().num_drafts, 0);
 }
@@ -247,8 +260,10 @@ TEST(SpeculativeScheduler, OffWhenTheBatchIsLargeOrTheRequestOptsOut) {
 TEST(SpeculativeScheduler, DraftsNeverPreempt) {
   // 4 blocks of 4, all held: sequence 1 (12 tokens, 3 blocks) would need a 4th for drafts.
   Scheduler s(spec_scheduler_config(/*num_blocks=*/4));
-  s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2}, 4));
-  s.add(std::make_unique<Sequence>(2, std::vector<int32_t>{7, 8, 9}, 4));
+  ASSERT_TRUE(
+      s.add(std::make_unique<Sequence>(1, std::vector<int32_t>{1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2}, 4))
+          .is_ok());
+  ASSERT_TRUE(s.add(std::make_unique<Sequence>(2, std::vector<int32_t>{7, 8, 9}, 4)).is_ok());
   prefill(s, 3);
   EXPECT_EQ(s.block_pool().num_free_blocks(), 0);
   SchedulerOutput out = s.schedule();
