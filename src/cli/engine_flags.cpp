@@ -6,15 +6,21 @@
 #include "cli/model_path.h"
 #include "common/status.h"
 #include "model/engine_manifest.h"
+#include "model/model.h"
 
 namespace llmserve::cli {
 
 void EngineFlags::add_to(CLI::App& app) {
   auto& c = config;
-  app.add_option(
-         "--model", model,
-         "Hugging Face model directory, engine directory (llmserve build) or ORG/NAME to pull "
-         "(default: the embedded default model)")
+  std::string architectures;
+  for (const std::string& name : ArchRegistry::names())
+    architectures += (architectures.empty() ? "" : ", ") + name;
+  app.add_option("--model", model,
+                 "Hugging Face model directory, engine directory (llmserve build) or ORG/NAME to "
+                 "pull (default: the embedded default model). Architectures: " +
+                     architectures +
+                     "; pre-quantized fp8 (compressed-tensors, ModelOpt, block-wise), AWQ and "
+                     "GPTQ checkpoints of them load as they are")
       ->envname("LLMSERVE_MODEL");
   app.add_option(
          "--engine-cache", engine_cache,
