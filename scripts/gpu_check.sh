@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -46,6 +46,16 @@ d = json.load(open(sys.argv[1])); r = d["results"][0]; n = int(sys.argv[3])
 decode = 1e3 * (n - 1) / (r["e2e"]["mean_ms"] - r["ttft"]["mean_ms"])
 print(f"{sys.argv[2]:<28} llmserve decode {decode:9.1f} tok/s  (ttft {r['ttft']['mean_ms']:.1f} ms, itl p50 {r['itl']['p50_ms']:.3f} ms)")
 PY
+}
+
+llama_engine() {  # quantization (none, fp8, ...): prints the Llama-3-8B model dir, building the engine once
+  local m=/tmp/llama-3-8b
+  [ "$1" = none ] && { echo "$m"; return; }
+  if [ ! -d "$m-$1" ]; then
+    "$LLMSERVE" build --model "$m" --output "$m-$1" --device cuda --quantization "$1" >"$OUT/build_$1.log" 2>&1 ||
+      { note "build --quantization $1 failed" >&2; tail -3 "$OUT/build_$1.log" >&2; return 1; }
+  fi
+  echo "$m-$1"
 }
 
 decode_hf() {  # model dir, label, dtype, output len
@@ -284,19 +294,36 @@ PY
         done
       done
       ;;
+    kvfp8)  # --kv-cache-dtype fp8 against the activation-dtype cache, same call: the blocks each gets,
+      # 1,000 x 1,024/128 offline (KV_LONG_BATCH) and 1,000 x 128/128 at batch KV_SHORT_BATCH, with
+      # bf16 and fp8 weights (KV_WEIGHTS narrows: "none fp8")
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      for q in ${KV_WEIGHTS:-none fp8}; do
+        m=$(llama_engine "$q") || continue
+        for shape in "long 1024 ${KV_LONG_BATCH:-512} 2048" "short 128 ${KV_SHORT_BATCH:-1024} 256"; do
+          set -- $shape
+          for kv in ${KV_DTYPES:-auto fp8}; do
+            label=kv_${q}_$1_$kv${KV_LABEL:-}
+            "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests 1000 --warmup 8 --input-len $2 \
+              --output-len 128 --max-batch-size $3 --cuda-graph-max-batch-size $3 --max-model-len $4 --max-num-tokens 8192 \
+              --no-prefix-caching --step-timing --kv-cache-dtype $kv --json "$OUT/$label.json" >"$OUT/$label.log" 2>&1 ||
+              { note "$label: bench failed"; tail -5 "$OUT/$label.log"; }
+            echo "== llama-3-8b weights $q, --kv-cache-dtype $kv: 1000 x $2/128, max batch $3 ${KV_LABEL:-}" | tee -a "$summary"
+            grep -E "^batched" "$OUT/$label.log" | tee -a "$summary"
+            grep -E "KV cache" "$OUT/$label.log" | head -1 | tee -a "$summary"
+          done
+        done
+      done
+      ;;
     tprofile)  # per-op GPU time of the 1,000 x 128/128 throughput workload (eager, serialised: shares)
       [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
       for q in ${QUANT_SCHEMES:-none fp8}; do
-        m=/tmp/llama-3-8b; [ "$q" != none ] && m=/tmp/llama-3-8b-$q
-        if [ ! -d "$m" ]; then
-          "$LLMSERVE" build --model /tmp/llama-3-8b --output "$m" --device cuda --quantization "$q" >"$OUT/build_$q.log" 2>&1 ||
-            { note "build --quantization $q failed"; tail -3 "$OUT/build_$q.log"; continue; }
-        fi
+        m=$(llama_engine "$q") || continue
         b=${TPROFILE_BATCH:-1024}
         LLMSERVE_CUDA_PROFILE=1 "$LLMSERVE" bench offline --device cuda --model "$m" --num-requests 1000 --warmup 0 \
           --input-len 128 --output-len 128 --max-batch-size $b --max-model-len 256 --max-num-tokens 8192 \
-          --no-prefix-caching --enforce-eager >"$OUT/tprofile_$q.log" 2>&1 || note "tprofile $q: exit $?"
-        echo "== per-op profile, 1000 x 128/128, max batch $b, --quantization $q (eager)" | tee -a "$summary"
+          --no-prefix-caching --enforce-eager ${TPROFILE_FLAGS:-} >"$OUT/tprofile_$q.log" 2>&1 || note "tprofile $q: exit $?"
+        echo "== per-op profile, 1000 x 128/128, max batch $b, --quantization $q (eager) ${TPROFILE_FLAGS:-}" | tee -a "$summary"
         sed -n '/per-op GPU time/,$p' "$OUT/tprofile_$q.log" | head -24 | tee -a "$summary"
       done
       ;;
@@ -377,8 +404,10 @@ PY
     *) echo "unknown step $step" ;;
   esac
 done
-# At most 8 files come back: the summary, the test log, and everything else in one archive.
-(cd "$OUT" && tar -czf logs.tar.gz --exclude=logs.tar.gz --exclude=summary.txt --exclude=cuda_tests.log ./* \
-  && find . -maxdepth 1 -type f ! -name logs.tar.gz ! -name summary.txt ! -name cuda_tests.log -delete)
+# At most 8 files come back: the summary, the test log, and everything else in one archive. Several
+# runs in one call append to the archive (logs.tar) and to summaries.txt instead of replacing them.
+(cd "$OUT" && cat summary.txt >>summaries.txt &&
+  tar -rf logs.tar --exclude=logs.tar --exclude=summary.txt --exclude=summaries.txt --exclude=cuda_tests.log ./* &&
+  find . -maxdepth 1 -type f ! -name logs.tar ! -name summary.txt ! -name summaries.txt ! -name cuda_tests.log -delete)
 echo "== summary"
 cat "$summary"

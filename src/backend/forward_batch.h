@@ -65,6 +65,9 @@ struct BatchTensors {
   int32_t max_blocks_per_seq = 0;
   int32_t max_query_len = 0;
   int32_t max_context_len = 0;
+  // Sequences [0, n) have one new token each (the scheduler puts running decodes first): the CUDA
+  // attention runs them through its decode kernel even when later sequences are prefilling.
+  int32_t num_leading_decodes = 0;
 };
 
 }  // namespace llmserve

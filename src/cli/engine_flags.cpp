@@ -89,8 +89,7 @@ void EngineFlags::add_to(CLI::App& app) {
            }
          },
          "auto (the activation dtype) or fp8: keys and values stored as fp8 e4m3 (scale 1), a "
-         "quarter of "
-         "fp32's KV bytes (cpu only for now)")
+         "quarter of fp32's KV bytes on cpu, half of fp16/bf16's on cuda")
       ->envname("LLMSERVE_KV_CACHE_DTYPE")
       ->default_str("auto");
   app.add_option(

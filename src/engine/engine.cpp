@@ -86,11 +86,6 @@ Status EngineConfig::validate() const {
     return invalid_argument("--kv-cache-dtype must be auto or fp8, got {}",
                             dtype_name(*kv_cache_dtype));
   }
-  if (kv_cache_dtype && device == DeviceKind::kCuda) {
-    return {StatusCode::kUnimplemented,
-            "--kv-cache-dtype fp8 runs on --device cpu only for now: the CUDA attention kernels "
-            "read fp16/bf16 KV"};
-  }
   if (quantization != Quantization::kNone && device == DeviceKind::kNull) {
     return {StatusCode::kUnimplemented,
             fmt::format("--quantization {}: the null backend has no quantized matmul",

@@ -68,7 +68,7 @@ CASES=(
   "kedaingress|gpt2|-f $CHART/values-gpt2.yaml --set autoscaling.keda.enable=true,autoscaling.keda.minReplicaCount=0,ingress.enable=true,ingress.host=llm.example.com|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"keda\":true,\"ingress\":true,\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"auto\"}}"
   "cpu|tiny|--set server.device=cpu,server.resources.cpu=2|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"\",\"gpuProducts\":[],\"modelName\":\"default\",\"cache\":\"hostPath\"}"
   "nobuild|llama-3-8b|-f $CHART/values-llama-3-8b.yaml --set model.engine.build=false|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/hf\",\"build\":false}"
-  "fp8gpu|llama-3-8b-fp8|-f $CHART/values-llama-3-8b.yaml --set model.quantization=fp8|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\",\"quantization\":\"fp8\"}}"
+  "fp8gpu|llama-3-8b-fp8|-f $CHART/values-llama-3-8b.yaml --set model.quantization=fp8,model.kvCacheDataType=fp8|{\"kvCacheDtype\":\"fp8\",\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\",\"quantization\":\"fp8\"}}"
   "cpubuild|tiny|-f $CHART/values-gpt2.yaml --set server.device=cpu,server.resources.cpu=2,model.quantization=int8-wo,model.engine.maxSeqLen=128,model.engine.gpuArch=sm_90|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cpu\",\"dtype\":\"auto\",\"quantization\":\"int8-wo\",\"maxSeqLen\":\"128\"}}"
 )
 mkdir -p "$WORK/render" "$WORK/broken"
@@ -108,6 +108,7 @@ refuse "a PVC cache without a claim" "claimName" --set cache.type=pvc
 refuse "a grace period not above preStop + drain" "must exceed" --set server.terminationGracePeriodSeconds=35
 refuse "minimum above maximum replicas" "exceeds autoscaling.replicas.maximum" --set autoscaling.replicas.minimum=5
 refuse "an unknown quantization" "model.quantization" --set model.quantization=int4
+refuse "an unknown KV cache dtype" "model.kvCacheDataType" --set model.kvCacheDataType=int8
 refuse "a malformed gpuArch" "model.engine.gpuArch" --set model.engine.gpuArch=hopper
 refuse "a negative maxSeqLen" "model.engine.maxSeqLen" --set model.engine.maxSeqLen=-1
 refuse "an unknown model.engine key" "Additional property" --set model.engine.cache=/x
@@ -203,6 +204,8 @@ for name, want in cases.items():
     check(arg(sargs, "--device") == b["device"] and arg(sargs, "--dtype") == b["dtype"] and
           arg(sargs, "--quantization") == b.get("quantization"),
           f"{name}: the server's --device/--dtype/--quantization are the build's")
+    check(arg(sargs, "--kv-cache-dtype") == want.get("kvCacheDtype"),
+          f"{name}: the server's --kv-cache-dtype is {want.get('kvCacheDtype')} (model.kvCacheDataType)")
     sres = server["resources"]
     check(res["requests"] == res["limits"] == sres["requests"],
           f"{name}: the init container requests the server's cpu/memory ({res['requests']})")

@@ -1,6 +1,7 @@
 // Paged attention, entry point and decode path. launch_attention validates the parameters and
 // picks a path from host values only: max_query_len == 1 runs the split-K decode kernels here,
-// anything else runs the tiled tensor-core kernel of attention_prefill.cu.
+// anything else runs the tiled tensor-core kernel of attention_prefill.cu -- for the sequences
+// after the leading one-token ones (num_leading_decodes), which take the decode kernels.
 //
 // Decode (flash-decoding): the context of each token is cut into at most `num_splits` chunks;
 // one CTA per (token, group of query heads sharing a KV head, chunk) reads that chunk's K/V rows
@@ -16,6 +17,11 @@
 // Head dims: 16, 32, 64 and 128 (both paths instantiate exactly these); launch_attention
 // rejects anything else. The decode kernel needs D/8 (lanes per key row) to be a power of two
 // dividing 32, which is why 96 is not supported.
+//
+// fp8 KV cache (p.kv_fp8): the kernels take the cache element KV = uint8_t (e4m3 codes) instead
+// of T. The decode kernel's lane then owns 16 dims of a row (still one 16-byte load, widened
+// exactly: fp8_common.cuh), so a warp covers twice the keys a step and the cross-lane reductions
+// per key halve; the arithmetic per element is the 16-bit cache's.
 #include "backend/cuda/attention.h"
 
 #include <cuda_bf16.h>
@@ -25,6 +31,7 @@
 #include <cmath>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/fp8_common.cuh"
 
 namespace llmserve::cuda {
 
@@ -79,6 +86,31 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float (&f)[8]) {
   for (int i = 0; i < 8; ++i) f[i] = to_float(e[i]);
 }
 
+// kElems consecutive elements of a K/V cache row in one 16-byte load: 8 of T, or 16 e4m3 codes.
+template <typename KV>
+struct KvRaw {
+  static constexpr int kElems = 8;
+  template <typename T>
+  __device__ static void unpack(const uint4& raw, float (&f)[kElems]) {
+    unpack8<T>(raw, f);
+  }
+};
+template <>
+struct KvRaw<uint8_t> {
+  static constexpr int kElems = 16;
+  template <typename T>
+  __device__ static void unpack(const uint4& raw, float (&f)[kElems]) {
+    float lo[8], hi[8];
+    e4m3x8_to_float(make_uint2(raw.x, raw.y), lo);
+    e4m3x8_to_float(make_uint2(raw.z, raw.w), hi);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      f[i] = lo[i];
+      f[8 + i] = hi[i];
+    }
+  }
+};
+
 // Merges online-softmax state (m, l, acc) with another one; m in the log2 domain, may be -inf.
 template <int N>
 __device__ __forceinline__ void merge_state(float& m, float& l, float (&acc)[N], float m2, float l2,
@@ -107,19 +139,21 @@ struct DecodeArgs {
 };
 
 // Grid: x = token t, y = group of G query heads (h0 = y * G, all sharing KV head h0 / (Hq/Hk)),
-// z = chunk of the context. Block: 128 threads; each warp is cut into lane groups of D/8 lanes
-// (2, 4, 8, 16 for D = 16, 32, 64, 128, i.e. 16, 8, 4, 2 keys per warp per step), one key row
-// per lane group per step, 8 dims (16 bytes) per lane. Lane group i of the CTA walks
+// z = chunk of the context. Block: 128 threads; each warp is cut into lane groups of D/E lanes
+// (E = 8 dims a lane for a 16-bit cache: 2, 4, 8, 16 lanes for D = 16, 32, 64, 128, i.e. 16, 8,
+// 4, 2 keys per warp per step; E = 16 for e4m3, half the lanes), one key row per lane group per
+// step, E dims (16 bytes) per lane. Lane group i of the CTA walks
 // keys chunk_start + i*U .. +U-1, then strides by (lane groups per CTA) * U; each keeps its own
 // online softmax for the G heads, merged across lanes, then warps, at the end.
 // q [T, (Hq+2Hk)*D]; k/v cache [blocks, block_size, Hk, D]; out [T, Hq*D].
-template <typename T, int D, int G>
+template <typename T, typename KV, int D, int G>
 __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const DecodeArgs a) {
-  constexpr int kLanesPerKey = D / 8;
-  static_assert(D % 8 == 0 && kLanesPerKey <= 32 && (kLanesPerKey & (kLanesPerKey - 1)) == 0,
+  constexpr int kE = KvRaw<KV>::kElems;  // dims a lane owns
+  constexpr int kLanesPerKey = D / kE;
+  static_assert(D % kE == 0 && kLanesPerKey <= 32 && (kLanesPerKey & (kLanesPerKey - 1)) == 0,
                 "lane groups must tile a warp: the xor shuffles below assume a power of two");
   constexpr int kKeysPerWarp = 32 / kLanesPerKey;
-  constexpr int kUnroll = G >= 8 ? 2 : 4;  // keys in flight per lane group
+  constexpr int kUnroll = G * kE >= 64 ? 2 : 4;  // keys in flight per lane group
   constexpr int kWarpStride = kKeysPerWarp * kUnroll;
   const int t = blockIdx.x, h0 = blockIdx.y * G, split = blockIdx.z;
   const int len = __ldg(a.positions + t) + 1;
@@ -134,28 +168,33 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
 
   const T* q_row = static_cast<const T*>(a.qkv) +
                    static_cast<int64_t>(t) * (a.num_q_heads + 2 * a.num_kv_heads) * D;
-  float q[G][8];
+  float q[G][kE];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
-    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(q_row + (h0 + g) * D + sub * 8));
-    unpack8<T>(raw, q[g]);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) q[g][i] *= a.scale_log2;
+    for (int c = 0; c < kE / 8; ++c) {
+      const uint4 raw =
+          __ldg(reinterpret_cast<const uint4*>(q_row + (h0 + g) * D + sub * kE + c * 8));
+      float part[8];
+      unpack8<T>(raw, part);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) q[g][c * 8 + i] = part[i] * a.scale_log2;
+    }
   }
-  float m[G], l[G], acc[G][8];
+  float m[G], l[G], acc[G][kE];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     m[g] = -INFINITY;
     l[g] = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[g][i] = 0.0f;
+    for (int i = 0; i < kE; ++i) acc[g][i] = 0.0f;
   }
 
   const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
+  const KV* kc = static_cast<const KV*>(a.k_cache);
+  const KV* vc = static_cast<const KV*>(a.v_cache);
   const int64_t row_stride = static_cast<int64_t>(a.num_kv_heads) * D;
-  const int64_t head_off = static_cast<int64_t>(kvh) * D + sub * 8;
+  const int64_t head_off = static_cast<int64_t>(kvh) * D + sub * kE;
   // One round: kUnroll keys per lane group, K and V rows of each in flight together.
   auto load_round = [&](int base, uint4(&kraw)[kUnroll], uint4(&vraw)[kUnroll]) {
 #pragma unroll
@@ -186,13 +225,13 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
     float score[kUnroll][G];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      float kf[8];
-      unpack8<T>(kcur[u], kf);
+      float kf[kE];
+      KvRaw<KV>::template unpack<T>(kcur[u], kf);
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         float d = 0.0f;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) d = fmaf(q[g][i], kf[i], d);
+        for (int i = 0; i < kE; ++i) d = fmaf(q[g][i], kf[i], d);
 #pragma unroll
         for (int o = kLanesPerKey / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
         score[u][g] = base + key_in_warp * kUnroll + u < end ? d : -INFINITY;
@@ -209,19 +248,19 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
       m[g] = mn;
       l[g] *= corr;
 #pragma unroll
-      for (int i = 0; i < 8; ++i) acc[g][i] *= corr;
+      for (int i = 0; i < kE; ++i) acc[g][i] *= corr;
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) score[u][g] = exp2f(score[u][g] - mu);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      float vf[8];
-      unpack8<T>(vcur[u], vf);
+      float vf[kE];
+      KvRaw<KV>::template unpack<T>(vcur[u], vf);
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         l[g] += score[u][g];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[g][i] = fmaf(score[u][g], vf[i], acc[g][i]);
+        for (int i = 0; i < kE; ++i) acc[g][i] = fmaf(score[u][g], vf[i], acc[g][i]);
       }
     }
   }
@@ -235,9 +274,9 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
   for (int o = kLanesPerKey; o < 32; o <<= 1) {
 #pragma unroll
     for (int g = 0; g < G; ++g) {
-      float acc2[8];
+      float acc2[kE];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) acc2[i] = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
+      for (int i = 0; i < kE; ++i) acc2[i] = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
       const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o);
       const float l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
       merge_state(m[g], l[g], acc[g], m2, l2, acc2);
@@ -254,7 +293,7 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
         sm_l[warp][g] = l[g];
       }
 #pragma unroll
-      for (int i = 0; i < 8; ++i) sm_acc[warp][g][sub * 8 + i] = acc[g][i];
+      for (int i = 0; i < kE; ++i) sm_acc[warp][g][sub * kE + i] = acc[g][i];
     }
   }
   __syncthreads();
@@ -319,24 +358,24 @@ __global__ void __launch_bounds__(D) attention_reduce_kernel(const DecodeArgs a)
       from_float<T>(o / sum);
 }
 
-template <typename T, int D, int G>
+template <typename T, typename KV, int D, int G>
 void launch_decode_group(const DecodeArgs& a, int num_tokens, cudaStream_t stream) {
   const dim3 grid(num_tokens, a.num_q_heads / G, a.num_splits);
-  attention_decode_kernel<T, D, G><<<grid, kDecodeThreads, 0, stream>>>(a);
+  attention_decode_kernel<T, KV, D, G><<<grid, kDecodeThreads, 0, stream>>>(a);
 }
 
-template <typename T, int D>
+template <typename T, typename KV, int D>
 cudaError_t launch_decode(const DecodeArgs& a, int num_tokens, cudaStream_t stream) {
   // Largest supported head group dividing Hq/Hk, so each CTA's heads share one KV head.
   const int group = a.num_q_heads / a.num_kv_heads;
   if (group % 8 == 0)
-    launch_decode_group<T, D, 8>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 8>(a, num_tokens, stream);
   else if (group % 4 == 0)
-    launch_decode_group<T, D, 4>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 4>(a, num_tokens, stream);
   else if (group % 2 == 0)
-    launch_decode_group<T, D, 2>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 2>(a, num_tokens, stream);
   else
-    launch_decode_group<T, D, 1>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 1>(a, num_tokens, stream);
   if (a.num_splits == 1) return cudaGetLastError();
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -352,12 +391,32 @@ cudaError_t launch_decode(const DecodeArgs& a, int num_tokens, cudaStream_t stre
   return cudaLaunchKernelEx(&config, attention_reduce_kernel<T, D>, a);
 }
 
-cudaError_t attention_decode(const AttentionParams& p, cudaStream_t stream) {
-  const int splits = decode_num_splits(p.num_tokens, p.num_q_heads, p.max_context_len);
-  if (p.workspace_bytes < attention_workspace_bytes(p.num_tokens, p.num_seqs, p.num_q_heads,
-                                                    p.head_dim, p.max_context_len)) {
-    return cudaErrorInvalidValue;
+template <typename T, typename KV>
+cudaError_t launch_decode_dims(const DecodeArgs& a, int head_dim, int num_tokens,
+                               cudaStream_t stream) {
+  switch (head_dim) {
+    case 16:
+      return launch_decode<T, KV, 16>(a, num_tokens, stream);
+    case 32:
+      return launch_decode<T, KV, 32>(a, num_tokens, stream);
+    case 64:
+      return launch_decode<T, KV, 64>(a, num_tokens, stream);
+    case 128:
+      return launch_decode<T, KV, 128>(a, num_tokens, stream);
+    default:
+      return cudaErrorInvalidValue;
   }
+}
+
+// Decode of tokens [0, p.num_tokens), split as a batch of `split_tokens` tokens would be (the
+// whole batch's count when the decodes lead a mixed batch: never more splits than the workspace,
+// sized for the whole batch, holds).
+cudaError_t attention_decode(const AttentionParams& p, int32_t split_tokens, cudaStream_t stream) {
+  const int splits = decode_num_splits(split_tokens, p.num_q_heads, p.max_context_len);
+  const size_t needed = splits <= 1 ? 0
+                                    : static_cast<size_t>(p.num_tokens) * p.num_q_heads * splits *
+                                          (p.head_dim + 1) * sizeof(float);
+  if (p.workspace_bytes < needed) return cudaErrorInvalidValue;
   DecodeArgs a{};
   a.qkv = p.qkv;
   a.k_cache = p.k_cache;
@@ -382,23 +441,8 @@ cudaError_t attention_decode(const AttentionParams& p, cudaStream_t stream) {
     if constexpr (std::is_same_v<T, float>) {
       err = cudaErrorInvalidValue;
     } else {
-      switch (p.head_dim) {
-        case 16:
-          err = launch_decode<T, 16>(a, p.num_tokens, stream);
-          break;
-        case 32:
-          err = launch_decode<T, 32>(a, p.num_tokens, stream);
-          break;
-        case 64:
-          err = launch_decode<T, 64>(a, p.num_tokens, stream);
-          break;
-        case 128:
-          err = launch_decode<T, 128>(a, p.num_tokens, stream);
-          break;
-        default:
-          err = cudaErrorInvalidValue;
-          break;
-      }
+      err = p.kv_fp8 ? launch_decode_dims<T, uint8_t>(a, p.head_dim, p.num_tokens, stream)
+                     : launch_decode_dims<T, T>(a, p.head_dim, p.num_tokens, stream);
     }
   });
   return dtype_err != cudaSuccess ? dtype_err : err;
@@ -423,7 +467,18 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
     return cudaErrorInvalidValue;
   }
   if (p.num_tokens == 0 || p.num_seqs == 0) return cudaSuccess;
-  if (p.max_query_len <= 1) return attention_decode(p, stream);
+  if (p.max_query_len <= 1) return attention_decode(p, p.num_tokens, stream);
+  if (p.num_leading_decodes < 0 || p.num_leading_decodes > p.num_seqs ||
+      p.num_leading_decodes > p.num_tokens) {
+    return cudaErrorInvalidValue;
+  }
+  if (p.num_leading_decodes > 0) {  // mixed batch: decodes first, on the decode kernel
+    AttentionParams d = p;
+    d.num_tokens = p.num_leading_decodes;
+    d.max_query_len = 1;
+    const cudaError_t err = attention_decode(d, p.num_tokens, stream);
+    if (err != cudaSuccess || p.num_leading_decodes == p.num_seqs) return err;
+  }
   return launch_attention_prefill(p, stream);
 }
 

@@ -5,8 +5,9 @@
 // Layouts (all row-major, T = num_tokens, d = head_dim):
 //   qkv        [T, (Hq + 2*Hk) * d]: query heads [0, Hq), key heads, value heads; only the query
 //              heads are read here (keys/values were written to the cache by write_kv).
-//   k/v cache  [num_blocks, block_size, Hk, d] per layer; slot j of a sequence lives in block
-//              block_tables[s * max_blocks_per_seq + j / block_size] at offset j % block_size.
+//   k/v cache  [num_blocks, block_size, Hk, d] per layer (dtype or e4m3); slot j of a sequence is
+//   in
+//              block block_tables[s * max_blocks_per_seq + j / block_size], offset j % block_size.
 //   out        [T, Hq * d]
 // Token t belongs to the sequence s with query_start[s] <= t < query_start[s + 1] and attends to
 // the cached positions 0 .. positions[t] (inclusive). GQA: query head h reads KV head
@@ -24,6 +25,9 @@ namespace llmserve::cuda {
 
 struct AttentionParams {
   DType dtype = DType::kF16;  // of qkv, caches and out: kF16 or kBF16
+  // The caches hold e4m3 codes (--kv-cache-dtype fp8: scale 1, what rope_kv.cu writes) instead of
+  // dtype; same layout, one byte an element. Keys and values are widened exactly on load.
+  bool kv_fp8 = false;
   const void* qkv = nullptr;
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
@@ -40,6 +44,11 @@ struct AttentionParams {
   // counts above, so a CUDA graph captured with bounds stays correct for any batch within them.
   int32_t max_query_len = 0;
   int32_t max_context_len = 0;
+  // Sequences [0, n) have one new token each (token t = sequence t). In a mixed batch they go to
+  // the decode kernel and only the rest to the prefill kernel, whose 64-row query tiles a lone
+  // decode token would fill to 1/64 while re-reading its KV once per query head. 0 is always
+  // correct (the prefill kernel serves every sequence).
+  int32_t num_leading_decodes = 0;
   int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;  // 16, 32, 64 or 128 (others: launch returns cudaErrorInvalidValue)

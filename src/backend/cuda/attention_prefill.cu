@@ -7,15 +7,21 @@
 // cp.async (the V tile loads while QK^T runs, the next K tile while the softmax and PV run).
 // Online softmax in fp32, log2 domain; P is reused from the S accumulators as the A operand of PV.
 //
-// Invariants: the grid is (ceil(max_query_len / 64), Hq, num_seqs), host values only; tiles
-// past the real query length exit at once. Row r of a tile sees positions 0..positions[token r];
-// rows past the query length get position -1 and are never written. Out-of-range K/V rows are
+// Invariants: the grid is (ceil(max_query_len / 64), Hq, num_seqs - num_leading_decodes), host
+// values only (z = 0 is sequence num_leading_decodes: the ones before took the decode kernel);
+// tiles past the real query length exit at once. Row r of a tile sees positions 0..positions[token
+// r]; rows past the query length get position -1 and are never written. Out-of-range K/V rows are
 // zero-filled so that masked probabilities (exactly 0) never meet garbage.
 //
 // Head dims 16, 32, 64, 128: QK^T takes D/16 k16 steps (1, 2, 4, 8), PV produces D/8 n8 output
 // tiles (2, 4, 8, 16), loaded in pairs by one ldmatrix.x4.trans, so D must be a multiple of 16.
 // With kPad = 8 the row pitch is D + 8 halves (48, 80, 144, 272 bytes): 16-byte aligned for
 // cp.async/ldmatrix, and the 8 rows of every ldmatrix 8x8 matrix fall on distinct bank quads.
+//
+// fp8 KV cache (p.kv_fp8, KV = uint8_t): the shared tiles stay in T, since mma.sync takes both
+// operands in one type. A tile's e4m3 codes are loaded into registers (8 bytes per 8 elements)
+// where cp.async would have been issued, and widened exactly into the shared tile where the
+// cp.async wait stood, so the loads stay as far ahead of their use as in the 16-bit path.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -24,6 +30,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/fp8_common.cuh"
 
 namespace llmserve::cuda {
 namespace {
@@ -108,6 +115,7 @@ struct PrefillArgs {
   const int32_t* query_start;
   const int32_t* block_tables;
   int max_blocks_per_seq, num_q_heads, num_kv_heads, block_size;
+  int first_seq;  // sequences before it are served by the decode kernel
   float scale_log2;
 };
 
@@ -131,6 +139,60 @@ __device__ __forceinline__ void load_kv_tile(T* tile, const T* cache, const int3
   }
 }
 
+// One K or V tile in flight. fetch() starts the loads of positions [kv0, kv0 + 64) into `tile`
+// and commits a cp.async group; land() waits until the tile issued one fetch earlier than the
+// latest is in shared memory (cp.async.wait_group 1) -- the caller syncs the CTA after it.
+// 16-bit caches: cp.async straight into the tile. e4m3 caches: fetch() loads the codes into
+// registers (its cp.async group is empty), land() widens them into the tile.
+template <typename T, typename KV, int D>
+struct KvTileLoad {
+  static constexpr bool kFp8 = !std::is_same_v<T, KV>;
+  static constexpr int kPerThread = kTileKv * (D / 8) / kThreads;  // 8-element chunks
+  static_assert(kTileKv * (D / 8) % kThreads == 0);
+  uint2 codes[kFp8 ? kPerThread : 1];
+
+  __device__ __forceinline__ void fetch(T* tile, const KV* cache, const int32_t* table, int kv0,
+                                        int kv_end, int kvh, const PrefillArgs& a) {
+    if constexpr (!kFp8) {
+      load_kv_tile<T, D>(tile, cache, table, kv0, kv_end, kvh, a);
+    } else {
+      constexpr int kChunks = D / 8;
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        const int idx = threadIdx.x + i * kThreads;
+        const int r = idx / kChunks, c = idx % kChunks, j = kv0 + r;
+        codes[i] = make_uint2(0, 0);  // e4m3 +0: rows past kv_end are zeros, as cp.async fills
+        if (j < kv_end) {
+          const int64_t slot =
+              static_cast<int64_t>(__ldg(table + j / a.block_size)) * a.block_size +
+              j % a.block_size;
+          codes[i] = __ldg(
+              reinterpret_cast<const uint2*>(cache + (slot * a.num_kv_heads + kvh) * D + c * 8));
+        }
+      }
+    }
+    cp_async_commit();
+  }
+
+  __device__ __forceinline__ void land(T* tile) {
+    cp_async_wait<1>();
+    if constexpr (kFp8) {
+      constexpr int kChunks = D / 8;
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        const int idx = threadIdx.x + i * kThreads;
+        const int r = idx / kChunks, c = idx % kChunks;
+        float f[8];
+        e4m3x8_to_float(codes[i], f);
+        Vec8<T> v;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v.v[e] = from_float<T>(f[e]);
+        *reinterpret_cast<Vec8<T>*>(tile + r * (D + kPad) + c * 8) = v;
+      }
+    }
+  }
+};
+
 // Grid: x = tile of 64 new tokens within the sequence (last tile first), y = query head h,
 // z = sequence s.
 // Block: 128 threads = 4 warps x 16 query rows. Shared: K and V tiles [64][D + 8] of T (the K
@@ -139,14 +201,14 @@ __device__ __forceinline__ void load_kv_tile(T* tile, const T* cache, const int3
 // q [T, (Hq+2Hk)*D]; k/v cache [blocks, block_size, Hk, D]; out [T, Hq*D].
 // Shared by two kernels that differ only in their launch bounds: attention_prefill_kernel and,
 // for D = 16, attention_prefill_kernel_d16 (below).
-template <typename T, int D>
+template <typename T, typename KV, int D>
 __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   static_assert(D % 16 == 0, "k16 steps of QK^T and n8 pairs of PV");
   constexpr int kLd = D + kPad;
   __shared__ alignas(16) T sk[kTileKv * kLd];
   __shared__ alignas(16) T sv[kTileKv * kLd];
   __shared__ int spos[kTileQ];
-  const int s = blockIdx.z, h = blockIdx.y;
+  const int s = a.first_seq + blockIdx.z, h = blockIdx.y;
   const int q_begin = __ldg(a.query_start + s);
   const int q_len = __ldg(a.query_start + s + 1) - q_begin;
   // Later tiles see more positions; starting them first shortens the causal tail.
@@ -182,21 +244,20 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   __syncthreads();  // sk is free for K
 
   const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
+  const KV* kc = static_cast<const KV*>(a.k_cache);
+  const KV* vc = static_cast<const KV*>(a.v_cache);
+  KvTileLoad<T, KV, D> kload, vload;
   float o[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
 
   const int num_kv_tiles = (kv_end + kTileKv - 1) / kTileKv;
-  load_kv_tile<T, D>(sk, kc, table, 0, kv_end, kvh, a);
-  cp_async_commit();
+  kload.fetch(sk, kc, table, 0, kv_end, kvh, a);
   for (int kt = 0; kt < num_kv_tiles; ++kt) {
     const int kv0 = kt * kTileKv;
-    load_kv_tile<T, D>(sv, vc, table, kv0, kv_end, kvh, a);
-    cp_async_commit();
-    cp_async_wait<1>();  // K tile kt landed
+    vload.fetch(sv, vc, table, kv0, kv_end, kvh, a);
+    kload.land(sk);  // K tile kt
     __syncthreads();
 
     float sc[kTileKv / 8][4];
@@ -214,8 +275,11 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
       }
     }
     __syncthreads();  // every warp is done with sk
-    if (kt + 1 < num_kv_tiles) load_kv_tile<T, D>(sk, kc, table, kv0 + kTileKv, kv_end, kvh, a);
-    cp_async_commit();
+    if (kt + 1 < num_kv_tiles) {
+      kload.fetch(sk, kc, table, kv0 + kTileKv, kv_end, kvh, a);
+    } else {
+      cp_async_commit();  // an empty group keeps land()'s wait_group 1 counting right
+    }
 
     // Online softmax of rows g (sc[.][0..1]) and g + 8 (sc[.][2..3]).
     float mx0 = -INFINITY, mx1 = -INFINITY;
@@ -262,7 +326,7 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
       o[n][3] *= c1;
     }
 
-    cp_async_wait<1>();  // V tile kt landed
+    vload.land(sv);  // V tile kt
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kTileKv / 16; ++kk) {
@@ -307,26 +371,33 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   }
 }
 
-template <typename T, int D>
+template <typename T, typename KV, int D>
 __global__ void __launch_bounds__(kThreads) attention_prefill_kernel(const PrefillArgs a) {
-  attention_prefill_body<T, D>(a);
+  attention_prefill_body<T, KV, D>(a);
 }
 
 // D = 16: with the plain bound ptxas (-O3) squeezes the kernel to 80 registers for 6 CTAs/SM
 // and spills 16 bytes to get there; asking for 5 CTAs/SM gives 96 registers and no spill. A
 // separate kernel, because any min-blocks value changes the code ptxas makes for D = 64/128.
-template <typename T>
+template <typename T, typename KV>
 __global__ void __launch_bounds__(kThreads, 5) attention_prefill_kernel_d16(const PrefillArgs a) {
-  attention_prefill_body<T, 16>(a);
+  attention_prefill_body<T, KV, 16>(a);
 }
 
 template <typename T, int D>
 cudaError_t launch_prefill(const PrefillArgs& a, const AttentionParams& p, cudaStream_t stream) {
-  const dim3 grid((p.max_query_len + kTileQ - 1) / kTileQ, p.num_q_heads, p.num_seqs);
-  if constexpr (D == 16) {
-    attention_prefill_kernel_d16<T><<<grid, kThreads, 0, stream>>>(a);
+  const dim3 grid((p.max_query_len + kTileQ - 1) / kTileQ, p.num_q_heads,
+                  p.num_seqs - p.num_leading_decodes);
+  if (p.kv_fp8) {
+    if constexpr (D == 16) {
+      attention_prefill_kernel_d16<T, uint8_t><<<grid, kThreads, 0, stream>>>(a);
+    } else {
+      attention_prefill_kernel<T, uint8_t, D><<<grid, kThreads, 0, stream>>>(a);
+    }
+  } else if constexpr (D == 16) {
+    attention_prefill_kernel_d16<T, T><<<grid, kThreads, 0, stream>>>(a);
   } else {
-    attention_prefill_kernel<T, D><<<grid, kThreads, 0, stream>>>(a);
+    attention_prefill_kernel<T, T, D><<<grid, kThreads, 0, stream>>>(a);
   }
   return cudaGetLastError();
 }
@@ -347,6 +418,7 @@ cudaError_t launch_attention_prefill(const AttentionParams& p, cudaStream_t stre
   a.num_q_heads = p.num_q_heads;
   a.num_kv_heads = p.num_kv_heads;
   a.block_size = p.block_size;
+  a.first_seq = p.num_leading_decodes;
   a.scale_log2 = p.scale * kLog2e;
   const bool is_bf16 = p.dtype == DType::kBF16;
   switch (p.head_dim) {

@@ -143,6 +143,9 @@ CudaBackend::CudaBackend(DType activation_dtype, int device)
   if (const char* p = std::getenv("LLMSERVE_FP8_SILU_FUSED"); p != nullptr) {
     fuse_silu_fp8_ = std::string(p) == "1";
   }
+  if (const char* p = std::getenv("LLMSERVE_MIXED_DECODE_KERNEL"); p != nullptr) {
+    split_mixed_decodes_ = std::string(p) != "0";
+  }
   if (const char* p = std::getenv("LLMSERVE_GEMV"); p != nullptr) {
     gemv_simt_ =
         std::string(p) == "simt" ||
@@ -336,9 +339,13 @@ BatchTensors CudaBackend::upload_batch(const ForwardBatch& fb) {
   b.num_seqs = static_cast<int32_t>(s);
   b.num_logits = static_cast<int32_t>(l);
   b.max_blocks_per_seq = fb.max_blocks_per_seq;
+  bool is_leading = true;
   for (size_t i = 0; i < s; ++i) {
-    b.max_query_len = std::max(b.max_query_len, fb.query_start[i + 1] - fb.query_start[i]);
+    const int32_t n = fb.query_start[i + 1] - fb.query_start[i];
+    b.max_query_len = std::max(b.max_query_len, n);
     b.max_context_len = std::max(b.max_context_len, fb.context_lens[i]);
+    is_leading = is_leading && n == 1 && split_mixed_decodes_;
+    if (is_leading) ++b.num_leading_decodes;
   }
   return b;
 }
@@ -483,16 +490,16 @@ void CudaBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_tabl
 void CudaBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
                            const KvLayer& kv) {
   const OpTimer timer(profile_.get(), stream_, "write_kv");
-  check(cuda::launch_write_kv(dtype_, qkv.data, batch.slot_mapping.as<int32_t>(), batch.num_tokens,
-                              shape.num_q_heads, shape.num_kv_heads, shape.head_dim, kv.k.data,
-                              kv.v.data, stream_),
+  check(cuda::launch_write_kv(dtype_, kv.k.dtype, qkv.data, batch.slot_mapping.as<int32_t>(),
+                              batch.num_tokens, shape.num_q_heads, shape.num_kv_heads,
+                              shape.head_dim, kv.k.data, kv.v.data, stream_),
         "write_kv");
 }
 
 void CudaBackend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
                                 const BatchTensors& batch, const KvLayer& kv) {
   const OpTimer timer(profile_.get(), stream_, "rope_write_kv");
-  check(cuda::launch_rope_write_kv(dtype_, qkv.data, rope_table.as<float>(),
+  check(cuda::launch_rope_write_kv(dtype_, kv.k.dtype, qkv.data, rope_table.as<float>(),
                                    batch.positions.as<int32_t>(), batch.slot_mapping.as<int32_t>(),
                                    batch.num_tokens, shape.num_q_heads, shape.num_kv_heads,
                                    shape.head_dim, kv.k.data, kv.v.data, stream_),
@@ -504,6 +511,7 @@ void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const Batch
   const OpTimer timer(profile_.get(), stream_, "attention");
   cuda::AttentionParams p;
   p.dtype = dtype_;
+  p.kv_fp8 = kv.k.dtype == DType::kF8E4M3;
   p.qkv = qkv.data;
   p.k_cache = kv.k.data;
   p.v_cache = kv.v.data;
@@ -516,6 +524,7 @@ void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const Batch
   p.num_seqs = batch.num_seqs;
   p.max_blocks_per_seq = batch.max_blocks_per_seq;
   p.max_query_len = batch.max_query_len;
+  p.num_leading_decodes = batch.num_leading_decodes;
   p.max_context_len = batch.max_context_len;
   p.num_q_heads = shape.num_q_heads;
   p.num_kv_heads = shape.num_kv_heads;

@@ -186,6 +186,9 @@ class CudaBackend final : public Backend {
   // silu_mul_fp8 as one fused kernel (LLMSERVE_FP8_SILU_FUSED=1) instead of silu_mul +
   // quantize_fp8_rows: measured slower at batch 1,024 (114 vs ~70 us a Llama-3-8B call).
   bool fuse_silu_fp8_ = false;
+  // Leading decodes of a mixed batch on the decode kernel (BatchTensors::num_leading_decodes);
+  // LLMSERVE_MIXED_DECODE_KERNEL=0 leaves every sequence of such a batch to the prefill kernel.
+  bool split_mixed_decodes_ = true;
   bool has_warned_fp8_scaling_ = false;
   // Decode GEMVs of 16-bit and int8 weights: the tensor-core kernel (gemv_tc.cuh; default, 1.1x
   // the bf16 and 4x the int8 bandwidth of the others on an H100) or the CUDA-core kernels (gemv.cu,

@@ -68,13 +68,16 @@ cudaError_t launch_rope(DType dtype, void* qkv, const float* rope_table, const i
                         int32_t head_dim, cudaStream_t stream);
 // Copies the key and value heads of qkv into k_cache/v_cache [blocks, block_size, Hk, d] at
 // slot_mapping[t] (= block * block_size + offset).
-cudaError_t launch_write_kv(DType dtype, const void* qkv, const int32_t* slot_mapping,
-                            int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads,
-                            int32_t head_dim, void* k_cache, void* v_cache, cudaStream_t stream);
+// kv_dtype: the caches' element, `dtype` or F8_E4M3 (e4m3 codes, scale 1, saturating: what
+// CpuBackend::write_kv stores for --kv-cache-dtype fp8).
+cudaError_t launch_write_kv(DType dtype, DType kv_dtype, const void* qkv,
+                            const int32_t* slot_mapping, int32_t num_tokens, int32_t num_q_heads,
+                            int32_t num_kv_heads, int32_t head_dim, void* k_cache, void* v_cache,
+                            cudaStream_t stream);
 
 // rope then write_kv in one kernel (16-bit types, d % 16 == 0, 16-byte aligned; otherwise the two
 // kernels above).
-cudaError_t launch_rope_write_kv(DType dtype, void* qkv, const float* rope_table,
+cudaError_t launch_rope_write_kv(DType dtype, DType kv_dtype, void* qkv, const float* rope_table,
                                  const int32_t* positions, const int32_t* slot_mapping,
                                  int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads,
                                  int32_t head_dim, void* k_cache, void* v_cache,

@@ -1,7 +1,9 @@
 // launch_attention against a double-precision host reference computed from the same rounded
 // inputs: decode (split-K) and prefill (tensor-core tiles) paths, mixed batches, GQA ratios,
 // head dims 16/32/64/128, fp16/bf16, block sizes 8/16/32, shuffled block tables, and bounds passed
-// larger than the real lengths (as a captured CUDA graph does). Needs a GPU; skips without one.
+// larger than the real lengths (as a captured CUDA graph does); the same cases over an fp8 e4m3
+// KV cache (--kv-cache-dtype fp8), whose reference reads the codes' exact values. Needs a GPU;
+// skips without one.
 #include <gtest/gtest.h>
 
 #include <cuda_bf16.h>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/attention.h"
+#include "common/half.h"
 
 namespace llmserve::cuda {
 namespace {
@@ -54,6 +57,9 @@ struct Case {
   int extra_query_bound = 0;      // added to max_query_len (bounds larger than exact)
   int extra_context_bound = 0;    // added to max_context_len
   uint32_t seed = 1;
+  bool kv_fp8 = false;       // caches of e4m3 codes instead of dtype
+  bool misread_kv = false;   // a planted bug: the kernel is told the other cache type
+  int leading_decodes = -1;  // num_leading_decodes; -1: as CudaBackend::upload_batch counts them
 };
 
 // Device buffer freed on scope exit.
@@ -122,12 +128,27 @@ void run_case(const Case& c, Result* result) {
       vals[i] = from_bits(bits[i], c.dtype);
     }
   };
+  // e4m3 caches: codes of values in (-2, 2), which span the normal and subnormal exponents.
+  auto random_codes = [&](size_t n, std::vector<uint8_t>& codes, std::vector<float>& vals) {
+    codes.resize(n);
+    vals.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      codes[i] = float_to_e4m3(2.0f * uni(rng));
+      vals[i] = e4m3_to_float(codes[i]);
+    }
+  };
   std::vector<uint16_t> qkv_bits, k_bits, v_bits;
+  std::vector<uint8_t> k_codes, v_codes;
   std::vector<float> qkv, kc, vc;
   const size_t cache_elems = static_cast<size_t>(num_blocks) * bs * hk * d;
   random_rounded(static_cast<size_t>(num_tokens) * heads * d, qkv_bits, qkv);
-  random_rounded(cache_elems, k_bits, kc);
-  random_rounded(cache_elems, v_bits, vc);
+  if (c.kv_fp8) {
+    random_codes(cache_elems, k_codes, kc);
+    random_codes(cache_elems, v_codes, vc);
+  } else {
+    random_rounded(cache_elems, k_bits, kc);
+    random_rounded(cache_elems, v_bits, vc);
+  }
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
   // Double-precision reference.
@@ -164,8 +185,13 @@ void run_case(const Case& c, Result* result) {
   std::vector<int32_t> context_lens(c.context_lens.begin(), c.context_lens.end());
   DeviceBuffer d_qkv, d_k, d_v, d_out, d_pos, d_qs, d_ctx, d_tables, d_ws;
   upload(d_qkv, qkv_bits);
-  upload(d_k, k_bits);
-  upload(d_v, v_bits);
+  if (c.kv_fp8) {
+    upload(d_k, k_codes);
+    upload(d_v, v_codes);
+  } else {
+    upload(d_k, k_bits);
+    upload(d_v, v_bits);
+  }
   upload(d_pos, positions);
   upload(d_qs, query_start);
   upload(d_ctx, context_lens);
@@ -176,6 +202,7 @@ void run_case(const Case& c, Result* result) {
 
   AttentionParams p;
   p.dtype = c.dtype;
+  p.kv_fp8 = c.kv_fp8 != c.misread_kv;
   p.qkv = d_qkv.ptr;
   p.k_cache = d_k.ptr;
   p.v_cache = d_v.ptr;
@@ -188,6 +215,12 @@ void run_case(const Case& c, Result* result) {
   p.num_seqs = num_seqs;
   p.max_blocks_per_seq = max_blocks_per_seq;
   p.max_query_len = max_q + c.extra_query_bound;
+  p.num_leading_decodes = c.leading_decodes;
+  if (c.leading_decodes < 0) {
+    p.num_leading_decodes = 0;
+    while (p.num_leading_decodes < num_seqs && c.query_lens[p.num_leading_decodes] == 1)
+      ++p.num_leading_decodes;
+  }
   p.max_context_len = max_ctx + c.extra_context_bound;
   p.num_q_heads = hq;
   p.num_kv_heads = hk;
@@ -338,6 +371,29 @@ TEST_F(AttentionTest, MixedBatchDecodesAndChunks) {
   }
 }
 
+// Mixed batches whose leading sequences decode: those take the decode kernel, the rest (a later
+// decode included) the prefill kernel; with every sequence decoding under a query bound above 1,
+// the prefill kernel has nothing left. Also the same batches with the split turned off.
+TEST_F(AttentionTest, LeadingDecodesOfMixedBatches) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      SCOPED_TRACE(::testing::Message() << "dtype " << static_cast<int>(dtype) << " d "
+                                        << shape.head_dim << " Hq " << shape.num_q_heads);
+      for (const int leading : {-1, 0, 2}) {
+        Case c = make_case(dtype, shape, 16, {1, 1, 1, 37, 1, 50}, {900, 3, 64, 37, 7, 250});
+        c.leading_decodes = leading;
+        expect_matches(c);
+      }
+      Case all = make_case(dtype, shape, 16, {1, 1, 1}, {1, 300, 2000});
+      all.extra_query_bound = 20;
+      expect_matches(all);
+      Case fp8 = make_case(dtype, shape, 32, {1, 1, 64}, {700, 20, 100});
+      fp8.kv_fp8 = true;
+      expect_matches(fp8);
+    }
+  }
+}
+
 TEST_F(AttentionTest, BoundsLargerThanExact) {
   for (const DType dtype : kDtypes) {
     for (const Shape& shape : kShapes) {
@@ -346,6 +402,9 @@ TEST_F(AttentionTest, BoundsLargerThanExact) {
                                           << shape.head_dim << " decode " << is_decode);
         Case exact = is_decode ? make_case(dtype, shape, 16, {1, 1}, {45, 700})
                                : make_case(dtype, shape, 16, {1, 70}, {45, 130});
+        // All on the prefill kernel, whose output the bounds must not change by a bit (the
+        // leading decode would take the decode kernel, whose split count follows the bound).
+        if (!is_decode) exact.leading_decodes = 0;
         Case loose = exact;
         loose.extra_query_bound = is_decode ? 0 : 100;
         loose.extra_context_bound = 4000;
@@ -370,6 +429,51 @@ TEST_F(AttentionTest, BoundsLargerThanExact) {
         }
       }
     }
+  }
+}
+
+// fp8 e4m3 caches (--kv-cache-dtype fp8): decode, prefill, chunks after a cached prefix and
+// mixed batches, every shape, both dtypes and the GQA head groups. The reference reads the codes'
+// exact values, so the error budget is the 16-bit one; values up to 2 make the scores larger than
+// the 16-bit cases' (|q.k| up to ~2x), still within it.
+TEST_F(AttentionTest, Fp8KvCache) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const int bs : {16, 32}) {
+        SCOPED_TRACE(::testing::Message() << "fp8 kv, dtype " << static_cast<int>(dtype) << " d "
+                                          << shape.head_dim << " Hq " << shape.num_q_heads << " Hk "
+                                          << shape.num_kv_heads << " bs " << bs);
+        for (Case c :
+             {make_case(dtype, shape, bs, {1}, {1}), make_case(dtype, shape, bs, {1}, {4000}),
+              make_case(dtype, shape, bs, {1, 1, 1, 1}, {5, 16, 33, 1024}),
+              make_case(dtype, shape, bs, {300}, {300}), make_case(dtype, shape, bs, {50}, {250}),
+              make_case(dtype, shape, bs, {1, 37, 1, 50}, {100, 37, 7, 250})}) {
+          c.kv_fp8 = true;
+          expect_matches(c);
+        }
+      }
+    }
+    for (const Shape shape :
+         {Shape{128, 16, 4}, Shape{64, 6, 2}, Shape{32, 16, 2}, Shape{16, 8, 1}}) {
+      Case c = make_case(dtype, shape, 16, {1, 1, 1}, {3, 77, 600});
+      c.kv_fp8 = true;
+      expect_matches(c);
+    }
+  }
+}
+
+// The cases can fail: a 16-bit cache read as e4m3 codes (the kernel told kv_fp8 wrongly) is far
+// outside the tolerance, or NaN.
+TEST_F(AttentionTest, KvCacheReadAsTheWrongTypeFails) {
+  for (const bool decode : {true, false}) {
+    Case c = decode ? make_case(DType::kBF16, Shape{64, 12, 12}, 16, {1, 1}, {200, 40})
+                    : make_case(DType::kBF16, Shape{64, 12, 12}, 16, {60}, {60});
+    c.misread_kv = true;
+    Result r;
+    run_case(c, &r);
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_TRUE(!r.is_fully_written || r.max_err > 10 * tolerance(c.dtype))
+        << "decode " << decode << " max_err " << r.max_err;
   }
 }
 

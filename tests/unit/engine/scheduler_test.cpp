@@ -187,7 +187,8 @@ SchedulerConfig small_config(int32_t num_blocks, int32_t max_num_tokens, int32_t
                          .num_blocks = num_blocks,
                          .max_num_tokens = max_num_tokens,
                          .max_batch_size = max_batch_size,
-                         .max_model_len = max_model_len};
+                         .max_model_len = max_model_len,
+                         .speculative = {}};
 }
 
 class SchedulerTest : public testing::Test {
@@ -400,7 +401,8 @@ TEST_F(SchedulerTest, PrefixHitsSkipCachedTokens) {
                                    .num_blocks = 32,
                                    .max_num_tokens = 64,
                                    .max_batch_size = 4,
-                                   .max_model_len = 128});
+                                   .max_model_len = 128,
+                                   .speculative = {}});
   sim.add(1, tokens_from(0, 40), 3);
   EXPECT_EQ(sim.step(), "1:p40!");
   std::vector<int32_t> shared = tokens_from(0, 32);
@@ -532,7 +534,7 @@ TEST_F(SchedulerTest, CheckAdmissibleNamesTheLimit) {
 }
 
 TEST_F(SchedulerTest, ConfigValidationNamesTheField) {
-  const SchedulerConfig valid{.num_blocks = 1024, .max_model_len = 4096};
+  const SchedulerConfig valid{.num_blocks = 1024, .max_model_len = 4096, .speculative = {}};
   using Edit = void (*)(SchedulerConfig&);
   const std::pair<Edit, std::string> cases[] = {
       {[](SchedulerConfig& c) { c.block_size = 0; }, "block_size must be > 0, got 0"},

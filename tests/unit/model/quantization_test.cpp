@@ -475,17 +475,20 @@ TEST(KvFp8DefaultModel, CloseToFp32Cache) {
   EXPECT_LT(a.ppl_rel_diff, kKvFp8Default.max_ppl_diff);
 }
 
-TEST(KvFp8, QuarterOfFp32BytesAndRefusedOnCuda) {
+TEST(KvFp8, QuarterOfFp32BytesHalfOfBf16OnBothDevices) {
   KvCacheSpec spec{2, 4, 64, 16, 1, DType::kF32};
   const size_t fp32 = spec.bytes_per_block();
+  spec.dtype = DType::kBF16;
+  const size_t bf16 = spec.bytes_per_block();
   spec.dtype = DType::kF8E4M3;
   EXPECT_EQ(spec.bytes_per_block() * 4, fp32);
+  EXPECT_EQ(spec.bytes_per_block() * 2, bf16);
   EngineConfig c;
-  c.device = DeviceKind::kCuda;
   c.kv_cache_dtype = DType::kF8E4M3;
-  EXPECT_NE(c.validate().message().find("--kv-cache-dtype fp8"), std::string::npos);
-  c.device = DeviceKind::kCpu;
-  EXPECT_TRUE(c.validate().is_ok());
+  for (const DeviceKind device : {DeviceKind::kCuda, DeviceKind::kCpu}) {
+    c.device = device;
+    EXPECT_TRUE(c.validate().is_ok()) << c.validate().message();
+  }
   c.kv_cache_dtype = DType::kBF16;
   EXPECT_NE(c.validate().message().find("--kv-cache-dtype"), std::string::npos);
 }

@@ -1,6 +1,7 @@
 // A model on a backend (or a tensor-parallel group of them), a KV pool of 128 blocks (+1 for
-// graph padding), a block allocator and a ModelRunner: the set-up the model-level tests share
-// (tests/unit/model on the CPU, tests/unit/cuda on the GPU), and greedy decoding through it.
+// graph padding; of the activation dtype, or kv_cache_dtype), a block allocator and a ModelRunner:
+// the set-up the model-level tests share (tests/unit/model on the CPU, tests/unit/cuda on the GPU),
+// and greedy decoding through it.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,7 +29,8 @@ class RunnerHarness {
   static constexpr int32_t kBlockSize = 16, kBlocks = 128;
   RunnerHarness(const std::filesystem::path& dir, DeviceKind device, DType dtype,
                 int32_t graph_batch = 0, int32_t tp = 1, int32_t pp = 1,
-                Quantization quantization = Quantization::kNone)
+                Quantization quantization = Quantization::kNone,
+                std::optional<DType> kv_cache_dtype = std::nullopt)
       : backends_(create_backend_group(device, dtype, tp, pp)),
         pool_(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); }),
         models_(static_cast<size_t>(tp * pp)),
@@ -40,7 +43,9 @@ class RunnerHarness {
     pool_.run([&](int32_t r) {
       const auto i = static_cast<size_t>(r);
       models_[i] = load_model(dir, *backends_[i], LoadOptions{quantization});
-      kv_[i] = backends_[i]->allocate_kv_cache(models_[i]->kv_cache_spec(kBlockSize, kBlocks + 1));
+      KvCacheSpec spec = models_[i]->kv_cache_spec(kBlockSize, kBlocks + 1);
+      if (kv_cache_dtype) spec.dtype = *kv_cache_dtype;
+      kv_[i] = backends_[i]->allocate_kv_cache(spec);
       models_[i]->reserve(o.max_num_tokens, o.max_num_tokens);
     });
     o.max_model_len = std::min(512, models_[0]->config().max_position_embeddings);
