@@ -45,6 +45,19 @@ std::string ConfigReader::get_string(const std::string& key, const std::string& 
   return v.get<std::string>();
 }
 
+namespace {
+
+// Rotating only part of each head (Phi-4-mini, StableLM: partial_rotary_factor < 1) would need a
+// partial RoPE in every backend.
+void check_full_rotary(double factor, const ConfigReader& r) {
+  if (factor != 1.0) {
+    fail(StatusCode::kUnimplemented, "'{}': partial_rotary_factor {} is not supported (1.0 is)",
+         r.file().string(), factor);
+  }
+}
+
+}  // namespace
+
 RopeConfig parse_rope_config(const ConfigReader& r) {
   RopeConfig rope;
   rope.type = RopeConfig::Type::kDefault;
@@ -54,11 +67,13 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
     params = &r.json()["rope_parameters"];
   else if (r.has("rope_scaling"))
     params = &r.json()["rope_scaling"];
+  check_full_rotary(r.get_double("partial_rotary_factor", 1.0), r);
   if (params == nullptr) return rope;
   if (!params->is_object())
     fail(StatusCode::kInvalidArgument, "'{}': rope_scaling must be an object", r.file().string());
   ConfigReader p(*params, r.file());
   rope.theta = p.get_double("rope_theta", rope.theta);
+  check_full_rotary(p.get_double("partial_rotary_factor", 1.0), r);
   std::string type = p.get_string("rope_type", p.get_string("type", "default"));
   if (type == "default") {
     rope.type = RopeConfig::Type::kDefault;

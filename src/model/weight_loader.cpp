@@ -376,6 +376,26 @@ Tensor WeightLoader::load_stacked(const std::vector<std::string>& names,
   });
 }
 
+Tensor WeightLoader::load_row_blocks(const std::string& name, const std::vector<int64_t>& rows,
+                                     int64_t cols, Split split) {
+  const bool sharded = split == Split::kRows && shard_.size > 1;
+  if (split == Split::kCols) fail(StatusCode::kInternal, "load_row_blocks splits rows only");
+  int64_t stored = 0, total = 0;
+  std::vector<Range> ranges;  // this rank's rows of each block, in the stored tensor
+  for (int64_t r : rows) {
+    const Range mine = sharded ? part(r) : Range{0, r};
+    ranges.push_back({stored + mine.begin, mine.count});
+    stored += r;
+    total += mine.count;
+  }
+  return prepared(name, {total, cols}, [&] {
+    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total, cols});
+    const int64_t shape[] = {stored, cols};
+    upload_into(name, shape, t, 0, ranges);
+    return t;
+  });
+}
+
 Tensor WeightLoader::load_concat(const std::vector<std::string>& names,
                                  const std::vector<int64_t>& sizes, Split split) {
   const bool sharded = split == Split::kRows && shard_.size > 1;

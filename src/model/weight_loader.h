@@ -87,6 +87,10 @@ class WeightLoader {
   // kRows splits each part's rows.
   Tensor load_stacked(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
                       int64_t cols, Split split = Split::kNone);
+  // One stored tensor [sum rows_i, cols] made of row blocks rows_0, rows_1, ... (Phi-3's fused
+  // qkv_proj: Q, K and V rows); kRows splits each block's rows, as load_stacked splits its parts.
+  Tensor load_row_blocks(const std::string& name, const std::vector<int64_t>& rows, int64_t cols,
+                         Split split = Split::kNone);
   // 1-D tensors concatenated (fused biases); kRows splits each part.
   Tensor load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
                      Split split = Split::kNone);

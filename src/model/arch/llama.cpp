@@ -36,7 +36,14 @@ class LlamaModel final : public DecoderModel {
       DecoderLayer layer;
       layer.attention_scale = 1.0f / std::sqrt(static_cast<float>(hd));
       layer.input_norm.w = w.load(l + "input_layernorm.weight", {d});
+      // Phi-3 stores Q/K/V fused (qkv_proj) and gate/up fused (gate_up_proj): same rows, one
+      // tensor each.
+      const bool fused = w.contains(l + "self_attn.qkv_proj.weight");
       layer.qkv_w = w.linear([&] {
+        if (fused) {
+          return w.load_row_blocks(l + "self_attn.qkv_proj.weight", {q_rows, kv_rows, kv_rows}, d,
+                                   Split::kRows);
+        }
         return w.load_stacked({l + "self_attn.q_proj.weight", l + "self_attn.k_proj.weight",
                                l + "self_attn.v_proj.weight"},
                               {q_rows, kv_rows, kv_rows}, d, Split::kRows);
@@ -58,6 +65,7 @@ class LlamaModel final : public DecoderModel {
       });
       layer.post_norm.w = w.load(l + "post_attention_layernorm.weight", {d});
       layer.up_w = w.linear([&] {
+        if (fused) return w.load_row_blocks(l + "mlp.gate_up_proj.weight", {f, f}, d, Split::kRows);
         return w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d,
                               Split::kRows);
       });

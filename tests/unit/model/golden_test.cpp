@@ -155,7 +155,7 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
                                            "llama-tiny-bf16", "qwen2-tiny", "qwen3-tiny",
-                                           "llama32-tied-tiny",
+                                           "llama32-tied-tiny", "phi3-tiny",
                                            // pre-quantized checkpoints, dequantized at load
                                            // (model/quantized_checkpoint.h); references from
                                            // the same dequantized weights

@@ -84,6 +84,39 @@ TEST(ModelConfig, ErrorsNameFileAndField) {
   EXPECT_NE(msg.find("not a JSON object"), std::string::npos) << msg;
 }
 
+// Partial rotary embeddings are refused wherever the config puts the factor; Phi-3's sliding
+// window caps the context (so the window never cuts) and LongRoPE is refused by name.
+TEST(ModelConfig, PartialRotaryRefusedAndPhi3WindowCapsTheContext) {
+  auto dir = testing::fresh_dir("cfg_rotary");
+  auto j = llama_config();
+  j["partial_rotary_factor"] = 0.75;
+  testing::write_file(dir / "config.json", j.dump());
+  auto msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("partial_rotary_factor 0.75"), std::string::npos) << msg;
+  j = llama_config();
+  j["rope_parameters"] = {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}};
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("partial_rotary_factor 0.5"), std::string::npos) << msg;
+
+  j = llama_config();
+  j["architectures"] = {"Phi3ForCausalLM"};
+  j["sliding_window"] = 48;
+  testing::write_file(dir / "config.json", j.dump());
+  EXPECT_EQ(load_model_config(dir).max_position_embeddings, 48);
+  j["sliding_window"] = 100;  // beyond the context: nothing to cap
+  testing::write_file(dir / "config.json", j.dump());
+  EXPECT_EQ(load_model_config(dir).max_position_embeddings, 64);
+  j["sliding_window"] = nullptr;
+  testing::write_file(dir / "config.json", j.dump());
+  EXPECT_EQ(load_model_config(dir).max_position_embeddings, 64);
+  j["rope_parameters"] = {
+      {"rope_type", "longrope"}, {"short_factor", {1.0, 1.0}}, {"long_factor", {2.0, 2.0}}};
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("longrope"), std::string::npos) << msg;
+}
+
 TEST(ModelConfig, MissingWeightNamesTensor) {
   auto dir = testing::fresh_dir("cfg_missing_weight");
   testing::write_file(dir / "config.json", llama_config().dump());
