@@ -9,6 +9,8 @@
 #include <thread>
 #include <tuple>
 
+#include "testing/engine_streams.h"
+
 namespace llmserve {
 namespace {
 
@@ -31,40 +33,10 @@ Request greedy_request(std::vector<int32_t> prompt, int32_t max_tokens) {
   return r;
 }
 
-struct Collected {
-  std::vector<int32_t> tokens;
-  RequestOutput last;
-  bool is_done = false;
-};
-
-// Reads outputs into `c` until it has `min_tokens` tokens or the stream ends.
-void read_until(RequestStream& stream, Collected& c, size_t min_tokens = SIZE_MAX) {
-  RequestOutput out;
-  while (!c.is_done && c.tokens.size() < min_tokens) {
-    if (!stream.next(out, std::chrono::seconds(60))) {
-      ADD_FAILURE() << "stream did not finish";
-      return;
-    }
-    c.tokens.insert(c.tokens.end(), out.token_ids.begin(), out.token_ids.end());
-    if (out.is_final()) {
-      c.last = out;
-      c.is_done = true;
-    }
-  }
-}
-
-Collected drain(RequestStream& stream) {
-  Collected c;
-  read_until(stream, c);
-  return c;
-}
-
-std::shared_ptr<RequestStream> must_submit(Engine& e, Request r) {
-  std::shared_ptr<RequestStream> s;
-  Status st = e.submit(std::move(r), s);
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  return s;
-}
+using testing::Collected;
+using testing::drain;
+using testing::must_submit;
+using testing::read_until;
 
 // Prompts of assorted lengths, some sharing a 40-token prefix so the prefix cache is exercised.
 std::vector<std::vector<int32_t>> make_prompts(int n) {

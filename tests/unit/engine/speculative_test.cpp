@@ -12,6 +12,7 @@
 
 #include "engine/engine.h"
 #include "engine/scheduler.h"
+#include "testing/engine_streams.h"
 
 namespace llmserve {
 namespace {
@@ -295,20 +296,6 @@ EngineConfig engine_config(const std::string& model, const std::string& speculat
   return c;
 }
 
-std::vector<int32_t> drain(RequestStream& stream, RequestOutput* last = nullptr) {
-  std::vector<int32_t> tokens;
-  RequestOutput out;
-  while (stream.next(out, std::chrono::seconds(60))) {
-    tokens.insert(tokens.end(), out.token_ids.begin(), out.token_ids.end());
-    if (out.is_final()) {
-      if (last != nullptr) *last = out;
-      return tokens;
-    }
-  }
-  ADD_FAILURE() << "stream did not finish";
-  return tokens;
-}
-
 // Prompts that repeat themselves (so prompt lookup finds drafts), of assorted lengths, a third
 // sharing a prefix (prefix reuse).
 std::vector<std::vector<int32_t>> repetitive_prompts(int n) {
@@ -346,16 +333,13 @@ EngineRun run_all(const std::string& model, const std::string& speculate,
   c.max_batch_size = 8;
   Engine engine(c);
   std::vector<std::shared_ptr<RequestStream>> streams;
-  for (const Request& r : requests) {
-    std::shared_ptr<RequestStream> s;
-    Status st = engine.submit(r, s);
-    EXPECT_TRUE(st.is_ok()) << st.to_string();
-    streams.push_back(s);
-  }
+  for (const Request& r : requests) streams.push_back(testing::must_submit(engine, r));
   EngineRun run;
-  run.last.resize(streams.size());
-  for (size_t i = 0; i < streams.size(); ++i)
-    run.tokens.push_back(drain(*streams[i], &run.last[i]));
+  for (const auto& stream : streams) {
+    testing::Collected c = testing::drain(*stream);
+    run.tokens.push_back(std::move(c.tokens));
+    run.last.push_back(c.last);
+  }
   for (int i = 0; i < 200 && engine.stats().num_used_blocks > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   run.stats = engine.stats();
