@@ -147,15 +147,15 @@ bool gpu_arch_has_fp8(std::string_view arch) {
   return i > 3 && cc >= 89;
 }
 
-std::unique_ptr<Backend> create_backend(DeviceKind kind, [[maybe_unused]] DType activation_dtype) {
+std::unique_ptr<Backend> create_backend(DeviceKind kind, DType dtype) {
   switch (kind) {
     case DeviceKind::kCpu:
-      return std::make_unique<CpuBackend>();
+      return std::make_unique<CpuBackend>(dtype);
     case DeviceKind::kNull:
-      return std::make_unique<NullBackend>(activation_dtype);
+      return std::make_unique<NullBackend>(dtype);
     case DeviceKind::kCuda:
 #ifdef LLMSERVE_HAS_CUDA
-      return std::make_unique<CudaBackend>(activation_dtype);
+      return std::make_unique<CudaBackend>(dtype);
 #else
       fail(StatusCode::kUnavailable,
            "--device cuda: this build has no CUDA backend (configure with nvcc available, "
@@ -170,13 +170,13 @@ std::vector<std::unique_ptr<Backend>> create_cuda_backend_group(DType activation
                                                                 int32_t pp);  // cuda/
 #endif
 
-std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype,
-                                                           int32_t tp, int32_t pp) {
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType dtype, int32_t tp,
+                                                           int32_t pp) {
   if (tp < 1) fail(StatusCode::kInvalidArgument, "--tp must be >= 1, got {}", tp);
   if (pp < 1) fail(StatusCode::kInvalidArgument, "--pp must be >= 1, got {}", pp);
   std::vector<std::unique_ptr<Backend>> ranks;
   if (tp == 1 && pp == 1) {
-    ranks.push_back(create_backend(kind, activation_dtype));
+    ranks.push_back(create_backend(kind, dtype));
     return ranks;
   }
   switch (kind) {
@@ -185,21 +185,21 @@ std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DTyp
       for (int32_t s = 0; s < pp; ++s) {
         auto group = tp > 1 ? std::make_shared<HostGroup>(tp) : nullptr;
         for (int32_t r = 0; r < tp; ++r)
-          ranks.push_back(std::make_unique<CpuBackend>(group, r, pipe, s, pp));
+          ranks.push_back(std::make_unique<CpuBackend>(group, r, pipe, s, pp, dtype));
       }
       return ranks;
     }
     case DeviceKind::kNull:
       for (int32_t s = 0; s < pp; ++s) {
         for (int32_t r = 0; r < tp; ++r)
-          ranks.push_back(std::make_unique<NullBackend>(r, tp, s, pp, activation_dtype));
+          ranks.push_back(std::make_unique<NullBackend>(r, tp, s, pp, dtype));
       }
       return ranks;
     case DeviceKind::kCuda:
 #ifdef LLMSERVE_HAS_CUDA
-      return create_cuda_backend_group(activation_dtype, tp, pp);
+      return create_cuda_backend_group(dtype, tp, pp);
 #else
-      ranks.push_back(create_backend(kind, activation_dtype));  // throws: no CUDA in this build
+      ranks.push_back(create_backend(kind, dtype));  // throws: no CUDA in this build
       return ranks;
 #endif
   }

@@ -86,9 +86,14 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
-  // Element type of activations and the KV cache; weights are stored in it too (CPU: F32;
-  // CUDA: F16 or BF16). Logits are always F32.
+  // Element type of activations and the KV cache (CPU: F32; CUDA: F16 or BF16). Logits are
+  // always F32.
   virtual DType activation_dtype() const { return DType::kF32; }
+  // Element type of the 2-D weights: linear layers, embedding tables, lm_head (1-D ones, norms
+  // and biases, are in the activation dtype). The activation dtype, except on the CPU, which may
+  // keep them in F16 or BF16 and widen them to fp32 as it multiplies (half the bytes a decode
+  // step reads).
+  virtual DType weight_dtype() const { return activation_dtype(); }
   // The GPU architecture code is built for and engines target ("sm_90" on an H100); empty on
   // backends without one.
   virtual std::string device_arch() const { return {}; }
@@ -246,9 +251,10 @@ class Backend {
 // kNull: no compute, zero logits (src/backend/null): for measuring the server and load tests.
 enum class DeviceKind { kCpu, kCuda, kNull };
 
-// Creates the backend for a device with its activation dtype (ignored by backends that compute in
-// F32 only). Throws Error(kUnavailable) when the device is not built in or not present.
-std::unique_ptr<Backend> create_backend(DeviceKind kind, DType activation_dtype = DType::kF32);
+// Creates the backend for a device with its dtype: on cuda and null the activation dtype (weights
+// and KV cache alike); on cpu, which computes in F32, the weights' dtype (F32, F16 or BF16).
+// Throws Error(kUnavailable) when the device is not built in or not present.
+std::unique_ptr<Backend> create_backend(DeviceKind kind, DType dtype = DType::kF32);
 // Sizes the cpu device's compute pool (OpenMP, which OpenBLAS's OpenMP build shares) and logs the
 // choice: `requested` > 0 (--cpu-threads), else OMP_NUM_THREADS when set, else the CPU budget
 // (common/cpu_budget.h: the affinity mask capped by the cgroup's CPU quota). Returns the count.
@@ -267,7 +273,7 @@ bool gpu_arch_has_fp8(std::string_view arch);
 // (cpu/null: ranks are threads sharing memory; a way to test the sharded math without GPUs).
 // 1 × 1 is create_backend(). Throws Error(kInvalidArgument) when fewer devices are visible than
 // ranks asked for.
-std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType activation_dtype,
-                                                           int32_t tp, int32_t pp = 1);
+std::vector<std::unique_ptr<Backend>> create_backend_group(DeviceKind kind, DType dtype, int32_t tp,
+                                                           int32_t pp = 1);
 
 }  // namespace llmserve

@@ -301,7 +301,9 @@ BuildOptions resolve_build_options(BuildOptions o) {
          dtype_name(*o.dtype));
   }
   if (o.device == "cpu" && *o.dtype != DType::kF32) {
-    fail(StatusCode::kInvalidArgument, "--dtype {}: --device cpu computes in float32 only",
+    fail(StatusCode::kInvalidArgument,
+         "--dtype {}: --device cpu engines hold float32 weights for now (serve the checkpoint "
+         "itself for 16-bit weights on cpu)",
          dtype_name(*o.dtype));
   }
   if (o.device == "cuda" && *o.dtype == DType::kF32) {

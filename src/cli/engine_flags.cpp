@@ -33,9 +33,10 @@ void EngineFlags::add_to(CLI::App& app) {
       ->envname("LLMSERVE_DEVICE")
       ->capture_default_str();
   app.add_option("--dtype", dtype,
-                 "auto, float16, bfloat16 or float32: activations, weights and KV cache (auto: "
-                 "bfloat16 for "
-                 "bfloat16 checkpoints, else float16 on cuda; float32 on cpu)")
+                 "auto, float16, bfloat16 or float32. cuda: activations, weights and KV cache "
+                 "(auto: bfloat16 for bfloat16 checkpoints, else float16). cpu computes in float32 "
+                 "and this is its weights' dtype (auto: a float16/bfloat16 checkpoint's own, "
+                 "widened as they are read, half the bytes of float32; else float32)")
       ->envname("LLMSERVE_DTYPE")
       ->capture_default_str();
   app.add_option_function<std::string>(

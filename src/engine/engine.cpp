@@ -78,8 +78,8 @@ Status EngineConfig::validate() const {
     return invalid_argument("--tp {} x --pp {} is more than 64 ranks", tensor_parallel_size,
                             pipeline_parallel_size);
   }
-  if (dtype && device == DeviceKind::kCpu && *dtype != DType::kF32) {
-    return invalid_argument("--dtype {}: the cpu device computes in float32 only",
+  if (dtype && *dtype != DType::kF32 && *dtype != DType::kF16 && *dtype != DType::kBF16) {
+    return invalid_argument("--dtype must be float16, bfloat16 or float32, got {}",
                             dtype_name(*dtype));
   }
   if (kv_cache_dtype && *kv_cache_dtype != DType::kF8E4M3) {
@@ -122,7 +122,7 @@ void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
          "--max-model-len {} exceeds the engine's --max-seq-len {} ('{}')", c.max_model_len,
          m.max_seq_len, dir);
   }
-  if (c.device == DeviceKind::kCuda || c.device == DeviceKind::kNull) c.dtype = m.dtype;
+  c.dtype = m.dtype;  // on cpu the weights' dtype: the engine's tensors load as stored
   c.quantization = m.quantization;
   c.tensor_parallel_size = m.tp;
   c.pipeline_parallel_size = m.pp;
@@ -175,6 +175,9 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
       (config_.device == DeviceKind::kNull && config_.dtype)) {
     const DType stored = load_model_config(config_.model_dir).checkpoint_dtype;
     dtype = config_.dtype.value_or(stored == DType::kBF16 ? DType::kBF16 : DType::kF16);
+  } else if (config_.device == DeviceKind::kCpu) {
+    // The weights' dtype; activations and the KV cache are fp32 whatever it is.
+    dtype = config_.dtype ? *config_.dtype : default_cpu_weight_dtype(config_.model_dir);
   }
   const auto load_start = std::chrono::steady_clock::now();
   const int32_t tp = config_.tensor_parallel_size, pp = config_.pipeline_parallel_size;
@@ -202,11 +205,14 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     return std::chrono::duration<double, std::milli>(b - a).count();
   };
   const auto weights_ready = std::chrono::steady_clock::now();
+  const DType act = backends_[0]->activation_dtype(), weights = backends_[0]->weight_dtype();
   LOG_INFO("weights of '{}' on {}{} ({}) in {:.0f} ms (device set-up {:.0f} ms)",
            config_.model_dir.filename().string(), backends_[0]->name(),
            tp * pp > 1 ? fmt::format(" (tp {} x pp {})", tp, pp) : "",
-           dtype_name(backends_[0]->activation_dtype()), ms(backend_ready, weights_ready),
-           ms(load_start, backend_ready));
+           act == weights
+               ? std::string(dtype_name(act))
+               : fmt::format("{} weights, {} activations", dtype_name(weights), dtype_name(act)),
+           ms(backend_ready, weights_ready), ms(load_start, backend_ready));
   const ModelConfig& mc = models_[0]->config();
   eos_token_ids_ = mc.eos_token_ids;
   if (config_.speculative.mode == SpeculativeMode::kDraft) {

@@ -33,7 +33,8 @@ struct EngineConfig {
   std::filesystem::path model_dir;
   DeviceKind device = DeviceKind::kCpu;
   // Activation / weight / KV dtype: nullopt picks bf16 for bf16 checkpoints and fp16 otherwise on
-  // CUDA, fp32 on the CPU (which computes in fp32 only).
+  // CUDA. The CPU computes in fp32 and this is its weights' dtype (default_cpu_weight_dtype: a
+  // 16-bit checkpoint's own, else fp32).
   std::optional<DType> dtype;
   int32_t max_graph_batch_size = 256;  // decode batches up to this run as CUDA graphs; 0: eager
   int32_t tensor_parallel_size = 1;    // ranks per pipeline stage

@@ -203,11 +203,11 @@ void check_engine_target(const EngineManifest& m, const std::filesystem::path& d
            dir.string(), m.gpu_arch, backend.device_arch(), rebuild_hint(m, dir, device));
     }
   }
-  if (m.dtype != backend.activation_dtype()) {
+  if (m.dtype != backend.weight_dtype()) {
     fail(StatusCode::kFailedPrecondition,
          "engine '{}' holds {} weights; the {} backend was created for {} (pass --dtype {} or "
          "leave it at auto)",
-         dir.string(), dtype_name(m.dtype), device, dtype_name(backend.activation_dtype()),
+         dir.string(), dtype_name(m.dtype), device, dtype_name(backend.weight_dtype()),
          dtype_name(m.dtype));
   }
   if (backend.group_size() != m.tp || backend.num_stages() != m.pp) {

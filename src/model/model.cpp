@@ -5,6 +5,7 @@
 
 #include "common/status.h"
 #include "model/engine_manifest.h"
+#include "model/quantized_checkpoint.h"
 
 namespace llmserve {
 
@@ -140,6 +141,12 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   if (std::filesystem::exists(gen)) read_special_ids(read_json(gen), config);
   validate_model_config(config);
   return config;
+}
+
+DType default_cpu_weight_dtype(const std::filesystem::path& dir) {
+  if (read_checkpoint_quantization(dir).kind != CheckpointQuantization::kNone) return DType::kF32;
+  const DType stored = load_model_config(dir).checkpoint_dtype;
+  return stored == DType::kF16 || stored == DType::kBF16 ? stored : DType::kF32;
 }
 
 std::string_view quantization_name(Quantization q) {

@@ -148,6 +148,13 @@ class ArchRegistry {
 // Throws Error naming the file: missing config.json, unknown architecture, bad fields.
 ModelConfig load_model_config(const std::filesystem::path& dir);
 
+// The weights' dtype on --device cpu when --dtype is auto: a float16 or bfloat16 checkpoint's
+// weights stay in its 16 bits (the CPU backend widens them to fp32 as matmul reads them: the same
+// values in half the bytes a decode step reads); float32 checkpoints stay fp32, and so do
+// pre-quantized ones, whose weights are dequantized products of codes and scales that 16 bits
+// would round.
+DType default_cpu_weight_dtype(const std::filesystem::path& dir);
+
 // Loads config + weights onto the backend: the shard of rank backend.rank() of
 // backend.group_size() in stage backend.stage() of backend.num_stages() (the whole model alone).
 // `dir` is a Hugging Face checkpoint or an engine built by `llmserve build` (it holds

@@ -130,7 +130,7 @@ Tensor WeightLoader::prepared(const std::string& key, std::vector<int64_t> dims,
     linear_dims_ = dims;
     if (from_engine() && quantization_ != Quantization::kNone) return Tensor();
   }
-  if (from_engine()) return upload_stored(key, dims, backend_.activation_dtype());
+  if (from_engine()) return upload_stored(key, dims, stored_dtype(dims.size()));
   Tensor t = make();
   record(key, t);
   return t;
@@ -310,10 +310,9 @@ Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t
     }
   }
   return prepared(name, local, [&] {
-    Tensor t =
-        local.size() == 1
-            ? backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0]})
-            : backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {local[0], local[1]});
+    Tensor t = local.size() == 1
+                   ? backend_.allocate_tensor(*owner_, stored_dtype(1), {local[0]})
+                   : backend_.allocate_tensor(*owner_, stored_dtype(2), {local[0], local[1]});
     upload_into(name, shape, t, dim, ranges);
     return t;
   });
@@ -345,12 +344,10 @@ Tensor WeightLoader::load_transposed(const std::string& name, int64_t rows, int6
   }
   return prepared(name, {part_cols, part_rows}, [&] {
     std::vector<Buffer> staging;
-    Tensor stored =
-        backend_.allocate_tensor(staging, backend_.activation_dtype(), {part_rows, part_cols});
+    Tensor stored = backend_.allocate_tensor(staging, stored_dtype(2), {part_rows, part_cols});
     const int64_t shape[] = {rows, cols};
     upload_into(name, shape, stored, dim, ranges);
-    Tensor t =
-        backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {part_cols, part_rows});
+    Tensor t = backend_.allocate_tensor(*owner_, stored_dtype(2), {part_cols, part_rows});
     backend_.transpose(stored, t);
     backend_.synchronize();  // before the staging buffer is freed
     return t;
@@ -364,7 +361,7 @@ Tensor WeightLoader::load_stacked(const std::vector<std::string>& names,
   int64_t total = 0;
   for (int64_t r : rows) total += sharded ? part(r).count : r;
   return prepared(joined(names), {total, cols}, [&] {
-    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total, cols});
+    Tensor t = backend_.allocate_tensor(*owner_, stored_dtype(2), {total, cols});
     int64_t at = 0;
     for (size_t i = 0; i < names.size(); ++i) {
       const int64_t shape[] = {rows[i], cols};
@@ -402,7 +399,7 @@ Tensor WeightLoader::load_concat(const std::vector<std::string>& names,
   int64_t total = 0;
   for (int64_t n : sizes) total += sharded ? part(n).count : n;
   return prepared(joined(names), {total}, [&] {
-    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total});
+    Tensor t = backend_.allocate_tensor(*owner_, stored_dtype(1), {total});
     int64_t at = 0;
     for (size_t i = 0; i < names.size(); ++i) {
       const int64_t shape[] = {sizes[i]};

@@ -22,10 +22,10 @@ namespace llmserve {
 // the r-th of n equal parts; alone (n = 1) every split is the whole tensor.
 enum class Split { kNone, kRows, kCols };
 
-// The weight of a linear layer, [out, in], told apart by w.dtype: the activation dtype (scales
-// empty); I8 under int8 weight-only quantization, with one F32 scale per output row
-// (w[n, k] ~ q[n, k] * scales[n]); or F8E4M3 under fp8, with one F32 scale per output row
-// (w[n, k] ~ e4m3(q[n, k]) * scales[n]).
+// The weight of a linear layer, [out, in], told apart by w.dtype: the backend's weight dtype
+// (scales empty; Backend::weight_dtype); I8 under int8 weight-only quantization, with one F32 scale
+// per output row (w[n, k] ~ q[n, k] * scales[n]); or F8E4M3 under fp8, with one F32 scale per
+// output row (w[n, k] ~ e4m3(q[n, k]) * scales[n]).
 struct LinearWeight {
   Tensor w;
   Tensor scales;  // F32 [out]; no data unless quantized
@@ -68,12 +68,13 @@ class WeightLoader {
 
   // A linear layer's weight: what `load` (one of the loads below) returns, kept as it is without
   // quantization; with int8-wo or fp8, loaded into a staging buffer (this rank's slice already, in
-  // the activation dtype), read back as fp32, quantized (per output row / per tensor) and uploaded
+  // the weight dtype), read back as fp32, quantized (per output row / per tensor) and uploaded
   // as codes + scales.
   LinearWeight linear(const std::function<Tensor()>& load);
 
-  // The tensor as stored, shape checked, in the backend's activation dtype (converted unless the
-  // checkpoint stores that dtype already, in which case its bytes are uploaded as they are);
+  // The tensor as stored, shape checked, in the backend's dtype for it (stored_dtype: weight dtype
+  // for 2-D tensors, activation dtype for 1-D ones; converted unless the checkpoint stores that
+  // dtype already, in which case its bytes are uploaded as they are);
   // this rank's part of it under `split` (with `sections` > 1, the split dimension is that many
   // equal blocks split one by one, e.g. GPT-2's fused Q|K|V bias).
   Tensor load(const std::string& name, std::initializer_list<int64_t> dims,
@@ -105,6 +106,12 @@ class WeightLoader {
     int64_t begin = 0, count = 0;
   };
   bool from_engine() const { return engine_source_tensors_ != nullptr; }
+  // What a loaded tensor of `ndim` dimensions is held in: 2-D ones (linear layers, embedding
+  // tables, lm_head) in the backend's weight dtype, 1-D ones (norms, biases) in its activation
+  // dtype. The same on every backend but the CPU with 16-bit weights.
+  DType stored_dtype(size_t ndim) const {
+    return ndim == 2 ? backend_.weight_dtype() : backend_.activation_dtype();
+  }
   // This rank's range of `n` (all of it alone).
   Range part(int64_t n) const;
   // Uploads the stored tensor `name` (checked against `shape`: [R] or [R, C]) into dst; with
@@ -112,7 +119,7 @@ class WeightLoader {
   void upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst, int dim = 0,
                    const std::vector<Range>& ranges = {});
   // Every load's one way in: from an engine, the stored tensor `key` (checked against `dims` and
-  // the activation dtype) uploaded as it is; from a checkpoint, `make()` builds it and the
+  // stored_dtype) uploaded as it is; from a checkpoint, `make()` builds it and the
   // recorder sees it. Inside linear() over an engine with quantized weights, only notes key and
   // dims (linear() uploads the codes and scales) and returns an empty tensor.
   Tensor prepared(const std::string& key, std::vector<int64_t> dims,

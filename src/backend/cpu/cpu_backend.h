@@ -1,7 +1,10 @@
 // CpuBackend: the readable fp32 reference implementation of the op set, and the oracle the CUDA
 // backend is tested against. GEMMs go to OpenBLAS; loops over rows/heads use OpenMP.
-// Tensors live in host memory (64-byte aligned). Only F32 activations and weights are supported;
-// the loader converts F16/BF16 checkpoints at load time. Exceptions: matmul_q8's int8 weights
+// Tensors live in host memory (64-byte aligned). Activations, norms, biases and the KV cache are
+// F32. The 2-D weights (linear layers, embedding tables, lm_head) are in the backend's weight
+// dtype: F32, or F16 / BF16 kept as the checkpoint stores them (the engine's choice: --dtype) and
+// widened to fp32 in registers as matmul reads them, so a decode step, bound by the weight read,
+// reads half the bytes; sums stay fp32. Other exceptions: matmul_q8's int8 weights
 // (--quantization int8-wo), dequantized on the fly, and the e4m3 codes of fp8 W8A8 (--quantization
 // fp8: quantize_fp8_rows, matmul_fp8), whose exact products it sums in fp32 as a GPU would.
 #pragma once
@@ -16,18 +19,15 @@ namespace llmserve {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend() = default;
+  // `weight_dtype`: F32, F16 or BF16 (anything else throws Error(kInvalidArgument)).
+  explicit CpuBackend(DType weight_dtype = DType::kF32);
   // Rank `rank` of stage `stage`'s tensor-parallel group (whose ranks share `group`; null alone),
   // of `num_stages` stages talking through `pipe` (null for one stage).
   CpuBackend(std::shared_ptr<HostGroup> group, int32_t rank, std::shared_ptr<HostPipe> pipe,
-             int32_t stage, int32_t num_stages)
-      : group_(std::move(group)),
-        rank_(rank),
-        pipe_(std::move(pipe)),
-        stage_(stage),
-        num_stages_(num_stages) {}
+             int32_t stage, int32_t num_stages, DType weight_dtype = DType::kF32);
 
   std::string_view name() const override { return "cpu"; }
+  DType weight_dtype() const override { return weight_dtype_; }
   int32_t rank() const override { return rank_; }
   int32_t group_size() const override { return group_ ? group_->size() : 1; }
   int32_t stage() const override { return stage_; }
@@ -68,7 +68,7 @@ class CpuBackend final : public Backend {
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
   std::vector<int32_t> seq_of_token_;
-  std::vector<float> q8_scratch_;     // matmul_q8 / matmul_fp8: a block of dequantized weight rows
+  std::vector<float> q8_scratch_;     // matmul_q8 / matmul_fp8 / 16-bit matmul: weight rows as fp32
   std::vector<float> fp8_x_scratch_;  // matmul_fp8: the values of x's codes, unscaled
   int32_t global_rank() const { return stage_ * group_size() + rank_; }
   std::shared_ptr<HostGroup> group_;
@@ -76,6 +76,13 @@ class CpuBackend final : public Backend {
   std::shared_ptr<HostPipe> pipe_;
   int32_t stage_ = 0;
   int32_t num_stages_ = 1;
+  DType weight_dtype_ = DType::kF32;
 };
+
+// The 16-bit weight kernels use AVX2 + FMA + F16C where the CPU has them
+// (cpu_f16c_kernels_available), else a portable fallback. Tests switch the fast ones off to check
+// the fallback too; returns the previous setting. Not for use while a matmul runs.
+bool set_cpu_f16c_kernels(bool enabled);
+bool cpu_f16c_kernels_available();
 
 }  // namespace llmserve
