@@ -386,7 +386,7 @@ Tensor WeightLoader::load_row_blocks(const std::string& name, const std::vector<
     total += mine.count;
   }
   return prepared(name, {total, cols}, [&] {
-    Tensor t = backend_.allocate_tensor(*owner_, backend_.activation_dtype(), {total, cols});
+    Tensor t = backend_.allocate_tensor(*owner_, stored_dtype(2), {total, cols});
     const int64_t shape[] = {stored, cols};
     upload_into(name, shape, t, 0, ranges);
     return t;
