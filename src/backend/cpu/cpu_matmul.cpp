@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
@@ -126,23 +127,21 @@ void matmul_streamed_m(const float* x, const float* w, int64_t n, int64_t k, flo
   }
 }
 
-void matmul_streamed(const float* x, int64_t m, const float* w, int64_t n, int64_t k, float* out) {
-  switch (m) {
-    case 2:
-      return matmul_streamed_m<2>(x, w, n, k, out);
-    case 3:
-      return matmul_streamed_m<3>(x, w, n, k, out);
-    case 4:
-      return matmul_streamed_m<4>(x, w, n, k, out);
-    case 5:
-      return matmul_streamed_m<5>(x, w, n, k, out);
-    case 6:
-      return matmul_streamed_m<6>(x, w, n, k, out);
-    case 7:
-      return matmul_streamed_m<7>(x, w, n, k, out);
-    default:
-      return matmul_streamed_m<8>(x, w, n, k, out);
+// f(std::integral_constant<int, M>{}) for M = min(m, kMaxStreamedRows), m >= 1: a row count as
+// the template argument of the streamed kernels, which keep one accumulator set per row.
+template <int M = 1, typename F>
+void with_row_count(int64_t m, F&& f) {
+  if constexpr (M == kMaxStreamedRows) {
+    f(std::integral_constant<int, M>{});
+  } else if (m <= M) {
+    f(std::integral_constant<int, M>{});
+  } else {
+    with_row_count<M + 1>(m, f);
   }
+}
+
+void matmul_streamed(const float* x, int64_t m, const float* w, int64_t n, int64_t k, float* out) {
+  with_row_count(m, [&](auto rows) { matmul_streamed_m<rows()>(x, w, n, k, out); });
 }
 
 // --- 16-bit weights ---------------------------------------------------------------------------
@@ -275,24 +274,8 @@ void streamed_block16(int64_t mm, bool fast, const float* x, const uint16_t* w, 
                       int64_t rows, int64_t n, int64_t k, float* out) {
 #ifdef LLMSERVE_CPU_X86
   if (fast) {
-    switch (mm) {
-      case 1:
-        return streamed_block16_avx2<1, kBf16>(x, w, c0, rows, n, k, out);
-      case 2:
-        return streamed_block16_avx2<2, kBf16>(x, w, c0, rows, n, k, out);
-      case 3:
-        return streamed_block16_avx2<3, kBf16>(x, w, c0, rows, n, k, out);
-      case 4:
-        return streamed_block16_avx2<4, kBf16>(x, w, c0, rows, n, k, out);
-      case 5:
-        return streamed_block16_avx2<5, kBf16>(x, w, c0, rows, n, k, out);
-      case 6:
-        return streamed_block16_avx2<6, kBf16>(x, w, c0, rows, n, k, out);
-      case 7:
-        return streamed_block16_avx2<7, kBf16>(x, w, c0, rows, n, k, out);
-      default:
-        return streamed_block16_avx2<8, kBf16>(x, w, c0, rows, n, k, out);
-    }
+    return with_row_count(
+        mm, [&](auto count) { streamed_block16_avx2<count(), kBf16>(x, w, c0, rows, n, k, out); });
   }
 #endif
   (void)fast;
