@@ -136,9 +136,9 @@ for step in "${steps[@]}"; do
         tail -2 "$OUT/batch_$(basename "$m").log" | tee -a "$summary"
       done
       ;;
-    sanitize)  # compute-sanitizer memcheck over the op tests and one model fixture
+    sanitize)  # compute-sanitizer memcheck over the op tests and one model fixture (SANITIZE_FILTER narrows)
       timeout 150 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 "$dist/cuda_tests" \
-        --gtest_filter='Dtypes/CudaOps.*:Fixtures/CudaModel.GraphReplayMatchesEager/*' >"$OUT/memcheck.log" 2>&1
+        --gtest_filter="${SANITIZE_FILTER:-Dtypes/CudaOps.*:Fixtures/CudaModel.GraphReplayMatchesEager/*}" >"$OUT/memcheck.log" 2>&1
       note "compute-sanitizer memcheck exit $?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
       ;;
     llama8b)
@@ -207,7 +207,7 @@ PY
       # engines built once here (quantizing an 8B checkpoint at load takes ~25 s). QUANT_SCHEMES narrows.
       [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
       quant_model() { [ "$1" = none ] && echo /tmp/llama-3-8b || echo "/tmp/llama-3-8b-$1"; }
-      for q in ${QUANT_SCHEMES:-none fp8 int8-wo}; do
+      for q in ${QUANT_SCHEMES:-none fp8 int8-wo int4-wo}; do
         if [ "$q" != none ] && [ ! -d "$(quant_model "$q")" ]; then
           "$LLMSERVE" build --model /tmp/llama-3-8b --output "$(quant_model "$q")" --device cuda --quantization "$q" \
             >"$OUT/build_$q.log" 2>&1 || { note "build --quantization $q failed"; tail -3 "$OUT/build_$q.log"; }

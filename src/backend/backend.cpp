@@ -68,6 +68,12 @@ void Backend::matmul_q8(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*
        name());
 }
 
+void Backend::matmul_int4(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*bias*/,
+                          Tensor /*out*/) {
+  fail(StatusCode::kUnimplemented, "--quantization int4-wo: the {} backend has no int4 matmul",
+       name());
+}
+
 void Backend::fused_linear(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*bias*/,
                            const LinearFusion& /*f*/, Tensor /*out*/) {
   fail(StatusCode::kUnimplemented, "the {} backend has no fused linear layers", name());

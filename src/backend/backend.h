@@ -144,6 +144,11 @@ class Backend {
   // out[M, N] = x[M, K] @ (w[N, K] * scales[N])^T (+ bias[N] when bias has data): int8 weight-only
   // quantization, w I8 with one F32 scale per output row. Default: throws Error(kUnimplemented).
   virtual void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out);
+  // out[M, N] = x[M, K] @ W^T (+ bias[N]) for int4 weight-only quantization: W[n, k] = (q[n, k] -
+  // zero) * scale of k's group, w I32 [N, K / 8] packed codes and scales [N, 2 * K / group] (scale,
+  // zero) pairs in the weight dtype (layouts: model/quantize.h); the products summed in fp32.
+  // Default: throws Error(kUnimplemented).
+  virtual void matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out);
   // --- fp8 (e4m3) W8A8: per-token activation scales, per-channel weight scales ------------------
   // x quantized row by row: out.scales[t] = max_k |x[t, k]| / 448 (0 for an all-zero row) and
   // out.q[t, k] = e4m3(x[t, k] / out.scales[t]) (round to nearest even, saturating; 0 when the

@@ -334,6 +334,14 @@ BuildOptions resolve_build_options(BuildOptions o) {
   } else if (!o.gpu_arch.empty()) {
     fail(StatusCode::kInvalidArgument, "--gpu-arch is for --device cuda only");
   }
+  if (o.quantization == Quantization::kNone) {  // a pre-quantized checkpoint stays quantized
+    const CheckpointQuantizationConfig q = read_checkpoint_quantization(o.model_dir);
+    o.quantization = served_quantization(q, o.device == "cuda" && gpu_arch_has_fp8(o.gpu_arch));
+    if (o.quantization != Quantization::kNone) {
+      LOG_INFO("checkpoint quantized with {}: the engine keeps --quantization {}",
+               checkpoint_quantization_name(q.kind), quantization_name(o.quantization));
+    }
+  }
   return o;
 }
 

@@ -30,8 +30,8 @@ int run_build(BuildFlags flags) {
   o.dtype = parse_dtype_flag(flags.dtype);
   const std::optional<Quantization> q = parse_quantization(flags.quantization);
   if (!q)
-    fail(StatusCode::kInvalidArgument, "--quantization must be none, int8-wo or fp8, got '{}'",
-         flags.quantization);
+    fail(StatusCode::kInvalidArgument,
+         "--quantization must be none, int8-wo, fp8 or int4-wo, got '{}'", flags.quantization);
   o.quantization = *q;
   o.progress = progress_style_from_flag(flags.progress);
   const builder::BuildResult r = builder::build_engine(o, flags.output);
@@ -64,11 +64,13 @@ void add_build_command(CLI::App& app, Action& action) {
                   "else float16 on "
                   "cuda; float32 on cpu)")
       ->capture_default_str();
-  cmd->add_option("--quantization", flags->quantization,
-                  "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: "
-                  "e4m3 weights "
-                  "(per-output-row scales) and activations (per-token scales), W8A8 as fp8 tensor "
-                  "cores compute")
+  cmd->add_option(
+         "--quantization", flags->quantization,
+         "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: "
+         "e4m3 weights "
+         "(per-output-row scales) and activations (per-token scales), W8A8 as fp8 tensor "
+         "cores compute; int4-wo: 4-bit weights in groups of 128 inputs with a scale and zero "
+         "point each (AWQ/GPTQ checkpoints: their own groups, and the default)")
       ->capture_default_str();
   cmd->add_option("--tp,--tensor-parallel-size", o.tp,
                   "Tensor-parallel ranks: one weights file per rank")

@@ -44,13 +44,15 @@ void EngineFlags::add_to(CLI::App& app) {
          [&c](const std::string& name) {
            const std::optional<Quantization> q = parse_quantization(name);
            if (!q)
-             throw CLI::ValidationError("--quantization",
-                                        "must be none, int8-wo or fp8, got '" + name + "'");
+             throw CLI::ValidationError(
+                 "--quantization", "must be none, int8-wo, fp8 or int4-wo, got '" + name + "'");
            c.quantization = *q;
          },
          "none; int8-wo: int8 weight-only linear layers with per-output-row scales; fp8: e4m3 "
          "linear weights "
-         "(per-output-row scales) and inputs (per-token scales), W8A8 as fp8 tensor cores compute")
+         "(per-output-row scales) and inputs (per-token scales), W8A8 as fp8 tensor cores compute; "
+         "int4-wo: 4-bit weights in groups of 128 inputs with a scale and zero "
+         "point each (AWQ/GPTQ checkpoints: their own groups, and the default)")
       ->envname("LLMSERVE_QUANTIZATION")
       ->default_str("none");
   app.add_option("--tp,--tensor-parallel-size", c.tensor_parallel_size,

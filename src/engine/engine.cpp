@@ -154,19 +154,18 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
         quantization_name(manifest.quantization), manifest.tp, manifest.pp);
   }
   if (!from_engine) {
-    // A pre-quantized checkpoint is read dequantized (model/quantized_checkpoint.h); fp8 ones
-    // are served as fp8 again on cuda (lossless for per-channel scales) unless asked otherwise.
+    // A pre-quantized checkpoint is read dequantized (model/quantized_checkpoint.h) and, unless
+    // asked otherwise, quantized again the same way: fp8 ones as fp8 on cuda (lossless for
+    // per-channel scales), AWQ/GPTQ ones as int4-wo at their own group size.
     const CheckpointQuantizationConfig q = read_checkpoint_quantization(config_.model_dir);
     if (q.kind != CheckpointQuantization::kNone) {
-      if (q.is_fp8() && config_.device == DeviceKind::kCuda &&
-          config_.quantization == Quantization::kNone) {
-        config_.quantization = Quantization::kFp8;
-      }
+      if (config_.quantization == Quantization::kNone)
+        config_.quantization = served_quantization(q, config_.device == DeviceKind::kCuda);
       LOG_INFO(
           "checkpoint quantized with {} ({}): weights dequantized at load, served {}",
           checkpoint_quantization_name(q.kind), q.method,
           config_.quantization == Quantization::kNone
-              ? "in the activation dtype (no 4-bit kernels yet)"
+              ? "in the activation dtype"
               : fmt::format("with --quantization {}", quantization_name(config_.quantization)));
     }
   }

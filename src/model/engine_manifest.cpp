@@ -66,6 +66,9 @@ json EngineManifest::to_json() const {
       : quantization == Quantization::kFp8
           ? "F8_E4M3 codes under the weight's key, one F32 scale per output row under "
             "<key>.scales; activations quantized per token at run time"
+      : quantization == Quantization::kInt4WeightOnly
+          ? "I32 packed 4-bit codes [out, in / 8] under the weight's key (src/common/int4.h), "
+            "(scale, zero) pairs [out, 2 * in / group] in the engine dtype under <key>.scales"
           : "";
   return {
       {"format", "llmserve-engine"},

@@ -157,6 +157,8 @@ std::string_view quantization_name(Quantization q) {
       return "int8-wo";
     case Quantization::kFp8:
       return "fp8";
+    case Quantization::kInt4WeightOnly:
+      return "int4-wo";
   }
   return "?";
 }
@@ -165,7 +167,15 @@ std::optional<Quantization> parse_quantization(std::string_view name) {
   if (name == "none") return Quantization::kNone;
   if (name == "int8-wo") return Quantization::kInt8WeightOnly;
   if (name == "fp8") return Quantization::kFp8;
+  if (name == "int4-wo") return Quantization::kInt4WeightOnly;
   return std::nullopt;
+}
+
+Quantization served_quantization(const CheckpointQuantizationConfig& q, bool fp8_gemm) {
+  if (q.is_fp8() && fp8_gemm) return Quantization::kFp8;
+  if (q.kind == CheckpointQuantization::kAwq || q.kind == CheckpointQuantization::kGptq)
+    return Quantization::kInt4WeightOnly;
+  return Quantization::kNone;
 }
 
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,

@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "model/model_config.h"
+#include "model/quantized_checkpoint.h"
 #include "model/weight_store.h"
 
 namespace llmserve {
@@ -43,12 +44,19 @@ struct ModelShard {
 // even); each linear layer's input is quantized to e4m3 per token (max|x[t]| / 448) and the
 // products summed in fp32, as an fp8 tensor-core GEMM does (Backend::quantize_fp8_rows,
 // Backend::matmul_fp8).
-enum class Quantization { kNone, kInt8WeightOnly, kFp8 };
+// kInt4WeightOnly: 4-bit codes with a scale and a zero point per group of 128 input columns of a
+// row (fewer where in_features is not a multiple of 128; a pre-quantized AWQ/GPTQ checkpoint's own
+// group size), AWQ's asymmetric arithmetic; activations stay in the backend's dtype
+// (Backend::matmul_int4).
+enum class Quantization { kNone, kInt8WeightOnly, kFp8, kInt4WeightOnly };
 
-// "none" / "int8-wo" / "fp8".
+// "none" / "int8-wo" / "fp8" / "int4-wo".
 std::string_view quantization_name(Quantization q);
 // Parses quantization_name's spelling; nullopt for anything else.
 std::optional<Quantization> parse_quantization(std::string_view name);
+// How a checkpoint pre-quantized as `q` is served when --quantization is none: fp8 ones as fp8
+// where `fp8_gemm` (the cuda backend), AWQ/GPTQ ones as int4-wo; otherwise kNone (dequantized).
+Quantization served_quantization(const CheckpointQuantizationConfig& q, bool fp8_gemm);
 
 // Sees every weight a model loads, as the model holds it (fused, this rank's slice, in the
 // backend's dtype, quantized): `llmserve build` records them into an engine (src/builder/).

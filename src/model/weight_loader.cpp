@@ -46,6 +46,9 @@ void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tens
     case DType::kI8:
       backend.matmul_q8(in.x, w.w, w.scales, bias, out);
       break;
+    case DType::kI32:
+      backend.matmul_int4(in.x, w.w, w.scales, bias, out);
+      break;
     case DType::kF8E4M3:
       if (in.fp8.q.data == nullptr)
         fail(StatusCode::kInternal, "an fp8 linear layer without room for its input codes");
@@ -139,8 +142,11 @@ Tensor WeightLoader::prepared(const std::string& key, std::vector<int64_t> dims,
 LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
   struct InLinear {  // linear_key_/dims_ are noted and recording paused while `load` runs
     WeightLoader& w;
-    explicit InLinear(WeightLoader& loader) : w(loader) { w.in_linear_ = true; }
-    ~InLinear() { w.in_linear_ = false; }
+    explicit InLinear(WeightLoader& loader, bool stage_f32 = false) : w(loader) {
+      w.in_linear_ = true;
+      w.stage_f32_ = stage_f32;
+    }
+    ~InLinear() { w.in_linear_ = w.stage_f32_ = false; }
   };
   if (quantization_ == Quantization::kNone) {
     Tensor t;
@@ -156,9 +162,25 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
       InLinear scope(*this);
       load();  // notes the key and dims; uploads nothing
     }
+    LinearWeight out;
+    if (quantization_ == Quantization::kInt4WeightOnly) {
+      // Packed words [out, in / 8] and (scale, zero) pairs whose count gives the group size.
+      const int64_t codes[] = {linear_dims_.at(0), linear_dims_.at(1) / 8};
+      out.w = upload_stored(linear_key_, codes, DType::kI32);
+      const std::string scales_key = linear_key_ + ".scales";
+      const std::vector<int64_t>& stored =
+          store_.contains(scales_key) ? store_.info(scales_key).shape : std::vector<int64_t>{};
+      const int64_t pairs = stored.size() == 2 ? stored[1] : 0;
+      if (pairs < 2 || pairs % 2 != 0 || linear_dims_.at(1) % (pairs / 2) != 0) {
+        fail(StatusCode::kDataLoss, "engine tensor '{}' in '{}' is not int4 (scale, zero) pairs",
+             scales_key, store_.dir().string());
+      }
+      const int64_t scales[] = {linear_dims_.at(0), pairs};
+      out.scales = upload_stored(scales_key, scales, backend_.weight_dtype());
+      return out;
+    }
     // I8 (int8-wo) or E4M3 (fp8) codes, one scale per output row.
     const bool int8 = quantization_ == Quantization::kInt8WeightOnly;
-    LinearWeight out;
     out.w = upload_stored(linear_key_, linear_dims_, int8 ? DType::kI8 : DType::kF8E4M3);
     const int64_t scales[] = {linear_dims_.at(0)};
     out.scales = upload_stored(linear_key_ + ".scales", scales, DType::kF32);
@@ -169,7 +191,7 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
   owner_ = &staging;
   Tensor full;
   try {
-    InLinear scope(*this);
+    InLinear scope(*this, /*stage_f32=*/true);
     full = load();
   } catch (...) {
     owner_ = model_owner;
@@ -180,17 +202,41 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
     fail(StatusCode::kInternal, "linear weight '{}' is {}, not 2-D", linear_key_,
          full.shape_string());
   const int64_t rows = full.dim(0), cols = full.dim(1);
+  if (quantization_ == Quantization::kInt4WeightOnly && cols % 32 != 0) {
+    fail(StatusCode::kInvalidArgument,
+         "--quantization int4-wo needs in_features divisible by 32: '{}' has {}{}", linear_key_,
+         cols,
+         shard_.size > 1 ? fmt::format(" on each of the {} tensor-parallel ranks", shard_.size)
+                         : std::string());
+  }
   std::vector<uint8_t> staged(full.nbytes());
   backend_.download(full, staged.data());
   const QuantizedWeight q =
-      quantize_weight(to_float32(staged, full.dtype), rows, cols, quantization_);
+      quantize_weight(to_float32(staged, full.dtype), rows, cols, quantization_, int4_group());
   LinearWeight out;
-  out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols});
-  backend_.upload(q.codes.data(), out.w);
-  out.scales = upload(q.scales, {static_cast<int64_t>(q.scales.size())});
+  if (q.dtype == DType::kI32) {
+    out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols / 8});
+    backend_.upload(q.codes.data(), out.w);
+    const int64_t pairs = static_cast<int64_t>(q.scales.size()) / rows;
+    out.scales = backend_.allocate_tensor(*owner_, backend_.weight_dtype(), {rows, pairs});
+    backend_.upload(encode(q.scales, out.scales.dtype).data(), out.scales);
+  } else {
+    out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols});
+    backend_.upload(q.codes.data(), out.w);
+    out.scales = upload(q.scales, {static_cast<int64_t>(q.scales.size())});
+  }
   record(linear_key_, out.w);
   record(linear_key_ + ".scales", out.scales);
   return out;
+}
+
+int32_t WeightLoader::int4_group() const {
+  if (from_engine()) return kInt4DefaultGroup;
+  const CheckpointQuantizationConfig& q = store_.quantization();
+  if (q.kind != CheckpointQuantization::kAwq && q.kind != CheckpointQuantization::kGptq)
+    return kInt4DefaultGroup;
+  // GPTQ's -1 is one group a row: the largest power of two dividing the row (int4_group_for).
+  return q.group_size > 0 ? q.group_size : (1 << 30);
 }
 
 Tensor WeightLoader::upload(const std::vector<float>& data, std::initializer_list<int64_t> dims) {

@@ -24,13 +24,15 @@ enum class Split { kNone, kRows, kCols };
 
 // The weight of a linear layer, [out, in], told apart by w.dtype: the backend's weight dtype
 // (scales empty; Backend::weight_dtype); I8 under int8 weight-only quantization, with one F32 scale
-// per output row (w[n, k] ~ q[n, k] * scales[n]); or F8E4M3 under fp8, with one F32 scale per
-// output row (w[n, k] ~ e4m3(q[n, k]) * scales[n]).
+// per output row (w[n, k] ~ q[n, k] * scales[n]); F8E4M3 under fp8, with one F32 scale per output
+// row (w[n, k] ~ e4m3(q[n, k]) * scales[n]); or I32 [out, in / 8] under int4-wo, packed 4-bit codes
+// with (scale, zero) pairs [out, 2 * in / group] in the weight dtype (model/quantize.h).
 struct LinearWeight {
   Tensor w;
-  Tensor scales;  // F32 [out]; no data unless quantized
+  Tensor scales;  // F32 [out], or the int4 pairs; no data unless quantized
   bool is_quantized() const { return scales.data != nullptr; }
   bool is_fp8() const { return w.dtype == DType::kF8E4M3; }
+  bool is_int4() const { return w.dtype == DType::kI32; }
 };
 
 // A linear layer's input: x [T, K] in the activation dtype and, for fp8 weights, `fp8`: views
@@ -42,7 +44,8 @@ struct LinearInput {
   bool is_quantized = false;
 };
 
-// out = x @ w^T (+ bias): Backend::matmul, matmul_q8, or quantize_fp8_rows + matmul_fp8.
+// out = x @ w^T (+ bias): Backend::matmul, matmul_q8, matmul_int4, or quantize_fp8_rows +
+// matmul_fp8.
 void linear(Backend& backend, const LinearInput& in, const LinearWeight& w, Tensor bias,
             Tensor out);
 // out = gelu_tanh(x @ w^T + bias).
@@ -67,9 +70,10 @@ class WeightLoader {
   bool contains(const std::string& name) const;
 
   // A linear layer's weight: what `load` (one of the loads below) returns, kept as it is without
-  // quantization; with int8-wo or fp8, loaded into a staging buffer (this rank's slice already, in
-  // the weight dtype), read back as fp32, quantized (per output row / per tensor) and uploaded
-  // as codes + scales.
+  // quantization; with int8-wo, fp8 or int4-wo, loaded into a staging buffer (this rank's slice
+  // already, in fp32), read back, quantized (model/quantize.h) and uploaded
+  // as codes + scales. int4 groups are kInt4DefaultGroup columns, or a pre-quantized AWQ/GPTQ
+  // checkpoint's own group size (its codes are then found again where a group's span 0..15).
   LinearWeight linear(const std::function<Tensor()>& load);
 
   // The tensor as stored, shape checked, in the backend's dtype for it (stored_dtype: weight dtype
@@ -110,10 +114,14 @@ class WeightLoader {
   // tables, lm_head) in the backend's weight dtype, 1-D ones (norms, biases) in its activation
   // dtype. The same on every backend but the CPU with 16-bit weights.
   DType stored_dtype(size_t ndim) const {
-    return ndim == 2 ? backend_.weight_dtype() : backend_.activation_dtype();
+    if (ndim == 2) return stage_f32_ ? DType::kF32 : backend_.weight_dtype();
+    return backend_.activation_dtype();
   }
   // This rank's range of `n` (all of it alone).
   Range part(int64_t n) const;
+  // The int4 group size asked of quantize_weight (a pre-quantized checkpoint's own, or the
+  // default).
+  int32_t int4_group() const;
   // Uploads the stored tensor `name` (checked against `shape`: [R] or [R, C]) into dst; with
   // ranges, only those rows (dim 0) or columns (dim 1), concatenated in order.
   void upload_into(const std::string& name, std::span<const int64_t> shape, Tensor dst, int dim = 0,
@@ -136,6 +144,9 @@ class WeightLoader {
   const std::vector<std::string>* engine_source_tensors_;  // sorted; set when loading an engine
   // linear()'s view of the load it wraps.
   bool in_linear_ = false;
+  // While linear() loads a weight it quantizes: staged in fp32, so the quantizer sees the
+  // checkpoint's values unrounded (and a pre-quantized int4 checkpoint's grid exactly).
+  bool stage_f32_ = false;
   std::string linear_key_;
   std::vector<int64_t> linear_dims_;
 };

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Helm chart (deploy/helm/llmserve) and the client manifests (deploy/clients), offline:
 #  1. `helm lint --strict` + `helm template` for every values file and for the optional features (KEDA,
-#     Ingress, PVC cache, CPU device, engine build off, int8-wo on cpu); the schema must reject bad values
-#     and the template a grace period shorter than the drain timeout and int8-wo or fp8 on a GPU.
+#     Ingress, PVC cache, CPU device, engine build off, int8-wo on cpu, fp8 and int4-wo on GPUs); the
+#     schema must reject bad values and the template a grace period shorter than the drain timeout.
 #  2. Every rendered object validated against the Kubernetes / prometheus-operator / KEDA API schemas
 #     (npm kubernetes-models), and the seed's ports, labels, rules and HPA target asserted
 #     (tests/deploy/check_chart.mjs); `promtool check rules` on each rendered PrometheusRule spec. The
@@ -69,6 +69,7 @@ CASES=(
   "cpu|tiny|--set server.device=cpu,server.resources.cpu=2|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"\",\"gpuProducts\":[],\"modelName\":\"default\",\"cache\":\"hostPath\"}"
   "nobuild|llama-3-8b|-f $CHART/values-llama-3-8b.yaml --set model.engine.build=false|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/hf\",\"build\":false}"
   "fp8gpu|llama-3-8b-fp8|-f $CHART/values-llama-3-8b.yaml --set model.quantization=fp8,model.kvCacheDataType=fp8|{\"kvCacheDtype\":\"fp8\",\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\",\"quantization\":\"fp8\"}}"
+  "int4gpu|llama-3-8b-int4|-f $CHART/values-llama-3-8b.yaml --set model.quantization=int4-wo|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\",\"quantization\":\"int4-wo\"}}"
   "cpubuild|tiny|-f $CHART/values-gpt2.yaml --set server.device=cpu,server.resources.cpu=2,model.quantization=int8-wo,model.engine.maxSeqLen=128,model.engine.gpuArch=sm_90|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cpu\",\"dtype\":\"auto\",\"quantization\":\"int8-wo\",\"maxSeqLen\":\"128\"}}"
 )
 mkdir -p "$WORK/render" "$WORK/broken"

@@ -1,6 +1,7 @@
 // Times the decode GEMVs (src/backend/cuda/gemv.h) on the weight shapes of one Llama-3-8B layer
 // and its lm_head, for every kernel and tile variant: the CUDA-core kernels (gemv.cu, gemv_q8.cu)
-// and each variant of the tensor-core one (gemv_tc.cuh) for 16-bit, int8 and fp8 weights. Each
+// and each variant of the tensor-core one (gemv_tc.cuh) for 16-bit, int8 and fp8 weights, and of
+// the int4 weight-only one (gemv_int4.cu: packed codes and their group scales, groups of 128). Each
 // shape's weights are cycled through copies that together exceed the L2 cache, so every call
 // reads its weights from HBM, as a decode step does. Prints one line per kernel, shape and M:
 // microseconds a call (mean of --reps back-to-back launches, events around them) and the weight
@@ -102,6 +103,22 @@ cudaError_t launch_tc(const Kernel& kernel, int m, const WeightShape& s, const v
   return cuda::launch_gemv_tc(a, stream, kernel.variant);
 }
 
+// int4: `w` holds the packed codes [N, K / 8] followed by the (scale, zero) pairs [N, 2 * K / 128],
+// so the scales are read from HBM with their codes, as in a decode step.
+cudaError_t launch_int4(const Kernel& kernel, int m, const WeightShape& s, const void* w, void* out,
+                        cudaStream_t stream) {
+  const cuda::GemvInt4Args a{.dtype = g_dtype,
+                             .x = g_x,
+                             .w = w,
+                             .scales = static_cast<const uint8_t*>(w) + int64_t{s.n} * s.k / 2,
+                             .out = out,
+                             .m = m,
+                             .n = s.n,
+                             .k = s.k,
+                             .group = 128};
+  return cuda::launch_gemv_int4(a, stream, kernel.variant);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,6 +157,9 @@ int main(int argc, char** argv) {
     }
   }
 
+  for (int v = 0; v < cuda::kGemvInt4Variants; ++v)
+    kernels.push_back({"int4-v" + std::to_string(v), 0, cuda::kGemvTcMaxRows, launch_int4, v});
+
   cudaStream_t stream;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
   check(cudaMalloc(&g_x, 8 * 14336 * 2), "x");
@@ -176,9 +196,11 @@ int main(int argc, char** argv) {
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
   for (const WeightShape& s : shapes) {
-    for (int bytes : {2, 1}) {
+    for (int bytes : {2, 1, 0}) {                    // 0: int4 codes and their group scales
       if (s.n == kLmHead.n && bytes != 2) continue;  // the lm_head stays 16-bit
-      const size_t size = static_cast<size_t>(s.n) * s.k * bytes;
+      const size_t size = bytes > 0 ? static_cast<size_t>(s.n) * s.k * bytes
+                                    : static_cast<size_t>(s.n) * s.k / 2 +
+                                          static_cast<size_t>(s.n) * (s.k / 128) * 4;
       const size_t copies = std::max<size_t>(2, (size_t{256} << 20) / size + 1);
       std::vector<void*> w(copies);
       for (void*& p : w) {

@@ -50,6 +50,7 @@ class CpuBackend final : public Backend {
   void add(Tensor a, Tensor b) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
+  void matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
   void quantize_fp8_rows(Tensor x, const Fp8Rows& out) override;
   void matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out) override;
   void gelu_tanh(Tensor x) override;

@@ -19,6 +19,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_internal.h"
 #include "common/half.h"
+#include "common/int4.h"
 #include "common/status.h"
 
 namespace llmserve {
@@ -419,6 +420,51 @@ void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tenso
                        const float s = ss[c0 + c];
                        for (int64_t i = 0; i < k; ++i)
                          dst[c * k + i] = static_cast<float>(src[i]) * s;
+                     }
+                   });
+}
+
+void CpuBackend::matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
+  require_f32(x, "matmul_int4 input");
+  require_weight(scales, "matmul_int4 scales");
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  const int64_t pairs = scales.ndim == 2 ? scales.dim(1) : 0;
+  if (w.dtype != DType::kI32 || w.ndim != 2 || k % 32 != 0 || w.dim(1) != k / 8 ||
+      scales.dim(0) != n || pairs < 2 || pairs % 2 != 0 || k % (pairs / 2) != 0 ||
+      out.numel() != m * n || (bias.data != nullptr && bias.numel() != n)) {
+    fail(StatusCode::kInternal, "matmul_int4 shapes: x {} w {} ({}) scales {} out {}",
+         x.shape_string(), w.shape_string(), dtype_name(w.dtype), scales.shape_string(),
+         out.shape_string());
+  }
+  const int64_t group = k / (pairs / 2), words = k / 8;
+  const auto* codes = w.as<uint32_t>();
+  const auto scale_at = [&](int64_t i) {
+    switch (scales.dtype) {
+      case DType::kF16:
+        return fp16_to_float(scales.as<uint16_t>()[i]);
+      case DType::kBF16:
+        return bf16_to_float(scales.as<uint16_t>()[i]);
+      default:
+        return scales.as<float>()[i];
+    }
+  };
+  // Blocks of rows dequantized to fp32, (q - zero) * scale, then OpenBLAS: the reference
+  // arithmetic (issue 23's vectorized 4-bit kernels would stream the codes instead).
+  gemm_dequantized(x.as<float>(), m, k, n, 1.0f, bias.data != nullptr ? bias.as<float>() : nullptr,
+                   out.as<float>(), q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
+#pragma omp parallel for if (rows * k > (1 << 16))
+                     for (int64_t c = 0; c < rows; ++c) {
+                       const uint32_t* row = codes + (c0 + c) * words;
+                       float* d = dst + c * k;
+                       for (int64_t j = 0; j < words; ++j) {
+                         const uint32_t word = row[int4_word_position(j, k)];
+                         const int64_t at = (c0 + c) * pairs + 2 * (8 * j / group);
+                         const float scale = scale_at(at), zero = scale_at(at + 1);
+                         for (int b = 0; b < 8; ++b) {
+                           const auto q = static_cast<float>((word >> (4 * kInt4Nibble[b])) & 15u);
+                           d[8 * j + b] = (q - zero) * scale;
+                         }
+                       }
                      }
                    });
 }

@@ -60,6 +60,7 @@ class CudaBackend final : public Backend {
   void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
+  void matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
   void quantize_fp8_rows(Tensor x, const Fp8Rows& out) override;
   // Needs K and N multiples of 16 (cuBLASLt's fp8 kernels); throws Error(kUnimplemented) otherwise.
   void matmul_fp8(const Fp8Rows& x, Tensor w, Tensor w_scales, Tensor bias, Tensor out) override;

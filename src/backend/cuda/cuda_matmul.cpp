@@ -1,8 +1,8 @@
 // The CUDA backend's GEMMs (split from cuda_backend.cpp, which owns memory, graphs and the other
 // ops): cuBLASLt plans cached per shape (plan_for, run_gemm), the small-M GEMV paths (gemv.h), and
-// the quantized matmuls — int8 weight-only (GEMV, or weight columns dequantized into a fixed
-// scratch buffer ahead of cuBLASLt) and fp8 W8A8 (activation quantization, fused producers, the
-// tensor-core GEMV, cuBLASLt with outer-vector scales or an unscaled GEMM and a scaling pass).
+// the quantized matmuls — int8 and int4 weight-only (GEMV, or weight columns dequantized into a
+// fixed scratch buffer ahead of cuBLASLt) and fp8 W8A8 (activation quantization, fused producers,
+// the tensor-core GEMV, cuBLASLt with outer-vector scales or an unscaled GEMM and a scaling pass).
 #include <algorithm>
 
 #include "backend/cuda/cuda_backend.h"
@@ -234,6 +234,69 @@ void CudaBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tens
     run_gemm(PlanKey{m, cols, k, n, x.dtype, dtype_, out.dtype, has_bias}, x.data, buffer,
              has_bias ? static_cast<const uint8_t*>(bias.data) + n0 * esize : nullptr,
              static_cast<uint8_t*>(out.data) + n0 * out_esize);
+  }
+}
+
+void CudaBackend::matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
+  const OpTimer timer(profile_.get(), stream_, "matmul_int4");
+  const int64_t m = x.dim(0), k = x.dim(-1), n = w.dim(0);
+  const int64_t pairs = scales.ndim == 2 ? scales.dim(1) : 0;
+  const bool has_bias = bias.data != nullptr;
+  if (w.dtype != DType::kI32 || w.ndim != 2 || k % 32 != 0 || w.dim(1) != k / 8 ||
+      scales.dtype != dtype_ || scales.dim(0) != n || pairs < 2 || pairs % 2 != 0 ||
+      k % (pairs / 2) != 0 || x.dtype != dtype_ || out.dtype != dtype_ || out.dim(0) != m ||
+      out.dim(-1) != n || (has_bias && (bias.dtype != dtype_ || bias.numel() != n))) {
+    fail(StatusCode::kInternal, "matmul_int4: x {} ({}) w {} ({}) scales {} ({}) out {} ({})",
+         x.shape_string(), dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype),
+         scales.shape_string(), dtype_name(scales.dtype), out.shape_string(),
+         dtype_name(out.dtype));
+  }
+  if (m == 0 || n == 0) return;
+  const auto group = static_cast<int32_t>(k / (pairs / 2));
+  const size_t esize = dtype_size(dtype_);
+  // Up to kInt4GemvMaxRows tokens: the GEMV, 8 tokens a pass; each pass reads a quarter of the
+  // bytes the 16-bit weight has, where the path below writes and reads the whole 16-bit weight.
+  constexpr int64_t kInt4GemvMaxRows = 32;
+  if (m <= kInt4GemvMaxRows) {
+    cuda::GemvInt4Args a{.dtype = dtype_,
+                         .w = w.data,
+                         .scales = scales.data,
+                         .bias = bias.data,
+                         .n = static_cast<int32_t>(n),
+                         .k = static_cast<int32_t>(k),
+                         .group = group};
+    a.x = x.data;
+    a.out = out.data;
+    a.m = static_cast<int32_t>(std::min<int64_t>(m, cuda::kGemvTcMaxRows));
+    if (cuda::gemv_int4_supports(a)) {
+      for (int64_t m0 = 0; m0 < m; m0 += cuda::kGemvTcMaxRows) {
+        a.x = static_cast<const uint8_t*>(x.data) + m0 * k * esize;
+        a.out = static_cast<uint8_t*>(out.data) + m0 * n * esize;
+        a.m = static_cast<int32_t>(std::min<int64_t>(m - m0, cuda::kGemvTcMaxRows));
+        check(cuda::launch_gemv_int4(a, stream_), "gemv_int4");
+      }
+      return;
+    }
+  }
+  // Row chunks of the weight dequantized to the activation dtype, each multiplied by cuBLASLt
+  // straight into its columns of out, as matmul_q8 does.
+  const int64_t chunk = std::min<int64_t>(n, static_cast<int64_t>(kQuantBufferBytes / (k * esize)) /
+                                                 kQuantChunkAlign * kQuantChunkAlign);
+  if (chunk <= 0) {
+    fail(StatusCode::kUnimplemented,
+         "matmul_int4: K = {} is too long for the dequantization buffer", k);
+  }
+  void* buffer = quant_scratch();
+  for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+    const int64_t rows = std::min(chunk, n - n0);
+    check(cuda::launch_dequantize_int4(
+              dtype_, w.as<uint32_t>() + n0 * (k / 8),
+              static_cast<const uint8_t*>(scales.data) + n0 * pairs * esize,
+              static_cast<int32_t>(rows), static_cast<int32_t>(k), group, buffer, stream_),
+          "dequantize_int4");
+    run_gemm(PlanKey{m, rows, k, n, x.dtype, dtype_, out.dtype, has_bias}, x.data, buffer,
+             has_bias ? static_cast<const uint8_t*>(bias.data) + n0 * esize : nullptr,
+             static_cast<uint8_t*>(out.data) + n0 * esize);
   }
 }
 

@@ -98,4 +98,25 @@ bool gemv_tc_supports(const GemvTcArgs& a);
 // (0, 6 and 7); another one is refused with cudaErrorInvalidValue.
 cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant = -1);
 
+// int4 weight-only (gemv_int4.cu): out[M, N] = x[M, K] @ W^T (+ bias[N]), W[n, k] = (q[n, k] -
+// zero) * scale of k's group; w the packed words [N, K / 8] and scales the (scale, zero) pairs
+// [N, 2 * K / group] in x's dtype (src/common/int4.h, model/quantize.h).
+constexpr int kGemvInt4Variants = 4;  // tile shapes, gemv_int4.cu kGemvInt4Shapes
+struct GemvInt4Args {
+  DType dtype = DType::kBF16;  // of x, scales, bias and out: kF16 or kBF16
+  const void* x = nullptr;     // [M, K]
+  const void* w = nullptr;     // [N, K / 8] words
+  const void* scales = nullptr;
+  const void* bias = nullptr;  // [N] or null
+  void* out = nullptr;         // [M, N]
+  int32_t m = 0, n = 0, k = 0;
+  int32_t group = 0;  // a power of two >= 32 dividing K
+};
+// Whether launch_gemv_int4 handles these arguments: 1 <= M <= kGemvTcMaxRows, K a multiple of 32,
+// the group as above, 16-byte aligned x and w.
+bool gemv_int4_supports(const GemvInt4Args& a);
+// variant in [0, kGemvInt4Variants) picks a tile shape (for measuring); -1 the default
+// (LLMSERVE_GEMV_INT4_VARIANT overrides it).
+cudaError_t launch_gemv_int4(const GemvInt4Args& a, cudaStream_t stream, int variant = -1);
+
 }  // namespace llmserve::cuda

@@ -216,6 +216,24 @@ __device__ __forceinline__ void block_rstd(const GemvTcArgs& a, float (&partial)
   __syncthreads();
 }
 
+// The warps' partial 16 x 8 tiles (d, the mma accumulator layout) summed through shared memory:
+// warp 0 gets true with the block's sums in d, the other warps false (they are done). Every thread
+// of the block calls it.
+template <int kWarps>
+__device__ __forceinline__ bool sum_warp_tiles(float (&d)[4], float (&partial)[kWarps][32][4]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = d[i];
+  __syncthreads();
+  if (warp != 0) return false;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#pragma unroll
+    for (int p = 1; p < kWarps; ++p) d[i] += partial[p][lane][i];
+  }
+  return true;
+}
+
 // block (kWarps * 32); grid (ceil(N / 16)). T: x's dtype (16-bit, int8) or out's (fp8).
 template <GemvWeights W, typename T, typename OutT, int kVec, int kUnroll, int kWarps,
           bool kPreload, GemvPrologue P = GemvPrologue::kNone>
@@ -300,15 +318,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_tc_kernel(const GemvTcArgs a
   for (int s = warp; s < tail_steps; s += kWarps)
     mma_step<W, T, P>(a, d, w_lo, w_hi, x_row, has_token,
                       tail + static_cast<int64_t>(s) * F::kStepCols, t, rstd);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = d[i];
-  __syncthreads();
-  if (warp != 0) return;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-#pragma unroll
-    for (int p = 1; p < kWarps; ++p) d[i] += partial[p][lane][i];
-  }
+  if (!sum_warp_tiles<kWarps>(d, partial)) return;
   const T* bias = static_cast<const T*>(a.bias);
   OutT* out = static_cast<OutT*>(a.out);
 #pragma unroll

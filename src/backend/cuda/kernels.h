@@ -86,6 +86,12 @@ cudaError_t launch_rope_write_kv(DType dtype, DType kv_dtype, void* qkv, const f
 // quantize.cu
 // out[r, :] = q[r, :] * scales[r] in `dtype` for r < rows; q int8 [rows, k], scales fp32 [rows],
 // out [rows, k].
+// int4 weight-only codes (packed words [rows, k / 8], src/common/int4.h) and (scale, zero) pairs
+// [rows, 2 * k / group] in `dtype` as out[rows, k] = (q - zero) * scale in `dtype` (16-byte
+// aligned out).
+cudaError_t launch_dequantize_int4(DType dtype, const uint32_t* words, const void* scales,
+                                   int32_t rows, int32_t k, int32_t group, void* out,
+                                   cudaStream_t stream);
 cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const float* scales,
                                         int32_t rows, int32_t k, void* out, cudaStream_t stream);
 // x [T, K] quantized per row to fp8 e4m3 (Backend::quantize_fp8_rows): scales[t] = max|x[t]| / 448,

@@ -1,8 +1,8 @@
-// Quantization kernels of the CUDA backend: int8 weight rows dequantized to the activation dtype
-// (matmul_q8 above kGemvMaxRows rows, ahead of a cuBLASLt GEMM); activations quantized to fp8 e4m3
-// per row (per token) for matmul_fp8; and the epilogue of the fp8 GEMM when cuBLASLt cannot apply
-// per-row/per-column scales itself. Nothing here allocates or synchronises, so a step using them
-// can be captured in a CUDA graph. The arithmetic is the host's (model/quantize.h,
+// Quantization kernels of the CUDA backend: int8 and int4 weight rows dequantized to the activation
+// dtype (matmul_q8 / matmul_int4 above the GEMVs, ahead of a cuBLASLt GEMM); activations quantized
+// to fp8 e4m3 per row (per token) for matmul_fp8; and the epilogue of the fp8 GEMM when cuBLASLt
+// cannot apply per-row/per-column scales itself. Nothing here allocates or synchronises, so a step
+// using them can be captured in a CUDA graph. The arithmetic is the host's (model/quantize.h,
 // CpuBackend::quantize_fp8_rows): scale = max|x[t]| / 448, code = e4m3(x / scale) rounded to
 // nearest even and saturated (cvt.rn.satfinite), 0 when the scale is 0.
 #include "backend/cuda/fp8_common.cuh"
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace llmserve::cuda {
 namespace {
@@ -20,6 +21,31 @@ constexpr int kThreads = 256;
 // q [rows, K] int8, scales fp32 [rows], out [rows, K] T, out = q * scale rounded to T once.
 // kVector (K % 16 == 0, q and out 16-byte aligned): one 16-byte load, two 16-byte stores;
 // otherwise element by element.
+// Thread per 8-column word j of a row: its codes (stored where src/common/int4.h puts word j)
+// as (q - zero) * scale in T, 16 bytes written.
+template <typename T>
+__global__ void dequantize_int4_kernel(const uint32_t* __restrict__ words,
+                                       const T* __restrict__ scales, int32_t rows, int32_t k,
+                                       int32_t group, T* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t per_row = k / 8;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * per_row) return;
+  const int64_t row = i / per_row, j = i % per_row;
+  const int64_t block = j / 16, within = j % 16;
+  const int64_t at = block < k / 128 ? block * 16 + 4 * (within % 4) + within / 4 : j;
+  const uint32_t word = __ldcs(words + row * per_row + at);
+  const T* sz = scales + row * 2 * (k / group) + 2 * (8 * j / group);
+  const float s = to_float(sz[0]), z = to_float(sz[1]);
+  constexpr int kNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+  Vec8<T> v;
+#pragma unroll
+  for (int c = 0; c < 8; ++c)
+    v.v[c] = from_float<T>((static_cast<float>((word >> (4 * kNibble[c])) & 15u) - z) * s);
+  reinterpret_cast<Vec8<T>*>(out + row * k)[j] = v;
+}
+
 template <typename T, bool kVector>
 __global__ void dequantize_rows_int8_kernel(const int8_t* __restrict__ q,
                                             const float* __restrict__ scales, int32_t rows,
@@ -142,6 +168,25 @@ cudaError_t launch_dequantize_rows_int8(DType dtype, const int8_t* q, const floa
         vector ? dequantize_rows_int8_kernel<T, true> : dequantize_rows_int8_kernel<T, false>;
     launched = launch(kernel, dim3(blocks_for(groups)), dim3(kThreads), 0, stream, q, scales, rows,
                       k, static_cast<T*>(out));
+  });
+  return e != cudaSuccess ? e : launched;
+}
+
+cudaError_t launch_dequantize_int4(DType dtype, const uint32_t* words, const void* scales,
+                                   int32_t rows, int32_t k, int32_t group, void* out,
+                                   cudaStream_t stream) {
+  if (rows == 0 || k == 0) return cudaSuccess;
+  if (k % 32 != 0 || group < 32 || k % group != 0) return cudaErrorInvalidValue;
+  const int64_t total = static_cast<int64_t>(rows) * (k / 8);
+  cudaError_t launched = cudaSuccess;
+  const cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float>) {
+      launched = cudaErrorInvalidValue;
+    } else {
+      launched =
+          launch(dequantize_int4_kernel<T>, dim3(blocks_for(total)), dim3(kThreads), 0, stream,
+                 words, static_cast<const T*>(scales), rows, k, group, static_cast<T*>(out));
+    }
   });
   return e != cudaSuccess ? e : launched;
 }

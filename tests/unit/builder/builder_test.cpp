@@ -160,10 +160,12 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ShardedEngine,
                          });
 
 // Quantized engines store the codes and scales the loader would compute (int8: I8 + one scale per
-// output row; fp8: E4M3 + one scale per output row), so they give exactly the logits of quantizing
+// output row; fp8: E4M3 + one scale per output row; int4: packed I32 words + (scale, zero) pairs
+// per group), so they give exactly the logits of quantizing
 // the checkpoint at load.
 TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
-  for (const Quantization quant : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
+  for (const Quantization quant :
+       {Quantization::kInt8WeightOnly, Quantization::kFp8, Quantization::kInt4WeightOnly}) {
     for (const std::string model : {"gpt2-tiny", "llama-tiny"}) {
       const std::string what = model + " " + std::string(quantization_name(quant));
       const fs::path out = fresh("quant_" + model) / "engine";
@@ -171,14 +173,22 @@ TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
       o.quantization = quant;
       build_engine(o, out);
       const WeightStore rank = WeightStore::open_file(out / "rank-0.safetensors");
-      const DType codes_dtype = quant == Quantization::kFp8 ? DType::kF8E4M3 : DType::kI8;
+      const DType codes_dtype = quant == Quantization::kFp8              ? DType::kF8E4M3
+                                : quant == Quantization::kInt4WeightOnly ? DType::kI32
+                                                                         : DType::kI8;
       int32_t codes = 0;
       for (const std::string& name : rank.names()) {
         if (rank.info(name).dtype != codes_dtype) continue;
         ++codes;
         ASSERT_TRUE(rank.contains(name + ".scales")) << name;
-        EXPECT_EQ(rank.info(name + ".scales").shape, std::vector<int64_t>{rank.info(name).shape[0]})
-            << name;
+        const std::vector<int64_t>& scales = rank.info(name + ".scales").shape;
+        if (quant == Quantization::kInt4WeightOnly) {  // (scale, zero) pairs per group of 32
+          const int64_t in = 8 * rank.info(name).shape[1];
+          EXPECT_EQ(scales, (std::vector<int64_t>{rank.info(name).shape[0], 2 * (in / 32)}))
+              << name;
+        } else {
+          EXPECT_EQ(scales, std::vector<int64_t>{rank.info(name).shape[0]}) << name;
+        }
       }
       EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers)
           << what;  // QKV, out, up(+gate), down
@@ -306,6 +316,19 @@ TEST(Build, OptionErrorsNameTheFlag) {
             std::string::npos);
   o.gpu_arch = "sm_90a";
   EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kFp8);
+  // A pre-quantized checkpoint stays quantized unless told: AWQ/GPTQ as int4-wo, fp8 ones as fp8
+  // where the target has fp8 tensor cores (on the cpu they are served dequantized).
+  o = cpu_options("llama-tiny-awq");
+  EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kInt4WeightOnly);
+  o = cpu_options("llama-tiny-fp8-ct");
+  EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kNone);
+  o.device = "cuda";
+  o.gpu_arch = "sm_90";
+  EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kFp8);
+  o.gpu_arch = "sm_80";
+  EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kNone);
+  o.quantization = Quantization::kInt8WeightOnly;  // asked for: kept
+  EXPECT_EQ(resolve_build_options(o).quantization, Quantization::kInt8WeightOnly);
   o = cpu_options("gpt2-tiny");
   o.device = "cuda";
   o.gpu_arch = "hopper";

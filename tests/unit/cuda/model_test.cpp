@@ -184,8 +184,8 @@ struct ErrorWithinReference {
   }
 };
 
-// Quantized models (--quantization int8-wo and fp8) on the GPU, decode steps replayed from graphs,
-// teacher-forced over each case's prompt and 8 decode steps. int8-wo: against the same
+// Quantized models (--quantization int8-wo, fp8, int4-wo) on the GPU, decode steps replayed from
+// graphs, teacher-forced over each case's prompt and 8 decode steps. int8-wo: against the same
 // quantization on the CPU backend, within 2x logit_tol (the GPU quantizes weights from their
 // dt()-rounded values; activations stay in dt()). fp8 quantizes the activations too, per token,
 // and dt() noise in them moves codes by a step that the tiny random fixtures amplify as much as
@@ -194,18 +194,22 @@ struct ErrorWithinReference {
 // model instead: the GPU's error must stay within 1.5x the CPU reference's plus logit_tol. A scale
 // bug (2x) moves the logits by O(1) and fails it; the ops tests pin the arithmetic exactly. First
 // run (H100, 2026-12-06), worst per fixture: GPU 0.17-0.43 against the CPU reference's 0.14-0.35.
+// int4-wo is compared the same way: the GPU quantizes dt()-rounded weights and stores the group
+// scales in dt(), which moves codes at half-step boundaries.
 TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
   auto cases = read_cases(dir());
   Harness exact(dir(), DeviceKind::kCpu, DType::kF32);
-  for (Quantization q : {Quantization::kInt8WeightOnly, Quantization::kFp8}) {
+  for (Quantization q :
+       {Quantization::kInt8WeightOnly, Quantization::kFp8, Quantization::kInt4WeightOnly}) {
     const std::string scheme(quantization_name(q));
     Harness cpu(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, q),
         gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, q);
-    if (q == Quantization::kFp8) {
+    if (q != Quantization::kInt8WeightOnly) {
       ErrorWithinReference bound{logit_tol()};
       teacher_forced(cases, gpu, cpu, exact, scheme, std::ref(bound));
-      std::printf("[ note ] %s %s fp8 rel L2 vs unquantized, worst: GPU %.4f, CPU reference %.4f\n",
-                  GetParam().name.c_str(), dtype_label(dt()), bound.worst_gpu, bound.worst_cpu);
+      std::printf("[ note ] %s %s %s rel L2 vs unquantized, worst: GPU %.4f, CPU reference %.4f\n",
+                  GetParam().name.c_str(), dtype_label(dt()), scheme.c_str(), bound.worst_gpu,
+                  bound.worst_cpu);
     } else {
       teacher_forced(cases, gpu, cpu, exact, scheme,
                      [&](const std::vector<float>& got, const std::vector<float>& want_q,

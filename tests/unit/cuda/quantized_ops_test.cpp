@@ -6,10 +6,11 @@
 // division and rounding); the fused add_rms_norm_fp8 / silu_mul_fp8 give exactly what their
 // compositions give; matmul_fp8 through the tensor-core GEMV (M <= 8, with and without the K % 64
 // tail) and cuBLASLt (per-token x per-row scales, or the fp32 + scaling-pass fallback) on the same
-// codes. The matmul differences are fp32 summation order, the output's rounding to dt() and, on
-// the dequantization path, the weights' rounding to dt(): per-op thresholds are the ops tests'
-// (2e-3 fp16, 1.2e-2 bf16). Also: the ops record into a CUDA graph whose replay follows new
-// inputs, and a first call inside a capture is refused.
+// codes. int4 weight-only through its GEMV (every tile variant) and the dequantization path, and a
+// planted scale mix-up that fails. The matmul differences are fp32 summation order, the output's
+// rounding to dt() and, on the dequantization path, the weights' rounding to dt(): per-op
+// thresholds are the ops tests' (2e-3 fp16, 1.2e-2 bf16). Also: the ops record into a CUDA graph
+// whose replay follows new inputs, and a first call inside a capture is refused.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -404,6 +405,92 @@ TEST_P(CudaQuantizedOps, TensorCoreGemvVariantsMatchCpu) {
   }
 }
 
+// int4 weight-only against the CPU on the same codes and (scale, zero) pairs (held in dt(), as
+// the loader stores them): the GEMV (M <= 8, and up to 32 tokens in passes of 8) through every
+// tile variant, and the dequantization + cuBLASLt path above 32 tokens. Rows of only tail steps
+// (K = 64, 160), whole 128-column blocks (4096, 14336) and both (4160); groups of 32 to 256.
+TEST_P(CudaQuantizedOps, MatmulInt4MatchesCpu) {
+  struct Int4Shape {
+    int64_t m, n, k;
+    int32_t group;
+    bool bias;
+  };
+  for (const Int4Shape s :
+       {Int4Shape{1, 4096, 4096, 128, false}, Int4Shape{1, 24, 64, 32, true},
+        Int4Shape{3, 40, 160, 32, false}, Int4Shape{8, 1001, 4160, 64, true},
+        Int4Shape{2, 4096, 14336, 128, false}, Int4Shape{5, 300, 512, 256, true},
+        Int4Shape{13, 512, 4096, 128, true}, Int4Shape{32, 200, 256, 64, false},
+        Int4Shape{33, 512, 4096, 128, true}, Int4Shape{130, 6144, 4096, 128, false},
+        Int4Shape{64, 96, 160, 32, true}}) {
+    std::uniform_int_distribution<int> code(0, 15);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    std::vector<uint8_t> codes(static_cast<size_t>(s.n * s.k));
+    for (uint8_t& c : codes) c = static_cast<uint8_t>(code(rng_));
+    const std::vector<uint32_t> words = pack_int4(codes, s.n, s.k);
+    const int64_t pairs = 2 * (s.k / s.group);
+    std::vector<float> sz(static_cast<size_t>(s.n * pairs));
+    for (size_t i = 0; i < sz.size(); ++i)
+      sz[i] = i % 2 == 0 ? 1e-3f * (1.0f + 9.0f * u(rng_)) : static_cast<float>(code(rng_));
+    const std::vector<uint8_t> sz_bytes = encode(sz, dt());
+    auto [cq, gq] = both_bytes(words.data(), DType::kI32, {s.n, s.k / 8});
+    auto [cs, gs] = both_bytes(sz_bytes.data(), dt(), {s.n, pairs});
+    auto [cx, gx] = both(input(s.m, s.k), {s.m, s.k});
+    auto [cb, gb] = both(random_vector(static_cast<size_t>(s.n), rng_), {s.n});
+    auto [co, go] = both_empty({s.m, s.n});
+    cpu_.matmul_int4(cx, cq, cs, s.bias ? cb : Tensor(), co);
+    const std::vector<float> want = read_tensor(cpu_, co);
+    const std::string what =
+        label("matmul_int4", {s.m, s.n, s.k, s.bias}) + " group " + std::to_string(s.group);
+    gpu_->matmul_int4(gx, gq, gs, s.bias ? gb : Tensor(), go);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), want, tol(), what);
+    if (s.m > cuda::kGemvTcMaxRows) continue;
+    for (int v = 0; v < cuda::kGemvInt4Variants; ++v) {
+      const cuda::GemvInt4Args a{.dtype = dt(),
+                                 .x = gx.data,
+                                 .w = gq.data,
+                                 .scales = gs.data,
+                                 .bias = s.bias ? gb.data : nullptr,
+                                 .out = go.data,
+                                 .m = static_cast<int32_t>(s.m),
+                                 .n = static_cast<int32_t>(s.n),
+                                 .k = static_cast<int32_t>(s.k),
+                                 .group = s.group};
+      ASSERT_TRUE(cuda::gemv_int4_supports(a)) << what;
+      ASSERT_EQ(cuda::launch_gemv_int4(a, /*stream=*/nullptr, v), cudaSuccess) << what;
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), want, tol(), what + " variant " + std::to_string(v));
+    }
+  }
+}
+
+// A zero point read as 0 or a group's scale taken from the wrong group must fail the comparison
+// above: the same check with the pairs of the next group planted in the GPU's copy.
+TEST_P(CudaQuantizedOps, MatmulInt4PlantedScaleMixUpFails) {
+  const int64_t m = 2, n = 64, k = 256;
+  const int32_t group = 32;
+  std::uniform_int_distribution<int> code(0, 15);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<uint8_t> codes(static_cast<size_t>(n * k));
+  for (uint8_t& c : codes) c = static_cast<uint8_t>(code(rng_));
+  const std::vector<uint32_t> words = pack_int4(codes, n, k);
+  const int64_t pairs = 2 * (k / group);
+  std::vector<float> sz(static_cast<size_t>(n * pairs)), shifted(sz.size());
+  for (size_t i = 0; i < sz.size(); ++i)
+    sz[i] = i % 2 == 0 ? 1e-3f * (1.0f + 9.0f * u(rng_)) : static_cast<float>(code(rng_));
+  for (size_t i = 0; i < sz.size(); ++i) shifted[i] = sz[(i + 2) % sz.size()];
+  auto [cq, gq] = both_bytes(words.data(), DType::kI32, {n, k / 8});
+  auto [cs, gs_ok] = both_bytes(encode(sz, dt()).data(), dt(), {n, pairs});
+  const Tensor gs_bad = both_bytes(encode(shifted, dt()).data(), dt(), {n, pairs}).second;
+  auto [cx, gx] = both(input(m, k), {m, k});
+  auto [co, go] = both_empty({m, n});
+  cpu_.matmul_int4(cx, cq, cs, Tensor(), co);
+  const std::vector<float> want = read_tensor(cpu_, co);
+  gpu_->matmul_int4(gx, gq, gs_ok, Tensor(), go);
+  EXPECT_LE(compare(read_tensor(*gpu_, go), want).rel_l2, tol());
+  gpu_->matmul_int4(gx, gq, gs_bad, Tensor(), go);
+  EXPECT_GT(compare(read_tensor(*gpu_, go), want).rel_l2, 10 * tol());
+}
+
 // After one eager call (which allocates the quantization scratch and makes the cuBLASLt plans),
 // both ops record into a graph; replayed after new inputs are uploaded, it gives what eager calls
 // on those inputs give (and not the recorded inputs' result).
@@ -412,6 +499,12 @@ TEST_P(CudaQuantizedOps, RecordedInAGraph) {
   std::pair<Tensor, Tensor> q8_scales, fp8_scales;
   const Tensor q8 = int8_weight(n, k, q8_scales).second, f8 = fp8_weight(n, k, fp8_scales).second;
   const Tensor bias = both(random_vector(static_cast<size_t>(n), rng_), {n}).second;
+  std::vector<uint8_t> codes4(static_cast<size_t>(n * k));
+  for (size_t i = 0; i < codes4.size(); ++i) codes4[i] = static_cast<uint8_t>((i * 7 + i / 5) % 16);
+  std::vector<float> sz4(static_cast<size_t>(n * 2 * (k / 128)));
+  for (size_t i = 0; i < sz4.size(); ++i) sz4[i] = i % 2 == 0 ? 1e-3f * (1 + i % 5) : (i / 2) % 16;
+  const Tensor q4 = both_bytes(pack_int4(codes4, n, k).data(), DType::kI32, {n, k / 8}).second;
+  const Tensor s4 = both_bytes(encode(sz4, dt()).data(), dt(), {n, 2 * (k / 128)}).second;
   for (int64_t m : {3, 64}) {  // the GEMVs, then the dequantization path and cuBLASLt's fp8 GEMM
     Tensor x = make_tensor(*gpu_, gpu_mem_, input(m, k), dt(), {m, k});
     const Fp8Rows codes = gpu_rows(m, k);
@@ -419,10 +512,13 @@ TEST_P(CudaQuantizedOps, RecordedInAGraph) {
            graph_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
     Tensor eager_q8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}),
            eager_fp8 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
+    Tensor graph_int4 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n}),
+           eager_int4 = gpu_->allocate_tensor(gpu_mem_, dt(), {m, n});
     const auto body = [&] {
       gpu_->matmul_q8(x, q8, q8_scales.second, bias, graph_q8);
       gpu_->quantize_fp8_rows(x, codes);
       gpu_->matmul_fp8(codes, f8, fp8_scales.second, bias, graph_fp8);
+      gpu_->matmul_int4(x, q4, s4, bias, graph_int4);
     };
     body();
     const std::vector<float> recorded = read_tensor(*gpu_, graph_fp8);
@@ -433,7 +529,10 @@ TEST_P(CudaQuantizedOps, RecordedInAGraph) {
     gpu_->matmul_q8(x, q8, q8_scales.second, bias, eager_q8);
     gpu_->quantize_fp8_rows(x, codes);
     gpu_->matmul_fp8(codes, f8, fp8_scales.second, bias, eager_fp8);
+    gpu_->matmul_int4(x, q4, s4, bias, eager_int4);
     const std::string what = "m " + std::to_string(m);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, graph_int4), read_tensor(*gpu_, eager_int4), 1e-6,
+                     what + " matmul_int4 replay");
     const std::vector<float> replayed_q8 = read_tensor(*gpu_, graph_q8),
                              replayed_fp8 = read_tensor(*gpu_, graph_fp8);
     const std::vector<float> want_q8 = read_tensor(*gpu_, eager_q8),

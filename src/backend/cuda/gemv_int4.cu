@@ -1,0 +1,215 @@
+// The int4 weight-only GEMV of decode steps (gemv.h, GemvInt4Args): the tensor-core GEMV's grid
+// mapping (gemv_tc.cuh) over packed 4-bit codes (layout: src/common/int4.h).
+//
+// Per block 16 output rows; the 4 lanes t of row group g = lane / 4 each load one 16-byte vector
+// of rows g and g + 8 per 128-column block: by the packed layout it holds word t of the block's
+// four 32-column steps. A step is two m16n8k16 mmas over rows g, g + 8 and token g: lane t supplies
+// columns 8t .. 8t + 7 of the step (the pairs (0, 1) (2, 3) of its word in the first mma, (4, 5)
+// (6, 7) in the second, and the same columns of x), so an mma's k-slots stay inside one 32-column
+// step and therefore inside one group (groups are whole steps).
+//
+// Dequantization in registers: a word shifted by 0, 4, 8 or 12 and masked with 0x000F000F holds
+// two codes q in the low bits of two 16-bit lanes; or-ed with the exponent bits of 1024 (fp16) or
+// 128 (bf16) those lanes read as 1024 + q (128 + q), exactly, and subtracting 1024 + zero (128 +
+// zero) leaves q - zero exactly in the activation dtype. The mmas sum (q - zero) * x over a step in
+// fp32; the step's sums are then multiplied by the rows' group scales, so the only rounding is
+// fp32 accumulation (the CPU reference computes (q - zero) * scale * x in fp32 too).
+#include "backend/cuda/gemv_tc.cuh"
+
+#include <cstdlib>
+#include <type_traits>
+
+namespace llmserve::cuda {
+namespace {
+
+template <typename T>
+struct Int4Magic;
+template <>
+struct Int4Magic<__half> {
+  static constexpr uint32_t kBits = 0x64006400u;  // 1024.0 in both halves
+  static constexpr float kValue = 1024.0f;
+};
+template <>
+struct Int4Magic<__nv_bfloat16> {
+  static constexpr uint32_t kBits = 0x43004300u;  // 128.0 in both halves
+  static constexpr float kValue = 128.0f;
+};
+
+// Two codes of `word` (bits shift .. shift + 3 and 16 + shift ..) minus the zero, as a T pair.
+// zero2: magic + zero in both halves.
+template <typename T, int kShift>
+__device__ __forceinline__ uint32_t int4_pair(uint32_t word, uint32_t zero2) {
+  const uint32_t biased = ((word >> kShift) & 0x000F000Fu) | Int4Magic<T>::kBits;
+  using T2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+  const T2 r = __hsub2(*reinterpret_cast<const T2*>(&biased), *reinterpret_cast<const T2*>(&zero2));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+// A row's (scale, zero) pair (two T in one word) as the fp32 scale and the T pair magic + zero.
+template <typename T>
+__device__ __forceinline__ void unpack_scale(uint32_t pair, float& scale, uint32_t& zero2) {
+  const T* v = reinterpret_cast<const T*>(&pair);
+  scale = to_float(v[0]);
+  const T z = from_float<T>(to_float(v[1]) + Int4Magic<T>::kValue);  // exact: an integer < 2^8
+  const uint16_t bits = *reinterpret_cast<const uint16_t*>(&z);
+  zero2 = static_cast<uint32_t>(bits) * 0x00010001u;
+}
+
+// One 32-column step: words lo/hi (rows g, g + 8) against x's 8 columns xv, scaled into d.
+template <typename T>
+__device__ __forceinline__ void int4_step(float (&d)[4], uint32_t lo, uint32_t hi, const int4& xv,
+                                          uint32_t sz_lo, uint32_t sz_hi) {
+  float s_lo, s_hi;
+  uint32_t z_lo, z_hi;
+  unpack_scale<T>(sz_lo, s_lo, z_lo);
+  unpack_scale<T>(sz_hi, s_hi, z_hi);
+  float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  mma_k16<T>(e, int4_pair<T, 0>(lo, z_lo), int4_pair<T, 0>(hi, z_hi), int4_pair<T, 4>(lo, z_lo),
+             int4_pair<T, 4>(hi, z_hi), xv.x, xv.y);
+  mma_k16<T>(e, int4_pair<T, 8>(lo, z_lo), int4_pair<T, 8>(hi, z_hi), int4_pair<T, 12>(lo, z_lo),
+             int4_pair<T, 12>(hi, z_hi), xv.z, xv.w);
+  d[0] = fmaf(e[0], s_lo, d[0]);
+  d[1] = fmaf(e[1], s_lo, d[1]);
+  d[2] = fmaf(e[2], s_hi, d[2]);
+  d[3] = fmaf(e[3], s_hi, d[3]);
+}
+
+// block (kWarps * 32); grid (ceil(N / 16)). A chunk is kVec 128-column blocks; warp w takes chunks
+// w, w + kWarps, ..., kUnroll of them in flight.
+template <typename T, int kVec, int kUnroll, int kWarps, bool kPreload>
+__global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Args a) {
+  __shared__ float partial[kWarps][32][4];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int32_t k = a.k, n = a.n;
+  const int64_t words = k / 8, pairs = 2 * (k / a.group);
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const int64_t row_lo = min(n0 + g, static_cast<int64_t>(n) - 1);
+  const int64_t row_hi = min(n0 + g + 8, static_cast<int64_t>(n) - 1);
+  const auto* w_lo = static_cast<const uint32_t*>(a.w) + row_lo * words;
+  const auto* w_hi = static_cast<const uint32_t*>(a.w) + row_hi * words;
+  const auto* sz_lo = static_cast<const uint32_t*>(a.scales) + row_lo * pairs / 2;
+  const auto* sz_hi = static_cast<const uint32_t*>(a.scales) + row_hi * pairs / 2;
+  const bool has_token = g < a.m;
+  const T* x_row = static_cast<const T*>(a.x) + static_cast<int64_t>(has_token ? g : 0) * k;
+  const int chunks = k / (128 * kVec);
+  const int group_steps = a.group / 32;  // steps per group (a power of two)
+  constexpr int kStride = kWarps * kUnroll;
+  int4 lo[kUnroll][kVec], hi[kUnroll][kVec];
+  const auto load_weights = [&](int c0) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = c0 + u * kWarps;
+      if (c < chunks) {
+#pragma unroll
+        for (int v = 0; v < kVec; ++v) {
+          const int64_t at = (static_cast<int64_t>(c) * kVec + v) * 16 + 4 * t;  // in words
+          lo[u][v] = __ldcs(reinterpret_cast<const int4*>(w_lo + at));
+          hi[u][v] = __ldcs(reinterpret_cast<const int4*>(w_hi + at));
+        }
+      }
+    }
+  };
+  if constexpr (kPreload) load_weights(warp);
+  pdl_wait();
+  pdl_trigger();
+  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int c0 = warp; c0 < chunks; c0 += kStride) {
+    if (!kPreload || c0 != warp) load_weights(c0);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = c0 + u * kWarps;
+      if (c < chunks) {
+#pragma unroll
+        for (int v = 0; v < kVec; ++v) {
+          const int64_t step0 = (static_cast<int64_t>(c) * kVec + v) * 4;  // first step's index
+          const uint32_t* l = reinterpret_cast<const uint32_t*>(&lo[u][v]);
+          const uint32_t* h = reinterpret_cast<const uint32_t*>(&hi[u][v]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const int64_t step = step0 + i;
+            const int4 xv = has_token
+                                ? __ldg(reinterpret_cast<const int4*>(x_row + 32 * step + 8 * t))
+                                : make_int4(0, 0, 0, 0);
+            const int64_t grp = step / group_steps;
+            int4_step<T>(d, l[i], h[i], xv, __ldg(sz_lo + grp), __ldg(sz_hi + grp));
+          }
+        }
+      }
+    }
+  }
+  // Steps past the last whole chunk: whole 128-column blocks keep the interleaved word order, the
+  // steps after the last whole block are stored in order (src/common/int4.h).
+  const int64_t first_tail = static_cast<int64_t>(chunks) * kVec * 4;
+  const int64_t steps = k / 32, block_steps = (k / 128) * 4;
+  for (int64_t s = first_tail + warp; s < steps; s += kWarps) {
+    const int64_t word = s < block_steps ? (s / 4) * 16 + 4 * t + (s % 4) : s * 4 + t;
+    const int4 xv = has_token ? __ldg(reinterpret_cast<const int4*>(x_row + 32 * s + 8 * t))
+                              : make_int4(0, 0, 0, 0);
+    const int64_t grp = s / group_steps;
+    int4_step<T>(d, __ldg(w_lo + word), __ldg(w_hi + word), xv, __ldg(sz_lo + grp),
+                 __ldg(sz_hi + grp));
+  }
+  if (!sum_warp_tiles<kWarps>(d, partial)) return;
+  const T* bias = static_cast<const T*>(a.bias);
+  T* out = static_cast<T*>(a.out);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int token = 2 * t + (i & 1);
+    const int64_t row = n0 + g + (i >= 2 ? 8 : 0);
+    if (token < a.m && row < n) {
+      float v = d[i];
+      if (bias != nullptr) v += to_float(bias[row]);
+      out[static_cast<int64_t>(token) * n + row] = from_float<T>(v);
+    }
+  }
+}
+
+// Tile shapes (128-column blocks a lane loads per chunk, chunks in flight, warps, weights loaded
+// before pdl_wait()), measured by tests/kernel_bench/gemv_bench.cpp.
+inline constexpr GemvTcShape kGemvInt4Shapes[kGemvInt4Variants] = {
+    {1, 4, 8, false}, {1, 4, 8, true}, {2, 2, 8, true}, {1, 8, 8, true}};
+
+template <typename T, int V = 0>
+cudaError_t launch_variant(const GemvInt4Args& a, int variant, cudaStream_t stream) {
+  if constexpr (V < kGemvInt4Variants) {
+    if (variant != V) return launch_variant<T, V + 1>(a, variant, stream);
+    constexpr GemvTcShape s = kGemvInt4Shapes[V];
+    return launch(gemv_int4_kernel<T, s.vec, s.unroll, s.warps, s.preload>,
+                  dim3(static_cast<unsigned>((a.n + 15) / 16)), dim3(s.warps * 32), 0, stream, a);
+  } else {
+    return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace
+
+bool gemv_int4_supports(const GemvInt4Args& a) {
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return (a.dtype == DType::kF16 || a.dtype == DType::kBF16) && a.m >= 1 && a.m <= kGemvTcMaxRows &&
+         a.n >= 1 && a.k % 32 == 0 && a.group >= 32 && (a.group & (a.group - 1)) == 0 &&
+         a.k % a.group == 0 && aligned(a.x) && aligned(a.w) &&
+         reinterpret_cast<uintptr_t>(a.scales) % 4 == 0 && a.scales != nullptr;
+}
+
+cudaError_t launch_gemv_int4(const GemvInt4Args& a, cudaStream_t stream, int variant) {
+  if (!gemv_int4_supports(a)) return cudaErrorInvalidValue;
+  if (variant < 0) {
+    static const int forced = [] {
+      const char* e = std::getenv("LLMSERVE_GEMV_INT4_VARIANT");
+      return e != nullptr ? std::atoi(e) : -1;
+    }();
+    variant = forced >= 0 && forced < kGemvInt4Variants ? forced : 1;
+  }
+  cudaError_t launched = cudaSuccess;
+  const cudaError_t e = dispatch_dtype(a.dtype, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float>) {
+      launched = cudaErrorInvalidValue;
+    } else {
+      launched = launch_variant<T>(a, variant, stream);
+    }
+  });
+  return e != cudaSuccess ? e : launched;
+}
+
+}  // namespace llmserve::cuda
