@@ -85,6 +85,7 @@ int run_bench_serve(BenchServeOptions& o) {
   LoadRunner runner(l, std::move(prompts));
   auto points = runner.run([](const LoadSummary& s) { print_table_row(stdout, s); });
   print_errors(stdout, points);
+  print_speculation(stdout, points);
   if (!o.json_path.empty()) write_text(o.json_path, run_json(l, points).dump(2) + "\n");
   if (!o.csv_path.empty()) write_text(o.csv_path, points_csv(points));
   if (!o.plots_dir.empty()) {
@@ -113,6 +114,10 @@ void add_bench_serve_command(CLI::App& bench, Action& action) {
   cmd->add_option("--tokenizer", o->tokenizer,
                   "Model directory whose tokenizer sizes prompts (default: the embedded model)");
   cmd->add_option("--api-key", l.api_key, "Sent as 'Authorization: Bearer KEY'");
+  cmd->add_option("--metrics-port", l.metrics_port,
+                  "The server's Prometheus port, read before and after each point for its "
+                  "speculative-decoding counters (0: not read)")
+      ->capture_default_str();
   cmd->add_option("--concurrency", l.concurrencies,
                   "Closed loop: requests in flight, one sweep point each (e.g. 1,2,4,8)")
       ->delimiter(',');

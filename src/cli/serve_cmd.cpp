@@ -240,6 +240,11 @@ int run_serve(const ServeOptions& opts) {
     metrics_router.add(
         "GET", "/metrics",
         [&metrics](const std::shared_ptr<http::HttpExchange>& ex) {
+          try {
+            metrics.refresh();  // the engine as it is now, not as at the last poll
+          } catch (const std::exception& e) {
+            LOG_WARN("metrics: engine stats at scrape failed: {}", e.what());
+          }
           ex->respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics.render_text());
         },
         http::RouteAccess::kPublic);

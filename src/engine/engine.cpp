@@ -463,8 +463,9 @@ void Engine::loop() {
                 scheduler_->num_waiting() + scheduler_->num_running());
       end_all(FinishReason::kError, Status(StatusCode::kInternal, e.what()));
     }
-    writer_->flush();  // threaded: pushed while the next step runs
+    // Stats first: a client that has seen a step's tokens then finds the step in /metrics.
     publish_stats();
+    writer_->flush();  // threaded: pushed while the next step runs
   }
   end_all(FinishReason::kCancelled, Status(StatusCode::kUnavailable, "the engine stopped"));
   writer_->drain();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `llmserve bench serve` against `llmserve serve` with the fixture model, over every target:
 # token counts equal the server's usage (prompts are token-exact, outputs run to max_tokens),
-# TTFT <= e2e, an open-loop rate is roughly honoured, failures are counted by kind, and the
-# JSON / CSV / SVG exports, JSONL prompts and SLO goodput work.
+# TTFT <= e2e, an open-loop rate is roughly honoured, failures are counted by kind, the
+# JSON / CSV / SVG exports, JSONL prompts and SLO goodput work, and the server's speculative
+# decoding counters are read around a point (against a server with --speculative ngram).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BIN=${LLMSERVE:?path of the llmserve binary}
@@ -96,5 +97,36 @@ check "goodput: an impossible SLO keeps none" ok "$WORK/s.json" "p[0]['num_good'
 
 bench --target nope > /dev/null 2>&1
 check "bad --target is refused" [ $? != 0 ]
+
+# Speculative decoding seen from the client: a server with prompt lookup and its metrics port;
+# the point's speculation is the growth of the server's llmserve_spec_decode_* counters, which
+# curl reads before and after the run (this client is the server's only one, no warm-up).
+SPORT=$(free_port)
+SMPORT=$(free_port)
+"$BIN" serve --http-port "$SPORT" --grpc-port -1 --metrics-port "$SMPORT" --host 127.0.0.1 --num-kv-blocks 256 \
+  --max-batch-size 8 --speculative ngram --num-speculative-tokens 4 > "$WORK/spec_server.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 300); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$SPORT/v2/health/ready")" == 200 ] && break
+  sleep 0.2
+done
+spec_counts() {
+  curl -s "127.0.0.1:$SMPORT/metrics" | awk '/^llmserve_spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total/ {n = $1; sub(/[{].*/, "", n); s[n] += $NF}
+    END {printf "%d %d %d\n", s["llmserve_spec_decode_num_drafts_total"], s["llmserve_spec_decode_num_draft_tokens_total"], s["llmserve_spec_decode_num_accepted_tokens_total"]}'
+}
+# Prompts whose greedy continuations (the default model's) repeat themselves within 48 tokens.
+printf '%s\n' '{"prompt": "First Citizen:\nWe are accounted poor citizens", "output_len": 48}' \
+  '{"prompt": "KING RICHARD III:\nNow is the winter of our discontent", "output_len": 48}' > "$WORK/rep.jsonl"
+read -r d0 t0 a0 <<< "$(spec_counts)"
+"$BIN" --log-level warn bench serve --host 127.0.0.1 --port "$SPORT" --metrics-port "$SMPORT" --no-progress \
+  --prompt-file "$WORK/rep.jsonl" --concurrency 2 --num-requests 6 --json "$WORK/spec.json" > "$WORK/spec.out" 2>&1
+check "speculation: run succeeded" [ $? == 0 ]
+read -r d1 t1 a1 <<< "$(spec_counts)"
+check "speculation: the server proposed drafts" [ $((t1 - t0)) -gt 0 ]
+check "speculation: the point's counters are the server's growth" ok "$WORK/spec.json" \
+  "p[0]['speculation'] == dict(p[0]['speculation'], num_drafts=$((d1 - d0)), num_draft_tokens=$((t1 - t0)), num_accepted_tokens=$((a1 - a0)))"
+check "speculation: rates derived" ok "$WORK/spec.json" \
+  "abs(p[0]['speculation']['acceptance_rate'] - $((a1 - a0)) / $((t1 - t0))) < 1e-9 and p[0]['speculation']['tokens_per_decode'] >= 1"
+check "speculation: a line under the table" grep -q "^speculation at c=2: $((t1 - t0)) draft tokens in $((d1 - d0)) decodes" "$WORK/spec.out"
 
 finish

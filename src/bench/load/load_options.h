@@ -48,6 +48,9 @@ struct LoadOptions {
   uint16_t port = 8000;
   std::string model = "default";  // model name in the requests
   std::string api_key;            // sent as "Authorization: Bearer ..." when set
+  // The server's Prometheus port, scraped before and after each point for what the server counted
+  // (server_metrics.h); 0: not scraped.
+  uint16_t metrics_port = 8002;
 
   LoadMode mode = LoadMode::kClosedLoop;
   std::vector<int32_t> concurrencies = {1};  // closed loop: one point each

@@ -71,10 +71,24 @@ void print_errors(std::FILE* out, const std::vector<LoadSummary>& points) {
   }
 }
 
+void print_speculation(std::FILE* out, const std::vector<LoadSummary>& points) {
+  for (const auto& s : points) {
+    if (!s.speculation || s.speculation->drafts == 0) continue;
+    const SpecCounters& c = *s.speculation;
+    std::fprintf(out,
+                 "speculation at %s: %lld draft tokens in %lld decodes, %lld accepted (%.1f %%), "
+                 "%.2f tokens a decode\n",
+                 s.label.c_str(), static_cast<long long>(c.draft_tokens),
+                 static_cast<long long>(c.drafts), static_cast<long long>(c.accepted_tokens),
+                 100 * c.acceptance(), c.tokens_per_decode());
+  }
+}
+
 nlohmann::json run_json(const LoadOptions& o, const std::vector<LoadSummary>& points) {
   nlohmann::json opts = {{"target", std::string(target_name(o.target))},
                          {"host", o.host},
                          {"port", o.port},
+                         {"metrics_port", o.metrics_port},
                          {"model", o.model},
                          {"mode", mode_name(o.mode)},
                          {"num_requests", o.num_requests},

@@ -17,6 +17,8 @@ void print_table_header(std::FILE* out, bool has_slo);
 void print_table_row(std::FILE* out, const LoadSummary& s);
 // Errors by kind, one line per point that had any.
 void print_errors(std::FILE* out, const std::vector<LoadSummary>& points);
+// The server's speculative decoding, one line per point where it proposed drafts.
+void print_speculation(std::FILE* out, const std::vector<LoadSummary>& points);
 
 // The whole run: options (what was asked) and one object per point.
 nlohmann::json run_json(const LoadOptions& options, const std::vector<LoadSummary>& points);

@@ -207,6 +207,13 @@ class Phase {
 LoadRunner::LoadRunner(const LoadOptions& options, std::vector<Prompt> prompts)
     : options_(options), prompts_(std::move(prompts)) {}
 
+std::optional<SpecCounters> LoadRunner::scrape_spec() const {
+  if (options_.metrics_port == 0) return std::nullopt;
+  const auto text =
+      fetch_metrics(options_.host, options_.metrics_port, std::chrono::milliseconds(2000));
+  return text ? parse_spec_counters(*text) : std::nullopt;
+}
+
 std::vector<LoadSummary> LoadRunner::run(const PointFn& on_point) {
   options_.validate();
   asio::io_context io(1);
@@ -239,9 +246,11 @@ std::vector<LoadSummary> LoadRunner::run(const PointFn& on_point) {
       Phase(io, *transport, prompts_, next_prompt, warmup, ++seed, options_.show_progress).run();
     }
     Phase phase(io, *transport, prompts_, next_prompt, point, ++seed, options_.show_progress);
+    const std::optional<SpecCounters> spec_before = scrape_spec();
     const double cpu_before = process_cpu_s();
     last_traces_ = phase.run();
     const double cpu_s = process_cpu_s() - cpu_before;
+    const std::optional<SpecCounters> spec_after = scrape_spec();
     transport->close_idle();  // the next point starts from cold connections, after its warm-up
     LoadSummary s = summarize(last_traces_, phase.duration_s(), options_.slo);
     s.label = point.label;
@@ -250,6 +259,7 @@ std::vector<LoadSummary> LoadRunner::run(const PointFn& on_point) {
     s.max_in_flight = phase.max_in_flight();
     s.client_cpu_s = cpu_s;
     s.client_cpu_util = s.duration_s > 0 ? cpu_s / s.duration_s : 0;
+    if (spec_before && spec_after) s.speculation = *spec_after - *spec_before;
     if (on_point) on_point(s);
     summaries.push_back(std::move(s));
   }

@@ -6,10 +6,13 @@
 //   closed loop  `concurrency` requests in flight; each end starts the next.
 //   open loop    Poisson arrivals at `rate` (arrival times drawn up front, so a busy loop does not
 //                thin the load); with --max-concurrency, arrivals beyond the cap wait for a slot.
-// A point ends when its requests (or those started within --duration) have all ended.
+// A point ends when its requests (or those started within --duration) have all ended. Around each
+// point's measured requests the server's metrics port is scraped (LoadOptions::metrics_port) for
+// its speculative-decoding counters.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "bench/load/load_options.h"
@@ -30,6 +33,9 @@ class LoadRunner {
   const std::vector<RequestTrace>& last_traces() const { return last_traces_; }
 
  private:
+  // The server's speculative-decoding counters now; nullopt when not scraped or not answered.
+  std::optional<SpecCounters> scrape_spec() const;
+
   const LoadOptions& options_;
   std::vector<Prompt> prompts_;
   std::vector<RequestTrace> last_traces_;

@@ -118,6 +118,16 @@ nlohmann::json to_json(const LoadSummary& s) {
     j["num_good"] = s.num_good;
     j["goodput"] = s.goodput;
   }
+  if (s.speculation) {
+    const SpecCounters& c = *s.speculation;
+    j["speculation"] = {{"num_drafts", c.drafts},
+                        {"num_draft_tokens", c.draft_tokens},
+                        {"num_accepted_tokens", c.accepted_tokens},
+                        {"acceptance_rate", c.acceptance()},
+                        {"tokens_per_decode", c.tokens_per_decode()}};
+  } else {
+    j["speculation"] = nullptr;  // the metrics port was not scraped or did not answer
+  }
   return j;
 }
 

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 
 #include "bench/load/load_options.h"
 #include "bench/load/request_trace.h"
+#include "bench/load/server_metrics.h"
 
 namespace llmserve::bench::load {
 
@@ -56,6 +58,9 @@ struct LoadSummary {
   bool has_slo = false;
   int32_t num_good = 0;
   double goodput = 0;  // good req/s
+  // The server's speculative-decoding counters over the point (their growth from before its
+  // measured requests to after), when its metrics port answered; warm-up requests are outside.
+  std::optional<SpecCounters> speculation;
   // Raw samples, for CDF plots (seconds).
   std::vector<double> ttft_samples, itl_samples;
 

@@ -165,15 +165,24 @@ void MetricsRegistry::update(const EngineStats& stats, Clock::time_point now) {
   llm.queue_compute_ratio->Set(window_.ratio(now));
 }
 
+void MetricsRegistry::refresh() {
+  std::lock_guard lock(refresh_mutex_);
+  if (source_) update(source_());
+}
+
 void MetricsRegistry::start_polling(std::function<EngineStats()> source,
                                     std::chrono::milliseconds interval) {
   stop_polling();
-  poller_ = std::jthread([this, source = std::move(source), interval](std::stop_token stop) {
+  {
+    std::lock_guard lock(refresh_mutex_);
+    source_ = std::move(source);
+  }
+  poller_ = std::jthread([this, interval](std::stop_token stop) {
     std::mutex sleep_mutex;
     std::condition_variable_any sleep;
     while (!stop.stop_requested()) {
       try {
-        update(source());
+        refresh();
       } catch (const std::exception& e) {
         LOG_WARN("metrics: engine stats poll failed: {}", e.what());
       }
@@ -189,9 +198,12 @@ void MetricsRegistry::start_polling(std::function<EngineStats()> source,
 }
 
 void MetricsRegistry::stop_polling() {
-  if (!poller_.joinable()) return;
-  poller_.request_stop();
-  poller_.join();
+  if (poller_.joinable()) {
+    poller_.request_stop();
+    poller_.join();
+  }
+  std::lock_guard lock(refresh_mutex_);
+  source_ = nullptr;
 }
 
 void MetricsRegistry::add_gpu_metrics(std::unique_ptr<GpuSampler> sampler) {

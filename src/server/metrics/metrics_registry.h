@@ -125,12 +125,17 @@ class MetricsRegistry final : public RequestObserver {
   void update(const EngineStats& stats) { update(stats, Clock::now()); }
   void update(const EngineStats& stats, Clock::time_point now);
 
-  // Starts a thread calling update(source()) (and update_gpu()) now and then every `interval`
-  // until stop_polling() or destruction. Restarting replaces the previous poller. An exception
-  // from source is logged and the poller carries on.
+  // Starts a thread calling refresh() (and update_gpu()) now and then every `interval` until
+  // stop_polling() or destruction, with `source` as refresh()'s snapshot. Restarting replaces the
+  // previous poller. An exception from source is logged and the poller carries on.
   void start_polling(std::function<EngineStats()> source,
                      std::chrono::milliseconds interval = std::chrono::seconds(1));
-  void stop_polling();  // idempotent; returns after the poller thread has exited
+  // idempotent; returns after the poller thread has exited, and refresh() does nothing after.
+  void stop_polling();
+  // update(source()) now, serialised with the poller's (a snapshot older than the one applied
+  // last would subtract from the counters' deltas): /metrics calls it so a scrape sees the engine
+  // as it is, not as it was at the last poll. A no-op while not polling; exceptions propagate.
+  void refresh();
 
   // Adds the nv_gpu_* families read from `sampler`, sampled now and on every poll. Once.
   void add_gpu_metrics(std::unique_ptr<GpuSampler> sampler);
@@ -172,6 +177,8 @@ class MetricsRegistry final : public RequestObserver {
   std::mutex gpu_mutex_;  // guards gpu_
   std::unique_ptr<GpuMetrics> gpu_;
 
+  std::mutex refresh_mutex_;  // serialises refresh(); guards source_
+  std::function<EngineStats()> source_;
   std::jthread poller_;
 };
 

@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "engine/engine.h"
 #include "model/engine_manifest.h"
+#include "model/quantize.h"
 #include "model/safetensors.h"
 #include "model/weight_store.h"
 #include "testing/reference_cases.h"
@@ -182,10 +183,10 @@ TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
         ++codes;
         ASSERT_TRUE(rank.contains(name + ".scales")) << name;
         const std::vector<int64_t>& scales = rank.info(name + ".scales").shape;
-        if (quant == Quantization::kInt4WeightOnly) {  // (scale, zero) pairs per group of 32
+        if (quant == Quantization::kInt4WeightOnly) {  // (scale, zero) pairs per group
           const int64_t in = 8 * rank.info(name).shape[1];
-          EXPECT_EQ(scales, (std::vector<int64_t>{rank.info(name).shape[0], 2 * (in / 32)}))
-              << name;
+          const int64_t groups = in / int4_group_for(in, kInt4DefaultGroup);
+          EXPECT_EQ(scales, (std::vector<int64_t>{rank.info(name).shape[0], 2 * groups})) << name;
         } else {
           EXPECT_EQ(scales, std::vector<int64_t>{rank.info(name).shape[0]}) << name;
         }

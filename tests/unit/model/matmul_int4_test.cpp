@@ -90,15 +90,14 @@ TEST_P(MatmulInt4Cpu, EqualsMatmulOfDequantizedWeights) {
     ASSERT_NEAR(g[i], w[i], 1e-5f + 1e-5f * std::abs(w[i])) << "element " << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, MatmulInt4Cpu,
-    ::testing::Values(Int4Case{1, 64, 24, 32, DType::kF32, true},
-                      Int4Case{1, 160, 40, 32, DType::kF16, false},
-                      Int4Case{3, 256, 64, 128, DType::kBF16, true},
-                      Int4Case{4, 384, 33, 64, DType::kF32, false},
-                      Int4Case{9, 4096, 16, 128, DType::kBF16, false},
-                      Int4Case{70, 192, 129, 64, DType::kF16, true},
-                      Int4Case{2, 512, 8, 256, DType::kF32, true}));
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulInt4Cpu,
+                         ::testing::Values(Int4Case{1, 64, 24, 32, DType::kF32, true},
+                                           Int4Case{1, 160, 40, 32, DType::kF16, false},
+                                           Int4Case{3, 256, 64, 128, DType::kBF16, true},
+                                           Int4Case{4, 384, 33, 64, DType::kF32, false},
+                                           Int4Case{9, 4096, 16, 128, DType::kBF16, false},
+                                           Int4Case{70, 192, 129, 64, DType::kF16, true},
+                                           Int4Case{2, 512, 8, 256, DType::kF32, true}));
 
 TEST(MatmulInt4Cpu, RejectsWrongShapesAndDtypes) {
   auto backend = create_backend(DeviceKind::kCpu);

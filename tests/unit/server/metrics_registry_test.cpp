@@ -415,6 +415,39 @@ TEST(MetricsRegistryTest, PollerUpdatesUntilStopped) {
   metrics.stop_polling();  // idempotent
 }
 
+// A scrape's refresh() applies a snapshot taken now, between polls (an hour apart here), and
+// counters keep their deltas when refresh() and the poller alternate; after stop_polling it does
+// nothing.
+TEST(MetricsRegistryTest, RefreshTakesASnapshotNow) {
+  MetricsRegistry metrics("llama");
+  std::atomic<int64_t> drafts{0};
+  std::atomic<int> num_calls{0};
+  metrics.start_polling(
+      [&] {
+        ++num_calls;
+        EngineStats s;
+        s.num_spec_decodes = drafts;
+        return s;
+      },
+      std::chrono::hours(1));
+  const auto deadline = Clock::now() + seconds(5);
+  while (num_calls < 1 && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(1));
+  const std::string name = "llmserve_spec_decode_num_drafts_total" + kLabels;
+  drafts = 7;
+  metrics.refresh();
+  EXPECT_EQ(sample(metrics.render_text(), name), 7);
+  drafts = 12;
+  metrics.refresh();
+  metrics.refresh();
+  EXPECT_EQ(sample(metrics.render_text(), name), 12);
+  metrics.stop_polling();
+  const int calls = num_calls;
+  drafts = 20;
+  metrics.refresh();
+  EXPECT_EQ(num_calls, calls);
+  EXPECT_EQ(sample(metrics.render_text(), name), 12);
+}
+
 TEST(MetricsRegistryTest, PollerSurvivesAThrowingSource) {
   MetricsRegistry metrics("llama");
   std::atomic<int> num_polls{0};
