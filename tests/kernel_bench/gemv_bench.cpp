@@ -158,22 +158,22 @@ int main(int argc, char** argv) {
   }
 
   for (int v = 0; v < cuda::kGemvInt4Variants; ++v)
-    kernels.push_back({"int4-v" + std::to_string(v), 0, cuda::kGemvTcMaxRows, launch_int4, v});
+    kernels.push_back({"int4-v" + std::to_string(v), 0, cuda::kGemvInt4MaxRows, launch_int4, v});
 
   cudaStream_t stream;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
-  check(cudaMalloc(&g_x, 8 * 14336 * 2), "x");
+  check(cudaMalloc(&g_x, 32 * 14336 * 2), "x");
   check(cudaMalloc(&g_bias, 128256 * 2), "bias");
   check(cudaMalloc(reinterpret_cast<void**>(&g_scales), 128256 * sizeof(float)), "scales");
   {
     std::vector<float> ones(128256, 1e-3f);
     check(cudaMemcpy(g_scales, ones.data(), ones.size() * sizeof(float), cudaMemcpyHostToDevice),
           "scales");
-    std::vector<uint16_t> x(8 * 14336, 0x3c00);  // small normal values in fp16, bf16 and e4m3
+    std::vector<uint16_t> x(32 * 14336, 0x3c00);  // small normal values in fp16, bf16 and e4m3
     check(cudaMemcpy(g_x, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "x");
   }
   void* out = nullptr;
-  check(cudaMalloc(&out, 8ull * 128256 * 4), "out");
+  check(cudaMalloc(&out, 32ull * 128256 * 4), "out");
   // Random bytes (a realistic bit mix for the DRAM) for every weight copy.
   std::vector<uint8_t> noise(64u << 20);
   std::mt19937 rng(1);

@@ -254,29 +254,21 @@ void CudaBackend::matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Te
   if (m == 0 || n == 0) return;
   const auto group = static_cast<int32_t>(k / (pairs / 2));
   const size_t esize = dtype_size(dtype_);
-  // Up to kInt4GemvMaxRows tokens: the GEMV, 8 tokens a pass; each pass reads a quarter of the
-  // bytes the 16-bit weight has, where the path below writes and reads the whole 16-bit weight.
-  constexpr int64_t kInt4GemvMaxRows = 32;
-  if (m <= kInt4GemvMaxRows) {
-    cuda::GemvInt4Args a{.dtype = dtype_,
-                         .w = w.data,
-                         .scales = scales.data,
-                         .bias = bias.data,
-                         .n = static_cast<int32_t>(n),
-                         .k = static_cast<int32_t>(k),
-                         .group = group};
-    a.x = x.data;
-    a.out = out.data;
-    a.m = static_cast<int32_t>(std::min<int64_t>(m, cuda::kGemvTcMaxRows));
-    if (cuda::gemv_int4_supports(a)) {
-      for (int64_t m0 = 0; m0 < m; m0 += cuda::kGemvTcMaxRows) {
-        a.x = static_cast<const uint8_t*>(x.data) + m0 * k * esize;
-        a.out = static_cast<uint8_t*>(out.data) + m0 * n * esize;
-        a.m = static_cast<int32_t>(std::min<int64_t>(m - m0, cuda::kGemvTcMaxRows));
-        check(cuda::launch_gemv_int4(a, stream_), "gemv_int4");
-      }
-      return;
-    }
+  // Up to kGemvInt4MaxRows tokens: the GEMV, one pass over a quarter of the bytes the 16-bit
+  // weight has, where the path below writes and reads the whole 16-bit weight.
+  const cuda::GemvInt4Args a{.dtype = dtype_,
+                             .x = x.data,
+                             .w = w.data,
+                             .scales = scales.data,
+                             .bias = bias.data,
+                             .out = out.data,
+                             .m = static_cast<int32_t>(m),
+                             .n = static_cast<int32_t>(n),
+                             .k = static_cast<int32_t>(k),
+                             .group = group};
+  if (cuda::gemv_int4_supports(a)) {
+    check(cuda::launch_gemv_int4(a, stream_), "gemv_int4");
+    return;
   }
   // Row chunks of the weight dequantized to the activation dtype, each multiplied by cuBLASLt
   // straight into its columns of out, as matmul_q8 does.

@@ -1,6 +1,8 @@
 // The int4 weight-only GEMV of decode steps (gemv.h, GemvInt4Args): the tensor-core GEMV's grid
 // mapping (gemv_tc.cuh) over packed 4-bit codes (layout: src/common/int4.h).
 //
+// Up to 32 tokens in one pass over the weights: each 8-token tile is its own mma B operand against
+// the same widened weights.
 // Per block 16 output rows; the 4 lanes t of row group g = lane / 4 each load one 16-byte vector
 // of rows g and g + 8 per 128-column block: by the packed layout it holds word t of the block's
 // four 32-column steps. A step is two m16n8k16 mmas over rows g, g + 8 and token g: lane t supplies
@@ -55,30 +57,38 @@ __device__ __forceinline__ void unpack_scale(uint32_t pair, float& scale, uint32
   zero2 = static_cast<uint32_t>(bits) * 0x00010001u;
 }
 
-// One 32-column step: words lo/hi (rows g, g + 8) against x's 8 columns xv, scaled into d.
-template <typename T>
-__device__ __forceinline__ void int4_step(float (&d)[4], uint32_t lo, uint32_t hi, const int4& xv,
-                                          uint32_t sz_lo, uint32_t sz_hi) {
+// One 32-column step: words lo/hi (rows g, g + 8) against each token tile's 8 columns of x (xv[j]:
+// tokens 8j + g), scaled into d[j]. The codes are widened once for all tiles.
+template <typename T, int kTiles>
+__device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, uint32_t hi,
+                                          const int4 (&xv)[kTiles], uint32_t sz_lo,
+                                          uint32_t sz_hi) {
   float s_lo, s_hi;
   uint32_t z_lo, z_hi;
   unpack_scale<T>(sz_lo, s_lo, z_lo);
   unpack_scale<T>(sz_hi, s_hi, z_hi);
-  float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  mma_k16<T>(e, int4_pair<T, 0>(lo, z_lo), int4_pair<T, 0>(hi, z_hi), int4_pair<T, 4>(lo, z_lo),
-             int4_pair<T, 4>(hi, z_hi), xv.x, xv.y);
-  mma_k16<T>(e, int4_pair<T, 8>(lo, z_lo), int4_pair<T, 8>(hi, z_hi), int4_pair<T, 12>(lo, z_lo),
-             int4_pair<T, 12>(hi, z_hi), xv.z, xv.w);
-  d[0] = fmaf(e[0], s_lo, d[0]);
-  d[1] = fmaf(e[1], s_lo, d[1]);
-  d[2] = fmaf(e[2], s_hi, d[2]);
-  d[3] = fmaf(e[3], s_hi, d[3]);
+  const uint32_t a0 = int4_pair<T, 0>(lo, z_lo), a1 = int4_pair<T, 0>(hi, z_hi),
+                 a2 = int4_pair<T, 4>(lo, z_lo), a3 = int4_pair<T, 4>(hi, z_hi),
+                 c0 = int4_pair<T, 8>(lo, z_lo), c1 = int4_pair<T, 8>(hi, z_hi),
+                 c2 = int4_pair<T, 12>(lo, z_lo), c3 = int4_pair<T, 12>(hi, z_hi);
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+    float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    mma_k16<T>(e, a0, a1, a2, a3, xv[j].x, xv[j].y);
+    mma_k16<T>(e, c0, c1, c2, c3, xv[j].z, xv[j].w);
+    d[j][0] = fmaf(e[0], s_lo, d[j][0]);
+    d[j][1] = fmaf(e[1], s_lo, d[j][1]);
+    d[j][2] = fmaf(e[2], s_hi, d[j][2]);
+    d[j][3] = fmaf(e[3], s_hi, d[j][3]);
+  }
 }
 
 // block (kWarps * 32); grid (ceil(N / 16)). A chunk is kVec 128-column blocks; warp w takes chunks
-// w, w + kWarps, ..., kUnroll of them in flight.
-template <typename T, int kVec, int kUnroll, int kWarps, bool kPreload>
+// w, w + kWarps, ..., kUnroll of them in flight. kTiles token tiles of 8 (up to 8 * kTiles
+// tokens) share each weight load: the mma's 8-column B operand once per tile.
+template <typename T, int kVec, int kUnroll, int kWarps, bool kPreload, int kTiles>
 __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Args a) {
-  __shared__ float partial[kWarps][32][4];
+  __shared__ float partial[kTiles][kWarps][32][4];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int32_t k = a.k, n = a.n;
@@ -90,8 +100,21 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
   const auto* w_hi = static_cast<const uint32_t*>(a.w) + row_hi * words;
   const auto* sz_lo = static_cast<const uint32_t*>(a.scales) + row_lo * pairs / 2;
   const auto* sz_hi = static_cast<const uint32_t*>(a.scales) + row_hi * pairs / 2;
-  const bool has_token = g < a.m;
-  const T* x_row = static_cast<const T*>(a.x) + static_cast<int64_t>(has_token ? g : 0) * k;
+  // Tile j's lane holds token 8j + g (rows past M read nothing and contribute zeros).
+  bool has_token[kTiles];
+  const T* x_row[kTiles];
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+    has_token[j] = 8 * j + g < a.m;
+    x_row[j] = static_cast<const T*>(a.x) + static_cast<int64_t>(has_token[j] ? 8 * j + g : 0) * k;
+  }
+  const auto load_x = [&](int4(&xv)[kTiles], int64_t col) {
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      xv[j] = has_token[j] ? __ldg(reinterpret_cast<const int4*>(x_row[j] + col))
+                           : make_int4(0, 0, 0, 0);
+    }
+  };
   const int chunks = k / (128 * kVec);
   const int group_steps = a.group / 32;  // steps per group (a power of two)
   constexpr int kStride = kWarps * kUnroll;
@@ -113,7 +136,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
   if constexpr (kPreload) load_weights(warp);
   pdl_wait();
   pdl_trigger();
-  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float d[kTiles][4] = {};
   for (int c0 = warp; c0 < chunks; c0 += kStride) {
     if (!kPreload || c0 != warp) load_weights(c0);
 #pragma unroll
@@ -128,11 +151,10 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int64_t step = step0 + i;
-            const int4 xv = has_token
-                                ? __ldg(reinterpret_cast<const int4*>(x_row + 32 * step + 8 * t))
-                                : make_int4(0, 0, 0, 0);
+            int4 xv[kTiles];
+            load_x(xv, 32 * step + 8 * t);
             const int64_t grp = step / group_steps;
-            int4_step<T>(d, l[i], h[i], xv, __ldg(sz_lo + grp), __ldg(sz_hi + grp));
+            int4_step<T, kTiles>(d, l[i], h[i], xv, __ldg(sz_lo + grp), __ldg(sz_hi + grp));
           }
         }
       }
@@ -144,23 +166,35 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
   const int64_t steps = k / 32, block_steps = (k / 128) * 4;
   for (int64_t s = first_tail + warp; s < steps; s += kWarps) {
     const int64_t word = s < block_steps ? (s / 4) * 16 + 4 * t + (s % 4) : s * 4 + t;
-    const int4 xv = has_token ? __ldg(reinterpret_cast<const int4*>(x_row + 32 * s + 8 * t))
-                              : make_int4(0, 0, 0, 0);
+    int4 xv[kTiles];
+    load_x(xv, 32 * s + 8 * t);
     const int64_t grp = s / group_steps;
-    int4_step<T>(d, __ldg(w_lo + word), __ldg(w_hi + word), xv, __ldg(sz_lo + grp),
-                 __ldg(sz_hi + grp));
+    int4_step<T, kTiles>(d, __ldg(w_lo + word), __ldg(w_hi + word), xv, __ldg(sz_lo + grp),
+                         __ldg(sz_hi + grp));
   }
-  if (!sum_warp_tiles<kWarps>(d, partial)) return;
+  // The warps' tiles summed in shared memory (as sum_warp_tiles does for one tile).
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) partial[j][warp][lane][i] = d[j][i];
+  }
+  __syncthreads();
+  if (warp != 0) return;
   const T* bias = static_cast<const T*>(a.bias);
   T* out = static_cast<T*>(a.out);
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int token = 2 * t + (i & 1);
-    const int64_t row = n0 + g + (i >= 2 ? 8 : 0);
-    if (token < a.m && row < n) {
-      float v = d[i];
-      if (bias != nullptr) v += to_float(bias[row]);
-      out[static_cast<int64_t>(token) * n + row] = from_float<T>(v);
+  for (int j = 0; j < kTiles; ++j) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float v = d[j][i];
+#pragma unroll
+      for (int p = 1; p < kWarps; ++p) v += partial[j][p][lane][i];
+      const int token = 8 * j + 2 * t + (i & 1);
+      const int64_t row = n0 + g + (i >= 2 ? 8 : 0);
+      if (token < a.m && row < n) {
+        if (bias != nullptr) v += to_float(bias[row]);
+        out[static_cast<int64_t>(token) * n + row] = from_float<T>(v);
+      }
     }
   }
 }
@@ -170,12 +204,12 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 inline constexpr GemvTcShape kGemvInt4Shapes[kGemvInt4Variants] = {
     {1, 4, 8, false}, {1, 4, 8, true}, {2, 2, 8, true}, {1, 8, 8, true}};
 
-template <typename T, int V = 0>
+template <typename T, int kTiles, int V = 0>
 cudaError_t launch_variant(const GemvInt4Args& a, int variant, cudaStream_t stream) {
   if constexpr (V < kGemvInt4Variants) {
-    if (variant != V) return launch_variant<T, V + 1>(a, variant, stream);
+    if (variant != V) return launch_variant<T, kTiles, V + 1>(a, variant, stream);
     constexpr GemvTcShape s = kGemvInt4Shapes[V];
-    return launch(gemv_int4_kernel<T, s.vec, s.unroll, s.warps, s.preload>,
+    return launch(gemv_int4_kernel<T, s.vec, s.unroll, s.warps, s.preload, kTiles>,
                   dim3(static_cast<unsigned>((a.n + 15) / 16)), dim3(s.warps * 32), 0, stream, a);
   } else {
     return cudaErrorInvalidValue;
@@ -206,7 +240,14 @@ cudaError_t launch_gemv_int4(const GemvInt4Args& a, cudaStream_t stream, int var
     if constexpr (std::is_same_v<T, float>) {
       launched = cudaErrorInvalidValue;
     } else {
-      launched = launch_variant<T>(a, variant, stream);
+      // One launch for all tokens: a weight load serves 8, 16 or 32 of them.
+      if (a.m <= 8) {
+        launched = launch_variant<T, 1>(a, variant, stream);
+      } else if (a.m <= 16) {
+        launched = launch_variant<T, 2>(a, variant, stream);
+      } else {
+        launched = launch_variant<T, 4>(a, variant, stream);
+      }
     }
   });
   return e != cudaSuccess ? e : launched;

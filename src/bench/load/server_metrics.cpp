@@ -70,9 +70,8 @@ std::optional<std::string> fetch_metrics(const std::string& host, uint16_t port,
           if (e2) return;
           http::async_write(socket, request, [&](boost::system::error_code e3, size_t) {
             if (e3) return;
-            http::async_read(socket, buffer, response, [&](boost::system::error_code e4, size_t) {
-              done = !e4;
-            });
+            http::async_read(socket, buffer, response,
+                             [&](boost::system::error_code e4, size_t) { done = !e4; });
           });
         });
       });

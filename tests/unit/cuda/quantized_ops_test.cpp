@@ -406,7 +406,7 @@ TEST_P(CudaQuantizedOps, TensorCoreGemvVariantsMatchCpu) {
 }
 
 // int4 weight-only against the CPU on the same codes and (scale, zero) pairs (held in dt(), as
-// the loader stores them): the GEMV (M <= 8, and up to 32 tokens in passes of 8) through every
+// the loader stores them): the GEMV (1, 2 or 4 token tiles of 8, up to 32 tokens) through every
 // tile variant, and the dequantization + cuBLASLt path above 32 tokens. Rows of only tail steps
 // (K = 64, 160), whole 128-column blocks (4096, 14336) and both (4160); groups of 32 to 256.
 TEST_P(CudaQuantizedOps, MatmulInt4MatchesCpu) {
@@ -420,6 +420,7 @@ TEST_P(CudaQuantizedOps, MatmulInt4MatchesCpu) {
         Int4Shape{3, 40, 160, 32, false}, Int4Shape{8, 1001, 4160, 64, true},
         Int4Shape{2, 4096, 14336, 128, false}, Int4Shape{5, 300, 512, 256, true},
         Int4Shape{13, 512, 4096, 128, true}, Int4Shape{32, 200, 256, 64, false},
+        Int4Shape{17, 72, 4160, 32, true}, Int4Shape{24, 1024, 14336, 128, false},
         Int4Shape{33, 512, 4096, 128, true}, Int4Shape{130, 6144, 4096, 128, false},
         Int4Shape{64, 96, 160, 32, true}}) {
     std::uniform_int_distribution<int> code(0, 15);
@@ -443,7 +444,7 @@ TEST_P(CudaQuantizedOps, MatmulInt4MatchesCpu) {
         label("matmul_int4", {s.m, s.n, s.k, s.bias}) + " group " + std::to_string(s.group);
     gpu_->matmul_int4(gx, gq, gs, s.bias ? gb : Tensor(), go);
     EXPECT_CLOSE_REL(read_tensor(*gpu_, go), want, tol(), what);
-    if (s.m > cuda::kGemvTcMaxRows) continue;
+    if (s.m > cuda::kGemvInt4MaxRows) continue;
     for (int v = 0; v < cuda::kGemvInt4Variants; ++v) {
       const cuda::GemvInt4Args a{.dtype = dt(),
                                  .x = gx.data,
