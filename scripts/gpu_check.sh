@@ -327,8 +327,8 @@ PY
         sed -n '/per-op GPU time/,$p' "$OUT/tprofile_$q.log" | head -24 | tee -a "$summary"
       done
       ;;
-    gemv)  # every decode GEMV kernel and tile variant on Llama-3-8B's weight shapes (tests/kernel_bench)
-      "$dist/gemv_bench" --dtype bf16 >"$OUT/gemv_bench.txt" 2>&1 || note "gemv_bench: exit $?"
+    gemv)  # every decode GEMV kernel and tile variant on Llama-3-8B's weight shapes (tests/kernel_bench; GEMV_M="1,8,32")
+      "$dist/gemv_bench" --dtype bf16 ${GEMV_M:+--m $GEMV_M} >"$OUT/gemv_bench.txt" 2>&1 || note "gemv_bench: exit $?"
       echo "== gemv_bench (bf16): one layer's GEMVs, fastest first per M" | tee -a "$summary"
       grep " a layer " "$OUT/gemv_bench.txt" | sort -k3,3n -k4,4n | awk '{c[$3]++} c[$3] <= 12' | tee -a "$summary"
       grep "lm_head" "$OUT/gemv_bench.txt" | sort -k5,5n | head -6 | tee -a "$summary"
