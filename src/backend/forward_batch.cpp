@@ -9,7 +9,7 @@ namespace llmserve {
 void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
                                 int32_t num_computed_tokens,
                                 const std::vector<int32_t>& block_table, int32_t block_size,
-                                LogitRows logits) {
+                                LogitRows logits, int32_t rope_offset) {
   if (query_start.empty()) query_start.push_back(0);
   int32_t context_len = num_computed_tokens + num_new_tokens;
   if (static_cast<int64_t>(block_table.size()) * block_size < context_len) {
@@ -21,6 +21,7 @@ void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
     if (logits == LogitRows::kAll) logits_indices.push_back(num_tokens());
     token_ids.push_back(tokens[i]);
     positions.push_back(pos);
+    rope_positions.push_back(pos + rope_offset);
     slot_mapping.push_back(slot_of(block_table, block_size, pos));
   }
   if (logits == LogitRows::kLast && num_new_tokens > 0) logits_indices.push_back(num_tokens() - 1);
@@ -46,6 +47,7 @@ void ForwardBatch::finalize(int32_t min_blocks_per_seq) {
 void ForwardBatch::clear() {
   token_ids.clear();
   positions.clear();
+  rope_positions.clear();
   query_start.clear();
   context_lens.clear();
   slot_mapping.clear();

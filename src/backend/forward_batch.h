@@ -28,8 +28,12 @@ inline int32_t slot_of(std::span<const int32_t> block_table, int32_t block_size,
 }
 
 struct ForwardBatch {
-  std::vector<int32_t> token_ids;       // [num_tokens]
-  std::vector<int32_t> positions;       // [num_tokens] absolute position of each token
+  std::vector<int32_t> token_ids;  // [num_tokens]
+  std::vector<int32_t> positions;  // [num_tokens] absolute position of each token
+  // [num_tokens] the rope table row each token reads: its position plus its sequence's table
+  // offset (model/rope.h rope_table_offset: LongRoPE's long rows); positions themselves mask
+  // attention.
+  std::vector<int32_t> rope_positions;
   std::vector<int32_t> query_start;     // [num_seqs + 1] prefix sums of new tokens per sequence
   std::vector<int32_t> context_lens;    // [num_seqs] KV length after this step
   std::vector<int32_t> slot_mapping;    // [num_tokens] cache slot = block * block_size + offset
@@ -44,7 +48,8 @@ struct ForwardBatch {
   // Appends one sequence's new tokens (`tokens` points at the first new one). `block_table`
   // covers at least num_computed_tokens + num_new_tokens tokens.
   void add_sequence(const int32_t* tokens, int32_t num_new_tokens, int32_t num_computed_tokens,
-                    const std::vector<int32_t>& block_table, int32_t block_size, LogitRows logits);
+                    const std::vector<int32_t>& block_table, int32_t block_size, LogitRows logits,
+                    int32_t rope_offset = 0);
   // Pads block_tables to a rectangle at least `min_blocks_per_seq` wide; call once after the last
   // add_sequence. (A fixed width gives a fixed layout, which replayed graphs need.)
   void finalize(int32_t min_blocks_per_seq = 0);
@@ -57,8 +62,8 @@ struct ForwardBatch {
 // Backend-side views of a ForwardBatch (int32 tensors in backend memory), valid until the next
 // upload_batch on the same backend.
 struct BatchTensors {
-  Tensor token_ids, positions, query_start, context_lens, slot_mapping, block_tables,
-      logits_indices;
+  Tensor token_ids, positions, rope_positions, query_start, context_lens, slot_mapping,
+      block_tables, logits_indices;
   int32_t num_tokens = 0;
   int32_t num_seqs = 0;
   int32_t num_logits = 0;

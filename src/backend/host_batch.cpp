@@ -13,6 +13,7 @@ BatchTensors host_batch_views(const ForwardBatch& b) {
   BatchTensors t;
   t.token_ids = i32_view(b.token_ids);
   t.positions = i32_view(b.positions);
+  t.rope_positions = i32_view(b.rope_positions);
   t.query_start = i32_view(b.query_start);
   t.context_lens = i32_view(b.context_lens);
   t.slot_mapping = i32_view(b.slot_mapping);

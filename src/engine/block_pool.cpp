@@ -83,7 +83,7 @@ PrefixMatch BlockPool::match_prefix(const Sequence& seq) const {
   PrefixMatch match;
   if (!is_prefix_caching_enabled_ || seq.num_tokens() == 0) return match;
   const int32_t max_blocks = (seq.num_tokens() - 1) / block_size_;  // keep the last token
-  uint64_t parent_hash = kRootHash;
+  uint64_t parent_hash = kRootHash ^ seq.prefix_cache_salt;
   for (int32_t i = 0; i < max_blocks; ++i) {
     const std::span<const int32_t> block_tokens = full_block_tokens(seq, i, block_size_);
     const uint64_t hash = hash_fn_(parent_hash, block_tokens);
@@ -161,7 +161,8 @@ void BlockPool::cache_full_blocks(const Sequence& seq) {
   // Hashed blocks form a prefix of the table; find where it ends (usually at once).
   int32_t begin = num_full;
   while (begin > 0 && !blocks_[seq.block_table[begin - 1]].has_hash) --begin;
-  uint64_t parent_hash = begin == 0 ? kRootHash : blocks_[seq.block_table[begin - 1]].hash;
+  uint64_t parent_hash =
+      begin == 0 ? kRootHash ^ seq.prefix_cache_salt : blocks_[seq.block_table[begin - 1]].hash;
   for (int32_t i = begin; i < num_full; ++i) {
     const int32_t block_id = seq.block_table[i];
     const std::span<const int32_t> block_tokens = full_block_tokens(seq, i, block_size_);

@@ -11,7 +11,8 @@
 // when the free list is empty.
 //
 // Prefix caching: a FULL block is named by a 64-bit chain hash, hash(parent block's hash, its
-// block_size token ids), so one hash stands for the whole prefix up to that block. Blocks are
+// block_size token ids), so one hash stands for the whole prefix up to that block; a sequence's
+// first block's parent is its prefix_cache_salt (0 for most). Blocks are
 // registered after their KV is computed (cache_full_blocks). A hit is checked against the stored
 // token ids, parent hash and position in the chain, so a collision at one level never reuses
 // wrong KV; a false hit would need two different prefixes with equal 64-bit chain hashes. If

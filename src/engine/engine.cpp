@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
-#include "model/quantized_checkpoint.h"
 
 #include "common/logging.h"
 #include "engine/philox.h"
 #include "model/engine_manifest.h"
 #include "model/quantized_checkpoint.h"
+#include "model/rope.h"
 
 namespace llmserve {
 
@@ -381,6 +381,11 @@ Status Engine::submit(Request request, std::shared_ptr<RequestStream>& stream) {
   auto new_stream = std::make_shared<RequestStream>(id);
   auto seq = std::make_unique<Sequence>(id, std::move(request), new_stream,
                                         config_.seed ^ (id * 0x9E3779B97F4A7C15ull));
+  // A LongRoPE prompt past the original context is computed with the long factors: its KV
+  // differs from the same tokens' in a shorter prompt (model/rope.h), so its own hash chain.
+  const ModelConfig& mc = models_[0]->config();
+  if (rope_table_offset(mc.rope, mc.max_position_embeddings, seq->num_prompt_tokens) != 0)
+    seq->prefix_cache_salt = 0x4c6f6e67526f5045ull;  // "LongRoPE"
   std::lock_guard lock(mutex_);
   if (is_stopping_) return {StatusCode::kUnavailable, "the engine is shutting down"};
   // Requests the running batch can still take are not queued: a burst that arrives before the

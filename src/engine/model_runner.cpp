@@ -6,6 +6,7 @@
 
 #include "common/logging.h"
 #include "common/status.h"
+#include "model/rope.h"
 
 namespace llmserve {
 
@@ -62,9 +63,11 @@ void ModelRunner::build_batch(std::span<const RunnerSequence> sequences, int32_t
                               int32_t min_blocks) {
   batch_.clear();
   const int32_t bs = kv_cache_.spec.block_size;
+  const ModelConfig& c = model_.config();
   for (const RunnerSequence& s : sequences) {
+    const int32_t length = std::max(s.rope_length, s.num_computed_tokens + s.num_new_tokens);
     batch_.add_sequence(s.new_tokens, s.num_new_tokens, s.num_computed_tokens, *s.block_table, bs,
-                        s.logits);
+                        s.logits, rope_table_offset(c.rope, c.max_position_embeddings, length));
   }
   for (int32_t i = 0; i < padding; ++i)
     batch_.add_sequence(&pad_token_, 1, 0, pad_table_, bs, LogitRows::kLast);
@@ -179,7 +182,8 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
          s.num_new_tokens, s.num_computed_tokens, &s.seq->block_table,
          !s.needs_sample ? LogitRows::kNone
          : verifies      ? LogitRows::kAll
-                         : LogitRows::kLast});
+                         : LogitRows::kLast,
+         s.seq->num_prompt_tokens});
     if (!s.needs_sample) continue;
     const SamplingParams& params = s.seq->sampling;
     // Logprobs and grammar masks are the host sampler's (sampler.h).

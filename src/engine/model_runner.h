@@ -38,6 +38,10 @@ struct RunnerSequence {
   int32_t num_computed_tokens = 0;  // tokens already in the KV cache
   const std::vector<int32_t>* block_table = nullptr;
   LogitRows logits = LogitRows::kLast;
+  // The length that picks the sequence's rope table rows (model/rope.h rope_table_offset: the
+  // prompt's length while it prefills, as transformers runs a prompt in one forward); 0: the
+  // tokens up to the end of this step.
+  int32_t rope_length = 0;
 };
 
 struct RunnerOptions {

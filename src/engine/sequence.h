@@ -54,6 +54,11 @@ struct Sequence {
   int32_t priority = 0;        // lower first (Request::priority)
   int32_t num_preemptions = 0;
   bool allows_speculation = true;  // Request::speculative
+  // Starts the chain of this sequence's block hashes (BlockPool's prefix cache): sequences with
+  // different salts never share cached KV. Set where the KV of equal tokens differs, e.g. a
+  // LongRoPE model's prompts longer than its original context (their keys rotated by the long
+  // factors).
+  uint64_t prefix_cache_salt = 0;
   // Speculative decoding with a draft model: positions [0, this) of the draft's KV cache are
   // valid (speculative.h). Reset with num_computed_tokens at a preemption.
   int32_t num_draft_computed_tokens = 0;

@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include <cmath>
+
 #include "common/status.h"
 
 namespace llmserve {
@@ -90,9 +92,48 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
       fail(StatusCode::kInvalidArgument,
            "'{}': rope_scaling.high_freq_factor must exceed low_freq_factor", r.file().string());
     }
+  } else if (type == "longrope") {
+    rope.type = RopeConfig::Type::kLongRope;
+    // Phi-3 keeps the pre-training context at the top level too; the ratio of the two is the
+    // default factor (transformers' _compute_longrope_parameters).
+    const int32_t max_pos = r.get_int("max_position_embeddings", 0);
+    rope.original_max_position_embeddings = p.get_int(
+        "original_max_position_embeddings", r.get_int("original_max_position_embeddings", max_pos));
+    if (rope.original_max_position_embeddings <= 0) {
+      fail(StatusCode::kInvalidArgument,
+           "'{}': longrope needs original_max_position_embeddings > 0", r.file().string());
+    }
+    rope.factor = p.get_double(
+        "factor", static_cast<double>(max_pos) / rope.original_max_position_embeddings);
+    const auto factors = [&](const char* key) {
+      const nlohmann::json& v = p.json().contains(key) ? p.json()[key] : nlohmann::json();
+      std::vector<double> out;
+      if (v.is_array()) {
+        for (const auto& x : v) {
+          if (!x.is_number() || x.get<double>() <= 0) {
+            out.clear();
+            break;
+          }
+          out.push_back(x.get<double>());
+        }
+      }
+      if (out.empty()) {
+        fail(StatusCode::kInvalidArgument,
+             "'{}': rope_scaling.{} must be a list of positive numbers (one per rotary frequency)",
+             r.file().string(), key);
+      }
+      return out;
+    };
+    rope.short_factor = factors("short_factor");
+    rope.long_factor = factors("long_factor");
+    rope.attention_factor = p.get_double(
+        "attention_factor",
+        rope.factor <= 1.0 ? 1.0
+                           : std::sqrt(1.0 + std::log(rope.factor) /
+                                                 std::log(rope.original_max_position_embeddings)));
   } else {
     fail(StatusCode::kUnimplemented,
-         "'{}': rope_scaling type '{}' is not supported (default, linear, llama3 are)",
+         "'{}': rope_scaling type '{}' is not supported (default, linear, llama3, longrope are)",
          r.file().string(), type);
   }
   if (rope.factor <= 0)
@@ -118,6 +159,15 @@ void validate_model_config(const ModelConfig& c) {
     fail(StatusCode::kInvalidArgument,
          "'{}': num_attention_heads {} is not a multiple of num_key_value_heads {}",
          (c.dir / "config.json").string(), c.num_q_heads, c.num_kv_heads);
+  }
+  if (c.rope.type == RopeConfig::Type::kLongRope &&
+      (c.rope.short_factor.size() != static_cast<size_t>(c.head_dim / 2) ||
+       c.rope.long_factor.size() != static_cast<size_t>(c.head_dim / 2))) {
+    fail(
+        StatusCode::kInvalidArgument,
+        "'{}': longrope short_factor and long_factor need head_dim / 2 = {} entries, got {} and {}",
+        (c.dir / "config.json").string(), c.head_dim / 2, c.rope.short_factor.size(),
+        c.rope.long_factor.size());
   }
   if (c.rope.type != RopeConfig::Type::kNone && c.head_dim % 2 != 0) {
     fail(StatusCode::kInvalidArgument, "'{}': head_dim {} must be even for rotary embeddings",

@@ -16,13 +16,17 @@ namespace llmserve {
 
 // How rotary position embeddings are scaled (HF `rope_scaling` / `rope_parameters`).
 struct RopeConfig {
-  enum class Type { kNone, kDefault, kLinear, kLlama3 };
+  enum class Type { kNone, kDefault, kLinear, kLlama3, kLongRope };
   Type type = Type::kNone;  // kNone: the model has no rotary embedding (GPT-2)
   double theta = 10000.0;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int32_t original_max_position_embeddings = 8192;
+  // kLongRope (Phi-3 128k): per-frequency divisors for sequences up to the original context
+  // (short) and beyond it (long), and the factor both tables' cos/sin are multiplied by.
+  std::vector<double> short_factor, long_factor;
+  double attention_factor = 1.0;
 };
 
 struct ModelConfig {

@@ -5,9 +5,21 @@
 
 namespace llmserve {
 
-std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t head_dim) {
+std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t head_dim,
+                                             bool long_factors) {
   const int32_t half = head_dim / 2;
   std::vector<double> inv(static_cast<size_t>(half));
+  if (rope.type == RopeConfig::Type::kLongRope) {
+    // transformers: 1 / (ext_factors * base ** (arange(0, dim, 2) / dim)), all in fp32.
+    const std::vector<double>& ext = long_factors ? rope.long_factor : rope.short_factor;
+    for (int32_t i = 0; i < half; ++i) {
+      const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+      const float base = std::pow(static_cast<float>(rope.theta), exponent);
+      inv[static_cast<size_t>(i)] =
+          1.0f / (static_cast<float>(ext.at(static_cast<size_t>(i))) * base);
+    }
+    return inv;
+  }
   for (int32_t i = 0; i < half; ++i) {
     // HF computes the base frequencies in fp32; match that rounding.
     inv[static_cast<size_t>(i)] =
@@ -34,19 +46,31 @@ std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t hea
 
 std::vector<float> build_rope_table(const RopeConfig& rope, int32_t head_dim,
                                     int32_t max_positions) {
-  const auto inv = rope_inverse_frequencies(rope, head_dim);
+  const bool longrope = rope.type == RopeConfig::Type::kLongRope;
   const int32_t half = head_dim / 2;
-  std::vector<float> table(static_cast<size_t>(max_positions) * static_cast<size_t>(head_dim));
-  for (int32_t p = 0; p < max_positions; ++p) {
-    const double pos = rope.type == RopeConfig::Type::kLinear ? p / rope.factor : p;
-    for (int32_t i = 0; i < half; ++i) {
-      // HF multiplies in fp32 (position * inv_freq), then takes cos/sin.
-      const float angle = static_cast<float>(pos) * static_cast<float>(inv[static_cast<size_t>(i)]);
-      table[static_cast<size_t>(p) * head_dim + i] = std::cos(angle);
-      table[static_cast<size_t>(p) * head_dim + half + i] = std::sin(angle);
+  const float scale = longrope ? static_cast<float>(rope.attention_factor) : 1.0f;
+  std::vector<float> table(static_cast<size_t>(longrope ? 2 : 1) * max_positions * head_dim);
+  for (int32_t variant = 0; variant < (longrope ? 2 : 1); ++variant) {
+    const auto inv = rope_inverse_frequencies(rope, head_dim, variant == 1);
+    float* rows = table.data() + static_cast<size_t>(variant) * max_positions * head_dim;
+    for (int32_t p = 0; p < max_positions; ++p) {
+      const double pos = rope.type == RopeConfig::Type::kLinear ? p / rope.factor : p;
+      for (int32_t i = 0; i < half; ++i) {
+        // HF multiplies in fp32 (position * inv_freq), then takes cos/sin (times the factor).
+        const float angle =
+            static_cast<float>(pos) * static_cast<float>(inv[static_cast<size_t>(i)]);
+        rows[static_cast<size_t>(p) * head_dim + i] = std::cos(angle) * scale;
+        rows[static_cast<size_t>(p) * head_dim + half + i] = std::sin(angle) * scale;
+      }
     }
   }
   return table;
+}
+
+int32_t rope_table_offset(const RopeConfig& rope, int32_t max_positions, int32_t length) {
+  return rope.type == RopeConfig::Type::kLongRope && length > rope.original_max_position_embeddings
+             ? max_positions
+             : 0;
 }
 
 }  // namespace llmserve

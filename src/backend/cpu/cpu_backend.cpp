@@ -271,7 +271,7 @@ void CpuBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table
   const int32_t d = shape.head_dim, half = d / 2;
   const int32_t heads = shape.num_q_heads + 2 * shape.num_kv_heads;
   const int32_t rotated = shape.num_q_heads + shape.num_kv_heads;
-  const int32_t* pos = batch.positions.as<int32_t>();
+  const int32_t* pos = batch.rope_positions.as<int32_t>();
   float* x = qkv.as<float>();
   const float* table = rope_table.as<float>();
   for (int32_t t = 0; t < batch.num_tokens; ++t) {

@@ -262,8 +262,8 @@ namespace {
 // Byte layout of the uploaded batch; depends only on the array sizes, so equal-shaped batches land
 // at equal addresses (what a replayed graph relies on).
 struct BatchLayout {
-  size_t token_ids, positions, query_start, context_lens, slot_mapping, block_tables,
-      logits_indices, total;
+  size_t token_ids, positions, rope_positions, query_start, context_lens, slot_mapping,
+      block_tables, logits_indices, total;
   BatchLayout(size_t t, size_t s, size_t l, size_t blocks) {
     size_t o = 0;
     auto take = [&o](size_t n) {
@@ -273,6 +273,7 @@ struct BatchLayout {
     };
     token_ids = take(t);
     positions = take(t);
+    rope_positions = take(t);
     query_start = take(s + 1);
     context_lens = take(s);
     slot_mapping = take(t);
@@ -315,6 +316,7 @@ BatchTensors CudaBackend::upload_batch(const ForwardBatch& fb) {
   };
   put(layout.token_ids, fb.token_ids);
   put(layout.positions, fb.positions);
+  put(layout.rope_positions, fb.rope_positions);
   put(layout.query_start, fb.query_start);
   put(layout.context_lens, fb.context_lens);
   put(layout.slot_mapping, fb.slot_mapping);
@@ -330,6 +332,7 @@ BatchTensors CudaBackend::upload_batch(const ForwardBatch& fb) {
   BatchTensors b;
   b.token_ids = view(layout.token_ids, t);
   b.positions = view(layout.positions, t);
+  b.rope_positions = view(layout.rope_positions, t);
   b.query_start = view(layout.query_start, s + 1);
   b.context_lens = view(layout.context_lens, s);
   b.slot_mapping = view(layout.slot_mapping, t);
@@ -481,9 +484,9 @@ void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
 void CudaBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
                        const BatchTensors& batch) {
   const OpTimer timer(profile_.get(), stream_, "rope");
-  check(cuda::launch_rope(dtype_, qkv.data, rope_table.as<float>(), batch.positions.as<int32_t>(),
-                          batch.num_tokens, shape.num_q_heads, shape.num_kv_heads, shape.head_dim,
-                          stream_),
+  check(cuda::launch_rope(dtype_, qkv.data, rope_table.as<float>(),
+                          batch.rope_positions.as<int32_t>(), batch.num_tokens, shape.num_q_heads,
+                          shape.num_kv_heads, shape.head_dim, stream_),
         "rope");
 }
 
@@ -499,10 +502,10 @@ void CudaBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchT
 void CudaBackend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
                                 const BatchTensors& batch, const KvLayer& kv) {
   const OpTimer timer(profile_.get(), stream_, "rope_write_kv");
-  check(cuda::launch_rope_write_kv(dtype_, kv.k.dtype, qkv.data, rope_table.as<float>(),
-                                   batch.positions.as<int32_t>(), batch.slot_mapping.as<int32_t>(),
-                                   batch.num_tokens, shape.num_q_heads, shape.num_kv_heads,
-                                   shape.head_dim, kv.k.data, kv.v.data, stream_),
+  check(cuda::launch_rope_write_kv(
+            dtype_, kv.k.dtype, qkv.data, rope_table.as<float>(),
+            batch.rope_positions.as<int32_t>(), batch.slot_mapping.as<int32_t>(), batch.num_tokens,
+            shape.num_q_heads, shape.num_kv_heads, shape.head_dim, kv.k.data, kv.v.data, stream_),
         "rope_write_kv");
 }
 

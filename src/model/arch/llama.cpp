@@ -83,8 +83,8 @@ class LlamaModel final : public DecoderModel {
       final_norm_.w = w.load("model.norm.weight", {d});
       lm_head_ = tied ? embed_ : w.load("lm_head.weight", {c.vocab_size, d});
     }
-    rope_table_ = w.upload(build_rope_table(c.rope, c.head_dim, c.max_position_embeddings),
-                           {c.max_position_embeddings, c.head_dim});
+    const std::vector<float> rope = build_rope_table(c.rope, c.head_dim, c.max_position_embeddings);
+    rope_table_ = w.upload(rope, {static_cast<int64_t>(rope.size()) / c.head_dim, c.head_dim});
     finish_loading();
   }
 };

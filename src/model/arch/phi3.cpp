@@ -1,9 +1,10 @@
 // Phi3ForCausalLM (Phi-3, Phi-3.5 mini): Llama's layer with Q/K/V stored fused in one qkv_proj and
 // gate/up in one gate_up_proj (make_llama_model takes those names when the checkpoint has them).
-// LongRoPE (rope_type "longrope": Phi-3 128k) is refused by parse_rope_config until its switch
-// between short and long factors is built. A sliding window (Phi-3 mini 4k: 2,047) is honoured by
-// capping the context at the window, where it never cuts anything: the paged cache does not
-// drop positions yet.
+// LongRoPE (rope_type "longrope": Phi-3 128k) uses a table of short- and long-factor rows
+// (model/rope.h); a sequence longer than the original context reads the long rows, decided per
+// sequence and step by ModelRunner, as transformers decides per forward. A sliding window (Phi-3
+// mini 4k: 2,047) is honoured by capping the context at the window, where it never cuts anything:
+// the paged cache does not drop positions yet.
 #include <algorithm>
 
 #include "common/logging.h"

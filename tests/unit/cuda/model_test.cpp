@@ -332,7 +332,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Fixture{"llama-tiny-bf16", DType::kBF16}, Fixture{"qwen2-tiny", DType::kBF16},
                       Fixture{"qwen3-tiny", DType::kBF16},
                       Fixture{"llama32-tied-tiny", DType::kBF16},
-                      Fixture{"phi3-tiny", DType::kBF16}),
+                      Fixture{"phi3-tiny", DType::kBF16},
+                      Fixture{"phi3-longrope-tiny", DType::kBF16}),
     fixture_name);
 
 }  // namespace

@@ -151,6 +151,28 @@ TEST(BlockPoolTest, PrefixReuseFollowsTheHashChain) {
   expect_invariants(pool, {});
 }
 
+// Sequences with different prefix_cache_salt never share blocks (a LongRoPE prompt past the
+// original context has other KV for the same tokens); equal salts do.
+TEST(BlockPoolTest, SaltedSequencesHaveTheirOwnChains) {
+  BlockPool pool = make_pool(16);
+  Sequence a(1, tokens_from(1, 10), 1);
+  prefill(pool, a);
+  Sequence b(2, tokens_from(1, 10), 1);
+  b.prefix_cache_salt = 7;
+  EXPECT_TRUE(pool.match_prefix(b).block_ids.empty());
+  prefill(pool, b);
+  EXPECT_NE(b.block_table[0], a.block_table[0]);
+  Sequence c(3, tokens_from(1, 10), 1);
+  c.prefix_cache_salt = 7;
+  EXPECT_THAT(pool.match_prefix(c).block_ids, ElementsAre(b.block_table[0], b.block_table[1]));
+  Sequence d(4, tokens_from(1, 10), 1);
+  EXPECT_THAT(pool.match_prefix(d).block_ids, ElementsAre(a.block_table[0], a.block_table[1]));
+  expect_invariants(pool, {&a, &b});
+  pool.deallocate(b);
+  pool.deallocate(a);
+  expect_invariants(pool, {});
+}
+
 TEST(BlockPoolTest, NeverReusesTheBlockHoldingTheLastToken) {
   BlockPool pool = make_pool(16);
   Sequence a(1, tokens_from(1, 8), 1);

@@ -144,7 +144,8 @@ void chunked_prefill(const std::string& model, DType weights) {
   std::span<const float> last;
   for (int32_t done = 0; done < t; done += 7) {
     const int32_t n = std::min(7, t - done);
-    RunnerSequence seq{c.prompt.data() + done, n, done, &table, LogitRows::kLast};
+    // The whole prompt's length picks LongRoPE's rows, as in one forward (and as the engine does).
+    RunnerSequence seq{c.prompt.data() + done, n, done, &table, LogitRows::kLast, t};
     last = h.runner().forward_logits({&seq, 1});
   }
   expect_close(
@@ -167,7 +168,7 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
                                            "llama-tiny-bf16", "qwen2-tiny", "qwen3-tiny",
-                                           "llama32-tied-tiny", "phi3-tiny",
+                                           "llama32-tied-tiny", "phi3-tiny", "phi3-longrope-tiny",
                                            // pre-quantized checkpoints, dequantized at load
                                            // (model/quantized_checkpoint.h); references from
                                            // the same dequantized weights

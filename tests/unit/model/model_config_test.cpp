@@ -7,6 +7,8 @@
 #include "common/status.h"
 #include "model/model.h"
 #include "model/rope.h"
+#include "model/safetensors.h"
+#include "testing/reference_cases.h"
 
 namespace llmserve {
 namespace {
@@ -110,11 +112,57 @@ TEST(ModelConfig, PartialRotaryRefusedAndPhi3WindowCapsTheContext) {
   j["sliding_window"] = nullptr;
   testing::write_file(dir / "config.json", j.dump());
   EXPECT_EQ(load_model_config(dir).max_position_embeddings, 64);
-  j["rope_parameters"] = {
-      {"rope_type", "longrope"}, {"short_factor", {1.0, 1.0}}, {"long_factor", {2.0, 2.0}}};
+  const int32_t half = load_model_config(dir).head_dim / 2;
+  j["rope_parameters"] = {{"rope_type", "longrope"},
+                          {"short_factor", std::vector<double>(half, 1.0)},
+                          {"long_factor", std::vector<double>(half + 1, 2.0)}};
   testing::write_file(dir / "config.json", j.dump());
   msg = error_of([&] { load_model_config(dir); });
-  EXPECT_NE(msg.find("longrope"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("short_factor and long_factor need head_dim / 2"), std::string::npos) << msg;
+  j["rope_parameters"]["long_factor"] = std::vector<double>(half, 2.0);
+  testing::write_file(dir / "config.json", j.dump());
+  EXPECT_EQ(load_model_config(dir).rope.type, RopeConfig::Type::kLongRope);
+  j["rope_parameters"]["short_factor"] = {1.0, "x"};
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("rope_scaling.short_factor must be a list of positive numbers"),
+            std::string::npos)
+      << msg;
+}
+
+// LongRoPE (Phi-3 128k) against transformers on the phi3-longrope-tiny fixture: the short and
+// long inverse frequencies its reference recorded (rope.inv_freq, rope.long_inv_freq), the
+// attention factor from max_position_embeddings / original_max_position_embeddings, the table's
+// two halves scaled by it, and the switch to the long rows past the original context.
+TEST(Rope, LongRopeMatchesTransformers) {
+  const auto dir = std::filesystem::path(LLMSERVE_TEST_DATA) / "models/phi3-longrope-tiny";
+  const ModelConfig c = load_model_config(dir);
+  ASSERT_EQ(c.rope.type, RopeConfig::Type::kLongRope);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 38);
+  EXPECT_NEAR(c.rope.attention_factor, 1.2346705226149148, 1e-12);
+  SafetensorsFile ref(dir / "reference.safetensors");
+  for (const bool is_long : {false, true}) {
+    const std::vector<float> want =
+        testing::read_reference_floats(ref, is_long ? "rope.long_inv_freq" : "rope.inv_freq");
+    const std::vector<double> got = rope_inverse_frequencies(c.rope, c.head_dim, is_long);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(got[i], want[i], 1e-7 * want[i]) << (is_long ? "long " : "short ") << i;
+  }
+  const int32_t p = c.max_position_embeddings, d = c.head_dim;
+  const std::vector<float> table = build_rope_table(c.rope, d, p);
+  ASSERT_EQ(table.size(), static_cast<size_t>(2 * p * d));
+  const auto factor = static_cast<float>(c.rope.attention_factor);
+  EXPECT_FLOAT_EQ(table[0], factor);                           // short rows, cos at position 0
+  EXPECT_FLOAT_EQ(table[static_cast<size_t>(p * d)], factor);  // long rows
+  const std::vector<double> inv_long = rope_inverse_frequencies(c.rope, d, true);
+  const size_t row5 = static_cast<size_t>((p + 5) * d);
+  EXPECT_NEAR(table[row5 + 3], std::cos(5.0f * static_cast<float>(inv_long[3])) * factor, 1e-6);
+  EXPECT_EQ(rope_table_offset(c.rope, p, 38), 0);
+  EXPECT_EQ(rope_table_offset(c.rope, p, 39), p);
+  RopeConfig plain = c.rope;
+  plain.type = RopeConfig::Type::kDefault;
+  EXPECT_EQ(rope_table_offset(plain, p, 1000), 0);
 }
 
 TEST(ModelConfig, MissingWeightNamesTensor) {
