@@ -49,7 +49,7 @@ std::vector<float> download_f32(Backend& backend, const Tensor& t) {
   return out;
 }
 
-// `value` of key `key`: absent gives `fallback`, null gives 0 (none), a number itself.
+// The soft-cap config.json gives under `key`: absent, `fallback`; null, 0 (none); else the number.
 float optional_cap(const ConfigReader& r, const std::string& key, float fallback) {
   if (!r.json().contains(key)) return fallback;
   if (r.json()[key].is_null()) return 0.0f;
