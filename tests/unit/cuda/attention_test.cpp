@@ -579,6 +579,13 @@ TEST(AttentionParamsTest, RejectsUnsupportedHeadDimAndSmallWorkspace) {
   ASSERT_GT(attention_workspace_bytes(1, 1, 32, 128, 8192), 0u);
   p.workspace_bytes = attention_workspace_bytes(1, 1, 32, 128, 8192) - 1;
   EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue);
+  p.workspace_bytes = attention_workspace_bytes(1, 1, 32, 128, 8192);
+  p.window = -1;  // windows and soft-caps are >= 0 (0: none)
+  EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue);
+  p.window = 0;
+  p.softcap = -1.0f;
+  EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue);
+  p.softcap = 0.0f;
   for (const int head_dim : {16, 32}) {  // supported; the workspace check applies as well
     p.head_dim = head_dim;
     ASSERT_GT(attention_workspace_bytes(1, 1, 32, head_dim, 8192), 0u);

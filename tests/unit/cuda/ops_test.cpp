@@ -402,7 +402,8 @@ TEST_P(CudaOps, AttentionWindowAndSoftcap) {
                           Variant{8, 50.0f}, Variant{4096, 30.0f}}) {
     for (const int32_t d : {16, 128}) {
       const int32_t hq = 8, hk = 2, block_size = 16, num_blocks = 128;
-      TestBatch b = make_batch({{0, 37}, {200, 50}, {700, 1}, {5, 1}, {0, 130}}, block_size,
+      // Two leading decodes (the decode kernel), then prefill chunks (the prefill kernel).
+      TestBatch b = make_batch({{700, 1}, {5, 1}, {0, 37}, {200, 50}, {0, 130}}, block_size,
                                num_blocks, 100, rng_, LogitRows::kLast);
       BatchTensors cb = cpu_.upload_batch(b.fb), gb = gpu_->upload_batch(b.fb);
       const int64_t t = b.fb.num_tokens(), width = static_cast<int64_t>(hq + 2 * hk) * d;
