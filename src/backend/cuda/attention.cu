@@ -14,9 +14,14 @@
 // token t is positions[t] + 1, read on the device, and chunks past it exit at once. Softmax and
 // accumulation are fp32; scores are kept in the log2 domain (scale * log2(e) folded into q).
 //
-// Head dims: 16, 32, 64 and 128 (both paths instantiate exactly these); launch_attention
-// rejects anything else. The decode kernel needs D/8 (lanes per key row) to be a power of two
-// dividing 32, which is why 96 is not supported.
+// Head dims: 16, 32, 64 and 128 (both paths instantiate exactly these), and 256 (Gemma 2 2B/9B,
+// Gemma 3 1B-12B) on the decode kernel alone: every token of every sequence, prefill chunks
+// included, takes it (one CTA per token and head group over the token's visible span). That is
+// correct at any query length but reads the context once per query token, where the tensor-core
+// kernel reads it once per 64; a prefill kernel for 256 needs ~66 KB of shared tiles (dynamic
+// shared memory) and 128 fp32 accumulators a lane, so it is left for later. launch_attention
+// rejects other head dims. The decode kernel needs D/8 (lanes per key row) to be a power of two
+// dividing 32 (D = 256: a whole warp per key row), which is why 96 is not supported.
 //
 // Sliding window (p.window > 0): token t sees positions len - window .. len - 1 (len =
 // positions[t] + 1); the decode kernel cuts that span, not the whole context, into its chunks,
@@ -423,6 +428,8 @@ cudaError_t launch_decode_dims(const DecodeArgs& a, int head_dim, int num_tokens
       return launch_decode<T, KV, 64, kSoftcap>(a, num_tokens, stream);
     case 128:
       return launch_decode<T, KV, 128, kSoftcap>(a, num_tokens, stream);
+    case 256:
+      return launch_decode<T, KV, 256, kSoftcap>(a, num_tokens, stream);
     default:
       return cudaErrorInvalidValue;
   }
@@ -492,8 +499,9 @@ size_t attention_workspace_bytes(int32_t num_tokens, int32_t /*num_seqs*/, int32
 }
 
 cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128) {
-    return cudaErrorInvalidValue;  // the only instantiated head dims (decode and prefill)
+  if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128 &&
+      p.head_dim != 256) {
+    return cudaErrorInvalidValue;  // the only instantiated head dims (256: decode kernel only)
   }
   if (p.dtype != DType::kF16 && p.dtype != DType::kBF16) return cudaErrorInvalidValue;
   if (p.num_q_heads <= 0 || p.num_kv_heads <= 0 || p.num_q_heads % p.num_kv_heads != 0 ||
@@ -502,7 +510,7 @@ cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
     return cudaErrorInvalidValue;
   }
   if (p.num_tokens == 0 || p.num_seqs == 0) return cudaSuccess;
-  if (p.max_query_len <= 1) return attention_decode(p, p.num_tokens, stream);
+  if (p.max_query_len <= 1 || p.head_dim == 256) return attention_decode(p, p.num_tokens, stream);
   if (p.num_leading_decodes < 0 || p.num_leading_decodes > p.num_seqs ||
       p.num_leading_decodes > p.num_tokens) {
     return cudaErrorInvalidValue;

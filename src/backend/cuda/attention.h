@@ -52,7 +52,9 @@ struct AttentionParams {
   int32_t num_leading_decodes = 0;
   int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;
-  int32_t head_dim = 0;  // 16, 32, 64 or 128 (others: launch returns cudaErrorInvalidValue)
+  // 16, 32, 64, 128 or 256 (256: every token on the decode kernel; others: launch returns
+  // cudaErrorInvalidValue).
+  int32_t head_dim = 0;
   int32_t block_size = 16;
   float scale = 1.0f;
   // Sliding window in positions (Mistral, Gemma 2/3); 0: the whole causal context.

@@ -548,6 +548,39 @@ TEST_F(AttentionTest, SoftcappedScores) {
   }
 }
 
+// head_dim 256 (Gemma 2 2B/9B, Gemma 3 1B-12B) runs every token on the decode kernel: decodes,
+// prefills, chunks after a cached prefix and mixed batches, with GQA groups 1, 2 and 4, windows,
+// soft-caps, an fp8 cache and bounds larger than exact.
+TEST_F(AttentionTest, HeadDim256OnTheDecodeKernel) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape shape : {Shape{256, 8, 8}, Shape{256, 8, 4}, Shape{256, 4, 1}}) {
+      SCOPED_TRACE(::testing::Message() << "dtype " << static_cast<int>(dtype) << " Hq "
+                                        << shape.num_q_heads << " Hk " << shape.num_kv_heads);
+      for (Case c :
+           {make_case(dtype, shape, 16, {1}, {1}), make_case(dtype, shape, 16, {1}, {4000}),
+            make_case(dtype, shape, 16, {1, 1, 1}, {5, 77, 600}),
+            make_case(dtype, shape, 16, {300}, {300}), make_case(dtype, shape, 32, {50}, {250}),
+            make_case(dtype, shape, 16, {1, 37, 1, 50}, {100, 37, 7, 250})}) {
+        expect_matches(c);
+        Case windowed = c;
+        windowed.window = 64;
+        expect_matches(windowed);
+        Case capped = c;
+        capped.softcap = 5.0f;
+        capped.value_scale = 2.0f;
+        expect_matches(capped);
+        Case fp8 = c;
+        fp8.kv_fp8 = true;
+        expect_matches(fp8);
+        Case loose = c;
+        loose.extra_query_bound = 20;
+        loose.extra_context_bound = 1000;
+        expect_matches(loose);
+      }
+    }
+  }
+}
+
 // The cases can fail: a 16-bit cache read as e4m3 codes (the kernel told kv_fp8 wrongly) is far
 // outside the tolerance, or NaN.
 TEST_F(AttentionTest, KvCacheReadAsTheWrongTypeFails) {
@@ -571,7 +604,7 @@ TEST(AttentionParamsTest, RejectsUnsupportedHeadDimAndSmallWorkspace) {
   p.max_context_len = 8192;
   p.num_q_heads = 32;
   p.num_kv_heads = 8;
-  for (const int head_dim : {0, 8, 24, 48, 80, 96, 112, 256}) {
+  for (const int head_dim : {0, 8, 24, 48, 80, 96, 112, 192, 512}) {
     p.head_dim = head_dim;
     EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue) << "head_dim " << head_dim;
   }

@@ -400,7 +400,7 @@ TEST_P(CudaOps, AttentionWindowAndSoftcap) {
   };
   for (const Variant v : {Variant{8, 0.0f}, Variant{100, 0.0f}, Variant{0, 20.0f},
                           Variant{8, 50.0f}, Variant{4096, 30.0f}}) {
-    for (const int32_t d : {16, 128}) {
+    for (const int32_t d : {16, 128, 256}) {  // 256: every token on the decode kernel
       const int32_t hq = 8, hk = 2, block_size = 16, num_blocks = 128;
       // Two leading decodes (the decode kernel), then prefill chunks (the prefill kernel).
       TestBatch b = make_batch({{700, 1}, {5, 1}, {0, 37}, {200, 50}, {0, 130}}, block_size,
