@@ -88,7 +88,8 @@ class DecoderModel : public Model {
   bool can_fuse(int32_t num_tokens) const;
   // Layer `layer`'s attention on this rank: its heads, scale, window and soft-cap.
   AttentionShape attention_shape(const DecoderLayer& layer) const;
-  // RoPE then the KV write of layer `i` (or the KV write alone without rotary positions).
+  // RoPE (the layer's table, else the model's) then the KV write of `layer`; without rotary
+  // positions the KV write alone.
   void write_kv(const DecoderLayer& layer, const BatchTensors& batch, const KvLayer& kv,
                 Tensor qkv);
   // The same step with each norm, SiLU·mul and residual add folded into the linear layer next to
