@@ -100,6 +100,18 @@ void Backend::qk_rms_norm(Tensor, const AttentionShape&, Tensor, Tensor, float) 
        name());
 }
 
+void Backend::scale(Tensor, float) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no scale op", name());
+}
+
+void Backend::softcap(Tensor, float) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no softcap op (logit soft-capping)", name());
+}
+
+void Backend::gelu_mul(Tensor, Tensor) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no gelu_mul op (GeGLU)", name());
+}
+
 void Backend::silu_mul_fp8(Tensor gate_up, Tensor out, const Fp8Rows& q) {
   silu_mul(gate_up, out);
   quantize_fp8_rows(out, q);

@@ -55,6 +55,12 @@ struct AttentionShape {
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;
   float scale = 1.0f;  // softmax scale, usually 1/sqrt(d)
+  // Sliding window (Mistral, Gemma 2/3): a query at position p sees the keys at positions
+  // p - window + 1 .. p (HF's kv_idx > q_idx - window). 0: every position 0 .. p.
+  int32_t window = 0;
+  // Logit soft-capping (Gemma 2): each score, after the scale, becomes softcap * tanh(score /
+  // softcap) before the softmax. 0: none.
+  float softcap = 0.0f;
 };
 
 // A recorded sequence of ops (a CUDA graph) replayed with whatever the buffers it reads hold.
@@ -136,6 +142,12 @@ class Backend {
                            float eps);
   // a += b, elementwise, same shape.
   virtual void add(Tensor a, Tensor b) = 0;
+  // x *= s, elementwise, in the activation dtype (Gemma's embedding scale). Default:
+  // Error(kUnimplemented).
+  virtual void scale(Tensor x, float s);
+  // x = cap * tanh(x / cap), elementwise, in place; x F32 (Gemma 2's final logit soft-capping).
+  // Default: Error(kUnimplemented).
+  virtual void softcap(Tensor x, float cap);
   // residual += x; out = layer_norm(residual). Default: add then layer_norm.
   virtual void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out);
   virtual void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out);
@@ -185,6 +197,9 @@ class Backend {
   virtual void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out);
   // out[T, F] = silu(gate_up[:, :F]) * gate_up[:, F:].
   virtual void silu_mul(Tensor gate_up, Tensor out) = 0;
+  // out[T, F] = gelu_tanh(gate_up[:, :F]) * gate_up[:, F:] (GeGLU: Gemma). Default:
+  // Error(kUnimplemented).
+  virtual void gelu_mul(Tensor gate_up, Tensor out);
   // Rotates query and key heads of qkv in place (rotate-half / NeoX pairing (i, i + d/2)).
   // rope_table: [max_positions, d], cos in [:, :d/2], sin in [:, d/2:].
   virtual void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
@@ -196,7 +211,8 @@ class Backend {
   virtual void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
                              const BatchTensors& batch, const KvLayer& kv);
   // Causal attention of each new token over its sequence's cached context (which already holds
-  // this step's keys). out: [T, Hq * d]. GQA: query head h reads KV head h / (Hq / Hk).
+  // this step's keys), within shape.window when it has one, scores soft-capped when
+  // shape.softcap says so. out: [T, Hq * d]. GQA: query head h reads KV head h / (Hq / Hk).
   virtual void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
                          const KvLayer& kv, Tensor out) = 0;
   // out[i] = x[batch.logits_indices[i]]. out: [L, D].

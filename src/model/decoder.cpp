@@ -1,14 +1,43 @@
 #include "model/decoder.h"
 
+#include "common/status.h"
+#include "model/rope.h"
+
 namespace llmserve {
 
 DecoderModel::DecoderModel(const ModelConfig& config, Backend& backend, DecoderSpec spec)
     : Model(config, shard_of(backend)), backend_(backend), spec_(spec) {
-  layout_.gated_mlp = spec.mlp == DecoderSpec::Mlp::kSwiGlu;
+  layout_.gated_mlp = spec.mlp != DecoderSpec::Mlp::kGeluTanh;
 }
 
 void DecoderModel::finish_loading() {
   layout_.fp8_inputs = !layers_.empty() && layers_[0].qkv_w.is_fp8();
+}
+
+void DecoderModel::load_embeddings(WeightLoader& w) {
+  const auto& c = config_;
+  if (shard_.is_first_stage() || (c.tie_word_embeddings && shard_.is_last_stage())) {
+    embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  }
+}
+
+void DecoderModel::load_lm_head(WeightLoader& w, const WeightStore& store) {
+  const auto& c = config_;
+  if (!c.tie_word_embeddings && !w.contains("lm_head.weight")) {
+    fail(StatusCode::kDataLoss,
+         "checkpoint '{}' has no tensor 'lm_head.weight' and tie_word_embeddings is false",
+         store.dir().string());
+  }
+  if (!shard_.is_last_stage()) return;
+  lm_head_ =
+      c.tie_word_embeddings ? embed_ : w.load("lm_head.weight", {c.vocab_size, c.hidden_size});
+}
+
+Tensor DecoderModel::load_rope_table(WeightLoader& w, const RopeConfig& rope) const {
+  // [P, d], or [2P, d] for LongRoPE (its short- and long-factor rows: model/rope.h).
+  const std::vector<float> table =
+      build_rope_table(rope, config_.head_dim, config_.max_position_embeddings);
+  return w.upload(table, {static_cast<int64_t>(table.size()) / config_.head_dim, config_.head_dim});
 }
 
 void DecoderModel::reserve(int32_t max_num_tokens, int32_t max_logit_rows) {
@@ -17,9 +46,30 @@ void DecoderModel::reserve(int32_t max_num_tokens, int32_t max_logit_rows) {
 
 bool DecoderModel::can_fuse(int32_t num_tokens) const {
   return spec_.norm == DecoderSpec::Norm::kRmsNorm && spec_.mlp == DecoderSpec::Mlp::kSwiGlu &&
-         !layout_.fp8_inputs && !config_.has_qk_norm && backend_.group_size() == 1 &&
+         !layout_.fp8_inputs && !config_.has_qk_norm && embedding_scale_ == 1.0f &&
+         config_.final_logit_softcap == 0 && backend_.group_size() == 1 &&
          backend_.num_stages() == 1 && !layers_.empty() &&
          backend_.can_fuse_linear(num_tokens, layers_[0].qkv_w.w.dtype);
+}
+
+AttentionShape DecoderModel::attention_shape(const DecoderLayer& layer) const {
+  return {.num_q_heads = local_.num_q_heads,
+          .num_kv_heads = local_.num_kv_heads,
+          .head_dim = local_.head_dim,
+          .scale = layer.attention_scale,
+          .window = layer.window,
+          .softcap = config_.attention_softcap};
+}
+
+void DecoderModel::write_kv(const DecoderLayer& layer, const BatchTensors& batch, const KvLayer& kv,
+                            Tensor qkv) {
+  const AttentionShape shape = attention_shape(layer);
+  if (spec_.rotary) {
+    const Tensor& table = layer.rope_table.data != nullptr ? layer.rope_table : rope_table_;
+    backend_.rope_write_kv(qkv, shape, table, batch, kv);
+  } else {
+    backend_.write_kv(qkv, shape, batch, kv);
+  }
 }
 
 Tensor DecoderModel::forward_fused(const BatchTensors& batch, const KvCache& kv,
@@ -30,15 +80,10 @@ Tensor DecoderModel::forward_fused(const BatchTensors& batch, const KvCache& kv,
   backend_.embedding(batch, embed_, pos_embed_, a.residual);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
-    const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim, layer.attention_scale};
     fused(a.residual, layer.qkv_w, layer.qkv_b,
           {.norm_w = layer.input_norm.w, .norm_eps = c.norm_eps}, a.qkv);
-    if (spec_.rotary) {
-      backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
-    } else {
-      backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
-    }
-    backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
+    write_kv(layer, batch, kv.layers[i], a.qkv);
+    backend_.attention(a.qkv, attention_shape(layer), batch, kv.layers[i], a.attn);
     fused(a.attn, layer.o_w, layer.o_b, {.accumulate = true}, a.residual);
     fused(a.residual, layer.up_w, layer.up_b, {.norm_w = layer.post_norm.w, .norm_eps = c.norm_eps},
           a.mlp_up);
@@ -73,6 +118,7 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
   };
   if (shard_.is_first_stage()) {
     backend_.embedding(batch, embed_, pos_embed_, a.residual);
+    if (embedding_scale_ != 1.0f) backend_.scale(a.residual, embedding_scale_);
   } else {
     backend_.recv_from_prev_stage(a.residual);
   }
@@ -85,23 +131,27 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
   LinearInput normed = a.input(a.normed);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
-    const AttentionShape shape{c.num_q_heads, c.num_kv_heads, c.head_dim, layer.attention_scale};
+    const AttentionShape shape = attention_shape(layer);
     linear(backend_, normed, layer.qkv_w, layer.qkv_b, a.qkv);
     if (layer.q_norm_w.data != nullptr) {
       backend_.qk_rms_norm(a.qkv, shape, layer.q_norm_w, layer.k_norm_w, c.norm_eps);
     }
-    if (spec_.rotary) {
-      backend_.rope_write_kv(a.qkv, shape, rope_table_, batch, kv.layers[i]);
-    } else {
-      backend_.write_kv(a.qkv, shape, batch, kv.layers[i]);
-    }
+    write_kv(layer, batch, kv.layers[i], a.qkv);
     backend_.attention(a.qkv, shape, batch, kv.layers[i], a.attn);
     linear(backend_, a.input(a.attn), layer.o_w, layer.o_b, a.sublayer);
     backend_.all_reduce_sum(a.sublayer);
+    // Gemma's norms of a sublayer's output see the whole sum, so they follow the all-reduce.
+    if (layer.attn_out_norm.w.data != nullptr) {
+      backend_.rms_norm(a.sublayer, layer.attn_out_norm.w, c.norm_eps, a.sublayer);
+    }
     normed = add_norm(a.sublayer, layer.post_norm);
     if (spec_.mlp == DecoderSpec::Mlp::kGeluTanh) {
       linear_gelu(backend_, normed, layer.up_w, layer.up_b, a.mlp_up);
       linear(backend_, a.input(a.mlp_up), layer.down_w, layer.down_b, a.sublayer);
+    } else if (spec_.mlp == DecoderSpec::Mlp::kGeGlu) {
+      linear(backend_, normed, layer.up_w, layer.up_b, a.mlp_up);
+      backend_.gelu_mul(a.mlp_up, a.mlp_act);
+      linear(backend_, a.input(a.mlp_act), layer.down_w, layer.down_b, a.sublayer);
     } else {
       linear(backend_, normed, layer.up_w, layer.up_b, a.mlp_up);
       if (layout_.fp8_inputs) {
@@ -114,6 +164,9 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
       }
     }
     backend_.all_reduce_sum(a.sublayer);
+    if (layer.mlp_out_norm.w.data != nullptr) {
+      backend_.rms_norm(a.sublayer, layer.mlp_out_norm.w, c.norm_eps, a.sublayer);
+    }
     const bool last = i + 1 == layers_.size();
     if (last && !shard_.is_last_stage()) {
       backend_.add(a.residual, a.sublayer);
@@ -125,6 +178,7 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
   }
   backend_.gather_rows(a.normed, batch, a.gathered);
   backend_.matmul(a.gathered, lm_head_, Tensor(), a.logits);
+  if (config_.final_logit_softcap > 0) backend_.softcap(a.logits, config_.final_logit_softcap);
   return a.logits;
 }
 

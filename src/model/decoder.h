@@ -5,9 +5,11 @@
 // this file's. A family that differs somewhere else (a bias, a scale, a norm more) adds the
 // option here and its use in forward(), rather than a copy of the loop.
 //
-// One layer: normed = norm(residual) → QKV (+ bias) → RoPE / KV write → paged attention → o_proj
-// → all-reduce → residual += · and the next norm (fused) → MLP (GELU(fc) or SiLU(gate)·up) →
-// down → all-reduce → residual += · and the next norm. Under tensor parallelism each rank holds
+// One layer: normed = norm(residual) → QKV (+ bias) → RoPE / KV write → paged attention (within
+// the layer's sliding window, scores soft-capped, where the family has them) → o_proj →
+// all-reduce → (Gemma: its own norm) → residual += · and the next norm (fused) → MLP (GELU(fc),
+// SiLU(gate)·up or GELU(gate)·up) → down → all-reduce → (Gemma: its own norm) → residual += ·
+// and the next norm. Under tensor parallelism each rank holds
 // its heads and FFN columns (row-parallel biases on rank 0 only); under pipeline parallelism
 // each stage runs its layers and hands the residual stream on. fp8 linear inputs (fp8 weights)
 // come quantized out of the RMSNorm and SiLU·mul that produce them. Small decode steps on a backend
@@ -35,12 +37,18 @@ struct DecoderLayer {
   LinearWeight down_w;              // [D, F]
   Tensor qkv_b, o_b, up_b, down_b;  // each may be empty; o_b and down_b on rank 0 only
   float attention_scale = 0;        // softmax scale of this layer's attention
+  int32_t window = 0;               // sliding window of this layer's attention; 0: none
   Tensor q_norm_w, k_norm_w;        // [head_dim] per-head q/k RMSNorm (Qwen3); else empty
+  Tensor rope_table;                // this layer's RoPE table (Gemma 3's local layers); else empty
+  // Gemma 2/3: RMSNorms of the attention output and of the MLP output, before each is added to
+  // the residual stream (post_attention_layernorm, post_feedforward_layernorm); else empty.
+  NormWeights attn_out_norm, mlp_out_norm;
 };
 
 struct DecoderSpec {
   enum class Norm { kLayerNorm, kRmsNorm };
-  enum class Mlp { kGeluTanh, kSwiGlu };
+  // kGeluTanh: gelu(fc(x)); kSwiGlu: silu(gate(x)) * up(x); kGeGlu: gelu(gate(x)) * up(x).
+  enum class Mlp { kGeluTanh, kSwiGlu, kGeGlu };
   Norm norm = Norm::kRmsNorm;
   Mlp mlp = Mlp::kSwiGlu;
   bool rotary = true;  // RoPE from rope_table_; else learned positions (pos_embed_) in embedding
@@ -55,20 +63,35 @@ class DecoderModel : public Model {
   DecoderModel(const ModelConfig& config, Backend& backend, DecoderSpec spec);
   // Call once the weights are loaded.
   void finish_loading();
+  // The loads every decoder-only checkpoint spells alike: embed_ from model.embed_tokens.weight
+  // (on the first stage, and the last when tied); lm_head_ on the last stage (the embeddings when
+  // tied, else lm_head.weight, whose absence is an error naming `store`); rope_table_ from
+  // `rope` (every stage).
+  void load_embeddings(WeightLoader& w);
+  void load_lm_head(WeightLoader& w, const WeightStore& store);
+  Tensor load_rope_table(WeightLoader& w, const RopeConfig& rope) const;
 
   Backend& backend_;
   std::vector<Buffer> weights_;
   Tensor embed_;      // [V, D] (first stage; and the last when the lm_head is tied)
   Tensor pos_embed_;  // [P, D] learned positions (first stage), or empty
   Tensor rope_table_;
+  float embedding_scale_ = 1.0f;      // the embeddings are multiplied by it (Gemma: sqrt(D))
   std::vector<DecoderLayer> layers_;  // this stage's
   NormWeights final_norm_;            // last stage
   Tensor lm_head_;                    // [V, D] last stage
 
  private:
   // Whether this step runs as forward_fused: a decode step small enough for the backend's fused
-  // linear layers (Backend::can_fuse_linear), RMSNorm + SwiGLU, one rank, no fp8 inputs.
+  // linear layers (Backend::can_fuse_linear), RMSNorm + SwiGLU without Gemma's extras, one rank,
+  // no fp8 inputs.
   bool can_fuse(int32_t num_tokens) const;
+  // Layer `layer`'s attention on this rank: its heads, scale, window and soft-cap.
+  AttentionShape attention_shape(const DecoderLayer& layer) const;
+  // RoPE (the layer's table, else the model's) then the KV write of `layer`; without rotary
+  // positions the KV write alone.
+  void write_kv(const DecoderLayer& layer, const BatchTensors& batch, const KvLayer& kv,
+                Tensor qkv);
   // The same step with each norm, SiLU·mul and residual add folded into the linear layer next to
   // it: 5 launches a layer (QKV, RoPE/KV write, attention, o_proj, gate_up, down) less 3.
   Tensor forward_fused(const BatchTensors& batch, const KvCache& kv, const DecoderActivations& a);

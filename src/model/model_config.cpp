@@ -141,6 +141,10 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
   return rope;
 }
 
+float ModelConfig::attention_scale() const {
+  return query_scale > 0 ? query_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
+}
+
 void validate_model_config(const ModelConfig& c) {
   auto positive = [&](int32_t v, const char* name) {
     if (v <= 0)
@@ -168,6 +172,16 @@ void validate_model_config(const ModelConfig& c) {
         "'{}': longrope short_factor and long_factor need head_dim / 2 = {} entries, got {} and {}",
         (c.dir / "config.json").string(), c.head_dim / 2, c.rope.short_factor.size(),
         c.rope.long_factor.size());
+  }
+  if (!c.layer_windows.empty() && c.layer_windows.size() != static_cast<size_t>(c.num_layers)) {
+    fail(StatusCode::kInvalidArgument, "'{}': {} layer types for {} layers",
+         (c.dir / "config.json").string(), c.layer_windows.size(), c.num_layers);
+  }
+  for (const int32_t w : c.layer_windows) {
+    if (w < 0) {
+      fail(StatusCode::kInvalidArgument, "'{}': sliding_window must be > 0, got {}",
+           (c.dir / "config.json").string(), w);
+    }
   }
   if (c.rope.type != RopeConfig::Type::kNone && c.head_dim % 2 != 0) {
     fail(StatusCode::kInvalidArgument, "'{}': head_dim {} must be even for rotary embeddings",

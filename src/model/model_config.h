@@ -46,10 +46,29 @@ struct ModelConfig {
   bool has_qk_norm = false;  // per-head RMSNorm of q and k before RoPE (Qwen3)
   bool has_mlp_bias = false;
   RopeConfig rope;
+  // Sliding-window attention (Mistral, Gemma 2/3): layer i's queries at position p see the keys
+  // at positions p - layer_windows[i] + 1 .. p. An entry of 0, or no entries, is full attention.
+  std::vector<int32_t> layer_windows;
+  // Gemma 3: the RoPE of the sliding-window layers (a lower base); unset: they use `rope`.
+  std::optional<RopeConfig> local_rope;
+  float query_scale = 0.0f;  // softmax scale of attention; 0: 1 / sqrt(head_dim)
+  // Gemma 2 soft-capping, x = cap * tanh(x / cap): of the attention scores before the softmax,
+  // and of the final logits. 0: none.
+  float attention_softcap = 0.0f;
+  float final_logit_softcap = 0.0f;
   DType checkpoint_dtype = DType::kF32;
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
   nlohmann::json raw;  // the whole config.json, for architecture-specific fields
+
+  // The window of layer `layer` (global index); 0: full attention.
+  int32_t window_of(int32_t layer) const {
+    return static_cast<size_t>(layer) < layer_windows.size()
+               ? layer_windows[static_cast<size_t>(layer)]
+               : 0;
+  }
+  // The softmax scale of attention.
+  float attention_scale() const;
 };
 
 // Typed access to config.json fields with errors that name the file and key.

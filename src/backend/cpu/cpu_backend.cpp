@@ -242,28 +242,59 @@ void CpuBackend::add(Tensor a, Tensor b) {
   for (int64_t i = 0; i < n; ++i) as[i] += bs[i];
 }
 
+void CpuBackend::scale(Tensor x, float s) {
+  float* xs = x.as<float>();
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) xs[i] *= s;
+}
+
+void CpuBackend::softcap(Tensor x, float cap) {
+  require_f32(x, "softcap x");
+  float* xs = x.as<float>();
+  const int64_t n = x.numel();
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) xs[i] = cap * std::tanh(xs[i] / cap);
+}
+
+namespace {
+
+// GPT-2's gelu_new, which is also Gemma's gelu_pytorch_tanh.
+inline float gelu_tanh_of(float v) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+}
+
+}  // namespace
+
 void CpuBackend::gelu_tanh(Tensor x) {
   float* xs = x.as<float>();
   const int64_t n = x.numel();
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
 #pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
-    float v = xs[i];
-    xs[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
-  }
+  for (int64_t i = 0; i < n; ++i) xs[i] = gelu_tanh_of(xs[i]);
 }
 
-void CpuBackend::silu_mul(Tensor gate_up, Tensor out) {
+namespace {
+
+// out[r, i] = act(gate_up[r, i]) * gate_up[r, F + i]: the gated MLPs' activation (SwiGLU, GeGLU).
+template <typename Act>
+void gated_mul(Tensor gate_up, Tensor out, const Act& act) {
   const int64_t rows = gate_up.dim(0), f = gate_up.dim(1) / 2;
   const float* g = gate_up.as<float>();
   float* o = out.as<float>();
 #pragma omp parallel for if (rows * f > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < f; ++i) {
-      float a = g[r * 2 * f + i];
-      o[r * f + i] = a / (1.0f + std::exp(-a)) * g[r * 2 * f + f + i];
-    }
+    for (int64_t i = 0; i < f; ++i) o[r * f + i] = act(g[r * 2 * f + i]) * g[r * 2 * f + f + i];
   }
+}
+
+}  // namespace
+
+void CpuBackend::silu_mul(Tensor gate_up, Tensor out) {
+  gated_mul(gate_up, out, [](float a) { return a / (1.0f + std::exp(-a)); });
+}
+
+void CpuBackend::gelu_mul(Tensor gate_up, Tensor out) {
+  gated_mul(gate_up, out, gelu_tanh_of);
 }
 
 void CpuBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
@@ -319,14 +350,17 @@ void CpuBackend::write_kv(Tensor qkv, const AttentionShape& shape, const BatchTe
 
 namespace {
 
-// One query head over `len` cached positions: out = softmax(scale * q·k_j) · v_j. `key(j)` /
-// `value(j)` give position j's fp32 row of this head. `scores` holds at least `len` floats.
-template <typename Row>
-LLMSERVE_CPU_CLONES void attend_head(const float* q, int32_t d, int32_t len, float scale,
-                                     const Row& key, const Row& value, float* scores, float* out) {
+// One query head over the cached positions [begin, end): out = softmax(score_j) · v_j with
+// score_j = scale * q·k_j, or with kSoftcap cap * tanh(scale * q·k_j / cap). `key(j)` / `value(j)`
+// give position j's fp32 row of this head. `scores` holds at least end - begin floats.
+template <bool kSoftcap, typename Row>
+LLMSERVE_CPU_CLONES void attend_head(const float* q, int32_t d, int32_t begin, int32_t end,
+                                     float scale, float cap, const Row& key, const Row& value,
+                                     float* scores, float* out) {
+  const int32_t len = end - begin;
   float max_score = -INFINITY;
   for (int32_t j = 0; j < len; ++j) {
-    const float* k = key(j);
+    const float* k = key(begin + j);
     // Eight partial sums (one vector register on AVX2), added pairwise at the end: the same
     // order in every clone, so the result does not depend on the CPU.
     float acc[8] = {};
@@ -338,6 +372,7 @@ LLMSERVE_CPU_CLONES void attend_head(const float* q, int32_t d, int32_t len, flo
     const float dot =
         ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     scores[j] = dot * scale;
+    if constexpr (kSoftcap) scores[j] = cap * std::tanh(scores[j] / cap);
     max_score = std::max(max_score, scores[j]);
   }
   double sum = 0;
@@ -348,7 +383,7 @@ LLMSERVE_CPU_CLONES void attend_head(const float* q, int32_t d, int32_t len, flo
   std::fill(out, out + d, 0.0f);
   const float inv = static_cast<float>(1.0 / sum);
   for (int32_t j = 0; j < len; ++j) {
-    const float* v = value(j);
+    const float* v = value(begin + j);
     const float p = scores[j] * inv;
     for (int32_t i = 0; i < d; ++i) out[i] += p * v[i];
   }
@@ -369,7 +404,9 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   const int64_t work = static_cast<int64_t>(batch.num_tokens) * hq;
   // Threads only pay off above ~100k multiply-adds; below that the fork/join costs more, and on a
   // loaded machine a barrier can wait a whole scheduler time slice.
-  const bool is_big = work * batch.max_context_len * d > (1 << 17);
+  const int64_t seen =
+      shape.window > 0 ? std::min(batch.max_context_len, shape.window) : batch.max_context_len;
+  const bool is_big = work * seen * d > (1 << 17);
 #pragma omp parallel if (is_big)
   {
     std::vector<float> scores(static_cast<size_t>(batch.max_context_len));
@@ -380,7 +417,9 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
       const int32_t s = seq_of_token_[static_cast<size_t>(t)], kvh = h / group;
       const int32_t* table = tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
       const float* q = x + (static_cast<int64_t>(t) * heads + h) * d;
-      const int32_t len = pos[t] + 1;  // causal: the token sees positions 0..pos
+      // Causal: the token sees positions 0..pos, or within a window the last `window` of them.
+      const int32_t end = pos[t] + 1;
+      const int32_t begin = shape.window > 0 ? std::max(0, end - shape.window) : 0;
       float* out_row = o + (static_cast<int64_t>(t) * hq + h) * d;
       // Position j's row of this head in `cache`: in place, or decoded from e4m3 into `decoded`.
       const auto row_of = [&](const Tensor& cache) {
@@ -393,7 +432,13 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
           return decoded.data();
         };
       };
-      attend_head(q, d, len, shape.scale, row_of(kv.k), row_of(kv.v), scores.data(), out_row);
+      if (shape.softcap > 0) {
+        attend_head<true>(q, d, begin, end, shape.scale, shape.softcap, row_of(kv.k), row_of(kv.v),
+                          scores.data(), out_row);
+      } else {
+        attend_head<false>(q, d, begin, end, shape.scale, 0.0f, row_of(kv.k), row_of(kv.v),
+                           scores.data(), out_row);
+      }
     }
   }
 }

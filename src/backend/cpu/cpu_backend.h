@@ -48,6 +48,8 @@ class CpuBackend final : public Backend {
   void qk_rms_norm(Tensor qkv, const AttentionShape& shape, Tensor q_w, Tensor k_w,
                    float eps) override;
   void add(Tensor a, Tensor b) override;
+  void scale(Tensor x, float s) override;
+  void softcap(Tensor x, float cap) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
   void matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) override;
@@ -57,6 +59,7 @@ class CpuBackend final : public Backend {
   void transpose(Tensor src, Tensor dst) override;
   void argmax_rows(Tensor logits, Tensor ids) override;  // in place: tensors are host memory
   void silu_mul(Tensor gate_up, Tensor out) override;
+  void gelu_mul(Tensor gate_up, Tensor out) override;
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
             const BatchTensors& batch) override;
   void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,

@@ -14,9 +14,21 @@
 // token t is positions[t] + 1, read on the device, and chunks past it exit at once. Softmax and
 // accumulation are fp32; scores are kept in the log2 domain (scale * log2(e) folded into q).
 //
-// Head dims: 16, 32, 64 and 128 (both paths instantiate exactly these); launch_attention
-// rejects anything else. The decode kernel needs D/8 (lanes per key row) to be a power of two
-// dividing 32, which is why 96 is not supported.
+// Head dims: 16, 32, 64 and 128 (both paths instantiate exactly these), and 256 (Gemma 2 2B/9B,
+// Gemma 3 1B-12B) on the decode kernel alone: every token of every sequence, prefill chunks
+// included, takes it (one CTA per token and head group over the token's visible span). That is
+// correct at any query length but reads the context once per query token, where the tensor-core
+// kernel reads it once per 64; a prefill kernel for 256 needs ~66 KB of shared tiles (dynamic
+// shared memory) and 128 fp32 accumulators a lane, so it is left for later. launch_attention
+// rejects other head dims. The decode kernel needs D/8 (lanes per key row) to be a power of two
+// dividing 32 (D = 256: a whole warp per key row), which is why 96 is not supported.
+//
+// Sliding window (p.window > 0): token t sees positions len - window .. len - 1 (len =
+// positions[t] + 1); the decode kernel cuts that span, not the whole context, into its chunks,
+// and the split count follows min(max_context_len, window). Soft-capping (p.softcap > 0) is a
+// template parameter of the decode kernel, so the plain path's loop is unchanged: q is scaled by
+// scale / softcap instead of scale * log2(e), and each score becomes softcap * log2(e) *
+// tanh(q.k) once reduced across its lane group.
 //
 // fp8 KV cache (p.kv_fp8): the kernels take the cache element KV = uint8_t (e4m3 codes) instead
 // of T. The decode kernel's lane then owns 16 dims of a row (still one 16-byte load, widened
@@ -61,6 +73,13 @@ int decode_num_splits(int32_t num_tokens, int32_t num_q_heads, int32_t max_conte
 __device__ __forceinline__ int decode_chunk(int len, int num_splits) {
   const int c = (len + num_splits - 1) / num_splits;
   return (c + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+}
+
+// The first context position a token that sees `len` positions attends to: 0, or under a sliding
+// window the first of its last `window` positions. Must agree between the decode and reduce
+// kernels.
+__device__ __forceinline__ int first_visible(int len, int window) {
+  return window > 0 ? max(0, len - window) : 0;
 }
 
 // Sequence of token t: the s with query_start[s] <= t < query_start[s + 1].
@@ -135,7 +154,9 @@ struct DecodeArgs {
   const int32_t* query_start;
   const int32_t* block_tables;
   int num_seqs, max_blocks_per_seq, num_q_heads, num_kv_heads, block_size, num_splits;
-  float scale_log2;
+  int window;          // sliding window; 0: none
+  float scale_log2;    // q is multiplied by it: scale * log2(e), or scale / softcap (kSoftcap)
+  float softcap_log2;  // kSoftcap: softcap * log2(e), the factor of tanh(q.k)
 };
 
 // Grid: x = token t, y = group of G query heads (h0 = y * G, all sharing KV head h0 / (Hq/Hk)),
@@ -145,8 +166,9 @@ struct DecodeArgs {
 // step, E dims (16 bytes) per lane. Lane group i of the CTA walks
 // keys chunk_start + i*U .. +U-1, then strides by (lane groups per CTA) * U; each keeps its own
 // online softmax for the G heads, merged across lanes, then warps, at the end.
+// The positions walked are the token's visible span (first_visible .. len - 1), cut into chunks.
 // q [T, (Hq+2Hk)*D]; k/v cache [blocks, block_size, Hk, D]; out [T, Hq*D].
-template <typename T, typename KV, int D, int G>
+template <typename T, typename KV, int D, int G, bool kSoftcap>
 __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const DecodeArgs a) {
   constexpr int kE = KvRaw<KV>::kElems;  // dims a lane owns
   constexpr int kLanesPerKey = D / kE;
@@ -158,8 +180,9 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
   const int t = blockIdx.x, h0 = blockIdx.y * G, split = blockIdx.z;
   const int len = __ldg(a.positions + t) + 1;
   const int s = seq_of_token(a.query_start, a.num_seqs, t);
-  const int chunk = decode_chunk(len, a.num_splits);
-  const int start = split * chunk;
+  const int begin = first_visible(len, a.window);
+  const int chunk = decode_chunk(len - begin, a.num_splits);
+  const int start = begin + split * chunk;
   if (start >= len) return;
   const int end = min(len, start + chunk);
   const int kvh = h0 / (a.num_q_heads / a.num_kv_heads);
@@ -234,6 +257,7 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
         for (int i = 0; i < kE; ++i) d = fmaf(q[g][i], kf[i], d);
 #pragma unroll
         for (int o = kLanesPerKey / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        if constexpr (kSoftcap) d = a.softcap_log2 * tanhf(d);
         score[u][g] = base + key_in_warp * kUnroll + u < end ? d : -INFINITY;
       }
     }
@@ -330,8 +354,9 @@ __global__ void __launch_bounds__(D) attention_reduce_kernel(const DecodeArgs a)
   __shared__ float sm_w[kMaxSplits];
   const int t = blockIdx.x, h = blockIdx.y, dim = threadIdx.x;
   const int len = __ldg(a.positions + t) + 1;
-  const int chunk = decode_chunk(len, a.num_splits);
-  const int used = (len + chunk - 1) / chunk;
+  const int span = len - first_visible(len, a.window);
+  const int chunk = decode_chunk(span, a.num_splits);
+  const int used = (span + chunk - 1) / chunk;
   const int64_t row = (static_cast<int64_t>(t) * a.num_q_heads + h) * a.num_splits;
   asm volatile("griddepcontrol.wait;" ::: "memory");  // partials of the decode grid are visible
   if constexpr (D >= kMaxSplits) {
@@ -358,24 +383,24 @@ __global__ void __launch_bounds__(D) attention_reduce_kernel(const DecodeArgs a)
       from_float<T>(o / sum);
 }
 
-template <typename T, typename KV, int D, int G>
+template <typename T, typename KV, int D, int G, bool kSoftcap>
 void launch_decode_group(const DecodeArgs& a, int num_tokens, cudaStream_t stream) {
   const dim3 grid(num_tokens, a.num_q_heads / G, a.num_splits);
-  attention_decode_kernel<T, KV, D, G><<<grid, kDecodeThreads, 0, stream>>>(a);
+  attention_decode_kernel<T, KV, D, G, kSoftcap><<<grid, kDecodeThreads, 0, stream>>>(a);
 }
 
-template <typename T, typename KV, int D>
+template <typename T, typename KV, int D, bool kSoftcap>
 cudaError_t launch_decode(const DecodeArgs& a, int num_tokens, cudaStream_t stream) {
   // Largest supported head group dividing Hq/Hk, so each CTA's heads share one KV head.
   const int group = a.num_q_heads / a.num_kv_heads;
   if (group % 8 == 0)
-    launch_decode_group<T, KV, D, 8>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 8, kSoftcap>(a, num_tokens, stream);
   else if (group % 4 == 0)
-    launch_decode_group<T, KV, D, 4>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 4, kSoftcap>(a, num_tokens, stream);
   else if (group % 2 == 0)
-    launch_decode_group<T, KV, D, 2>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 2, kSoftcap>(a, num_tokens, stream);
   else
-    launch_decode_group<T, KV, D, 1>(a, num_tokens, stream);
+    launch_decode_group<T, KV, D, 1, kSoftcap>(a, num_tokens, stream);
   if (a.num_splits == 1) return cudaGetLastError();
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -391,28 +416,40 @@ cudaError_t launch_decode(const DecodeArgs& a, int num_tokens, cudaStream_t stre
   return cudaLaunchKernelEx(&config, attention_reduce_kernel<T, D>, a);
 }
 
-template <typename T, typename KV>
+template <typename T, typename KV, bool kSoftcap>
 cudaError_t launch_decode_dims(const DecodeArgs& a, int head_dim, int num_tokens,
                                cudaStream_t stream) {
   switch (head_dim) {
     case 16:
-      return launch_decode<T, KV, 16>(a, num_tokens, stream);
+      return launch_decode<T, KV, 16, kSoftcap>(a, num_tokens, stream);
     case 32:
-      return launch_decode<T, KV, 32>(a, num_tokens, stream);
+      return launch_decode<T, KV, 32, kSoftcap>(a, num_tokens, stream);
     case 64:
-      return launch_decode<T, KV, 64>(a, num_tokens, stream);
+      return launch_decode<T, KV, 64, kSoftcap>(a, num_tokens, stream);
     case 128:
-      return launch_decode<T, KV, 128>(a, num_tokens, stream);
+      return launch_decode<T, KV, 128, kSoftcap>(a, num_tokens, stream);
+    case 256:
+      return launch_decode<T, KV, 256, kSoftcap>(a, num_tokens, stream);
     default:
       return cudaErrorInvalidValue;
   }
+}
+
+template <typename T, typename KV>
+cudaError_t launch_decode_variant(const DecodeArgs& a, bool softcap, int head_dim, int num_tokens,
+                                  cudaStream_t stream) {
+  return softcap ? launch_decode_dims<T, KV, true>(a, head_dim, num_tokens, stream)
+                 : launch_decode_dims<T, KV, false>(a, head_dim, num_tokens, stream);
 }
 
 // Decode of tokens [0, p.num_tokens), split as a batch of `split_tokens` tokens would be (the
 // whole batch's count when the decodes lead a mixed batch: never more splits than the workspace,
 // sized for the whole batch, holds).
 cudaError_t attention_decode(const AttentionParams& p, int32_t split_tokens, cudaStream_t stream) {
-  const int splits = decode_num_splits(split_tokens, p.num_q_heads, p.max_context_len);
+  // A window bounds the positions a token reads, so it bounds the useful splits too (never more
+  // than attention_workspace_bytes sized from max_context_len).
+  const int32_t span = p.window > 0 ? std::min(p.max_context_len, p.window) : p.max_context_len;
+  const int splits = decode_num_splits(split_tokens, p.num_q_heads, span);
   const size_t needed = splits <= 1 ? 0
                                     : static_cast<size_t>(p.num_tokens) * p.num_q_heads * splits *
                                           (p.head_dim + 1) * sizeof(float);
@@ -435,14 +472,18 @@ cudaError_t attention_decode(const AttentionParams& p, int32_t split_tokens, cud
   a.num_kv_heads = p.num_kv_heads;
   a.block_size = p.block_size;
   a.num_splits = splits;
-  a.scale_log2 = p.scale * kLog2e;
+  a.window = p.window;
+  const bool softcap = p.softcap > 0;
+  a.scale_log2 = softcap ? p.scale / p.softcap : p.scale * kLog2e;
+  a.softcap_log2 = softcap ? p.softcap * kLog2e : 0.0f;
   cudaError_t err = cudaSuccess;
   const cudaError_t dtype_err = dispatch_dtype(p.dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, float>) {
       err = cudaErrorInvalidValue;
     } else {
-      err = p.kv_fp8 ? launch_decode_dims<T, uint8_t>(a, p.head_dim, p.num_tokens, stream)
-                     : launch_decode_dims<T, T>(a, p.head_dim, p.num_tokens, stream);
+      err = p.kv_fp8
+                ? launch_decode_variant<T, uint8_t>(a, softcap, p.head_dim, p.num_tokens, stream)
+                : launch_decode_variant<T, T>(a, softcap, p.head_dim, p.num_tokens, stream);
     }
   });
   return dtype_err != cudaSuccess ? dtype_err : err;
@@ -458,16 +499,18 @@ size_t attention_workspace_bytes(int32_t num_tokens, int32_t /*num_seqs*/, int32
 }
 
 cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128) {
-    return cudaErrorInvalidValue;  // the only instantiated head dims (decode and prefill)
+  if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128 &&
+      p.head_dim != 256) {
+    return cudaErrorInvalidValue;  // the only instantiated head dims (256: decode kernel only)
   }
   if (p.dtype != DType::kF16 && p.dtype != DType::kBF16) return cudaErrorInvalidValue;
   if (p.num_q_heads <= 0 || p.num_kv_heads <= 0 || p.num_q_heads % p.num_kv_heads != 0 ||
-      p.block_size <= 0 || p.num_tokens < 0 || p.num_seqs < 0) {
+      p.block_size <= 0 || p.num_tokens < 0 || p.num_seqs < 0 || p.window < 0 ||
+      !(p.softcap >= 0.0f)) {
     return cudaErrorInvalidValue;
   }
   if (p.num_tokens == 0 || p.num_seqs == 0) return cudaSuccess;
-  if (p.max_query_len <= 1) return attention_decode(p, p.num_tokens, stream);
+  if (p.max_query_len <= 1 || p.head_dim == 256) return attention_decode(p, p.num_tokens, stream);
   if (p.num_leading_decodes < 0 || p.num_leading_decodes > p.num_seqs ||
       p.num_leading_decodes > p.num_tokens) {
     return cudaErrorInvalidValue;

@@ -10,8 +10,9 @@
 //              block block_tables[s * max_blocks_per_seq + j / block_size], offset j % block_size.
 //   out        [T, Hq * d]
 // Token t belongs to the sequence s with query_start[s] <= t < query_start[s + 1] and attends to
-// the cached positions 0 .. positions[t] (inclusive). GQA: query head h reads KV head
-// h / (Hq / Hk).
+// the cached positions 0 .. positions[t] (inclusive), or with a sliding window W to
+// positions[t] - W + 1 .. positions[t]. GQA: query head h reads KV head h / (Hq / Hk).
+// Scores are scale * q.k, soft-capped to softcap * tanh(scale * q.k / softcap) when softcap > 0.
 #pragma once
 
 #include <cstddef>
@@ -51,9 +52,15 @@ struct AttentionParams {
   int32_t num_leading_decodes = 0;
   int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;
-  int32_t head_dim = 0;  // 16, 32, 64 or 128 (others: launch returns cudaErrorInvalidValue)
+  // 16, 32, 64, 128 or 256 (256: every token on the decode kernel; others: launch returns
+  // cudaErrorInvalidValue).
+  int32_t head_dim = 0;
   int32_t block_size = 16;
   float scale = 1.0f;
+  // Sliding window in positions (Mistral, Gemma 2/3); 0: the whole causal context.
+  int32_t window = 0;
+  // Soft-cap of the scores before the softmax (Gemma 2); 0: none.
+  float softcap = 0.0f;
   // Scratch for split-K partial results; at least attention_workspace_bytes(...) bytes.
   void* workspace = nullptr;
   size_t workspace_bytes = 0;

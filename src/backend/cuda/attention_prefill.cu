@@ -18,6 +18,12 @@
 // With kPad = 8 the row pitch is D + 8 halves (48, 80, 144, 272 bytes): 16-byte aligned for
 // cp.async/ldmatrix, and the 8 rows of every ldmatrix 8x8 matrix fall on distinct bank quads.
 //
+// Sliding window (kWindow, p.window > 0): row r sees positions pos_r - window + 1 .. pos_r only,
+// so the K/V walk starts at the tile holding the first row's first visible position, and tiles
+// reaching below a row's window are masked like the causal diagonal. Soft-capping (kSoftcap,
+// p.softcap > 0): Q is scaled by scale / softcap and each score becomes softcap * log2(e) *
+// tanh(q.k) before the mask. Both are template parameters, so the plain kernel is unchanged.
+//
 // fp8 KV cache (p.kv_fp8, KV = uint8_t): the shared tiles stay in T, since mma.sync takes both
 // operands in one type. A tile's e4m3 codes are loaded into registers (8 bytes per 8 elements)
 // where cp.async would have been issued, and widened exactly into the shared tile where the
@@ -115,8 +121,10 @@ struct PrefillArgs {
   const int32_t* query_start;
   const int32_t* block_tables;
   int max_blocks_per_seq, num_q_heads, num_kv_heads, block_size;
-  int first_seq;  // sequences before it are served by the decode kernel
-  float scale_log2;
+  int first_seq;       // sequences before it are served by the decode kernel
+  int window;          // kWindow: sliding window in positions
+  float scale_log2;    // scores are multiplied by it: scale * log2(e), or scale / softcap
+  float softcap_log2;  // kSoftcap: softcap * log2(e), the factor of tanh(q.k)
 };
 
 // Gathers positions [kv0, kv0 + 64) of KV head kvh into tile [64][D + kPad]; rows at or past
@@ -201,7 +209,7 @@ struct KvTileLoad {
 // q [T, (Hq+2Hk)*D]; k/v cache [blocks, block_size, Hk, D]; out [T, Hq*D].
 // Shared by two kernels that differ only in their launch bounds: attention_prefill_kernel and,
 // for D = 16, attention_prefill_kernel_d16 (below).
-template <typename T, typename KV, int D>
+template <typename T, typename KV, int D, bool kWindow, bool kSoftcap>
 __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   static_assert(D % 16 == 0, "k16 steps of QK^T and n8 pairs of PV");
   constexpr int kLd = D + kPad;
@@ -241,6 +249,10 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   int kv_end = 0;  // one past the largest position any row of the tile sees
   for (int r = 0; r < kTileQ; ++r) kv_end = max(kv_end, spos[r] + 1);
   const int pos0 = spos[warp * 16 + g], pos1 = spos[warp * 16 + g + 8];
+  // kWindow: the last position each row does not see (-1: none); the tile's rows are consecutive
+  // positions, so row 0 sees the smallest, and the walk starts at the tile holding its first.
+  const int lo0 = kWindow ? pos0 - a.window : -1, lo1 = kWindow ? pos1 - a.window : -1;
+  const int first_kv_tile = kWindow ? max(0, spos[0] - a.window + 1) / kTileKv : 0;
   __syncthreads();  // sk is free for K
 
   const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
@@ -253,8 +265,8 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
 
   const int num_kv_tiles = (kv_end + kTileKv - 1) / kTileKv;
-  kload.fetch(sk, kc, table, 0, kv_end, kvh, a);
-  for (int kt = 0; kt < num_kv_tiles; ++kt) {
+  kload.fetch(sk, kc, table, first_kv_tile * kTileKv, kv_end, kvh, a);
+  for (int kt = first_kv_tile; kt < num_kv_tiles; ++kt) {
     const int kv0 = kt * kTileKv;
     vload.fetch(sv, vc, table, kv0, kv_end, kvh, a);
     kload.land(sk);  // K tile kt
@@ -283,15 +295,22 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
 
     // Online softmax of rows g (sc[.][0..1]) and g + 8 (sc[.][2..3]).
     float mx0 = -INFINITY, mx1 = -INFINITY;
-    // Only tiles reaching past the smallest position of the warp's rows need the causal mask.
-    const bool is_masked = __any_sync(0xffffffffu, kv0 + kTileKv - 1 > min(pos0, pos1));
+    // Only tiles reaching past the smallest position of the warp's rows need the causal mask,
+    // and under a window those reaching below the largest row's window.
+    bool is_masked = kv0 + kTileKv - 1 > min(pos0, pos1);
+    if constexpr (kWindow) is_masked = is_masked || kv0 <= max(lo0, lo1);
+    is_masked = __any_sync(0xffffffffu, is_masked);
 #pragma unroll
     for (int n = 0; n < kTileKv / 8; ++n) {
       const int j = kv0 + n * 8 + quad * 2;
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         sc[n][e] *= a.scale_log2;
-        if (is_masked && j + (e & 1) > (e < 2 ? pos0 : pos1)) sc[n][e] = -INFINITY;
+        if constexpr (kSoftcap) sc[n][e] = a.softcap_log2 * tanhf(sc[n][e]);
+        const int jj = j + (e & 1);
+        if (is_masked && (jj > (e < 2 ? pos0 : pos1) || (kWindow && jj <= (e < 2 ? lo0 : lo1)))) {
+          sc[n][e] = -INFINITY;
+        }
       }
       mx0 = fmaxf(mx0, fmaxf(sc[n][0], sc[n][1]));
       mx1 = fmaxf(mx1, fmaxf(sc[n][2], sc[n][3]));
@@ -371,17 +390,41 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   }
 }
 
-template <typename T, typename KV, int D>
+template <typename T, typename KV, int D, bool kWindow, bool kSoftcap>
 __global__ void __launch_bounds__(kThreads) attention_prefill_kernel(const PrefillArgs a) {
-  attention_prefill_body<T, KV, D>(a);
+  attention_prefill_body<T, KV, D, kWindow, kSoftcap>(a);
 }
 
 // D = 16: with the plain bound ptxas (-O3) squeezes the kernel to 80 registers for 6 CTAs/SM
 // and spills 16 bytes to get there; asking for 5 CTAs/SM gives 96 registers and no spill. A
 // separate kernel, because any min-blocks value changes the code ptxas makes for D = 64/128.
-template <typename T, typename KV>
+template <typename T, typename KV, bool kWindow, bool kSoftcap>
 __global__ void __launch_bounds__(kThreads, 5) attention_prefill_kernel_d16(const PrefillArgs a) {
-  attention_prefill_body<T, KV, 16>(a);
+  attention_prefill_body<T, KV, 16, kWindow, kSoftcap>(a);
+}
+
+template <typename T, typename KV, int D, bool kWindow, bool kSoftcap>
+void launch_prefill_kernel(const PrefillArgs& a, const dim3& grid, cudaStream_t stream) {
+  if constexpr (D == 16) {
+    attention_prefill_kernel_d16<T, KV, kWindow, kSoftcap><<<grid, kThreads, 0, stream>>>(a);
+  } else {
+    attention_prefill_kernel<T, KV, D, kWindow, kSoftcap><<<grid, kThreads, 0, stream>>>(a);
+  }
+}
+
+template <typename T, typename KV, int D>
+void launch_prefill_variant(const PrefillArgs& a, const AttentionParams& p, const dim3& grid,
+                            cudaStream_t stream) {
+  const bool window = p.window > 0, softcap = p.softcap > 0;
+  if (!window && !softcap) {
+    launch_prefill_kernel<T, KV, D, false, false>(a, grid, stream);
+  } else if (!softcap) {
+    launch_prefill_kernel<T, KV, D, true, false>(a, grid, stream);
+  } else if (!window) {
+    launch_prefill_kernel<T, KV, D, false, true>(a, grid, stream);
+  } else {
+    launch_prefill_kernel<T, KV, D, true, true>(a, grid, stream);
+  }
 }
 
 template <typename T, int D>
@@ -389,15 +432,9 @@ cudaError_t launch_prefill(const PrefillArgs& a, const AttentionParams& p, cudaS
   const dim3 grid((p.max_query_len + kTileQ - 1) / kTileQ, p.num_q_heads,
                   p.num_seqs - p.num_leading_decodes);
   if (p.kv_fp8) {
-    if constexpr (D == 16) {
-      attention_prefill_kernel_d16<T, uint8_t><<<grid, kThreads, 0, stream>>>(a);
-    } else {
-      attention_prefill_kernel<T, uint8_t, D><<<grid, kThreads, 0, stream>>>(a);
-    }
-  } else if constexpr (D == 16) {
-    attention_prefill_kernel_d16<T, T><<<grid, kThreads, 0, stream>>>(a);
+    launch_prefill_variant<T, uint8_t, D>(a, p, grid, stream);
   } else {
-    attention_prefill_kernel<T, T, D><<<grid, kThreads, 0, stream>>>(a);
+    launch_prefill_variant<T, T, D>(a, p, grid, stream);
   }
   return cudaGetLastError();
 }
@@ -419,7 +456,10 @@ cudaError_t launch_attention_prefill(const AttentionParams& p, cudaStream_t stre
   a.num_kv_heads = p.num_kv_heads;
   a.block_size = p.block_size;
   a.first_seq = p.num_leading_decodes;
-  a.scale_log2 = p.scale * kLog2e;
+  a.window = p.window;
+  const bool softcap = p.softcap > 0;
+  a.scale_log2 = softcap ? p.scale / p.softcap : p.scale * kLog2e;
+  a.softcap_log2 = softcap ? p.softcap * kLog2e : 0.0f;
   const bool is_bf16 = p.dtype == DType::kBF16;
   switch (p.head_dim) {
     case 16:

@@ -415,6 +415,20 @@ void CudaBackend::add(Tensor a, Tensor b) {
   check(cuda::launch_add(dtype_, a.data, b.data, a.numel(), stream_), "add");
 }
 
+void CudaBackend::scale(Tensor x, float s) {
+  const OpTimer timer(profile_.get(), stream_, "scale");
+  check(cuda::launch_scale(dtype_, x.data, s, x.numel(), stream_), "scale");
+}
+
+void CudaBackend::softcap(Tensor x, float cap) {
+  const OpTimer timer(profile_.get(), stream_, "softcap");
+  if (x.dtype != DType::kF32) {
+    fail(StatusCode::kInternal, "cuda backend: softcap of {} (F32 logits only)",
+         dtype_name(x.dtype));
+  }
+  check(cuda::launch_softcap(x.as<float>(), cap, x.numel(), stream_), "softcap");
+}
+
 void CudaBackend::add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps,
                                  Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "add_layer_norm");
@@ -481,6 +495,13 @@ void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
         "silu_mul");
 }
 
+void CudaBackend::gelu_mul(Tensor gate_up, Tensor out) {
+  const OpTimer timer(profile_.get(), stream_, "gelu_mul");
+  check(cuda::launch_gelu_mul(dtype_, gate_up.data, static_cast<int32_t>(out.dim(0)),
+                              static_cast<int32_t>(out.dim(-1)), out.data, stream_),
+        "gelu_mul");
+}
+
 void CudaBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
                        const BatchTensors& batch) {
   const OpTimer timer(profile_.get(), stream_, "rope");
@@ -512,6 +533,14 @@ void CudaBackend::rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor 
 void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
                             const KvLayer& kv, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "attention");
+  if (shape.head_dim != 16 && shape.head_dim != 32 && shape.head_dim != 64 &&
+      shape.head_dim != 128 && shape.head_dim != 256) {
+    // e.g. Phi-3 mini (96): said plainly, not as a launch error.
+    fail(StatusCode::kUnimplemented,
+         "cuda backend: attention with head_dim {} is not supported yet (16, 32, 64, 128, 256 "
+         "are)",
+         shape.head_dim);
+  }
   cuda::AttentionParams p;
   p.dtype = dtype_;
   p.kv_fp8 = kv.k.dtype == DType::kF8E4M3;
@@ -534,6 +563,8 @@ void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const Batch
   p.head_dim = shape.head_dim;
   p.block_size = kv.block_size;
   p.scale = shape.scale;
+  p.window = shape.window;
+  p.softcap = shape.softcap;
   p.workspace_bytes = cuda::attention_workspace_bytes(
       batch.num_tokens, batch.num_seqs, shape.num_q_heads, shape.head_dim, batch.max_context_len);
   p.workspace = p.workspace_bytes > 0 ? scratch(p.workspace_bytes) : nullptr;

@@ -55,6 +55,8 @@ class CudaBackend final : public Backend {
   void qk_rms_norm(Tensor qkv, const AttentionShape& shape, Tensor q_w, Tensor k_w,
                    float eps) override;
   void add(Tensor a, Tensor b) override;
+  void scale(Tensor x, float s) override;
+  void softcap(Tensor x, float cap) override;
   void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps,
                       Tensor out) override;
   void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out) override;
@@ -80,6 +82,7 @@ class CudaBackend final : public Backend {
   void gelu_tanh(Tensor x) override;
   void transpose(Tensor src, Tensor dst) override;
   void silu_mul(Tensor gate_up, Tensor out) override;
+  void gelu_mul(Tensor gate_up, Tensor out) override;
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
             const BatchTensors& batch) override;
   void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,

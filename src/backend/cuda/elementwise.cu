@@ -65,10 +65,40 @@ __global__ void gelu_kernel(T* __restrict__ x, int64_t n) {
   }
 }
 
-// grid-stride over T*F: out[t, i] = silu(g) * u with g = gate_up[t, i], u = gate_up[t, F + i].
+// grid-stride over n: x[i] = x[i] * s.
 template <typename T>
-__global__ void silu_mul_kernel(const T* __restrict__ gate_up, int64_t num_tokens, int32_t ffn,
-                                T* __restrict__ out) {
+__global__ void scale_kernel(T* __restrict__ x, float s, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    x[i] = from_float<T>(to_float(x[i]) * s);
+  }
+}
+
+// grid-stride over n fp32 values: x[i] = cap * tanh(x[i] / cap) (tanhf: the accurate one, since
+// the logits it caps are compared against each other).
+__global__ void softcap_kernel(float* __restrict__ x, float cap, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    x[i] = cap * tanhf(x[i] / cap);
+  }
+}
+
+// The gated MLPs' activations: SiLU (SwiGLU) and tanh-approximated GELU (GeGLU).
+struct Silu {
+  __device__ __forceinline__ float operator()(float g) const { return g / (1.0f + __expf(-g)); }
+};
+struct GeluTanh {
+  __device__ __forceinline__ float operator()(float g) const { return gelu_tanh_f(g); }
+};
+
+// grid-stride over T*F: out[t, i] = act(g) * u with g = gate_up[t, i], u = gate_up[t, F + i].
+template <typename T, typename Act>
+__global__ void gated_mul_kernel(const T* __restrict__ gate_up, int64_t num_tokens, int32_t ffn,
+                                 T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int64_t n = num_tokens * ffn;
@@ -77,16 +107,16 @@ __global__ void silu_mul_kernel(const T* __restrict__ gate_up, int64_t num_token
     const int64_t t = i / ffn, c = i % ffn;
     const float g = to_float(gate_up[t * 2 * ffn + c]);
     const float u = to_float(gate_up[t * 2 * ffn + ffn + c]);
-    out[i] = from_float<T>(g / (1.0f + __expf(-g)) * u);
+    out[i] = from_float<T>(Act()(g) * u);
   }
 }
 
 // grid (ceil(F / 8 / 128), T), block (128): one 16-byte vector of gate, of up and of out per thread
 // (F % 8 == 0, 16-byte aligned rows). The scalar kernel above did a 64-bit division per element
 // and reached 1.6 TB/s on the H200 (ncu, Llama-3-8B prefill); this one does one per 8.
-template <typename T>
-__global__ void silu_mul_vec_kernel(const T* __restrict__ gate_up, int32_t ffn,
-                                    T* __restrict__ out) {
+template <typename T, typename Act>
+__global__ void gated_mul_vec_kernel(const T* __restrict__ gate_up, int32_t ffn,
+                                     T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int64_t t = blockIdx.y;
@@ -96,10 +126,7 @@ __global__ void silu_mul_vec_kernel(const T* __restrict__ gate_up, int32_t ffn,
   const Vec8<T> u = *reinterpret_cast<const Vec8<T>*>(gate_up + t * 2 * ffn + ffn + c);
   Vec8<T> o;
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const float gf = to_float(g.v[j]);
-    o.v[j] = from_float<T>(gf / (1.0f + __expf(-gf)) * to_float(u.v[j]));
-  }
+  for (int j = 0; j < 8; ++j) o.v[j] = from_float<T>(Act()(to_float(g.v[j])) * to_float(u.v[j]));
   *reinterpret_cast<Vec8<T>*>(out + t * ffn + c) = o;
 }
 
@@ -240,8 +267,11 @@ cudaError_t launch_gelu_tanh(DType dtype, void* x, int64_t n, cudaStream_t strea
   return e != cudaSuccess ? e : cudaGetLastError();
 }
 
-cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
-                            void* out, cudaStream_t stream) {
+namespace {
+
+template <typename Act>
+cudaError_t launch_gated_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
+                             void* out, cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(num_tokens) * ffn;
   if (n == 0) return cudaSuccess;
   const bool vec = ffn % 8 == 0 && reinterpret_cast<uintptr_t>(gate_up) % 16 == 0 &&
@@ -252,14 +282,39 @@ cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens
       constexpr int kVecThreads = 128;
       const dim3 grid(static_cast<unsigned>((ffn / 8 + kVecThreads - 1) / kVecThreads),
                       static_cast<unsigned>(num_tokens));
-      launched = launch(silu_mul_vec_kernel<T>, grid, kVecThreads, 0, stream,
+      launched = launch(gated_mul_vec_kernel<T, Act>, grid, kVecThreads, 0, stream,
                         static_cast<const T*>(gate_up), ffn, static_cast<T*>(out));
     } else {
-      launched = launch(silu_mul_kernel<T>, flat_blocks(n), kThreads, 0, stream,
+      launched = launch(gated_mul_kernel<T, Act>, flat_blocks(n), kThreads, 0, stream,
                         static_cast<const T*>(gate_up), num_tokens, ffn, static_cast<T*>(out));
     }
   });
   return e != cudaSuccess ? e : launched;
+}
+
+}  // namespace
+
+cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
+                            void* out, cudaStream_t stream) {
+  return launch_gated_mul<Silu>(dtype, gate_up, num_tokens, ffn, out, stream);
+}
+
+cudaError_t launch_gelu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
+                            void* out, cudaStream_t stream) {
+  return launch_gated_mul<GeluTanh>(dtype, gate_up, num_tokens, ffn, out, stream);
+}
+
+cudaError_t launch_scale(DType dtype, void* x, float s, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  cudaError_t e = dispatch_dtype(dtype, [&]<typename T>() {
+    launch(scale_kernel<T>, flat_blocks(n), kThreads, 0, stream, static_cast<T*>(x), s, n);
+  });
+  return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+cudaError_t launch_softcap(float* x, float cap, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  return launch(softcap_kernel, flat_blocks(n), kThreads, 0, stream, x, cap, n);
 }
 
 cudaError_t launch_silu_mul_fp8(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,

@@ -23,10 +23,17 @@ cudaError_t launch_add(DType dtype, void* a, const void* b, int64_t n, cudaStrea
 // dst[c, r] = src[r, c]; src [rows, cols], dst [cols, rows].
 cudaError_t launch_transpose(DType dtype, const void* src, int64_t rows, int64_t cols, void* dst,
                              cudaStream_t stream);
+// x *= s over n elements (Gemma's embedding scale).
+cudaError_t launch_scale(DType dtype, void* x, float s, int64_t n, cudaStream_t stream);
+// x = cap * tanh(x / cap) over n fp32 elements (Gemma 2's final logit soft-capping).
+cudaError_t launch_softcap(float* x, float cap, int64_t n, cudaStream_t stream);
 // x = gelu_tanh(x) over n elements.
 cudaError_t launch_gelu_tanh(DType dtype, void* x, int64_t n, cudaStream_t stream);
 // out[t, i] = silu(gate_up[t, i]) * gate_up[t, F + i]; gate_up [T, 2F], out [T, F].
 cudaError_t launch_silu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
+                            void* out, cudaStream_t stream);
+// out[t, i] = gelu_tanh(gate_up[t, i]) * gate_up[t, F + i] (GeGLU); shapes as launch_silu_mul.
+cudaError_t launch_gelu_mul(DType dtype, const void* gate_up, int32_t num_tokens, int32_t ffn,
                             void* out, cudaStream_t stream);
 // silu_mul written as per-row fp8 codes q [T, F] and scales fp32 [T] (of the values silu_mul would
 // have stored in `dtype`). 16-bit types, F % 8 == 0, 16-byte aligned gate_up, 8-byte aligned q, and

@@ -54,10 +54,13 @@ class NullBackend final : public Backend {
   void rms_norm(Tensor x, Tensor w, float eps, Tensor out) override {}
   void qk_rms_norm(Tensor, const AttentionShape&, Tensor, Tensor, float) override {}
   void add(Tensor a, Tensor b) override {}
+  void scale(Tensor x, float s) override {}
+  void softcap(Tensor x, float cap) override {}
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override {}
   void gelu_tanh(Tensor x) override {}
   void transpose(Tensor src, Tensor dst) override {}
   void silu_mul(Tensor gate_up, Tensor out) override {}
+  void gelu_mul(Tensor gate_up, Tensor out) override {}
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
             const BatchTensors& batch) override {}
   void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,

@@ -3,13 +3,10 @@
 // gate/up into one [2F] matmul at load; the step is DecoderModel's (model/decoder.h). Under tensor
 // parallelism each rank loads its heads and FFN columns (ModelShard), under pipeline parallelism
 // each stage its layers.
-#include <cmath>
-
 #include "model/arch/llama.h"
 
 #include "common/status.h"
 #include "model/decoder.h"
-#include "model/rope.h"
 
 namespace llmserve {
 namespace {
@@ -27,14 +24,12 @@ class LlamaModel final : public DecoderModel {
     const int64_t q_rows = c.num_q_heads * hd, kv_rows = c.num_kv_heads * hd;
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
     WeightLoader w(store, backend, weights_, shard_, options);
-    const bool tied = c.tie_word_embeddings;
-    if (shard_.is_first_stage() || (tied && shard_.is_last_stage())) {
-      embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, d});
-    }
+    load_embeddings(w);
     for (int32_t i = first_layer(); i < first_layer() + local_.num_layers; ++i) {
       const std::string l = "model.layers." + std::to_string(i) + ".";
       DecoderLayer layer;
-      layer.attention_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      layer.attention_scale = c.attention_scale();
+      layer.window = c.window_of(i);
       layer.input_norm.w = w.load(l + "input_layernorm.weight", {d});
       // Phi-3 stores Q/K/V fused (qkv_proj) and gate/up fused (gate_up_proj): same rows, one
       // tensor each.
@@ -74,24 +69,16 @@ class LlamaModel final : public DecoderModel {
       });
       layers_.push_back(layer);
     }
-    if (!tied && !w.contains("lm_head.weight")) {
-      fail(StatusCode::kDataLoss,
-           "checkpoint '{}' has no tensor 'lm_head.weight' and tie_word_embeddings is false",
-           store.dir().string());
-    }
-    if (shard_.is_last_stage()) {
-      final_norm_.w = w.load("model.norm.weight", {d});
-      lm_head_ = tied ? embed_ : w.load("lm_head.weight", {c.vocab_size, d});
-    }
-    const std::vector<float> rope = build_rope_table(c.rope, c.head_dim, c.max_position_embeddings);
-    rope_table_ = w.upload(rope, {static_cast<int64_t>(rope.size()) / c.head_dim, c.head_dim});
+    if (shard_.is_last_stage()) final_norm_.w = w.load("model.norm.weight", {d});
+    load_lm_head(w, store);
+    rope_table_ = load_rope_table(w, c.rope);
     finish_loading();
   }
 };
 
 }  // namespace
 
-void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
+void parse_llama_dims(const ConfigReader& r, ModelConfig& c) {
   c.vocab_size = r.get_int("vocab_size");
   c.hidden_size = r.get_int("hidden_size");
   c.num_layers = r.get_int("num_hidden_layers");
@@ -105,6 +92,10 @@ void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
   c.has_attention_bias = r.get_bool("attention_bias", false);
   c.has_mlp_bias = r.get_bool("mlp_bias", false);
   c.rope = parse_rope_config(r);
+}
+
+void parse_llama_config(const ConfigReader& r, ModelConfig& c) {
+  parse_llama_dims(r, c);
   std::string act = r.get_string("hidden_act", "silu");
   if (act != "silu") {
     fail(StatusCode::kUnimplemented, "'{}': hidden_act '{}' is not supported (silu is)",

@@ -82,7 +82,8 @@ TEST_P(EngineEqualsCheckpoint, SameLogitsAndTokens) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineEqualsCheckpoint,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
-                                           "llama-tiny-bf16"),
+                                           "llama-tiny-bf16", "mistral-tiny", "gemma2-tiny",
+                                           "gemma3-tiny"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
@@ -147,18 +148,18 @@ TEST_P(ShardedEngine, RankFilesGiveTheWholeModel) {
   fs::remove_all(out.parent_path());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, ShardedEngine,
-                         ::testing::Values(ShardCase{"gpt2-tiny", 2, 1},
-                                           ShardCase{"llama-tiny", 2, 1},
-                                           ShardCase{"llama-tiny-bf16", 1, 2},
-                                           ShardCase{"gpt2-tiny-fp16", 2, 2}),
-                         [](const auto& info) {
-                           std::string n = info.param.model + "_tp" +
-                                           std::to_string(info.param.tp) + "_pp" +
-                                           std::to_string(info.param.pp);
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, ShardedEngine,
+    ::testing::Values(ShardCase{"gpt2-tiny", 2, 1}, ShardCase{"llama-tiny", 2, 1},
+                      ShardCase{"llama-tiny-bf16", 1, 2}, ShardCase{"gpt2-tiny-fp16", 2, 2},
+                      ShardCase{"mistral-tiny", 2, 1}, ShardCase{"gemma2-tiny", 2, 1},
+                      ShardCase{"gemma3-tiny", 2, 2}),
+    [](const auto& info) {
+      std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
+                      std::to_string(info.param.pp);
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
 
 // Quantized engines store the codes and scales the loader would compute (int8: I8 + one scale per
 // output row; fp8: E4M3 + one scale per output row; int4: packed I32 words + (scale, zero) pairs

@@ -2,7 +2,8 @@
 // inputs: decode (split-K) and prefill (tensor-core tiles) paths, mixed batches, GQA ratios,
 // head dims 16/32/64/128, fp16/bf16, block sizes 8/16/32, shuffled block tables, and bounds passed
 // larger than the real lengths (as a captured CUDA graph does); the same cases over an fp8 e4m3
-// KV cache (--kv-cache-dtype fp8), whose reference reads the codes' exact values. Needs a GPU;
+// KV cache (--kv-cache-dtype fp8), whose reference reads the codes' exact values; sliding windows
+// (Mistral, Gemma 2/3: positions p - W + 1 .. p) and soft-capped scores (Gemma 2). Needs a GPU;
 // skips without one.
 #include <gtest/gtest.h>
 
@@ -60,6 +61,10 @@ struct Case {
   bool kv_fp8 = false;       // caches of e4m3 codes instead of dtype
   bool misread_kv = false;   // a planted bug: the kernel is told the other cache type
   int leading_decodes = -1;  // num_leading_decodes; -1: as CudaBackend::upload_batch counts them
+  int window = 0;            // sliding window; 0: none
+  float softcap = 0.0f;      // score soft-cap; 0: none
+  float value_scale = 1.0f;  // q and k drawn in (-value_scale, value_scale): larger scores
+  bool misread_softcap = false;  // a planted bug: the kernel is not told the soft-cap
 };
 
 // Device buffer freed on scope exit.
@@ -120,11 +125,12 @@ void run_case(const Case& c, Result* result) {
       tables[s * max_blocks_per_seq + b] = ids[next++];
   }
 
-  auto random_rounded = [&](size_t n, std::vector<uint16_t>& bits, std::vector<float>& vals) {
+  auto random_rounded = [&](size_t n, std::vector<uint16_t>& bits, std::vector<float>& vals,
+                            float range = 1.0f) {
     bits.resize(n);
     vals.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      bits[i] = to_bits(uni(rng), c.dtype);
+      bits[i] = to_bits(range * uni(rng), c.dtype);
       vals[i] = from_bits(bits[i], c.dtype);
     }
   };
@@ -141,12 +147,12 @@ void run_case(const Case& c, Result* result) {
   std::vector<uint8_t> k_codes, v_codes;
   std::vector<float> qkv, kc, vc;
   const size_t cache_elems = static_cast<size_t>(num_blocks) * bs * hk * d;
-  random_rounded(static_cast<size_t>(num_tokens) * heads * d, qkv_bits, qkv);
+  random_rounded(static_cast<size_t>(num_tokens) * heads * d, qkv_bits, qkv, c.value_scale);
   if (c.kv_fp8) {
     random_codes(cache_elems, k_codes, kc);
     random_codes(cache_elems, v_codes, vc);
   } else {
-    random_rounded(cache_elems, k_bits, kc);
+    random_rounded(cache_elems, k_bits, kc, c.value_scale);
     random_rounded(cache_elems, v_bits, vc);
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -156,23 +162,25 @@ void run_case(const Case& c, Result* result) {
   for (int s = 0; s < num_seqs; ++s) {
     for (int t = query_start[s]; t < query_start[s + 1]; ++t) {
       const int len = positions[t] + 1;
+      const int first = c.window > 0 ? std::max(0, len - c.window) : 0;
       for (int h = 0; h < hq; ++h) {
         const float* q = &qkv[(static_cast<size_t>(t) * heads + h) * d];
-        std::vector<double> p(len);
+        std::vector<double> p(len, 0.0);
         double mx = -INFINITY;
-        for (int j = 0; j < len; ++j) {
+        for (int j = first; j < len; ++j) {
           const size_t slot =
               static_cast<size_t>(tables[s * max_blocks_per_seq + j / bs]) * bs + j % bs;
           const float* k = &kc[(slot * hk + h / group) * d];
           double dot = 0;
           for (int i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * k[i];
           p[j] = dot * scale;
+          if (c.softcap > 0) p[j] = c.softcap * std::tanh(p[j] / c.softcap);
           mx = std::max(mx, p[j]);
         }
         double sum = 0;
-        for (int j = 0; j < len; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        for (int j = first; j < len; ++j) sum += (p[j] = std::exp(p[j] - mx));
         double* o = &ref[(static_cast<size_t>(t) * hq + h) * d];
-        for (int j = 0; j < len; ++j) {
+        for (int j = first; j < len; ++j) {
           const size_t slot =
               static_cast<size_t>(tables[s * max_blocks_per_seq + j / bs]) * bs + j % bs;
           const float* v = &vc[(slot * hk + h / group) * d];
@@ -227,6 +235,8 @@ void run_case(const Case& c, Result* result) {
   p.head_dim = d;
   p.block_size = bs;
   p.scale = scale;
+  p.window = c.window;
+  p.softcap = c.misread_softcap ? 0.0f : c.softcap;
   p.workspace_bytes = attention_workspace_bytes(num_tokens, num_seqs, hq, d, p.max_context_len);
   if (p.workspace_bytes > 0) {
     ASSERT_CUDA(cudaMalloc(&d_ws.ptr, p.workspace_bytes));
@@ -462,6 +472,115 @@ TEST_F(AttentionTest, Fp8KvCache) {
   }
 }
 
+// Sliding windows: smaller than a block, than a 64-position K/V tile, larger than one, and larger
+// than every context (then the same as none); decodes whose windows start inside a split chunk,
+// prefills whose first row's window starts inside, at and before a tile, chunks after a cached
+// prefix, mixed batches, an fp8 cache, and bounds larger than exact.
+TEST_F(AttentionTest, SlidingWindow) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const int window : {1, 8, 64, 100, 4096}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "dtype " << static_cast<int>(dtype) << " d " << shape.head_dim << " Hq "
+                     << shape.num_q_heads << " window " << window);
+        for (Case c :
+             {make_case(dtype, shape, 16, {1}, {1}),
+              make_case(dtype, shape, 16, {1, 1, 1, 1}, {7, 65, 1000, 8192}),
+              make_case(dtype, shape, 16, {300}, {300}), make_case(dtype, shape, 32, {50}, {250}),
+              make_case(dtype, shape, 16, {130}, {200}),
+              make_case(dtype, shape, 16, {1, 37, 1, 50}, {100, 37, 7, 250})}) {
+          c.window = window;
+          expect_matches(c);
+        }
+        Case fp8 = make_case(dtype, shape, 16, {1, 1, 90}, {700, 20, 300});
+        fp8.window = window;
+        fp8.kv_fp8 = true;
+        expect_matches(fp8);
+        Case loose = make_case(dtype, shape, 16, {1, 70}, {45, 130});
+        loose.window = window;
+        loose.extra_query_bound = 100;
+        loose.extra_context_bound = 4000;
+        expect_matches(loose);
+      }
+    }
+  }
+}
+
+// Soft-capped scores (Gemma 2: cap * tanh(score / cap) before the softmax), alone and with a
+// window, with q and k in (-2, 2) so that scores of a few units meet a cap of 5.
+TEST_F(AttentionTest, SoftcappedScores) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape& shape : kShapes) {
+      for (const int window : {0, 8, 100}) {
+        SCOPED_TRACE(::testing::Message() << "dtype " << static_cast<int>(dtype) << " d "
+                                          << shape.head_dim << " window " << window);
+        for (Case c : {make_case(dtype, shape, 16, {1, 1, 1}, {1, 77, 3000}),
+                       make_case(dtype, shape, 16, {300}, {300}),
+                       make_case(dtype, shape, 16, {1, 37, 1, 50}, {100, 37, 7, 250})}) {
+          c.window = window;
+          c.softcap = 5.0f;
+          c.value_scale = 2.0f;
+          expect_matches(c);
+          if (window == 0) {
+            Case fp8 = c;
+            fp8.kv_fp8 = true;
+            expect_matches(fp8);
+          }
+        }
+      }
+    }
+  }
+  // A kernel that leaves the cap out is far outside the tolerance (scores of a few units against
+  // a cap of 2 change the softmax weights by tens of percent).
+  for (const bool decode : {true, false}) {
+    Case c = decode ? make_case(DType::kF16, Shape{64, 12, 12}, 16, {1, 1}, {200, 40})
+                    : make_case(DType::kF16, Shape{64, 12, 12}, 16, {60}, {60});
+    c.softcap = 2.0f;
+    c.value_scale = 2.0f;
+    Result capped, uncapped;
+    run_case(c, &capped);
+    ASSERT_FALSE(HasFatalFailure());
+    c.misread_softcap = true;
+    run_case(c, &uncapped);
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_LT(capped.max_err, tolerance(c.dtype)) << "decode " << decode;
+    EXPECT_GT(uncapped.max_err, 10 * tolerance(c.dtype)) << "decode " << decode;
+  }
+}
+
+// head_dim 256 (Gemma 2 2B/9B, Gemma 3 1B-12B) runs every token on the decode kernel: decodes,
+// prefills, chunks after a cached prefix and mixed batches, with GQA groups 1, 2 and 4, windows,
+// soft-caps, an fp8 cache and bounds larger than exact.
+TEST_F(AttentionTest, HeadDim256OnTheDecodeKernel) {
+  for (const DType dtype : kDtypes) {
+    for (const Shape shape : {Shape{256, 8, 8}, Shape{256, 8, 4}, Shape{256, 4, 1}}) {
+      SCOPED_TRACE(::testing::Message() << "dtype " << static_cast<int>(dtype) << " Hq "
+                                        << shape.num_q_heads << " Hk " << shape.num_kv_heads);
+      for (Case c :
+           {make_case(dtype, shape, 16, {1}, {1}), make_case(dtype, shape, 16, {1}, {4000}),
+            make_case(dtype, shape, 16, {1, 1, 1}, {5, 77, 600}),
+            make_case(dtype, shape, 16, {300}, {300}), make_case(dtype, shape, 32, {50}, {250}),
+            make_case(dtype, shape, 16, {1, 37, 1, 50}, {100, 37, 7, 250})}) {
+        expect_matches(c);
+        Case windowed = c;
+        windowed.window = 64;
+        expect_matches(windowed);
+        Case capped = c;
+        capped.softcap = 5.0f;
+        capped.value_scale = 2.0f;
+        expect_matches(capped);
+        Case fp8 = c;
+        fp8.kv_fp8 = true;
+        expect_matches(fp8);
+        Case loose = c;
+        loose.extra_query_bound = 20;
+        loose.extra_context_bound = 1000;
+        expect_matches(loose);
+      }
+    }
+  }
+}
+
 // The cases can fail: a 16-bit cache read as e4m3 codes (the kernel told kv_fp8 wrongly) is far
 // outside the tolerance, or NaN.
 TEST_F(AttentionTest, KvCacheReadAsTheWrongTypeFails) {
@@ -485,7 +604,7 @@ TEST(AttentionParamsTest, RejectsUnsupportedHeadDimAndSmallWorkspace) {
   p.max_context_len = 8192;
   p.num_q_heads = 32;
   p.num_kv_heads = 8;
-  for (const int head_dim : {0, 8, 24, 48, 80, 96, 112, 256}) {
+  for (const int head_dim : {0, 8, 24, 48, 80, 96, 112, 192, 512}) {
     p.head_dim = head_dim;
     EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue) << "head_dim " << head_dim;
   }
@@ -493,6 +612,13 @@ TEST(AttentionParamsTest, RejectsUnsupportedHeadDimAndSmallWorkspace) {
   ASSERT_GT(attention_workspace_bytes(1, 1, 32, 128, 8192), 0u);
   p.workspace_bytes = attention_workspace_bytes(1, 1, 32, 128, 8192) - 1;
   EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue);
+  p.workspace_bytes = attention_workspace_bytes(1, 1, 32, 128, 8192);
+  p.window = -1;  // windows and soft-caps are >= 0 (0: none)
+  EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue);
+  p.window = 0;
+  p.softcap = -1.0f;
+  EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue);
+  p.softcap = 0.0f;
   for (const int head_dim : {16, 32}) {  // supported; the workspace check applies as well
     p.head_dim = head_dim;
     ASSERT_GT(attention_workspace_bytes(1, 1, 32, head_dim, 8192), 0u);

@@ -332,7 +332,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Fixture{"llama-tiny-bf16", DType::kBF16}, Fixture{"qwen2-tiny", DType::kBF16},
                       Fixture{"qwen3-tiny", DType::kBF16},
                       Fixture{"llama32-tied-tiny", DType::kBF16},
-                      Fixture{"phi3-tiny", DType::kBF16},
+                      Fixture{"phi3-tiny", DType::kBF16}, Fixture{"mistral-tiny", DType::kBF16},
+                      Fixture{"gemma2-tiny", DType::kBF16}, Fixture{"gemma2-tiny", DType::kF16},
+                      Fixture{"gemma3-tiny", DType::kBF16},
                       Fixture{"phi3-longrope-tiny", DType::kBF16}),
     fixture_name);
 

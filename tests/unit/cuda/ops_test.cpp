@@ -286,6 +286,16 @@ TEST_P(CudaOps, Activations) {
     gpu_->silu_mul(gg, go);
     EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
                      "silu_mul ffn " + std::to_string(ffn));
+    cpu_.gelu_mul(cg, co);  // GeGLU (Gemma), the same two paths
+    gpu_->gelu_mul(gg, go);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+                     "gelu_mul ffn " + std::to_string(ffn));
+  }
+  {  // Gemma's embedding scale
+    auto [cs, gs] = both(random_vector(t * f, rng_), {t, f});
+    cpu_.scale(cs, 48.0f);
+    gpu_->scale(gs, 48.0f);
+    EXPECT_CLOSE_REL(read_tensor(*gpu_, gs), read_tensor(cpu_, cs), tol(), "scale");
   }
   auto [ca, ga] = both(random_vector(t * f, rng_), {t, f});
   auto [cb2, gb2] = both(random_vector(t * f, rng_), {t, f});
@@ -362,6 +372,59 @@ TEST_P(CudaOps, RopeKvWriteAttentionGather) {
       cpu_.gather_rows(co, cb, cg);
       gpu_->gather_rows(go, gb, gg);
       EXPECT_CLOSE_REL(read_tensor(*gpu_, gg), read_tensor(cpu_, cg), tol(), what + " gather_rows");
+    }
+  }
+}
+
+// Final logit soft-capping (Gemma 2) on fp32 logits: the same values as the CPU's up to tanhf's
+// last bits, and |x| stays below the cap.
+TEST_P(CudaOps, SoftcapOfFp32Logits) {
+  if (dt() != DType::kF16) GTEST_SKIP() << "dtype-independent (fp32 logits); run once";
+  const int64_t rows = 5, vocab = 50257;
+  const std::vector<float> logits = random_vector(rows * vocab, rng_, 60.0f);
+  auto [cl, gl] = both_bytes(logits.data(), DType::kF32, {rows, vocab});
+  cpu_.softcap(cl, 30.0f);
+  gpu_->softcap(gl, 30.0f);
+  const std::vector<float> got = read_tensor(*gpu_, gl), want = read_tensor(cpu_, cl);
+  EXPECT_CLOSE_REL(got, want, 1e-6, "softcap");
+  for (const float x : got) ASSERT_LE(std::abs(x), 30.0f);
+}
+
+// Attention with a sliding window and soft-capped scores, as Mistral and Gemma 2/3 run it, against
+// the CPU backend's: prefill chunks (with windows starting inside, at and before a 64-position K/V
+// tile), decodes past and within the window, fp16/bf16.
+TEST_P(CudaOps, AttentionWindowAndSoftcap) {
+  struct Variant {
+    int32_t window;
+    float softcap;
+  };
+  for (const Variant v : {Variant{8, 0.0f}, Variant{100, 0.0f}, Variant{0, 20.0f},
+                          Variant{8, 50.0f}, Variant{4096, 30.0f}}) {
+    for (const int32_t d : {16, 128, 256}) {  // 256: every token on the decode kernel
+      const int32_t hq = 8, hk = 2, block_size = 16, num_blocks = 128;
+      // Two leading decodes (the decode kernel), then prefill chunks (the prefill kernel).
+      TestBatch b = make_batch({{700, 1}, {5, 1}, {0, 37}, {200, 50}, {0, 130}}, block_size,
+                               num_blocks, 100, rng_, LogitRows::kLast);
+      BatchTensors cb = cpu_.upload_batch(b.fb), gb = gpu_->upload_batch(b.fb);
+      const int64_t t = b.fb.num_tokens(), width = static_cast<int64_t>(hq + 2 * hk) * d;
+      AttentionShape shape{hq, hk, d, 1.0f / std::sqrt(static_cast<float>(d))};
+      shape.window = v.window;
+      shape.softcap = v.softcap;
+      // Scores of a few units, so the cap bends them.
+      const std::vector<float> cache =
+          random_vector(static_cast<size_t>(num_blocks) * block_size * hk * d, rng_, 2.0f);
+      auto [ck, gk] = both(cache, {num_blocks, block_size, hk, d});
+      auto [cv, gv] = both(random_vector(cache.size(), rng_), {num_blocks, block_size, hk, d});
+      const KvLayer ckv{ck, cv, block_size}, gkv{gk, gv, block_size};
+      auto [cq, gq] = both(random_vector(static_cast<size_t>(t * width), rng_, 2.0f), {t, width});
+      cpu_.write_kv(cq, shape, cb, ckv);
+      gpu_->write_kv(gq, shape, gb, gkv);
+      auto [co, go] = both_empty({t, static_cast<int64_t>(hq) * d});
+      cpu_.attention(cq, shape, cb, ckv, co);
+      gpu_->attention(gq, shape, gb, gkv, go);
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), tol(),
+                       "window " + std::to_string(v.window) + " softcap " +
+                           std::to_string(v.softcap) + " d " + std::to_string(d));
     }
   }
 }

@@ -168,7 +168,8 @@ TEST_P(Golden, ChunkedPrefillMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
                                            "llama-tiny-bf16", "qwen2-tiny", "qwen3-tiny",
-                                           "llama32-tied-tiny", "phi3-tiny", "phi3-longrope-tiny",
+                                           "llama32-tied-tiny", "phi3-tiny", "mistral-tiny",
+                                           "gemma2-tiny", "gemma3-tiny", "phi3-longrope-tiny",
                                            // pre-quantized checkpoints, dequantized at load
                                            // (model/quantized_checkpoint.h); references from
                                            // the same dequantized weights
@@ -223,7 +224,8 @@ TEST_P(GoldenKept16Bit, TwoDimensionalWeightsAreHeldIn16Bits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenKept16Bit,
-                         ::testing::Values("gpt2-tiny-fp16", "llama-tiny-bf16", "qwen3-tiny"),
+                         ::testing::Values("gpt2-tiny-fp16", "llama-tiny-bf16", "qwen3-tiny",
+                                           "mistral-tiny", "gemma3-tiny"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

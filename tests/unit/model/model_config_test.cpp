@@ -165,6 +165,113 @@ TEST(Rope, LongRopeMatchesTransformers) {
   EXPECT_EQ(rope_table_offset(plain, p, 1000), 0);
 }
 
+// Mistral: a sliding_window slides every layer; null (Mistral 7B v0.2 and later) none.
+TEST(ModelConfig, MistralWindowOnEveryLayer) {
+  auto dir = testing::fresh_dir("cfg_mistral");
+  auto j = llama_config();
+  j["architectures"] = {"MistralForCausalLM"};
+  j["num_hidden_layers"] = 3;
+  j["sliding_window"] = 48;
+  testing::write_file(dir / "config.json", j.dump());
+  ModelConfig c = load_model_config(dir);
+  EXPECT_EQ(c.layer_windows, (std::vector<int32_t>{48, 48, 48}));
+  EXPECT_EQ(c.max_position_embeddings, 64);  // not capped: attention honours the window
+  j["sliding_window"] = nullptr;
+  testing::write_file(dir / "config.json", j.dump());
+  c = load_model_config(dir);
+  EXPECT_TRUE(c.layer_windows.empty());
+  EXPECT_EQ(c.window_of(1), 0);
+}
+
+nlohmann::json gemma_config(const std::string& architecture) {
+  auto j = llama_config();
+  j["architectures"] = {architecture};
+  j["num_hidden_layers"] = 6;
+  j["head_dim"] = 8;
+  j["hidden_activation"] = "gelu_pytorch_tanh";
+  j["sliding_window"] = 16;
+  j["query_pre_attn_scalar"] = 16;
+  j.erase("tie_word_embeddings");  // Gemma ties by default
+  return j;
+}
+
+// Gemma 2 as transformers 4 wrote it: no layer_types (even layers slide), the soft-caps' HF
+// defaults when absent, null for none; query_pre_attn_scalar sets the softmax scale.
+TEST(ModelConfig, Gemma2LayerPatternSoftcapsAndScale) {
+  auto dir = testing::fresh_dir("cfg_gemma2");
+  auto j = gemma_config("Gemma2ForCausalLM");
+  testing::write_file(dir / "config.json", j.dump());
+  ModelConfig c = load_model_config(dir);
+  EXPECT_EQ(c.layer_windows, (std::vector<int32_t>{16, 0, 16, 0, 16, 0}));
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FLOAT_EQ(c.attention_scale(), 0.25f);
+  EXPECT_FLOAT_EQ(c.attention_softcap, 50.0f);
+  EXPECT_FLOAT_EQ(c.final_logit_softcap, 30.0f);
+  EXPECT_FALSE(c.has_qk_norm);
+  j["attn_logit_softcapping"] = nullptr;
+  j["final_logit_softcapping"] = 12.5;
+  testing::write_file(dir / "config.json", j.dump());
+  c = load_model_config(dir);
+  EXPECT_EQ(c.attention_softcap, 0.0f);
+  EXPECT_FLOAT_EQ(c.final_logit_softcap, 12.5f);
+  j["hidden_activation"] = "gelu";
+  testing::write_file(dir / "config.json", j.dump());
+  auto msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("hidden_activation 'gelu'"), std::string::npos) << msg;
+  j["hidden_activation"] = "gelu_pytorch_tanh";
+  j["use_bidirectional_attention"] = true;
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("use_bidirectional_attention"), std::string::npos) << msg;
+  j.erase("use_bidirectional_attention");
+  j["layer_types"] = {"sliding_attention", "chunked_attention"};
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("layer_types"), std::string::npos) << msg;
+}
+
+// Gemma 3 as transformers 4 wrote it: five sliding layers to one full, the global RoPE from
+// rope_theta / rope_scaling and the local one from rope_local_base_freq, unscaled.
+TEST(ModelConfig, Gemma3PatternAndTwoRopes) {
+  auto dir = testing::fresh_dir("cfg_gemma3");
+  auto j = gemma_config("Gemma3ForCausalLM");
+  j["rope_theta"] = 1000000.0;
+  j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  j["rope_local_base_freq"] = 10000.0;
+  testing::write_file(dir / "config.json", j.dump());
+  const ModelConfig c = load_model_config(dir);
+  EXPECT_EQ(c.layer_windows, (std::vector<int32_t>{16, 16, 16, 16, 16, 0}));
+  EXPECT_TRUE(c.has_qk_norm);
+  EXPECT_EQ(c.attention_softcap, 0.0f);
+  EXPECT_EQ(c.final_logit_softcap, 0.0f);
+  EXPECT_EQ(c.rope.type, RopeConfig::Type::kLinear);
+  EXPECT_EQ(c.rope.theta, 1000000.0);
+  EXPECT_EQ(c.rope.factor, 8.0);
+  ASSERT_TRUE(c.local_rope.has_value());
+  EXPECT_EQ(c.local_rope->type, RopeConfig::Type::kDefault);
+  EXPECT_EQ(c.local_rope->theta, 10000.0);
+}
+
+// The RoPE frequencies of gemma3-tiny's two layer types (transformers 5's rope_parameters keyed
+// by layer type) are the ones transformers used for the fixture.
+TEST(ModelConfig, Gemma3RopesMatchTheFixture) {
+  const auto dir = std::filesystem::path(LLMSERVE_TEST_DATA) / "models" / "gemma3-tiny";
+  const ModelConfig c = load_model_config(dir);
+  ASSERT_TRUE(c.local_rope.has_value());
+  SafetensorsFile f(dir / "reference.safetensors");
+  for (const auto& [key, rope] :
+       {std::pair{"rope.inv_freq", c.rope}, std::pair{"rope_local.inv_freq", *c.local_rope}}) {
+    const std::vector<float> want = testing::read_reference_floats(f, key);
+    const std::vector<double> got = rope_inverse_frequencies(rope, c.head_dim);
+    // Linear scaling divides the positions (build_rope_table), HF the frequencies.
+    const double factor = rope.type == RopeConfig::Type::kLinear ? rope.factor : 1.0;
+    ASSERT_EQ(got.size(), want.size()) << key;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got[i] / factor, want[i], 1e-6 * want[i]) << key << " " << i;
+    }
+  }
+}
+
 TEST(ModelConfig, MissingWeightNamesTensor) {
   auto dir = testing::fresh_dir("cfg_missing_weight");
   testing::write_file(dir / "config.json", llama_config().dump());

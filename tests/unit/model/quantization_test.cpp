@@ -455,12 +455,17 @@ std::string fixture_case_name(const ::testing::TestParamInfo<FixtureCase>& info)
   return n;
 }
 
+// gemma2-tiny stands for the sliding-window and soft-capped families: the random weights of
+// mistral-tiny put its greedy agreement under fp8 weights (0.08) and the fp8 KV cache (0.19), and
+// those of gemma3-tiny its perplexity difference under the fp8 KV cache (0.24), outside the bounds
+// tuned on these fixtures.
 std::vector<FixtureCase> fixture_cases(Quantization q) {
   std::vector<FixtureCase> cases = {{"gpt2-tiny", q},    {"gpt2-tiny-fp16", q},
                                     {"llama-tiny", q},   {"llama-tiny-bf16", q},
                                     {"gpt2-tiny", q, 2}, {"llama-tiny", q, 2}};
   // int4 steps are 32 inputs: llama-tiny's down projection (160 inputs) has 80 a rank at tp 2.
   if (q == Quantization::kInt4WeightOnly) cases.pop_back();
+  cases.push_back({"gemma2-tiny", q});
   return cases;
 }
 

@@ -60,7 +60,10 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelCpu,
                                            TpCase{"phi3-longrope-tiny", 2},
                                            TpCase{"llama-tiny-bf16", 4}, TpCase{"gpt2-tiny", 1, 2},
                                            TpCase{"llama-tiny", 1, 2}, TpCase{"llama-tiny", 2, 2},
-                                           TpCase{"gpt2-tiny", 2, 2}),
+                                           TpCase{"gpt2-tiny", 2, 2}, TpCase{"mistral-tiny", 2},
+                                           TpCase{"gemma2-tiny", 2}, TpCase{"gemma3-tiny", 2},
+                                           TpCase{"gemma2-tiny", 1, 2},
+                                           TpCase{"gemma3-tiny", 2, 2}),
                          [](const ::testing::TestParamInfo<TpCase>& info) {
                            std::string n = info.param.model + "_tp" +
                                            std::to_string(info.param.tp) + "_pp" +
