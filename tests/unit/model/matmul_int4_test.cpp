@@ -132,10 +132,12 @@ TEST_P(MatmulInt4Cpu, EqualsMatmulOfDequantizedWeights) {
     ASSERT_NEAR(g[i], w[i], 1e-5f + 1e-5f * std::abs(w[i])) << "element " << i;
 }
 
-// Row counts 1 .. kSweepRows on rows of whole blocks and with 1, 2 or 3 steps after them, then
-// decode- and prefill-sized cases. kSweepRows passes the streamed GEMV's limit
-// (kInt4StreamedMaxRows in src/backend/cpu/cpu_matmul.cpp) by a few rows.
-constexpr int64_t kSweepRows = 12;
+// Row counts 1 .. 12 (the kernel for each count of rows of x, then chunks of 8) and 60 .. 68
+// around the streamed GEMV's limit (kInt4StreamedMaxRows = 64 in src/backend/cpu/cpu_matmul.cpp),
+// on rows of whole blocks and with 1, 2 or 3 steps after them; then decode- and prefill-sized
+// cases.
+constexpr int64_t kSweepRows[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                  12, 60, 61, 62, 63, 64, 65, 66, 67, 68};
 
 std::vector<Int4Param> int4_params() {
   struct Row {
@@ -146,7 +148,7 @@ std::vector<Int4Param> int4_params() {
                       {512, 17, 256}, {480, 24, 32}, {384, 20, 96}};
   const DType dtypes[] = {DType::kF32, DType::kF16, DType::kBF16};
   std::vector<Int4Case> shapes;
-  for (int64_t m = 1; m <= kSweepRows; ++m) {
+  for (const int64_t m : kSweepRows) {
     const Row& r = rows[static_cast<size_t>(m) % std::size(rows)];
     shapes.push_back({m, r.k, r.n, r.group, dtypes[static_cast<size_t>(m) % 3], m % 2 == 1});
   }
