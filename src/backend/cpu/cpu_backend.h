@@ -5,8 +5,9 @@
 // dtype: F32, or F16 / BF16 kept as the checkpoint stores them (the engine's choice: --dtype) and
 // widened to fp32 in registers as matmul reads them, so a decode step, bound by the weight read,
 // reads half the bytes; sums stay fp32. Other exceptions: matmul_q8's int8 weights
-// (--quantization int8-wo), dequantized on the fly, and the e4m3 codes of fp8 W8A8 (--quantization
-// fp8: quantize_fp8_rows, matmul_fp8), whose exact products it sums in fp32 as a GPU would.
+// (--quantization int8-wo) and matmul_int4's packed 4-bit codes (int4-wo), dequantized on the fly,
+// and the e4m3 codes of fp8 W8A8 (--quantization fp8: quantize_fp8_rows, matmul_fp8), whose exact
+// products it sums in fp32 as a GPU would.
 #pragma once
 
 #include <memory>
@@ -74,6 +75,7 @@ class CpuBackend final : public Backend {
   std::vector<int32_t> seq_of_token_;
   std::vector<float> q8_scratch_;     // matmul_q8 / matmul_fp8 / 16-bit matmul: weight rows as fp32
   std::vector<float> fp8_x_scratch_;  // matmul_fp8: the values of x's codes, unscaled
+  std::vector<float> int4_x_scratch_;  // matmul_int4: x's group sums and x arranged for the kernel
   int32_t global_rank() const { return stage_ * group_size() + rank_; }
   std::shared_ptr<HostGroup> group_;
   int32_t rank_ = 0;
@@ -88,5 +90,9 @@ class CpuBackend final : public Backend {
 // the fallback too; returns the previous setting. Not for use while a matmul runs.
 bool set_cpu_f16c_kernels(bool enabled);
 bool cpu_f16c_kernels_available();
+// The same for matmul_int4's streamed kernels: AVX2 + FMA (cpu_int4_kernels_available) or the
+// portable fallback.
+bool set_cpu_int4_kernels(bool enabled);
+bool cpu_int4_kernels_available();
 
 }  // namespace llmserve

@@ -1,9 +1,11 @@
 // Internals shared by the CPU backend's files (cpu_backend.cpp: the op set; cpu_matmul.cpp: the
-// matmuls and their kernels): the x86 clone attribute, the e4m3 value table and dtype checks.
+// matmuls and their kernels; cpu_matmul_int4.cpp: the int4 weight-only kernels): the x86 clone
+// attribute, the e4m3 value table, dtype checks and the int4 kernels' entry points.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "backend/tensor.h"
 #include "common/half.h"
@@ -11,6 +13,9 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define LLMSERVE_CPU_X86 1
+#include <cpuid.h>
+// The intrinsic kernels' instruction sets, chosen at run time by cpu_has_avx2_f16c.
+#define LLMSERVE_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 #endif
 
 // x86-64: an AVX2 + FMA clone (x86-64-v3) of the hot loops below, picked at load time where the
@@ -25,6 +30,23 @@
 #endif
 
 namespace llmserve::cpu_detail {
+
+// Whether the CPU has AVX2, FMA and F16C, which the intrinsic kernels (16-bit weights in
+// cpu_matmul.cpp, int4 in cpu_matmul_int4.cpp) are compiled for.
+inline bool cpu_has_avx2_f16c() {
+#ifdef LLMSERVE_CPU_X86
+  static const bool has = [] {
+    __builtin_cpu_init();
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    // F16C by cpuid: older compilers' __builtin_cpu_supports does not know its name.
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
 
 // The fp32 value of every e4m3 code (fp8 weights, inputs and KV cache entries).
 inline const std::array<float, 256>& e4m3_values() {
@@ -54,5 +76,22 @@ inline void require_weight(const Tensor& t, const char* what) {
          dtype_name(t.dtype));
   }
 }
+
+// An int4 weight-only weight as matmul_int4 reads it: packed codes [n, k / 8] (common/int4.h) and
+// (scale, zero) pairs [n, 2 * k / group] of `scale_dtype` (F32, F16 or BF16).
+struct Int4Weight {
+  const uint32_t* codes = nullptr;
+  const void* pairs = nullptr;
+  DType scale_dtype = DType::kF32;
+  int64_t n = 0, k = 0, group = 0;
+};
+
+// cpu_matmul_int4.cpp. out[m, n] = x[m, k] · w^T, w's codes read once (the threads split its rows)
+// and each group's sum scaled once: decode-sized m. Needs w.group % 32 == 0. `scratch` holds
+// what is derived from x.
+void matmul_int4_streamed(const float* x, int64_t m, const Int4Weight& w,
+                          std::vector<float>& scratch, float* out);
+// Rows [c0, c0 + rows) of w as fp32, (q - zero) * scale: dst [rows, k]; split over the threads.
+void dequantize_int4_rows(const Int4Weight& w, int64_t c0, int64_t rows, float* dst);
 
 }  // namespace llmserve::cpu_detail

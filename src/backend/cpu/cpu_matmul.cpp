@@ -3,7 +3,6 @@
 #include <cblas.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -19,11 +18,11 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_internal.h"
 #include "common/half.h"
-#include "common/int4.h"
 #include "common/status.h"
 
 namespace llmserve {
 
+using cpu_detail::cpu_has_avx2_f16c;
 using cpu_detail::e4m3_values;
 using cpu_detail::is_16bit;
 using cpu_detail::require_f32;
@@ -82,6 +81,11 @@ constexpr int64_t kStreamedBlock = 16;  // weight rows per call of streamed_bloc
 // 278 ms at 256 rows; fp32 weights: 226).
 constexpr int64_t kStreamed16MaxRows = 64;
 constexpr int64_t kWidenTileBytes = 8 << 20;
+// int4 weight-only: rows of x up to which matmul_int4 streams the codes (matmul_int4_streamed);
+// above, widened tiles of kWidenTileBytes into OpenBLAS, as for 16-bit weights. Measured on GPT-2
+// 124M's layers (2 cores, shared): streaming beat 64-row dequantized blocks into sgemm at every
+// row count up to 64 (64 rows: 357 against 581 ms for 12 layers; 32 rows: 222 against 324).
+constexpr int64_t kInt4StreamedMaxRows = 64;
 
 // Eight floats: one AVX2 register in the x86-64-v3 clone, two SSE registers in the baseline.
 using Float8 = float __attribute__((vector_size(32)));
@@ -155,21 +159,6 @@ void matmul_streamed(const float* x, int64_t m, const float* w, int64_t n, int64
 
 std::atomic<bool> f16c_kernels_enabled{true};
 
-bool cpu_has_avx2_f16c() {
-#ifdef LLMSERVE_CPU_X86
-  static const bool has = [] {
-    __builtin_cpu_init();
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    // F16C by cpuid: older compilers' __builtin_cpu_supports does not know its name.
-    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
-    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return has;
-#else
-  return false;
-#endif
-}
-
 bool use_f16c_kernels() {
   return cpu_has_avx2_f16c() && f16c_kernels_enabled.load(std::memory_order_relaxed);
 }
@@ -180,7 +169,6 @@ inline float widen1(uint16_t h) {
 }
 
 #ifdef LLMSERVE_CPU_X86
-#define LLMSERVE_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 
 template <bool kBf16>
 LLMSERVE_AVX2_F16C inline __m256 widen8(const uint16_t* p) {
@@ -436,37 +424,26 @@ void CpuBackend::matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Ten
          x.shape_string(), w.shape_string(), dtype_name(w.dtype), scales.shape_string(),
          out.shape_string());
   }
-  const int64_t group = k / (pairs / 2), words = k / 8;
-  const auto* codes = w.as<uint32_t>();
-  const auto scale_at = [&](int64_t i) {
-    switch (scales.dtype) {
-      case DType::kF16:
-        return fp16_to_float(scales.as<uint16_t>()[i]);
-      case DType::kBF16:
-        return bf16_to_float(scales.as<uint16_t>()[i]);
-      default:
-        return scales.as<float>()[i];
+  const cpu_detail::Int4Weight weight{w.as<uint32_t>(), scales.data, scales.dtype, n, k,
+                                      k / (pairs / 2)};
+  const float* bs = bias.data != nullptr ? bias.as<float>() : nullptr;
+  float* o = out.as<float>();
+  if (m <= kInt4StreamedMaxRows && weight.group % 32 == 0) {
+    // Decode: bound by the weight read, which 4-bit codes make a quarter of 16-bit weights.
+    cpu_detail::matmul_int4_streamed(x.as<float>(), m, weight, int4_x_scratch_, o);
+    if (bs != nullptr) {
+      for (int64_t r = 0; r < m; ++r) {
+        for (int64_t c = 0; c < n; ++c) o[r * n + c] += bs[c];
+      }
     }
-  };
-  // Blocks of rows dequantized to fp32, (q - zero) * scale, then OpenBLAS: the reference
-  // arithmetic (issue 23's vectorized 4-bit kernels would stream the codes instead).
-  gemm_dequantized(x.as<float>(), m, k, n, 1.0f, bias.data != nullptr ? bias.as<float>() : nullptr,
-                   out.as<float>(), q8_scratch_, [&](int64_t c0, int64_t rows, float* dst) {
-#pragma omp parallel for if (rows * k > (1 << 16))
-                     for (int64_t c = 0; c < rows; ++c) {
-                       const uint32_t* row = codes + (c0 + c) * words;
-                       float* d = dst + c * k;
-                       for (int64_t j = 0; j < words; ++j) {
-                         const uint32_t word = row[int4_word_position(j, k)];
-                         const int64_t at = (c0 + c) * pairs + 2 * (8 * j / group);
-                         const float scale = scale_at(at), zero = scale_at(at + 1);
-                         for (int b = 0; b < 8; ++b) {
-                           const auto q = static_cast<float>((word >> (4 * kInt4Nibble[b])) & 15u);
-                           d[8 * j + b] = (q - zero) * scale;
-                         }
-                       }
-                     }
-                   });
+    return;
+  }
+  gemm_dequantized(
+      x.as<float>(), m, k, n, 1.0f, bs, o, q8_scratch_,
+      [&](int64_t c0, int64_t rows, float* dst) {
+        cpu_detail::dequantize_int4_rows(weight, c0, rows, dst);
+      },
+      std::max<int64_t>(kStreamedBlock, kWidenTileBytes / (4 * k)));
 }
 
 void CpuBackend::quantize_fp8_rows(Tensor x, const Fp8Rows& out) {

@@ -1,17 +1,24 @@
 // Backend::matmul_int4 (int4 weight-only) on the CPU: the op equals Backend::matmul over the
 // dequantized weights ((q - zero) * scale per group, from model/quantize.h's reference), with the
-// (scale, zero) pairs held in fp32, fp16 or bf16, for decode- and prefill-sized inputs, rows with
-// and without a whole 128-column block, groups of 32 to 256 columns, with and without a bias; and
-// a weight or scales of the wrong shape or dtype is refused. (In model_tests: the reference is
-// model/quantize.h's.)
+// (scale, zero) pairs held in fp32, fp16 or bf16, at every row count from 1 to past the streamed
+// GEMV's limit (the kernels for each count of rows of x, and the dequantized blocks into OpenBLAS
+// above it) and prefill-sized inputs, rows with and without a whole 128-column block and with 1 to
+// 3 steps after the last, groups of 32 to 256 columns (and 96, and 48, which only the dequantized
+// path takes), with and without a bias; each on the AVX2 kernels (where the CPU has them) and the
+// portable fallback; and a weight or scales of the wrong shape or dtype is refused. (In
+// model_tests: the reference is model/quantize.h's.)
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 #include "common/half.h"
 #include "common/status.h"
 #include "model/quantize.h"
@@ -57,10 +64,45 @@ Int4Weight random_int4(int64_t n, int64_t k, int32_t group, DType dtype, std::mt
   return w;
 }
 
-class MatmulInt4Cpu : public ::testing::TestWithParam<Int4Case> {};
+// Which int4 kernels run while it lives: the AVX2 + FMA ones (skipped where the CPU lacks them) or
+// the fallback.
+class Int4KernelChoice {
+ public:
+  explicit Int4KernelChoice(bool fast) : previous_(set_cpu_int4_kernels(fast)) {}
+  ~Int4KernelChoice() { set_cpu_int4_kernels(previous_); }
+  Int4KernelChoice(const Int4KernelChoice&) = delete;
+  Int4KernelChoice& operator=(const Int4KernelChoice&) = delete;
+
+ private:
+  bool previous_;
+};
+
+struct Int4Param {
+  Int4Case shape;
+  bool fast;
+};
+
+std::string int4_param_name(const ::testing::TestParamInfo<Int4Param>& info) {
+  const auto& [shape, fast] = info.param;
+  return "m" + std::to_string(shape.m) + "_k" + std::to_string(shape.k) + "_n" +
+         std::to_string(shape.n) + "_g" + std::to_string(shape.group) + "_" +
+         std::string(dtype_name(shape.scale_dtype)) + (shape.has_bias ? "_bias" : "") +
+         (fast ? "_avx2" : "_fallback");
+}
+
+void PrintTo(const Int4Param& p, std::ostream* os) {
+  *os << "m " << p.shape.m << " k " << p.shape.k << " n " << p.shape.n << " group " << p.shape.group
+      << " " << dtype_name(p.shape.scale_dtype) << (p.shape.has_bias ? " bias" : "")
+      << (p.fast ? " avx2" : " fallback");
+}
+
+class MatmulInt4Cpu : public ::testing::TestWithParam<Int4Param> {};
 
 TEST_P(MatmulInt4Cpu, EqualsMatmulOfDequantizedWeights) {
-  const auto [m, k, n, group, scale_dtype, has_bias] = GetParam();
+  const auto [shape, fast] = GetParam();
+  const auto [m, k, n, group, scale_dtype, has_bias] = shape;
+  if (fast && !cpu_int4_kernels_available()) GTEST_SKIP() << "no AVX2 + FMA on this CPU";
+  Int4KernelChoice kernels(fast);
   auto backend = create_backend(DeviceKind::kCpu);
   std::mt19937 rng(static_cast<uint32_t>(m * 1000 + k + n + group));
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -90,14 +132,42 @@ TEST_P(MatmulInt4Cpu, EqualsMatmulOfDequantizedWeights) {
     ASSERT_NEAR(g[i], w[i], 1e-5f + 1e-5f * std::abs(w[i])) << "element " << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, MatmulInt4Cpu,
-                         ::testing::Values(Int4Case{1, 64, 24, 32, DType::kF32, true},
-                                           Int4Case{1, 160, 40, 32, DType::kF16, false},
-                                           Int4Case{3, 256, 64, 128, DType::kBF16, true},
-                                           Int4Case{4, 384, 33, 64, DType::kF32, false},
-                                           Int4Case{9, 4096, 16, 128, DType::kBF16, false},
-                                           Int4Case{70, 192, 129, 64, DType::kF16, true},
-                                           Int4Case{2, 512, 8, 256, DType::kF32, true}));
+// Row counts 1 .. 12 (the kernel for each count of rows of x, then chunks of 8) and 60 .. 68
+// around the streamed GEMV's limit (kInt4StreamedMaxRows = 64 in src/backend/cpu/cpu_matmul.cpp),
+// on rows of whole blocks and with 1, 2 or 3 steps after them; then decode- and prefill-sized
+// cases.
+constexpr int64_t kSweepRows[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                  12, 60, 61, 62, 63, 64, 65, 66, 67, 68};
+
+std::vector<Int4Param> int4_params() {
+  struct Row {
+    int64_t k, n;
+    int32_t group;
+  };
+  const Row rows[] = {{384, 40, 128}, {416, 33, 32}, {448, 16, 64},
+                      {512, 17, 256}, {480, 24, 32}, {384, 20, 96}};
+  const DType dtypes[] = {DType::kF32, DType::kF16, DType::kBF16};
+  std::vector<Int4Case> shapes;
+  for (const int64_t m : kSweepRows) {
+    const Row& r = rows[static_cast<size_t>(m) % std::size(rows)];
+    shapes.push_back({m, r.k, r.n, r.group, dtypes[static_cast<size_t>(m) % 3], m % 2 == 1});
+  }
+  const Int4Case more[] = {
+      {1, 64, 24, 32, DType::kF32, true},      {1, 160, 40, 32, DType::kF16, false},
+      {3, 256, 64, 128, DType::kBF16, true},   {4, 384, 33, 64, DType::kF32, false},
+      {9, 4096, 16, 128, DType::kBF16, false}, {70, 192, 129, 64, DType::kF16, true},
+      {2, 512, 8, 256, DType::kF32, true},     {1, 768, 300, 128, DType::kF16, true},
+      {2, 96, 16, 48, DType::kF32, false},     {33, 640, 65, 32, DType::kBF16, true}};
+  shapes.insert(shapes.end(), std::begin(more), std::end(more));
+  std::vector<Int4Param> out;
+  for (const bool fast : {true, false}) {
+    for (const Int4Case& c : shapes) out.push_back({c, fast});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulInt4Cpu, ::testing::ValuesIn(int4_params()),
+                         int4_param_name);
 
 TEST(MatmulInt4Cpu, RejectsWrongShapesAndDtypes) {
   auto backend = create_backend(DeviceKind::kCpu);
