@@ -52,25 +52,22 @@ TEST_P(TensorParallelCpu, ShardedMatchesWhole) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelCpu,
-                         ::testing::Values(TpCase{"gpt2-tiny", 2}, TpCase{"gpt2-tiny", 4},
-                                           TpCase{"gpt2-tiny-fp16", 2}, TpCase{"llama-tiny", 2},
-                                           TpCase{"llama-tiny-bf16", 2}, TpCase{"qwen2-tiny", 2},
-                                           TpCase{"qwen3-tiny", 2}, TpCase{"phi3-tiny", 2},
-                                           TpCase{"phi3-longrope-tiny", 2},
-                                           TpCase{"llama-tiny-bf16", 4}, TpCase{"gpt2-tiny", 1, 2},
-                                           TpCase{"llama-tiny", 1, 2}, TpCase{"llama-tiny", 2, 2},
-                                           TpCase{"gpt2-tiny", 2, 2}, TpCase{"mistral-tiny", 2},
-                                           TpCase{"gemma2-tiny", 2}, TpCase{"gemma3-tiny", 2},
-                                           TpCase{"gemma2-tiny", 1, 2},
-                                           TpCase{"gemma3-tiny", 2, 2}),
-                         [](const ::testing::TestParamInfo<TpCase>& info) {
-                           std::string n = info.param.model + "_tp" +
-                                           std::to_string(info.param.tp) + "_pp" +
-                                           std::to_string(info.param.pp);
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, TensorParallelCpu,
+    ::testing::Values(TpCase{"gpt2-tiny", 2}, TpCase{"gpt2-tiny", 4}, TpCase{"gpt2-tiny-fp16", 2},
+                      TpCase{"llama-tiny", 2}, TpCase{"llama-tiny-bf16", 2},
+                      TpCase{"qwen2-tiny", 2}, TpCase{"qwen3-tiny", 2}, TpCase{"phi3-tiny", 2},
+                      TpCase{"phi3-longrope-tiny", 2}, TpCase{"llama-tiny-bf16", 4},
+                      TpCase{"gpt2-tiny", 1, 2}, TpCase{"llama-tiny", 1, 2},
+                      TpCase{"llama-tiny", 2, 2}, TpCase{"gpt2-tiny", 2, 2},
+                      TpCase{"mistral-tiny", 2}, TpCase{"gemma2-tiny", 2}, TpCase{"gemma3-tiny", 2},
+                      TpCase{"gemma2-tiny", 1, 2}, TpCase{"gemma3-tiny", 2, 2}),
+    [](const ::testing::TestParamInfo<TpCase>& info) {
+      std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
+                      std::to_string(info.param.pp);
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
 
 TEST(TensorParallel, StagesSplitTheLayers) {
   EXPECT_EQ(stage_first_layer(32, 0, 3), 0);
