@@ -73,6 +73,7 @@ class CpuBackend final : public Backend {
   // The uploaded batch is a copy so the views outlive the caller's ForwardBatch.
   ForwardBatch batch_copy_;
   std::vector<int32_t> seq_of_token_;
+  std::vector<int8_t> q8_input_scratch_;  // matmul_q8 decode: x rounded to int8, its scales
   std::vector<float> q8_scratch_;     // matmul_q8 / matmul_fp8 / 16-bit matmul: weight rows as fp32
   std::vector<float> fp8_x_scratch_;  // matmul_fp8: the values of x's codes, unscaled
   std::vector<float> int4_x_scratch_;  // matmul_int4: x's group sums and x arranged for the kernel
@@ -94,5 +95,14 @@ bool cpu_f16c_kernels_available();
 // portable fallback.
 bool set_cpu_int4_kernels(bool enabled);
 bool cpu_int4_kernels_available();
+// The same for matmul_q8's decode kernels (cpu_matmul_q8.cpp: x rounded to int8 in blocks of 32,
+// integer dot products by AVX-VNNI or AVX2): switched off, or where the CPU lacks AVX2
+// (cpu_q8_kernels_available), decode widens the int8 weights to fp32 instead, x unrounded.
+bool set_cpu_q8_kernels(bool enabled);
+bool cpu_q8_kernels_available();
+// Within them, AVX-VNNI's one-instruction dot products where the CPU has them
+// (cpu_q8_vnni_available), or AVX2's two: tests check both on a CPU with AVX-VNNI.
+bool set_cpu_q8_vnni(bool enabled);
+bool cpu_q8_vnni_available();
 
 }  // namespace llmserve

@@ -1,6 +1,7 @@
 // Internals shared by the CPU backend's files (cpu_backend.cpp: the op set; cpu_matmul.cpp: the
-// matmuls and their kernels; cpu_matmul_int4.cpp: the int4 weight-only kernels): the x86 clone
-// attribute, the e4m3 value table, dtype checks and the int4 kernels' entry points.
+// matmuls and their kernels; cpu_matmul_int4.cpp: the int4 weight-only kernels;
+// cpu_matmul_q8.cpp: int8 weight-only decode kernels): the x86 clone attribute, the e4m3 value
+// table, dtype checks and the quantized kernels' entry points.
 #pragma once
 
 #include <array>
@@ -93,5 +94,11 @@ void matmul_int4_streamed(const float* x, int64_t m, const Int4Weight& w,
                           std::vector<float>& scratch, float* out);
 // Rows [c0, c0 + rows) of w as fp32, (q - zero) * scale: dst [rows, k]; split over the threads.
 void dequantize_int4_rows(const Int4Weight& w, int64_t c0, int64_t rows, float* dst);
+
+// cpu_matmul_q8.cpp. out[m, n] = (x[m, k] rounded to int8 in blocks of 32) · (w[n, k] * wscale)^T
+// (+ bias), by integer dot products; false (nothing written) where the kernels cannot run: no
+// AVX2, switched off (set_cpu_q8_kernels), or k not a multiple of 32. `scratch` holds x rounded.
+bool matmul_q8_int8_dot(const float* x, int64_t m, int64_t k, const int8_t* w, const float* wscale,
+                        const float* bias, int64_t n, std::vector<int8_t>& scratch, float* out);
 
 }  // namespace llmserve::cpu_detail

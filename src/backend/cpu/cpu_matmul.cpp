@@ -39,8 +39,10 @@ float dot_q8(const float* x, const int8_t* w, int64_t k) {
   return acc;
 }
 
-// Rows of x up to which matmul_q8 reads the int8 weights directly (decode); above, blocks of
-// weight rows are dequantized to fp32 and multiplied by OpenBLAS (prefill).
+// Rows of x up to which matmul_q8 takes the integer dot products of cpu_matmul_q8.cpp where the
+// CPU has them, or else reads the int8 weights directly; above, blocks of weight rows are
+// dequantized to fp32 and multiplied by OpenBLAS (prefill).
+constexpr int64_t kQ8DotMaxRows = 64;
 constexpr int64_t kQ8DirectMaxRows = 4;
 constexpr int64_t kDequantBlockRows = 64;
 
@@ -389,8 +391,14 @@ void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tenso
   const float* ss = scales.as<float>();
   const float* bs = bias.data != nullptr ? bias.as<float>() : nullptr;
   float* o = out.as<float>();
+  // Decode: memory-bound on the weights, which int8 makes 4x smaller than fp32. Integer dot
+  // products with x rounded to int8 where the CPU has them (cpu_matmul_q8.cpp), else each weight
+  // widened to fp32.
+  if (m <= kQ8DotMaxRows &&
+      cpu_detail::matmul_q8_int8_dot(xs, m, k, ws, ss, bs, n, q8_input_scratch_, o)) {
+    return;
+  }
   if (m <= kQ8DirectMaxRows) {
-    // Decode: memory-bound on the weights, which int8 makes 4x smaller than fp32.
 #pragma omp parallel for if (n * k > (1 << 16))
     for (int64_t c = 0; c < n; ++c) {
       const int8_t* row = ws + c * k;

