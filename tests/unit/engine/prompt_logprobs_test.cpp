@@ -202,6 +202,29 @@ TEST(PromptLogprobsEngine, SurvivePreemptionAndBatching) {
   EXPECT_GT(engine.stats().num_preemptions, 0) << "the pool was meant to be too small";
 }
 
+TEST(PromptLogprobsEngine, AlongsideSpeculativeDecodes) {
+  // A prompt that repeats itself gives prompt lookup drafts to verify while the second request's
+  // prompt is scored in the same steps; neither changes the other's result.
+  std::vector<int32_t> repeating = random_tokens(21, 12);
+  for (int i = 0; i < 3; ++i)
+    repeating.insert(repeating.end(), repeating.begin(), repeating.begin() + 12);
+  const std::vector<int32_t> prompt = random_tokens(22, 60);
+  const Reference ref = reference_scores("llama-tiny", prompt);
+  EngineConfig c;
+  c.model_dir = kModels / "llama-tiny";
+  c.num_kv_blocks = 64;
+  c.max_num_tokens = 24;
+  c.max_batch_size = 4;
+  c.speculative.mode = SpeculativeMode::kNgram;
+  Engine engine(c);
+  auto decoding = testing::must_submit(engine, scored_request(repeating, 40, -1));
+  auto scored = testing::must_submit(engine, scored_request(prompt, 8, 2));
+  const Scored s = drain_scored(*scored);
+  expect_matches(s, prompt, ref, 2, "beside speculation");
+  EXPECT_EQ(drain_scored(*decoding).tokens.size(), 40u);
+  EXPECT_GT(engine.stats().num_spec_decodes, 0) << "the repeating prompt was meant to speculate";
+}
+
 TEST(PromptLogprobsEngine, OneTokenPromptHasNoScores) {
   EngineConfig c;
   c.model_dir = kModels / "llama-tiny";
