@@ -9,22 +9,30 @@ namespace llmserve {
 void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
                                 int32_t num_computed_tokens,
                                 const std::vector<int32_t>& block_table, int32_t block_size,
-                                LogitRows logits, int32_t rope_offset) {
+                                LogitRows logits, int32_t rope_offset,
+                                int32_t num_extra_logit_rows) {
   if (query_start.empty()) query_start.push_back(0);
   int32_t context_len = num_computed_tokens + num_new_tokens;
   if (static_cast<int64_t>(block_table.size()) * block_size < context_len) {
     fail(StatusCode::kInternal, "block table of {} blocks cannot hold {} tokens",
          block_table.size(), context_len);
   }
+  const int32_t num_rows =
+      logits == LogitRows::kAll
+          ? num_new_tokens
+          : (logits == LogitRows::kLast && num_new_tokens > 0 ? 1 : 0) + num_extra_logit_rows;
+  if (num_rows > num_new_tokens || (logits == LogitRows::kAll && num_extra_logit_rows != 0)) {
+    fail(StatusCode::kInternal, "{} extra logit rows for {} new tokens ({})", num_extra_logit_rows,
+         num_new_tokens, logits == LogitRows::kAll ? "all have rows" : "too many");
+  }
   for (int32_t i = 0; i < num_new_tokens; ++i) {
     int32_t pos = num_computed_tokens + i;
-    if (logits == LogitRows::kAll) logits_indices.push_back(num_tokens());
+    if (i >= num_new_tokens - num_rows) logits_indices.push_back(num_tokens());
     token_ids.push_back(tokens[i]);
     positions.push_back(pos);
     rope_positions.push_back(pos + rope_offset);
     slot_mapping.push_back(slot_of(block_table, block_size, pos));
   }
-  if (logits == LogitRows::kLast && num_new_tokens > 0) logits_indices.push_back(num_tokens() - 1);
   query_start.push_back(num_tokens());
   context_lens.push_back(context_len);
   int32_t num_blocks = (context_len + block_size - 1) / block_size;

@@ -17,7 +17,8 @@
 namespace llmserve {
 
 // Which of a sequence's new tokens need logits: none (a middle prefill chunk), the last one (to
-// sample the next token) or all of them (scoring, tests against reference logits).
+// sample the next token) or all of them (scoring, tests against reference logits). add_sequence's
+// num_extra_logit_rows adds the tokens just before those (prompt logprobs): a suffix either way.
 enum class LogitRows { kNone, kLast, kAll };
 
 // The KV slot of the token at `position` of a sequence: the flat index its K/V are written to.
@@ -46,10 +47,11 @@ struct ForwardBatch {
   int32_t num_logits() const { return static_cast<int32_t>(logits_indices.size()); }
 
   // Appends one sequence's new tokens (`tokens` points at the first new one). `block_table`
-  // covers at least num_computed_tokens + num_new_tokens tokens.
+  // covers at least num_computed_tokens + num_new_tokens tokens. With `logits` kNone or kLast,
+  // num_extra_logit_rows more of the new tokens right before those get logit rows too.
   void add_sequence(const int32_t* tokens, int32_t num_new_tokens, int32_t num_computed_tokens,
                     const std::vector<int32_t>& block_table, int32_t block_size, LogitRows logits,
-                    int32_t rope_offset = 0);
+                    int32_t rope_offset = 0, int32_t num_extra_logit_rows = 0);
   // Pads block_tables to a rectangle at least `min_blocks_per_seq` wide; call once after the last
   // add_sequence. (A fixed width gives a fixed layout, which replayed graphs need.)
   void finalize(int32_t min_blocks_per_seq = 0);

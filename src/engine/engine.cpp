@@ -247,13 +247,15 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     scheduler_config_.max_num_tokens = scheduler_config_.max_model_len;
   }
   // Activations first, so the KV cache is sized from what is really left. A logit row per
-  // sequence, or per position of the speculative decodes of a step.
+  // sequence, or per position of the speculative decodes of a step, and the rows a step may
+  // spend on prompt logprobs (at 128 rows, 64 MiB of fp32 logits for a 128k vocabulary).
   int32_t max_logit_rows = config_.max_batch_size;
   if (config_.speculative.enabled()) {
     max_logit_rows = std::max(max_logit_rows,
                               std::min(config_.speculative.max_batch_size, config_.max_batch_size) *
                                   (1 + config_.speculative.num_speculative_tokens));
   }
+  max_logit_rows += scheduler_config_.max_prompt_logprob_rows;
   rank_pool_->run([&](int32_t r) {
     models_[static_cast<size_t>(r)]->reserve(scheduler_config_.max_num_tokens, max_logit_rows);
   });
@@ -544,6 +546,7 @@ void Engine::step() {
   const auto now = Clock::now();
   totals_.runner_ms += Ms(now - run_begin).count();
   scheduler_->update(out, result);
+  keep_prompt_logprobs(out, result);
   size_t next_sample = 0, sampled_index = 0;
   for (const ScheduledSequence& s : out.scheduled) {
     if (!s.needs_sample) continue;
@@ -562,6 +565,9 @@ void Engine::step() {
     next_sample += static_cast<size_t>(num_tokens);
     if (!seq.times.first_token) seq.times.first_token = now;
     RequestOutput o;
+    // The first token's output carries the prompt's logprobs, all scored by now.
+    if (seq.sampling.has_prompt_logprobs() && seq.sampling_state.num_generated() == 0)
+      o.prompt_logprobs = std::move(seq.prompt_logprobs);
     for (int32_t j = 0; j < num_tokens && !o.is_final(); ++j) {
       const SampleResult& sample = samples[j];
       seq.sampling_state.on_token(sample.token_id);
@@ -574,6 +580,24 @@ void Engine::step() {
     emit(seq, std::move(o), now);  // may finish `seq`: the last use of s.seq
   }
   totals_.update_ms += Ms(Clock::now() - now).count();
+}
+
+void Engine::keep_prompt_logprobs(const SchedulerOutput& out, const StepResult& result) {
+  size_t next = 0;
+  for (const ScheduledSequence& s : out.scheduled) {
+    if (s.num_prompt_logprob_rows == 0) continue;
+    const auto first = result.prompt_logprobs.begin() + static_cast<std::ptrdiff_t>(next);
+    next += static_cast<size_t>(s.num_prompt_logprob_rows);
+    Sequence& seq = *s.seq;
+    // Chunks run in order and prefix reuse skips such sequences, so the rows continue where the
+    // last ones ended (a recompute after a preemption scores only what was not scored).
+    if (first->token_id != seq.token_ids[static_cast<size_t>(seq.next_prompt_logprob)]) {
+      fail(StatusCode::kInternal, "sequence {}: prompt logprobs out of order at token {}", seq.id,
+           seq.next_prompt_logprob);
+    }
+    seq.prompt_logprobs.insert(seq.prompt_logprobs.end(), first, first + s.num_prompt_logprob_rows);
+    seq.next_prompt_logprob += s.num_prompt_logprob_rows;
+  }
 }
 
 void Engine::propose_with_draft(SchedulerOutput& out) {

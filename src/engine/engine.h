@@ -147,6 +147,9 @@ class Engine {
   void end_all(FinishReason reason, const Status& error);
   // schedule → runner step → scheduler update → one output per sampled sequence.
   void step();
+  // Appends each entry's scored prompt tokens (StepResult::prompt_logprobs) to its sequence's
+  // prompt_logprobs, which its first token's output carries.
+  void keep_prompt_logprobs(const SchedulerOutput& out, const StepResult& result);
   // Fills the drafts of `out`'s speculative decodes from the draft model (speculative.h).
   void propose_with_draft(SchedulerOutput& out);
   // Sends `seq` its output for this step (its last when `out.finish_reason` is set, which also

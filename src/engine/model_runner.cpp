@@ -67,7 +67,8 @@ void ModelRunner::build_batch(std::span<const RunnerSequence> sequences, int32_t
   for (const RunnerSequence& s : sequences) {
     const int32_t length = std::max(s.rope_length, s.num_computed_tokens + s.num_new_tokens);
     batch_.add_sequence(s.new_tokens, s.num_new_tokens, s.num_computed_tokens, *s.block_table, bs,
-                        s.logits, rope_table_offset(c.rope, c.max_position_embeddings, length));
+                        s.logits, rope_table_offset(c.rope, c.max_position_embeddings, length),
+                        s.num_extra_logit_rows);
   }
   for (int32_t i = 0; i < padding; ++i)
     batch_.add_sequence(&pad_token_, 1, 0, pad_table_, bs, LogitRows::kLast);
@@ -123,7 +124,8 @@ int32_t ModelRunner::capture_graphs() {
 ModelRunner::Graph* ModelRunner::graph_for(std::span<const RunnerSequence> sequences) {
   if (graphs_.empty() || sequences.empty()) return nullptr;
   for (const RunnerSequence& s : sequences) {
-    if (s.num_new_tokens != 1 || s.logits != LogitRows::kLast) return nullptr;
+    if (s.num_new_tokens != 1 || s.logits != LogitRows::kLast || s.num_extra_logit_rows != 0)
+      return nullptr;
     if (s.num_computed_tokens + 1 > options_.max_model_len) return nullptr;
   }
   const auto n = static_cast<int32_t>(sequences.size());
@@ -169,12 +171,14 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
   sampling_rows_.clear();
   adjustments_.clear();
   host_rows_.clear();
+  prompt_rows_.clear();
   spec_states_.clear();
   // A speculative decode's rows after the first sample under the state its drafts lead to: one
   // copy per such row, never reallocated while host_rows_ points into it.
   spec_states_.reserve(static_cast<size_t>(out.num_drafts));
   const std::span<const int32_t> eos = model_.config().eos_token_ids;
   bool is_plain_greedy = true, needs_host = false;
+  size_t logit_row = 0;
   for (const ScheduledSequence& s : out.scheduled) {
     const bool verifies = s.num_drafts() > 0;
     step_sequences_.push_back(
@@ -183,7 +187,15 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
          !s.needs_sample ? LogitRows::kNone
          : verifies      ? LogitRows::kAll
                          : LogitRows::kLast,
-         s.seq->num_prompt_tokens});
+         s.seq->num_prompt_tokens, s.num_prompt_logprob_rows});
+    // The prompt rows are the chunk's last positions before the sampled one; position p scores
+    // token p + 1.
+    const int32_t first_scored = s.num_computed_tokens + s.num_new_tokens -
+                                 (s.needs_sample ? 1 : 0) - s.num_prompt_logprob_rows + 1;
+    for (int32_t j = 0; j < s.num_prompt_logprob_rows; ++j) {
+      prompt_rows_.push_back(
+          {s.seq, s.seq->token_ids[static_cast<size_t>(first_scored + j)], logit_row++});
+    }
     if (!s.needs_sample) continue;
     const SamplingParams& params = s.seq->sampling;
     // Logprobs and grammar masks are the host sampler's (sampler.h).
@@ -199,14 +211,15 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
         spec_states_.back().on_token(s.verify_tokens[static_cast<size_t>(j)]);
         state = &spec_states_.back();
       }
-      host_rows_.push_back({s.seq, state});
+      host_rows_.push_back({s.seq, state, logit_row++});
       sampling_rows_.push_back(make_row_sampling(params, *state, eos, adjustments_));
       is_plain_greedy =
           is_plain_greedy && params.is_greedy() && sampling_rows_.back().num_adjustments == 0;
     }
   }
   row_samples_.assign(host_rows_.size(), SampleResult{});
-  if (!needs_host && (is_plain_greedy || backend_.can_sample())) {
+  result_.prompt_logprobs.assign(prompt_rows_.size(), SampleResult{});
+  if (prompt_rows_.empty() && !needs_host && (is_plain_greedy || backend_.can_sample())) {
     Tensor logits = forward(step_sequences_);
     const std::span<const int32_t> ids =
         is_plain_greedy ? greedy_ids(logits) : sampled_ids(logits, sampling_rows_, adjustments_);
@@ -239,18 +252,27 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
 }
 
 void ModelRunner::sample_on_host(std::span<const float> logits, std::span<const int32_t> eos) {
-  const auto vocab = static_cast<std::ptrdiff_t>(vocab_size());
-  const auto rows = static_cast<int64_t>(host_rows_.size());
-  // Rows are independent: sample() is pure and each row's state (its grammar's matcher included)
-  // is its own, so they run in parallel; an exception cannot leave an OpenMP region, so the first
-  // is carried out.
+  const auto vocab = static_cast<size_t>(vocab_size());
+  const auto num_samples = static_cast<int64_t>(host_rows_.size());
+  const auto rows = num_samples + static_cast<int64_t>(prompt_rows_.size());
+  // Rows are independent: sample() and score_token() are pure and each row's state (its grammar's
+  // matcher included) is its own, so they run in parallel; an exception cannot leave an OpenMP
+  // region, so the first is carried out.
   std::exception_ptr failure;
 #pragma omp parallel for schedule(dynamic) if (rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     try {
+      if (r >= num_samples) {
+        const PromptRow& p = prompt_rows_[static_cast<size_t>(r - num_samples)];
+        result_.prompt_logprobs[static_cast<size_t>(r - num_samples)] =
+            score_token(logits.subspan(p.logit_row * vocab, vocab), p.token_id,
+                        p.seq->sampling.prompt_logprobs);
+        continue;
+      }
       thread_local std::vector<float> row;
-      row.assign(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab);
       const HostRow& h = host_rows_[static_cast<size_t>(r)];
+      const auto first = logits.begin() + static_cast<std::ptrdiff_t>(h.logit_row * vocab);
+      row.assign(first, first + static_cast<std::ptrdiff_t>(vocab));
       row_samples_[static_cast<size_t>(r)] = sample(row, h.seq->sampling, *h.state, eos);
     } catch (...) {
 #pragma omp critical(llmserve_host_sampling)

@@ -42,6 +42,8 @@ struct RunnerSequence {
   // prompt's length while it prefills, as transformers runs a prompt in one forward); 0: the
   // tokens up to the end of this step.
   int32_t rope_length = 0;
+  // With `logits` kNone or kLast: logits also for this many new tokens before (prompt logprobs).
+  int32_t num_extra_logit_rows = 0;
 };
 
 struct RunnerOptions {
@@ -74,7 +76,9 @@ class ModelRunner {
   // verifies a speculative decode's drafts, speculative.h: StepResult::accepted): on the
   // backend when it can — argmax when every row is plain greedy, the backend's sampler
   // (Backend::can_sample) when no row wants logprobs or has a grammar; only token ids cross to the
-  // host — else the host sampler over downloaded logits. Valid until the next call.
+  // host — else the host sampler over downloaded logits. Entries with prompt-logprob rows put the
+  // step on the host path too; each row's prompt token is scored there (score_token) into
+  // StepResult::prompt_logprobs. Valid until the next call.
   const StepResult& step(const SchedulerOutput& out);
 
   // Runs `sequences` as one batch; returns [num logit rows, vocab] fp32, row-major, in sequence
@@ -138,10 +142,19 @@ class ModelRunner {
   struct HostRow {
     const Sequence* seq = nullptr;
     const SamplingState* state = nullptr;
+    size_t logit_row = 0;  // its row of the step's logits
   };
-  // Samples every row of `logits` (downloaded) on the host into row_samples_.
+  // A logit row that scores a prompt token (ScheduledSequence::num_prompt_logprob_rows).
+  struct PromptRow {
+    const Sequence* seq = nullptr;
+    int32_t token_id = 0;  // the prompt token it scores: the one after the row's position
+    size_t logit_row = 0;
+  };
+  // Samples host_rows_ over `logits` (downloaded) on the host into row_samples_, and scores
+  // prompt_rows_ into result_.prompt_logprobs.
   void sample_on_host(std::span<const float> logits, std::span<const int32_t> eos);
   std::vector<HostRow> host_rows_;
+  std::vector<PromptRow> prompt_rows_;
   std::vector<SamplingState> spec_states_;
   std::vector<SampleResult> row_samples_;
   StepResult result_;

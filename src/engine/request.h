@@ -51,6 +51,9 @@ struct RequestTimes {
 struct RequestOutput {
   std::vector<int32_t> token_ids;      // new tokens since the previous output
   std::vector<SampleResult> logprobs;  // aligned with token_ids when logprobs requested
+  // With sampling.prompt_logprobs, on the output of the first token: prompt tokens 1.. scored
+  // (the first prompt token has no logprob: nothing precedes it). Empty otherwise.
+  std::vector<SampleResult> prompt_logprobs;
   FinishReason finish_reason = FinishReason::kNone;
   Status error;  // set with kError / kCancelled
   int32_t num_prompt_tokens = 0;

@@ -248,13 +248,19 @@ void apply_min_p(std::span<float> logits, float min_p) {
   }
 }
 
-// Rule 1: raw log-softmax of the sampled token and the top `num_top` alternatives.
+// Rule 1: raw log-softmax of the sampled token, its rank and the top `num_top` alternatives.
 void fill_logprobs(std::span<const float> raw, int32_t num_top, SampleResult& result) {
   const float lmax = max_logit(raw);
+  const float chosen = raw[static_cast<size_t>(result.token_id)];
   double sum = 0.0;
-  for (float l : raw) sum += std::exp(l - lmax);
+  int32_t num_above = 0;
+  for (float l : raw) {
+    sum += std::exp(l - lmax);
+    num_above += l > chosen ? 1 : 0;
+  }
   const double log_total = lmax + std::log(sum);
-  result.logprob = static_cast<float>(raw[result.token_id] - log_total);
+  result.logprob = static_cast<float>(chosen - log_total);
+  result.rank = 1 + num_above;
   result.top_logprobs.clear();
   for (const Candidate& c : first_n(raw, static_cast<size_t>(num_top))) {
     result.top_logprobs.push_back({c.token_id, static_cast<float>(c.logit - log_total)});
@@ -340,6 +346,17 @@ int32_t draw_token(std::span<float> logits, double u) {
   }
   // u * total can round up to the full sum; the last token with weight then takes the draw.
   return last_positive;
+}
+
+SampleResult score_token(std::span<const float> logits, int32_t token_id, int32_t num_top) {
+  if (token_id < 0 || static_cast<size_t>(token_id) >= logits.size()) {
+    fail(StatusCode::kOutOfRange, "token {} is outside the vocabulary of {}", token_id,
+         logits.size());
+  }
+  SampleResult result;
+  result.token_id = token_id;
+  fill_logprobs(logits, num_top, result);
+  return result;
 }
 
 SampleResult sample(std::span<float> logits, const SamplingParams& params,

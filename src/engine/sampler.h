@@ -59,7 +59,8 @@ struct TokenLogprob {
 
 struct SampleResult {
   int32_t token_id = 0;
-  float logprob = 0.0f;                    // raw log-softmax of token_id; 0 unless requested
+  float logprob = 0.0f;  // raw log-softmax of token_id; 0 unless requested
+  int32_t rank = 0;      // 1 + tokens with a larger raw logit; 0 unless logprobs were requested
   std::vector<TokenLogprob> top_logprobs;  // params.logprobs entries (fewer if vocab is smaller)
 };
 
@@ -116,6 +117,11 @@ SampleResult sample(std::span<float> logits, const SamplingParams& params,
 // match both overloads.)
 SampleResult sample(std::span<float> logits, const SamplingParams& params,
                     const SamplingState& state, std::optional<int32_t> eos_token_id);
+
+// Rule 1 alone for a token the sampler did not choose (a prompt token's logprobs,
+// SamplingParams::prompt_logprobs): its raw log-softmax and rank in `logits` (vocab,) and the
+// `num_top` most likely tokens. Throws Error(kOutOfRange) for an id outside the vocabulary.
+SampleResult score_token(std::span<const float> logits, int32_t token_id, int32_t num_top);
 
 // Rules 2-5 in place: afterwards logits holds the (temperature-scaled, unless greedy) logits of
 // the tokens that may be chosen and -inf everywhere else. Exposed for tests and as the oracle of a

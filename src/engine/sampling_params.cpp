@@ -121,6 +121,10 @@ Status SamplingParams::validate(int32_t vocab_size) const {
     return invalid_argument("logprobs must be in [-1, {}] (-1 = none), got {}", kMaxLogprobs,
                             logprobs);
   }
+  if (prompt_logprobs < -1 || prompt_logprobs > kMaxLogprobs) {
+    return invalid_argument("prompt_logprobs must be in [-1, {}] (-1 = none), got {}", kMaxLogprobs,
+                            prompt_logprobs);
+  }
   if (grammar != nullptr) {
     if (ignore_eos) {
       return invalid_argument(

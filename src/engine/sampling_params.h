@@ -49,6 +49,9 @@ struct SamplingParams {
   std::vector<int32_t> stop_token_ids{};  // each in [0, vocab_size)
   std::vector<std::string> stop{};        // stop strings: non-empty, at most kMaxNumStopStrings
   int32_t logprobs = -1;  // -1 => none; 0..20 => sampled token's logprob + this many alternatives
+  // -1 => none; 0..20 => each prompt token's logprob (but the first's: nothing precedes it) + this
+  // many alternatives, from the raw logits at the position before it (vLLM's prompt_logprobs).
+  int32_t prompt_logprobs = -1;
   // OpenAI logit_bias: tokens in [0, vocab_size), each once, |bias| <= kMaxLogitBias. Logprobs
   // stay those of the model's own distribution.
   std::vector<LogitBias> logit_bias{};
@@ -63,6 +66,7 @@ struct SamplingParams {
 
   bool is_greedy() const { return temperature == 0.0f; }
   bool has_logprobs() const { return logprobs >= 0; }
+  bool has_prompt_logprobs() const { return prompt_logprobs >= 0; }
 
   // Ok, or kInvalidArgument (kOutOfRange for a stop token id outside the vocabulary) with a
   // message that names the field, e.g. "temperature must be >= 0, got -1". NaN and infinities

@@ -2,6 +2,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <climits>
 #include <utility>
 
 namespace llmserve {
@@ -40,7 +41,8 @@ Status Scheduler::validate(const SchedulerConfig& config) {
                                      {"num_blocks", config.num_blocks},
                                      {"max_num_tokens", config.max_num_tokens},
                                      {"max_batch_size", config.max_batch_size},
-                                     {"max_model_len", config.max_model_len}}) {
+                                     {"max_model_len", config.max_model_len},
+                                     {"max_prompt_logprob_rows", config.max_prompt_logprob_rows}}) {
     if (Status status = require_positive(field, value); !status.is_ok()) return status;
   }
   if (config.max_num_tokens < config.max_batch_size) {
@@ -121,7 +123,7 @@ std::unique_ptr<Sequence> Scheduler::finish(uint64_t seq_id) {
 SchedulerOutput Scheduler::schedule() {
   SchedulerOutput out;
   out.block_size = config_.block_size;
-  StepBudget budget{config_.max_num_tokens};
+  StepBudget budget{config_.max_num_tokens, config_.max_prompt_logprob_rows};
   schedule_decodes(out, budget);
   schedule_prefill_chunks(out, budget);
   admit_waiting(out, budget);
@@ -203,23 +205,34 @@ void Scheduler::schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget
   for (Sequence* seq : running_) {
     if (budget.num_tokens == 0) break;
     if (seq->is_decoding()) continue;
-    const int32_t num_new = std::min(
-        {seq->num_uncomputed_tokens(), budget.num_tokens, block_pool_.num_appendable_tokens(*seq)});
+    const int32_t limit = prompt_logprob_chunk_limit(*seq, budget.num_prompt_logprob_rows);
+    const int32_t num_new = std::min({seq->num_uncomputed_tokens(), budget.num_tokens,
+                                      block_pool_.num_appendable_tokens(*seq), limit});
     if (num_new == 0) continue;
+    const bool is_cut_by_rows = num_new == limit && num_new < seq->num_uncomputed_tokens();
     block_pool_.may_append(*seq, num_new);
     add_to_output(out, *seq, num_new);
-    budget.num_tokens -= num_new;
+    budget.num_tokens = is_cut_by_rows ? 0 : budget.num_tokens - num_new;
+    budget.num_prompt_logprob_rows -= out.scheduled.back().num_prompt_logprob_rows;
   }
+}
+
+int32_t Scheduler::prompt_logprob_chunk_limit(const Sequence& seq, int32_t num_rows) {
+  if (!seq.wants_prompt_logprobs()) return INT32_MAX;
+  return std::max(0, seq.next_prompt_logprob - 1 - seq.num_computed_tokens) + num_rows;
 }
 
 void Scheduler::admit_waiting(SchedulerOutput& out, StepBudget& budget) {
   if (budget.has_preempted) return;  // the pool is short; admitting would only thrash
   while (!waiting_.empty() && budget.num_tokens > 0 && num_running() < config_.max_batch_size) {
     Sequence& seq = *waiting_.front();
-    const PrefixMatch match = block_pool_.match_prefix(seq);
+    const PrefixMatch match =
+        seq.wants_prompt_logprobs() ? PrefixMatch{} : block_pool_.match_prefix(seq);
     const int32_t num_uncached = seq.num_tokens() - match.num_tokens;
-    const int32_t num_new = std::min(num_uncached, budget.num_tokens);
-    if (num_new < num_uncached && !config_.enable_chunked_prefill) break;
+    const int32_t limit = prompt_logprob_chunk_limit(seq, budget.num_prompt_logprob_rows);
+    const int32_t num_new = std::min({num_uncached, budget.num_tokens, limit});
+    if (num_new == 0) break;  // no prompt-logprob rows left this step
+    if (num_new < std::min(num_uncached, limit) && !config_.enable_chunked_prefill) break;
     if (!block_pool_.can_allocate(match, match.num_tokens + num_new)) break;
     waiting_.pop_front();
     if (seq.num_preemptions == 0) --num_waiting_new_;
@@ -235,7 +248,9 @@ void Scheduler::admit_waiting(SchedulerOutput& out, StepBudget& budget) {
     running_.push_back(&seq);
     out.admitted_seq_ids.push_back(seq.id);
     add_to_output(out, seq, num_new);
-    budget.num_tokens -= num_new;
+    const bool is_cut_by_rows = num_new == limit && num_new < num_uncached;
+    budget.num_tokens = is_cut_by_rows ? 0 : budget.num_tokens - num_new;
+    budget.num_prompt_logprob_rows -= out.scheduled.back().num_prompt_logprob_rows;
   }
 }
 
@@ -248,6 +263,8 @@ void Scheduler::add_to_output(SchedulerOutput& out, Sequence& seq, int32_t num_n
       .is_prefill_chunk = !seq.is_decoding(),
       // (>: a speculative decode's drafts go past the sequence's tokens)
       .needs_sample = seq.num_computed_tokens + num_new_tokens >= seq.num_tokens(),
+      .num_prompt_logprob_rows =
+          seq.num_prompt_logprob_rows(seq.num_computed_tokens, num_new_tokens),
   });
   out.num_batched_tokens += num_new_tokens;
 }

@@ -14,6 +14,10 @@
 //   2. prefill chunk: the running sequence still prefilling (with chunked prefill there is at
 //      most one) gets what remains of the token budget, cut to the free blocks; with none free
 //      it waits a step (decodes hold the blocks and progress).
+//      A sequence that wants prompt logprobs needs a logit row per prompt position: its chunk is
+//      also cut to the step's max_prompt_logprob_rows, and a chunk cut so ends the step's
+//      prefill work (as one that took the whole budget would). Such a sequence is admitted
+//      without prefix reuse, since a reused block's positions would have no logits.
 //   3. admission (skipped in a step that preempted): waiting sequences in (priority, arrival)
 //      order — first come, first served within a priority, a preempted sequence back at the front
 //      of its priority — each after prefix reuse, while the token budget (max_num_tokens), the
@@ -55,6 +59,10 @@ struct SchedulerConfig {
   int32_t max_model_len = 0;      // prompt + max_tokens limit per sequence
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
+  // Logit rows one step may spend on prompt logprobs (Sequence::wants_prompt_logprobs): a chunk
+  // of such a sequence is cut to them (so, without chunked prefill too, its prompt may take
+  // several steps), which bounds the logits a step downloads to this many rows of the vocabulary.
+  int32_t max_prompt_logprob_rows = 128;
   SpeculativeConfig speculative;  // drafts for decodes (speculative.h); off by default
 };
 
@@ -127,8 +135,12 @@ class Scheduler {
   // What is left of this step's limits while schedule() fills it.
   struct StepBudget {
     int32_t num_tokens;
+    int32_t num_prompt_logprob_rows;
     bool has_preempted = false;
   };
+  // The most tokens a chunk of `seq` may take with `num_rows` prompt-logprob rows left this step
+  // (INT32_MAX when it wants none): the positions that need no row, then `num_rows`.
+  static int32_t prompt_logprob_chunk_limit(const Sequence& seq, int32_t num_rows);
 
   void schedule_decodes(SchedulerOutput& out, StepBudget& budget);
   void schedule_prefill_chunks(SchedulerOutput& out, StepBudget& budget);

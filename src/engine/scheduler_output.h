@@ -10,7 +10,8 @@
 //               covers every position above; positions below num_computed_tokens are cached KV
 //   logits      one row per entry with needs_sample, for its last token, in `scheduled` order;
 //               the runner's StepResult holds their samples in that order, and
-//               Scheduler::update takes it as it is.
+//               Scheduler::update takes it as it is. An entry with num_prompt_logprob_rows has
+//               that many rows more, for the positions before (StepResult::prompt_logprobs).
 // A speculative decode (speculative.h) feeds verify_tokens instead — the last sampled token then
 // the drafts — at positions num_computed_tokens...; it has logits at every one of them and
 // samples 1 to num_new_tokens tokens (StepResult::accepted).
@@ -36,10 +37,13 @@ struct ScheduledSequence {
   int32_t num_new_tokens = 0;       // this step's tokens: a prompt chunk or 1 decode token
   bool is_prefill_chunk = false;    // false only for a decode (Sequence::is_decoding)
   bool needs_sample = false;        // after this step all its tokens are computed: sample one
+  // Logit rows that score prompt tokens (Sequence::num_prompt_logprob_rows): this chunk's last
+  // positions before the sampled one, whose logits give the next prompt tokens' logprobs.
+  int32_t num_prompt_logprob_rows = 0;
   // A speculative decode only: the last sampled token, then the drafts (num_new_tokens of them in
   // all); empty otherwise, the tokens then being seq->token_ids from num_computed_tokens. With a
   // draft model the scheduler leaves placeholders that the engine fills before the step runs.
-  std::vector<int32_t> verify_tokens;
+  std::vector<int32_t> verify_tokens{};
 
   int32_t num_drafts() const {
     return verify_tokens.empty() ? 0 : static_cast<int32_t>(verify_tokens.size()) - 1;
@@ -72,6 +76,9 @@ struct StepResult {
   // Per entry with needs_sample: how many of its drafts were accepted. Empty when no entry of the
   // step speculated (every entry then has exactly one sample).
   std::vector<int32_t> accepted;
+  // Per entry with num_prompt_logprob_rows, in batch order, that many consecutive scores: the
+  // prompt tokens from seq->next_prompt_logprob on (score_token, sampler.h).
+  std::vector<SampleResult> prompt_logprobs;
 
   int32_t num_accepted(size_t sampled_index) const {
     return accepted.empty() ? 0 : accepted[sampled_index];

@@ -19,6 +19,7 @@
 // the model runner reads both.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -73,7 +74,12 @@ struct Sequence {
   std::optional<Clock::time_point> queue_deadline;  // ended with kUnavailable if not yet admitted
   RequestTimes times;                               // arrival, first admission, first token, end
   int32_t num_prompt_cached_tokens = 0;             // num_cached_tokens at the first admission
-  std::shared_ptr<RequestStream> stream;            // where outputs go; null in scheduler tests
+  // Prompt logprobs (sampling.prompt_logprobs): the prompt token the next logit row scores (token
+  // 0 has none, so it starts at 1; num_prompt_tokens once all are scored), and the scores of
+  // tokens [1, next_prompt_logprob) not yet emitted: the first output with a token carries them.
+  int32_t next_prompt_logprob = 1;
+  std::vector<SampleResult> prompt_logprobs;
+  std::shared_ptr<RequestStream> stream;  // where outputs go; null in scheduler tests
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_completion_tokens() const { return num_tokens() - num_prompt_tokens; }
@@ -84,6 +90,20 @@ struct Sequence {
   // step of a sequence is a prefill chunk (prompt, or recompute after a preemption).
   bool is_decoding() const {
     return num_uncomputed_tokens() == 1 && num_computed_tokens >= num_prompt_tokens;
+  }
+  // Prompt logprobs still to compute: the scheduler keeps its prefix reuse away from them, so every
+  // position whose logits score a prompt token runs through the model.
+  bool wants_prompt_logprobs() const {
+    return sampling.has_prompt_logprobs() && next_prompt_logprob < num_prompt_tokens;
+  }
+  // Of a chunk of positions [first, first + n): how many have logits that score a prompt token
+  // still unscored (position p scores token p + 1). They are the chunk's last ones, or all but its
+  // last when the chunk ends the prompt (whose last position samples): a suffix either way.
+  int32_t num_prompt_logprob_rows(int32_t first, int32_t n) const {
+    if (!wants_prompt_logprobs()) return 0;
+    const int32_t begin = std::max(first, next_prompt_logprob - 1);
+    const int32_t end = std::min(first + n, num_prompt_tokens - 1);
+    return std::max(0, end - begin);
   }
   int32_t max_tokens() const { return sampling.max_tokens; }
   bool has_reached_max_tokens() const { return num_completion_tokens() >= max_tokens(); }

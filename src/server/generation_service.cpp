@@ -61,6 +61,7 @@ void GenerationHandle::convert(RequestOutput& out, GenerateChunk& chunk) {
   chunk.num_prompt_tokens = out.num_prompt_tokens;
   chunk.num_cached_tokens = out.num_cached_tokens;
   chunk.num_generated_tokens = out.num_generated_tokens;
+  chunk.prompt_logprobs = std::move(out.prompt_logprobs);
   for (size_t i = 0; i < out.token_ids.size(); ++i) {
     const int32_t id = out.token_ids[i];
     if (is_stopped_by_text_) break;  // tokens the engine made before it saw the cancel

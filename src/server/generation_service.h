@@ -53,6 +53,9 @@ struct GenerateChunk {
   std::string text;                    // new text (never half a UTF-8 character)
   std::vector<int32_t> token_ids;      // new tokens
   std::vector<SampleResult> logprobs;  // aligned with token_ids when asked for
+  // sampling.prompt_logprobs: prompt tokens 1.. scored, on the chunk of the first token only
+  // (RequestOutput::prompt_logprobs).
+  std::vector<SampleResult> prompt_logprobs;
   FinishReason finish_reason = FinishReason::kNone;
   Status error;  // with kError / kCancelled
   int32_t num_prompt_tokens = 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions) end to end with
 # the official `openai` npm client (tests/e2e/openai/openai_test.mjs; structured outputs with zod
-# and ajv in structured_test.mjs) against `llmserve serve` with the embedded default model. Needs node + npm; runs `npm ci` when node_modules is missing.
+# and ajv in structured_test.mjs; prompt logprobs in prompt_logprobs_test.mjs) against `llmserve serve` with the embedded default model. Needs node + npm; runs `npm ci` when node_modules is missing.
 set -uo pipefail
 BIN=${LLMSERVE:?path of the llmserve binary}
 SRC=${LLMSERVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -39,5 +39,7 @@ REFERENCE="$SRC/models/default/reference.json" BASE_URL="http://127.0.0.1:$PORT/
 rc=$?
 # Structured outputs (tests/e2e/openai/structured_test.mjs) against the same server.
 BASE_URL="http://127.0.0.1:$PORT/v1" timeout 300 node "$DIR/structured_test.mjs" || rc=1
+# Prompt logprobs: echo + logprobs, scoring, vLLM's prompt_logprobs (prompt_logprobs_test.mjs).
+BASE_URL="http://127.0.0.1:$PORT/v1" timeout 300 node "$DIR/prompt_logprobs_test.mjs" || rc=1
 if [ $rc != 0 ]; then echo "--- server log (tail) ---"; tail -30 "$WORK/server.log"; fi
 exit $rc

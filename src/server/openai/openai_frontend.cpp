@@ -12,6 +12,7 @@
 
 #include "common/logging.h"
 #include "server/http/exchange_pump.h"
+#include "server/openai/logprobs.h"
 
 namespace llmserve::openai {
 
@@ -243,55 +244,6 @@ json usage_object(int32_t prompt, int32_t completion) {
               {"total_tokens", prompt + completion}};
 }
 
-// Logprobs accumulated in the wire format of either API.
-struct LogprobsBuilder {
-  const Tokenizer& tok;
-  bool is_chat = false;
-  size_t text_offset = 0;  // completions: where the next token's text starts
-  json completion = json{{"tokens", json::array()},
-                         {"token_logprobs", json::array()},
-                         {"top_logprobs", json::array()},
-                         {"text_offset", json::array()}};
-  json chat = json{{"content", json::array()}};
-
-  std::string piece(int32_t id) const { return tok.decode(std::span<const int32_t>(&id, 1)); }
-  static json bytes_of(const std::string& s) {
-    json b = json::array();
-    for (unsigned char c : s) b.push_back(static_cast<int>(c));
-    return b;
-  }
-  void add(const std::vector<SampleResult>& results) {
-    for (const SampleResult& r : results) {
-      const std::string text = piece(r.token_id);
-      if (is_chat) {
-        json top = json::array();
-        for (const TokenLogprob& t : r.top_logprobs) {
-          const std::string s = piece(t.token_id);
-          top.push_back({{"token", s}, {"logprob", t.logprob}, {"bytes", bytes_of(s)}});
-        }
-        chat["content"].push_back({{"token", text},
-                                   {"logprob", r.logprob},
-                                   {"bytes", bytes_of(text)},
-                                   {"top_logprobs", std::move(top)}});
-      } else {
-        json top = json::object();
-        for (const TokenLogprob& t : r.top_logprobs) top[piece(t.token_id)] = t.logprob;
-        if (!top.contains(text)) top[text] = r.logprob;
-        completion["tokens"].push_back(text);
-        completion["token_logprobs"].push_back(r.logprob);
-        completion["top_logprobs"].push_back(std::move(top));
-        completion["text_offset"].push_back(text_offset);
-        text_offset += text.size();
-      }
-    }
-  }
-  json value() const { return is_chat ? chat : completion; }
-};
-
-}  // namespace
-
-namespace {
-
 // The choices of one request, read by one pump each on the exchange's strand (so no lock): the
 // reply goes out once every choice ended, or at the first failure, which cancels the others.
 struct Choices {
@@ -305,9 +257,25 @@ struct Choices {
   }
 };
 
+bool is_failure_reason(FinishReason r) {
+  return r == FinishReason::kError || r == FinishReason::kCancelled;
+}
+
 bool is_failure(const GenerateChunk& chunk) {
-  return chunk.finish_reason == FinishReason::kError ||
-         chunk.finish_reason == FinishReason::kCancelled;
+  return is_failure_reason(chunk.finish_reason);
+}
+
+// The prompt's scores a choice's first chunk carries (RequestOutput::prompt_logprobs), if the
+// request asked for them and they are all there.
+bool has_prompt_scores(const ParsedRequest& p, const GenerateChunk& chunk,
+                       const GenerationHandle& generation) {
+  return p.request.sampling.has_prompt_logprobs() && !is_failure(chunk) &&
+         chunk.prompt_logprobs.size() + 1 == generation.prompt_token_ids().size();
+}
+
+// A scoring request (echo, max_tokens 0) ends at its prompt: the engine's one token is dropped.
+FinishReason reply_finish(const ParsedRequest& p, FinishReason engine_finish) {
+  return p.is_scoring && !is_failure_reason(engine_finish) ? FinishReason::kLength : engine_finish;
 }
 
 ApiError failure_error(const GenerateChunk& chunk) {
@@ -322,14 +290,14 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
   struct Choice {
     std::string text;
     LogprobsBuilder logprobs;
+    json prompt_logprobs = nullptr;  // vLLM's, when asked for
     FinishReason finish = FinishReason::kNone;
   };
   auto choices = std::make_shared<Choices>();
   auto state = std::make_shared<std::vector<Choice>>();
   for (const ChoiceStart& start : starts) {
-    state->push_back(Choice{
-        start.echo_text,
-        LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat, start.echo_text.size()}});
+    state->push_back(
+        Choice{start.echo_text, LogprobsBuilder{service_.tokenizer(), parsed->api == Api::kChat}});
   }
   choices->remaining = static_cast<int32_t>(starts.size());
   for (size_t i = 0; i < starts.size(); ++i) {
@@ -337,20 +305,31 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
         ex, std::move(starts[i].handle),
         [this, ex, parsed, choices, state, i](GenerateChunk& chunk, GenerationHandle& generation) {
           const auto start = Clock::now();
+          const ParsedRequest& p = *parsed;
           Choice& c = (*state)[i];
-          c.text += chunk.text;
-          if (parsed->has_logprobs) c.logprobs.add(chunk.logprobs);
+          if (has_prompt_scores(p, chunk, generation)) {
+            const std::vector<int32_t>& ids = generation.prompt_token_ids();
+            if (p.is_echo && p.has_logprobs)
+              c.logprobs.add_prompt(ids, chunk.prompt_logprobs, p.request.sampling.logprobs);
+            if (p.prompt_logprobs >= 0) {
+              c.prompt_logprobs = prompt_logprobs_json(service_.tokenizer(), ids,
+                                                       chunk.prompt_logprobs, p.prompt_logprobs);
+            }
+          }
+          if (!p.is_scoring) {
+            c.text += chunk.text;
+            if (p.has_logprobs) c.logprobs.add(chunk.logprobs);
+          }
           if (!chunk.is_final()) return;
           choices->remaining--;
-          choices->completion_tokens += chunk.num_generated_tokens;
-          c.finish = chunk.finish_reason;
+          if (!p.is_scoring) choices->completion_tokens += chunk.num_generated_tokens;
+          c.finish = reply_finish(p, chunk.finish_reason);
           if (is_failure(chunk) && !choices->is_answered) {
             choices->is_answered = true;
             choices->cancel_all();
             respond_api_error(*ex, failure_error(chunk));
           } else if (choices->remaining == 0 && !choices->is_answered) {
             choices->is_answered = true;
-            const ParsedRequest& p = *parsed;
             json list = json::array();
             for (size_t j = 0; j < state->size(); ++j) {
               const Choice& cj = (*state)[j];
@@ -369,6 +348,8 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
               }
               choice["logprobs"] = p.has_logprobs ? cj.logprobs.value() : json(nullptr);
               choice["finish_reason"] = finish_name(cj.finish, has_calls);
+              if (p.prompt_logprobs >= 0 && p.api == Api::kCompletions)
+                choice["prompt_logprobs"] = cj.prompt_logprobs;
               list.push_back(std::move(choice));
             }
             json body = {
@@ -379,6 +360,9 @@ void OpenAIFrontend::reply_unary(const ExchangePtr& ex, std::shared_ptr<ParsedRe
                 {"system_fingerprint", nullptr},
                 {"choices", std::move(list)},
                 {"usage", usage_object(p.num_prompt_tokens(), choices->completion_tokens)}};
+            // vLLM's chat puts the (one) prompt's logprobs beside the choices.
+            if (p.prompt_logprobs >= 0 && p.api == Api::kChat)
+              body["prompt_logprobs"] = (*state)[0].prompt_logprobs;
             http::respond_json(*ex, 200, dump(body));
           }
           generation.record().output_duration += Clock::now() - start;
@@ -413,7 +397,7 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
   choices->remaining = static_cast<int32_t>(starts.size());
   for (size_t i = 0; i < starts.size(); ++i) {
     auto pending_echo = std::make_shared<std::string>(starts[i].echo_text);
-    auto text_offset = std::make_shared<size_t>(starts[i].echo_text.size());
+    auto text_offset = std::make_shared<size_t>(0);
     auto tools = std::make_shared<ToolCallStream>(p.tool_format);
     choices->pumps.push_back(http::pump_generation(
         ex, std::move(starts[i].handle),
@@ -424,8 +408,22 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
           RequestRecord& record = generation.record();
           if (choices->is_answered) return;  // a sibling failed: the stream has ended
           const bool is_failed = is_failure(chunk);
-          std::string piece = std::move(*pending_echo) + chunk.text;
+          // Echo: the prompt (and with logprobs its scores) leads the first chunk, as vLLM sends
+          // it; a scoring request's one generated token is dropped.
+          std::string piece = std::move(*pending_echo) + (p.is_scoring ? "" : chunk.text);
           pending_echo->clear();
+          LogprobsBuilder logprobs{service_.tokenizer(), is_chat, *text_offset};
+          bool has_logprobs = false;
+          if (p.is_echo && p.has_logprobs && has_prompt_scores(p, chunk, generation)) {
+            logprobs.add_prompt(generation.prompt_token_ids(), chunk.prompt_logprobs,
+                                p.request.sampling.logprobs);
+            has_logprobs = true;
+          }
+          if (p.has_logprobs && !p.is_scoring && !chunk.logprobs.empty()) {
+            logprobs.add(chunk.logprobs);
+            has_logprobs = true;
+          }
+          *text_offset = logprobs.text_offset();
           // Chat with tools: text that may be a call is held back; finished calls go out as
           // delta.tool_calls.
           std::vector<ToolCall> calls;
@@ -440,8 +438,8 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
             piece = std::move(out.content);
             calls = std::move(out.calls);
           }
-          if (!is_failed && (!piece.empty() || !calls.empty() || chunk.is_final() ||
-                             (p.has_logprobs && !chunk.logprobs.empty()))) {
+          if (!is_failed &&
+              (!piece.empty() || !calls.empty() || chunk.is_final() || has_logprobs)) {
             json choice = {{"index", i}};
             if (is_chat) {
               choice["delta"] = json::object();
@@ -454,22 +452,16 @@ void OpenAIFrontend::reply_stream(const ExchangePtr& ex, std::shared_ptr<ParsedR
             } else {
               choice["text"] = piece;
             }
-            if (p.has_logprobs && !chunk.logprobs.empty()) {
-              LogprobsBuilder lb{service_.tokenizer(), is_chat, *text_offset};
-              lb.add(chunk.logprobs);
-              *text_offset = lb.text_offset;
-              choice["logprobs"] = lb.value();
-            } else {
-              choice["logprobs"] = nullptr;
-            }
-            choice["finish_reason"] =
-                chunk.is_final() ? json(finish_name(chunk.finish_reason, tools->num_calls() > 0))
-                                 : json(nullptr);
+            choice["logprobs"] = has_logprobs ? logprobs.value() : json(nullptr);
+            choice["finish_reason"] = chunk.is_final()
+                                          ? json(finish_name(reply_finish(p, chunk.finish_reason),
+                                                             tools->num_calls() > 0))
+                                          : json(nullptr);
             ex->send_event(dump(make_chunk(std::move(choice))));
           }
           if (chunk.is_final()) {
             choices->remaining--;
-            choices->completion_tokens += chunk.num_generated_tokens;
+            if (!p.is_scoring) choices->completion_tokens += chunk.num_generated_tokens;
             if (is_failed) {
               choices->is_answered = true;
               choices->cancel_all();

@@ -31,6 +31,7 @@ const char* const kSamplingFields[] = {"temperature",
                                        "stop_token_ids",
                                        "stop",
                                        "logprobs",
+                                       "prompt_logprobs",
                                        "ignore_eos",
                                        "bad_words"};
 
@@ -316,6 +317,13 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
     throw bad("suffix", "'suffix' is not currently supported");
   }
 
+  // Echo (completions only): read first, since with it max_tokens may be 0.
+  if (api == Api::kCompletions) get_bool(body, "echo", p.is_echo);
+  if (!p.is_echo) {
+    p.echo_text.clear();
+    for (ParsedRequest::Prompt& more : p.more_prompts) more.echo_text.clear();
+  }
+
   // Length.
   int64_t max_tokens = 0;
   const char* max_param = "max_tokens";
@@ -328,8 +336,11 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   }
   const int32_t room = max_model_len - longest;
   if (has_max) {
-    if (max_tokens <= 0)
-      throw bad(max_param, fmt::format("'{}' must be at least 1, got {}", max_param, max_tokens));
+    if (max_tokens < 0 || (max_tokens == 0 && !p.is_echo)) {
+      throw bad(max_param,
+                fmt::format("'{}' must be at least 1{}, got {}", max_param,
+                            api == Api::kCompletions ? " (0 only with 'echo')" : "", max_tokens));
+    }
     if (max_tokens > room) {
       throw bad(
           max_param,
@@ -338,12 +349,13 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
               "{} tokens, so '{}' can be at most {}, got {}",
               max_model_len, longest, max_param, room, max_tokens));
     }
-    sp.max_tokens = static_cast<int32_t>(max_tokens);
+    p.is_scoring = max_tokens == 0;
+    sp.max_tokens = std::max<int32_t>(1, static_cast<int32_t>(max_tokens));
   } else {
     sp.max_tokens = api == Api::kChat ? room : std::min<int32_t>(16, room);
   }
   if (int64_t v = 0; get_int(body, "min_tokens", v))
-    sp.min_tokens = to_int32("min_tokens", v, 0, sp.max_tokens);
+    sp.min_tokens = to_int32("min_tokens", v, 0, p.is_scoring ? 0 : sp.max_tokens);
 
   // Sampling.
   get_float(body, "temperature", sp.temperature);
@@ -416,21 +428,18 @@ void parse_request(const json& body, Api api, const ParseContext& context, Parse
   }
   p.has_logprobs = sp.has_logprobs();
 
-  // Echo (completions only).
-  bool echo = false;
-  if (api == Api::kCompletions) get_bool(body, "echo", echo);
-  if (echo && p.has_logprobs) {
-    throw bad(
-        "echo",
-        "'echo' together with 'logprobs' is not supported (prompt logprobs are not computed)");
+  // Prompt logprobs: vLLM's prompt_logprobs, and the echoed prompt's with echo + logprobs.
+  get_bool(body, "stream", p.is_stream);
+  if (int64_t k = 0; get_int(body, "prompt_logprobs", k)) {
+    p.prompt_logprobs = to_int32("prompt_logprobs", k, 0, kMaxLogprobs);
+    if (p.is_stream) {
+      throw bad("prompt_logprobs",
+                "'prompt_logprobs' is not available when 'stream' is true (vLLM's rule)");
+    }
   }
-  if (!echo) {
-    p.echo_text.clear();
-    for (ParsedRequest::Prompt& more : p.more_prompts) more.echo_text.clear();
-  }
+  sp.prompt_logprobs = std::max(p.prompt_logprobs, p.is_echo ? sp.logprobs : -1);
 
   // Streaming.
-  get_bool(body, "stream", p.is_stream);
   if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
     if (!so->is_object()) throw bad("stream_options", "'stream_options' must be an object");
     if (!p.is_stream)

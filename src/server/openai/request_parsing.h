@@ -62,6 +62,13 @@ struct ParsedRequest {
   bool include_usage = false;
   bool has_logprobs = false;
   std::string echo_text;  // completions with echo: the prompt, sent before the output
+  bool is_echo = false;   // completions' echo; with has_logprobs the prompt's logprobs lead too
+  // Completions with echo and max_tokens 0 (scoring, as lm-eval-harness asks): the reply is the
+  // prompt alone. The engine request samples one token (max_tokens 1), which the reply drops.
+  bool is_scoring = false;
+  // vLLM's prompt_logprobs: the reply's prompt_logprobs with this many alternatives; -1: none.
+  // sampling.prompt_logprobs is the larger of this and, with echo, the logprobs count.
+  int32_t prompt_logprobs = -1;
   int32_t prompt_len = 0;
   int32_t n = 1;  // choices per prompt: 1..kMaxChoices engine requests over the same prompt
   // Chat with tools (tool_choice not "none"): the format the reply's tool calls are parsed in.

@@ -9,28 +9,10 @@ import OpenAI from 'openai';
 import { zodFunction, zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import Ajv from 'ajv';
+import { check, expect400, finish, step } from './checks.mjs';
 
 const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: 'x', maxRetries: 0, timeout: 120_000 });
 const ajv = new Ajv({ strict: false });
-let passed = 0, failed = 0;
-function check(name, cond, detail) {
-  if (cond) { passed++; return; }
-  failed++;
-  console.log(`FAIL ${name}: ${JSON.stringify(detail)?.slice(0, 800)}`);
-}
-async function step(name, fn) {
-  try { await fn(); } catch (e) { check(`${name} threw`, false, { message: e.message, error: e.error }); }
-}
-async function expect400(name, fn, param, pattern) {
-  try {
-    await fn();
-    check(`${name} is refused`, false, 'no error');
-  } catch (e) {
-    check(`${name} status 400`, e.status === 400, { status: e.status, message: e.message });
-    check(`${name} param ${param}`, e.param === param, { param: e.param, error: e.error });
-    if (pattern) check(`${name} message ${pattern}`, pattern.test(e.error?.message ?? ''), e.error);
-  }
-}
 const messages = [{ role: 'user', content: 'Tell me about a person.' }];
 
 const Person = z.object({
@@ -244,5 +226,4 @@ await expect400('tool parameters the engine cannot honour', () => client.chat.co
   max_tokens: 4, tool_choice: 'required', tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { u: { type: 'string', format: 'uri' } } } } }] }),
   'tool_choice', /format/);
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+finish();

@@ -115,6 +115,22 @@ TEST(BlockPoolTest, SlotMappingFollowsBlockTable) {
   EXPECT_THAT(batch.slot_mapping, ElementsAre(22, 23, 8, 9));
 }
 
+TEST(BlockPoolTest, ForwardBatchLogitRowsAreASuffixOfEachSequence) {
+  const std::vector<int32_t> table = {0, 1, 2};
+  const std::vector<int32_t> tokens = {1, 2, 3, 4, 5};
+  ForwardBatch batch;
+  batch.add_sequence(tokens.data(), 5, 0, table, kBlockSize, LogitRows::kLast, 0, 2);  // 0..4
+  batch.add_sequence(tokens.data(), 3, 0, table, kBlockSize, LogitRows::kNone, 0, 2);  // 5..7
+  batch.add_sequence(tokens.data(), 2, 0, table, kBlockSize, LogitRows::kAll);         // 8..9
+  batch.add_sequence(tokens.data(), 2, 0, table, kBlockSize, LogitRows::kNone);        // 10..11
+  EXPECT_THAT(batch.logits_indices, ElementsAre(2, 3, 4, 6, 7, 8, 9));
+  // More rows than new tokens, or extra rows beside kAll, are the caller's bug.
+  EXPECT_THROW(batch.add_sequence(tokens.data(), 2, 0, table, kBlockSize, LogitRows::kLast, 0, 2),
+               Error);
+  EXPECT_THROW(batch.add_sequence(tokens.data(), 2, 0, table, kBlockSize, LogitRows::kAll, 0, 1),
+               Error);
+}
+
 TEST(BlockPoolTest, PrefixReuseFollowsTheHashChain) {
   BlockPool pool = make_pool(16);
   Sequence a(1, tokens_from(1, 10), 1);  // [1..4][5..8][9 10]

@@ -377,6 +377,29 @@ TEST(SamplerTest, LogprobsAreRawLogSoftmax) {
   EXPECT_NEAR(r.top_logprobs[0].logprob, std::log(0.75), 1e-6);
 }
 
+TEST(SamplerTest, ScoreTokenGivesLogprobRankAndTop) {
+  // A prompt token's score: rule 1 for a token nobody sampled.
+  const Logits logits = {2.0f, 1.0f, 2.0f, 0.0f, 3.0f};
+  const double log_total =
+      std::log(std::exp(3.0) + 2 * std::exp(2.0) + std::exp(1.0) + std::exp(0.0));
+  const SampleResult r = score_token(logits, 1, 2);
+  EXPECT_EQ(r.token_id, 1);
+  EXPECT_NEAR(r.logprob, 1.0 - log_total, 1e-6);
+  EXPECT_EQ(r.rank, 4);  // 3.0, 2.0 and 2.0 are above it
+  ASSERT_EQ(r.top_logprobs.size(), 2u);
+  EXPECT_EQ(r.top_logprobs[0].token_id, 4);
+  EXPECT_EQ(r.top_logprobs[1].token_id, 0);
+  EXPECT_NEAR(r.top_logprobs[1].logprob, 2.0 - log_total, 1e-6);
+  EXPECT_EQ(score_token(logits, 4, 0).rank, 1);
+  EXPECT_EQ(score_token(logits, 2, 0).rank, 2);  // ties share the better rank
+  EXPECT_TRUE(score_token(logits, 4, 0).top_logprobs.empty());
+  EXPECT_THROW(score_token(logits, 5, 1), Error);
+  EXPECT_THROW(score_token(logits, -1, 1), Error);
+  // The sampler's own logprobs carry the rank too.
+  SamplingParams p{.temperature = 0.0f, .logprobs = 0};
+  EXPECT_EQ(sample_copy(logits, p, state_after(p, {}, {})).rank, 1);
+}
+
 TEST(SamplerTest, TopLogprobsOrderedWithTiesToLowestId) {
   SamplingParams p{.temperature = 0.0f, .logprobs = 3};
   const Logits logits = {2.0f, 1.0f, 2.0f, 0.0f};

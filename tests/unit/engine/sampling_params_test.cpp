@@ -56,7 +56,10 @@ TEST(SamplingParamsTest, BoundaryValuesAreValid) {
   p.stop_token_ids = {0, kVocabSize - 1};
   p.stop = std::vector<std::string>(kMaxNumStopStrings, "x");
   p.logprobs = kMaxLogprobs;
+  p.prompt_logprobs = kMaxLogprobs;
   EXPECT_TRUE(p.validate(kVocabSize).is_ok()) << p.validate(kVocabSize).to_string();
+  p.prompt_logprobs = 0;
+  EXPECT_TRUE(p.validate(kVocabSize).is_ok());
   p.top_k = 1000;  // larger than the vocabulary: truncation is simply off
   p.logprobs = 0;
   EXPECT_TRUE(p.validate(kVocabSize).is_ok());
@@ -97,6 +100,9 @@ TEST(SamplingParamsTest, RejectsEachOutOfRangeField) {
                "min_tokens");
   expect_error(validate_with([](SamplingParams& p) { p.logprobs = -2; }), "logprobs");
   expect_error(validate_with([](SamplingParams& p) { p.logprobs = kMaxLogprobs + 1; }), "logprobs");
+  expect_error(validate_with([](SamplingParams& p) { p.prompt_logprobs = -2; }), "prompt_logprobs");
+  expect_error(validate_with([](SamplingParams& p) { p.prompt_logprobs = kMaxLogprobs + 1; }),
+               "prompt_logprobs");
 }
 
 TEST(SamplingParamsTest, RejectsNanAndInfinityInEveryFloatField) {

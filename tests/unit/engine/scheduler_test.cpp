@@ -7,6 +7,7 @@
 //   "1:d"        a decode (always samples)
 //   "2:c32+p10!" admitted with 32 prompt tokens reused from the prefix cache, then a 10-token chunk
 //   "1:d | preempt 2 | finish 1"
+//   "3:p8r7!"    a chunk with 7 logit rows that score prompt tokens (prompt logprobs), then sampled
 // The fake runner keeps a fake KV cache: each computed token is written to its slot, and a
 // sequence that samples reads its whole context back through its block table, so a wrong block
 // table, slot mapping or prefix reuse fails the test. Its next token is (last read + 1) % 1000.
@@ -105,9 +106,10 @@ class Sim {
       : scheduler_(config), runner_(config.num_blocks, config.block_size) {}
 
   void add(uint64_t id, const std::vector<int32_t>& prompt, int32_t max_tokens,
-           int32_t priority = 0) {
+           int32_t priority = 0, int32_t prompt_logprobs = -1) {
     auto seq = std::make_unique<Sequence>(id, prompt, max_tokens);
     seq->priority = priority;
+    seq->sampling.prompt_logprobs = prompt_logprobs;
     const Status status = scheduler_.add(std::move(seq));
     ASSERT_TRUE(status.is_ok()) << status.to_string();
   }
@@ -121,6 +123,11 @@ class Sim {
   std::string step() {
     const SchedulerOutput out = scheduler_.schedule();
     scheduler_.update(out, runner_.execute(out, scheduler_.block_pool()));
+    for (const ScheduledSequence& s : out.scheduled) {  // the engine's keep_prompt_logprobs
+      EXPECT_EQ(s.num_prompt_logprob_rows,
+                s.seq->num_prompt_logprob_rows(s.num_computed_tokens, s.num_new_tokens));
+      s.seq->next_prompt_logprob += s.num_prompt_logprob_rows;
+    }
     std::vector<std::string> entries;
     std::vector<uint64_t> finished;
     int32_t num_tokens = 0;
@@ -131,7 +138,9 @@ class Sim {
         entry += fmt::format("c{}+", s.num_computed_tokens);
       }
       if (s.is_prefill_chunk) {
-        entry += fmt::format("p{}{}", s.num_new_tokens, s.needs_sample ? "!" : "");
+        entry += fmt::format("p{}", s.num_new_tokens);
+        if (s.num_prompt_logprob_rows > 0) entry += fmt::format("r{}", s.num_prompt_logprob_rows);
+        if (s.needs_sample) entry += "!";
       } else {
         EXPECT_TRUE(s.num_new_tokens == 1 && s.needs_sample);
         entry += "d";
@@ -431,6 +440,43 @@ TEST_F(SchedulerTest, PrefixHitsSkipCachedTokens) {
   EXPECT_EQ(stats.num_query_tokens, 40 + 42 + 32 + 3 * 20);
   EXPECT_EQ(stats.num_hit_blocks, 2 + 1 + 1);
   EXPECT_EQ(stats.num_hit_tokens, 32 + 16 + 16);
+}
+
+TEST_F(SchedulerTest, PromptLogprobsSkipPrefixReuseAndCutChunksToTheirRows) {
+  SchedulerConfig config{.block_size = 16,
+                         .num_blocks = 32,
+                         .max_num_tokens = 64,
+                         .max_batch_size = 4,
+                         .max_model_len = 128,
+                         .max_prompt_logprob_rows = 8,
+                         .speculative = {}};
+  Sim& sim = start(config);
+  sim.add(1, tokens_from(0, 40), 1);
+  EXPECT_EQ(sim.step(), "1:p40! | finish 1");  // its 2 full blocks are cached
+  // The same prompt with prompt logprobs reuses nothing (a cached position has no logits) and
+  // takes 8 rows a step, each cut chunk ending the step's admissions; the last chunk's final
+  // position samples, so it scores 7 tokens. Then the step has room for 3.
+  sim.add(2, tokens_from(0, 40), 1, 0, 2);
+  sim.add(3, prompt_of(3, 10), 1);
+  EXPECT_EQ(sim.run(),
+            (Trace{"2:p8r8", "2:p8r8", "2:p8r8", "2:p8r8", "2:p8r7! 3:p10! | finish 2 3"}));
+  EXPECT_EQ(sim.finished().at(2).num_cached_tokens, 0);
+  EXPECT_EQ(sim.finished().at(2).completion, expected_completion(tokens_from(0, 40), 1));
+  // Rows are shared by the step: a second such prompt waits for what the first leaves.
+  sim.add(4, prompt_of(4, 6), 1, 0, 0);
+  sim.add(5, prompt_of(5, 6), 1, 0, 0);
+  EXPECT_EQ(sim.run(), (Trace{"4:p6r5! 5:p3r3 | finish 4", "5:p3r2! | finish 5"}));
+}
+
+TEST_F(SchedulerTest, PromptLogprobsChunkWithoutChunkedPrefill) {
+  SchedulerConfig config = small_config(64, 32, 4, 32);
+  config.enable_chunked_prefill = false;
+  config.max_prompt_logprob_rows = 5;
+  Sim& sim = start(config);
+  sim.add(1, prompt_of(1, 12), 1, 0, 1);
+  // A one-token prompt has nothing to score.
+  sim.add(2, prompt_of(2, 1), 1, 0, 1);
+  EXPECT_EQ(sim.run(), (Trace{"1:p5r5", "1:p5r5", "1:p2r1! 2:p1! | finish 1 2"}));
 }
 
 TEST_F(SchedulerTest, EvictsCachedBlocksLeastRecentlyReleasedFirst) {

@@ -136,6 +136,78 @@ TEST_F(OpenAIRequestParsing, TokenIdPromptIsNotByteCapped) {
   EXPECT_FALSE(parsed.echo_text.empty());
 }
 
+TEST_F(OpenAIRequestParsing, EchoWithLogprobsScoresThePrompt) {
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", "ROMEO:"}, {"echo", true}, {"logprobs", 2}, {"max_tokens", 3}},
+                Api::kCompletions, context(), parsed);
+  EXPECT_TRUE(parsed.is_echo);
+  EXPECT_TRUE(parsed.has_logprobs);
+  EXPECT_FALSE(parsed.is_scoring);
+  EXPECT_EQ(parsed.request.sampling.logprobs, 2);
+  EXPECT_EQ(parsed.request.sampling.prompt_logprobs, 2);
+  EXPECT_EQ(parsed.prompt_logprobs, -1);  // no vLLM prompt_logprobs field in the reply
+  ParsedRequest plain;
+  parse_request(json{{"prompt", "ROMEO:"}, {"logprobs", 2}}, Api::kCompletions, context(), plain);
+  EXPECT_EQ(plain.request.sampling.prompt_logprobs, -1) << "no echo: no prompt scores";
+}
+
+TEST_F(OpenAIRequestParsing, MaxTokensZeroOnlyWithEcho) {
+  // A scoring request (lm-eval-harness): the engine samples one token, which the reply drops.
+  ParsedRequest parsed;
+  parse_request(json{{"prompt", "ROMEO:"}, {"echo", true}, {"logprobs", 0}, {"max_tokens", 0}},
+                Api::kCompletions, context(), parsed);
+  EXPECT_TRUE(parsed.is_scoring);
+  EXPECT_EQ(parsed.request.sampling.max_tokens, 1);
+  EXPECT_EQ(parsed.request.sampling.prompt_logprobs, 0);
+  ApiError e = refusal(json{{"prompt", "x"}, {"max_tokens", 0}}, Api::kCompletions, context());
+  EXPECT_EQ(e.param, "max_tokens");
+  EXPECT_NE(e.message.find("0 only with 'echo'"), std::string::npos) << e.message;
+  e = refusal(json{{"prompt", "x"}, {"echo", true}, {"max_tokens", -1}}, Api::kCompletions,
+              context());
+  EXPECT_EQ(e.param, "max_tokens");
+  e = refusal(json{{"messages", json::array({{{"role", "user"}, {"content", "hi"}}})},
+                   {"echo", true},
+                   {"max_tokens", 0}},
+              Api::kChat, context());
+  EXPECT_EQ(e.param, "max_tokens") << "chat has no echo";
+  e = refusal(json{{"prompt", "x"}, {"echo", true}, {"max_tokens", 0}, {"min_tokens", 1}},
+              Api::kCompletions, context());
+  EXPECT_EQ(e.param, "min_tokens");
+}
+
+TEST_F(OpenAIRequestParsing, PromptLogprobsRangeAndStream) {
+  for (Api api : {Api::kCompletions, Api::kChat}) {
+    json body = api == Api::kChat
+                    ? json{{"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}}
+                    : json{{"prompt", "ROMEO:"}};
+    body["prompt_logprobs"] = 20;
+    ParsedRequest parsed;
+    parse_request(body, api, context(), parsed);
+    EXPECT_EQ(parsed.prompt_logprobs, 20);
+    EXPECT_EQ(parsed.request.sampling.prompt_logprobs, 20);
+    for (const json& bad_value : {json(21), json(-1), json(1.5), json("2")}) {
+      body["prompt_logprobs"] = bad_value;
+      EXPECT_EQ(refusal(body, api, context()).param, "prompt_logprobs") << bad_value;
+    }
+    body["prompt_logprobs"] = 1;
+    body["stream"] = true;
+    const ApiError e = refusal(body, api, context());
+    EXPECT_EQ(e.param, "prompt_logprobs");
+    EXPECT_NE(e.message.find("stream"), std::string::npos) << e.message;
+  }
+  // With echo + logprobs the engine scores the larger count; each part of the reply cuts its own.
+  ParsedRequest both;
+  parse_request(json{{"prompt", "ROMEO:"}, {"echo", true}, {"logprobs", 4}, {"prompt_logprobs", 1}},
+                Api::kCompletions, context(), both);
+  EXPECT_EQ(both.request.sampling.prompt_logprobs, 4);
+  EXPECT_EQ(both.prompt_logprobs, 1);
+  // Structured output leaves the prompt alone: prompt logprobs combine with a guide.
+  ParsedRequest guided;
+  parse_request(json{{"prompt", "ROMEO:"}, {"prompt_logprobs", 2}, {"guided_regex", "[ab]+"}},
+                Api::kCompletions, context(), guided);
+  EXPECT_EQ(guided.request.sampling.prompt_logprobs, 2);
+}
+
 TEST_F(OpenAIRequestParsing, SpeculativeOptOut) {
   ParsedRequest parsed;
   parse_request(json{{"prompt", "x"}, {"speculative", false}}, Api::kCompletions, context(),
