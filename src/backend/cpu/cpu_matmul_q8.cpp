@@ -17,6 +17,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -32,7 +34,11 @@ namespace llmserve {
 
 namespace {
 
-std::atomic<bool> q8_kernels_enabled{true};
+// LLMSERVE_CPU_INT8_DOT=0 starts with them off (x unrounded, weights widened): for comparisons.
+std::atomic<bool> q8_kernels_enabled{[] {
+  const char* e = std::getenv("LLMSERVE_CPU_INT8_DOT");
+  return e == nullptr || std::string_view(e) != "0";
+}()};
 std::atomic<bool> q8_vnni_enabled{true};
 
 constexpr int64_t kBlock = 32;         // inputs per activation scale: one 32-byte vector
