@@ -97,12 +97,12 @@ bool set_cpu_int4_kernels(bool enabled);
 bool cpu_int4_kernels_available();
 // The same for matmul_q8's decode kernels (cpu_matmul_q8.cpp: x rounded to int8 in blocks of 32,
 // integer dot products by AVX-VNNI or AVX2): switched off, or where the CPU lacks AVX2
-// (cpu_q8_kernels_available), decode widens the int8 weights to fp32 instead, x unrounded.
-bool set_cpu_q8_kernels(bool enabled);
-bool cpu_q8_kernels_available();
+// (cpu_int8_dot_available), decode widens the int8 weights to fp32 instead, x unrounded.
+bool set_cpu_int8_dot_kernels(bool enabled);
+bool cpu_int8_dot_available();
 // Within them, AVX-VNNI's one-instruction dot products where the CPU has them
-// (cpu_q8_vnni_available), or AVX2's two: tests check both on a CPU with AVX-VNNI.
-bool set_cpu_q8_vnni(bool enabled);
-bool cpu_q8_vnni_available();
+// (cpu_int8_dot_vnni_available), or AVX2's two: tests check both on a CPU with AVX-VNNI.
+bool set_cpu_int8_dot_vnni(bool enabled);
+bool cpu_int8_dot_vnni_available();
 
 }  // namespace llmserve

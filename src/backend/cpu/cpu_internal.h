@@ -15,6 +15,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #define LLMSERVE_CPU_X86 1
 #include <cpuid.h>
+#include <immintrin.h>
 // The intrinsic kernels' instruction sets, chosen at run time by cpu_has_avx2_f16c.
 #define LLMSERVE_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 #endif
@@ -95,9 +96,34 @@ void matmul_int4_streamed(const float* x, int64_t m, const Int4Weight& w,
 // Rows [c0, c0 + rows) of w as fp32, (q - zero) * scale: dst [rows, k]; split over the threads.
 void dequantize_int4_rows(const Int4Weight& w, int64_t c0, int64_t rows, float* dst);
 
+// cpu_matmul_q8.cpp: the instruction set of the integer dot-product kernels (x rounded to int8,
+// products summed exactly in int32), after the tests' switches (set_cpu_int8_dot_kernels,
+// set_cpu_int8_dot_vnni, LLMSERVE_CPU_INT8_DOT=0): kNone where they cannot or may not run.
+enum class Int8DotIsa { kNone, kAvx2, kAvxVnni };
+Int8DotIsa int8_dot_isa();
+
+// x [m, k] (k a multiple of 32) rounded to int8 in blocks of 32 columns, symmetric with one fp32
+// scale per block (its largest |x| / 127): xq [m, k] and xscale [m, k / 32].
+void round_rows_int8(const float* x, int64_t m, int64_t k, int8_t* xq, float* xscale);
+
+#ifdef LLMSERVE_CPU_X86
+#define LLMSERVE_INT8_DOT_AVX2 __attribute__((target("avx2,fma")))
+#define LLMSERVE_INT8_DOT_VNNI __attribute__((target("avx2,fma,avxvnni")))
+// acc plus, in each int32 lane, the four products of its bytes u (unsigned) and s (signed). AVX2:
+// vpmaddubsw's pairs (u <= 128, |s| <= 127: no saturation) widened by vpmaddwd; AVX-VNNI: one
+// vpdpbusd (the EVEX form of AVX512-VNNI + VL where only that is present).
+LLMSERVE_INT8_DOT_AVX2 inline __m256i dot4_avx2(__m256i acc, __m256i u, __m256i s) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+LLMSERVE_INT8_DOT_VNNI inline __m256i dot4_vnni(__m256i acc, __m256i u, __m256i s) {
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+}
+#endif
+
 // cpu_matmul_q8.cpp. out[m, n] = (x[m, k] rounded to int8 in blocks of 32) · (w[n, k] * wscale)^T
 // (+ bias), by integer dot products; false (nothing written) where the kernels cannot run: no
-// AVX2, switched off (set_cpu_q8_kernels), or k not a multiple of 32. `scratch` holds x rounded.
+// AVX2, switched off (set_cpu_int8_dot_kernels), or k not a multiple of 32. `scratch` holds x
+// rounded.
 bool matmul_q8_int8_dot(const float* x, int64_t m, int64_t k, const int8_t* w, const float* wscale,
                         const float* bias, int64_t n, std::vector<int8_t>& scratch, float* out);
 

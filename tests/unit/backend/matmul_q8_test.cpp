@@ -29,7 +29,7 @@ struct Q8Case {
 };
 
 // Switches matmul_q8's integer dot-product kernels for one scope.
-using Q8KernelChoice = testing::ScopedCpuKernels<set_cpu_q8_kernels>;
+using Q8KernelChoice = testing::ScopedCpuKernels<set_cpu_int8_dot_kernels>;
 
 // One matmul_q8 problem with random inputs, its int8 codes and their dequantized fp32 weights.
 struct Q8Problem {
@@ -113,11 +113,11 @@ class MatmulQ8DotCpu : public ::testing::TestWithParam<std::tuple<Q8Case, bool>>
 // sum_i |w_i| * (block scale of i) / 2.
 TEST_P(MatmulQ8DotCpu, EqualsTheSumOverXRoundedInBlocksOf32) {
   const auto [shape, vnni] = GetParam();
-  if (!cpu_q8_kernels_available()) GTEST_SKIP() << "this CPU has no AVX2";
-  if (vnni && !cpu_q8_vnni_available()) GTEST_SKIP() << "this CPU has no AVX-VNNI";
+  if (!cpu_int8_dot_available()) GTEST_SKIP() << "this CPU has no AVX2";
+  if (vnni && !cpu_int8_dot_vnni_available()) GTEST_SKIP() << "this CPU has no AVX-VNNI";
   const Q8Problem p(shape);
   const Q8KernelChoice fast(true);
-  const testing::ScopedCpuKernels<set_cpu_q8_vnni> vnni_choice(vnni);
+  const testing::ScopedCpuKernels<set_cpu_int8_dot_vnni> vnni_choice(vnni);
   const std::vector<float> got = p.run(true), unrounded = p.run(false);
   const int64_t m = p.m, k = p.k, n = p.n;
   ASSERT_EQ(k % 32, 0);

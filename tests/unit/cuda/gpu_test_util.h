@@ -129,9 +129,9 @@ class CudaVsCpu : public ::testing::TestWithParam<DType> {
     gpu_ = std::make_unique<CudaBackend>(GetParam());
     // The CPU reference of matmul_q8 stays weight-only: its integer decode kernels
     // (cpu_matmul_q8.cpp) round x to int8, which the GPU's do not.
-    previous_q8_kernels_ = set_cpu_q8_kernels(false);
+    previous_q8_kernels_ = set_cpu_int8_dot_kernels(false);
   }
-  void TearDown() override { set_cpu_q8_kernels(previous_q8_kernels_); }
+  void TearDown() override { set_cpu_int8_dot_kernels(previous_q8_kernels_); }
   DType dt() const { return GetParam(); }
   // Relative L2 error of one output rounding to dt() (GEMMs accumulate in fp32 and land near it).
   double tol() const { return dt() == DType::kF16 ? 2e-3 : 1.2e-2; }

@@ -206,7 +206,7 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
   auto cases = read_cases(dir());
   // The CPU reference keeps int8-wo weight-only: its integer decode kernels (cpu_matmul_q8.cpp)
   // round x to int8, which the GPU's do not.
-  const testing::ScopedCpuKernels<set_cpu_q8_kernels> widened_q8(false);
+  const testing::ScopedCpuKernels<set_cpu_int8_dot_kernels> widened_q8(false);
   Harness exact(dir(), DeviceKind::kCpu, DType::kF32);
   for (Quantization q :
        {Quantization::kInt8WeightOnly, Quantization::kFp8, Quantization::kInt4WeightOnly}) {

@@ -1,6 +1,6 @@
 // Switches one of the CPU backend's kernel families (backend/cpu/cpu_backend.h: the 16-bit, int4
 // and int8 kernels, each with a portable fallback) for the lifetime of a scope, restoring the
-// previous setting after: ScopedCpuKernels<set_cpu_q8_kernels> widened(false);
+// previous setting after: ScopedCpuKernels<set_cpu_int8_dot_kernels> widened(false);
 #pragma once
 
 #include "backend/cpu/cpu_backend.h"
