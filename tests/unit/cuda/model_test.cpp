@@ -327,15 +327,16 @@ TEST(CudaTensorParallel, LargeModelMatchesOneGpu) {
 
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, CudaModel,
-    ::testing::Values(Fixture{"gpt2-tiny", DType::kF16}, Fixture{"gpt2-tiny-fp16", DType::kF16},
-                      Fixture{"llama-tiny", DType::kF16}, Fixture{"llama-tiny", DType::kBF16},
-                      Fixture{"llama-tiny-bf16", DType::kBF16}, Fixture{"qwen2-tiny", DType::kBF16},
-                      Fixture{"qwen3-tiny", DType::kBF16},
-                      Fixture{"llama32-tied-tiny", DType::kBF16},
-                      Fixture{"phi3-tiny", DType::kBF16}, Fixture{"mistral-tiny", DType::kBF16},
-                      Fixture{"gemma2-tiny", DType::kBF16}, Fixture{"gemma2-tiny", DType::kF16},
-                      Fixture{"gemma3-tiny", DType::kBF16},
-                      Fixture{"phi3-longrope-tiny", DType::kBF16}),
+    ::testing::Values(
+        Fixture{"gpt2-tiny", DType::kF16}, Fixture{"gpt2-tiny-fp16", DType::kF16},
+        Fixture{"llama-tiny", DType::kF16}, Fixture{"llama-tiny", DType::kBF16},
+        Fixture{"llama-tiny-bf16", DType::kBF16}, Fixture{"qwen2-tiny", DType::kBF16},
+        Fixture{"qwen3-tiny", DType::kBF16}, Fixture{"llama32-tied-tiny", DType::kBF16},
+        Fixture{"phi3-tiny", DType::kBF16}, Fixture{"mistral-tiny", DType::kBF16},
+        Fixture{"gemma2-tiny", DType::kBF16}, Fixture{"gemma2-tiny", DType::kF16},
+        Fixture{"gemma3-tiny", DType::kBF16}, Fixture{"phi3-longrope-tiny", DType::kBF16},
+        Fixture{"mixtral-tiny", DType::kBF16}, Fixture{"qwen2moe-tiny", DType::kBF16},
+        Fixture{"qwen3moe-tiny", DType::kBF16}, Fixture{"qwen3moe-tiny", DType::kF16}),
     fixture_name);
 
 }  // namespace
