@@ -1,7 +1,7 @@
 // CudaBackend's mixture-of-experts ops: argument checks and the launches of moe.cu's kernels
 // (routing; the decode GEMV or the prefill sort + grouped GEMM; the weighted combine). Expert
-// weights must be in the activation dtype: int8-wo / int4-wo experts are refused, naming the flag,
-// until the grouped GEMM reads quantized weights (the CPU backend runs them).
+// weights in the activation dtype or int8-wo codes with per-row scales; int4-wo experts are
+// refused, naming the flag, until the grouped GEMM reads packed codes (the CPU backend runs them).
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/moe.h"
@@ -32,11 +32,14 @@ void CudaBackend::moe_route(Tensor router_logits, const MoeRouting& routing, Ten
 void CudaBackend::moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights,
                               const MoeExperts& experts, const MoeScratch& scratch, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "moe_experts");
-  if (experts.gate_up.dtype != dtype_ || experts.down.dtype != dtype_) {
+  const bool int8 = experts.gate_up.dtype == DType::kI8 && experts.down.dtype == DType::kI8 &&
+                    experts.gate_up_scales.dtype == DType::kF32 &&
+                    experts.down_scales.dtype == DType::kF32;
+  if (!int8 && (experts.gate_up.dtype != dtype_ || experts.down.dtype != dtype_)) {
     fail(StatusCode::kUnimplemented,
-         "cuda backend: mixture-of-experts weights in {} (--quantization int8-wo / int4-wo): the "
-         "grouped expert GEMM reads {} weights only; serve MoE models without --quantization on "
-         "cuda",
+         "cuda backend: mixture-of-experts weights in {} (--quantization int4-wo): the grouped "
+         "expert GEMM reads {} or int8-wo weights; serve MoE models with --quantization int8-wo "
+         "or none on cuda",
          dtype_name(experts.gate_up.dtype), dtype_name(dtype_));
   }
   const int64_t num_tokens = x.dim(0), e = experts.num_experts;
@@ -54,6 +57,10 @@ void CudaBackend::moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights
   p.expert_weights = expert_weights.as<float>();
   p.gate_up = experts.gate_up.data;
   p.down = experts.down.data;
+  if (int8) {
+    p.gate_up_scales = experts.gate_up_scales.as<float>();
+    p.down_scales = experts.down_scales.as<float>();
+  }
   p.num_tokens = static_cast<int32_t>(num_tokens);
   p.top_k = static_cast<int32_t>(k);
   p.num_experts = static_cast<int32_t>(e);

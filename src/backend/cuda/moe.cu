@@ -13,7 +13,9 @@
 //     launched once for gate/up (input rows gathered from x) and once for down.
 //   Both end in moe_combine_kernel: out[t] = sum_j weights[t, j] * row(t, j), fp32, j in order.
 // Each routed row's outputs depend only on its own input row and expert, not on which rows share
-// its tile or where the sort put it, so results do not depend on the batch.
+// its tile or where the sort put it, so results do not depend on the batch. Expert weights are in
+// the activation dtype or int8-wo codes with per-row scales (W = int8_t: the GEMM dequantizes them
+// into its B tiles, the GEMV scales each row's fp32 sum).
 //
 // The index (int32 [2P + 2(E + 1)]), written by moe_align_kernel:
 //   [0, E]                  offsets: expert e's rows are sorted rows offsets[e] .. offsets[e + 1]
@@ -140,20 +142,39 @@ __global__ void moe_align_kernel(const int32_t* __restrict__ ids, int32_t num_ro
   }
 }
 
+// Weights of 8 consecutive columns of a row as T: 16-bit weights as stored (one 16-byte load);
+// int8-wo codes (one 8-byte load) times the row's scale, rounded to T as matmul_q8's dequantized
+// path rounds them.
+template <typename T, typename W>
+__device__ __forceinline__ uint4 load_weights8(const W* row, int32_t k, float scale) {
+  if constexpr (sizeof(W) == 1) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(row + k);
+    const auto* q = reinterpret_cast<const int8_t*>(&raw);
+    Vec8<T> v;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v.v[j] = from_float<T>(static_cast<float>(q[j]) * scale);
+    return *reinterpret_cast<const uint4*>(&v);
+  } else {
+    return *reinterpret_cast<const uint4*>(row + k);
+  }
+}
+
 // grid (ceil(N / kTileN), P / kTileM + E), block (kGemmThreads): the grouped GEMM. Block y is
 // tile y of the expert-sorted rows (the expert whose tiles hold it found in tile_start; blocks
 // past the last tile return), block x columns [64x, 64x + 64) of N. Sorted row r's input row is
 // a[sorted[r] / top_k] (kGather: x, for gate/up) or a[r] (down: its input is already sorted);
-// its weight is expert e's rows [e * N, (e + 1) * N) of w [E * N, K]; out [P, N] in sorted order.
+// its weight is expert e's rows [e * N, (e + 1) * N) of w [E * N, K] (W = T, or int8 codes with
+// fp32 scales [E * N] dequantized to T as the B tile is loaded); out [P, N] in sorted order.
 // Tiles of A and B (64 x 32, 16-byte loads, zero past the rows / columns / K) go through shared
 // memory; warp (wm, wn) accumulates its 32 x 32 quarter in 2 x 2 wmma m16n16k16 fragments (fp32),
 // staged through shared memory (in the tiles' place) to the bounds-checked store.
 // K % 8 == 0 and 16-byte aligned a and w rows.
-template <typename T, bool kGather>
+template <typename T, typename W, bool kGather>
 __global__ void __launch_bounds__(kGemmThreads, 4)
-    moe_gemm_kernel(const T* __restrict__ a, const T* __restrict__ w,
-                    const int32_t* __restrict__ index, int32_t num_experts, int32_t top_k,
-                    int32_t n_dim, int32_t k_dim, T* __restrict__ out) {
+    moe_gemm_kernel(const T* __restrict__ a, const W* __restrict__ w,
+                    const float* __restrict__ w_scales, const int32_t* __restrict__ index,
+                    int32_t num_experts, int32_t top_k, int32_t n_dim, int32_t k_dim,
+                    T* __restrict__ out) {
   namespace wmma = nvcuda::wmma;
   constexpr int kLd = kTileK + 8;  // 80-byte rows: 32-byte aligned fragments, skewed banks
   constexpr int kLdC = kTileN + 4;
@@ -184,18 +205,22 @@ __global__ void __launch_bounds__(kGemmThreads, 4)
   const int e = lo;
   const int32_t row0 = offsets[e] + (tile - tile_start[e]) * kTileM, row_end = offsets[e + 1];
   const int32_t n0 = static_cast<int32_t>(blockIdx.x) * kTileN;
-  const T* we = w + static_cast<int64_t>(e) * n_dim * k_dim;
+  const W* we = w + static_cast<int64_t>(e) * n_dim * k_dim;
   // Each thread loads two 16-byte vectors of A and two of B a K step: vector v is row v / 4,
   // columns (v % 4) * 8 .. + 8 of the tile.
   constexpr int kLoads = kTileM * kTileK / 8 / kGemmThreads;
   int32_t a_row[kLoads];  // the input row of each loaded tile row; -1 past the expert's rows
   bool has_b[kLoads];
+  float b_scale[kLoads];
 #pragma unroll
   for (int i = 0; i < kLoads; ++i) {
     const int row = static_cast<int>(threadIdx.x + i * kGemmThreads) / 4;
     const int32_t r = row0 + row;
     a_row[i] = r < row_end ? (kGather ? sorted[r] / top_k : r) : -1;
     has_b[i] = n0 + row < n_dim;
+    b_scale[i] = w_scales != nullptr && has_b[i]
+                     ? w_scales[static_cast<int64_t>(e) * n_dim + n0 + row]
+                     : 1.0f;
   }
   const int warp = static_cast<int>(threadIdx.x >> 5);
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -215,7 +240,7 @@ __global__ void __launch_bounds__(kGemmThreads, 4)
       if (a_row[i] >= 0 && k < k_dim)
         va = *reinterpret_cast<const uint4*>(a + static_cast<int64_t>(a_row[i]) * k_dim + k);
       if (has_b[i] && k < k_dim)
-        vb = *reinterpret_cast<const uint4*>(we + static_cast<int64_t>(n0 + row) * k_dim + k);
+        vb = load_weights8<T>(we + static_cast<int64_t>(n0 + row) * k_dim, k, b_scale[i]);
       *reinterpret_cast<uint4*>(&tile_a[row][col]) = va;
       *reinterpret_cast<uint4*>(&tile_b[row][col]) = vb;
     }
@@ -256,11 +281,13 @@ __global__ void __launch_bounds__(kGemmThreads, 4)
 // grid (ceil(N / kGemvWarps), P), block (32 * kGemvWarps): warp w of block (x, p) writes out[p, n],
 // n = x * kGemvWarps + w: routed row p's input row (a[p / top_k] when kGather: x, for gate/up;
 // else a[p]) dotted with row n of expert ids[p]'s weight rows in w [E * N, K], 16-byte vectors of
-// K a lane, fp32 sums. Rows stay in routed order. K % 8 == 0, 16-byte aligned rows.
-template <typename T, bool kGather>
-__global__ void moe_gemv_kernel(const T* __restrict__ a, const T* __restrict__ w,
-                                const int32_t* __restrict__ ids, int32_t top_k, int32_t n_dim,
-                                int32_t k_dim, T* __restrict__ out) {
+// K a lane, fp32 sums. W = T, or int8 codes whose fp32 sum is scaled once by the row's scale
+// (w_scales [E * N]), as matmul_q8's GEMV does. Rows stay in routed order. K % 8 == 0, 16-byte
+// aligned rows.
+template <typename T, typename W, bool kGather>
+__global__ void moe_gemv_kernel(const T* __restrict__ a, const W* __restrict__ w,
+                                const float* __restrict__ w_scales, const int32_t* __restrict__ ids,
+                                int32_t top_k, int32_t n_dim, int32_t k_dim, T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int lane = static_cast<int>(threadIdx.x & 31);
@@ -268,15 +295,24 @@ __global__ void moe_gemv_kernel(const T* __restrict__ a, const T* __restrict__ w
   const int32_t n = static_cast<int32_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (n >= n_dim) return;
   const T* arow = a + static_cast<int64_t>(kGather ? p / top_k : p) * k_dim;
-  const T* wrow = w + (static_cast<int64_t>(ids[p]) * n_dim + n) * k_dim;
+  const int64_t w_row = static_cast<int64_t>(ids[p]) * n_dim + n;
+  const W* wrow = w + w_row * k_dim;
   float acc = 0;
   for (int32_t k = lane * 8; k < k_dim; k += 32 * 8) {
     const Vec8<T> va = *reinterpret_cast<const Vec8<T>*>(arow + k);
-    const Vec8<T> vw = *reinterpret_cast<const Vec8<T>*>(wrow + k);
+    if constexpr (sizeof(W) == 1) {
+      const uint2 raw = *reinterpret_cast<const uint2*>(wrow + k);
+      const auto* q = reinterpret_cast<const int8_t*>(&raw);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) acc += to_float(va.v[j]) * to_float(vw.v[j]);
+      for (int j = 0; j < 8; ++j) acc += to_float(va.v[j]) * static_cast<float>(q[j]);
+    } else {
+      const Vec8<T> vw = *reinterpret_cast<const Vec8<T>*>(wrow + k);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc += to_float(va.v[j]) * to_float(vw.v[j]);
+    }
   }
   acc = warp_sum(acc);
+  if constexpr (sizeof(W) == 1) acc *= w_scales[w_row];
   if (lane == 0) out[static_cast<int64_t>(p) * n_dim + n] = from_float<T>(acc);
 }
 
@@ -319,6 +355,49 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
+// The launches of moe_experts over weights of type W (T, or int8 codes with scales): the decode
+// path for up to kMoeGemvMaxRows routed rows, else the sort and the grouped GEMMs; then the
+// combine. `step` keeps the first launch error.
+template <typename T, typename W, typename Step>
+void run_experts(const MoeExpertsParams& p, int32_t num_rows, cudaStream_t stream, Step&& step) {
+  const auto* x = static_cast<const T*>(p.x);
+  const auto* gate_up = static_cast<const W*>(p.gate_up);
+  const auto* down = static_cast<const W*>(p.down);
+  auto* up = static_cast<T*>(p.up);
+  auto* act = static_cast<T*>(p.act);
+  auto* rows_out = static_cast<T*>(p.rows_out);
+  const int32_t two_f = 2 * p.ffn;
+  const int32_t* position_of = nullptr;
+  if (num_rows <= kMoeGemvMaxRows) {
+    const auto blocks = [](int32_t n) {
+      return static_cast<unsigned>((n + kGemvWarps - 1) / kGemvWarps);
+    };
+    step(launch(moe_gemv_kernel<T, W, true>, dim3(blocks(two_f), num_rows), 32 * kGemvWarps, 0,
+                stream, x, gate_up, p.gate_up_scales, p.expert_ids, p.top_k, two_f, p.hidden, up));
+    step(launch_silu_mul(p.dtype, up, num_rows, p.ffn, act, stream));
+    step(launch(moe_gemv_kernel<T, W, false>, dim3(blocks(p.hidden), num_rows), 32 * kGemvWarps, 0,
+                stream, static_cast<const T*>(act), down, p.down_scales, p.expert_ids, p.top_k,
+                p.hidden, p.ffn, rows_out));
+  } else {
+    const size_t smem = 2 * static_cast<size_t>(p.num_experts) * sizeof(int32_t);
+    step(launch(moe_align_kernel, dim3(1), kAlignThreads, smem, stream, p.expert_ids, num_rows,
+                p.num_experts, p.index));
+    const auto tiles = static_cast<unsigned>(num_rows / kTileM + p.num_experts);
+    const auto blocks = [](int32_t n) { return static_cast<unsigned>((n + kTileN - 1) / kTileN); };
+    const auto* index = static_cast<const int32_t*>(p.index);
+    step(launch(moe_gemm_kernel<T, W, true>, dim3(blocks(two_f), tiles), kGemmThreads, 0, stream, x,
+                gate_up, p.gate_up_scales, index, p.num_experts, p.top_k, two_f, p.hidden, up));
+    step(launch_silu_mul(p.dtype, up, num_rows, p.ffn, act, stream));
+    step(launch(moe_gemm_kernel<T, W, false>, dim3(blocks(p.hidden), tiles), kGemmThreads, 0,
+                stream, static_cast<const T*>(act), down, p.down_scales, index, p.num_experts,
+                p.top_k, p.hidden, p.ffn, rows_out));
+    position_of = p.index + 2 * (p.num_experts + 1) + num_rows;
+  }
+  step(launch(moe_combine_kernel<T>, dim3(static_cast<unsigned>(p.num_tokens)), kCombineThreads, 0,
+              stream, static_cast<const T*>(rows_out), position_of, p.expert_weights, p.top_k,
+              p.hidden, static_cast<T*>(p.out)));
+}
+
 }  // namespace
 
 cudaError_t launch_moe_route(const float* logits, int32_t num_tokens, int32_t cols,
@@ -338,12 +417,12 @@ cudaError_t launch_moe_experts(const MoeExpertsParams& p, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.top_k;
   if (p.hidden % 8 != 0 || p.ffn % 8 != 0 || p.num_experts < 1 || p.top_k < 1 ||
       rows / kTileM + p.num_experts > 65535 || !aligned16(p.x) || !aligned16(p.gate_up) ||
-      !aligned16(p.down) || !aligned16(p.up) || !aligned16(p.act)) {
+      !aligned16(p.down) || !aligned16(p.up) || !aligned16(p.act) ||
+      (p.gate_up_scales == nullptr) != (p.down_scales == nullptr)) {
     return cudaErrorNotSupported;
   }
   if (rows == 0) return cudaSuccess;
   const auto num_rows = static_cast<int32_t>(rows);
-  const int32_t two_f = 2 * p.ffn;
   cudaError_t launched = cudaSuccess;
   const auto step = [&](cudaError_t e) {
     if (launched == cudaSuccess) launched = e;
@@ -351,44 +430,10 @@ cudaError_t launch_moe_experts(const MoeExpertsParams& p, cudaStream_t stream) {
   const cudaError_t e = dispatch_dtype(p.dtype, [&]<typename T>() {
     if constexpr (sizeof(T) != 2) {
       launched = cudaErrorNotSupported;  // wmma takes 16-bit operands
+    } else if (p.gate_up_scales != nullptr) {
+      run_experts<T, int8_t>(p, num_rows, stream, step);
     } else {
-      const auto* x = static_cast<const T*>(p.x);
-      const auto* gate_up = static_cast<const T*>(p.gate_up);
-      const auto* down = static_cast<const T*>(p.down);
-      auto* up = static_cast<T*>(p.up);
-      auto* act = static_cast<T*>(p.act);
-      auto* rows_out = static_cast<T*>(p.rows_out);
-      const int32_t* position_of = nullptr;
-      if (num_rows <= kMoeGemvMaxRows) {
-        const auto blocks = [](int32_t n) {
-          return static_cast<unsigned>((n + kGemvWarps - 1) / kGemvWarps);
-        };
-        step(launch(moe_gemv_kernel<T, true>, dim3(blocks(two_f), num_rows), 32 * kGemvWarps, 0,
-                    stream, x, gate_up, p.expert_ids, p.top_k, two_f, p.hidden, up));
-        step(launch_silu_mul(p.dtype, up, num_rows, p.ffn, act, stream));
-        step(launch(moe_gemv_kernel<T, false>, dim3(blocks(p.hidden), num_rows), 32 * kGemvWarps, 0,
-                    stream, static_cast<const T*>(act), down, p.expert_ids, p.top_k, p.hidden,
-                    p.ffn, rows_out));
-      } else {
-        const size_t smem = 2 * static_cast<size_t>(p.num_experts) * sizeof(int32_t);
-        step(launch(moe_align_kernel, dim3(1), kAlignThreads, smem, stream, p.expert_ids, num_rows,
-                    p.num_experts, p.index));
-        const auto tiles = static_cast<unsigned>(num_rows / kTileM + p.num_experts);
-        const auto blocks = [](int32_t n) {
-          return static_cast<unsigned>((n + kTileN - 1) / kTileN);
-        };
-        step(launch(moe_gemm_kernel<T, true>, dim3(blocks(two_f), tiles), kGemmThreads, 0, stream,
-                    x, gate_up, static_cast<const int32_t*>(p.index), p.num_experts, p.top_k, two_f,
-                    p.hidden, up));
-        step(launch_silu_mul(p.dtype, up, num_rows, p.ffn, act, stream));
-        step(launch(moe_gemm_kernel<T, false>, dim3(blocks(p.hidden), tiles), kGemmThreads, 0,
-                    stream, static_cast<const T*>(act), down, static_cast<const int32_t*>(p.index),
-                    p.num_experts, p.top_k, p.hidden, p.ffn, rows_out));
-        position_of = p.index + 2 * (p.num_experts + 1) + num_rows;
-      }
-      step(launch(moe_combine_kernel<T>, dim3(static_cast<unsigned>(p.num_tokens)), kCombineThreads,
-                  0, stream, static_cast<const T*>(rows_out), position_of, p.expert_weights,
-                  p.top_k, p.hidden, static_cast<T*>(p.out)));
+      run_experts<T, T>(p, num_rows, stream, step);
     }
   });
   return e != cudaSuccess ? e : launched;

@@ -24,8 +24,9 @@ cudaError_t launch_moe_route(const float* logits, int32_t num_tokens, int32_t co
                              int32_t num_experts, int32_t top_k, bool renormalize, int32_t* ids,
                              float* weights, cudaStream_t stream);
 
-// Backend::moe_experts over 16-bit weights in the activation dtype (F16 or BF16). P = T * k routed
-// rows. hidden (D) and ffn (F, this rank's) multiples of 8, 16-byte aligned tensors.
+// Backend::moe_experts with weights in the activation dtype (F16 or BF16), or int8-wo codes with
+// one fp32 scale per row (gate_up_scales and down_scales both given). P = T * k routed rows.
+// hidden (D) and ffn (F, this rank's) multiples of 8, 16-byte aligned tensors.
 struct MoeExpertsParams {
   DType dtype = DType::kBF16;
   const void* x = nullptr;                // [T, D]
@@ -33,6 +34,8 @@ struct MoeExpertsParams {
   const float* expert_weights = nullptr;  // [T, k]
   const void* gate_up = nullptr;          // [E * 2F, D]
   const void* down = nullptr;             // [E * D, F]
+  const float* gate_up_scales = nullptr;  // [E * 2F] (int8-wo), else null
+  const float* down_scales = nullptr;     // [E * D] (int8-wo), else null
   int32_t num_tokens = 0, top_k = 0, num_experts = 0, hidden = 0, ffn = 0;
   int32_t* index = nullptr;  // [2P + 2(E + 1)] (layout in moe.cu)
   void* up = nullptr;        // [P, 2F]

@@ -3,10 +3,11 @@
 // with and without renormalisation, a router wider than its experts), the experts on both paths —
 // decode (<= kMoeGemvMaxRows routed rows: GEMV, no sort) and prefill (sort + grouped tensor-core
 // GEMM), with experts nobody chose, shapes that are not multiples of the 64 x 64 tile, and
-// Qwen3-30B-A3B's expert shape — and the sigmoid-gated add of Qwen2-MoE's shared expert. Quantized
-// experts are refused, naming the flag.
+// Qwen3-30B-A3B's expert shape; 16-bit and int8-wo experts — and the sigmoid-gated add of
+// Qwen2-MoE's shared expert. int4-wo experts are refused, naming the flag.
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 
 #include "backend/cuda/moe.h"
 #include "common/status.h"
@@ -45,49 +46,85 @@ struct ExpertsShape {
   int64_t tokens, experts, top_k, hidden, ffn;
 };
 
+// Weights [rows, cols] quantized per row as int8-wo (scale max|row| / 127, round to nearest).
+std::pair<std::vector<int8_t>, std::vector<float>> quantize_rows(const std::vector<float>& w,
+                                                                 int64_t rows, int64_t cols) {
+  std::vector<int8_t> q(w.size());
+  std::vector<float> scales(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    float top = 0;
+    for (int64_t c = 0; c < cols; ++c) top = std::max(top, std::abs(w[r * cols + c]));
+    scales[r] = top > 0 ? top / 127.0f : 1.0f;
+    for (int64_t c = 0; c < cols; ++c)
+      q[r * cols + c] = static_cast<int8_t>(std::lround(w[r * cols + c] / scales[r]));
+  }
+  return {q, scales};
+}
+
+// 16-bit experts (the same dt()-rounded values on both) and int8-wo experts (the same codes and
+// scales on both; the CPU's matmul_q8 is the reference, the GPU dequantizes to dt()).
 TEST_P(CudaMoe, ExpertsMatchCpuOnBothPaths) {
-  for (const ExpertsShape s : {ExpertsShape{1, 8, 2, 64, 32},            // decode
-                               ExpertsShape{8, 128, 8, 256, 96},         // decode, 64 routed rows
-                               ExpertsShape{9, 128, 8, 256, 96},         // prefill, 72 rows
-                               ExpertsShape{100, 6, 2, 72, 40},          // tiles cut at both edges
-                               ExpertsShape{300, 128, 8, 2048, 768}}) {  // Qwen3-30B-A3B experts
-    const int64_t t = s.tokens, e = s.experts, k = s.top_k, d = s.hidden, f = s.ffn, p = t * k;
-    auto [cx, gx] = both(random_vector(static_cast<size_t>(t * d), rng_), {t, d});
-    auto [cgu, ggu] =
-        both(random_vector(static_cast<size_t>(e * 2 * f * d), rng_, 0.05f), {e * 2 * f, d});
-    auto [cdn, gdn] = both(random_vector(static_cast<size_t>(e * d * f), rng_, 0.05f), {e * d, f});
-    // Distinct experts per token from the first half of the experts only: the rest idle.
-    std::vector<int32_t> ids(static_cast<size_t>(p));
-    std::vector<float> weights(static_cast<size_t>(p));
-    std::vector<int32_t> pool(static_cast<size_t>(std::max<int64_t>(e / 2, k)));
-    std::iota(pool.begin(), pool.end(), 0);
-    std::uniform_real_distribution<float> u(0.05f, 1.0f);
-    for (int64_t i = 0; i < t; ++i) {
-      std::shuffle(pool.begin(), pool.end(), rng_);
-      for (int64_t j = 0; j < k; ++j) {
-        ids[static_cast<size_t>(i * k + j)] = pool[static_cast<size_t>(j)];
-        weights[static_cast<size_t>(i * k + j)] = u(rng_);
+  const ExpertsShape shapes[] = {{1, 8, 2, 64, 32},          // decode
+                                 {8, 128, 8, 256, 96},       // decode, 64 routed rows
+                                 {9, 128, 8, 256, 96},       // prefill, 72 rows
+                                 {100, 6, 2, 72, 40},        // tiles cut at both edges
+                                 {300, 128, 8, 2048, 768}};  // Qwen3-30B-A3B's experts
+  for (const bool int8 : {false, true}) {
+    for (const ExpertsShape& s : shapes) {
+      const int64_t t = s.tokens, e = s.experts, k = s.top_k, d = s.hidden, f = s.ffn, p = t * k;
+      auto [cx, gx] = both(random_vector(static_cast<size_t>(t * d), rng_), {t, d});
+      const auto gate_up = random_vector(static_cast<size_t>(e * 2 * f * d), rng_, 0.05f);
+      const auto down = random_vector(static_cast<size_t>(e * d * f), rng_, 0.05f);
+      MoeExperts cpu_experts{.num_experts = static_cast<int32_t>(e)};
+      MoeExperts gpu_experts{.num_experts = static_cast<int32_t>(e)};
+      if (int8) {
+        const auto [qgu, sgu] = quantize_rows(gate_up, e * 2 * f, d);
+        const auto [qdn, sdn] = quantize_rows(down, e * d, f);
+        std::tie(cpu_experts.gate_up, gpu_experts.gate_up) =
+            both_bytes(qgu.data(), DType::kI8, {e * 2 * f, d});
+        std::tie(cpu_experts.gate_up_scales, gpu_experts.gate_up_scales) =
+            both_bytes(sgu.data(), DType::kF32, {e * 2 * f});
+        std::tie(cpu_experts.down, gpu_experts.down) =
+            both_bytes(qdn.data(), DType::kI8, {e * d, f});
+        std::tie(cpu_experts.down_scales, gpu_experts.down_scales) =
+            both_bytes(sdn.data(), DType::kF32, {e * d});
+      } else {
+        std::tie(cpu_experts.gate_up, gpu_experts.gate_up) = both(gate_up, {e * 2 * f, d});
+        std::tie(cpu_experts.down, gpu_experts.down) = both(down, {e * d, f});
       }
+      // Distinct experts per token from the first half of the experts only: the rest idle.
+      std::vector<int32_t> ids(static_cast<size_t>(p));
+      std::vector<float> weights(static_cast<size_t>(p));
+      std::vector<int32_t> pool(static_cast<size_t>(std::max<int64_t>(e / 2, k)));
+      std::iota(pool.begin(), pool.end(), 0);
+      std::uniform_real_distribution<float> u(0.05f, 1.0f);
+      for (int64_t i = 0; i < t; ++i) {
+        std::shuffle(pool.begin(), pool.end(), rng_);
+        for (int64_t j = 0; j < k; ++j) {
+          ids[static_cast<size_t>(i * k + j)] = pool[static_cast<size_t>(j)];
+          weights[static_cast<size_t>(i * k + j)] = u(rng_);
+        }
+      }
+      auto [ci, gi] = both_bytes(ids.data(), DType::kI32, {t, k});
+      auto [cw, gw] = both_bytes(weights.data(), DType::kF32, {t, k});
+      MoeScratch scratch{
+          .index = gpu_->allocate_tensor(gpu_mem_, DType::kI32, {2 * p + 2 * (e + 1)}),
+          .up = gpu_->allocate_tensor(gpu_mem_, dt(), {p, 2 * f}),
+          .act = gpu_->allocate_tensor(gpu_mem_, dt(), {p, f}),
+          .down = gpu_->allocate_tensor(gpu_mem_, dt(), {p, d})};
+      auto [co, go] = both_empty({t, d});
+      cpu_.moe_experts(cx, ci, cw, cpu_experts, MoeScratch{}, co);
+      gpu_->moe_experts(gx, gi, gw, gpu_experts, scratch, go);
+      const std::string what = std::string(int8 ? "int8 " : "") + "experts t " + std::to_string(t) +
+                               " e " + std::to_string(e) +
+                               (p <= cuda::kMoeGemvMaxRows ? " (decode)" : " (prefill)");
+      // gate/up, the activation and each expert's output are rounded to the dtype on the GPU.
+      EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), 2 * tol(), what);
+      // The same inputs again give the same bytes (no dependence on the atomics' order).
+      const std::vector<float> first = read_tensor(*gpu_, go);
+      gpu_->moe_experts(gx, gi, gw, gpu_experts, scratch, go);
+      EXPECT_EQ(read_tensor(*gpu_, go), first) << what;
     }
-    auto [ci, gi] = both_bytes(ids.data(), DType::kI32, {t, k});
-    auto [cw, gw] = both_bytes(weights.data(), DType::kF32, {t, k});
-    MoeExperts cpu_experts{.num_experts = static_cast<int32_t>(e), .gate_up = cgu, .down = cdn};
-    MoeExperts gpu_experts{.num_experts = static_cast<int32_t>(e), .gate_up = ggu, .down = gdn};
-    MoeScratch scratch{.index = gpu_->allocate_tensor(gpu_mem_, DType::kI32, {2 * p + 2 * (e + 1)}),
-                       .up = gpu_->allocate_tensor(gpu_mem_, dt(), {p, 2 * f}),
-                       .act = gpu_->allocate_tensor(gpu_mem_, dt(), {p, f}),
-                       .down = gpu_->allocate_tensor(gpu_mem_, dt(), {p, d})};
-    auto [co, go] = both_empty({t, d});
-    cpu_.moe_experts(cx, ci, cw, cpu_experts, MoeScratch{}, co);
-    gpu_->moe_experts(gx, gi, gw, gpu_experts, scratch, go);
-    const std::string what = "experts t " + std::to_string(t) + " e " + std::to_string(e) +
-                             (p <= cuda::kMoeGemvMaxRows ? " (decode)" : " (prefill)");
-    // gate/up, the activation and each expert's output are rounded to the dtype on the GPU.
-    EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), 2 * tol(), what);
-    // The same inputs again give the same bytes (no dependence on the atomics' order).
-    const std::vector<float> first = read_tensor(*gpu_, go);
-    gpu_->moe_experts(gx, gi, gw, gpu_experts, scratch, go);
-    EXPECT_EQ(read_tensor(*gpu_, go), first) << what;
   }
 }
 
@@ -102,20 +139,20 @@ TEST_P(CudaMoe, SigmoidGatedAddMatchesCpu) {
   EXPECT_CLOSE_REL(read_tensor(*gpu_, ga), read_tensor(cpu_, ca), tol(), "add_sigmoid_gated");
 }
 
-TEST_P(CudaMoe, QuantizedExpertsAreRefusedNamingTheFlag) {
+TEST_P(CudaMoe, Int4ExpertsAreRefusedNamingTheFlag) {
   std::vector<Buffer> mem;
   MoeExperts experts{.num_experts = 2,
-                     .gate_up = gpu_->allocate_tensor(mem, DType::kI8, {2 * 16, 32}),
-                     .down = gpu_->allocate_tensor(mem, DType::kI8, {2 * 32, 8})};
+                     .gate_up = gpu_->allocate_tensor(mem, DType::kI32, {2 * 16, 32 / 8}),
+                     .down = gpu_->allocate_tensor(mem, DType::kI32, {2 * 32, 8 / 8})};
   Tensor x = gpu_->allocate_tensor(mem, dt(), {1, 32});
   Tensor ids = gpu_->allocate_tensor(mem, DType::kI32, {1, 1});
   Tensor w = gpu_->allocate_tensor(mem, DType::kF32, {1, 1});
   try {
     gpu_->moe_experts(x, ids, w, experts, MoeScratch{}, x);
-    ADD_FAILURE() << "int8 experts accepted";
+    ADD_FAILURE() << "int4 experts accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), StatusCode::kUnimplemented);
-    EXPECT_NE(std::string(e.what()).find("--quantization"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--quantization int4-wo"), std::string::npos) << e.what();
   }
 }
 
