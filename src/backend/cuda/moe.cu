@@ -12,8 +12,9 @@
 //     64-row tile of one expert's rows × 64 output columns; experts nobody chose have no tiles),
 //     launched once for gate/up (input rows gathered from x) and once for down.
 //   Both end in moe_combine_kernel: out[t] = sum_j weights[t, j] * row(t, j), fp32, j in order.
-// Each routed row's outputs depend only on its own input row and expert, not on which rows share
-// its tile or where the sort put it, so results do not depend on the batch. Expert weights are in
+// On either path a routed row's outputs depend only on its own input row and expert, not on which
+// rows share its tile or where the sort put it (the two paths sum in different orders, so a token
+// may round differently in a batch that takes the other path). Expert weights are in
 // the activation dtype or int8-wo codes with per-row scales (W = int8_t: the GEMM dequantizes them
 // into its B tiles, the GEMV scales each row's fp32 sum).
 //
