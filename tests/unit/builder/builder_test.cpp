@@ -169,6 +169,21 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
+// The engine at `engine` gives exactly the greedy tokens and logits of the checkpoint `model`
+// quantized with `quant` at load.
+void expect_same_as_quantizing_at_load(const std::string& model, const fs::path& engine,
+                                       Quantization quant, const std::string& what) {
+  const auto cases = testing::read_reference_cases(kModels / model);
+  testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
+      got_h(engine, DeviceKind::kCpu, DType::kF32);
+  const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
+  const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
+  for (size_t i = 0; i < want.tokens.size(); ++i) {
+    EXPECT_EQ(got.tokens[i], want.tokens[i]) << what << " case " << i;
+    EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << what << " case " << i;
+  }
+}
+
 // Quantized engines store the codes and scales the loader would compute (int8: I8 + one scale per
 // output row; fp8: E4M3 + one scale per output row; int4: packed I32 words + (scale, zero) pairs
 // per group), so they give exactly the logits of quantizing
@@ -203,15 +218,7 @@ TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
       EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers)
           << what;  // QKV, out, up(+gate), down
       EXPECT_EQ(read_engine_manifest(out).quantization, quant);
-      const auto cases = testing::read_reference_cases(kModels / model);
-      testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
-          got_h(out, DeviceKind::kCpu, DType::kF32);
-      const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
-      const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
-      for (size_t i = 0; i < want.tokens.size(); ++i) {
-        EXPECT_EQ(got.tokens[i], want.tokens[i]) << what << " case " << i;
-        EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << what << " case " << i;
-      }
+      expect_same_as_quantizing_at_load(model, out, quant, what);
       fs::remove_all(out.parent_path());
     }
   }
@@ -244,15 +251,7 @@ TEST(QuantizedEngine, MoeExpertsEqualQuantizingAtLoad) {
     EXPECT_EQ(rank.info(router).dtype, DType::kF32);
     EXPECT_EQ(rank.info(router).shape,
               (std::vector<int64_t>{c.moe.num_experts + 1, c.hidden_size}));
-    const auto cases = testing::read_reference_cases(kModels / model);
-    testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
-        got_h(out, DeviceKind::kCpu, DType::kF32);
-    const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
-    const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
-    for (size_t i = 0; i < want.tokens.size(); ++i) {
-      EXPECT_EQ(got.tokens[i], want.tokens[i]) << what << " case " << i;
-      EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << what << " case " << i;
-    }
+    expect_same_as_quantizing_at_load(model, out, quant, what);
     fs::remove_all(out.parent_path());
   }
 }
