@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
     const std::set<int32_t> touched(chosen.begin(), chosen.end());
     llmserve::cuda::MoeExpertsParams p;
     p.dtype = llmserve::DType::kBF16;
+    p.weights = int8 ? llmserve::cuda::MoeWeights::kInt8 : llmserve::cuda::MoeWeights::k16Bit;
     p.x = x;
     p.expert_ids = ids;
     p.expert_weights = weights;

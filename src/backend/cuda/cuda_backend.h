@@ -83,7 +83,7 @@ class CudaBackend final : public Backend {
   void transpose(Tensor src, Tensor dst) override;
   void silu_mul(Tensor gate_up, Tensor out) override;
   void gelu_mul(Tensor gate_up, Tensor out) override;
-  // Mixture of experts (cuda_moe.cpp; kernels in moe.cu): 16-bit or int8-wo expert weights.
+  // Mixture of experts (cuda_moe.cpp; kernels in moe.cu): 16-bit, int8-wo or int4-wo experts.
   void moe_route(Tensor router_logits, const MoeRouting& routing, Tensor expert_ids,
                  Tensor expert_weights) override;
   void moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights, const MoeExperts& experts,

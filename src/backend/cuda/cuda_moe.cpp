@@ -1,7 +1,7 @@
 // CudaBackend's mixture-of-experts ops: argument checks and the launches of moe.cu's kernels
 // (routing; the decode GEMV or the prefill sort + grouped GEMM; the weighted combine). Expert
-// weights in the activation dtype or int8-wo codes with per-row scales; int4-wo experts are
-// refused, naming the flag, until the grouped GEMM reads packed codes (the CPU backend runs them).
+// weights in the activation dtype, int8-wo codes with per-row scales or int4-wo packed codes with
+// per-group (scale, zero) pairs, as the dense layers' quantized weights are held.
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/moe.h"
@@ -32,14 +32,20 @@ void CudaBackend::moe_route(Tensor router_logits, const MoeRouting& routing, Ten
 void CudaBackend::moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights,
                               const MoeExperts& experts, const MoeScratch& scratch, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "moe_experts");
-  const bool int8 = experts.gate_up.dtype == DType::kI8 && experts.down.dtype == DType::kI8 &&
-                    experts.gate_up_scales.dtype == DType::kF32 &&
-                    experts.down_scales.dtype == DType::kF32;
-  if (!int8 && (experts.gate_up.dtype != dtype_ || experts.down.dtype != dtype_)) {
+  // The weights' form: the activation dtype, int8-wo (I8 + F32 scales a row) or int4-wo (I32
+  // packed words + (scale, zero) pairs in the activation dtype, [rows, 2K / group]).
+  cuda::MoeWeights form = cuda::MoeWeights::k16Bit;
+  if (experts.gate_up.dtype == DType::kI8 && experts.down.dtype == DType::kI8 &&
+      experts.gate_up_scales.dtype == DType::kF32 && experts.down_scales.dtype == DType::kF32) {
+    form = cuda::MoeWeights::kInt8;
+  } else if (experts.gate_up.dtype == DType::kI32 && experts.down.dtype == DType::kI32 &&
+             experts.gate_up_scales.dtype == dtype_ && experts.down_scales.dtype == dtype_ &&
+             experts.gate_up_scales.ndim == 2 && experts.down_scales.ndim == 2) {
+    form = cuda::MoeWeights::kInt4;
+  } else if (experts.gate_up.dtype != dtype_ || experts.down.dtype != dtype_) {
     fail(StatusCode::kUnimplemented,
-         "cuda backend: mixture-of-experts weights in {} (--quantization int4-wo): the grouped "
-         "expert GEMM reads {} or int8-wo weights; serve MoE models with --quantization int8-wo "
-         "or none on cuda",
+         "cuda backend: mixture-of-experts weights in {}: the grouped expert GEMM reads {}, "
+         "int8-wo or int4-wo weights",
          dtype_name(experts.gate_up.dtype), dtype_name(dtype_));
   }
   const int64_t num_tokens = x.dim(0), e = experts.num_experts;
@@ -57,9 +63,15 @@ void CudaBackend::moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights
   p.expert_weights = expert_weights.as<float>();
   p.gate_up = experts.gate_up.data;
   p.down = experts.down.data;
-  if (int8) {
-    p.gate_up_scales = experts.gate_up_scales.as<float>();
-    p.down_scales = experts.down_scales.as<float>();
+  p.weights = form;
+  if (form != cuda::MoeWeights::k16Bit) {
+    p.gate_up_scales = experts.gate_up_scales.data;
+    p.down_scales = experts.down_scales.data;
+  }
+  if (form == cuda::MoeWeights::kInt4) {
+    // Each pair covers `group` columns: K / (pairs / 2).
+    p.gate_up_group = static_cast<int32_t>(d / (experts.gate_up_scales.dim(1) / 2));
+    p.down_group = static_cast<int32_t>(f / (experts.down_scales.dim(1) / 2));
   }
   p.num_tokens = static_cast<int32_t>(num_tokens);
   p.top_k = static_cast<int32_t>(k);
@@ -75,7 +87,7 @@ void CudaBackend::moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights
   if (launched == cudaErrorNotSupported) {
     fail(StatusCode::kUnimplemented,
          "cuda backend: moe_experts takes hidden and expert intermediate sizes that are multiples "
-         "of 8 (got {} and {} on this rank) and 16-bit activations",
+         "of 8, of 32 under int4-wo (got {} and {} on this rank), and 16-bit activations",
          d, f);
   }
   check(launched, "moe_experts");

@@ -15,8 +15,9 @@
 // On either path a routed row's outputs depend only on its own input row and expert, not on which
 // rows share its tile or where the sort put it (the two paths sum in different orders, so a token
 // may round differently in a batch that takes the other path). Expert weights are in
-// the activation dtype or int8-wo codes with per-row scales (W = int8_t: the GEMM dequantizes them
-// into its B tiles, the GEMV scales each row's fp32 sum).
+// the activation dtype, int8-wo codes with per-row scales (W = int8_t: the GEMM dequantizes them
+// into its B tiles, the GEMV scales each row's fp32 sum) or int4-wo packed codes with per-group
+// (scale, zero) pairs (W = uint32_t: both dequantize 8 columns a word).
 //
 // The index (int32 [2P + 2(E + 1)]), written by moe_align_kernel:
 //   [0, E]                  offsets: expert e's rows are sorted rows offsets[e] .. offsets[e + 1]
@@ -143,20 +144,63 @@ __global__ void moe_align_kernel(const int32_t* __restrict__ ids, int32_t num_ro
   }
 }
 
-// Weights of 8 consecutive columns of a row as T: 16-bit weights as stored (one 16-byte load);
-// int8-wo codes (one 8-byte load) times the row's scale, rounded to T as matmul_q8's dequantized
-// path rounds them.
+// The weight rows [E * N, K] a kernel reads, by W: T (16-bit values); int8_t (int8-wo codes,
+// `scales` fp32 [E * N], one a row); uint32_t (int4-wo: K / 8 packed words a row in
+// src/common/int4.h's order, `scales` the (scale, zero) pairs in T [E * N, 2K / group]).
+template <typename W>
+__device__ __forceinline__ int64_t row_elements(int32_t k_dim) {
+  return sizeof(W) == 4 ? k_dim / 8 : k_dim;
+}
+
+// Where word j (columns 8j .. 8j + 7) of an int4 row of k_dim columns is stored (int4.h's
+// int4_word_position: 128-column blocks interleave their four 32-column steps).
+__device__ __forceinline__ int32_t int4_word_at(int32_t j, int32_t k_dim) {
+  const int32_t block = j / 16;
+  if (block >= k_dim / 128) return j;
+  const int32_t within = j % 16;
+  return block * 16 + 4 * (within % 4) + within / 4;
+}
+
+// Columns k .. k + 7 (k % 8 == 0, inside one group) of int4 row `words` as fp32: (q - zero) *
+// scale of k's group, the pair read from `pairs` (that row's [2K / group] in T).
+template <typename T>
+__device__ __forceinline__ void int4_values8(const uint32_t* words, const T* pairs, int32_t k,
+                                             int32_t k_dim, int32_t group, float (&v)[8]) {
+  constexpr int kNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};  // int4.h's kInt4Nibble
+  const uint32_t word = words[int4_word_at(k / 8, k_dim)];
+  const int32_t g = k / group;
+  const float scale = to_float(pairs[2 * g]), zero = to_float(pairs[2 * g + 1]);
+#pragma unroll
+  for (int c = 0; c < 8; ++c) {
+    v[c] = (static_cast<float>((word >> (4 * kNibble[c])) & 0xFu) - zero) * scale;
+  }
+}
+
+// Weights of 8 consecutive columns of global row `row` as T: 16-bit weights as stored (one 16-byte
+// load); int8-wo codes (one 8-byte load) times the row's scale, and int4-wo codes with their
+// group's pair, rounded to T as the dense quantized matmuls' dequantizing paths round them.
 template <typename T, typename W>
-__device__ __forceinline__ uint4 load_weights8(const W* row, int32_t k, float scale) {
-  if constexpr (sizeof(W) == 1) {
-    const uint2 raw = *reinterpret_cast<const uint2*>(row + k);
+__device__ __forceinline__ uint4 load_weights8(const W* w, const void* scales, int64_t row,
+                                               int32_t k, int32_t k_dim, int32_t group) {
+  const W* wrow = w + row * row_elements<W>(k_dim);
+  if constexpr (sizeof(W) == 4) {
+    float f[8];
+    int4_values8(wrow, static_cast<const T*>(scales) + row * (2 * (k_dim / group)), k, k_dim, group,
+                 f);
+    Vec8<T> v;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v.v[j] = from_float<T>(f[j]);
+    return *reinterpret_cast<const uint4*>(&v);
+  } else if constexpr (sizeof(W) == 1) {
+    const float scale = static_cast<const float*>(scales)[row];
+    const uint2 raw = *reinterpret_cast<const uint2*>(wrow + k);
     const auto* q = reinterpret_cast<const int8_t*>(&raw);
     Vec8<T> v;
 #pragma unroll
     for (int j = 0; j < 8; ++j) v.v[j] = from_float<T>(static_cast<float>(q[j]) * scale);
     return *reinterpret_cast<const uint4*>(&v);
   } else {
-    return *reinterpret_cast<const uint4*>(row + k);
+    return *reinterpret_cast<const uint4*>(wrow + k);
   }
 }
 
@@ -173,9 +217,9 @@ __device__ __forceinline__ uint4 load_weights8(const W* row, int32_t k, float sc
 template <typename T, typename W, bool kGather>
 __global__ void __launch_bounds__(kGemmThreads, 4)
     moe_gemm_kernel(const T* __restrict__ a, const W* __restrict__ w,
-                    const float* __restrict__ w_scales, const int32_t* __restrict__ index,
-                    int32_t num_experts, int32_t top_k, int32_t n_dim, int32_t k_dim,
-                    T* __restrict__ out) {
+                    const void* __restrict__ w_scales, int32_t group,
+                    const int32_t* __restrict__ index, int32_t num_experts, int32_t top_k,
+                    int32_t n_dim, int32_t k_dim, T* __restrict__ out) {
   namespace wmma = nvcuda::wmma;
   constexpr int kLd = kTileK + 8;  // 80-byte rows: 32-byte aligned fragments, skewed banks
   constexpr int kLdC = kTileN + 4;
@@ -206,22 +250,18 @@ __global__ void __launch_bounds__(kGemmThreads, 4)
   const int e = lo;
   const int32_t row0 = offsets[e] + (tile - tile_start[e]) * kTileM, row_end = offsets[e + 1];
   const int32_t n0 = static_cast<int32_t>(blockIdx.x) * kTileN;
-  const W* we = w + static_cast<int64_t>(e) * n_dim * k_dim;
+  const int64_t first_row = static_cast<int64_t>(e) * n_dim + n0;  // of this tile's B rows
   // Each thread loads two 16-byte vectors of A and two of B a K step: vector v is row v / 4,
   // columns (v % 4) * 8 .. + 8 of the tile.
   constexpr int kLoads = kTileM * kTileK / 8 / kGemmThreads;
   int32_t a_row[kLoads];  // the input row of each loaded tile row; -1 past the expert's rows
   bool has_b[kLoads];
-  float b_scale[kLoads];
 #pragma unroll
   for (int i = 0; i < kLoads; ++i) {
     const int row = static_cast<int>(threadIdx.x + i * kGemmThreads) / 4;
     const int32_t r = row0 + row;
     a_row[i] = r < row_end ? (kGather ? sorted[r] / top_k : r) : -1;
     has_b[i] = n0 + row < n_dim;
-    b_scale[i] = w_scales != nullptr && has_b[i]
-                     ? w_scales[static_cast<int64_t>(e) * n_dim + n0 + row]
-                     : 1.0f;
   }
   const int warp = static_cast<int>(threadIdx.x >> 5);
   const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
@@ -241,7 +281,7 @@ __global__ void __launch_bounds__(kGemmThreads, 4)
       if (a_row[i] >= 0 && k < k_dim)
         va = *reinterpret_cast<const uint4*>(a + static_cast<int64_t>(a_row[i]) * k_dim + k);
       if (has_b[i] && k < k_dim)
-        vb = load_weights8<T>(we + static_cast<int64_t>(n0 + row) * k_dim, k, b_scale[i]);
+        vb = load_weights8<T>(w, w_scales, first_row + row, k, k_dim, group);
       *reinterpret_cast<uint4*>(&tile_a[row][col]) = va;
       *reinterpret_cast<uint4*>(&tile_b[row][col]) = vb;
     }
@@ -287,8 +327,9 @@ __global__ void __launch_bounds__(kGemmThreads, 4)
 // aligned rows.
 template <typename T, typename W, bool kGather>
 __global__ void moe_gemv_kernel(const T* __restrict__ a, const W* __restrict__ w,
-                                const float* __restrict__ w_scales, const int32_t* __restrict__ ids,
-                                int32_t top_k, int32_t n_dim, int32_t k_dim, T* __restrict__ out) {
+                                const void* __restrict__ w_scales, int32_t group,
+                                const int32_t* __restrict__ ids, int32_t top_k, int32_t n_dim,
+                                int32_t k_dim, T* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int lane = static_cast<int>(threadIdx.x & 31);
@@ -297,11 +338,17 @@ __global__ void moe_gemv_kernel(const T* __restrict__ a, const W* __restrict__ w
   if (n >= n_dim) return;
   const T* arow = a + static_cast<int64_t>(kGather ? p / top_k : p) * k_dim;
   const int64_t w_row = static_cast<int64_t>(ids[p]) * n_dim + n;
-  const W* wrow = w + w_row * k_dim;
+  const W* wrow = w + w_row * row_elements<W>(k_dim);
   float acc = 0;
   for (int32_t k = lane * 8; k < k_dim; k += 32 * 8) {
     const Vec8<T> va = *reinterpret_cast<const Vec8<T>*>(arow + k);
-    if constexpr (sizeof(W) == 1) {
+    if constexpr (sizeof(W) == 4) {
+      float v[8];
+      int4_values8(wrow, static_cast<const T*>(w_scales) + w_row * (2 * (k_dim / group)), k, k_dim,
+                   group, v);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc += to_float(va.v[j]) * v[j];
+    } else if constexpr (sizeof(W) == 1) {
       const uint2 raw = *reinterpret_cast<const uint2*>(wrow + k);
       const auto* q = reinterpret_cast<const int8_t*>(&raw);
 #pragma unroll
@@ -313,7 +360,7 @@ __global__ void moe_gemv_kernel(const T* __restrict__ a, const W* __restrict__ w
     }
   }
   acc = warp_sum(acc);
-  if constexpr (sizeof(W) == 1) acc *= w_scales[w_row];
+  if constexpr (sizeof(W) == 1) acc *= static_cast<const float*>(w_scales)[w_row];
   if (lane == 0) out[static_cast<int64_t>(p) * n_dim + n] = from_float<T>(acc);
 }
 
@@ -374,11 +421,12 @@ void run_experts(const MoeExpertsParams& p, int32_t num_rows, cudaStream_t strea
       return static_cast<unsigned>((n + kGemvWarps - 1) / kGemvWarps);
     };
     step(launch(moe_gemv_kernel<T, W, true>, dim3(blocks(two_f), num_rows), 32 * kGemvWarps, 0,
-                stream, x, gate_up, p.gate_up_scales, p.expert_ids, p.top_k, two_f, p.hidden, up));
+                stream, x, gate_up, p.gate_up_scales, p.gate_up_group, p.expert_ids, p.top_k, two_f,
+                p.hidden, up));
     step(launch_silu_mul(p.dtype, up, num_rows, p.ffn, act, stream));
     step(launch(moe_gemv_kernel<T, W, false>, dim3(blocks(p.hidden), num_rows), 32 * kGemvWarps, 0,
-                stream, static_cast<const T*>(act), down, p.down_scales, p.expert_ids, p.top_k,
-                p.hidden, p.ffn, rows_out));
+                stream, static_cast<const T*>(act), down, p.down_scales, p.down_group, p.expert_ids,
+                p.top_k, p.hidden, p.ffn, rows_out));
   } else {
     const size_t smem = 2 * static_cast<size_t>(p.num_experts) * sizeof(int32_t);
     step(launch(moe_align_kernel, dim3(1), kAlignThreads, smem, stream, p.expert_ids, num_rows,
@@ -387,11 +435,12 @@ void run_experts(const MoeExpertsParams& p, int32_t num_rows, cudaStream_t strea
     const auto blocks = [](int32_t n) { return static_cast<unsigned>((n + kTileN - 1) / kTileN); };
     const auto* index = static_cast<const int32_t*>(p.index);
     step(launch(moe_gemm_kernel<T, W, true>, dim3(blocks(two_f), tiles), kGemmThreads, 0, stream, x,
-                gate_up, p.gate_up_scales, index, p.num_experts, p.top_k, two_f, p.hidden, up));
+                gate_up, p.gate_up_scales, p.gate_up_group, index, p.num_experts, p.top_k, two_f,
+                p.hidden, up));
     step(launch_silu_mul(p.dtype, up, num_rows, p.ffn, act, stream));
     step(launch(moe_gemm_kernel<T, W, false>, dim3(blocks(p.hidden), tiles), kGemmThreads, 0,
-                stream, static_cast<const T*>(act), down, p.down_scales, index, p.num_experts,
-                p.top_k, p.hidden, p.ffn, rows_out));
+                stream, static_cast<const T*>(act), down, p.down_scales, p.down_group, index,
+                p.num_experts, p.top_k, p.hidden, p.ffn, rows_out));
     position_of = p.index + 2 * (p.num_experts + 1) + num_rows;
   }
   step(launch(moe_combine_kernel<T>, dim3(static_cast<unsigned>(p.num_tokens)), kCombineThreads, 0,
@@ -419,7 +468,11 @@ cudaError_t launch_moe_experts(const MoeExpertsParams& p, cudaStream_t stream) {
   if (p.hidden % 8 != 0 || p.ffn % 8 != 0 || p.num_experts < 1 || p.top_k < 1 ||
       rows / kTileM + p.num_experts > 65535 || !aligned16(p.x) || !aligned16(p.gate_up) ||
       !aligned16(p.down) || !aligned16(p.up) || !aligned16(p.act) ||
-      (p.gate_up_scales == nullptr) != (p.down_scales == nullptr)) {
+      (p.weights != MoeWeights::k16Bit &&
+       (p.gate_up_scales == nullptr || p.down_scales == nullptr)) ||
+      (p.weights == MoeWeights::kInt4 &&
+       (p.hidden % 32 != 0 || p.ffn % 32 != 0 || p.gate_up_group <= 0 || p.down_group <= 0 ||
+        p.gate_up_group % 8 != 0 || p.down_group % 8 != 0))) {
     return cudaErrorNotSupported;
   }
   if (rows == 0) return cudaSuccess;
@@ -431,7 +484,9 @@ cudaError_t launch_moe_experts(const MoeExpertsParams& p, cudaStream_t stream) {
   const cudaError_t e = dispatch_dtype(p.dtype, [&]<typename T>() {
     if constexpr (sizeof(T) != 2) {
       launched = cudaErrorNotSupported;  // wmma takes 16-bit operands
-    } else if (p.gate_up_scales != nullptr) {
+    } else if (p.weights == MoeWeights::kInt4) {
+      run_experts<T, uint32_t>(p, num_rows, stream, step);
+    } else if (p.weights == MoeWeights::kInt8) {
       run_experts<T, int8_t>(p, num_rows, stream, step);
     } else {
       run_experts<T, T>(p, num_rows, stream, step);

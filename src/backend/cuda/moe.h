@@ -24,18 +24,24 @@ cudaError_t launch_moe_route(const float* logits, int32_t num_tokens, int32_t co
                              int32_t num_experts, int32_t top_k, bool renormalize, int32_t* ids,
                              float* weights, cudaStream_t stream);
 
-// Backend::moe_experts with weights in the activation dtype (F16 or BF16), or int8-wo codes with
-// one fp32 scale per row (gate_up_scales and down_scales both given). P = T * k routed rows.
-// hidden (D) and ffn (F, this rank's) multiples of 8, 16-byte aligned tensors.
+// The expert weights' form: the activation dtype; int8-wo codes with one fp32 scale a row; int4-wo
+// packed words [rows, K / 8] (src/common/int4.h) with (scale, zero) pairs in the activation dtype
+// [rows, 2K / group].
+enum class MoeWeights { k16Bit, kInt8, kInt4 };
+
+// Backend::moe_experts. P = T * k routed rows. hidden (D) and ffn (F, this rank's) multiples of 8
+// (int4-wo: of 32, with groups of a multiple of 8 columns), 16-byte aligned tensors.
 struct MoeExpertsParams {
   DType dtype = DType::kBF16;
-  const void* x = nullptr;                // [T, D]
-  const int32_t* expert_ids = nullptr;    // [T, k]
-  const float* expert_weights = nullptr;  // [T, k]
-  const void* gate_up = nullptr;          // [E * 2F, D]
-  const void* down = nullptr;             // [E * D, F]
-  const float* gate_up_scales = nullptr;  // [E * 2F] (int8-wo), else null
-  const float* down_scales = nullptr;     // [E * D] (int8-wo), else null
+  MoeWeights weights = MoeWeights::k16Bit;
+  const void* x = nullptr;                    // [T, D]
+  const int32_t* expert_ids = nullptr;        // [T, k]
+  const float* expert_weights = nullptr;      // [T, k]
+  const void* gate_up = nullptr;              // [E * 2F, D]
+  const void* down = nullptr;                 // [E * D, F]
+  const void* gate_up_scales = nullptr;       // int8-wo: fp32 [E * 2F]; int4-wo: pairs; else null
+  const void* down_scales = nullptr;          // int8-wo: fp32 [E * D]; int4-wo: pairs; else null
+  int32_t gate_up_group = 0, down_group = 0;  // int4-wo: the columns a (scale, zero) pair covers
   int32_t num_tokens = 0, top_k = 0, num_experts = 0, hidden = 0, ffn = 0;
   int32_t* index = nullptr;  // [2P + 2(E + 1)] (layout in moe.cu)
   void* up = nullptr;        // [P, 2F]

@@ -3,8 +3,8 @@
 // with and without renormalisation, a router wider than its experts), the experts on both paths —
 // decode (<= kMoeGemvMaxRows routed rows: GEMV, no sort) and prefill (sort + grouped tensor-core
 // GEMM), with experts nobody chose, shapes that are not multiples of the 64 x 64 tile, and
-// Qwen3-30B-A3B's expert shape; 16-bit and int8-wo experts — and the sigmoid-gated add of
-// Qwen2-MoE's shared expert. int4-wo experts are refused, naming the flag.
+// Qwen3-30B-A3B's expert shape; 16-bit, int8-wo and int4-wo experts — and the sigmoid-gated add
+// of Qwen2-MoE's shared expert. Other weight types are refused.
 #include <algorithm>
 #include <numeric>
 #include <tuple>
@@ -12,6 +12,8 @@
 #include "backend/cuda/moe.h"
 #include "common/status.h"
 #include "gpu_test_util.h"
+#include "model/model.h"
+#include "model/quantize.h"
 
 namespace llmserve {
 namespace {
@@ -61,23 +63,42 @@ std::pair<std::vector<int8_t>, std::vector<float>> quantize_rows(const std::vect
   return {q, scales};
 }
 
-// 16-bit experts (the same dt()-rounded values on both) and int8-wo experts (the same codes and
-// scales on both; the CPU's matmul_q8 is the reference, the GPU dequantizes to dt()).
+// 16-bit experts (the same dt()-rounded values on both), int8-wo and int4-wo experts (the same
+// codes on both, int4's (scale, zero) pairs in fp32 on the CPU and dt() on the GPU, as each backend
+// holds them; the CPU's matmul_q8 / matmul_int4 is the reference, the GPU dequantizes to dt()).
 TEST_P(CudaMoe, ExpertsMatchCpuOnBothPaths) {
   const ExpertsShape shapes[] = {{1, 8, 2, 64, 32},          // decode
                                  {8, 128, 8, 256, 96},       // decode, 64 routed rows
                                  {9, 128, 8, 256, 96},       // prefill, 72 rows
                                  {100, 6, 2, 72, 40},        // tiles cut at both edges
                                  {300, 128, 8, 2048, 768}};  // Qwen3-30B-A3B's experts
-  for (const bool int8 : {false, true}) {
+  for (const Quantization q :
+       {Quantization::kNone, Quantization::kInt8WeightOnly, Quantization::kInt4WeightOnly}) {
     for (const ExpertsShape& s : shapes) {
+      const bool int8 = q == Quantization::kInt8WeightOnly,
+                 int4 = q == Quantization::kInt4WeightOnly;
+      if (int4 && (s.hidden % 32 != 0 || s.ffn % 32 != 0)) continue;  // int4-wo's 32-column steps
       const int64_t t = s.tokens, e = s.experts, k = s.top_k, d = s.hidden, f = s.ffn, p = t * k;
       auto [cx, gx] = both(random_vector(static_cast<size_t>(t * d), rng_), {t, d});
       const auto gate_up = random_vector(static_cast<size_t>(e * 2 * f * d), rng_, 0.05f);
       const auto down = random_vector(static_cast<size_t>(e * d * f), rng_, 0.05f);
       MoeExperts cpu_experts{.num_experts = static_cast<int32_t>(e)};
       MoeExperts gpu_experts{.num_experts = static_cast<int32_t>(e)};
-      if (int8) {
+      if (int4) {
+        // model/quantize.h's int4-wo: packed words [rows, K / 8] and (scale, zero) pairs.
+        const auto stack = [&](const std::vector<float>& w, int64_t rows, int64_t cols,
+                               Tensor& cpu_w, Tensor& gpu_w, Tensor& cpu_s, Tensor& gpu_s) {
+          const QuantizedWeight qw = quantize_weight(w, rows, cols, q);
+          const auto pairs = static_cast<int64_t>(qw.scales.size()) / rows;
+          std::tie(cpu_w, gpu_w) = both_bytes(qw.codes.data(), DType::kI32, {rows, cols / 8});
+          cpu_s = make_tensor(cpu_, cpu_mem_, qw.scales, DType::kF32, {rows, pairs});
+          gpu_s = make_tensor(*gpu_, gpu_mem_, qw.scales, dt(), {rows, pairs});
+        };
+        stack(gate_up, e * 2 * f, d, cpu_experts.gate_up, gpu_experts.gate_up,
+              cpu_experts.gate_up_scales, gpu_experts.gate_up_scales);
+        stack(down, e * d, f, cpu_experts.down, gpu_experts.down, cpu_experts.down_scales,
+              gpu_experts.down_scales);
+      } else if (int8) {
         const auto [qgu, sgu] = quantize_rows(gate_up, e * 2 * f, d);
         const auto [qdn, sdn] = quantize_rows(down, e * d, f);
         std::tie(cpu_experts.gate_up, gpu_experts.gate_up) =
@@ -115,8 +136,8 @@ TEST_P(CudaMoe, ExpertsMatchCpuOnBothPaths) {
       auto [co, go] = both_empty({t, d});
       cpu_.moe_experts(cx, ci, cw, cpu_experts, MoeScratch{}, co);
       gpu_->moe_experts(gx, gi, gw, gpu_experts, scratch, go);
-      const std::string what = std::string(int8 ? "int8 " : "") + "experts t " + std::to_string(t) +
-                               " e " + std::to_string(e) +
+      const std::string what = std::string(quantization_name(q)) + " experts t " +
+                               std::to_string(t) + " e " + std::to_string(e) +
                                (p <= cuda::kMoeGemvMaxRows ? " (decode)" : " (prefill)");
       // gate/up, the activation and each expert's output are rounded to the dtype on the GPU.
       EXPECT_CLOSE_REL(read_tensor(*gpu_, go), read_tensor(cpu_, co), 2 * tol(), what);
@@ -139,20 +160,21 @@ TEST_P(CudaMoe, SigmoidGatedAddMatchesCpu) {
   EXPECT_CLOSE_REL(read_tensor(*gpu_, ga), read_tensor(cpu_, ca), tol(), "add_sigmoid_gated");
 }
 
-TEST_P(CudaMoe, Int4ExpertsAreRefusedNamingTheFlag) {
+TEST_P(CudaMoe, OtherExpertWeightsAreRefused) {
   std::vector<Buffer> mem;
   MoeExperts experts{.num_experts = 2,
-                     .gate_up = gpu_->allocate_tensor(mem, DType::kI32, {2 * 16, 32 / 8}),
-                     .down = gpu_->allocate_tensor(mem, DType::kI32, {2 * 32, 8 / 8})};
+                     .gate_up = gpu_->allocate_tensor(mem, DType::kF8E4M3, {2 * 16, 32}),
+                     .down = gpu_->allocate_tensor(mem, DType::kF8E4M3, {2 * 32, 8})};
   Tensor x = gpu_->allocate_tensor(mem, dt(), {1, 32});
   Tensor ids = gpu_->allocate_tensor(mem, DType::kI32, {1, 1});
   Tensor w = gpu_->allocate_tensor(mem, DType::kF32, {1, 1});
   try {
     gpu_->moe_experts(x, ids, w, experts, MoeScratch{}, x);
-    ADD_FAILURE() << "int4 experts accepted";
+    ADD_FAILURE() << "fp8 experts accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), StatusCode::kUnimplemented);
-    EXPECT_NE(std::string(e.what()).find("--quantization int4-wo"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mixture-of-experts weights in"), std::string::npos)
+        << e.what();
   }
 }
 
