@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -276,6 +276,10 @@ PY
       "$dist/gemm_bench" ${GEMM_M:+--m $GEMM_M} >"$OUT/gemm_bench.txt" 2>&1 || note "gemm_bench: exit $?"
       grep -E "^check|version" "$OUT/gemm_bench.txt" | tee -a "$summary"
       grep -E "^(qkv|gate_up) " "$OUT/gemm_bench.txt" | grep -E "M +(256|1024|8192) " | tee -a "$summary"
+      ;;
+    moe)  # the MoE experts op on a Qwen3-30B-A3B layer, bf16 and int8-wo experts (tests/kernel_bench)
+      { "$dist/moe_bench" && "$dist/moe_bench" --int8; } >"$OUT/moe_bench.txt" 2>&1 || note "moe_bench: exit $?"
+      tee -a "$summary" <"$OUT/moe_bench.txt"
       ;;
     spec)  # speculative decoding (prompt lookup) against plain decoding, batch 1 and 16, same call:
       # prompts that repeat a 32-token run, so prompt lookup has something to copy

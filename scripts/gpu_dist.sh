@@ -18,7 +18,8 @@ mkdir -p "$dist"
 dist_root=$dist
 dist=$stage/gpu_dist
 mkdir -p "$dist/lib"
-bins=("$build/llmserve" "$build/tests/cuda_tests" "$build/tests/gemv_bench" "$build/tests/gemm_bench")
+bins=("$build/llmserve" "$build/tests/cuda_tests" "$build/tests/gemv_bench" "$build/tests/gemm_bench"
+      "$build/tests/moe_bench")
 for b in "${bins[@]}"; do
   [ -x "$b" ] || { echo "missing $b: build first (cmake --build $build)" >&2; exit 1; }
   cp "$b" "$dist/"

@@ -74,6 +74,21 @@ void Backend::matmul_int4(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor 
        name());
 }
 
+void Backend::moe_route(Tensor /*router_logits*/, const MoeRouting& /*routing*/,
+                        Tensor /*expert_ids*/, Tensor /*expert_weights*/) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no mixture-of-experts routing", name());
+}
+
+void Backend::moe_experts(Tensor /*x*/, Tensor /*expert_ids*/, Tensor /*expert_weights*/,
+                          const MoeExperts& /*experts*/, const MoeScratch& /*scratch*/,
+                          Tensor /*out*/) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no mixture-of-experts layers", name());
+}
+
+void Backend::add_sigmoid_gated(Tensor /*a*/, Tensor /*x*/, Tensor /*gate*/) {
+  fail(StatusCode::kUnimplemented, "the {} backend has no sigmoid-gated add", name());
+}
+
 void Backend::fused_linear(Tensor /*x*/, Tensor /*w*/, Tensor /*scales*/, Tensor /*bias*/,
                            const LinearFusion& /*f*/, Tensor /*out*/) {
   fail(StatusCode::kUnimplemented, "the {} backend has no fused linear layers", name());

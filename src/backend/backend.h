@@ -63,6 +63,39 @@ struct AttentionShape {
   float softcap = 0.0f;
 };
 
+// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): how moe_route turns a token's router logits
+// into its experts. probs = softmax over the num_experts logits (in fp32); the top_k largest
+// (lowest index first on ties) are the token's experts, weighted by their probs, divided by the
+// k probs' sum when `renormalize` (Mixtral; Qwen's norm_topk_prob).
+struct MoeRouting {
+  int32_t num_experts = 0;
+  int32_t top_k = 0;
+  bool renormalize = false;
+};
+
+// The routed experts of one MoE layer, stacked (each expert a SwiGLU MLP of width F, this rank's
+// part of it under tensor parallelism): expert e's gate and up rows are gate_up rows
+// [e * 2F, (e + 1) * 2F) — F gate rows, then F up rows, [2F, D] — and its down projection is down
+// rows [e * D, (e + 1) * D), [D, F]. Each in the weight dtype with empty scales, or quantized as a
+// linear layer's weight is (I8 + F32 [rows] scales: int8-wo; I32 packed codes + (scale, zero)
+// pairs: int4-wo).
+struct MoeExperts {
+  int32_t num_experts = 0;
+  Tensor gate_up{}, gate_up_scales{};  // [E * 2F, D]
+  Tensor down{}, down_scales{};        // [E * D, F]
+};
+
+// Scratch of moe_experts for up to T tokens routed to k experts each (P = T * k routed rows),
+// sized by the caller so that recorded graphs see fixed addresses; a backend uses what it needs
+// (the CPU none of it).
+struct MoeScratch {
+  Tensor index{};  // I32 [2P + 2(E + 1)]: the rows sorted by expert and their bookkeeping (the
+                   // CUDA backend's layout: src/backend/cuda/moe.cu)
+  Tensor up{};     // [P, 2F] activation dtype: each routed row's gate and up
+  Tensor act{};    // [P, F]: silu(gate) * up
+  Tensor down{};   // [P, D]: each routed row's expert output, before the weighted sum
+};
+
 // A recorded sequence of ops (a CUDA graph) replayed with whatever the buffers it reads hold.
 class StepGraph {
  public:
@@ -189,6 +222,24 @@ class Backend {
   // the default throws Error(kUnimplemented).
   virtual void fused_linear(Tensor x, Tensor w, Tensor scales, Tensor bias, const LinearFusion& f,
                             Tensor out);
+  // --- mixture of experts ------------------------------------------------------------------
+  // Each token's experts: router_logits F32 [T, C] (C >= routing.num_experts; the first
+  // num_experts columns are the router's; F32 like the lm_head's logits, so that the choice of
+  // experts does not hang on a 16-bit rounding) → expert_ids I32 [T, k] and expert_weights F32
+  // [T, k] as MoeRouting says. Default: Error(kUnimplemented).
+  virtual void moe_route(Tensor router_logits, const MoeRouting& routing, Tensor expert_ids,
+                         Tensor expert_weights);
+  // out[t] = sum_j expert_weights[t, j] * down_e(silu(gate_e(x[t])) * up_e(x[t])), e =
+  // expert_ids[t, j]: each expert computed only for the tokens routed to it (grouped by expert),
+  // products summed in fp32. x, out: [T, D]; experts and scratch as their structs say. Default:
+  // Error(kUnimplemented).
+  virtual void moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights,
+                           const MoeExperts& experts, const MoeScratch& scratch, Tensor out);
+  // Whether moe_experts reads its MoeScratch (the caller may leave it empty otherwise).
+  virtual bool moe_uses_scratch() const { return true; }
+  // a[t] += sigmoid(gate[t, C - 1]) * x[t] (Qwen2-MoE's shared expert, gated by the last column of
+  // the router's logits, F32 [T, C]). a, x: [T, D]. Default: Error(kUnimplemented).
+  virtual void add_sigmoid_gated(Tensor a, Tensor x, Tensor gate);
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
   virtual void gelu_tanh(Tensor x) = 0;
   // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).

@@ -12,6 +12,15 @@ DecoderModel::DecoderModel(const ModelConfig& config, Backend& backend, DecoderS
 
 void DecoderModel::finish_loading() {
   layout_.fp8_inputs = !layers_.empty() && layers_[0].qkv_w.is_fp8();
+  layout_.has_dense_mlp = false;
+  for (const DecoderLayer& layer : layers_) {
+    if (layer.is_moe()) {
+      layout_.router_cols = static_cast<int32_t>(layer.router_w.dim(0));
+    } else {
+      layout_.has_dense_mlp = true;
+    }
+  }
+  layout_.moe_scratch = layout_.router_cols > 0 && backend_.moe_uses_scratch();
 }
 
 void DecoderModel::load_embeddings(WeightLoader& w) {
@@ -47,8 +56,8 @@ void DecoderModel::reserve(int32_t max_num_tokens, int32_t max_logit_rows) {
 bool DecoderModel::can_fuse(int32_t num_tokens) const {
   return spec_.norm == DecoderSpec::Norm::kRmsNorm && spec_.mlp == DecoderSpec::Mlp::kSwiGlu &&
          !layout_.fp8_inputs && !config_.has_qk_norm && embedding_scale_ == 1.0f &&
-         config_.final_logit_softcap == 0 && backend_.group_size() == 1 &&
-         backend_.num_stages() == 1 && !layers_.empty() &&
+         config_.final_logit_softcap == 0 && config_.moe.num_experts == 0 &&
+         backend_.group_size() == 1 && backend_.num_stages() == 1 && !layers_.empty() &&
          backend_.can_fuse_linear(num_tokens, layers_[0].qkv_w.w.dtype);
 }
 
@@ -70,6 +79,32 @@ void DecoderModel::write_kv(const DecoderLayer& layer, const BatchTensors& batch
   } else {
     backend_.write_kv(qkv, shape, batch, kv);
   }
+}
+
+void DecoderModel::moe_mlp(const DecoderLayer& layer, const LinearInput& normed,
+                           const DecoderActivations& a) {
+  const MoeConfig& m = local_.moe;
+  // The router is whole on every rank, so every rank routes every token alike.
+  backend_.matmul(normed.x, layer.router_w, Tensor(), a.router_logits);
+  backend_.moe_route(a.router_logits,
+                     {.num_experts = m.num_experts, .top_k = m.top_k, .renormalize = m.renormalize},
+                     a.expert_ids, a.expert_weights);
+  const MoeExperts experts{.num_experts = m.num_experts,
+                           .gate_up = layer.experts_gate_up.w,
+                           .gate_up_scales = layer.experts_gate_up.scales,
+                           .down = layer.experts_down.w,
+                           .down_scales = layer.experts_down.scales};
+  backend_.moe_experts(normed.x, a.expert_ids, a.expert_weights, experts, a.moe, a.sublayer);
+  if (layer.shared_up_w.w.data == nullptr) return;
+  // The shared expert: a dense SwiGLU MLP of its own width, gated by sigmoid of the router's last
+  // column; its partial sums scale as the whole does (the gate is the same on every rank).
+  const int64_t t = normed.x.dim(0), fs = m.shared_intermediate_size;
+  const Tensor up(a.mlp_up.data, a.mlp_up.dtype, {t, 2 * fs});
+  const Tensor act(a.mlp_act.data, a.mlp_act.dtype, {t, fs});
+  linear(backend_, normed, layer.shared_up_w, Tensor(), up);
+  backend_.silu_mul(up, act);
+  linear(backend_, a.input(act), layer.shared_down_w, Tensor(), a.shared_out);
+  backend_.add_sigmoid_gated(a.sublayer, a.shared_out, a.router_logits);
 }
 
 Tensor DecoderModel::forward_fused(const BatchTensors& batch, const KvCache& kv,
@@ -145,7 +180,9 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
       backend_.rms_norm(a.sublayer, layer.attn_out_norm.w, c.norm_eps, a.sublayer);
     }
     normed = add_norm(a.sublayer, layer.post_norm);
-    if (spec_.mlp == DecoderSpec::Mlp::kGeluTanh) {
+    if (layer.is_moe()) {
+      moe_mlp(layer, normed, a);
+    } else if (spec_.mlp == DecoderSpec::Mlp::kGeluTanh) {
       linear_gelu(backend_, normed, layer.up_w, layer.up_b, a.mlp_up);
       linear(backend_, a.input(a.mlp_up), layer.down_w, layer.down_b, a.sublayer);
     } else if (spec_.mlp == DecoderSpec::Mlp::kGeGlu) {

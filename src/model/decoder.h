@@ -43,6 +43,14 @@ struct DecoderLayer {
   // Gemma 2/3: RMSNorms of the attention output and of the MLP output, before each is added to
   // the residual stream (post_attention_layernorm, post_feedforward_layernorm); else empty.
   NormWeights attn_out_norm, mlp_out_norm;
+  // A MoE layer (ModelConfig::moe, is_sparse) in place of up_w / down_w: the router [E, D] (with a
+  // shared expert: [E + 1, D], its gate the last row), the stacked experts (Backend's MoeExperts
+  // layout: gate/up [E * 2F, D], down [E * D, F]) and the shared expert's gate/up [2Fs, D] and
+  // down [D, Fs] (empty without one). router_w empty: a dense MLP.
+  Tensor router_w;
+  LinearWeight experts_gate_up, experts_down;
+  LinearWeight shared_up_w, shared_down_w;
+  bool is_moe() const { return router_w.data != nullptr; }
 };
 
 struct DecoderSpec {
@@ -86,6 +94,10 @@ class DecoderModel : public Model {
   // linear layers (Backend::can_fuse_linear), RMSNorm + SwiGLU without Gemma's extras, one rank,
   // no fp8 inputs.
   bool can_fuse(int32_t num_tokens) const;
+  // A MoE layer's MLP: router → top-k → the routed experts (Backend::moe_experts) into a.sublayer,
+  // plus the gated shared expert where the layer has one. This rank's partial sums, as a dense
+  // MLP's down projection leaves them.
+  void moe_mlp(const DecoderLayer& layer, const LinearInput& normed, const DecoderActivations& a);
   // Layer `layer`'s attention on this rank: its heads, scale, window and soft-cap.
   AttentionShape attention_shape(const DecoderLayer& layer) const;
   // RoPE (the layer's table, else the model's) then the KV write of `layer`; without rotary

@@ -77,6 +77,13 @@ ModelConfig shard_config(const ModelConfig& c, ModelShard shard) {
   local.num_kv_heads = divide(c.num_kv_heads, "num_key_value_heads");
   local.num_q_heads = divide(c.num_q_heads, "num_attention_heads");
   local.intermediate_size = divide(c.intermediate_size, "intermediate_size");
+  if (c.moe.num_experts > 0) {
+    // Every rank holds every expert's slice of the intermediate columns (and of the shared
+    // expert's), as it holds the dense MLP's: routing is the same on every rank.
+    local.moe.intermediate_size = divide(c.moe.intermediate_size, "moe_intermediate_size");
+    local.moe.shared_intermediate_size =
+        divide(c.moe.shared_intermediate_size, "shared_expert_intermediate_size");
+  }
   local.num_layers = stage_first_layer(c.num_layers, shard.stage + 1, shard.num_stages) -
                      stage_first_layer(c.num_layers, shard.stage, shard.num_stages);
   return local;

@@ -1,5 +1,6 @@
 #include "model/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/status.h"
@@ -141,6 +142,18 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
   return rope;
 }
 
+bool MoeConfig::is_sparse(int32_t layer) const {
+  return num_experts > 0 && sparse_step > 0 && (layer + 1) % sparse_step == 0 &&
+         std::find(dense_layers.begin(), dense_layers.end(), layer) == dense_layers.end();
+}
+
+bool MoeConfig::has_dense_layers(int32_t num_layers) const {
+  for (int32_t i = 0; i < num_layers; ++i) {
+    if (!is_sparse(i)) return true;
+  }
+  return false;
+}
+
 float ModelConfig::attention_scale() const {
   return query_scale > 0 ? query_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
 }
@@ -181,6 +194,15 @@ void validate_model_config(const ModelConfig& c) {
     if (w < 0) {
       fail(StatusCode::kInvalidArgument, "'{}': sliding_window must be > 0, got {}",
            (c.dir / "config.json").string(), w);
+    }
+  }
+  if (c.moe.num_experts > 0) {
+    positive(c.moe.top_k, "num_experts_per_tok");
+    positive(c.moe.intermediate_size, "moe_intermediate_size");
+    positive(c.moe.sparse_step, "decoder_sparse_step");
+    if (c.moe.top_k > c.moe.num_experts) {
+      fail(StatusCode::kInvalidArgument, "'{}': num_experts_per_tok {} is more than the {} experts",
+           (c.dir / "config.json").string(), c.moe.top_k, c.moe.num_experts);
     }
   }
   if (c.rope.type != RopeConfig::Type::kNone && c.head_dim % 2 != 0) {

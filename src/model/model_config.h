@@ -29,6 +29,26 @@ struct RopeConfig {
   double attention_factor = 1.0;
 };
 
+// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): a sparse layer's MLP is top_k of
+// num_experts SwiGLU experts chosen per token by a router (Backend::moe_route), plus, where the
+// checkpoint has one, a shared expert every token runs, scaled by sigmoid(shared_expert_gate(x)).
+struct MoeConfig {
+  int32_t num_experts = 0;  // 0: every MLP is dense
+  int32_t top_k = 0;        // num_experts_per_tok
+  int32_t intermediate_size =
+      0;                     // each expert's (moe_intermediate_size; Mixtral: intermediate_size)
+  bool renormalize = false;  // the k weights divided by their sum (Mixtral; Qwen's norm_topk_prob)
+  int32_t shared_intermediate_size = 0;  // Qwen2-MoE's shared expert; 0: none
+  // Qwen's decoder_sparse_step and mlp_only_layers: layer i is sparse when (i + 1) % sparse_step
+  // == 0 and i is not in dense_layers; the others are dense MLPs of ModelConfig::intermediate_size.
+  int32_t sparse_step = 1;
+  std::vector<int32_t> dense_layers;
+
+  bool is_sparse(int32_t layer) const;
+  // Whether any of layers [0, num_layers) is dense.
+  bool has_dense_layers(int32_t num_layers) const;
+};
+
 struct ModelConfig {
   std::string architecture;  // e.g. "LlamaForCausalLM"
   std::filesystem::path dir;
@@ -49,6 +69,7 @@ struct ModelConfig {
   // Sliding-window attention (Mistral, Gemma 2/3): layer i's queries at position p see the keys
   // at positions p - layer_windows[i] + 1 .. p. An entry of 0, or no entries, is full attention.
   std::vector<int32_t> layer_windows;
+  MoeConfig moe;
   // Gemma 3: the RoPE of the sliding-window layers (a lower base); unset: they use `rope`.
   std::optional<RopeConfig> local_rope;
   float query_scale = 0.0f;  // softmax scale of attention; 0: 1 / sqrt(head_dim)

@@ -276,8 +276,10 @@ void WeightLoader::upload_into(const std::string& name, std::span<const int64_t>
   }
   const std::span<const uint8_t> bytes = store_.bytes(name);
   const size_t esize = dtype_size(info.dtype);
-  const int64_t rows = shape.empty() ? 1 : shape[0];
-  const int64_t cols = shape.size() > 1 ? shape[1] : 1;
+  // [R] is R rows of one column; [E, R, C] (fused experts) is E * R rows of C columns.
+  int64_t rows = shape.empty() ? 1 : shape[0];
+  for (size_t i = 1; i + 1 < shape.size(); ++i) rows *= shape[i];
+  const int64_t cols = shape.size() > 1 ? shape.back() : 1;
   std::span<const uint8_t> picked = bytes;
   std::vector<uint8_t> gathered;
   const bool whole = ranges.empty() || (ranges.size() == 1 && ranges[0].begin == 0 &&
@@ -439,6 +441,61 @@ Tensor WeightLoader::load_row_blocks(const std::string& name, const std::vector<
   });
 }
 
+Tensor WeightLoader::load_experts(const std::string& fused, const std::vector<std::string>& names,
+                                  int64_t num_experts, const std::vector<int64_t>& rows,
+                                  int64_t cols, Split split) {
+  const bool sharded = split != Split::kNone && shard_.size > 1;
+  const bool by_cols = split == Split::kCols;
+  int64_t stored = 0, total = 0;  // one expert's rows: as stored, and this rank's
+  std::vector<Range> own;         // this rank's rows of each part, within the part
+  for (int64_t r : rows) {
+    own.push_back(sharded && !by_cols ? part(r) : Range{0, r});
+    stored += r;
+    total += own.back().count;
+  }
+  const Range col_part = sharded && by_cols ? part(cols) : Range{0, cols};
+  const int dim = by_cols ? 1 : 0;
+  const auto expert_name = [](std::string name, int64_t e) {
+    const size_t at = name.find("{e}");
+    if (at != std::string::npos) name.replace(at, 3, std::to_string(e));
+    return name;
+  };
+  const bool from_fused = !fused.empty() && contains(fused);
+  const std::string key = from_fused ? fused : joined(names);
+  return prepared(key, {num_experts * total, col_part.count}, [&] {
+    Tensor t =
+        backend_.allocate_tensor(*owner_, stored_dtype(2), {num_experts * total, col_part.count});
+    if (from_fused) {
+      const int64_t shape[] = {num_experts, stored, cols};
+      std::vector<Range> ranges;
+      if (sharded && by_cols) {
+        ranges.push_back(col_part);
+      } else if (sharded) {
+        for (int64_t e = 0; e < num_experts; ++e) {
+          int64_t first = e * stored;  // the part's first stored row
+          for (size_t i = 0; i < own.size(); ++i) {
+            ranges.push_back({first + own[i].begin, own[i].count});
+            first += rows[i];
+          }
+        }
+      }
+      upload_into(fused, shape, t, dim, ranges);
+      return t;
+    }
+    int64_t at = 0;
+    for (int64_t e = 0; e < num_experts; ++e) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        const int64_t shape[] = {rows[i], cols};
+        const Range mine = by_cols ? col_part : own[i];
+        const int64_t n = by_cols ? rows[i] : mine.count;
+        upload_into(expert_name(names[i], e), shape, t.rows(at, n), dim, {mine});
+        at += n;
+      }
+    }
+    return t;
+  });
+}
+
 Tensor WeightLoader::load_concat(const std::vector<std::string>& names,
                                  const std::vector<int64_t>& sizes, Split split) {
   const bool sharded = split == Split::kRows && shard_.size > 1;
@@ -466,7 +523,10 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
     logit_capacity_ = std::max({num_logits, logit_capacity_, 1});
     const int64_t t = token_capacity_, l = logit_capacity_, d = c.hidden_size;
     const int64_t qkv = static_cast<int64_t>(c.num_q_heads + 2 * c.num_kv_heads) * c.head_dim;
-    const int64_t f = c.intermediate_size;
+    const bool moe = layout.router_cols > 0;
+    // The dense MLP buffers; in a MoE model they also hold the shared expert's.
+    const int64_t f = std::max<int64_t>(layout.has_dense_mlp ? c.intermediate_size : 0,
+                                        moe ? c.moe.shared_intermediate_size : 0);
     // Keep the old buffers alive: a recorded graph may still point at them.
     for (Buffer& b : buffers_) retired_.push_back(std::move(b));
     buffers_.clear();
@@ -478,8 +538,23 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
     a.attn = backend.allocate_tensor(buffers_, act,
                                      {t, static_cast<int64_t>(c.num_q_heads) * c.head_dim});
     a.sublayer = backend.allocate_tensor(buffers_, act, {t, d});
-    a.mlp_up = backend.allocate_tensor(buffers_, act, {t, gated_mlp ? 2 * f : f});
-    a.mlp_act = gated_mlp ? backend.allocate_tensor(buffers_, act, {t, f}) : Tensor();
+    a.mlp_up =
+        f > 0 ? backend.allocate_tensor(buffers_, act, {t, gated_mlp ? 2 * f : f}) : Tensor();
+    a.mlp_act = gated_mlp && f > 0 ? backend.allocate_tensor(buffers_, act, {t, f}) : Tensor();
+    if (moe) {
+      const int64_t k = c.moe.top_k, e = c.moe.num_experts, p = t * k;
+      const int64_t fe = c.moe.intermediate_size;
+      a.router_logits = backend.allocate_tensor(buffers_, DType::kF32, {t, layout.router_cols});
+      a.expert_ids = backend.allocate_tensor(buffers_, DType::kI32, {t, k});
+      a.expert_weights = backend.allocate_tensor(buffers_, DType::kF32, {t, k});
+      a.shared_out = backend.allocate_tensor(buffers_, act, {t, d});
+      if (layout.moe_scratch) {
+        a.moe.index = backend.allocate_tensor(buffers_, DType::kI32, {2 * p + 2 * (e + 1)});
+        a.moe.up = backend.allocate_tensor(buffers_, act, {p, 2 * fe});
+        a.moe.act = backend.allocate_tensor(buffers_, act, {p, fe});
+        a.moe.down = backend.allocate_tensor(buffers_, act, {p, d});
+      }
+    }
     a.gathered = backend.allocate_tensor(buffers_, act, {l, d});
     a.logits = backend.allocate_tensor(buffers_, DType::kF32, {l, c.vocab_size});
     if (layout.fp8_inputs) {
@@ -495,7 +570,19 @@ DecoderActivations DecoderWorkspace::sized(Backend& backend, const ModelConfig& 
   w.qkv = a.qkv.rows(0, num_tokens);
   w.attn = a.attn.rows(0, num_tokens);
   w.sublayer = a.sublayer.rows(0, num_tokens);
-  w.mlp_up = a.mlp_up.rows(0, num_tokens);
+  w.mlp_up = a.mlp_up.data != nullptr ? a.mlp_up.rows(0, num_tokens) : Tensor();
+  if (a.router_logits.data != nullptr) {
+    const int64_t p = static_cast<int64_t>(num_tokens) * c.moe.top_k;
+    w.router_logits = a.router_logits.rows(0, num_tokens);
+    w.expert_ids = a.expert_ids.rows(0, num_tokens);
+    w.expert_weights = a.expert_weights.rows(0, num_tokens);
+    w.shared_out = a.shared_out.rows(0, num_tokens);
+    if (a.moe.index.data != nullptr) {
+      const int64_t index = 2 * p + 2 * (c.moe.num_experts + 1);
+      w.moe = {a.moe.index.rows(0, index), a.moe.up.rows(0, p), a.moe.act.rows(0, p),
+               a.moe.down.rows(0, p)};
+    }
+  }
   w.mlp_act = a.mlp_act.data != nullptr ? a.mlp_act.rows(0, num_tokens) : Tensor();
   w.gathered = a.gathered.rows(0, num_logits);
   w.logits = a.logits.rows(0, num_logits);

@@ -96,6 +96,15 @@ class WeightLoader {
   // qkv_proj: Q, K and V rows); kRows splits each block's rows, as load_stacked splits its parts.
   Tensor load_row_blocks(const std::string& name, const std::vector<int64_t>& rows, int64_t cols,
                          Split split = Split::kNone);
+  // A MoE layer's experts stacked into one [E * R, C'] tensor, expert e's [R, C'] block at rows
+  // e * R (R = the sum of this rank's `rows`; Backend's MoeExperts layout): from `fused` when the
+  // checkpoint has it — transformers 5's experts.gate_up_proj [E, sum rows, C] / down_proj — else
+  // from each expert's tensors `names` ([rows_i, C] each; "{e}" in a name stands for the expert's
+  // index), stacked part after part. kRows splits each part's rows, kCols the columns (C' = this
+  // rank's part of C). Key: `fused`, or the names joined by '+' with "{e}" left in.
+  Tensor load_experts(const std::string& fused, const std::vector<std::string>& names,
+                      int64_t num_experts, const std::vector<int64_t>& rows, int64_t cols,
+                      Split split);
   // 1-D tensors concatenated (fused biases); kRows splits each part.
   Tensor load_concat(const std::vector<std::string>& names, const std::vector<int64_t>& sizes,
                      Split split = Split::kNone);
@@ -155,6 +164,12 @@ class WeightLoader {
 struct WorkspaceLayout {
   bool gated_mlp = false;   // [T, 2F] up projection and a [T, F] activation (SwiGLU)
   bool fp8_inputs = false;  // per-token e4m3 codes of linear inputs (fp8 weights)
+  // MoE models (ModelConfig::moe): the router's columns (E, or E + 1 with a shared expert's gate),
+  // whether some layer is a dense MLP of intermediate_size, and whether the backend reads
+  // MoeScratch (Backend::moe_uses_scratch).
+  int32_t router_cols = 0;
+  bool has_dense_mlp = true;
+  bool moe_scratch = false;
 };
 
 // Activation tensors of one decoder forward step.
@@ -169,6 +184,11 @@ struct DecoderActivations {
   Tensor gathered;  // [L, D]
   Tensor logits;    // [L, V]
   Fp8Rows fp8;      // [T, max(D, Hq * d, F)] codes and [T] scales (fp8_inputs only)
+  // MoE layers only (router_cols > 0): router logits F32 [T, C], each token's k experts I32 [T, k]
+  // and weights F32 [T, k], the shared expert's output [T, D] and moe_experts' scratch for T * k
+  // rows.
+  Tensor router_logits, expert_ids, expert_weights, shared_out;
+  MoeScratch moe;
 
   // x [T, K] as a linear layer's input, with this step's fp8 code views sized to it (empty
   // without fp8_inputs); `is_quantized` as in LinearInput.

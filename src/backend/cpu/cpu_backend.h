@@ -61,6 +61,12 @@ class CpuBackend final : public Backend {
   void argmax_rows(Tensor logits, Tensor ids) override;  // in place: tensors are host memory
   void silu_mul(Tensor gate_up, Tensor out) override;
   void gelu_mul(Tensor gate_up, Tensor out) override;
+  void moe_route(Tensor router_logits, const MoeRouting& routing, Tensor expert_ids,
+                 Tensor expert_weights) override;
+  void moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights, const MoeExperts& experts,
+                   const MoeScratch& scratch, Tensor out) override;
+  bool moe_uses_scratch() const override { return false; }
+  void add_sigmoid_gated(Tensor a, Tensor x, Tensor gate) override;
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
             const BatchTensors& batch) override;
   void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,

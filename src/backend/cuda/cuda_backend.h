@@ -83,6 +83,12 @@ class CudaBackend final : public Backend {
   void transpose(Tensor src, Tensor dst) override;
   void silu_mul(Tensor gate_up, Tensor out) override;
   void gelu_mul(Tensor gate_up, Tensor out) override;
+  // Mixture of experts (cuda_moe.cpp; kernels in moe.cu): 16-bit, int8-wo or int4-wo experts.
+  void moe_route(Tensor router_logits, const MoeRouting& routing, Tensor expert_ids,
+                 Tensor expert_weights) override;
+  void moe_experts(Tensor x, Tensor expert_ids, Tensor expert_weights, const MoeExperts& experts,
+                   const MoeScratch& scratch, Tensor out) override;
+  void add_sigmoid_gated(Tensor a, Tensor x, Tensor gate) override;
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
             const BatchTensors& batch) override;
   void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,

@@ -61,6 +61,9 @@ class NullBackend final : public Backend {
   void transpose(Tensor src, Tensor dst) override {}
   void silu_mul(Tensor gate_up, Tensor out) override {}
   void gelu_mul(Tensor gate_up, Tensor out) override {}
+  void moe_route(Tensor, const MoeRouting&, Tensor, Tensor) override {}
+  void moe_experts(Tensor, Tensor, Tensor, const MoeExperts&, const MoeScratch&, Tensor) override {}
+  void add_sigmoid_gated(Tensor, Tensor, Tensor) override {}
   void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
             const BatchTensors& batch) override {}
   void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,

@@ -1,11 +1,13 @@
 // LlamaForCausalLM: RMSNorm, rotary positions (default / linear / llama3 scaling), grouped-query
 // attention, SwiGLU MLP, tied or untied lm_head. Q/K/V are fused into one [Hq+2Hk heads] matmul and
-// gate/up into one [2F] matmul at load; the step is DecoderModel's (model/decoder.h). Under tensor
+// gate/up into one [2F] matmul at load; the step is DecoderModel's (model/decoder.h). The MoE
+// families' sparse layers load their experts instead of the MLP (model/arch/moe.h). Under tensor
 // parallelism each rank loads its heads and FFN columns (ModelShard), under pipeline parallelism
 // each stage its layers.
 #include "model/arch/llama.h"
 
 #include "common/status.h"
+#include "model/arch/moe.h"
 #include "model/decoder.h"
 
 namespace llmserve {
@@ -59,6 +61,11 @@ class LlamaModel final : public DecoderModel {
         return w.load(l + "self_attn.o_proj.weight", {d, q_rows}, Split::kCols);
       });
       layer.post_norm.w = w.load(l + "post_attention_layernorm.weight", {d});
+      if (c.moe.is_sparse(i)) {
+        load_moe_mlp(w, c, options.quantization, l, layer);
+        layers_.push_back(layer);
+        continue;
+      }
       layer.up_w = w.linear([&] {
         if (fused) return w.load_row_blocks(l + "mlp.gate_up_proj.weight", {f, f}, d, Split::kRows);
         return w.load_stacked({l + "mlp.gate_proj.weight", l + "mlp.up_proj.weight"}, {f, f}, d,
@@ -92,6 +99,24 @@ void parse_llama_dims(const ConfigReader& r, ModelConfig& c) {
   c.has_attention_bias = r.get_bool("attention_bias", false);
   c.has_mlp_bias = r.get_bool("mlp_bias", false);
   c.rope = parse_rope_config(r);
+}
+
+void parse_sliding_window(const ConfigReader& r, ModelConfig& c) {
+  if (!r.has("sliding_window")) return;
+  const int32_t window = r.get_int("sliding_window");
+  if (window <= 0) {
+    fail(StatusCode::kInvalidArgument, "'{}': sliding_window must be > 0, got {}",
+         r.file().string(), window);
+  }
+  c.layer_windows.assign(static_cast<size_t>(c.num_layers), window);
+}
+
+void refuse_qwen_sliding_window(const ConfigReader& r) {
+  if (r.get_bool("use_sliding_window", false)) {
+    fail(StatusCode::kUnimplemented,
+         "'{}': use_sliding_window true is not supported (sliding-window attention)",
+         r.file().string());
+  }
 }
 
 void parse_llama_config(const ConfigReader& r, ModelConfig& c) {

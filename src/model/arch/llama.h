@@ -16,9 +16,15 @@ void parse_llama_dims(const ConfigReader& r, ModelConfig& c);
 // LlamaForCausalLM's config.json fields into c (throws Error naming the file for what is not
 // supported).
 void parse_llama_config(const ConfigReader& r, ModelConfig& c);
+// config.json's sliding_window (absent or null: none) as the window of every layer (Mistral,
+// Mixtral); throws Error(kInvalidArgument) for a window <= 0.
+void parse_sliding_window(const ConfigReader& r, ModelConfig& c);
+// Qwen's use_sliding_window: true is refused (Error(kUnimplemented) naming the file) until the
+// paged cache honours Qwen's per-layer windows (Qwen2/3 and their MoE variants).
+void refuse_qwen_sliding_window(const ConfigReader& r);
 // The model: RMSNorm, RoPE, grouped-query attention (q/k/v biases when c.has_attention_bias,
 // per-head q/k RMSNorm when c.has_qk_norm, each layer's sliding window from c.layer_windows),
-// SwiGLU, tied or untied lm_head.
+// SwiGLU, or experts in the layers c.moe makes sparse (model/arch/moe.h), tied or untied lm_head.
 std::unique_ptr<Model> make_llama_model(const ModelConfig& config, const WeightStore& store,
                                         Backend& backend, const LoadOptions& options);
 

@@ -2,7 +2,6 @@
 // (self_attn.q_norm / k_norm, [head_dim]) before RoPE; head_dim given explicitly; q/k/v biases
 // only when attention_bias says so; tied embeddings on the small sizes. Sliding-window attention
 // (use_sliding_window) is refused until the paged cache honours windows.
-#include "common/status.h"
 #include "model/arch/llama.h"
 
 namespace llmserve {
@@ -11,11 +10,7 @@ namespace {
 void parse_qwen3_config(const ConfigReader& r, ModelConfig& c) {
   parse_llama_config(r, c);
   c.has_qk_norm = true;
-  if (r.get_bool("use_sliding_window", false)) {
-    fail(StatusCode::kUnimplemented,
-         "'{}': use_sliding_window true is not supported (sliding-window attention)",
-         r.file().string());
-  }
+  refuse_qwen_sliding_window(r);
 }
 
 }  // namespace

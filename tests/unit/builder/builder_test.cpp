@@ -83,7 +83,8 @@ TEST_P(EngineEqualsCheckpoint, SameLogitsAndTokens) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineEqualsCheckpoint,
                          ::testing::Values("gpt2-tiny", "gpt2-tiny-fp16", "llama-tiny",
                                            "llama-tiny-bf16", "mistral-tiny", "gemma2-tiny",
-                                           "gemma3-tiny"),
+                                           "gemma3-tiny", "mixtral-tiny", "qwen2moe-tiny",
+                                           "qwen3moe-tiny"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
@@ -117,17 +118,23 @@ TEST_P(ShardedEngine, RankFilesGiveTheWholeModel) {
     for (const std::string& name : rank.names()) {
       if (name.find("+") == std::string::npos || name.find("layers.") == std::string::npos)
         continue;
-      // Stacked (QKV / gate-up) weights are column-parallel: each rank holds 1/tp of the rows.
+      // Stacked (QKV / gate-up) weights are column-parallel: each rank holds 1/tp of the rows;
+      // a MoE layer's experts ("{e}": every expert's) 1/tp of every expert's. A router stacked
+      // with Qwen2-MoE's shared expert gate is whole on every rank.
       const int64_t rows = rank.info(name).shape[0];
+      const int64_t num_experts = name.find("{e}") != std::string::npos ? c.moe.num_experts : 1;
       int64_t whole_rows = 0;
       size_t at = 0;
       while (at <= name.size()) {
         const size_t plus = name.find('+', at);
-        whole_rows += whole.info(name.substr(at, plus - at)).shape[0];
+        std::string part = name.substr(at, plus - at);
+        if (const size_t e = part.find("{e}"); e != std::string::npos) part.replace(e, 3, "0");
+        whole_rows += num_experts * whole.info(part).shape[0];
         if (plus == std::string::npos) break;
         at = plus + 1;
       }
-      EXPECT_EQ(rows * tp, whole_rows) << name << " in rank " << i;
+      const bool is_router = name.ends_with("shared_expert_gate.weight");
+      EXPECT_EQ(rows * (is_router ? 1 : tp), whole_rows) << name << " in rank " << i;
     }
   }
   EXPECT_GT(sharded_bytes, 0u);
@@ -153,13 +160,29 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ShardCase{"gpt2-tiny", 2, 1}, ShardCase{"llama-tiny", 2, 1},
                       ShardCase{"llama-tiny-bf16", 1, 2}, ShardCase{"gpt2-tiny-fp16", 2, 2},
                       ShardCase{"mistral-tiny", 2, 1}, ShardCase{"gemma2-tiny", 2, 1},
-                      ShardCase{"gemma3-tiny", 2, 2}),
+                      ShardCase{"gemma3-tiny", 2, 2}, ShardCase{"mixtral-tiny", 2, 1},
+                      ShardCase{"qwen2moe-tiny", 2, 1}, ShardCase{"qwen3moe-tiny", 2, 2}),
     [](const auto& info) {
       std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
                       std::to_string(info.param.pp);
       std::replace(n.begin(), n.end(), '-', '_');
       return n;
     });
+
+// The engine at `engine` gives exactly the greedy tokens and logits of the checkpoint `model`
+// quantized with `quant` at load.
+void expect_same_as_quantizing_at_load(const std::string& model, const fs::path& engine,
+                                       Quantization quant, const std::string& what) {
+  const auto cases = testing::read_reference_cases(kModels / model);
+  testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
+      got_h(engine, DeviceKind::kCpu, DType::kF32);
+  const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
+  const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
+  for (size_t i = 0; i < want.tokens.size(); ++i) {
+    EXPECT_EQ(got.tokens[i], want.tokens[i]) << what << " case " << i;
+    EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << what << " case " << i;
+  }
+}
 
 // Quantized engines store the codes and scales the loader would compute (int8: I8 + one scale per
 // output row; fp8: E4M3 + one scale per output row; int4: packed I32 words + (scale, zero) pairs
@@ -195,17 +218,41 @@ TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
       EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers)
           << what;  // QKV, out, up(+gate), down
       EXPECT_EQ(read_engine_manifest(out).quantization, quant);
-      const auto cases = testing::read_reference_cases(kModels / model);
-      testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
-          got_h(out, DeviceKind::kCpu, DType::kF32);
-      const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
-      const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
-      for (size_t i = 0; i < want.tokens.size(); ++i) {
-        EXPECT_EQ(got.tokens[i], want.tokens[i]) << what << " case " << i;
-        EXPECT_EQ(got.last_logits[i], want.last_logits[i]) << what << " case " << i;
-      }
+      expect_same_as_quantizing_at_load(model, out, quant, what);
       fs::remove_all(out.parent_path());
     }
+  }
+}
+
+// A MoE checkpoint's quantized engine stores its experts as one code tensor a layer for gate/up
+// and one for down (each expert's rows quantized as a linear layer's), the shared expert's like a
+// dense MLP's, and the router unquantized; it gives the logits of quantizing at load.
+TEST(QuantizedEngine, MoeExpertsEqualQuantizingAtLoad) {
+  for (const Quantization quant : {Quantization::kInt8WeightOnly, Quantization::kInt4WeightOnly}) {
+    const std::string model = "qwen2moe-tiny";
+    const std::string what = model + " " + std::string(quantization_name(quant));
+    const fs::path out = fresh("quant_" + model) / "engine";
+    BuildOptions o = cpu_options(model);
+    o.quantization = quant;
+    build_engine(o, out);
+    const WeightStore rank = WeightStore::open_file(out / "rank-0.safetensors");
+    const ModelConfig c = load_model_config(kModels / model);
+    const DType codes_dtype = quant == Quantization::kInt4WeightOnly ? DType::kI32 : DType::kI8;
+    int32_t codes = 0;
+    for (const std::string& name : rank.names()) {
+      if (rank.info(name).dtype != codes_dtype) continue;
+      ++codes;
+      EXPECT_TRUE(rank.contains(name + ".scales")) << name;
+    }
+    EXPECT_EQ(codes, 6 * c.num_layers) << what;  // QKV, out, experts x 2, shared expert x 2
+    const std::string router =
+        "model.layers.0.mlp.gate.weight+model.layers.0.mlp.shared_expert_gate.weight";
+    ASSERT_TRUE(rank.contains(router));
+    EXPECT_EQ(rank.info(router).dtype, DType::kF32);
+    EXPECT_EQ(rank.info(router).shape,
+              (std::vector<int64_t>{c.moe.num_experts + 1, c.hidden_size}));
+    expect_same_as_quantizing_at_load(model, out, quant, what);
+    fs::remove_all(out.parent_path());
   }
 }
 

@@ -117,7 +117,8 @@ TEST_P(BatchingEquivalence, ContinuousBatchingEqualsOneAtATime) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, BatchingEquivalence,
                          ::testing::Combine(::testing::Values("gpt2-tiny", "llama-tiny",
-                                                              "mistral-tiny", "gemma2-tiny"),
+                                                              "mistral-tiny", "gemma2-tiny",
+                                                              "mixtral-tiny", "qwen2moe-tiny"),
                                             ::testing::Bool()),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param);

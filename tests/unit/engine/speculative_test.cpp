@@ -436,7 +436,8 @@ TEST_P(SpeculativeEngine, AStopTokenAmongAcceptedDraftsEndsThere) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, SpeculativeEngine,
-                         ::testing::Values("gpt2-tiny", "llama-tiny", "gemma2-tiny"),
+                         ::testing::Values("gpt2-tiny", "llama-tiny", "gemma2-tiny",
+                                           "qwen3moe-tiny"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

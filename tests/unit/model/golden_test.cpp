@@ -170,6 +170,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                                            "llama-tiny-bf16", "qwen2-tiny", "qwen3-tiny",
                                            "llama32-tied-tiny", "phi3-tiny", "mistral-tiny",
                                            "gemma2-tiny", "gemma3-tiny", "phi3-longrope-tiny",
+                                           "mixtral-tiny", "qwen2moe-tiny", "qwen3moe-tiny",
                                            // pre-quantized checkpoints, dequantized at load
                                            // (model/quantized_checkpoint.h); references from
                                            // the same dequantized weights
@@ -225,7 +226,8 @@ TEST_P(GoldenKept16Bit, TwoDimensionalWeightsAreHeldIn16Bits) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenKept16Bit,
                          ::testing::Values("gpt2-tiny-fp16", "llama-tiny-bf16", "qwen3-tiny",
-                                           "mistral-tiny", "gemma3-tiny"),
+                                           "mistral-tiny", "gemma3-tiny", "mixtral-tiny",
+                                           "qwen3moe-tiny"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

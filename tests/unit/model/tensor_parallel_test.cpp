@@ -1,7 +1,8 @@
 // Tensor and pipeline parallel on the CPU backend: ranks are threads sharing a HostGroup (and a
 // HostPipe between stages), so the sharded math (Megatron split of heads and FFN columns,
 // row-parallel biases added once, all-reduce after the attention output and down projections;
-// layers split into stages that hand the residual stream on) runs here and must give the
+// layers split into stages that hand the residual stream on; MoE experts' intermediate columns
+// split like the FFN's, the router whole) runs here and must give the
 // unsharded model's logits (up to fp32 summation order) and the same greedy tokens, for both
 // architectures and every fixture dtype. The GPU variant (NCCL, two H100s) is
 // tests/unit/cuda/model_test.cpp.
@@ -38,6 +39,12 @@ TEST_P(TensorParallelCpu, ShardedMatchesWhole) {
             whole.model().config().num_kv_heads);
   EXPECT_EQ(sharded.model(tp - 1).local_config().intermediate_size * tp,
             whole.model().config().intermediate_size);
+  // MoE: every rank holds every expert, a 1/tp slice of its intermediate columns (and of the
+  // shared expert's).
+  EXPECT_EQ(sharded.model(tp - 1).local_config().moe.intermediate_size * tp,
+            whole.model().config().moe.intermediate_size);
+  EXPECT_EQ(sharded.model(tp - 1).local_config().moe.shared_intermediate_size * tp,
+            whole.model().config().moe.shared_intermediate_size);
   // KV per rank: its heads of its stage's layers.
   int32_t layers = 0;
   for (int32_t s = 0; s < pp; ++s) layers += sharded.model(s * tp).local_config().num_layers;
@@ -61,7 +68,10 @@ INSTANTIATE_TEST_SUITE_P(
                       TpCase{"gpt2-tiny", 1, 2}, TpCase{"llama-tiny", 1, 2},
                       TpCase{"llama-tiny", 2, 2}, TpCase{"gpt2-tiny", 2, 2},
                       TpCase{"mistral-tiny", 2}, TpCase{"gemma2-tiny", 2}, TpCase{"gemma3-tiny", 2},
-                      TpCase{"gemma2-tiny", 1, 2}, TpCase{"gemma3-tiny", 2, 2}),
+                      TpCase{"gemma2-tiny", 1, 2}, TpCase{"gemma3-tiny", 2, 2},
+                      TpCase{"mixtral-tiny", 2}, TpCase{"qwen3moe-tiny", 2, 2},
+                      TpCase{"qwen2moe-tiny", 2}, TpCase{"qwen3moe-tiny", 2},
+                      TpCase{"mixtral-tiny", 1, 2}, TpCase{"qwen2moe-tiny", 2, 2}),
     [](const ::testing::TestParamInfo<TpCase>& info) {
       std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
                       std::to_string(info.param.pp);
