@@ -107,8 +107,8 @@ Int8DotIsa int8_dot_isa();
 void round_rows_int8(const float* x, int64_t m, int64_t k, int8_t* xq, float* xscale);
 
 #ifdef LLMSERVE_CPU_X86
-#define LLMSERVE_INT8_DOT_AVX2 __attribute__((target("avx2,fma")))
-#define LLMSERVE_INT8_DOT_VNNI __attribute__((target("avx2,fma,avxvnni")))
+#define LLMSERVE_INT8_DOT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LLMSERVE_INT8_DOT_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 // acc plus, in each int32 lane, the four products of its bytes u (unsigned) and s (signed). AVX2:
 // vpmaddubsw's pairs (u <= 128, |s| <= 127: no saturation) widened by vpmaddwd; AVX-VNNI: one
 // vpdpbusd (the EVEX form of AVX512-VNNI + VL where only that is present).

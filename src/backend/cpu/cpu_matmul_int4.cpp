@@ -268,6 +268,143 @@ void streamed_block_int4(const Int4Input& in, bool fast, const Int4Weight& w, in
   streamed_block_int4_scalar(in, w, c0, rows, pairs, out);
 }
 
+// --- Integer dot products (x rounded to int8) --------------------------------------------------
+// Where the CPU has the byte dot-product instructions (cpu_matmul_q8.cpp) and a row is whole
+// 128-column blocks, x is rounded to int8 in blocks of 32 columns (one 32-column step each) and the
+// codes enter the dot products as they are: a stored vector's bytes masked with 0x0F give one code
+// a byte (nibbles 0, 2, 4, 6 of its words), shifted down by 4 the others; vpdpbusd (or AVX2's pair
+// of instructions) multiplies them, unsigned, by x's bytes arranged to match (arrange_xq) and sums
+// each word's eight products into its int32 lane. Lane l of both of a block's vectors is step l % 4
+// (common/int4.h), so one int32 sum per lane and block takes all four dot products, and is scaled
+// by that step's x scale times its group scale in fp32. The zeros' share uses the group sums of the
+// rounded x, so the result is exactly sum_g s_g * sum_i (q_i - z_g) * x^_i up to fp32 rounding.
+#ifdef LLMSERVE_CPU_X86
+
+// Per row of x, per whole block: 128 bytes, [run h = 0: low nibbles' x, high nibbles' x][h = 1:
+// ...], byte 4l + i of a 32-byte vector being the column of byte i's low (high) nibble of stored
+// word 8h + l; and the block's eight lane scales (lane l: step 4b + l % 4's scale).
+void arrange_xq(const int8_t* xq, const float* xscale, int64_t m, int64_t k, int8_t* xa,
+                float* lane_scales) {
+  // The column (0..7 within its word) of nibble n: kInt4Nibble's inverse.
+  int inv[8] = {};
+  for (int c = 0; c < 8; ++c) inv[kInt4Nibble[c]] = c;
+  const int64_t blocks = k / 128;
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      int8_t* dst = xa + (r * blocks + b) * 128;
+      const int8_t* src = xq + r * k + b * 128;
+      for (int64_t p = 0; p < kBlockWords; ++p) {
+        const int64_t word = 4 * (p % 4) + p / 4, h = p / 8, l = p % 8;  // logical word of stored p
+        for (int i = 0; i < 4; ++i) {
+          dst[h * 64 + 4 * l + i] = src[8 * word + inv[2 * i]];
+          dst[h * 64 + 32 + 4 * l + i] = src[8 * word + inv[2 * i + 1]];
+        }
+      }
+      float* ls = lane_scales + (r * blocks + b) * 8;
+      for (int l = 0; l < 8; ++l) ls[l] = xscale[r * (k / 32) + 4 * b + l % 4];
+    }
+  }
+}
+
+#define LLMSERVE_INT4_DOT_KERNEL(NAME, ATTR, DOT)                                                  \
+  template <int M>                                                                                 \
+  ATTR void NAME(const int8_t* xa, const float* lane_scales, const float* xsum,                    \
+                 const Int4Weight& w, int64_t c0, int64_t rows, const float* pairs, float* out) {  \
+    const int64_t k = w.k, words = k / 8, groups = k / w.group, blocks = k / 128;                  \
+    const __m256i low4 = _mm256_set1_epi8(0x0F);                                                   \
+    for (int64_t c = c0; c < c0 + rows; ++c) {                                                     \
+      const uint32_t* row = w.codes + c * words;                                                   \
+      const float* sz = pairs + (c - c0) * 2 * groups;                                             \
+      __m256 total[M];                                                                             \
+      for (int r = 0; r < M; ++r) total[r] = _mm256_setzero_ps();                                  \
+      for (int64_t b = 0; b < blocks; ++b) {                                                       \
+        const auto* v = reinterpret_cast<const __m256i*>(row + b * kBlockWords);                   \
+        const __m256i v0 = _mm256_loadu_si256(v), v1 = _mm256_loadu_si256(v + 1);                  \
+        const __m256i lo0 = _mm256_and_si256(v0, low4),                                            \
+                      hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low4),                      \
+                      lo1 = _mm256_and_si256(v1, low4),                                            \
+                      hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low4);                      \
+        const __m256 gs = block_scales(sz, w.group, b);                                            \
+        for (int r = 0; r < M; ++r) {                                                              \
+          const auto* xv = reinterpret_cast<const __m256i*>(xa + (r * blocks + b) * 128);          \
+          const __m256i zero = _mm256_setzero_si256();                                             \
+          const __m256i s0 =                                                                       \
+              DOT(DOT(zero, lo0, _mm256_loadu_si256(xv)), hi0, _mm256_loadu_si256(xv + 1));        \
+          const __m256i s1 =                                                                       \
+              DOT(DOT(zero, lo1, _mm256_loadu_si256(xv + 2)), hi1, _mm256_loadu_si256(xv + 3));    \
+          const __m256 f = _mm256_mul_ps(gs, _mm256_loadu_ps(lane_scales + (r * blocks + b) * 8)); \
+          total[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), f, total[r]);   \
+        }                                                                                          \
+      }                                                                                            \
+      for (int r = 0; r < M; ++r)                                                                  \
+        out[r * w.n + c] = hsum8(total[r]) - zero_part(sz, xsum + r * groups, groups);             \
+    }                                                                                              \
+  }
+
+LLMSERVE_INT4_DOT_KERNEL(int4_dot_avx2, LLMSERVE_INT8_DOT_AVX2, cpu_detail::dot4_avx2)
+LLMSERVE_INT4_DOT_KERNEL(int4_dot_vnni, LLMSERVE_INT8_DOT_VNNI, cpu_detail::dot4_vnni)
+#undef LLMSERVE_INT4_DOT_KERNEL
+
+using Int4DotKernel = void (*)(const int8_t*, const float*, const float*, const Int4Weight&,
+                               int64_t, int64_t, const float*, float*);
+
+Int4DotKernel int4_dot_kernel(cpu_detail::Int8DotIsa isa, int64_t m) {
+  static constexpr Int4DotKernel avx2[kMaxRowsPerPass] = {
+      int4_dot_avx2<1>, int4_dot_avx2<2>, int4_dot_avx2<3>, int4_dot_avx2<4>,
+      int4_dot_avx2<5>, int4_dot_avx2<6>, int4_dot_avx2<7>, int4_dot_avx2<8>};
+  static constexpr Int4DotKernel vnni[kMaxRowsPerPass] = {
+      int4_dot_vnni<1>, int4_dot_vnni<2>, int4_dot_vnni<3>, int4_dot_vnni<4>,
+      int4_dot_vnni<5>, int4_dot_vnni<6>, int4_dot_vnni<7>, int4_dot_vnni<8>};
+  return isa == cpu_detail::Int8DotIsa::kAvxVnni ? vnni[m - 1] : avx2[m - 1];
+}
+
+// matmul_int4_streamed's integer path; false (nothing written) where it does not apply.
+bool matmul_int4_int8_dot(const float* x, int64_t m, const Int4Weight& w,
+                          std::vector<float>& scratch, float* out) {
+  const cpu_detail::Int8DotIsa isa = cpu_detail::int8_dot_isa();
+  if (isa == cpu_detail::Int8DotIsa::kNone || w.k % 128 != 0) return false;
+  const int64_t k = w.k, groups = k / w.group, blocks = k / 128;
+  // Floats: xscale [m, k / 32], lane scales [m, blocks, 8], xsum [m, groups]; then bytes: xq and
+  // its arrangement, [m, k] each.
+  const int64_t floats = m * (k / 32) + m * blocks * 8 + m * groups;
+  scratch.resize(static_cast<size_t>(floats + (2 * m * k + 3) / 4));
+  float* xscale = scratch.data();
+  float* lane_scales = xscale + m * (k / 32);
+  float* xsum = lane_scales + m * blocks * 8;
+  auto* xq = reinterpret_cast<int8_t*>(scratch.data() + floats);
+  int8_t* xa = xq + m * k;
+  cpu_detail::round_rows_int8(x, m, k, xq, xscale);
+  for (int64_t r = 0; r < m; ++r) {  // the rounded x's group sums, for the zeros' share
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = 0.0f;
+      for (int64_t i = g * w.group; i < (g + 1) * w.group; i += 32) {
+        int32_t q = 0;
+        for (int64_t j = i; j < i + 32; ++j) q += xq[r * k + j];
+        s += static_cast<float>(q) * xscale[r * (k / 32) + i / 32];
+      }
+      xsum[r * groups + g] = s;
+    }
+  }
+  arrange_xq(xq, xscale, m, k, xa, lane_scales);
+  const int64_t tasks = (w.n + kRowsPerTask - 1) / kRowsPerTask;
+#pragma omp parallel if (w.n * k > (1 << 16))
+  {
+    std::vector<float> pairs(static_cast<size_t>(kRowsPerTask * 2 * groups));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t c0 = t * kRowsPerTask, rows = std::min(kRowsPerTask, w.n - c0);
+      load_pairs_avx2(w, c0, rows, pairs.data());
+      for (int64_t r0 = 0; r0 < m; r0 += kMaxRowsPerPass) {
+        const int64_t mr = std::min(kMaxRowsPerPass, m - r0);
+        int4_dot_kernel(isa, mr)(xa + r0 * k, lane_scales + r0 * blocks * 8, xsum + r0 * groups, w,
+                                 c0, rows, pairs.data(), out + r0 * w.n);
+      }
+    }
+  }
+  return true;
+}
+#endif
+
 }  // namespace
 
 bool set_cpu_int4_kernels(bool enabled) {
@@ -284,6 +421,9 @@ void matmul_int4_streamed(const float* x, int64_t m, const Int4Weight& w,
                           std::vector<float>& scratch, float* out) {
   const int64_t k = w.k, groups = k / w.group, arranged = 128 * (k / 128);
   const bool fast = cpu_has_avx2_f16c() && int4_kernels_enabled.load(std::memory_order_relaxed);
+#ifdef LLMSERVE_CPU_X86
+  if (fast && matmul_int4_int8_dot(x, m, w, scratch, out)) return;
+#endif
   scratch.resize(static_cast<size_t>(m * (groups + (fast ? arranged : 0))));
   float* xsum = scratch.data();
   float* xa = xsum + m * groups;

@@ -18,6 +18,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "common/status.h"
+#include "testing/int8_rounding.h"
 #include "testing/kernel_choice.h"
 
 namespace llmserve {
@@ -121,28 +122,15 @@ TEST_P(MatmulQ8DotCpu, EqualsTheSumOverXRoundedInBlocksOf32) {
   const std::vector<float> got = p.run(true), unrounded = p.run(false);
   const int64_t m = p.m, k = p.k, n = p.n;
   ASSERT_EQ(k % 32, 0);
-  std::vector<double> xr(static_cast<size_t>(m * k)), half_step(xr.size());
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t b = 0; b < k / 32; ++b) {
-      const float* v = p.x.data() + r * k + b * 32;
-      float amax = 0.0f;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(v[i]));
-      const float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      for (int i = 0; i < 32; ++i) {
-        const auto at = static_cast<size_t>(r * k + b * 32 + i);
-        xr[at] = static_cast<double>(scale) * std::nearbyint(v[i] * inv);
-        half_step[at] = 0.5 * static_cast<double>(scale);
-      }
-    }
-  }
+  const testing::RoundedInt8 rounded = testing::round_in_blocks_of_32(p.x, m, k);
   int64_t moved = 0;
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t c = 0; c < n; ++c) {
       double want = p.bias.empty() ? 0.0 : p.bias[static_cast<size_t>(c)], bound = 0.0;
       for (int64_t i = 0; i < k; ++i) {
         const auto xi = static_cast<size_t>(r * k + i), wi = static_cast<size_t>(c * k + i);
-        want += xr[xi] * static_cast<double>(p.deq[wi]);
-        bound += half_step[xi] * std::abs(static_cast<double>(p.deq[wi]));
+        want += static_cast<double>(rounded.values[xi]) * static_cast<double>(p.deq[wi]);
+        bound += rounded.half_step[xi] * std::abs(static_cast<double>(p.deq[wi]));
       }
       const auto at = static_cast<size_t>(r * n + c);
       ASSERT_NEAR(got[at], want, 1e-5 + 1e-5 * std::abs(want)) << "row " << r << " col " << c;

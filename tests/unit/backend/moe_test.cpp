@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 #include "common/half.h"
+#include "testing/kernel_choice.h"
 
 namespace llmserve {
 namespace {
@@ -66,6 +68,9 @@ class MoeExpertsCpu : public ::testing::TestWithParam<ExpertsCase> {};
 TEST_P(MoeExpertsCpu, EqualsPerTokenLoop) {
   const auto [num_tokens, wdtype] = GetParam();
   constexpr int64_t kE = 6, kK = 2, kD = 32, kF = 24;
+  // The loop below multiplies the unrounded input: int8-wo experts go through the widened
+  // weights, not the integer kernels that round x (tests/unit/backend/matmul_q8_test.cpp).
+  const testing::ScopedCpuKernels<set_cpu_int8_dot_kernels> widened(false);
   auto backend =
       create_backend(DeviceKind::kCpu, wdtype == DType::kBF16 ? DType::kBF16 : DType::kF32);
   std::mt19937 rng(static_cast<uint32_t>(num_tokens));

@@ -4,7 +4,8 @@
 // GEMV's limit (the kernels for each count of rows of x, and the dequantized blocks into OpenBLAS
 // above it) and prefill-sized inputs, rows with and without a whole 128-column block and with 1 to
 // 3 steps after the last, groups of 32 to 256 columns (and 96, and 48, which only the dequantized
-// path takes), with and without a bias; each on the AVX2 kernels (where the CPU has them) and the
+// path takes), with and without a bias; each on the integer dot products over x rounded to int8
+// (against the product of the rounded x), the AVX2 float kernels (where the CPU has them) and the
 // portable fallback; and a weight or scales of the wrong shape or dtype is refused. (In
 // model_tests: the reference is model/quantize.h's.)
 #include <gtest/gtest.h>
@@ -22,6 +23,7 @@
 #include "common/half.h"
 #include "common/status.h"
 #include "model/quantize.h"
+#include "testing/int8_rounding.h"
 #include "testing/kernel_choice.h"
 
 namespace llmserve {
@@ -69,32 +71,48 @@ Int4Weight random_int4(int64_t n, int64_t k, int32_t group, DType dtype, std::mt
 // the fallback.
 using Int4KernelChoice = testing::ScopedCpuKernels<set_cpu_int4_kernels>;
 
+// Which kernels a case runs: the portable fallback, the AVX2 + FMA float kernels, or (where the
+// CPU has byte dot products and a row is whole 128-column blocks) x rounded to int8 and integer
+// dot products, whose reference then takes the rounded x.
+enum class Int4Kernels { kFallback, kAvx2, kInt8Dot };
+
 struct Int4Param {
   Int4Case shape;
-  bool fast;
+  Int4Kernels kernels;
 };
 
+const char* kernels_name(Int4Kernels k) {
+  return k == Int4Kernels::kFallback ? "fallback" : k == Int4Kernels::kAvx2 ? "avx2" : "int8dot";
+}
+
 std::string int4_param_name(const ::testing::TestParamInfo<Int4Param>& info) {
-  const auto& [shape, fast] = info.param;
+  const auto& [shape, kernels] = info.param;
   return "m" + std::to_string(shape.m) + "_k" + std::to_string(shape.k) + "_n" +
          std::to_string(shape.n) + "_g" + std::to_string(shape.group) + "_" +
-         std::string(dtype_name(shape.scale_dtype)) + (shape.has_bias ? "_bias" : "") +
-         (fast ? "_avx2" : "_fallback");
+         std::string(dtype_name(shape.scale_dtype)) + (shape.has_bias ? "_bias" : "") + "_" +
+         kernels_name(kernels);
 }
 
 void PrintTo(const Int4Param& p, std::ostream* os) {
   *os << "m " << p.shape.m << " k " << p.shape.k << " n " << p.shape.n << " group " << p.shape.group
-      << " " << dtype_name(p.shape.scale_dtype) << (p.shape.has_bias ? " bias" : "")
-      << (p.fast ? " avx2" : " fallback");
+      << " " << dtype_name(p.shape.scale_dtype) << (p.shape.has_bias ? " bias" : "") << " "
+      << kernels_name(p.kernels);
 }
 
 class MatmulInt4Cpu : public ::testing::TestWithParam<Int4Param> {};
 
 TEST_P(MatmulInt4Cpu, EqualsMatmulOfDequantizedWeights) {
-  const auto [shape, fast] = GetParam();
+  const auto [shape, kernels] = GetParam();
   const auto [m, k, n, group, scale_dtype, has_bias] = shape;
+  const bool fast = kernels != Int4Kernels::kFallback;
   if (fast && !cpu_int4_kernels_available()) GTEST_SKIP() << "no AVX2 + FMA on this CPU";
-  Int4KernelChoice kernels(fast);
+  if (kernels == Int4Kernels::kInt8Dot && !cpu_int8_dot_available())
+    GTEST_SKIP() << "no byte dot products on this CPU";
+  Int4KernelChoice int4_kernels(fast);
+  const testing::ScopedCpuKernels<set_cpu_int8_dot_kernels> int8_dot(kernels ==
+                                                                     Int4Kernels::kInt8Dot);
+  // The integer path runs for the streamed GEMV's row counts (<= 64) over whole blocks.
+  const bool rounds = kernels == Int4Kernels::kInt8Dot && k % 128 == 0 && m <= 64;
   auto backend = create_backend(DeviceKind::kCpu);
   std::mt19937 rng(static_cast<uint32_t>(m * 1000 + k + n + group));
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -112,16 +130,27 @@ TEST_P(MatmulInt4Cpu, EqualsMatmulOfDequantizedWeights) {
   Tensor got = backend->allocate_tensor(owner, DType::kF32, {m, n});
   Tensor want = backend->allocate_tensor(owner, DType::kF32, {m, n});
   backend->upload(x.data(), tx);
+  Tensor tx_ref = tx;
+  if (rounds) {
+    tx_ref = backend->allocate_tensor(owner, DType::kF32, {m, k});
+    backend->upload(testing::round_in_blocks_of_32(x, m, k).values.data(), tx_ref);
+  }
   backend->upload(q.words.data(), tq);
   backend->upload(q.stored.data(), ts);
   backend->upload(deq.data(), tw);
   if (has_bias) backend->upload(bias.data(), tb);
   backend->matmul_int4(tx, tq, ts, tb, got);
-  backend->matmul(tx, tw, tb, want);
+  backend->matmul(tx_ref, tw, tb, want);
   const float* g = got.as<float>();
   const float* w = want.as<float>();
   for (int64_t i = 0; i < m * n; ++i)
     ASSERT_NEAR(g[i], w[i], 1e-5f + 1e-5f * std::abs(w[i])) << "element " << i;
+  if (rounds) {  // and it was the integer path: the unrounded product differs
+    backend->matmul(tx, tw, tb, want);
+    int64_t moved = 0;
+    for (int64_t i = 0; i < m * n; ++i) moved += std::abs(g[i] - w[i]) > 1e-4f * std::abs(w[i]);
+    EXPECT_GT(moved, 0) << "the integer kernels did not run";
+  }
 }
 
 // Row counts 1 .. 12 (the kernel for each count of rows of x, then chunks of 8) and 60 .. 68
@@ -152,8 +181,9 @@ std::vector<Int4Param> int4_params() {
       {2, 96, 16, 48, DType::kF32, false},     {33, 640, 65, 32, DType::kBF16, true}};
   shapes.insert(shapes.end(), std::begin(more), std::end(more));
   std::vector<Int4Param> out;
-  for (const bool fast : {true, false}) {
-    for (const Int4Case& c : shapes) out.push_back({c, fast});
+  for (const Int4Kernels kernels :
+       {Int4Kernels::kInt8Dot, Int4Kernels::kAvx2, Int4Kernels::kFallback}) {
+    for (const Int4Case& c : shapes) out.push_back({c, kernels});
   }
   return out;
 }
