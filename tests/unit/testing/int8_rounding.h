@@ -12,7 +12,7 @@
 namespace llmserve::testing {
 
 struct RoundedInt8 {
-  std::vector<float> values;     // x as the kernels see it: scale * code
+  std::vector<float> values;      // x as the kernels see it: scale * code
   std::vector<double> half_step;  // half a step of each value's block: its rounding bound
 };
 
