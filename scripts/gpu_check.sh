@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -276,6 +276,25 @@ PY
       "$dist/gemm_bench" ${GEMM_M:+--m $GEMM_M} >"$OUT/gemm_bench.txt" 2>&1 || note "gemm_bench: exit $?"
       grep -E "^check|version" "$OUT/gemm_bench.txt" | tee -a "$summary"
       grep -E "^(qkv|gate_up) " "$OUT/gemm_bench.txt" | grep -E "M +(256|1024|8192) " | tee -a "$summary"
+      ;;
+    moe-model)  # Qwen3-30B-A3B shape, random bf16 weights (61 GB: the machine's 64 GB disk holds it
+      # alone, so other models under /tmp are removed first): batch-1 decode and 1,000 x 128/128 with
+      # the active-parameter roofline beside them (3.04 B weights a token: 48 x (18.9 M attention +
+      # 37.7 M of 8 experts + 0.26 M router) + 311 M lm_head = 6.1 GB at batch 1, 2.0 ms at 3 TB/s)
+      m=/tmp/qwen3-30b-a3b
+      if [ ! -d $m ]; then
+        rm -rf /tmp/llama-3-8b* /tmp/gpt2-124m*
+        python3 scripts/make_random_model.py --preset qwen3-30b-a3b --dtype bf16 --fast --out $m >/dev/null ||
+          { note "qwen3-30b-a3b: make_random_model failed ($(df -h /tmp | tail -1))"; continue; }
+      fi
+      decode_ours $m qwen3-30b-a3b-bf16 "${OUTPUT_LEN:-256}" --max-model-len 4096
+      note "qwen3-30b-a3b batch-1 roofline: 6.1 GB a token at 3.0 TB/s = 2.0 ms (~490 tok/s)"
+      "$LLMSERVE" bench offline --device cuda --model $m --num-requests 1000 --warmup 8 --input-len 128 \
+        --output-len 128 --max-batch-size 256 --cuda-graph-max-batch-size 256 --max-model-len 256 \
+        --max-num-tokens 8192 --no-prefix-caching --step-timing --json "$OUT/moe_throughput.json" \
+        >"$OUT/moe_throughput.log" 2>&1 || { note "qwen3-30b-a3b throughput: bench failed"; tail -5 "$OUT/moe_throughput.log"; }
+      echo "== throughput qwen3-30b-a3b bf16: 1000 x 128/128, max batch 256" | tee -a "$summary"
+      grep -E "^batched" "$OUT/moe_throughput.log" | tee -a "$summary"
       ;;
     moe)  # the MoE experts op on a Qwen3-30B-A3B layer, bf16 and int8-wo experts (tests/kernel_bench)
       { "$dist/moe_bench" && "$dist/moe_bench" --int8; } >"$OUT/moe_bench.txt" 2>&1 || note "moe_bench: exit $?"

@@ -4,6 +4,9 @@
 Needs only numpy (no torch), so it runs on the build machine:
     python3 scripts/make_random_model.py --preset gpt2-124m --out /tmp/gpt2-124m
     python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --out /tmp/llama-3-8b
+    python3 scripts/make_random_model.py --preset qwen3-30b-a3b --dtype bf16 --fast --out /tmp/qwen3-30b-a3b
+
+--layers N keeps the first N layers of a preset (a quick check of the shapes; not for timing).
 
 The tokenizer files of models/default (GPT-2's vocabulary) are copied in for every preset, so
 `llmserve generate` and `serve` run on the result. Weights are N(0, 0.02) like HF's init; outputs are
@@ -23,6 +26,11 @@ PRESETS = {
                        ffn=14336, positions=8192, rope_theta=500000.0),
     "llama-1b": dict(arch="llama", vocab=128256, hidden=2048, layers=16, heads=32, kv_heads=8,
                      ffn=8192, positions=8192, rope_theta=500000.0),
+    # Qwen3-30B-A3B: 48 layers of 128 SwiGLU experts of 768, top 8 renormalised, Qwen3's attention
+    # (head_dim 128, per-head q/k RMSNorm), untied lm_head. 30.5 B weights: 61 GB in bf16.
+    "qwen3-30b-a3b": dict(arch="qwen3_moe", vocab=151936, hidden=2048, layers=48, heads=32,
+                          kv_heads=4, head_dim=128, experts=128, top_k=8, moe_ffn=768,
+                          positions=40960, rope_theta=1000000.0),
 }
 
 
@@ -48,6 +56,27 @@ def tensors_for(p):
             yield h + "mlp.c_proj.bias", (d,)
         yield "transformer.ln_f.weight", (d,)
         yield "transformer.ln_f.bias", (d,)
+    elif p["arch"] == "qwen3_moe":
+        hd = p["head_dim"]
+        yield "model.embed_tokens.weight", (p["vocab"], d)
+        for i in range(p["layers"]):
+            h = f"model.layers.{i}."
+            yield h + "input_layernorm.weight", (d,)
+            yield h + "self_attn.q_proj.weight", (p["heads"] * hd, d)
+            yield h + "self_attn.k_proj.weight", (p["kv_heads"] * hd, d)
+            yield h + "self_attn.v_proj.weight", (p["kv_heads"] * hd, d)
+            yield h + "self_attn.o_proj.weight", (d, p["heads"] * hd)
+            yield h + "self_attn.q_norm.weight", (hd,)
+            yield h + "self_attn.k_norm.weight", (hd,)
+            yield h + "post_attention_layernorm.weight", (d,)
+            yield h + "mlp.gate.weight", (p["experts"], d)
+            for e in range(p["experts"]):
+                x = f"{h}mlp.experts.{e}."
+                yield x + "gate_proj.weight", (p["moe_ffn"], d)
+                yield x + "up_proj.weight", (p["moe_ffn"], d)
+                yield x + "down_proj.weight", (d, p["moe_ffn"])
+        yield "model.norm.weight", (d,)
+        yield "lm_head.weight", (p["vocab"], d)
     else:
         hd = d // p["heads"]
         kv = p["kv_heads"] * hd
@@ -74,6 +103,18 @@ def config_for(p, dtype):
                 "n_embd": p["hidden"], "n_layer": p["layers"], "n_head": p["heads"],
                 "n_positions": p["positions"], "n_ctx": p["positions"], "layer_norm_epsilon": 1e-5,
                 "activation_function": "gelu_new", "bos_token_id": 50256, "eos_token_id": 50256,
+                "torch_dtype": torch_dtype}
+    if p["arch"] == "qwen3_moe":
+        return {"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+                "vocab_size": p["vocab"], "hidden_size": p["hidden"],
+                "num_hidden_layers": p["layers"], "num_attention_heads": p["heads"],
+                "num_key_value_heads": p["kv_heads"], "head_dim": p["head_dim"],
+                "intermediate_size": 6144, "moe_intermediate_size": p["moe_ffn"],
+                "num_experts": p["experts"], "num_experts_per_tok": p["top_k"],
+                "norm_topk_prob": True, "decoder_sparse_step": 1, "mlp_only_layers": [],
+                "max_position_embeddings": p["positions"], "rms_norm_eps": 1e-6,
+                "rope_theta": p["rope_theta"], "hidden_act": "silu", "attention_bias": False,
+                "tie_word_embeddings": False, "bos_token_id": 151643, "eos_token_id": 151645,
                 "torch_dtype": torch_dtype}
     return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": p["vocab"],
             "hidden_size": p["hidden"], "num_hidden_layers": p["layers"],
@@ -102,8 +143,11 @@ def main():
     ap.add_argument("--fast", action="store_true",
                     help="fill weights from one 16M-value random pool at random offsets: ~5x faster for 8B "
                          "shapes (disk-bound), fine for timing")
+    ap.add_argument("--layers", type=int, help="keep only the first N layers")
     args = ap.parse_args()
-    p = PRESETS[args.preset]
+    p = dict(PRESETS[args.preset])
+    if args.layers:
+        p["layers"] = min(args.layers, p["layers"])
     os.makedirs(args.out, exist_ok=True)
     st_dtype = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[args.dtype]
     size = {"f32": 4, "f16": 2, "bf16": 2}[args.dtype]
