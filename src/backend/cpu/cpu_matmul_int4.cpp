@@ -268,6 +268,28 @@ void streamed_block_int4(const Int4Input& in, bool fast, const Int4Weight& w, in
   streamed_block_int4_scalar(in, w, c0, rows, pairs, out);
 }
 
+// Splits w's rows into tasks of kRowsPerTask over the threads and hands each task's rows with
+// their (scale, zero) pairs as fp32 to body(c0, rows, pairs).
+template <typename Body>
+void for_each_row_task(const Int4Weight& w, bool fast, Body&& body) {
+  const int64_t groups = w.k / w.group, tasks = (w.n + kRowsPerTask - 1) / kRowsPerTask;
+#pragma omp parallel if (w.n * w.k > (1 << 16))
+  {
+    std::vector<float> pairs(static_cast<size_t>(kRowsPerTask * 2 * groups));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t c0 = t * kRowsPerTask, rows = std::min(kRowsPerTask, w.n - c0);
+#ifdef LLMSERVE_CPU_X86
+      fast ? load_pairs_avx2(w, c0, rows, pairs.data()) : load_pairs(w, c0, rows, pairs.data());
+#else
+      (void)fast;
+      load_pairs(w, c0, rows, pairs.data());
+#endif
+      body(c0, rows, pairs.data());
+    }
+  }
+}
+
 // --- Integer dot products (x rounded to int8) --------------------------------------------------
 // Where the CPU has the byte dot-product instructions (cpu_matmul_q8.cpp) and a row is whole
 // 128-column blocks, x is rounded to int8 in blocks of 32 columns (one 32-column step each) and the
@@ -386,21 +408,13 @@ bool matmul_int4_int8_dot(const float* x, int64_t m, const Int4Weight& w,
     }
   }
   arrange_xq(xq, xscale, m, k, xa, lane_scales);
-  const int64_t tasks = (w.n + kRowsPerTask - 1) / kRowsPerTask;
-#pragma omp parallel if (w.n * k > (1 << 16))
-  {
-    std::vector<float> pairs(static_cast<size_t>(kRowsPerTask * 2 * groups));
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t c0 = t * kRowsPerTask, rows = std::min(kRowsPerTask, w.n - c0);
-      load_pairs_avx2(w, c0, rows, pairs.data());
-      for (int64_t r0 = 0; r0 < m; r0 += kMaxRowsPerPass) {
-        const int64_t mr = std::min(kMaxRowsPerPass, m - r0);
-        int4_dot_kernel(isa, mr)(xa + r0 * k, lane_scales + r0 * blocks * 8, xsum + r0 * groups, w,
-                                 c0, rows, pairs.data(), out + r0 * w.n);
-      }
+  for_each_row_task(w, /*fast=*/true, [&](int64_t c0, int64_t rows, const float* pairs) {
+    for (int64_t r0 = 0; r0 < m; r0 += kMaxRowsPerPass) {
+      const int64_t mr = std::min(kMaxRowsPerPass, m - r0);
+      int4_dot_kernel(isa, mr)(xa + r0 * k, lane_scales + r0 * blocks * 8, xsum + r0 * groups, w,
+                               c0, rows, pairs, out + r0 * w.n);
     }
-  }
+  });
   return true;
 }
 #endif
@@ -429,26 +443,14 @@ void matmul_int4_streamed(const float* x, int64_t m, const Int4Weight& w,
   float* xa = xsum + m * groups;
   sum_groups(x, m, k, w.group, xsum);
   if (fast) arrange_x(x, m, k, xa);
-  const int64_t tasks = (w.n + kRowsPerTask - 1) / kRowsPerTask;
-#pragma omp parallel if (w.n * k > (1 << 16))
-  {
-    std::vector<float> pairs(static_cast<size_t>(kRowsPerTask * 2 * groups));
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t c0 = t * kRowsPerTask, rows = std::min(kRowsPerTask, w.n - c0);
-#ifdef LLMSERVE_CPU_X86
-      fast ? load_pairs_avx2(w, c0, rows, pairs.data()) : load_pairs(w, c0, rows, pairs.data());
-#else
-      load_pairs(w, c0, rows, pairs.data());
-#endif
-      // Chunks of x's rows pass over the task's weight rows while they are in cache.
-      for (int64_t r0 = 0; r0 < m; r0 += kMaxRowsPerPass) {
-        const Int4Input in{x + r0 * k, xsum + r0 * groups, xa + r0 * arranged,
-                           std::min(kMaxRowsPerPass, m - r0)};
-        streamed_block_int4(in, fast, w, c0, rows, pairs.data(), out + r0 * w.n);
-      }
+  for_each_row_task(w, fast, [&](int64_t c0, int64_t rows, const float* pairs) {
+    // Chunks of x's rows pass over the task's weight rows while they are in cache.
+    for (int64_t r0 = 0; r0 < m; r0 += kMaxRowsPerPass) {
+      const Int4Input in{x + r0 * k, xsum + r0 * groups, xa + r0 * arranged,
+                         std::min(kMaxRowsPerPass, m - r0)};
+      streamed_block_int4(in, fast, w, c0, rows, pairs, out + r0 * w.n);
     }
-  }
+  });
 }
 
 void dequantize_int4_rows(const Int4Weight& w, int64_t c0, int64_t rows, float* dst) {
