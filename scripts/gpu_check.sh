@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [families] [ncu-gemv] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
 set -uo pipefail
@@ -214,13 +214,17 @@ PY
           grep -h "built engine" "$OUT/build_$q.log" | tee -a "$summary"
         fi
         # QUANT_TC_VARIANTS="0 2 7": the decode once per tensor-core GEMV tile variant (gemv.h);
-        # "default fused": the defaults without and with the decode fusions
+        # "default fused": the defaults without and with the decode fusions; "int4v4": int4-wo's
+        # decode with the int4 GEMV's variant 4 (other schemes skip it)
         for v in ${QUANT_TC_VARIANTS:-default}; do
           if [ "$v" = best ]; then  # the gemv step's fastest variant for this format
             if [ "$q" = fp8 ]; then v=${GEMV_BEST_FP8:-0}; else v=${GEMV_BEST_INT8:-0}; fi
           fi
           if [ "$v" = default ]; then
             decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q" "${OUTPUT_LEN:-256}" --max-model-len 4096
+          elif [ "${v#int4v}" != "$v" ]; then  # int4v5: int4-wo with the int4 GEMV's variant 5
+            [ "$q" = int4-wo ] || continue
+            LLMSERVE_GEMV_INT4_VARIANT=${v#int4v} decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
           elif [ "$v" = fused ]; then  # with the decode fusions (int8-wo and bf16 take them)
             LLMSERVE_DECODE_FUSION=1 decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-fused" "${OUTPUT_LEN:-256}" --max-model-len 4096
           else
@@ -272,6 +276,21 @@ PY
       ncu_run gpt2-decode-b512 1000 130 --model /tmp/gpt2-124m --num-requests 512 --input-len 128 --output-len 4 --max-batch-size 512 --max-model-len 256
       ncu_run llama-decode-b256 1400 360 --model /tmp/llama-3-8b --num-requests 256 --input-len 128 --output-len 4 --max-batch-size 256 --max-model-len 256
       ;;
+    ncu-gemv)  # where the int4 GEMV's time goes, beside the 16-bit and int8 tensor-core GEMVs: Nsight
+      # Compute's speed-of-light, scheduler and warp-state sections for one gate_up call at M = 1
+      ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      [ -n "$ncu_bin" ] || { note "ncu: not found"; continue; }
+      for k in ${NCU_GEMV_KERNELS:-int4-v4 tc-16bit-v7 tc-int8-v6}; do
+        # Each (kernel, shape) runs 3 warm-up + 3 timed calls; gate_up is the third shape.
+        timeout 120 "$ncu_bin" --clock-control none --launch-skip 12 --launch-count 1 \
+          --section SpeedOfLight --section SchedulerStats --section WarpStateStats --section Occupancy \
+          "$dist/gemv_bench" --dtype bf16 --m 1 --reps 3 --kernels "$k" >"$OUT/ncu_gemv_$k.txt" 2>&1 ||
+          note "ncu-gemv $k: exit $?"
+        echo "== ncu gate_up M=1 $k" | tee -a "$summary"
+        grep -E "Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Issue Slots Busy|Issued Warp|No Eligible|Active Warps Per|Eligible Warps|Warp Cycles Per Issued|Achieved Occupancy|Registers Per|Block Limit|Theoretical Occ|Stall|stall" \
+          "$OUT/ncu_gemv_$k.txt" | sed -E 's/ +/ /g' | head -40 | tee -a "$summary"
+      done
+      ;;
     gemm)  # cuBLASLt GEMMs on Llama-3-8B's layer shapes: bf16 and each fp8 scaling mode (tests/kernel_bench)
       "$dist/gemm_bench" ${GEMM_M:+--m $GEMM_M} >"$OUT/gemm_bench.txt" 2>&1 || note "gemm_bench: exit $?"
       grep -E "^check|version" "$OUT/gemm_bench.txt" | tee -a "$summary"
@@ -295,6 +314,29 @@ PY
         >"$OUT/moe_throughput.log" 2>&1 || { note "qwen3-30b-a3b throughput: bench failed"; tail -5 "$OUT/moe_throughput.log"; }
       echo "== throughput qwen3-30b-a3b bf16: 1000 x 128/128, max batch 256" | tee -a "$summary"
       grep -E "^batched" "$OUT/moe_throughput.log" | tee -a "$summary"
+      ;;
+    families)  # batch-1 decode of Qwen2.5-7B and Mistral-7B shapes (random bf16) beside Llama-3-8B's,
+      # each with the weight bytes a token reads (every tensor but the embedding table) and the
+      # bandwidth that rate implies: issue 19 asks for the same share of the roofline
+      roofline() {  # model dir, tok/s: the bytes a token reads and the bandwidth
+        /usr/bin/env python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+with open(sys.argv[1] + "/model.safetensors", "rb") as f:
+    h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+b = sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in h.items()
+        if k != "__metadata__" and "embed_tokens" not in k)
+print(f"  {b / 1e9:.2f} GB a token; {float(sys.argv[2]):.1f} tok/s reads {b * float(sys.argv[2]) / 1e12:.2f} TB/s")
+PY
+      }
+      for f in ${FAMILIES:-llama-3-8b qwen2.5-7b mistral-7b}; do
+        m=/tmp/$f
+        [ -d $m ] || python3 scripts/make_random_model.py --preset $f --dtype bf16 --fast --out $m >/dev/null ||
+          { note "$f: make_random_model failed"; continue; }
+        decode_ours $m "family-$f" "${OUTPUT_LEN:-256}" --max-model-len 4096
+        rate=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['results'][0]; print(1e3*($((${OUTPUT_LEN:-256}))-1)/(r['e2e']['mean_ms']-r['ttft']['mean_ms']))" "$OUT/bench_family-$f.json" 2>/dev/null)
+        [ -n "$rate" ] && roofline $m "$rate" | tee -a "$summary"
+        [ "$f" = llama-3-8b ] || rm -rf $m
+      done
       ;;
     moe)  # the MoE experts op on a Qwen3-30B-A3B layer, bf16 and int8-wo experts (tests/kernel_bench)
       { "$dist/moe_bench" && "$dist/moe_bench" --int8; } >"$OUT/moe_bench.txt" 2>&1 || note "moe_bench: exit $?"
@@ -350,8 +392,10 @@ PY
         sed -n '/per-op GPU time/,$p' "$OUT/tprofile_$q.log" | head -24 | tee -a "$summary"
       done
       ;;
-    gemv)  # every decode GEMV kernel and tile variant on Llama-3-8B's weight shapes (tests/kernel_bench; GEMV_M="1,8,32")
-      "$dist/gemv_bench" --dtype bf16 ${GEMV_M:+--m $GEMV_M} >"$OUT/gemv_bench.txt" 2>&1 || note "gemv_bench: exit $?"
+    gemv)  # every decode GEMV kernel and tile variant on Llama-3-8B's weight shapes (tests/kernel_bench;
+      # GEMV_M="1,8,32"; GEMV_KERNELS="int4,tc-16bit-v7": only kernels of these name prefixes)
+      "$dist/gemv_bench" --dtype bf16 ${GEMV_M:+--m $GEMV_M} ${GEMV_KERNELS:+--kernels $GEMV_KERNELS} \
+        >"$OUT/gemv_bench.txt" 2>&1 || note "gemv_bench: exit $?"
       echo "== gemv_bench (bf16): one layer's GEMVs, fastest first per M" | tee -a "$summary"
       grep " a layer " "$OUT/gemv_bench.txt" | sort -k3,3n -k4,4n | awk '{c[$3]++} c[$3] <= 12' | tee -a "$summary"
       grep "lm_head" "$OUT/gemv_bench.txt" | sort -k5,5n | head -6 | tee -a "$summary"

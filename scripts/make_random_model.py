@@ -5,6 +5,7 @@ Needs only numpy (no torch), so it runs on the build machine:
     python3 scripts/make_random_model.py --preset gpt2-124m --out /tmp/gpt2-124m
     python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --out /tmp/llama-3-8b
     python3 scripts/make_random_model.py --preset qwen3-30b-a3b --dtype bf16 --fast --out /tmp/qwen3-30b-a3b
+    python3 scripts/make_random_model.py --preset qwen2.5-7b --dtype bf16 --fast --out /tmp/qwen2.5-7b
 
 --layers N keeps the first N layers of a preset (a quick check of the shapes; not for timing).
 
@@ -26,6 +27,12 @@ PRESETS = {
                        ffn=14336, positions=8192, rope_theta=500000.0),
     "llama-1b": dict(arch="llama", vocab=128256, hidden=2048, layers=16, heads=32, kv_heads=8,
                      ffn=8192, positions=8192, rope_theta=500000.0),
+    # Qwen2.5-7B: Llama's layer with q/k/v biases, 28 layers, GQA 28/4, untied lm_head.
+    "qwen2.5-7b": dict(arch="qwen2", vocab=152064, hidden=3584, layers=28, heads=28, kv_heads=4,
+                       ffn=18944, positions=32768, rope_theta=1000000.0),
+    # Mistral-7B v0.3: Llama's layer, 32,768-token vocabulary, no sliding window.
+    "mistral-7b": dict(arch="mistral", vocab=32768, hidden=4096, layers=32, heads=32, kv_heads=8,
+                       ffn=14336, positions=32768, rope_theta=1000000.0),
     # Qwen3-30B-A3B: 48 layers of 128 SwiGLU experts of 768, top 8 renormalised, Qwen3's attention
     # (head_dim 128, per-head q/k RMSNorm), untied lm_head. 30.5 B weights: 61 GB in bf16.
     "qwen3-30b-a3b": dict(arch="qwen3_moe", vocab=151936, hidden=2048, layers=48, heads=32,
@@ -87,6 +94,10 @@ def tensors_for(p):
             yield h + "self_attn.q_proj.weight", (d, d)
             yield h + "self_attn.k_proj.weight", (kv, d)
             yield h + "self_attn.v_proj.weight", (kv, d)
+            if p["arch"] == "qwen2":
+                yield h + "self_attn.q_proj.bias", (d,)
+                yield h + "self_attn.k_proj.bias", (kv,)
+                yield h + "self_attn.v_proj.bias", (kv,)
             yield h + "self_attn.o_proj.weight", (d, d)
             yield h + "post_attention_layernorm.weight", (d,)
             yield h + "mlp.gate_proj.weight", (p["ffn"], d)
@@ -116,13 +127,21 @@ def config_for(p, dtype):
                 "rope_theta": p["rope_theta"], "hidden_act": "silu", "attention_bias": False,
                 "tie_word_embeddings": False, "bos_token_id": 151643, "eos_token_id": 151645,
                 "torch_dtype": torch_dtype}
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": p["vocab"],
-            "hidden_size": p["hidden"], "num_hidden_layers": p["layers"],
-            "num_attention_heads": p["heads"], "num_key_value_heads": p["kv_heads"],
-            "intermediate_size": p["ffn"], "max_position_embeddings": p["positions"],
-            "rms_norm_eps": 1e-5, "rope_theta": p["rope_theta"], "hidden_act": "silu",
-            "tie_word_embeddings": False, "bos_token_id": 128000, "eos_token_id": 128001,
-            "torch_dtype": torch_dtype}
+    c = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": p["vocab"],
+         "hidden_size": p["hidden"], "num_hidden_layers": p["layers"],
+         "num_attention_heads": p["heads"], "num_key_value_heads": p["kv_heads"],
+         "intermediate_size": p["ffn"], "max_position_embeddings": p["positions"],
+         "rms_norm_eps": 1e-5, "rope_theta": p["rope_theta"], "hidden_act": "silu",
+         "tie_word_embeddings": False, "bos_token_id": 128000, "eos_token_id": 128001,
+         "torch_dtype": torch_dtype}
+    if p["arch"] == "qwen2":
+        c.update(architectures=["Qwen2ForCausalLM"], model_type="qwen2", rms_norm_eps=1e-6,
+                 use_sliding_window=False, sliding_window=None, bos_token_id=151643,
+                 eos_token_id=151645)
+    elif p["arch"] == "mistral":
+        c.update(architectures=["MistralForCausalLM"], model_type="mistral", sliding_window=None,
+                 bos_token_id=1, eos_token_id=2)
+    return c
 
 
 def encode(values, dtype):

@@ -8,9 +8,11 @@
 // bytes moved per second; then, per kernel, one layer's four GEMVs summed. Numbers for
 // docs/performance.md; run through scripts/gpu_check.sh (step gemv).
 //
-//   gemv_bench [--dtype bf16|f16] [--reps N] [--m 1,4,8]
+//   gemv_bench [--dtype bf16|f16] [--reps N] [--m 1,4,8] [--kernels int4,tc-16bit-v7]
+// (--kernels: only the kernels whose names start with one of the comma-separated prefixes)
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -124,6 +126,7 @@ cudaError_t launch_int4(const Kernel& kernel, int m, const WeightShape& s, const
 int main(int argc, char** argv) {
   int reps = 50;
   std::vector<int> ms = {1, 4, 8};
+  std::vector<std::string> prefixes;  // empty: every kernel
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--dtype" && i + 1 < argc) {
@@ -137,8 +140,17 @@ int main(int argc, char** argv) {
         ms.push_back(static_cast<int>(std::strtol(p, &end, 10)));
         p = *end == ',' ? end + 1 : end;
       }
+    } else if (arg == "--kernels" && i + 1 < argc) {
+      const std::string list = argv[++i];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        if (comma > at) prefixes.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
     } else {
-      std::fprintf(stderr, "usage: gemv_bench [--dtype bf16|f16] [--reps N] [--m 1,4,8]\n");
+      std::fprintf(stderr,
+                   "usage: gemv_bench [--dtype bf16|f16] [--reps N] [--m 1,4,8] "
+                   "[--kernels PREFIX,...]\n");
       return 2;
     }
   }
@@ -159,6 +171,13 @@ int main(int argc, char** argv) {
 
   for (int v = 0; v < cuda::kGemvInt4Variants; ++v)
     kernels.push_back({"int4-v" + std::to_string(v), 0, cuda::kGemvInt4MaxRows, launch_int4, v});
+
+  if (!prefixes.empty()) {
+    std::erase_if(kernels, [&](const Kernel& kernel) {
+      return std::none_of(prefixes.begin(), prefixes.end(),
+                          [&](const std::string& p) { return kernel.name.starts_with(p); });
+    });
+  }
 
   cudaStream_t stream;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");

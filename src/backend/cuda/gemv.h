@@ -101,7 +101,7 @@ cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant
 // int4 weight-only (gemv_int4.cu): out[M, N] = x[M, K] @ W^T (+ bias[N]), W[n, k] = (q[n, k] -
 // zero) * scale of k's group; w the packed words [N, K / 8] and scales the (scale, zero) pairs
 // [N, 2 * K / group] in x's dtype (src/common/int4.h, model/quantize.h).
-constexpr int kGemvInt4Variants = 4;      // tile shapes, gemv_int4.cu kGemvInt4Shapes
+constexpr int kGemvInt4Variants = 8;      // tile and streaming shapes, gemv_int4.cu
 constexpr int32_t kGemvInt4MaxRows = 32;  // tokens of one launch (tiles of 8)
 struct GemvInt4Args {
   DType dtype = DType::kBF16;  // of x, scales, bias and out: kF16 or kBF16
@@ -116,7 +116,7 @@ struct GemvInt4Args {
 // Whether launch_gemv_int4 handles these arguments: 1 <= M <= kGemvInt4MaxRows, K a multiple of 32,
 // the group as above, 16-byte aligned x and w.
 bool gemv_int4_supports(const GemvInt4Args& a);
-// variant in [0, kGemvInt4Variants) picks a tile shape (for measuring); -1 the default
+// variant in [0, kGemvInt4Variants) picks a tile shape (for measuring); -1 the default for M
 // (LLMSERVE_GEMV_INT4_VARIANT overrides it).
 cudaError_t launch_gemv_int4(const GemvInt4Args& a, cudaStream_t stream, int variant = -1);
 

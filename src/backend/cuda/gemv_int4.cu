@@ -18,6 +18,7 @@
 // fp32 accumulation (the CPU reference computes (q - zero) * scale * x in fp32 too).
 #include "backend/cuda/gemv_tc.cuh"
 
+#include <algorithm>
 #include <cstdlib>
 #include <type_traits>
 
@@ -57,16 +58,27 @@ __device__ __forceinline__ void unpack_scale(uint32_t pair, float& scale, uint32
   zero2 = static_cast<uint32_t>(bits) * 0x00010001u;
 }
 
+// A row pair's group: the scales of rows g (lo) and g + 8 (hi) and their zeros as unpack_scale's
+// T pairs.
+struct Int4Group {
+  float s_lo, s_hi;
+  uint32_t z_lo, z_hi;
+};
+template <typename T>
+__device__ __forceinline__ Int4Group unpack_group(uint32_t sz_lo, uint32_t sz_hi) {
+  Int4Group q;
+  unpack_scale<T>(sz_lo, q.s_lo, q.z_lo);
+  unpack_scale<T>(sz_hi, q.s_hi, q.z_hi);
+  return q;
+}
+
 // One 32-column step: words lo/hi (rows g, g + 8) against each token tile's 8 columns of x (xv[j]:
 // tokens 8j + g), scaled into d[j]. The codes are widened once for all tiles.
 template <typename T, int kTiles>
 __device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, uint32_t hi,
-                                          const int4 (&xv)[kTiles], uint32_t sz_lo,
-                                          uint32_t sz_hi) {
-  float s_lo, s_hi;
-  uint32_t z_lo, z_hi;
-  unpack_scale<T>(sz_lo, s_lo, z_lo);
-  unpack_scale<T>(sz_hi, s_hi, z_hi);
+                                          const int4 (&xv)[kTiles], const Int4Group& q) {
+  const float s_lo = q.s_lo, s_hi = q.s_hi;
+  const uint32_t z_lo = q.z_lo, z_hi = q.z_hi;
   const uint32_t a0 = int4_pair<T, 0>(lo, z_lo), a1 = int4_pair<T, 0>(hi, z_hi),
                  a2 = int4_pair<T, 4>(lo, z_lo), a3 = int4_pair<T, 4>(hi, z_hi),
                  c0 = int4_pair<T, 8>(lo, z_lo), c1 = int4_pair<T, 8>(hi, z_hi),
@@ -81,6 +93,15 @@ __device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, ui
     d[j][2] = fmaf(e[2], s_hi, d[j][2]);
     d[j][3] = fmaf(e[3], s_hi, d[j][3]);
   }
+}
+
+// Output (token, row) = v + bias[row], where both are in range.
+template <typename T>
+__device__ __forceinline__ void store_int4_out(const GemvInt4Args& a, float v, int token,
+                                               int64_t row) {
+  if (token >= a.m || row >= a.n) return;
+  if (a.bias != nullptr) v += to_float(static_cast<const T*>(a.bias)[row]);
+  static_cast<T*>(a.out)[static_cast<int64_t>(token) * a.n + row] = from_float<T>(v);
 }
 
 // block (kWarps * 32); grid (ceil(N / 16)). A chunk is kVec 128-column blocks; warp w takes chunks
@@ -165,7 +186,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
           const uint32_t* h = reinterpret_cast<const uint32_t*>(&hi[u][v]);
 #pragma unroll
           for (int i = 0; i < 4; ++i)
-            int4_step<T, kTiles>(d, l[i], h[i], xv[v][i], s_lo[v][i], s_hi[v][i]);
+            int4_step<T, kTiles>(d, l[i], h[i], xv[v][i], unpack_group<T>(s_lo[v][i], s_hi[v][i]));
         }
       }
     }
@@ -179,8 +200,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
     int4 xv[kTiles];
     load_x(xv, 32 * s + 8 * t);
     const int64_t grp = s / group_steps;
-    int4_step<T, kTiles>(d, __ldg(w_lo + word), __ldg(w_hi + word), xv, __ldg(sz_lo + grp),
-                         __ldg(sz_hi + grp));
+    int4_step<T, kTiles>(d, __ldg(w_lo + word), __ldg(w_hi + word), xv,
+                         unpack_group<T>(__ldg(sz_lo + grp), __ldg(sz_hi + grp)));
   }
   // The warps' tiles summed in shared memory (as sum_warp_tiles does for one tile).
 #pragma unroll
@@ -190,8 +211,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
   }
   __syncthreads();
   if (warp != 0) return;
-  const T* bias = static_cast<const T*>(a.bias);
-  T* out = static_cast<T*>(a.out);
 #pragma unroll
   for (int j = 0; j < kTiles; ++j) {
 #pragma unroll
@@ -199,28 +218,185 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
       float v = d[j][i];
 #pragma unroll
       for (int p = 1; p < kWarps; ++p) v += partial[j][p][lane][i];
-      const int token = 8 * j + 2 * t + (i & 1);
-      const int64_t row = n0 + g + (i >= 2 ? 8 : 0);
-      if (token < a.m && row < n) {
-        if (bias != nullptr) v += to_float(bias[row]);
-        out[static_cast<int64_t>(token) * n + row] = from_float<T>(v);
+      store_int4_out<T>(a, v, 8 * j + 2 * t + (i & 1), n0 + g + (i >= 2 ? 8 : 0));
+    }
+  }
+}
+
+// The streaming kernel: persistent blocks (as many as fit on the device at once), block b taking
+// the 16-row tiles b, b + gridDim.x, ... one after another. A warp's units are its 128-column
+// blocks of those tiles (blocks w, w + kWarps, ... of each, K / 128 / kWarps of them a tile), in
+// order across the tiles, and the weight loads run kUnroll units ahead of the math: each unit's
+// registers are refilled with the unit kUnroll later as soon as its mmas are issued, so a warp
+// always has kUnroll - 1 to kUnroll units (1 KiB each) in flight, through tile boundaries too; the
+// next unit's x vectors and scales are requested one unit ahead. (The tile kernel above loads a
+// tile's blocks all at once and then waits: with K = 4,096 a 16-row tile is 32 KiB, one round of
+// loads, so each block's memory phase and math phase alternate; it streamed at 1.4 TB/s on the
+// H100.) At a tile's end the warps' sums meet in shared memory behind one barrier (every warp has
+// the same units a tile) and are stored by the whole block. Needs K a multiple of 128 * kWarps
+// and groups of a multiple of 128 columns (one (scale, zero) pair a unit); launch_gemv_int4 falls
+// back to the tile kernel otherwise.
+// One token tile asks for 16 warps an SM (at most 128 registers a thread); more tiles take what
+// their accumulators and x vectors need.
+template <typename T, int kUnroll, int kWarps, int kTiles>
+__global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
+    gemv_int4_stream_kernel(const GemvInt4Args a) {
+  static_assert(kUnroll % 2 == 0, "x and scales alternate between two buffers");
+  __shared__ float partial[2][kTiles][kWarps][32][4];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int32_t k = a.k, n = a.n;
+  const int64_t words = k / 8, groups = k / a.group;
+  const int units_per_tile = k / 128 / kWarps, blocks_per_group = a.group / 128;
+  const int tiles = (n + 15) / 16;
+  const int my_tiles = (tiles - static_cast<int>(blockIdx.x) + gridDim.x - 1) / gridDim.x;
+  const int total = my_tiles * units_per_tile;
+  const auto* w = static_cast<const uint32_t*>(a.w);
+  const auto* sz = static_cast<const uint32_t*>(a.scales);
+  const auto row_of = [&](int tile, int half) {
+    return min(static_cast<int64_t>(tile) * 16 + g + 8 * half, static_cast<int64_t>(n) - 1);
+  };
+  bool has_token[kTiles];
+  const T* x_row[kTiles];
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+    has_token[j] = 8 * j + g < a.m;
+    x_row[j] = static_cast<const T*>(a.x) + static_cast<int64_t>(has_token[j] ? 8 * j + g : 0) * k;
+  }
+
+  // Weights, kUnroll units in flight; the load cursor runs kUnroll units ahead of the math's.
+  int4 lo[kUnroll], hi[kUnroll];
+  int load_tile = blockIdx.x, load_unit = 0;
+  const auto load_weights = [&](int u) {
+    const int64_t at = static_cast<int64_t>(warp + load_unit * kWarps) * 16 + 4 * t;  // words
+    lo[u] = __ldcs(reinterpret_cast<const int4*>(w + row_of(load_tile, 0) * words + at));
+    hi[u] = __ldcs(reinterpret_cast<const int4*>(w + row_of(load_tile, 1) * words + at));
+    if (++load_unit == units_per_tile) {
+      load_unit = 0;
+      load_tile += gridDim.x;
+    }
+  };
+  // x vectors and scales, one unit ahead (buffer b = the unit's parity within a round).
+  int4 xv[2][4][kTiles];
+  uint32_t s_lo[2], s_hi[2];
+  const auto load_inputs = [&](int b, int tile, int unit) {
+    const int block = warp + unit * kWarps;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int j = 0; j < kTiles; ++j) {
+        xv[b][i][j] = has_token[j]
+                          ? __ldg(reinterpret_cast<const int4*>(
+                                x_row[j] + 128 * static_cast<int64_t>(block) + 32 * i + 8 * t))
+                          : make_int4(0, 0, 0, 0);
+      }
+    }
+    const int64_t grp = block / blocks_per_group;
+    s_lo[b] = __ldg(sz + row_of(tile, 0) * groups + grp);
+    s_hi[b] = __ldg(sz + row_of(tile, 1) * groups + grp);
+  };
+
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    if (u < total) load_weights(u);
+  }
+  pdl_wait();
+  pdl_trigger();
+  int tile = blockIdx.x, unit = 0, parity = 0;
+  if (total > 0) load_inputs(0, tile, 0);
+  float d[kTiles][4] = {};
+  for (int q0 = 0; q0 < total; q0 += kUnroll) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (q0 + u < total) {
+        const int b = u & 1;
+        // The next unit's inputs first (its tile may be the next one).
+        const bool last_of_tile = unit + 1 == units_per_tile;
+        if (q0 + u + 1 < total)
+          load_inputs(b ^ 1, last_of_tile ? tile + static_cast<int>(gridDim.x) : tile,
+                      last_of_tile ? 0 : unit + 1);
+        const Int4Group grp = unpack_group<T>(s_lo[b], s_hi[b]);
+        const uint32_t* l = reinterpret_cast<const uint32_t*>(&lo[u]);
+        const uint32_t* h = reinterpret_cast<const uint32_t*>(&hi[u]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) int4_step<T, kTiles>(d, l[i], h[i], xv[b][i], grp);
+        if (q0 + u + kUnroll < total) load_weights(u);
+        if (last_of_tile) {
+          // The tile's sums: every warp's partial tile into shared memory, one barrier, then the
+          // block's threads each sum and store outputs. The buffers alternate between tiles, so
+          // the next tile's writes cannot meet this tile's reads without a second barrier.
+#pragma unroll
+          for (int j = 0; j < kTiles; ++j) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              partial[parity][j][warp][lane][i] = d[j][i];
+              d[j][i] = 0.0f;
+            }
+          }
+          __syncthreads();
+          for (int o = threadIdx.x; o < kTiles * 128; o += kWarps * 32) {
+            const int j = o / 128, ln = (o / 4) % 32, i = o % 4;
+            float v = 0.0f;
+#pragma unroll
+            for (int p = 0; p < kWarps; ++p) v += partial[parity][j][p][ln][i];
+            const int token = 8 * j + 2 * (ln & 3) + (i & 1);
+            const int64_t row = static_cast<int64_t>(tile) * 16 + (ln >> 2) + (i >= 2 ? 8 : 0);
+            store_int4_out<T>(a, v, token, row);
+          }
+          parity ^= 1;
+          unit = 0;
+          tile += gridDim.x;
+        } else {
+          ++unit;
+        }
       }
     }
   }
 }
 
-// Tile shapes (128-column blocks a lane loads per chunk, chunks in flight, warps, weights loaded
-// before pdl_wait()), measured by tests/kernel_bench/gemv_bench.cpp.
-inline constexpr GemvTcShape kGemvInt4Shapes[kGemvInt4Variants] = {
+// Variants 0-3: the tile kernel's shapes (128-column blocks a lane loads per chunk, chunks in
+// flight, warps, weights loaded before pdl_wait()); 4-7: the streaming kernel's (units in
+// flight, warps). Measured by tests/kernel_bench/gemv_bench.cpp.
+constexpr int kGemvInt4TileVariants = 4;
+inline constexpr GemvTcShape kGemvInt4Shapes[kGemvInt4TileVariants] = {
     {1, 4, 8, false}, {1, 4, 8, true}, {2, 2, 8, true}, {1, 8, 8, true}};
+struct StreamShape {
+  int unroll, warps;
+};
+inline constexpr StreamShape kGemvInt4StreamShapes[kGemvInt4Variants - kGemvInt4TileVariants] = {
+    {4, 8}, {8, 8}, {4, 4}, {8, 4}};
+constexpr int kGemvInt4FallbackVariant = 1;  // the tile kernel, where a stream variant cannot run
+
+// The blocks of `kernel` (threads each) the device holds at once: the streaming grid.
+template <typename Kernel>
+int resident_blocks(Kernel kernel, int threads) {
+  int device = 0, sms = 0, per_sm = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess) {
+    return 0;
+  }
+  return sms * per_sm;
+}
 
 template <typename T, int kTiles, int V = 0>
 cudaError_t launch_variant(const GemvInt4Args& a, int variant, cudaStream_t stream) {
-  if constexpr (V < kGemvInt4Variants) {
+  if constexpr (V < kGemvInt4TileVariants) {
     if (variant != V) return launch_variant<T, kTiles, V + 1>(a, variant, stream);
     constexpr GemvTcShape s = kGemvInt4Shapes[V];
     return launch(gemv_int4_kernel<T, s.vec, s.unroll, s.warps, s.preload, kTiles>,
                   dim3(static_cast<unsigned>((a.n + 15) / 16)), dim3(s.warps * 32), 0, stream, a);
+  } else if constexpr (V < kGemvInt4Variants) {
+    if (variant != V) return launch_variant<T, kTiles, V + 1>(a, variant, stream);
+    constexpr StreamShape s = kGemvInt4StreamShapes[V - kGemvInt4TileVariants];
+    if (a.k % (128 * s.warps) != 0 || a.group % 128 != 0)
+      return launch_variant<T, kTiles>(a, kGemvInt4FallbackVariant, stream);
+    const auto kernel = gemv_int4_stream_kernel<T, s.unroll, s.warps, kTiles>;
+    static const int resident = resident_blocks(kernel, s.warps * 32);
+    if (resident <= 0) return cudaErrorInvalidConfiguration;
+    const int tiles = (a.n + 15) / 16;
+    return launch(kernel, dim3(static_cast<unsigned>(std::min(tiles, resident))),
+                  dim3(s.warps * 32), 0, stream, a);
   } else {
     return cudaErrorInvalidValue;
   }
@@ -243,7 +419,13 @@ cudaError_t launch_gemv_int4(const GemvInt4Args& a, cudaStream_t stream, int var
       const char* e = std::getenv("LLMSERVE_GEMV_INT4_VARIANT");
       return e != nullptr ? std::atoi(e) : -1;
     }();
-    variant = forced >= 0 && forced < kGemvInt4Variants ? forced : 1;
+    // The fastest on the H100 (docs/performance.md): streaming with 4 units in flight and 8
+    // warps for one token tile, 4 warps for four; for two tiles the variants are within 3 %.
+    const int tiles = (a.m + 7) / 8;
+    variant = forced >= 0 && forced < kGemvInt4Variants ? forced
+              : tiles == 1                              ? 4
+              : tiles == 2                              ? 7
+                                                        : 6;
   }
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(a.dtype, [&]<typename T>() {

