@@ -95,6 +95,30 @@ __device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, ui
   }
 }
 
+// The x rows of a lane's tokens: tile j's lane holds token 8j + g (rows past M read nothing and
+// contribute zeros).
+template <typename T, int kTiles>
+struct Int4Tokens {
+  bool has_token[kTiles];
+  const T* x_row[kTiles];
+  __device__ Int4Tokens(const GemvInt4Args& a, int g) {
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      has_token[j] = 8 * j + g < a.m;
+      x_row[j] =
+          static_cast<const T*>(a.x) + static_cast<int64_t>(has_token[j] ? 8 * j + g : 0) * a.k;
+    }
+  }
+  // Each tile's 8 values of x at column col.
+  __device__ __forceinline__ void load(int4 (&xv)[kTiles], int64_t col) const {
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      xv[j] = has_token[j] ? __ldg(reinterpret_cast<const int4*>(x_row[j] + col))
+                           : make_int4(0, 0, 0, 0);
+    }
+  }
+};
+
 // Output (token, row) = v + bias[row], where both are in range.
 template <typename T>
 __device__ __forceinline__ void store_int4_out(const GemvInt4Args& a, float v, int token,
@@ -121,21 +145,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
   const auto* w_hi = static_cast<const uint32_t*>(a.w) + row_hi * words;
   const auto* sz_lo = static_cast<const uint32_t*>(a.scales) + row_lo * pairs / 2;
   const auto* sz_hi = static_cast<const uint32_t*>(a.scales) + row_hi * pairs / 2;
-  // Tile j's lane holds token 8j + g (rows past M read nothing and contribute zeros).
-  bool has_token[kTiles];
-  const T* x_row[kTiles];
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-    has_token[j] = 8 * j + g < a.m;
-    x_row[j] = static_cast<const T*>(a.x) + static_cast<int64_t>(has_token[j] ? 8 * j + g : 0) * k;
-  }
-  const auto load_x = [&](int4(&xv)[kTiles], int64_t col) {
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      xv[j] = has_token[j] ? __ldg(reinterpret_cast<const int4*>(x_row[j] + col))
-                           : make_int4(0, 0, 0, 0);
-    }
-  };
+  const Int4Tokens<T, kTiles> tokens(a, g);
   const int chunks = k / (128 * kVec);
   const int group_steps = a.group / 32;  // steps per group (a power of two)
   constexpr int kStride = kWarps * kUnroll;
@@ -174,7 +184,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int64_t step = (static_cast<int64_t>(c) * kVec + v) * 4 + i;
-            load_x(xv[v][i], 32 * step + 8 * t);
+            tokens.load(xv[v][i], 32 * step + 8 * t);
             const int64_t grp = step / group_steps;
             s_lo[v][i] = __ldg(sz_lo + grp);
             s_hi[v][i] = __ldg(sz_hi + grp);
@@ -198,7 +208,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
   for (int64_t s = first_tail + warp; s < steps; s += kWarps) {
     const int64_t word = s < block_steps ? (s / 4) * 16 + 4 * t + (s % 4) : s * 4 + t;
     int4 xv[kTiles];
-    load_x(xv, 32 * s + 8 * t);
+    tokens.load(xv, 32 * s + 8 * t);
     const int64_t grp = s / group_steps;
     int4_step<T, kTiles>(d, __ldg(w_lo + word), __ldg(w_hi + word), xv,
                          unpack_group<T>(__ldg(sz_lo + grp), __ldg(sz_hi + grp)));
@@ -256,13 +266,7 @@ __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
   const auto row_of = [&](int tile, int half) {
     return min(static_cast<int64_t>(tile) * 16 + g + 8 * half, static_cast<int64_t>(n) - 1);
   };
-  bool has_token[kTiles];
-  const T* x_row[kTiles];
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-    has_token[j] = 8 * j + g < a.m;
-    x_row[j] = static_cast<const T*>(a.x) + static_cast<int64_t>(has_token[j] ? 8 * j + g : 0) * k;
-  }
+  const Int4Tokens<T, kTiles> tokens(a, g);
 
   // Weights, kUnroll units in flight; the load cursor runs kUnroll units ahead of the math's.
   int4 lo[kUnroll], hi[kUnroll];
@@ -282,15 +286,8 @@ __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
   const auto load_inputs = [&](int b, int tile, int unit) {
     const int block = warp + unit * kWarps;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-#pragma unroll
-      for (int j = 0; j < kTiles; ++j) {
-        xv[b][i][j] = has_token[j]
-                          ? __ldg(reinterpret_cast<const int4*>(
-                                x_row[j] + 128 * static_cast<int64_t>(block) + 32 * i + 8 * t))
-                          : make_int4(0, 0, 0, 0);
-      }
-    }
+    for (int i = 0; i < 4; ++i)
+      tokens.load(xv[b][i], 128 * static_cast<int64_t>(block) + 32 * i + 8 * t);
     const int64_t grp = block / blocks_per_group;
     s_lo[b] = __ldg(sz + row_of(tile, 0) * groups + grp);
     s_hi[b] = __ldg(sz + row_of(tile, 1) * groups + grp);
