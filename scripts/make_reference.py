@@ -15,7 +15,7 @@ One folder per model under --out:
 and a README.md at the top describing the format (the README constant below, written by both scripts).
 
 Models (this script): gpt2-tiny, gpt2-tiny-fp16, llama-tiny, llama-tiny-bf16, qwen2-tiny, qwen3-tiny,
-mistral-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, phi3-longrope-tiny, mixtral-tiny, qwen2moe-tiny,
+mistral-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, phi3-longrope-tiny, qwen2-yarn-tiny, mixtral-tiny, qwen2moe-tiny,
 qwen3moe-tiny, llama32-tied-tiny (see MODEL_SPECS and the README table). make_quantized_reference.py adds
 pre-quantized Llamas in the formats real checkpoints use: llama-tiny-fp8-ct (compressed-tensors fp8, static
 per-tensor input scales), llama-tiny-fp8-block (quant_method fp8, 128x128 weight blocks), llama-tiny-awq
@@ -122,6 +122,14 @@ PHI3_LONGROPE_SCALING = {
     "long_factor": [1.0, 1.25, 1.6, 2.2, 3.0, 4.5, 6.5, 9.0],
     "original_max_position_embeddings": 38,
 }
+# Qwen2.5 long-context YaRN: factor 4 over an original context of 32 (max_position_embeddings set to 4 x 32,
+# so transformers versions that derive the factor from the two agree with those that read it). With head_dim 16
+# and theta 10000 the correction range is dims [0, 2]: frequency 0 extrapolated, 1 blended, 2-7 interpolated.
+QWEN2_YARN_SCALING = {
+    "rope_type": "yarn",
+    "factor": 4.0,
+    "original_max_position_embeddings": 32,
+}
 
 # name -> how to build it. Seeds are the first tried; see MAX_SEED_TRIES. "shape" overrides LLAMA_SHAPE.
 MODEL_SPECS = {
@@ -152,6 +160,16 @@ MODEL_SPECS = {
         "num_kv_heads": 2,
         "tie": True,
         "rope_scaling": None,
+    },
+    # Qwen2 with YaRN rope scaling (static: the same frequencies at every length; cos/sin x attention factor).
+    "qwen2-yarn-tiny": {
+        "arch": "qwen2",
+        "seed": 15000,
+        "save_dtype": "bfloat16",
+        "num_kv_heads": 2,
+        "tie": False,
+        "rope_scaling": QWEN2_YARN_SCALING,
+        "shape": {"max_position_embeddings": 128},
     },
     # Qwen3: no biases, per-head RMSNorm on q and k (q_norm/k_norm) before RoPE, tied as Qwen3-0.6B.
     "qwen3-tiny": {
@@ -361,6 +379,38 @@ def longrope_inv_freq(theta: float, head_dim: int, factors: list[float]) -> list
     return [f / e for f, e in zip(default_inv_freq(theta, head_dim), factors)]
 
 
+def yarn_parameters(theta: float, head_dim: int, scaling: dict, max_positions: int) -> tuple[list[float], float]:
+    """YaRN frequencies and cos/sin multiplier, as transformers' _compute_yarn_parameters defines them: each
+    frequency a blend of the original (extrapolated) and the factor-scaled (interpolated) one, by a linear ramp
+    over the dims between the corrections for beta_fast and beta_slow rotations of the original context."""
+    original = scaling.get("original_max_position_embeddings") or max_positions
+    factor = scaling.get("factor") or max_positions / original
+
+    def mscale(scale, m=1.0):
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    attention = scaling.get("attention_factor")
+    if attention is None:
+        m, m_all = scaling.get("mscale"), scaling.get("mscale_all_dim")
+        attention = mscale(factor, m) / mscale(factor, m_all) if m and m_all else mscale(factor)
+    beta_fast, beta_slow = scaling.get("beta_fast") or 32, scaling.get("beta_slow") or 1
+
+    def correction_dim(rotations):
+        return head_dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+    if scaling.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, head_dim - 1)
+    if low == high:
+        high += 0.001
+    out = []
+    for i, f in enumerate(default_inv_freq(theta, head_dim)):
+        extrapolate = 1 - min(max((i - low) / (high - low), 0.0), 1.0)
+        out.append(f / factor * (1 - extrapolate) + f * extrapolate)
+    return out, attention
+
+
 def longrope_attention_factor(max_positions: int, scaling: dict) -> float:
     """cos/sin multiplier of LongRoPE when the config gives no attention_factor: factor = max_position_embeddings
     / original_max_position_embeddings, sqrt(1 + ln(factor) / ln(original)) (1 if factor <= 1)."""
@@ -401,6 +451,8 @@ def rope_expectations(spec: dict) -> dict:
         freqs = [f / scaling["factor"] for f in default_inv_freq(theta, head_dim)]
     elif kind == "longrope":
         freqs = longrope_inv_freq(theta, head_dim, scaling["short_factor"])
+    elif kind == "yarn":
+        freqs, _ = yarn_parameters(theta, head_dim, scaling, model_shape(spec)["max_position_embeddings"])
     else:
         check(kind == "default", f"no formula for rope_type {kind}")
         freqs = default_inv_freq(theta, head_dim)
@@ -1233,6 +1285,12 @@ def rope_meta(spec: dict, model, note: str, longrope: dict | None) -> dict:
     if spec["arch"] == "gemma3":
         meta["theta"] = {"full_attention": theta, "sliding_attention": spec["rope_local_theta"]}
         meta["scaling_applies_to"] = "full_attention layers only; sliding layers use plain RoPE"
+    if rope_type(spec) == "yarn":
+        _, want = yarn_parameters(theta, head_dim, spec["rope_scaling"], model_shape(spec)["max_position_embeddings"])
+        for name, value in meta["attention_scaling"].items():
+            check(abs(value - want) <= 1e-6 * want, f"{name} = {value}, the YaRN formula gives {want}")
+        check(bool(meta["attention_scaling"]), "YaRN model has no attention_scaling")
+        meta["attention_factor"] = want
     if longrope:
         original = spec["rope_scaling"]["original_max_position_embeddings"]
         meta["attention_factor"] = longrope["attention_scaling"]
@@ -1413,6 +1471,7 @@ Sliding windows are 8 tokens: a query at position q sees keys q-7..q.
 | gemma2-tiny | Gemma2ForCausalLM | fp32, GeGLU (gelu_pytorch_tanh), embeddings x sqrt(64), (1 + w) norms incl. pre/post-feedforward, attention softcap 20, final softcap 8, query_pre_attn_scalar 32 (head_dim 16), layers sliding(8)/full, GQA 4/2, tied |
 | gemma3-tiny | Gemma3ForCausalLM | bf16, 4 layers sliding/sliding/full/sliding (window 8), (1 + w) q/k norms, local theta 1e4, global theta 1e6 with linear scaling 8, query_pre_attn_scalar 32, no softcaps, tied |
 | phi3-tiny | Phi3ForCausalLM | fp32, fused qkv_proj and gate_up_proj, MHA, plain RoPE, untied |
+| qwen2-yarn-tiny | Qwen2ForCausalLM | bf16, YaRN factor 4 over an original context of 32 (frequency 0 extrapolated, 1 blended, 2-7 interpolated; cos/sin x attention factor), GQA 4/2, untied |
 | phi3-longrope-tiny | Phi3ForCausalLM | bf16, LongRoPE (original 38: cases 0-2 short factors, case 3 long; cos/sin x attention factor), GQA 4/2 |
 | mixtral-tiny | MixtralForCausalLM | bf16, 4 experts top-2 renormalized, expert size 64, GQA 4/2, per-expert w1/w3/w2 tensors |
 | qwen2moe-tiny | Qwen2MoeForCausalLM | fp32, q/k/v biases, 4 experts top-2 not renormalized + shared expert x sigmoid(shared_expert_gate) |

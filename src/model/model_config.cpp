@@ -132,9 +132,39 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
         rope.factor <= 1.0 ? 1.0
                            : std::sqrt(1.0 + std::log(rope.factor) /
                                                  std::log(rope.original_max_position_embeddings)));
+  } else if (type == "yarn") {
+    rope.type = RopeConfig::Type::kYarn;
+    // transformers' _compute_yarn_parameters: the original context defaults to the model's, the
+    // factor to their ratio; mscale / mscale_all_dim (DeepSeek) set the default attention factor.
+    const int32_t max_pos = r.get_int("max_position_embeddings", 0);
+    rope.original_max_position_embeddings = p.get_int("original_max_position_embeddings", max_pos);
+    if (rope.original_max_position_embeddings <= 0) {
+      fail(StatusCode::kInvalidArgument,
+           "'{}': yarn needs original_max_position_embeddings (or max_position_embeddings) > 0",
+           r.file().string());
+    }
+    rope.factor = p.get_double(
+        "factor", static_cast<double>(max_pos) / rope.original_max_position_embeddings);
+    const auto mscale = [&](double m) {
+      return rope.factor <= 1.0 ? 1.0 : 0.1 * m * std::log(rope.factor) + 1.0;
+    };
+    const double m = p.get_double("mscale", 0.0), m_all = p.get_double("mscale_all_dim", 0.0);
+    rope.attention_factor = p.get_double(
+        "attention_factor", m != 0 && m_all != 0 ? mscale(m) / mscale(m_all) : mscale(1.0));
+    // A 0 or null beta means the default, as transformers' `or` does.
+    rope.beta_fast = p.get_double("beta_fast", 0.0);
+    if (rope.beta_fast == 0) rope.beta_fast = 32.0;
+    rope.beta_slow = p.get_double("beta_slow", 0.0);
+    if (rope.beta_slow == 0) rope.beta_slow = 1.0;
+    rope.truncate = p.get_bool("truncate", true);
+    if (rope.beta_fast <= 0 || rope.beta_slow <= 0) {
+      fail(StatusCode::kInvalidArgument, "'{}': rope_scaling.beta_fast and beta_slow must be > 0",
+           r.file().string());
+    }
   } else {
     fail(StatusCode::kUnimplemented,
-         "'{}': rope_scaling type '{}' is not supported (default, linear, llama3, longrope are)",
+         "'{}': rope_scaling type '{}' is not supported (default, linear, llama3, longrope, yarn "
+         "are)",
          r.file().string(), type);
   }
   if (rope.factor <= 0)

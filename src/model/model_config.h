@@ -16,7 +16,7 @@ namespace llmserve {
 
 // How rotary position embeddings are scaled (HF `rope_scaling` / `rope_parameters`).
 struct RopeConfig {
-  enum class Type { kNone, kDefault, kLinear, kLlama3, kLongRope };
+  enum class Type { kNone, kDefault, kLinear, kLlama3, kLongRope, kYarn };
   Type type = Type::kNone;  // kNone: the model has no rotary embedding (GPT-2)
   double theta = 10000.0;
   double factor = 1.0;
@@ -26,7 +26,13 @@ struct RopeConfig {
   // kLongRope (Phi-3 128k): per-frequency divisors for sequences up to the original context
   // (short) and beyond it (long), and the factor both tables' cos/sin are multiplied by.
   std::vector<double> short_factor, long_factor;
+  // The factor cos/sin are multiplied by (kLongRope, kYarn).
   double attention_factor = 1.0;
+  // kYarn (Qwen2.5/Qwen3 long context, DeepSeek): each frequency a blend of the original one and
+  // the factor-scaled one, by a linear ramp over the dims between the corrections for beta_fast
+  // and beta_slow rotations of the original context (floored/ceiled when truncate).
+  double beta_fast = 32.0, beta_slow = 1.0;
+  bool truncate = true;
 };
 
 // Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): a sparse layer's MLP is top_k of

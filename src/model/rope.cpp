@@ -1,5 +1,6 @@
 #include "model/rope.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -17,6 +18,33 @@ std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t hea
       const float base = std::pow(static_cast<float>(rope.theta), exponent);
       inv[static_cast<size_t>(i)] =
           1.0f / (static_cast<float>(ext.at(static_cast<size_t>(i))) * base);
+    }
+    return inv;
+  }
+  if (rope.type == RopeConfig::Type::kYarn) {
+    // transformers' _compute_yarn_parameters: the correction range in double, the blend in fp32.
+    const auto correction_dim = [&](double rotations) {
+      return head_dim *
+             std::log(rope.original_max_position_embeddings / (rotations * 2 * std::numbers::pi)) /
+             (2 * std::log(rope.theta));
+    };
+    double low = correction_dim(rope.beta_fast), high = correction_dim(rope.beta_slow);
+    if (rope.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, static_cast<double>(head_dim - 1));
+    if (low == high) high += 0.001;  // as transformers does, against a zero-width ramp
+    const auto low_f = static_cast<float>(low), high_f = static_cast<float>(high);
+    const auto factor = static_cast<float>(rope.factor);
+    for (int32_t i = 0; i < half; ++i) {
+      const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+      const float pos_freq = std::pow(static_cast<float>(rope.theta), exponent);
+      const float ramp = std::clamp((static_cast<float>(i) - low_f) / (high_f - low_f), 0.0f, 1.0f);
+      const float extrapolate = 1.0f - ramp;
+      inv[static_cast<size_t>(i)] =
+          1.0f / (factor * pos_freq) * (1.0f - extrapolate) + 1.0f / pos_freq * extrapolate;
     }
     return inv;
   }
@@ -48,7 +76,9 @@ std::vector<float> build_rope_table(const RopeConfig& rope, int32_t head_dim,
                                     int32_t max_positions) {
   const bool longrope = rope.type == RopeConfig::Type::kLongRope;
   const int32_t half = head_dim / 2;
-  const float scale = longrope ? static_cast<float>(rope.attention_factor) : 1.0f;
+  const float scale = longrope || rope.type == RopeConfig::Type::kYarn
+                          ? static_cast<float>(rope.attention_factor)
+                          : 1.0f;
   std::vector<float> table(static_cast<size_t>(longrope ? 2 : 1) * max_positions * head_dim);
   for (int32_t variant = 0; variant < (longrope ? 2 : 1); ++variant) {
     const auto inv = rope_inverse_frequencies(rope, head_dim, variant == 1);

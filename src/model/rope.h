@@ -1,7 +1,7 @@
 // Rotary position embedding tables. Builds the [max_positions, head_dim] table the backend's rope
 // op reads (cos in [:, :d/2], sin in [:, d/2:]) from a RopeConfig, including HF's "linear",
-// "llama3" and "longrope" (Phi-3) frequency scaling. Frequencies are computed in double, then
-// rounded to fp32.
+// "llama3", "longrope" (Phi-3) and "yarn" frequency scaling. Frequencies are computed in double,
+// then rounded to fp32.
 #pragma once
 
 #include <vector>
@@ -14,7 +14,7 @@ namespace llmserve {
 std::vector<double> rope_inverse_frequencies(const RopeConfig& rope, int32_t head_dim,
                                              bool long_factors = false);
 // The table: max_positions rows, or for LongRoPE 2 * max_positions (the short factors' rows, then
-// the long factors'), cos/sin times its attention factor.
+// the long factors'), cos/sin times the attention factor (LongRoPE, YaRN).
 std::vector<float> build_rope_table(const RopeConfig& rope, int32_t head_dim,
                                     int32_t max_positions);
 // The row offset into build_rope_table's table for the tokens of a sequence of `length` tokens:

@@ -76,10 +76,10 @@ TEST(ModelConfig, ErrorsNameFileAndField) {
   EXPECT_NE(msg.find("'hidden_size'"), std::string::npos) << msg;
 
   j = llama_config();
-  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  j["rope_scaling"] = {{"rope_type", "su"}, {"factor", 4.0}};
   testing::write_file(dir / "config.json", j.dump());
   msg = error_of([&] { load_model_config(dir); });
-  EXPECT_NE(msg.find("yarn"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rope_scaling type 'su' is not supported"), std::string::npos) << msg;
 
   testing::write_file(dir / "config.json", "{not json");
   msg = error_of([&] { load_model_config(dir); });
@@ -163,6 +163,80 @@ TEST(Rope, LongRopeMatchesTransformers) {
   RopeConfig plain = c.rope;
   plain.type = RopeConfig::Type::kDefault;
   EXPECT_EQ(rope_table_offset(plain, p, 1000), 0);
+}
+
+// YaRN (rope_scaling type "yarn"): the fields and transformers' defaults — the factor from
+// max_position_embeddings / original when absent, attention factor 0.1 ln(factor) + 1 or the
+// mscale ratio (DeepSeek), beta_fast 32 / beta_slow 1 for absent, null or 0 values.
+TEST(ModelConfig, ReadsYarn) {
+  auto dir = testing::fresh_dir("cfg_yarn");
+  auto j = llama_config();
+  j["max_position_embeddings"] = 128;
+  j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32}};
+  testing::write_file(dir / "config.json", j.dump());
+  RopeConfig r = load_model_config(dir).rope;
+  ASSERT_EQ(r.type, RopeConfig::Type::kYarn);
+  EXPECT_EQ(r.original_max_position_embeddings, 32);
+  EXPECT_DOUBLE_EQ(r.factor, 4.0);
+  EXPECT_DOUBLE_EQ(r.attention_factor, 0.1 * std::log(4.0) + 1.0);
+  EXPECT_DOUBLE_EQ(r.beta_fast, 32.0);
+  EXPECT_DOUBLE_EQ(r.beta_slow, 1.0);
+  EXPECT_TRUE(r.truncate);
+
+  j["rope_scaling"] = {{"rope_type", "yarn"},  {"original_max_position_embeddings", 16},
+                       {"mscale", 0.707},      {"mscale_all_dim", 0.707},
+                       {"beta_fast", nullptr}, {"beta_slow", 2.0},
+                       {"truncate", false}};
+  testing::write_file(dir / "config.json", j.dump());
+  r = load_model_config(dir).rope;
+  EXPECT_DOUBLE_EQ(r.factor, 8.0);            // 128 / 16
+  EXPECT_DOUBLE_EQ(r.attention_factor, 1.0);  // equal mscales cancel
+  EXPECT_DOUBLE_EQ(r.beta_fast, 32.0);
+  EXPECT_DOUBLE_EQ(r.beta_slow, 2.0);
+  EXPECT_FALSE(r.truncate);
+  j["rope_scaling"]["attention_factor"] = 1.5;
+  testing::write_file(dir / "config.json", j.dump());
+  EXPECT_DOUBLE_EQ(load_model_config(dir).rope.attention_factor, 1.5);
+
+  j["rope_scaling"]["beta_slow"] = -1.0;
+  testing::write_file(dir / "config.json", j.dump());
+  std::string msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("beta_fast and beta_slow must be > 0"), std::string::npos) << msg;
+  j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+  testing::write_file(dir / "config.json", j.dump());
+  msg = error_of([&] { load_model_config(dir); });
+  EXPECT_NE(msg.find("'dynamic' is not supported (default, linear, llama3, longrope, yarn are)"),
+            std::string::npos)
+      << msg;
+}
+
+// YaRN's frequencies for head_dim 16, theta 10000, factor 4 over an original context of 32 (the
+// qwen2-yarn-tiny shape of scripts/make_reference.py): the correction range is dims [0, 2], so
+// frequency 0 keeps its value, 1 is the mean of its value and value / 4, and 2-7 are divided by
+// 4 (the values of make_reference.py's yarn_parameters, which checks them against transformers'
+// buffers); the table's cos/sin carry the attention factor.
+TEST(Rope, YarnBlendsExtrapolationAndInterpolation) {
+  RopeConfig r;
+  r.type = RopeConfig::Type::kYarn;
+  r.theta = 10000.0;
+  r.factor = 4.0;
+  r.original_max_position_embeddings = 32;
+  r.attention_factor = 0.1 * std::log(4.0) + 1.0;
+  const double want[] = {1.0,    0.19764235376052372,   0.025,   0.007905694150420948,
+                         0.0025, 0.0007905694150420947, 0.00025, 7.905694150420948e-05};
+  const std::vector<double> got = rope_inverse_frequencies(r, 16);
+  ASSERT_EQ(got.size(), 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(got[i], want[i], 2e-7 * want[i]) << i;
+  const std::vector<float> table = build_rope_table(r, 16, 64);
+  const auto factor = static_cast<float>(r.attention_factor);
+  EXPECT_FLOAT_EQ(table[0], factor);  // cos at position 0
+  const size_t row9 = 9 * 16;
+  EXPECT_NEAR(table[row9 + 1], std::cos(9.0f * static_cast<float>(got[1])) * factor, 1e-6);
+  EXPECT_NEAR(table[row9 + 8 + 1], std::sin(9.0f * static_cast<float>(got[1])) * factor, 1e-6);
+  EXPECT_EQ(rope_table_offset(r, 64, 1000), 0);  // static: one set of rows at every length
+  // Without truncation the ramp runs over the unrounded range and frequency 1 moves.
+  r.truncate = false;
+  EXPECT_GT(std::abs(rope_inverse_frequencies(r, 16)[1] - want[1]), 1e-3);
 }
 
 // Mistral: a sliding_window slides every layer; null (Mistral 7B v0.2 and later) none.
