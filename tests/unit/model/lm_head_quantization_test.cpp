@@ -19,6 +19,7 @@
 #include "model/weight_store.h"
 #include "testing/reference_cases.h"
 #include "testing/runner_harness.h"
+#include "tokenizer/tokenizer.h"
 
 namespace llmserve {
 namespace {
@@ -27,11 +28,13 @@ namespace fs = std::filesystem;
 const fs::path kModels = fs::path(LLMSERVE_TEST_DATA) / "models";
 const fs::path kDefault = fs::path(LLMSERVE_SOURCE_DIR) / "models/default";
 
-// Measured (Release, 2026-12-07, build machine) -> bound, worst case over the fixtures and schemes
-// below: logits of each prompt's last token rel L2 <MEASURED_L2> against the 16-bit lm_head, greedy
-// agreement over 16 steps <MEASURED_GREEDY>; the default model <MEASURED_DEFAULT>.
-constexpr double kMaxRelL2 = 0.05;
-constexpr double kMinGreedy = 0.5;
+// Measured (Release, 2026-12-07, build machine) -> bound. Logits of each prompt's last token
+// against the 16-bit lm_head, rel L2: fixtures 0.0080-0.0094 under every scheme, default model
+// 0.0019-0.0025. Greedy agreement over 16 steps: the random fixtures' top-2 margins are tiny, so
+// one flipped token sends a continuation elsewhere (0.31-1.0); the trained default model 1.0.
+constexpr double kMaxRelL2 = 0.02;
+constexpr double kMinGreedyFixture = 0.25;
+constexpr double kMinGreedyDefault = 0.8;
 
 // Every weight the loader finishes, by key: dtype, shape and (CPU backend memory is host memory)
 // the bytes.
@@ -50,12 +53,25 @@ fs::path dir_of(const std::string& model) {
   return model == "default" ? kDefault : kModels / model;
 }
 
+// A fixture's reference prompts; for the default model four Shakespeare openings.
+std::vector<testing::ReferenceCase> prompts_of(const std::string& model) {
+  if (model != "default") return testing::read_reference_cases(dir_of(model));
+  const auto tokenizer = Tokenizer::from_dir(kDefault);
+  std::vector<testing::ReferenceCase> cases;
+  for (const char* p : {"First Citizen:\nBefore we proceed", "KING RICHARD III:\nNow is the winter",
+                        "To be, or not to be", "MENENIUS:\nWhat work's, my countrymen"}) {
+    cases.push_back({.prompt = tokenizer->encode(p)});
+  }
+  return cases;
+}
+
 class QuantizedLmHead : public ::testing::TestWithParam<LmHeadCase> {};
 
 TEST_P(QuantizedLmHead, CloseToThe16BitLmHead) {
   const LmHeadCase& p = GetParam();
   const fs::path dir = dir_of(p.model);
-  const auto cases = testing::read_reference_cases(dir);
+  const auto cases = prompts_of(p.model);
+  ASSERT_FALSE(cases.empty());
   testing::RunnerHarness base(dir, DeviceKind::kCpu, DType::kF32, 0, 1, 1,
                               LoadOptions{p.quantization}),
       quant(dir, DeviceKind::kCpu, DType::kF32, 0, 1, 1,
@@ -76,7 +92,7 @@ TEST_P(QuantizedLmHead, CloseToThe16BitLmHead) {
               agreement);
   EXPECT_GT(worst, 1e-6) << "the logits did not move: the lm_head is not int8";
   EXPECT_LT(worst, kMaxRelL2);
-  EXPECT_GE(agreement, kMinGreedy);
+  EXPECT_GE(agreement, p.model == "default" ? kMinGreedyDefault : kMinGreedyFixture);
 }
 
 std::vector<LmHeadCase> lm_head_cases() {
