@@ -172,6 +172,7 @@ EngineManifest write_engine(const BuildOptions& o, const std::string& checkpoint
             {"max_position_embeddings", config.max_position_embeddings}};
   m.dtype = *o.dtype;
   m.quantization = o.quantization;
+  m.quantize_lm_head = o.quantize_lm_head;
   m.device = o.device;
   m.gpu_arch = o.gpu_arch;
   m.tp = o.tp;
@@ -199,6 +200,7 @@ EngineManifest write_engine(const BuildOptions& o, const std::string& checkpoint
     Recorder recorder;
     LoadOptions load;
     load.quantization = o.quantization;
+    load.quantize_lm_head = o.quantize_lm_head;
     load.recorder = &recorder;
     const std::unique_ptr<Model> model = load_model(o.model_dir, backend, load);
     std::vector<TensorToWrite> tensors;
@@ -383,15 +385,17 @@ std::string checkpoint_hash(const fs::path& model_dir) {
 }
 
 std::string engine_key(const BuildOptions& o, const std::string& checkpoint) {
-  const nlohmann::json what = {{"format", kEngineFormatVersion},
-                               {"checkpoint", checkpoint},
-                               {"device", o.device},
-                               {"gpu_arch", o.gpu_arch},
-                               {"dtype", o.dtype ? std::string(dtype_name(*o.dtype)) : "auto"},
-                               {"quantization", std::string(quantization_name(o.quantization))},
-                               {"tp", o.tp},
-                               {"pp", o.pp},
-                               {"max_seq_len", o.max_seq_len}};
+  nlohmann::json what = {{"format", kEngineFormatVersion},
+                         {"checkpoint", checkpoint},
+                         {"device", o.device},
+                         {"gpu_arch", o.gpu_arch},
+                         {"dtype", o.dtype ? std::string(dtype_name(*o.dtype)) : "auto"},
+                         {"quantization", std::string(quantization_name(o.quantization))},
+                         {"tp", o.tp},
+                         {"pp", o.pp},
+                         {"max_seq_len", o.max_seq_len}};
+  // Only when set, so the keys of engines built without it stay what they were.
+  if (o.quantize_lm_head) what["quantize_lm_head"] = true;
   Hasher h(HashKind::kSha256);
   h.update(what.dump());
   return h.hex_digest();
@@ -424,11 +428,11 @@ BuildResult build_into(const BuildOptions& o, const std::string& checkpoint, con
   const fs::path temp = output.parent_path() / (temp_prefix + unique_suffix());
   fs::create_directories(temp);
   TempDir guard(temp);
-  LOG_INFO("building engine '{}' from '{}': {} {}, --quantization {}, --tp {} --pp {}{}",
+  LOG_INFO("building engine '{}' from '{}': {} {}, --quantization {}{}, --tp {} --pp {}{}",
            output.string(), o.model_dir.string(),
            o.device == "cuda" ? o.device + " " + o.gpu_arch : o.device, dtype_name(*o.dtype),
-           quantization_name(o.quantization), o.tp, o.pp,
-           o.max_seq_len > 0 ? fmt::format(", --max-seq-len {}", o.max_seq_len) : "");
+           quantization_name(o.quantization), o.quantize_lm_head ? " --quantize-lm-head" : "", o.tp,
+           o.pp, o.max_seq_len > 0 ? fmt::format(", --max-seq-len {}", o.max_seq_len) : "");
   EngineManifest m = write_engine(o, checkpoint, key, temp);
   if (fs::exists(output)) fs::remove_all(output);
   fs::rename(temp, output);

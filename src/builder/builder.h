@@ -26,6 +26,7 @@ struct BuildOptions {
   // nullopt: on cuda bf16 for bf16 checkpoints, else fp16; on cpu fp32 (all the cpu computes in)
   std::optional<DType> dtype;
   Quantization quantization = Quantization::kNone;
+  bool quantize_lm_head = false;  // the lm_head in int8-wo (LoadOptions::quantize_lm_head)
   int32_t tp = 1;
   int32_t pp = 1;
   int32_t max_seq_len = 0;  // 0: the model's max_position_embeddings
@@ -48,7 +49,8 @@ BuildOptions resolve_build_options(BuildOptions o);
 std::string checkpoint_hash(const std::filesystem::path& model_dir);
 
 // SHA-256 (hex) over the checkpoint hash, the resolved options that shape the engine (dtype,
-// quantization, tp, pp, max_seq_len, device, GPU architecture) and kEngineFormatVersion.
+// quantization, the lm_head's when quantized, tp, pp, max_seq_len, device, GPU architecture) and
+// kEngineFormatVersion.
 std::string engine_key(const BuildOptions& resolved, const std::string& checkpoint_hash);
 
 enum class BuildOutcome { kBuilt, kUpToDate };

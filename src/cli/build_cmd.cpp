@@ -72,6 +72,10 @@ void add_build_command(CLI::App& app, Action& action) {
          "cores compute; int4-wo: 4-bit weights in groups of 128 inputs with a scale and zero "
          "point each (AWQ/GPTQ checkpoints: their own groups, and the default)")
       ->capture_default_str();
+  cmd->add_flag(
+      "--quantize-lm-head", o.quantize_lm_head,
+      "Store the lm_head in int8 weight-only (one scale per vocabulary row), with any "
+      "--quantization; a tied lm_head gets its own copy, the embeddings stay as they are");
   cmd->add_option("--tp,--tensor-parallel-size", o.tp,
                   "Tensor-parallel ranks: one weights file per rank")
       ->capture_default_str();

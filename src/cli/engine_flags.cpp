@@ -55,6 +55,11 @@ void EngineFlags::add_to(CLI::App& app) {
          "point each (AWQ/GPTQ checkpoints: their own groups, and the default)")
       ->envname("LLMSERVE_QUANTIZATION")
       ->default_str("none");
+  app.add_flag("--quantize-lm-head", c.quantize_lm_head,
+               "The lm_head in int8 weight-only (one scale per vocabulary row), with any "
+               "--quantization: half the bytes of a 16-bit lm_head at decode; a tied lm_head gets "
+               "its own copy, the embeddings stay as they are. An engine's own setting is used")
+      ->envname("LLMSERVE_QUANTIZE_LM_HEAD");
   app.add_option("--tp,--tensor-parallel-size", c.tensor_parallel_size,
                  "Split the model over this many ranks (tensor parallel): GPUs 0..N-1 on cuda, "
                  "threads on cpu")
@@ -205,6 +210,7 @@ EngineConfig EngineFlags::resolve() const {
     b.device = c.device == DeviceKind::kCuda ? "cuda" : "cpu";
     b.dtype = c.dtype;
     b.quantization = c.quantization;
+    b.quantize_lm_head = c.quantize_lm_head;
     b.tp = c.tensor_parallel_size;
     b.pp = c.pipeline_parallel_size;
     b.progress = default_progress_style();

@@ -91,13 +91,18 @@ Status EngineConfig::validate() const {
             fmt::format("--quantization {}: the null backend has no quantized matmul",
                         quantization_name(quantization))};
   }
+  if (quantize_lm_head && device == DeviceKind::kNull) {
+    return {StatusCode::kUnimplemented,
+            "--quantize-lm-head: the null backend has no quantized matmul"};
+  }
   return Status::ok();
 }
 
 namespace {
 
-// A built engine fixes dtype, quantization and tp x pp: take them from its manifest, and refuse
-// flags that ask for something else (tp and pp of 1 are the defaults and mean "the engine's").
+// A built engine fixes dtype, quantization (the lm_head's too) and tp x pp: take them from its
+// manifest, and refuse flags that ask for something else (tp and pp of 1 are the defaults and mean
+// "the engine's"; so does --quantize-lm-head left off).
 void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
   const std::string dir = c.model_dir.string();
   if (c.dtype && *c.dtype != m.dtype) {
@@ -112,6 +117,12 @@ void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
          quantization_name(c.quantization), dir, quantization_name(m.quantization),
          quantization_name(c.quantization));
   }
+  if (c.quantize_lm_head && !m.quantize_lm_head) {
+    fail(StatusCode::kInvalidArgument,
+         "--quantize-lm-head: engine '{}' was built without it; build another engine with "
+         "--quantize-lm-head",
+         dir);
+  }
   if ((c.tensor_parallel_size != 1 && c.tensor_parallel_size != m.tp) ||
       (c.pipeline_parallel_size != 1 && c.pipeline_parallel_size != m.pp)) {
     fail(StatusCode::kInvalidArgument, "--tp {} --pp {}: engine '{}' was built for --tp {} --pp {}",
@@ -124,6 +135,7 @@ void apply_engine_manifest(EngineConfig& c, const EngineManifest& m) {
   }
   c.dtype = m.dtype;  // on cpu the weights' dtype: the engine's tensors load as stored
   c.quantization = m.quantization;
+  c.quantize_lm_head = m.quantize_lm_head;
   c.tensor_parallel_size = m.tp;
   c.pipeline_parallel_size = m.pp;
   if (m.max_seq_len > 0 && c.max_model_len == 0) c.max_model_len = m.max_seq_len;
@@ -148,10 +160,12 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
     apply_engine_manifest(config_, manifest);
     if (Status s = config_.validate(); !s.is_ok()) throw Error(s);
     LOG_INFO(
-        "engine '{}': built by llmserve {} on {} for {}{} {}, --quantization {}, --tp {} --pp {}",
+        "engine '{}': built by llmserve {} on {} for {}{} {}, --quantization {}{}, --tp {} --pp "
+        "{}",
         config_.model_dir.string(), manifest.llmserve_version, manifest.created, manifest.device,
         manifest.gpu_arch.empty() ? "" : " " + manifest.gpu_arch, dtype_name(manifest.dtype),
-        quantization_name(manifest.quantization), manifest.tp, manifest.pp);
+        quantization_name(manifest.quantization),
+        manifest.quantize_lm_head ? " --quantize-lm-head" : "", manifest.tp, manifest.pp);
   }
   if (!from_engine) {
     // A pre-quantized checkpoint is read dequantized (model/quantized_checkpoint.h) and, unless
@@ -197,8 +211,9 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   const auto backend_ready = std::chrono::steady_clock::now();
   models_.resize(backends_.size());
   rank_pool_->run([&](int32_t r) {
-    models_[static_cast<size_t>(r)] = load_model(
-        config_.model_dir, *backends_[static_cast<size_t>(r)], LoadOptions{config_.quantization});
+    models_[static_cast<size_t>(r)] =
+        load_model(config_.model_dir, *backends_[static_cast<size_t>(r)],
+                   LoadOptions{config_.quantization, config_.quantize_lm_head});
   });
   const auto ms = [](auto a, auto b) {
     return std::chrono::duration<double, std::milli>(b - a).count();

@@ -52,6 +52,7 @@ struct EngineConfig {
   bool enable_chunked_prefill = true;
   uint64_t seed = 0;  // base for per-request seeds when a request has none
   Quantization quantization = Quantization::kNone;  // of the linear weights at load (cpu and cuda)
+  bool quantize_lm_head = false;  // the lm_head in int8 weight-only (LoadOptions::quantize_lm_head)
   // Element type of the KV cache: nullopt = the activation dtype; F8E4M3 stores keys and values
   // as fp8 e4m3 (scale 1, saturating), a quarter of fp32's bytes (cpu only for now).
   std::optional<DType> kv_cache_dtype;

@@ -25,7 +25,8 @@ void DecoderModel::finish_loading() {
 
 void DecoderModel::load_embeddings(WeightLoader& w) {
   const auto& c = config_;
-  if (shard_.is_first_stage() || (c.tie_word_embeddings && shard_.is_last_stage())) {
+  const bool tied_lm_head = c.tie_word_embeddings && !w.is_lm_head_quantized();
+  if (shard_.is_first_stage() || (tied_lm_head && shard_.is_last_stage())) {
     embed_ = w.load("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   }
 }
@@ -38,8 +39,17 @@ void DecoderModel::load_lm_head(WeightLoader& w, const WeightStore& store) {
          store.dir().string());
   }
   if (!shard_.is_last_stage()) return;
-  lm_head_ =
-      c.tie_word_embeddings ? embed_ : w.load("lm_head.weight", {c.vocab_size, c.hidden_size});
+  load_lm_head_from(w, c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+}
+
+void DecoderModel::load_lm_head_from(WeightLoader& w, const std::string& name) {
+  const auto& c = config_;
+  const auto load = [&] { return w.load(name, {c.vocab_size, c.hidden_size}); };
+  if (w.is_lm_head_quantized()) {
+    lm_head_ = w.linear_as(Quantization::kInt8WeightOnly, "lm_head.weight", load);
+  } else {
+    lm_head_ = {c.tie_word_embeddings ? embed_ : load(), Tensor()};
+  }
 }
 
 Tensor DecoderModel::load_rope_table(WeightLoader& w, const RopeConfig& rope) const {
@@ -126,7 +136,7 @@ Tensor DecoderModel::forward_fused(const BatchTensors& batch, const KvCache& kv,
   }
   backend_.rms_norm(a.residual, final_norm_.w, c.norm_eps, a.normed);
   backend_.gather_rows(a.normed, batch, a.gathered);
-  backend_.matmul(a.gathered, lm_head_, Tensor(), a.logits);
+  linear(backend_, LinearInput{a.gathered}, lm_head_, Tensor(), a.logits);
   return a.logits;
 }
 
@@ -137,7 +147,7 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
   const bool rms = spec_.norm == DecoderSpec::Norm::kRmsNorm;
   // residual += x; normed = norm(residual), as the input of a linear layer. Under fp8 the RMSNorm
   // writes the per-token codes too (one kernel instead of two); `quantize` false for the final
-  // norm, whose output feeds the 16-bit lm_head.
+  // norm, whose output feeds the lm_head (16-bit or int8-wo, never fp8).
   const auto add_norm = [&](Tensor x, const NormWeights& n, bool quantize = true) {
     if (!rms) {
       backend_.add_layer_norm(a.residual, x, n.w, n.b, c.norm_eps, a.normed);
@@ -214,7 +224,7 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
                   : add_norm(a.sublayer, layers_[i + 1].input_norm);
   }
   backend_.gather_rows(a.normed, batch, a.gathered);
-  backend_.matmul(a.gathered, lm_head_, Tensor(), a.logits);
+  linear(backend_, LinearInput{a.gathered}, lm_head_, Tensor(), a.logits);
   if (config_.final_logit_softcap > 0) backend_.softcap(a.logits, config_.final_logit_softcap);
   return a.logits;
 }

@@ -17,6 +17,7 @@
 // kernels.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -72,11 +73,15 @@ class DecoderModel : public Model {
   // Call once the weights are loaded.
   void finish_loading();
   // The loads every decoder-only checkpoint spells alike: embed_ from model.embed_tokens.weight
-  // (on the first stage, and the last when tied); lm_head_ on the last stage (the embeddings when
-  // tied, else lm_head.weight, whose absence is an error naming `store`); rope_table_ from
-  // `rope` (every stage).
+  // (on the first stage, and the last when tied and the lm_head is not quantized); lm_head_ on
+  // the last stage (the embeddings when tied, else lm_head.weight, whose absence is an error
+  // naming `store`); rope_table_ from `rope` (every stage).
   void load_embeddings(WeightLoader& w);
   void load_lm_head(WeightLoader& w, const WeightStore& store);
+  // lm_head_ from the checkpoint's [V, D] tensor `name` (lm_head.weight, or the embeddings when
+  // tied: then embed_ itself unless quantized). Under LoadOptions::quantize_lm_head an int8-wo
+  // copy keyed "lm_head.weight" either way.
+  void load_lm_head_from(WeightLoader& w, const std::string& name);
   Tensor load_rope_table(WeightLoader& w, const RopeConfig& rope) const;
 
   Backend& backend_;
@@ -87,7 +92,7 @@ class DecoderModel : public Model {
   float embedding_scale_ = 1.0f;      // the embeddings are multiplied by it (Gemma: sqrt(D))
   std::vector<DecoderLayer> layers_;  // this stage's
   NormWeights final_norm_;            // last stage
-  Tensor lm_head_;                    // [V, D] last stage
+  LinearWeight lm_head_;              // [V, D] last stage: 16-bit, or int8-wo
 
  private:
   // Whether this step runs as forward_fused: a decode step small enough for the backend's fused

@@ -78,7 +78,9 @@ json EngineManifest::to_json() const {
       {"dims", dims},
       {"dtype", std::string(dtype_name(dtype))},
       {"quantization",
-       {{"method", std::string(quantization_name(quantization))}, {"scale_layout", scale_layout}}},
+       {{"method", std::string(quantization_name(quantization))},
+        {"scale_layout", scale_layout},
+        {"quantize_lm_head", quantize_lm_head}}},
       {"target", {{"device", device}, {"gpu_arch", gpu_arch}}},
       {"parallel", {{"tp", tp}, {"pp", pp}}},
       {"max_seq_len", max_seq_len},
@@ -110,6 +112,9 @@ EngineManifest EngineManifest::from_json(const json& j, const std::filesystem::p
   const auto quant = parse_quantization(str(q, file, "method"));
   if (!quant) bad_field(file, "quantization.method", "a known quantization");
   m.quantization = *quant;
+  const json& lm_head = q.value("quantize_lm_head", json(false));
+  if (!lm_head.is_boolean()) bad_field(file, "quantization.quantize_lm_head", "true or false");
+  m.quantize_lm_head = lm_head.get<bool>();
   const json& target = field(j, file, "target", json::value_t::object);
   m.device = str(target, file, "device");
   if (m.device != "cpu" && m.device != "cuda")

@@ -44,6 +44,8 @@ struct EngineManifest {
   nlohmann::json dims;  // the model's dimensions, for people and tools (not read back)
   DType dtype = DType::kF32;
   Quantization quantization = Quantization::kNone;
+  // The lm_head in int8-wo under "lm_head.weight" (+ ".scales"); absent in older manifests: false.
+  bool quantize_lm_head = false;
   std::string device;    // "cpu" or "cuda"
   std::string gpu_arch;  // cuda: "sm_90"; cpu: empty
   int32_t tp = 1;

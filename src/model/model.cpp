@@ -207,6 +207,11 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& bac
          dir.string(), quantization_name(manifest.quantization),
          quantization_name(options.quantization), quantization_name(options.quantization));
   }
+  if (options.quantize_lm_head && !manifest.quantize_lm_head) {
+    fail(StatusCode::kFailedPrecondition,
+         "engine '{}' was built without --quantize-lm-head; build another engine with it",
+         dir.string());
+  }
   const size_t rank = static_cast<size_t>(backend.stage() * manifest.tp + backend.rank());
   const EngineRankFile& file = manifest.ranks.at(rank);
   if (file.stage != backend.stage() || file.tp_rank != backend.rank()) {
@@ -217,6 +222,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& bac
   WeightStore weights = WeightStore::open_file(dir / file.file);
   LoadOptions engine_options = options;
   engine_options.quantization = manifest.quantization;
+  engine_options.quantize_lm_head = manifest.quantize_lm_head;
   engine_options.engine_source_tensors = &manifest.source_tensors;
   engine_options.recorder = nullptr;
   auto model =

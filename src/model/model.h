@@ -37,7 +37,8 @@ struct ModelShard {
 
 // Weight quantization applied at load (--quantization), to the big linear weights (QKV, attention
 // output, MLP up/gate and down; not embeddings, lm_head, norms or biases), after tensor-parallel
-// slicing (src/model/quantize.h has the math).
+// slicing (src/model/quantize.h has the math). The lm_head has its own switch
+// (LoadOptions::quantize_lm_head: int8 weight-only).
 // kInt8WeightOnly: int8 with one fp32 scale per output row (symmetric, scale = max|row| / 127,
 // round to nearest); activations stay in the backend's dtype.
 // kFp8: fp8 e4m3 W8A8 with one fp32 scale per output row (scale = max|row| / 448, round to nearest
@@ -69,6 +70,11 @@ class WeightRecorder {
 
 struct LoadOptions {
   Quantization quantization = Quantization::kNone;
+  // The lm_head in int8 weight-only (one F32 scale per vocabulary row), whatever `quantization`
+  // is: its input is the final norm's output in the activation dtype, never fp8 codes. With tied
+  // embeddings the quantized copy is the lm_head's alone; the embedding lookup reads the table
+  // unquantized.
+  bool quantize_lm_head = false;
   WeightRecorder* recorder = nullptr;
   // Loading a built engine (load_model sets it): the store passed to the architecture is this
   // rank's engine file, whose tensors are ready to upload under their keys, and this lists the
@@ -168,8 +174,8 @@ DType default_cpu_weight_dtype(const std::filesystem::path& dir);
 // `dir` is a Hugging Face checkpoint or an engine built by `llmserve build` (it holds
 // llmserve-engine.json: src/model/engine_manifest.h), whose rank file is uploaded as it is after
 // check_engine_target; its quantization is the engine's (options.quantization must be kNone or
-// the same). `options.quantization` other than kNone needs a backend with that op (CPU: int8-wo and
-// fp8).
+// the same; options.quantize_lm_head false or the engine's). `options.quantization` other than
+// kNone needs a backend with that op (CPU: int8-wo and fp8).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, Backend& backend,
                                   const LoadOptions& options = {});
 

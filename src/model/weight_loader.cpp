@@ -92,6 +92,7 @@ WeightLoader::WeightLoader(const WeightStore& store, Backend& backend, std::vect
       owner_(&owner),
       shard_(shard),
       quantization_(options.quantization),
+      quantize_lm_head_(options.quantize_lm_head),
       recorder_(options.recorder),
       engine_source_tensors_(options.engine_source_tensors) {}
 
@@ -131,7 +132,7 @@ Tensor WeightLoader::prepared(const std::string& key, std::vector<int64_t> dims,
   if (in_linear_) {
     linear_key_ = key;
     linear_dims_ = dims;
-    if (from_engine() && quantization_ != Quantization::kNone) return Tensor();
+    if (from_engine() && linear_quantization_ != Quantization::kNone) return Tensor();
   }
   if (from_engine()) return upload_stored(key, dims, stored_dtype(dims.size()));
   Tensor t = make();
@@ -140,69 +141,69 @@ Tensor WeightLoader::prepared(const std::string& key, std::vector<int64_t> dims,
 }
 
 LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
+  return load_linear(quantization_, std::string(), load);
+}
+
+LinearWeight WeightLoader::linear_as(Quantization q, const std::string& key,
+                                     const std::function<Tensor()>& load) {
+  if (q == Quantization::kNone || key.empty())
+    fail(StatusCode::kInternal, "linear_as needs a quantization and a key");
+  return load_linear(q, key, load);
+}
+
+LinearWeight WeightLoader::load_linear(Quantization q, const std::string& key,
+                                       const std::function<Tensor()>& load) {
   struct InLinear {  // linear_key_/dims_ are noted and recording paused while `load` runs
     WeightLoader& w;
-    explicit InLinear(WeightLoader& loader, bool stage_f32 = false) : w(loader) {
+    InLinear(WeightLoader& loader, Quantization q, bool stage_f32) : w(loader) {
       w.in_linear_ = true;
+      w.linear_quantization_ = q;
       w.stage_f32_ = stage_f32;
     }
-    ~InLinear() { w.in_linear_ = w.stage_f32_ = false; }
+    ~InLinear() {
+      w.in_linear_ = w.stage_f32_ = false;
+      w.linear_quantization_ = Quantization::kNone;
+    }
   };
-  if (quantization_ == Quantization::kNone) {
+  const auto noted_key = [&] {
+    if (!key.empty()) linear_key_ = key;
+  };
+  if (q == Quantization::kNone) {
     Tensor t;
     {
-      InLinear scope(*this);
+      InLinear scope(*this, q, /*stage_f32=*/false);
       t = load();
     }
+    noted_key();
     record(linear_key_, t);
     return {t, Tensor()};
   }
   if (from_engine()) {
     {
-      InLinear scope(*this);
+      InLinear scope(*this, q, /*stage_f32=*/false);
       load();  // notes the key and dims; uploads nothing
     }
-    LinearWeight out;
-    if (quantization_ == Quantization::kInt4WeightOnly) {
-      // Packed words [out, in / 8] and (scale, zero) pairs whose count gives the group size.
-      const int64_t codes[] = {linear_dims_.at(0), linear_dims_.at(1) / 8};
-      out.w = upload_stored(linear_key_, codes, DType::kI32);
-      const std::string scales_key = linear_key_ + ".scales";
-      const std::vector<int64_t>& stored =
-          store_.contains(scales_key) ? store_.info(scales_key).shape : std::vector<int64_t>{};
-      const int64_t pairs = stored.size() == 2 ? stored[1] : 0;
-      if (pairs < 2 || pairs % 2 != 0 || linear_dims_.at(1) % (pairs / 2) != 0) {
-        fail(StatusCode::kDataLoss, "engine tensor '{}' in '{}' is not int4 (scale, zero) pairs",
-             scales_key, store_.dir().string());
-      }
-      const int64_t scales[] = {linear_dims_.at(0), pairs};
-      out.scales = upload_stored(scales_key, scales, backend_.weight_dtype());
-      return out;
-    }
-    // I8 (int8-wo) or E4M3 (fp8) codes, one scale per output row.
-    const bool int8 = quantization_ == Quantization::kInt8WeightOnly;
-    out.w = upload_stored(linear_key_, linear_dims_, int8 ? DType::kI8 : DType::kF8E4M3);
-    const int64_t scales[] = {linear_dims_.at(0)};
-    out.scales = upload_stored(linear_key_ + ".scales", scales, DType::kF32);
-    return out;
+    noted_key();
+    return upload_stored_linear(q);
   }
   std::vector<Buffer> staging;
   std::vector<Buffer>* model_owner = owner_;
   owner_ = &staging;
   Tensor full;
   try {
-    InLinear scope(*this, /*stage_f32=*/true);
+    InLinear scope(*this, q, /*stage_f32=*/true);
     full = load();
   } catch (...) {
     owner_ = model_owner;
     throw;
   }
   owner_ = model_owner;
+  noted_key();
   if (full.ndim != 2)
     fail(StatusCode::kInternal, "linear weight '{}' is {}, not 2-D", linear_key_,
          full.shape_string());
   const int64_t rows = full.dim(0), cols = full.dim(1);
-  if (quantization_ == Quantization::kInt4WeightOnly && cols % 32 != 0) {
+  if (q == Quantization::kInt4WeightOnly && cols % 32 != 0) {
     fail(StatusCode::kInvalidArgument,
          "--quantization int4-wo needs in_features divisible by 32: '{}' has {}{}", linear_key_,
          cols,
@@ -211,22 +212,48 @@ LinearWeight WeightLoader::linear(const std::function<Tensor()>& load) {
   }
   std::vector<uint8_t> staged(full.nbytes());
   backend_.download(full, staged.data());
-  const QuantizedWeight q =
-      quantize_weight(to_float32(staged, full.dtype), rows, cols, quantization_, int4_group());
+  const QuantizedWeight qw =
+      quantize_weight(to_float32(staged, full.dtype), rows, cols, q, int4_group());
   LinearWeight out;
-  if (q.dtype == DType::kI32) {
-    out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols / 8});
-    backend_.upload(q.codes.data(), out.w);
-    const int64_t pairs = static_cast<int64_t>(q.scales.size()) / rows;
+  if (qw.dtype == DType::kI32) {
+    out.w = backend_.allocate_tensor(*owner_, qw.dtype, {rows, cols / 8});
+    backend_.upload(qw.codes.data(), out.w);
+    const int64_t pairs = static_cast<int64_t>(qw.scales.size()) / rows;
     out.scales = backend_.allocate_tensor(*owner_, backend_.weight_dtype(), {rows, pairs});
-    backend_.upload(encode(q.scales, out.scales.dtype).data(), out.scales);
+    backend_.upload(encode(qw.scales, out.scales.dtype).data(), out.scales);
   } else {
-    out.w = backend_.allocate_tensor(*owner_, q.dtype, {rows, cols});
-    backend_.upload(q.codes.data(), out.w);
-    out.scales = upload(q.scales, {static_cast<int64_t>(q.scales.size())});
+    out.w = backend_.allocate_tensor(*owner_, qw.dtype, {rows, cols});
+    backend_.upload(qw.codes.data(), out.w);
+    out.scales = upload(qw.scales, {static_cast<int64_t>(qw.scales.size())});
   }
   record(linear_key_, out.w);
   record(linear_key_ + ".scales", out.scales);
+  return out;
+}
+
+LinearWeight WeightLoader::upload_stored_linear(Quantization q) {
+  LinearWeight out;
+  if (q == Quantization::kInt4WeightOnly) {
+    // Packed words [out, in / 8] and (scale, zero) pairs whose count gives the group size.
+    const int64_t codes[] = {linear_dims_.at(0), linear_dims_.at(1) / 8};
+    out.w = upload_stored(linear_key_, codes, DType::kI32);
+    const std::string scales_key = linear_key_ + ".scales";
+    const std::vector<int64_t>& stored =
+        store_.contains(scales_key) ? store_.info(scales_key).shape : std::vector<int64_t>{};
+    const int64_t pairs = stored.size() == 2 ? stored[1] : 0;
+    if (pairs < 2 || pairs % 2 != 0 || linear_dims_.at(1) % (pairs / 2) != 0) {
+      fail(StatusCode::kDataLoss, "engine tensor '{}' in '{}' is not int4 (scale, zero) pairs",
+           scales_key, store_.dir().string());
+    }
+    const int64_t scales[] = {linear_dims_.at(0), pairs};
+    out.scales = upload_stored(scales_key, scales, backend_.weight_dtype());
+    return out;
+  }
+  // I8 (int8-wo) or E4M3 (fp8) codes, one scale per output row.
+  const bool int8 = q == Quantization::kInt8WeightOnly;
+  out.w = upload_stored(linear_key_, linear_dims_, int8 ? DType::kI8 : DType::kF8E4M3);
+  const int64_t scales[] = {linear_dims_.at(0)};
+  out.scales = upload_stored(linear_key_ + ".scales", scales, DType::kF32);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // WeightLoader: reads checkpoint tensors (any of F32/F16/BF16), re-lays them out for the backend
 // (transpose, fuse by concatenation), quantizes the linear layers when asked (int8 weight-only,
-// fp8; model/quantize.h) and uploads them. The uploaded buffers belong to the model.
+// fp8, int4 weight-only; the lm_head in int8 weight-only; model/quantize.h) and uploads them. The
+// uploaded buffers belong to the model.
 #pragma once
 
 #include <functional>
@@ -75,6 +76,13 @@ class WeightLoader {
   // as codes + scales. int4 groups are kInt4DefaultGroup columns, or a pre-quantized AWQ/GPTQ
   // checkpoint's own group size (its codes are then found again where a group's span 0..15).
   LinearWeight linear(const std::function<Tensor()>& load);
+  // The same with quantization `q` (not kNone) whatever the loader's, kept under `key` (recorded,
+  // and looked up in an engine) in place of the key of what `load` reads: the lm_head in int8-wo
+  // (LoadOptions::quantize_lm_head), a tied one made from the embeddings.
+  LinearWeight linear_as(Quantization q, const std::string& key,
+                         const std::function<Tensor()>& load);
+  // Whether the lm_head is loaded through linear_as in int8-wo (LoadOptions::quantize_lm_head).
+  bool is_lm_head_quantized() const { return quantize_lm_head_; }
 
   // The tensor as stored, shape checked, in the backend's dtype for it (stored_dtype: weight dtype
   // for 2-D tensors, activation dtype for 1-D ones; converted unless the checkpoint stores that
@@ -142,6 +150,12 @@ class WeightLoader {
   Tensor prepared(const std::string& key, std::vector<int64_t> dims,
                   const std::function<Tensor()>& make);
   Tensor upload_stored(const std::string& key, std::span<const int64_t> dims, DType dtype);
+  // linear() and linear_as(): `load` under quantization `q`, kept under `key` (empty: the load's
+  // own key).
+  LinearWeight load_linear(Quantization q, const std::string& key,
+                           const std::function<Tensor()>& load);
+  // The uploads of load_linear from an engine: the codes and scales stored under linear_key_.
+  LinearWeight upload_stored_linear(Quantization q);
   void record(const std::string& key, const Tensor& t);
 
   const WeightStore& store_;
@@ -149,10 +163,12 @@ class WeightLoader {
   std::vector<Buffer>* owner_;  // where loads allocate (linear() points it at staging for a while)
   ModelShard shard_;
   Quantization quantization_;
+  bool quantize_lm_head_;
   WeightRecorder* recorder_;
   const std::vector<std::string>* engine_source_tensors_;  // sorted; set when loading an engine
-  // linear()'s view of the load it wraps.
+  // linear()'s view of the load it wraps, and the quantization it loads it with.
   bool in_linear_ = false;
+  Quantization linear_quantization_ = Quantization::kNone;
   // While linear() loads a weight it quantizes: staged in fp32, so the quantizer sees the
   // checkpoint's values unrounded (and a pre-quantized int4 checkpoint's grid exactly).
   bool stage_f32_ = false;

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The Helm chart (deploy/helm/llmserve) and the client manifests (deploy/clients), offline:
 #  1. `helm lint --strict` + `helm template` for every values file and for the optional features (KEDA,
-#     Ingress, PVC cache, CPU device, engine build off, int8-wo on cpu, fp8 and int4-wo on GPUs); the
-#     schema must reject bad values and the template a grace period shorter than the drain timeout.
+#     Ingress, PVC cache, CPU device, engine build off, int8-wo with an int8 lm_head on cpu, fp8 and
+#     int4-wo on GPUs); the schema must reject bad values and the template a grace period shorter
+#     than the drain timeout.
 #  2. Every rendered object validated against the Kubernetes / prometheus-operator / KEDA API schemas
 #     (npm kubernetes-models), and the seed's ports, labels, rules and HPA target asserted
 #     (tests/deploy/check_chart.mjs); `promtool check rules` on each rendered PrometheusRule spec. The
 #     engine build: the init container runs `llmserve build` after the pull with the values' --device,
-#     --dtype, --tp/--pp, --quantization, --max-seq-len, --gpu-arch into /var/run/models/engine, with the
-#     server's cpu/memory/GPUs, and the server loads that engine; with the build off, the old pull-only
-#     init container and --model=/var/run/models/hf.
+#     --dtype, --tp/--pp, --quantization, --quantize-lm-head, --max-seq-len, --gpu-arch into
+#     /var/run/models/engine, with the server's cpu/memory/GPUs, and the server loads that engine;
+#     with the build off, the old pull-only init container and --model=/var/run/models/hf.
 #  3. The rendered server container run for real: its args (ports moved to free loopback ports, --device
 #     cpu) start $LLMSERVE, its probe paths answer 200, the metrics port serves what the rules read, the
 #     gpt2 client Deployment's command + env drive it, and SIGTERM drains an in-flight request and exits 0.
@@ -70,7 +71,7 @@ CASES=(
   "nobuild|llama-3-8b|-f $CHART/values-llama-3-8b.yaml --set model.engine.build=false|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/hf\",\"build\":false}"
   "fp8gpu|llama-3-8b-fp8|-f $CHART/values-llama-3-8b.yaml --set model.quantization=fp8,model.kvCacheDataType=fp8|{\"kvCacheDtype\":\"fp8\",\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\",\"quantization\":\"fp8\"}}"
   "int4gpu|llama-3-8b-int4|-f $CHART/values-llama-3-8b.yaml --set model.quantization=int4-wo|{\"tp\":1,\"pp\":1,\"gpus\":1,\"metricValue\":\"1000m\",\"repo\":\"meta-llama/Meta-Llama-3-8B\",\"pullSecret\":\"hf-model-pull\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"llama-3-8b\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cuda\",\"dtype\":\"bfloat16\",\"quantization\":\"int4-wo\"}}"
-  "cpubuild|tiny|-f $CHART/values-gpt2.yaml --set server.device=cpu,server.resources.cpu=2,model.quantization=int8-wo,model.engine.maxSeqLen=128,model.engine.gpuArch=sm_90|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cpu\",\"dtype\":\"auto\",\"quantization\":\"int8-wo\",\"maxSeqLen\":\"128\"}}"
+  "cpubuild|tiny|-f $CHART/values-gpt2.yaml --set server.device=cpu,server.resources.cpu=2,model.quantization=int8-wo,model.quantizeLmHead=true,model.engine.maxSeqLen=128,model.engine.gpuArch=sm_90|{\"tp\":1,\"pp\":1,\"gpus\":0,\"metricValue\":\"1000m\",\"repo\":\"openai-community/gpt2\",\"gpuProducts\":[\"NVIDIA-H100-80GB-HBM3\",\"NVIDIA-H200\"],\"modelName\":\"gpt2\",\"cache\":\"hostPath\",\"modelDir\":\"/var/run/models/engine\",\"build\":{\"device\":\"cpu\",\"dtype\":\"auto\",\"quantization\":\"int8-wo\",\"quantizeLmHead\":true,\"maxSeqLen\":\"128\"}}"
 )
 mkdir -p "$WORK/render" "$WORK/broken"
 echo "{" > "$WORK/render/cases.json"
@@ -110,6 +111,7 @@ refuse "a grace period not above preStop + drain" "must exceed" --set server.ter
 refuse "minimum above maximum replicas" "exceeds autoscaling.replicas.maximum" --set autoscaling.replicas.minimum=5
 refuse "an unknown quantization" "model.quantization" --set model.quantization=int4
 refuse "an unknown KV cache dtype" "model.kvCacheDataType" --set model.kvCacheDataType=int8
+refuse "a non-boolean quantizeLmHead" "model.quantizeLmHead" --set-string model.quantizeLmHead=yes
 refuse "a malformed gpuArch" "model.engine.gpuArch" --set model.engine.gpuArch=hopper
 refuse "a negative maxSeqLen" "model.engine.maxSeqLen" --set model.engine.maxSeqLen=-1
 refuse "an unknown model.engine key" "Additional property" --set model.engine.cache=/x
@@ -184,8 +186,8 @@ for name, want in cases.items():
     words = shlex.split(builds[0])[2:]
     flags, i = {}, 0
     while i < len(words):
-        if words[i] == "--force":
-            flags["--force"] = True
+        if words[i] in ("--force", "--quantize-lm-head"):
+            flags[words[i]] = True
             i += 1
         else:
             flags[words[i]] = words[i + 1] if i + 1 < len(words) else None
@@ -195,6 +197,8 @@ for name, want in cases.items():
     for key, flag in (("quantization", "--quantization"), ("maxSeqLen", "--max-seq-len"), ("gpuArch", "--gpu-arch")):
         if key in b:
             expect[flag] = b[key]
+    if b.get("quantizeLmHead"):
+        expect["--quantize-lm-head"] = True
     check(flags == expect, f"{name}: init runs `{builds[0]}`" + ("" if flags == expect else f"; want {expect}"))
     check("dest=/var/run/models/hf" in script, f"{name}:   ... from the pulled checkpoint ($dest=/var/run/models/hf)")
     pull = next((i for i, l in enumerate(script) if l.startswith("llmserve pull")), -1)
@@ -205,6 +209,8 @@ for name, want in cases.items():
     check(arg(sargs, "--device") == b["device"] and arg(sargs, "--dtype") == b["dtype"] and
           arg(sargs, "--quantization") == b.get("quantization"),
           f"{name}: the server's --device/--dtype/--quantization are the build's")
+    check(("--quantize-lm-head" in sargs) == bool(b.get("quantizeLmHead")),
+          f"{name}: the server's --quantize-lm-head is the build's (model.quantizeLmHead)")
     check(arg(sargs, "--kv-cache-dtype") == want.get("kvCacheDtype"),
           f"{name}: the server's --kv-cache-dtype is {want.get('kvCacheDtype')} (model.kvCacheDataType)")
     sres = server["resources"]
@@ -411,10 +417,11 @@ EOF
 import json, sys
 m = json.load(open(sys.argv[1]))
 assert m["target"]["device"] == "cpu" and m["quantization"]["method"] == "int8-wo" and m["max_seq_len"] == 128, m
+assert m["quantization"]["quantize_lm_head"] is True, m["quantization"]
 assert m["parallel"] == {"tp": 1, "pp": 1}, m["parallel"]
 EOF
   then
-    ok "init (cpu case, real llmserve build): builds a cpu int8-wo engine with max_seq_len 128 into models/engine"
+    ok "init (cpu case, real llmserve build): builds a cpu int8-wo engine with an int8 lm_head and max_seq_len 128 into models/engine"
   else
     bad "init (cpu case, real llmserve build)"; tail -20 "$WORK/init-real.log"
   fi

@@ -3,7 +3,7 @@
 // [out, in] at load, so the backend sees one weight layout for every architecture; the step is
 // DecoderModel's (model/decoder.h). Under tensor parallelism each rank loads its heads (of Q, K
 // and V) and FFN columns; under pipeline parallelism each stage its layers (wte on the first
-// stage, and on the last for the lm_head).
+// stage, and on the last for the lm_head, or for its int8-wo copy under --quantize-lm-head).
 #include <cmath>
 
 #include "common/status.h"
@@ -25,7 +25,7 @@ class Gpt2Model final : public DecoderModel {
     WeightLoader w(store, backend, weights_, shard_, options);
     const std::string p = w.contains("transformer.wte.weight") ? "transformer." : "";
     const bool first_rank = shard_.rank == 0;  // row-parallel biases are added once, before the sum
-    if (shard_.is_first_stage() || shard_.is_last_stage())
+    if (shard_.is_first_stage() || (shard_.is_last_stage() && !w.is_lm_head_quantized()))
       embed_ = w.load(p + "wte.weight", {c.vocab_size, d});
     if (shard_.is_first_stage())
       pos_embed_ = w.load(p + "wpe.weight", {c.max_position_embeddings, d});
@@ -54,7 +54,7 @@ class Gpt2Model final : public DecoderModel {
     }
     if (shard_.is_last_stage()) {
       final_norm_ = {w.load(p + "ln_f.weight", {d}), w.load(p + "ln_f.bias", {d})};
-      lm_head_ = embed_;
+      load_lm_head_from(w, p + "wte.weight");
     }
     finish_loading();
   }

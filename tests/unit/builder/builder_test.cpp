@@ -172,9 +172,9 @@ INSTANTIATE_TEST_SUITE_P(
 // The engine at `engine` gives exactly the greedy tokens and logits of the checkpoint `model`
 // quantized with `quant` at load.
 void expect_same_as_quantizing_at_load(const std::string& model, const fs::path& engine,
-                                       Quantization quant, const std::string& what) {
+                                       const LoadOptions& load, const std::string& what) {
   const auto cases = testing::read_reference_cases(kModels / model);
-  testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, quant),
+  testing::RunnerHarness want_h(kModels / model, DeviceKind::kCpu, DType::kF32, 0, 1, 1, load),
       got_h(engine, DeviceKind::kCpu, DType::kF32);
   const testing::Greedy want = testing::run_greedy(want_h, cases, 8, true);
   const testing::Greedy got = testing::run_greedy(got_h, cases, 8, true);
@@ -218,10 +218,57 @@ TEST(QuantizedEngine, EqualsQuantizingAtLoad) {
       EXPECT_EQ(codes, 4 * load_model_config(kModels / model).num_layers)
           << what;  // QKV, out, up(+gate), down
       EXPECT_EQ(read_engine_manifest(out).quantization, quant);
-      expect_same_as_quantizing_at_load(model, out, quant, what);
+      expect_same_as_quantizing_at_load(model, out, LoadOptions{quant}, what);
       fs::remove_all(out.parent_path());
     }
   }
+}
+
+// --quantize-lm-head: the manifest records it; the rank file holds the lm_head as I8 codes + F32
+// scales under "lm_head.weight" (a tied model's beside its unquantized embeddings), so the engine
+// loads with an int8 lm_head and gives exactly the logits of quantizing it at load, alone or with
+// int8-wo / int4-wo. Asking an engine built without it for it is refused naming the flag.
+TEST(QuantizedEngine, QuantizedLmHeadEqualsQuantizingAtLoad) {
+  for (const Quantization quant :
+       {Quantization::kNone, Quantization::kInt8WeightOnly, Quantization::kInt4WeightOnly}) {
+    for (const std::string model : {"gpt2-tiny", "llama32-tied-tiny", "llama-tiny"}) {
+      const std::string what = model + " " + std::string(quantization_name(quant));
+      const fs::path out = fresh("lm_head_" + model) / "engine";
+      BuildOptions o = cpu_options(model);
+      o.quantization = quant;
+      o.quantize_lm_head = true;
+      build_engine(o, out);
+      EXPECT_TRUE(read_engine_manifest(out).quantize_lm_head) << what;
+      const WeightStore rank = WeightStore::open_file(out / "rank-0.safetensors");
+      const ModelConfig c = load_model_config(kModels / model);
+      ASSERT_TRUE(rank.contains("lm_head.weight")) << what;
+      EXPECT_EQ(rank.info("lm_head.weight").dtype, DType::kI8) << what;
+      EXPECT_EQ(rank.info("lm_head.weight").shape,
+                (std::vector<int64_t>{c.vocab_size, c.hidden_size}))
+          << what;
+      ASSERT_TRUE(rank.contains("lm_head.weight.scales")) << what;
+      EXPECT_EQ(rank.info("lm_head.weight.scales").dtype, DType::kF32) << what;
+      EXPECT_EQ(rank.info("lm_head.weight.scales").shape, std::vector<int64_t>{c.vocab_size})
+          << what;
+      expect_same_as_quantizing_at_load(
+          model, out, LoadOptions{.quantization = quant, .quantize_lm_head = true}, what);
+      fs::remove_all(out.parent_path());
+    }
+  }
+  const fs::path plain = fresh("lm_head_plain") / "engine";
+  build_engine(cpu_options("gpt2-tiny"), plain);
+  EXPECT_FALSE(read_engine_manifest(plain).quantize_lm_head);
+  const auto backend = create_backend(DeviceKind::kCpu, DType::kF32);
+  EXPECT_NE(message_of([&] {
+              load_model(plain, *backend, LoadOptions{.quantize_lm_head = true});
+            }).find("--quantize-lm-head"),
+            std::string::npos);
+  EngineConfig ec;
+  ec.model_dir = plain;
+  ec.device = DeviceKind::kCpu;
+  ec.quantize_lm_head = true;
+  EXPECT_NE(message_of([&] { Engine e(ec); }).find("--quantize-lm-head"), std::string::npos);
+  fs::remove_all(plain.parent_path());
 }
 
 // A MoE checkpoint's quantized engine stores its experts as one code tensor a layer for gate/up
@@ -251,7 +298,7 @@ TEST(QuantizedEngine, MoeExpertsEqualQuantizingAtLoad) {
     EXPECT_EQ(rank.info(router).dtype, DType::kF32);
     EXPECT_EQ(rank.info(router).shape,
               (std::vector<int64_t>{c.moe.num_experts + 1, c.hidden_size}));
-    expect_same_as_quantizing_at_load(model, out, quant, what);
+    expect_same_as_quantizing_at_load(model, out, LoadOptions{quant}, what);
     fs::remove_all(out.parent_path());
   }
 }
@@ -402,6 +449,9 @@ TEST(Build, KeyFollowsCheckpointAndOptions) {
   q8.quantization = Quantization::kInt8WeightOnly;
   EXPECT_NE(engine_key(o, h), engine_key(tp2, h));
   EXPECT_NE(engine_key(o, h), engine_key(q8, h));
+  BuildOptions lm_head = o;
+  lm_head.quantize_lm_head = true;
+  EXPECT_NE(engine_key(o, h), engine_key(lm_head, h));
   EXPECT_EQ(engine_key(o, h), engine_key(o, h));
   // An edited config, or changed weight bytes, is another checkpoint.
   { std::ofstream(copy / "generation_config.json", std::ios::app) << " "; }

@@ -250,6 +250,26 @@ TEST_P(CudaModel, QuantizedMatchesQuantizedCpu) {
   }
 }
 
+// --quantize-lm-head on the GPU: the int8 lm_head through matmul_q8 with fp32 logits out (the
+// GEMV at decode, dequantized chunks into cuBLASLt at prefill) over int8-wo weights, against the
+// CPU's same model within the int8-wo tolerance above. MoE fixtures are left to the test above
+// (their routers' near-ties move the logits more than the lm_head does).
+TEST_P(CudaModel, QuantizedLmHeadMatchesCpu) {
+  if (load_model_config(dir()).moe.num_experts > 0) GTEST_SKIP() << "dense fixtures only";
+  auto cases = read_cases(dir());
+  const testing::ScopedCpuKernels<set_cpu_int8_dot_kernels> widened_q8(false);
+  const LoadOptions load{.quantization = Quantization::kInt8WeightOnly, .quantize_lm_head = true};
+  Harness exact(dir(), DeviceKind::kCpu, DType::kF32);
+  Harness cpu(dir(), DeviceKind::kCpu, DType::kF32, 0, 1, 1, load),
+      gpu(dir(), DeviceKind::kCuda, dt(), 8, 1, 1, load);
+  teacher_forced(cases, gpu, cpu, exact, "int8-wo + int8 lm_head",
+                 [&](const std::vector<float>& got, const std::vector<float>& want_q,
+                     const std::vector<float>&, const std::string& what) {
+                   EXPECT_CLOSE_REL(got, want_q, 2 * logit_tol(), what);
+                 });
+  EXPECT_GT(gpu.runner().num_graph_replays(), 0) << "decode steps did not replay graphs";
+}
+
 // --kv-cache-dtype fp8 on the GPU (rope_write_kv quantizes, both attention kernels widen e4m3),
 // teacher-forced over each case's prompt and 8 decode steps with graphs, as the fp8 test above:
 // the GPU's rounding of K/V to dt() first moves some codes by a step, so the GPU and the CPU's fp8

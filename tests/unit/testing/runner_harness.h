@@ -31,6 +31,12 @@ class RunnerHarness {
                 int32_t graph_batch = 0, int32_t tp = 1, int32_t pp = 1,
                 Quantization quantization = Quantization::kNone,
                 std::optional<DType> kv_cache_dtype = std::nullopt)
+      : RunnerHarness(dir, device, dtype, graph_batch, tp, pp, LoadOptions{quantization},
+                      kv_cache_dtype) {}
+  // The model loaded with `load` (e.g. LoadOptions::quantize_lm_head).
+  RunnerHarness(const std::filesystem::path& dir, DeviceKind device, DType dtype,
+                int32_t graph_batch, int32_t tp, int32_t pp, const LoadOptions& load,
+                std::optional<DType> kv_cache_dtype = std::nullopt)
       : backends_(create_backend_group(device, dtype, tp, pp)),
         pool_(tp * pp, [this](int32_t r) { backends_[static_cast<size_t>(r)]->bind_thread(); }),
         models_(static_cast<size_t>(tp * pp)),
@@ -42,7 +48,7 @@ class RunnerHarness {
     o.max_graph_batch_size = graph_batch;
     pool_.run([&](int32_t r) {
       const auto i = static_cast<size_t>(r);
-      models_[i] = load_model(dir, *backends_[i], LoadOptions{quantization});
+      models_[i] = load_model(dir, *backends_[i], load);
       KvCacheSpec spec = models_[i]->kv_cache_spec(kBlockSize, kBlocks + 1);
       if (kv_cache_dtype) spec.dtype = *kv_cache_dtype;
       kv_[i] = backends_[i]->allocate_kv_cache(spec);
