@@ -215,7 +215,8 @@ PY
         fi
         # QUANT_TC_VARIANTS="0 2 7": the decode once per tensor-core GEMV tile variant (gemv.h);
         # "default fused": the defaults without and with the decode fusions; "int4v4": int4-wo's
-        # decode with the int4 GEMV's variant 4 (other schemes skip it)
+        # decode with the int4 GEMV's variant 4 (other schemes skip it); "lmhead": with
+        # --quantize-lm-head
         for v in ${QUANT_TC_VARIANTS:-default}; do
           if [ "$v" = best ]; then  # the gemv step's fastest variant for this format
             if [ "$q" = fp8 ]; then v=${GEMV_BEST_FP8:-0}; else v=${GEMV_BEST_INT8:-0}; fi
@@ -225,6 +226,17 @@ PY
           elif [ "${v#int4v}" != "$v" ]; then  # int4v5: int4-wo with the int4 GEMV's variant 5
             [ "$q" = int4-wo ] || continue
             LLMSERVE_GEMV_INT4_VARIANT=${v#int4v} decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-$v" "${OUTPUT_LEN:-256}" --max-model-len 4096
+          elif [ "$v" = lmhead ]; then  # with --quantize-lm-head (the lm_head in int8-wo): engines
+            # built with it (a checkpoint takes the flag at load for scheme none)
+            m="$(quant_model "$q")"
+            if [ "$q" = none ]; then
+              decode_ours "$m" "llama-3-8b-decode-$q-lmhead" "${OUTPUT_LEN:-256}" --max-model-len 4096 --quantize-lm-head
+            else
+              [ -d "$m-lmhead" ] || "$LLMSERVE" build --model /tmp/llama-3-8b --output "$m-lmhead" --device cuda \
+                --quantization "$q" --quantize-lm-head >"$OUT/build_$q-lmhead.log" 2>&1 ||
+                { note "build --quantization $q --quantize-lm-head failed"; tail -3 "$OUT/build_$q-lmhead.log"; }
+              decode_ours "$m-lmhead" "llama-3-8b-decode-$q-lmhead" "${OUTPUT_LEN:-256}" --max-model-len 4096
+            fi
           elif [ "$v" = fused ]; then  # with the decode fusions (int8-wo and bf16 take them)
             LLMSERVE_DECODE_FUSION=1 decode_ours "$(quant_model "$q")" "llama-3-8b-decode-$q-fused" "${OUTPUT_LEN:-256}" --max-model-len 4096
           else
