@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -264,13 +265,84 @@ inline float gelu_tanh_of(float v) {
   return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
 }
 
+#ifdef LLMSERVE_CPU_X86
+// exp(x) of 8 floats for x <= 0 (Cephes' expf: x = n ln 2 + r, a degree-6 polynomial in r, times
+// 2^n; within 2 ulp where the result is normal, flushed to 0 below -87).
+LLMSERVE_AVX2_F16C inline __m256 exp_nonpositive8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// gelu_tanh_of over 8 floats: tanh(|u|) = (1 - e) / (1 + e) with e = exp(-2|u|) <= 1, the sign put
+// back; within ~2e-7 of std::tanh (tests/unit/backend/gelu_test.cpp), where the call to libm's
+// tanhf per value was 16 % of a GPT-2 prefill (docs/performance.md).
+LLMSERVE_AVX2_F16C inline __m256 gelu_tanh8(__m256 v) {
+  const __m256 u = _mm256_mul_ps(
+      _mm256_set1_ps(0.7978845608028654f),
+      _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), _mm256_mul_ps(v, v), v));
+  const __m256 sign = _mm256_and_ps(u, _mm256_set1_ps(-0.0f));
+  const __m256 e =
+      exp_nonpositive8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), _mm256_andnot_ps(sign, u)));
+  const __m256 t =
+      _mm256_div_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), e), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+  const __m256 tanh_u = _mm256_or_ps(t, sign);
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v),
+                       _mm256_add_ps(_mm256_set1_ps(1.0f), tanh_u));
+}
+
+LLMSERVE_AVX2_F16C void gelu_tanh_avx2(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu_tanh8(_mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) x[i] = gelu_tanh_of(x[i]);
+}
+#endif
+
+std::atomic<bool> vector_gelu_enabled{true};
+
+// x[0, n) = gelu_tanh_of(x), 8 at a time where the CPU has AVX2 + FMA.
+void gelu_tanh_span(float* x, int64_t n) {
+#ifdef LLMSERVE_CPU_X86
+  if (cpu_detail::cpu_has_avx2_f16c() && vector_gelu_enabled.load(std::memory_order_relaxed)) {
+    gelu_tanh_avx2(x, n);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) x[i] = gelu_tanh_of(x[i]);
+}
+
 }  // namespace
+
+bool set_cpu_vector_gelu(bool enabled) {
+  return vector_gelu_enabled.exchange(enabled);
+}
+
+bool cpu_vector_gelu_available() {
+#ifdef LLMSERVE_CPU_X86
+  return cpu_detail::cpu_has_avx2_f16c();
+#else
+  return false;
+#endif
+}
 
 void CpuBackend::gelu_tanh(Tensor x) {
   float* xs = x.as<float>();
   const int64_t n = x.numel();
+  constexpr int64_t kChunk = 16384;  // a thread's unit of work, in values
 #pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) xs[i] = gelu_tanh_of(xs[i]);
+  for (int64_t c = 0; c < n; c += kChunk) gelu_tanh_span(xs + c, std::min(kChunk, n - c));
 }
 
 namespace {
@@ -294,7 +366,17 @@ void CpuBackend::silu_mul(Tensor gate_up, Tensor out) {
 }
 
 void CpuBackend::gelu_mul(Tensor gate_up, Tensor out) {
-  gated_mul(gate_up, out, gelu_tanh_of);
+  const int64_t rows = gate_up.dim(0), f = gate_up.dim(1) / 2;
+  const float* g = gate_up.as<float>();
+  float* o = out.as<float>();
+#pragma omp parallel for if (rows * f > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = o + r * f;
+    const float* gate = g + r * 2 * f;
+    std::copy(gate, gate + f, row);
+    gelu_tanh_span(row, f);
+    for (int64_t i = 0; i < f; ++i) row[i] *= gate[f + i];
+  }
 }
 
 void CpuBackend::rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,

@@ -110,5 +110,9 @@ bool cpu_int8_dot_available();
 // (cpu_int8_dot_vnni_available), or AVX2's two: tests check both on a CPU with AVX-VNNI.
 bool set_cpu_int8_dot_vnni(bool enabled);
 bool cpu_int8_dot_vnni_available();
+// gelu_tanh and gelu_mul (GPT-2's MLP, Gemma's GeGLU) 8 values at a time with their own exp where
+// the CPU has AVX2 + FMA (cpu_vector_gelu_available), else libm's tanh per value.
+bool set_cpu_vector_gelu(bool enabled);
+bool cpu_vector_gelu_available();
 
 }  // namespace llmserve
