@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include <omp.h>
 
@@ -310,7 +311,11 @@ LLMSERVE_AVX2_F16C void gelu_tanh_avx2(float* x, int64_t n) {
 }
 #endif
 
-std::atomic<bool> vector_gelu_enabled{true};
+// LLMSERVE_CPU_VECTOR_GELU=0 starts with libm's tanh per value: for comparisons.
+std::atomic<bool> vector_gelu_enabled{[] {
+  const char* e = std::getenv("LLMSERVE_CPU_VECTOR_GELU");
+  return e == nullptr || std::string_view(e) != "0";
+}()};
 
 // x[0, n) = gelu_tanh_of(x), 8 at a time where the CPU has AVX2 + FMA.
 void gelu_tanh_span(float* x, int64_t n) {
