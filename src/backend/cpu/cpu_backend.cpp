@@ -304,6 +304,22 @@ LLMSERVE_AVX2_F16C inline __m256 gelu_tanh8(__m256 v) {
                        _mm256_add_ps(_mm256_set1_ps(1.0f), tanh_u));
 }
 
+// exp_shifted_sum's vector part: row[i] = exp(row[i] - max) for the whole vectors of n, their sum;
+// `i` is left at the first value not done.
+LLMSERVE_AVX2_F16C float exp_shifted_sum_avx2(float* row, int64_t n, float max, int64_t& i) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256 m = _mm256_set1_ps(max);
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_loadu_ps(row + i), m));
+    _mm256_storeu_ps(row + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  return ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
+         ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+}
+
 LLMSERVE_AVX2_F16C void gelu_tanh_avx2(float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu_tanh8(_mm256_loadu_ps(x + i)));
@@ -476,6 +492,82 @@ LLMSERVE_CPU_CLONES void attend_head(const float* q, int32_t d, int32_t begin, i
   }
 }
 
+// row[0, n) = exp(row - max), returning their sum: AVX2 with exp_nonpositive8 where the CPU has it.
+float exp_shifted_sum(float* row, int64_t n, float max) {
+  float sum = 0;
+  int64_t i = 0;
+#ifdef LLMSERVE_CPU_X86
+  if (cpu_detail::cpu_has_avx2_f16c()) sum = exp_shifted_sum_avx2(row, n, max, i);
+#endif
+  for (; i < n; ++i) {
+    row[i] = std::exp(row[i] - max);
+    sum += row[i];
+  }
+  return sum;
+}
+
+// LLMSERVE_CPU_TILED_ATTENTION=0 starts with every row on the per-row path: for comparisons.
+std::atomic<bool> tiled_attention_enabled{[] {
+  const char* e = std::getenv("LLMSERVE_CPU_TILED_ATTENTION");
+  return e == nullptr || std::string_view(e) != "0";
+}()};
+
+// Query rows of one sequence's prefill chunk are this many or more: attention as two GEMMs.
+constexpr int32_t kTiledMinRows = 16;
+constexpr int32_t kTiledRows = 128;  // query rows a thread's score tile holds
+
+// The causal attention of sequence `s`'s n >= kTiledMinRows query rows (tokens t0.., positions
+// p0.., consecutive), per KV head: its keys and values gathered from the paged cache into
+// contiguous [L, d] rows (L = the context), then per query head and tile of rows S = scale Q K^T
+// by sgemm, each row's softmax over the positions it sees (its window, causal), O = P V by sgemm
+// straight into the output rows. fp32 caches, no soft-cap (the per-row path handles those).
+void attend_tiled(const float* x, float* o, const int32_t* table, int32_t bs, int32_t t0, int32_t n,
+                  int32_t p0, const AttentionShape& shape, const KvLayer& kv) {
+  const int32_t d = shape.head_dim, hq = shape.num_q_heads, hk = shape.num_kv_heads;
+  const int32_t group = hq / hk, heads = hq + 2 * hk, len = p0 + n;
+  const int64_t kv_row = static_cast<int64_t>(hk) * d;
+#pragma omp parallel
+  {
+    std::vector<float> keys(static_cast<size_t>(len) * d), values(keys.size());
+    std::vector<float> scores(static_cast<size_t>(kTiledRows) * len);
+    int32_t gathered = -1;
+#pragma omp for schedule(dynamic)
+    for (int32_t h = 0; h < hq; ++h) {
+      const int32_t kvh = h / group;
+      if (gathered != kvh) {
+        for (int32_t j = 0; j < len; ++j) {
+          const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+          const int64_t at = slot * kv_row + static_cast<int64_t>(kvh) * d;
+          std::copy_n(kv.k.as<const float>() + at, d, keys.data() + static_cast<int64_t>(j) * d);
+          std::copy_n(kv.v.as<const float>() + at, d, values.data() + static_cast<int64_t>(j) * d);
+        }
+        gathered = kvh;
+      }
+      for (int32_t r0 = 0; r0 < n; r0 += kTiledRows) {
+        const int32_t rows = std::min(kTiledRows, n - r0);
+        const int32_t cols = p0 + r0 + rows;  // the tile's last row sees positions < cols
+        const float* q = x + (static_cast<int64_t>(t0 + r0) * heads + h) * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, d, shape.scale, q,
+                    heads * d, keys.data(), d, 0.0f, scores.data(), cols);
+        for (int32_t i = 0; i < rows; ++i) {
+          float* row = scores.data() + static_cast<int64_t>(i) * cols;
+          const int32_t end = p0 + r0 + i + 1;
+          const int32_t begin = shape.window > 0 ? std::max(0, end - shape.window) : 0;
+          const float max = *std::max_element(row + begin, row + end);
+          const float sum = exp_shifted_sum(row + begin, end - begin, max);
+          const float inv = 1.0f / sum;
+          std::fill(row, row + begin, 0.0f);
+          for (int32_t j = begin; j < end; ++j) row[j] *= inv;
+          std::fill(row + end, row + cols, 0.0f);
+        }
+        float* out = o + (static_cast<int64_t>(t0 + r0) * hq + h) * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, cols, 1.0f, scores.data(),
+                    cols, values.data(), d, 0.0f, out, hq * d);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
@@ -494,6 +586,20 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
   const int64_t seen =
       shape.window > 0 ? std::min(batch.max_context_len, shape.window) : batch.max_context_len;
   const bool is_big = work * seen * d > (1 << 17);
+  // Prefill chunks of kTiledMinRows or more query rows: two GEMMs a head (attend_tiled); the rest
+  // (decodes, short chunks, fp8 caches, soft-caps) one query row at a time below.
+  std::vector<char> done(static_cast<size_t>(batch.num_tokens), 0);
+  if (!fp8 && shape.softcap == 0 && tiled_attention_enabled.load(std::memory_order_relaxed)) {
+    const int32_t* starts = batch.query_start.as<int32_t>();
+    const int32_t* lens = batch.context_lens.as<int32_t>();
+    for (int32_t s = 0; s < batch.num_seqs; ++s) {
+      const int32_t t0 = starts[s], n = starts[s + 1] - t0;
+      if (n < kTiledMinRows || pos[t0] + n != lens[s] || pos[t0 + n - 1] != lens[s] - 1) continue;
+      attend_tiled(x, o, tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq, bs, t0, n,
+                   pos[t0], shape, kv);
+      std::fill_n(done.begin() + t0, n, 1);
+    }
+  }
 #pragma omp parallel if (is_big)
   {
     std::vector<float> scores(static_cast<size_t>(batch.max_context_len));
@@ -501,6 +607,7 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
 #pragma omp for
     for (int64_t item = 0; item < work; ++item) {
       const int32_t t = static_cast<int32_t>(item / hq), h = static_cast<int32_t>(item % hq);
+      if (done[static_cast<size_t>(t)] != 0) continue;
       const int32_t s = seq_of_token_[static_cast<size_t>(t)], kvh = h / group;
       const int32_t* table = tables + static_cast<int64_t>(s) * batch.max_blocks_per_seq;
       const float* q = x + (static_cast<int64_t>(t) * heads + h) * d;
@@ -528,6 +635,10 @@ void CpuBackend::attention(Tensor qkv, const AttentionShape& shape, const BatchT
       }
     }
   }
+}
+
+bool set_cpu_tiled_attention(bool enabled) {
+  return tiled_attention_enabled.exchange(enabled);
 }
 
 void CpuBackend::argmax_rows(Tensor logits, Tensor ids) {

@@ -114,5 +114,9 @@ bool cpu_int8_dot_vnni_available();
 // the CPU has AVX2 + FMA (cpu_vector_gelu_available), else libm's tanh per value.
 bool set_cpu_vector_gelu(bool enabled);
 bool cpu_vector_gelu_available();
+// attention over a prefill chunk of 16 or more query rows as two GEMMs a head (scores by sgemm,
+// softmax, probabilities times values by sgemm) instead of one query row at a time; fp32 caches
+// without soft-caps. Tests switch it off to compare; returns the previous setting.
+bool set_cpu_tiled_attention(bool enabled);
 
 }  // namespace llmserve

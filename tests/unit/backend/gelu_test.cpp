@@ -75,7 +75,8 @@ TEST(CpuGelu, GeluMulGatesTheUpHalf) {
     for (int64_t r = 0; r < 2; ++r) {
       for (int64_t i = 0; i < f; ++i) {
         const double want = gelu_double(gu[r * 2 * f + i]) * gu[r * 2 * f + f + i];
-        EXPECT_NEAR(out[r * f + i], want, 2e-6 * (1 + std::abs(want))) << vector << " " << r << "," << i;
+        EXPECT_NEAR(out[r * f + i], want, 2e-6 * (1 + std::abs(want)))
+            << vector << " " << r << "," << i;
       }
     }
   }
