@@ -72,11 +72,12 @@ __device__ __forceinline__ Int4Group unpack_group(uint32_t sz_lo, uint32_t sz_hi
   return q;
 }
 
-// One 32-column step's unscaled sums: words lo/hi (rows g, g + 8) against each token tile's 8
-// columns of x (xv[j]: tokens 8j + g), added to e[j]. The codes are widened once for all tiles.
+// One 32-column step: words lo/hi (rows g, g + 8) against each token tile's 8 columns of x (xv[j]:
+// tokens 8j + g), scaled into d[j]. The codes are widened once for all tiles.
 template <typename T, int kTiles>
-__device__ __forceinline__ void int4_mma(float (&e)[kTiles][4], uint32_t lo, uint32_t hi,
-                                         const int4 (&xv)[kTiles], const Int4Group& q) {
+__device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, uint32_t hi,
+                                          const int4 (&xv)[kTiles], const Int4Group& q) {
+  const float s_lo = q.s_lo, s_hi = q.s_hi;
   const uint32_t z_lo = q.z_lo, z_hi = q.z_hi;
   const uint32_t a0 = int4_pair<T, 0>(lo, z_lo), a1 = int4_pair<T, 0>(hi, z_hi),
                  a2 = int4_pair<T, 4>(lo, z_lo), a3 = int4_pair<T, 4>(hi, z_hi),
@@ -84,31 +85,14 @@ __device__ __forceinline__ void int4_mma(float (&e)[kTiles][4], uint32_t lo, uin
                  c2 = int4_pair<T, 12>(lo, z_lo), c3 = int4_pair<T, 12>(hi, z_hi);
 #pragma unroll
   for (int j = 0; j < kTiles; ++j) {
-    mma_k16<T>(e[j], a0, a1, a2, a3, xv[j].x, xv[j].y);
-    mma_k16<T>(e[j], c0, c1, c2, c3, xv[j].z, xv[j].w);
+    float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    mma_k16<T>(e, a0, a1, a2, a3, xv[j].x, xv[j].y);
+    mma_k16<T>(e, c0, c1, c2, c3, xv[j].z, xv[j].w);
+    d[j][0] = fmaf(e[0], s_lo, d[j][0]);
+    d[j][1] = fmaf(e[1], s_lo, d[j][1]);
+    d[j][2] = fmaf(e[2], s_hi, d[j][2]);
+    d[j][3] = fmaf(e[3], s_hi, d[j][3]);
   }
-}
-
-// d += e scaled by the rows' group scales.
-template <int kTiles>
-__device__ __forceinline__ void int4_scale_into(float (&d)[kTiles][4], const float (&e)[kTiles][4],
-                                                const Int4Group& q) {
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-    d[j][0] = fmaf(e[j][0], q.s_lo, d[j][0]);
-    d[j][1] = fmaf(e[j][1], q.s_lo, d[j][1]);
-    d[j][2] = fmaf(e[j][2], q.s_hi, d[j][2]);
-    d[j][3] = fmaf(e[j][3], q.s_hi, d[j][3]);
-  }
-}
-
-// One 32-column step scaled into d[j].
-template <typename T, int kTiles>
-__device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, uint32_t hi,
-                                          const int4 (&xv)[kTiles], const Int4Group& q) {
-  float e[kTiles][4] = {};
-  int4_mma<T, kTiles>(e, lo, hi, xv, q);
-  int4_scale_into<kTiles>(d, e, q);
 }
 
 // The x rows of a lane's tokens: tile j's lane holds token 8j + g (rows past M read nothing and
@@ -255,12 +239,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 // order across the tiles, and the weight loads run kUnroll units ahead of the math: each unit's
 // registers are refilled with the unit kUnroll later as soon as its mmas are issued, so a warp
 // always has kUnroll - 1 to kUnroll units (1 KiB each) in flight, through tile boundaries too; the
-// next unit's x vectors and scales are requested one unit ahead, and a unit's four steps (one
-// group's columns) sum unscaled before the group scale multiplies them. (The tile kernel above
-// loads a tile's blocks all at once and then waits: with K = 4,096 a 16-row tile is 32 KiB, one
-// round of loads, so each block's memory phase and math phase alternate; it streamed at 1.4 TB/s on
-// the H100.) At a tile's end the warps' sums meet in shared memory behind one barrier (every warp
-// has the same units a tile) and are stored by the whole block. Needs K a multiple of 128 * kWarps
+// next unit's x vectors and scales are requested one unit ahead. (The tile kernel above loads a
+// tile's blocks all at once and then waits: with K = 4,096 a 16-row tile is 32 KiB, one round of
+// loads, so each block's memory phase and math phase alternate; it streamed at 1.4 TB/s on the
+// H100.) At a tile's end the warps' sums meet in shared memory behind one barrier (every warp has
+// the same units a tile) and are stored by the whole block. Needs K a multiple of 128 * kWarps
 // and groups of a multiple of 128 columns (one (scale, zero) pair a unit); launch_gemv_int4 falls
 // back to the tile kernel otherwise.
 // One token tile asks for 16 warps an SM (at most 128 registers a thread); more tiles take what
@@ -329,14 +312,11 @@ __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
         if (q0 + u + 1 < total)
           load_inputs(b ^ 1, last_of_tile ? tile + static_cast<int>(gridDim.x) : tile,
                       last_of_tile ? 0 : unit + 1);
-        // A unit lies in one group: its four steps sum unscaled in e, scaled once.
         const Int4Group grp = unpack_group<T>(s_lo[b], s_hi[b]);
         const uint32_t* l = reinterpret_cast<const uint32_t*>(&lo[u]);
         const uint32_t* h = reinterpret_cast<const uint32_t*>(&hi[u]);
-        float e[kTiles][4] = {};
 #pragma unroll
-        for (int i = 0; i < 4; ++i) int4_mma<T, kTiles>(e, l[i], h[i], xv[b][i], grp);
-        int4_scale_into<kTiles>(d, e, grp);
+        for (int i = 0; i < 4; ++i) int4_step<T, kTiles>(d, l[i], h[i], xv[b][i], grp);
         if (q0 + u + kUnroll < total) load_weights(u);
         if (last_of_tile) {
           // The tile's sums: every warp's partial tile into shared memory, one barrier, then the
