@@ -135,9 +135,7 @@ Tensor DecoderModel::forward_fused(const BatchTensors& batch, const KvCache& kv,
     fused(a.mlp_up, layer.down_w, layer.down_b, {.silu_mul = true, .accumulate = true}, a.residual);
   }
   backend_.rms_norm(a.residual, final_norm_.w, c.norm_eps, a.normed);
-  backend_.gather_rows(a.normed, batch, a.gathered);
-  linear(backend_, LinearInput{a.gathered}, lm_head_, Tensor(), a.logits);
-  return a.logits;
+  return logits(batch, a);
 }
 
 Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
@@ -223,8 +221,14 @@ Tensor DecoderModel::forward(const BatchTensors& batch, const KvCache& kv) {
     normed = last ? add_norm(a.sublayer, final_norm_, /*quantize=*/false)
                   : add_norm(a.sublayer, layers_[i + 1].input_norm);
   }
+  return logits(batch, a);
+}
+
+Tensor DecoderModel::logits(const BatchTensors& batch, const DecoderActivations& a) {
   backend_.gather_rows(a.normed, batch, a.gathered);
-  linear(backend_, LinearInput{a.gathered}, lm_head_, Tensor(), a.logits);
+  LinearInput in;  // 16-bit (or fp32) rows: the lm_head is never fp8
+  in.x = a.gathered;
+  linear(backend_, in, lm_head_, Tensor(), a.logits);
   if (config_.final_logit_softcap > 0) backend_.softcap(a.logits, config_.final_logit_softcap);
   return a.logits;
 }

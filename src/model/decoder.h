@@ -112,6 +112,9 @@ class DecoderModel : public Model {
   // The same step with each norm, SiLU·mul and residual add folded into the linear layer next to
   // it: 5 launches a layer (QKV, RoPE/KV write, attention, o_proj, gate_up, down) less 3.
   Tensor forward_fused(const BatchTensors& batch, const KvCache& kv, const DecoderActivations& a);
+  // The logits of the rows the batch asks for: a.normed's rows gathered, times the lm_head, then
+  // the final soft-cap where the model has one.
+  Tensor logits(const BatchTensors& batch, const DecoderActivations& a);
 
   DecoderSpec spec_;
   WorkspaceLayout layout_;

@@ -256,7 +256,9 @@ TEST(Int4Quantization, PackedLayout) {
   EXPECT_EQ(words[1], 0x75316420u);
   for (int64_t j = 0; j < kCols / 8; ++j) {
     const int64_t at = int4_word_position(j, kCols);
-    if (j >= 16) EXPECT_EQ(at, j) << "the tail is in order";
+    if (j >= 16) {
+      EXPECT_EQ(at, j) << "the tail is in order";
+    }
   }
   EXPECT_EQ(int4_word_position(5, kCols), 4 * 1 + 1);  // step 1, word 1
   EXPECT_EQ(int4_word_position(15, kCols), 4 * 3 + 3);
