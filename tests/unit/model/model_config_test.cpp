@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <numbers>
 
 #include "checkpoint_writer.h"
@@ -237,6 +238,25 @@ TEST(Rope, YarnBlendsExtrapolationAndInterpolation) {
   // Without truncation the ramp runs over the unrounded range and frequency 1 moves.
   r.truncate = false;
   EXPECT_GT(std::abs(rope_inverse_frequencies(r, 16)[1] - want[1]), 1e-3);
+}
+
+// YaRN against transformers on the qwen2-yarn-tiny fixture (config in transformers 5's
+// rope_parameters form): the inverse frequencies of its rotary buffer (rope.inv_freq) and the
+// attention scaling it recorded in reference.json.
+TEST(Rope, YarnMatchesTransformers) {
+  const auto dir = std::filesystem::path(LLMSERVE_TEST_DATA) / "models/qwen2-yarn-tiny";
+  const ModelConfig c = load_model_config(dir);
+  ASSERT_EQ(c.rope.type, RopeConfig::Type::kYarn);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 32);
+  EXPECT_DOUBLE_EQ(c.rope.factor, 4.0);
+  std::ifstream in(dir / "reference.json");
+  const auto ref_json = nlohmann::json::parse(in);
+  EXPECT_NEAR(c.rope.attention_factor, ref_json["rope"]["attention_factor"].get<double>(), 1e-12);
+  SafetensorsFile ref(dir / "reference.safetensors");
+  const std::vector<float> want = testing::read_reference_floats(ref, "rope.inv_freq");
+  const std::vector<double> got = rope_inverse_frequencies(c.rope, c.head_dim);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-7 * want[i]) << i;
 }
 
 // Mistral: a sliding_window slides every layer; null (Mistral 7B v0.2 and later) none.
