@@ -72,12 +72,11 @@ __device__ __forceinline__ Int4Group unpack_group(uint32_t sz_lo, uint32_t sz_hi
   return q;
 }
 
-// One 32-column step: words lo/hi (rows g, g + 8) against each token tile's 8 columns of x (xv[j]:
-// tokens 8j + g), scaled into d[j]. The codes are widened once for all tiles.
+// One 32-column step's unscaled sums: words lo/hi (rows g, g + 8) against each token tile's 8
+// columns of x (xv[j]: tokens 8j + g), added to e[j]. The codes are widened once for all tiles.
 template <typename T, int kTiles>
-__device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, uint32_t hi,
-                                          const int4 (&xv)[kTiles], const Int4Group& q) {
-  const float s_lo = q.s_lo, s_hi = q.s_hi;
+__device__ __forceinline__ void int4_mma(float (&e)[kTiles][4], uint32_t lo, uint32_t hi,
+                                         const int4 (&xv)[kTiles], const Int4Group& q) {
   const uint32_t z_lo = q.z_lo, z_hi = q.z_hi;
   const uint32_t a0 = int4_pair<T, 0>(lo, z_lo), a1 = int4_pair<T, 0>(hi, z_hi),
                  a2 = int4_pair<T, 4>(lo, z_lo), a3 = int4_pair<T, 4>(hi, z_hi),
@@ -85,14 +84,31 @@ __device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, ui
                  c2 = int4_pair<T, 12>(lo, z_lo), c3 = int4_pair<T, 12>(hi, z_hi);
 #pragma unroll
   for (int j = 0; j < kTiles; ++j) {
-    float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    mma_k16<T>(e, a0, a1, a2, a3, xv[j].x, xv[j].y);
-    mma_k16<T>(e, c0, c1, c2, c3, xv[j].z, xv[j].w);
-    d[j][0] = fmaf(e[0], s_lo, d[j][0]);
-    d[j][1] = fmaf(e[1], s_lo, d[j][1]);
-    d[j][2] = fmaf(e[2], s_hi, d[j][2]);
-    d[j][3] = fmaf(e[3], s_hi, d[j][3]);
+    mma_k16<T>(e[j], a0, a1, a2, a3, xv[j].x, xv[j].y);
+    mma_k16<T>(e[j], c0, c1, c2, c3, xv[j].z, xv[j].w);
   }
+}
+
+// d += e scaled by the rows' group scales.
+template <int kTiles>
+__device__ __forceinline__ void int4_scale_into(float (&d)[kTiles][4], const float (&e)[kTiles][4],
+                                                const Int4Group& q) {
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+    d[j][0] = fmaf(e[j][0], q.s_lo, d[j][0]);
+    d[j][1] = fmaf(e[j][1], q.s_lo, d[j][1]);
+    d[j][2] = fmaf(e[j][2], q.s_hi, d[j][2]);
+    d[j][3] = fmaf(e[j][3], q.s_hi, d[j][3]);
+  }
+}
+
+// One 32-column step scaled into d[j].
+template <typename T, int kTiles>
+__device__ __forceinline__ void int4_step(float (&d)[kTiles][4], uint32_t lo, uint32_t hi,
+                                          const int4 (&xv)[kTiles], const Int4Group& q) {
+  float e[kTiles][4] = {};
+  int4_mma<T, kTiles>(e, lo, hi, xv, q);
+  int4_scale_into<kTiles>(d, e, q);
 }
 
 // The x rows of a lane's tokens: tile j's lane holds token 8j + g (rows past M read nothing and
@@ -238,8 +254,12 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 // blocks of those tiles (blocks w, w + kWarps, ... of each, K / 128 / kWarps of them a tile), in
 // order across the tiles, and the weight loads run kUnroll units ahead of the math: each unit's
 // registers are refilled with the unit kUnroll later as soon as its mmas are issued, so a warp
-// always has kUnroll - 1 to kUnroll units (1 KiB each) in flight, through tile boundaries too; the
-// next unit's x vectors and scales are requested one unit ahead. (The tile kernel above loads a
+// always has kUnroll - 1 to kUnroll units (1 KiB each) in flight, through tile boundaries too. A
+// unit's (scale, zero) pairs travel with its weights (a DRAM load too: requested one unit ahead,
+// as they first were, they stalled the math — 73.8 against 78.4 us a layer at M = 1 on the H100,
+// docs/performance.md); the next unit's x vectors (L1 hits) are requested one unit ahead. A unit
+// lies in one group, so its four steps sum unscaled and the group scales multiply once a unit. (The
+// tile kernel above loads a
 // tile's blocks all at once and then waits: with K = 4,096 a 16-row tile is 32 KiB, one round of
 // loads, so each block's memory phase and math phase alternate; it streamed at 1.4 TB/s on the
 // H100.) At a tile's end the warps' sums meet in shared memory behind one barrier (every warp has
@@ -251,7 +271,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 template <typename T, int kUnroll, int kWarps, int kTiles>
 __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
     gemv_int4_stream_kernel(const GemvInt4Args a) {
-  static_assert(kUnroll % 2 == 0, "x and scales alternate between two buffers");
+  static_assert(kUnroll % 2 == 0, "x vectors alternate between two buffers");
   __shared__ float partial[2][kTiles][kWarps][32][4];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -270,27 +290,27 @@ __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
 
   // Weights, kUnroll units in flight; the load cursor runs kUnroll units ahead of the math's.
   int4 lo[kUnroll], hi[kUnroll];
+  uint32_t s_lo[kUnroll], s_hi[kUnroll];  // the units' (scale, zero) pairs
   int load_tile = blockIdx.x, load_unit = 0;
   const auto load_weights = [&](int u) {
     const int64_t at = static_cast<int64_t>(warp + load_unit * kWarps) * 16 + 4 * t;  // words
     lo[u] = __ldcs(reinterpret_cast<const int4*>(w + row_of(load_tile, 0) * words + at));
     hi[u] = __ldcs(reinterpret_cast<const int4*>(w + row_of(load_tile, 1) * words + at));
+    const int64_t grp = (warp + load_unit * kWarps) / blocks_per_group;
+    s_lo[u] = __ldg(sz + row_of(load_tile, 0) * groups + grp);
+    s_hi[u] = __ldg(sz + row_of(load_tile, 1) * groups + grp);
     if (++load_unit == units_per_tile) {
       load_unit = 0;
       load_tile += gridDim.x;
     }
   };
-  // x vectors and scales, one unit ahead (buffer b = the unit's parity within a round).
+  // x vectors, one unit ahead (buffer b = the unit's parity within a round).
   int4 xv[2][4][kTiles];
-  uint32_t s_lo[2], s_hi[2];
-  const auto load_inputs = [&](int b, int tile, int unit) {
+  const auto load_x = [&](int b, int unit) {
     const int block = warp + unit * kWarps;
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       tokens.load(xv[b][i], 128 * static_cast<int64_t>(block) + 32 * i + 8 * t);
-    const int64_t grp = block / blocks_per_group;
-    s_lo[b] = __ldg(sz + row_of(tile, 0) * groups + grp);
-    s_hi[b] = __ldg(sz + row_of(tile, 1) * groups + grp);
   };
 
 #pragma unroll
@@ -300,23 +320,23 @@ __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
   pdl_wait();
   pdl_trigger();
   int tile = blockIdx.x, unit = 0, parity = 0;
-  if (total > 0) load_inputs(0, tile, 0);
+  if (total > 0) load_x(0, 0);
   float d[kTiles][4] = {};
   for (int q0 = 0; q0 < total; q0 += kUnroll) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       if (q0 + u < total) {
         const int b = u & 1;
-        // The next unit's inputs first (its tile may be the next one).
+        // The next unit's x first (its tile may be the next one: its unit 0).
         const bool last_of_tile = unit + 1 == units_per_tile;
-        if (q0 + u + 1 < total)
-          load_inputs(b ^ 1, last_of_tile ? tile + static_cast<int>(gridDim.x) : tile,
-                      last_of_tile ? 0 : unit + 1);
-        const Int4Group grp = unpack_group<T>(s_lo[b], s_hi[b]);
+        if (q0 + u + 1 < total) load_x(b ^ 1, last_of_tile ? 0 : unit + 1);
+        const Int4Group grp = unpack_group<T>(s_lo[u], s_hi[u]);
         const uint32_t* l = reinterpret_cast<const uint32_t*>(&lo[u]);
         const uint32_t* h = reinterpret_cast<const uint32_t*>(&hi[u]);
+        float e[kTiles][4] = {};
 #pragma unroll
-        for (int i = 0; i < 4; ++i) int4_step<T, kTiles>(d, l[i], h[i], xv[b][i], grp);
+        for (int i = 0; i < 4; ++i) int4_mma<T, kTiles>(e, l[i], h[i], xv[b][i], grp);
+        int4_scale_into<kTiles>(d, e, grp);
         if (q0 + u + kUnroll < total) load_weights(u);
         if (last_of_tile) {
           // The tile's sums: every warp's partial tile into shared memory, one barrier, then the
@@ -416,13 +436,10 @@ cudaError_t launch_gemv_int4(const GemvInt4Args& a, cudaStream_t stream, int var
       const char* e = std::getenv("LLMSERVE_GEMV_INT4_VARIANT");
       return e != nullptr ? std::atoi(e) : -1;
     }();
-    // The fastest on the H100 (docs/performance.md): streaming with 4 units in flight and 8
-    // warps for one token tile, 4 warps for four; for two tiles the variants are within 3 %.
+    // The fastest on the H100 (docs/performance.md): streaming with 4 units in flight, 8 warps
+    // for one token tile and 4 for two or four.
     const int tiles = (a.m + 7) / 8;
-    variant = forced >= 0 && forced < kGemvInt4Variants ? forced
-              : tiles == 1                              ? 4
-              : tiles == 2                              ? 7
-                                                        : 6;
+    variant = forced >= 0 && forced < kGemvInt4Variants ? forced : tiles == 1 ? 4 : 6;
   }
   cudaError_t launched = cudaSuccess;
   const cudaError_t e = dispatch_dtype(a.dtype, [&]<typename T>() {
