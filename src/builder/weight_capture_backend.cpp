@@ -14,12 +14,32 @@ void WeightCaptureBackend::no_compute() {
   fail(StatusCode::kInternal, "the build backend holds weights only; it cannot run a model");
 }
 
+WeightCaptureBackend::FreeBlocks::~FreeBlocks() {
+  for (const auto& [size, p] : blocks) std::free(p);
+}
+
 Buffer WeightCaptureBackend::allocate(size_t nbytes) {
-  void* p = std::malloc(std::max<size_t>(nbytes, 1));
+  const size_t size = std::max<size_t>(nbytes, 1);
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(free_->mu);
+    if (const auto it = free_->blocks.find(size); it != free_->blocks.end()) {
+      p = it->second;
+      free_->blocks.erase(it);
+    }
+  }
+  if (p == nullptr) p = std::malloc(size);
   if (p == nullptr)
     fail(StatusCode::kResourceExhausted, "llmserve build: cannot allocate {} bytes of host memory",
          nbytes);
-  return Buffer(p, nbytes, [](void* q) { std::free(q); });
+  // Small blocks go back to malloc (which reuses them itself); large ones (mapped afresh by
+  // malloc each time) wait for the next allocation of their size.
+  constexpr size_t kKeepFrom = size_t{1} << 20;
+  if (size < kKeepFrom) return Buffer(p, nbytes, [](void* q) { std::free(q); });
+  return Buffer(p, nbytes, [free = free_, size](void* q) {
+    std::lock_guard<std::mutex> lock(free->mu);
+    free->blocks.emplace(size, q);
+  });
 }
 
 void WeightCaptureBackend::upload(const void* host, Tensor dst) {

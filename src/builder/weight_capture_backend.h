@@ -6,6 +6,10 @@
 // for.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include "backend/backend.h"
 
 namespace llmserve::builder {
@@ -49,6 +53,17 @@ class WeightCaptureBackend final : public Backend {
 
  private:
   [[noreturn]] static void no_compute();
+
+  // Freed blocks by size, handed to the next allocation of that size: a quantized linear is
+  // staged in fp32 and freed once quantized, and every layer stages the same few sizes, so a fresh
+  // block each time paid its page faults again (most of a quantizing build's time). Shared with
+  // the buffers' deleters, which may outlive the backend.
+  struct FreeBlocks {
+    std::mutex mu;
+    std::multimap<size_t, void*> blocks;
+    ~FreeBlocks();
+  };
+  std::shared_ptr<FreeBlocks> free_ = std::make_shared<FreeBlocks>();
 
   DType dtype_;
   int32_t rank_, size_, stage_, num_stages_;

@@ -256,25 +256,4 @@ QuantizedWeight quantize_weight(std::span<const float> w, int64_t rows, int64_t 
   return out;
 }
 
-std::vector<float> to_float32(std::span<const uint8_t> bytes, DType dtype) {
-  std::vector<float> out(bytes.size() / dtype_size(dtype));
-  switch (dtype) {
-    case DType::kF32:
-      std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
-      break;
-    case DType::kF16:
-    case DType::kBF16:
-#pragma omp parallel for if (out.size() > (1 << 16))
-      for (size_t i = 0; i < out.size(); ++i) {
-        uint16_t h;
-        std::memcpy(&h, bytes.data() + 2 * i, 2);
-        out[i] = dtype == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
-      }
-      break;
-    default:
-      fail(StatusCode::kUnimplemented, "cannot quantize weights held in {}", dtype_name(dtype));
-  }
-  return out;
-}
-
 }  // namespace llmserve

@@ -1,9 +1,8 @@
 // The arithmetic of --quantization on the host: how the weight loader turns a linear layer's fp32
 // weight into codes + scales (int8 and fp8 e4m3 with one scale per output row, int4 in groups of
-// columns with a scale and a zero point each), the inverse
-// of each (for tests and reference computations), and reading F32/F16/BF16 bytes as fp32 (the
-// loader quantizes from whatever dtype the backend staged the weight in). The matmuls that consume
-// the codes are backend ops (Backend::matmul_q8, Backend::matmul_fp8, Backend::matmul_int4).
+// columns with a scale and a zero point each) and the inverse of each (for tests and reference
+// computations). The matmuls that consume the codes are backend ops (Backend::matmul_q8,
+// Backend::matmul_fp8, Backend::matmul_int4).
 #pragma once
 
 #include <cstdint>
@@ -74,9 +73,5 @@ struct QuantizedWeight {
 // (int4_group_for picks the one used).
 QuantizedWeight quantize_weight(std::span<const float> w, int64_t rows, int64_t cols,
                                 Quantization quantization, int32_t int4_group = kInt4DefaultGroup);
-
-// The values of `bytes` holding F32, F16 or BF16 elements, as fp32. Throws Error(kUnimplemented)
-// for other dtypes.
-std::vector<float> to_float32(std::span<const uint8_t> bytes, DType dtype);
 
 }  // namespace llmserve

@@ -210,10 +210,15 @@ LinearWeight WeightLoader::load_linear(Quantization q, const std::string& key,
          shard_.size > 1 ? fmt::format(" on each of the {} tensor-parallel ranks", shard_.size)
                          : std::string());
   }
-  std::vector<uint8_t> staged(full.nbytes());
-  backend_.download(full, staged.data());
-  const QuantizedWeight qw =
-      quantize_weight(to_float32(staged, full.dtype), rows, cols, q, int4_group());
+  // Staged in fp32 (stage_f32_), read back into a buffer kept across linears.
+  if (full.dtype != DType::kF32)
+    fail(StatusCode::kInternal, "linear weight '{}' staged in {}", linear_key_,
+         dtype_name(full.dtype));
+  if (staged_scratch_.size() < static_cast<size_t>(full.numel()))
+    staged_scratch_.resize(static_cast<size_t>(full.numel()));
+  backend_.download(full, staged_scratch_.data());
+  const QuantizedWeight qw = quantize_weight(
+      std::span<const float>(staged_scratch_.data(), full.numel()), rows, cols, q, int4_group());
   LinearWeight out;
   if (qw.dtype == DType::kI32) {
     out.w = backend_.allocate_tensor(*owner_, qw.dtype, {rows, cols / 8});
@@ -344,25 +349,40 @@ void WeightLoader::upload_into(const std::string& name, std::span<const int64_t>
     backend_.upload(picked.data(), dst);  // stored as the backend wants it: no conversion
     return;
   }
-  std::vector<float> f32(static_cast<size_t>(dst.numel()));
-  for (size_t i = 0; i < f32.size(); ++i) {
-    switch (info.dtype) {
-      case DType::kF32:
-        std::memcpy(&f32[i], picked.data() + 4 * i, 4);
-        break;
-      case DType::kF16:
-      case DType::kBF16: {
-        uint16_t h;
-        std::memcpy(&h, picked.data() + 2 * i, 2);
-        f32[i] = info.dtype == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
-        break;
-      }
-      default:
-        fail(StatusCode::kDataLoss, "tensor '{}' has dtype {}, not a float type", name,
-             dtype_name(info.dtype));
+  // Converted in a scratch buffer kept across loads: a fresh buffer a tensor paid its page
+  // faults and zeroing every time, most of a quantizing build's time.
+  const bool float_in =
+      info.dtype == DType::kF32 || info.dtype == DType::kF16 || info.dtype == DType::kBF16;
+  if (!float_in) {
+    fail(StatusCode::kDataLoss, "tensor '{}' has dtype {}, not a float type", name,
+         dtype_name(info.dtype));
+  }
+  if (dst.dtype != DType::kF32 && dst.dtype != DType::kF16 && dst.dtype != DType::kBF16)
+    fail(StatusCode::kInternal, "weights cannot be stored as {}", dtype_name(dst.dtype));
+  const int64_t n = dst.numel();
+  const size_t out_bytes = static_cast<size_t>(n) * dtype_size(dst.dtype);
+  if (convert_scratch_.size() < out_bytes) convert_scratch_.resize(out_bytes);
+  const uint8_t* in = picked.data();
+  uint8_t* out = convert_scratch_.data();
+  const DType from = info.dtype, to = dst.dtype;
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) {
+    float v;
+    if (from == DType::kF32) {
+      std::memcpy(&v, in + 4 * i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, in + 2 * i, 2);
+      v = from == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
+    }
+    if (to == DType::kF32) {
+      std::memcpy(out + 4 * i, &v, 4);
+    } else {
+      const uint16_t h = to == DType::kBF16 ? float_to_bf16(v) : float_to_fp16(v);
+      std::memcpy(out + 2 * i, &h, 2);
     }
   }
-  backend_.upload(encode(f32, dst.dtype).data(), dst);
+  backend_.upload(out, dst);
 }
 
 Tensor WeightLoader::load(const std::string& name, std::initializer_list<int64_t> dims, Split split,

@@ -174,6 +174,10 @@ class WeightLoader {
   bool stage_f32_ = false;
   std::string linear_key_;
   std::vector<int64_t> linear_dims_;
+  // Host buffers reused from load to load: upload_into's dtype conversion and linear()'s fp32
+  // read-back.
+  std::vector<uint8_t> convert_scratch_;
+  std::vector<float> staged_scratch_;
 };
 
 // What a decoder's activation buffers must hold besides the common ones.
