@@ -408,16 +408,17 @@ void CpuBackend::matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tenso
     }
     return;
   }
-  gemm_dequantized(xs, m, k, n, 1.0f, bs, o, q8_scratch_,
-                   [&](int64_t c0, int64_t rows, float* dst) {
+  gemm_dequantized(
+      xs, m, k, n, 1.0f, bs, o, q8_scratch_,
+      [&](int64_t c0, int64_t rows, float* dst) {
 #pragma omp parallel for if (rows * k > (1 << 16))
-                     for (int64_t c = 0; c < rows; ++c) {
-                       const int8_t* src = ws + (c0 + c) * k;
-                       const float s = ss[c0 + c];
-                       for (int64_t i = 0; i < k; ++i)
-                         dst[c * k + i] = static_cast<float>(src[i]) * s;
-                     }
-                   });
+        for (int64_t c = 0; c < rows; ++c) {
+          const int8_t* src = ws + (c0 + c) * k;
+          const float s = ss[c0 + c];
+          for (int64_t i = 0; i < k; ++i) dst[c * k + i] = static_cast<float>(src[i]) * s;
+        }
+      },
+      std::max<int64_t>(kStreamedBlock, kWidenTileBytes / (4 * k)));
 }
 
 void CpuBackend::matmul_int4(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out) {
