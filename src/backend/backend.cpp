@@ -29,8 +29,8 @@ size_t KvCacheSpec::bytes_per_block() const {
          static_cast<size_t>(num_kv_heads) * static_cast<size_t>(head_dim) * dtype_size(dtype);
 }
 
-Tensor Backend::allocate_tensor(std::vector<Buffer>& owner, DType dtype,
-                                std::initializer_list<int64_t> dims) {
+Tensor BackendMemory::allocate_tensor(std::vector<Buffer>& owner, DType dtype,
+                                      std::initializer_list<int64_t> dims) {
   Tensor t(nullptr, dtype, dims);
   owner.push_back(allocate(t.nbytes()));
   t.data = owner.back().data();
@@ -50,6 +50,48 @@ KvCache Backend::allocate_kv_cache(const KvCacheSpec& spec) {
     cache.layers.push_back(layer);
   }
   return cache;
+}
+
+void Backend::unsupported(std::string_view op) const {
+  fail(StatusCode::kUnimplemented, "the {} backend has no {} op", name(), op);
+}
+
+BatchTensors Backend::upload_batch(const ForwardBatch&) {
+  unsupported("upload_batch");
+}
+void Backend::embedding(const BatchTensors&, Tensor, Tensor, Tensor) {
+  unsupported("embedding");
+}
+void Backend::layer_norm(Tensor, Tensor, Tensor, float, Tensor) {
+  unsupported("layer_norm");
+}
+void Backend::rms_norm(Tensor, Tensor, float, Tensor) {
+  unsupported("rms_norm");
+}
+void Backend::add(Tensor, Tensor) {
+  unsupported("add");
+}
+void Backend::matmul(Tensor, Tensor, Tensor, Tensor) {
+  unsupported("matmul");
+}
+void Backend::gelu_tanh(Tensor) {
+  unsupported("gelu_tanh");
+}
+void Backend::silu_mul(Tensor, Tensor) {
+  unsupported("silu_mul");
+}
+void Backend::rope(Tensor, const AttentionShape&, Tensor, const BatchTensors&) {
+  unsupported("rope");
+}
+void Backend::write_kv(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&) {
+  unsupported("write_kv");
+}
+void Backend::attention(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&,
+                        Tensor) {
+  unsupported("attention");
+}
+void Backend::gather_rows(Tensor, const BatchTensors&, Tensor) {
+  unsupported("gather_rows");
 }
 
 void Backend::add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out) {

@@ -121,9 +121,12 @@ struct StepTimeline {
   double idle_ms = 0;
 };
 
-class Backend {
+// Where a backend's tensors live and how bytes reach them, and which shard of the model it holds:
+// all that loading weights needs (model/weight_loader.h). `llmserve build`'s WeightCaptureBackend
+// implements this half and none of the ops.
+class BackendMemory {
  public:
-  virtual ~Backend() = default;
+  virtual ~BackendMemory() = default;
   virtual std::string_view name() const = 0;
   // Element type of activations and the KV cache (CPU: F32; CUDA: F16 or BF16). Logits are
   // always F32.
@@ -137,7 +140,6 @@ class Backend {
   // backends without one.
   virtual std::string device_arch() const { return {}; }
 
-  // --- memory -------------------------------------------------------------------------------
   virtual Buffer allocate(size_t nbytes) = 0;
   // Allocates a tensor and returns its view; the buffer is appended to `owner`.
   Tensor allocate_tensor(std::vector<Buffer>& owner, DType dtype,
@@ -145,13 +147,31 @@ class Backend {
   // Copies host bytes into a backend tensor (same dtype and element count).
   virtual void upload(const void* host, Tensor dst) = 0;
   virtual void download(Tensor src, void* host) = 0;
+  // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).
+  virtual void transpose(Tensor src, Tensor dst) = 0;
   // Bytes the backend could still allocate (for sizing the KV pool).
   virtual size_t free_memory() const = 0;
+  // Waits for the work issued so far (a no-op where ops run on the calling thread).
+  virtual void synchronize() {}
+
+  // --- the shard ----------------------------------------------------------------------------
+  // Tensor-parallel rank within its stage and the group's size (1 without tensor parallelism).
+  virtual int32_t rank() const { return 0; }
+  virtual int32_t group_size() const { return 1; }
+  // Pipeline stage of this backend and the number of stages (1 without pipeline parallelism).
+  virtual int32_t stage() const { return 0; }
+  virtual int32_t num_stages() const { return 1; }
+};
+
+// A backend: its memory (above) and the ops a forward runs. Every op has a default that throws
+// Error(kUnimplemented) naming the op and the backend; the CPU, CUDA and null backends implement
+// what they run, the build backend nothing.
+class Backend : public BackendMemory {
+ public:
   KvCache allocate_kv_cache(const KvCacheSpec& spec);
   // Uploads the batch's arrays; the views stay valid until the next call.
-  virtual BatchTensors upload_batch(const ForwardBatch& batch) = 0;
+  virtual BatchTensors upload_batch(const ForwardBatch& batch);
   virtual void reserve_batch(const BatchLimits& /*limits*/) {}
-  virtual void synchronize() {}
 
   // --- graphs -------------------------------------------------------------------------------
   virtual bool can_capture() const { return false; }
@@ -163,18 +183,18 @@ class Backend {
 
   // --- ops ----------------------------------------------------------------------------------
   // out[t] = table[ids[t]] (+ pos_table[positions[t]] when pos_table has data). out: [T, D].
-  virtual void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out) = 0;
+  virtual void embedding(const BatchTensors& batch, Tensor table, Tensor pos_table, Tensor out);
   // out = (x - mean) / sqrt(var + eps) * w + b, per row. x, out: [T, D]; may alias.
-  virtual void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out) = 0;
+  virtual void layer_norm(Tensor x, Tensor w, Tensor b, float eps, Tensor out);
   // out = x / sqrt(mean(x^2) + eps) * w, per row.
-  virtual void rms_norm(Tensor x, Tensor w, float eps, Tensor out) = 0;
+  virtual void rms_norm(Tensor x, Tensor w, float eps, Tensor out);
   // Per-head RMSNorm of the queries and keys in place (Qwen3): in qkv [T, (Hq + 2Hk) * d] each of
   // the Hq query heads' d values is rms-normalised and scaled by q_w [d], each of the Hk key
   // heads' by k_w [d]; values untouched. Default: Error(kUnimplemented).
   virtual void qk_rms_norm(Tensor qkv, const AttentionShape& shape, Tensor q_w, Tensor k_w,
                            float eps);
   // a += b, elementwise, same shape.
-  virtual void add(Tensor a, Tensor b) = 0;
+  virtual void add(Tensor a, Tensor b);
   // x *= s, elementwise, in the activation dtype (Gemma's embedding scale). Default:
   // Error(kUnimplemented).
   virtual void scale(Tensor x, float s);
@@ -185,7 +205,7 @@ class Backend {
   virtual void add_layer_norm(Tensor residual, Tensor x, Tensor w, Tensor b, float eps, Tensor out);
   virtual void add_rms_norm(Tensor residual, Tensor x, Tensor w, float eps, Tensor out);
   // out[M, N] = x[M, K] @ w[N, K]^T (+ bias[N] when bias has data).
-  virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) = 0;
+  virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out);
   // out[M, N] = x[M, K] @ (w[N, K] * scales[N])^T (+ bias[N] when bias has data): int8 weight-only
   // quantization, w I8 with one F32 scale per output row. Default: throws Error(kUnimplemented).
   virtual void matmul_q8(Tensor x, Tensor w, Tensor scales, Tensor bias, Tensor out);
@@ -241,23 +261,21 @@ class Backend {
   // the router's logits, F32 [T, C]). a, x: [T, D]. Default: Error(kUnimplemented).
   virtual void add_sigmoid_gated(Tensor a, Tensor x, Tensor gate);
   // x = gelu(x) with the tanh approximation (GPT-2's gelu_new), in place.
-  virtual void gelu_tanh(Tensor x) = 0;
-  // dst[c, r] = src[r, c]; src [R, C], dst [C, R], same dtype (weight loading: GPT-2's Conv1D).
-  virtual void transpose(Tensor src, Tensor dst) = 0;
+  virtual void gelu_tanh(Tensor x);
   // out = gelu_tanh(x @ w^T + bias). Default: matmul then gelu_tanh.
   virtual void matmul_gelu(Tensor x, Tensor w, Tensor bias, Tensor out);
   // out[T, F] = silu(gate_up[:, :F]) * gate_up[:, F:].
-  virtual void silu_mul(Tensor gate_up, Tensor out) = 0;
+  virtual void silu_mul(Tensor gate_up, Tensor out);
   // out[T, F] = gelu_tanh(gate_up[:, :F]) * gate_up[:, F:] (GeGLU: Gemma). Default:
   // Error(kUnimplemented).
   virtual void gelu_mul(Tensor gate_up, Tensor out);
   // Rotates query and key heads of qkv in place (rotate-half / NeoX pairing (i, i + d/2)).
   // rope_table: [max_positions, d], cos in [:, :d/2], sin in [:, d/2:].
   virtual void rope(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
-                    const BatchTensors& batch) = 0;
+                    const BatchTensors& batch);
   // Stores the key and value heads of qkv into the cache slots of batch.slot_mapping.
   virtual void write_kv(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
-                        const KvLayer& kv) = 0;
+                        const KvLayer& kv);
   // rope, then write_kv (RoPE architectures): one pass on backends that fuse them.
   virtual void rope_write_kv(Tensor qkv, const AttentionShape& shape, Tensor rope_table,
                              const BatchTensors& batch, const KvLayer& kv);
@@ -265,9 +283,9 @@ class Backend {
   // this step's keys), within shape.window when it has one, scores soft-capped when
   // shape.softcap says so. out: [T, Hq * d]. GQA: query head h reads KV head h / (Hq / Hk).
   virtual void attention(Tensor qkv, const AttentionShape& shape, const BatchTensors& batch,
-                         const KvLayer& kv, Tensor out) = 0;
+                         const KvLayer& kv, Tensor out);
   // out[i] = x[batch.logits_indices[i]]. out: [L, D].
-  virtual void gather_rows(Tensor x, const BatchTensors& batch, Tensor out) = 0;
+  virtual void gather_rows(Tensor x, const BatchTensors& batch, Tensor out);
   // ids[r] = argmax of logits row r (F32 [L, V]; lowest index on ties) into an I32 [L] tensor.
   // Default: through the host.
   virtual void argmax_rows(Tensor logits, Tensor ids);
@@ -279,13 +297,7 @@ class Backend {
   virtual void sample_rows(Tensor logits, const std::vector<RowSampling>& rows,
                            const std::vector<TokenAdjustment>& adjustments, Tensor ids);
 
-  // --- tensor and pipeline parallel -------------------------------------------------------------
-  // Rank of this backend in its stage's tensor-parallel group, and the group's size (1 alone).
-  virtual int32_t rank() const { return 0; }
-  virtual int32_t group_size() const { return 1; }
-  // Pipeline stage of this backend, and how many there are (1 alone).
-  virtual int32_t stage() const { return 0; }
-  virtual int32_t num_stages() const { return 1; }
+  // --- tensor and pipeline parallel (the shard: BackendMemory) ----------------------------------
   // Pipeline: sends x to the same tensor-parallel rank of the next stage / receives it from the
   // previous one into x (same shape on both sides). Alone: no-op.
   virtual void send_to_next_stage(Tensor /*x*/) {}
@@ -310,6 +322,8 @@ class Backend {
   StepTimeline step_timeline() const { return timeline_; }
 
  protected:
+  // Throws Error(kUnimplemented): "the <name> backend has no <op> op".
+  [[noreturn]] void unsupported(std::string_view op) const;
   // Adds to timeline_. The default reads the host's clock (right for backends that compute on
   // the calling thread); CUDA records events on its stream, so it sees the device's own gaps.
   virtual void mark_step(bool begin);

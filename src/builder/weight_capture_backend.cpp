@@ -10,10 +10,6 @@
 
 namespace llmserve::builder {
 
-void WeightCaptureBackend::no_compute() {
-  fail(StatusCode::kInternal, "the build backend holds weights only; it cannot run a model");
-}
-
 WeightCaptureBackend::FreeBlocks::~FreeBlocks() {
   for (const auto& [size, p] : blocks) std::free(p);
 }

@@ -1,6 +1,7 @@
 // WeightCaptureBackend: the backend `llmserve build` loads a model onto. It holds weights in host
-// memory in the engine's dtype and does the few memory ops loading needs (upload, download,
-// transpose); it computes nothing. The model's weights end up exactly as the target backend would
+// memory in the engine's dtype and implements BackendMemory (allocate, upload, download,
+// transpose), all that loading needs; it has none of the ops (each throws the Backend default's
+// Error(kUnimplemented)). The model's weights end up exactly as the target backend would
 // hold them (fused, sliced for one rank, converted, quantized), so the builder writes them out as
 // they are. Rank `rank` of `size` in stage `stage` of `num_stages`, like the backends it stands in
 // for.
@@ -32,28 +33,7 @@ class WeightCaptureBackend final : public Backend {
   void transpose(Tensor src, Tensor dst) override;
   size_t free_memory() const override;
 
-  // Everything else is compute, which a build never runs.
-  BatchTensors upload_batch(const ForwardBatch& batch) override { no_compute(); }
-  void embedding(const BatchTensors&, Tensor, Tensor, Tensor) override { no_compute(); }
-  void layer_norm(Tensor, Tensor, Tensor, float, Tensor) override { no_compute(); }
-  void rms_norm(Tensor, Tensor, float, Tensor) override { no_compute(); }
-  void add(Tensor, Tensor) override { no_compute(); }
-  void matmul(Tensor, Tensor, Tensor, Tensor) override { no_compute(); }
-  void gelu_tanh(Tensor) override { no_compute(); }
-  void silu_mul(Tensor, Tensor) override { no_compute(); }
-  void rope(Tensor, const AttentionShape&, Tensor, const BatchTensors&) override { no_compute(); }
-  void write_kv(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&) override {
-    no_compute();
-  }
-  void attention(Tensor, const AttentionShape&, const BatchTensors&, const KvLayer&,
-                 Tensor) override {
-    no_compute();
-  }
-  void gather_rows(Tensor, const BatchTensors&, Tensor) override { no_compute(); }
-
  private:
-  [[noreturn]] static void no_compute();
-
   // Freed blocks by size, handed to the next allocation of that size: a quantized linear is
   // staged in fp32 and freed once quantized, and every layer stages the same few sizes, so a fresh
   // block each time paid its page faults again (most of a quantizing build's time). Shared with

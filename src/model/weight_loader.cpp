@@ -85,8 +85,8 @@ LinearInput DecoderActivations::input(Tensor x, bool is_quantized) const {
   return in;
 }
 
-WeightLoader::WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner,
-                           ModelShard shard, const LoadOptions& options)
+WeightLoader::WeightLoader(const WeightStore& store, BackendMemory& backend,
+                           std::vector<Buffer>& owner, ModelShard shard, const LoadOptions& options)
     : store_(store),
       backend_(backend),
       owner_(&owner),

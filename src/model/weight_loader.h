@@ -64,7 +64,7 @@ void linear_gelu(Backend& backend, const LinearInput& in, const LinearWeight& w,
 // key + ".scales".
 class WeightLoader {
  public:
-  WeightLoader(const WeightStore& store, Backend& backend, std::vector<Buffer>& owner,
+  WeightLoader(const WeightStore& store, BackendMemory& backend, std::vector<Buffer>& owner,
                ModelShard shard = {}, const LoadOptions& options = {});
 
   // Whether the checkpoint has tensor `name` (for a built engine: whether its checkpoint had).
@@ -159,7 +159,7 @@ class WeightLoader {
   void record(const std::string& key, const Tensor& t);
 
   const WeightStore& store_;
-  Backend& backend_;
+  BackendMemory& backend_;      // loading needs the memory half only
   std::vector<Buffer>* owner_;  // where loads allocate (linear() points it at staging for a while)
   ModelShard shard_;
   Quantization quantization_;

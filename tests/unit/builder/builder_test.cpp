@@ -15,6 +15,7 @@
 #include "backend/backend.h"
 #include "builder/builder.h"
 #include "builder/safetensors_writer.h"
+#include "builder/weight_capture_backend.h"
 #include "common/half.h"
 #include "common/status.h"
 #include "engine/engine.h"
@@ -598,6 +599,44 @@ TEST(SafetensorsWriter, RoundTripsThroughTheReader) {
             }).find("bytes"),
             std::string::npos);
   fs::remove_all(dir);
+}
+
+// The build backend has the memory half of a backend (BackendMemory) and none of the ops: each
+// throws kUnimplemented naming itself and the op (Backend's defaults), while memory works and
+// keeps the blocks it reuses apart (a reused block is not handed out twice).
+TEST(WeightCaptureBackend, MemoryWithoutOps) {
+  WeightCaptureBackend b(DType::kF32, 0, 1, 0, 1);
+  std::vector<Buffer> owner;
+  const Tensor t = b.allocate_tensor(owner, DType::kF32, {2, 3});
+  const float in[6] = {1, 2, 3, 4, 5, 6};
+  b.upload(in, t);
+  const Tensor tt = b.allocate_tensor(owner, DType::kF32, {3, 2});
+  b.transpose(t, tt);
+  float out[6] = {};
+  b.download(tt, out);
+  EXPECT_EQ(std::vector<float>(out, out + 6), (std::vector<float>{1, 4, 2, 5, 3, 6}));
+  for (const auto& [op, call] : std::vector<std::pair<std::string, std::function<void()>>>{
+           {"rms_norm", [&] { b.rms_norm(t, t, 1e-5f, t); }},
+           {"matmul", [&] { b.matmul(t, tt, Tensor{}, t); }},
+           {"attention", [&] { b.attention(t, AttentionShape{}, BatchTensors{}, KvLayer{}, t); }},
+           {"upload_batch", [&] { b.upload_batch(ForwardBatch{}); }}}) {
+    try {
+      call();
+      ADD_FAILURE() << op << " did not throw";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), StatusCode::kUnimplemented) << op;
+      EXPECT_EQ(std::string(e.what()), "the build backend has no " + op + " op");
+    }
+  }
+  // Large blocks are reused by size once freed, never while held.
+  constexpr size_t kBig = size_t{4} << 20;
+  Buffer a = b.allocate(kBig);
+  void* first = a.data();
+  Buffer c = b.allocate(kBig);
+  EXPECT_NE(c.data(), first);
+  a.reset();
+  Buffer d = b.allocate(kBig);
+  EXPECT_EQ(d.data(), first);
 }
 
 }  // namespace
