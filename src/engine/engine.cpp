@@ -123,8 +123,12 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
       config_.max_model_len > 0 ? config_.max_model_len : mc.max_position_embeddings;
   if (scheduler_config_.max_model_len > mc.max_position_embeddings) {
     fail(StatusCode::kInvalidArgument,
-         "--max-model-len {} exceeds the model's max_position_embeddings {}",
-         scheduler_config_.max_model_len, mc.max_position_embeddings);
+         "--max-model-len {} exceeds the model's max_position_embeddings {}{}",
+         scheduler_config_.max_model_len, mc.max_position_embeddings,
+         mc.rope.type == RopeConfig::Type::kDynamic
+             ? " (dynamic NTK rope scaling is served up to its original context, where "
+               "transformers' frequencies are the unscaled ones)"
+             : "");
   }
   scheduler_config_.enable_prefix_caching = config_.enable_prefix_caching;
   scheduler_config_.enable_chunked_prefill = config_.enable_chunked_prefill;

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 
@@ -144,6 +145,11 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
                                                  : DType::kF32;
   read_special_ids(config.raw, config);
   arch->parse_config(reader, config);
+  if (config.rope.type == RopeConfig::Type::kDynamic) {
+    // Served within the original context only (model/model_config.cpp, parse_rope_config).
+    config.max_position_embeddings =
+        std::min(config.max_position_embeddings, config.rope.original_max_position_embeddings);
+  }
   auto gen = dir / "generation_config.json";
   if (std::filesystem::exists(gen)) read_special_ids(read_json(gen), config);
   validate_model_config(config);

@@ -161,10 +161,25 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
       fail(StatusCode::kInvalidArgument, "'{}': rope_scaling.beta_fast and beta_slow must be > 0",
            r.file().string());
     }
+  } else if (type == "dynamic") {
+    // Dynamic NTK: transformers keeps the unscaled frequencies while a forward's length stays
+    // within the original context and recomputes them (a larger base) for each longer one.
+    // Cached keys were rotated with the frequencies of their own forward, so a paged cache cannot
+    // follow that; the model is served up to the original context, where it is exact
+    // (ModelConfig::max_position_embeddings is capped to it, model/model_config.h).
+    rope.type = RopeConfig::Type::kDynamic;
+    rope.factor = p.get_double("factor", 1.0);
+    const int32_t max_pos = r.get_int("max_position_embeddings", 0);
+    rope.original_max_position_embeddings = p.get_int("original_max_position_embeddings", max_pos);
+    if (rope.original_max_position_embeddings <= 0) {
+      fail(StatusCode::kInvalidArgument,
+           "'{}': dynamic needs original_max_position_embeddings (or max_position_embeddings) > 0",
+           r.file().string());
+    }
   } else {
     fail(StatusCode::kUnimplemented,
-         "'{}': rope_scaling type '{}' is not supported (default, linear, llama3, longrope, yarn "
-         "are)",
+         "'{}': rope_scaling type '{}' is not supported (default, linear, llama3, longrope, yarn, "
+         "dynamic are)",
          r.file().string(), type);
   }
   if (rope.factor <= 0)

@@ -16,7 +16,9 @@ namespace llmserve {
 
 // How rotary position embeddings are scaled (HF `rope_scaling` / `rope_parameters`).
 struct RopeConfig {
-  enum class Type { kNone, kDefault, kLinear, kLlama3, kLongRope, kYarn };
+  // kDynamic (dynamic NTK): the unscaled frequencies, served up to the original context only
+  // (load_model_config caps max_position_embeddings to original_max_position_embeddings).
+  enum class Type { kNone, kDefault, kLinear, kLlama3, kLongRope, kYarn, kDynamic };
   Type type = Type::kNone;  // kNone: the model has no rotary embedding (GPT-2)
   double theta = 10000.0;
   double factor = 1.0;

@@ -4,7 +4,9 @@
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -411,6 +413,62 @@ TEST(Engine, ConfigErrorsNameTheFlag) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--num-kv-blocks"), std::string::npos) << e.what();
   }
+}
+
+// A dynamic-NTK model (llama-tiny's weights, rope_parameters "dynamic") serves up to its original
+// context, where transformers' frequencies are the unscaled ones: --max-model-len past it is
+// refused naming the flag and why, and within it the tokens are those of the same weights with
+// default rope.
+TEST(Engine, DynamicNtkServedWithinTheOriginalContext) {
+  namespace fs = std::filesystem;
+  // llama-tiny with its rope_parameters (transformers 5's key, rope_theta inside) replaced.
+  const auto variant = [](const std::string& name, const nlohmann::json& rope) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("llmserve_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::copy(kModels / "llama-tiny", dir);
+    std::ifstream in(dir / "config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    in.close();
+    const int32_t original = j["max_position_embeddings"].get<int32_t>();
+    j["max_position_embeddings"] = 4 * original;
+    j["rope_parameters"] = rope;
+    j["rope_parameters"]["rope_theta"] = 10000.0;
+    j["rope_parameters"]["original_max_position_embeddings"] = original;
+    std::ofstream(dir / "config.json") << j.dump();
+    return std::pair{dir, original};
+  };
+  const auto [dynamic_dir, original] =
+      variant("dynamic", {{"rope_type", "dynamic"}, {"factor", 4.0}});
+  const auto [plain_dir, unused] = variant("plain", {{"rope_type", "default"}});
+  EngineConfig cfg = small_config("llama-tiny");
+  cfg.model_dir = dynamic_dir;
+  cfg.max_model_len = original + 1;
+  try {
+    Engine e(cfg);
+    ADD_FAILURE() << "--max-model-len past the original context must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("--max-model-len"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("dynamic NTK"), std::string::npos) << e.what();
+  }
+  cfg.max_model_len = 0;  // the original context
+  const std::vector<int32_t> prompt = {5, 9, 11, 3};
+  std::vector<int32_t> dynamic_tokens, plain_tokens;
+  {
+    Engine e(cfg);
+    dynamic_tokens = drain(*must_submit(e, greedy_request(prompt, 8))).tokens;
+  }
+  {
+    cfg.model_dir = plain_dir;
+    cfg.max_model_len = original;
+    Engine e(cfg);
+    plain_tokens = drain(*must_submit(e, greedy_request(prompt, 8))).tokens;
+  }
+  EXPECT_EQ(dynamic_tokens.size(), 8u);
+  EXPECT_EQ(dynamic_tokens, plain_tokens);
+  fs::remove_all(dynamic_dir);
+  fs::remove_all(plain_dir);
 }
 
 }  // namespace

@@ -203,12 +203,48 @@ TEST(ModelConfig, ReadsYarn) {
   testing::write_file(dir / "config.json", j.dump());
   std::string msg = error_of([&] { load_model_config(dir); });
   EXPECT_NE(msg.find("beta_fast and beta_slow must be > 0"), std::string::npos) << msg;
-  j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+  j["rope_scaling"] = {{"type", "su"}, {"factor", 2.0}};
   testing::write_file(dir / "config.json", j.dump());
   msg = error_of([&] { load_model_config(dir); });
-  EXPECT_NE(msg.find("'dynamic' is not supported (default, linear, llama3, longrope, yarn are)"),
-            std::string::npos)
+  EXPECT_NE(
+      msg.find("'su' is not supported (default, linear, llama3, longrope, yarn, dynamic are)"),
+      std::string::npos)
       << msg;
+}
+
+// Dynamic NTK (rope_scaling type "dynamic"): transformers' _compute_dynamic_ntk_parameters gives
+// base * ((factor * L / original) - (factor - 1)) ^ (d / (d - 2)) for a forward of length L past
+// the original context and the unscaled base up to it. The model is served up to the original
+// context (max_position_embeddings capped to it), where its frequencies are exactly the default
+// ones.
+TEST(ModelConfig, DynamicNtkServedWithinTheOriginalContext) {
+  auto dir = testing::fresh_dir("cfg_dynamic");
+  auto j = llama_config();
+  j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+  testing::write_file(dir / "config.json", j.dump());
+  ModelConfig c = load_model_config(dir);
+  ASSERT_EQ(c.rope.type, RopeConfig::Type::kDynamic);
+  EXPECT_DOUBLE_EQ(c.rope.factor, 2.0);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 64);
+  EXPECT_EQ(c.max_position_embeddings, 64);
+  // Within the original context transformers' base is the unscaled one (L <= original gives a
+  // multiplier of 1), so the frequencies equal the default rope's, bit for bit.
+  RopeConfig plain = c.rope;
+  plain.type = RopeConfig::Type::kDefault;
+  EXPECT_EQ(rope_inverse_frequencies(c.rope, c.head_dim),
+            rope_inverse_frequencies(plain, c.head_dim));
+  const double d = c.head_dim, original = 64;
+  const double multiplier = std::pow(2.0 * original / original - 1.0, d / (d - 2));
+  EXPECT_DOUBLE_EQ(multiplier, 1.0);
+  EXPECT_EQ(build_rope_table(c.rope, c.head_dim, 64), build_rope_table(plain, c.head_dim, 64));
+  EXPECT_EQ(rope_table_offset(c.rope, 64, 1000), 0);
+  // An original context below max_position_embeddings caps the positions served.
+  j["max_position_embeddings"] = 256;
+  j["rope_scaling"]["original_max_position_embeddings"] = 128;
+  testing::write_file(dir / "config.json", j.dump());
+  c = load_model_config(dir);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 128);
+  EXPECT_EQ(c.max_position_embeddings, 128);
 }
 
 // YaRN's frequencies for head_dim 16, theta 10000, factor 4 over an original context of 32 (the
