@@ -78,6 +78,17 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
   rope.theta = p.get_double("rope_theta", rope.theta);
   check_full_rotary(p.get_double("partial_rotary_factor", 1.0), r);
   std::string type = p.get_string("rope_type", p.get_string("type", "default"));
+  // The pre-training context a scaling extends: its own field, else the model's.
+  const auto original_context = [&](const std::string& kind) {
+    const int32_t v =
+        p.get_int("original_max_position_embeddings", r.get_int("max_position_embeddings", 0));
+    if (v <= 0) {
+      fail(StatusCode::kInvalidArgument,
+           "'{}': {} needs original_max_position_embeddings (or max_position_embeddings) > 0",
+           r.file().string(), kind);
+    }
+    return v;
+  };
   if (type == "default") {
     rope.type = RopeConfig::Type::kDefault;
   } else if (type == "linear") {
@@ -137,12 +148,7 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
     // transformers' _compute_yarn_parameters: the original context defaults to the model's, the
     // factor to their ratio; mscale / mscale_all_dim (DeepSeek) set the default attention factor.
     const int32_t max_pos = r.get_int("max_position_embeddings", 0);
-    rope.original_max_position_embeddings = p.get_int("original_max_position_embeddings", max_pos);
-    if (rope.original_max_position_embeddings <= 0) {
-      fail(StatusCode::kInvalidArgument,
-           "'{}': yarn needs original_max_position_embeddings (or max_position_embeddings) > 0",
-           r.file().string());
-    }
+    rope.original_max_position_embeddings = original_context(type);
     rope.factor = p.get_double(
         "factor", static_cast<double>(max_pos) / rope.original_max_position_embeddings);
     const auto mscale = [&](double m) {
@@ -169,13 +175,7 @@ RopeConfig parse_rope_config(const ConfigReader& r) {
     // (ModelConfig::max_position_embeddings is capped to it, model/model_config.h).
     rope.type = RopeConfig::Type::kDynamic;
     rope.factor = p.get_double("factor", 1.0);
-    const int32_t max_pos = r.get_int("max_position_embeddings", 0);
-    rope.original_max_position_embeddings = p.get_int("original_max_position_embeddings", max_pos);
-    if (rope.original_max_position_embeddings <= 0) {
-      fail(StatusCode::kInvalidArgument,
-           "'{}': dynamic needs original_max_position_embeddings (or max_position_embeddings) > 0",
-           r.file().string());
-    }
+    rope.original_max_position_embeddings = original_context(type);
   } else {
     fail(StatusCode::kUnimplemented,
          "'{}': rope_scaling type '{}' is not supported (default, linear, llama3, longrope, yarn, "
