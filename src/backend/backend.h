@@ -141,6 +141,10 @@ class BackendMemory {
   virtual std::string device_arch() const { return {}; }
 
   virtual Buffer allocate(size_t nbytes) = 0;
+  // Whether the backend's tensors are host memory its ops only read from, 64-byte aligned and
+  // readable up to the next multiple of 64 bytes (the CPU): a built engine's weights can then be
+  // used where the mapped file holds them (WeightLoader) instead of copied.
+  virtual bool reads_host_memory() const { return false; }
   // Allocates a tensor and returns its view; the buffer is appended to `owner`.
   Tensor allocate_tensor(std::vector<Buffer>& owner, DType dtype,
                          std::initializer_list<int64_t> dims);

@@ -1,6 +1,7 @@
 // Writes safetensors files as the reference implementation does: an 8-byte little-endian header
-// length, the JSON header padded with spaces to a multiple of 8 bytes, then the tensors' bytes
-// back to back in the order given (the format has no gaps between tensors).
+// length, the JSON header padded with spaces (here so the data starts at a multiple of 64 bytes;
+// the reference pads to 8), then the tensors' bytes back to back in the order given (the format
+// has no gaps between tensors).
 #pragma once
 
 #include <cstdint>

@@ -47,6 +47,9 @@ class SafetensorsFile {
   // The tensor's bytes inside the map (valid as long as this object lives).
   std::span<const uint8_t> data(const TensorInfo& info) const;
   const std::filesystem::path& path() const { return file_.path(); }
+  // The whole mapping (header included): where it starts and its size.
+  const uint8_t* mapped_begin() const { return file_.bytes().data(); }
+  size_t mapped_size() const { return file_.bytes().size(); }
 
  private:
   MappedFile file_;

@@ -178,6 +178,7 @@ class WeightLoader {
   // read-back.
   std::vector<uint8_t> convert_scratch_;
   std::vector<float> staged_scratch_;
+  int32_t num_mapped_ = 0;  // engine tensors used in place (BackendMemory::reads_host_memory)
 };
 
 // What a decoder's activation buffers must hold besides the common ones.

@@ -97,7 +97,7 @@ WeightStore WeightStore::open_file(const std::filesystem::path& file) {
 void WeightStore::add_files(const std::vector<std::filesystem::path>& paths) {
   WeightStore& store = *this;
   for (const auto& p : paths) {
-    store.files_.push_back(std::make_unique<SafetensorsFile>(p));
+    store.files_.push_back(std::make_shared<const SafetensorsFile>(p));
     const SafetensorsFile* f = store.files_.back().get();
     for (const auto& [name, info] : f->tensors()) {
       auto [it, inserted] = store.entries_.emplace(name, Entry{f, &info});
@@ -136,6 +136,21 @@ std::span<const uint8_t> WeightStore::bytes(const std::string& name) const {
     return {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)};
   }
   return e.file->data(*e.info);
+}
+
+std::optional<WeightStore::Mapped> WeightStore::mapped(const std::string& name) const {
+  const Entry& e = entry(name);
+  if (e.synthetic != nullptr) return std::nullopt;
+  for (const auto& f : files_) {
+    if (f.get() != e.file) continue;
+    Mapped m;
+    m.bytes = f->data(*e.info);
+    m.bytes_after =
+        f->mapped_size() - static_cast<size_t>(m.bytes.data() + m.bytes.size() - f->mapped_begin());
+    m.keep_alive = f;
+    return m;
+  }
+  return std::nullopt;
 }
 
 std::vector<float> WeightStore::load_f32(const std::string& name,

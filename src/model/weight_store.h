@@ -43,6 +43,15 @@ class WeightStore {
   }
   // Raw bytes inside the map (valid while the store lives).
   std::span<const uint8_t> bytes(const std::string& name) const;
+  // A stored tensor's bytes in place with what keeps them mapped (after the store is gone too),
+  // and how many bytes of the mapping follow them (a reader may over-read up to the rounding of
+  // its buffers); nullopt for a dequantized (synthetic) tensor.
+  struct Mapped {
+    std::span<const uint8_t> bytes;
+    size_t bytes_after = 0;
+    std::shared_ptr<const void> keep_alive;
+  };
+  std::optional<Mapped> mapped(const std::string& name) const;
 
   std::vector<std::string> names() const;
   const std::filesystem::path& dir() const { return dir_; }
@@ -69,7 +78,7 @@ class WeightStore {
   void add_files(const std::vector<std::filesystem::path>& paths);
 
   std::filesystem::path dir_;
-  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<const SafetensorsFile>> files_;
   std::map<std::string, Entry> entries_;
   CheckpointQuantizationConfig quantization_;
   std::vector<std::unique_ptr<Synthetic>> synthetic_;

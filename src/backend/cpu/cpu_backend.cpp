@@ -106,6 +106,14 @@ Buffer CpuBackend::allocate(size_t nbytes) {
   return Buffer(p, nbytes, [](void* q) { std::free(q); });
 }
 
+bool CpuBackend::reads_host_memory() const {
+  static const bool mapped = [] {
+    const char* e = std::getenv("LLMSERVE_CPU_MAP_WEIGHTS");
+    return e == nullptr || std::string_view(e) != "0";
+  }();
+  return mapped;
+}
+
 void CpuBackend::upload(const void* host, Tensor dst) {
   if (dst.nbytes() > 0) std::memcpy(dst.data, host, dst.nbytes());
 }

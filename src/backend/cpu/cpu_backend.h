@@ -38,6 +38,10 @@ class CpuBackend final : public Backend {
   void recv_from_prev_stage(Tensor x) override;
 
   Buffer allocate(size_t nbytes) override;
+  // Engine weights used in place in their file's mapping, unless LLMSERVE_CPU_MAP_WEIGHTS=0 (then
+  // copied at load: an engine on a slow network filesystem, or one that may be rewritten while
+  // served — a mapped file truncated under a running server faults it).
+  bool reads_host_memory() const override;
   void upload(const void* host, Tensor dst) override;
   void download(Tensor src, void* host) override;
   size_t free_memory() const override;

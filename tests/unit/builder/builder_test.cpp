@@ -57,6 +57,19 @@ std::string message_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
+// Whether this process maps `file` (/proc/self/maps): after a load, only tensors used in place
+// keep an engine file mapped (the loader's own mapping goes with it).
+bool is_mapped(const fs::path& file) {
+  std::ifstream maps("/proc/self/maps");
+  const std::string want = fs::canonical(file).string();
+  for (std::string line; std::getline(maps, line);) {
+    if (line.size() >= want.size() &&
+        line.compare(line.size() - want.size(), want.size(), want) == 0)
+      return true;
+  }
+  return false;
+}
+
 class EngineEqualsCheckpoint : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EngineEqualsCheckpoint, SameLogitsAndTokens) {
@@ -71,6 +84,8 @@ TEST_P(EngineEqualsCheckpoint, SameLogitsAndTokens) {
   const auto cases = testing::read_reference_cases(kModels / GetParam());
   testing::RunnerHarness from_checkpoint(kModels / GetParam(), DeviceKind::kCpu, DType::kF32),
       from_engine(out, DeviceKind::kCpu, DType::kF32);
+  // The CPU reads the engine's tensors where the file's mapping holds them (zero-copy).
+  EXPECT_TRUE(is_mapped(out / "rank-0.safetensors"));
   const testing::Greedy want = testing::run_greedy(from_checkpoint, cases, 12, /*batched=*/true);
   const testing::Greedy got = testing::run_greedy(from_engine, cases, 12, /*batched=*/true);
   for (size_t i = 0; i < want.tokens.size(); ++i) {
@@ -587,11 +602,13 @@ TEST(SafetensorsWriter, RoundTripsThroughTheReader) {
   EXPECT_EQ(got, a);
   EXPECT_EQ(f.find("b.scales")->dtype, DType::kI8);
   EXPECT_EQ(static_cast<int8_t>(f.data(*f.find("b.scales"))[0]), -127);
-  // The header is padded to 8 bytes, as the reference writer does.
+  // The header is padded to a multiple of 8 bytes as the reference writer does, and further so
+  // the data starts 64-byte aligned (zero-copy CPU loads).
   std::ifstream in(dir / "t.safetensors", std::ios::binary);
   uint64_t n = 0;
   in.read(reinterpret_cast<char*>(&n), 8);
   EXPECT_EQ(n % 8, 0u);
+  EXPECT_EQ((8 + n) % 64, 0u);
   EXPECT_NE(message_of([&] {
               write_safetensors(
                   dir / "u.safetensors",
