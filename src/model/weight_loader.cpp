@@ -120,24 +120,28 @@ Tensor WeightLoader::upload_stored(const std::string& key, std::span<const int64
          store_.file_of(key).string(), dtype_name(info.dtype), shape_string(info.shape),
          dtype_name(dtype), shape_string(dims));
   }
-  if (backend_.reads_host_memory()) {
-    // Zero-copy: the tensor is read where the engine file's mapping holds it (the mapping outlives
-    // the store through the buffer), when it is aligned and the file covers the reader's rounding.
-    const std::optional<WeightStore::Mapped> m = store_.mapped(key);
-    const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; };
-    if (m && aligned(m->bytes.data()) && m->bytes_after >= (64 - m->bytes.size() % 64) % 64) {
-      auto* data = const_cast<uint8_t*>(m->bytes.data());  // the ops only read weights
-      Tensor t = info.shape.size() == 1 ? Tensor(data, info.dtype, {info.shape[0]})
-                                        : Tensor(data, info.dtype, {info.shape[0], info.shape[1]});
-      owner_->push_back(Buffer(data, m->bytes.size(), [keep = m->keep_alive](void*) {}));
-      ++num_mapped_;
-      return t;
-    }
-  }
+  if (std::optional<Tensor> t = in_place(key)) return *t;
   Tensor t = info.shape.size() == 1
                  ? backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0]})
                  : backend_.allocate_tensor(*owner_, info.dtype, {info.shape[0], info.shape[1]});
   backend_.upload(store_.bytes(key).data(), t);
+  return t;
+}
+
+std::optional<Tensor> WeightLoader::in_place(const std::string& name) {
+  if (!backend_.reads_host_memory()) return std::nullopt;
+  // The tensor read where the file's mapping holds it (the mapping outlives the store through the
+  // buffer), when it is aligned and the file covers the reader's 64-byte rounding.
+  const std::optional<WeightStore::Mapped> m = store_.mapped(name);
+  if (!m || reinterpret_cast<uintptr_t>(m->bytes.data()) % 64 != 0 ||
+      m->bytes_after < (64 - m->bytes.size() % 64) % 64) {
+    return std::nullopt;
+  }
+  const TensorInfo& info = store_.info(name);
+  auto* data = const_cast<uint8_t*>(m->bytes.data());  // the ops only read weights
+  Tensor t = info.shape.size() == 1 ? Tensor(data, info.dtype, {info.shape[0]})
+                                    : Tensor(data, info.dtype, {info.shape[0], info.shape[1]});
+  owner_->push_back(Buffer(data, m->bytes.size(), [keep = m->keep_alive](void*) {}));
   return t;
 }
 

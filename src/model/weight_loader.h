@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -150,6 +151,11 @@ class WeightLoader {
   Tensor prepared(const std::string& key, std::vector<int64_t> dims,
                   const std::function<Tensor()>& make);
   Tensor upload_stored(const std::string& key, std::span<const int64_t> dims, DType dtype);
+  // The engine tensor `name` as it lies in its file's mapping, where the backend reads host
+  // memory (BackendMemory::reads_host_memory) and the bytes are 64-byte aligned (engines are
+  // written so; Hugging Face checkpoints rarely are, and load converted); else nullopt. The
+  // caller has checked its dtype and shape.
+  std::optional<Tensor> in_place(const std::string& name);
   // linear() and linear_as(): `load` under quantization `q`, kept under `key` (empty: the load's
   // own key).
   LinearWeight load_linear(Quantization q, const std::string& key,
@@ -178,7 +184,6 @@ class WeightLoader {
   // read-back.
   std::vector<uint8_t> convert_scratch_;
   std::vector<float> staged_scratch_;
-  int32_t num_mapped_ = 0;  // engine tensors used in place (BackendMemory::reads_host_memory)
 };
 
 // What a decoder's activation buffers must hold besides the common ones.
