@@ -5,7 +5,9 @@
 #
 #   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [families] [ncu-gemv] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
-# Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length.
+# Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length;
+# GPU_CHECK_BUDGET_S (e.g. 480 under run's 600 s limit) skips the steps that would start after
+# that many seconds, so the logs are still packed and come back.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -91,6 +93,10 @@ PY
 }
 
 for step in "${steps[@]}"; do
+  if [ -n "${GPU_CHECK_BUDGET_S:-}" ] && [ "$SECONDS" -ge "$GPU_CHECK_BUDGET_S" ]; then
+    note "$step: skipped, ${SECONDS} s of GPU_CHECK_BUDGET_S=$GPU_CHECK_BUDGET_S spent"
+    continue
+  fi
   case "$step" in
     tests)
       "$dist/cuda_tests" --gtest_color=no ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} >"$OUT/cuda_tests.log" 2>&1
