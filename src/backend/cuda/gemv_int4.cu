@@ -261,12 +261,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 // lies in one group, so its four steps sum unscaled and the group scales multiply once a unit.
 // (The tile kernel above loads a tile's blocks all at once and then waits: with K = 4,096 a 16-row
 // tile is 32 KiB, one round of loads, so each block's memory phase and math phase alternate; it
-// streamed at 1.4 TB/s on the H100.) At a tile's end the warps' sums meet in shared memory behind one barrier (every warp has
-// the same units a tile) and are stored by the whole block. Needs K a multiple of 128 * kWarps
-// and groups of a multiple of 128 columns (one (scale, zero) pair a unit); launch_gemv_int4 falls
-// back to the tile kernel otherwise.
-// One token tile asks for 16 warps an SM (at most 128 registers a thread); more tiles take what
-// their accumulators and x vectors need.
+// streamed at 1.4 TB/s on the H100.) At a tile's end the warps' sums meet in shared memory behind
+// one barrier (every warp has the same units a tile) and are stored by the whole block. Needs K a
+// multiple of 128 * kWarps and groups of a multiple of 128 columns (one (scale, zero) pair a unit);
+// launch_gemv_int4 falls back to the tile kernel otherwise. One token tile asks for 16 warps an SM
+// (at most 128 registers a thread); more tiles take what their accumulators and x vectors need.
 template <typename T, int kUnroll, int kWarps, int kTiles>
 __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
     gemv_int4_stream_kernel(const GemvInt4Args a) {
