@@ -15,7 +15,8 @@ One folder per model under --out:
 and a README.md at the top describing the format (the README constant below, written by both scripts).
 
 Models (this script): gpt2-tiny, gpt2-tiny-fp16, llama-tiny, llama-tiny-bf16, qwen2-tiny, qwen3-tiny,
-mistral-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, phi3-longrope-tiny, qwen2-yarn-tiny, mixtral-tiny, qwen2moe-tiny,
+mistral-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, phi3-longrope-tiny, qwen2-yarn-tiny, llama-dynamic-tiny,
+mixtral-tiny, qwen2moe-tiny,
 qwen3moe-tiny, llama32-tied-tiny (see MODEL_SPECS and the README table). make_quantized_reference.py adds
 pre-quantized Llamas in the formats real checkpoints use: llama-tiny-fp8-ct (compressed-tensors fp8, static
 per-tensor input scales), llama-tiny-fp8-block (quant_method fp8, 128x128 weight blocks), llama-tiny-awq
@@ -131,6 +132,14 @@ QWEN2_YARN_SCALING = {
     "original_max_position_embeddings": 32,
 }
 
+# Dynamic NTK, factor 2: transformers keeps the unscaled frequencies while a forward stays within
+# max_position_embeddings (128 here, past every case's 59 positions) and recomputes a larger base past it, which
+# llmserve does not serve (it caps the context there); so every case checks the in-context behaviour.
+LLAMA_DYNAMIC_SCALING = {
+    "rope_type": "dynamic",
+    "factor": 2.0,
+}
+
 # name -> how to build it. Seeds are the first tried; see MAX_SEED_TRIES. "shape" overrides LLAMA_SHAPE.
 MODEL_SPECS = {
     "gpt2-tiny": {"arch": "gpt2", "seed": 1000, "save_dtype": "float32"},
@@ -169,6 +178,16 @@ MODEL_SPECS = {
         "num_kv_heads": 2,
         "tie": False,
         "rope_scaling": QWEN2_YARN_SCALING,
+        "shape": {"max_position_embeddings": 128},
+    },
+    # Llama with dynamic NTK rope scaling, within its context (the unscaled frequencies).
+    "llama-dynamic-tiny": {
+        "arch": "llama",
+        "seed": 16000,
+        "save_dtype": "bfloat16",
+        "num_kv_heads": 2,
+        "tie": False,
+        "rope_scaling": LLAMA_DYNAMIC_SCALING,
         "shape": {"max_position_embeddings": 128},
     },
     # Qwen3: no biases, per-head RMSNorm on q and k (q_norm/k_norm) before RoPE, tied as Qwen3-0.6B.
@@ -453,6 +472,8 @@ def rope_expectations(spec: dict) -> dict:
         freqs = longrope_inv_freq(theta, head_dim, scaling["short_factor"])
     elif kind == "yarn":
         freqs, _ = yarn_parameters(theta, head_dim, scaling, model_shape(spec)["max_position_embeddings"])
+    elif kind == "dynamic":  # at load (and within the context) the unscaled frequencies
+        freqs = default_inv_freq(theta, head_dim)
     else:
         check(kind == "default", f"no formula for rope_type {kind}")
         freqs = default_inv_freq(theta, head_dim)
@@ -1472,6 +1493,7 @@ Sliding windows are 8 tokens: a query at position q sees keys q-7..q.
 | gemma3-tiny | Gemma3ForCausalLM | bf16, 4 layers sliding/sliding/full/sliding (window 8), (1 + w) q/k norms, local theta 1e4, global theta 1e6 with linear scaling 8, query_pre_attn_scalar 32, no softcaps, tied |
 | phi3-tiny | Phi3ForCausalLM | fp32, fused qkv_proj and gate_up_proj, MHA, plain RoPE, untied |
 | qwen2-yarn-tiny | Qwen2ForCausalLM | bf16, YaRN factor 4 over an original context of 32 (frequency 0 extrapolated, 1 blended, 2-7 interpolated; cos/sin x attention factor), GQA 4/2, untied |
+| llama-dynamic-tiny | LlamaForCausalLM | bf16, dynamic NTK factor 2 within its 128-position context (the unscaled frequencies), GQA 4/2, untied |
 | phi3-longrope-tiny | Phi3ForCausalLM | bf16, LongRoPE (original 38: cases 0-2 short factors, case 3 long; cos/sin x attention factor), GQA 4/2 |
 | mixtral-tiny | MixtralForCausalLM | bf16, 4 experts top-2 renormalized, expert size 64, GQA 4/2, per-expert w1/w3/w2 tensors |
 | qwen2moe-tiny | Qwen2MoeForCausalLM | fp32, q/k/v biases, 4 experts top-2 not renormalized + shared expert x sigmoid(shared_expert_gate) |
