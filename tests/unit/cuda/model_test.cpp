@@ -398,9 +398,9 @@ INSTANTIATE_TEST_SUITE_P(
         Fixture{"phi3-tiny", DType::kBF16}, Fixture{"mistral-tiny", DType::kBF16},
         Fixture{"gemma2-tiny", DType::kBF16}, Fixture{"gemma2-tiny", DType::kF16},
         Fixture{"gemma3-tiny", DType::kBF16}, Fixture{"phi3-longrope-tiny", DType::kBF16},
-        Fixture{"qwen2-yarn-tiny", DType::kBF16}, Fixture{"mixtral-tiny", DType::kBF16},
-        Fixture{"qwen2moe-tiny", DType::kF16}, Fixture{"qwen3moe-tiny", DType::kBF16},
-        Fixture{"qwen3moe-tiny", DType::kF16}),
+        Fixture{"qwen2-yarn-tiny", DType::kBF16}, Fixture{"llama-dynamic-tiny", DType::kBF16},
+        Fixture{"mixtral-tiny", DType::kBF16}, Fixture{"qwen2moe-tiny", DType::kF16},
+        Fixture{"qwen3moe-tiny", DType::kBF16}, Fixture{"qwen3moe-tiny", DType::kF16}),
     fixture_name);
 
 }  // namespace

@@ -170,8 +170,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
                                            "llama-tiny-bf16", "qwen2-tiny", "qwen3-tiny",
                                            "llama32-tied-tiny", "phi3-tiny", "mistral-tiny",
                                            "gemma2-tiny", "gemma3-tiny", "phi3-longrope-tiny",
-                                           "qwen2-yarn-tiny", "mixtral-tiny", "qwen2moe-tiny",
-                                           "qwen3moe-tiny",
+                                           "qwen2-yarn-tiny", "llama-dynamic-tiny", "mixtral-tiny",
+                                           "qwen2moe-tiny", "qwen3moe-tiny",
                                            // pre-quantized checkpoints, dequantized at load
                                            // (model/quantized_checkpoint.h); references from
                                            // the same dequantized weights
