@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [families] [ncu-gemv] [kvfp8] [tprofile] [spec] [decode-ab] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [families] [ncu-gemv] [kvfp8] [tprofile] [spec] [decode-ab] [idle] [sass] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length;
 # GPU_CHECK_BUDGET_S (e.g. 480 under run's 600 s limit) skips the steps that would start after
@@ -423,6 +423,29 @@ PY
         export "GEMV_BEST_${f^^}=${v:-0}"
         note "gemv: fastest tensor-core variant at M=1 for $f: v${v:-0}"
       done
+      ;;
+    idle)  # batch-1 decode with the device's busy and idle time a step (--step-timing): how much of
+      # an inter-token latency is the host's gap between steps (IDLE_MODELS narrows)
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+      for m in ${IDLE_MODELS:-llama-3-8b gpt2-124m}; do
+        "$LLMSERVE" bench offline --device cuda --model "/tmp/$m" --num-requests 3 --warmup 1 --input-len 32 \
+          --output-len "${OUTPUT_LEN:-256}" --max-batch-size 1 --max-model-len 1024 --step-timing \
+          >"$OUT/idle_$m.log" 2>&1 || note "idle $m: bench failed"
+        echo "== batch-1 decode, device time a step: $m" | tee -a "$summary"
+        grep -E "^batched|device a step" "$OUT/idle_$m.log" | tee -a "$summary"
+      done
+      ;;
+    sass)  # the machine code of the kernels whose mangled names match SASS_MATCH (an awk regex;
+      # default: the int4 streaming GEMV for one bf16 token tile), with an instruction histogram
+      cuobjdump_bin=$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null | head -1)
+      [ -n "$cuobjdump_bin" ] || { note "sass: cuobjdump not found"; continue; }
+      "$cuobjdump_bin" -sass "$LLMSERVE" 2>/dev/null |
+        awk -v re="${SASS_MATCH:-gemv_int4_stream_kernel.*bfloat16Li4ELi8ELi1E}" \
+          '/Function : / { on = ($0 ~ re) } on' >"$OUT/sass.txt"
+      echo "== sass: $(grep -c 'Function : ' "$OUT/sass.txt") functions, $(grep -cE '^ +/\*[0-9a-f]{4}\*/' "$OUT/sass.txt") instructions" | tee -a "$summary"
+      grep -oE '^ +/\*[0-9a-f]{4}\*/ +(@!?U?P[0-9T] +)?[A-Z0-9_.]+' "$OUT/sass.txt" | awk '{print $NF}' | sed -E 's/\..*//' |
+        sort | uniq -c | sort -rn | head -25 | tee -a "$summary"
       ;;
     decode-ab)  # batch-1 decode, the tensor-core GEMVs against the CUDA-core ones, same call
       [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
