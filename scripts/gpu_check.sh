@@ -3,7 +3,7 @@
 # of docs/performance.md — ours and the HF transformers baseline in the same call, same GPU.
 # Writes logs and JSON under $OUT and prints a summary table last.
 #
-#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [families] [ncu-gemv] [kvfp8] [tprofile] [spec] [decode-ab] [idle] [sass] [startup] [sanitize] [tp]
+#   bash scripts/gpu_check.sh [tests] [gpt2] [llama8b] [variants] [profile] [batch] [ttft] [throughput] [overlap] [quant] [ncu] [gemv] [gemm] [moe] [moe-model] [families] [ncu-gemv] [kvfp8] [tprofile] [spec] [decode-ab] [idle] [sass] [nsys] [startup] [sanitize] [tp]
 #   (default: tests gpt2 startup; tp needs a machine with 2+ GPUs, e.g. kind nvidia-h100-x2)
 # Environment: GTEST_FILTER narrows the tests; OUTPUT_LEN (default 512) the decode length;
 # GPU_CHECK_BUDGET_S (e.g. 480 under run's 600 s limit) skips the steps that would start after
@@ -434,6 +434,29 @@ PY
           >"$OUT/idle_$m.log" 2>&1 || note "idle $m: bench failed"
         echo "== batch-1 decode, device time a step: $m" | tee -a "$summary"
         grep -E "^batched|device a step" "$OUT/idle_$m.log" | tee -a "$summary"
+      done
+      ;;
+    nsys)  # batch-1 decode under Nsight Systems with the CUDA graphs' nodes traced: each kernel's
+      # duration and what it adds to a step (scripts/nsys_summary.py). NSYS_MODELS: llama-3-8b
+      # (bf16 checkpoint), llama-3-8b-<scheme> (an engine built here), gpt2-124m
+      nsys_bin=$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)
+      [ -n "$nsys_bin" ] || { note "nsys: not found"; continue; }
+      [ -d /tmp/llama-3-8b ] || python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --fast --out /tmp/llama-3-8b >/dev/null
+      for m in ${NSYS_MODELS:-llama-3-8b}; do
+        case "$m" in
+          llama-3-8b-*) model=$(llama_engine "${m#llama-3-8b-}") || continue ;;
+          gpt2-124m) [ -d /tmp/gpt2-124m ] || python3 scripts/make_random_model.py --preset gpt2-124m --dtype f16 --out /tmp/gpt2-124m >/dev/null
+            model=/tmp/gpt2-124m ;;
+          *) model=/tmp/$m ;;
+        esac
+        timeout 240 "$nsys_bin" profile --cuda-graph-trace=node --trace=cuda --sample=none --cpuctxsw=none \
+          --force-overwrite true -o "/tmp/nsys_$m" "$LLMSERVE" bench offline --device cuda --model "$model" \
+          --num-requests 1 --warmup 1 --input-len 32 --output-len "${OUTPUT_LEN:-128}" --max-batch-size 1 \
+          --max-model-len 1024 >"$OUT/nsys_$m.log" 2>&1 || note "nsys $m: exit $?"
+        "$nsys_bin" stats --report cuda_gpu_trace --format csv --output "/tmp/nsys_$m" "/tmp/nsys_$m.nsys-rep" \
+          >>"$OUT/nsys_$m.log" 2>&1 || note "nsys stats $m: exit $?"
+        cp "/tmp/nsys_${m}_cuda_gpu_trace.csv" "$OUT/" 2>/dev/null
+        python3 scripts/nsys_summary.py "/tmp/nsys_${m}_cuda_gpu_trace.csv" "$m" 2>&1 | head -32 | tee -a "$summary"
       done
       ;;
     sass)  # the machine code of the kernels whose mangled names match SASS_MATCH (an awk regex;
