@@ -31,12 +31,17 @@ void ForwardBatch::add_sequence(const int32_t* tokens, int32_t num_new_tokens,
     token_ids.push_back(tokens[i]);
     positions.push_back(pos);
     rope_positions.push_back(pos + rope_offset);
-    slot_mapping.push_back(slot_of(block_table, block_size, pos));
+    const int32_t slot = slot_of(block_table, block_size, pos);
+    if (slot < 0) fail(StatusCode::kInternal, "position {} falls in a released block", pos);
+    slot_mapping.push_back(slot);
   }
   query_start.push_back(num_tokens());
   context_lens.push_back(context_len);
   int32_t num_blocks = (context_len + block_size - 1) / block_size;
-  pending_tables_.emplace_back(block_table.begin(), block_table.begin() + num_blocks);
+  auto& table = pending_tables_.emplace_back(block_table.begin(), block_table.begin() + num_blocks);
+  // Entries released below a sliding window (negative, engine/sequence.h) are never read (the
+  // attention kernels start at the window): any valid id stands in for them.
+  for (int32_t& block : table) block = std::max(block, 0);
 }
 
 void ForwardBatch::finalize(int32_t min_blocks_per_seq) {

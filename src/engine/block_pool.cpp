@@ -158,11 +158,14 @@ void BlockPool::cache_full_blocks(const Sequence& seq) {
   if (!is_prefix_caching_enabled_) return;
   const int32_t num_full =
       std::min(seq.num_computed_tokens / block_size_, static_cast<int32_t>(seq.block_table.size()));
-  // Hashed blocks form a prefix of the table; find where it ends (usually at once).
+  // Hashed blocks form a prefix of the table (released ones were hashed before they went); find
+  // where it ends (usually at once).
+  const int32_t released = seq.num_released_blocks;
   int32_t begin = num_full;
-  while (begin > 0 && !blocks_[seq.block_table[begin - 1]].has_hash) --begin;
-  uint64_t parent_hash =
-      begin == 0 ? kRootHash ^ seq.prefix_cache_salt : blocks_[seq.block_table[begin - 1]].hash;
+  while (begin > released && !blocks_[seq.block_table[begin - 1]].has_hash) --begin;
+  uint64_t parent_hash = begin == 0          ? kRootHash ^ seq.prefix_cache_salt
+                         : begin == released ? seq.released_chain_hash
+                                             : blocks_[seq.block_table[begin - 1]].hash;
   for (int32_t i = begin; i < num_full; ++i) {
     const int32_t block_id = seq.block_table[i];
     const std::span<const int32_t> block_tokens = full_block_tokens(seq, i, block_size_);
@@ -181,9 +184,31 @@ void BlockPool::cache_full_blocks(const Sequence& seq) {
   }
 }
 
+int32_t BlockPool::release_out_of_window(Sequence& seq, int32_t window) {
+  if (window <= 0 || seq.block_table.empty()) return 0;
+  const int32_t first_visible = seq.num_computed_tokens - window + 1;
+  const int32_t end = std::min(first_visible / block_size_,  // blocks wholly below it
+                               static_cast<int32_t>(seq.block_table.size()) - 1);
+  int32_t released = 0;
+  for (int32_t i = seq.num_released_blocks; i < end; ++i) {
+    const int32_t block_id = seq.block_table[static_cast<size_t>(i)];
+    // The chain continues from the last released block's hash (0 when caching is off).
+    seq.released_chain_hash = blocks_[block_id].has_hash ? blocks_[block_id].hash : 0;
+    release_block(block_id);
+    seq.block_table[static_cast<size_t>(i)] = kReleasedBlock;
+    ++released;
+  }
+  seq.num_released_blocks = std::max(seq.num_released_blocks, end);
+  return released;
+}
+
 void BlockPool::deallocate(Sequence& seq) {
-  for (auto it = seq.block_table.rbegin(); it != seq.block_table.rend(); ++it) release_block(*it);
+  for (auto it = seq.block_table.rbegin(); it != seq.block_table.rend(); ++it) {
+    if (*it != kReleasedBlock) release_block(*it);
+  }
   seq.block_table.clear();
+  seq.num_released_blocks = 0;
+  seq.released_chain_hash = 0;
 }
 
 void BlockPool::trim(Sequence& seq) {
@@ -274,7 +299,18 @@ Status BlockPool::check_invariants(std::span<const Sequence* const> sequences) c
       return internal_error("sequence {}: {} blocks for {} computed of {} tokens", seq->id,
                             num_table, seq->num_computed_tokens, seq->num_tokens());
     }
-    for (int32_t block_id : seq->block_table) {
+    if (seq->num_released_blocks < 0 || seq->num_released_blocks > num_table ||
+        (num_table > 0 && seq->num_released_blocks == num_table)) {
+      return internal_error("sequence {}: {} released blocks of {}", seq->id,
+                            seq->num_released_blocks, num_table);
+    }
+    for (int32_t i = 0; i < num_table; ++i) {
+      const int32_t block_id = seq->block_table[static_cast<size_t>(i)];
+      if ((block_id == kReleasedBlock) != (i < seq->num_released_blocks)) {
+        return internal_error("sequence {}: entry {} is {} with {} released blocks", seq->id, i,
+                              block_id, seq->num_released_blocks);
+      }
+      if (block_id == kReleasedBlock) continue;
       if (block_id < 0 || block_id >= n)
         return internal_error("block id {} out of range", block_id);
       ++num_refs[block_id];

@@ -100,10 +100,17 @@ class BlockPool {
   void trim(Sequence& seq);
   // Registers seq's newly full, computed blocks in the prefix cache. Call after each step.
   void cache_full_blocks(const Sequence& seq);
+  // Sliding window (window > 0 positions, every layer): releases seq's blocks whose positions no
+  // later query sees — the next query is at num_computed_tokens and sees back to
+  // num_computed_tokens - window + 1 — marking their entries kReleasedBlock (sequence.h). The
+  // block holding the latest position stays. Call after cache_full_blocks, so a released block
+  // is already in the prefix cache (it stays there, evictable, for later prompts). Returns how
+  // many blocks it released.
+  int32_t release_out_of_window(Sequence& seq, int32_t window);
   // Releases seq's blocks (tail first, so a prefix outlives its tail in the cache) and clears
-  // its block_table. Cached blocks that drop to ref_count 0 become evictable, others free.
-  // The token counts are left to the caller: a preemption resets them, a finished sequence
-  // keeps them for usage reporting (num_cached_tokens).
+  // its block_table (and its released-block count). Cached blocks that drop to ref_count 0 become
+  // evictable, others free. The token counts are left to the caller: a preemption resets them, a
+  // finished sequence keeps them for usage reporting (num_cached_tokens).
   void deallocate(Sequence& seq);
 
   // Checks the state above against the block tables of all live sequences; kInternal if broken.

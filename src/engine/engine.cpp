@@ -133,6 +133,14 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   scheduler_config_.enable_prefix_caching = config_.enable_prefix_caching;
   scheduler_config_.enable_chunked_prefill = config_.enable_chunked_prefill;
   scheduler_config_.speculative = config_.speculative;
+  // Blocks below a sliding window go back to the pool when every layer has one (the draft
+  // model's too: it reads the same block tables).
+  scheduler_config_.kv_window = mc.kv_window();
+  if (draft_model_) {
+    const int32_t draft_window = draft_model_->config().kv_window();
+    scheduler_config_.kv_window =
+        draft_window > 0 ? std::max(scheduler_config_.kv_window, draft_window) : 0;
+  }
   if (!config_.enable_chunked_prefill &&
       scheduler_config_.max_num_tokens < scheduler_config_.max_model_len) {
     // Without chunking every prompt must fit in one step's budget.
@@ -227,12 +235,12 @@ void Engine::size_kv_cache() {
     // More blocks than max_batch_size full-length sequences can never be used at once.
     const int64_t useful =
         static_cast<int64_t>(config_.max_batch_size) *
-        ((scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size);
+        Scheduler::max_blocks_per_sequence(scheduler_config_, scheduler_config_.max_model_len);
     num_blocks = static_cast<int32_t>(std::min<int64_t>(
         useful, static_cast<int64_t>(budget / static_cast<double>(bytes_per_block))));
   }
   const int32_t needed =
-      (scheduler_config_.max_model_len + config_.block_size - 1) / config_.block_size;
+      Scheduler::max_blocks_per_sequence(scheduler_config_, scheduler_config_.max_model_len);
   if (num_blocks < needed) {
     fail(StatusCode::kResourceExhausted,
          "the KV cache holds {} blocks of {} tokens ({} MiB each) but one sequence of "
@@ -573,6 +581,7 @@ void Engine::publish_stats() {
   stats_.num_prefix_query_tokens = s.prefix_cache.num_query_tokens;
   stats_.num_prefix_hit_tokens = s.prefix_cache.num_hit_tokens;
   stats_.num_preemptions = s.num_preemptions;
+  stats_.num_window_released_blocks = s.num_window_released_blocks;
   stats_.num_priority_admissions = s.num_priority_admissions;
   stats_.num_spec_decodes = s.num_spec_decodes;
   stats_.num_draft_tokens = s.num_draft_tokens;

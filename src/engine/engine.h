@@ -41,6 +41,7 @@ struct EngineStats {
   int64_t num_prefix_query_tokens = 0;
   int64_t num_prefix_hit_tokens = 0;
   int64_t num_preemptions = 0;
+  int64_t num_window_released_blocks = 0;  // KV blocks freed below a sliding window
   // Speculative decoding: decodes that carried drafts, drafts proposed, drafts accepted.
   int64_t num_spec_decodes = 0;
   int64_t num_draft_tokens = 0;

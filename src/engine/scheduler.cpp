@@ -58,6 +58,8 @@ Status Scheduler::validate(const SchedulerConfig& config) {
         config.max_num_tokens, config.max_model_len);
   }
   if (Status status = config.speculative.validate(); !status.is_ok()) return status;
+  if (config.kv_window < 0)
+    return invalid_argument("kv_window must be >= 0, got {}", config.kv_window);
   return BlockPool::validate(block_pool_config(config));
 }
 
@@ -75,7 +77,7 @@ Status Scheduler::check_admissible(int32_t num_prompt_tokens, int32_t max_tokens
             fmt::format("prompt ({} tokens) + max_tokens ({}) = {} exceeds max_model_len ({})",
                         num_prompt_tokens, max_tokens, num_tokens, config_.max_model_len)};
   }
-  const int64_t num_blocks = (num_tokens + config_.block_size - 1) / config_.block_size;
+  const int32_t num_blocks = max_blocks_per_sequence(config_, num_tokens);
   if (num_blocks > config_.num_blocks) {
     return {StatusCode::kOutOfRange,
             fmt::format("prompt ({} tokens) + max_tokens ({}) needs {} KV blocks of {} tokens, "
@@ -84,6 +86,17 @@ Status Scheduler::check_admissible(int32_t num_prompt_tokens, int32_t max_tokens
                         config_.num_blocks)};
   }
   return Status::ok();
+}
+
+int32_t Scheduler::max_blocks_per_sequence(const SchedulerConfig& config, int64_t num_tokens) {
+  const int64_t bs = config.block_size;
+  const int64_t all = (num_tokens + bs - 1) / bs;
+  if (config.kv_window <= 0) return static_cast<int32_t>(std::min<int64_t>(all, INT32_MAX));
+  // A step's new tokens: a prefill chunk, or a decode with its drafts.
+  const int64_t step =
+      std::max<int64_t>(config.max_num_tokens, 1 + config.speculative.num_speculative_tokens);
+  const int64_t span = config.kv_window - 1 + step;
+  return static_cast<int32_t>(std::min(all, (span + bs - 1) / bs + 1));
 }
 
 Status Scheduler::add(std::unique_ptr<Sequence> seq) {
@@ -366,6 +379,7 @@ void Scheduler::update(const SchedulerOutput& output, const StepResult& result) 
       }
     }
     block_pool_.cache_full_blocks(seq);
+    num_window_released_blocks_ += block_pool_.release_out_of_window(seq, config_.kv_window);
   }
 }
 
@@ -396,6 +410,7 @@ SchedulerStats Scheduler::stats() const {
       .num_draft_tokens = num_draft_tokens_,
       .num_accepted_tokens = num_accepted_tokens_,
       .num_priority_admissions = num_priority_admissions_,
+      .num_window_released_blocks = num_window_released_blocks_,
       .num_batched_tokens = last_num_batched_tokens_,
   };
 }

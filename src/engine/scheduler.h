@@ -64,6 +64,11 @@ struct SchedulerConfig {
   // several steps), which bounds the logits a step downloads to this many rows of the vocabulary.
   int32_t max_prompt_logprob_rows = 128;
   SpeculativeConfig speculative;  // drafts for decodes (speculative.h); off by default
+  // > 0 when every layer (of the draft model too) attends within a sliding window of this many
+  // positions: a running sequence's blocks below it go back to the pool after each step
+  // (BlockPool::release_out_of_window), so a sequence holds at most kv_window - 1 + its chunk
+  // positions and check_admissible bounds its blocks by that, not by its length.
+  int32_t kv_window = 0;
 };
 
 // Live view for metrics and logs.
@@ -83,6 +88,8 @@ struct SchedulerStats {
   // Cumulative: admissions ahead of a sequence that arrived earlier and was still waiting (a
   // lower `priority` value jumped the queue).
   int64_t num_priority_admissions = 0;
+  // Cumulative: blocks that went back to the pool below a sliding window (kv_window).
+  int64_t num_window_released_blocks = 0;
   int32_t num_batched_tokens = 0;  // last step's
 };
 
@@ -94,7 +101,8 @@ class Scheduler {
   explicit Scheduler(const SchedulerConfig& config);
 
   // Whether a request could ever run: prompt non-empty, max_tokens >= 1, prompt + max_tokens
-  // within max_model_len and within the whole pool. kInvalidArgument / kOutOfRange otherwise.
+  // within max_model_len and its blocks (max_blocks_per_sequence) within the whole pool.
+  // kInvalidArgument / kOutOfRange otherwise.
   Status check_admissible(int32_t num_prompt_tokens, int32_t max_tokens) const;
   // Queues seq (by priority, then arrival) after check_admissible; also rejects a live
   // duplicate id.
@@ -111,6 +119,10 @@ class Scheduler {
   // its rejected drafts held. Entries whose sequence was aborted or finished since schedule() are
   // skipped (their samples too). Throws Error(kInternal) if the samples do not match the output.
   void update(const SchedulerOutput& output, const StepResult& result);
+  // The most blocks a sequence of num_tokens tokens holds at once under `config`: all of them,
+  // or under a sliding window (kv_window) those of kv_window - 1 positions and a step's chunk,
+  // plus one block each end may share with positions outside.
+  static int32_t max_blocks_per_sequence(const SchedulerConfig& config, int64_t num_tokens);
 
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
@@ -173,6 +185,7 @@ class Scheduler {
   int64_t num_spec_decodes_ = 0;
   int64_t num_draft_tokens_ = 0;
   int64_t num_accepted_tokens_ = 0;
+  int64_t num_window_released_blocks_ = 0;
   int32_t last_num_batched_tokens_ = 0;
   std::vector<int32_t> drafts_;  // propose_drafts' scratch
 };

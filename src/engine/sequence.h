@@ -11,6 +11,12 @@
 //   0 <= num_cached_tokens <= num_computed_tokens <= num_tokens()
 //   ceil(num_computed_tokens / block_size) <= block_table.size() <= ceil(num_tokens() / block_size)
 //   status == kWaiting  =>  block_table empty and num_computed_tokens == 0
+//   block_table[i] == kReleasedBlock  <=>  i < num_released_blocks
+//
+// Released blocks: when every layer attends within a sliding window, the blocks whose positions
+// no later query can see (all below num_computed_tokens - window + 1) go back to the pool
+// (BlockPool::release_out_of_window); their entries keep their place in block_table, marked
+// kReleasedBlock, so position p still lives in entry p / block_size.
 //
 // Ownership and threads: Engine::submit creates the Sequence on the caller's thread; from then on
 // the Scheduler owns it (std::unique_ptr) on the engine thread, hands out raw pointers that stay
@@ -29,6 +35,9 @@
 #include "engine/request.h"
 
 namespace llmserve {
+
+// A block_table entry whose block went back to the pool: below every layer's sliding window.
+inline constexpr int32_t kReleasedBlock = -1;
 
 enum class SequenceStatus {
   kWaiting,   // queued: never admitted, or preempted and waiting to be recomputed
@@ -50,6 +59,8 @@ struct Sequence {
   int32_t num_computed_tokens = 0;   // tokens whose KV is in the cache
   int32_t num_cached_tokens = 0;     // of those, how many came from prefix reuse at admission
   std::vector<int32_t> block_table;  // block ids; token at position p lives in block p / size
+  int32_t num_released_blocks = 0;   // leading block_table entries that are kReleasedBlock
+  uint64_t released_chain_hash = 0;  // the prefix-cache hash of the last released block
   SequenceStatus status = SequenceStatus::kWaiting;
   uint64_t arrival_index = 0;  // set by Scheduler::add; FCFS order within a priority
   int32_t priority = 0;        // lower first (Request::priority)

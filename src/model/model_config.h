@@ -2,6 +2,7 @@
 // `config.json` (+ `generation_config.json`) by the architecture that understands it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -95,6 +96,14 @@ struct ModelConfig {
     return static_cast<size_t>(layer) < layer_windows.size()
                ? layer_windows[static_cast<size_t>(layer)]
                : 0;
+  }
+  // The sliding window every layer attends within (the largest of them), or 0 when some layer
+  // sees the whole context: what bounds the positions a cache must keep.
+  int32_t kv_window() const {
+    int32_t window = num_layers > 0 ? 1 : 0;
+    for (int32_t l = 0; l < num_layers && window > 0; ++l)
+      window = window_of(l) > 0 ? std::max(window, window_of(l)) : 0;
+    return window;
   }
   // The softmax scale of attention.
   float attention_scale() const;

@@ -543,7 +543,12 @@ void attend_tiled(const float* x, float* o, const int32_t* table, int32_t bs, in
     for (int32_t h = 0; h < hq; ++h) {
       const int32_t kvh = h / group;
       if (gathered != kvh) {
-        for (int32_t j = 0; j < len; ++j) {
+        // Below the first row's window nothing is visible, and the blocks may be back in the pool
+        // (engine/sequence.h): zeros, which the masked (zero) probabilities then multiply.
+        const int32_t first = shape.window > 0 ? std::max(0, p0 + 1 - shape.window) : 0;
+        std::fill_n(keys.data(), static_cast<int64_t>(first) * d, 0.0f);
+        std::fill_n(values.data(), static_cast<int64_t>(first) * d, 0.0f);
+        for (int32_t j = first; j < len; ++j) {
           const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
           const int64_t at = slot * kv_row + static_cast<int64_t>(kvh) * d;
           std::copy_n(kv.k.as<const float>() + at, d, keys.data() + static_cast<int64_t>(j) * d);

@@ -20,9 +20,11 @@
 //
 // Sliding window (kWindow, p.window > 0): row r sees positions pos_r - window + 1 .. pos_r only,
 // so the K/V walk starts at the tile holding the first row's first visible position, and tiles
-// reaching below a row's window are masked like the causal diagonal. Soft-capping (kSoftcap,
-// p.softcap > 0): Q is scaled by scale / softcap and each score becomes softcap * log2(e) *
-// tanh(q.k) before the mask. Both are template parameters, so the plain kernel is unchanged.
+// reaching below a row's window are masked like the causal diagonal (positions below the first
+// row's window are zero-filled, never read: their blocks may be back in the pool,
+// engine/sequence.h). Soft-capping (kSoftcap, p.softcap > 0): Q is scaled by scale / softcap and
+// each score becomes softcap * log2(e) * tanh(q.k) before the mask. Both are template parameters,
+// so the plain kernel is unchanged.
 //
 // fp8 KV cache (p.kv_fp8, KV = uint8_t): the shared tiles stay in T, since mma.sync takes both
 // operands in one type. A tile's e4m3 codes are loaded into registers (8 bytes per 8 elements)
@@ -127,17 +129,19 @@ struct PrefillArgs {
   float softcap_log2;  // kSoftcap: softcap * log2(e), the factor of tanh(q.k)
 };
 
-// Gathers positions [kv0, kv0 + 64) of KV head kvh into tile [64][D + kPad]; rows at or past
-// kv_end are zero-filled. 128 threads, 16 bytes each per step.
+// Gathers positions [kv0, kv0 + 64) of KV head kvh into tile [64][D + kPad]; rows outside
+// [kv_begin, kv_end) are zero-filled (below kv_begin, a sliding window's blocks may be back in the
+// pool: their table entries are not read). 128 threads, 16 bytes each per step.
 template <typename T, int D>
 __device__ __forceinline__ void load_kv_tile(T* tile, const T* cache, const int32_t* table, int kv0,
-                                             int kv_end, int kvh, const PrefillArgs& a) {
+                                             int kv_begin, int kv_end, int kvh,
+                                             const PrefillArgs& a) {
   constexpr int kChunks = D / 8;
   for (int idx = threadIdx.x; idx < kTileKv * kChunks; idx += kThreads) {
     const int r = idx / kChunks, c = idx % kChunks, j = kv0 + r;
     const T* src = cache;
     int bytes = 0;
-    if (j < kv_end) {
+    if (j >= kv_begin && j < kv_end) {
       const int64_t slot =
           static_cast<int64_t>(__ldg(table + j / a.block_size)) * a.block_size + j % a.block_size;
       src = cache + (slot * a.num_kv_heads + kvh) * D + c * 8;
@@ -160,17 +164,17 @@ struct KvTileLoad {
   uint2 codes[kFp8 ? kPerThread : 1];
 
   __device__ __forceinline__ void fetch(T* tile, const KV* cache, const int32_t* table, int kv0,
-                                        int kv_end, int kvh, const PrefillArgs& a) {
+                                        int kv_begin, int kv_end, int kvh, const PrefillArgs& a) {
     if constexpr (!kFp8) {
-      load_kv_tile<T, D>(tile, cache, table, kv0, kv_end, kvh, a);
+      load_kv_tile<T, D>(tile, cache, table, kv0, kv_begin, kv_end, kvh, a);
     } else {
       constexpr int kChunks = D / 8;
 #pragma unroll
       for (int i = 0; i < kPerThread; ++i) {
         const int idx = threadIdx.x + i * kThreads;
         const int r = idx / kChunks, c = idx % kChunks, j = kv0 + r;
-        codes[i] = make_uint2(0, 0);  // e4m3 +0: rows past kv_end are zeros, as cp.async fills
-        if (j < kv_end) {
+        codes[i] = make_uint2(0, 0);  // e4m3 +0: rows outside are zeros, as cp.async fills
+        if (j >= kv_begin && j < kv_end) {
           const int64_t slot =
               static_cast<int64_t>(__ldg(table + j / a.block_size)) * a.block_size +
               j % a.block_size;
@@ -252,7 +256,8 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   // kWindow: the last position each row does not see (-1: none); the tile's rows are consecutive
   // positions, so row 0 sees the smallest, and the walk starts at the tile holding its first.
   const int lo0 = kWindow ? pos0 - a.window : -1, lo1 = kWindow ? pos1 - a.window : -1;
-  const int first_kv_tile = kWindow ? max(0, spos[0] - a.window + 1) / kTileKv : 0;
+  const int kv_begin = kWindow ? max(0, spos[0] - a.window + 1) : 0;  // first row's first visible
+  const int first_kv_tile = kv_begin / kTileKv;
   __syncthreads();  // sk is free for K
 
   const int32_t* table = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
@@ -265,10 +270,10 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
 
   const int num_kv_tiles = (kv_end + kTileKv - 1) / kTileKv;
-  kload.fetch(sk, kc, table, first_kv_tile * kTileKv, kv_end, kvh, a);
+  kload.fetch(sk, kc, table, first_kv_tile * kTileKv, kv_begin, kv_end, kvh, a);
   for (int kt = first_kv_tile; kt < num_kv_tiles; ++kt) {
     const int kv0 = kt * kTileKv;
-    vload.fetch(sv, vc, table, kv0, kv_end, kvh, a);
+    vload.fetch(sv, vc, table, kv0, kv_begin, kv_end, kvh, a);
     kload.land(sk);  // K tile kt
     __syncthreads();
 
@@ -288,7 +293,7 @@ __device__ __forceinline__ void attention_prefill_body(const PrefillArgs& a) {
     }
     __syncthreads();  // every warp is done with sk
     if (kt + 1 < num_kv_tiles) {
-      kload.fetch(sk, kc, table, kv0 + kTileKv, kv_end, kvh, a);
+      kload.fetch(sk, kc, table, kv0 + kTileKv, kv_begin, kv_end, kvh, a);
     } else {
       cp_async_commit();  // an empty group keeps land()'s wait_group 1 counting right
     }

@@ -142,6 +142,9 @@ LlmMetrics build_llm(const Builder& b) {
       b.counter("llmserve_prefix_cache_hits_total", "Prompt tokens found in the prefix cache");
   m.num_preemptions =
       b.counter("llmserve_num_preemptions_total", "Sequences preempted to free KV blocks");
+  m.kv_window_released_blocks = b.counter(
+      "llmserve_kv_window_released_blocks_total",
+      "KV blocks returned to the pool because every layer's sliding window had passed them");
   m.priority_admissions =
       b.counter("llmserve_priority_admissions_total",
                 "Requests admitted ahead of an earlier arrival by their priority");

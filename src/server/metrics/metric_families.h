@@ -64,6 +64,7 @@ struct LlmMetrics {
   prometheus::Counter* prefix_cache_queries;
   prometheus::Counter* prefix_cache_hits;
   prometheus::Counter* num_preemptions;
+  prometheus::Counter* kv_window_released_blocks;
   prometheus::Counter* priority_admissions;
   prometheus::Counter* queue_timeouts;
   prometheus::Counter* deadlines_exceeded;

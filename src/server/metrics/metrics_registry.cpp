@@ -152,6 +152,8 @@ void MetricsRegistry::update(const EngineStats& stats, Clock::time_point now) {
             last_stats_.num_prefix_query_tokens);
   add_delta(llm.prefix_cache_hits, stats.num_prefix_hit_tokens, last_stats_.num_prefix_hit_tokens);
   add_delta(llm.num_preemptions, stats.num_preemptions, last_stats_.num_preemptions);
+  add_delta(llm.kv_window_released_blocks, stats.num_window_released_blocks,
+            last_stats_.num_window_released_blocks);
   add_delta(llm.priority_admissions, stats.num_priority_admissions,
             last_stats_.num_priority_admissions);
   add_delta(llm.queue_timeouts, stats.num_queue_timeouts, last_stats_.num_queue_timeouts);

@@ -53,6 +53,7 @@
 //     llmserve_generation_tokens_total (counter)        generated tokens of finished requests
 //     llmserve_prefix_cache_queries_total, llmserve_prefix_cache_hits_total (counters, tokens),
 //     llmserve_num_preemptions_total (counter)          from EngineStats' cumulative fields
+//     llmserve_kv_window_released_blocks_total (counter)  KV blocks freed below a sliding window
 //     llmserve_priority_admissions_total, llmserve_queue_timeouts_total,
 //     llmserve_deadlines_exceeded_total (counters)      the same: what the priority order, the
 //                                                       queue timeouts and the deadlines did

@@ -348,6 +348,86 @@ TEST(BlockPoolTest, CheckInvariantsCatchesABrokenBlockTable) {
   pool.deallocate(a);
 }
 
+// Sliding window: blocks wholly below num_computed - window + 1 go back to the pool, their entries
+// marked kReleasedBlock; the block of the latest position stays.
+TEST(BlockPoolTest, ReleaseOutOfWindowFreesBlocksNoQuerySees) {
+  BlockPool pool = make_pool(8, /*enable_prefix_caching=*/false);
+  Sequence seq(1, tokens_from(100, 14), 4);
+  prefill(pool, seq);  // 14 tokens: blocks 0-3, the next query at position 14
+  ASSERT_EQ(seq.block_table.size(), 4u);
+  // Window 6: the next query sees positions 9..14, so blocks 0 (0-3) and 1 (4-7) go; block 2
+  // (8-11) holds position 9.
+  EXPECT_EQ(pool.release_out_of_window(seq, 6), 2);
+  EXPECT_EQ(seq.num_released_blocks, 2);
+  EXPECT_EQ(seq.block_table[0], kReleasedBlock);
+  EXPECT_EQ(seq.block_table[1], kReleasedBlock);
+  EXPECT_GE(seq.block_table[2], 0);
+  EXPECT_EQ(pool.num_free_blocks(), 6);
+  expect_invariants(pool, {&seq});
+  // Nothing more until the window moves past block 2; a second call releases nothing.
+  EXPECT_EQ(pool.release_out_of_window(seq, 6), 0);
+  // Decode to 18 tokens: the next query (18) sees 13..18, so block 2 goes too.
+  for (int32_t t = 0; t < 4; ++t) {
+    seq.token_ids.push_back(200 + t);
+    ASSERT_TRUE(pool.can_append(seq, 1));
+    pool.may_append(seq, 1);
+    seq.num_computed_tokens += 1;
+  }
+  EXPECT_EQ(pool.release_out_of_window(seq, 6), 1);
+  EXPECT_EQ(seq.num_released_blocks, 3);
+  expect_invariants(pool, {&seq});
+  // Window 0 (some layer sees everything) never releases; neither does a tiny window take the
+  // block of the latest position.
+  Sequence other(2, tokens_from(300, 8), 4);
+  prefill(pool, other);
+  EXPECT_EQ(pool.release_out_of_window(other, 0), 0);
+  EXPECT_EQ(pool.release_out_of_window(other, 1), 1);  // positions 0-7: block 0 goes, 1 stays
+  EXPECT_EQ(other.num_released_blocks, 1);
+  expect_invariants(pool, {&seq, &other});
+  pool.deallocate(seq);
+  pool.deallocate(other);
+  EXPECT_EQ(seq.num_released_blocks, 0);
+  EXPECT_EQ(pool.num_free_blocks(), 8);
+  expect_invariants(pool, {});
+}
+
+// A released block stays in the prefix cache (evictable), and the hash chain of the blocks filled
+// after the release continues from it: a later prompt with the same tokens reuses every block.
+TEST(BlockPoolTest, ReleasedBlocksStayCachedAndTheChainContinues) {
+  BlockPool pool = make_pool(16);
+  const std::vector<int32_t> tokens = tokens_from(100, 21);
+  Sequence seq(1, std::vector<int32_t>(tokens.begin(), tokens.begin() + 9), 16);
+  prefill(pool, seq);  // blocks 0, 1 full and cached; block 2 holds position 8
+  EXPECT_EQ(pool.release_out_of_window(seq, 2), 2);
+  EXPECT_EQ(pool.num_evictable_blocks(), 2);
+  // Grow to 21 tokens one decode at a time, registering and releasing as the scheduler does.
+  for (size_t t = 9; t < tokens.size(); ++t) {
+    seq.token_ids.push_back(tokens[t]);
+    pool.may_append(seq, 1);
+    seq.num_computed_tokens += 1;
+    pool.cache_full_blocks(seq);
+    pool.release_out_of_window(seq, 2);
+    expect_invariants(pool, {&seq});
+  }
+  EXPECT_EQ(seq.num_released_blocks, 5);  // next query 21 sees 20, 21: blocks 0-4 go
+  Sequence again(2, tokens, 4);
+  const PrefixMatch match = pool.match_prefix(again);
+  EXPECT_EQ(match.num_tokens, 20);  // all five full blocks (the last token is never reused)
+  EXPECT_EQ(match.num_evictable_blocks, 5);  // every one of them released
+}
+
+TEST(BlockPoolTest, CheckInvariantsCatchesAReleasedEntryOutOfPlace) {
+  BlockPool pool = make_pool(8, /*enable_prefix_caching=*/false);
+  Sequence seq(1, tokens_from(100, 12), 4);
+  prefill(pool, seq);
+  pool.release_out_of_window(seq, 4);  // block 0 and 1 released (next query 12 sees 9..12)
+  ASSERT_EQ(seq.num_released_blocks, 2);
+  seq.num_released_blocks = 1;  // the count no longer covers entry 1
+  const Status status = pool.check_invariants(std::vector<const Sequence*>{&seq});
+  EXPECT_FALSE(status.is_ok());
+  EXPECT_THAT(status.to_string(), HasSubstr("released"));
+}
+
 TEST(BlockPoolTest, ValidateNamesTheField) {
   EXPECT_THAT(BlockPool::validate({.num_blocks = 0}).message(), HasSubstr("num_blocks"));
   EXPECT_THAT(BlockPool::validate({.num_blocks = 4, .block_size = 0}).message(),

@@ -9,8 +9,9 @@
 //   "1:d | preempt 2 | finish 1"
 //   "3:p8r7!"    a chunk with 7 logit rows that score prompt tokens (prompt logprobs), then sampled
 // The fake runner keeps a fake KV cache: each computed token is written to its slot, and a
-// sequence that samples reads its whole context back through its block table, so a wrong block
-// table, slot mapping or prefix reuse fails the test. Its next token is (last read + 1) % 1000.
+// sequence that samples reads its whole context back through its block table (under a sliding
+// window, kv_window, the positions its query sees), so a wrong block table, slot mapping, prefix
+// reuse or released block fails the test. Its next token is (last read + 1) % 1000.
 #include "engine/scheduler.h"
 
 #include <algorithm>
@@ -53,8 +54,8 @@ std::vector<int32_t> expected_completion(const std::vector<int32_t>& prompt, int
 
 class FakeRunner {
  public:
-  FakeRunner(int32_t num_blocks, int32_t block_size)
-      : kv_(static_cast<size_t>(num_blocks) * block_size) {}
+  FakeRunner(int32_t num_blocks, int32_t block_size, int32_t window = 0)
+      : kv_(static_cast<size_t>(num_blocks) * block_size), window_(window) {}
 
   StepResult execute(const SchedulerOutput& out, const BlockPool& pool) {
     for (const ScheduledSequence& s : out.scheduled) {  // write this step's KV
@@ -71,8 +72,14 @@ class FakeRunner {
       if (!s.needs_sample) continue;
       const Sequence& seq = *s.seq;
       EXPECT_EQ(s.num_computed_tokens + s.num_new_tokens, seq.num_tokens());
-      for (int32_t pos = 0; pos < seq.num_tokens(); ++pos) {
-        const Entry& e = kv_[slot_of(seq.block_table, out.block_size, pos)];
+      const int32_t first = window_ > 0 ? std::max(0, seq.num_tokens() - window_) : 0;
+      for (int32_t pos = first; pos < seq.num_tokens(); ++pos) {
+        const int32_t slot = slot_of(seq.block_table, out.block_size, pos);
+        if (slot < 0) {
+          ADD_FAILURE() << "seq " << seq.id << " reads released position " << pos;
+          break;
+        }
+        const Entry& e = kv_[static_cast<size_t>(slot)];
         if (e.token != seq.token_ids[pos] || e.position != pos) {
           ADD_FAILURE() << "seq " << seq.id << " reads a wrong KV at position " << pos;
           break;
@@ -91,6 +98,7 @@ class FakeRunner {
     int32_t position = -1;
   };
   std::vector<Entry> kv_;
+  int32_t window_;
 };
 
 struct FinishedSequence {
@@ -103,7 +111,7 @@ struct FinishedSequence {
 class Sim {
  public:
   explicit Sim(const SchedulerConfig& config)
-      : scheduler_(config), runner_(config.num_blocks, config.block_size) {}
+      : scheduler_(config), runner_(config.num_blocks, config.block_size, config.kv_window) {}
 
   void add(uint64_t id, const std::vector<int32_t>& prompt, int32_t max_tokens,
            int32_t priority = 0, int32_t prompt_logprobs = -1) {
@@ -612,18 +620,53 @@ TEST_F(SchedulerTest, ConfigValidationNamesTheField) {
   EXPECT_TRUE(Scheduler::validate(whole_prompts).is_ok());
 }
 
+// Sliding window (every layer): a running sequence holds only the blocks its next query can see,
+// so sequences far longer than the pool run, and to the tokens of an unpressured run.
+TEST_F(SchedulerTest, SlidingWindowRunsSequencesLongerThanThePool) {
+  SchedulerConfig config = small_config(8, 8, 2, 64);
+  EXPECT_EQ(Scheduler(config).check_admissible(30, 30).code(), StatusCode::kOutOfRange);
+  config.kv_window = 5;
+  // 60 tokens would take 15 blocks; under the window, 4 + 8 new positions (3 blocks, plus one a
+  // boundary may split).
+  EXPECT_EQ(Scheduler::max_blocks_per_sequence(config, 60), 4);
+  EXPECT_EQ(Scheduler::max_blocks_per_sequence(config, 9), 3);  // short: all its blocks
+  Sim& sim = start(config);
+  EXPECT_TRUE(sim.scheduler().check_admissible(30, 30).is_ok());
+  sim.add({{1, 30, 30}, {2, 25, 35}, {3, 3, 40}});
+  const Trace trace = sim.run();
+  for (const auto& [id, finished] : sim.finished()) {
+    EXPECT_EQ(finished.completion.size(), id == 1 ? 30u : id == 2 ? 35u : 40u);
+  }
+  EXPECT_EQ(sim.finished().at(1).completion, expected_completion(prompt_of(1, 30), 30));
+  EXPECT_EQ(sim.finished().at(2).completion, expected_completion(prompt_of(2, 25), 35));
+  EXPECT_EQ(sim.finished().at(3).completion, expected_completion(prompt_of(3, 3), 40));
+  EXPECT_GT(sim.scheduler().stats().num_window_released_blocks, 30);
+}
+
+TEST_F(SchedulerTest, KvWindowMustNotBeNegative) {
+  SchedulerConfig config = small_config(8, 8, 2, 64);
+  config.kv_window = -1;
+  EXPECT_THAT(Scheduler::validate(config).message(), HasSubstr("kv_window must be >= 0, got -1"));
+}
+
 // Random arrivals, shared prefixes and aborts on a pool small enough to preempt: every finished
 // sequence must still produce exactly the tokens of an unpressured run.
-class SchedulerStressTest : public SchedulerTest,
-                            public testing::WithParamInterface<std::tuple<bool, bool, uint32_t>> {};
+// With a sliding window (kv_window 6) too: released blocks are reused while their sequences run.
+class SchedulerStressTest
+    : public SchedulerTest,
+      public testing::WithParamInterface<std::tuple<bool, bool, uint32_t, int32_t>> {};
 
 TEST_P(SchedulerStressTest, MatchesUnpressuredOutput) {
-  const auto [enable_prefix_caching, enable_chunked_prefill, seed] = GetParam();
+  const auto [enable_prefix_caching, enable_chunked_prefill, seed, kv_window] = GetParam();
   constexpr int32_t kMaxModelLen = 48;
   SchedulerConfig config =
       small_config(24, enable_chunked_prefill ? 16 : kMaxModelLen, 6, kMaxModelLen);
   config.enable_prefix_caching = enable_prefix_caching;
   config.enable_chunked_prefill = enable_chunked_prefill;
+  config.kv_window = kv_window;
+  // Under the window a sequence holds at most 7 blocks with 16-token chunks, 15 with whole
+  // prompts (Scheduler::max_blocks_per_sequence): pools that still preempt.
+  if (kv_window > 0) config.num_blocks = enable_chunked_prefill ? 9 : 15;
   Sim& sim = start(config);
   std::mt19937 rng(seed);
   const auto uniform = [&](int32_t lo, int32_t hi) {
@@ -653,7 +696,12 @@ TEST_P(SchedulerStressTest, MatchesUnpressuredOutput) {
   for (const auto& [id, finished] : sim.finished()) {
     EXPECT_EQ(finished.completion, expected_completion(prompts[id], max_tokens[id])) << id;
   }
-  EXPECT_GT(sim.scheduler().stats().num_preemptions, 0);
+  // (Whole prompts under the window need a pool sized for a 48-token prompt that none of these
+  // fill: no pressure there.)
+  if (kv_window == 0 || enable_chunked_prefill) {
+    EXPECT_GT(sim.scheduler().stats().num_preemptions, 0);
+  }
+  if (kv_window > 0) EXPECT_GT(sim.scheduler().stats().num_window_released_blocks, 0);
   if (enable_prefix_caching) {
     EXPECT_GT(sim.scheduler().stats().prefix_cache.num_hit_tokens, 0);
   }
@@ -661,7 +709,7 @@ TEST_P(SchedulerStressTest, MatchesUnpressuredOutput) {
 
 INSTANTIATE_TEST_SUITE_P(Configs, SchedulerStressTest,
                          testing::Combine(testing::Bool(), testing::Bool(),
-                                          testing::Values(1u, 2u, 3u)));
+                                          testing::Values(1u, 2u, 3u), testing::Values(0, 6)));
 
 }  // namespace
 }  // namespace llmserve

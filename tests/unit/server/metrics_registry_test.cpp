@@ -238,6 +238,7 @@ EngineStats busy_stats() {
   s.num_prefix_query_tokens = 128;
   s.num_prefix_hit_tokens = 64;
   s.num_preemptions = 2;
+  s.num_window_released_blocks = 11;
   s.num_priority_admissions = 4;
   s.num_queue_timeouts = 1;
   s.num_deadlines_exceeded = 6;
@@ -279,6 +280,7 @@ TEST(MetricsRegistryTest, EngineStatsGauges) {
   EXPECT_EQ(sample(text, "llmserve_prefix_cache_queries_total" + kLabels), 128);
   EXPECT_EQ(sample(text, "llmserve_prefix_cache_hits_total" + kLabels), 64);
   EXPECT_EQ(sample(text, "llmserve_num_preemptions_total" + kLabels), 2);
+  EXPECT_EQ(sample(text, "llmserve_kv_window_released_blocks_total" + kLabels), 11);
   EXPECT_EQ(sample(text, "llmserve_priority_admissions_total" + kLabels), 4);
   EXPECT_EQ(sample(text, "llmserve_queue_timeouts_total" + kLabels), 1);
   EXPECT_EQ(sample(text, "llmserve_deadlines_exceeded_total" + kLabels), 6);
