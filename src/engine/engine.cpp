@@ -519,7 +519,12 @@ void Engine::propose_with_draft(SchedulerOutput& out) {
       if (round >= s->num_drafts()) continue;
       Sequence& seq = *s->seq;
       if (round == 0) {
-        const int32_t from = std::min(seq.num_draft_computed_tokens, s->num_computed_tokens);
+        // Not below the blocks a sliding window released (kv_window covers the draft's window,
+        // so what its queries see is still there; a lagging draft cache then starts at the first
+        // kept position — its drafts may differ, the verified output does not).
+        const int32_t first_kept = seq.num_released_blocks * scheduler_config_.block_size;
+        const int32_t from =
+            std::max(std::min(seq.num_draft_computed_tokens, s->num_computed_tokens), first_kept);
         batch.push_back({seq.token_ids.data() + from, seq.num_tokens() - from, from,
                          &seq.block_table, LogitRows::kLast});
       } else {

@@ -101,7 +101,7 @@ cudaError_t launch_gemv_tc(const GemvTcArgs& a, cudaStream_t stream, int variant
 // int4 weight-only (gemv_int4.cu): out[M, N] = x[M, K] @ W^T (+ bias[N]), W[n, k] = (q[n, k] -
 // zero) * scale of k's group; w the packed words [N, K / 8] and scales the (scale, zero) pairs
 // [N, 2 * K / group] in x's dtype (src/common/int4.h, model/quantize.h).
-constexpr int kGemvInt4Variants = 8;      // tile and streaming shapes, gemv_int4.cu
+constexpr int kGemvInt4Variants = 10;     // tile and streaming shapes, gemv_int4.cu
 constexpr int32_t kGemvInt4MaxRows = 32;  // tokens of one launch (tiles of 8)
 struct GemvInt4Args {
   DType dtype = DType::kBF16;  // of x, scales, bias and out: kF16 or kBF16

@@ -266,8 +266,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_int4_kernel(const GemvInt4Ar
 // multiple of 128 * kWarps and groups of a multiple of 128 columns (one (scale, zero) pair a unit);
 // launch_gemv_int4 falls back to the tile kernel otherwise. One token tile asks for 16 warps an SM
 // (at most 128 registers a thread); more tiles take what their accumulators and x vectors need.
-template <typename T, int kUnroll, int kWarps, int kTiles>
-__global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
+template <typename T, int kUnroll, int kWarps, int kTiles, int kWarpsPerSm = 16>
+__global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? kWarpsPerSm / kWarps : 1)
     gemv_int4_stream_kernel(const GemvInt4Args a) {
   static_assert(kUnroll % 2 == 0, "x vectors alternate between two buffers");
   __shared__ float partial[2][kTiles][kWarps][32][4];
@@ -370,16 +370,16 @@ __global__ void __launch_bounds__(kWarps * 32, kTiles == 1 ? 16 / kWarps : 1)
 }
 
 // Variants 0-3: the tile kernel's shapes (128-column blocks a lane loads per chunk, chunks in
-// flight, warps, weights loaded before pdl_wait()); 4-7: the streaming kernel's (units in
-// flight, warps). Measured by tests/kernel_bench/gemv_bench.cpp.
+// flight, warps, weights loaded before pdl_wait()); 4-9: the streaming kernel's (units in
+// flight, warps, warps an SM for one token tile). Measured by tests/kernel_bench/gemv_bench.cpp.
 constexpr int kGemvInt4TileVariants = 4;
 inline constexpr GemvTcShape kGemvInt4Shapes[kGemvInt4TileVariants] = {
     {1, 4, 8, false}, {1, 4, 8, true}, {2, 2, 8, true}, {1, 8, 8, true}};
 struct StreamShape {
-  int unroll, warps;
+  int unroll, warps, warps_per_sm;  // warps_per_sm: the occupancy asked of one token tile
 };
 inline constexpr StreamShape kGemvInt4StreamShapes[kGemvInt4Variants - kGemvInt4TileVariants] = {
-    {4, 8}, {8, 8}, {4, 4}, {8, 4}};
+    {4, 8, 16}, {8, 8, 16}, {4, 4, 16}, {8, 4, 16}, {2, 8, 24}, {2, 4, 24}};
 constexpr int kGemvInt4FallbackVariant = 1;  // the tile kernel, where a stream variant cannot run
 
 // The blocks of `kernel` (threads each) the device holds at once: the streaming grid.
@@ -406,7 +406,7 @@ cudaError_t launch_variant(const GemvInt4Args& a, int variant, cudaStream_t stre
     constexpr StreamShape s = kGemvInt4StreamShapes[V - kGemvInt4TileVariants];
     if (a.k % (128 * s.warps) != 0 || a.group % 128 != 0)
       return launch_variant<T, kTiles>(a, kGemvInt4FallbackVariant, stream);
-    const auto kernel = gemv_int4_stream_kernel<T, s.unroll, s.warps, kTiles>;
+    const auto kernel = gemv_int4_stream_kernel<T, s.unroll, s.warps, kTiles, s.warps_per_sm>;
     static const int resident = resident_blocks(kernel, s.warps * 32);
     if (resident <= 0) return cudaErrorInvalidConfiguration;
     const int tiles = (a.n + 15) / 16;

@@ -475,6 +475,18 @@ TEST(DraftModel, TheModelAsItsOwnDraftIsAlwaysRight) {
   EXPECT_EQ(one.stats.num_steps, one_plain.stats.num_steps - 23 + 5);
 }
 
+TEST(DraftModel, ASlidingWindowModelDraftsInARecycledPool) {
+  // mistral-tiny (window 8 on every layer) drafting for itself with 12 blocks: blocks behind the
+  // window go back to the pool while the draft catches up over the same block tables.
+  const std::vector<Request> requests = greedy_requests(8, 60);
+  const EngineRun plain = run_all("mistral-tiny", "", requests, 64);
+  const EngineRun spec = run_all("mistral-tiny", "draft:mistral-tiny", requests, 12);
+  for (size_t i = 0; i < requests.size(); ++i)
+    EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << "request " << i;
+  EXPECT_GT(spec.stats.num_accepted_tokens, 0);
+  EXPECT_GT(spec.stats.num_window_released_blocks, 0);
+}
+
 TEST(DraftModel, AnotherModelsDraftsLeaveTheOutputUnchanged) {
   // gpt2-tiny drafting for llama-tiny (same 512-token vocabulary): mostly wrong guesses.
   const std::vector<Request> requests = greedy_requests(8, 24);
