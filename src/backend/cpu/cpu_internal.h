@@ -1,7 +1,8 @@
-// Internals shared by the CPU backend's files (cpu_backend.cpp: the op set; cpu_matmul.cpp: the
-// matmuls and their kernels; cpu_matmul_int4.cpp: the int4 weight-only kernels;
-// cpu_matmul_q8.cpp: int8 weight-only decode kernels): the x86 clone attribute, the e4m3 value
-// table, dtype checks and the quantized kernels' entry points.
+// Internals shared by the CPU backend's files (cpu_backend.cpp: the op set; cpu_attention.cpp:
+// RoPE, the KV write and attention; cpu_matmul.cpp: the matmuls and their kernels;
+// cpu_matmul_int4.cpp: the int4 weight-only kernels; cpu_matmul_q8.cpp: int8 weight-only decode
+// kernels): the x86 clone attribute, a vector exp, the e4m3 value table, dtype checks and the
+// quantized kernels' entry points.
 #pragma once
 
 #include <array>
@@ -49,6 +50,28 @@ inline bool cpu_has_avx2_f16c() {
   return false;
 #endif
 }
+
+#ifdef LLMSERVE_CPU_X86
+// exp(x) of 8 floats for x <= 0 (Cephes' expf: x = n ln 2 + r, a degree-6 polynomial in r, times
+// 2^n; within 2 ulp where the result is normal, flushed to 0 below -87).
+LLMSERVE_AVX2_F16C inline __m256 exp_nonpositive8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+#endif
 
 // The fp32 value of every e4m3 code (fp8 weights, inputs and KV cache entries).
 inline const std::array<float, 256>& e4m3_values() {
