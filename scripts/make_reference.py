@@ -16,7 +16,7 @@ and a README.md at the top describing the format (the README constant below, wri
 
 Models (this script): gpt2-tiny, gpt2-tiny-fp16, llama-tiny, llama-tiny-bf16, qwen2-tiny, qwen3-tiny,
 mistral-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, phi3-longrope-tiny, qwen2-yarn-tiny, llama-dynamic-tiny,
-mixtral-tiny, qwen2moe-tiny,
+qwen2-sliding-tiny, mixtral-tiny, qwen2moe-tiny,
 qwen3moe-tiny, llama32-tied-tiny (see MODEL_SPECS and the README table). make_quantized_reference.py adds
 pre-quantized Llamas in the formats real checkpoints use: llama-tiny-fp8-ct (compressed-tensors fp8, static
 per-tensor input scales), llama-tiny-fp8-block (quant_method fp8, 128x128 weight blocks), llama-tiny-awq
@@ -189,6 +189,18 @@ MODEL_SPECS = {
         "tie": False,
         "rope_scaling": LLAMA_DYNAMIC_SCALING,
         "shape": {"max_position_embeddings": 128},
+    },
+    # Qwen2 with use_sliding_window: layer 0 full attention, layer 1 sliding (max_window_layers 1).
+    "qwen2-sliding-tiny": {
+        "arch": "qwen2",
+        "seed": 17000,
+        "save_dtype": "bfloat16",
+        "num_kv_heads": 2,
+        "tie": False,
+        "rope_scaling": None,
+        "use_sliding_window": True,
+        "sliding_window": SLIDING_WINDOW,
+        "max_window_layers": 1,
     },
     # Qwen3: no biases, per-head RMSNorm on q and k (q_norm/k_norm) before RoPE, tied as Qwen3-0.6B.
     "qwen3-tiny": {
@@ -590,6 +602,12 @@ def family_kwargs(spec: dict, shape: dict) -> dict:
     if arch == "llama":
         return {"attention_bias": False, "mlp_bias": False}
     if arch == "qwen2":
+        if spec.get("use_sliding_window"):
+            return {
+                "use_sliding_window": True,
+                "sliding_window": spec["sliding_window"],
+                "max_window_layers": spec["max_window_layers"],
+            }
         return {"use_sliding_window": False}
     if arch == "qwen3":
         return {"attention_bias": False, "use_sliding_window": False}
@@ -1494,6 +1512,7 @@ Sliding windows are 8 tokens: a query at position q sees keys q-7..q.
 | phi3-tiny | Phi3ForCausalLM | fp32, fused qkv_proj and gate_up_proj, MHA, plain RoPE, untied |
 | qwen2-yarn-tiny | Qwen2ForCausalLM | bf16, YaRN factor 4 over an original context of 32 (frequency 0 extrapolated, 1 blended, 2-7 interpolated; cos/sin x attention factor), GQA 4/2, untied |
 | llama-dynamic-tiny | LlamaForCausalLM | bf16, dynamic NTK factor 2 within its 128-position context (the unscaled frequencies), GQA 4/2, untied |
+| qwen2-sliding-tiny | Qwen2ForCausalLM | bf16, use_sliding_window with max_window_layers 1: layer 0 full attention, layer 1 a window of 8, GQA 4/2, untied |
 | phi3-longrope-tiny | Phi3ForCausalLM | bf16, LongRoPE (original 38: cases 0-2 short factors, case 3 long; cos/sin x attention factor), GQA 4/2 |
 | mixtral-tiny | MixtralForCausalLM | bf16, 4 experts top-2 renormalized, expert size 64, GQA 4/2, per-expert w1/w3/w2 tensors |
 | qwen2moe-tiny | Qwen2MoeForCausalLM | fp32, q/k/v biases, 4 experts top-2 not renormalized + shared expert x sigmoid(shared_expert_gate) |

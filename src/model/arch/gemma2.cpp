@@ -162,24 +162,7 @@ void parse_gemma_config(const ConfigReader& r, ModelConfig& c, const GemmaDefaul
     fail(StatusCode::kInvalidArgument, "'{}': sliding_window must be > 0, got {}",
          r.file().string(), window);
   }
-  c.layer_windows.assign(static_cast<size_t>(c.num_layers), 0);
-  if (r.has("layer_types")) {
-    const auto& types = r.json()["layer_types"];
-    if (!types.is_array() || types.size() != static_cast<size_t>(c.num_layers)) {
-      fail(StatusCode::kInvalidArgument, "'{}': layer_types must list the {} layers",
-           r.file().string(), c.num_layers);
-    }
-    for (size_t i = 0; i < types.size(); ++i) {
-      const std::string type = types[i].is_string() ? types[i].get<std::string>() : "";
-      if (type == "sliding_attention") {
-        c.layer_windows[i] = window;
-      } else if (type != "full_attention") {
-        fail(StatusCode::kUnimplemented,
-             "'{}': layer_types[{}] '{}' is not supported (sliding_attention, full_attention are)",
-             r.file().string(), i, types[i].dump());
-      }
-    }
-  } else {
+  if (!parse_layer_types(r, c, window)) {
     // HF's default: layer i slides unless (i + 1) is a multiple of the pattern.
     const int32_t pattern = r.get_int("sliding_window_pattern", defaults.sliding_window_pattern);
     if (pattern <= 0) {

@@ -111,12 +111,42 @@ void parse_sliding_window(const ConfigReader& r, ModelConfig& c) {
   c.layer_windows.assign(static_cast<size_t>(c.num_layers), window);
 }
 
-void refuse_qwen_sliding_window(const ConfigReader& r) {
-  if (r.get_bool("use_sliding_window", false)) {
-    fail(StatusCode::kUnimplemented,
-         "'{}': use_sliding_window true is not supported (sliding-window attention)",
-         r.file().string());
+bool parse_layer_types(const ConfigReader& r, ModelConfig& c, int32_t window) {
+  c.layer_windows.assign(static_cast<size_t>(c.num_layers), 0);
+  if (!r.has("layer_types")) return false;
+  const auto& types = r.json()["layer_types"];
+  if (!types.is_array() || types.size() != static_cast<size_t>(c.num_layers)) {
+    fail(StatusCode::kInvalidArgument, "'{}': layer_types must list the {} layers",
+         r.file().string(), c.num_layers);
   }
+  for (size_t i = 0; i < types.size(); ++i) {
+    const std::string type = types[i].is_string() ? types[i].get<std::string>() : "";
+    if (type == "sliding_attention") {
+      c.layer_windows[i] = window;
+    } else if (type != "full_attention") {
+      fail(StatusCode::kUnimplemented,
+           "'{}': layer_types[{}] '{}' is not supported (sliding_attention, full_attention are)",
+           r.file().string(), i, types[i].dump());
+    }
+  }
+  return true;
+}
+
+void parse_qwen_sliding_window(const ConfigReader& r, ModelConfig& c) {
+  // transformers: sliding_window counts only with use_sliding_window; a layer_types entry
+  // "sliding_attention" without it is full attention.
+  if (!r.get_bool("use_sliding_window", false)) return;
+  const int32_t window = r.has("sliding_window") ? r.get_int("sliding_window") : 4096;
+  if (window <= 0) {
+    fail(StatusCode::kInvalidArgument,
+         "'{}': use_sliding_window true needs sliding_window > 0, got {}", r.file().string(),
+         window);
+  }
+  if (parse_layer_types(r, c, window)) return;
+  // transformers' default layer_types: the layers from max_window_layers on slide.
+  const int32_t first = r.get_int("max_window_layers", 28);
+  for (int32_t i = std::max(first, 0); i < c.num_layers; ++i)
+    c.layer_windows[static_cast<size_t>(i)] = window;
 }
 
 void parse_llama_config(const ConfigReader& r, ModelConfig& c) {

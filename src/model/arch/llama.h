@@ -19,9 +19,14 @@ void parse_llama_config(const ConfigReader& r, ModelConfig& c);
 // config.json's sliding_window (absent or null: none) as the window of every layer (Mistral,
 // Mixtral); throws Error(kInvalidArgument) for a window <= 0.
 void parse_sliding_window(const ConfigReader& r, ModelConfig& c);
-// Qwen's use_sliding_window: true is refused (Error(kUnimplemented) naming the file) until the
-// paged cache honours Qwen's per-layer windows (Qwen2/3 and their MoE variants).
-void refuse_qwen_sliding_window(const ConfigReader& r);
+// config.json's layer_types (when present: true) as c.layer_windows, `window` for each
+// "sliding_attention" layer and 0 for "full_attention"; absent, every entry 0. Throws Error naming
+// the file for a list of the wrong length or another type.
+bool parse_layer_types(const ConfigReader& r, ModelConfig& c, int32_t window);
+// Qwen's windows (Qwen2/3 and their MoE variants), as transformers reads them: with
+// use_sliding_window true, sliding_window (default 4096) on the layers layer_types names, or
+// without layer_types on the layers from max_window_layers (default 28) on; otherwise none.
+void parse_qwen_sliding_window(const ConfigReader& r, ModelConfig& c);
 // The model: RMSNorm, RoPE, grouped-query attention (q/k/v biases when c.has_attention_bias,
 // per-head q/k RMSNorm when c.has_qk_norm, each layer's sliding window from c.layer_windows),
 // SwiGLU, or experts in the layers c.moe makes sparse (model/arch/moe.h), tied or untied lm_head.

@@ -1,6 +1,6 @@
 // Qwen2ForCausalLM (Qwen2, Qwen2.5): Llama's layer with biases on the q/k/v projections (none on
 // o_proj), whatever config.json says of attention_bias; tied embeddings on the small sizes.
-// Sliding-window attention (use_sliding_window) is refused until the paged cache honours windows.
+// Sliding windows as transformers reads them (parse_qwen_sliding_window).
 #include "model/arch/llama.h"
 
 namespace llmserve {
@@ -9,7 +9,7 @@ namespace {
 void parse_qwen2_config(const ConfigReader& r, ModelConfig& c) {
   parse_llama_config(r, c);
   c.has_attention_bias = true;
-  refuse_qwen_sliding_window(r);
+  parse_qwen_sliding_window(r, c);
 }
 
 }  // namespace

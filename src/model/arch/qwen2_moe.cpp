@@ -4,7 +4,7 @@
 // only when norm_topk_prob), plus a shared expert of shared_expert_intermediate_size that every
 // token runs, scaled by sigmoid(shared_expert_gate(x)) (model/arch/moe.h). Layers in
 // mlp_only_layers or off decoder_sparse_step are dense MLPs of intermediate_size.
-// Sliding-window attention (use_sliding_window) is refused, as for Qwen2.
+// Sliding windows as for Qwen2 (parse_qwen_sliding_window).
 #include "model/arch/llama.h"
 #include "model/arch/moe.h"
 
@@ -14,7 +14,7 @@ namespace {
 void parse_qwen2_moe_config(const ConfigReader& r, ModelConfig& c) {
   parse_llama_config(r, c);
   c.has_attention_bias = r.get_bool("qkv_bias", true);
-  refuse_qwen_sliding_window(r);
+  parse_qwen_sliding_window(r, c);
   parse_qwen_moe_config(r, c);
 }
 

@@ -1,7 +1,7 @@
 // Qwen3ForCausalLM (dense Qwen3): Llama's layer with a per-head RMSNorm of the queries and keys
 // (self_attn.q_norm / k_norm, [head_dim]) before RoPE; head_dim given explicitly; q/k/v biases
-// only when attention_bias says so; tied embeddings on the small sizes. Sliding-window attention
-// (use_sliding_window) is refused until the paged cache honours windows.
+// only when attention_bias says so; tied embeddings on the small sizes. Sliding windows as
+// transformers reads them (parse_qwen_sliding_window).
 #include "model/arch/llama.h"
 
 namespace llmserve {
@@ -10,7 +10,7 @@ namespace {
 void parse_qwen3_config(const ConfigReader& r, ModelConfig& c) {
   parse_llama_config(r, c);
   c.has_qk_norm = true;
-  refuse_qwen_sliding_window(r);
+  parse_qwen_sliding_window(r, c);
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 // sparse MLPs: a softmax router over num_experts experts of moe_intermediate_size, the top
 // num_experts_per_tok renormalised when norm_topk_prob (the released models: true); no shared
 // expert (model/arch/moe.h). Layers in mlp_only_layers or off decoder_sparse_step are dense.
-// Sliding-window attention (use_sliding_window) is refused, as for Qwen3.
+// Sliding windows as for Qwen3 (parse_qwen_sliding_window).
 #include "common/status.h"
 #include "model/arch/llama.h"
 #include "model/arch/moe.h"
@@ -13,7 +13,7 @@ namespace {
 void parse_qwen3_moe_config(const ConfigReader& r, ModelConfig& c) {
   parse_llama_config(r, c);
   c.has_qk_norm = true;
-  refuse_qwen_sliding_window(r);
+  parse_qwen_sliding_window(r, c);
   parse_qwen_moe_config(r, c);
   if (c.moe.shared_intermediate_size > 0) {
     fail(StatusCode::kUnimplemented,

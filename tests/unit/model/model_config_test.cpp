@@ -313,6 +313,51 @@ TEST(ModelConfig, MistralWindowOnEveryLayer) {
   EXPECT_EQ(c.window_of(1), 0);
 }
 
+// Qwen2/3 as transformers reads them: sliding_window counts only with use_sliding_window; then
+// layer_types names the sliding layers, or without it the layers from max_window_layers on slide.
+TEST(ModelConfig, QwenWindowsFollowUseSlidingWindow) {
+  auto dir = testing::fresh_dir("cfg_qwen_window");
+  for (const char* arch : {"Qwen2ForCausalLM", "Qwen3ForCausalLM"}) {
+    SCOPED_TRACE(arch);
+    auto j = llama_config();
+    j["architectures"] = {arch};
+    j["num_hidden_layers"] = 4;
+    j["head_dim"] = 8;
+    j["sliding_window"] = 32;  // Qwen2.5's configs carry one, unused
+    j["max_window_layers"] = 2;
+    j["use_sliding_window"] = false;
+    testing::write_file(dir / "config.json", j.dump());
+    EXPECT_EQ(load_model_config(dir).kv_window(), 0);
+    EXPECT_EQ(load_model_config(dir).window_of(3), 0);
+    j["layer_types"] = {"full_attention", "sliding_attention", "sliding_attention",
+                        "sliding_attention"};
+    testing::write_file(dir / "config.json", j.dump());
+    EXPECT_EQ(load_model_config(dir).window_of(3), 0) << "no window without use_sliding_window";
+
+    j["use_sliding_window"] = true;
+    testing::write_file(dir / "config.json", j.dump());
+    EXPECT_EQ(load_model_config(dir).layer_windows, (std::vector<int32_t>{0, 32, 32, 32}));
+    j.erase("layer_types");
+    testing::write_file(dir / "config.json", j.dump());
+    EXPECT_EQ(load_model_config(dir).layer_windows, (std::vector<int32_t>{0, 0, 32, 32}));
+    EXPECT_EQ(load_model_config(dir).kv_window(), 0);  // full-attention layers keep every block
+    j["max_window_layers"] = 0;
+    testing::write_file(dir / "config.json", j.dump());
+    EXPECT_EQ(load_model_config(dir).kv_window(), 32);  // every layer slides
+    j["sliding_window"] = 0;
+    testing::write_file(dir / "config.json", j.dump());
+    EXPECT_NE(error_of([&] { load_model_config(dir); }).find("needs sliding_window > 0, got 0"),
+              std::string::npos);
+    j["sliding_window"] = 32;
+    j["layer_types"] = {"full_attention", "chunked_attention", "full_attention", "full_attention"};
+    testing::write_file(dir / "config.json", j.dump());
+    EXPECT_NE(error_of([&] {
+                load_model_config(dir);
+              }).find("layer_types[1] '\"chunked_attention\"' is not supported"),
+              std::string::npos);
+  }
+}
+
 nlohmann::json gemma_config(const std::string& architecture) {
   auto j = llama_config();
   j["architectures"] = {architecture};
