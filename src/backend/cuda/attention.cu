@@ -14,14 +14,15 @@
 // token t is positions[t] + 1, read on the device, and chunks past it exit at once. Softmax and
 // accumulation are fp32; scores are kept in the log2 domain (scale * log2(e) folded into q).
 //
-// Head dims: 16, 32, 64 and 128 (both paths instantiate exactly these), and 256 (Gemma 2 2B/9B,
-// Gemma 3 1B-12B) on the decode kernel alone: every token of every sequence, prefill chunks
-// included, takes it (one CTA per token and head group over the token's visible span). That is
-// correct at any query length but reads the context once per query token, where the tensor-core
-// kernel reads it once per 64; a prefill kernel for 256 needs ~66 KB of shared tiles (dynamic
-// shared memory) and 128 fp32 accumulators a lane, so it is left for later. launch_attention
-// rejects other head dims. The decode kernel needs D/8 (lanes per key row) to be a power of two
-// dividing 32 (D = 256: a whole warp per key row), which is why 96 is not supported.
+// Head dims: 16, 32, 64, 96 (Phi-3 mini) and 128 (both paths instantiate exactly these), and 256
+// (Gemma 2 2B/9B, Gemma 3 1B-12B) on the decode kernel alone: every token of every sequence,
+// prefill chunks included, takes it (one CTA per token and head group over the token's visible
+// span). That is correct at any query length but reads the context once per query token, where the
+// tensor-core kernel reads it once per 64; a prefill kernel for 256 needs ~66 KB of shared tiles
+// (dynamic shared memory) and 128 fp32 accumulators a lane, so it is left for later.
+// launch_attention rejects other head dims. The decode kernel's lane groups (lanes per key row) are
+// a power of two dividing 32 (D = 256: a whole warp per key row); for D = 96 a group is rounded up
+// to 16 lanes (8 with an fp8 cache) whose last 4 (2) own no dims and load nothing.
 //
 // Sliding window (p.window > 0): token t sees positions len - window .. len - 1 (len =
 // positions[t] + 1); the decode kernel cuts that span, not the whole context, into its chunks,
@@ -168,12 +169,21 @@ struct DecodeArgs {
 // online softmax for the G heads, merged across lanes, then warps, at the end.
 // The positions walked are the token's visible span (first_visible .. len - 1), cut into chunks.
 // q [T, (Hq+2Hk)*D]; k/v cache [blocks, block_size, Hk, D]; out [T, Hq*D].
+// The smallest power of two >= v (v >= 1).
+constexpr int pow2_ceil(int v) {
+  int p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
 template <typename T, typename KV, int D, int G, bool kSoftcap>
 __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const DecodeArgs a) {
   constexpr int kE = KvRaw<KV>::kElems;  // dims a lane owns
-  constexpr int kLanesPerKey = D / kE;
-  static_assert(D % kE == 0 && kLanesPerKey <= 32 && (kLanesPerKey & (kLanesPerKey - 1)) == 0,
-                "lane groups must tile a warp: the xor shuffles below assume a power of two");
+  // Lanes per key row: D / kE rounded up to a power of two, so the groups tile a warp and the
+  // xor shuffles below stay inside a group; with D = 96 the lanes past D / kE idle (kPadded).
+  constexpr int kLanesPerKey = pow2_ceil(D / kE);
+  constexpr bool kPadded = kLanesPerKey * kE != D;
+  static_assert(D % kE == 0 && kLanesPerKey <= 32, "a key row's dims in whole lanes of a warp");
   constexpr int kKeysPerWarp = 32 / kLanesPerKey;
   constexpr int kUnroll = G * kE >= 64 ? 2 : 4;  // keys in flight per lane group
   constexpr int kWarpStride = kKeysPerWarp * kUnroll;
@@ -188,6 +198,7 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
   const int kvh = h0 / (a.num_q_heads / a.num_kv_heads);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int sub = lane % kLanesPerKey, key_in_warp = lane / kLanesPerKey;
+  const bool owns_dims = !kPadded || sub * kE < D;  // a padding lane: zeros in, nothing out
 
   const T* q_row = static_cast<const T*>(a.qkv) +
                    static_cast<int64_t>(t) * (a.num_q_heads + 2 * a.num_kv_heads) * D;
@@ -197,7 +208,8 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
 #pragma unroll
     for (int c = 0; c < kE / 8; ++c) {
       const uint4 raw =
-          __ldg(reinterpret_cast<const uint4*>(q_row + (h0 + g) * D + sub * kE + c * 8));
+          owns_dims ? __ldg(reinterpret_cast<const uint4*>(q_row + (h0 + g) * D + sub * kE + c * 8))
+                    : make_uint4(0, 0, 0, 0);
       float part[8];
       unpack8<T>(raw, part);
 #pragma unroll
@@ -224,7 +236,7 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
     for (int u = 0; u < kUnroll; ++u) {
       const int j = base + key_in_warp * kUnroll + u;
       kraw[u] = vraw[u] = make_uint4(0, 0, 0, 0);
-      if (j < end) {
+      if (j < end && owns_dims) {
         const int64_t slot =
             static_cast<int64_t>(__ldg(table + j / a.block_size)) * a.block_size + j % a.block_size;
         kraw[u] = __ldg(reinterpret_cast<const uint4*>(kc + slot * row_stride + head_off));
@@ -316,8 +328,10 @@ __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const 
         sm_m[warp][g] = m[g];
         sm_l[warp][g] = l[g];
       }
+      if (owns_dims) {
 #pragma unroll
-      for (int i = 0; i < kE; ++i) sm_acc[warp][g][sub * kE + i] = acc[g][i];
+        for (int i = 0; i < kE; ++i) sm_acc[warp][g][sub * kE + i] = acc[g][i];
+      }
     }
   }
   __syncthreads();
@@ -426,6 +440,8 @@ cudaError_t launch_decode_dims(const DecodeArgs& a, int head_dim, int num_tokens
       return launch_decode<T, KV, 32, kSoftcap>(a, num_tokens, stream);
     case 64:
       return launch_decode<T, KV, 64, kSoftcap>(a, num_tokens, stream);
+    case 96:
+      return launch_decode<T, KV, 96, kSoftcap>(a, num_tokens, stream);
     case 128:
       return launch_decode<T, KV, 128, kSoftcap>(a, num_tokens, stream);
     case 256:
@@ -499,8 +515,8 @@ size_t attention_workspace_bytes(int32_t num_tokens, int32_t /*num_seqs*/, int32
 }
 
 cudaError_t launch_attention(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128 &&
-      p.head_dim != 256) {
+  if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 96 &&
+      p.head_dim != 128 && p.head_dim != 256) {
     return cudaErrorInvalidValue;  // the only instantiated head dims (256: decode kernel only)
   }
   if (p.dtype != DType::kF16 && p.dtype != DType::kBF16) return cudaErrorInvalidValue;

@@ -476,6 +476,9 @@ cudaError_t launch_attention_prefill(const AttentionParams& p, cudaStream_t stre
     case 64:
       return is_bf16 ? launch_prefill<__nv_bfloat16, 64>(a, p, stream)
                      : launch_prefill<__half, 64>(a, p, stream);
+    case 96:  // Phi-3 mini: 6 k16 steps, 12 n8 tiles (6 ldmatrix pairs), a 208-byte row pitch
+      return is_bf16 ? launch_prefill<__nv_bfloat16, 96>(a, p, stream)
+                     : launch_prefill<__half, 96>(a, p, stream);
     case 128:
       return is_bf16 ? launch_prefill<__nv_bfloat16, 128>(a, p, stream)
                      : launch_prefill<__half, 128>(a, p, stream);

@@ -534,10 +534,10 @@ void CudaBackend::attention(Tensor qkv, const AttentionShape& shape, const Batch
                             const KvLayer& kv, Tensor out) {
   const OpTimer timer(profile_.get(), stream_, "attention");
   if (shape.head_dim != 16 && shape.head_dim != 32 && shape.head_dim != 64 &&
-      shape.head_dim != 128 && shape.head_dim != 256) {
-    // e.g. Phi-3 mini (96): said plainly, not as a launch error.
+      shape.head_dim != 96 && shape.head_dim != 128 && shape.head_dim != 256) {
+    // Said plainly, not as a launch error.
     fail(StatusCode::kUnimplemented,
-         "cuda backend: attention with head_dim {} is not supported yet (16, 32, 64, 128, 256 "
+         "cuda backend: attention with head_dim {} is not supported yet (16, 32, 64, 96, 128, 256 "
          "are)",
          shape.head_dim);
   }

@@ -280,12 +280,14 @@ class AttentionTest : public ::testing::Test {
   }
 };
 
-// (head_dim, Hq, Hk) shapes: GPT-2-like MHA, Llama-like GQA, and the small head dims of the
-// test fixture models (d = 16, Hq = 4, Hk = 2) and the embedded default model (d = 32).
+// (head_dim, Hq, Hk) shapes: GPT-2-like MHA, Llama-like GQA, Phi-3 mini's d = 96 (its lane
+// groups padded on the decode kernel), and the small head dims of the test fixture models (d = 16,
+// Hq = 4, Hk = 2) and the embedded default model (d = 32).
 struct Shape {
   int head_dim, num_q_heads, num_kv_heads;
 };
-constexpr Shape kShapes[] = {{64, 12, 12}, {128, 32, 8}, {128, 16, 2}, {16, 4, 2}, {32, 8, 8}};
+constexpr Shape kShapes[] = {{64, 12, 12}, {128, 32, 8}, {128, 16, 2},
+                             {96, 8, 8},   {16, 4, 2},   {32, 8, 8}};
 constexpr DType kDtypes[] = {DType::kF16, DType::kBF16};
 
 Case make_case(DType dtype, const Shape& shape, int block_size, std::vector<int> query_lens,
@@ -604,7 +606,7 @@ TEST(AttentionParamsTest, RejectsUnsupportedHeadDimAndSmallWorkspace) {
   p.max_context_len = 8192;
   p.num_q_heads = 32;
   p.num_kv_heads = 8;
-  for (const int head_dim : {0, 8, 24, 48, 80, 96, 112, 192, 512}) {
+  for (const int head_dim : {0, 8, 24, 48, 80, 112, 192, 512}) {
     p.head_dim = head_dim;
     EXPECT_EQ(launch_attention(p, nullptr), cudaErrorInvalidValue) << "head_dim " << head_dim;
   }
