@@ -11,6 +11,7 @@
 #include <limits>
 #include <optional>
 
+#include "common/argmax.h"
 #include "engine/philox.h"
 
 namespace llmserve {
@@ -313,16 +314,10 @@ void process_logits(std::span<float> logits, const SamplingParams& params,
 }
 
 int32_t argmax_token(std::span<const float> logits) {
-  int32_t best = -1;
-  float best_logit = kNegInf;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (logits[i] > best_logit) {
-      best_logit = logits[i];
-      best = static_cast<int32_t>(i);
-    }
-  }
-  if (best < 0) fail_no_token();
-  return best;
+  const int64_t best = argmax_first(logits.data(), static_cast<int64_t>(logits.size()));
+  // Every token masked (or NaN): nothing may be drawn.
+  if (best < 0 || !(logits[static_cast<size_t>(best)] > kNegInf)) fail_no_token();
+  return static_cast<int32_t>(best);
 }
 
 int32_t draw_token(std::span<float> logits, double u) {

@@ -15,6 +15,7 @@
 
 #include "backend/cpu/cpu_internal.h"
 #include "backend/host_batch.h"
+#include "common/argmax.h"
 #include "common/cpu_budget.h"
 #include "common/half.h"
 #include "common/logging.h"
@@ -369,7 +370,7 @@ void CpuBackend::argmax_rows(Tensor logits, Tensor ids) {
   const int64_t rows = logits.dim(0), vocab = logits.dim(-1);
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = logits.as<float>() + r * vocab;
-    ids.as<int32_t>()[r] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+    ids.as<int32_t>()[r] = static_cast<int32_t>(argmax_first(row, vocab));
   }
 }
 
