@@ -31,7 +31,8 @@ std::vector<Request> make_requests(const Engine& engine, const OfflineOptions& o
     for (int32_t i = period; i < o.input_len; ++i)
       r.prompt_token_ids.push_back(r.prompt_token_ids[static_cast<size_t>(i - period)]);
     r.sampling.max_tokens = o.output_len;
-    r.sampling.ignore_eos = true;
+    r.sampling.ignore_eos = o.grammar == nullptr;  // a grammar decides where eos may come
+    r.sampling.grammar = o.grammar;
     r.sampling.temperature = o.temperature;
   }
   return requests;

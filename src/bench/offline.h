@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
+#include "grammar/compiled_grammar.h"
 
 namespace llmserve::bench {
 
@@ -24,6 +26,9 @@ struct OfflineOptions {
   int32_t repeat_period = 0;
   bool baseline_sequential = false;  // also run the requests one at a time
   int32_t num_warmup = 2;            // requests run (and discarded) before timing
+  // Structured output: every request decodes under this grammar (compiled for the engine's
+  // vocabulary), with eos allowed where the grammar may end; null: free text, eos ignored.
+  std::shared_ptr<const grammar::CompiledGrammar> grammar;
 };
 
 struct LatencySummary {

@@ -6,6 +6,9 @@
 #include "bench/offline.h"
 #include "cli/commands.h"
 #include "cli/engine_flags.h"
+#include "common/status.h"
+#include "server/structured_output.h"
+#include "tokenizer/tokenizer.h"
 
 namespace llmserve::cli {
 namespace {
@@ -15,7 +18,42 @@ struct BenchOptions {
   bench::OfflineOptions offline;
   std::string json_path;
   bool step_timing = false;
+  std::string guided_json;   // a JSON Schema (inline or @file), or "object" for any JSON object
+  std::string guided_regex;  // a regular expression
 };
+
+// The text of an option that takes inline text or @file.
+std::string inline_or_file(const std::string& value, const char* flag) {
+  if (value.empty() || value[0] != '@') return value;
+  std::ifstream in(value.substr(1));
+  if (!in) fail(StatusCode::kInvalidArgument, "{}: cannot read '{}'", flag, value.substr(1));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// --guided-json / --guided-regex compiled for the engine's vocabulary, as a served request's
+// guided_json / guided_regex would be (server/structured_output.h); null for neither.
+std::shared_ptr<const grammar::CompiledGrammar> compile_guide(const BenchOptions& o,
+                                                              const Engine& engine) {
+  if (o.guided_json.empty() && o.guided_regex.empty()) return nullptr;
+  if (!o.guided_json.empty() && !o.guided_regex.empty()) {
+    fail(StatusCode::kInvalidArgument, "--guided-json and --guided-regex exclude each other");
+  }
+  auto tokenizer = Tokenizer::from_dir(engine.config().model_dir);
+  StructuredOutputs outputs(*tokenizer, engine.model_config().vocab_size,
+                            engine.model_config().eos_token_ids);
+  const bool json = !o.guided_json.empty();
+  const std::string text = json ? inline_or_file(o.guided_json, "--guided-json")
+                                : inline_or_file(o.guided_regex, "--guided-regex");
+  const GuideKind kind = !json              ? GuideKind::kRegex
+                         : text == "object" ? GuideKind::kJsonObject
+                                            : GuideKind::kJsonSchema;
+  std::shared_ptr<const grammar::CompiledGrammar> compiled;
+  if (Status s = outputs.compile(kind, text, json ? "--guided-json" : "--guided-regex", compiled);
+      !s.is_ok()) {
+    throw Error(std::move(s));
+  }
+  return compiled;
+}
 
 void print_table(const std::vector<bench::OfflineResult>& results) {
   std::printf("%-11s %8s %9s %10s %12s %12s %10s %10s %10s %10s %7s\n", "mode", "requests", "req/s",
@@ -38,7 +76,9 @@ int run_offline_bench(const BenchOptions& o) {
   EngineConfig config = o.engine.resolve();
   config.step_timing = o.step_timing;
   Engine engine(config);
-  auto results = bench::run_offline(engine, o.offline);
+  bench::OfflineOptions offline = o.offline;
+  offline.grammar = compile_guide(o, engine);
+  auto results = bench::run_offline(engine, offline);
   print_table(results);
   if (!o.json_path.empty()) {
     nlohmann::json j = nlohmann::json::array();
@@ -51,6 +91,9 @@ int run_offline_bench(const BenchOptions& o) {
         {"max_batch_size", engine.config().max_batch_size},
         {"max_num_tokens", engine.config().max_num_tokens},
         {"repeat_period", o.offline.repeat_period},
+        {"guide", !o.guided_json.empty()    ? "json"
+                  : !o.guided_regex.empty() ? "regex"
+                                            : "none"},
         {"speculative", speculative_mode_name(engine.config().speculative.mode)},
         {"num_speculative_tokens", engine.config().speculative.num_speculative_tokens},
         {"results", j}};
@@ -79,7 +122,9 @@ void add_bench_commands(CLI::App& app, Action& action) {
   offline->add_option("--num-requests", b.num_requests, "Requests to run")->capture_default_str();
   offline->add_option("--input-len", b.input_len, "Prompt tokens per request (random ids)")
       ->capture_default_str();
-  offline->add_option("--output-len", b.output_len, "Generated tokens per request (eos ignored)")
+  offline
+      ->add_option("--output-len", b.output_len,
+                   "Generated tokens per request (eos ignored, unless a guide below allows it)")
       ->capture_default_str();
   offline
       ->add_option("--repeat-period", b.repeat_period,
@@ -97,6 +142,12 @@ void add_bench_commands(CLI::App& app, Action& action) {
   offline->add_flag("--step-timing", opts->step_timing,
                     "Also time each step on the device (CUDA events): its busy time and the idle "
                     "gap the host leaves between steps");
+  offline->add_option(
+      "--guided-json", opts->guided_json,
+      "Decode every request under this JSON Schema (inline, or @file; 'object': any JSON "
+      "object), as guided_json would: eos where the document may end, not ignored");
+  offline->add_option("--guided-regex", opts->guided_regex,
+                      "Decode every request under this regular expression (inline or @file)");
   offline->add_option("--json", opts->json_path,
                       "Also write the results as JSON to this file ('-' for stdout)");
   offline->callback([&action, opts] { action = [opts] { return run_offline_bench(*opts); }; });
