@@ -108,4 +108,18 @@ std::unique_ptr<PositionTokens> CompiledGrammar::compute(int32_t pos) const {
   return result;
 }
 
+std::shared_ptr<const std::vector<uint32_t>> CompiledGrammar::shared_mask(
+    const std::string& key) const {
+  const std::lock_guard lock(masks_mu_);
+  const auto it = masks_.find(key);
+  return it == masks_.end() ? nullptr : it->second;
+}
+
+void CompiledGrammar::share_mask(std::string key,
+                                 std::shared_ptr<const std::vector<uint32_t>> mask) const {
+  const std::lock_guard lock(masks_mu_);
+  if (masks_.size() >= kSharedMasks) masks_.clear();
+  masks_.emplace(std::move(key), std::move(mask));
+}
+
 }  // namespace llmserve::grammar

@@ -26,6 +26,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -59,6 +61,15 @@ class CompiledGrammar {
   // The rule each item belongs to.
   int32_t rule_of(int32_t pos) const { return rule_of_[static_cast<size_t>(pos)]; }
 
+  // Next-token masks by parse state, shared by every matcher of this grammar (thread-safe): the
+  // requests of one schema pass through the same states, and a state the per-position tables
+  // leave uncertain costs up to milliseconds to decide (docs/performance.md). `key` spells the
+  // state without a matcher's own stack-frame ids (GrammarMatcher). Bounded: kSharedMasks entries,
+  // dropped all at once when full. Null when absent.
+  static constexpr size_t kSharedMasks = 512;
+  std::shared_ptr<const std::vector<uint32_t>> shared_mask(const std::string& key) const;
+  void share_mask(std::string key, std::shared_ptr<const std::vector<uint32_t>> mask) const;
+
   CompiledGrammar(FlatGrammar flat, std::shared_ptr<const TokenizerInfo> tokenizer);
 
  private:
@@ -70,6 +81,8 @@ class CompiledGrammar {
   mutable std::mutex mu_;
   mutable std::vector<std::unique_ptr<PositionTokens>> tables_;
   mutable std::vector<std::atomic<const PositionTokens*>> published_;
+  mutable std::mutex masks_mu_;
+  mutable std::unordered_map<std::string, std::shared_ptr<const std::vector<uint32_t>>> masks_;
 };
 
 }  // namespace llmserve::grammar

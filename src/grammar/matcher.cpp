@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace llmserve::grammar {
 namespace {
@@ -13,6 +15,29 @@ std::string state_key(const ParseState& s) {
   std::string key(s.heads.size() * sizeof(Head) + 1, '\0');
   if (!s.heads.empty()) std::memcpy(key.data(), s.heads.data(), s.heads.size() * sizeof(Head));
   key.back() = s.at_bottom ? '\1' : '\0';
+  return key;
+}
+
+// The state spelled without the pool's frame ids, so equal states of two matchers (each with its
+// own StackPool) have equal keys: each head as its position and its stack's return positions down
+// to the bottom, the heads sorted, then at_bottom.
+std::string shared_state_key(const ParseState& s, const StackPool& pool) {
+  std::vector<std::string> heads;
+  heads.reserve(s.heads.size());
+  for (const Head& h : s.heads) {
+    std::string one(reinterpret_cast<const char*>(&h.pos), sizeof h.pos);
+    for (int32_t f = h.stack; f != 0; f = pool.parent(f)) {
+      const int32_t ret = pool.return_pos(f);
+      one.append(reinterpret_cast<const char*>(&ret), sizeof ret);
+    }
+    const int32_t end = -1;  // ends the head
+    one.append(reinterpret_cast<const char*>(&end), sizeof end);
+    heads.push_back(std::move(one));
+  }
+  std::sort(heads.begin(), heads.end());
+  std::string key;
+  for (const std::string& one : heads) key += one;
+  key += s.at_bottom ? '\1' : '\0';
   return key;
 }
 
@@ -122,7 +147,15 @@ void GrammarMatcher::fill_next_token_bitmask(std::span<uint32_t> mask) const {
   if (it == mask_cache_.end()) {
     if (mask_cache_.size() >= kMaskCacheEntries) mask_cache_.clear();
     it = mask_cache_.emplace(std::move(key), std::vector<uint32_t>{}).first;
-    compute_mask(it->second);
+    // Another matcher of this grammar may have decided the state already.
+    std::string shared_key = shared_state_key(state_, pool_);
+    if (auto shared = grammar_->shared_mask(shared_key)) {
+      it->second = *shared;
+    } else {
+      compute_mask(it->second);
+      grammar_->share_mask(std::move(shared_key),
+                           std::make_shared<const std::vector<uint32_t>>(it->second));
+    }
   }
   std::copy(it->second.begin(), it->second.end(), mask.begin());
 }

@@ -36,12 +36,11 @@ std::shared_ptr<const TokenizerInfo> random_vocab(std::mt19937& rng) {
   return byte_vocab(std::move(extra));
 }
 
-// Walks the grammar choosing random allowed tokens, and checks every step's mask against
+// Walks one matcher of cg choosing random allowed tokens, and checks every step's mask against
 // accept_token on a copy of the matcher, token by token.
-void check_masks_by_brute_force(const Grammar& g, uint32_t seed) {
-  std::mt19937 rng(seed);
-  auto vocab = random_vocab(rng);
-  auto cg = compile_or_die(g, vocab);
+void walk_checking_masks(const std::shared_ptr<const CompiledGrammar>& cg, std::mt19937& rng,
+                         uint32_t seed) {
+  const TokenizerInfo* vocab = &cg->tokenizer();
   GrammarMatcher m(cg);
   std::vector<uint32_t> mask(static_cast<size_t>(vocab->mask_words()));
   for (int step = 0; step < 60 && !m.is_terminated(); ++step) {
@@ -62,6 +61,12 @@ void check_masks_by_brute_force(const Grammar& g, uint32_t seed) {
   }
 }
 
+void check_masks_by_brute_force(const Grammar& g, uint32_t seed) {
+  std::mt19937 rng(seed);
+  auto vocab = random_vocab(rng);
+  walk_checking_masks(compile_or_die(g, vocab), rng, seed);
+}
+
 TEST(GrammarMatcher, MasksMatchBruteForceJson) {
   for (uint32_t seed = 1; seed <= 6; ++seed) check_masks_by_brute_force(json_value_grammar(), seed);
 }
@@ -74,6 +79,49 @@ TEST(GrammarMatcher, MasksMatchBruteForceSchema) {
                                   "schema", g)
                   .is_ok());
   for (uint32_t seed = 10; seed <= 14; ++seed) check_masks_by_brute_force(g, seed);
+}
+
+// Matchers of one compiled grammar share its masks by state (CompiledGrammar::shared_mask), keyed
+// without their own stack-frame ids: eight walks over one grammar, each reaching states the
+// others decided first under other frame numberings, still match brute force at every step.
+TEST(GrammarMatcher, MasksSharedAcrossMatchersMatchBruteForce) {
+  Grammar g;
+  ASSERT_TRUE(json_schema_grammar(R"({"type":"object","properties":{"o":{"type":"object",
+      "properties":{"s":{"type":"string","maxLength":3},"n":{"type":"array","items":
+      {"type":"integer"},"maxItems":2}}},"b":{"enum":["x","true"]}},"required":["o","b"]})",
+                                  "schema", g)
+                  .is_ok());
+  std::mt19937 rng(30);
+  auto cg = compile_or_die(g, random_vocab(rng));
+  for (uint32_t seed = 30; seed < 38; ++seed) {
+    rng.seed(seed);
+    walk_checking_masks(cg, rng, seed);
+  }
+}
+
+// Two matchers reach the same position under different stacks that each pool numbers frame 1:
+// after "ax" the rule s returns to "!", after "bx" to "?", and the tokens that leave s ("yy!",
+// "yy?") are allowed by the stack alone. The shared masks tell the states apart.
+TEST(GrammarMatcher, SharedMasksKeyStacksNotFrameIds) {
+  Grammar g;
+  ASSERT_TRUE(ebnf_grammar(R"(root ::= "a" s "!" | "b" s "?"
+s ::= "x" "yy")",
+                           "grammar", g)
+                  .is_ok());
+  auto cg = compile_or_die(g, byte_vocab({"yy!", "yy?"}));
+  const int32_t bang = 256, query = 257;  // the extra tokens' ids
+  std::vector<uint32_t> mask(static_cast<size_t>(cg->tokenizer().mask_words()));
+  GrammarMatcher a(cg);
+  ASSERT_TRUE(a.accept_bytes("ax"));
+  a.fill_next_token_bitmask(mask);
+  EXPECT_TRUE(bit(mask, bang));
+  EXPECT_FALSE(bit(mask, query));
+  GrammarMatcher b(cg);
+  ASSERT_TRUE(b.accept_bytes("bx"));
+  b.fill_next_token_bitmask(mask);
+  EXPECT_TRUE(bit(mask, query));
+  EXPECT_FALSE(bit(mask, bang));
+  EXPECT_TRUE(bit(mask, 'y'));
 }
 
 TEST(GrammarMatcher, StopTokenOnlyWhereTheGrammarMayEnd) {
