@@ -226,9 +226,9 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
     backend_.mark_step_end();
     for (size_t i = 0; i < ids.size(); ++i) row_samples_[i].token_id = ids[i];
   } else {
-    const std::span<const float> logits = forward_logits(step_sequences_);
+    forward_logits(step_sequences_);
     backend_.mark_step_end();
-    sample_on_host(logits, eos);
+    sample_on_host(logits_, eos);
   }
   result_.samples.clear();
   result_.accepted.clear();
@@ -251,7 +251,7 @@ const StepResult& ModelRunner::step(const SchedulerOutput& out) {
   return result_;
 }
 
-void ModelRunner::sample_on_host(std::span<const float> logits, std::span<const int32_t> eos) {
+void ModelRunner::sample_on_host(std::span<float> logits, std::span<const int32_t> eos) {
   const auto vocab = static_cast<size_t>(vocab_size());
   const auto num_samples = static_cast<int64_t>(host_rows_.size());
   const auto rows = num_samples + static_cast<int64_t>(prompt_rows_.size());
@@ -269,11 +269,9 @@ void ModelRunner::sample_on_host(std::span<const float> logits, std::span<const 
                         p.seq->sampling.prompt_logprobs);
         continue;
       }
-      thread_local std::vector<float> row;
       const HostRow& h = host_rows_[static_cast<size_t>(r)];
-      const auto first = logits.begin() + static_cast<std::ptrdiff_t>(h.logit_row * vocab);
-      row.assign(first, first + static_cast<std::ptrdiff_t>(vocab));
-      row_samples_[static_cast<size_t>(r)] = sample(row, h.seq->sampling, *h.state, eos);
+      row_samples_[static_cast<size_t>(r)] =
+          sample(logits.subspan(h.logit_row * vocab, vocab), h.seq->sampling, *h.state, eos);
     } catch (...) {
 #pragma omp critical(llmserve_host_sampling)
       if (!failure) failure = std::current_exception();

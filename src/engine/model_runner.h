@@ -152,7 +152,8 @@ class ModelRunner {
   };
   // Samples host_rows_ over `logits` (downloaded) on the host into row_samples_, and scores
   // prompt_rows_ into result_.prompt_logprobs.
-  void sample_on_host(std::span<const float> logits, std::span<const int32_t> eos);
+  // Samples each host row in place: the rows are this step's download (logits_), each read once.
+  void sample_on_host(std::span<float> logits, std::span<const int32_t> eos);
   std::vector<HostRow> host_rows_;
   std::vector<PromptRow> prompt_rows_;
   std::vector<SamplingState> spec_states_;

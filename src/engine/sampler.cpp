@@ -66,8 +66,18 @@ void mask_outside_grammar(std::span<float> logits, const SamplingState& state) {
   mask.resize(static_cast<size_t>(m->mask_words()));
   m->fill_next_token_bitmask(mask);
   const size_t n = std::min(logits.size(), mask.size() * 32);
-  for (size_t i = 0; i < n; ++i) {
-    if ((mask[i / 32] >> (i % 32) & 1u) == 0) logits[i] = kNegInf;
+  // A word at a time: inside strings most words allow all 32 tokens, elsewhere most allow none.
+  for (size_t w = 0; w * 32 < n; ++w) {
+    const uint32_t bits = mask[w];
+    const size_t first = w * 32, count = std::min<size_t>(32, n - first);
+    if (bits == ~0u && count == 32) continue;
+    if (bits == 0) {
+      std::fill_n(logits.begin() + static_cast<std::ptrdiff_t>(first), count, kNegInf);
+      continue;
+    }
+    for (size_t i = 0; i < count; ++i) {
+      if ((bits >> i & 1u) == 0) logits[first + i] = kNegInf;
+    }
   }
   for (size_t i = n; i < logits.size(); ++i) logits[i] = kNegInf;
 }
