@@ -118,7 +118,8 @@ std::shared_ptr<const std::vector<uint32_t>> CompiledGrammar::shared_mask(
 void CompiledGrammar::share_mask(std::string key,
                                  std::shared_ptr<const std::vector<uint32_t>> mask) const {
   const std::lock_guard lock(masks_mu_);
-  if (masks_.size() >= kSharedMasks) masks_.clear();
+  const size_t bytes = mask->size() * sizeof(uint32_t);
+  if ((masks_.size() + 1) * bytes > kSharedMaskBytes) masks_.clear();
   masks_.emplace(std::move(key), std::move(mask));
 }
 

@@ -64,9 +64,11 @@ class CompiledGrammar {
   // Next-token masks by parse state, shared by every matcher of this grammar (thread-safe): the
   // requests of one schema pass through the same states, and a state the per-position tables
   // leave uncertain costs up to milliseconds to decide (docs/performance.md). `key` spells the
-  // state without a matcher's own stack-frame ids (GrammarMatcher). Bounded: kSharedMasks entries,
-  // dropped all at once when full. Null when absent.
-  static constexpr size_t kSharedMasks = 512;
+  // state without a matcher's own stack-frame ids (GrammarMatcher). Bounded by kSharedMaskBytes
+  // of masks (~650 states at GPT-2's 50k-token vocabulary, ~260 at Llama 3's 128k), dropped all
+  // at once when full; so the 64 grammars StructuredOutputs caches hold at most 256 MB of masks.
+  // Null when absent.
+  static constexpr size_t kSharedMaskBytes = size_t{4} << 20;
   std::shared_ptr<const std::vector<uint32_t>> shared_mask(const std::string& key) const;
   void share_mask(std::string key, std::shared_ptr<const std::vector<uint32_t>> mask) const;
 
