@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a random-weight Hugging Face checkpoint of a real model's shape, for benchmarks.
 
-Needs only numpy (no torch), so it runs on the build machine:
+Needs only numpy (no torch), so it runs on the build machine; without numpy the weights are random
+bytes of bounded magnitude (|w| in [2^-8, 2^-4), random signs: as good for timing):
     python3 scripts/make_random_model.py --preset gpt2-124m --out /tmp/gpt2-124m
     python3 scripts/make_random_model.py --preset llama-3-8b --dtype bf16 --out /tmp/llama-3-8b
     python3 scripts/make_random_model.py --preset qwen3-30b-a3b --dtype bf16 --fast --out /tmp/qwen3-30b-a3b
@@ -15,11 +16,15 @@ gibberish, which is fine for timing.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import struct
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # the build machine may lack it: random bytes instead (random_bytes below)
+    np = None
 
 PRESETS = {
     "gpt2-124m": dict(arch="gpt2", vocab=50257, hidden=768, layers=12, heads=12, positions=1024),
@@ -144,6 +149,30 @@ def config_for(p, dtype):
     return c
 
 
+def num_values(shape):
+    return math.prod(shape)
+
+
+def random_bytes(n, dtype):
+    """n random values of magnitude in [2^-8, 2^-4) with random signs, as little-endian bytes."""
+    if dtype == "f32":  # exponent 120 or 121 (its low bit is the third byte's top bit)
+        out = bytearray(os.urandom(4 * n))
+        out[3::4] = bytes(out[3::4]).translate(bytes((b & 0x80) | 0x3C for b in range(256)))
+        return bytes(out)
+    out = bytearray(2 * n)
+    out[0::2] = os.urandom(n)
+    if dtype == "f16":  # exponent 7-10 of 5 bits
+        table = bytes((b & 0x80) | ((7 + ((b >> 2) & 3)) << 2) | (b & 3) for b in range(256))
+    else:  # bf16: exponent 120 or 121 (its low bit is the low byte's top bit)
+        table = bytes((b & 0x80) | 0x3C for b in range(256))
+    out[1::2] = os.urandom(n).translate(table)
+    return bytes(out)
+
+
+def ones_bytes(n, dtype):
+    return {"f32": b"\x00\x00\x80\x3f", "f16": b"\x00\x3c", "bf16": b"\x80\x3f"}[dtype] * n
+
+
 def encode(values, dtype):
     if dtype == "f32":
         return values.astype("<f4").tobytes()
@@ -172,21 +201,23 @@ def main():
     size = {"f32": 4, "f16": 2, "bf16": 2}[args.dtype]
     header, offset, specs = {}, 0, list(tensors_for(p))
     for name, shape in specs:
-        n = int(np.prod(shape)) * size
+        n = num_values(shape) * size
         header[name] = {"dtype": st_dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
         offset += n
     h = json.dumps(header).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
-    rng = np.random.default_rng(args.seed)
-    pool = encode(rng.standard_normal(size=1 << 24, dtype=np.float32) * 0.02, args.dtype) if args.fast else None
+    rng = np.random.default_rng(args.seed) if np is not None else None
+    pool = encode(rng.standard_normal(size=1 << 24, dtype=np.float32) * 0.02, args.dtype) if args.fast and np is not None else None
     with open(os.path.join(args.out, "model.safetensors"), "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h)
         for name, shape in specs:
             is_norm = len(shape) == 1 and ("ln" in name or "norm" in name) and name.endswith("weight")
             if is_norm:
-                f.write(encode(np.ones(shape, dtype=np.float32), args.dtype))
+                f.write(ones_bytes(num_values(shape), args.dtype))
+            elif np is None:
+                f.write(random_bytes(num_values(shape), args.dtype))
             elif pool is not None:
-                left = int(np.prod(shape)) * size
+                left = num_values(shape) * size
                 at = int(rng.integers(0, len(pool) // size)) * size
                 while left > 0:
                     chunk = pool[at:at + left]
