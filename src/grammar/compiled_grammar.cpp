@@ -26,12 +26,25 @@ Status CompiledGrammar::compile(const Grammar& grammar,
   FlatGrammar flat;
   if (Status s = flatten(grammar, flat); !s.is_ok()) return s;
   auto compiled = std::make_shared<CompiledGrammar>(std::move(flat), std::move(tokenizer));
-  int32_t eager = 0;
-  for (size_t pos = 0; pos < compiled->flat_.items.size() && eager < options.eager_positions;
+  std::vector<int32_t> eager;
+  for (size_t pos = 0; pos < compiled->flat_.items.size() &&
+                       static_cast<int32_t>(eager.size()) < options.eager_positions;
        ++pos) {
-    if (compiled->flat_.items[pos].op != FlatGrammar::Op::kBytes) continue;
-    compiled->tokens_at(static_cast<int32_t>(pos));
-    ++eager;
+    if (compiled->flat_.items[pos].op == FlatGrammar::Op::kBytes)
+      eager.push_back(static_cast<int32_t>(pos));
+  }
+  // Positions are independent (each walk has its own parser and stack pool over the shared,
+  // read-only vocabulary trie): computed on every thread, then published in one pass.
+  const auto n = static_cast<int64_t>(eager.size());
+  std::vector<std::unique_ptr<PositionTokens>> computed(eager.size());
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    computed[static_cast<size_t>(i)] = compiled->compute(eager[static_cast<size_t>(i)]);
+  }
+  for (size_t i = 0; i < eager.size(); ++i) {
+    const auto pos = static_cast<size_t>(eager[i]);
+    compiled->tables_[pos] = std::move(computed[i]);
+    compiled->published_[pos].store(compiled->tables_[pos].get(), std::memory_order_release);
   }
   out = std::move(compiled);
   return Status::ok();
