@@ -461,6 +461,52 @@ TEST(Engine, ConfigErrorsNameTheFlag) {
   }
 }
 
+// Qwen2's use_sliding_window on qwen2-tiny's weights (2 layers): with max_window_layers 2 no layer
+// slides and the tokens are the plain model's; with 0 both slide (a window of 4 on a 40-token
+// prompt changes them), and the pool then recycles the blocks behind the window.
+TEST(Engine, QwenSlidingWindowFollowsMaxWindowLayers) {
+  namespace fs = std::filesystem;
+  const auto variant = [](const std::string& name, int32_t max_window_layers) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("llmserve_qwen_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::copy(kModels / "qwen2-tiny", dir);
+    std::ifstream in(dir / "config.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    in.close();
+    j["use_sliding_window"] = true;
+    j["sliding_window"] = 4;
+    j["max_window_layers"] = max_window_layers;
+    j.erase("layer_types");
+    std::ofstream(dir / "config.json") << j.dump();
+    return dir;
+  };
+  std::vector<int32_t> prompt(40);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(3 + 7 * i % 400);
+  const auto run = [&](const fs::path& dir, int32_t num_kv_blocks) {
+    EngineConfig cfg = small_config("qwen2-tiny");
+    cfg.model_dir = dir;
+    cfg.num_kv_blocks = num_kv_blocks;
+    cfg.max_num_tokens = 16;
+    cfg.max_batch_size = 2;
+    Engine engine(cfg);
+    std::vector<int32_t> tokens = drain(*must_submit(engine, greedy_request(prompt, 40))).tokens;
+    settle(engine);
+    return std::pair{tokens, engine.stats().num_window_released_blocks};
+  };
+  const auto [plain, plain_released] = run(kModels / "qwen2-tiny", 64);
+  const fs::path none_dir = variant("none", 2), all_dir = variant("all", 0);
+  EXPECT_EQ(run(none_dir, 64).first, plain) << "max_window_layers 2 of 2: no layer slides";
+  const auto [windowed, released] = run(all_dir, 4);  // 80 positions in 4 blocks of 16
+  EXPECT_EQ(windowed.size(), plain.size());
+  EXPECT_NE(windowed, plain) << "a window of 4 over 40 prompt tokens must change the output";
+  EXPECT_GT(released, 0);
+  EXPECT_EQ(plain_released, 0);
+  EXPECT_EQ(run(all_dir, 64).first, windowed) << "recycled blocks change nothing";
+  fs::remove_all(none_dir);
+  fs::remove_all(all_dir);
+}
+
 // A dynamic-NTK model (llama-tiny's weights, rope_parameters "dynamic") serves up to its original
 // context, where transformers' frequencies are the unscaled ones: --max-model-len past it is
 // refused naming the flag and why, and within it the tokens are those of the same weights with
