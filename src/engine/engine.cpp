@@ -134,12 +134,13 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   scheduler_config_.enable_chunked_prefill = config_.enable_chunked_prefill;
   scheduler_config_.speculative = config_.speculative;
   // Blocks below a sliding window go back to the pool when every layer has one (the draft
-  // model's too: it reads the same block tables).
+  // model's too: it reads the same block tables), behind the wider of the two windows.
   scheduler_config_.kv_window = mc.kv_window();
   if (draft_model_) {
     const int32_t draft_window = draft_model_->config().kv_window();
-    scheduler_config_.kv_window =
-        draft_window > 0 ? std::max(scheduler_config_.kv_window, draft_window) : 0;
+    scheduler_config_.kv_window = scheduler_config_.kv_window > 0 && draft_window > 0
+                                      ? std::max(scheduler_config_.kv_window, draft_window)
+                                      : 0;
   }
   if (!config_.enable_chunked_prefill &&
       scheduler_config_.max_num_tokens < scheduler_config_.max_model_len) {

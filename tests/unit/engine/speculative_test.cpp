@@ -485,6 +485,10 @@ TEST(DraftModel, ASlidingWindowModelDraftsInARecycledPool) {
     EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << "request " << i;
   EXPECT_GT(spec.stats.num_accepted_tokens, 0);
   EXPECT_GT(spec.stats.num_window_released_blocks, 0);
+  // A full-attention target keeps every block, whatever its draft's window.
+  const EngineRun llama = run_all("llama-tiny", "draft:mistral-tiny", requests, 64);
+  EXPECT_EQ(llama.stats.num_window_released_blocks, 0);
+  EXPECT_EQ(llama.tokens, run_all("llama-tiny", "", requests, 64).tokens);
 }
 
 TEST(DraftModel, AnotherModelsDraftsLeaveTheOutputUnchanged) {
